@@ -1,0 +1,58 @@
+#include "engine/diag/diagnostics.hpp"
+
+#include <algorithm>
+#include <tuple>
+
+namespace berth::diag {
+
+void Diagnostics::error(std::string summary, std::string path, std::optional<SourceLocation> where,
+                        std::string detail) {
+  items_.push_back({Severity::error, std::move(summary), std::move(detail), std::move(path), std::move(where)});
+}
+
+void Diagnostics::warning(std::string summary, std::string path, std::optional<SourceLocation> where,
+                          std::string detail) {
+  items_.push_back({Severity::warning, std::move(summary), std::move(detail), std::move(path), std::move(where)});
+}
+
+void Diagnostics::append(const Diagnostics& other) {
+  items_.insert(items_.end(), other.items_.begin(), other.items_.end());
+}
+
+bool Diagnostics::has_errors() const {
+  return std::any_of(items_.begin(), items_.end(), [](const Diagnostic& d) { return d.severity == Severity::error; });
+}
+
+void Diagnostics::sort_by_location() {
+  std::stable_sort(items_.begin(), items_.end(), [](const Diagnostic& a, const Diagnostic& b) {
+    auto key = [](const Diagnostic& d) {
+      return d.where ? std::make_tuple(d.where->file, d.where->line, d.where->column) : std::make_tuple(std::string{}, 0, 0);
+    };
+    return key(a) < key(b);
+  });
+}
+
+std::string format(const Diagnostic& d) {
+  std::string out;
+  if (d.where) {
+    out += d.where->file;
+    if (d.where->line > 0) {
+      out += ':' + std::to_string(d.where->line);
+      if (d.where->column > 0) out += ':' + std::to_string(d.where->column);
+    }
+    out += ": ";
+  }
+  out += d.severity == Severity::error ? "error: " : "warning: ";
+  if (!d.path.empty()) out += d.path + ": ";
+  out += d.summary;
+  if (!d.detail.empty()) out += "\n  " + d.detail;
+  return out;
+}
+
+std::string format(const Diagnostics& ds) {
+  std::string out;
+  for (const auto& d : ds.items()) out += format(d) + '\n';
+  return out;
+}
+
+}  // namespace berth::diag

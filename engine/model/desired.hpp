@@ -1,0 +1,86 @@
+#pragma once
+// The desired state: what the fleet file declares, after validation and resolution.
+// Every name referenced here exists (config/ guarantees it); nothing here talks to a host.
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/diag/diagnostics.hpp"
+
+namespace berth::model {
+
+using ConfigMap = std::map<std::string, std::string>;
+using DeviceMap = std::map<std::string, ConfigMap>;  // device name -> its keys
+
+// Power state, as declared. `absent` means: the container must not exist.
+enum class DesiredState { running, stopped, frozen, absent };
+
+[[nodiscard]] std::string_view to_string(DesiredState s);
+[[nodiscard]] std::optional<DesiredState> desired_state_from_string(std::string_view s);
+
+// A consent a disruptive action needs; from the file (`restart: allowed`) or a CLI flag.
+enum class Consent { denied, allowed };
+
+struct RemoteSpec {
+  std::string name;
+  std::string url;                          // https://host:port or unix:///path
+  std::optional<std::string> fingerprint;   // sha256 hex (lowercase, no colons) of the server certificate DER
+  int parallelism = 4;                      // per-remote bound on concurrent actions (apply)
+  diag::SourceLocation where;
+};
+
+// An image as a container needs it: an alias on some remote.
+struct ImageRef {
+  std::string remote;  // where the alias lives (may differ from the container's remote: the target pulls)
+  std::string alias;
+  friend bool operator==(const ImageRef&, const ImageRef&) = default;
+};
+
+struct ImageSpec {
+  std::string name;                   // key under images:
+  std::optional<std::string> remote;  // unset: the alias is looked up on the container's own remote
+  std::string alias;
+  diag::SourceLocation where;
+};
+
+// `copy_of: c1` or `copy_of: c1/snap`: the source is another declared container.
+struct CopySource {
+  std::string container;
+  std::optional<std::string> snapshot;
+  friend bool operator==(const CopySource&, const CopySource&) = default;
+};
+
+struct ContainerSpec {
+  std::string name;
+  std::string remote;                                 // placement
+  std::optional<ImageRef> image;                      // resolved; set unless copy_of is
+  std::optional<CopySource> copy_of;
+  DesiredState state = DesiredState::running;
+  ConfigMap config;                                   // only these keys are compared
+  DeviceMap devices;                                  // only these devices are compared
+  std::optional<std::vector<std::string>> profiles;   // unset: not managed
+  std::vector<std::string> snapshots;                 // declared snapshot names, in file order
+  bool prune_snapshots = false;                       // snapshots: {prune: true}
+  Consent restart = Consent::denied;                  // restart: allowed
+  Consent move = Consent::denied;                     // move: allowed
+  diag::SourceLocation where;
+};
+
+struct Fleet {
+  int version = 1;
+  std::string name = "default";  // ownership scope: user.berth.fleet on every instance berth creates
+  bool prune = false;            // delete undeclared instances this fleet owns
+  std::map<std::string, RemoteSpec> remotes;
+  std::map<std::string, ImageSpec> images;
+  std::map<std::string, ContainerSpec> containers;
+  std::string path;    // the file it came from, as given
+  std::string digest;  // "sha256:<hex>" of the file's bytes: ties a saved plan to its fleet file
+};
+
+// Keys berth writes on instances it owns.
+inline constexpr std::string_view owner_key_prefix = "user.berth.";
+inline constexpr std::string_view fleet_key = "user.berth.fleet";
+
+}  // namespace berth::model

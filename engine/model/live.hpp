@@ -1,0 +1,63 @@
+#pragma once
+// Live state: what a remote's daemon reported, in one bulk read per remote.
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/model/desired.hpp"
+
+namespace berth::model {
+
+// Power state as observed. `other` covers transitional and error states (Starting, Error, ...).
+enum class LivePower { running, stopped, frozen, other };
+
+[[nodiscard]] std::string_view to_string(LivePower s);
+// From LXD's status_code (103 running, 102 stopped, 110 frozen, ...).
+[[nodiscard]] LivePower live_power_from_status_code(int status_code);
+
+struct LiveSnapshot {
+  std::string name;        // "snap0", without the instance prefix
+  std::string created_at;  // as the daemon reported it (RFC 3339)
+};
+
+struct LiveInstance {
+  std::string name;
+  std::string type = "container";  // container | virtual-machine
+  std::string architecture;
+  std::string status;              // "Running", as reported
+  int status_code = 0;
+  LivePower power = LivePower::other;
+  ConfigMap config;                // local config (not expanded)
+  DeviceMap devices;               // local devices (not expanded)
+  std::vector<std::string> profiles;
+  std::vector<LiveSnapshot> snapshots;  // oldest first
+  bool snapshots_known = true;          // false if the read could not list them
+  std::string created_at;
+  std::string digest;  // "sha256:<hex>" over what the plan compares; set by digest_of()
+
+  [[nodiscard]] bool owned_by(std::string_view fleet_name) const;
+  [[nodiscard]] bool has_snapshot(std::string_view snap) const;
+};
+
+enum class RemoteStatus { ok, unknown };
+
+struct LiveRemote {
+  std::string name;
+  RemoteStatus status = RemoteStatus::unknown;
+  std::string error;  // why it is unknown; never contains secrets
+  std::map<std::string, LiveInstance> instances;
+  std::optional<std::vector<std::string>> image_aliases;  // read when a declared image lives here
+  std::string server_version;
+};
+
+struct LiveState {
+  std::map<std::string, LiveRemote> remotes;  // one entry per declared remote
+};
+
+// What a saved plan pins: a digest over config, devices, profiles, power state and snapshots.
+// Computed from the bulk read, so recomputing it costs no extra request.
+[[nodiscard]] std::string digest_of(const LiveInstance& instance);
+
+}  // namespace berth::model

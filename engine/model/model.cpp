@@ -1,0 +1,74 @@
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/model/desired.hpp"
+#include "engine/model/live.hpp"
+#include "engine/util/sha256.hpp"
+
+namespace berth::model {
+
+std::string_view to_string(DesiredState s) {
+  switch (s) {
+    case DesiredState::running: return "running";
+    case DesiredState::stopped: return "stopped";
+    case DesiredState::frozen: return "frozen";
+    case DesiredState::absent: return "absent";
+  }
+  return "?";
+}
+
+std::optional<DesiredState> desired_state_from_string(std::string_view s) {
+  if (s == "running") return DesiredState::running;
+  if (s == "stopped") return DesiredState::stopped;
+  if (s == "frozen") return DesiredState::frozen;
+  if (s == "absent") return DesiredState::absent;
+  return std::nullopt;
+}
+
+std::string_view to_string(LivePower s) {
+  switch (s) {
+    case LivePower::running: return "running";
+    case LivePower::stopped: return "stopped";
+    case LivePower::frozen: return "frozen";
+    case LivePower::other: return "other";
+  }
+  return "?";
+}
+
+LivePower live_power_from_status_code(int status_code) {
+  switch (status_code) {
+    case 103: return LivePower::running;
+    case 102: return LivePower::stopped;
+    case 110: return LivePower::frozen;
+    default: return LivePower::other;
+  }
+}
+
+bool LiveInstance::owned_by(std::string_view fleet_name) const {
+  const auto it = config.find(std::string{fleet_key});
+  return it != config.end() && it->second == fleet_name;
+}
+
+bool LiveInstance::has_snapshot(std::string_view snap) const {
+  return std::any_of(snapshots.begin(), snapshots.end(), [&](const LiveSnapshot& s) { return s.name == snap; });
+}
+
+std::string digest_of(const LiveInstance& instance) {
+  // volatile.* keys change on every start (hwaddr, idmap, last_state) without any intent behind them;
+  // leaving them out keeps a saved plan valid across such noise.
+  nlohmann::json config = nlohmann::json::object();
+  for (const auto& [key, value] : instance.config) {
+    if (key.rfind("volatile.", 0) != 0) config[key] = value;
+  }
+  nlohmann::json snapshots = nlohmann::json::array();
+  for (const auto& s : instance.snapshots) snapshots.push_back(s.name);
+  const nlohmann::json basis = {{"config", config},
+                                {"devices", instance.devices},
+                                {"profiles", instance.profiles},
+                                {"power", to_string(instance.power)},
+                                {"snapshots", snapshots}};
+  return "sha256:" + util::sha256_hex(basis.dump());
+}
+
+}  // namespace berth::model

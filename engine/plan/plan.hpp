@@ -1,0 +1,101 @@
+#pragma once
+// The plan is a value: a closed set of actions, each with its address, before/after,
+// the reason and how disruptive it is, ordered as a DAG. Apply executes exactly this.
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/diag/diagnostics.hpp"
+#include "engine/model/desired.hpp"
+#include "engine/model/live.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace berth::plan {
+
+enum class ActionKind {
+  launch,           // create from an image, then reach the declared power state
+  update,           // config/devices/profiles in place
+  start,
+  stop,
+  freeze,
+  unfreeze,
+  snapshot,         // create a declared snapshot
+  delete_snapshot,  // remove an undeclared snapshot (snapshots: {prune: true})
+  copy,             // new container from another (or one of its snapshots), same host or across
+  move,             // offline move of an existing container to its declared remote
+  delete_,          // remove an owned, undeclared container (pruning only)
+};
+
+// How much an action disturbs what runs. Anything above `none` needs consent at apply time.
+enum class Disruption { none, restart, move, destroy };
+
+[[nodiscard]] std::string_view to_string(ActionKind k);
+[[nodiscard]] std::string_view to_string(Disruption d);
+
+struct Address {
+  std::string remote;
+  std::string container;
+  std::optional<std::string> snapshot;
+  friend auto operator<=>(const Address&, const Address&) = default;
+};
+// "local:c1" or "local:c1/snap0"
+[[nodiscard]] std::string to_string(const Address& a);
+
+// One declared key that differs. `path` is "config.limits.memory", "devices.eth0", or "profiles".
+// Values are JSON so a device (an object) or a profile list fits; null means "not set".
+struct Change {
+  std::string path;
+  nlohmann::json before;
+  nlohmann::json after;
+};
+
+struct Action {
+  std::string id;  // unique in the plan, stable across runs: "<kind> <address>"
+  ActionKind kind = ActionKind::update;
+  Address address;                 // where the action takes effect (the target)
+  std::optional<Address> source;   // copy and move: where from
+  std::vector<Change> changes;     // update: each differing key; others: empty
+  std::string reason;              // why, in words a user reads
+  Disruption disruption = Disruption::none;
+  bool consented = true;           // false: apply refuses unless consent is given (flag or file)
+  std::vector<std::string> depends_on;  // ids of actions that must succeed first
+  // What the action creates or reaches (launch/copy/move): the full declared spec it applies.
+  std::optional<model::ImageRef> image;
+  model::ConfigMap config;
+  model::DeviceMap devices;
+  std::optional<std::vector<std::string>> profiles;
+  std::optional<model::DesiredState> target_state;
+};
+
+struct RemoteSummary {
+  std::string url;
+  model::RemoteStatus status = model::RemoteStatus::unknown;
+  std::string error;
+  std::size_t instances = 0;
+};
+
+struct Plan {
+  std::string fleet_path;
+  std::string fleet_digest;
+  std::map<std::string, RemoteSummary> remotes;
+  std::vector<Action> actions;  // topologically ordered: every dependency comes earlier
+  diag::Diagnostics diagnostics;
+  // What the plan was computed from: address "remote:container" -> live digest. A saved plan is
+  // stale when any of these differ at apply time, or when an address now exists that did not.
+  std::map<std::string, std::string> basis;
+
+  [[nodiscard]] bool complete() const;  // every remote was read
+  [[nodiscard]] bool has_changes() const { return !actions.empty(); }
+};
+
+struct PlanOptions {
+  bool prune = false;  // --prune, or prune: true in the file
+};
+
+// Pure: desired + live -> plan. Never contacts anything.
+[[nodiscard]] Plan compute_plan(const model::Fleet& fleet, const model::LiveState& live, const PlanOptions& options);
+
+}  // namespace berth::plan

@@ -1,0 +1,1 @@
+// Removed once the LXD provider has sources of its own.
