@@ -1,2 +1,100 @@
-// Placeholder until the CLI lands; keeps the build graph whole for parallel work.
-int main() { return 0; }
+// berth: a declarative reconciler for fleets of LXD-style container hosts.
+
+#include <cstdlib>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "cli/commands.hpp"
+#include "cli/version.hpp"
+
+namespace {
+
+std::filesystem::path default_config_dir() {
+  if (const char* dir = std::getenv("BERTH_CONFIG_DIR"); dir != nullptr && *dir != '\0') return dir;
+  if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg != nullptr && *xdg != '\0') {
+    return std::filesystem::path(xdg) / "berth";
+  }
+  const char* home = std::getenv("HOME");
+  return std::filesystem::path(home != nullptr ? home : "/root") / ".config" / "berth";
+}
+
+void setup_logging(const std::string& level) {
+  auto logger = spdlog::stderr_color_mt("berth");
+  logger->set_pattern("%^%l%$: %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(level));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace berth::cli;
+  CLI::App app{"berth: declarative reconciler for fleets of LXD container hosts", "berth"};
+  app.set_version_flag("--version", std::string{berth_version});
+  app.require_subcommand(1);
+  app.fallthrough();
+
+  GlobalOptions global;
+  global.config_dir = default_config_dir();
+  std::string config_dir = global.config_dir.string();
+  std::string log_level = "warn";
+  if (const char* env = std::getenv("BERTH_LOG_LEVEL"); env != nullptr && *env != '\0') log_level = env;
+  app.add_option("--config-dir", config_dir, "Client certificate, pinned server certificates and remotes (env BERTH_CONFIG_DIR)")
+      ->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (env BERTH_LOG_LEVEL)")
+      ->capture_default_str();
+  app.add_flag("--no-color", global.no_color, "Never colour the output (NO_COLOR in the environment does the same)");
+
+  ValidateOptions validate;
+  auto* validate_cmd = app.add_subcommand("validate", "Check a fleet file without contacting any host");
+  validate_cmd->add_option("-f,--file", validate.file, "Fleet file")->capture_default_str();
+
+  PlanCommandOptions plan;
+  auto* plan_cmd = app.add_subcommand("plan", "Read every host and print what apply would change");
+  plan_cmd->add_option("-f,--file", plan.file, "Fleet file")->capture_default_str();
+  plan_cmd->add_flag("--json", plan.json, "Print the plan as JSON (docs/plan-format.md)");
+  plan_cmd->add_option("--out", plan.out, "Save the plan, with what it was computed from, for `berth apply FILE`");
+  plan_cmd->add_flag("--detailed-exitcode", plan.detailed_exitcode, "Exit 0 when nothing changes, 2 with changes, 1 on errors");
+  plan_cmd->add_flag("--prune", plan.prune, "Delete containers this fleet owns that are no longer declared");
+
+  ShowOptions show;
+  auto* show_cmd = app.add_subcommand("show", "Print a saved plan");
+  show_cmd->add_option("planfile", show.plan_file, "A file written by `berth plan --out`")->required();
+  show_cmd->add_flag("--json", show.json, "Print it as JSON");
+
+  auto* remote_cmd = app.add_subcommand("remote", "Manage remotes: hosts and the trust berth has with them");
+  remote_cmd->require_subcommand(1);
+  RemoteAddOptions add;
+  auto* add_cmd = remote_cmd->add_subcommand("add", "Pin a host's certificate and get this client trusted by it");
+  add_cmd->add_option("name", add.name, "Name of the remote")->required();
+  add_cmd->add_option("url", add.url, "https://host[:port] or unix:///path (optional with --token)");
+  auto* password_opt = add_cmd->add_option("--password", add.password, "The host's trust password");
+  add_cmd->add_option("--token", add.token, "A certificate add token (lxc config trust add)")->excludes(password_opt);
+  add_cmd->add_flag("--accept-certificate", add.accept_certificate, "Accept the server certificate without asking");
+  bool list_json = false;
+  auto* list_cmd = remote_cmd->add_subcommand("list", "List remotes");
+  list_cmd->add_flag("--json", list_json, "Print as JSON");
+  std::string remove_name;
+  auto* remove_cmd = remote_cmd->add_subcommand("remove", "Forget a remote and its pinned certificate");
+  remove_cmd->add_option("name", remove_name, "Name of the remote")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int status = app.exit(e);
+    return status == 0 ? exit_ok : exit_error;
+  }
+  global.config_dir = config_dir;
+  setup_logging(log_level);
+
+  if (validate_cmd->parsed()) return run_validate(global, validate);
+  if (plan_cmd->parsed()) return run_plan(global, plan);
+  if (show_cmd->parsed()) return run_show(global, show);
+  if (add_cmd->parsed()) return run_remote_add(global, add);
+  if (list_cmd->parsed()) return run_remote_list(global, list_json);
+  if (remove_cmd->parsed()) return run_remote_remove(global, remove_name);
+  return exit_error;
+}

@@ -7,11 +7,11 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/diag/diagnostics.hpp"
 #include "engine/model/desired.hpp"
 #include "engine/model/live.hpp"
-
-#include <nlohmann/json.hpp>
 
 namespace berth::plan {
 
@@ -34,6 +34,8 @@ enum class Disruption { none, restart, move, destroy };
 
 [[nodiscard]] std::string_view to_string(ActionKind k);
 [[nodiscard]] std::string_view to_string(Disruption d);
+[[nodiscard]] std::optional<ActionKind> action_kind_from_string(std::string_view s);
+[[nodiscard]] std::optional<Disruption> disruption_from_string(std::string_view s);
 
 struct Address {
   std::string remote;
@@ -57,6 +59,8 @@ struct Action {
   ActionKind kind = ActionKind::update;
   Address address;                 // where the action takes effect (the target)
   std::optional<Address> source;   // copy and move: where from
+  nlohmann::json before;           // what is there now (null: nothing), as shown to the user
+  nlohmann::json after;            // what there will be (null: nothing)
   std::vector<Change> changes;     // update: each differing key; others: empty
   std::string reason;              // why, in words a user reads
   Disruption disruption = Disruption::none;

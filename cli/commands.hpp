@@ -1,0 +1,52 @@
+#pragma once
+// One function per CLI verb. Each returns the process exit status.
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace berth::cli {
+
+struct GlobalOptions {
+  std::filesystem::path config_dir;  // client certificate, pinned server certificates, remotes
+  bool no_color = false;
+};
+
+struct ValidateOptions {
+  std::string file = "berth.yaml";
+};
+
+struct PlanCommandOptions {
+  std::string file = "berth.yaml";
+  bool json = false;
+  std::string out;  // save the plan here
+  bool detailed_exitcode = false;
+  bool prune = false;
+};
+
+struct ShowOptions {
+  std::string plan_file;
+  bool json = false;
+};
+
+struct RemoteAddOptions {
+  std::string name;
+  std::string url;  // may be empty with --token: the token carries addresses
+  std::optional<std::string> password;
+  std::optional<std::string> token;
+  bool accept_certificate = false;
+};
+
+int run_validate(const GlobalOptions& global, const ValidateOptions& options);
+int run_plan(const GlobalOptions& global, const PlanCommandOptions& options);
+int run_show(const GlobalOptions& global, const ShowOptions& options);
+int run_remote_add(const GlobalOptions& global, const RemoteAddOptions& options);
+int run_remote_list(const GlobalOptions& global, bool json);
+int run_remote_remove(const GlobalOptions& global, const std::string& name);
+
+// Exit statuses shared by the verbs (Terraform's convention for --detailed-exitcode).
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_error = 1;
+inline constexpr int exit_changes = 2;
+
+}  // namespace berth::cli

@@ -1,0 +1,40 @@
+#include "cli/files.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace berth::cli {
+
+std::string write_file_atomically(const std::filesystem::path& path, std::string_view contents, unsigned mode) {
+  const std::filesystem::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return path.string() + ": " + std::strerror(errno);
+  std::size_t done = 0;
+  while (done < contents.size()) {
+    const ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const std::string error = path.string() + ": " + std::strerror(errno);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return error;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    const std::string error = path.string() + ": " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return error;
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string error = path.string() + ": " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return error;
+  }
+  return {};
+}
+
+}  // namespace berth::cli

@@ -1,0 +1,106 @@
+// validate, plan, show.
+
+#include <chrono>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "cli/commands.hpp"
+#include "cli/files.hpp"
+#include "cli/read_live.hpp"
+#include "cli/terminal.hpp"
+#include "cli/version.hpp"
+#include "engine/config/load.hpp"
+#include "engine/plan/plan.hpp"
+#include "engine/plan/plan_file.hpp"
+#include "engine/plan/render.hpp"
+#include "providers/lxd/state_reader.hpp"
+
+namespace berth::cli {
+namespace {
+
+std::string now_rfc3339() {
+  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+void print_diagnostics(const diag::Diagnostics& diagnostics) {
+  if (!diagnostics.empty()) std::cerr << diag::format(diagnostics);
+}
+
+std::optional<model::Fleet> load(const std::string& file) {
+  auto loaded = config::load_fleet_file(file);
+  print_diagnostics(loaded.diagnostics);
+  if (!loaded.fleet) {
+    std::cerr << "berth: " << file << " is not valid; nothing was contacted\n";
+  }
+  return std::move(loaded.fleet);
+}
+
+}  // namespace
+
+int run_validate(const GlobalOptions& /*global*/, const ValidateOptions& options) {
+  const auto fleet = load(options.file);
+  if (!fleet) return exit_error;
+  std::cout << options.file << ": valid (" << fleet->remotes.size() << " remotes, " << fleet->images.size()
+            << " images, " << fleet->containers.size() << " containers)\n";
+  return exit_ok;
+}
+
+int run_plan(const GlobalOptions& global, const PlanCommandOptions& options) {
+  const auto fleet = load(options.file);
+  if (!fleet) return exit_error;
+
+  auto reader = lxd::make_state_reader(lxd::ClientConfig{global.config_dir});
+  const auto live = read_live_state(*fleet, *reader);
+  const plan::Plan plan = plan::compute_plan(*fleet, live, plan::PlanOptions{options.prune});
+
+  if (options.json) {
+    std::cout << plan::to_json(plan).dump(2) << '\n';
+  } else {
+    std::cout << plan::render_text(plan, plan::TextStyle{use_color(stdout, global.no_color)});
+  }
+
+  if (!options.out.empty()) {
+    const plan::PlanFile file{plan, now_rfc3339(), std::string{berth_version}};
+    if (auto written = write_file_atomically(options.out, plan::serialize(file), 0600); !written.empty()) {
+      std::cerr << "berth: cannot save the plan: " << written << '\n';
+      return exit_error;
+    }
+    if (!options.json) std::cout << "Saved the plan to " << options.out << "; apply it with `berth apply " << options.out << "`.\n";
+  }
+
+  if (plan.diagnostics.has_errors() || !plan.complete()) return exit_error;
+  if (options.detailed_exitcode && plan.has_changes()) return exit_changes;
+  return exit_ok;
+}
+
+int run_show(const GlobalOptions& global, const ShowOptions& options) {
+  std::ifstream in(options.plan_file, std::ios::binary);
+  if (!in) {
+    std::cerr << "berth: cannot read " << options.plan_file << ": " << std::strerror(errno) << '\n';
+    return exit_error;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  const auto parsed = plan::parse_plan_file(text.str(), options.plan_file);
+  print_diagnostics(parsed.diagnostics);
+  if (!parsed.file) return exit_error;
+  if (options.json) {
+    std::cout << plan::to_json(parsed.file->plan).dump(2) << '\n';
+  } else {
+    std::cout << "Saved plan " << options.plan_file << " (made " << parsed.file->created_at << " from "
+              << parsed.file->plan.fleet_path << ")\n\n"
+              << plan::render_text(parsed.file->plan, plan::TextStyle{use_color(stdout, global.no_color)});
+  }
+  return exit_ok;
+}
+
+}  // namespace berth::cli

@@ -1,0 +1,36 @@
+#include "cli/read_live.hpp"
+
+#include <future>
+#include <set>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+namespace berth::cli {
+
+model::LiveState read_live_state(const model::Fleet& fleet, providers::StateReader& reader) {
+  std::set<std::string> image_remotes;
+  for (const auto& [name, c] : fleet.containers) {
+    if (c.image) image_remotes.insert(c.image->remote);
+  }
+
+  std::vector<std::pair<std::string, std::future<providers::ReadStateResponse>>> reads;
+  for (const auto& [name, spec] : fleet.remotes) {
+    providers::ReadStateRequest request{spec, image_remotes.count(name) != 0};
+    reads.emplace_back(name, std::async(std::launch::async, [&reader, request] { return reader.read_state(request); }));
+  }
+
+  model::LiveState live;
+  for (auto& [name, future] : reads) {
+    auto response = future.get();
+    for (const auto& d : response.diagnostics.items()) spdlog::debug("{}", diag::format(d));
+    response.live.name = name;
+    if (response.live.status != model::RemoteStatus::ok) {
+      spdlog::warn("remote {} is unknown: {}", name, response.live.error);
+    }
+    live.remotes.emplace(name, std::move(response.live));
+  }
+  return live;
+}
+
+}  // namespace berth::cli

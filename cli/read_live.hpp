@@ -1,0 +1,13 @@
+#pragma once
+
+#include "engine/model/desired.hpp"
+#include "engine/model/live.hpp"
+#include "providers/provider.hpp"
+
+namespace berth::cli {
+
+// Reads every declared remote at once, one thread per remote (each does its own bulk reads).
+// A remote that fails is Unknown in the result; the others are unaffected.
+[[nodiscard]] model::LiveState read_live_state(const model::Fleet& fleet, providers::StateReader& reader);
+
+}  // namespace berth::cli

@@ -1,0 +1,31 @@
+#pragma once
+// Reading a fleet file: YAML text -> validated, resolved desired state (model::Fleet), or every
+// problem in the file as diagnostics with file:line:col, key path and what to do. Never touches
+// the network; reads only the file it is given and, for ${env:NAME}, the environment.
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "engine/config/interpolate.hpp"
+#include "engine/diag/diagnostics.hpp"
+#include "engine/model/desired.hpp"
+
+namespace berth::config {
+
+struct LoadResult {
+  std::optional<model::Fleet> fleet;  // set only when `diagnostics` has no errors
+  diag::Diagnostics diagnostics;      // every problem in the file, sorted by position
+};
+
+// Reads and loads the file at `path`; a missing or unreadable file is a diagnostic.
+// Fleet.path is `path` as given.
+[[nodiscard]] LoadResult load_fleet_file(const std::filesystem::path& path, const EnvLookup& env = process_env());
+
+// Loads fleet file text; `path_for_messages` names it in diagnostics and becomes Fleet.path.
+// Fleet.digest is "sha256:" + the SHA-256 of `text`.
+[[nodiscard]] LoadResult load_fleet_text(std::string_view text, std::string path_for_messages,
+                                         const EnvLookup& env = process_env());
+
+}  // namespace berth::config

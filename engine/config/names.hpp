@@ -1,0 +1,44 @@
+#pragma once
+// Name rules of the fleet file, with the reason a name breaks them. The schema
+// (schemas/berth.schema.json) states the same rules as patterns; these functions explain a
+// failed pattern in words, and tests/unit/config/names_test.cpp keeps the two in agreement.
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace berth::config {
+
+// LXD instance names (containers, and the fleet name, which lands in user.berth.fleet).
+// LXD 5.0 lxd/instance/instance_utils.go ValidName(name, false) rejects the snapshot delimiter
+// '/', then applies shared/validate/validate.go IsHostname: 1-63 characters, not starting with
+// '-' or a digit, not ending with '-', only [-a-zA-Z0-9].
+[[nodiscard]] std::optional<std::string> instance_name_problem(std::string_view name);
+
+// LXD snapshot names. LXD 5.0 ValidName(name, true) rejects ' ' and '/' in the snapshot part, and
+// the snapshot POST handler (lxd/instance_snapshot.go snapshotsPost) rejects '/'. berth is
+// stricter so that names stay printable and usable as path components: 1-63 characters, no
+// whitespace at all, not "." or "..".
+[[nodiscard]] std::optional<std::string> snapshot_name_problem(std::string_view name);
+
+// Profile names: the snapshot rules (no whitespace, no '/', not "." or "..", 1-63 characters).
+[[nodiscard]] std::optional<std::string> profile_name_problem(std::string_view name);
+
+// Names berth gives things (remotes, images): 1-63 ASCII letters, digits, '-' and '_'.
+[[nodiscard]] std::optional<std::string> local_name_problem(std::string_view name);
+
+// Image aliases: 1-255 characters, no whitespace, no ':' (it separates REMOTE:ALIAS).
+[[nodiscard]] std::optional<std::string> alias_problem(std::string_view alias);
+
+// Config keys: 1-255 characters without whitespace; volatile.* (LXD's) and user.berth.* (berth's
+// ownership marks) may not be declared.
+[[nodiscard]] std::optional<std::string> config_key_problem(std::string_view key);
+
+// Device names (the rule of LXD shared/validate/validate.go IsDeviceName): 1-63 characters of [-a-zA-Z0-9_.:/], not
+// starting with '.'.
+[[nodiscard]] std::optional<std::string> device_name_problem(std::string_view name);
+
+// Device options (type, path, pool...): 1-255 characters without whitespace.
+[[nodiscard]] std::optional<std::string> device_key_problem(std::string_view key);
+
+}  // namespace berth::config

@@ -1,0 +1,348 @@
+#include "engine/config/resolve.hpp"
+
+#include <algorithm>
+#include <tuple>
+
+#include "engine/config/schema_check.hpp"
+#include "engine/config/url.hpp"
+
+namespace berth::config {
+namespace {
+
+// "a, b, c" — or the first ten and how many more, so a detail line stays readable.
+std::string name_list(std::vector<std::string> names) {
+  constexpr std::size_t shown = 10;
+  std::string out;
+  for (std::size_t i = 0; i < names.size() && i < shown; ++i) out += (i > 0 ? ", " : "") + names[i];
+  if (names.size() > shown) out += ", and " + std::to_string(names.size() - shown) + " more";
+  return out;
+}
+
+std::vector<std::string> keys_of(const nlohmann::json* object) {
+  std::vector<std::string> keys;
+  if (object != nullptr && object->is_object()) {
+    for (const auto& [key, value] : object->items()) keys.push_back(key);
+  }
+  return keys;
+}
+
+std::string known(std::string_view what, const std::vector<std::string>& names) {
+  if (names.empty()) return "no " + std::string{what} + " are declared";
+  return "known " + std::string{what} + ": " + name_list(names);
+}
+
+class Resolver {
+ public:
+  Resolver(const Document& doc, const std::set<KeyPath>& flagged, diag::Diagnostics& out)
+      : doc_(doc), flagged_(flagged), out_(out) {}
+
+  model::Fleet run() {
+    model::Fleet fleet;
+    if (const auto* v = usable({"version"}); v != nullptr && v->is_number_integer()) fleet.version = v->get<int>();
+    if (auto name = string_at({"name"})) fleet.name = *name;
+    if (const auto* v = usable({"prune"}); v != nullptr && v->is_boolean()) fleet.prune = v->get<bool>();
+    remote_names_ = keys_of(doc_.find({"remotes"}));
+    image_names_ = keys_of(doc_.find({"images"}));
+    container_names_ = keys_of(doc_.find({"containers"}));
+    for (const auto& name : remote_names_) fleet.remotes.emplace(name, remote(name));
+    for (const auto& name : image_names_) fleet.images.emplace(name, image(name));
+    for (const auto& name : container_names_) fleet.containers.emplace(name, container(name, fleet.images));
+    for (const auto& name : container_names_) check_copy_source(name, fleet.containers);
+    check_copy_cycles(fleet.containers);
+    return fleet;
+  }
+
+ private:
+  // The value at `path` when the schema accepted it; nullptr when it is absent or already reported.
+  const nlohmann::json* usable(const KeyPath& path) const {
+    if (flagged_.count(path) > 0 || doc_.broken.count(path) > 0) return nullptr;
+    return doc_.find(path);
+  }
+
+  // True when nothing at or below `path` was reported: the whole value can be relied on.
+  bool clean_under(const KeyPath& path) const {
+    auto under = [&](const std::set<KeyPath>& set) {
+      const auto it = set.lower_bound(path);
+      return it != set.end() && it->size() >= path.size() && std::equal(path.begin(), path.end(), it->begin());
+    };
+    return !under(flagged_) && !under(doc_.broken);
+  }
+
+  std::optional<std::string> string_at(const KeyPath& path) const {
+    const auto* v = usable(path);
+    if (v == nullptr || !v->is_string()) return std::nullopt;
+    return v->get<std::string>();
+  }
+
+  // A config or device value as LXD will get it: numbers and booleans as written in the file.
+  std::optional<std::string> scalar_text(const KeyPath& path) const {
+    const auto* v = usable(path);
+    if (v == nullptr) return std::nullopt;
+    if (v->is_string()) return v->get<std::string>();
+    if (v->is_number() || v->is_boolean()) {
+      if (const auto* o = doc_.origin(path)) return o->text;
+    }
+    return std::nullopt;
+  }
+
+  static KeyPath child(KeyPath path, const std::string& segment) {
+    path.push_back(segment);
+    return path;
+  }
+
+  void error(const KeyPath& path, diag::SourceLocation where, std::string summary, std::string detail) {
+    out_.error(std::move(summary), doc_.display(path), std::move(where), std::move(detail));
+  }
+
+  bool is_remote(const std::string& name) const {
+    return std::find(remote_names_.begin(), remote_names_.end(), name) != remote_names_.end();
+  }
+
+  // An error for a reference to a remote that is not declared.
+  void check_remote_reference(const KeyPath& path, const std::string& name) {
+    if (is_remote(name)) return;
+    error(path, doc_.value_where(path), "unknown remote " + quote(name),
+          "declare it under remotes: (" + known("remotes", remote_names_) + ")");
+  }
+
+  model::RemoteSpec remote(const std::string& name) {
+    const KeyPath path{"remotes", name};
+    model::RemoteSpec spec;
+    spec.name = name;
+    spec.where = doc_.key_where(path);
+    if (auto url = string_at(child(path, "url"))) {
+      spec.url = *url;
+      if (url_problem(*url)) {
+        auto [summary, detail] = bad_url_message(doc_, child(path, "url"), *url);
+        error(child(path, "url"), doc_.value_where(child(path, "url")), std::move(summary), std::move(detail));
+      }
+    }
+    if (auto fingerprint = string_at(child(path, "fingerprint"))) {
+      spec.fingerprint = normalize_fingerprint(*fingerprint);
+      if (!spec.fingerprint) {
+        error(child(path, "fingerprint"), doc_.value_where(child(path, "fingerprint")), "invalid fingerprint",
+              "expected sha256: and 64 hex digits, 64 hex digits, or 32 colon-separated hex pairs");
+      }
+    }
+    if (const auto* p = usable(child(path, "parallelism")); p != nullptr && p->is_number_integer()) {
+      spec.parallelism = p->get<int>();
+    }
+    return spec;
+  }
+
+  model::ImageSpec image(const std::string& name) {
+    const KeyPath path{"images", name};
+    model::ImageSpec spec;
+    spec.name = name;
+    spec.where = doc_.key_where(path);
+    if (auto alias = string_at(child(path, "alias"))) spec.alias = *alias;
+    if (auto remote = string_at(child(path, "remote"))) {
+      spec.remote = *remote;
+      check_remote_reference(child(path, "remote"), *remote);
+    }
+    return spec;
+  }
+
+  std::optional<model::ImageRef> image_ref(const KeyPath& path, const std::string& value,
+                                           const model::ContainerSpec& spec,
+                                           const std::map<std::string, model::ImageSpec>& images) {
+    if (const auto colon = value.find(':'); colon != std::string::npos) {
+      const std::string remote = value.substr(0, colon);
+      if (!is_remote(remote)) {
+        error(path, doc_.value_where(path), "unknown remote " + quote(remote) + " in image " + doc_.quoted(path),
+              "REMOTE:ALIAS needs a remote declared under remotes: (" + known("remotes", remote_names_) + ")");
+        return std::nullopt;
+      }
+      return model::ImageRef{remote, value.substr(colon + 1)};
+    }
+    const auto it = images.find(value);
+    if (it == images.end()) {
+      error(path, doc_.value_where(path), "unknown image " + doc_.quoted(path),
+            "declare it under images:, or write REMOTE:ALIAS (" + known("images", image_names_) + ")");
+      return std::nullopt;
+    }
+    return model::ImageRef{it->second.remote.value_or(spec.remote), it->second.alias};
+  }
+
+  std::vector<std::string> snapshot_names(const nlohmann::json& list) const {
+    std::vector<std::string> names;
+    for (const auto& item : list) {
+      if (item.is_string()) names.push_back(item.get<std::string>());
+    }
+    return names;
+  }
+
+  model::ContainerSpec container(const std::string& name, const std::map<std::string, model::ImageSpec>& images) {
+    const KeyPath path{"containers", name};
+    model::ContainerSpec spec;
+    spec.name = name;
+    spec.where = doc_.key_where(path);
+    const nlohmann::json* body = doc_.find(path);
+    if (body == nullptr || !body->is_object()) return spec;
+
+    if (auto remote = string_at(child(path, "remote"))) {
+      spec.remote = *remote;
+      check_remote_reference(child(path, "remote"), *remote);
+    }
+    if (auto state = string_at(child(path, "state"))) {
+      spec.state = model::desired_state_from_string(*state).value_or(model::DesiredState::running);
+    }
+    if (auto image = string_at(child(path, "image")))
+      spec.image = image_ref(child(path, "image"), *image, spec, images);
+    if (auto source = string_at(child(path, "copy_of"))) {
+      const auto slash = source->find('/');
+      model::CopySource copy{source->substr(0, slash), std::nullopt};
+      if (slash != std::string::npos) copy.snapshot = source->substr(slash + 1);
+      spec.copy_of = copy;
+    }
+
+    const bool has_image = body->contains("image");
+    const bool has_copy = body->contains("copy_of");
+    // With a state that is itself wrong, whether the container should exist is unknown.
+    const bool state_known = !body->contains("state") || usable(child(path, "state")) != nullptr;
+    if (has_image && has_copy) {
+      error(path, doc_.key_where(child(path, "copy_of")), "image and copy_of are mutually exclusive",
+            "a container is either launched from an image or copied from another container: remove one of them");
+    } else if (!has_image && !has_copy && state_known && spec.state != model::DesiredState::absent) {
+      error(path, doc_.key_where(path), "needs image: or copy_of:",
+            "say what to create it from (image: NAME, image: REMOTE:ALIAS or copy_of: CONTAINER[/SNAPSHOT]), or "
+            "declare state: absent");
+    }
+
+    if (const auto* config = usable(child(path, "config")); config != nullptr && config->is_object()) {
+      for (const auto& [key, value] : config->items()) {
+        if (auto text = scalar_text(child(child(path, "config"), key))) spec.config[key] = *text;
+      }
+    }
+    if (const auto* devices = usable(child(path, "devices")); devices != nullptr && devices->is_object()) {
+      for (const auto& [device, options] : devices->items()) {
+        if (!options.is_object()) continue;
+        const KeyPath device_path = child(child(path, "devices"), device);
+        auto& target = spec.devices[device];
+        for (const auto& [key, value] : options.items()) {
+          if (auto text = scalar_text(child(device_path, key))) target[key] = *text;
+        }
+      }
+    }
+    if (const auto* profiles = usable(child(path, "profiles")); profiles != nullptr && profiles->is_array()) {
+      spec.profiles = snapshot_names(*profiles);
+    }
+    if (const auto* snapshots = usable(child(path, "snapshots"))) {
+      if (snapshots->is_array()) spec.snapshots = snapshot_names(*snapshots);
+      if (snapshots->is_object()) {
+        if (const auto names = snapshots->find("names"); names != snapshots->end() && names->is_array()) {
+          spec.snapshots = snapshot_names(*names);
+        }
+        if (const auto prune = snapshots->find("prune"); prune != snapshots->end() && prune->is_boolean()) {
+          spec.prune_snapshots = prune->get<bool>();
+        }
+      }
+    }
+    if (auto restart = string_at(child(path, "restart"))) {
+      spec.restart = *restart == "allowed" ? model::Consent::allowed : model::Consent::denied;
+    }
+    if (auto move = string_at(child(path, "move"))) {
+      spec.move = *move == "allowed" ? model::Consent::allowed : model::Consent::denied;
+    }
+    return spec;
+  }
+
+  void check_copy_source(const std::string& name, const std::map<std::string, model::ContainerSpec>& containers) {
+    const auto& spec = containers.at(name);
+    if (!spec.copy_of) return;
+    const KeyPath path{"containers", name, "copy_of"};
+    const auto& source = spec.copy_of->container;
+    const auto it = containers.find(source);
+    if (it == containers.end()) {
+      std::vector<std::string> others;
+      for (const auto& n : container_names_) {
+        if (n != name) others.push_back(n);
+      }
+      error(path, doc_.value_where(path), "unknown container " + quote(source),
+            "copy_of names another container of this file (" + known("containers", others) + ")");
+      return;
+    }
+    if (source == name) {
+      error(path, doc_.value_where(path), "a container cannot be a copy of itself",
+            "name another container, or launch it from an image with image:");
+      return;
+    }
+    if (it->second.state == model::DesiredState::absent) {
+      error(path, doc_.value_where(path), "the source container " + quote(source) + " is declared absent",
+            "a copy needs its source to exist: copy another container, or launch this one from an image");
+    }
+    if (spec.copy_of->snapshot) {
+      const KeyPath snapshots{"containers", source, "snapshots"};
+      if (!clean_under(snapshots)) return;  // its snapshots are already reported as wrong
+      const auto& declared = it->second.snapshots;
+      const std::string& snap = *spec.copy_of->snapshot;
+      if (std::find(declared.begin(), declared.end(), snap) == declared.end()) {
+        const std::string listed = declared.empty() ? "it declares none" : "declared: " + name_list(declared);
+        error(path, doc_.value_where(path), "container " + quote(source) + " declares no snapshot " + quote(snap),
+              "add it to containers." + source + ".snapshots (" + listed +
+                  "), or copy the container itself with "
+                  "copy_of: " +
+                  source);
+      }
+    }
+  }
+
+  void check_copy_cycles(const std::map<std::string, model::ContainerSpec>& containers) {
+    // Each container has at most one source, so every cycle is found by following sources from
+    // each container in file order; a container already settled cannot start a new cycle.
+    std::vector<std::string> order = container_names_;
+    std::sort(order.begin(), order.end(), [&](const std::string& a, const std::string& b) {
+      const auto wa = doc_.key_where({"containers", a});
+      const auto wb = doc_.key_where({"containers", b});
+      return std::tie(wa.line, wa.column) < std::tie(wb.line, wb.column);
+    });
+    std::set<std::string> settled;
+    for (const auto& start : order) {
+      std::vector<std::string> walk;
+      std::string current = start;
+      while (settled.count(current) == 0) {
+        const auto repeat = std::find(walk.begin(), walk.end(), current);
+        if (repeat != walk.end()) {
+          report_cycle({repeat, walk.end()}, order);
+          break;
+        }
+        walk.push_back(current);
+        const auto it = containers.find(current);
+        if (it == containers.end() || !it->second.copy_of) break;
+        const std::string& next = it->second.copy_of->container;
+        if (next == current || containers.count(next) == 0) break;  // reported by check_copy_source
+        current = next;
+      }
+      settled.insert(walk.begin(), walk.end());
+    }
+  }
+
+  void report_cycle(std::vector<std::string> cycle, const std::vector<std::string>& file_order) {
+    // Start the cycle at the member that comes first in the file, and report it there.
+    const auto first = std::min_element(cycle.begin(), cycle.end(), [&](const std::string& a, const std::string& b) {
+      return std::find(file_order.begin(), file_order.end(), a) < std::find(file_order.begin(), file_order.end(), b);
+    });
+    std::rotate(cycle.begin(), first, cycle.end());
+    std::string path_text;
+    for (const auto& c : cycle) path_text += c + " -> ";
+    path_text += cycle.front();
+    const KeyPath where{"containers", cycle.front(), "copy_of"};
+    error(where, doc_.value_where(where), "copy_of forms a cycle: " + path_text,
+          "a copy is made after its source exists, so one of them must be launched from an image (image:)");
+  }
+
+  const Document& doc_;
+  const std::set<KeyPath>& flagged_;
+  diag::Diagnostics& out_;
+  std::vector<std::string> remote_names_;
+  std::vector<std::string> image_names_;
+  std::vector<std::string> container_names_;
+};
+
+}  // namespace
+
+model::Fleet resolve(const Document& doc, const std::set<KeyPath>& flagged, diag::Diagnostics& out) {
+  return Resolver{doc, flagged, out}.run();
+}
+
+}  // namespace berth::config

@@ -1,0 +1,57 @@
+#include "engine/model/live_json.hpp"
+
+namespace berth::model {
+
+nlohmann::json to_json(const LiveState& live) {
+  nlohmann::json remotes = nlohmann::json::object();
+  for (const auto& [name, r] : live.remotes) {
+    nlohmann::json instances = nlohmann::json::array();
+    for (const auto& [iname, inst] : r.instances) {
+      nlohmann::json snaps = nlohmann::json::array();
+      for (const auto& s : inst.snapshots) snaps.push_back({{"name", s.name}, {"created_at", s.created_at}});
+      instances.push_back({{"name", inst.name},
+                           {"status", inst.status},
+                           {"status_code", inst.status_code},
+                           {"config", inst.config},
+                           {"devices", inst.devices},
+                           {"profiles", inst.profiles},
+                           {"snapshots", snaps}});
+    }
+    remotes[name] = {{"status", r.status == RemoteStatus::ok ? "ok" : "unknown"},
+                     {"error", r.error},
+                     {"instances", instances}};
+    if (r.image_aliases) remotes[name]["image_aliases"] = *r.image_aliases;
+  }
+  return {{"remotes", remotes}};
+}
+
+LiveState live_state_from_json(const nlohmann::json& j) {
+  LiveState live;
+  for (const auto& [name, r] : j.at("remotes").items()) {
+    LiveRemote remote;
+    remote.name = name;
+    remote.status = r.value("status", "ok") == "ok" ? RemoteStatus::ok : RemoteStatus::unknown;
+    remote.error = r.value("error", "");
+    if (r.contains("image_aliases")) remote.image_aliases = r["image_aliases"].get<std::vector<std::string>>();
+    for (const auto& ji : r.value("instances", nlohmann::json::array())) {
+      LiveInstance inst;
+      inst.name = ji.at("name").get<std::string>();
+      inst.status_code = ji.value("status_code", 102);
+      inst.power = live_power_from_status_code(inst.status_code);
+      inst.status = ji.value("status", std::string{to_string(inst.power)});
+      inst.config = ji.value("config", ConfigMap{});
+      inst.devices = ji.value("devices", DeviceMap{});
+      inst.profiles = ji.value("profiles", std::vector<std::string>{"default"});
+      for (const auto& s : ji.value("snapshots", nlohmann::json::array())) {
+        if (s.is_string()) inst.snapshots.push_back({s.get<std::string>(), ""});
+        else inst.snapshots.push_back({s.at("name").get<std::string>(), s.value("created_at", "")});
+      }
+      inst.digest = digest_of(inst);
+      remote.instances.emplace(inst.name, std::move(inst));
+    }
+    live.remotes.emplace(name, std::move(remote));
+  }
+  return live;
+}
+
+}  // namespace berth::model

@@ -1,0 +1,452 @@
+// Desired + live -> actions. Pure: this file never contacts a host.
+//
+// Rules (docs/plan-format.md explains them to users):
+// - Only declared keys are compared; volatile.* and image.* are observations, never diffs.
+// - Placement is desired state: a container found on another remote than declared is moved,
+//   never destroyed and recreated.
+// - A remote that could not be read is Unknown: its containers get no actions.
+// - Only instances this fleet owns (user.berth.fleet) are ever deleted, and only with pruning.
+
+#include <algorithm>
+#include <array>
+#include <set>
+
+#include "engine/plan/order.hpp"
+#include "engine/plan/plan.hpp"
+
+namespace berth::plan {
+namespace {
+
+using model::ContainerSpec;
+using model::DesiredState;
+using model::LiveInstance;
+using model::LivePower;
+using model::RemoteStatus;
+
+// Container keys LXD applies only when the container starts (LXD 5.0 instance options whose
+// "live update" is "no"). Changing one on a running container needs a restart to take effect.
+bool needs_restart(std::string_view key) {
+  static constexpr std::array<std::string_view, 12> exact = {
+      "raw.lxc",          "raw.idmap",           "raw.seccomp",          "raw.apparmor",
+      "security.privileged", "security.nesting", "security.idmap.base", "security.idmap.isolated",
+      "security.idmap.size", "security.protection.shift", "linux.kernel_modules", "nvidia.runtime"};
+  static constexpr std::array<std::string_view, 2> prefixes = {"security.syscalls.", "nvidia."};
+  if (std::find(exact.begin(), exact.end(), key) != exact.end()) return true;
+  return std::any_of(prefixes.begin(), prefixes.end(), [&](std::string_view p) { return key.rfind(p, 0) == 0; });
+}
+
+bool is_observation(std::string_view key) { return key.rfind("volatile.", 0) == 0 || key.rfind("image.", 0) == 0; }
+
+nlohmann::json value_or_null(const model::ConfigMap& map, const std::string& key) {
+  const auto it = map.find(key);
+  return it == map.end() ? nlohmann::json(nullptr) : nlohmann::json(it->second);
+}
+
+nlohmann::json spec_after(const ContainerSpec& c) {
+  nlohmann::json after = {{"remote", c.remote}, {"state", model::to_string(c.state)}};
+  if (c.image) after["image"] = c.image->remote + ":" + c.image->alias;
+  if (!c.config.empty()) after["config"] = c.config;
+  if (!c.devices.empty()) after["devices"] = c.devices;
+  if (c.profiles) after["profiles"] = *c.profiles;
+  return after;
+}
+
+class Planner {
+ public:
+  Planner(const model::Fleet& fleet, const model::LiveState& live, const PlanOptions& options)
+      : fleet_(fleet), live_(live), prune_(options.prune || fleet.prune) {}
+
+  Plan run() {
+    plan_.fleet_path = fleet_.path;
+    plan_.fleet_digest = fleet_.digest;
+    summarise_remotes();
+    for (const auto& [name, spec] : fleet_.containers) plan_container(spec);
+    plan_copies();
+    plan_prunes();
+    order_actions(plan_);
+    return std::move(plan_);
+  }
+
+ private:
+  const model::LiveRemote* known_remote(const std::string& name) const {
+    const auto it = live_.remotes.find(name);
+    if (it == live_.remotes.end() || it->second.status != RemoteStatus::ok) return nullptr;
+    return &it->second;
+  }
+
+  void summarise_remotes() {
+    for (const auto& [name, spec] : fleet_.remotes) {
+      RemoteSummary summary;
+      summary.url = spec.url;
+      const auto it = live_.remotes.find(name);
+      if (it == live_.remotes.end()) {
+        summary.error = "not read";
+      } else {
+        summary.status = it->second.status;
+        summary.error = it->second.error;
+        summary.instances = it->second.instances.size();
+        if (it->second.status == RemoteStatus::ok) {
+          for (const auto& [iname, inst] : it->second.instances) plan_.basis[name + ":" + iname] = inst.digest;
+        }
+      }
+      plan_.remotes.emplace(name, std::move(summary));
+    }
+  }
+
+  Action& add(ActionKind kind, Address address, std::string reason) {
+    Action a;
+    a.kind = kind;
+    a.id = std::string{to_string(kind)} + " " + to_string(address);
+    a.address = std::move(address);
+    a.reason = std::move(reason);
+    plan_.actions.push_back(std::move(a));
+    return plan_.actions.back();
+  }
+
+  void plan_container(const ContainerSpec& c) {
+    const Address here_addr{c.remote, c.name, std::nullopt};
+    const auto* remote = known_remote(c.remote);
+    if (remote == nullptr) return;  // Unknown: no actions; the remote summary says why.
+
+    const auto here = remote->instances.find(c.name);
+    std::vector<std::string> elsewhere;
+    for (const auto& [rname, lr] : live_.remotes) {
+      if (rname != c.remote && lr.status == RemoteStatus::ok && lr.instances.count(c.name) != 0) {
+        elsewhere.push_back(rname);
+      }
+    }
+
+    if (c.state == DesiredState::absent) {
+      if (here != remote->instances.end()) {
+        auto& del = add(ActionKind::delete_, here_addr, "declared absent");
+        del.disruption = Disruption::destroy;
+        del.before = {{"state", model::to_string(here->second.power)}};
+      }
+      return;
+    }
+
+    if (here != remote->instances.end()) {
+      for (const auto& other : elsewhere) {
+        plan_.diagnostics.warning("also exists on remote '" + other + "'; only the one on '" + c.remote +
+                                      "' is managed",
+                                  to_string(here_addr), std::nullopt,
+                                  "delete or rename the other one by hand if it is a leftover");
+      }
+      converge_existing(c, here->second, here->second.power, {});
+      return;
+    }
+
+    if (elsewhere.size() > 1) {
+      std::string list;
+      for (const auto& r : elsewhere) list += (list.empty() ? "" : ", ") + r;
+      plan_.diagnostics.error("exists on several remotes (" + list + ") but is declared on '" + c.remote +
+                                  "'; cannot tell which one to move",
+                              to_string(here_addr), c.where, "delete the extra copies by hand, then plan again");
+      return;
+    }
+
+    if (elsewhere.size() == 1) {
+      plan_move(c, elsewhere.front());
+      return;
+    }
+
+    warn_if_maybe_on_unknown_remote(c);
+    if (c.copy_of) {
+      pending_copies_.push_back(&c);  // planned once every source's own actions exist
+      return;
+    }
+    auto& launch = add(ActionKind::launch, here_addr,
+                       "declared, does not exist; from " + c.image->remote + ":" + c.image->alias + ", then " +
+                           std::string{model::to_string(c.state)});
+    launch.image = c.image;
+    launch.config = c.config;
+    launch.devices = c.devices;
+    launch.profiles = c.profiles;
+    launch.target_state = c.state;
+    launch.after = spec_after(c);
+    const std::string launch_id = launch.id;  // `launch` dangles once more actions are added
+    created_by_[c.name] = launch_id;
+    check_image(c);
+    plan_new_snapshots(c, launch_id);
+  }
+
+  // The alias must exist where the image is declared, or the launch would fail at apply time.
+  void check_image(const ContainerSpec& c) {
+    if (!c.image) return;
+    const auto* remote = known_remote(c.image->remote);
+    if (remote == nullptr) {
+      plan_.diagnostics.warning("image remote '" + c.image->remote + "' is unknown; the image was not checked",
+                                c.remote + ":" + c.name, c.where);
+      return;
+    }
+    if (!remote->image_aliases) return;
+    const auto& aliases = *remote->image_aliases;
+    if (std::find(aliases.begin(), aliases.end(), c.image->alias) == aliases.end()) {
+      plan_.diagnostics.error("image alias '" + c.image->alias + "' does not exist on remote '" + c.image->remote + "'",
+                              c.remote + ":" + c.name, c.where,
+                              "import the image there (lxc image import ... --alias " + c.image->alias +
+                                  "), or fix the image in the fleet file");
+    }
+  }
+
+  void warn_if_maybe_on_unknown_remote(const ContainerSpec& c) {
+    for (const auto& [rname, lr] : live_.remotes) {
+      if (lr.status != RemoteStatus::ok) {
+        plan_.diagnostics.warning("not found on any reachable remote, but remote '" + rname +
+                                      "' is unknown; if it lives there, creating it would make a second one",
+                                  c.remote + ":" + c.name, std::nullopt);
+      }
+    }
+  }
+
+  void plan_move(const ContainerSpec& c, const std::string& from) {
+    const LiveInstance& inst = live_.remotes.at(from).instances.at(c.name);
+    const Address source{from, c.name, std::nullopt};
+    const Address target{c.remote, c.name, std::nullopt};
+    std::string stop_id;
+    if (inst.power == LivePower::running || inst.power == LivePower::frozen) {
+      auto& stop = add(ActionKind::stop, source, "an offline move needs the container stopped");
+      stop.before = {{"state", model::to_string(inst.power)}};
+      stop.after = {{"state", "stopped"}};
+      stop.disruption = Disruption::move;
+      stop.consented = c.move == model::Consent::allowed;
+      stop_id = stop.id;
+    }
+    auto& move = add(ActionKind::move, target, "declared on '" + c.remote + "', lives on '" + from + "'");
+    move.source = source;
+    move.disruption = Disruption::move;
+    move.consented = c.move == model::Consent::allowed;
+    move.before = {{"remote", from}, {"state", model::to_string(inst.power)}};
+    move.after = {{"remote", c.remote}, {"state", "stopped"}};
+    if (!stop_id.empty()) move.depends_on.push_back(stop_id);
+    created_by_[c.name] = move.id;
+    // After the move the container is on its declared remote with its own config and snapshots, stopped.
+    const std::string move_id = move.id;
+    converge_existing(c, inst, LivePower::stopped, move_id);
+  }
+
+  // Config, devices, profiles, snapshots and power state of a container that exists (or will, after `after_id`).
+  // Takes ids by value: references into plan_.actions dangle as soon as an action is added.
+  void converge_existing(const ContainerSpec& c, const LiveInstance& inst, LivePower power, std::string after_id) {
+    const Address addr{c.remote, c.name, std::nullopt};
+    std::string last = after_id;
+
+    std::vector<Change> changes;
+    for (const auto& [key, value] : c.config) {
+      if (is_observation(key)) continue;
+      const auto it = inst.config.find(key);
+      if (it == inst.config.end() || it->second != value) {
+        changes.push_back({"config." + key, value_or_null(inst.config, key), value});
+      }
+    }
+    for (const auto& [dev, keys] : c.devices) {
+      const auto it = inst.devices.find(dev);
+      if (it == inst.devices.end() || it->second != keys) {
+        changes.push_back({"devices." + dev, it == inst.devices.end() ? nlohmann::json(nullptr) : nlohmann::json(it->second),
+                           keys});
+      }
+    }
+    if (c.profiles && *c.profiles != inst.profiles) changes.push_back({"profiles", inst.profiles, *c.profiles});
+
+    if (!changes.empty()) {
+      const bool running = power == LivePower::running || power == LivePower::frozen;
+      const bool restart = running && std::any_of(changes.begin(), changes.end(), [](const Change& ch) {
+                             return ch.path.rfind("config.", 0) == 0 && needs_restart(ch.path.substr(7));
+                           });
+      std::string what;
+      for (const auto& ch : changes) what += (what.empty() ? "" : ", ") + ch.path;
+      auto& update = add(ActionKind::update, addr, "differs: " + what);
+      update.before = nlohmann::json::object();
+      update.after = nlohmann::json::object();
+      for (const auto& ch : changes) {
+        update.before[ch.path] = ch.before;
+        update.after[ch.path] = ch.after;
+      }
+      update.changes = std::move(changes);
+      update.config = c.config;
+      update.devices = c.devices;
+      update.profiles = c.profiles;
+      if (restart) {
+        update.disruption = Disruption::restart;
+        update.consented = c.restart == model::Consent::allowed;
+        update.reason += "; needs a restart to take effect";
+      }
+      if (!last.empty()) update.depends_on.push_back(last);
+      last = update.id;
+    }
+
+    std::string snapshots_after = last;
+    for (const auto& snap : c.snapshots) {
+      if (inst.has_snapshot(snap)) continue;
+      auto& s = add(ActionKind::snapshot, Address{c.remote, c.name, snap}, "declared, does not exist");
+      s.after = {{"snapshot", snap}};
+      if (!snapshots_after.empty()) s.depends_on.push_back(snapshots_after);
+      snapshot_by_[c.name + "/" + snap] = s.id;
+    }
+    if (c.prune_snapshots) {
+      for (const auto& live_snap : inst.snapshots) {
+        if (std::find(c.snapshots.begin(), c.snapshots.end(), live_snap.name) != c.snapshots.end()) continue;
+        auto& d = add(ActionKind::delete_snapshot, Address{c.remote, c.name, live_snap.name},
+                      "not declared; snapshots: prune");
+        d.before = {{"snapshot", live_snap.name}, {"created_at", live_snap.created_at}};
+        d.disruption = Disruption::destroy;
+        if (!after_id.empty()) d.depends_on.push_back(after_id);
+      }
+    }
+
+    plan_power(c, power, last);
+  }
+
+  void plan_power(const ContainerSpec& c, LivePower power, std::string after_id) {
+    const Address addr{c.remote, c.name, std::nullopt};
+    auto step = [&](ActionKind kind, std::string_view from, std::string_view to, const std::string& dep) -> Action& {
+      auto& a = add(kind, addr,
+                    "declared " + std::string{model::to_string(c.state)} + ", is " + std::string{model::to_string(power)});
+      a.before = {{"state", from}};
+      a.after = {{"state", to}};
+      a.target_state = c.state;
+      if (!dep.empty()) a.depends_on.push_back(dep);
+      return a;
+    };
+    if (power == LivePower::other) {
+      plan_.diagnostics.warning("is in a transitional or error state; its power state is not planned",
+                                to_string(addr), std::nullopt, "check it with `lxc info`, then plan again");
+      return;
+    }
+    switch (c.state) {
+      case DesiredState::running:
+        if (power == LivePower::stopped) step(ActionKind::start, "stopped", "running", after_id);
+        if (power == LivePower::frozen) step(ActionKind::unfreeze, "frozen", "running", after_id);
+        break;
+      case DesiredState::stopped:
+        if (power != LivePower::stopped) step(ActionKind::stop, model::to_string(power), "stopped", after_id);
+        break;
+      case DesiredState::frozen:
+        if (power == LivePower::stopped) {
+          const std::string start_id = step(ActionKind::start, "stopped", "running", after_id).id;
+          step(ActionKind::freeze, "running", "frozen", start_id);
+        }
+        if (power == LivePower::running) step(ActionKind::freeze, "running", "frozen", after_id);
+        break;
+      case DesiredState::absent: break;
+    }
+  }
+
+  // Snapshots of a container that does not exist yet: all declared ones, after its creation.
+  void plan_new_snapshots(const ContainerSpec& c, std::string created_id) {
+    for (const auto& snap : c.snapshots) {
+      auto& s = add(ActionKind::snapshot, Address{c.remote, c.name, snap}, "declared, does not exist");
+      s.after = {{"snapshot", snap}};
+      s.depends_on.push_back(created_id);
+      snapshot_by_[c.name + "/" + snap] = s.id;
+    }
+  }
+
+  // Copies go last so that their sources' launches, moves and snapshots are known (copy of a copy works too:
+  // copies are planned in dependency order).
+  void plan_copies() {
+    std::set<std::string> done;
+    std::vector<const ContainerSpec*> todo = pending_copies_;
+    bool progress = true;
+    while (!todo.empty() && progress) {
+      progress = false;
+      std::vector<const ContainerSpec*> later;
+      for (const auto* c : todo) {
+        const auto& src_name = c->copy_of->container;
+        const bool source_pending = std::any_of(todo.begin(), todo.end(), [&](const ContainerSpec* other) {
+          return other->name == src_name && done.count(other->name) == 0;
+        });
+        if (source_pending) {
+          later.push_back(c);
+          continue;
+        }
+        plan_copy(*c);
+        done.insert(c->name);
+        progress = true;
+      }
+      todo = std::move(later);
+    }
+    for (const auto* c : todo) {
+      plan_.diagnostics.error("copy_of forms a cycle", c->remote + ":" + c->name, c->where);
+    }
+  }
+
+  void plan_copy(const ContainerSpec& c) {
+    const Address target{c.remote, c.name, std::nullopt};
+    const auto& src_spec = fleet_.containers.at(c.copy_of->container);
+    const Address source{src_spec.remote, src_spec.name, c.copy_of->snapshot};
+    if (known_remote(src_spec.remote) == nullptr) {
+      plan_.diagnostics.warning("its copy source is on unknown remote '" + src_spec.remote + "'; not planned",
+                                to_string(target), std::nullopt);
+      return;
+    }
+    if (src_spec.state == DesiredState::absent) {
+      plan_.diagnostics.error("copy_of names '" + src_spec.name + "', which is declared absent", to_string(target),
+                              c.where, "declare the source, or launch this container from an image");
+      return;
+    }
+    const bool source_exists = created_by_.count(src_spec.name) != 0 || source_is_live(src_spec);
+    if (!source_exists) return;  // its source could not be planned either; that has its own diagnostic
+
+    const bool cross = src_spec.remote != c.remote;
+    auto& copy = add(ActionKind::copy, target,
+                     std::string{"declared as a copy of "} + to_string(source) + (cross ? " on another remote" : "") +
+                         ", does not exist; then " + std::string{model::to_string(c.state)});
+    copy.source = source;
+    copy.config = c.config;
+    copy.devices = c.devices;
+    copy.profiles = c.profiles;
+    copy.target_state = c.state;
+    copy.after = spec_after(c);
+    copy.after["source"] = to_string(source);
+    if (const auto it = created_by_.find(src_spec.name); it != created_by_.end()) copy.depends_on.push_back(it->second);
+    if (c.copy_of->snapshot) {
+      if (const auto it = snapshot_by_.find(src_spec.name + "/" + *c.copy_of->snapshot); it != snapshot_by_.end()) {
+        copy.depends_on.push_back(it->second);
+      }
+    }
+    const std::string copy_id = copy.id;
+    created_by_[c.name] = copy_id;
+    plan_new_snapshots(c, copy_id);
+  }
+
+  bool source_is_live(const ContainerSpec& src) const {
+    const auto* remote = known_remote(src.remote);
+    return remote != nullptr && remote->instances.count(src.name) != 0;
+  }
+
+  void plan_prunes() {
+    for (const auto& [rname, lr] : live_.remotes) {
+      if (lr.status != RemoteStatus::ok) continue;
+      for (const auto& [iname, inst] : lr.instances) {
+        if (fleet_.containers.count(iname) != 0) continue;  // declared (here or elsewhere: a move source)
+        if (!inst.owned_by(fleet_.name)) continue;          // never touch what this fleet does not own
+        const Address addr{rname, iname, std::nullopt};
+        if (!prune_) {
+          plan_.diagnostics.warning("owned by this fleet but no longer declared; kept", to_string(addr),
+                                    std::nullopt, "run with --prune (or prune: true) to delete it");
+          continue;
+        }
+        auto& del = add(ActionKind::delete_, addr, "owned by this fleet, not declared; pruning");
+        del.disruption = Disruption::destroy;
+        del.before = {{"state", model::to_string(inst.power)}};
+      }
+    }
+  }
+
+  const model::Fleet& fleet_;
+  const model::LiveState& live_;
+  bool prune_;
+  Plan plan_;
+  std::map<std::string, std::string> created_by_;   // container -> id of the launch/copy/move that makes it
+  std::map<std::string, std::string> snapshot_by_;  // "c/snap" -> id of the snapshot action
+  std::vector<const ContainerSpec*> pending_copies_;
+};
+
+}  // namespace
+
+Plan compute_plan(const model::Fleet& fleet, const model::LiveState& live, const PlanOptions& options) {
+  return Planner(fleet, live, options).run();
+}
+
+}  // namespace berth::plan

@@ -1,0 +1,186 @@
+#include <map>
+
+#include "engine/plan/render.hpp"
+
+namespace berth::plan {
+namespace {
+
+using nlohmann::json;
+
+json address_json(const std::optional<Address>& a) { return a ? json(to_string(*a)) : json(nullptr); }
+
+json diagnostic_json(const diag::Diagnostic& d) {
+  json location = nullptr;
+  if (d.where) {
+    location = d.where->file + ":" + std::to_string(d.where->line) + ":" + std::to_string(d.where->column);
+  }
+  return {{"severity", d.severity == diag::Severity::error ? "error" : "warning"},
+          {"summary", d.summary},
+          {"detail", d.detail},
+          {"path", d.path},
+          {"location", location}};
+}
+
+json action_json(const Action& a) {
+  json changes = json::array();
+  for (const auto& c : a.changes) changes.push_back({{"path", c.path}, {"before", c.before}, {"after", c.after}});
+  json out = {{"id", a.id},
+              {"action", to_string(a.kind)},
+              {"address", to_string(a.address)},
+              {"remote", a.address.remote},
+              {"container", a.address.container},
+              {"snapshot", a.address.snapshot ? json(*a.address.snapshot) : json(nullptr)},
+              {"source", address_json(a.source)},
+              {"before", a.before},
+              {"after", a.after},
+              {"changes", changes},
+              {"reason", a.reason},
+              {"disruption", to_string(a.disruption)},
+              {"consented", a.consented},
+              {"depends_on", a.depends_on}};
+  // What apply needs to carry the action out, beyond what a reader needs to see.
+  json spec = json::object();
+  if (a.image) spec["image"] = {{"remote", a.image->remote}, {"alias", a.image->alias}};
+  if (!a.config.empty()) spec["config"] = a.config;
+  if (!a.devices.empty()) spec["devices"] = a.devices;
+  if (a.profiles) spec["profiles"] = *a.profiles;
+  if (a.target_state) spec["state"] = model::to_string(*a.target_state);
+  out["spec"] = spec;
+  return out;
+}
+
+std::optional<Address> parse_address(const std::string& text) {
+  const auto colon = text.find(':');
+  if (colon == std::string::npos || colon == 0) return std::nullopt;
+  Address a;
+  a.remote = text.substr(0, colon);
+  std::string rest = text.substr(colon + 1);
+  if (const auto slash = rest.find('/'); slash != std::string::npos) {
+    a.snapshot = rest.substr(slash + 1);
+    rest = rest.substr(0, slash);
+  }
+  if (rest.empty()) return std::nullopt;
+  a.container = rest;
+  return a;
+}
+
+// "file:line:col" back into a location; the file part may itself contain colons.
+std::optional<diag::SourceLocation> parse_location(const json& j) {
+  if (!j.is_string()) return std::nullopt;
+  const auto text = j.get<std::string>();
+  const auto c2 = text.rfind(':');
+  if (c2 == std::string::npos || c2 == 0) return std::nullopt;
+  const auto c1 = text.rfind(':', c2 - 1);
+  if (c1 == std::string::npos) return std::nullopt;
+  try {
+    return diag::SourceLocation{text.substr(0, c1), std::stoi(text.substr(c1 + 1, c2 - c1 - 1)),
+                                std::stoi(text.substr(c2 + 1))};
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+json to_json(const Plan& plan) {
+  json remotes = json::object();
+  for (const auto& [name, r] : plan.remotes) {
+    remotes[name] = {{"url", r.url},
+                     {"status", r.status == model::RemoteStatus::ok ? "ok" : "unknown"},
+                     {"error", r.error},
+                     {"instances", r.instances}};
+  }
+  json actions = json::array();
+  std::map<std::string, int> counts;
+  for (const auto& a : plan.actions) {
+    actions.push_back(action_json(a));
+    ++counts[std::string{to_string(a.kind)}];
+  }
+  json summary = json::object();
+  for (const auto& [k, n] : counts) summary[k] = n;
+  summary["total"] = plan.actions.size();
+  json diagnostics = json::array();
+  for (const auto& d : plan.diagnostics.items()) diagnostics.push_back(diagnostic_json(d));
+  return {{"format_version", plan_json_format_version},
+          {"fleet", {{"path", plan.fleet_path}, {"digest", plan.fleet_digest}}},
+          {"complete", plan.complete()},
+          {"remotes", remotes},
+          {"actions", actions},
+          {"summary", summary},
+          {"diagnostics", diagnostics},
+          {"basis", plan.basis}};
+}
+
+ParsedPlan plan_from_json(const json& j, const std::string& origin) {
+  ParsedPlan result;
+  auto& diags = result.diagnostics;
+  auto fail = [&](const std::string& what) {
+    diags.error(what, origin, std::nullopt, "the file is not a plan written by this version of berth");
+    return result;
+  };
+  try {
+    if (!j.is_object()) return fail("not a JSON object");
+    if (j.value("format_version", 0) != plan_json_format_version) {
+      return fail("unsupported plan format_version " + j.value("format_version", json(nullptr)).dump());
+    }
+    Plan plan;
+    plan.fleet_path = j.at("fleet").at("path").get<std::string>();
+    plan.fleet_digest = j.at("fleet").at("digest").get<std::string>();
+    for (const auto& [name, r] : j.at("remotes").items()) {
+      RemoteSummary s;
+      s.url = r.at("url").get<std::string>();
+      s.status = r.at("status").get<std::string>() == "ok" ? model::RemoteStatus::ok : model::RemoteStatus::unknown;
+      s.error = r.at("error").get<std::string>();
+      s.instances = r.at("instances").get<std::size_t>();
+      plan.remotes.emplace(name, std::move(s));
+    }
+    for (const auto& ja : j.at("actions")) {
+      Action a;
+      a.id = ja.at("id").get<std::string>();
+      const auto kind = action_kind_from_string(ja.at("action").get<std::string>());
+      const auto address = parse_address(ja.at("address").get<std::string>());
+      const auto disruption = disruption_from_string(ja.at("disruption").get<std::string>());
+      if (!kind || !address || !disruption) return fail("malformed action '" + a.id + "'");
+      a.kind = *kind;
+      a.address = *address;
+      a.disruption = *disruption;
+      if (!ja.at("source").is_null()) {
+        a.source = parse_address(ja.at("source").get<std::string>());
+        if (!a.source) return fail("malformed source in action '" + a.id + "'");
+      }
+      a.before = ja.at("before");
+      a.after = ja.at("after");
+      for (const auto& c : ja.at("changes")) {
+        a.changes.push_back({c.at("path").get<std::string>(), c.at("before"), c.at("after")});
+      }
+      a.reason = ja.at("reason").get<std::string>();
+      a.consented = ja.at("consented").get<bool>();
+      a.depends_on = ja.at("depends_on").get<std::vector<std::string>>();
+      const auto& spec = ja.at("spec");
+      if (spec.contains("image")) {
+        a.image = model::ImageRef{spec["image"].at("remote").get<std::string>(), spec["image"].at("alias").get<std::string>()};
+      }
+      if (spec.contains("config")) a.config = spec["config"].get<model::ConfigMap>();
+      if (spec.contains("devices")) a.devices = spec["devices"].get<model::DeviceMap>();
+      if (spec.contains("profiles")) a.profiles = spec["profiles"].get<std::vector<std::string>>();
+      if (spec.contains("state")) {
+        a.target_state = model::desired_state_from_string(spec["state"].get<std::string>());
+        if (!a.target_state) return fail("malformed state in action '" + a.id + "'");
+      }
+      plan.actions.push_back(std::move(a));
+    }
+    for (const auto& d : j.at("diagnostics")) {
+      plan.diagnostics.add({d.at("severity").get<std::string>() == "error" ? diag::Severity::error
+                                                                           : diag::Severity::warning,
+                            d.at("summary").get<std::string>(), d.at("detail").get<std::string>(),
+                            d.at("path").get<std::string>(), parse_location(d.at("location"))});
+    }
+    plan.basis = j.at("basis").get<std::map<std::string, std::string>>();
+    result.plan = std::move(plan);
+  } catch (const json::exception& e) {
+    return fail(std::string{"malformed plan: "} + e.what());
+  }
+  return result;
+}
+
+}  // namespace berth::plan

@@ -1,0 +1,163 @@
+#include <map>
+#include <sstream>
+
+#include "engine/plan/render.hpp"
+
+namespace berth::plan {
+namespace {
+
+constexpr std::string_view reset = "\x1b[0m";
+constexpr std::string_view green = "\x1b[32m";
+constexpr std::string_view yellow = "\x1b[33m";
+constexpr std::string_view cyan = "\x1b[36m";
+constexpr std::string_view red = "\x1b[31m";
+constexpr std::string_view bold = "\x1b[1m";
+constexpr std::string_view dim = "\x1b[2m";
+
+char symbol(ActionKind k) {
+  switch (k) {
+    case ActionKind::launch: return '+';
+    case ActionKind::copy: return '=';
+    case ActionKind::move: return '>';
+    case ActionKind::snapshot: return '*';
+    case ActionKind::delete_:
+    case ActionKind::delete_snapshot: return '-';
+    case ActionKind::update:
+    case ActionKind::start:
+    case ActionKind::stop:
+    case ActionKind::freeze:
+    case ActionKind::unfreeze: return '~';
+  }
+  return '?';
+}
+
+std::string_view colour_of(ActionKind k) {
+  switch (symbol(k)) {
+    case '+': return green;
+    case '-': return red;
+    case '>':
+    case '=': return cyan;
+    default: return yellow;
+  }
+}
+
+// A JSON value as a user reads it: strings quoted, null as "(unset)", objects inline.
+std::string show(const nlohmann::json& v) {
+  if (v.is_null()) return "(unset)";
+  return v.dump();
+}
+
+class Writer {
+ public:
+  explicit Writer(const TextStyle& style) : style_(style) {}
+  Writer& paint(std::string_view colour, std::string_view text) {
+    if (style_.color) out_ << colour << text << reset;
+    else out_ << text;
+    return *this;
+  }
+  Writer& text(std::string_view t) {
+    out_ << t;
+    return *this;
+  }
+  [[nodiscard]] std::string str() const { return out_.str(); }
+
+ private:
+  const TextStyle& style_;
+  std::ostringstream out_;
+};
+
+std::string consent_note(const Action& a) {
+  if (a.consented) return {};
+  switch (a.disruption) {
+    case Disruption::restart: return "needs consent: --allow-restart or restart: allowed";
+    case Disruption::move: return "needs consent: --allow-move or move: allowed";
+    default: return "needs consent";
+  }
+}
+
+void write_action(Writer& w, const Action& a) {
+  std::string subject = to_string(a.address);
+  if (a.source && a.kind != ActionKind::stop) subject = to_string(*a.source) + " -> " + subject;
+  std::string verb{to_string(a.kind)};
+  if (a.kind == ActionKind::delete_snapshot) verb = "delete";
+  verb.resize(std::max<std::size_t>(verb.size(), 9), ' ');
+  w.text("  ").paint(colour_of(a.kind), std::string(1, symbol(a.kind)) + " " + verb).text(" ").text(subject);
+  w.text("  ").paint(dim, "(" + a.reason + ")");
+  if (const auto note = consent_note(a); !note.empty()) w.text("  ").paint(red, "[" + note + "]");
+  w.text("\n");
+  for (const auto& c : a.changes) {
+    w.text("        ").text(c.path).text(": ").text(show(c.before)).text(" -> ").text(show(c.after)).text("\n");
+  }
+}
+
+}  // namespace
+
+std::string summary_line(const Plan& plan) {
+  if (plan.actions.empty()) return "No changes.";
+  // Fixed order, so the line reads the same every time.
+  const std::pair<ActionKind, std::string_view> order[] = {
+      {ActionKind::launch, "to launch"},     {ActionKind::copy, "to copy"},
+      {ActionKind::move, "to move"},         {ActionKind::update, "to update"},
+      {ActionKind::start, "to start"},       {ActionKind::stop, "to stop"},
+      {ActionKind::freeze, "to freeze"},     {ActionKind::unfreeze, "to unfreeze"},
+      {ActionKind::snapshot, "snapshot(s) to take"}, {ActionKind::delete_snapshot, "snapshot(s) to delete"},
+      {ActionKind::delete_, "to delete"}};
+  std::map<ActionKind, int> counts;
+  for (const auto& a : plan.actions) ++counts[a.kind];
+  std::string line = "Plan:";
+  bool first = true;
+  for (const auto& [kind, words] : order) {
+    if (counts[kind] == 0) continue;
+    line += (first ? " " : ", ") + std::to_string(counts[kind]) + " " + std::string{words};
+    first = false;
+  }
+  return line + ".";
+}
+
+std::string render_text(const Plan& plan, const TextStyle& style) {
+  Writer w(style);
+  std::map<std::string, std::vector<const Action*>> by_remote;
+  for (const auto& a : plan.actions) by_remote[a.address.remote].push_back(&a);
+
+  for (const auto& [name, remote] : plan.remotes) {
+    w.paint(bold, "remote " + name).text(" (" + remote.url + ")");
+    if (remote.status != model::RemoteStatus::ok) {
+      w.text(": ").paint(red, "Unknown").text(" — " + remote.error + "\n  its containers are not planned\n");
+      continue;
+    }
+    const auto it = by_remote.find(name);
+    const std::size_t n = it == by_remote.end() ? 0 : it->second.size();
+    w.text(": " + std::to_string(remote.instances) + " instance" + (remote.instances == 1 ? "" : "s") + ", " +
+           (n == 0 ? std::string{"no changes"} : std::to_string(n) + " action" + (n == 1 ? "" : "s")) + "\n");
+    if (n == 0) continue;
+    for (const auto* a : it->second) write_action(w, *a);
+  }
+
+  if (!plan.diagnostics.empty()) {
+    w.text("\n");
+    for (const auto& d : plan.diagnostics.items()) {
+      const bool error = d.severity == diag::Severity::error;
+      w.paint(error ? red : yellow, error ? "error: " : "warning: ");
+      if (!d.path.empty()) w.text(d.path + ": ");
+      w.text(d.summary + "\n");
+      if (!d.detail.empty()) w.text("  " + d.detail + "\n");
+    }
+  }
+
+  w.text("\n").paint(bold, summary_line(plan)).text("\n");
+  if (!plan.complete()) {
+    std::string unknown;
+    int count = 0;
+    for (const auto& [name, remote] : plan.remotes) {
+      if (remote.status == model::RemoteStatus::ok) continue;
+      unknown += (unknown.empty() ? "" : ", ") + name;
+      ++count;
+    }
+    w.paint(red, "Plan incomplete: " + std::to_string(count) + " remote" + (count == 1 ? "" : "s") +
+                     " unknown (" + unknown + ").")
+        .text("\n");
+  }
+  return w.str();
+}
+
+}  // namespace berth::plan

@@ -1,0 +1,171 @@
+#include "providers/lxd/certificate.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "providers/lxd/fs_util.hpp"
+#include "providers/lxd/openssl_util.hpp"
+
+namespace berth::lxd {
+
+namespace detail {
+
+std::string fingerprint_of(X509* cert) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (X509_digest(cert, EVP_sha256(), md, &len) != 1) return {};
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(len * 2);
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(hex[md[i] >> 4]);
+    out.push_back(hex[md[i] & 0x0f]);
+  }
+  return out;
+}
+
+std::string pem_of(X509* cert) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
+  if (!bio || PEM_write_bio_X509(bio.get(), cert) != 1) return {};
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<std::size_t>(n));
+}
+
+std::string openssl_error_text(const std::string& fallback) {
+  const unsigned long code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0) return fallback;
+  char buf[256];
+  ERR_error_string_n(code, buf, sizeof buf);
+  return buf;
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::X509Ptr;
+
+struct PkeyDeleter {
+  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
+
+Error crypto_error(std::string_view what) {
+  return make_error(ErrorKind::io, std::string{what} + ": " + detail::openssl_error_text("unknown OpenSSL error"));
+}
+
+bool add_extension(X509* cert, int nid, const char* value) {
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, cert, cert, nullptr, nullptr, 0);
+  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+  if (ext == nullptr) return false;
+  const bool ok = X509_add_ext(cert, ext, -1) == 1;
+  X509_EXTENSION_free(ext);
+  return ok;
+}
+
+std::string bio_text(BIO* bio) {
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(bio, &data);
+  return std::string(data, static_cast<std::size_t>(n));
+}
+
+}  // namespace
+
+std::string normalize_fingerprint(std::string_view text) {
+  if (text.size() >= 7) {
+    std::string prefix{text.substr(0, 7)};
+    std::transform(prefix.begin(), prefix.end(), prefix.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (prefix == "sha256:") text.remove_prefix(7);
+  }
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    if (c == ':' || c == ' ') continue;
+    out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  }
+  return out;
+}
+
+bool is_fingerprint(std::string_view normalized) {
+  return normalized.size() == 64 && std::all_of(normalized.begin(), normalized.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+Result<std::string> fingerprint_of_pem(std::string_view pem) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+  if (!bio) return crypto_error("cannot read certificate");
+  X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  if (!cert) {
+    ERR_clear_error();
+    return make_error(ErrorKind::invalid_argument, "not a PEM certificate");
+  }
+  return detail::fingerprint_of(cert.get());
+}
+
+Result<std::string> fingerprint_of_pem_file(const std::filesystem::path& path) {
+  auto text = detail::read_file(path);
+  if (!text) return text.error();
+  auto fp = fingerprint_of_pem(*text);
+  if (!fp) return make_error(fp.error().kind, path.string() + ": " + fp.error().message);
+  return fp;
+}
+
+Result<PemPair> generate_client_certificate(const SelfSignedOptions& options) {
+  // Same shape as LXD's own client certificates (shared/cert.go): ECDSA P-384, self-signed.
+  PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-384"));
+  if (!key) return crypto_error("cannot generate a P-384 key");
+
+  X509Ptr cert(X509_new());
+  if (!cert || X509_set_version(cert.get(), 2) != 1) return crypto_error("cannot create a certificate");
+
+  // A random 127-bit serial: unique without keeping any state.
+  std::unique_ptr<BIGNUM, decltype(&BN_free)> serial(BN_new(), BN_free);
+  if (!serial || BN_rand(serial.get(), 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) != 1 ||
+      BN_to_ASN1_INTEGER(serial.get(), X509_get_serialNumber(cert.get())) == nullptr) {
+    return crypto_error("cannot create a serial number");
+  }
+  // Backdated a little so that a server with a slightly slow clock accepts it at once.
+  if (X509_gmtime_adj(X509_getm_notBefore(cert.get()), -300) == nullptr ||
+      X509_time_adj_ex(X509_getm_notAfter(cert.get()), options.valid_days, 0, nullptr) == nullptr) {
+    return crypto_error("cannot set the validity period");
+  }
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  const auto* org = reinterpret_cast<const unsigned char*>("berth");
+  const auto* cn = reinterpret_cast<const unsigned char*>(options.common_name.c_str());
+  if (X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, org, -1, -1, 0) != 1 ||
+      X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, cn, -1, -1, 0) != 1 ||
+      X509_set_issuer_name(cert.get(), name) != 1 || X509_set_pubkey(cert.get(), key.get()) != 1) {
+    return crypto_error("cannot set the certificate's names");
+  }
+  if (!add_extension(cert.get(), NID_basic_constraints, "critical,CA:FALSE") ||
+      !add_extension(cert.get(), NID_key_usage, "critical,digitalSignature") ||
+      !add_extension(cert.get(), NID_ext_key_usage, "clientAuth") ||
+      !add_extension(cert.get(), NID_subject_key_identifier, "hash")) {
+    return crypto_error("cannot add certificate extensions");
+  }
+  if (X509_sign(cert.get(), key.get(), EVP_sha384()) == 0) return crypto_error("cannot sign the certificate");
+
+  PemPair out;
+  out.certificate = detail::pem_of(cert.get());
+  std::unique_ptr<BIO, decltype(&BIO_free)> key_bio(BIO_new(BIO_s_mem()), BIO_free);
+  if (!key_bio ||
+      PEM_write_bio_PrivateKey(key_bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+    return crypto_error("cannot encode the private key");
+  }
+  out.private_key = bio_text(key_bio.get());
+  if (out.certificate.empty()) return crypto_error("cannot encode the certificate");
+  return out;
+}
+
+}  // namespace berth::lxd

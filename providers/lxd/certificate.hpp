@@ -1,0 +1,37 @@
+#pragma once
+// Certificates and fingerprints as LXD uses them: the fingerprint is the lowercase hex sha256 of
+// the certificate's DER, for server and client certificates alike (lxd-protocol.md §2.1).
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "providers/lxd/result.hpp"
+
+namespace berth::lxd {
+
+// "sha256:AB:cd:..." or "abcd..." -> "abcd...": drops an optional "sha256:" prefix and colons,
+// lowercases. Does not validate; see is_fingerprint().
+[[nodiscard]] std::string normalize_fingerprint(std::string_view text);
+// 64 lowercase hex digits.
+[[nodiscard]] bool is_fingerprint(std::string_view normalized);
+
+// Fingerprint of the first certificate in a PEM text / file.
+[[nodiscard]] Result<std::string> fingerprint_of_pem(std::string_view pem);
+[[nodiscard]] Result<std::string> fingerprint_of_pem_file(const std::filesystem::path& path);
+
+struct SelfSignedOptions {
+  std::string common_name;  // e.g. "berth@myhost"
+  int valid_days = 3650;
+};
+
+struct PemPair {
+  std::string certificate;  // "-----BEGIN CERTIFICATE-----..."
+  std::string private_key;  // PKCS#8 "-----BEGIN PRIVATE KEY-----..."; handle as a secret
+};
+
+// An ECDSA P-384 self-signed client certificate (EKU clientAuth, no SANs, SHA-384 signature),
+// the kind `lxc` generates for itself.
+[[nodiscard]] Result<PemPair> generate_client_certificate(const SelfSignedOptions& options);
+
+}  // namespace berth::lxd

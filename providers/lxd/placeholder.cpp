@@ -1,1 +1,0 @@
-// Removed once the LXD provider has sources of its own.

@@ -1,0 +1,181 @@
+#include "providers/lxd/remote_add.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "providers/lxd/certificate.hpp"
+#include "providers/lxd/token.hpp"
+
+namespace berth::lxd {
+
+namespace {
+
+struct Candidate {
+  std::string url;
+};
+
+struct FetchedCertificate {
+  std::string url;
+  std::string pem;
+  std::string fingerprint;
+};
+
+// Step 1: the server's certificate, without verifying it and without presenting ours.
+Result<FetchedCertificate> fetch_certificate(const std::string& url, const Timeouts& timeouts) {
+  TlsOptions tls;
+  tls.accept_any_server_certificate = true;
+  auto client = connect_https(url, tls, timeouts);
+  if (!client) return client.error();
+  // As `lxc` does: GET / proves it speaks HTTP. Its answer does not matter, only that it answered.
+  if (auto r = client->get("/"); !r && (r.error().kind == ErrorKind::connect || r.error().kind == ErrorKind::timeout)) {
+    return r.error();
+  }
+  auto pem = client->server_certificate_pem();
+  auto fp = client->server_fingerprint();
+  if (!pem || !fp) return make_error(ErrorKind::tls, "the server at " + url + " presented no certificate");
+  return FetchedCertificate{url, *pem, *fp};
+}
+
+Result<std::string> auth_of(Client& client) {
+  auto info = client.get("/1.0");
+  if (!info) return info.error();
+  const auto& md = info->metadata;
+  if (!md.is_object() || !md.contains("auth") || !md["auth"].is_string()) {
+    return make_error(ErrorKind::protocol, "GET /1.0 did not say whether the server trusts us");
+  }
+  return md["auth"].get<std::string>();
+}
+
+}  // namespace
+
+Result<StoredRemote> add_remote(const ClientConfig& config, const AddRemoteRequest& request) {
+  const std::string& name = request.name;
+  const auto fail = [&](ErrorKind kind, const std::string& message) { return make_error(kind, message).for_remote(name); };
+
+  if (!is_valid_remote_name(name)) {
+    return make_error(ErrorKind::invalid_argument,
+                      "invalid remote name \"" + name + "\": use 1-64 letters, digits, '.', '_' or '-'");
+  }
+  if (request.password && request.token) return fail(ErrorKind::invalid_argument, "give a password or a token, not both");
+
+  std::optional<CertificateToken> token;
+  if (request.token) {
+    auto t = decode_token(*request.token);
+    if (!t) return t.error().for_remote(name);
+    token = std::move(*t);
+  }
+
+  std::vector<Candidate> candidates;
+  if (!request.url.empty()) {
+    auto url = normalize_remote_url(request.url);
+    if (!url) return url.error().for_remote(name);
+    candidates.push_back({*url});
+  } else if (token) {
+    for (const auto& address : token->addresses) {
+      if (address.starts_with(":")) continue;  // a wildcard listener, not somewhere to connect to
+      if (auto url = normalize_remote_url(address)) candidates.push_back({*url});
+    }
+    if (candidates.empty()) return fail(ErrorKind::invalid_argument, "the token lists no usable server address; give the URL");
+  } else {
+    return fail(ErrorKind::invalid_argument, "a URL is needed (or a token, which carries the server's addresses)");
+  }
+
+  auto store = RemoteStore::load(config);
+  if (!store) return store.error();
+  const auto existing = store->find(name);
+  if (existing && !request.url.empty() && existing->url != candidates.front().url) {
+    return fail(ErrorKind::conflict, "already exists with URL " + existing->url + "; remove it first with `berth remote remove " +
+                                         name + "`");
+  }
+
+  // A local socket needs no pinning and no trust: the daemon trusts whoever can open it.
+  if (auto ep = parse_url(candidates.front().url); ep && ep->scheme == Scheme::unix_socket) {
+    auto client = connect_unix(ep->socket_path, request.timeouts);
+    if (!client) return client.error().for_remote(name);
+    if (auto info = client->get("/1.0"); !info) return info.error().for_remote(name);
+    StoredRemote remote{name, ep->to_string(), ""};
+    if (auto added = store->add(remote, ""); !added) return added.error();  // names the remote or the file
+    return remote;
+  }
+
+  auto identity = ensure_client_identity(config);
+  if (!identity) return identity.error().for_remote(name);
+
+  // Step 1: the certificate. With a token, an address that does not answer is skipped.
+  std::optional<FetchedCertificate> fetched;
+  std::string connect_errors;
+  for (const auto& candidate : candidates) {
+    auto cert = fetch_certificate(candidate.url, request.timeouts);
+    if (cert) {
+      fetched = std::move(*cert);
+      break;
+    }
+    if (cert.error().kind != ErrorKind::connect && cert.error().kind != ErrorKind::timeout &&
+        cert.error().kind != ErrorKind::tls) {
+      return cert.error().for_remote(name);
+    }
+    if (!connect_errors.empty()) connect_errors += "; ";
+    connect_errors += cert.error().message;
+  }
+  if (!fetched) return fail(ErrorKind::connect, connect_errors);
+
+  // Step 2: pin it.
+  if (token) {
+    if (fetched->fingerprint != token->fingerprint) {
+      return fail(ErrorKind::rejected, "the server at " + fetched->url + " presents certificate fingerprint " +
+                                           fetched->fingerprint + ", but the token was issued by " + token->fingerprint +
+                                           "; refusing to send the token (wrong address, or someone in between)");
+    }
+  } else if (!request.accept_certificate) {
+    if (!request.confirm) {
+      return fail(ErrorKind::rejected, "the server's certificate fingerprint is " + fetched->fingerprint +
+                                           "; confirm it or pass --accept-certificate");
+    }
+    if (!request.confirm(fetched->fingerprint)) {
+      return fail(ErrorKind::rejected, "certificate fingerprint " + fetched->fingerprint + " not accepted");
+    }
+  }
+  const StoredRemote remote{name, fetched->url, fetched->fingerprint};
+  if (existing && *existing != remote) {
+    return fail(ErrorKind::conflict, "already exists (" + existing->url + ", fingerprint " + existing->fingerprint +
+                                         "); remove it first with `berth remote remove " + name + "`");
+  }
+
+  // Step 3: trust, over a connection pinned to exactly that certificate.
+  TlsOptions tls;
+  tls.client_certificate = identity->certificate;
+  tls.client_key = identity->key;
+  tls.pinned_fingerprint = fetched->fingerprint;
+  auto client = connect_https(fetched->url, tls, request.timeouts);
+  if (!client) return client.error().for_remote(name);
+  auto auth = auth_of(*client);
+  if (!auth) return auth.error().for_remote(name);
+  if (*auth != "trusted") {
+    const std::optional<std::string>& secret = request.token ? request.token : request.password;
+    if (!secret || secret->empty()) {
+      return fail(ErrorKind::not_trusted, "the server does not trust this client yet; give its trust password "
+                                          "(--password) or a token from `lxc config trust add` (--token)");
+    }
+    const nlohmann::json body = {{"type", "client"}, {"password", *secret}};
+    auto added = client->request(Method::post, "/1.0/certificates", body);
+    if (!added) {
+      const Error& e = added.error();
+      if (e.kind == ErrorKind::server && e.http_status == 403) {
+        Error out = make_error(ErrorKind::not_trusted, "the server refused the trust password or token (403)");
+        out.http_status = 403;
+        return out.for_remote(name);
+      }
+      // 409: our certificate is already in the trust store (e.g. added by hand); GET /1.0 decides.
+      if (!(e.kind == ErrorKind::server && e.http_status == 409)) return e.for_remote(name);
+    }
+    auto again = auth_of(*client);
+    if (!again) return again.error().for_remote(name);
+    if (*again != "trusted") return fail(ErrorKind::not_trusted, "the server doesn't trust us after authentication");
+  }
+
+  // Step 4: record it.
+  if (auto stored = store->add(remote, fetched->pem); !stored) return stored.error();  // names the remote or the file
+  spdlog::info("remote {}: added {} (fingerprint {})", name, remote.url, remote.fingerprint);
+  return remote;
+}
+
+}  // namespace berth::lxd

@@ -1,0 +1,196 @@
+#include "providers/lxd/state_reader.hpp"
+
+#include <chrono>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "providers/lxd/live_parse.hpp"
+#include "providers/lxd/remote_connection.hpp"
+
+// How snapshots are read in bulk, and why (measured on LXD 5.0.2, dir pool, 20 containers of which
+// 6 running, unix socket):
+//
+//  - `GET /1.0/instances?recursion=1` has no snapshots. `recursion=2` has them, but it also renders
+//    every instance's state (processes, memory, network, disk usage): 0.14 s against 0.01 s for
+//    recursion=1, growing with the number of running instances (0.83 s vs 0.04 s for 23 in
+//    testbed.md). Planning would be dominated by state it never looks at.
+//  - `GET /1.0/storage-pools/<pool>/volumes?recursion=1` costs about the same as recursion=1 and
+//    lists every instance snapshot as a volume named "c1/snap0" (type "container"). It is one
+//    request per pool, however many instances. But LXD 5.0.2 renders created_at as
+//    0001-01-01T00:00:00Z for instance volumes and their snapshots and lists them sorted by name,
+//    so neither creation time nor creation order is available from it.
+//  - Per-instance `GET /1.0/instances/<n>/snapshots?recursion=1` has the times, at one request per
+//    instance: what the plan must never do.
+//
+// So the plan reads names from the volume listings (the plan compares snapshot names only) and
+// orders them by name; SnapshotRead::with_creation_times adds the per-instance reads for callers
+// that need ages.
+
+namespace berth::lxd {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// What the second connection fetches: everything except the instance list.
+struct SideRead {
+  std::optional<Error> error;  // fatal for the remote (connect, pin, trust)
+  std::string auth;
+  std::string server_version;
+  bool snapshots_known = false;
+  std::string snapshots_problem;
+  std::vector<nlohmann::json> volume_lists;
+  std::optional<std::vector<std::string>> image_aliases;
+  std::string aliases_problem;
+};
+
+bool is_forbidden(const Error& e) { return e.kind == ErrorKind::server && e.http_status == 403; }
+
+void read_side(Client& client, bool read_aliases, SideRead& out) {
+  auto info = client.get("/1.0");
+  if (!info) {
+    out.error = info.error();
+    return;
+  }
+  const auto& md = info->metadata;
+  if (md.is_object()) {
+    if (const auto it = md.find("auth"); it != md.end() && it->is_string()) out.auth = it->get<std::string>();
+    if (const auto env = md.find("environment"); env != md.end() && env->is_object()) {
+      if (const auto v = env->find("server_version"); v != env->end() && v->is_string()) {
+        out.server_version = v->get<std::string>();
+      }
+    }
+  }
+  if (out.auth != "trusted") return;  // everything below would be refused
+
+  // Instance snapshots live on the pool of their instance's root disk, so every pool is listed.
+  auto pools = client.get("/1.0/storage-pools");
+  if (!pools || !pools->metadata.is_array()) {
+    out.snapshots_problem = pools ? "GET /1.0/storage-pools: unexpected response" : pools.error().message;
+  } else {
+    out.snapshots_known = true;
+    for (const auto& url : pools->metadata) {
+      if (!url.is_string()) continue;
+      const std::string pool = url.get<std::string>().substr(url.get<std::string>().rfind('/') + 1);
+      auto vols = client.get("/1.0/storage-pools/" + pool + "/volumes?recursion=1");
+      if (!vols) {
+        out.snapshots_known = false;
+        out.snapshots_problem = vols.error().message;
+        break;
+      }
+      out.volume_lists.push_back(std::move(vols->metadata));
+    }
+  }
+  if (read_aliases) {
+    auto aliases = client.get("/1.0/images/aliases?recursion=1");
+    if (aliases) {
+      out.image_aliases = parse_image_aliases(aliases->metadata);
+    } else {
+      out.aliases_problem = aliases.error().message;
+    }
+  }
+}
+
+}  // namespace
+
+LxdStateReader::LxdStateReader(ClientConfig config, StateReaderOptions options)
+    : config_(std::move(config)), options_(options) {}
+
+providers::ReadStateResponse LxdStateReader::read_state(const providers::ReadStateRequest& request) {
+  const auto started = Clock::now();
+  const model::RemoteSpec& spec = request.remote;
+  providers::ReadStateResponse response;
+  model::LiveRemote& live = response.live;
+  live.name = spec.name;
+  live.status = model::RemoteStatus::unknown;
+  const auto give_up = [&](const Error& e) {
+    live.error = e.message;
+    live.instances.clear();
+    live.image_aliases.reset();
+    spdlog::debug("read_state {}: unknown: {}", spec.name, e.message);
+    return response;
+  };
+
+  // The first connection proves reachability and the pin before anything runs in parallel.
+  auto main = connect_remote(config_, spec, options_.timeouts);
+  if (!main) return give_up(main.error());
+
+  SideRead side;
+  Result<Response> instances_response = make_error(ErrorKind::protocol, "not read");
+  if (options_.two_connections) {
+    std::thread side_thread([&] {
+      auto second = connect_remote(config_, spec, options_.timeouts);
+      if (!second) {
+        side.error = second.error();
+        return;
+      }
+      read_side(*second, request.read_image_aliases, side);
+    });
+    instances_response = main->get("/1.0/instances?recursion=1");
+    side_thread.join();
+  } else {
+    read_side(*main, request.read_image_aliases, side);
+    if (!side.error && side.auth == "trusted") instances_response = main->get("/1.0/instances?recursion=1");
+  }
+
+  if (side.error) {
+    if (is_forbidden(*side.error)) return give_up(untrusted_error(config_, spec));
+    // Messages from connect_remote already name the remote.
+    return give_up(side.error->message.starts_with("remote ") ? *side.error : side.error->for_remote(spec.name));
+  }
+  if (side.auth != "trusted") return give_up(untrusted_error(config_, spec));
+  if (!instances_response) {
+    if (is_forbidden(instances_response.error())) return give_up(untrusted_error(config_, spec));
+    return give_up(instances_response.error().for_remote(spec.name));
+  }
+  auto instances = parse_instances(instances_response->metadata);
+  if (!instances) return give_up(instances.error().for_remote(spec.name));
+
+  if (side.snapshots_known) {
+    for (const auto& list : side.volume_lists) {
+      if (!add_snapshot_volumes(list, *instances)) {
+        side.snapshots_known = false;
+        side.snapshots_problem = "a storage volume listing was not a list of volumes";
+      }
+    }
+  }
+  if (side.snapshots_known && options_.snapshots == SnapshotRead::with_creation_times) {
+    for (auto& [name, inst] : *instances) {
+      if (inst.snapshots.empty()) continue;
+      auto snaps = main->get("/1.0/instances/" + name + "/snapshots?recursion=1");
+      if (!snaps || !set_instance_snapshots(snaps->metadata, inst)) {
+        response.diagnostics.warning("could not read the snapshots' creation times of " + name, spec.name + ":" + name);
+      }
+    }
+  }
+  if (!side.snapshots_known) {
+    for (auto& [name, inst] : *instances) {
+      inst.snapshots.clear();
+      inst.snapshots_known = false;
+    }
+    response.diagnostics.warning("snapshots could not be read: " + side.snapshots_problem, spec.name);
+  }
+  finish_instances(*instances);
+
+  if (request.read_image_aliases) {
+    if (side.image_aliases) {
+      live.image_aliases = std::move(side.image_aliases);
+    } else {
+      response.diagnostics.warning("image aliases could not be read: " + side.aliases_problem, spec.name);
+    }
+  }
+  live.instances = std::move(*instances);
+  live.server_version = side.server_version;
+  live.status = model::RemoteStatus::ok;
+  live.error.clear();
+  spdlog::debug("read_state {}: {} instances in {} ms", spec.name, live.instances.size(),
+                std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
+  return response;
+}
+
+std::unique_ptr<providers::StateReader> make_state_reader(ClientConfig config, StateReaderOptions options) {
+  return std::make_unique<LxdStateReader>(std::move(config), options);
+}
+
+}  // namespace berth::lxd

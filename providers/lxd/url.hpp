@@ -1,0 +1,43 @@
+#pragma once
+// Remote URLs: `https://host[:port]` (port 8443 by default, IPv6 in brackets) or
+// `unix:///absolute/path/to/unix.socket`. Nothing else is a remote.
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "providers/lxd/result.hpp"
+
+namespace berth::lxd {
+
+inline constexpr std::uint16_t default_https_port = 8443;
+
+enum class Scheme { https, unix_socket };
+
+struct Endpoint {
+  Scheme scheme = Scheme::https;
+  std::string host;                   // https: name or address, IPv6 without brackets
+  std::uint16_t port = default_https_port;
+  std::filesystem::path socket_path;  // unix: absolute
+
+  [[nodiscard]] bool host_is_ipv6() const;
+  [[nodiscard]] bool host_is_ip() const;
+  // "host:port", IPv6 bracketed: the HTTP Host header and what error messages show.
+  [[nodiscard]] std::string authority() const;
+  // The canonical URL: "https://host:port" or "unix:///path".
+  [[nodiscard]] std::string to_string() const;
+
+  friend bool operator==(const Endpoint&, const Endpoint&) = default;
+};
+
+// Strict: a scheme is required; a path, query, user info or a plain http:// URL is an error
+// whose message says what is wrong.
+[[nodiscard]] Result<Endpoint> parse_url(std::string_view url);
+
+// What `berth remote add NAME HOST` accepts, as `lxc remote add` does: a bare `host`,
+// `host:port`, `[v6]:port` or an unbracketed IPv6 address become https URLs; URLs are parsed as is.
+// Returns the canonical URL.
+[[nodiscard]] Result<std::string> normalize_remote_url(std::string_view input);
+
+}  // namespace berth::lxd

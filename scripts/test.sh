@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# test.sh — the whole test suite, on a fresh Debian 12 machine as root:
+# installs what it needs, builds berth twice (Release in build/, Debug with
+# ASan+UBSan in build-asan/), runs the unit tests under both and the
+# integration tests (real LXD hosts from tests/testbed/) against the Release
+# binary. Exits non-zero if anything fails.
+#
+# Environment:
+#   BERTH_JOBS=N                  parallel build jobs (default 2)
+#   BERTH_INTEGRATION_BUILD=DIR   build dir whose berth the integration tests
+#                                 use: build (default) or build-asan
+#   BERTH_CTEST_ARGS="..."        extra arguments for every ctest run (e.g. -R remote)
+#   BERTH_SKIP_DEPS=1             do not run scripts/install-deps.sh
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+readonly ROOT
+readonly JOBS=${BERTH_JOBS:-2}
+readonly INTEGRATION_BUILD=${BERTH_INTEGRATION_BUILD:-build}
+read -r -a CTEST_ARGS <<<"${BERTH_CTEST_ARGS:-}"
+
+TB_ROOT=
+declare -a FAILED_STEPS=()
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+
+log() { printf '\n==> %s\n' "$*"; }
+
+# Stop every test bed the tests started (a test killed by a CTest timeout
+# cannot run its own trap) and remove their common root.
+cleanup() {
+    local bed
+    if [[ -n "$TB_ROOT" && -d "$TB_ROOT" ]]; then
+        while IFS= read -r bed; do
+            bed=$(dirname "$bed")
+            echo "test.sh: stopping leftover test bed $bed" >&2
+            "$ROOT/tests/testbed/tb.sh" stop "$bed" || true
+        done < <(find "$TB_ROOT" -maxdepth 4 -name .berth-testbed 2>/dev/null)
+        rm -rf --one-file-system "$TB_ROOT" || true
+    fi
+}
+
+configure_and_build() {
+    local dir=$1
+    shift
+    log "configure $dir ($*)"
+    cmake -S "$ROOT" -B "$ROOT/$dir" "$@"
+    log "build $dir"
+    cmake --build "$ROOT/$dir" -j "$JOBS"
+}
+
+# Run ctest, keep going on failure, and count its results.
+run_ctest() {
+    local name=$1 out rc=0 line
+    shift
+    log "ctest $name"
+    out=$(mktemp)
+    ctest "$@" ${CTEST_ARGS[@]+"${CTEST_ARGS[@]}"} 2>&1 | tee "$out" || rc=$?
+    # "95% tests passed, 1 tests failed out of 20"
+    line=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$out" | tail -n 1 || true)
+    if [[ -n "$line" ]]; then
+        local failed total
+        failed=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
+        total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$line")
+        TOTAL_FAILED=$((TOTAL_FAILED + failed))
+        TOTAL_PASSED=$((TOTAL_PASSED + total - failed))
+    elif grep -q 'No tests were found' "$out"; then
+        echo "test.sh: $name: no tests found" >&2
+        rc=1
+    fi
+    rm -f "$out"
+    if ((rc != 0)); then
+        FAILED_STEPS+=("$name")
+    fi
+}
+
+main() {
+    cd "$ROOT"
+    if [[ "${BERTH_SKIP_DEPS:-0}" != 1 ]]; then
+        log "install dependencies"
+        "$ROOT/scripts/install-deps.sh"
+    fi
+
+    configure_and_build build -DCMAKE_BUILD_TYPE=Release -DBERTH_SANITIZE=OFF
+    configure_and_build build-asan -DCMAKE_BUILD_TYPE=Debug -DBERTH_SANITIZE=ON
+
+    # Integration tests put their test beds below this directory, so that
+    # whatever a killed test leaves behind is stopped on exit.
+    TB_ROOT=$(mktemp -d /tmp/berth-test.XXXXXX)
+    chmod 711 "$TB_ROOT" # containers of the test beds below must traverse it
+    export BERTH_TB_ROOT=$TB_ROOT
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+    export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+    run_ctest "unit (ASan+UBSan)" --test-dir "$ROOT/build-asan" -L unit --output-on-failure -j "$JOBS"
+    run_ctest "unit (Release)" --test-dir "$ROOT/build" -L unit --output-on-failure -j "$JOBS"
+    run_ctest "integration ($INTEGRATION_BUILD)" --test-dir "$ROOT/$INTEGRATION_BUILD" -L integration --output-on-failure
+
+    echo
+    if ((${#FAILED_STEPS[@]} > 0)); then
+        printf 'test.sh: FAILED: %s\n' "${FAILED_STEPS[@]}"
+    fi
+    # A plain closing line for CI.
+    echo "berth: $TOTAL_PASSED passed, $TOTAL_FAILED failed"
+    ((${#FAILED_STEPS[@]} == 0))
+}
+
+main "$@"

@@ -1,0 +1,253 @@
+# shellcheck shell=bash
+# lib.sh — helpers for berth's integration tests (sourced, not run).
+#
+# A test sources this file, calls tb_start to get its own test bed of real LXD
+# hosts (stopped again on exit, whatever happens), runs berth through `berth`
+# (private --config-dir, no colour) or `run` (captures OUT, ERR, RC), checks
+# with the assert_* functions, and ends with `finish`.
+#
+# Environment: BERTH_BIN (berth binary), BERTH_SOURCE_DIR (repository root),
+# optional BERTH_TB_ROOT (where test beds are created; default /tmp),
+# optional BERTH_TEST_KEEP=1 (keep the test bed and work dir for debugging).
+set -euo pipefail
+
+: "${BERTH_SOURCE_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${BERTH_BIN:=$BERTH_SOURCE_DIR/build/cli/berth}"
+export BERTH_SOURCE_DIR BERTH_BIN
+# Colour never in captured output; no proxy for loopback.
+export NO_COLOR=1
+export no_proxy=127.0.0.0/8,localhost NO_PROXY=127.0.0.0/8,localhost
+
+TB_SH="$BERTH_SOURCE_DIR/tests/testbed/tb.sh"
+TEST_NAME=$(basename "$0" .sh)
+TB_DIR=
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/berth-$TEST_NAME.XXXXXX")
+BERTH_CFG="$WORK/config"
+mkdir -p "$BERTH_CFG"
+chmod 700 "$BERTH_CFG"
+PASSED=0
+FAILED=0
+OUT=
+ERR=
+RC=0
+TEST_T0=$(date +%s)
+
+log() { printf '# %s\n' "$*"; }
+
+_cleanup() {
+    local rc=$?
+    if [[ "${BERTH_TEST_KEEP:-0}" == 1 ]]; then
+        log "keeping test bed $TB_DIR and work dir $WORK (BERTH_TEST_KEEP=1)"
+        return "$rc"
+    fi
+    if [[ -n "$TB_DIR" ]]; then
+        "$TB_SH" stop "$TB_DIR" || log "stopping test bed $TB_DIR failed"
+    fi
+    rm -rf "$WORK"
+    return "$rc"
+}
+trap _cleanup EXIT
+trap 'exit 130' INT TERM
+
+# tb_start N: start a test bed with N hosts, import the bb image on all of
+# them, and source its env (TB_HOST<i>_URL, LXD_CONF, ...).
+tb_start() {
+    local n=${1:-2} t0
+    [[ -x "$BERTH_BIN" ]] || { echo "BERTH_BIN '$BERTH_BIN' is not executable" >&2; exit 1; }
+    t0=$(date +%s)
+    TB_DIR=$(mktemp -d "${BERTH_TB_ROOT:-/tmp}/tb.XXXXXX")
+    "$TB_SH" start "$n" "$TB_DIR"
+    "$TB_SH" image "$TB_DIR"
+    # shellcheck disable=SC1091
+    source "$TB_DIR/env"
+    local i
+    for ((i = 1; i <= n; i++)); do add_secret "$(tb_password "$i")"; done
+    log "test bed $TB_DIR with $n host(s) ready in $(($(date +%s) - t0)) s"
+}
+
+# Password of host i (never print it).
+tb_password() { cat "$TB_DIR/host$1.password"; }
+
+# Run the stock lxc client against the test bed (remotes h1..hN).
+tb_lxc() { LXD_CONF="$LXD_CONF" lxc "$@" </dev/null; }
+
+# Quiet lxc for test setup: output only if it fails, and then the test stops.
+tb_lxc_q() {
+    local out
+    if ! out=$(LXD_CONF="$LXD_CONF" lxc "$@" </dev/null 2>&1); then
+        echo "setup failed: lxc $*" >&2
+        echo "$out" >&2
+        exit 1
+    fi
+}
+
+# tb_container REMOTE NAME STATE [lxc init options...]: make a container by
+# hand from the bb image in the given power state (running|stopped|frozen).
+tb_container() {
+    local remote=$1 name=$2 state=$3
+    shift 3
+    tb_lxc_q init "$remote:bb" "$remote:$name" -q "$@"
+    case "$state" in
+        stopped) ;;
+        running) tb_lxc_q start "$remote:$name" ;;
+        frozen) tb_lxc_q start "$remote:$name" && tb_lxc_q pause "$remote:$name" ;;
+        *) echo "tb_container: unknown state $state" >&2; exit 1 ;;
+    esac
+}
+
+# berth with the test's private config dir; no colour.
+berth() { "$BERTH_BIN" --config-dir "$BERTH_CFG" --no-color "$@"; }
+
+# run CMD...: run without failing the test; sets OUT, ERR, RC.
+run() {
+    local o e
+    o=$(mktemp "$WORK/out.XXXXXX")
+    e=$(mktemp "$WORK/err.XXXXXX")
+    RC=0
+    "$@" >"$o" 2>"$e" </dev/null || RC=$?
+    OUT=$(cat "$o")
+    ERR=$(cat "$e")
+    rm -f "$o" "$e"
+}
+
+_pass() {
+    PASSED=$((PASSED + 1))
+    printf 'ok %d - %s\n' "$((PASSED + FAILED))" "$1"
+}
+
+# Secrets (passwords, tokens) that failure messages must not show.
+SECRETS=()
+add_secret() { SECRETS+=("$1"); }
+
+_mask() {
+    local text=$1 s
+    for s in ${SECRETS[@]+"${SECRETS[@]}"}; do
+        [[ -n "$s" ]] && text=${text//"$s"/"<secret>"}
+    done
+    printf '%s\n' "$text"
+}
+
+_fail() {
+    FAILED=$((FAILED + 1))
+    printf 'not ok %d - %s\n' "$((PASSED + FAILED))" "$1"
+    shift
+    local line
+    for line in "$@"; do _mask "$line" | sed 's/^/#   /'; done
+}
+
+# The last `run`'s output, for failure messages.
+_last_output() {
+    printf 'exit status: %s\n' "$RC"
+    printf 'stdout:\n%s\n' "$(head -c 4000 <<<"$OUT")"
+    printf 'stderr:\n%s\n' "$(head -c 4000 <<<"$ERR")"
+}
+
+assert_eq() {
+    local expected=$1 actual=$2 msg=${3:-values are equal}
+    if [[ "$expected" == "$actual" ]]; then
+        _pass "$msg"
+    else
+        _fail "$msg" "expected: $expected" "actual:   $actual"
+    fi
+}
+
+assert_contains() {
+    local haystack=$1 needle=$2 msg=${3:-output contains [$2]}
+    if [[ "$haystack" == *"$needle"* ]]; then
+        _pass "$msg"
+    else
+        _fail "$msg" "'$needle' not found in:" "$(head -c 4000 <<<"$haystack")"
+    fi
+}
+
+# Case-insensitive variant.
+assert_icontains() {
+    local haystack=$1 needle=$2 msg=${3:-output contains [$2] (any case)}
+    if [[ "${haystack,,}" == *"${needle,,}"* ]]; then
+        _pass "$msg"
+    else
+        _fail "$msg" "'$needle' not found in:" "$(head -c 4000 <<<"$haystack")"
+    fi
+}
+
+assert_not_contains() {
+    local haystack=$1 needle=$2 msg=${3:-output does not contain [$2]}
+    if [[ "$haystack" != *"$needle"* ]]; then
+        _pass "$msg"
+    else
+        _fail "$msg" "'$needle' found in:" "$(head -c 4000 <<<"$haystack")"
+    fi
+}
+
+# assert_exit EXPECTED [MSG]: the last `run` exited with EXPECTED.
+assert_exit() {
+    local expected=$1 msg=${2:-exit status $1}
+    if [[ "$RC" == "$expected" ]]; then
+        _pass "$msg"
+    else
+        local out
+        out=$(_last_output)
+        _fail "$msg (got $RC)" "$out"
+    fi
+}
+
+# assert_jq JSON FILTER EXPECTED [MSG]: jq -r FILTER of JSON equals EXPECTED.
+assert_jq() {
+    local json=$1 filter=$2 expected=$3 msg=${4:-jq [$2] == [$3]} actual
+    if ! actual=$(jq -r "$filter" <<<"$json" 2>&1); then
+        _fail "$msg" "jq failed: $actual" "input: $(head -c 2000 <<<"$json")"
+        return 0
+    fi
+    if [[ "$actual" == "$expected" ]]; then
+        _pass "$msg"
+    else
+        _fail "$msg" "expected: $expected" "actual:   $actual"
+    fi
+}
+
+# The secret must not appear in TEXT (the text itself is not printed).
+assert_no_secret() {
+    local text=$1 secret=$2 msg=${3:-secret does not appear}
+    if [[ -n "$secret" && "$text" == *"$secret"* ]]; then
+        _fail "$msg" "the secret was found (output not shown)"
+    else
+        _pass "$msg"
+    fi
+}
+
+# The secret must not appear in any file below DIR.
+assert_no_secret_in_dir() {
+    local dir=$1 secret=$2 msg=${3:-secret does not appear in files under $1} hits
+    hits=$(grep -rlF -- "$secret" "$dir" 2>/dev/null || true)
+    if [[ -z "$hits" ]]; then
+        _pass "$msg"
+    else
+        _fail "$msg" "found in: $hits"
+    fi
+}
+
+# Is the last `run`'s stdout valid JSON? Prints a failure otherwise.
+assert_json() {
+    local msg=${1:-output is valid JSON}
+    if [[ -n "$OUT" ]] && jq -e 'type == "object" or type == "array"' >/dev/null 2>&1 <<<"$OUT"; then
+        _pass "$msg"
+    else
+        local out
+        out=$(_last_output)
+        _fail "$msg" "$out"
+    fi
+}
+
+# Stop the test early (e.g. the CLI is missing a command everything else needs).
+bail() {
+    _fail "$1" "${@:2}"
+    finish
+}
+
+finish() {
+    local secs=$(($(date +%s) - TEST_T0))
+    echo "1..$((PASSED + FAILED))"
+    echo "$TEST_NAME: $PASSED passed, $FAILED failed (${secs} s)"
+    if ((FAILED > 0)); then exit 1; fi
+    exit 0
+}

@@ -1,0 +1,81 @@
+#include <gtest/gtest.h>
+
+#include "engine/plan/order.hpp"
+#include "engine/plan/plan_file.hpp"
+#include "engine/plan/render.hpp"
+
+namespace berth::plan {
+namespace {
+
+Action make(std::string id, std::vector<std::string> deps = {}) {
+  Action a;
+  a.id = std::move(id);
+  a.address = Address{"a", "c", std::nullopt};
+  a.depends_on = std::move(deps);
+  return a;
+}
+
+std::vector<std::string> ids(const Plan& p) {
+  std::vector<std::string> out;
+  for (const auto& a : p.actions) out.push_back(a.id);
+  return out;
+}
+
+TEST(OrderActions, DependenciesComeFirstAndOtherwisePlanningOrderIsKept) {
+  Plan p;
+  p.actions = {make("copy", {"snap"}), make("other"), make("launch"), make("snap", {"launch"})};
+  order_actions(p);
+  EXPECT_EQ(ids(p), (std::vector<std::string>{"other", "launch", "snap", "copy"}));
+  EXPECT_FALSE(p.diagnostics.has_errors());
+}
+
+TEST(OrderActions, CycleIsReportedNotLost) {
+  Plan p;
+  p.actions = {make("x", {"y"}), make("y", {"x"}), make("free")};
+  order_actions(p);
+  EXPECT_EQ(p.actions.size(), 3U);
+  EXPECT_EQ(p.actions.front().id, "free");
+  EXPECT_TRUE(p.diagnostics.has_errors());
+}
+
+TEST(OrderActions, DanglingDependencyIsAnError) {
+  Plan p;
+  p.actions = {make("x", {"nowhere"})};
+  order_actions(p);
+  EXPECT_TRUE(p.diagnostics.has_errors());
+}
+
+TEST(PlanFile, RoundTripsAndRejectsForeignFiles) {
+  PlanFile file;
+  file.plan.fleet_path = "f.yaml";
+  file.plan.fleet_digest = "sha256:" + std::string(64, 'a');
+  file.plan.remotes["a"] = RemoteSummary{"https://127.0.0.1:8443", model::RemoteStatus::ok, "", 1};
+  file.plan.actions = {make("launch a:c")};
+  file.plan.actions[0].kind = ActionKind::launch;
+  file.plan.actions[0].image = model::ImageRef{"a", "bb"};
+  file.plan.actions[0].target_state = model::DesiredState::frozen;
+  file.plan.basis["a:other"] = "sha256:" + std::string(64, 'b');
+  file.created_at = "2026-01-01T00:00:00Z";
+  file.berth_version = "0.1.0";
+
+  const auto parsed = parse_plan_file(serialize(file), "saved.plan");
+  ASSERT_TRUE(parsed.file.has_value()) << diag::format(parsed.diagnostics);
+  EXPECT_EQ(to_json(parsed.file->plan), to_json(file.plan));
+  EXPECT_EQ(parsed.file->created_at, "2026-01-01T00:00:00Z");
+  ASSERT_TRUE(parsed.file->plan.actions[0].image.has_value());
+  EXPECT_EQ(parsed.file->plan.actions[0].image->alias, "bb");
+
+  EXPECT_FALSE(parse_plan_file("{}", "x").file.has_value());
+  EXPECT_FALSE(parse_plan_file("not json", "x").file.has_value());
+  auto j = nlohmann::json::parse(serialize(file));
+  j["format_version"] = 99;
+  const auto future = parse_plan_file(j.dump(), "x");
+  EXPECT_FALSE(future.file.has_value());
+  EXPECT_NE(diag::format(future.diagnostics).find("format_version 99"), std::string::npos);
+  j = nlohmann::json::parse(serialize(file));
+  j["plan"]["actions"][0]["action"] = "explode";
+  EXPECT_FALSE(parse_plan_file(j.dump(), "x").file.has_value());
+}
+
+}  // namespace
+}  // namespace berth::plan
