@@ -59,8 +59,9 @@ int run_plan(const GlobalOptions& global, const PlanCommandOptions& options) {
   if (!fleet) return exit_error;
 
   auto reader = lxd::make_state_reader(lxd::ClientConfig{global.config_dir});
-  const auto live = read_live_state(*fleet, *reader);
-  const plan::Plan plan = plan::compute_plan(*fleet, live, plan::PlanOptions{options.prune});
+  const auto read = read_live_state(*fleet, *reader);
+  plan::Plan plan = plan::compute_plan(*fleet, read.live, plan::PlanOptions{options.prune});
+  plan.diagnostics.append(read.diagnostics);
 
   if (options.json) {
     std::cout << plan::to_json(plan).dump(2) << '\n';

@@ -8,7 +8,7 @@
 
 namespace berth::cli {
 
-model::LiveState read_live_state(const model::Fleet& fleet, providers::StateReader& reader) {
+LiveRead read_live_state(const model::Fleet& fleet, providers::StateReader& reader) {
   std::set<std::string> image_remotes;
   for (const auto& [name, c] : fleet.containers) {
     if (c.image) image_remotes.insert(c.image->remote);
@@ -20,17 +20,18 @@ model::LiveState read_live_state(const model::Fleet& fleet, providers::StateRead
     reads.emplace_back(name, std::async(std::launch::async, [&reader, request] { return reader.read_state(request); }));
   }
 
-  model::LiveState live;
+  LiveRead result;
+  auto& live = result.live;
   for (auto& [name, future] : reads) {
     auto response = future.get();
-    for (const auto& d : response.diagnostics.items()) spdlog::debug("{}", diag::format(d));
+    result.diagnostics.append(response.diagnostics);
     response.live.name = name;
     if (response.live.status != model::RemoteStatus::ok) {
-      spdlog::warn("remote {} is unknown: {}", name, response.live.error);
+      spdlog::info("remote {} is unknown: {}", name, response.live.error);
     }
     live.remotes.emplace(name, std::move(response.live));
   }
-  return live;
+  return result;
 }
 
 }  // namespace berth::cli

@@ -8,6 +8,10 @@ namespace berth::cli {
 
 // Reads every declared remote at once, one thread per remote (each does its own bulk reads).
 // A remote that fails is Unknown in the result; the others are unaffected.
-[[nodiscard]] model::LiveState read_live_state(const model::Fleet& fleet, providers::StateReader& reader);
+struct LiveRead {
+  model::LiveState live;
+  diag::Diagnostics diagnostics;  // what the reads reported beyond an Unknown remote (which `live` carries)
+};
+[[nodiscard]] LiveRead read_live_state(const model::Fleet& fleet, providers::StateReader& reader);
 
 }  // namespace berth::cli

@@ -1,0 +1,292 @@
+#include "engine/state/store.hpp"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <ctime>
+#include <random>
+#include <thread>
+
+namespace berth::state {
+namespace {
+
+// Append-only: a released version's migration never changes; new ones go at the end.
+constexpr std::array<std::string_view, 1> migrations = {
+    R"sql(
+CREATE TABLE runs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  started_at TEXT NOT NULL,
+  finished_at TEXT,
+  command TEXT NOT NULL,
+  fleet_path TEXT NOT NULL,
+  plan_json TEXT NOT NULL,
+  outcome TEXT NOT NULL DEFAULT 'running'
+);
+CREATE TABLE run_actions (
+  run_id INTEGER NOT NULL REFERENCES runs(id),
+  action_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  error TEXT NOT NULL DEFAULT '',
+  seconds REAL NOT NULL DEFAULT 0,
+  PRIMARY KEY (run_id, action_id)
+);
+CREATE TABLE journal (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id INTEGER NOT NULL REFERENCES runs(id),
+  action_id TEXT NOT NULL,
+  step TEXT NOT NULL,
+  phase TEXT NOT NULL,
+  detail TEXT NOT NULL DEFAULT '{}',
+  result TEXT NOT NULL DEFAULT '',
+  at TEXT NOT NULL
+);
+CREATE INDEX journal_open ON journal(phase);
+CREATE TABLE lock (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  lock_id TEXT NOT NULL,
+  host TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  since TEXT NOT NULL,
+  command TEXT NOT NULL
+);
+)sql",
+};
+
+std::string now_utc() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  std::array<char, 32> buf{};
+  std::strftime(buf.data(), buf.size(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf.data();
+}
+
+std::string hostname() {
+  std::array<char, 256> buf{};
+  if (::gethostname(buf.data(), buf.size() - 1) != 0) return "unknown";
+  return buf.data();
+}
+
+std::string random_id() {
+  std::random_device rd;
+  std::uniform_int_distribution<unsigned> nibble(0, 15);
+  std::string id;
+  for (int i = 0; i < 16; ++i) id += "0123456789abcdef"[nibble(rd)];
+  return id;
+}
+
+bool process_alive(std::int64_t pid) {
+  if (pid <= 0) return false;
+  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+}
+
+// A prepared statement that finalises itself.
+class Statement {
+ public:
+  Statement(sqlite3* db, std::string_view sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr) != SQLITE_OK) {
+      throw StoreError(std::string{"state file: cannot prepare statement: "} + sqlite3_errmsg(db));
+    }
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  Statement& bind(int i, const std::string& v) {
+    sqlite3_bind_text(stmt_, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& bind(int i, std::int64_t v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  Statement& bind(int i, double v) {
+    sqlite3_bind_double(stmt_, i, v);
+    return *this;
+  }
+  // True while there is a row.
+  bool step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throw StoreError(std::string{"state file: "} + sqlite3_errmsg(db_));
+  }
+  std::string text(int col) {
+    const auto* p = sqlite3_column_text(stmt_, col);
+    return p == nullptr ? std::string{} : std::string{reinterpret_cast<const char*>(p)};
+  }
+  std::int64_t integer(int col) { return sqlite3_column_int64(stmt_, col); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+}  // namespace
+
+std::filesystem::path default_state_path() {
+  if (const char* p = std::getenv("BERTH_STATE"); p != nullptr && *p != '\0') return p;
+  if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg != nullptr && *xdg != '\0') {
+    return std::filesystem::path(xdg) / "berth" / "state.db";
+  }
+  const char* home = std::getenv("HOME");
+  return std::filesystem::path(home != nullptr ? home : "/root") / ".local" / "state" / "berth" / "state.db";
+}
+
+std::unique_ptr<Store> Store::open(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK) {
+    const std::string why = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    throw StoreError("cannot open state file " + path.string() + ": " + why);
+  }
+  std::unique_ptr<Store> store(new Store(db, path));
+  sqlite3_busy_timeout(db, 5000);
+  store->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+  store->migrate();
+  return store;
+}
+
+Store::~Store() { sqlite3_close(db_); }
+
+void Store::exec(const std::string& sql) {
+  char* error = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
+    const std::string why = error != nullptr ? error : "unknown error";
+    sqlite3_free(error);
+    throw StoreError("state file " + path_.string() + ": " + why);
+  }
+}
+
+void Store::migrate() {
+  exec("BEGIN IMMEDIATE");
+  try {
+    Statement version(db_, "PRAGMA user_version");
+    version.step();
+    const auto current = static_cast<std::size_t>(version.integer(0));
+    if (current > migrations.size()) {
+      throw StoreError("state file " + path_.string() + " was written by a newer berth (schema " +
+                       std::to_string(current) + "); upgrade berth");
+    }
+    for (std::size_t i = current; i < migrations.size(); ++i) exec(std::string{migrations[i]});
+    exec("PRAGMA user_version = " + std::to_string(migrations.size()));
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+Store::LockResult Store::acquire_lock(const std::string& command, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const std::string host = hostname();
+  while (true) {
+    LockResult result;
+    exec("BEGIN IMMEDIATE");
+    try {
+      auto holder = lock_holder();
+      if (holder && holder->host == host && !process_alive(holder->pid)) {
+        exec("DELETE FROM lock");
+        holder.reset();
+        result.took_over_stale = true;
+      }
+      if (!holder) {
+        const std::string id = random_id();
+        Statement insert(db_, "INSERT INTO lock (id, lock_id, host, pid, since, command) VALUES (1, ?, ?, ?, ?, ?)");
+        insert.bind(1, id).bind(2, host).bind(3, static_cast<std::int64_t>(::getpid())).bind(4, now_utc()).bind(5, command);
+        insert.step();
+        exec("COMMIT");
+        result.lock_id = id;
+        return result;
+      }
+      exec("COMMIT");
+      result.holder = holder;
+      if (std::chrono::steady_clock::now() >= deadline) return result;
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+std::optional<LockHolder> Store::lock_holder() {
+  Statement q(db_, "SELECT lock_id, host, pid, since, command FROM lock WHERE id = 1");
+  if (!q.step()) return std::nullopt;
+  return LockHolder{q.text(0), q.text(1), q.integer(2), q.text(3), q.text(4)};
+}
+
+void Store::release_lock(const std::string& lock_id) {
+  Statement d(db_, "DELETE FROM lock WHERE lock_id = ?");
+  d.bind(1, lock_id).step();
+}
+
+bool Store::force_unlock(const std::string& lock_id) {
+  Statement d(db_, "DELETE FROM lock WHERE lock_id = ?");
+  d.bind(1, lock_id).step();
+  return sqlite3_changes(db_) > 0;
+}
+
+std::int64_t Store::begin_run(const std::string& command, const std::string& fleet_path, const std::string& plan_json) {
+  Statement insert(db_, "INSERT INTO runs (started_at, command, fleet_path, plan_json) VALUES (?, ?, ?, ?)");
+  insert.bind(1, now_utc()).bind(2, command).bind(3, fleet_path).bind(4, plan_json).step();
+  return sqlite3_last_insert_rowid(db_);
+}
+
+void Store::finish_run(std::int64_t run_id, const std::string& outcome) {
+  Statement update(db_, "UPDATE runs SET finished_at = ?, outcome = ? WHERE id = ?");
+  update.bind(1, now_utc()).bind(2, outcome).bind(3, run_id).step();
+}
+
+void Store::record_action(std::int64_t run_id, const std::string& action_id, const std::string& status,
+                          const std::string& error, double seconds) {
+  Statement upsert(db_,
+                   "INSERT INTO run_actions (run_id, action_id, status, error, seconds) VALUES (?, ?, ?, ?, ?) "
+                   "ON CONFLICT(run_id, action_id) DO UPDATE SET status = excluded.status, error = excluded.error, "
+                   "seconds = excluded.seconds");
+  upsert.bind(1, run_id).bind(2, action_id).bind(3, status).bind(4, error).bind(5, seconds).step();
+}
+
+std::int64_t Store::journal_intent(std::int64_t run_id, const std::string& action_id, const std::string& step,
+                                   const std::string& detail_json) {
+  Statement insert(db_, "INSERT INTO journal (run_id, action_id, step, phase, detail, at) VALUES (?, ?, ?, 'intent', ?, ?)");
+  insert.bind(1, run_id).bind(2, action_id).bind(3, step).bind(4, detail_json).bind(5, now_utc()).step();
+  return sqlite3_last_insert_rowid(db_);
+}
+
+void Store::journal_result(std::int64_t seq, bool ok, const std::string& detail_json) {
+  Statement update(db_, "UPDATE journal SET phase = ?, result = ?, at = ? WHERE seq = ?");
+  update.bind(1, std::string{ok ? "done" : "failed"}).bind(2, detail_json).bind(3, now_utc()).bind(4, seq).step();
+}
+
+std::vector<JournalEntry> Store::open_intents() {
+  Statement q(db_, "SELECT seq, run_id, action_id, step, phase, detail, at FROM journal WHERE phase = 'intent' ORDER BY seq");
+  std::vector<JournalEntry> out;
+  while (q.step()) out.push_back({q.integer(0), q.integer(1), q.text(2), q.text(3), q.text(4), q.text(5), q.text(6)});
+  return out;
+}
+
+void Store::resolve_intents(const std::vector<std::int64_t>& seqs, const std::string& note) {
+  for (const auto seq : seqs) {
+    Statement update(db_, "UPDATE journal SET phase = 'recovered', result = ?, at = ? WHERE seq = ?");
+    update.bind(1, note).bind(2, now_utc()).bind(3, seq).step();
+  }
+}
+
+std::vector<RunRecord> Store::runs(int limit) {
+  Statement q(db_, "SELECT id, started_at, COALESCE(finished_at, ''), command, fleet_path, outcome FROM runs "
+                   "ORDER BY id DESC LIMIT ?");
+  q.bind(1, static_cast<std::int64_t>(limit));
+  std::vector<RunRecord> out;
+  while (q.step()) out.push_back({q.integer(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5)});
+  return out;
+}
+
+}  // namespace berth::state

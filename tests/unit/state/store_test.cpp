@@ -1,0 +1,105 @@
+// The state file against a real SQLite file in a temporary directory.
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "engine/state/store.hpp"
+
+namespace berth::state {
+namespace {
+
+namespace fs = std::filesystem;
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("berth-store-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+TEST_F(StoreTest, CreatesItsDirectoryAndSurvivesReopening) {
+  const auto path = dir_ / "nested" / "state.db";
+  {
+    auto store = Store::open(path);
+    const auto run = store->begin_run("apply", "fleet.yaml", "{}");
+    store->record_action(run, "launch a:c1", "succeeded", "", 1.5);
+    store->finish_run(run, "succeeded");
+  }
+  auto store = Store::open(path);
+  const auto runs = store->runs(10);
+  ASSERT_EQ(runs.size(), 1U);
+  EXPECT_EQ(runs[0].outcome, "succeeded");
+  EXPECT_EQ(runs[0].fleet_path, "fleet.yaml");
+  EXPECT_FALSE(runs[0].finished_at.empty());
+}
+
+TEST_F(StoreTest, SecondLockerSeesTheHolderUntilReleased) {
+  auto first = Store::open(dir_ / "state.db");
+  auto second = Store::open(dir_ / "state.db");
+  const auto a = first->acquire_lock("apply -f x.yaml", std::chrono::milliseconds(0));
+  ASSERT_TRUE(a.lock_id.has_value());
+  const auto b = second->acquire_lock("apply", std::chrono::milliseconds(300));
+  EXPECT_FALSE(b.lock_id.has_value());
+  ASSERT_TRUE(b.holder.has_value());
+  EXPECT_EQ(b.holder->pid, ::getpid());
+  EXPECT_EQ(b.holder->command, "apply -f x.yaml");
+  first->release_lock(*a.lock_id);
+  EXPECT_TRUE(second->acquire_lock("apply", std::chrono::milliseconds(0)).lock_id.has_value());
+}
+
+TEST_F(StoreTest, ForceUnlockNeedsTheRightId) {
+  auto store = Store::open(dir_ / "state.db");
+  const auto a = store->acquire_lock("apply", std::chrono::milliseconds(0));
+  ASSERT_TRUE(a.lock_id.has_value());
+  EXPECT_FALSE(store->force_unlock("not-the-id"));
+  EXPECT_TRUE(store->lock_holder().has_value());
+  EXPECT_TRUE(store->force_unlock(*a.lock_id));
+  EXPECT_FALSE(store->lock_holder().has_value());
+}
+
+TEST_F(StoreTest, LockOfADeadProcessIsTakenOver) {
+  const auto path = dir_ / "state.db";
+  Store::open(path);  // create before forking
+  const pid_t child = ::fork();
+  if (child == 0) {
+    auto store = Store::open(path);
+    const auto got = store->acquire_lock("apply", std::chrono::milliseconds(0));
+    ::_exit(got.lock_id ? 0 : 1);  // dies holding the lock, as a SIGKILLed apply would
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  auto store = Store::open(path);
+  const auto holder = store->lock_holder();
+  ASSERT_TRUE(holder.has_value());
+  EXPECT_EQ(holder->pid, child);
+  const auto got = store->acquire_lock("apply", std::chrono::milliseconds(0));
+  EXPECT_TRUE(got.lock_id.has_value());
+  EXPECT_TRUE(got.took_over_stale);
+}
+
+TEST_F(StoreTest, IntentsWithoutResultsAreOpenUntilResolved) {
+  auto store = Store::open(dir_ / "state.db");
+  const auto run = store->begin_run("apply", "f.yaml", "{}");
+  const auto done = store->journal_intent(run, "launch a:c1", "create", R"({"remote":"a"})");
+  store->journal_result(done, true, "{}");
+  const auto open = store->journal_intent(run, "move a:c2", "migrate", R"({"from":"b"})");
+  const auto intents = store->open_intents();
+  ASSERT_EQ(intents.size(), 1U);
+  EXPECT_EQ(intents[0].seq, open);
+  EXPECT_EQ(intents[0].step, "migrate");
+  EXPECT_EQ(intents[0].detail, R"({"from":"b"})");
+  store->resolve_intents({open}, "target verified, source deleted");
+  EXPECT_TRUE(store->open_intents().empty());
+}
+
+}  // namespace
+}  // namespace berth::state
