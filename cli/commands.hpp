@@ -1,6 +1,7 @@
 #pragma once
 // One function per CLI verb. Each returns the process exit status.
 
+#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -37,9 +38,25 @@ struct RemoteAddOptions {
   bool accept_certificate = false;
 };
 
+struct ApplyOptions {
+  std::string file = "berth.yaml";
+  std::string plan_file;  // apply exactly this saved plan
+  bool auto_approve = false;
+  int parallelism = 10;
+  bool json = false;
+  bool allow_restart = false;
+  bool allow_move = false;
+  bool prune = false;
+  std::filesystem::path state_path;
+  std::chrono::milliseconds lock_timeout{0};
+};
+
 int run_validate(const GlobalOptions& global, const ValidateOptions& options);
 int run_plan(const GlobalOptions& global, const PlanCommandOptions& options);
 int run_show(const GlobalOptions& global, const ShowOptions& options);
+int run_apply(const GlobalOptions& global, const ApplyOptions& options);
+int run_destroy(const GlobalOptions& global, const ApplyOptions& options);
+int run_force_unlock(const GlobalOptions& global, const std::filesystem::path& state_path, const std::string& id);
 int run_remote_add(const GlobalOptions& global, const RemoteAddOptions& options);
 int run_remote_list(const GlobalOptions& global, bool json);
 int run_remote_remove(const GlobalOptions& global, const std::string& name);

@@ -9,6 +9,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/version.hpp"
+#include "engine/state/store.hpp"
 
 namespace {
 
@@ -19,6 +20,27 @@ std::filesystem::path default_config_dir() {
   }
   const char* home = std::getenv("HOME");
   return std::filesystem::path(home != nullptr ? home : "/root") / ".config" / "berth";
+}
+
+// "30", "30s", "2m", "1h" -> milliseconds; nullopt if malformed.
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  std::size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  const std::string unit = text.substr(used);
+  double scale = 1000;
+  if (unit == "ms") scale = 1;
+  else if (unit.empty() || unit == "s") scale = 1000;
+  else if (unit == "m") scale = 60'000;
+  else if (unit == "h") scale = 3'600'000;
+  else return std::nullopt;
+  if (value < 0) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<long long>(value * scale));
 }
 
 void setup_logging(const std::string& level) {
@@ -65,6 +87,32 @@ int main(int argc, char** argv) {
   show_cmd->add_option("planfile", show.plan_file, "A file written by `berth plan --out`")->required();
   show_cmd->add_flag("--json", show.json, "Print it as JSON");
 
+  ApplyOptions apply;
+  std::string state_path = berth::state::default_state_path().string();
+  std::string lock_timeout = "0s";
+  auto add_apply_options = [&](CLI::App* cmd) {
+    cmd->add_option("-f,--file", apply.file, "Fleet file")->capture_default_str();
+    cmd->add_flag("--auto-approve", apply.auto_approve, "Do not ask for confirmation");
+    cmd->add_option("--parallelism", apply.parallelism, "Actions running at once, over all remotes")
+        ->capture_default_str()->check(CLI::Range(1, 256));
+    cmd->add_flag("--json", apply.json, "Stream one JSON object per event");
+    cmd->add_option("--state", state_path, "State file: runs, journal, lock (env BERTH_STATE)")->capture_default_str();
+    cmd->add_option("--lock-timeout", lock_timeout, "How long to wait for another apply's lock (e.g. 30s, 2m)")
+        ->capture_default_str();
+  };
+  auto* apply_cmd = app.add_subcommand("apply", "Carry out the plan (computed now, or a saved one)");
+  add_apply_options(apply_cmd);
+  apply_cmd->add_option("planfile", apply.plan_file, "A plan saved with `berth plan --out`");
+  apply_cmd->add_flag("--allow-restart", apply.allow_restart, "Consent to restarts that config changes need");
+  apply_cmd->add_flag("--allow-move", apply.allow_move, "Consent to offline moves between remotes");
+  apply_cmd->add_flag("--prune", apply.prune, "Delete containers this fleet owns that are no longer declared");
+  auto* destroy_cmd = app.add_subcommand("destroy", "Delete every container the fleet file owns");
+  add_apply_options(destroy_cmd);
+  std::string unlock_id;
+  auto* unlock_cmd = app.add_subcommand("force-unlock", "Release a lock left by an apply that is gone");
+  unlock_cmd->add_option("id", unlock_id, "The lock id, as the locked error printed it")->required();
+  unlock_cmd->add_option("--state", state_path, "State file (env BERTH_STATE)")->capture_default_str();
+
   auto* remote_cmd = app.add_subcommand("remote", "Manage remotes: hosts and the trust berth has with them");
   remote_cmd->require_subcommand(1);
   RemoteAddOptions add;
@@ -93,6 +141,25 @@ int main(int argc, char** argv) {
   if (validate_cmd->parsed()) return run_validate(global, validate);
   if (plan_cmd->parsed()) return run_plan(global, plan);
   if (show_cmd->parsed()) return run_show(global, show);
+  if (apply_cmd->parsed() || destroy_cmd->parsed() || unlock_cmd->parsed()) {
+    apply.state_path = state_path;
+    const auto timeout = parse_duration(lock_timeout);
+    if (!timeout) {
+      std::cerr << "berth: --lock-timeout: '" << lock_timeout << "' is not a duration (e.g. 30s, 2m)\n";
+      return exit_error;
+    }
+    apply.lock_timeout = *timeout;
+  }
+#if BERTH_HAVE_APPLY
+  if (apply_cmd->parsed()) return run_apply(global, apply);
+  if (destroy_cmd->parsed()) return run_destroy(global, apply);
+  if (unlock_cmd->parsed()) return run_force_unlock(global, state_path, unlock_id);
+#else
+  if (apply_cmd->parsed() || destroy_cmd->parsed() || unlock_cmd->parsed()) {
+    std::cerr << "berth: this build has no apply yet\n";
+    return exit_error;
+  }
+#endif
   if (add_cmd->parsed()) return run_remote_add(global, add);
   if (list_cmd->parsed()) return run_remote_list(global, list_json);
   if (remove_cmd->parsed()) return run_remote_remove(global, remove_name);

@@ -3,12 +3,19 @@
 // full capability (actions): `berth plan` only ever holds a StateReader.
 // Requests and responses are plain structs; a response carries its own diagnostics.
 
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "engine/diag/diagnostics.hpp"
 #include "engine/model/desired.hpp"
 #include "engine/model/live.hpp"
+#include "engine/plan/plan.hpp"
 
 namespace berth::providers {
 
@@ -28,6 +35,68 @@ class StateReader {
   virtual ~StateReader() = default;
   // Reads one remote in bulk. Thread-safe: the caller reads all remotes in parallel.
   virtual ReadStateResponse read_state(const ReadStateRequest& request) = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Full capability: carrying out one plan action (berth apply).
+
+// What a running action reports: a step, and for transfers bytes so far and a rate.
+struct Progress {
+  std::string action_id;
+  std::string message;                  // "migrating", "waiting for operation", ...
+  std::optional<std::uint64_t> bytes;   // transferred so far
+  std::optional<double> bytes_per_second;
+};
+
+// The step journal (engine/state): every call that changes a host is recorded before it is made
+// and its result after, so that a crash at any point leaves a record of what may be half-done.
+// `detail` must never contain secrets (no migration secrets, passwords or tokens).
+class StepJournal {
+ public:
+  virtual ~StepJournal() = default;
+  virtual std::int64_t intent(const std::string& action_id, const std::string& step, const nlohmann::json& detail) = 0;
+  virtual void result(std::int64_t seq, bool ok, const nlohmann::json& detail) = 0;
+};
+
+struct ExecuteRequest {
+  const plan::Action* action = nullptr;
+  const model::Fleet* fleet = nullptr;  // remotes (url, fingerprint) by name; fleet name for ownership marks
+  StepJournal* journal = nullptr;
+  std::function<void(const Progress&)> progress;  // may be called from the executing thread only
+  const std::atomic<bool>* cancel = nullptr;      // set on SIGINT/SIGTERM: stop between steps
+};
+
+struct ExecuteResponse {
+  bool ok = false;
+  std::string error;  // what failed, naming the remote; never secrets
+};
+
+class ActionExecutor {
+ public:
+  virtual ~ActionExecutor() = default;
+  // Carries out one action. Thread-safe: apply runs independent actions in parallel.
+  // Must leave nothing half-done on failure where it can help it (e.g. a failed copy deletes
+  // the partial target it created), and never delete a move's source before the target is verified.
+  virtual ExecuteResponse execute(const ExecuteRequest& request) = 0;
+};
+
+// What the journal of a crashed run left open, and what recovery found and did about it.
+struct RecoveryRequest {
+  const model::Fleet* fleet = nullptr;
+  std::string action_id;
+  std::string step;
+  nlohmann::json detail;  // as journaled at intent time
+};
+
+struct RecoveryResponse {
+  bool resolved = false;  // the host is now in a state a fresh plan can converge from
+  std::string note;       // what was found and done, for the journal and the user
+};
+
+class Recoverer {
+ public:
+  virtual ~Recoverer() = default;
+  virtual RecoveryResponse recover(const RecoveryRequest& request) = 0;
 };
 
 }  // namespace berth::providers

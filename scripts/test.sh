@@ -10,6 +10,7 @@
 #   BERTH_INTEGRATION_BUILD=DIR   build dir whose berth the integration tests
 #                                 use: build (default) or build-asan
 #   BERTH_CTEST_ARGS="..."        extra arguments for every ctest run (e.g. -R remote)
+#   BERTH_CMAKE_ARGS="..."        extra arguments for both cmake configure runs
 #   BERTH_SKIP_DEPS=1             do not run scripts/install-deps.sh
 set -euo pipefail
 
@@ -18,6 +19,7 @@ readonly ROOT
 readonly JOBS=${BERTH_JOBS:-2}
 readonly INTEGRATION_BUILD=${BERTH_INTEGRATION_BUILD:-build}
 read -r -a CTEST_ARGS <<<"${BERTH_CTEST_ARGS:-}"
+read -r -a CMAKE_ARGS <<<"${BERTH_CMAKE_ARGS:-}"
 
 TB_ROOT=
 declare -a FAILED_STEPS=()
@@ -44,7 +46,7 @@ configure_and_build() {
     local dir=$1
     shift
     log "configure $dir ($*)"
-    cmake -S "$ROOT" -B "$ROOT/$dir" "$@"
+    cmake -S "$ROOT" -B "$ROOT/$dir" "$@" ${CMAKE_ARGS[@]+"${CMAKE_ARGS[@]}"}
     log "build $dir"
     cmake --build "$ROOT/$dir" -j "$JOBS"
 }

@@ -54,13 +54,13 @@ class Resolver {
 
  private:
   // The value at `path` when the schema accepted it; nullptr when it is absent or already reported.
-  const nlohmann::json* usable(const KeyPath& path) const {
-    if (flagged_.count(path) > 0 || doc_.broken.count(path) > 0) return nullptr;
+  [[nodiscard]] const nlohmann::json* usable(const KeyPath& path) const {
+    if (flagged_.contains(path) || doc_.broken.contains(path)) return nullptr;
     return doc_.find(path);
   }
 
   // True when nothing at or below `path` was reported: the whole value can be relied on.
-  bool clean_under(const KeyPath& path) const {
+  [[nodiscard]] bool clean_under(const KeyPath& path) const {
     auto under = [&](const std::set<KeyPath>& set) {
       const auto it = set.lower_bound(path);
       return it != set.end() && it->size() >= path.size() && std::equal(path.begin(), path.end(), it->begin());
@@ -68,14 +68,14 @@ class Resolver {
     return !under(flagged_) && !under(doc_.broken);
   }
 
-  std::optional<std::string> string_at(const KeyPath& path) const {
+  [[nodiscard]] std::optional<std::string> string_at(const KeyPath& path) const {
     const auto* v = usable(path);
     if (v == nullptr || !v->is_string()) return std::nullopt;
     return v->get<std::string>();
   }
 
   // A config or device value as LXD will get it: numbers and booleans as written in the file.
-  std::optional<std::string> scalar_text(const KeyPath& path) const {
+  [[nodiscard]] std::optional<std::string> scalar_text(const KeyPath& path) const {
     const auto* v = usable(path);
     if (v == nullptr) return std::nullopt;
     if (v->is_string()) return v->get<std::string>();
@@ -94,7 +94,7 @@ class Resolver {
     out_.error(std::move(summary), doc_.display(path), std::move(where), std::move(detail));
   }
 
-  bool is_remote(const std::string& name) const {
+  [[nodiscard]] bool is_remote(const std::string& name) const {
     return std::find(remote_names_.begin(), remote_names_.end(), name) != remote_names_.end();
   }
 
@@ -164,7 +164,8 @@ class Resolver {
     return model::ImageRef{it->second.remote.value_or(spec.remote), it->second.alias};
   }
 
-  std::vector<std::string> snapshot_names(const nlohmann::json& list) const {
+  // The strings of a list (snapshot or profile names); the schema has checked their type.
+  static std::vector<std::string> strings_of(const nlohmann::json& list) {
     std::vector<std::string> names;
     for (const auto& item : list) {
       if (item.is_string()) names.push_back(item.get<std::string>());
@@ -225,13 +226,13 @@ class Resolver {
       }
     }
     if (const auto* profiles = usable(child(path, "profiles")); profiles != nullptr && profiles->is_array()) {
-      spec.profiles = snapshot_names(*profiles);
+      spec.profiles = strings_of(*profiles);
     }
     if (const auto* snapshots = usable(child(path, "snapshots"))) {
-      if (snapshots->is_array()) spec.snapshots = snapshot_names(*snapshots);
+      if (snapshots->is_array()) spec.snapshots = strings_of(*snapshots);
       if (snapshots->is_object()) {
         if (const auto names = snapshots->find("names"); names != snapshots->end() && names->is_array()) {
-          spec.snapshots = snapshot_names(*names);
+          spec.snapshots = strings_of(*names);
         }
         if (const auto prune = snapshots->find("prune"); prune != snapshots->end() && prune->is_boolean()) {
           spec.prune_snapshots = prune->get<bool>();
@@ -300,7 +301,7 @@ class Resolver {
     for (const auto& start : order) {
       std::vector<std::string> walk;
       std::string current = start;
-      while (settled.count(current) == 0) {
+      while (!settled.contains(current)) {
         const auto repeat = std::find(walk.begin(), walk.end(), current);
         if (repeat != walk.end()) {
           report_cycle({repeat, walk.end()}, order);
@@ -310,7 +311,7 @@ class Resolver {
         const auto it = containers.find(current);
         if (it == containers.end() || !it->second.copy_of) break;
         const std::string& next = it->second.copy_of->container;
-        if (next == current || containers.count(next) == 0) break;  // reported by check_copy_source
+        if (next == current || !containers.contains(next)) break;  // reported by check_copy_source
         current = next;
       }
       settled.insert(walk.begin(), walk.end());

@@ -405,7 +405,7 @@ class Reporter {
       : doc_(doc), out_(out), flagged_(flagged) {}
 
   void report(const RawError& e) {
-    if (doc_.broken.count(e.path) > 0) return;  // its interpolation failed; that is the error
+    if (doc_.broken.contains(e.path)) return;  // its interpolation failed; that is the error
     switch (e.kind) {
       case Kind::wrapper: return;
       case Kind::type: return type_error(e.path);

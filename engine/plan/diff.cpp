@@ -450,3 +450,69 @@ Plan compute_plan(const model::Fleet& fleet, const model::LiveState& live, const
 }
 
 }  // namespace berth::plan
+
+namespace berth::plan {
+
+Plan compute_destroy_plan(const model::Fleet& fleet, const model::LiveState& live) {
+  Plan plan;
+  plan.fleet_path = fleet.path;
+  plan.fleet_digest = fleet.digest;
+  for (const auto& [name, spec] : fleet.remotes) {
+    RemoteSummary summary;
+    summary.url = spec.url;
+    if (const auto it = live.remotes.find(name); it != live.remotes.end()) {
+      summary.status = it->second.status;
+      summary.error = it->second.error;
+      summary.instances = it->second.instances.size();
+      if (it->second.status != model::RemoteStatus::ok) {
+        plan.remotes.emplace(name, std::move(summary));
+        continue;
+      }
+      for (const auto& [iname, inst] : it->second.instances) {
+        plan.basis[name + ":" + iname] = inst.digest;
+        if (!inst.owned_by(fleet.name)) continue;
+        Action del;
+        del.kind = ActionKind::delete_;
+        del.address = Address{name, iname, std::nullopt};
+        del.id = "delete " + to_string(del.address);
+        del.reason = "owned by fleet '" + fleet.name + "'; destroy";
+        del.disruption = Disruption::destroy;
+        del.before = {{"state", model::to_string(inst.power)}};
+        plan.actions.push_back(std::move(del));
+      }
+    }
+    plan.remotes.emplace(name, std::move(summary));
+  }
+  return plan;
+}
+
+std::vector<std::string> stale_addresses(const Plan& plan, const model::LiveState& live) {
+  std::set<std::string> touched;
+  for (const auto& a : plan.actions) {
+    touched.insert(a.address.remote + ":" + a.address.container);
+    if (a.source) touched.insert(a.source->remote + ":" + a.source->container);
+  }
+  std::vector<std::string> stale;
+  for (const auto& address : touched) {
+    const auto colon = address.find(':');
+    const std::string remote = address.substr(0, colon);
+    const std::string container = address.substr(colon + 1);
+    const auto r = live.remotes.find(remote);
+    if (r == live.remotes.end() || r->second.status != model::RemoteStatus::ok) {
+      stale.push_back(address + " (remote unknown now)");
+      continue;
+    }
+    const auto inst = r->second.instances.find(container);
+    const auto basis = plan.basis.find(address);
+    const bool was = basis != plan.basis.end();
+    const bool is = inst != r->second.instances.end();
+    if (was != is) {
+      stale.push_back(address + (is ? " (appeared)" : " (vanished)"));
+    } else if (was && basis->second != inst->second.digest) {
+      stale.push_back(address + " (changed)");
+    }
+  }
+  return stale;
+}
+
+}  // namespace berth::plan

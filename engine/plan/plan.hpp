@@ -102,4 +102,13 @@ struct PlanOptions {
 // Pure: desired + live -> plan. Never contacts anything.
 [[nodiscard]] Plan compute_plan(const model::Fleet& fleet, const model::LiveState& live, const PlanOptions& options);
 
+// `berth destroy`: delete every instance this fleet owns (user.berth.fleet) on the remotes that
+// were read; running ones are stopped by the delete itself.
+[[nodiscard]] Plan compute_destroy_plan(const model::Fleet& fleet, const model::LiveState& live);
+
+// Why a saved plan no longer applies: every address an action touches (target and source) must
+// still have the digest recorded in plan.basis, and must not have appeared or vanished since.
+// Empty when the plan is still current.
+[[nodiscard]] std::vector<std::string> stale_addresses(const Plan& plan, const model::LiveState& live);
+
 }  // namespace berth::plan

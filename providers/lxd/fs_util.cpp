@@ -39,7 +39,11 @@ Result<std::string> read_file(const std::filesystem::path& path) {
 }
 
 Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view content, mode_t mode) {
-  const auto tmp = path.parent_path() / ("." + path.filename().string() + ".tmp-" + random_suffix());
+  std::string tmp_name = ".";  // appended step by step: GCC 12 misreports "." + std::string (-Wrestrict)
+  tmp_name += path.filename().string();
+  tmp_name += ".tmp-";
+  tmp_name += random_suffix();
+  const auto tmp = path.parent_path() / tmp_name;
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return io_error(tmp, "cannot create", errno);
   // The umask may have removed bits the caller asked for; it can never add any.

@@ -1,0 +1,146 @@
+#include "cli/apply_runner.hpp"
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+namespace berth::cli {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The journal of this run, shared by the worker threads. SQLite serialises writes; the mutex keeps
+// each intent/result call atomic with respect to the others.
+class StoreJournal final : public providers::StepJournal {
+ public:
+  StoreJournal(state::Store& store, std::int64_t run_id) : store_(store), run_id_(run_id) {}
+  std::int64_t intent(const std::string& action_id, const std::string& step, const nlohmann::json& detail) override {
+    const std::lock_guard lock(mutex_);
+    return store_.journal_intent(run_id_, action_id, step, detail.dump());
+  }
+  void result(std::int64_t seq, bool ok, const nlohmann::json& detail) override {
+    const std::lock_guard lock(mutex_);
+    store_.journal_result(seq, ok, detail.dump());
+  }
+  std::mutex& mutex() { return mutex_; }
+
+ private:
+  state::Store& store_;
+  std::int64_t run_id_;
+  std::mutex mutex_;
+};
+
+struct Finished {
+  std::string id;
+  providers::ExecuteResponse response;
+  double seconds = 0;
+};
+
+}  // namespace
+
+RunSummary run_plan(const plan::Plan& plan, const model::Fleet& fleet, providers::ActionExecutor& executor,
+                    state::Store& store, std::int64_t run_id, const RunOptions& options, const EventSink& events) {
+  apply::Walk walk(plan, options.limits, options.refused);
+  StoreJournal journal(store, run_id);
+
+  std::mutex mutex;  // guards `finished` and serialises calls to `events`
+  std::condition_variable wake;
+  std::deque<Finished> finished;
+  std::vector<std::thread> workers;
+
+  auto emit = [&](const nlohmann::json& e) {
+    const std::lock_guard lock(mutex);
+    events(e);
+  };
+
+  for (const auto& a : plan.actions) {
+    const auto& o = walk.outcome(a.id);
+    if (o.status == apply::Status::refused || o.status == apply::Status::skipped) {
+      emit({{"event", std::string{apply::to_string(o.status)}}, {"action", a.id}, {"error", o.error}});
+      const std::lock_guard lock(journal.mutex());
+      store.record_action(run_id, a.id, std::string{apply::to_string(o.status)}, o.error, 0);
+    }
+  }
+
+  bool cancelled_reported = false;
+  while (!walk.done()) {
+    const bool cancelled = options.cancel != nullptr && options.cancel->load();
+    if (!cancelled) {
+      for (const auto* action : walk.take_ready()) {
+        emit({{"event", "started"}, {"action", action->id}});
+        workers.emplace_back([&, action] {
+          const auto start = std::chrono::steady_clock::now();
+          providers::ExecuteRequest request;
+          request.action = action;
+          request.fleet = &fleet;
+          request.journal = &journal;
+          request.cancel = options.cancel;
+          request.progress = [&, id = action->id](const providers::Progress& p) {
+            nlohmann::json e = {{"event", "progress"}, {"action", id}, {"message", p.message}};
+            if (p.bytes) e["bytes"] = *p.bytes;
+            if (p.bytes_per_second) e["bytes_per_second"] = *p.bytes_per_second;
+            emit(e);
+          };
+          auto response = executor.execute(request);
+          const std::lock_guard lock(mutex);
+          finished.push_back({action->id, std::move(response), seconds_since(start)});
+          wake.notify_one();
+        });
+      }
+    } else if (!cancelled_reported) {
+      cancelled_reported = true;
+      emit({{"event", "cancelled"}, {"message", "interrupted: waiting for running actions, starting no new ones"}});
+    }
+    if (walk.running() == 0) {
+      if (cancelled) break;  // nothing running and nothing may start
+      continue;              // take_ready found nothing and nothing runs: the walk is done
+    }
+
+    std::unique_lock lock(mutex);
+    wake.wait(lock, [&] { return !finished.empty(); });
+    while (!finished.empty()) {
+      auto f = std::move(finished.front());
+      finished.pop_front();
+      lock.unlock();
+      if (f.response.ok) {
+        walk.succeed(f.id);
+      } else {
+        walk.fail(f.id, f.response.error);
+      }
+      {
+        const std::lock_guard jl(journal.mutex());
+        store.record_action(run_id, f.id, f.response.ok ? "succeeded" : "failed", f.response.error, f.seconds);
+      }
+      nlohmann::json e = {{"event", f.response.ok ? "finished" : "failed"}, {"action", f.id}, {"seconds", f.seconds}};
+      if (!f.response.ok) e["error"] = f.response.error;
+      lock.lock();
+      events(e);
+      lock.unlock();
+      // Whatever this failure made unreachable is reported now, not at the end.
+      if (!f.response.ok) {
+        for (const auto& a : plan.actions) {
+          const auto& o = walk.outcome(a.id);
+          if (o.status == apply::Status::skipped && o.error.find(f.id + ",") != std::string::npos) {
+            emit({{"event", "skipped"}, {"action", a.id}, {"error", o.error}});
+            const std::lock_guard jl(journal.mutex());
+            store.record_action(run_id, a.id, "skipped", o.error, 0);
+          }
+        }
+      }
+      lock.lock();
+    }
+  }
+  for (auto& t : workers) t.join();
+
+  RunSummary summary;
+  summary.counts = walk.counts();
+  for (const auto& a : plan.actions) summary.outcomes[a.id] = walk.outcome(a.id);
+  summary.all_succeeded = walk.all_succeeded();
+  return summary;
+}
+
+}  // namespace berth::cli

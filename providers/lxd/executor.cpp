@@ -1,0 +1,667 @@
+#include "providers/lxd/executor.hpp"
+
+#include <map>
+
+#include <spdlog/spdlog.h>
+
+#include "providers/lxd/instance_api.hpp"
+#include "providers/lxd/journal.hpp"
+#include "providers/lxd/migration.hpp"
+#include "providers/lxd/operations.hpp"
+
+namespace berth::lxd {
+
+namespace {
+
+using model::DesiredState;
+using model::LivePower;
+using plan::ActionKind;
+
+// One execute() call: the action, its connections (one per remote it touches, opened on first
+// use) and its journal. Nothing here outlives the call, so parallel actions share nothing.
+class Run {
+ public:
+  Run(const ClientConfig& config, const ExecutorOptions& options, const providers::ExecuteRequest& request)
+      : config_(config),
+        options_(options),
+        request_(request),
+        action_(*request.action),
+        journal_(request.journal, action_.id) {}
+
+  Result<void> execute() {
+    switch (action_.kind) {
+      case ActionKind::launch: return launch();
+      case ActionKind::update: return update();
+      case ActionKind::start: return power(DesiredState::running);
+      case ActionKind::unfreeze: return power(DesiredState::running);
+      case ActionKind::stop: return power(DesiredState::stopped);
+      case ActionKind::freeze: return power(DesiredState::frozen);
+      case ActionKind::snapshot: return snapshot();
+      case ActionKind::delete_snapshot: return delete_snapshot();
+      case ActionKind::copy: return copy();
+      case ActionKind::move: return move();
+      case ActionKind::delete_: return delete_instance();
+    }
+    return make_error(ErrorKind::invalid_argument, "unknown action kind");
+  }
+
+ private:
+  // --- plumbing ------------------------------------------------------------------------------
+
+  Result<RemoteHandle*> remote(const std::string& name) {
+    if (const auto it = remotes_.find(name); it != remotes_.end()) return &it->second;
+    if (request_.fleet == nullptr) return make_error(ErrorKind::invalid_argument, "no fleet given");
+    const auto spec = request_.fleet->remotes.find(name);
+    if (spec == request_.fleet->remotes.end()) {
+      return make_error(ErrorKind::invalid_argument, "remote " + name + ": not declared in the fleet file");
+    }
+    auto handle = open_remote(config_, spec->second, options_.timeouts);
+    if (!handle) return handle.error();
+    return &remotes_.emplace(name, std::move(*handle)).first->second;
+  }
+
+  WaitOptions wait(std::string what) {
+    WaitOptions w;
+    w.what = std::move(what);
+    w.poll = options_.poll;
+    w.cancel = request_.cancel;
+    w.on_progress = [this, m = w.what](const ProgressReading& p) { report(m + ": " + p.text, &p); };
+    return w;
+  }
+
+  void report(const std::string& message, const ProgressReading* p = nullptr) {
+    if (!request_.progress) return;
+    providers::Progress progress;
+    progress.action_id = action_.id;
+    progress.message = message;
+    if (p != nullptr) {
+      progress.bytes = p->bytes;
+      progress.bytes_per_second = p->bytes_per_second;
+    }
+    request_.progress(progress);
+  }
+
+  bool cancelled() const { return request_.cancel != nullptr && request_.cancel->load(); }
+
+  static nlohmann::json where(const RemoteHandle& r, const std::string& instance) {
+    return {{"remote", r.name()}, {"instance", instance}};
+  }
+
+  static nlohmann::json address_json(const plan::Address& a) {
+    nlohmann::json j = {{"remote", a.remote}, {"instance", a.container}};
+    if (a.snapshot) j["snapshot"] = *a.snapshot;
+    return j;
+  }
+
+  Result<InstanceRead> must_exist(RemoteHandle& r, const std::string& name) {
+    auto read = get_instance(r, name);
+    if (!read) return read.error();
+    if (!*read) return r.error(make_error(ErrorKind::not_found, name + " does not exist; plan again"));
+    return std::move(**read);
+  }
+
+  // --- power -----------------------------------------------------------------------------------
+
+  Result<LivePower> power_of(RemoteHandle& r, const std::string& name) {
+    auto read = must_exist(r, name);
+    if (!read) return read.error();
+    const int code = read->instance.value("status_code", 0);
+    const LivePower p = model::live_power_from_status_code(code);
+    if (p == LivePower::other) {
+      return r.error(make_error(ErrorKind::conflict, name + " is " + read->instance.value("status", std::string{"?"}) +
+                                                         " (status " + std::to_string(code) +
+                                                         "); wait for it to settle, then plan again"));
+    }
+    return p;
+  }
+
+  Result<void> set_state(RemoteHandle& r, const std::string& name, const std::string& step, const std::string& verb,
+                         int timeout, bool force) {
+    report(step + " " + name);
+    return journal_.step(step, where(r, name), [&]() -> Result<void> {
+      return change_state(r, name, verb, timeout, force, wait(step + " " + name));
+    });
+  }
+
+  // Graceful first, so services shut down cleanly; forced when the grace period runs out.
+  Result<void> stop(RemoteHandle& r, const std::string& name, LivePower now) {
+    if (now == LivePower::frozen) {
+      if (auto u = set_state(r, name, "unfreeze", "unfreeze", -1, false); !u) return u;
+    }
+    const int grace = static_cast<int>(options_.stop_timeout.count());
+    auto graceful = set_state(r, name, "stop", "stop", grace, false);
+    if (graceful) return graceful;
+    if (is_cancelled(graceful.error())) return graceful;
+    spdlog::debug("{}: graceful stop failed ({}); forcing", name, graceful.error().message);
+    return set_state(r, name, "stop-force", "stop", -1, true);
+  }
+
+  Result<void> reach_state(RemoteHandle& r, const std::string& name, DesiredState want) {
+    auto now = power_of(r, name);
+    if (!now) return now.error();
+    switch (want) {
+      case DesiredState::running:
+        if (*now == LivePower::frozen) return set_state(r, name, "unfreeze", "unfreeze", -1, false);
+        if (*now == LivePower::stopped) return set_state(r, name, "start", "start", -1, false);
+        return {};
+      case DesiredState::frozen:
+        if (*now == LivePower::stopped) {
+          if (auto s = set_state(r, name, "start", "start", -1, false); !s) return s;
+          return set_state(r, name, "freeze", "freeze", -1, false);
+        }
+        if (*now == LivePower::running) return set_state(r, name, "freeze", "freeze", -1, false);
+        return {};
+      case DesiredState::stopped:
+        if (*now == LivePower::stopped) return {};
+        return stop(r, name, *now);
+      case DesiredState::absent: break;
+    }
+    return {};
+  }
+
+  Result<void> power(DesiredState want) {
+    auto r = remote(action_.address.remote);
+    if (!r) return r.error();
+    return reach_state(**r, action_.address.container, want);
+  }
+
+  // --- launch ----------------------------------------------------------------------------------
+
+  Result<void> launch() {
+    if (!action_.image) return make_error(ErrorKind::invalid_argument, action_.id + ": no image in the plan");
+    const auto& image = *action_.image;
+    const std::string& name = action_.address.container;
+    auto dst = remote(action_.address.remote);
+    if (!dst) return dst.error();
+    auto img = remote(image.remote);
+    if (!img) return img.error();
+
+    auto alias = (*img)->client.get("/1.0/images/aliases/" + image.alias);
+    if (!alias) {
+      if (alias.error().kind == ErrorKind::server && alias.error().http_status == 404) {
+        return make_error(ErrorKind::not_found,
+                          "image alias '" + image.alias + "' not found on remote '" + image.remote + "'");
+      }
+      return (*img)->error(alias.error());
+    }
+    const std::string fingerprint = alias->metadata.value("target", std::string{});
+    if (fingerprint.empty()) {
+      return (*img)->error(make_error(ErrorKind::protocol, "image alias '" + image.alias + "' has no target"));
+    }
+
+    nlohmann::json source;
+    if (image.remote == action_.address.remote) {
+      source = {{"type", "image"}, {"fingerprint", fingerprint}, {"certificate", ""}};
+    } else {
+      // As `lxc launch img-remote:alias target:c1` does for a private image on an LXD server: the
+      // target downloads it from the image remote with a one-time secret.
+      auto env = server_environment(**img);
+      if (!env) return env.error();
+      auto url = reachable_url((*img)->spec, *env);
+      if (!url) return url.error();
+      auto secret = journal_.step("image-secret", {{"remote", image.remote}, {"fingerprint", fingerprint}},
+                                  [&]() -> Result<std::string> {
+                                    auto res = (*img)->client.request(Method::post, "/1.0/images/" + fingerprint +
+                                                                                        "/secret");
+                                    if (!res) return (*img)->error(res.error());
+                                    const auto& md = res->metadata;
+                                    const auto inner = md.find("metadata");
+                                    if (inner == md.end() || !inner->is_object() || !inner->contains("secret") ||
+                                        !(*inner)["secret"].is_string()) {
+                                      return (*img)->error(
+                                          make_error(ErrorKind::protocol, "the image secret operation has no secret"));
+                                    }
+                                    return (*inner)["secret"].get<std::string>();
+                                  });
+      if (!secret) return secret.error();
+      source = {{"type", "image"},
+                {"mode", "pull"},
+                {"server", *url},
+                {"protocol", "lxd"},
+                {"fingerprint", fingerprint},
+                {"secret", *secret},
+                {"certificate", env->value("certificate", std::string{})}};
+    }
+
+    nlohmann::json config = action_.config;
+    if (request_.fleet != nullptr) config[std::string{model::fleet_key}] = request_.fleet->name;
+    const nlohmann::json body = {{"name", name},
+                                 {"architecture", ""},
+                                 {"config", config},
+                                 {"devices", nlohmann::json(action_.devices)},
+                                 {"ephemeral", false},
+                                 {"profiles", action_.profiles ? nlohmann::json(*action_.profiles) : nlohmann::json()},
+                                 {"stateful", false},
+                                 {"description", ""},
+                                 {"type", "container"},
+                                 {"instance_type", ""},
+                                 {"source", source}};
+    report("creating " + name + " from " + image.remote + ":" + image.alias);
+    auto created = journal_.step("create",
+                                 {{"remote", action_.address.remote},
+                                  {"instance", name},
+                                  {"image", {{"remote", image.remote}, {"alias", image.alias}, {"fingerprint", fingerprint}}}},
+                                 [&]() -> Result<void> {
+                                   auto op = call_and_wait(**dst, Method::post, "/1.0/instances", body,
+                                                           wait("creating " + name));
+                                   if (!op) return op.error();
+                                   return {};
+                                 });
+    if (!created) return created;
+    if (action_.target_state) return reach_state(**dst, name, *action_.target_state);
+    return {};
+  }
+
+  // --- update ----------------------------------------------------------------------------------
+
+  Result<void> update() {
+    const std::string& name = action_.address.container;
+    auto r = remote(action_.address.remote);
+    if (!r) return r.error();
+    auto read = must_exist(**r, name);
+    if (!read) return read.error();
+    const auto& inst = read->instance;
+
+    nlohmann::json config = inst.value("config", nlohmann::json::object());
+    for (const auto& [k, v] : action_.config) config[k] = v;
+    nlohmann::json devices = inst.value("devices", nlohmann::json::object());
+    for (const auto& [d, keys] : action_.devices) devices[d] = keys;
+    const nlohmann::json profiles =
+        action_.profiles ? nlohmann::json(*action_.profiles) : inst.value("profiles", nlohmann::json::array());
+    const nlohmann::json body = {{"architecture", inst.value("architecture", std::string{})},
+                                 {"config", config},
+                                 {"devices", devices},
+                                 {"ephemeral", inst.value("ephemeral", false)},
+                                 {"profiles", profiles},
+                                 {"description", inst.value("description", std::string{})}};
+    nlohmann::json keys = nlohmann::json::array();
+    for (const auto& c : action_.changes) keys.push_back(c.path);
+    nlohmann::json detail = where(**r, name);
+    detail["changes"] = keys;
+    report("updating " + name);
+    Headers headers;
+    if (!read->etag.empty()) headers.emplace_back("If-Match", read->etag);
+    auto updated = journal_.step("update", detail, [&]() -> Result<void> {
+      auto op = call_and_wait(**r, Method::put, "/1.0/instances/" + name, body, wait("updating " + name), headers);
+      if (!op) {
+        if (op.error().kind == ErrorKind::server && op.error().http_status == 412) {
+          return (*r)->error(make_error(ErrorKind::conflict, name + " changed since it was read; plan again"));
+        }
+        return op.error();
+      }
+      return {};
+    });
+    if (!updated) return updated;
+    if (action_.disruption != plan::Disruption::restart) return {};
+    if (!action_.consented) {
+      return (*r)->error(make_error(ErrorKind::rejected, name + " was updated but needs a restart, which was not "
+                                                               "allowed (--allow-restart or restart: allowed)"));
+    }
+    auto now = power_of(**r, name);
+    if (!now) return now.error();
+    if (*now == LivePower::stopped) return {};
+    const bool was_frozen = *now == LivePower::frozen;
+    if (was_frozen) {
+      if (auto u = set_state(**r, name, "unfreeze", "unfreeze", -1, false); !u) return u;
+    }
+    const int grace = static_cast<int>(options_.stop_timeout.count());
+    auto restarted = set_state(**r, name, "restart", "restart", grace, false);
+    if (!restarted && !is_cancelled(restarted.error())) restarted = set_state(**r, name, "restart", "restart", -1, true);
+    if (!restarted) return restarted;
+    if (was_frozen) return set_state(**r, name, "freeze", "freeze", -1, false);
+    return {};
+  }
+
+  // --- snapshots -------------------------------------------------------------------------------
+
+  Result<void> snapshot() {
+    const std::string& name = action_.address.container;
+    if (!action_.address.snapshot) return make_error(ErrorKind::invalid_argument, action_.id + ": no snapshot name");
+    const std::string& snap = *action_.address.snapshot;
+    auto r = remote(action_.address.remote);
+    if (!r) return r.error();
+    auto existing = (*r)->client.get("/1.0/instances/" + name + "/snapshots/" + snap);
+    if (existing) return {};  // already there: a re-run after a crash
+    if (!(existing.error().kind == ErrorKind::server && existing.error().http_status == 404)) {
+      return (*r)->error(existing.error());
+    }
+    nlohmann::json detail = where(**r, name);
+    detail["snapshot"] = snap;
+    report("snapshotting " + name + "/" + snap);
+    return journal_.step("snapshot", detail, [&]() -> Result<void> {
+      auto op = call_and_wait(**r, Method::post, "/1.0/instances/" + name + "/snapshots",
+                              nlohmann::json{{"name", snap}, {"stateful", false}}, wait("snapshotting " + name));
+      if (!op) return op.error();
+      return {};
+    });
+  }
+
+  Result<void> delete_snapshot() {
+    const std::string& name = action_.address.container;
+    if (!action_.address.snapshot) return make_error(ErrorKind::invalid_argument, action_.id + ": no snapshot name");
+    const std::string& snap = *action_.address.snapshot;
+    auto r = remote(action_.address.remote);
+    if (!r) return r.error();
+    nlohmann::json detail = where(**r, name);
+    detail["snapshot"] = snap;
+    report("deleting snapshot " + name + "/" + snap);
+    return journal_.step("delete-snapshot", detail, [&]() -> Result<void> {
+      auto op = call_and_wait(**r, Method::delete_, "/1.0/instances/" + name + "/snapshots/" + snap, std::nullopt,
+                              wait("deleting snapshot " + name + "/" + snap));
+      if (!op && !(op.error().kind == ErrorKind::server && op.error().http_status == 404)) return op.error();
+      return {};
+    });
+  }
+
+  // --- delete ----------------------------------------------------------------------------------
+
+  Result<void> remove(RemoteHandle& r, const std::string& name, const std::string& step) {
+    auto now = get_instance(r, name);
+    if (!now) return now.error();
+    if (!*now) return {};
+    const LivePower p = model::live_power_from_status_code((*now)->instance.value("status_code", 0));
+    if (p == LivePower::running || p == LivePower::frozen) {
+      if (auto s = set_state(r, name, "stop-force", "stop", -1, true); !s) return s;
+    }
+    report("deleting " + name);
+    return journal_.step(step, where(r, name), [&]() -> Result<void> {
+      auto op = call_and_wait(r, Method::delete_, "/1.0/instances/" + name, std::nullopt, wait("deleting " + name));
+      if (!op && !(op.error().kind == ErrorKind::server && op.error().http_status == 404)) return op.error();
+      return {};
+    });
+  }
+
+  Result<void> delete_instance() {
+    const std::string& name = action_.address.container;
+    auto r = remote(action_.address.remote);
+    if (!r) return r.error();
+    auto read = get_instance(**r, name);
+    if (!read) return read.error();
+    if (!*read) return {};
+    // The plan only deletes what this fleet owns; checked again here because the host may have
+    // changed since the plan was made.
+    const auto config = config_of((*read)->instance);
+    const auto owner = config.find(std::string{model::fleet_key});
+    const std::string fleet = request_.fleet != nullptr ? request_.fleet->name : std::string{};
+    if (owner == config.end() || owner->second != fleet) {
+      return (*r)->error(make_error(ErrorKind::rejected, name + " is not owned by fleet '" + fleet + "'; not deleted"));
+    }
+    return remove(**r, name, "delete");
+  }
+
+  // --- copy and move ---------------------------------------------------------------------------
+
+  Result<void> copy() {
+    if (!action_.source) return make_error(ErrorKind::invalid_argument, action_.id + ": no source in the plan");
+    const plan::Address& from = *action_.source;
+    const std::string& name = action_.address.container;
+    auto dst = remote(action_.address.remote);
+    if (!dst) return dst.error();
+    if (from.remote == action_.address.remote) {
+      nlohmann::json config = action_.config;
+      if (request_.fleet != nullptr) config[std::string{model::fleet_key}] = request_.fleet->name;
+      const std::string source_name = from.container + (from.snapshot ? "/" + *from.snapshot : "");
+      // LXD fills in the source's config (without volatile.*), devices and profiles for what the
+      // body leaves out (lxd/instances_post.go createFromCopy).
+      const nlohmann::json body = {
+          {"name", name},
+          {"config", config},
+          {"devices", nlohmann::json(action_.devices)},
+          {"profiles", action_.profiles ? nlohmann::json(*action_.profiles) : nlohmann::json()},
+          {"ephemeral", false},
+          {"stateful", false},
+          {"description", ""},
+          {"type", "container"},
+          {"instance_type", ""},
+          {"source", {{"type", "copy"}, {"source", source_name}, {"instance_only", true}, {"container_only", true}}}};
+      nlohmann::json detail = where(**dst, name);
+      detail["source"] = address_json(from);
+      report("copying " + source_name + " to " + name);
+      auto created = journal_.step("create", detail, [&]() -> Result<void> {
+        auto op = call_and_wait(**dst, Method::post, "/1.0/instances", body, wait("copying " + source_name));
+        if (!op) return op.error();
+        return {};
+      });
+      if (!created) return created;
+    } else {
+      auto src = remote(from.remote);
+      if (!src) return src.error();
+      // Read what is transferred: the instance, or the snapshot (its config, devices, profiles).
+      const std::string object_path =
+          "/1.0/instances/" + from.container + (from.snapshot ? "/snapshots/" + *from.snapshot : "");
+      auto object = (*src)->client.get(object_path);
+      if (!object) {
+        if (object.error().kind == ErrorKind::server && object.error().http_status == 404) {
+          return (*src)->error(make_error(ErrorKind::not_found, plan::to_string(from) + " does not exist"));
+        }
+        return (*src)->error(object.error());
+      }
+      if (auto m = migrate(TransferKind::copy, **src, from, object->metadata, **dst, name, false); !m) return m;
+      if (auto u = unmark(**dst, name); !u) return u;
+    }
+    if (action_.target_state) return reach_state(**dst, name, *action_.target_state);
+    return {};
+  }
+
+  Result<void> move() {
+    if (!action_.source) return make_error(ErrorKind::invalid_argument, action_.id + ": no source in the plan");
+    const plan::Address& from = *action_.source;
+    const std::string& name = action_.address.container;
+    if (from.remote == action_.address.remote) {
+      return make_error(ErrorKind::invalid_argument, action_.id + ": source and target are the same remote");
+    }
+    auto src = remote(from.remote);
+    if (!src) return src.error();
+    auto dst = remote(action_.address.remote);
+    if (!dst) return dst.error();
+
+    auto source = get_instance(**src, from.container);
+    if (!source) return source.error();
+    if (!*source) {
+      // Already moved (a re-run after the source was deleted): fine if a whole target is there.
+      auto there = get_instance(**dst, name);
+      if (!there) return there.error();
+      if (*there && config_of((*there)->instance).count(std::string{incomplete_key}) == 0) return {};
+      return (*src)->error(make_error(ErrorKind::not_found, from.container + " does not exist; plan again"));
+    }
+    const int code = (*source)->instance.value("status_code", 0);
+    if (model::live_power_from_status_code(code) != LivePower::stopped) {
+      return (*src)->error(make_error(ErrorKind::conflict, from.container + " is " +
+                                                               (*source)->instance.value("status", std::string{"?"}) +
+                                                               "; an offline move needs it stopped"));
+    }
+    auto source_snaps = snapshot_names(**src, from.container);
+    if (!source_snaps) return source_snaps.error();
+
+    if (auto m = migrate(TransferKind::move, **src, from, (*source)->instance, **dst, name, true); !m) return m;
+
+    // Verify before anything is deleted: the source stays until the target is known whole.
+    nlohmann::json detail = {{"source", address_json(from)}, {"target", where(**dst, name)}};
+    auto verified = journal_.step("verify", detail, [&]() -> Result<void> {
+      auto target = must_exist(**dst, name);
+      if (!target) return target.error();
+      auto target_snaps = snapshot_names(**dst, name);
+      if (!target_snaps) return target_snaps.error();
+      if (auto problem = verify_move((*source)->instance, *source_snaps, target->instance, *target_snaps,
+                                     action_.config)) {
+        return (*dst)->error(make_error(ErrorKind::conflict, "the moved " + name + " does not match its source: " +
+                                                                 *problem));
+      }
+      return {};
+    });
+    if (!verified) {
+      if (auto d = remove(**dst, name, "delete-target"); !d) {
+        spdlog::warn("{}: could not delete the unverified target: {}", action_.id, d.error().message);
+      }
+      return verified;
+    }
+    if (auto u = unmark(**dst, name); !u) return u;
+    report("deleting the source " + from.remote + ":" + from.container);
+    if (auto d = remove(**src, from.container, "delete-source"); !d) return d;
+    if (action_.target_state) return reach_state(**dst, name, *action_.target_state);
+    return {};
+  }
+
+  // Pull migration of `from` (an instance or one of its snapshots; `object` is what GET returned for
+  // it) into a new instance `name` on `dst`. On failure the source operation is cancelled and a
+  // partial target deleted.
+  Result<void> migrate(TransferKind kind, RemoteHandle& src, const plan::Address& from, const nlohmann::json& object,
+                       RemoteHandle& dst, const std::string& name, bool with_snapshots) {
+    const std::string kind_text = kind == TransferKind::copy ? "copy" : "move";
+    auto existing = get_instance(dst, name);
+    if (!existing) return existing.error();
+    if (*existing) return dst.error(make_error(ErrorKind::conflict, name + " already exists"));
+    auto env = server_environment(src);
+    if (!env) return env.error();
+    auto src_url = reachable_url(src.spec, *env);
+    if (!src_url) return src_url.error();
+
+    const std::string source_path =
+        "/1.0/instances/" + from.container + (from.snapshot ? "/snapshots/" + *from.snapshot : "");
+    std::string source_op;
+    nlohmann::json secrets;
+    auto started = journal_.step(
+        "migrate-source", {{"kind", kind_text}, {"source", address_json(from)}},
+        [&]() -> Result<void> {
+          auto res = src.client.request(Method::post, source_path, migration_source_request(with_snapshots));
+          if (!res) return src.error(res.error());
+          if (res->type != ResponseType::async) {
+            return src.error(make_error(ErrorKind::protocol, "POST " + source_path + ": no migration operation"));
+          }
+          source_op = res->operation;
+          secrets = secrets_of(res->metadata.value("metadata", nlohmann::json::object()));
+          return {};
+        },
+        [&] { return nlohmann::json{{"source_operation", *src_url + source_op}}; });
+    if (!started) return started;
+
+    TargetOverlay overlay;
+    overlay.name = name;
+    overlay.config = action_.config;
+    overlay.devices = action_.devices;
+    overlay.profiles = action_.profiles;
+    overlay.fleet_name = request_.fleet != nullptr ? request_.fleet->name : std::string{};
+    overlay.incomplete_marker = plan::to_string(from);
+    const nlohmann::json body = migration_target_request(object, kind, overlay, *src_url + source_op, secrets,
+                                                         env->value("certificate", std::string{}), with_snapshots);
+
+    std::string target_op;
+    report(kind_text + " " + plan::to_string(from) + " -> " + dst.name() + ":" + name);
+    const nlohmann::json detail = {{"kind", kind_text},
+                                   {"source", address_json(from)},
+                                   {"target", where(dst, name)},
+                                   {"source_operation", *src_url + source_op}};
+    bool target_created = false;
+    auto moved = journal_.step(
+        "migrate", detail,
+        [&]() -> Result<void> {
+          auto res = dst.client.request(Method::post, "/1.0/instances", body);
+          if (!res) return dst.error(res.error());
+          target_op = res->operation;
+          target_created = true;
+          WaitOptions w = wait("migrating " + plan::to_string(from) + " to " + dst.name() + ":" + name);
+          // The bytes moved show up on the source operation (fs_progress); read it when the target's
+          // own operation reports none.
+          bool seen_on_target = false;
+          const auto inner = w.on_progress;
+          w.on_progress = [&, inner](const ProgressReading& p) {
+            seen_on_target = true;
+            inner(p);
+          };
+          std::string last;
+          w.on_tick = [&] {
+            if (seen_on_target) return;
+            auto op = src.client.get("/1.0/operations/" + operation_id(source_op));
+            if (!op) return;
+            auto parsed = parse_operation(op->metadata);
+            if (!parsed) return;
+            if (auto p = progress_from_metadata(parsed->metadata); p && p->text != last) {
+              last = p->text;
+              inner(*p);
+            }
+          };
+          if (res->type == ResponseType::async) {
+            auto op = wait_operation(dst.client, target_op, w);
+            if (!op) return dst.error(op.error());
+          }
+          return {};
+        },
+        [&] { return nlohmann::json{{"target_operation", target_op}}; });
+    if (moved) return {};
+
+    // Stop the source side (its op would otherwise wait for its peers until it times out), then
+    // remove what the target may have created.
+    if (auto c = src.client.request(Method::delete_, "/1.0/operations/" + operation_id(source_op)); !c) {
+      spdlog::debug("{}: cancelling the source operation: {}", action_.id, c.error().message);
+    }
+    if (target_created) {
+      if (!target_op.empty()) {
+        // A target whose op is still running (we were cancelled) ends once its source is gone.
+        WaitOptions w;
+        w.what = "waiting for the failed transfer to end";
+        w.poll = options_.poll;
+        (void)wait_operation(dst.client, target_op, w);
+      }
+      auto partial = get_instance(dst, name);
+      if (partial && *partial && config_of((*partial)->instance).count(std::string{incomplete_key}) != 0) {
+        if (auto d = remove(dst, name, "delete-target"); !d) {
+          spdlog::warn("{}: could not delete the partial target: {}", action_.id, d.error().message);
+        }
+      }
+    }
+    return moved;
+  }
+
+  // The transfer is whole: the target loses its incomplete mark (PUT with If-Match).
+  Result<void> unmark(RemoteHandle& r, const std::string& name) {
+    return journal_.step("unmark", where(r, name), [&]() -> Result<void> {
+      auto read = must_exist(r, name);
+      if (!read) return read.error();
+      const auto& inst = read->instance;
+      nlohmann::json config = inst.value("config", nlohmann::json::object());
+      config.erase(std::string{incomplete_key});
+      const nlohmann::json body = {{"architecture", inst.value("architecture", std::string{})},
+                                   {"config", config},
+                                   {"devices", inst.value("devices", nlohmann::json::object())},
+                                   {"ephemeral", inst.value("ephemeral", false)},
+                                   {"profiles", inst.value("profiles", nlohmann::json::array())},
+                                   {"description", inst.value("description", std::string{})}};
+      Headers headers;
+      if (!read->etag.empty()) headers.emplace_back("If-Match", read->etag);
+      auto op = call_and_wait(r, Method::put, "/1.0/instances/" + name, body, wait("finishing " + name), headers);
+      if (!op) return op.error();
+      return {};
+    });
+  }
+
+  const ClientConfig& config_;
+  const ExecutorOptions& options_;
+  const providers::ExecuteRequest& request_;
+  const plan::Action& action_;
+  Journal journal_;
+  std::map<std::string, RemoteHandle> remotes_;
+};
+
+}  // namespace
+
+LxdExecutor::LxdExecutor(ClientConfig config, ExecutorOptions options)
+    : config_(std::move(config)), options_(options) {}
+
+providers::ExecuteResponse LxdExecutor::execute(const providers::ExecuteRequest& request) {
+  providers::ExecuteResponse response;
+  if (request.action == nullptr) {
+    response.error = "no action given";
+    return response;
+  }
+  Run run(config_, options_, request);
+  auto result = run.execute();
+  response.ok = result.ok();
+  if (!result) response.error = result.error().message;
+  return response;
+}
+
+std::unique_ptr<providers::ActionExecutor> make_executor(ClientConfig config, ExecutorOptions options) {
+  return std::make_unique<LxdExecutor>(std::move(config), options);
+}
+
+}  // namespace berth::lxd

@@ -1,0 +1,62 @@
+#pragma once
+// The LXD provider's full capability: carrying out plan actions (ActionExecutor) and making hosts
+// convergeable after a crashed apply (Recoverer).
+//
+// Every call that changes a host is journaled first (intent) and its result after. Journal steps:
+//   create          launch, same-remote copy       {remote, instance, source...}
+//   image-secret    launch from another remote     {remote, fingerprint}
+//   update          PUT config/devices/profiles     {remote, instance, keys}
+//   start | stop | stop-force | freeze | unfreeze | restart   {remote, instance}
+//   snapshot | delete-snapshot                      {remote, instance, snapshot}
+//   migrate-source  cross-remote copy/move: POST on the source  {kind, source}
+//   migrate         the target pulls                {kind, source, target, source_operation, target_operation?}
+//   verify          move: target checked against the source
+//   unmark          user.berth.incomplete removed from the target (the transfer is whole)
+//   delete-target   a failed transfer's partial target removed
+//   delete-source   move: the verified move's source removed
+//   delete          delete_ action
+// Details never carry secrets: operation URLs only, never the migration or image secrets.
+
+#include <chrono>
+#include <memory>
+
+#include "providers/lxd/client.hpp"
+#include "providers/lxd/client_config.hpp"
+#include "providers/provider.hpp"
+
+namespace berth::lxd {
+
+struct ExecutorOptions {
+  Timeouts timeouts;
+  // A graceful stop (and restart) gets this long before it is forced.
+  std::chrono::seconds stop_timeout{30};
+  // Server-side timeout of each /wait call: how often progress and the cancel flag are looked at.
+  std::chrono::seconds poll{1};
+};
+
+class LxdExecutor final : public providers::ActionExecutor {
+ public:
+  explicit LxdExecutor(ClientConfig config, ExecutorOptions options = {});
+  // Thread-safe: each call opens its own connections and shares nothing.
+  providers::ExecuteResponse execute(const providers::ExecuteRequest& request) override;
+
+ private:
+  ClientConfig config_;
+  ExecutorOptions options_;
+};
+
+class LxdRecoverer final : public providers::Recoverer {
+ public:
+  explicit LxdRecoverer(ClientConfig config, ExecutorOptions options = {});
+  providers::RecoveryResponse recover(const providers::RecoveryRequest& request) override;
+
+ private:
+  ClientConfig config_;
+  ExecutorOptions options_;
+};
+
+[[nodiscard]] std::unique_ptr<providers::ActionExecutor> make_executor(ClientConfig config,
+                                                                       ExecutorOptions options = {});
+[[nodiscard]] std::unique_ptr<providers::Recoverer> make_recoverer(ClientConfig config, ExecutorOptions options = {});
+
+}  // namespace berth::lxd

@@ -1,0 +1,67 @@
+#pragma once
+// The instance calls apply and recovery make against one remote, on top of Client: every error
+// names the remote ("remote h2: ..."), every background operation is waited for.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/model/desired.hpp"
+#include "providers/lxd/client.hpp"
+#include "providers/lxd/client_config.hpp"
+#include "providers/lxd/operations.hpp"
+#include "providers/lxd/result.hpp"
+
+namespace berth::lxd {
+
+// Set on a copy's or move's target from its creation until the transfer succeeded and (for a move)
+// the target verified. A target that still carries it is half-done: recovery deletes it. Its value
+// says where the data came from ("h1:c1").
+inline constexpr std::string_view incomplete_key = "user.berth.incomplete";
+
+// A connected remote: the client and the names errors carry.
+struct RemoteHandle {
+  model::RemoteSpec spec;
+  Client client;
+
+  [[nodiscard]] const std::string& name() const { return spec.name; }
+  [[nodiscard]] Error error(const Error& e) const;  // prefixes "remote <name>: " once
+};
+
+[[nodiscard]] Result<RemoteHandle> open_remote(const ClientConfig& config, const model::RemoteSpec& spec,
+                                               const Timeouts& timeouts);
+
+struct InstanceRead {
+  nlohmann::json instance;  // the Instance object
+  std::string etag;         // for If-Match
+};
+
+// GET /1.0/instances/<name>; nullopt if there is none.
+[[nodiscard]] Result<std::optional<InstanceRead>> get_instance(RemoteHandle& r, const std::string& name);
+// Snapshot names, oldest first (GET /1.0/instances/<name>/snapshots?recursion=1).
+[[nodiscard]] Result<std::vector<std::string>> snapshot_names(RemoteHandle& r, const std::string& name);
+// GET /1.0 environment (certificate, addresses, ...).
+[[nodiscard]] Result<nlohmann::json> server_environment(RemoteHandle& r);
+
+// The https URL another daemon reaches this remote at: its own URL if https, else the first of
+// environment.addresses (a unix:// remote that listens on the network).
+[[nodiscard]] Result<std::string> reachable_url(const model::RemoteSpec& spec, const nlohmann::json& environment);
+
+// Sends a request that answers with an operation and waits for it. A sync answer counts as done.
+[[nodiscard]] Result<OperationStatus> call_and_wait(RemoteHandle& r, Method method, const std::string& target,
+                                                    const std::optional<nlohmann::json>& body,
+                                                    const WaitOptions& wait, const Headers& headers = {});
+
+// PUT /1.0/instances/<name>/state {"action":..,"timeout":..,"force":..}.
+[[nodiscard]] Result<void> change_state(RemoteHandle& r, const std::string& name, const std::string& action,
+                                        int timeout_seconds, bool force, const WaitOptions& wait);
+
+// Operations on the remote that are still running and name the instance among their resources.
+[[nodiscard]] Result<std::vector<OperationStatus>> running_operations_on(RemoteHandle& r, const std::string& name);
+
+// The config of an Instance object as a map (non-string values rendered as JSON text).
+[[nodiscard]] model::ConfigMap config_of(const nlohmann::json& instance);
+
+}  // namespace berth::lxd

@@ -1,0 +1,135 @@
+#include "providers/lxd/migration.hpp"
+
+#include "providers/lxd/instance_api.hpp"
+
+namespace berth::lxd {
+
+namespace {
+
+bool is_volatile(const std::string& key) { return key.starts_with("volatile."); }
+
+nlohmann::json devices_json(const nlohmann::json& source, const model::DeviceMap& declared) {
+  nlohmann::json devices = nlohmann::json::object();
+  if (const auto it = source.find("devices"); it != source.end() && it->is_object()) devices = *it;
+  for (const auto& [name, keys] : declared) devices[name] = keys;
+  return devices;
+}
+
+model::ConfigMap comparable_config(const nlohmann::json& instance) {
+  model::ConfigMap out;
+  for (auto& [k, v] : config_of(instance)) {
+    if (is_volatile(k) || k == incomplete_key) continue;
+    out.emplace(k, v);
+  }
+  return out;
+}
+
+std::string list_text(const std::vector<std::string>& names) {
+  std::string out = "[";
+  for (const auto& n : names) out += (out.size() > 1 ? ", " : "") + n;
+  return out + "]";
+}
+
+}  // namespace
+
+nlohmann::json migration_source_request(bool with_snapshots) {
+  return {{"name", ""},
+          {"migration", true},
+          {"live", false},
+          {"instance_only", !with_snapshots},
+          {"container_only", !with_snapshots},
+          {"target", nullptr},
+          {"pool", ""},
+          {"project", ""},
+          {"allow_inconsistent", false}};
+}
+
+model::ConfigMap transfer_config(const model::ConfigMap& source, TransferKind kind) {
+  model::ConfigMap out;
+  for (const auto& [k, v] : source) {
+    if (k == incomplete_key) continue;  // a half-done transfer's mark never travels
+    if (is_volatile(k)) {
+      if (kind == TransferKind::copy && k != "volatile.base_image") continue;
+      if (kind == TransferKind::move && k == "volatile.last_state.power") continue;
+    }
+    out.emplace(k, v);
+  }
+  return out;
+}
+
+nlohmann::json migration_target_request(const nlohmann::json& source, TransferKind kind, const TargetOverlay& overlay,
+                                        const std::string& source_operation_url, const nlohmann::json& secrets,
+                                        const std::string& source_certificate, bool with_snapshots) {
+  model::ConfigMap config = transfer_config(config_of(source), kind);
+  for (const auto& [k, v] : overlay.config) config[k] = v;
+  if (kind == TransferKind::copy && !overlay.fleet_name.empty()) config[std::string{model::fleet_key}] = overlay.fleet_name;
+  if (!overlay.incomplete_marker.empty()) config[std::string{incomplete_key}] = overlay.incomplete_marker;
+
+  nlohmann::json profiles = source.contains("profiles") ? source["profiles"] : nlohmann::json(nullptr);
+  if (overlay.profiles) profiles = *overlay.profiles;
+
+  const std::string base_image = [&] {
+    const auto it = config.find("volatile.base_image");
+    return it == config.end() ? std::string{} : it->second;
+  }();
+  nlohmann::json src = {{"type", "migration"},
+                        {"mode", "pull"},
+                        {"operation", source_operation_url},
+                        {"secrets", secrets},
+                        {"certificate", source_certificate},
+                        {"live", false},
+                        {"instance_only", !with_snapshots},
+                        {"container_only", !with_snapshots},
+                        {"allow_inconsistent", false}};
+  if (!base_image.empty()) src["base-image"] = base_image;
+
+  return {{"name", overlay.name},
+          {"architecture", source.value("architecture", std::string{})},
+          {"config", config},
+          {"devices", devices_json(source, overlay.devices)},
+          {"ephemeral", source.value("ephemeral", false)},
+          {"profiles", profiles},
+          {"stateful", false},
+          {"description", source.value("description", std::string{})},
+          {"type", source.value("type", std::string{"container"})},
+          {"instance_type", ""},
+          {"source", src}};
+}
+
+nlohmann::json secrets_of(const nlohmann::json& metadata) {
+  nlohmann::json out = nlohmann::json::object();
+  if (!metadata.is_object()) return out;
+  for (const auto& [k, v] : metadata.items()) {
+    if (v.is_string()) out[k] = v;
+  }
+  return out;
+}
+
+std::optional<std::string> verify_move(const nlohmann::json& source, const std::vector<std::string>& source_snapshots,
+                                       const nlohmann::json& target, const std::vector<std::string>& target_snapshots,
+                                       const model::ConfigMap& declared) {
+  if (source_snapshots != target_snapshots) {
+    return "snapshots differ: source " + list_text(source_snapshots) + ", target " + list_text(target_snapshots);
+  }
+  const auto want = comparable_config(source);
+  const auto have = comparable_config(target);
+  for (const auto& [k, v] : want) {
+    const auto it = have.find(k);
+    if (it == have.end()) return "config key " + k + " is missing on the target";
+    if (it->second != v) return "config key " + k + " differs on the target";
+  }
+  for (const auto& [k, v] : have) {
+    if (want.count(k) == 0 && declared.count(k) == 0) return "config key " + k + " appeared on the target";
+  }
+  for (const auto& [k, v] : declared) {
+    const auto it = have.find(k);
+    if (it == have.end() || it->second != v) return "declared config key " + k + " is not set on the target";
+  }
+  const auto devices = [](const nlohmann::json& i) { return i.value("devices", nlohmann::json::object()); };
+  if (devices(source) != devices(target)) return "devices differ";
+  const auto profiles = [](const nlohmann::json& i) { return i.value("profiles", nlohmann::json::array()); };
+  if (profiles(source) != profiles(target)) return "profiles differ";
+  return std::nullopt;
+}
+
+}  // namespace berth::lxd

@@ -1,0 +1,168 @@
+#include "providers/lxd/state_reader.hpp"
+
+#include <gtest/gtest.h>
+
+#include "fake_lxd.hpp"
+#include "providers/lxd/certificate.hpp"
+#include "providers/lxd/remote_store.hpp"
+#include "temp_dir.hpp"
+
+namespace berth::lxd {
+namespace {
+
+using testing::FakeLxd;
+using testing::FakeServer;
+
+std::vector<std::string> names(const model::LiveInstance& i) {
+  std::vector<std::string> out;
+  for (const auto& s : i.snapshots) out.push_back(s.name);
+  return out;
+}
+
+int count_targets(const FakeServer& s, std::string_view prefix) {
+  int n = 0;
+  for (const auto& r : s.requests()) n += r.target.starts_with(prefix) ? 1 : 0;
+  return n;
+}
+
+class StateReaderUnix : public ::testing::TestWithParam<bool> {
+ protected:
+  StateReaderUnix() { lxd_.unix_socket = true; }
+  testing::TempDir tmp_;
+  FakeLxd lxd_;
+  FakeServer server_{[this](const testing::FakeRequest& r) { return lxd_.handle(r); },
+                     (tmp_.path() / "unix.socket").string()};
+  ClientConfig config_{tmp_.path() / "cfg"};
+};
+
+TEST_P(StateReaderUnix, BulkReadWithoutPerInstanceRequests) {
+  StateReaderOptions options;
+  options.two_connections = GetParam();
+  auto reader = make_state_reader(config_, options);
+  providers::ReadStateRequest req;
+  req.remote.name = "local";
+  req.remote.url = server_.url();
+  req.read_image_aliases = true;
+  const auto resp = reader->read_state(req);
+  const auto& live = resp.live;
+  ASSERT_EQ(live.status, model::RemoteStatus::ok) << live.error;
+  EXPECT_EQ(live.name, "local");
+  EXPECT_EQ(live.server_version, "5.0.2");
+  EXPECT_TRUE(resp.diagnostics.empty());
+  ASSERT_EQ(live.instances.size(), 3u);
+  EXPECT_EQ(names(live.instances.at("c1")), (std::vector<std::string>{"snap0", "snap1"}));
+  EXPECT_EQ(names(live.instances.at("c2")), (std::vector<std::string>{"aa", "zz"}));
+  EXPECT_TRUE(live.instances.at("c1").snapshots_known);
+  EXPECT_EQ(live.instances.at("c1").digest, model::digest_of(live.instances.at("c1")));
+  ASSERT_TRUE(live.image_aliases.has_value());
+  EXPECT_EQ(*live.image_aliases, std::vector<std::string>{"bb"});
+  EXPECT_EQ(count_targets(server_, "/1.0/instances/"), 0);  // never one request per instance
+  EXPECT_EQ(server_.connections(), GetParam() ? 2 : 1);
+}
+
+TEST_P(StateReaderUnix, CreationTimesOnRequest) {
+  StateReaderOptions options;
+  options.two_connections = GetParam();
+  options.snapshots = SnapshotRead::with_creation_times;
+  providers::ReadStateRequest req;
+  req.remote.name = "local";
+  req.remote.url = server_.url();
+  const auto resp = make_state_reader(config_, options)->read_state(req);
+  ASSERT_EQ(resp.live.status, model::RemoteStatus::ok) << resp.live.error;
+  EXPECT_EQ(names(resp.live.instances.at("c1")), (std::vector<std::string>{"snap1", "snap0"}));  // oldest first
+  EXPECT_EQ(names(resp.live.instances.at("c2")), (std::vector<std::string>{"zz", "aa"}));
+  EXPECT_FALSE(resp.live.image_aliases.has_value());  // not asked for
+  EXPECT_EQ(count_targets(server_, "/1.0/instances/"), 2);  // only instances that have snapshots
+}
+
+INSTANTIATE_TEST_SUITE_P(Connections, StateReaderUnix, ::testing::Bool());
+
+TEST(StateReader, UnreachableRemoteIsUnknown) {
+  testing::TempDir tmp;
+  providers::ReadStateRequest req;
+  req.remote.name = "gone";
+  req.remote.url = "unix://" + (tmp.path() / "none.sock").string();
+  const auto resp = make_state_reader({tmp.path()})->read_state(req);
+  EXPECT_EQ(resp.live.status, model::RemoteStatus::unknown);
+  EXPECT_EQ(resp.live.error.rfind("remote gone: cannot connect to unix://", 0), 0u) << resp.live.error;
+  EXPECT_TRUE(resp.live.instances.empty());
+}
+
+TEST(StateReader, HttpsWithoutPinIsUnknownAndSaysWhatToDo) {
+  testing::TempDir tmp;
+  providers::ReadStateRequest req;
+  req.remote.name = "foo";
+  req.remote.url = "https://127.0.0.1:8443";
+  const auto resp = make_state_reader({tmp.path()})->read_state(req);
+  EXPECT_EQ(resp.live.status, model::RemoteStatus::unknown);
+  EXPECT_EQ(resp.live.error,
+            "remote foo: no pinned server certificate; run `berth remote add foo https://127.0.0.1:8443` or set "
+            "fingerprint: in the fleet file");
+}
+
+class StateReaderTls : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto pem = generate_client_certificate({"server@test", 30});
+    ASSERT_TRUE(pem.ok());
+    server_pem_ = *pem;
+    server_fp_ = *fingerprint_of_pem(pem->certificate);
+    server_ = std::make_unique<FakeServer>([this](const testing::FakeRequest& r) { return lxd_.handle(r); },
+                                           server_pem_.certificate, server_pem_.private_key);
+    auto id = ensure_client_identity(config_);
+    ASSERT_TRUE(id.ok());
+    client_fp_ = id->fingerprint;
+    req_.remote.name = "foo";
+    req_.remote.url = server_->url();
+  }
+  testing::TempDir tmp_;
+  ClientConfig config_{tmp_.path() / "cfg"};
+  FakeLxd lxd_;
+  PemPair server_pem_;
+  std::string server_fp_;
+  std::string client_fp_;
+  std::unique_ptr<FakeServer> server_;
+  providers::ReadStateRequest req_;
+};
+
+TEST_F(StateReaderTls, PinnedByTheFleetFile) {
+  lxd_.trust(client_fp_);
+  req_.remote.fingerprint = "sha256:" + server_fp_;
+  const auto resp = make_state_reader(config_)->read_state(req_);
+  ASSERT_EQ(resp.live.status, model::RemoteStatus::ok) << resp.live.error;
+  EXPECT_EQ(resp.live.instances.size(), 3u);
+}
+
+TEST_F(StateReaderTls, PinnedByRemoteAdd) {
+  lxd_.trust(client_fp_);
+  auto store = RemoteStore::load(config_);
+  ASSERT_TRUE(store->add({"foo", server_->url(), server_fp_}, server_pem_.certificate).ok());
+  const auto resp = make_state_reader(config_)->read_state(req_);
+  ASSERT_EQ(resp.live.status, model::RemoteStatus::ok) << resp.live.error;
+}
+
+TEST_F(StateReaderTls, FingerprintMismatchRefuses) {
+  lxd_.trust(client_fp_);
+  req_.remote.fingerprint = std::string(64, 'a');
+  const auto resp = make_state_reader(config_)->read_state(req_);
+  EXPECT_EQ(resp.live.status, model::RemoteStatus::unknown);
+  EXPECT_EQ(resp.live.error, "remote foo: server certificate fingerprint " + server_fp_ + " does not match the pinned " +
+                                 std::string(64, 'a') + "; refusing to talk to it");
+  EXPECT_TRUE(server_->requests().empty());
+}
+
+TEST_F(StateReaderTls, UntrustedClient) {
+  req_.remote.fingerprint = server_fp_;
+  for (bool two : {true, false}) {
+    StateReaderOptions options;
+    options.two_connections = two;
+    const auto resp = make_state_reader(config_, options)->read_state(req_);
+    EXPECT_EQ(resp.live.status, model::RemoteStatus::unknown);
+    EXPECT_EQ(resp.live.error.rfind("remote foo: the server does not trust this client's certificate (" + client_fp_, 0), 0u)
+        << resp.live.error;
+    EXPECT_NE(resp.live.error.find("berth remote add foo"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace berth::lxd

@@ -1,0 +1,91 @@
+#include "providers/lxd/url.hpp"
+
+#include <gtest/gtest.h>
+
+namespace berth::lxd {
+namespace {
+
+TEST(ParseUrl, HttpsWithDefaultPort) {
+  auto ep = parse_url("https://10.0.0.2");
+  ASSERT_TRUE(ep.ok()) << ep.error().message;
+  EXPECT_EQ(ep->scheme, Scheme::https);
+  EXPECT_EQ(ep->host, "10.0.0.2");
+  EXPECT_EQ(ep->port, 8443);
+  EXPECT_EQ(ep->to_string(), "https://10.0.0.2:8443");
+  EXPECT_TRUE(ep->host_is_ip());
+}
+
+TEST(ParseUrl, HttpsWithPortAndTrailingSlash) {
+  auto ep = parse_url("https://lxd.example.com:9443/");
+  ASSERT_TRUE(ep.ok()) << ep.error().message;
+  EXPECT_EQ(ep->host, "lxd.example.com");
+  EXPECT_EQ(ep->port, 9443);
+  EXPECT_FALSE(ep->host_is_ip());
+  EXPECT_EQ(ep->authority(), "lxd.example.com:9443");
+}
+
+TEST(ParseUrl, Ipv6InBrackets) {
+  auto ep = parse_url("https://[::1]:8444");
+  ASSERT_TRUE(ep.ok()) << ep.error().message;
+  EXPECT_EQ(ep->host, "::1");
+  EXPECT_EQ(ep->port, 8444);
+  EXPECT_TRUE(ep->host_is_ipv6());
+  EXPECT_EQ(ep->to_string(), "https://[::1]:8444");
+  EXPECT_EQ(parse_url("https://[fe80::1]")->port, 8443);
+}
+
+TEST(ParseUrl, UnixSocket) {
+  auto ep = parse_url("unix:///var/lib/lxd/unix.socket");
+  ASSERT_TRUE(ep.ok()) << ep.error().message;
+  EXPECT_EQ(ep->scheme, Scheme::unix_socket);
+  EXPECT_EQ(ep->socket_path, "/var/lib/lxd/unix.socket");
+  EXPECT_EQ(ep->to_string(), "unix:///var/lib/lxd/unix.socket");
+}
+
+TEST(ParseUrl, RejectsWithAClearMessage) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"", "empty"},
+      {"http://10.0.0.2", "plain http"},
+      {"ftp://x", "expected https://"},
+      {"10.0.0.2:8443", "expected https://"},
+      {"https://", "missing host"},
+      {"https://:8443", "missing host"},
+      {"https://host:0", "port"},
+      {"https://host:65536", "port"},
+      {"https://host:84x3", "port"},
+      {"https://host:", "empty port"},
+      {"https://::1", "brackets"},
+      {"https://[::1", "unterminated"},
+      {"https://[::1]x", "after ']'"},
+      {"https://[nothex]:1", "IPv6"},
+      {"https://host/1.0", "no path"},
+      {"https://host?x=1", "no path"},
+      {"https://user@host", "user info"},
+      {"https://ho st", "not allowed"},
+      {"unix://", "absolute"},
+      {"unix://relative/path", "absolute"},
+  };
+  for (const auto& [url, why] : cases) {
+    auto ep = parse_url(url);
+    ASSERT_FALSE(ep.ok()) << url;
+    EXPECT_EQ(ep.error().kind, ErrorKind::invalid_argument) << url;
+    EXPECT_NE(ep.error().message.find(why), std::string::npos) << url << " -> " << ep.error().message;
+    EXPECT_NE(ep.error().message.find("invalid URL"), std::string::npos) << url;
+  }
+}
+
+TEST(NormalizeRemoteUrl, AcceptsWhatLxcRemoteAddAccepts) {
+  EXPECT_EQ(*normalize_remote_url("10.0.0.2"), "https://10.0.0.2:8443");
+  EXPECT_EQ(*normalize_remote_url("10.0.0.2:9000"), "https://10.0.0.2:9000");
+  EXPECT_EQ(*normalize_remote_url("host.example"), "https://host.example:8443");
+  EXPECT_EQ(*normalize_remote_url("::1"), "https://[::1]:8443");
+  EXPECT_EQ(*normalize_remote_url("[::1]:9000"), "https://[::1]:9000");
+  EXPECT_EQ(*normalize_remote_url("https://h:1/"), "https://h:1");
+  EXPECT_EQ(*normalize_remote_url("unix:///run/x.sock"), "unix:///run/x.sock");
+  EXPECT_FALSE(normalize_remote_url("http://h").ok());
+  EXPECT_FALSE(normalize_remote_url("").ok());
+  EXPECT_FALSE(normalize_remote_url("h:99999").ok());
+}
+
+}  // namespace
+}  // namespace berth::lxd
