@@ -26,7 +26,7 @@ declare -a FAILED_STEPS=()
 TOTAL_PASSED=0
 TOTAL_FAILED=0
 
-log() { printf '\n==> %s\n' "$*"; }
+log() { printf '\n==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
 # Stop every test bed the tests started (a test killed by a CTest timeout
 # cannot run its own trap) and remove their common root.
@@ -101,7 +101,7 @@ main() {
     run_ctest "unit (Release)" --test-dir "$ROOT/build" -L unit --output-on-failure -j "$JOBS"
     run_ctest "integration ($INTEGRATION_BUILD)" --test-dir "$ROOT/$INTEGRATION_BUILD" -L integration --output-on-failure
 
-    echo
+    log "finished"
     if ((${#FAILED_STEPS[@]} > 0)); then
         printf 'test.sh: FAILED: %s\n' "${FAILED_STEPS[@]}"
     fi

@@ -162,7 +162,9 @@ class Converter {
   bool map(const YAML::Node& node, KeyPath& path, nlohmann::json& into) {
     std::map<std::string, diag::SourceLocation> seen;
     for (auto it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node& key = it->first;
+      // Copies: yaml-cpp's iterator hands out a temporary pair, so references to it would dangle.
+      const YAML::Node key = it->first;
+      const YAML::Node value = it->second;
       const diag::SourceLocation key_where = location(doc_.file, key.Mark());
       if (!key.IsScalar()) {
         out_.error(key.IsNull() ? "a key is empty" : "a key must be a string, not a list or a map", doc_.display(path),
@@ -183,7 +185,7 @@ class Converter {
       seen.emplace(name, key_where);
       path.push_back(name);
       nlohmann::json child;
-      const bool ok = convert(it->second, path, child, key_where);
+      const bool ok = convert(value, path, child, key_where);
       path.pop_back();
       if (!ok) return false;
       into[name] = std::move(child);

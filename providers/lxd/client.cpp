@@ -284,6 +284,8 @@ class TlsTransport final : public Transport {
       return make_error(ErrorKind::tls, "TLS handshake with " + url + " failed: " +
                                             detail::openssl_error_text(ec.message()));
     }
+    spdlog::debug("lxd {}: connected, {} {}, server certificate {}", url, SSL_get_version(stream_->native_handle()),
+                  SSL_get_cipher_name(stream_->native_handle()), pin_.seen_fingerprint);
     return {};
   }
 

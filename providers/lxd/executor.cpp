@@ -115,10 +115,13 @@ class Run {
     return p;
   }
 
+  // `extra` is merged into the journal detail (a move's transfer, so recovery knows the context).
   Result<void> set_state(RemoteHandle& r, const std::string& name, const std::string& step, const std::string& verb,
-                         int timeout, bool force) {
+                         int timeout, bool force, const nlohmann::json& extra = nlohmann::json::object()) {
     report(step + " " + name);
-    return journal_.step(step, where(r, name), [&]() -> Result<void> {
+    nlohmann::json detail = where(r, name);
+    detail.update(extra);
+    return journal_.step(step, detail, [&]() -> Result<void> {
       return change_state(r, name, verb, timeout, force, wait(step + " " + name));
     });
   }
@@ -190,8 +193,12 @@ class Run {
     }
 
     nlohmann::json source;
+    // The image secret is a token operation that LXD keeps until it is used; a target that already
+    // has the image cached never uses it, so it is revoked once the launch is over.
+    std::string secret_op;
+    RemoteHandle* secret_op_remote = nullptr;
     if (image.remote == action_.address.remote) {
-      source = {{"type", "image"}, {"fingerprint", fingerprint}, {"certificate", ""}};
+      source = nlohmann::json{{"type", "image"}, {"fingerprint", fingerprint}, {"certificate", ""}};
     } else {
       // As `lxc launch img-remote:alias target:c1` does for a private image on an LXD server: the
       // target downloads it from the image remote with a one-time secret.
@@ -199,11 +206,13 @@ class Run {
       if (!env) return env.error();
       auto url = reachable_url((*img)->spec, *env);
       if (!url) return url.error();
+      secret_op_remote = *img;
       auto secret = journal_.step("image-secret", {{"remote", image.remote}, {"fingerprint", fingerprint}},
                                   [&]() -> Result<std::string> {
                                     auto res = (*img)->client.request(Method::post, "/1.0/images/" + fingerprint +
                                                                                         "/secret");
                                     if (!res) return (*img)->error(res.error());
+                                    secret_op = res->operation;
                                     const auto& md = res->metadata;
                                     const auto inner = md.find("metadata");
                                     if (inner == md.end() || !inner->is_object() || !inner->contains("secret") ||
@@ -214,7 +223,7 @@ class Run {
                                     return (*inner)["secret"].get<std::string>();
                                   });
       if (!secret) return secret.error();
-      source = {{"type", "image"},
+      source = nlohmann::json{{"type", "image"},
                 {"mode", "pull"},
                 {"server", *url},
                 {"protocol", "lxd"},
@@ -247,6 +256,19 @@ class Run {
                                    if (!op) return op.error();
                                    return {};
                                  });
+    if (!secret_op.empty() && secret_op_remote != nullptr) {
+      (void)journal_.step("image-secret-revoke", {{"remote", image.remote}, {"fingerprint", fingerprint}},
+                          [&]() -> Result<void> {
+                            auto r = secret_op_remote->client.request(Method::delete_,
+                                                                      "/1.0/operations/" + operation_id(secret_op));
+                            // Gone (404) or already used (400: not running) is what we want.
+                            if (!r && !(r.error().kind == ErrorKind::server &&
+                                        (r.error().http_status == 404 || r.error().http_status == 400))) {
+                              return secret_op_remote->error(r.error());
+                            }
+                            return {};
+                          });
+    }
     if (!created) return created;
     if (action_.target_state) return reach_state(**dst, name, *action_.target_state);
     return {};
@@ -355,16 +377,19 @@ class Run {
 
   // --- delete ----------------------------------------------------------------------------------
 
-  Result<void> remove(RemoteHandle& r, const std::string& name, const std::string& step) {
+  Result<void> remove(RemoteHandle& r, const std::string& name, const std::string& step,
+                      const nlohmann::json& extra = nlohmann::json::object()) {
     auto now = get_instance(r, name);
     if (!now) return now.error();
     if (!*now) return {};
     const LivePower p = model::live_power_from_status_code((*now)->instance.value("status_code", 0));
     if (p == LivePower::running || p == LivePower::frozen) {
-      if (auto s = set_state(r, name, "stop-force", "stop", -1, true); !s) return s;
+      if (auto s = set_state(r, name, "stop-force", "stop", -1, true, extra); !s) return s;
     }
     report("deleting " + name);
-    return journal_.step(step, where(r, name), [&]() -> Result<void> {
+    nlohmann::json detail = where(r, name);
+    detail.update(extra);
+    return journal_.step(step, detail, [&]() -> Result<void> {
       auto op = call_and_wait(r, Method::delete_, "/1.0/instances/" + name, std::nullopt, wait("deleting " + name));
       if (!op && !(op.error().kind == ErrorKind::server && op.error().http_status == 404)) return op.error();
       return {};
@@ -397,17 +422,31 @@ class Run {
     const std::string& name = action_.address.container;
     auto dst = remote(action_.address.remote);
     if (!dst) return dst.error();
+    auto src = remote(from.remote);
+    if (!src) return src.error();
+    // Read what is copied: the instance, or the snapshot (its config, devices, profiles).
+    const std::string object_path =
+        "/1.0/instances/" + from.container + (from.snapshot ? "/snapshots/" + *from.snapshot : "");
+    auto object = (*src)->client.get(object_path);
+    if (!object) {
+      if (object.error().kind == ErrorKind::server && object.error().http_status == 404) {
+        return (*src)->error(make_error(ErrorKind::not_found, plan::to_string(from) + " does not exist"));
+      }
+      return (*src)->error(object.error());
+    }
     if (from.remote == action_.address.remote) {
       nlohmann::json config = action_.config;
       if (request_.fleet != nullptr) config[std::string{model::fleet_key}] = request_.fleet->name;
       const std::string source_name = from.container + (from.snapshot ? "/" + *from.snapshot : "");
-      // LXD fills in the source's config (without volatile.*), devices and profiles for what the
-      // body leaves out (lxd/instances_post.go createFromCopy).
+      // LXD fills in the source's config (without volatile.*) and devices for what the body leaves
+      // out (lxd/instances_post.go createFromCopy), but LXD 5.0.2 gives a copy without profiles the
+      // default profile, not the source's: so they are sent, as lxc does.
       const nlohmann::json body = {
           {"name", name},
           {"config", config},
           {"devices", nlohmann::json(action_.devices)},
-          {"profiles", action_.profiles ? nlohmann::json(*action_.profiles) : nlohmann::json()},
+          {"profiles", action_.profiles ? nlohmann::json(*action_.profiles)
+                                        : object->metadata.value("profiles", nlohmann::json::array())},
           {"ephemeral", false},
           {"stateful", false},
           {"description", ""},
@@ -424,18 +463,7 @@ class Run {
       });
       if (!created) return created;
     } else {
-      auto src = remote(from.remote);
-      if (!src) return src.error();
-      // Read what is transferred: the instance, or the snapshot (its config, devices, profiles).
-      const std::string object_path =
-          "/1.0/instances/" + from.container + (from.snapshot ? "/snapshots/" + *from.snapshot : "");
-      auto object = (*src)->client.get(object_path);
-      if (!object) {
-        if (object.error().kind == ErrorKind::server && object.error().http_status == 404) {
-          return (*src)->error(make_error(ErrorKind::not_found, plan::to_string(from) + " does not exist"));
-        }
-        return (*src)->error(object.error());
-      }
+      transfer_ = {{"kind", "copy"}, {"source", address_json(from)}, {"target", where(**dst, name)}};
       if (auto m = migrate(TransferKind::copy, **src, from, object->metadata, **dst, name, false); !m) return m;
       if (auto u = unmark(**dst, name); !u) return u;
     }
@@ -473,11 +501,11 @@ class Run {
     auto source_snaps = snapshot_names(**src, from.container);
     if (!source_snaps) return source_snaps.error();
 
+    transfer_ = {{"kind", "move"}, {"source", address_json(from)}, {"target", where(**dst, name)}};
     if (auto m = migrate(TransferKind::move, **src, from, (*source)->instance, **dst, name, true); !m) return m;
 
     // Verify before anything is deleted: the source stays until the target is known whole.
-    nlohmann::json detail = {{"source", address_json(from)}, {"target", where(**dst, name)}};
-    auto verified = journal_.step("verify", detail, [&]() -> Result<void> {
+    auto verified = journal_.step("verify", transfer_, [&]() -> Result<void> {
       auto target = must_exist(**dst, name);
       if (!target) return target.error();
       auto target_snaps = snapshot_names(**dst, name);
@@ -490,14 +518,14 @@ class Run {
       return {};
     });
     if (!verified) {
-      if (auto d = remove(**dst, name, "delete-target"); !d) {
+      if (auto d = remove(**dst, name, "delete-target", transfer_); !d) {
         spdlog::warn("{}: could not delete the unverified target: {}", action_.id, d.error().message);
       }
       return verified;
     }
     if (auto u = unmark(**dst, name); !u) return u;
     report("deleting the source " + from.remote + ":" + from.container);
-    if (auto d = remove(**src, from.container, "delete-source"); !d) return d;
+    if (auto d = remove(**src, from.container, "delete-source", transfer_); !d) return d;
     if (action_.target_state) return reach_state(**dst, name, *action_.target_state);
     return {};
   }
@@ -523,7 +551,7 @@ class Run {
     auto started = journal_.step(
         "migrate-source", {{"kind", kind_text}, {"source", address_json(from)}},
         [&]() -> Result<void> {
-          auto res = src.client.request(Method::post, source_path, migration_source_request(with_snapshots));
+          auto res = src.client.request(Method::post, source_path, migration_source_request(from.snapshot ? name : std::string{}, with_snapshots));
           if (!res) return src.error(res.error());
           if (res->type != ResponseType::async) {
             return src.error(make_error(ErrorKind::protocol, "POST " + source_path + ": no migration operation"));
@@ -532,7 +560,10 @@ class Run {
           secrets = secrets_of(res->metadata.value("metadata", nlohmann::json::object()));
           return {};
         },
-        [&] { return nlohmann::json{{"source_operation", *src_url + source_op}}; });
+        [&] {
+          return source_op.empty() ? nlohmann::json::object()
+                                   : nlohmann::json{{"source_operation", *src_url + source_op}};
+        });
     if (!started) return started;
 
     TargetOverlay overlay;
@@ -586,7 +617,9 @@ class Run {
           }
           return {};
         },
-        [&] { return nlohmann::json{{"target_operation", target_op}}; });
+        [&] {
+          return target_op.empty() ? nlohmann::json::object() : nlohmann::json{{"target_operation", target_op}};
+        });
     if (moved) return {};
 
     // Stop the source side (its op would otherwise wait for its peers until it times out), then
@@ -604,7 +637,7 @@ class Run {
       }
       auto partial = get_instance(dst, name);
       if (partial && *partial && config_of((*partial)->instance).count(std::string{incomplete_key}) != 0) {
-        if (auto d = remove(dst, name, "delete-target"); !d) {
+        if (auto d = remove(dst, name, "delete-target", transfer_); !d) {
           spdlog::warn("{}: could not delete the partial target: {}", action_.id, d.error().message);
         }
       }
@@ -614,7 +647,9 @@ class Run {
 
   // The transfer is whole: the target loses its incomplete mark (PUT with If-Match).
   Result<void> unmark(RemoteHandle& r, const std::string& name) {
-    return journal_.step("unmark", where(r, name), [&]() -> Result<void> {
+    nlohmann::json detail = where(r, name);
+    detail.update(transfer_);
+    return journal_.step("unmark", detail, [&]() -> Result<void> {
       auto read = must_exist(r, name);
       if (!read) return read.error();
       const auto& inst = read->instance;
@@ -640,6 +675,9 @@ class Run {
   const plan::Action& action_;
   Journal journal_;
   std::map<std::string, RemoteHandle> remotes_;
+  // Cross-remote copy or move: {kind, source, target}, added to the journal detail of every step
+  // after the transfer so that recovery knows which transfer an open step belonged to.
+  nlohmann::json transfer_ = nlohmann::json::object();
 };
 
 }  // namespace

@@ -21,13 +21,13 @@ class Journal {
   // Runs `call` (returning Result<T>) between the intent and the result. `extra`, if given, is called
   // after `call` and its object is merged into the result detail (e.g. an operation URL learnt).
   template <class Call>
-  auto step(const std::string& step, const nlohmann::json& detail, Call&& call) {
-    return step(step, detail, std::forward<Call>(call), [] { return nlohmann::json::object(); });
+  auto step(const std::string& name, const nlohmann::json& detail, Call&& call) {
+    return step(name, detail, std::forward<Call>(call), [] { return nlohmann::json::object(); });
   }
 
   template <class Call, class Extra>
-  auto step(const std::string& step, const nlohmann::json& detail, Call&& call, Extra&& extra) {
-    const std::int64_t seq = journal_ != nullptr ? journal_->intent(action_id_, step, detail) : 0;
+  auto step(const std::string& name, const nlohmann::json& detail, Call&& call, Extra&& extra) {
+    const std::int64_t seq = journal_ != nullptr ? journal_->intent(action_id_, name, detail) : 0;
     auto result = call();
     if (journal_ != nullptr) {
       nlohmann::json out = extra();

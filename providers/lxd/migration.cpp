@@ -32,8 +32,8 @@ std::string list_text(const std::vector<std::string>& names) {
 
 }  // namespace
 
-nlohmann::json migration_source_request(bool with_snapshots) {
-  return {{"name", ""},
+nlohmann::json migration_source_request(const std::string& target_name, bool with_snapshots) {
+  return {{"name", target_name},
           {"migration", true},
           {"live", false},
           {"instance_only", !with_snapshots},

@@ -22,8 +22,10 @@ enum class TransferKind {
 };
 
 // `live` is always present and false: a missing `live` means true on an LXD source, which would ask
-// for a CRIU migration of a running container.
-[[nodiscard]] nlohmann::json migration_source_request(bool with_snapshots);
+// for a CRIU migration of a running container. `target_name` is empty for an instance (as lxc sends it) but
+// required for a snapshot source (LXD 5.0.2 snapshotPost refuses an empty name, as lxc's
+// CopyInstanceSnapshot sends the new instance's name).
+[[nodiscard]] nlohmann::json migration_source_request(const std::string& target_name, bool with_snapshots);
 
 // The config a transfer's target is created with, from the source's local config.
 [[nodiscard]] model::ConfigMap transfer_config(const model::ConfigMap& source, TransferKind kind);

@@ -27,6 +27,7 @@ Result<OperationStatus> parse_operation(const nlohmann::json& op) {
   if (!op.is_object()) return make_error(ErrorKind::protocol, "the operation is not a JSON object");
   OperationStatus out;
   if (const auto it = op.find("id"); it != op.end() && it->is_string()) out.id = it->get<std::string>();
+  if (const auto it = op.find("class"); it != op.end() && it->is_string()) out.operation_class = it->get<std::string>();
   if (const auto it = op.find("status"); it != op.end() && it->is_string()) out.status = it->get<std::string>();
   if (const auto it = op.find("status_code"); it != op.end() && it->is_number_integer()) {
     out.status_code = it->get<int>();

@@ -21,6 +21,7 @@ namespace berth::lxd {
 // An Operation object as far as waiting needs it.
 struct OperationStatus {
   std::string id;
+  std::string operation_class;  // task | websocket | token
   std::string status;     // "Running", "Success", "Failure", ...
   int status_code = 0;    // 103 running, 200 success, 400 failure, 401 cancelled
   std::string err;        // set when it failed

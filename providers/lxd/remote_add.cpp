@@ -174,7 +174,8 @@ Result<StoredRemote> add_remote(const ClientConfig& config, const AddRemoteReque
 
   // Step 4: record it.
   if (auto stored = store->add(remote, fetched->pem); !stored) return stored.error();  // names the remote or the file
-  spdlog::info("remote {}: added {} (fingerprint {})", name, remote.url, remote.fingerprint);
+  spdlog::info("remote {}: {} {} (fingerprint {})", name, existing ? "already present:" : "added", remote.url,
+               remote.fingerprint);
   return remote;
 }
 

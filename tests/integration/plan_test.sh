@@ -21,6 +21,7 @@ action_list() {
 
 EXPECTED=(
     "freeze h2:freezeme"
+    "copy h2:clone"
     "launch h1:missing"
     "move h1:wrongplace"
     "snapshot h2:snapme/s2"
@@ -68,6 +69,7 @@ containers:
     image: bb
     state: stopped
     snapshots: [s1, s2]
+  clone: {remote: h2, copy_of: right, state: stopped}
 ${extra_containers}
 EOF
 }
@@ -135,6 +137,8 @@ test_full_plan() {
         "the update changes exactly limits.memory 128MiB -> 256MiB"
     assert_jq "$json" '.actions[] | select(.action == "launch") | "\(.address) \(.source)"' \
         "h1:missing null" "launch h1:missing"
+    assert_jq "$json" '.actions[] | select(.action == "copy") | "\(.address) \(.source)"' \
+        "h2:clone h1:right" "copy h1:right -> h2:clone (across hosts)"
     assert_jq "$json" '.actions[] | select(.action == "snapshot") | "\(.remote) \(.container) \(.snapshot)"' \
         "h2 snapme s2" "snapshot s2 of h2:snapme"
     assert_jq "$json" '[.actions[] | .disruption | select(IN("none", "restart", "move", "destroy") | not)] | length' 0 \

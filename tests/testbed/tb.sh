@@ -346,7 +346,7 @@ cmd_start() {
         die "N must be 1..100, got '$1'"
     fi
     dir=$(abs_dir "$2")
-    need_cmd lxd lxc ss setsid realpath
+    need_cmd lxd lxc ss setsid realpath flock od
     [[ $EUID -eq 0 ]] || die "must run as root (LXD daemons)"
     if [[ -e "$dir" ]]; then
         [[ -d "$dir" && -z "$(ls -A "$dir")" ]] || die "'$dir' exists and is not empty"

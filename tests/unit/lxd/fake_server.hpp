@@ -20,6 +20,7 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #pragma GCC diagnostic pop
 #include <nlohmann/json.hpp>
 #include <openssl/ssl.h>

@@ -1,6 +1,7 @@
 #include "providers/lxd/remote_store.hpp"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "providers/lxd/certificate.hpp"
 #include "providers/lxd/fs_util.hpp"
