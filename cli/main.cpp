@@ -150,16 +150,9 @@ int main(int argc, char** argv) {
     }
     apply.lock_timeout = *timeout;
   }
-#if BERTH_HAVE_APPLY
   if (apply_cmd->parsed()) return run_apply(global, apply);
   if (destroy_cmd->parsed()) return run_destroy(global, apply);
   if (unlock_cmd->parsed()) return run_force_unlock(global, state_path, unlock_id);
-#else
-  if (apply_cmd->parsed() || destroy_cmd->parsed() || unlock_cmd->parsed()) {
-    std::cerr << "berth: this build has no apply yet\n";
-    return exit_error;
-  }
-#endif
   if (add_cmd->parsed()) return run_remote_add(global, add);
   if (list_cmd->parsed()) return run_remote_list(global, list_json);
   if (remove_cmd->parsed()) return run_remote_remove(global, remove_name);

@@ -545,5 +545,23 @@ TEST(ConfigErrors, AliasBombIsRefused) {
   EXPECT_NE(all(r).find("too large"), std::string::npos) << all(r);
 }
 
+TEST(ConfigErrors, DeepNestingIsRefused) {
+  const auto r = load("version: 1\nx: " + std::string(70, '[') + std::string(70, ']') + "\n");
+  ASSERT_FALSE(r.fleet);
+  EXPECT_NE(all(r).find("nested too deeply"), std::string::npos) << all(r);
+}
+
+TEST(ConfigErrors, KeysMustBeStrings) {
+  const auto r = load("version: 1\nremotes:\n  ? [a, b]\n  : {url: \"unix:///s\"}\n");
+  expect_error(r, 3, 5, "remotes", "a key must be a string, not a list or a map");
+}
+
+TEST(ConfigErrors, EnumWithoutCloseMatchExplainsTheKey) {
+  const auto r = load_containers("  web: {remote: a, image: bb, state: sideways}\n");
+  const auto* d = expect_error(r, 8, 38, "containers.web.state", "invalid value 'sideways'");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->detail.rfind("Power state: running (default)", 0), 0U) << d->detail;
+}
+
 }  // namespace
 }  // namespace berth::config
