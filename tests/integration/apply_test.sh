@@ -85,7 +85,7 @@ test_apply_full_fleet() {
     run berth plan -f "$FLEET" --json
     assert_exit 0 "plan before apply succeeds"
     assert_jq "$OUT" "$ACTION_SET" \
-        "copy h1:web-clone, copy h2:replica, freeze h2:cold, launch h1:batch, launch h1:web, launch h2:cold, launch h2:db, move h2:mover, snapshot h1:web/s1, snapshot h1:web/s2" \
+        "copy h1:web-clone, copy h2:replica, launch h1:batch, launch h1:web, launch h2:cold, launch h2:db, move h2:mover, snapshot h1:web/s1, snapshot h1:web/s2" \
         "the plan has every kind of action"
 
     local t0=$SECONDS

@@ -31,12 +31,20 @@ std::string errors_of(valijson::ValidationResults& results) {
   return out;
 }
 
-TEST(PlanSchema, GoldenPlansConform) {
-  const auto schema_json = read_json(fs::path(BERTH_SOURCE_DIR) / "schemas" / "plan.schema.json");
+// The parsed schema keeps references into its JSON, so both live together.
+struct PlanSchema {
+  nlohmann::json json = read_json(fs::path(BERTH_SOURCE_DIR) / "schemas" / "plan.schema.json");
   valijson::Schema schema;
-  valijson::SchemaParser parser;
-  valijson::adapters::NlohmannJsonAdapter schema_adapter(schema_json);
-  parser.populateSchema(schema_adapter, schema);
+  PlanSchema() {
+    valijson::SchemaParser parser;
+    valijson::adapters::NlohmannJsonAdapter adapter(json);
+    parser.populateSchema(adapter, schema);
+  }
+};
+
+TEST(PlanSchema, GoldenPlansConform) {
+  const PlanSchema plan_schema;
+  const auto& schema = plan_schema.schema;
 
   int checked = 0;
   for (const auto& entry : fs::directory_iterator(fs::path(BERTH_TEST_DATA_DIR) / "plan")) {
@@ -53,11 +61,8 @@ TEST(PlanSchema, GoldenPlansConform) {
 }
 
 TEST(PlanSchema, RejectsAnUnknownAction) {
-  const auto schema_json = read_json(fs::path(BERTH_SOURCE_DIR) / "schemas" / "plan.schema.json");
-  valijson::Schema schema;
-  valijson::SchemaParser parser;
-  valijson::adapters::NlohmannJsonAdapter schema_adapter(schema_json);
-  parser.populateSchema(schema_adapter, schema);
+  const PlanSchema plan_schema;
+  const auto& schema = plan_schema.schema;
   auto plan = read_json(fs::path(BERTH_TEST_DATA_DIR) / "plan" / "launch_new" / "expected.json");
   ASSERT_FALSE(plan["actions"].empty());
   plan["actions"][0]["action"] = "explode";
