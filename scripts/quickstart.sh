@@ -111,12 +111,10 @@ main() {
     "$BERTH" --config-dir "$cfg" plan -f "$FLEET"
 
     # ------------------------------------------------------------------
-    # APPLY — enable once `berth apply` exists (the apply issue):
-    #
-    #   step "berth apply -f ${FLEET#"$ROOT"/}"
-    #   "$BERTH" --config-dir "$cfg" apply -f "$FLEET" --auto-approve
-    #   step "berth plan again: nothing left to do"
-    #   "$BERTH" --config-dir "$cfg" plan -f "$FLEET" --detailed-exitcode  # must exit 0
+    step "berth apply -f ${FLEET#"$ROOT"/}"
+    "$BERTH" --config-dir "$cfg" apply -f "$FLEET" --auto-approve --state "$cfg/state.db"
+    step "berth plan again: nothing left to do"
+    "$BERTH" --config-dir "$cfg" plan -f "$FLEET" --detailed-exitcode  # exits 0 only when nothing changes
     # ------------------------------------------------------------------
 
     step "Done; stopping the hosts"
