@@ -32,7 +32,7 @@ struct LiveInstance {
   ConfigMap config;                // local config (not expanded)
   DeviceMap devices;               // local devices (not expanded)
   std::vector<std::string> profiles;
-  std::vector<LiveSnapshot> snapshots;  // oldest first
+  std::vector<LiveSnapshot> snapshots;  // by name from the bulk read (LXD 5.0 lists no creation times there)
   bool snapshots_known = true;          // false if the read could not list them
   std::string created_at;
   std::string digest;  // "sha256:<hex>" over what the plan compares; set by digest_of()

@@ -26,6 +26,12 @@
 // So the plan reads names from the volume listings (the plan compares snapshot names only) and
 // orders them by name; SnapshotRead::with_creation_times adds the per-instance reads for callers
 // that need ages.
+//
+// Connections (same host, Release build, medians of 40 reads in one process, five interleaved
+// runs): over HTTPS one kept-alive connection doing GET /1.0, pools, volumes and instances in
+// sequence took 14-25 ms, two connections in parallel 18-27 ms, slower in every run: the second
+// TLS 1.3 handshake (ECDSA P-384 on both sides) costs more than the overlap saves. Over the unix socket two connections took 6 ms, one 7.5 ms. A whole
+// process doing one read over HTTPS took 29 ms against 26 ms for `curl` of recursion=1 alone.
 
 namespace berth::lxd {
 
@@ -116,9 +122,11 @@ providers::ReadStateResponse LxdStateReader::read_state(const providers::ReadSta
   auto main = connect_remote(config_, spec, options_.timeouts);
   if (!main) return give_up(main.error());
 
+  bool two_connections = options_.connections == Connections::two;
+  if (options_.connections == Connections::automatic) two_connections = spec.url.starts_with("unix:");
   SideRead side;
   Result<Response> instances_response = make_error(ErrorKind::protocol, "not read");
-  if (options_.two_connections) {
+  if (two_connections) {
     std::thread side_thread([&] {
       auto second = connect_remote(config_, spec, options_.timeouts);
       if (!second) {

@@ -37,7 +37,7 @@ class StateReaderUnix : public ::testing::TestWithParam<bool> {
 
 TEST_P(StateReaderUnix, BulkReadWithoutPerInstanceRequests) {
   StateReaderOptions options;
-  options.two_connections = GetParam();
+  options.connections = GetParam() ? Connections::two : Connections::one;
   auto reader = make_state_reader(config_, options);
   providers::ReadStateRequest req;
   req.remote.name = "local";
@@ -62,7 +62,7 @@ TEST_P(StateReaderUnix, BulkReadWithoutPerInstanceRequests) {
 
 TEST_P(StateReaderUnix, CreationTimesOnRequest) {
   StateReaderOptions options;
-  options.two_connections = GetParam();
+  options.connections = GetParam() ? Connections::two : Connections::one;
   options.snapshots = SnapshotRead::with_creation_times;
   providers::ReadStateRequest req;
   req.remote.name = "local";
@@ -76,6 +76,18 @@ TEST_P(StateReaderUnix, CreationTimesOnRequest) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Connections, StateReaderUnix, ::testing::Bool());
+
+TEST(StateReaderDefaults, TwoConnectionsOverUnixOneOverHttps) {
+  testing::TempDir tmp;
+  FakeLxd lxd;
+  lxd.unix_socket = true;
+  FakeServer server([&](const testing::FakeRequest& r) { return lxd.handle(r); }, (tmp.path() / "u.sock").string());
+  providers::ReadStateRequest req;
+  req.remote.name = "local";
+  req.remote.url = server.url();
+  ASSERT_EQ(make_state_reader({tmp.path()})->read_state(req).live.status, model::RemoteStatus::ok);
+  EXPECT_EQ(server.connections(), 2);
+}
 
 TEST(StateReader, UnreachableRemoteIsUnknown) {
   testing::TempDir tmp;
@@ -131,6 +143,7 @@ TEST_F(StateReaderTls, PinnedByTheFleetFile) {
   const auto resp = make_state_reader(config_)->read_state(req_);
   ASSERT_EQ(resp.live.status, model::RemoteStatus::ok) << resp.live.error;
   EXPECT_EQ(resp.live.instances.size(), 3u);
+  EXPECT_EQ(server_->connections(), 1);  // one kept-alive TLS connection by default
 }
 
 TEST_F(StateReaderTls, PinnedByRemoteAdd) {
@@ -153,9 +166,9 @@ TEST_F(StateReaderTls, FingerprintMismatchRefuses) {
 
 TEST_F(StateReaderTls, UntrustedClient) {
   req_.remote.fingerprint = server_fp_;
-  for (bool two : {true, false}) {
+  for (auto connections : {Connections::automatic, Connections::one, Connections::two}) {
     StateReaderOptions options;
-    options.two_connections = two;
+    options.connections = connections;
     const auto resp = make_state_reader(config_, options)->read_state(req_);
     EXPECT_EQ(resp.live.status, model::RemoteStatus::unknown);
     EXPECT_EQ(resp.live.error.rfind("remote foo: the server does not trust this client's certificate (" + client_fp_, 0), 0u)
