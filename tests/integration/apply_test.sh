@@ -18,6 +18,11 @@ STATE=$WORK/state.db
 export BERTH_STATE=$STATE # belt and braces: never the user's state file
 FLEET=$WORK/fleet.yaml
 
+# berth apply/destroy with a deadline: a hung apply fails the test instead of hanging it.
+berth_t() { timeout -k 10 "${BERTH_APPLY_TIMEOUT:-180}" "$BERTH_BIN" --config-dir "$BERTH_CFG" --no-color "$@" ${APPLY_EXTRA:-}; }
+# After `run berth_t ...`: stop the test when berth hung (the hosts are not in a known state).
+check_hung() { ((RC != 124 && RC != 137)) || bail "berth $1 did not finish within ${BERTH_APPLY_TIMEOUT:-180} s" "$(_last_output)"; }
+
 # "action remote:container[/snapshot]" for every action, sorted, one line.
 ACTION_SET='[.actions[] | "\(.action) \(.remote):\(.container)\(if .snapshot then "/" + .snapshot else "" end)"] | sort | join(", ")'
 
@@ -89,7 +94,8 @@ test_apply_full_fleet() {
         "the plan has every kind of action"
 
     local t0=$SECONDS
-    run berth apply -f "$FLEET" --auto-approve --state "$STATE"
+    run berth_t apply -f "$FLEET" --auto-approve --state "$STATE"
+    check_hung apply
     assert_exit 0 "apply --auto-approve succeeds"
     log "apply took $((SECONDS - t0)) s"
     assert_contains "$OUT" "Apply complete" "the summary says the apply is complete"
@@ -135,7 +141,8 @@ test_drift() {
     assert_jq "$OUT" '.actions[] | select(.action == "update") | .changes == [{path: "config.user.role", before: "drifted", after: "frontend"}]' \
         true "the update changes exactly user.role drifted -> frontend"
 
-    run berth apply -f "$FLEET" --auto-approve --state "$STATE" --json
+    run berth_t apply -f "$FLEET" --auto-approve --state "$STATE" --json
+    check_hung apply
     assert_exit 0 "apply corrects the drift"
     assert_jq "$(grep '"summary"' <<<"$OUT")" '"\(.succeeded) \(.failed)"' "2 0" "two actions succeeded, none failed"
     assert_jq "$(grep '"event":"finished"' <<<"$OUT" | jq -s '[.[].action] | sort | join(", ")')" '.' \
@@ -148,7 +155,8 @@ test_drift() {
 
 test_no_tty_refuses() {
     tb_lxc_q stop h2:db --force
-    run berth apply -f "$FLEET" --state "$STATE"
+    run berth_t apply -f "$FLEET" --state "$STATE"
+    check_hung apply
     assert_exit 1 "apply without a TTY and without --auto-approve refuses"
     assert_icontains "$ERR" "auto-approve" "the refusal says how to approve"
     assert_eq Stopped "$(lxc_status h2 db)" "nothing was changed"
@@ -159,7 +167,8 @@ test_saved_plan() {
     # (h2:db was stopped by the previous test.)
     run berth plan -f "$FLEET" --out "$p1"
     assert_exit 0 "plan --out saves a plan"
-    run berth apply "$p1" --state "$STATE"
+    run berth_t apply "$p1" --state "$STATE"
+    check_hung apply
     assert_exit 0 "apply PLANFILE works (no confirmation for a saved plan)"
     assert_eq Running "$(lxc_status h2 db)" "the saved plan started h2:db"
     run berth plan -f "$FLEET" --detailed-exitcode
@@ -169,19 +178,22 @@ test_saved_plan() {
     run berth plan -f "$FLEET" --out "$p2"
     assert_exit 0 "second plan --out"
     tb_lxc_q config set h2:db user.note by-hand
-    run berth apply "$p2" --state "$STATE"
+    run berth_t apply "$p2" --state "$STATE"
+    check_hung apply
     assert_exit 1 "a stale saved plan is refused"
     assert_icontains "$OUT$ERR" "stale" "the refusal says the plan is stale"
     assert_contains "$ERR" "h2:db" "the refusal names the changed container"
     assert_eq Stopped "$(lxc_status h2 db)" "the stale plan changed nothing"
 
     # Repair with a fresh apply.
-    run berth apply -f "$FLEET" --auto-approve --state "$STATE"
+    run berth_t apply -f "$FLEET" --auto-approve --state "$STATE"
+    check_hung apply
     assert_exit 0 "a fresh apply after the stale plan"
 }
 
 test_destroy() {
-    run berth destroy -f "$FLEET" --auto-approve --state "$STATE"
+    run berth_t destroy -f "$FLEET" --auto-approve --state "$STATE"
+    check_hung destroy
     assert_exit 0 "destroy succeeds"
     assert_eq "stranger" "$(lxc_names h1)" "only the hand-made container is left on h1"
     assert_eq "" "$(lxc_names h2)" "h2 is empty"

@@ -16,6 +16,11 @@ STATE=$WORK/state.db
 export BERTH_STATE=$STATE
 FLEET=$WORK/fleet.yaml
 
+# berth apply/destroy with a deadline: a hung apply fails the test instead of hanging it.
+berth_t() { timeout -k 10 "${BERTH_APPLY_TIMEOUT:-180}" "$BERTH_BIN" --config-dir "$BERTH_CFG" --no-color "$@" ${APPLY_EXTRA:-}; }
+# After `run berth_t ...`: stop the test when berth hung (the hosts are not in a known state).
+check_hung() { ((RC != 124 && RC != 137)) || bail "berth $1 did not finish within ${BERTH_APPLY_TIMEOUT:-180} s" "$(_last_output)"; }
+
 inst_json() { tb_lxc query "$1:/1.0/instances/$2" 2>/dev/null || echo '{}'; }
 lxc_status() { inst_json "$1" "$2" | jq -r '.status // "absent"'; }
 lxc_config() { inst_json "$1" "$2" | jq -r --arg k "$3" '.config[$k] // "<unset>"'; }
@@ -94,12 +99,14 @@ add_remotes
 
 # Launch on h1, write a marker, snapshot, change the marker.
 write_fleet h1 "" denied
-run berth apply -f "$FLEET" --auto-approve --state "$STATE"
+run berth_t apply -f "$FLEET" --auto-approve --state "$STATE"
+check_hung apply
 assert_exit 0 "initial apply on h1"
 mkdir -p "$(rootfs 1 mv)/root"
 echo before-snapshot >"$(rootfs 1 mv)/root/berth-marker"
 write_fleet h1 snap1 denied
-run berth apply -f "$FLEET" --auto-approve --state "$STATE"
+run berth_t apply -f "$FLEET" --auto-approve --state "$STATE"
+check_hung apply
 assert_exit 0 "apply takes snapshot snap1"
 echo after-snapshot >"$(rootfs 1 mv)/root/berth-marker"
 mkdir -p "$(rootfs 1 run)/root"
@@ -111,25 +118,32 @@ write_fleet h2 snap1 denied
 run berth plan -f "$FLEET" --json
 assert_jq "$OUT" '[.actions[] | select(.action == "move") | "\(.source)->\(.address) \(.disruption)"] | sort | join(", ")' \
     "h1:mv->h2:mv move, h1:run->h2:run move" "the plan moves both, as disruptive moves"
-run berth apply -f "$FLEET" --auto-approve --state "$STATE" --json
+run berth_t apply -f "$FLEET" --auto-approve --state "$STATE" --json
+check_hung apply
 assert_exit 1 "apply without move consent exits 1"
-assert_jq "$(grep '"summary"' <<<"$OUT")" '"\(.succeeded) \(.refused)"' "0 2" "both moves are refused"
+# A running container's move is stop (source), move, start (target); the start is skipped.
+assert_jq "$(grep '"summary"' <<<"$OUT")" '"\(.succeeded) \(.refused) \(.skipped)"' "0 3 1" \
+    "the moves and the stop before one are refused, the start after it skipped"
 assert_icontains "$(grep '"refused"' <<<"$OUT" | head -1)" "allow-move" "the refusal names --allow-move"
 assert_eq "mv,run" "$(lxc_names h1)" "nothing moved without consent"
 
 # --allow-move: to h2.
 t0=$SECONDS
-run berth apply -f "$FLEET" --auto-approve --state "$STATE" --allow-move --json
+run berth_t apply -f "$FLEET" --auto-approve --state "$STATE" --allow-move --json
+check_hung apply
 assert_exit 0 "apply --allow-move moves both to h2"
 log "move to h2 took $((SECONDS - t0)) s"
-assert_jq "$(grep '"summary"' <<<"$OUT")" '"\(.succeeded) \(.failed)"' "2 0" "two moves succeeded"
-assert_eq 2 "$(grep -c '"event":"started"' <<<"$OUT")" "a started event per move"
+assert_jq "$(grep '"summary"' <<<"$OUT")" '"\(.succeeded) \(.failed)"' "4 0" "four actions succeeded"
+assert_eq "move h2:mv, move h2:run, start h2:run, stop h1:run" \
+    "$(grep '"event":"finished"' <<<"$OUT" | jq -rs '[.[].action] | sort | join(", ")')" \
+    "finished: both moves, and the stop and start around the running one's"
 check_on 2 1
 
 # Back to h1, consent from the file this time.
 write_fleet h1 snap1 allowed
 t0=$SECONDS
-run berth apply -f "$FLEET" --auto-approve --state "$STATE"
+run berth_t apply -f "$FLEET" --auto-approve --state "$STATE"
+check_hung apply
 assert_exit 0 "apply with move: allowed moves both back to h1"
 log "move back to h1 took $((SECONDS - t0)) s"
 check_on 1 2
