@@ -19,7 +19,8 @@ export BERTH_STATE=$STATE # belt and braces: never the user's state file
 FLEET=$WORK/fleet.yaml
 
 # berth apply/destroy with a deadline: a hung apply fails the test instead of hanging it.
-berth_t() { timeout -k 10 "${BERTH_APPLY_TIMEOUT:-180}" "$BERTH_BIN" --config-dir "$BERTH_CFG" --no-color "$@" ${APPLY_EXTRA:-}; }
+# shellcheck disable=SC2317 # called through `run`
+berth_t() { timeout -k 10 "${BERTH_APPLY_TIMEOUT:-180}" "$BERTH_BIN" --config-dir "$BERTH_CFG" --no-color "$@"; }
 # After `run berth_t ...`: stop the test when berth hung (the hosts are not in a known state).
 check_hung() { ((RC != 124 && RC != 137)) || bail "berth $1 did not finish within ${BERTH_APPLY_TIMEOUT:-180} s" "$(_last_output)"; }
 

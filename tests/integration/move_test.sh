@@ -17,7 +17,8 @@ export BERTH_STATE=$STATE
 FLEET=$WORK/fleet.yaml
 
 # berth apply/destroy with a deadline: a hung apply fails the test instead of hanging it.
-berth_t() { timeout -k 10 "${BERTH_APPLY_TIMEOUT:-180}" "$BERTH_BIN" --config-dir "$BERTH_CFG" --no-color "$@" ${APPLY_EXTRA:-}; }
+# shellcheck disable=SC2317 # called through `run`
+berth_t() { timeout -k 10 "${BERTH_APPLY_TIMEOUT:-180}" "$BERTH_BIN" --config-dir "$BERTH_CFG" --no-color "$@"; }
 # After `run berth_t ...`: stop the test when berth hung (the hosts are not in a known state).
 check_hung() { ((RC != 124 && RC != 137)) || bail "berth $1 did not finish within ${BERTH_APPLY_TIMEOUT:-180} s" "$(_last_output)"; }
 
@@ -89,7 +90,11 @@ check_on() {
     assert_eq keep-me "$(lxc_config "h$h" mv user.note)" "h$h:mv kept its config"
     assert_eq 96MiB "$(lxc_config "h$h" mv limits.memory)" "h$h:mv kept limits.memory"
     assert_eq default "$(lxc_config "h$h" mv user.berth.fleet)" "h$h:mv is still owned"
-    [[ ! -e "$(rootfs "$o" mv)" ]] && _pass "no rootfs of mv left on h$o" || _fail "no rootfs of mv left on h$o" "$(rootfs "$o" mv) exists"
+    if [[ ! -e "$(rootfs "$o" mv)" ]]; then
+        _pass "no rootfs of mv left on h$o"
+    else
+        _fail "no rootfs of mv left on h$o" "$(rootfs "$o" mv) exists"
+    fi
     run berth plan -f "$FLEET" --detailed-exitcode
     assert_exit 0 "plan is empty after the move to h$h"
 }
