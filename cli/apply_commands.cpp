@@ -102,6 +102,15 @@ std::map<std::string, std::string> refusals(const plan::Plan& plan, const ApplyO
   return refused;
 }
 
+// The remotes that could not be read: their actions were not planned, so a pipeline must see them.
+nlohmann::json unknown_remotes(const plan::Plan& plan) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [name, r] : plan.remotes) {
+    if (r.status != model::RemoteStatus::ok) out.push_back({{"remote", name}, {"error", r.error}});
+  }
+  return out;
+}
+
 bool confirm_apply(const ApplyOptions& options, std::string_view verb) {
   if (options.auto_approve) return true;
   if (!stdin_is_tty()) {
@@ -194,7 +203,13 @@ int execute(const GlobalOptions& global, const ApplyOptions& options, const mode
     return exit_error;
   }
   if (!plan.has_changes()) {
-    if (options.json) std::cout << nlohmann::json{{"event", "summary"}, {"changes", 0}, {"complete", plan.complete()}}.dump() << '\n';
+    if (options.json) {
+      std::cout << nlohmann::json{{"event", "summary"}, {"changes", 0}, {"complete", plan.complete()},
+                                  {"unknown_remotes", unknown_remotes(plan)}}.dump()
+                << '\n';
+    } else if (!plan.complete()) {
+      std::cout << "Remotes that could not be read were not changed; apply again once they answer.\n";
+    }
     return plan.complete() ? exit_ok : exit_error;
   }
   if (!saved && !confirm_apply(options, verb)) return exit_error;
@@ -225,7 +240,8 @@ int execute(const GlobalOptions& global, const ApplyOptions& options, const mode
                                 {"skipped", count(apply::Status::skipped)},
                                 {"refused", count(apply::Status::refused)},
                                 {"not_started", count(apply::Status::pending)},
-                                {"complete", plan.complete()}}
+                                {"complete", plan.complete()},
+                                {"unknown_remotes", unknown_remotes(plan)}}
                      .dump()
               << '\n';
   } else {
@@ -239,6 +255,10 @@ int execute(const GlobalOptions& global, const ApplyOptions& options, const mode
       std::cout << "  " << apply::to_string(o.status) << ": " << id;
       if (!o.error.empty()) std::cout << " — " << o.error;
       std::cout << '\n';
+    }
+    for (const auto& u : unknown_remotes(plan)) {
+      std::cout << "  unknown remote: " << u["remote"].get<std::string>() << " — " << u["error"].get<std::string>()
+                << '\n';
     }
     if (!plan.complete()) std::cout << "Remotes that could not be read were not changed; apply again once they answer.\n";
   }

@@ -47,6 +47,18 @@ std::vector<std::string> Walk::remotes_of(const plan::Action& a) const {
   return remotes;
 }
 
+std::vector<std::string> Walk::containers_of(const plan::Action& a) {
+  std::vector<std::string> out{a.address.remote + ":" + a.address.container};
+  if (a.source) out.push_back(a.source->remote + ":" + a.source->container);
+  return out;
+}
+
+void Walk::release(const plan::Action& a) {
+  for (const auto& r : remotes_of(a)) --busy_[r];
+  for (const auto& c : containers_of(a)) busy_containers_.erase(c);
+  --running_;
+}
+
 std::vector<const plan::Action*> Walk::take_ready() {
   std::vector<const plan::Action*> ready;
   for (std::size_t i = 0; i < plan_.actions.size() && running_ < std::max(1, limits_.global); ++i) {
@@ -61,7 +73,12 @@ std::vector<const plan::Action*> Walk::take_ready() {
     const bool room = std::all_of(remotes.begin(), remotes.end(),
                                   [&](const std::string& r) { return busy_[r] < limits_.for_remote(r); });
     if (!room) continue;
+    const auto containers = containers_of(a);
+    const bool free = std::none_of(containers.begin(), containers.end(),
+                                   [&](const std::string& c) { return busy_containers_.count(c) != 0; });
+    if (!free) continue;
     for (const auto& r : remotes) ++busy_[r];
+    busy_containers_.insert(containers.begin(), containers.end());
     ++running_;
     outcomes_[i].status = Status::running;
     ready.push_back(&a);
@@ -73,16 +90,14 @@ void Walk::succeed(const std::string& id) {
   const std::size_t i = index_.at(id);
   if (outcomes_[i].status != Status::running) throw std::logic_error("succeed() on an action that is not running: " + id);
   outcomes_[i].status = Status::succeeded;
-  for (const auto& r : remotes_of(plan_.actions[i])) --busy_[r];
-  --running_;
+  release(plan_.actions[i]);
 }
 
 void Walk::fail(const std::string& id, std::string error) {
   const std::size_t i = index_.at(id);
   if (outcomes_[i].status != Status::running) throw std::logic_error("fail() on an action that is not running: " + id);
   outcomes_[i] = {Status::failed, std::move(error)};
-  for (const auto& r : remotes_of(plan_.actions[i])) --busy_[r];
-  --running_;
+  release(plan_.actions[i]);
   skip_dependents(id, "depends on " + id + ", which failed");
 }
 

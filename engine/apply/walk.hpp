@@ -8,6 +8,9 @@
 // - when an action fails, everything that depends on it (transitively) is skipped, not attempted;
 // - at most `global` actions run at once, and at most the remote's bound on each remote an
 //   action touches (a copy or move across hosts counts on both);
+// - two actions touching the same container (as target or source) never run at once: LXD 5.0
+//   can leave an operation Running forever when a running container is snapshotted and copied
+//   concurrently, and ordering them costs little;
 // - actions refused before the walk (missing consent) count as failed for their dependents.
 
 #include <map>
@@ -55,6 +58,8 @@ class Walk {
 
  private:
   [[nodiscard]] std::vector<std::string> remotes_of(const plan::Action& a) const;
+  [[nodiscard]] static std::vector<std::string> containers_of(const plan::Action& a);
+  void release(const plan::Action& a);
   void skip_dependents(const std::string& id, const std::string& because);
 
   const plan::Plan& plan_;
@@ -63,6 +68,7 @@ class Walk {
   std::map<std::string, std::vector<std::string>> dependents_;
   std::vector<Outcome> outcomes_;
   std::map<std::string, int> busy_;  // remote -> running actions touching it
+  std::set<std::string> busy_containers_;  // "remote:container" touched by a running action
   int running_ = 0;
 };
 

@@ -464,8 +464,13 @@ class Run {
       if (!created) return created;
     } else {
       transfer_ = {{"kind", "copy"}, {"source", address_json(from)}, {"target", where(**dst, name)}};
-      if (auto m = migrate(TransferKind::copy, **src, from, object->metadata, **dst, name, false); !m) return m;
-      if (auto u = unmark(**dst, name); !u) return u;
+      // The umbrella step stays open from before the migration until the target is unmarked, so a
+      // crash between two inner steps still leaves an open intent for recovery to settle.
+      auto copied = journal_.step("transfer", transfer_, [&]() -> Result<void> {
+        if (auto m = migrate(TransferKind::copy, **src, from, object->metadata, **dst, name, false); !m) return m;
+        return unmark(**dst, name);
+      });
+      if (!copied) return copied;
     }
     if (action_.target_state) return reach_state(**dst, name, *action_.target_state);
     return {};
@@ -502,32 +507,45 @@ class Run {
     if (!source_snaps) return source_snaps.error();
 
     transfer_ = {{"kind", "move"}, {"source", address_json(from)}, {"target", where(**dst, name)}};
-    if (auto m = migrate(TransferKind::move, **src, from, (*source)->instance, **dst, name, true); !m) return m;
+    // The umbrella step stays open from before the migration until the source is deleted: a crash in
+    // any gap between the inner steps (e.g. after unmark, before delete-source) still leaves an open
+    // intent, and recovery finishes or undoes the move instead of leaving it on two remotes.
+    auto moved_whole = journal_.step("transfer", transfer_, [&]() -> Result<void> {
+      return move_steps(**src, from, **source, **dst, name, *source_snaps);
+    });
+    if (!moved_whole) return moved_whole;
+    if (action_.target_state) return reach_state(**dst, name, *action_.target_state);
+    return {};
+  }
+
+  // Migrate, verify, unmark, delete the source: in that order, so the source is never deleted
+  // before the target is known whole.
+  Result<void> move_steps(RemoteHandle& src, const plan::Address& from, const InstanceRead& source,
+                          RemoteHandle& dst, const std::string& name, const std::vector<std::string>& source_snaps) {
+    if (auto m = migrate(TransferKind::move, src, from, source.instance, dst, name, true); !m) return m;
 
     // Verify before anything is deleted: the source stays until the target is known whole.
     auto verified = journal_.step("verify", transfer_, [&]() -> Result<void> {
-      auto target = must_exist(**dst, name);
+      auto target = must_exist(dst, name);
       if (!target) return target.error();
-      auto target_snaps = snapshot_names(**dst, name);
+      auto target_snaps = snapshot_names(dst, name);
       if (!target_snaps) return target_snaps.error();
-      if (auto problem = verify_move((*source)->instance, *source_snaps, target->instance, *target_snaps,
+      if (auto problem = verify_move(source.instance, source_snaps, target->instance, *target_snaps,
                                      action_.config)) {
-        return (*dst)->error(make_error(ErrorKind::conflict, "the moved " + name + " does not match its source: " +
+        return dst.error(make_error(ErrorKind::conflict, "the moved " + name + " does not match its source: " +
                                                                  *problem));
       }
       return {};
     });
     if (!verified) {
-      if (auto d = remove(**dst, name, "delete-target", transfer_); !d) {
+      if (auto d = remove(dst, name, "delete-target", transfer_); !d) {
         spdlog::warn("{}: could not delete the unverified target: {}", action_.id, d.error().message);
       }
       return verified;
     }
-    if (auto u = unmark(**dst, name); !u) return u;
+    if (auto u = unmark(dst, name); !u) return u;
     report("deleting the source " + from.remote + ":" + from.container);
-    if (auto d = remove(**src, from.container, "delete-source", transfer_); !d) return d;
-    if (action_.target_state) return reach_state(**dst, name, *action_.target_state);
-    return {};
+    return remove(src, from.container, "delete-source", transfer_);
   }
 
   // Pull migration of `from` (an instance or one of its snapshots; `object` is what GET returned for

@@ -3,6 +3,7 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <utility>
 
@@ -129,8 +130,14 @@ Result<OperationStatus> wait_operation(Client& client, std::string_view operatio
   const std::string target =
       "/1.0/operations/" + id + "/wait?timeout=" + std::to_string(std::max<long long>(1, options.poll.count()));
   std::string last_text;
+  auto last_activity = std::chrono::steady_clock::now();
   for (;;) {
     if (options.cancel != nullptr && options.cancel->load()) return cancelled_error(options.what);
+    if (std::chrono::steady_clock::now() - last_activity > options.stall_timeout) {
+      return make_error(ErrorKind::timeout, options.what + ": the operation " + id + " made no progress for " +
+                                                std::to_string(options.stall_timeout.count()) +
+                                                " s; it may still be running on the host (lxc operation list)");
+    }
     auto response = client.get(target);
     if (!response) {
       const Error& e = response.error();
@@ -155,11 +162,10 @@ Result<OperationStatus> wait_operation(Client& client, std::string_view operatio
       e.lxd_error = op->err;
       return e;
     }
-    if (options.on_progress) {
-      if (auto p = progress_from_metadata(op->metadata); p && p->text != last_text) {
-        last_text = p->text;
-        options.on_progress(*p);
-      }
+    if (auto p = progress_from_metadata(op->metadata); p && p->text != last_text) {
+      last_text = p->text;
+      last_activity = std::chrono::steady_clock::now();
+      if (options.on_progress) options.on_progress(*p);
     }
     if (options.on_tick) options.on_tick();
   }

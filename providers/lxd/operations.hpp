@@ -57,6 +57,9 @@ struct ProgressReading {
 struct WaitOptions {
   std::string what;                                 // "creating c1": prefixes errors
   std::chrono::seconds poll{2};                     // each /wait call's server-side timeout
+  // Give up when the operation neither finishes nor reports new progress for this long: LXD 5.0
+  // can leave a task Running forever (seen with concurrent snapshots of one running container).
+  std::chrono::seconds stall_timeout{600};
   const std::atomic<bool>* cancel = nullptr;        // checked between waits
   std::function<void(const ProgressReading&)> on_progress;
   // Also called between waits (e.g. to read a migration source's progress); may be empty.

@@ -5,12 +5,14 @@
 namespace berth::apply {
 namespace {
 
+// Each action touches its own container (named after the action) unless `container` says otherwise.
 plan::Action action(std::string id, std::string remote, std::vector<std::string> deps = {},
-                    std::optional<std::string> source_remote = std::nullopt) {
+                    std::optional<std::string> source_remote = std::nullopt, std::string container = {}) {
   plan::Action a;
+  if (container.empty()) container = id;
   a.id = std::move(id);
-  a.address = plan::Address{std::move(remote), "c", std::nullopt};
-  if (source_remote) a.source = plan::Address{*source_remote, "c", std::nullopt};
+  a.address = plan::Address{std::move(remote), container, std::nullopt};
+  if (source_remote) a.source = plan::Address{*source_remote, container, std::nullopt};
   a.depends_on = std::move(deps);
   return a;
 }
@@ -75,13 +77,29 @@ TEST(Walk, BoundsGlobalAndPerRemoteConcurrency) {
 
 TEST(Walk, CrossRemoteActionCountsOnBothRemotes) {
   plan::Plan p;
-  p.actions = {action("move", "b", {}, "a"), action("on-a", "a"), action("on-b", "b")};
+  p.actions = {action("move", "b", {}, "a", "m"), action("on-a", "a"), action("on-b", "b")};
   Limits limits;
   limits.default_per_remote = 1;
   Walk w(p, limits);
   EXPECT_EQ(ids(w.take_ready()), std::vector<std::string>{"move"});
   w.succeed("move");
   EXPECT_EQ(ids(w.take_ready()), (std::vector<std::string>{"on-a", "on-b"}));
+}
+
+TEST(Walk, NeverTwoActionsOnOneContainerAtOnce) {
+  plan::Plan p;
+  // Two snapshots of web and a copy from it: independent in the DAG, but all touch a:web.
+  p.actions = {action("snap1", "a", {}, std::nullopt, "web"), action("snap2", "a", {}, std::nullopt, "web"),
+               action("other", "a")};
+  plan::Action copy = action("copy", "a", {}, std::nullopt, "clone");
+  copy.source = plan::Address{"a", "web", std::nullopt};
+  p.actions.push_back(copy);
+  Walk w(p, Limits{});
+  EXPECT_EQ(ids(w.take_ready()), (std::vector<std::string>{"snap1", "other"}));
+  w.succeed("snap1");
+  EXPECT_EQ(ids(w.take_ready()), std::vector<std::string>{"snap2"});
+  w.fail("snap2", "boom");
+  EXPECT_EQ(ids(w.take_ready()), std::vector<std::string>{"copy"});
 }
 
 TEST(Walk, RefusedActionsNeverRunAndBlockTheirDependents) {
