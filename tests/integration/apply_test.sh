@@ -37,15 +37,6 @@ lxc_snaps() {
 }
 lxc_names() { tb_lxc query "$1:/1.0/instances" | jq -r '[.[] | split("/") | last] | sort | join(",")'; }
 
-add_remotes() {
-    local i url
-    for i in 1 2; do
-        url="TB_HOST${i}_URL"
-        run berth remote add "h$i" "${!url}" --password "$(tb_password "$i")" --accept-certificate
-        ((RC == 0)) || bail "berth remote add h$i" "$(_last_output)"
-    done
-}
-
 write_fleet() {
     cat >"$FLEET" <<EOF
 version: 1

@@ -40,15 +40,6 @@ rootfs() {
     printf '%s/storage-pools/default/containers/%s/rootfs\n' "${!dir}" "$2"
 }
 
-add_remotes() {
-    local i url
-    for i in 1 2; do
-        url="TB_HOST${i}_URL"
-        run berth remote add "h$i" "${!url}" --password "$(tb_password "$i")" --accept-certificate
-        ((RC == 0)) || bail "berth remote add h$i" "$(_last_output)"
-    done
-}
-
 # fleet_header FILE: the top of a fleet file (both remotes, image bb on h1).
 fleet_header() {
     cat >"$1" <<EOF

@@ -251,3 +251,13 @@ finish() {
     if ((FAILED > 0)); then exit 1; fi
     exit 0
 }
+
+# add_remotes: berth remote add h1 and h2 of the test bed, with their trust passwords.
+add_remotes() {
+    local i url
+    for i in 1 2; do
+        url="TB_HOST${i}_URL"
+        run berth remote add "h$i" "${!url}" --password "$(tb_password "$i")" --accept-certificate
+        ((RC == 0)) || bail "berth remote add h$i" "$(_last_output)"
+    done
+}

@@ -42,15 +42,6 @@ rootfs() {
 }
 read_marker() { cat "$1/root/berth-marker" 2>/dev/null || echo "<missing>"; }
 
-add_remotes() {
-    local i url
-    for i in 1 2; do
-        url="TB_HOST${i}_URL"
-        run berth remote add "h$i" "${!url}" --password "$(tb_password "$i")" --accept-certificate
-        ((RC == 0)) || bail "berth remote add h$i" "$(_last_output)"
-    done
-}
-
 # write_fleet REMOTE SNAPSHOTS MOVE
 write_fleet() {
     cat >"$FLEET" <<EOF

@@ -91,18 +91,6 @@ setup_hosts() {
     tb_container h2 orphan stopped "${own[@]}" # berth's, undeclared: deleted only with pruning
 }
 
-add_remotes() {
-    local i url
-    for i in 1 2; do
-        url="TB_HOST${i}_URL"
-        run berth remote add "h$i" "${!url}" \
-            --password "$(tb_password "$i")" --accept-certificate
-        if ((RC != 0)); then
-            bail "berth remote add h$i" "$(_last_output)"
-        fi
-    done
-}
-
 test_full_plan() {
     local fleet=$WORK/fleet.yaml json
     write_fleet "$fleet"
