@@ -117,6 +117,12 @@ class Planner {
     }
 
     if (c.state == DesiredState::absent) {
+      if (here != remote->instances.end() && !here->second.owned_by(fleet_.name)) {
+        plan_.diagnostics.warning("declared absent, but it is not owned by fleet '" + fleet_.name +
+                                      "'; berth deletes only what it owns",
+                                  to_string(here_addr), c.where, "delete it by hand (lxc delete) if it should go");
+        return;
+      }
       if (here != remote->instances.end()) {
         auto& del = add(ActionKind::delete_, here_addr, "declared absent");
         del.disruption = Disruption::destroy;
