@@ -228,8 +228,8 @@ int execute(const GlobalOptions& global, const ApplyOptions& options, const mode
   const auto summary = run_plan(plan, fleet, *executor, *store, run_id,
                                 run_options, options.json ? json_events() : text_events(color));
 
-  const int ok = summary.counts.count(apply::Status::succeeded) != 0 ? summary.counts.at(apply::Status::succeeded) : 0;
   auto count = [&](apply::Status s) { return summary.counts.count(s) != 0 ? summary.counts.at(s) : 0; };
+  const int ok = count(apply::Status::succeeded);
   const bool success = summary.all_succeeded && plan.complete();
   store->finish_run(run_id, interrupted.load() ? "interrupted" : (success ? "succeeded" : "failed"));
 
