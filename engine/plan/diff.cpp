@@ -132,11 +132,24 @@ class Planner {
     }
 
     if (here != remote->instances.end()) {
+      // A second instance of the same name elsewhere is not declared there: like any undeclared
+      // instance, it is pruned only if this fleet owns it and pruning is on.
       for (const auto& other : elsewhere) {
+        const LiveInstance& extra = live_.remotes.at(other).instances.at(c.name);
+        const Address extra_addr{other, c.name, std::nullopt};
+        if (extra.owned_by(fleet_.name) && prune_) {
+          auto& del = add(ActionKind::delete_, extra_addr,
+                          "owned by this fleet, declared on '" + c.remote + "' where it also exists; pruning");
+          del.disruption = Disruption::destroy;
+          del.before = {{"state", model::to_string(extra.power)}};
+          continue;
+        }
         plan_.diagnostics.warning("also exists on remote '" + other + "'; only the one on '" + c.remote +
                                       "' is managed",
-                                  to_string(here_addr), std::nullopt,
-                                  "delete or rename the other one by hand if it is a leftover");
+                                  to_string(extra_addr), std::nullopt,
+                                  extra.owned_by(fleet_.name)
+                                      ? "it is owned by this fleet: run with --prune (or prune: true) to delete it"
+                                      : "delete or rename it by hand if it is a leftover");
       }
       converge_existing(c, here->second, here->second.power, {});
       return;
