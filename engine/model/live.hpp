@@ -49,7 +49,6 @@ struct LiveRemote {
   std::string error;  // why it is unknown; never contains secrets
   std::map<std::string, LiveInstance> instances;
   std::optional<std::vector<std::string>> image_aliases;  // read when a declared image lives here
-  std::string server_version;
 };
 
 struct LiveState {

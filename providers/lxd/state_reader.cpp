@@ -43,7 +43,6 @@ using Clock = std::chrono::steady_clock;
 struct SideRead {
   std::optional<Error> error;  // fatal for the remote (connect, pin, trust)
   std::string auth;
-  std::string server_version;
   bool snapshots_known = false;
   std::string snapshots_problem;
   std::vector<nlohmann::json> volume_lists;
@@ -54,24 +53,16 @@ struct SideRead {
 bool is_forbidden(const Error& e) { return e.kind == ErrorKind::server && e.http_status == 403; }
 
 void read_side(Client& client, bool read_aliases, SideRead& out) {
-  auto info = client.get("/1.0");
-  if (!info) {
-    out.error = info.error();
-    return;
-  }
-  const auto& md = info->metadata;
-  if (md.is_object()) {
-    if (const auto it = md.find("auth"); it != md.end() && it->is_string()) out.auth = it->get<std::string>();
-    if (const auto env = md.find("environment"); env != md.end() && env->is_object()) {
-      if (const auto v = env->find("server_version"); v != env->end() && v->is_string()) {
-        out.server_version = v->get<std::string>();
-      }
-    }
-  }
-  if (out.auth != "trusted") return;  // everything below would be refused
+  // No GET /1.0 first: a server that does not trust us answers the first request below with 403,
+  // which says the same one round trip sooner (plan time is dominated by round trips).
+  out.auth = "trusted";
 
   // Instance snapshots live on the pool of their instance's root disk, so every pool is listed.
   auto pools = client.get("/1.0/storage-pools");
+  if (!pools && (is_forbidden(pools.error()) || pools.error().kind != ErrorKind::server)) {
+    out.error = pools.error();  // untrusted, or the connection failed: the remote is unknown
+    return;
+  }
   if (!pools || !pools->metadata.is_array()) {
     out.snapshots_problem = pools ? "GET /1.0/storage-pools: unexpected response" : pools.error().message;
   } else {
@@ -189,7 +180,6 @@ providers::ReadStateResponse LxdStateReader::read_state(const providers::ReadSta
     }
   }
   live.instances = std::move(*instances);
-  live.server_version = side.server_version;
   live.status = model::RemoteStatus::ok;
   live.error.clear();
   spdlog::debug("read_state {}: {} instances in {} ms", spec.name, live.instances.size(),
