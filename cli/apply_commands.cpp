@@ -1,17 +1,15 @@
 // apply, destroy, force-unlock.
 
 #include <csignal>
-#include <fstream>
 #include <iostream>
 #include <sstream>
 
-#include <spdlog/spdlog.h>
 
 #include "cli/apply_runner.hpp"
 #include "cli/commands.hpp"
+#include "cli/files.hpp"
 #include "cli/read_live.hpp"
 #include "cli/terminal.hpp"
-#include "engine/config/load.hpp"
 #include "engine/plan/plan_file.hpp"
 #include "engine/plan/render.hpp"
 #include "engine/state/store.hpp"
@@ -24,13 +22,6 @@ namespace {
 std::atomic<bool> interrupted{false};
 
 extern "C" void on_interrupt(int /*signal*/) { interrupted.store(true); }
-
-std::optional<model::Fleet> load_fleet(const std::string& file) {
-  auto loaded = config::load_fleet_file(file);
-  if (!loaded.diagnostics.empty()) std::cerr << diag::format(loaded.diagnostics);
-  if (!loaded.fleet) std::cerr << "berth: " << file << " is not valid; nothing was contacted\n";
-  return std::move(loaded.fleet);
-}
 
 std::string human_bytes(double bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -269,19 +260,9 @@ int execute(const GlobalOptions& global, const ApplyOptions& options, const mode
 
 int run_apply(const GlobalOptions& global, const ApplyOptions& options) {
   if (!options.plan_file.empty()) {
-    std::ifstream in(options.plan_file, std::ios::binary);
-    if (!in) {
-      std::cerr << "berth: cannot read " << options.plan_file << '\n';
-      return exit_error;
-    }
-    std::ostringstream text;
-    text << in.rdbuf();
-    auto parsed = plan::parse_plan_file(text.str(), options.plan_file);
-    if (!parsed.file) {
-      std::cerr << diag::format(parsed.diagnostics);
-      return exit_error;
-    }
-    const auto saved = std::make_shared<plan::Plan>(std::move(parsed.file->plan));
+    auto file = read_plan_file(options.plan_file);
+    if (!file) return exit_error;
+    const auto saved = std::make_shared<plan::Plan>(std::move(file->plan));
     const auto fleet = load_fleet(saved->fleet_path);
     if (!fleet) return exit_error;
     if (fleet->digest != saved->fleet_digest) {

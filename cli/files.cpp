@@ -5,6 +5,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "engine/config/load.hpp"
 
 namespace berth::cli {
 
@@ -35,6 +40,26 @@ std::string write_file_atomically(const std::filesystem::path& path, std::string
     return error;
   }
   return {};
+}
+
+std::optional<model::Fleet> load_fleet(const std::string& file) {
+  auto loaded = config::load_fleet_file(file);
+  if (!loaded.diagnostics.empty()) std::cerr << diag::format(loaded.diagnostics);
+  if (!loaded.fleet) std::cerr << "berth: " << file << " is not valid; nothing was contacted\n";
+  return std::move(loaded.fleet);
+}
+
+std::optional<plan::PlanFile> read_plan_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::cerr << "berth: cannot read " << path << ": " << std::strerror(errno) << '\n';
+    return std::nullopt;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  auto parsed = plan::parse_plan_file(text.str(), path);
+  if (!parsed.diagnostics.empty()) std::cerr << diag::format(parsed.diagnostics);
+  return std::move(parsed.file);
 }
 
 }  // namespace berth::cli

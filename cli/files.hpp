@@ -1,8 +1,12 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
+
+#include "engine/model/desired.hpp"
+#include "engine/plan/plan_file.hpp"
 
 namespace berth::cli {
 
@@ -10,5 +14,11 @@ namespace berth::cli {
 // so a reader never sees half a file. Returns an error message, empty on success.
 [[nodiscard]] std::string write_file_atomically(const std::filesystem::path& path, std::string_view contents,
                                                 unsigned mode);
+
+// Loads and validates a fleet file, printing its diagnostics on stderr; nullopt if it is invalid.
+[[nodiscard]] std::optional<model::Fleet> load_fleet(const std::string& file);
+
+// Reads and parses a plan saved with `berth plan --out`, printing what is wrong on stderr.
+[[nodiscard]] std::optional<plan::PlanFile> read_plan_file(const std::string& path);
 
 }  // namespace berth::cli

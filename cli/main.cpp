@@ -10,17 +10,9 @@
 #include "cli/commands.hpp"
 #include "cli/version.hpp"
 #include "engine/state/store.hpp"
+#include "providers/lxd/client_config.hpp"
 
 namespace {
-
-std::filesystem::path default_config_dir() {
-  if (const char* dir = std::getenv("BERTH_CONFIG_DIR"); dir != nullptr && *dir != '\0') return dir;
-  if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg != nullptr && *xdg != '\0') {
-    return std::filesystem::path(xdg) / "berth";
-  }
-  const char* home = std::getenv("HOME");
-  return std::filesystem::path(home != nullptr ? home : "/root") / ".config" / "berth";
-}
 
 // "30", "30s", "2m", "1h" -> milliseconds; nullopt if malformed.
 std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
@@ -60,7 +52,7 @@ int main(int argc, char** argv) {
   app.fallthrough();
 
   GlobalOptions global;
-  global.config_dir = default_config_dir();
+  global.config_dir = berth::lxd::default_config_dir();
   std::string config_dir = global.config_dir.string();
   std::string log_level = "warn";
   if (const char* env = std::getenv("BERTH_LOG_LEVEL"); env != nullptr && *env != '\0') log_level = env;

@@ -2,18 +2,14 @@
 
 #include <chrono>
 #include <ctime>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
-#include <spdlog/spdlog.h>
 
 #include "cli/commands.hpp"
 #include "cli/files.hpp"
 #include "cli/read_live.hpp"
 #include "cli/terminal.hpp"
 #include "cli/version.hpp"
-#include "engine/config/load.hpp"
 #include "engine/plan/plan.hpp"
 #include "engine/plan/plan_file.hpp"
 #include "engine/plan/render.hpp"
@@ -31,23 +27,10 @@ std::string now_rfc3339() {
   return buf;
 }
 
-void print_diagnostics(const diag::Diagnostics& diagnostics) {
-  if (!diagnostics.empty()) std::cerr << diag::format(diagnostics);
-}
-
-std::optional<model::Fleet> load(const std::string& file) {
-  auto loaded = config::load_fleet_file(file);
-  print_diagnostics(loaded.diagnostics);
-  if (!loaded.fleet) {
-    std::cerr << "berth: " << file << " is not valid; nothing was contacted\n";
-  }
-  return std::move(loaded.fleet);
-}
-
 }  // namespace
 
 int run_validate(const GlobalOptions& /*global*/, const ValidateOptions& options) {
-  const auto fleet = load(options.file);
+  const auto fleet = load_fleet(options.file);
   if (!fleet) return exit_error;
   std::cout << options.file << ": valid (" << fleet->remotes.size() << " remotes, " << fleet->images.size()
             << " images, " << fleet->containers.size() << " containers)\n";
@@ -55,7 +38,7 @@ int run_validate(const GlobalOptions& /*global*/, const ValidateOptions& options
 }
 
 int run_plan(const GlobalOptions& global, const PlanCommandOptions& options) {
-  const auto fleet = load(options.file);
+  const auto fleet = load_fleet(options.file);
   if (!fleet) return exit_error;
 
   auto reader = lxd::make_state_reader(lxd::ClientConfig{global.config_dir});
@@ -84,22 +67,14 @@ int run_plan(const GlobalOptions& global, const PlanCommandOptions& options) {
 }
 
 int run_show(const GlobalOptions& global, const ShowOptions& options) {
-  std::ifstream in(options.plan_file, std::ios::binary);
-  if (!in) {
-    std::cerr << "berth: cannot read " << options.plan_file << ": " << std::strerror(errno) << '\n';
-    return exit_error;
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  const auto parsed = plan::parse_plan_file(text.str(), options.plan_file);
-  print_diagnostics(parsed.diagnostics);
-  if (!parsed.file) return exit_error;
+  const auto saved = read_plan_file(options.plan_file);
+  if (!saved) return exit_error;
   if (options.json) {
-    std::cout << plan::to_json(parsed.file->plan).dump(2) << '\n';
+    std::cout << plan::to_json(saved->plan).dump(2) << '\n';
   } else {
-    std::cout << "Saved plan " << options.plan_file << " (made " << parsed.file->created_at << " from "
-              << parsed.file->plan.fleet_path << ")\n\n"
-              << plan::render_text(parsed.file->plan, plan::TextStyle{use_color(stdout, global.no_color)});
+    std::cout << "Saved plan " << options.plan_file << " (made " << saved->created_at << " from "
+              << saved->plan.fleet_path << ")\n\n"
+              << plan::render_text(saved->plan, plan::TextStyle{use_color(stdout, global.no_color)});
   }
   return exit_ok;
 }

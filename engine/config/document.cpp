@@ -223,8 +223,13 @@ std::string quote(std::string_view text) {
   return out + "'";
 }
 
-const nlohmann::json* Document::find(const KeyPath& path) const {
-  const nlohmann::json* node = &root;
+namespace {
+
+// Walks `path` from `root`: object keys by name, array elements by decimal index. `Json` is
+// nlohmann::json or its const form, so both find() overloads share one walk.
+template <class Json>
+Json* find_in(Json& root, const KeyPath& path) {
+  Json* node = &root;
   for (const auto& segment : path) {
     if (node->is_object()) {
       const auto it = node->find(segment);
@@ -241,6 +246,12 @@ const nlohmann::json* Document::find(const KeyPath& path) const {
   }
   return node;
 }
+
+}  // namespace
+
+const nlohmann::json* Document::find(const KeyPath& path) const { return find_in(root, path); }
+
+nlohmann::json* Document::find(const KeyPath& path) { return find_in(root, path); }
 
 const NodeOrigin* Document::origin(const KeyPath& path) const {
   const auto it = origins.find(path);

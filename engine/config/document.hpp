@@ -34,6 +34,7 @@ struct Document {
   std::set<KeyPath> broken;  // values whose interpolation failed: already reported, check nothing else
 
   [[nodiscard]] const nlohmann::json* find(const KeyPath& path) const;
+  [[nodiscard]] nlohmann::json* find(const KeyPath& path);
   [[nodiscard]] const NodeOrigin* origin(const KeyPath& path) const;
   // Where the value at `path` starts (its nearest known ancestor when it is absent).
   [[nodiscard]] diag::SourceLocation value_where(const KeyPath& path) const;

@@ -7,7 +7,6 @@
 #include <valijson/validator.hpp>
 
 #include <algorithm>
-#include <charconv>
 #include <functional>
 #include <map>
 #include <memory>
@@ -380,25 +379,6 @@ bool is_prefix(const KeyPath& prefix, const KeyPath& path) {
   return prefix.size() <= path.size() && std::equal(prefix.begin(), prefix.end(), path.begin());
 }
 
-nlohmann::json* find_mutable(nlohmann::json& root, const KeyPath& path) {
-  nlohmann::json* node = &root;
-  for (const auto& segment : path) {
-    if (node->is_object()) {
-      const auto it = node->find(segment);
-      if (it == node->end()) return nullptr;
-      node = &*it;
-    } else if (node->is_array()) {
-      std::size_t index = 0;
-      const auto [end, ec] = std::from_chars(segment.data(), segment.data() + segment.size(), index);
-      if (ec != std::errc{} || end != segment.data() + segment.size() || index >= node->size()) return nullptr;
-      node = &(*node)[index];
-    } else {
-      return nullptr;
-    }
-  }
-  return node;
-}
-
 class Reporter {
  public:
   Reporter(const Document& doc, diag::Diagnostics& out, std::set<KeyPath>& flagged)
@@ -637,7 +617,7 @@ std::optional<std::string> closest(std::string_view word, const std::vector<std:
 
 void coerce_scalars_to_strings(Document& doc) {
   for (const auto& [path, origin] : doc.origins) {
-    nlohmann::json* value = find_mutable(doc.root, path);
+    nlohmann::json* value = doc.find(path);
     if (value == nullptr || !(value->is_number() || value->is_boolean())) continue;
     const std::vector<std::string> types = schema_types(schemas_at(doc, path));
     auto wants = [&](std::string_view t) { return std::find(types.begin(), types.end(), t) != types.end(); };

@@ -51,15 +51,35 @@ nlohmann::json spec_after(const ContainerSpec& c) {
   return after;
 }
 
+// Every declared remote's status, and the basis (digest of each instance read) of a plan.
+void summarise_remotes(const model::Fleet& fleet, const model::LiveState& live, Plan& plan) {
+  plan.fleet_path = fleet.path;
+  plan.fleet_digest = fleet.digest;
+  for (const auto& [name, spec] : fleet.remotes) {
+    RemoteSummary summary;
+    summary.url = spec.url;
+    const auto it = live.remotes.find(name);
+    if (it == live.remotes.end()) {
+      summary.error = "not read";
+    } else {
+      summary.status = it->second.status;
+      summary.error = it->second.error;
+      summary.instances = it->second.instances.size();
+      if (it->second.status == RemoteStatus::ok) {
+        for (const auto& [iname, inst] : it->second.instances) plan.basis[name + ":" + iname] = inst.digest;
+      }
+    }
+    plan.remotes.emplace(name, std::move(summary));
+  }
+}
+
 class Planner {
  public:
   Planner(const model::Fleet& fleet, const model::LiveState& live, const PlanOptions& options)
       : fleet_(fleet), live_(live), prune_(options.prune || fleet.prune) {}
 
   Plan run() {
-    plan_.fleet_path = fleet_.path;
-    plan_.fleet_digest = fleet_.digest;
-    summarise_remotes();
+    summarise_remotes(fleet_, live_, plan_);
     for (const auto& [name, spec] : fleet_.containers) plan_container(spec);
     plan_copies();
     plan_prunes();
@@ -72,25 +92,6 @@ class Planner {
     const auto it = live_.remotes.find(name);
     if (it == live_.remotes.end() || it->second.status != RemoteStatus::ok) return nullptr;
     return &it->second;
-  }
-
-  void summarise_remotes() {
-    for (const auto& [name, spec] : fleet_.remotes) {
-      RemoteSummary summary;
-      summary.url = spec.url;
-      const auto it = live_.remotes.find(name);
-      if (it == live_.remotes.end()) {
-        summary.error = "not read";
-      } else {
-        summary.status = it->second.status;
-        summary.error = it->second.error;
-        summary.instances = it->second.instances.size();
-        if (it->second.status == RemoteStatus::ok) {
-          for (const auto& [iname, inst] : it->second.instances) plan_.basis[name + ":" + iname] = inst.digest;
-        }
-      }
-      plan_.remotes.emplace(name, std::move(summary));
-    }
   }
 
   Action& add(ActionKind kind, Address address, std::string reason) {
@@ -474,33 +475,20 @@ namespace berth::plan {
 
 Plan compute_destroy_plan(const model::Fleet& fleet, const model::LiveState& live) {
   Plan plan;
-  plan.fleet_path = fleet.path;
-  plan.fleet_digest = fleet.digest;
-  for (const auto& [name, spec] : fleet.remotes) {
-    RemoteSummary summary;
-    summary.url = spec.url;
-    if (const auto it = live.remotes.find(name); it != live.remotes.end()) {
-      summary.status = it->second.status;
-      summary.error = it->second.error;
-      summary.instances = it->second.instances.size();
-      if (it->second.status != model::RemoteStatus::ok) {
-        plan.remotes.emplace(name, std::move(summary));
-        continue;
-      }
-      for (const auto& [iname, inst] : it->second.instances) {
-        plan.basis[name + ":" + iname] = inst.digest;
-        if (!inst.owned_by(fleet.name)) continue;
-        Action del;
-        del.kind = ActionKind::delete_;
-        del.address = Address{name, iname, std::nullopt};
-        del.id = "delete " + to_string(del.address);
-        del.reason = "owned by fleet '" + fleet.name + "'; destroy";
-        del.disruption = Disruption::destroy;
-        del.before = {{"state", model::to_string(inst.power)}};
-        plan.actions.push_back(std::move(del));
-      }
+  summarise_remotes(fleet, live, plan);
+  for (const auto& [name, lr] : live.remotes) {
+    if (fleet.remotes.count(name) == 0 || lr.status != model::RemoteStatus::ok) continue;
+    for (const auto& [iname, inst] : lr.instances) {
+      if (!inst.owned_by(fleet.name)) continue;
+      Action del;
+      del.kind = ActionKind::delete_;
+      del.address = Address{name, iname, std::nullopt};
+      del.id = "delete " + to_string(del.address);
+      del.reason = "owned by fleet '" + fleet.name + "'; destroy";
+      del.disruption = Disruption::destroy;
+      del.before = {{"state", model::to_string(inst.power)}};
+      plan.actions.push_back(std::move(del));
     }
-    plan.remotes.emplace(name, std::move(summary));
   }
   return plan;
 }

@@ -45,6 +45,9 @@ class DirLock {
 
 std::filesystem::path default_config_dir() {
   if (const char* env = std::getenv("BERTH_CONFIG_DIR"); env != nullptr && *env != '\0') return env;
+  if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg != nullptr && *xdg != '\0') {
+    return std::filesystem::path{xdg} / "berth";
+  }
   const char* home = std::getenv("HOME");
   return std::filesystem::path{home != nullptr && *home != '\0' ? home : "/root"} / ".config" / "berth";
 }

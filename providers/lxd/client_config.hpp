@@ -25,7 +25,7 @@ struct ClientConfig {
   [[nodiscard]] std::filesystem::path remotes_file() const { return config_dir / "remotes.json"; }
 };
 
-// $BERTH_CONFIG_DIR if set and non-empty, else $HOME/.config/berth. The CLI decides; this is the rule.
+// $BERTH_CONFIG_DIR if set and non-empty, else $XDG_CONFIG_HOME/berth, else $HOME/.config/berth.
 [[nodiscard]] std::filesystem::path default_config_dir();
 
 struct ClientIdentity {

@@ -18,25 +18,6 @@ STATE=$WORK/state.db
 export BERTH_STATE=$STATE # belt and braces: never the user's state file
 FLEET=$WORK/fleet.yaml
 
-# berth apply/destroy with a deadline: a hung apply fails the test instead of hanging it.
-# shellcheck disable=SC2317 # called through `run`
-berth_t() { timeout -k 10 "${BERTH_APPLY_TIMEOUT:-180}" "$BERTH_BIN" --config-dir "$BERTH_CFG" --no-color "$@"; }
-# After `run berth_t ...`: stop the test when berth hung (the hosts are not in a known state).
-check_hung() { ((RC != 124 && RC != 137)) || bail "berth $1 did not finish within ${BERTH_APPLY_TIMEOUT:-180} s" "$(_last_output)"; }
-
-# "action remote:container[/snapshot]" for every action, sorted, one line.
-ACTION_SET='[.actions[] | "\(.action) \(.remote):\(.container)\(if .snapshot then "/" + .snapshot else "" end)"] | sort | join(", ")'
-
-# What the host says, through the stock client.
-inst_json() { tb_lxc query "$1:/1.0/instances/$2" 2>/dev/null || echo '{}'; }
-lxc_status() { inst_json "$1" "$2" | jq -r '.status // "absent"'; }
-lxc_config() { inst_json "$1" "$2" | jq -r --arg k "$3" '.config[$k] // "<unset>"'; }
-lxc_snaps() {
-    tb_lxc query "$1:/1.0/instances/$2/snapshots" 2>/dev/null |
-        jq -r '[.[] | split("/") | last] | sort | join(",")' 2>/dev/null || echo "<none>"
-}
-lxc_names() { tb_lxc query "$1:/1.0/instances" | jq -r '[.[] | split("/") | last] | sort | join(",")'; }
-
 write_fleet() {
     cat >"$FLEET" <<EOF
 version: 1

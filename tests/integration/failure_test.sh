@@ -19,27 +19,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 STATE=$WORK/state.db
 export BERTH_STATE=$STATE
 
-# berth apply/destroy with a deadline: a hung apply fails the test instead of hanging it.
-# shellcheck disable=SC2317 # called through `run`
-berth_t() { timeout -k 10 "${BERTH_APPLY_TIMEOUT:-180}" "$BERTH_BIN" --config-dir "$BERTH_CFG" --no-color "$@"; }
-check_hung() { ((RC != 124 && RC != 137)) || bail "berth $1 did not finish within ${BERTH_APPLY_TIMEOUT:-180} s" "$(_last_output)"; }
-
-inst_json() { tb_lxc query "$1:/1.0/instances/$2" 2>/dev/null || echo '{}'; }
-lxc_status() { inst_json "$1" "$2" | jq -r '.status // "absent"'; }
-lxc_snaps() {
-    tb_lxc query "$1:/1.0/instances/$2/snapshots" 2>/dev/null |
-        jq -r '[.[] | split("/") | last] | sort | join(",")' 2>/dev/null || echo "<none>"
-}
-# lxc_names REMOTE [PREFIX]: the instance names on a remote (starting with PREFIX), sorted, comma-joined.
-lxc_names() {
-    tb_lxc query "$1:/1.0/instances" | jq -r --arg p "${2:-}" \
-        '[.[] | split("/") | last | select(startswith($p))] | sort | join(",")'
-}
-rootfs() {
-    local dir="TB_HOST$1_LXD_DIR"
-    printf '%s/storage-pools/default/containers/%s/rootfs\n' "${!dir}" "$2"
-}
-
 # fleet_header FILE: the top of a fleet file (both remotes, image bb on h1).
 fleet_header() {
     cat >"$1" <<EOF
@@ -77,6 +56,26 @@ wait_pid() {
     BG_RC=0
     wait "$1" 2>/dev/null || BG_RC=$?
 }
+
+# apply_and_kill NAME FLEET PATTERN SECONDS WHAT: start `berth apply --json` in the background,
+# wait until its event stream matches PATTERN (else stop the test: WHAT never happened), then
+# SIGKILL it. Its exit status is in BG_RC, its events in $WORK/NAME.out.
+apply_and_kill() {
+    local name=$1 fleet=$2 pattern=$3 seconds=$4 what=$5 pid
+    start_bg "$name" apply -f "$fleet" --auto-approve --state "$STATE" --json
+    pid=$BG_PID
+    if ! wait_for "$WORK/$name.out" "$pattern" "$seconds"; then
+        kill -KILL "$pid" 2>/dev/null || true
+        bail "$what never happened" "$(cat "$WORK/$name.out" "$WORK/$name.err")"
+    fi
+    if [[ -n "${KILL_SETTLE_PATTERN:-}" ]]; then
+        wait_for "$WORK/$name.out" "$KILL_SETTLE_PATTERN" 30 || true
+        sleep 0.5
+    fi
+    kill -KILL "$pid"
+    wait_pid "$pid"
+}
+
 
 # ---------------------------------------------------------------- lock
 
@@ -158,19 +157,12 @@ EOF
 # ---------------------------------------------------------------- SIGKILL during launches
 
 test_kill_during_launch() {
-    local fleet=$WORK/many.yaml i pid
+    local fleet=$WORK/many.yaml i
     fleet_header "$fleet"
     for i in $(seq -w 1 12); do
         echo "  many$i: {remote: h$(((10#$i % 2) + 1)), image: bb, config: {user.n: \"$i\"}}" >>"$fleet"
     done
-    start_bg kill1 apply -f "$fleet" --auto-approve --state "$STATE" --json
-    pid=$BG_PID
-    if ! wait_for "$WORK/kill1.out" '"event":"finished"' 120; then
-        kill -KILL "$pid" 2>/dev/null || true
-        bail "the apply of 12 launches finished no action" "$(cat "$WORK/kill1.out" "$WORK/kill1.err")"
-    fi
-    kill -KILL "$pid"
-    wait_pid "$pid"
+    apply_and_kill kill1 "$fleet" '"event":"finished"' 120 "a finished action in the apply of 12 launches"
     assert_eq 137 "$BG_RC" "berth was killed (SIGKILL) in the middle of the launches"
     log "killed after $(grep -c '"event":"finished"' "$WORK/kill1.out") finished and $(grep -c '"event":"started"' "$WORK/kill1.out") started actions"
 
@@ -193,7 +185,7 @@ test_kill_during_launch() {
 # ---------------------------------------------------------------- SIGKILL during a move
 
 test_kill_during_move() {
-    local fleet=$WORK/move.yaml pid
+    local fleet=$WORK/move.yaml
     fleet_header "$fleet"
     echo "  crashmv: {remote: h1, image: bb, state: stopped, snapshots: [before], move: allowed}" >>"$fleet"
     run berth_t apply -f "$fleet" --auto-approve --state "$STATE"
@@ -205,17 +197,10 @@ test_kill_during_move() {
     echo moved-once >"$(rootfs 1 crashmv)/root/berth-marker"
 
     sed -i 's/crashmv: {remote: h1/crashmv: {remote: h2/' "$fleet"
-    start_bg kill2 apply -f "$fleet" --auto-approve --state "$STATE" --json
-    pid=$BG_PID
-    if ! wait_for "$WORK/kill2.out" '"event":"started".*"move h2:crashmv"|"move h2:crashmv".*"event":"started"' 60; then
-        kill -KILL "$pid" 2>/dev/null || true
-        bail "the move never started" "$(cat "$WORK/kill2.out" "$WORK/kill2.err")"
-    fi
-    # Into the migration: the source operation exists and the target is pulling.
-    wait_for "$WORK/kill2.out" '"event":"progress".*(->|migrating)' 30 || true
-    sleep 0.5
-    kill -KILL "$pid"
-    wait_pid "$pid"
+    # Killed inside the migration: the source operation exists and the target is pulling.
+    KILL_SETTLE_PATTERN='"event":"progress".*(->|migrating)' \
+        apply_and_kill kill2 "$fleet" '"event":"started".*"move h2:crashmv"|"move h2:crashmv".*"event":"started"' 60 \
+        "the start of the move"
     assert_eq 137 "$BG_RC" "berth was killed (SIGKILL) during the move"
     log "killed after: $(grep -c . "$WORK/kill2.out") events; on h1: [$(lxc_names h1 crashmv)], on h2: [$(lxc_names h2 crashmv)]"
 
@@ -236,14 +221,8 @@ test_kill_during_move() {
 
     # And back, killed once the target is verified, when the source is being deleted.
     sed -i 's/crashmv: {remote: h2/crashmv: {remote: h1/' "$fleet"
-    start_bg kill3 apply -f "$fleet" --auto-approve --state "$STATE" --json
-    pid=$BG_PID
-    if ! wait_for "$WORK/kill3.out" '"event":"progress".*deleting the source' 120; then
-        kill -KILL "$pid" 2>/dev/null || true
-        bail "the move back never reached the deletion of its source" "$(cat "$WORK/kill3.out" "$WORK/kill3.err")"
-    fi
-    kill -KILL "$pid"
-    wait_pid "$pid"
+    apply_and_kill kill3 "$fleet" '"event":"progress".*deleting the source' 120 \
+        "the deletion of the source in the move back"
     assert_eq 137 "$BG_RC" "berth was killed (SIGKILL) while deleting the move's source"
     log "killed; on h1: [$(lxc_names h1 crashmv)], on h2: [$(lxc_names h2 crashmv)]"
     run berth_t apply -f "$fleet" --auto-approve --state "$STATE"

@@ -261,3 +261,36 @@ add_remotes() {
         ((RC == 0)) || bail "berth remote add h$i" "$(_last_output)"
     done
 }
+
+# "action remote:container[/snapshot]" for every action of a plan's JSON, sorted, comma-joined.
+# shellcheck disable=SC2034 # used by the tests that source this file
+ACTION_SET='[.actions[] | "\(.action) \(.remote):\(.container)\(if .snapshot then "/" + .snapshot else "" end)"] | sort | join(", ")'
+
+# berth apply/destroy with a deadline: a hung apply fails the test instead of hanging it.
+# shellcheck disable=SC2317 # called through `run`
+berth_t() { timeout -k 10 "${BERTH_APPLY_TIMEOUT:-180}" "$BERTH_BIN" --config-dir "$BERTH_CFG" --no-color "$@"; }
+# After `run berth_t ...`: stop the test when berth hung (the hosts are not in a known state).
+check_hung() { ((RC != 124 && RC != 137)) || bail "berth $1 did not finish within ${BERTH_APPLY_TIMEOUT:-180} s" "$(_last_output)"; }
+
+# What a host says, through the stock client.
+inst_json() { tb_lxc query "$1:/1.0/instances/$2" 2>/dev/null || echo '{}'; }
+lxc_status() { inst_json "$1" "$2" | jq -r '.status // "absent"'; }
+lxc_config() { inst_json "$1" "$2" | jq -r --arg k "$3" '.config[$k] // "<unset>"'; }
+lxc_snaps() {
+    tb_lxc query "$1:/1.0/instances/$2/snapshots" 2>/dev/null |
+        jq -r '[.[] | split("/") | last] | sort | join(",")' 2>/dev/null || echo "<none>"
+}
+# lxc_names REMOTE [PREFIX]: the instance names on a remote (starting with PREFIX), sorted, comma-joined.
+lxc_names() {
+    tb_lxc query "$1:/1.0/instances" | jq -r --arg p "${2:-}" \
+        '[.[] | split("/") | last | select(startswith($p))] | sort | join(",")'
+}
+# rootfs HOSTINDEX NAME [SNAPSHOT]: the container's (or snapshot's) rootfs on that host (dir pool).
+rootfs() {
+    local dir="TB_HOST$1_LXD_DIR"
+    if [[ -n "${3:-}" ]]; then
+        printf '%s/storage-pools/default/containers-snapshots/%s/%s/rootfs\n' "${!dir}" "$2" "$3"
+    else
+        printf '%s/storage-pools/default/containers/%s/rootfs\n' "${!dir}" "$2"
+    fi
+}

@@ -11,9 +11,6 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# "action remote:container[/snapshot]" for every action, sorted, one line.
-ACTION_SET='[.actions[] | "\(.action) \(.remote):\(.container)\(if .snapshot then "/" + .snapshot else "" end)"] | sort | join(", ")'
-
 # action_list "a x" "b y" ...: the same sorted, joined form as ACTION_SET.
 action_list() {
     printf '%s\n' "$@" | jq -R . | jq -rs 'sort | join(", ")'

@@ -76,9 +76,13 @@ TEST(ClientConfigDir, DefaultFollowsTheEnvironment) {
   ::setenv("BERTH_CONFIG_DIR", "/tmp/berth-x", 1);
   EXPECT_EQ(default_config_dir(), "/tmp/berth-x");
   ::unsetenv("BERTH_CONFIG_DIR");
+  const char* old_xdg = std::getenv("XDG_CONFIG_HOME");
+  const std::string saved_xdg = old_xdg ? old_xdg : "";
+  ::unsetenv("XDG_CONFIG_HOME");
   EXPECT_EQ(default_config_dir().filename(), "berth");
   EXPECT_EQ(default_config_dir().parent_path().filename(), ".config");
   if (old) ::setenv("BERTH_CONFIG_DIR", saved.c_str(), 1);
+  if (old_xdg) ::setenv("XDG_CONFIG_HOME", saved_xdg.c_str(), 1);
 }
 
 }  // namespace

@@ -6,7 +6,12 @@
 #include <set>
 #include <string>
 
+#include <gtest/gtest.h>
+
 #include "fake_server.hpp"
+#include "providers/lxd/certificate.hpp"
+#include "providers/lxd/client_config.hpp"
+#include "temp_dir.hpp"
 #include "lxd_fixtures.hpp"
 
 namespace berth::lxd::testing {
@@ -66,6 +71,27 @@ class FakeLxd {
  private:
   std::mutex mu_;
   std::set<std::string> trusted_;
+};
+
+// A fixture with a FakeLxd behind HTTPS, on a fresh self-signed server certificate, and a client
+// config dir in a temporary directory.
+class FakeTlsLxdTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto pem = generate_client_certificate({"server@test", 30});
+    ASSERT_TRUE(pem.ok());
+    server_pem_ = *pem;
+    server_fp_ = *fingerprint_of_pem(pem->certificate);
+    server_ = std::make_unique<FakeServer>([this](const FakeRequest& r) { return lxd_.handle(r); },
+                                           server_pem_.certificate, server_pem_.private_key);
+  }
+
+  TempDir tmp_;
+  ClientConfig config_{tmp_.path() / "cfg"};
+  FakeLxd lxd_;
+  PemPair server_pem_;
+  std::string server_fp_;
+  std::unique_ptr<FakeServer> server_;
 };
 
 }  // namespace berth::lxd::testing

@@ -14,16 +14,8 @@ namespace {
 using testing::FakeLxd;
 using testing::FakeServer;
 
-class RemoteAdd : public ::testing::Test {
+class RemoteAdd : public testing::FakeTlsLxdTest {
  protected:
-  void SetUp() override {
-    auto pem = generate_client_certificate({"server@test", 30});
-    ASSERT_TRUE(pem.ok());
-    server_pem_ = *pem;
-    server_fp_ = *fingerprint_of_pem(pem->certificate);
-    server_ = std::make_unique<FakeServer>([this](const testing::FakeRequest& r) { return lxd_.handle(r); },
-                                           server_pem_.certificate, server_pem_.private_key);
-  }
   std::string token(const std::string& fingerprint, std::vector<std::string> addresses) {
     lxd_.token_secret = "s3cr3t-token-secret";
     const nlohmann::json j = {{"client_name", "ci"},
@@ -46,13 +38,6 @@ class RemoteAdd : public ::testing::Test {
       EXPECT_EQ(text->find(secret), std::string::npos) << e.path();
     }
   }
-
-  testing::TempDir tmp_;
-  ClientConfig config_{tmp_.path() / "cfg"};
-  FakeLxd lxd_;
-  PemPair server_pem_;
-  std::string server_fp_;
-  std::unique_ptr<FakeServer> server_;
 };
 
 TEST_F(RemoteAdd, WithPasswordAndConfirmation) {

@@ -112,28 +112,18 @@ TEST(StateReader, HttpsWithoutPinIsUnknownAndSaysWhatToDo) {
             "fingerprint: in the fleet file");
 }
 
-class StateReaderTls : public ::testing::Test {
+class StateReaderTls : public testing::FakeTlsLxdTest {
  protected:
   void SetUp() override {
-    auto pem = generate_client_certificate({"server@test", 30});
-    ASSERT_TRUE(pem.ok());
-    server_pem_ = *pem;
-    server_fp_ = *fingerprint_of_pem(pem->certificate);
-    server_ = std::make_unique<FakeServer>([this](const testing::FakeRequest& r) { return lxd_.handle(r); },
-                                           server_pem_.certificate, server_pem_.private_key);
+    FakeTlsLxdTest::SetUp();
+    if (HasFatalFailure()) return;
     auto id = ensure_client_identity(config_);
     ASSERT_TRUE(id.ok());
     client_fp_ = id->fingerprint;
     req_.remote.name = "foo";
     req_.remote.url = server_->url();
   }
-  testing::TempDir tmp_;
-  ClientConfig config_{tmp_.path() / "cfg"};
-  FakeLxd lxd_;
-  PemPair server_pem_;
-  std::string server_fp_;
   std::string client_fp_;
-  std::unique_ptr<FakeServer> server_;
   providers::ReadStateRequest req_;
 };
 
