@@ -1,15 +1,15 @@
 // apply, destroy, force-unlock.
 
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
 #include <sstream>
 
 
-#include "cli/apply_runner.hpp"
 #include "cli/commands.hpp"
 #include "cli/files.hpp"
-#include "cli/read_live.hpp"
 #include "cli/terminal.hpp"
+#include "engine/apply/pipeline.hpp"
 #include "engine/plan/plan_file.hpp"
 #include "engine/plan/render.hpp"
 #include "engine/state/store.hpp"
@@ -37,7 +37,7 @@ std::string human_bytes(double bytes) {
 }
 
 // Text mode: a line per event; transfer progress at most once a second per action.
-EventSink text_events(bool color) {
+apply::EventSink text_events(bool color) {
   auto last_progress = std::make_shared<std::map<std::string, std::chrono::steady_clock::time_point>>();
   const std::string green = color ? "\x1b[32m" : "";
   const std::string red = color ? "\x1b[31m" : "";
@@ -72,25 +72,12 @@ EventSink text_events(bool color) {
   };
 }
 
-EventSink json_events() {
+apply::EventSink json_events() {
   return [](const nlohmann::json& e) {
     nlohmann::json line = e;
     line["time"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     std::cout << line.dump() << '\n' << std::flush;
   };
-}
-
-std::map<std::string, std::string> refusals(const plan::Plan& plan, const ApplyOptions& options) {
-  std::map<std::string, std::string> refused;
-  for (const auto& a : plan.actions) {
-    if (a.consented) continue;
-    if (a.disruption == plan::Disruption::restart && options.allow_restart) continue;
-    if (a.disruption == plan::Disruption::move && options.allow_move) continue;
-    refused[a.id] = a.disruption == plan::Disruption::restart
-                        ? "needs a restart: pass --allow-restart or set restart: allowed on the container"
-                        : "needs a move: pass --allow-move or set move: allowed on the container";
-  }
-  return refused;
 }
 
 // The remotes that could not be read: their actions were not planned, so a pipeline must see them.
@@ -102,7 +89,7 @@ nlohmann::json unknown_remotes(const plan::Plan& plan) {
   return out;
 }
 
-bool confirm_apply(const ApplyOptions& options, std::string_view verb) {
+bool confirm_on_terminal(const ApplyOptions& options, std::string_view verb) {
   if (options.auto_approve) return true;
   if (!stdin_is_tty()) {
     std::cerr << "berth: refusing to " << verb << " without confirmation: stdin is not a terminal; "
@@ -115,130 +102,48 @@ bool confirm_apply(const ApplyOptions& options, std::string_view verb) {
   return false;
 }
 
-// Settles what a crashed run left open before anything is read for a new plan.
-bool recover(state::Store& store, const model::Fleet& fleet, const GlobalOptions& global) {
-  const auto open = store.open_intents();
-  if (open.empty()) return true;
-  std::cerr << "berth: an earlier apply was interrupted with " << open.size()
-            << " step(s) unfinished; inspecting the hosts\n";
-  auto recoverer = lxd::make_recoverer(lxd::ClientConfig{global.config_dir});
-  bool all = true;
-  for (const auto& entry : open) {
-    providers::RecoveryRequest request;
-    request.fleet = &fleet;
-    request.action_id = entry.action_id;
-    request.step = entry.step;
-    request.detail = nlohmann::json::parse(entry.detail, nullptr, false);
-    const auto response = recoverer->recover(request);
-    std::cerr << "  " << entry.action_id << " (" << entry.step << "): " << response.note << '\n';
-    if (response.resolved) {
-      store.resolve_intents({entry.seq}, response.note);
-    } else {
-      all = false;
-    }
+// Test-only: BERTH_TEST_KILL_AT_STEP=STEP (or STEP@TEXT, TEXT a part of the action id) makes
+// berth SIGKILL itself right after the journal intent of that step is written, before the call it
+// announces: the integration tests use it to crash at every inner step of a move or a copy.
+std::function<void(const std::string&, const std::string&)> kill_hook_from_env() {
+  const char* env = std::getenv("BERTH_TEST_KILL_AT_STEP");
+  if (env == nullptr || *env == '\0') return {};
+  std::string spec = env;
+  std::string step = spec;
+  std::string within;
+  if (const auto at = spec.find('@'); at != std::string::npos) {
+    step = spec.substr(0, at);
+    within = spec.substr(at + 1);
   }
-  return all;
+  return [step, within](const std::string& action_id, const std::string& s) {
+    if (s != step || action_id.find(within) == std::string::npos) return;
+    std::cout << std::flush;
+    std::raise(SIGKILL);
+  };
 }
 
-// Releases the lock on every way out of an apply (a SIGKILL leaves it: the next apply takes over
-// a lock whose process is gone).
-class Locked {
- public:
-  Locked(state::Store& store, std::string id) : store_(store), id_(std::move(id)) {}
-  ~Locked() { store_.release_lock(id_); }
-  Locked(const Locked&) = delete;
-  Locked& operator=(const Locked&) = delete;
-
- private:
-  state::Store& store_;
-  std::string id_;
-};
-
-int execute(const GlobalOptions& global, const ApplyOptions& options, const model::Fleet& fleet,
-            const std::function<std::optional<plan::Plan>(const model::LiveState&)>& make_plan, bool saved,
-            std::string_view verb) {
-  std::unique_ptr<state::Store> store;
-  try {
-    store = state::Store::open(options.state_path);
-  } catch (const state::StoreError& e) {
-    std::cerr << "berth: " << e.what() << '\n';
-    return exit_error;
-  }
-  const auto lock = store->acquire_lock(std::string{verb} + " " + fleet.path, options.lock_timeout);
-  if (!lock.lock_id) {
-    const auto& h = *lock.holder;
-    std::cerr << "berth: the state " << store->path().string() << " is locked by another run: " << h.command
-              << " (host " << h.host << ", pid " << h.pid << ", since " << h.since << ", lock id " << h.lock_id
-              << ")\n  wait for it, pass --lock-timeout, or if it is gone: berth force-unlock " << h.lock_id << '\n';
-    return exit_error;
-  }
-  const Locked held{*store, *lock.lock_id};
-  if (lock.took_over_stale) std::cerr << "berth: took over the lock of a berth process that no longer runs\n";
-
-  if (!recover(*store, fleet, global)) {
-    std::cerr << "berth: could not settle what the interrupted run left; fix the hosts named above and retry\n";
-    return exit_error;
-  }
-
-  auto reader = lxd::make_state_reader(lxd::ClientConfig{global.config_dir});
-  auto read = read_live_state(fleet, *reader);
-  auto planned = make_plan(read.live);
-  if (!planned) return exit_error;
-  plan::Plan& plan = *planned;
-  plan.diagnostics.append(read.diagnostics);
-
-  const bool color = use_color(stdout, global.no_color);
-  if (!options.json) std::cout << plan::render_text(plan, plan::TextStyle{color});
-  if (plan.diagnostics.has_errors()) {
-    std::cerr << "berth: the plan has errors; nothing was changed\n";
-    return exit_error;
-  }
-  if (!plan.has_changes()) {
-    if (options.json) {
-      std::cout << nlohmann::json{{"event", "summary"}, {"changes", 0}, {"complete", plan.complete()},
-                                  {"unknown_remotes", unknown_remotes(plan)}}.dump()
-                << '\n';
-    } else if (!plan.complete()) {
-      std::cout << "Remotes that could not be read were not changed; apply again once they answer.\n";
-    }
-    return plan.complete() ? exit_ok : exit_error;
-  }
-  if (!saved && !confirm_apply(options, verb)) return exit_error;
-
-  std::signal(SIGINT, on_interrupt);
-  std::signal(SIGTERM, on_interrupt);
-  const auto run_id = store->begin_run(std::string{verb}, fleet.path, plan::to_json(plan).dump());
-  auto executor = lxd::make_executor(lxd::ClientConfig{global.config_dir});
-
-  RunOptions run_options;
-  run_options.limits.global = options.parallelism;
-  for (const auto& [name, remote] : fleet.remotes) run_options.limits.per_remote[name] = remote.parallelism;
-  run_options.refused = refusals(plan, options);
-  run_options.cancel = &interrupted;
-  if (!options.json) std::cout << '\n';
-  const auto summary = run_plan(plan, fleet, *executor, *store, run_id,
-                                run_options, options.json ? json_events() : text_events(color));
-
+void print_summary(const apply::PipelineResult& result, bool json) {
+  const auto& plan = result.plan;
+  const auto& summary = result.summary;
   auto count = [&](apply::Status s) { return summary.counts.count(s) != 0 ? summary.counts.at(s) : 0; };
-  const int ok = count(apply::Status::succeeded);
-  const bool success = summary.all_succeeded && plan.complete();
-  store->finish_run(run_id, interrupted.load() ? "interrupted" : (success ? "succeeded" : "failed"));
-
-  if (options.json) {
-    std::cout << nlohmann::json{{"event", "summary"},
-                                {"succeeded", ok},
-                                {"failed", count(apply::Status::failed)},
-                                {"skipped", count(apply::Status::skipped)},
-                                {"refused", count(apply::Status::refused)},
-                                {"not_started", count(apply::Status::pending)},
-                                {"complete", plan.complete()},
-                                {"unknown_remotes", unknown_remotes(plan)}}
-                     .dump()
-              << '\n';
-  } else {
-    std::cout << "\nApply " << (success ? "complete" : "finished with problems") << ": " << ok << " succeeded, "
-              << count(apply::Status::failed) << " failed, " << count(apply::Status::skipped) << " skipped, "
-              << count(apply::Status::refused) << " refused";
+  if (json) {
+    nlohmann::json line = {{"event", "summary"}, {"complete", plan.complete()}, {"unknown_remotes", unknown_remotes(plan)}};
+    if (result.outcome == apply::RunOutcome::no_changes) {
+      line["changes"] = 0;
+    } else {
+      line["succeeded"] = count(apply::Status::succeeded);
+      line["failed"] = count(apply::Status::failed);
+      line["skipped"] = count(apply::Status::skipped);
+      line["refused"] = count(apply::Status::refused);
+      line["not_started"] = count(apply::Status::pending);
+    }
+    std::cout << line.dump() << '\n';
+    return;
+  }
+  if (result.outcome == apply::RunOutcome::applied) {
+    std::cout << "\nApply " << (result.success() ? "complete" : "finished with problems") << ": "
+              << count(apply::Status::succeeded) << " succeeded, " << count(apply::Status::failed) << " failed, "
+              << count(apply::Status::skipped) << " skipped, " << count(apply::Status::refused) << " refused";
     if (count(apply::Status::pending) != 0) std::cout << ", " << count(apply::Status::pending) << " not started";
     std::cout << ".\n";
     for (const auto& [id, o] : summary.outcomes) {
@@ -251,15 +156,91 @@ int execute(const GlobalOptions& global, const ApplyOptions& options, const mode
       std::cout << "  unknown remote: " << u["remote"].get<std::string>() << " — " << u["error"].get<std::string>()
                 << '\n';
     }
-    if (!plan.complete()) std::cout << "Remotes that could not be read were not changed; apply again once they answer.\n";
   }
-  return success ? exit_ok : exit_error;
+  if (!plan.complete()) std::cout << "Remotes that could not be read were not changed; apply again once they answer.\n";
+}
+
+int execute(const GlobalOptions& global, const ApplyOptions& options, const model::Fleet& fleet,
+            const plan::Plan* saved, apply::Goal goal, std::string_view verb) {
+  std::unique_ptr<state::Store> store;
+  try {
+    store = state::Store::open(options.state_path);
+  } catch (const state::StoreError& e) {
+    std::cerr << "berth: " << e.what() << '\n';
+    return exit_error;
+  }
+  const lxd::ClientConfig client{global.config_dir};
+  auto reader = lxd::make_state_reader(client);
+  auto recoverer = lxd::make_recoverer(client);
+  auto executor = lxd::make_executor(client);
+  const apply::Providers providers{reader.get(), recoverer.get(), executor.get()};
+
+  apply::PipelineOptions pipeline;
+  pipeline.goal = goal;
+  pipeline.saved = saved;
+  pipeline.consent = plan::ConsentFlags{options.allow_restart, options.allow_move};
+  pipeline.prune = options.prune;
+  pipeline.limits.global = options.parallelism;
+  for (const auto& [name, remote] : fleet.remotes) pipeline.limits.per_remote[name] = remote.parallelism;
+  pipeline.lock_timeout = options.lock_timeout;
+  pipeline.command = std::string{verb};
+  pipeline.cancel = &interrupted;
+
+  const bool color = use_color(stdout, global.no_color);
+  apply::PipelineHooks hooks;
+  hooks.planned = [&](const plan::Plan& plan) {
+    if (!options.json) std::cout << plan::render_text(plan, plan::TextStyle{color});
+  };
+  hooks.confirm = [&](const plan::Plan& /*plan*/) {
+    // A saved plan was reviewed when it was saved.
+    if (saved == nullptr && !confirm_on_terminal(options, verb)) return false;
+    std::signal(SIGINT, on_interrupt);
+    std::signal(SIGTERM, on_interrupt);
+    if (!options.json) std::cout << '\n';
+    return true;
+  };
+  hooks.events = options.json ? json_events() : text_events(color);
+  hooks.notice = [](const std::string& text) { std::cerr << "berth: " << text << '\n'; };
+  hooks.on_intent = kill_hook_from_env();
+
+  const auto result = apply::run_pipeline(fleet, *store, providers, pipeline, hooks);
+  switch (result.outcome) {
+    case apply::RunOutcome::state_error:
+      std::cerr << "berth: " << result.error << '\n';
+      return exit_error;
+    case apply::RunOutcome::locked: {
+      const auto& h = *result.holder;
+      std::cerr << "berth: the state " << store->path().string() << " is locked by another run: " << h.command
+                << " (host " << h.host << ", pid " << h.pid << ", since " << h.since << ", lock id " << h.lock_id
+                << ")\n  wait for it, pass --lock-timeout, or if it is gone: berth force-unlock " << h.lock_id << '\n';
+      return exit_error;
+    }
+    case apply::RunOutcome::stale:
+      std::cerr << "berth: the saved plan " << options.plan_file << " is stale: these changed on the hosts since it was made:\n";
+      for (const auto& s : result.stale) std::cerr << "  " << s << '\n';
+      std::cerr << "make a new plan\n";
+      return exit_error;
+    case apply::RunOutcome::plan_errors:
+      std::cerr << "berth: the plan has errors; nothing was changed\n";
+      return exit_error;
+    case apply::RunOutcome::declined: return exit_error;
+    case apply::RunOutcome::no_changes:
+    case apply::RunOutcome::applied: break;
+  }
+  print_summary(result, options.json);
+  return result.success() ? exit_ok : exit_error;
 }
 
 }  // namespace
 
 int run_apply(const GlobalOptions& global, const ApplyOptions& options) {
   if (!options.plan_file.empty()) {
+    if (options.allow_restart || options.allow_move || options.prune) {
+      std::cerr << "berth: --allow-restart, --allow-move and --prune cannot be given with a saved plan: the plan "
+                << options.plan_file << " already records what it consents to; make it again with "
+                << "`berth plan --allow-restart/--allow-move/--prune --out " << options.plan_file << "`\n";
+      return exit_error;
+    }
     auto file = read_plan_file(options.plan_file);
     if (!file) return exit_error;
     const auto saved = std::make_shared<plan::Plan>(std::move(file->plan));
@@ -275,37 +256,17 @@ int run_apply(const GlobalOptions& global, const ApplyOptions& options) {
                 << " is incomplete (a remote was unknown when it was made); make a new plan\n";
       return exit_error;
     }
-    return execute(global, options, *fleet,
-                   [&](const model::LiveState& live) -> std::optional<plan::Plan> {
-                     const auto stale = stale_addresses(*saved, live);
-                     if (!stale.empty()) {
-                       std::cerr << "berth: the saved plan " << options.plan_file
-                                 << " is stale: these changed on the hosts since it was made:\n";
-                       for (const auto& s : stale) std::cerr << "  " << s << '\n';
-                       std::cerr << "make a new plan\n";
-                       return std::nullopt;
-                     }
-                     return *saved;
-                   },
-                   /*saved=*/true, "apply");
+    return execute(global, options, *fleet, saved.get(), apply::Goal::apply, "apply");
   }
   const auto fleet = load_fleet(options.file);
   if (!fleet) return exit_error;
-  return execute(global, options, *fleet,
-                 [&](const model::LiveState& live) -> std::optional<plan::Plan> {
-                   return plan::compute_plan(*fleet, live, plan::PlanOptions{options.prune});
-                 },
-                 /*saved=*/false, "apply");
+  return execute(global, options, *fleet, nullptr, apply::Goal::apply, "apply");
 }
 
 int run_destroy(const GlobalOptions& global, const ApplyOptions& options) {
   const auto fleet = load_fleet(options.file);
   if (!fleet) return exit_error;
-  return execute(global, options, *fleet,
-                 [&](const model::LiveState& live) -> std::optional<plan::Plan> {
-                   return plan::compute_destroy_plan(*fleet, live);
-                 },
-                 /*saved=*/false, "destroy");
+  return execute(global, options, *fleet, nullptr, apply::Goal::destroy, "destroy");
 }
 
 int run_force_unlock(const GlobalOptions& /*global*/, const std::filesystem::path& state_path, const std::string& id) {

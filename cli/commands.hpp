@@ -2,6 +2,7 @@
 // One function per CLI verb. Each returns the process exit status.
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -23,6 +24,9 @@ struct PlanCommandOptions {
   std::string out;  // save the plan here
   bool detailed_exitcode = false;
   bool prune = false;
+  bool allow_restart = false;  // recorded in the plan (and in a saved plan)
+  bool allow_move = false;
+  std::filesystem::path state_path;  // open journal intents to settle (read, never created)
 };
 
 struct ShowOptions {
@@ -57,6 +61,14 @@ int run_show(const GlobalOptions& global, const ShowOptions& options);
 int run_apply(const GlobalOptions& global, const ApplyOptions& options);
 int run_destroy(const GlobalOptions& global, const ApplyOptions& options);
 int run_force_unlock(const GlobalOptions& global, const std::filesystem::path& state_path, const std::string& id);
+struct StateCommandOptions {
+  std::filesystem::path state_path;
+  bool json = false;
+  bool auto_approve = false;
+};
+int run_state_intents(const GlobalOptions& global, const StateCommandOptions& options);
+int run_state_drop_intent(const GlobalOptions& global, const StateCommandOptions& options, std::int64_t seq);
+
 int run_remote_add(const GlobalOptions& global, const RemoteAddOptions& options);
 int run_remote_list(const GlobalOptions& global, bool json);
 int run_remote_remove(const GlobalOptions& global, const std::string& name);

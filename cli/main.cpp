@@ -73,6 +73,12 @@ int main(int argc, char** argv) {
   plan_cmd->add_option("--out", plan.out, "Save the plan, with what it was computed from, for `berth apply FILE`");
   plan_cmd->add_flag("--detailed-exitcode", plan.detailed_exitcode, "Exit 0 when nothing changes, 2 with changes, 1 on errors");
   plan_cmd->add_flag("--prune", plan.prune, "Delete containers this fleet owns that are no longer declared");
+  plan_cmd->add_flag("--allow-restart", plan.allow_restart,
+                     "Consent to restarts that config changes need (recorded in a plan saved with --out)");
+  plan_cmd->add_flag("--allow-move", plan.allow_move, "Consent to offline moves (recorded in a plan saved with --out)");
+  std::string state_path = berth::state::default_state_path().string();
+  plan_cmd->add_option("--state", state_path, "State file whose interrupted runs the plan settles (env BERTH_STATE)")
+      ->capture_default_str();
 
   ShowOptions show;
   auto* show_cmd = app.add_subcommand("show", "Print a saved plan");
@@ -80,7 +86,6 @@ int main(int argc, char** argv) {
   show_cmd->add_flag("--json", show.json, "Print it as JSON");
 
   ApplyOptions apply;
-  std::string state_path = berth::state::default_state_path().string();
   std::string lock_timeout = "0s";
   auto add_apply_options = [&](CLI::App* cmd) {
     cmd->add_option("-f,--file", apply.file, "Fleet file")->capture_default_str();
@@ -104,6 +109,18 @@ int main(int argc, char** argv) {
   auto* unlock_cmd = app.add_subcommand("force-unlock", "Release a lock left by an apply that is gone");
   unlock_cmd->add_option("id", unlock_id, "The lock id, as the locked error printed it")->required();
   unlock_cmd->add_option("--state", state_path, "State file (env BERTH_STATE)")->capture_default_str();
+
+  StateCommandOptions state_opts;
+  auto* state_cmd = app.add_subcommand("state", "Inspect and repair the state file");
+  state_cmd->require_subcommand(1);
+  auto* intents_cmd = state_cmd->add_subcommand("intents", "List the steps interrupted runs left open");
+  intents_cmd->add_option("--state", state_path, "State file (env BERTH_STATE)")->capture_default_str();
+  intents_cmd->add_flag("--json", state_opts.json, "Print as JSON");
+  std::int64_t drop_seq = 0;
+  auto* drop_cmd = state_cmd->add_subcommand("drop-intent", "Forget one open step (after putting the hosts right by hand)");
+  drop_cmd->add_option("id", drop_seq, "The intent's id, as `berth state intents` lists it")->required();
+  drop_cmd->add_option("--state", state_path, "State file (env BERTH_STATE)")->capture_default_str();
+  drop_cmd->add_flag("--auto-approve", state_opts.auto_approve, "Do not ask for confirmation");
 
   auto* remote_cmd = app.add_subcommand("remote", "Manage remotes: hosts and the trust berth has with them");
   remote_cmd->require_subcommand(1);
@@ -131,7 +148,13 @@ int main(int argc, char** argv) {
   setup_logging(log_level);
 
   if (validate_cmd->parsed()) return run_validate(global, validate);
-  if (plan_cmd->parsed()) return run_plan(global, plan);
+  if (plan_cmd->parsed()) {
+    plan.state_path = state_path;
+    return run_plan(global, plan);
+  }
+  state_opts.state_path = state_path;
+  if (intents_cmd->parsed()) return run_state_intents(global, state_opts);
+  if (drop_cmd->parsed()) return run_state_drop_intent(global, state_opts, drop_seq);
   if (show_cmd->parsed()) return run_show(global, show);
   if (apply_cmd->parsed() || destroy_cmd->parsed() || unlock_cmd->parsed()) {
     apply.state_path = state_path;

@@ -80,23 +80,48 @@ class ActionExecutor {
   virtual ExecuteResponse execute(const ExecuteRequest& request) = 0;
 };
 
-// What the journal of a crashed run left open, and what recovery found and did about it.
-struct RecoveryRequest {
-  const model::Fleet* fleet = nullptr;
-  std::string action_id;
+// What the journal of an interrupted run left open, and what inspecting the hosts found.
+//
+// Recovery is planned, not done: settle() only reads (it may wait for operations still running
+// on the hosts) and returns a verdict. Whatever must change on a host becomes a recovery action
+// (finish_transfer / undo_transfer) on the plan value, shown and confirmed like any other, and
+// carried out by the ActionExecutor, which checks the action's proof again right before it acts.
+//
+// One request per interrupted action: every journal entry that action wrote in that run, in
+// order, so that steps done before the crash (verify, unmark) count as evidence.
+struct JournalStep {
+  std::int64_t seq = 0;
   std::string step;
-  nlohmann::json detail;  // as journaled at intent time
+  std::string phase;  // intent (open: the crash came before its result) | done | failed | recovered
+  nlohmann::json detail;  // as journaled at intent time (null if unreadable)
+  nlohmann::json result;  // what the result added (null while open)
 };
 
-struct RecoveryResponse {
-  bool resolved = false;  // the host is now in a state a fresh plan can converge from
-  std::string note;       // what was found and done, for the journal and the user
+struct SettleRequest {
+  const model::Fleet* fleet = nullptr;
+  std::int64_t run_id = 0;
+  std::string action_id;
+  std::vector<JournalStep> steps;  // all of the action's entries in that run, oldest first
+};
+
+enum class Verdict {
+  settled,  // nothing is half-done: the open intents can be closed, the plan converges the rest
+  recover,  // `action` finishes or undoes what was left; closing the intents waits for it
+  held,     // cannot be settled now (host unreachable, remote gone, changed by someone): left as it is
+};
+
+struct SettleResponse {
+  Verdict verdict = Verdict::held;
+  std::optional<plan::Action> action;  // recover only: its recovery.settles lists the open seqs
+  std::string note;                    // what was found and, when held, what to do
+  std::vector<std::string> containers;  // the container names concerned (held: not planned meanwhile)
 };
 
 class Recoverer {
  public:
   virtual ~Recoverer() = default;
-  virtual RecoveryResponse recover(const RecoveryRequest& request) = 0;
+  // Read-only. Thread-safe.
+  virtual SettleResponse settle(const SettleRequest& request) = 0;
 };
 
 }  // namespace berth::providers

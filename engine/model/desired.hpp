@@ -82,5 +82,10 @@ struct Fleet {
 // Keys berth writes on instances it owns.
 inline constexpr std::string_view owner_key_prefix = "user.berth.";
 inline constexpr std::string_view fleet_key = "user.berth.fleet";
+// On a transfer's target until it is verified whole: "<source address> <transfer token>".
+inline constexpr std::string_view incomplete_key = "user.berth.incomplete";
+// Set in the same PUT as config that needs a restart, removed after the restart: a plan that
+// finds it on a running instance plans the restart an interrupted run did not do.
+inline constexpr std::string_view restart_pending_key = "user.berth.restart-pending";
 
 }  // namespace berth::model

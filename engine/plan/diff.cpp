@@ -35,6 +35,27 @@ bool needs_restart(std::string_view key) {
   return std::any_of(prefixes.begin(), prefixes.end(), [&](std::string_view p) { return key.rfind(p, 0) == 0; });
 }
 
+std::string paths_of(const std::vector<Change>& changes) {
+  std::string what;
+  for (const auto& ch : changes) what += (what.empty() ? "" : ", ") + ch.path;
+  return what;
+}
+
+// The changes of an update or restart action, with before/after as the user reads them and the
+// declared spec the executor needs.
+void fill_changes(Action& a, std::vector<Change> changes, const ContainerSpec& c) {
+  a.before = nlohmann::json::object();
+  a.after = nlohmann::json::object();
+  for (const auto& ch : changes) {
+    a.before[ch.path] = ch.before;
+    a.after[ch.path] = ch.after;
+  }
+  a.changes = std::move(changes);
+  a.config = c.config;
+  a.devices = c.devices;
+  a.profiles = c.profiles;
+}
+
 bool is_observation(std::string_view key) { return key.rfind("volatile.", 0) == 0 || key.rfind("image.", 0) == 0; }
 
 nlohmann::json value_or_null(const model::ConfigMap& map, const std::string& key) {
@@ -76,7 +97,7 @@ void summarise_remotes(const model::Fleet& fleet, const model::LiveState& live, 
 class Planner {
  public:
   Planner(const model::Fleet& fleet, const model::LiveState& live, const PlanOptions& options)
-      : fleet_(fleet), live_(live), prune_(options.prune || fleet.prune) {}
+      : fleet_(fleet), live_(live), prune_(options.prune || fleet.prune), held_(options.held) {}
 
   Plan run() {
     summarise_remotes(fleet_, live_, plan_);
@@ -106,6 +127,12 @@ class Planner {
 
   void plan_container(const ContainerSpec& c) {
     const Address here_addr{c.remote, c.name, std::nullopt};
+    if (const auto held = held_.find(c.name); held != held_.end()) {
+      plan_.diagnostics.warning("not planned: " + held->second, to_string(here_addr), c.where,
+                                "see `berth state intents`; once the hosts are put right by hand, "
+                                "`berth state drop-intent ID` lets berth plan it again");
+      return;
+    }
     const auto* remote = known_remote(c.remote);
     if (remote == nullptr) return;  // Unknown: no actions; the remote summary says why.
 
@@ -268,31 +295,42 @@ class Planner {
     }
     if (c.profiles && *c.profiles != inst.profiles) changes.push_back({"profiles", inst.profiles, *c.profiles});
 
-    if (!changes.empty()) {
-      const bool running = power == LivePower::running || power == LivePower::frozen;
-      const bool restart = running && std::any_of(changes.begin(), changes.end(), [](const Change& ch) {
-                             return ch.path.rfind("config.", 0) == 0 && needs_restart(ch.path.substr(7));
-                           });
-      std::string what;
-      for (const auto& ch : changes) what += (what.empty() ? "" : ", ") + ch.path;
-      auto& update = add(ActionKind::update, addr, "differs: " + what);
-      update.before = nlohmann::json::object();
-      update.after = nlohmann::json::object();
-      for (const auto& ch : changes) {
-        update.before[ch.path] = ch.before;
-        update.after[ch.path] = ch.after;
-      }
-      update.changes = std::move(changes);
-      update.config = c.config;
-      update.devices = c.devices;
-      update.profiles = c.profiles;
-      if (restart) {
-        update.disruption = Disruption::restart;
-        update.consented = c.restart == model::Consent::allowed;
-        update.reason += "; needs a restart to take effect";
-      }
+    // A restart-needing key changed on a container that keeps running only takes effect on a
+    // restart: such keys go to a separate `restart` action that needs consent, so that without it
+    // nothing of theirs reaches the host (and the next plan still shows them). Keys LXD applies
+    // live are updated in place either way.
+    const bool keeps_running =
+        (power == LivePower::running || power == LivePower::frozen) && c.state != DesiredState::stopped;
+    const bool pending = inst.config.count(std::string{model::restart_pending_key}) != 0;
+    std::vector<Change> live_changes;
+    std::vector<Change> restart_changes;
+    for (auto& ch : changes) {
+      const bool on_restart = ch.path.rfind("config.", 0) == 0 && needs_restart(ch.path.substr(7));
+      (keeps_running && on_restart ? restart_changes : live_changes).push_back(std::move(ch));
+    }
+    if (pending && !keeps_running) {
+      // Not running on, so no restart is due: the next start applies the config; the mark goes.
+      live_changes.push_back({"config." + std::string{model::restart_pending_key},
+                              inst.config.at(std::string{model::restart_pending_key}), nullptr});
+    }
+
+    if (!live_changes.empty()) {
+      auto& update = add(ActionKind::update, addr, "differs: " + paths_of(live_changes));
+      fill_changes(update, std::move(live_changes), c);
       if (!last.empty()) update.depends_on.push_back(last);
       last = update.id;
+    }
+    if (!restart_changes.empty() || (pending && keeps_running)) {
+      std::string why = restart_changes.empty()
+                            ? "config set by an interrupted run still needs a restart to take effect"
+                            : "differs: " + paths_of(restart_changes) + "; takes effect on restart";
+      if (!restart_changes.empty() && pending) why += " (an interrupted run's restart is also pending)";
+      auto& restart = add(ActionKind::restart, addr, why);
+      fill_changes(restart, std::move(restart_changes), c);
+      restart.disruption = Disruption::restart;
+      restart.consented = c.restart == model::Consent::allowed;
+      if (!last.empty()) restart.depends_on.push_back(last);
+      last = restart.id;
     }
 
     std::string snapshots_after = last;
@@ -441,6 +479,7 @@ class Planner {
       for (const auto& [iname, inst] : lr.instances) {
         if (fleet_.containers.count(iname) != 0) continue;  // declared (here or elsewhere: a move source)
         if (!inst.owned_by(fleet_.name)) continue;          // never touch what this fleet does not own
+        if (held_.count(iname) != 0) continue;              // an interrupted run's leftover: not pruned
         const Address addr{rname, iname, std::nullopt};
         if (!prune_) {
           plan_.diagnostics.warning("owned by this fleet but no longer declared; kept", to_string(addr),
@@ -457,6 +496,7 @@ class Planner {
   const model::Fleet& fleet_;
   const model::LiveState& live_;
   bool prune_;
+  const std::map<std::string, std::string>& held_;
   Plan plan_;
   std::map<std::string, std::string> created_by_;   // container -> id of the launch/copy/move that makes it
   std::map<std::string, std::string> snapshot_by_;  // "c/snap" -> id of the snapshot action

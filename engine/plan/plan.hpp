@@ -2,6 +2,7 @@
 // The plan is a value: a closed set of actions, each with its address, before/after,
 // the reason and how disruptive it is, ordered as a DAG. Apply executes exactly this.
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -17,7 +18,8 @@ namespace berth::plan {
 
 enum class ActionKind {
   launch,           // create from an image, then reach the declared power state
-  update,           // config/devices/profiles in place
+  update,           // config/devices/profiles that take effect in place
+  restart,          // config that takes effect only on restart: set it (marked restart-pending), restart
   start,
   stop,
   freeze,
@@ -27,6 +29,9 @@ enum class ActionKind {
   copy,             // new container from another (or one of its snapshots), same host or across
   move,             // offline move of an existing container to its declared remote
   delete_,          // remove an owned, undeclared container (pruning only)
+  // Recovery only: planned from the journal of an interrupted run, never from the fleet file.
+  finish_transfer,  // a whole, verified transfer: unmark the target; a move also deletes its stopped source
+  undo_transfer,    // delete a transfer's target that only berth made and nobody touched since
 };
 
 // How much an action disturbs what runs. Anything above `none` needs consent at apply time.
@@ -54,6 +59,17 @@ struct Change {
   nlohmann::json after;
 };
 
+// What an interrupted run left and how a recovery action settles it. `proof` is what the
+// executor checks again right before it acts (ETags, status, snapshot names, the mark's value);
+// if the hosts no longer match it, the action fails and changes nothing.
+struct Recovery {
+  std::vector<std::int64_t> settles;  // journal seqs resolved once the action succeeded
+  std::int64_t run_id = 0;            // the interrupted run
+  std::string transfer;               // "copy" | "move"
+  std::string found;                  // what inspection found, in words a user reads
+  nlohmann::json proof = nlohmann::json::object();
+};
+
 struct Action {
   std::string id;  // unique in the plan, stable across runs: "<kind> <address>"
   ActionKind kind = ActionKind::update;
@@ -72,6 +88,19 @@ struct Action {
   model::DeviceMap devices;
   std::optional<std::vector<std::string>> profiles;
   std::optional<model::DesiredState> target_state;
+  std::optional<Recovery> recovery;  // set on finish_transfer / undo_transfer only
+};
+
+[[nodiscard]] inline bool is_recovery(ActionKind k) {
+  return k == ActionKind::finish_transfer || k == ActionKind::undo_transfer;
+}
+
+// Consent given on the command line. The file's `restart:`/`move:` is applied by compute_plan;
+// these are applied once, on the plan value, by grant_consent — nothing decides consent again.
+struct ConsentFlags {
+  bool restart = false;  // --allow-restart
+  bool move = false;     // --allow-move
+  friend bool operator==(const ConsentFlags&, const ConsentFlags&) = default;
 };
 
 struct RemoteSummary {
@@ -90,6 +119,7 @@ struct Plan {
   // What the plan was computed from: address "remote:container" -> live digest. A saved plan is
   // stale when any of these differ at apply time, or when an address now exists that did not.
   std::map<std::string, std::string> basis;
+  ConsentFlags consent;  // flags granted on this plan (recorded in a saved plan)
 
   [[nodiscard]] bool complete() const;  // every remote was read
   [[nodiscard]] bool has_changes() const { return !actions.empty(); }
@@ -97,10 +127,31 @@ struct Plan {
 
 struct PlanOptions {
   bool prune = false;  // --prune, or prune: true in the file
+  // Containers an interrupted run left in a state recovery could not settle: no actions are
+  // planned for them (by name, on every remote); the value says why, for the warning.
+  std::map<std::string, std::string> held;
 };
 
 // Pure: desired + live -> plan. Never contacts anything.
 [[nodiscard]] Plan compute_plan(const model::Fleet& fleet, const model::LiveState& live, const PlanOptions& options);
+
+// Marks every action whose disruption the flags cover as consented, and records the flags.
+void grant_consent(Plan& plan, ConsentFlags flags);
+
+// The actions that still lack consent: action id -> what would consent to it. The walk refuses
+// exactly these; nothing else decides consent.
+[[nodiscard]] std::map<std::string, std::string> refusals(const Plan& plan);
+
+// What the hosts will look like once `recovery` (finish_transfer / undo_transfer actions) ran:
+// the rest of the plan is computed from this, so it neither redoes nor undoes the recovery.
+[[nodiscard]] model::LiveState after_recovery(model::LiveState live, const std::vector<Action>& recovery);
+
+// Puts recovery actions first and makes every other action touching one of their containers
+// depend on them. `plan.actions` must be in DAG order; the result is too.
+void prepend_recovery(Plan& plan, std::vector<Action> recovery);
+
+// The basis (digest of every instance read) of the remotes read in `live`.
+[[nodiscard]] std::map<std::string, std::string> basis_of(const model::LiveState& live);
 
 // `berth destroy`: delete every instance this fleet owns (user.berth.fleet) on the remotes that
 // were read; running ones are stopped by the delete itself.

@@ -46,6 +46,13 @@ json action_json(const Action& a) {
   if (a.profiles) spec["profiles"] = *a.profiles;
   if (a.target_state) spec["state"] = model::to_string(*a.target_state);
   out["spec"] = spec;
+  if (a.recovery) {
+    out["recovery"] = {{"settles", a.recovery->settles},
+                       {"run_id", a.recovery->run_id},
+                       {"transfer", a.recovery->transfer},
+                       {"found", a.recovery->found},
+                       {"proof", a.recovery->proof}};
+  }
   return out;
 }
 
@@ -108,7 +115,8 @@ json to_json(const Plan& plan) {
           {"actions", actions},
           {"summary", summary},
           {"diagnostics", diagnostics},
-          {"basis", plan.basis}};
+          {"basis", plan.basis},
+          {"consent", {{"restart", plan.consent.restart}, {"move", plan.consent.move}}}};
 }
 
 ParsedPlan plan_from_json(const json& j, const std::string& origin) {
@@ -167,6 +175,17 @@ ParsedPlan plan_from_json(const json& j, const std::string& origin) {
         a.target_state = model::desired_state_from_string(spec["state"].get<std::string>());
         if (!a.target_state) return fail("malformed state in action '" + a.id + "'");
       }
+      if (const auto r = ja.find("recovery"); r != ja.end()) {
+        Recovery rec;
+        rec.settles = r->at("settles").get<std::vector<std::int64_t>>();
+        rec.run_id = r->at("run_id").get<std::int64_t>();
+        rec.transfer = r->at("transfer").get<std::string>();
+        rec.found = r->at("found").get<std::string>();
+        rec.proof = r->at("proof");
+        if (!rec.proof.is_object()) return fail("malformed recovery in action '" + a.id + "'");
+        a.recovery = std::move(rec);
+      }
+      if (is_recovery(a.kind) != a.recovery.has_value()) return fail("malformed recovery in action '" + a.id + "'");
       plan.actions.push_back(std::move(a));
     }
     for (const auto& d : j.at("diagnostics")) {
@@ -176,6 +195,10 @@ ParsedPlan plan_from_json(const json& j, const std::string& origin) {
                             d.at("path").get<std::string>(), parse_location(d.at("location"))});
     }
     plan.basis = j.at("basis").get<std::map<std::string, std::string>>();
+    if (const auto c = j.find("consent"); c != j.end()) {
+      plan.consent.restart = c->at("restart").get<bool>();
+      plan.consent.move = c->at("move").get<bool>();
+    }
     result.plan = std::move(plan);
   } catch (const json::exception& e) {
     return fail(std::string{"malformed plan: "} + e.what());

@@ -18,7 +18,10 @@ char symbol(ActionKind k) {
   switch (k) {
     case ActionKind::launch: return '+';
     case ActionKind::copy: return '=';
-    case ActionKind::move: return '>';
+    case ActionKind::move:
+    case ActionKind::finish_transfer: return '>';
+    case ActionKind::undo_transfer: return '-';
+    case ActionKind::restart: return '~';
     case ActionKind::snapshot: return '*';
     case ActionKind::delete_:
     case ActionKind::delete_snapshot: return '-';
@@ -85,6 +88,10 @@ void write_action(Writer& w, const Action& a) {
   w.text("  ").paint(dim, "(" + a.reason + ")");
   if (const auto note = consent_note(a); !note.empty()) w.text("  ").paint(red, "[" + note + "]");
   w.text("\n");
+  if (a.recovery) {
+    w.text("        ").paint(dim, "recovery of run " + std::to_string(a.recovery->run_id) + ": " + a.recovery->found)
+        .text("\n");
+  }
   for (const auto& c : a.changes) {
     w.text("        ").text(c.path).text(": ").text(show(c.before)).text(" -> ").text(show(c.after)).text("\n");
   }
@@ -97,7 +104,10 @@ std::string summary_line(const Plan& plan) {
   // Fixed order, so the line reads the same every time.
   const std::pair<ActionKind, std::string_view> order[] = {
       {ActionKind::launch, "to launch"},     {ActionKind::copy, "to copy"},
+      {ActionKind::finish_transfer, "interrupted transfer(s) to finish"},
+      {ActionKind::undo_transfer, "interrupted transfer(s) to undo"},
       {ActionKind::move, "to move"},         {ActionKind::update, "to update"},
+      {ActionKind::restart, "to restart"},
       {ActionKind::start, "to start"},       {ActionKind::stop, "to stop"},
       {ActionKind::freeze, "to freeze"},     {ActionKind::unfreeze, "to unfreeze"},
       {ActionKind::snapshot, "snapshot(s) to take"}, {ActionKind::delete_snapshot, "snapshot(s) to delete"},

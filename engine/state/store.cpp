@@ -154,6 +154,12 @@ std::unique_ptr<Store> Store::open(const std::filesystem::path& path) {
   return store;
 }
 
+std::unique_ptr<Store> Store::open_existing(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return nullptr;
+  return open(path);
+}
+
 Store::~Store() { sqlite3_close(db_); }
 
 void Store::exec(const std::string& sql) {
@@ -223,6 +229,12 @@ std::optional<LockHolder> Store::lock_holder() {
   return LockHolder{q.text(0), q.text(1), q.integer(2), q.text(3), q.text(4)};
 }
 
+std::optional<LockHolder> Store::live_lock_holder() {
+  auto holder = lock_holder();
+  if (holder && holder->host == hostname() && !process_alive(holder->pid)) return std::nullopt;
+  return holder;
+}
+
 void Store::release_lock(const std::string& lock_id) {
   Statement d(db_, "DELETE FROM lock WHERE lock_id = ?");
   d.bind(1, lock_id).step();
@@ -267,10 +279,30 @@ void Store::journal_result(std::int64_t seq, bool ok, const std::string& detail_
 }
 
 std::vector<JournalEntry> Store::open_intents() {
-  Statement q(db_, "SELECT seq, run_id, action_id, step, phase, detail, at FROM journal WHERE phase = 'intent' ORDER BY seq");
+  Statement q(db_, "SELECT seq, run_id, action_id, step, phase, detail, at, result FROM journal WHERE phase = 'intent' "
+                   "ORDER BY seq");
   std::vector<JournalEntry> out;
-  while (q.step()) out.push_back({q.integer(0), q.integer(1), q.text(2), q.text(3), q.text(4), q.text(5), q.text(6)});
+  while (q.step()) {
+    out.push_back({q.integer(0), q.integer(1), q.text(2), q.text(3), q.text(4), q.text(5), q.text(6), q.text(7)});
+  }
   return out;
+}
+
+std::vector<JournalEntry> Store::journal_of(std::int64_t run_id, const std::string& action_id) {
+  Statement q(db_, "SELECT seq, run_id, action_id, step, phase, detail, at, result FROM journal "
+                   "WHERE run_id = ? AND action_id = ? ORDER BY seq");
+  q.bind(1, run_id).bind(2, action_id);
+  std::vector<JournalEntry> out;
+  while (q.step()) {
+    out.push_back({q.integer(0), q.integer(1), q.text(2), q.text(3), q.text(4), q.text(5), q.text(6), q.text(7)});
+  }
+  return out;
+}
+
+bool Store::drop_intent(std::int64_t seq, const std::string& note) {
+  Statement update(db_, "UPDATE journal SET phase = 'dropped', result = ?, at = ? WHERE seq = ? AND phase = 'intent'");
+  update.bind(1, note).bind(2, now_utc()).bind(3, seq).step();
+  return sqlite3_changes(db_) > 0;
 }
 
 void Store::resolve_intents(const std::vector<std::int64_t>& seqs, const std::string& note) {

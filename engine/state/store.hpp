@@ -35,9 +35,10 @@ struct JournalEntry {
   std::int64_t run_id = 0;
   std::string action_id;
   std::string step;    // e.g. "create", "migrate", "verify", "delete-source"
-  std::string phase;   // intent | done | failed
+  std::string phase;   // intent | done | failed | recovered | dropped
   std::string detail;  // JSON, step-specific (never secrets)
   std::string at;
+  std::string result;  // JSON the result added (empty while open)
 };
 
 struct RunRecord {
@@ -60,6 +61,9 @@ class Store {
  public:
   // Opens (creating the file and its directory if needed) and migrates the schema.
   static std::unique_ptr<Store> open(const std::filesystem::path& path);
+  // For readers (`berth plan`, `berth state intents`): nullptr when there is no state file yet,
+  // so that reading never creates one.
+  static std::unique_ptr<Store> open_existing(const std::filesystem::path& path);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -77,6 +81,8 @@ class Store {
   // `berth force-unlock ID`: true when a lock with that id was held and is now gone.
   bool force_unlock(const std::string& lock_id);
   std::optional<LockHolder> lock_holder();
+  // The holder, unless it is a process on this host that no longer exists.
+  std::optional<LockHolder> live_lock_holder();
 
   std::int64_t begin_run(const std::string& command, const std::string& fleet_path, const std::string& plan_json);
   void finish_run(std::int64_t run_id, const std::string& outcome);
@@ -90,6 +96,11 @@ class Store {
   std::vector<JournalEntry> open_intents();
   // Marks open intents as resolved once the caller converged them (phase "recovered").
   void resolve_intents(const std::vector<std::int64_t>& seqs, const std::string& note);
+  // Every journal entry of one action in one run, oldest first: the evidence recovery weighs.
+  std::vector<JournalEntry> journal_of(std::int64_t run_id, const std::string& action_id);
+  // `berth state drop-intent SEQ`: closes one open intent (phase "dropped") without touching a
+  // host. False when there is no open intent with that seq.
+  bool drop_intent(std::int64_t seq, const std::string& note);
 
   std::vector<RunRecord> runs(int limit);
   [[nodiscard]] const std::filesystem::path& path() const { return path_; }

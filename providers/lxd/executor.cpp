@@ -1,6 +1,7 @@
 #include "providers/lxd/executor.hpp"
 
 #include <map>
+#include <random>
 
 #include <spdlog/spdlog.h>
 
@@ -17,6 +18,16 @@ using model::DesiredState;
 using model::LivePower;
 using plan::ActionKind;
 
+// 16 hex digits, unique per transfer: ties a target's incomplete mark to the journal of the run
+// that made it.
+std::string random_token() {
+  std::random_device rd;
+  std::uniform_int_distribution<unsigned> nibble(0, 15);
+  std::string token;
+  for (int i = 0; i < 16; ++i) token += "0123456789abcdef"[nibble(rd)];
+  return token;
+}
+
 // One execute() call: the action, its connections (one per remote it touches, opened on first
 // use) and its journal. Nothing here outlives the call, so parallel actions share nothing.
 class Run {
@@ -32,6 +43,9 @@ class Run {
     switch (action_.kind) {
       case ActionKind::launch: return launch();
       case ActionKind::update: return update();
+      case ActionKind::restart: return restart();
+      case ActionKind::finish_transfer: return finish_transfer();
+      case ActionKind::undo_transfer: return undo_transfer();
       case ActionKind::start: return power(DesiredState::running);
       case ActionKind::unfreeze: return power(DesiredState::running);
       case ActionKind::stop: return power(DesiredState::stopped);
@@ -276,62 +290,119 @@ class Run {
 
   // --- update ----------------------------------------------------------------------------------
 
+  // The instance's writable part (PUT body) as read, with `changes` applied: "config.K" set or
+  // (null) removed, "devices.D" replaced or removed, "profiles" replaced. Keys the plan does not
+  // name are sent back as they are, so nothing else on the instance changes.
+  static nlohmann::json put_body(const nlohmann::json& inst, const std::vector<plan::Change>& changes) {
+    auto object_or_empty = [&](const char* key) {
+      const auto it = inst.find(key);
+      return it != inst.end() && it->is_object() ? *it : nlohmann::json::object();
+    };
+    auto field = [&](const char* key, nlohmann::json fallback) {
+      const auto it = inst.find(key);
+      return it != inst.end() && it->type() == fallback.type() ? *it : fallback;
+    };
+    nlohmann::json body = {{"architecture", field("architecture", std::string{})},
+                           {"config", object_or_empty("config")},
+                           {"devices", object_or_empty("devices")},
+                           {"ephemeral", field("ephemeral", false)},
+                           {"profiles", field("profiles", nlohmann::json::array())},
+                           {"description", field("description", std::string{})}};
+    for (const auto& c : changes) {
+      if (c.path == "profiles") {
+        body["profiles"] = c.after.is_array() ? c.after : nlohmann::json::array();
+        continue;
+      }
+      const auto dot = c.path.find('.');
+      if (dot == std::string::npos) continue;
+      const std::string section = c.path.substr(0, dot);
+      const std::string key = c.path.substr(dot + 1);
+      if (section != "config" && section != "devices") continue;
+      if (c.after.is_null()) {
+        body[section].erase(key);
+      } else {
+        body[section][key] = c.after;
+      }
+    }
+    return body;
+  }
+
+  // One PUT with the instance's ETag; a 412 means it changed since it was read.
+  Result<void> put_instance(RemoteHandle& r, const std::string& name, const InstanceRead& read,
+                            const nlohmann::json& body, const std::string& step, const nlohmann::json& detail) {
+    Headers headers;
+    if (!read.etag.empty()) headers.emplace_back("If-Match", read.etag);
+    return journal_.step(step, detail, [&]() -> Result<void> {
+      auto op = call_and_wait(r, Method::put, "/1.0/instances/" + name, body, wait("updating " + name), headers);
+      if (!op) {
+        if (op.error().kind == ErrorKind::server && op.error().http_status == 412) {
+          return r.error(make_error(ErrorKind::conflict, name + " changed since it was read; plan again"));
+        }
+        return op.error();
+      }
+      return {};
+    });
+  }
+
+  nlohmann::json change_detail(const RemoteHandle& r, const std::string& name) const {
+    nlohmann::json detail = where(r, name);
+    nlohmann::json keys = nlohmann::json::array();
+    for (const auto& c : action_.changes) keys.push_back(c.path);
+    detail["changes"] = keys;
+    return detail;
+  }
+
+  // Keys that take effect in place. Consent is not this action's concern: restart-needing keys
+  // are never in it (the plan puts them in a `restart` action).
   Result<void> update() {
     const std::string& name = action_.address.container;
     auto r = remote(action_.address.remote);
     if (!r) return r.error();
     auto read = must_exist(**r, name);
     if (!read) return read.error();
-    const auto& inst = read->instance;
-
-    nlohmann::json config = inst.value("config", nlohmann::json::object());
-    for (const auto& [k, v] : action_.config) config[k] = v;
-    nlohmann::json devices = inst.value("devices", nlohmann::json::object());
-    for (const auto& [d, keys] : action_.devices) devices[d] = keys;
-    const nlohmann::json profiles =
-        action_.profiles ? nlohmann::json(*action_.profiles) : inst.value("profiles", nlohmann::json::array());
-    const nlohmann::json body = {{"architecture", inst.value("architecture", std::string{})},
-                                 {"config", config},
-                                 {"devices", devices},
-                                 {"ephemeral", inst.value("ephemeral", false)},
-                                 {"profiles", profiles},
-                                 {"description", inst.value("description", std::string{})}};
-    nlohmann::json keys = nlohmann::json::array();
-    for (const auto& c : action_.changes) keys.push_back(c.path);
-    nlohmann::json detail = where(**r, name);
-    detail["changes"] = keys;
     report("updating " + name);
-    Headers headers;
-    if (!read->etag.empty()) headers.emplace_back("If-Match", read->etag);
-    auto updated = journal_.step("update", detail, [&]() -> Result<void> {
-      auto op = call_and_wait(**r, Method::put, "/1.0/instances/" + name, body, wait("updating " + name), headers);
-      if (!op) {
-        if (op.error().kind == ErrorKind::server && op.error().http_status == 412) {
-          return (*r)->error(make_error(ErrorKind::conflict, name + " changed since it was read; plan again"));
-        }
-        return op.error();
-      }
-      return {};
-    });
-    if (!updated) return updated;
-    if (action_.disruption != plan::Disruption::restart) return {};
-    if (!action_.consented) {
-      return (*r)->error(make_error(ErrorKind::rejected, name + " was updated but needs a restart, which was not "
-                                                               "allowed (--allow-restart or restart: allowed)"));
-    }
+    return put_instance(**r, name, *read, put_body(read->instance, action_.changes), "update",
+                        change_detail(**r, name));
+  }
+
+  // Keys that take effect on restart, then the restart. The config goes in with a restart-pending
+  // mark in the same PUT, and the mark comes off only after the restart: if berth dies in between,
+  // the next plan finds the mark and plans the restart again. The walk runs this action only with
+  // consent (the plan value decides that, once).
+  Result<void> restart() {
+    const std::string& name = action_.address.container;
+    auto r = remote(action_.address.remote);
+    if (!r) return r.error();
+    auto read = must_exist(**r, name);
+    if (!read) return read.error();
+    nlohmann::json body = put_body(read->instance, action_.changes);
+    body["config"][std::string{model::restart_pending_key}] = "true";
+    report("updating " + name);
+    if (auto put = put_instance(**r, name, *read, body, "update", change_detail(**r, name)); !put) return put;
+
     auto now = power_of(**r, name);
     if (!now) return now.error();
-    if (*now == LivePower::stopped) return {};
-    const bool was_frozen = *now == LivePower::frozen;
-    if (was_frozen) {
-      if (auto u = set_state(**r, name, "unfreeze", "unfreeze", -1, false); !u) return u;
+    if (*now != LivePower::stopped) {
+      const bool was_frozen = *now == LivePower::frozen;
+      if (was_frozen) {
+        if (auto u = set_state(**r, name, "unfreeze", "unfreeze", -1, false); !u) return u;
+      }
+      const int grace = static_cast<int>(options_.stop_timeout.count());
+      auto restarted = set_state(**r, name, "restart", "restart", grace, false);
+      if (!restarted && !is_cancelled(restarted.error())) {
+        restarted = set_state(**r, name, "restart", "restart", -1, true);
+      }
+      if (!restarted) return restarted;
+      if (was_frozen) {
+        if (auto f = set_state(**r, name, "freeze", "freeze", -1, false); !f) return f;
+      }
     }
-    const int grace = static_cast<int>(options_.stop_timeout.count());
-    auto restarted = set_state(**r, name, "restart", "restart", grace, false);
-    if (!restarted && !is_cancelled(restarted.error())) restarted = set_state(**r, name, "restart", "restart", -1, true);
-    if (!restarted) return restarted;
-    if (was_frozen) return set_state(**r, name, "freeze", "freeze", -1, false);
-    return {};
+    // The restart happened (or a stopped instance applies the config at its next start).
+    auto after = must_exist(**r, name);
+    if (!after) return after.error();
+    const std::vector<plan::Change> clear = {
+        {"config." + std::string{model::restart_pending_key}, "true", nullptr}};
+    return put_instance(**r, name, *after, put_body(after->instance, clear), "clear-restart-pending", where(**r, name));
   }
 
   // --- snapshots -------------------------------------------------------------------------------
@@ -463,7 +534,9 @@ class Run {
       });
       if (!created) return created;
     } else {
-      transfer_ = {{"kind", "copy"}, {"source", address_json(from)}, {"target", where(**dst, name)}};
+      auto state = from.snapshot ? Result<nlohmann::json>(nlohmann::json::object()) : source_state(**src, from.container);
+      if (!state) return state.error();
+      begin_transfer("copy", from, **dst, name, *state);
       // The umbrella step stays open from before the migration until the target is unmarked, so a
       // crash between two inner steps still leaves an open intent for recovery to settle.
       auto copied = journal_.step("transfer", transfer_, [&]() -> Result<void> {
@@ -506,7 +579,10 @@ class Run {
     auto source_snaps = snapshot_names(**src, from.container);
     if (!source_snaps) return source_snaps.error();
 
-    transfer_ = {{"kind", "move"}, {"source", address_json(from)}, {"target", where(**dst, name)}};
+    begin_transfer("move", from, **dst, name,
+                   {{"etag", (*source)->etag},
+                    {"status", (*source)->instance.value("status", std::string{})},
+                    {"snapshots", *source_snaps}});
     // The umbrella step stays open from before the migration until the source is deleted: a crash in
     // any gap between the inner steps (e.g. after unmark, before delete-source) still leaves an open
     // intent, and recovery finishes or undoes the move instead of leaving it on two remotes.
@@ -525,27 +601,42 @@ class Run {
     if (auto m = migrate(TransferKind::move, src, from, source.instance, dst, name, true); !m) return m;
 
     // Verify before anything is deleted: the source stays until the target is known whole.
-    auto verified = journal_.step("verify", transfer_, [&]() -> Result<void> {
-      auto target = must_exist(dst, name);
-      if (!target) return target.error();
-      auto target_snaps = snapshot_names(dst, name);
-      if (!target_snaps) return target_snaps.error();
-      if (auto problem = verify_move(source.instance, source_snaps, target->instance, *target_snaps,
-                                     action_.config)) {
-        return dst.error(make_error(ErrorKind::conflict, "the moved " + name + " does not match its source: " +
-                                                                 *problem));
-      }
-      return {};
-    });
+    std::string target_etag;
+    std::string source_etag;
+    auto verified = journal_.step(
+        "verify", transfer_,
+        [&]() -> Result<void> {
+          auto target = must_exist(dst, name);
+          if (!target) return target.error();
+          target_etag = target->etag;
+          auto target_snaps = snapshot_names(dst, name);
+          if (!target_snaps) return target_snaps.error();
+          if (auto problem = verify_move(source.instance, source_snaps, target->instance, *target_snaps,
+                                         action_.config)) {
+            return dst.error(make_error(ErrorKind::conflict, "the moved " + name + " does not match its source: " +
+                                                                     *problem));
+          }
+          // The source must still be what was moved: someone who started it meanwhile has data the
+          // target lacks, and it is never stopped or deleted for them.
+          auto now = must_exist(src, from.container);
+          if (!now) return now.error();
+          source_etag = now->etag;
+          if (model::live_power_from_status_code(now->instance.value("status_code", 0)) != LivePower::stopped) {
+            return src.error(make_error(ErrorKind::conflict, from.container + " was started during the move; it "
+                                                                               "stays, the unfinished target goes"));
+          }
+          return {};
+        },
+        [&] { return nlohmann::json{{"target_etag", target_etag}, {"source_etag", source_etag}}; });
     if (!verified) {
-      if (auto d = remove(dst, name, "delete-target", transfer_); !d) {
+      if (auto d = remove_stopped(dst, name, "delete-target"); !d) {
         spdlog::warn("{}: could not delete the unverified target: {}", action_.id, d.error().message);
       }
       return verified;
     }
     if (auto u = unmark(dst, name); !u) return u;
     report("deleting the source " + from.remote + ":" + from.container);
-    return remove(src, from.container, "delete-source", transfer_);
+    return remove_stopped(src, from.container, "delete-source");
   }
 
   // Pull migration of `from` (an instance or one of its snapshots; `object` is what GET returned for
@@ -590,7 +681,7 @@ class Run {
     overlay.devices = action_.devices;
     overlay.profiles = action_.profiles;
     overlay.fleet_name = request_.fleet != nullptr ? request_.fleet->name : std::string{};
-    overlay.incomplete_marker = plan::to_string(from);
+    overlay.incomplete_marker = transfer_.value("mark", plan::to_string(from));
     const nlohmann::json body = migration_target_request(object, kind, overlay, *src_url + source_op, secrets,
                                                          env->value("certificate", std::string{}), with_snapshots);
 
@@ -667,23 +758,184 @@ class Run {
   Result<void> unmark(RemoteHandle& r, const std::string& name) {
     nlohmann::json detail = where(r, name);
     detail.update(transfer_);
-    return journal_.step("unmark", detail, [&]() -> Result<void> {
-      auto read = must_exist(r, name);
-      if (!read) return read.error();
-      const auto& inst = read->instance;
-      nlohmann::json config = inst.value("config", nlohmann::json::object());
-      config.erase(std::string{incomplete_key});
-      const nlohmann::json body = {{"architecture", inst.value("architecture", std::string{})},
-                                   {"config", config},
-                                   {"devices", inst.value("devices", nlohmann::json::object())},
-                                   {"ephemeral", inst.value("ephemeral", false)},
-                                   {"profiles", inst.value("profiles", nlohmann::json::array())},
-                                   {"description", inst.value("description", std::string{})}};
-      Headers headers;
-      if (!read->etag.empty()) headers.emplace_back("If-Match", read->etag);
-      auto op = call_and_wait(r, Method::put, "/1.0/instances/" + name, body, wait("finishing " + name), headers);
-      if (!op) return op.error();
+    std::string etag_after;
+    return journal_.step(
+        "unmark", detail,
+        [&]() -> Result<void> {
+          auto read = must_exist(r, name);
+          if (!read) return read.error();
+          const std::vector<plan::Change> clear = {{"config." + std::string{incomplete_key}, nullptr, nullptr}};
+          Headers headers;
+          if (!read->etag.empty()) headers.emplace_back("If-Match", read->etag);
+          auto op = call_and_wait(r, Method::put, "/1.0/instances/" + name, put_body(read->instance, clear),
+                                  wait("finishing " + name), headers);
+          if (!op) return op.error();
+          // What the unmarked target looks like, so that recovery can tell it was not touched since.
+          if (auto after = get_instance(r, name); after && *after) etag_after = (*after)->etag;
+          return {};
+        },
+        [&] { return nlohmann::json{{"target_etag", etag_after}}; });
+  }
+
+  // --- transfers: the journal's evidence ---------------------------------------------------------
+
+  // The umbrella detail every step of a cross-remote transfer carries: what it moves where, a token
+  // unique to this transfer (also in the target's incomplete mark, so recovery knows the target is
+  // this transfer's own), and the source as it was (ETag, status, snapshots), so recovery can tell
+  // whether anyone changed it since.
+  void begin_transfer(const std::string& kind, const plan::Address& from, const RemoteHandle& dst,
+                      const std::string& name, const nlohmann::json& source_state) {
+    const std::string token = random_token();
+    transfer_ = {{"kind", kind},
+                 {"source", address_json(from)},
+                 {"target", where(dst, name)},
+                 {"token", token},
+                 {"mark", plan::to_string(from) + " " + token},
+                 {"source_state", source_state}};
+  }
+
+  Result<nlohmann::json> source_state(RemoteHandle& r, const std::string& name) {
+    auto read = must_exist(r, name);
+    if (!read) return read.error();
+    auto snaps = snapshot_names(r, name);
+    if (!snaps) return snaps.error();
+    return nlohmann::json{
+        {"etag", read->etag}, {"status", read->instance.value("status", std::string{})}, {"snapshots", *snaps}};
+  }
+
+  // Deletes an instance that must be stopped: never stops one (whoever started it has a reason).
+  Result<void> remove_stopped(RemoteHandle& r, const std::string& name, const std::string& step) {
+    nlohmann::json detail = where(r, name);
+    detail.update(transfer_);
+    return journal_.step(step, detail, [&]() -> Result<void> {
+      auto now = get_instance(r, name);
+      if (!now) return now.error();
+      if (!*now) return {};
+      if (model::live_power_from_status_code((*now)->instance.value("status_code", 0)) != LivePower::stopped) {
+        return r.error(make_error(ErrorKind::conflict, name + " is " + (*now)->instance.value("status", std::string{"?"}) +
+                                                           "; berth deletes it only while stopped, so it stays"));
+      }
+      auto op = call_and_wait(r, Method::delete_, "/1.0/instances/" + name, std::nullopt, wait("deleting " + name));
+      if (!op && !(op.error().kind == ErrorKind::server && op.error().http_status == 404)) return op.error();
       return {};
+    });
+  }
+
+  // --- recovery actions ------------------------------------------------------------------------
+  // Planned by the recoverer from an interrupted run's journal; each checks its proof again right
+  // before it acts, and changes nothing if the hosts no longer match it.
+
+  // Whether `target` is still exactly what the interrupted transfer left: marked with its token,
+  // or (once unmarked) with the ETag recorded after the unmark.
+  static std::optional<std::string> target_problem(const InstanceRead& target, const nlohmann::json& proof) {
+    const auto config = config_of(target.instance);
+    const auto mark = config.find(std::string{incomplete_key});
+    if (mark != config.end()) {
+      if (mark->second != proof.value("mark", std::string{})) return "its incomplete mark is not this transfer's";
+      return std::nullopt;
+    }
+    const std::string etag = proof.value("target_etag", std::string{});
+    if (etag.empty() || etag != target.etag) return "it changed since the interrupted run left it";
+    return std::nullopt;
+  }
+
+  static std::optional<std::string> source_problem(const InstanceRead& source, const std::vector<std::string>& snaps,
+                                                   const nlohmann::json& state) {
+    if (model::live_power_from_status_code(source.instance.value("status_code", 0)) != LivePower::stopped) {
+      return "it is " + source.instance.value("status", std::string{"?"});
+    }
+    if (source.etag != state.value("etag", std::string{})) return "its configuration changed";
+    const auto recorded = state.find("snapshots");
+    if (recorded == state.end() || !recorded->is_array() || nlohmann::json(snaps) != *recorded) {
+      return "its snapshots changed";
+    }
+    return std::nullopt;
+  }
+
+  struct RecoveryPlaces {
+    RemoteHandle* src = nullptr;
+    RemoteHandle* dst = nullptr;
+    nlohmann::json proof;
+  };
+
+  Result<RecoveryPlaces> recovery_places() {
+    if (!action_.recovery || !action_.source) {
+      return make_error(ErrorKind::invalid_argument, action_.id + ": not a recovery action");
+    }
+    auto dst = remote(action_.address.remote);
+    if (!dst) return dst.error();
+    auto src = remote(action_.source->remote);
+    if (!src) return src.error();
+    const auto& proof = action_.recovery->proof;
+    transfer_ = {{"kind", action_.recovery->transfer},
+                 {"source", address_json(*action_.source)},
+                 {"target", where(**dst, action_.address.container)},
+                 {"token", proof.value("token", std::string{})},
+                 {"mark", proof.value("mark", std::string{})},
+                 {"source_state", proof.value("source_state", nlohmann::json::object())},
+                 {"recovers_run", action_.recovery->run_id}};
+    return RecoveryPlaces{*src, *dst, proof};
+  }
+
+  Result<void> finish_transfer() {
+    auto places = recovery_places();
+    if (!places) return places.error();
+    auto& [src, dst, proof] = *places;
+    const std::string& name = action_.address.container;
+    const plan::Address& from = *action_.source;
+    const bool is_move = action_.recovery->transfer == "move";
+    // Journaled as a transfer itself, so a crash in the middle is settled the same way.
+    return journal_.step("transfer", transfer_, [&]() -> Result<void> {
+      auto target = must_exist(*dst, name);
+      if (!target) return target.error();
+      if (auto problem = target_problem(*target, proof)) {
+        return dst->error(make_error(ErrorKind::conflict, name + ": " + *problem + "; plan again"));
+      }
+      const bool marked = config_of(target->instance).count(std::string{incomplete_key}) != 0;
+      std::optional<InstanceRead> source;
+      if (is_move) {
+        auto read = get_instance(*src, from.container);
+        if (!read) return read.error();
+        if (*read) {
+          auto snaps = snapshot_names(*src, from.container);
+          if (!snaps) return snaps.error();
+          if (auto problem = source_problem(**read, *snaps, proof.value("source_state", nlohmann::json::object()))) {
+            return src->error(make_error(ErrorKind::conflict, "the source " + from.container + " changed (" +
+                                                                   *problem + "); it stays. Plan again"));
+          }
+          if (marked) {
+            auto target_snaps = snapshot_names(*dst, name);
+            if (!target_snaps) return target_snaps.error();
+            if (auto problem = verify_move((*read)->instance, *snaps, target->instance, *target_snaps, {})) {
+              return dst->error(make_error(ErrorKind::conflict, "the moved " + name +
+                                                                     " does not match its source: " + *problem));
+            }
+          }
+          source = std::move(**read);
+        }
+      }
+      if (marked) {
+        if (auto u = unmark(*dst, name); !u) return u;
+      }
+      if (source) return remove_stopped(*src, from.container, "delete-source");
+      return {};
+    });
+  }
+
+  Result<void> undo_transfer() {
+    auto places = recovery_places();
+    if (!places) return places.error();
+    auto& [src, dst, proof] = *places;
+    (void)src;
+    const std::string& name = action_.address.container;
+    return journal_.step("transfer", transfer_, [&]() -> Result<void> {
+      auto target = get_instance(*dst, name);
+      if (!target) return target.error();
+      if (!*target) return {};
+      if (auto problem = target_problem(**target, proof)) {
+        return dst->error(make_error(ErrorKind::conflict, name + ": " + *problem + "; it stays. Plan again"));
+      }
+      return remove_stopped(*dst, name, "delete-target");
     });
   }
 

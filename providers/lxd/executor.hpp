@@ -1,17 +1,20 @@
 #pragma once
-// The LXD provider's full capability: carrying out plan actions (ActionExecutor) and making hosts
-// convergeable after a crashed apply (Recoverer).
+// The LXD provider's full capability: carrying out plan actions (ActionExecutor) and inspecting
+// what an interrupted apply left (Recoverer: read-only, it plans recovery actions).
 //
 // Every call that changes a host is journaled first (intent) and its result after. Journal steps:
 //   create          launch, same-remote copy       {remote, instance, source...}
 //   image-secret    launch from another remote     {remote, fingerprint}
-//   update          PUT config/devices/profiles     {remote, instance, keys}
+//   update          PUT config/devices/profiles     {remote, instance, changes}
+//   clear-restart-pending  restart action: the mark removed after the restart  {remote, instance}
 //   start | stop | stop-force | freeze | unfreeze | restart   {remote, instance}
+//   transfer        umbrella over a cross-remote copy/move (and over finish/undo_transfer):
+//                   {kind, source, target, token, mark, source_state {etag, status, snapshots}}
 //   snapshot | delete-snapshot                      {remote, instance, snapshot}
 //   migrate-source  cross-remote copy/move: POST on the source  {kind, source}
 //   migrate         the target pulls                {kind, source, target, source_operation, target_operation?}
-//   verify          move: target checked against the source
-//   unmark          user.berth.incomplete removed from the target (the transfer is whole)
+//   verify          move: target checked against the source; result {target_etag, source_etag}
+//   unmark          user.berth.incomplete removed from the target; result {target_etag} after it
 //   delete-target   a failed transfer's partial target removed
 //   delete-source   move: the verified move's source removed
 //   delete          delete_ action
@@ -48,7 +51,7 @@ class LxdExecutor final : public providers::ActionExecutor {
 class LxdRecoverer final : public providers::Recoverer {
  public:
   explicit LxdRecoverer(ClientConfig config, ExecutorOptions options = {});
-  providers::RecoveryResponse recover(const providers::RecoveryRequest& request) override;
+  providers::SettleResponse settle(const providers::SettleRequest& request) override;
 
  private:
   ClientConfig config_;

@@ -19,7 +19,7 @@ namespace berth::lxd {
 // Set on a copy's or move's target from its creation until the transfer succeeded and (for a move)
 // the target verified. A target that still carries it is half-done: recovery deletes it. Its value
 // says where the data came from ("h1:c1").
-inline constexpr std::string_view incomplete_key = "user.berth.incomplete";
+using model::incomplete_key;
 
 // A connected remote: the client and the names errors carry.
 struct RemoteHandle {

@@ -1,42 +1,23 @@
-// Recovery: what an apply that crashed (or was killed) left half-done, and how to make the hosts
-// convergeable again. Called once per open journal intent; the next plan does the rest.
+// Recovery: inspecting what an interrupted apply left half-done, and planning what settles it.
+// Read-only: this file never changes a host. What must change becomes a recovery action
+// (finish_transfer / undo_transfer) on the plan value, shown and confirmed with the rest, and
+// carried out by the executor, which checks the same proof again right before it acts.
 //
-// Principles: never delete the only copy of a container; prefer finishing over undoing when the
-// data is provably whole; a daemon keeps running an operation after berth dies, so first wait for
-// whatever is still running on the instance concerned.
-//
-// Rules, by the journal step's detail:
-//
-// A. Transfers (detail has kind copy|move, source, target: steps migrate, verify, unmark,
-//    delete-target, delete-source and the stop-force of a delete-source):
-//    1. Wait for every running operation on the target instance (and for the recorded source
-//       operation). An operation on the target that ends in success counts as a finished transfer.
-//    2. Target absent: nothing half-done is left (LXD removes a failed migration's target itself);
-//       the plan will copy/move again. If a move's source is absent too, the container is lost:
-//       unresolved, for a human.
-//    3. Target present and still marked user.berth.incomplete:
-//       - the transfer is known to have finished (an op we waited for succeeded, or the open step
-//         is verify/unmark, which only run after the transfer succeeded): finish it — a move's
-//         target is verified against its source, then unmarked, then the source deleted; a copy is
-//         unmarked. A move whose target fails verification is undone (target deleted).
-//       - otherwise the data may be partial: the target is deleted, but only while the source
-//         exists (never the only copy); with the source gone it is left alone, unresolved.
-//    4. Target present, not marked: the transfer finished and, for a move, was verified. A move
-//       whose source still exists is finished: re-verified, then the source deleted (else the plan
-//       would see the container on two remotes and stop). A copy is complete.
-//
-// B. create (launch, same-remote copy): LXD finishes or reverts a creation on its own. Wait for
-//    running operations on the instance; then nothing to undo: if it exists the plan converges
-//    it (power state, snapshots), if not the plan creates it again.
-//
-// C. migrate-source (the source's migration op, no target yet): nothing to undo; the source
-//    operation times out by itself after 10 s without peers.
-//
-// D. image-secret: nothing to undo (a one-time image token; unused it harms nothing).
-//
-// E. Every other single-instance step (update, start, stop, stop-force, freeze, unfreeze, restart,
-//    snapshot, delete-snapshot, delete): wait for running operations on the instance; the plan
-//    re-reads the host and converges from whatever state it is in.
+// Principles:
+// - Prove before acting. The journal says what berth did (steps done, the transfer's token, the
+//   source's ETag, status and snapshot names when it started, the target's ETag after unmark);
+//   the hosts say what is there now. Only what both prove is finished or undone.
+// - Finish a transfer only when the data provably arrived (the migrate step or its operation
+//   succeeded, or verify/unmark ran) and, for a move, the source is exactly as it was (stopped,
+//   same ETag and snapshots): then unmark the target and delete the stopped source.
+// - Undo only what berth alone made and nobody touched: a target still carrying this transfer's
+//   mark (or its recorded post-unmark ETag), stopped. Its source stays.
+// - A running source is never stopped or deleted. A source someone changed since wins over the
+//   target copied from it: the untouched target is undone and the plan moves again.
+// - Anything else is held: left as it is, with a note saying what was found and what to do; the
+//   containers concerned are not planned until `berth state drop-intent`.
+// - A daemon keeps running an operation after berth dies, so whatever still runs on the instance
+//   concerned is waited for first.
 
 #include <map>
 
@@ -69,41 +50,206 @@ std::optional<Place> place_of(const nlohmann::json& j) {
   return p;
 }
 
-class Recovery {
+using providers::JournalStep;
+using providers::SettleResponse;
+using providers::Verdict;
+
+bool has_transfer_context(const nlohmann::json& d) {
+  return d.is_object() && d.contains("kind") && d.contains("source") && d.contains("target");
+}
+
+class Settler {
  public:
-  Recovery(const ClientConfig& config, const ExecutorOptions& options, const providers::RecoveryRequest& request)
+  Settler(const ClientConfig& config, const ExecutorOptions& options, const providers::SettleRequest& request)
       : config_(config), options_(options), request_(request) {}
 
-  providers::RecoveryResponse run() {
-    const auto& d = request_.detail;
-    const std::string& step = request_.step;
-    if (d.is_object() && d.contains("kind") && d.contains("target") && d.contains("source") &&
-        step != "migrate-source") {
-      return transfer();
+  SettleResponse run() {
+    for (const auto& s : request_.steps) {
+      if (s.step != "migrate-source" && has_transfer_context(s.detail)) return transfer(s.detail);
     }
-    if (step == "migrate-source") return done("the source's migration operation was never used; it expires by itself");
-    if (step == "image-secret") return done("an image secret was requested; nothing to undo");
-    auto where = place_of(d);
-    if (!where) return unresolved("the journal entry names no instance");
-    auto r = remote(where->remote);
-    if (!r) return unresolved(r.error().message);
-    if (auto w = wait_for_instance(**r, where->instance); !w) return unresolved(w.error().message);
-    auto inst = get_instance(**r, where->instance);
-    if (!inst) return unresolved(inst.error().message);
-    return done(where->remote + ":" + where->instance + (*inst ? " exists" : " does not exist") +
-                "; nothing to undo, the next plan converges it");
+    return single();
   }
 
  private:
-  providers::RecoveryResponse done(std::string note) { return {true, std::move(note)}; }
-  providers::RecoveryResponse unresolved(std::string note) { return {false, std::move(note)}; }
+  static SettleResponse settled(std::string note) { return {Verdict::settled, std::nullopt, std::move(note), {}}; }
+  static SettleResponse held(std::string note, std::vector<std::string> containers) {
+    return {Verdict::held, std::nullopt, std::move(note), std::move(containers)};
+  }
+
+  const JournalStep* last_done(std::string_view step) const {
+    const JournalStep* found = nullptr;
+    for (const auto& s : request_.steps) {
+      if (s.step == step && s.phase == "done") found = &s;
+    }
+    return found;
+  }
+
+  // Steps that change only one instance (create, update, restart, power, snapshots, delete): LXD
+  // finishes or reverts each by itself, and the plan converges from whatever state it is in.
+  SettleResponse single() {
+    std::optional<Place> where;
+    for (const auto& s : request_.steps) {
+      if (s.phase != "intent") continue;
+      if (s.step == "migrate-source") return settled("the source's migration operation was never used; it expires by itself");
+      if (s.step == "image-secret") return settled("an image secret was requested; nothing to undo");
+      if (!where) where = place_of(s.detail);
+    }
+    if (!where) return held("the journal entry names no instance", {});
+    auto r = remote(where->remote);
+    if (!r) return held(r.error().message, {where->instance});
+    if (auto w = wait_for_instance(**r, where->instance); !w) return held(w.error().message, {where->instance});
+    auto inst = get_instance(**r, where->instance);
+    if (!inst) return held(inst.error().message, {where->instance});
+    return settled(where->remote + ":" + where->instance + (*inst ? " exists" : " does not exist") +
+                   "; nothing is half-done, the plan converges it");
+  }
+
+  SettleResponse transfer(const nlohmann::json& d) {
+    const std::string kind = d.value("kind", std::string{});
+    const bool is_move = kind == "move";
+    const auto from = place_of(d["source"]);
+    const auto to = place_of(d["target"]);
+    if (!from || !to || (kind != "move" && kind != "copy")) return held("the journal entry names no source or target", {});
+    const std::string from_text = from->remote + ":" + from->instance + (from->snapshot ? "/" + *from->snapshot : "");
+    const std::string to_text = to->remote + ":" + to->instance;
+    const std::vector<std::string> concerned = {to->instance};
+
+    auto dst = remote(to->remote);
+    if (!dst) return held(dst.error().message, concerned);
+    auto src = remote(from->remote);
+    if (!src) return held(src.error().message, concerned);
+
+    // Let whatever still runs end. The target's operation says whether the data arrived; the
+    // source's pull-mode operation succeeds only once the target confirmed the transfer.
+    auto waited = wait_for_instance(**dst, to->instance);
+    if (!waited) return held(waited.error().message, concerned);
+    bool op_succeeded = *waited;
+    for (const auto& s : request_.steps) {
+      for (const auto* j : {&s.detail, &s.result}) {
+        if (!j->is_object()) continue;
+        const auto it = j->find("source_operation");
+        if (it == j->end() || !it->is_string()) continue;
+        if (wait_operation((*src)->client, it->get<std::string>(), wait("waiting for the source operation"))) {
+          op_succeeded = true;
+        }
+      }
+    }
+
+    auto target = get_instance(**dst, to->instance);
+    if (!target) return held(target.error().message, concerned);
+    auto source = get_instance(**src, from->instance);
+    if (!source) return held(source.error().message, concerned);
+
+    // What the journal proves.
+    const auto* verify = last_done("verify");
+    const auto* unmark = last_done("unmark");
+    const bool arrived = op_succeeded || last_done("migrate") != nullptr || verify != nullptr || unmark != nullptr;
+    nlohmann::json source_state = d.value("source_state", nlohmann::json::object());
+    if (verify != nullptr && verify->result.is_object() && verify->result.contains("source_etag")) {
+      source_state["etag"] = verify->result["source_etag"];  // as the verified move left it
+    }
+    nlohmann::json proof = {{"token", d.value("token", std::string{})},
+                            {"mark", d.value("mark", std::string{})},
+                            {"source_state", source_state}};
+    if (unmark != nullptr && unmark->result.is_object()) proof["target_etag"] = unmark->result.value("target_etag", std::string{});
+
+    if (!*target) {
+      if (is_move && !*source) {
+        return held("the move of " + from_text + " left neither the source nor the target " + to_text +
+                        "; restore it from a backup or snapshot",
+                    concerned);
+      }
+      return settled(to_text + " was not created; the plan " + std::string{is_move ? "moves" : "copies"} + " again");
+    }
+
+    const auto config = config_of((*target)->instance);
+    const auto mark = config.find(std::string{incomplete_key});
+    const bool marked = mark != config.end();
+    const std::string recorded_mark = proof["mark"].get<std::string>();
+    const std::string recorded_etag = proof.value("target_etag", std::string{});
+    const bool ours = marked ? (!recorded_mark.empty() && mark->second == recorded_mark)
+                             : (!recorded_etag.empty() && recorded_etag == (*target)->etag);
+    const bool target_stopped =
+        model::live_power_from_status_code((*target)->instance.value("status_code", 0)) == LivePower::stopped;
+
+    if (!ours) {
+      if (!marked && (!is_move || !*source)) return settled(to_text + " is complete");
+      return held(to_text + (marked ? " carries another transfer's mark" : " was changed since the interrupted run") +
+                      (is_move && *source ? " and its source " + from_text + " still exists" : std::string{}) +
+                      "; neither was touched. Keep the one you want, delete the other",
+                  concerned);
+    }
+
+    if (!is_move) {
+      if (!marked) return settled("the copy " + to_text + " is complete");
+      if (arrived) return recover(plan::ActionKind::finish_transfer, kind, *from, *to, proof,
+                                  "the copy to " + to_text + " arrived whole but was not marked complete");
+      if (!target_stopped) return held(to_text + " may be incomplete and someone started it; left alone", concerned);
+      return recover(plan::ActionKind::undo_transfer, kind, *from, *to, proof,
+                     "the copy to " + to_text + " may be incomplete; " + from_text + " is untouched");
+    }
+
+    if (!*source) {
+      if (!marked) return settled("the move to " + to_text + " is complete");
+      return held(to_text + " may be incomplete and its source " + from_text +
+                      " no longer exists; left alone, check it by hand",
+                  concerned);
+    }
+    auto source_snaps = snapshot_names(**src, from->instance);
+    if (!source_snaps) return held(source_snaps.error().message, concerned);
+    std::optional<std::string> changed;
+    const auto& src_inst = (*source)->instance;
+    if (model::live_power_from_status_code(src_inst.value("status_code", 0)) != LivePower::stopped) {
+      changed = "it is " + src_inst.value("status", std::string{"?"});
+    } else if ((*source)->etag != source_state.value("etag", std::string{"?"})) {
+      changed = "its configuration changed";
+    } else if (!source_state.contains("snapshots") || nlohmann::json(*source_snaps) != source_state["snapshots"]) {
+      changed = "its snapshots changed";
+    }
+    if (!changed && arrived) {
+      return recover(plan::ActionKind::finish_transfer, kind, *from, *to, proof,
+                     "the move to " + to_text + " arrived" + std::string{verify != nullptr ? " and was verified" : ""} +
+                         "; " + from_text + " is stopped and unchanged");
+    }
+    if (!target_stopped) {
+      return held("both " + from_text + " and " + to_text + " exist and someone started the target; neither was touched",
+                  concerned);
+    }
+    return recover(plan::ActionKind::undo_transfer, kind, *from, *to, proof,
+                   changed ? "the source " + from_text + " changed since the move began (" + *changed +
+                                 "): it stays, the copy made from it goes"
+                           : "the move to " + to_text + " may not have arrived; " + from_text + " is untouched");
+  }
+
+  SettleResponse recover(plan::ActionKind kind, const std::string& transfer, const Place& from, const Place& to,
+                         nlohmann::json proof, std::string found) {
+    plan::Action a;
+    a.kind = kind;
+    a.address = plan::Address{to.remote, to.instance, std::nullopt};
+    a.source = plan::Address{from.remote, from.instance, from.snapshot};
+    a.id = std::string{plan::to_string(kind)} + " " + plan::to_string(a.address);
+    a.consented = true;  // the interrupted run had consent for the transfer; undo removes only berth's own
+    if (kind == plan::ActionKind::finish_transfer) {
+      a.reason = transfer == "move" ? "finish the interrupted move: unmark the target, delete the stopped source"
+                                    : "finish the interrupted copy: mark the target complete";
+      a.disruption = transfer == "move" ? plan::Disruption::move : plan::Disruption::none;
+    } else {
+      a.reason = "undo the interrupted " + transfer + ": delete the target berth made";
+      a.disruption = plan::Disruption::destroy;
+    }
+    a.recovery.emplace();
+    a.recovery->transfer = transfer;
+    a.recovery->found = found;
+    a.recovery->proof = std::move(proof);
+    return {Verdict::recover, std::move(a), std::move(found), {to.instance}};
+  }
 
   Result<RemoteHandle*> remote(const std::string& name) {
     if (const auto it = remotes_.find(name); it != remotes_.end()) return &it->second;
     if (request_.fleet == nullptr) return make_error(ErrorKind::invalid_argument, "no fleet given");
     const auto spec = request_.fleet->remotes.find(name);
     if (spec == request_.fleet->remotes.end()) {
-      return make_error(ErrorKind::invalid_argument, "remote " + name + ": no longer declared in the fleet file");
+      return make_error(ErrorKind::invalid_argument, "remote " + name + " is no longer declared in the fleet file");
     }
     auto handle = open_remote(config_, spec->second, options_.timeouts);
     if (!handle) return handle.error();
@@ -126,145 +272,20 @@ class Recovery {
       if (ops->empty()) return any_succeeded;
       bool waited_any = false;
       for (const auto& op : *ops) {
-        // Only tasks (create, migrate as target, start, stop, snapshot, delete) end by themselves;
-        // a websocket operation such as an `lxc exec` session may run for ever.
+        // Only tasks end by themselves; a websocket operation such as `lxc exec` may run for ever.
         if (op.operation_class != "task") continue;
         waited_any = true;
         spdlog::info("recovery: waiting for operation {} on {}:{}", op.id, r.name(), name);
-        auto finished = wait_operation(r.client, "/1.0/operations/" + op.id, wait("waiting for " + name));
-        if (finished) any_succeeded = true;
+        if (wait_operation(r.client, "/1.0/operations/" + op.id, wait("waiting for " + name))) any_succeeded = true;
       }
       if (!waited_any) return any_succeeded;
     }
     return any_succeeded;
   }
 
-  Result<void> remove(RemoteHandle& r, const std::string& name) {
-    auto inst = get_instance(r, name);
-    if (!inst) return inst.error();
-    if (!*inst) return {};
-    const auto p = model::live_power_from_status_code((*inst)->instance.value("status_code", 0));
-    if (p != LivePower::stopped) {
-      if (auto s = change_state(r, name, "stop", -1, true, wait("stopping " + name)); !s) return s;
-    }
-    auto op = call_and_wait(r, Method::delete_, "/1.0/instances/" + name, std::nullopt, wait("deleting " + name));
-    if (!op) return op.error();
-    return {};
-  }
-
-  Result<void> unmark(RemoteHandle& r, const std::string& name) {
-    auto read = get_instance(r, name);
-    if (!read) return read.error();
-    if (!*read) return r.error(make_error(ErrorKind::not_found, name + " vanished"));
-    nlohmann::json put = (*read)->instance;
-    nlohmann::json config = put.value("config", nlohmann::json::object());
-    config.erase(std::string{incomplete_key});
-    const nlohmann::json body = {{"architecture", put.value("architecture", std::string{})},
-                                 {"config", config},
-                                 {"devices", put.value("devices", nlohmann::json::object())},
-                                 {"ephemeral", put.value("ephemeral", false)},
-                                 {"profiles", put.value("profiles", nlohmann::json::array())},
-                                 {"description", put.value("description", std::string{})}};
-    Headers headers;
-    if (!(*read)->etag.empty()) headers.emplace_back("If-Match", (*read)->etag);
-    auto op = call_and_wait(r, Method::put, "/1.0/instances/" + name, body, wait("unmarking " + name), headers);
-    if (!op) return op.error();
-    return {};
-  }
-
-  // nullopt: the target is a faithful copy of the source.
-  Result<std::optional<std::string>> verify(RemoteHandle& src, const InstanceRead& source, const Place& from,
-                                            RemoteHandle& dst, const InstanceRead& target, const Place& to) {
-    auto ss = snapshot_names(src, from.instance);
-    if (!ss) return ss.error();
-    auto ts = snapshot_names(dst, to.instance);
-    if (!ts) return ts.error();
-    return verify_move(source.instance, *ss, target.instance, *ts, {});
-  }
-
-  providers::RecoveryResponse transfer() {
-    const auto& d = request_.detail;
-    const bool is_move = d.value("kind", std::string{}) == "move";
-    const auto from = place_of(d["source"]);
-    const auto to = place_of(d["target"]);
-    if (!from || !to) return unresolved("the journal entry names no source or target");
-    const std::string from_text = from->remote + ":" + from->instance + (from->snapshot ? "/" + *from->snapshot : "");
-    const std::string to_text = to->remote + ":" + to->instance;
-
-    auto dst = remote(to->remote);
-    if (!dst) return unresolved(dst.error().message);
-    auto src = remote(from->remote);
-    if (!src) return unresolved(src.error().message);
-
-    // 1. Let whatever still runs end.
-    bool finished = request_.step == "verify" || request_.step == "unmark" || request_.step == "delete-source";
-    // The target's operation first: it is the one that says whether the data arrived. The source's
-    // pull-mode operation succeeds only once the target confirmed the transfer, so its success
-    // counts too (the target's may already be gone when we look).
-    auto waited = wait_for_instance(**dst, to->instance);
-    if (!waited) return unresolved(waited.error().message);
-    finished = finished || *waited;
-    if (const auto it = d.find("source_operation"); it != d.end() && it->is_string()) {
-      auto source_op =
-          wait_operation((*src)->client, it->get<std::string>(), wait("waiting for the source operation"));
-      finished = finished || source_op.ok();
-      if (auto again = wait_for_instance(**dst, to->instance); again && *again) finished = true;
-    }
-
-    auto target = get_instance(**dst, to->instance);
-    if (!target) return unresolved(target.error().message);
-    auto source = get_instance(**src, from->instance);
-    if (!source) return unresolved(source.error().message);
-
-    // 2. No target.
-    if (!*target) {
-      if (is_move && !*source) {
-        return unresolved("the move of " + from_text + " left neither the source nor the target " + to_text);
-      }
-      return done(to_text + " was not created; the next plan " + (is_move ? "moves" : "copies") + " again");
-    }
-    const bool marked = config_of((*target)->instance).count(std::string{incomplete_key}) != 0;
-
-    // 3. Marked target.
-    if (marked) {
-      if (!*source) {
-        return unresolved(to_text + " may be incomplete and its source " + from_text +
-                          " no longer exists; left alone, check it by hand");
-      }
-      if (finished) {
-        if (is_move) {
-          auto problem = verify(**src, **source, *from, **dst, **target, *to);
-          if (!problem) return unresolved(problem.error().message);
-          if (*problem) {
-            if (auto rm = remove(**dst, to->instance); !rm) return unresolved(rm.error().message);
-            return done("the moved " + to_text + " did not match its source (" + **problem +
-                        "); deleted it, the source stays");
-          }
-        }
-        if (auto u = unmark(**dst, to->instance); !u) return unresolved(u.error().message);
-        if (!is_move) return done("the copy " + to_text + " had finished; marked complete");
-        if (auto rm = remove(**src, from->instance); !rm) return unresolved(rm.error().message);
-        return done("the move to " + to_text + " had finished; verified it and deleted the source " + from_text);
-      }
-      if (auto rm = remove(**dst, to->instance); !rm) return unresolved(rm.error().message);
-      return done("deleted the half-copied " + to_text + "; " + from_text + " is untouched");
-    }
-
-    // 4. Unmarked target: whole, and verified if it was a move.
-    if (!is_move || !*source) return done(to_text + " is complete");
-    auto problem = verify(**src, **source, *from, **dst, **target, *to);
-    if (!problem) return unresolved(problem.error().message);
-    if (*problem) {
-      return unresolved("both " + from_text + " and " + to_text + " exist and differ (" + **problem +
-                        "); neither was deleted, check them by hand");
-    }
-    if (auto rm = remove(**src, from->instance); !rm) return unresolved(rm.error().message);
-    return done("finished the move to " + to_text + ": deleted the source " + from_text);
-  }
-
   const ClientConfig& config_;
   const ExecutorOptions& options_;
-  const providers::RecoveryRequest& request_;
+  const providers::SettleRequest& request_;
   std::map<std::string, RemoteHandle> remotes_;
 };
 
@@ -273,9 +294,9 @@ class Recovery {
 LxdRecoverer::LxdRecoverer(ClientConfig config, ExecutorOptions options)
     : config_(std::move(config)), options_(options) {}
 
-providers::RecoveryResponse LxdRecoverer::recover(const providers::RecoveryRequest& request) {
-  Recovery recovery(config_, options_, request);
-  return recovery.run();
+providers::SettleResponse LxdRecoverer::settle(const providers::SettleRequest& request) {
+  Settler settler(config_, options_, request);
+  return settler.run();
 }
 
 std::unique_ptr<providers::Recoverer> make_recoverer(ClientConfig config, ExecutorOptions options) {

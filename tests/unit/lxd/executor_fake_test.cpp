@@ -180,6 +180,7 @@ TEST_F(ExecutorFake, UpdateKeepsUndeclaredKeysAndReportsAStaleETag) {
   a.kind = plan::ActionKind::update;
   a.address = {"h1", "c1", std::nullopt};
   a.config = {{"user.b", "2"}};
+  a.changes = {{"config.user.b", nullptr, "2"}};
   ASSERT_TRUE(run(a).ok);
   const auto puts = lxd_.of("PUT", "/1.0/instances/c1");
   ASSERT_EQ(puts.size(), 1U);

@@ -1,4 +1,4 @@
-#include "cli/read_live.hpp"
+#include "engine/apply/read_live.hpp"
 
 #include <future>
 #include <set>
@@ -6,7 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
-namespace berth::cli {
+namespace berth::apply {
 
 LiveRead read_live_state(const model::Fleet& fleet, providers::StateReader& reader) {
   std::set<std::string> image_remotes;
@@ -34,4 +34,4 @@ LiveRead read_live_state(const model::Fleet& fleet, providers::StateReader& read
   return result;
 }
 
-}  // namespace berth::cli
+}  // namespace berth::apply

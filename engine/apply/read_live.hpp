@@ -4,7 +4,7 @@
 #include "engine/model/live.hpp"
 #include "providers/provider.hpp"
 
-namespace berth::cli {
+namespace berth::apply {
 
 // Reads every declared remote at once, one thread per remote (each does its own bulk reads).
 // A remote that fails is Unknown in the result; the others are unaffected.
@@ -14,4 +14,4 @@ struct LiveRead {
 };
 [[nodiscard]] LiveRead read_live_state(const model::Fleet& fleet, providers::StateReader& reader);
 
-}  // namespace berth::cli
+}  // namespace berth::apply

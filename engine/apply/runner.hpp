@@ -1,6 +1,7 @@
 #pragma once
 // Carries out a plan: walks its DAG (engine/apply/walk) on worker threads, one per running
 // action, journals every step in the state file, and reports events as they happen.
+// Part of berth_apply (with the pipeline), not berth_engine: it owns threads and the state file.
 
 #include <atomic>
 #include <cstdint>
@@ -16,25 +17,29 @@
 #include "engine/state/store.hpp"
 #include "providers/provider.hpp"
 
-namespace berth::cli {
+namespace berth::apply {
 
 // One line of `berth apply --json`: {"event": "started"|"progress"|"finished"|"failed"|"skipped"|"refused", ...}
 using EventSink = std::function<void(const nlohmann::json& event)>;
 
 struct RunOptions {
-  apply::Limits limits;
-  std::map<std::string, std::string> refused;  // action id -> why (missing consent)
+  Limits limits;
   const std::atomic<bool>* cancel = nullptr;
+  // Called after each journal intent is written, before the call it announces (tests use it to
+  // kill the process at a named step).
+  std::function<void(const std::string& action_id, const std::string& step)> on_intent;
 };
 
 struct RunSummary {
-  std::map<apply::Status, int> counts;
-  std::map<std::string, apply::Outcome> outcomes;  // by action id
+  std::map<Status, int> counts;
+  std::map<std::string, Outcome> outcomes;  // by action id
   bool all_succeeded = false;
 };
 
+// Refuses exactly plan::refusals(plan) (consent is decided on the plan value, never here); a
+// recovery action that succeeded closes the journal intents it settles.
 [[nodiscard]] RunSummary run_plan(const plan::Plan& plan, const model::Fleet& fleet,
                                   providers::ActionExecutor& executor, state::Store& store, std::int64_t run_id,
                                   const RunOptions& options, const EventSink& events);
 
-}  // namespace berth::cli
+}  // namespace berth::apply

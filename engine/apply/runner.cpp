@@ -1,4 +1,4 @@
-#include "cli/apply_runner.hpp"
+#include "engine/apply/runner.hpp"
 
 #include <chrono>
 #include <condition_variable>
@@ -6,7 +6,7 @@
 #include <mutex>
 #include <thread>
 
-namespace berth::cli {
+namespace berth::apply {
 namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -17,10 +17,16 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 // each intent/result call atomic with respect to the others.
 class StoreJournal final : public providers::StepJournal {
  public:
-  StoreJournal(state::Store& store, std::int64_t run_id) : store_(store), run_id_(run_id) {}
+  StoreJournal(state::Store& store, std::int64_t run_id, const RunOptions& options)
+      : store_(store), run_id_(run_id), options_(options) {}
   std::int64_t intent(const std::string& action_id, const std::string& step, const nlohmann::json& detail) override {
-    const std::lock_guard lock(mutex_);
-    return store_.journal_intent(run_id_, action_id, step, detail.dump());
+    std::int64_t seq = 0;
+    {
+      const std::lock_guard lock(mutex_);
+      seq = store_.journal_intent(run_id_, action_id, step, detail.dump());
+    }
+    if (options_.on_intent) options_.on_intent(action_id, step);
+    return seq;
   }
   void result(std::int64_t seq, bool ok, const nlohmann::json& detail) override {
     const std::lock_guard lock(mutex_);
@@ -31,8 +37,16 @@ class StoreJournal final : public providers::StepJournal {
  private:
   state::Store& store_;
   std::int64_t run_id_;
+  const RunOptions& options_;
   std::mutex mutex_;
 };
+
+const plan::Action* find_action(const plan::Plan& plan, const std::string& id) {
+  for (const auto& a : plan.actions) {
+    if (a.id == id) return &a;
+  }
+  return nullptr;
+}
 
 struct Finished {
   std::string id;
@@ -44,8 +58,8 @@ struct Finished {
 
 RunSummary run_plan(const plan::Plan& plan, const model::Fleet& fleet, providers::ActionExecutor& executor,
                     state::Store& store, std::int64_t run_id, const RunOptions& options, const EventSink& events) {
-  apply::Walk walk(plan, options.limits, options.refused);
-  StoreJournal journal(store, run_id);
+  Walk walk(plan, options.limits, plan::refusals(plan));
+  StoreJournal journal(store, run_id, options);
 
   std::mutex mutex;  // guards `finished` and serialises calls to `events`
   std::condition_variable wake;
@@ -59,10 +73,10 @@ RunSummary run_plan(const plan::Plan& plan, const model::Fleet& fleet, providers
 
   for (const auto& a : plan.actions) {
     const auto& o = walk.outcome(a.id);
-    if (o.status == apply::Status::refused || o.status == apply::Status::skipped) {
-      emit({{"event", std::string{apply::to_string(o.status)}}, {"action", a.id}, {"error", o.error}});
+    if (o.status == Status::refused || o.status == Status::skipped) {
+      emit({{"event", std::string{to_string(o.status)}}, {"action", a.id}, {"error", o.error}});
       const std::lock_guard lock(journal.mutex());
-      store.record_action(run_id, a.id, std::string{apply::to_string(o.status)}, o.error, 0);
+      store.record_action(run_id, a.id, std::string{to_string(o.status)}, o.error, 0);
     }
   }
 
@@ -114,6 +128,10 @@ RunSummary run_plan(const plan::Plan& plan, const model::Fleet& fleet, providers
       {
         const std::lock_guard jl(journal.mutex());
         store.record_action(run_id, f.id, f.response.ok ? "succeeded" : "failed", f.response.error, f.seconds);
+        const auto* action = find_action(plan, f.id);
+        if (f.response.ok && action != nullptr && action->recovery) {
+          store.resolve_intents(action->recovery->settles, "settled by " + f.id + " in run " + std::to_string(run_id));
+        }
       }
       nlohmann::json e = {{"event", f.response.ok ? "finished" : "failed"}, {"action", f.id}, {"seconds", f.seconds}};
       if (!f.response.ok) e["error"] = f.response.error;
@@ -124,7 +142,7 @@ RunSummary run_plan(const plan::Plan& plan, const model::Fleet& fleet, providers
       if (!f.response.ok) {
         for (const auto& a : plan.actions) {
           const auto& o = walk.outcome(a.id);
-          if (o.status == apply::Status::skipped && o.error.find(f.id + ",") != std::string::npos) {
+          if (o.status == Status::skipped && o.error.find(f.id + ",") != std::string::npos) {
             emit({{"event", "skipped"}, {"action", a.id}, {"error", o.error}});
             const std::lock_guard jl(journal.mutex());
             store.record_action(run_id, a.id, "skipped", o.error, 0);
@@ -143,4 +161,4 @@ RunSummary run_plan(const plan::Plan& plan, const model::Fleet& fleet, providers
   return summary;
 }
 
-}  // namespace berth::cli
+}  // namespace berth::apply

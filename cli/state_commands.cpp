@@ -1,0 +1,106 @@
+// state intents, state drop-intent: what interrupted runs left open in the journal.
+
+#include <algorithm>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+#include "cli/terminal.hpp"
+#include "engine/state/store.hpp"
+
+namespace berth::cli {
+namespace {
+
+std::unique_ptr<state::Store> open_store(const StateCommandOptions& options) {
+  try {
+    return state::Store::open_existing(options.state_path);
+  } catch (const state::StoreError& e) {
+    std::cerr << "berth: " << e.what() << '\n';
+    return nullptr;
+  }
+}
+
+nlohmann::json detail_of(const state::JournalEntry& e) {
+  auto detail = nlohmann::json::parse(e.detail, nullptr, false);
+  return detail.is_discarded() ? nlohmann::json(nullptr) : detail;
+}
+
+}  // namespace
+
+int run_state_intents(const GlobalOptions& /*global*/, const StateCommandOptions& options) {
+  std::vector<state::JournalEntry> open;
+  if (auto store = open_store(options)) {
+    open = store->open_intents();
+  } else if (std::filesystem::exists(options.state_path)) {
+    return exit_error;
+  }
+  if (options.json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& e : open) {
+      out.push_back({{"id", e.seq}, {"run", e.run_id}, {"action", e.action_id}, {"step", e.step},
+                     {"since", e.at}, {"detail", detail_of(e)}});
+    }
+    std::cout << out.dump(2) << '\n';
+    return exit_ok;
+  }
+  if (open.empty()) {
+    std::cout << "No open intents in " << options.state_path.string() << ".\n";
+    return exit_ok;
+  }
+  std::cout << open.size() << " open intent" << (open.size() == 1 ? "" : "s") << " in " << options.state_path.string()
+            << " (steps an interrupted run started and never finished):\n";
+  for (const auto& e : open) {
+    std::cout << "  " << e.seq << "  run " << e.run_id << "  " << e.action_id << "  step " << e.step << "  since "
+              << e.at << "\n      " << detail_of(e).dump() << '\n';
+  }
+  std::cout << "`berth apply` settles them (see `berth plan`); one it cannot settle can be dropped with "
+               "`berth state drop-intent ID` once the hosts are put right by hand.\n";
+  return exit_ok;
+}
+
+int run_state_drop_intent(const GlobalOptions& /*global*/, const StateCommandOptions& options, std::int64_t seq) {
+  auto store = open_store(options);
+  if (!store) {
+    if (!std::filesystem::exists(options.state_path)) {
+      std::cerr << "berth: there is no state file at " << options.state_path.string() << '\n';
+    }
+    return exit_error;
+  }
+  const auto open = store->open_intents();
+  const auto it = std::find_if(open.begin(), open.end(), [&](const state::JournalEntry& e) { return e.seq == seq; });
+  if (it == open.end()) {
+    std::cerr << "berth: no open intent with id " << seq << " in " << options.state_path.string()
+              << "; `berth state intents` lists them\n";
+    return exit_error;
+  }
+  if (const auto holder = store->live_lock_holder()) {
+    std::cerr << "berth: another run holds the state file's lock (" << holder->command << ", pid " << holder->pid
+              << "); its steps are in flight, not interrupted. Wait for it to finish.\n";
+    return exit_error;
+  }
+  std::cout << "Intent " << it->seq << ": run " << it->run_id << ", " << it->action_id << ", step " << it->step
+            << "\n  " << detail_of(*it).dump() << '\n'
+            << "Dropping it makes berth forget that this step may be half-done; berth will plan the containers "
+               "it names as it finds them.\n";
+  if (!options.auto_approve) {
+    if (!stdin_is_tty()) {
+      std::cerr << "berth: refusing to drop an intent without confirmation: stdin is not a terminal; pass "
+                   "--auto-approve\n";
+      return exit_error;
+    }
+    const auto answer = prompt("Drop it? Only 'yes' is accepted: ");
+    if (!answer || *answer != "yes") {
+      std::cerr << "berth: nothing dropped\n";
+      return exit_error;
+    }
+  }
+  if (!store->drop_intent(seq, "dropped by hand (berth state drop-intent)")) {
+    std::cerr << "berth: intent " << seq << " was closed meanwhile\n";
+    return exit_error;
+  }
+  std::cout << "Dropped intent " << seq << ".\n";
+  return exit_ok;
+}
+
+}  // namespace berth::cli

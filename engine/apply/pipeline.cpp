@@ -1,0 +1,232 @@
+#include "engine/apply/pipeline.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include "engine/apply/read_live.hpp"
+#include "engine/plan/render.hpp"
+
+namespace berth::apply {
+namespace {
+
+// Releases the lock on every way out (a SIGKILL leaves it: the next run takes over a lock whose
+// process is gone).
+class Locked {
+ public:
+  Locked(state::Store& store, std::string id) : store_(store), id_(std::move(id)) {}
+  ~Locked() { store_.release_lock(id_); }
+  Locked(const Locked&) = delete;
+  Locked& operator=(const Locked&) = delete;
+
+ private:
+  state::Store& store_;
+  std::string id_;
+};
+
+providers::JournalStep to_step(const state::JournalEntry& e) {
+  providers::JournalStep s;
+  s.seq = e.seq;
+  s.step = e.step;
+  s.phase = e.phase;
+  s.detail = nlohmann::json::parse(e.detail, nullptr, false);
+  if (s.detail.is_discarded()) s.detail = nullptr;
+  if (!e.result.empty()) {
+    s.result = nlohmann::json::parse(e.result, nullptr, false);
+    if (s.result.is_discarded()) s.result = nullptr;
+  }
+  return s;
+}
+
+std::string label(std::int64_t run_id, const std::string& action_id) {
+  return "run " + std::to_string(run_id) + ", " + action_id;
+}
+
+// The plan of the rest, from the hosts as they will be once recovery ran.
+plan::Plan plan_rest(const model::Fleet& fleet, const LiveRead& read, const Settlement& settlement, Goal goal,
+                     bool prune) {
+  const model::LiveState projected = plan::after_recovery(read.live, settlement.recovery);
+  plan::PlanOptions options;
+  options.prune = prune;
+  options.held = settlement.held;
+  plan::Plan plan = goal == Goal::destroy ? plan::compute_destroy_plan(fleet, projected)
+                                          : plan::compute_plan(fleet, projected, options);
+  // The basis is what was read, not the projection: a saved plan is checked against a fresh read.
+  plan.basis = plan::basis_of(read.live);
+  plan::prepend_recovery(plan, settlement.recovery);
+  plan.diagnostics.append(read.diagnostics);
+  plan.diagnostics.append(settlement.diagnostics);
+  return plan;
+}
+
+std::set<std::string> recovery_ids(const plan::Plan& plan) {
+  std::set<std::string> ids;
+  for (const auto& a : plan.actions) {
+    if (a.recovery) ids.insert(a.id);
+  }
+  return ids;
+}
+
+}  // namespace
+
+bool PipelineResult::success() const {
+  switch (outcome) {
+    case RunOutcome::no_changes: return plan.complete();
+    case RunOutcome::applied: return summary.all_succeeded && plan.complete();
+    default: return false;
+  }
+}
+
+Settlement settle_open_intents(state::Store* store, const model::Fleet& fleet, providers::Recoverer& recoverer) {
+  Settlement out;
+  if (store == nullptr) return out;
+  // One request per interrupted action, with all it journaled in its run.
+  std::vector<std::pair<std::int64_t, std::string>> actions;
+  std::set<std::pair<std::int64_t, std::string>> seen;
+  for (const auto& e : store->open_intents()) {
+    if (seen.insert({e.run_id, e.action_id}).second) actions.emplace_back(e.run_id, e.action_id);
+  }
+  for (const auto& [run_id, action_id] : actions) {
+    providers::SettleRequest request;
+    request.fleet = &fleet;
+    request.run_id = run_id;
+    request.action_id = action_id;
+    std::vector<std::int64_t> open;
+    for (const auto& e : store->journal_of(run_id, action_id)) {
+      request.steps.push_back(to_step(e));
+      if (e.phase == "intent") open.push_back(e.seq);
+    }
+    auto response = recoverer.settle(request);
+    const std::string who = label(run_id, action_id);
+    switch (response.verdict) {
+      case providers::Verdict::settled:
+        out.settled.insert(out.settled.end(), open.begin(), open.end());
+        out.notes.push_back(who + ": " + response.note);
+        break;
+      case providers::Verdict::recover:
+        if (response.action && std::none_of(out.recovery.begin(), out.recovery.end(), [&](const plan::Action& a) {
+              return a.id == response.action->id;
+            })) {
+          auto action = std::move(*response.action);
+          if (!action.recovery) action.recovery.emplace();
+          action.recovery->settles = open;
+          action.recovery->run_id = run_id;
+          out.recovery.push_back(std::move(action));
+          break;
+        }
+        [[fallthrough]];  // a recover verdict without an action is a provider bug: hold it
+      case providers::Verdict::held: {
+        std::string ids;
+        for (const auto seq : open) ids += (ids.empty() ? "" : ", ") + std::to_string(seq);
+        for (const auto& c : response.containers) out.held[c] = "an interrupted run left it unsettled (" + who + ")";
+        out.diagnostics.warning("interrupted " + who + " (journal " + ids + ") is not settled: " + response.note,
+                                who, std::nullopt,
+                                "put it right by hand, then `berth state drop-intent " + std::to_string(open.front()) +
+                                    "`; or fix what stops recovery and apply again");
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+plan::Plan prepare_plan(const model::Fleet& fleet, state::Store* store, const Providers& providers, Goal goal,
+                        bool prune, plan::ConsentFlags consent) {
+  const auto read = read_live_state(fleet, *providers.reader);
+  Settlement settlement;
+  std::optional<state::LockHolder> busy;
+  if (store != nullptr) busy = store->live_lock_holder();
+  if (!busy) settlement = settle_open_intents(store, fleet, *providers.recoverer);
+  plan::Plan plan = plan_rest(fleet, read, settlement, goal, prune);
+  if (busy) {
+    plan.diagnostics.warning("another run holds the state file's lock (" + busy->command + ", pid " +
+                                 std::to_string(busy->pid) + " on " + busy->host +
+                                 "); steps it has in flight were not inspected",
+                             "", std::nullopt, "plan again once it finished");
+  }
+  grant_consent(plan, consent);
+  return plan;
+}
+
+PipelineResult run_pipeline(const model::Fleet& fleet, state::Store& store, const Providers& providers,
+                            const PipelineOptions& options, const PipelineHooks& hooks) {
+  PipelineResult result;
+  auto notice = [&](const std::string& text) {
+    if (hooks.notice) hooks.notice(text);
+  };
+
+  // lock
+  state::Store::LockResult lock;
+  try {
+    lock = store.acquire_lock(options.command + " " + fleet.path, options.lock_timeout);
+  } catch (const state::StoreError& e) {
+    result.outcome = RunOutcome::state_error;
+    result.error = e.what();
+    return result;
+  }
+  if (!lock.lock_id) {
+    result.outcome = RunOutcome::locked;
+    result.holder = lock.holder;
+    return result;
+  }
+  const Locked held{store, *lock.lock_id};
+  result.took_over_lock = lock.took_over_stale;
+  if (lock.took_over_stale) notice("took over the lock of a berth process that no longer runs");
+
+  // read, settle, plan
+  const auto read = read_live_state(fleet, *providers.reader);
+  const Settlement settlement = settle_open_intents(&store, fleet, *providers.recoverer);
+  for (const auto& n : settlement.notes) notice("recovery: " + n);
+  if (options.saved != nullptr) {
+    result.plan = *options.saved;
+    result.stale = plan::stale_addresses(result.plan, read.live);
+    // Recovery is part of what was reviewed: the same recovery actions must be due now.
+    plan::Plan fresh;
+    plan::prepend_recovery(fresh, settlement.recovery);
+    if (recovery_ids(fresh) != recovery_ids(result.plan)) {
+      result.stale.push_back("the interrupted runs to recover differ from when the plan was made");
+    }
+    result.plan.diagnostics.append(settlement.diagnostics);
+  } else {
+    result.plan = plan_rest(fleet, read, settlement, options.goal, options.prune);
+    grant_consent(result.plan, options.consent);
+  }
+  plan::Plan& plan = result.plan;
+
+  if (hooks.planned) hooks.planned(plan);
+  if (!result.stale.empty()) {
+    result.outcome = RunOutcome::stale;
+    return result;
+  }
+  if (plan.diagnostics.has_errors()) {
+    result.outcome = RunOutcome::plan_errors;
+    return result;
+  }
+  // Intents that needed nothing: closed now, whatever follows (they are settled either way).
+  if (!settlement.settled.empty()) store.resolve_intents(settlement.settled, "nothing was half-done");
+  if (!plan.has_changes()) {
+    result.outcome = RunOutcome::no_changes;
+    return result;
+  }
+
+  // confirm
+  if (hooks.confirm && !hooks.confirm(plan)) {
+    result.outcome = RunOutcome::declined;
+    return result;
+  }
+
+  // walk, record
+  result.run_id = store.begin_run(options.command, fleet.path, plan::to_json(plan).dump());
+  RunOptions run;
+  run.limits = options.limits;
+  run.cancel = options.cancel;
+  run.on_intent = hooks.on_intent;
+  const EventSink events = hooks.events ? hooks.events : EventSink{[](const nlohmann::json&) {}};
+  result.summary = run_plan(plan, fleet, *providers.executor, store, result.run_id, run, events);
+  const bool interrupted = options.cancel != nullptr && options.cancel->load();
+  store.finish_run(result.run_id,
+                   interrupted ? "interrupted" : (result.summary.all_succeeded && plan.complete() ? "succeeded" : "failed"));
+  result.outcome = RunOutcome::applied;
+  return result;
+}
+
+}  // namespace berth::apply

@@ -1,0 +1,112 @@
+#pragma once
+// The apply pipeline: the one path by which berth changes hosts. `berth apply`, `berth destroy`
+// (and later `berth watch`) call it; the CLI only parses, confirms on a terminal and renders.
+//
+//   lock -> read -> settle open journal intents (recovery actions on the plan value)
+//        -> plan the rest as the hosts will be after them (or check a saved plan)
+//        -> consent on the plan value -> confirm (a callback) -> walk (recovery first) -> record
+//
+// Nothing changes on a host before `confirm` returned true: settling only reads (and may wait
+// for operations still running on a host). Consent is decided once, on the plan value: the walk
+// refuses exactly the actions still unconsented, and the executor never decides it again.
+// Providers are injected, so the whole pipeline runs against an in-memory provider in tests.
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/apply/runner.hpp"
+#include "engine/apply/walk.hpp"
+#include "engine/model/desired.hpp"
+#include "engine/plan/plan.hpp"
+#include "engine/state/store.hpp"
+#include "providers/provider.hpp"
+
+namespace berth::apply {
+
+struct Providers {
+  providers::StateReader* reader = nullptr;
+  providers::Recoverer* recoverer = nullptr;
+  providers::ActionExecutor* executor = nullptr;  // not needed to plan
+};
+
+enum class Goal { apply, destroy };
+
+struct PipelineOptions {
+  Goal goal = Goal::apply;
+  // Apply exactly this saved plan: refused when the hosts or the open journal intents changed
+  // since it was made. Its consent is what it recorded; `consent` must then be empty.
+  const plan::Plan* saved = nullptr;
+  plan::ConsentFlags consent;
+  bool prune = false;
+  Limits limits;
+  std::chrono::milliseconds lock_timeout{0};
+  std::string command;  // "apply", "destroy": the run record and the lock holder
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+struct PipelineHooks {
+  // The plan, before confirmation: what will happen, recovery actions included.
+  std::function<void(const plan::Plan&)> planned;
+  // Asked only when the plan has changes; false changes nothing. Unset: approved.
+  std::function<bool(const plan::Plan&)> confirm;
+  EventSink events;
+  // Things the user should know that are not plan actions: a lock taken over, intents closed.
+  std::function<void(const std::string&)> notice;
+  // See RunOptions::on_intent.
+  std::function<void(const std::string& action_id, const std::string& step)> on_intent;
+};
+
+enum class RunOutcome {
+  no_changes,   // nothing to do (the plan may still be incomplete: see plan.complete())
+  applied,      // walked; summary says how each action ended
+  locked,       // another run holds the state file's lock: `holder`
+  plan_errors,  // the plan has error diagnostics: nothing was changed
+  stale,        // the saved plan no longer matches the hosts: `stale`
+  declined,     // confirm returned false
+  state_error,  // the state file could not be used: `error`
+};
+
+struct PipelineResult {
+  RunOutcome outcome = RunOutcome::plan_errors;
+  plan::Plan plan;
+  RunSummary summary;
+  std::int64_t run_id = 0;
+  bool took_over_lock = false;
+  std::optional<state::LockHolder> holder;
+  std::vector<std::string> stale;
+  std::string error;
+
+  // Every action succeeded and every remote was read.
+  [[nodiscard]] bool success() const;
+};
+
+[[nodiscard]] PipelineResult run_pipeline(const model::Fleet& fleet, state::Store& store, const Providers& providers,
+                                          const PipelineOptions& options, const PipelineHooks& hooks);
+
+// What interrupted runs left open, inspected on the hosts (read-only).
+struct Settlement {
+  std::vector<plan::Action> recovery;         // finish or undo, in journal order
+  std::map<std::string, std::string> held;    // container name -> why it is not planned now
+  std::vector<std::int64_t> settled;          // open intents that need nothing more
+  std::vector<std::string> notes;             // one line per interrupted action, for the user
+  diag::Diagnostics diagnostics;              // a warning per held action
+};
+
+// Settles the open intents of `store` (which may be null: no state file, nothing open).
+[[nodiscard]] Settlement settle_open_intents(state::Store* store, const model::Fleet& fleet,
+                                             providers::Recoverer& recoverer);
+
+// read -> settle -> plan: what `berth plan` shows and `berth apply` would do, with no lock and no
+// change anywhere. `store` may be null. When another run holds the lock its open intents are its
+// own in-flight steps, not leftovers: they are not settled, and the plan says so.
+[[nodiscard]] plan::Plan prepare_plan(const model::Fleet& fleet, state::Store* store, const Providers& providers,
+                                      Goal goal, bool prune, plan::ConsentFlags consent);
+
+}  // namespace berth::apply
