@@ -85,6 +85,10 @@ Settlement settle_open_intents(state::Store* store, const model::Fleet& fleet, p
   for (const auto& e : store->open_intents()) {
     if (seen.insert({e.run_id, e.action_id}).second) actions.emplace_back(e.run_id, e.action_id);
   }
+  // Newest first: a recovery action that was itself interrupted carries the freshest evidence
+  // about its transfer, and the older run's intents for the same container are settled with it.
+  std::reverse(actions.begin(), actions.end());
+  std::map<std::string, std::size_t> recovering;  // container -> index in out.recovery
   for (const auto& [run_id, action_id] : actions) {
     providers::SettleRequest request;
     request.fleet = &fleet;
@@ -95,37 +99,49 @@ Settlement settle_open_intents(state::Store* store, const model::Fleet& fleet, p
       request.steps.push_back(to_step(e));
       if (e.phase == "intent") open.push_back(e.seq);
     }
-    auto response = recoverer.settle(request);
-    const std::string who = label(run_id, action_id);
-    switch (response.verdict) {
-      case providers::Verdict::settled:
-        out.settled.insert(out.settled.end(), open.begin(), open.end());
-        out.notes.push_back(who + ": " + response.note);
-        break;
-      case providers::Verdict::recover:
-        if (response.action && std::none_of(out.recovery.begin(), out.recovery.end(), [&](const plan::Action& a) {
-              return a.id == response.action->id;
-            })) {
-          auto action = std::move(*response.action);
-          if (!action.recovery) action.recovery.emplace();
-          action.recovery->settles = open;
-          action.recovery->run_id = run_id;
-          out.recovery.push_back(std::move(action));
-          break;
-        }
-        [[fallthrough]];  // a recover verdict without an action is a provider bug: hold it
-      case providers::Verdict::held: {
-        std::string ids;
-        for (const auto seq : open) ids += (ids.empty() ? "" : ", ") + std::to_string(seq);
-        for (const auto& c : response.containers) out.held[c] = "an interrupted run left it unsettled (" + who + ")";
-        out.diagnostics.warning("interrupted " + who + " (journal " + ids + ") is not settled: " + response.note,
-                                who, std::nullopt,
-                                "put it right by hand, then `berth state drop-intent " + std::to_string(open.front()) +
-                                    "`; or fix what stops recovery and apply again");
-        break;
-      }
+    providers::SettleResponse response;
+    try {
+      response = recoverer.settle(request);
+    } catch (const std::exception& e) {
+      // A damaged journal entry (or a bug): held, so it is reported and never acted upon.
+      response.verdict = providers::Verdict::held;
+      response.note = std::string{"its journal entries could not be read ("} + e.what() + ")";
     }
+    const std::string who = label(run_id, action_id);
+
+    // Already being recovered by a newer run's evidence: these intents close with that action.
+    const auto covered = std::find_if(response.containers.begin(), response.containers.end(),
+                                      [&](const std::string& c) { return recovering.count(c) != 0; });
+    if (response.verdict != providers::Verdict::settled && covered != response.containers.end()) {
+      auto& settles = out.recovery[recovering.at(*covered)].recovery->settles;
+      settles.insert(settles.end(), open.begin(), open.end());
+      continue;
+    }
+    if (response.verdict == providers::Verdict::recover && response.action) {
+      auto action = std::move(*response.action);
+      if (!action.recovery) action.recovery.emplace();
+      action.recovery->settles = open;
+      action.recovery->run_id = run_id;
+      for (const auto& c : response.containers) recovering[c] = out.recovery.size();
+      out.recovery.push_back(std::move(action));
+      continue;
+    }
+    if (response.verdict == providers::Verdict::settled) {
+      out.settled.insert(out.settled.end(), open.begin(), open.end());
+      out.notes.push_back(who + ": " + response.note);
+      continue;
+    }
+    // Held (or a recover verdict without an action, a provider bug): left as it is.
+    std::string ids;
+    for (const auto seq : open) ids += (ids.empty() ? "" : ", ") + std::to_string(seq);
+    for (const auto& c : response.containers) out.held[c] = "an interrupted run left it unsettled (" + who + ")";
+    out.diagnostics.warning("interrupted " + who + " (journal " + ids + ") is not settled: " + response.note, who,
+                            std::nullopt,
+                            "put it right by hand, then `berth state drop-intent " + std::to_string(open.front()) +
+                                "`; or fix what stops recovery and apply again");
   }
+  // Journal order among the recovery actions themselves.
+  std::reverse(out.recovery.begin(), out.recovery.end());
   return out;
 }
 

@@ -99,7 +99,15 @@ RunSummary run_plan(const plan::Plan& plan, const model::Fleet& fleet, providers
             if (p.bytes_per_second) e["bytes_per_second"] = *p.bytes_per_second;
             emit(e);
           };
-          auto response = executor.execute(request);
+          providers::ExecuteResponse response;
+          try {
+            response = executor.execute(request);
+          } catch (const std::exception& e) {
+            // A bug (or an answer no parser expected): this action fails; the walk, the journal
+            // and the lock stay intact instead of the process aborting.
+            response.ok = false;
+            response.error = std::string{"internal error: "} + e.what();
+          }
           const std::lock_guard lock(mutex);
           finished.push_back({action->id, std::move(response), seconds_since(start)});
           wake.notify_one();

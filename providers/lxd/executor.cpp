@@ -686,6 +686,7 @@ class Run {
                                                          env->value("certificate", std::string{}), with_snapshots);
 
     std::string target_op;
+    std::string target_etag;
     report(kind_text + " " + plan::to_string(from) + " -> " + dst.name() + ":" + name);
     const nlohmann::json detail = {{"kind", kind_text},
                                    {"source", address_json(from)},
@@ -724,10 +725,15 @@ class Run {
             auto op = wait_operation(dst.client, target_op, w);
             if (!op) return dst.error(op.error());
           }
+          // The target as the transfer left it: recovery tells from this whether anyone touched it.
+          if (auto made = get_instance(dst, name); made && *made) target_etag = (*made)->etag;
           return {};
         },
         [&] {
-          return target_op.empty() ? nlohmann::json::object() : nlohmann::json{{"target_operation", target_op}};
+          nlohmann::json out = nlohmann::json::object();
+          if (!target_op.empty()) out["target_operation"] = target_op;
+          if (!target_etag.empty()) out["target_etag"] = target_etag;
+          return out;
         });
     if (moved) return {};
 
@@ -832,6 +838,8 @@ class Run {
     const auto mark = config.find(std::string{incomplete_key});
     if (mark != config.end()) {
       if (mark->second != proof.value("mark", std::string{})) return "its incomplete mark is not this transfer's";
+      const std::string marked_etag = proof.value("marked_etag", std::string{});
+      if (!marked_etag.empty() && marked_etag != target.etag) return "it changed since the transfer made it";
       return std::nullopt;
     }
     const std::string etag = proof.value("target_etag", std::string{});
@@ -873,7 +881,11 @@ class Run {
                  {"token", proof.value("token", std::string{})},
                  {"mark", proof.value("mark", std::string{})},
                  {"source_state", proof.value("source_state", nlohmann::json::object())},
-                 {"recovers_run", action_.recovery->run_id}};
+                 {"marked_etag", proof.value("marked_etag", std::string{})},
+                 {"target_etag", proof.value("target_etag", std::string{})},
+                 {"recovers_run", action_.recovery->run_id},
+                 // finish_transfer is planned only once the data is proven to have arrived
+                 {"arrived", action_.kind == ActionKind::finish_transfer}};
     return RecoveryPlaces{*src, *dst, proof};
   }
 

@@ -143,7 +143,8 @@ class Settler {
     // What the journal proves.
     const auto* verify = last_done("verify");
     const auto* unmark = last_done("unmark");
-    const bool arrived = op_succeeded || last_done("migrate") != nullptr || verify != nullptr || unmark != nullptr;
+    const bool arrived = op_succeeded || last_done("migrate") != nullptr || verify != nullptr || unmark != nullptr ||
+                         d.value("arrived", false);
     nlohmann::json source_state = d.value("source_state", nlohmann::json::object());
     if (verify != nullptr && verify->result.is_object() && verify->result.contains("source_etag")) {
       source_state["etag"] = verify->result["source_etag"];  // as the verified move left it
@@ -151,7 +152,18 @@ class Settler {
     nlohmann::json proof = {{"token", d.value("token", std::string{})},
                             {"mark", d.value("mark", std::string{})},
                             {"source_state", source_state}};
+    // The unmarked target's ETag: from this run's unmark, or carried by an interrupted recovery.
+    if (const std::string e = d.value("target_etag", std::string{}); !e.empty()) proof["target_etag"] = e;
     if (unmark != nullptr && unmark->result.is_object()) proof["target_etag"] = unmark->result.value("target_etag", std::string{});
+    // The marked target as the transfer (or verify) saw it; an interrupted recovery carries it on.
+    std::string marked_etag = d.value("marked_etag", std::string{});
+    for (const auto* step : {last_done("migrate"), verify}) {
+      if (step != nullptr && step->result.is_object()) {
+        const std::string e = step->result.value("target_etag", std::string{});
+        if (!e.empty()) marked_etag = e;
+      }
+    }
+    if (!marked_etag.empty()) proof["marked_etag"] = marked_etag;
 
     if (!*target) {
       if (is_move && !*source) {
@@ -167,7 +179,8 @@ class Settler {
     const bool marked = mark != config.end();
     const std::string recorded_mark = proof["mark"].get<std::string>();
     const std::string recorded_etag = proof.value("target_etag", std::string{});
-    const bool ours = marked ? (!recorded_mark.empty() && mark->second == recorded_mark)
+    const bool ours = marked ? (!recorded_mark.empty() && mark->second == recorded_mark &&
+                                (marked_etag.empty() || marked_etag == (*target)->etag))
                              : (!recorded_etag.empty() && recorded_etag == (*target)->etag);
     const bool target_stopped =
         model::live_power_from_status_code((*target)->instance.value("status_code", 0)) == LivePower::stopped;

@@ -266,10 +266,10 @@ EOF
     "$TB_SH" start-host "$TB_DIR" 2
     # h2 one action at a time, so that some of its launches are still to come when it stops.
     REMOTE2_EXTRA=", parallelism: 1" fleet_header "$fleet"
-    for i in 1 2 3; do
-        echo "  late-a$i: {remote: h1, image: bb, state: stopped}" >>"$fleet"
-        echo "  late-b$i: {remote: h2, image: bb, state: stopped}" >>"$fleet"
-    done
+    # Enough of them on h2 that the host's shutdown (which takes a moment to refuse requests)
+    # comes before the last ones, however fast each launch is.
+    for i in 1 2 3; do echo "  late-a$i: {remote: h1, image: bb, state: stopped}" >>"$fleet"; done
+    for i in 1 2 3 4 5 6 7 8; do echo "  late-b$i: {remote: h2, image: bb, state: stopped}" >>"$fleet"; done
     start_bg down apply -f "$fleet" --auto-approve --state "$STATE" --json
     local pid=$BG_PID
     wait_for "$WORK/down.out" '"action":"launch h2:late-b.*"event":"started"|"event":"started".*"action":"launch h2:late-b' 60 || true
@@ -288,7 +288,8 @@ EOF
     run berth_t apply -f "$fleet" --auto-approve --state "$STATE"
     check_hung apply
     assert_exit 0 "with h2 back, the next apply converges"
-    assert_eq "late-b1,late-b2,late-b3" "$(lxc_names h2 late)" "h2 holds exactly its three containers"
+    assert_eq "late-b1,late-b2,late-b3,late-b4,late-b5,late-b6,late-b7,late-b8" "$(lxc_names h2 late)" \
+        "h2 holds exactly its eight containers"
     run berth plan -f "$fleet" --detailed-exitcode
     assert_exit 0 "plan is empty"
 }
