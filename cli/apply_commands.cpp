@@ -8,13 +8,12 @@
 
 #include "cli/commands.hpp"
 #include "cli/files.hpp"
+#include "cli/providers.hpp"
 #include "cli/terminal.hpp"
 #include "engine/apply/pipeline.hpp"
 #include "engine/plan/plan_file.hpp"
 #include "engine/plan/render.hpp"
 #include "engine/state/store.hpp"
-#include "providers/lxd/executor.hpp"
-#include "providers/lxd/state_reader.hpp"
 
 namespace berth::cli {
 namespace {
@@ -162,18 +161,11 @@ void print_summary(const apply::PipelineResult& result, bool json) {
 
 int execute(const GlobalOptions& global, const ApplyOptions& options, const model::Fleet& fleet,
             const plan::Plan* saved, apply::Goal goal, std::string_view verb) {
-  std::unique_ptr<state::Store> store;
-  try {
-    store = state::Store::open(options.state_path);
-  } catch (const state::StoreError& e) {
-    std::cerr << "berth: " << e.what() << '\n';
-    return exit_error;
-  }
-  const lxd::ClientConfig client{global.config_dir};
-  auto reader = lxd::make_state_reader(client);
-  auto recoverer = lxd::make_recoverer(client);
-  auto executor = lxd::make_executor(client);
-  const apply::Providers providers{reader.get(), recoverer.get(), executor.get()};
+  auto opened = open_state(options.state_path, /*only_existing=*/false);
+  if (opened.failed) return exit_error;
+  auto& store = opened.store;
+  const LxdProviders lxd_providers(global);
+  const apply::Providers providers = lxd_providers.view();
 
   apply::PipelineOptions pipeline;
   pipeline.goal = goal;

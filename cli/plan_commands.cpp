@@ -7,15 +7,13 @@
 
 #include "cli/commands.hpp"
 #include "cli/files.hpp"
+#include "cli/providers.hpp"
 #include "cli/terminal.hpp"
 #include "cli/version.hpp"
 #include "engine/apply/pipeline.hpp"
 #include "engine/plan/plan.hpp"
 #include "engine/plan/plan_file.hpp"
 #include "engine/plan/render.hpp"
-#include "engine/state/store.hpp"
-#include "providers/lxd/executor.hpp"
-#include "providers/lxd/state_reader.hpp"
 
 namespace berth::cli {
 namespace {
@@ -43,18 +41,10 @@ int run_plan(const GlobalOptions& global, const PlanCommandOptions& options) {
   const auto fleet = load_fleet(options.file);
   if (!fleet) return exit_error;
 
-  std::unique_ptr<state::Store> store;
-  try {
-    store = state::Store::open_existing(options.state_path);
-  } catch (const state::StoreError& e) {
-    std::cerr << "berth: " << e.what() << '\n';
-    return exit_error;
-  }
-  const lxd::ClientConfig client{global.config_dir};
-  auto reader = lxd::make_state_reader(client);
-  auto recoverer = lxd::make_recoverer(client);
-  const apply::Providers providers{reader.get(), recoverer.get(), nullptr};
-  const plan::Plan plan = apply::prepare_plan(*fleet, store.get(), providers, apply::Goal::apply, options.prune,
+  auto opened = open_state(options.state_path, /*only_existing=*/true);
+  if (opened.failed) return exit_error;
+  const LxdProviders lxd_providers(global);
+  const plan::Plan plan = apply::prepare_plan(*fleet, opened.store.get(), lxd_providers.view(), apply::Goal::apply, options.prune,
                                               plan::ConsentFlags{options.allow_restart, options.allow_move});
 
   if (options.json) {

@@ -6,20 +6,12 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/providers.hpp"
 #include "cli/terminal.hpp"
 #include "engine/state/store.hpp"
 
 namespace berth::cli {
 namespace {
-
-std::unique_ptr<state::Store> open_store(const StateCommandOptions& options) {
-  try {
-    return state::Store::open_existing(options.state_path);
-  } catch (const state::StoreError& e) {
-    std::cerr << "berth: " << e.what() << '\n';
-    return nullptr;
-  }
-}
 
 nlohmann::json detail_of(const state::JournalEntry& e) {
   auto detail = nlohmann::json::parse(e.detail, nullptr, false);
@@ -30,11 +22,9 @@ nlohmann::json detail_of(const state::JournalEntry& e) {
 
 int run_state_intents(const GlobalOptions& /*global*/, const StateCommandOptions& options) {
   std::vector<state::JournalEntry> open;
-  if (auto store = open_store(options)) {
-    open = store->open_intents();
-  } else if (std::filesystem::exists(options.state_path)) {
-    return exit_error;
-  }
+  const auto opened = open_state(options.state_path, /*only_existing=*/true);
+  if (opened.failed) return exit_error;
+  if (opened.store) open = opened.store->open_intents();
   if (options.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& e : open) {
@@ -60,13 +50,13 @@ int run_state_intents(const GlobalOptions& /*global*/, const StateCommandOptions
 }
 
 int run_state_drop_intent(const GlobalOptions& /*global*/, const StateCommandOptions& options, std::int64_t seq) {
-  auto store = open_store(options);
-  if (!store) {
-    if (!std::filesystem::exists(options.state_path)) {
-      std::cerr << "berth: there is no state file at " << options.state_path.string() << '\n';
-    }
+  const auto opened = open_state(options.state_path, /*only_existing=*/true);
+  if (opened.failed) return exit_error;
+  if (!opened.store) {
+    std::cerr << "berth: there is no state file at " << options.state_path.string() << '\n';
     return exit_error;
   }
+  auto& store = opened.store;
   const auto open = store->open_intents();
   const auto it = std::find_if(open.begin(), open.end(), [&](const state::JournalEntry& e) { return e.seq == seq; });
   if (it == open.end()) {

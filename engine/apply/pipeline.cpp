@@ -50,6 +50,9 @@ plan::Plan plan_rest(const model::Fleet& fleet, const LiveRead& read, const Sett
   options.held = settlement.held;
   plan::Plan plan = goal == Goal::destroy ? plan::compute_destroy_plan(fleet, projected)
                                           : plan::compute_plan(fleet, projected, options);
+  if (goal == Goal::destroy) {
+    std::erase_if(plan.actions, [&](const plan::Action& a) { return settlement.held.count(a.address.container) != 0; });
+  }
   // The basis is what was read, not the projection: a saved plan is checked against a fresh read.
   plan.basis = plan::basis_of(read.live);
   plan::prepend_recovery(plan, settlement.recovery);
@@ -109,6 +112,13 @@ Settlement settle_open_intents(state::Store* store, const model::Fleet& fleet, p
     }
     const std::string who = label(run_id, action_id);
 
+    // A newer run left the same container unsettled: this older evidence must not act on it.
+    const auto held_already = std::find_if(response.containers.begin(), response.containers.end(),
+                                           [&](const std::string& c) { return out.held.count(c) != 0; });
+    if (response.verdict != providers::Verdict::settled && held_already != response.containers.end()) {
+      response.verdict = providers::Verdict::held;
+      response.note = "a newer interrupted run left " + *held_already + " unsettled too";
+    }
     // Already being recovered by a newer run's evidence: these intents close with that action.
     const auto covered = std::find_if(response.containers.begin(), response.containers.end(),
                                       [&](const std::string& c) { return recovering.count(c) != 0; });
@@ -137,8 +147,8 @@ Settlement settle_open_intents(state::Store* store, const model::Fleet& fleet, p
     for (const auto& c : response.containers) out.held[c] = "an interrupted run left it unsettled (" + who + ")";
     out.diagnostics.warning("interrupted " + who + " (journal " + ids + ") is not settled: " + response.note, who,
                             std::nullopt,
-                            "put it right by hand, then `berth state drop-intent " + std::to_string(open.front()) +
-                                "`; or fix what stops recovery and apply again");
+                            "put it right by hand, then `berth state drop-intent ID` for each of " + ids +
+                                "; or fix what stops recovery and apply again");
   }
   // Journal order among the recovery actions themselves.
   std::reverse(out.recovery.begin(), out.recovery.end());
@@ -200,6 +210,13 @@ PipelineResult run_pipeline(const model::Fleet& fleet, state::Store& store, cons
     plan::prepend_recovery(fresh, settlement.recovery);
     if (recovery_ids(fresh) != recovery_ids(result.plan)) {
       result.stale.push_back("the interrupted runs to recover differ from when the plan was made");
+    }
+    for (const auto& a : result.plan.actions) {
+      for (const auto* c : {&a.address.container, a.source ? &a.source->container : nullptr}) {
+        if (c != nullptr && settlement.held.count(*c) != 0) {
+          result.stale.push_back(plan::to_string(a.address) + " (an interrupted run left " + *c + " unsettled since)");
+        }
+      }
     }
     result.plan.diagnostics.append(settlement.diagnostics);
   } else {

@@ -14,7 +14,8 @@ struct TextStyle {
   bool color = false;  // ANSI colours; the CLI decides (TTY, NO_COLOR, --no-color)
 };
 
-// Actions grouped per remote with symbols (+ launch, ~ update/power, > move, = copy, * snapshot, - delete),
+// Actions grouped per remote with symbols (+ launch, ~ update/restart/power, > move/finish_transfer,
+// = copy, * snapshot, - delete/undo_transfer),
 // diagnostics, and a summary line.
 [[nodiscard]] std::string render_text(const Plan& plan, const TextStyle& style);
 

@@ -1,5 +1,7 @@
 #include "engine/state/store.hpp"
 
+#include "engine/util/random.hpp"
+
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -69,14 +71,6 @@ std::string hostname() {
   std::array<char, 256> buf{};
   if (::gethostname(buf.data(), buf.size() - 1) != 0) return "unknown";
   return buf.data();
-}
-
-std::string random_id() {
-  std::random_device rd;
-  std::uniform_int_distribution<unsigned> nibble(0, 15);
-  std::string id;
-  for (int i = 0; i < 16; ++i) id += "0123456789abcdef"[nibble(rd)];
-  return id;
 }
 
 bool process_alive(std::int64_t pid) {
@@ -204,7 +198,7 @@ Store::LockResult Store::acquire_lock(const std::string& command, std::chrono::m
         result.took_over_stale = true;
       }
       if (!holder) {
-        const std::string id = random_id();
+        const std::string id = util::random_hex(16);
         Statement insert(db_, "INSERT INTO lock (id, lock_id, host, pid, since, command) VALUES (1, ?, ?, ?, ?, ?)");
         insert.bind(1, id).bind(2, host).bind(3, static_cast<std::int64_t>(::getpid())).bind(4, now_utc()).bind(5, command);
         insert.step();

@@ -1,10 +1,10 @@
 #include "providers/lxd/executor.hpp"
 
 #include <map>
-#include <random>
 
 #include <spdlog/spdlog.h>
 
+#include "engine/util/random.hpp"
 #include "providers/lxd/instance_api.hpp"
 #include "providers/lxd/journal.hpp"
 #include "providers/lxd/migration.hpp"
@@ -18,15 +18,6 @@ using model::DesiredState;
 using model::LivePower;
 using plan::ActionKind;
 
-// 16 hex digits, unique per transfer: ties a target's incomplete mark to the journal of the run
-// that made it.
-std::string random_token() {
-  std::random_device rd;
-  std::uniform_int_distribution<unsigned> nibble(0, 15);
-  std::string token;
-  for (int i = 0; i < 16; ++i) token += "0123456789abcdef"[nibble(rd)];
-  return token;
-}
 
 // One execute() call: the action, its connections (one per remote it touches, opened on first
 // use) and its journal. Nothing here outlives the call, so parallel actions share nothing.
@@ -344,8 +335,15 @@ class Run {
     });
   }
 
-  nlohmann::json change_detail(const RemoteHandle& r, const std::string& name) const {
+  // The instance as it was before the change (ETag, status), so that recovery can tell whether
+  // anyone changed it since.
+  static nlohmann::json before_of(const InstanceRead& read) {
+    return {{"etag", read.etag}, {"status", read.instance.value("status", std::string{})}};
+  }
+
+  nlohmann::json change_detail(const RemoteHandle& r, const std::string& name, const InstanceRead& read) const {
     nlohmann::json detail = where(r, name);
+    detail["before"] = before_of(read);
     nlohmann::json keys = nlohmann::json::array();
     for (const auto& c : action_.changes) keys.push_back(c.path);
     detail["changes"] = keys;
@@ -362,7 +360,7 @@ class Run {
     if (!read) return read.error();
     report("updating " + name);
     return put_instance(**r, name, *read, put_body(read->instance, action_.changes), "update",
-                        change_detail(**r, name));
+                        change_detail(**r, name, *read));
   }
 
   // Keys that take effect on restart, then the restart. The config goes in with a restart-pending
@@ -378,7 +376,7 @@ class Run {
     nlohmann::json body = put_body(read->instance, action_.changes);
     body["config"][std::string{model::restart_pending_key}] = "true";
     report("updating " + name);
-    if (auto put = put_instance(**r, name, *read, body, "update", change_detail(**r, name)); !put) return put;
+    if (auto put = put_instance(**r, name, *read, body, "update", change_detail(**r, name, *read)); !put) return put;
 
     auto now = power_of(**r, name);
     if (!now) return now.error();
@@ -482,7 +480,7 @@ class Run {
     if (owner == config.end() || owner->second != fleet) {
       return (*r)->error(make_error(ErrorKind::rejected, name + " is not owned by fleet '" + fleet + "'; not deleted"));
     }
-    return remove(**r, name, "delete");
+    return remove(**r, name, "delete", {{"before", before_of(**read)}});
   }
 
   // --- copy and move ---------------------------------------------------------------------------
@@ -752,7 +750,7 @@ class Run {
       }
       auto partial = get_instance(dst, name);
       if (partial && *partial && config_of((*partial)->instance).count(std::string{incomplete_key}) != 0) {
-        if (auto d = remove(dst, name, "delete-target", transfer_); !d) {
+        if (auto d = remove_stopped(dst, name, "delete-target"); !d) {
           spdlog::warn("{}: could not delete the partial target: {}", action_.id, d.error().message);
         }
       }
@@ -791,7 +789,8 @@ class Run {
   // whether anyone changed it since.
   void begin_transfer(const std::string& kind, const plan::Address& from, const RemoteHandle& dst,
                       const std::string& name, const nlohmann::json& source_state) {
-    const std::string token = random_token();
+    // Unique per transfer: ties a target's incomplete mark to the journal of the run that made it.
+    const std::string token = util::random_hex(16);
     transfer_ = {{"kind", kind},
                  {"source", address_json(from)},
                  {"target", where(dst, name)},

@@ -12,7 +12,9 @@
 //                   {kind, source, target, token, mark, source_state {etag, status, snapshots}}
 //   snapshot | delete-snapshot                      {remote, instance, snapshot}
 //   migrate-source  cross-remote copy/move: POST on the source  {kind, source}
-//   migrate         the target pulls                {kind, source, target, source_operation, target_operation?}
+//   image-secret-revoke  the unused image secret operation cancelled  {remote, fingerprint}
+//   migrate         the target pulls                {kind, source, target, source_operation}; result
+//                   {target_operation, target_etag}: the marked target as the transfer left it
 //   verify          move: target checked against the source; result {target_etag, source_etag}
 //   unmark          user.berth.incomplete removed from the target; result {target_etag} after it
 //   delete-target   a failed transfer's partial target removed

@@ -18,7 +18,7 @@ nlohmann::json devices_json(const nlohmann::json& source, const model::DeviceMap
 model::ConfigMap comparable_config(const nlohmann::json& instance) {
   model::ConfigMap out;
   for (auto& [k, v] : config_of(instance)) {
-    if (is_volatile(k) || k == incomplete_key) continue;
+    if (is_volatile(k) || k == incomplete_key || k == model::restart_pending_key) continue;
     out.emplace(k, v);
   }
   return out;
@@ -47,7 +47,9 @@ nlohmann::json migration_source_request(const std::string& target_name, bool wit
 model::ConfigMap transfer_config(const model::ConfigMap& source, TransferKind kind) {
   model::ConfigMap out;
   for (const auto& [k, v] : source) {
-    if (k == incomplete_key) continue;  // a half-done transfer's mark never travels
+    // A half-done transfer's mark never travels; nor does a pending restart (the target starts
+    // fresh with the config).
+    if (k == incomplete_key || k == model::restart_pending_key) continue;
     if (is_volatile(k)) {
       if (kind == TransferKind::copy && k != "volatile.base_image") continue;
       if (kind == TransferKind::move && k == "volatile.last_state.power") continue;

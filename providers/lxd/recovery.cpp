@@ -187,7 +187,8 @@ class Settler {
 
     if (!ours) {
       if (!marked && (!is_move || !*source)) return settled(to_text + " is complete");
-      return held(to_text + (marked ? " carries another transfer's mark" : " was changed since the interrupted run") +
+      const bool other_mark = marked && mark->second != recorded_mark;
+      return held(to_text + (other_mark ? " carries another transfer's mark" : " was changed since the interrupted run left it") +
                       (is_move && *source ? " and its source " + from_text + " still exists" : std::string{}) +
                       "; neither was touched. Keep the one you want, delete the other",
                   concerned);

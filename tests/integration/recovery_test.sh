@@ -228,7 +228,8 @@ EOF
     assert_exit 0 "drop-intent --auto-approve drops it"
     run berth state drop-intent 999999 --state "$STATE" --auto-approve
     assert_exit 1 "dropping an unknown intent fails"
-    # The remaining open intent (the umbrella transfer) is settled by the full fleet file.
+    # The other open intent (the verify step, inside the dropped umbrella transfer) is settled once h2
+    # is back in the file.
     run berth_t apply -f "$FLEET" --auto-approve --state "$STATE"
     assert_exit 0 "with h2 back in the file, apply converges"
     converged "$name" h2 h1 "<missing>" "" "held then settled"

@@ -1,0 +1,34 @@
+#pragma once
+// The one place the CLI picks its provider (LXD) and opens the state file, for every verb that
+// goes through the apply pipeline (plan, apply, destroy).
+
+#include <filesystem>
+#include <memory>
+
+#include "cli/commands.hpp"
+#include "engine/apply/pipeline.hpp"
+#include "engine/state/store.hpp"
+#include "providers/provider.hpp"
+
+namespace berth::cli {
+
+class LxdProviders {
+ public:
+  explicit LxdProviders(const GlobalOptions& global);
+  [[nodiscard]] apply::Providers view() const { return {reader_.get(), recoverer_.get(), executor_.get()}; }
+
+ private:
+  std::unique_ptr<providers::StateReader> reader_;
+  std::unique_ptr<providers::Recoverer> recoverer_;
+  std::unique_ptr<providers::ActionExecutor> executor_;
+};
+
+// Opens the state file, printing why on stderr when it cannot be; nullptr then. With
+// `only_existing` a missing file is not an error: readers never create it (nullptr, no message).
+struct OpenedStore {
+  std::unique_ptr<state::Store> store;
+  bool failed = false;
+};
+[[nodiscard]] OpenedStore open_state(const std::filesystem::path& path, bool only_existing);
+
+}  // namespace berth::cli
