@@ -7,6 +7,8 @@
 #
 # Environment:
 #   BERTH_JOBS=N                  parallel build jobs (default 2)
+#   BERTH_INTEGRATION_JOBS=N      integration tests run at once, each on its own
+#                                 test bed (default 3: they mostly wait on LXD)
 #   BERTH_INTEGRATION_BUILD=DIR   build dir whose berth the integration tests
 #                                 use: build (default) or build-asan
 #   BERTH_CTEST_ARGS="..."        extra arguments for every ctest run (e.g. -R remote)
@@ -17,6 +19,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly ROOT
 readonly JOBS=${BERTH_JOBS:-2}
+readonly INTEGRATION_JOBS=${BERTH_INTEGRATION_JOBS:-3}
 readonly INTEGRATION_BUILD=${BERTH_INTEGRATION_BUILD:-build}
 read -r -a CTEST_ARGS <<<"${BERTH_CTEST_ARGS:-}"
 read -r -a CMAKE_ARGS <<<"${BERTH_CMAKE_ARGS:-}"
@@ -99,7 +102,7 @@ main() {
 
     run_ctest "unit (ASan+UBSan)" --test-dir "$ROOT/build-asan" -L unit --output-on-failure -j "$JOBS"
     run_ctest "unit (Release)" --test-dir "$ROOT/build" -L unit --output-on-failure -j "$JOBS"
-    run_ctest "integration ($INTEGRATION_BUILD)" --test-dir "$ROOT/$INTEGRATION_BUILD" -L integration --output-on-failure
+    run_ctest "integration ($INTEGRATION_BUILD)" --test-dir "$ROOT/$INTEGRATION_BUILD" -L integration --output-on-failure -j "$INTEGRATION_JOBS"
 
     log "finished"
     if ((${#FAILED_STEPS[@]} > 0)); then

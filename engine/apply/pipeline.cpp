@@ -119,10 +119,16 @@ Settlement settle_open_intents(state::Store* store, const model::Fleet& fleet, p
       response.verdict = providers::Verdict::held;
       response.note = "a newer interrupted run left " + *held_already + " unsettled too";
     }
-    // Already being recovered by a newer run's evidence: these intents close with that action.
-    const auto covered = std::find_if(response.containers.begin(), response.containers.end(),
-                                      [&](const std::string& c) { return recovering.count(c) != 0; });
-    if (response.verdict != providers::Verdict::settled && covered != response.containers.end()) {
+    // Already being recovered by a newer run's evidence (the same container, or the same action):
+    // these intents close with that action.
+    std::vector<std::string> keys = response.containers;
+    if (response.action) {
+      keys.push_back("id:" + response.action->id);
+      keys.push_back(response.action->address.container);
+    }
+    const auto covered =
+        std::find_if(keys.begin(), keys.end(), [&](const std::string& k) { return recovering.count(k) != 0; });
+    if (response.verdict != providers::Verdict::settled && covered != keys.end()) {
       auto& settles = out.recovery[recovering.at(*covered)].recovery->settles;
       settles.insert(settles.end(), open.begin(), open.end());
       continue;
@@ -132,7 +138,7 @@ Settlement settle_open_intents(state::Store* store, const model::Fleet& fleet, p
       if (!action.recovery) action.recovery.emplace();
       action.recovery->settles = open;
       action.recovery->run_id = run_id;
-      for (const auto& c : response.containers) recovering[c] = out.recovery.size();
+      for (const auto& k : keys) recovering[k] = out.recovery.size();
       out.recovery.push_back(std::move(action));
       continue;
     }
