@@ -8,6 +8,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/files.hpp"
+#include "cli/output.hpp"
 #include "cli/providers.hpp"
 #include "cli/terminal.hpp"
 #include "engine/apply/pipeline.hpp"
@@ -136,6 +137,7 @@ void print_summary(const apply::PipelineResult& result, bool json) {
       line["refused"] = count(apply::Status::refused);
       line["not_started"] = count(apply::Status::pending);
     }
+    if (!summary.state_error.empty()) line["state_error"] = summary.state_error;
     std::cout << line.dump() << '\n';
     return;
   }
@@ -157,6 +159,10 @@ void print_summary(const apply::PipelineResult& result, bool json) {
     }
   }
   if (!plan.complete()) std::cout << "Remotes that could not be read were not changed; apply again once they answer.\n";
+  if (!summary.state_error.empty()) {
+    std::cerr << "berth: the state file could not record everything (" << summary.state_error
+              << "); check the disk and the file, then plan again\n";
+  }
 }
 
 int execute(const GlobalOptions& global, const ApplyOptions& options, const model::Fleet& fleet,
@@ -177,10 +183,12 @@ int execute(const GlobalOptions& global, const ApplyOptions& options, const mode
   pipeline.lock_timeout = options.lock_timeout;
   pipeline.command = std::string{verb};
   pipeline.cancel = &interrupted;
+  pipeline.redactor = &output_redactor();
 
   const bool color = use_color(stdout, global.no_color);
   apply::PipelineHooks hooks;
   hooks.planned = [&](const plan::Plan& plan) {
+    redact_plan_secrets(plan);
     if (!options.json) std::cout << plan::render_text(plan, plan::TextStyle{color});
   };
   hooks.confirm = [&](const plan::Plan& /*plan*/) {
@@ -241,6 +249,13 @@ int run_apply(const GlobalOptions& global, const ApplyOptions& options) {
     if (fleet->digest != saved->fleet_digest) {
       std::cerr << "berth: the saved plan " << options.plan_file << " was made from another version of "
                 << saved->fleet_path << " (the file changed since); make a new plan\n";
+      return exit_error;
+    }
+    if (const auto problems = plan::restore_secrets(*saved, *fleet); !problems.empty()) {
+      std::cerr << "berth: the saved plan " << options.plan_file << " does not match the sensitive values the fleet "
+                << "file gives now:\n";
+      for (const auto& p : problems) std::cerr << "  " << p << '\n';
+      std::cerr << "make a new plan\n";
       return exit_error;
     }
     if (!saved->complete()) {

@@ -9,13 +9,22 @@
 #include <iostream>
 #include <sstream>
 
+#include "cli/output.hpp"
 #include "engine/config/load.hpp"
+#include "engine/util/random.hpp"
 
 namespace berth::cli {
 
 std::string write_file_atomically(const std::filesystem::path& path, std::string_view contents, unsigned mode) {
-  const std::filesystem::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  // A fresh, unguessable name created exclusively: a file or symlink planted beside `path` is
+  // never followed nor overwritten.
+  std::filesystem::path tmp;
+  int fd = -1;
+  for (int attempt = 0; attempt < 8 && fd < 0; ++attempt) {
+    tmp = path.string() + ".tmp." + util::random_hex(12);
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0 && errno != EEXIST) break;
+  }
   if (fd < 0) return path.string() + ": " + std::strerror(errno);
   std::size_t done = 0;
   while (done < contents.size()) {
@@ -46,6 +55,7 @@ std::optional<model::Fleet> load_fleet(const std::string& file) {
   auto loaded = config::load_fleet_file(file);
   if (!loaded.diagnostics.empty()) std::cerr << diag::format(loaded.diagnostics);
   if (!loaded.fleet) std::cerr << "berth: " << file << " is not valid; nothing was contacted\n";
+  if (loaded.fleet) redact_fleet_secrets(*loaded.fleet);
   return std::move(loaded.fleet);
 }
 

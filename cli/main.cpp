@@ -4,10 +4,11 @@
 #include <iostream>
 
 #include <CLI/CLI.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.hpp"
+#include "cli/output.hpp"
 #include "cli/version.hpp"
 #include "engine/state/store.hpp"
 #include "providers/lxd/client_config.hpp"
@@ -35,8 +36,10 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& text)
   return std::chrono::milliseconds(static_cast<long long>(value * scale));
 }
 
+// Logs go to std::cerr, so that they pass through the same scrubbing as every other output.
 void setup_logging(const std::string& level) {
-  auto logger = spdlog::stderr_color_mt("berth");
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(std::cerr, /*force_flush=*/true);
+  auto logger = std::make_shared<spdlog::logger>("berth", sink);
   logger->set_pattern("%^%l%$: %v");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(level));
@@ -46,6 +49,7 @@ void setup_logging(const std::string& level) {
 
 int main(int argc, char** argv) {
   using namespace berth::cli;
+  const RedactedOutput redacted;  // everything printed from here on is scrubbed of known secrets
   CLI::App app{"berth: declarative reconciler for fleets of LXD container hosts", "berth"};
   app.set_version_flag("--version", std::string{berth_version});
   app.require_subcommand(1);

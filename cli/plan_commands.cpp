@@ -7,6 +7,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/files.hpp"
+#include "cli/output.hpp"
 #include "cli/providers.hpp"
 #include "cli/terminal.hpp"
 #include "cli/version.hpp"
@@ -44,8 +45,9 @@ int run_plan(const GlobalOptions& global, const PlanCommandOptions& options) {
   auto opened = open_state(options.state_path, /*only_existing=*/true);
   if (opened.failed) return exit_error;
   const LxdProviders lxd_providers(global);
-  const plan::Plan plan = apply::prepare_plan(*fleet, opened.store.get(), lxd_providers.view(), apply::Goal::apply, options.prune,
+  plan::Plan plan = apply::prepare_plan(*fleet, opened.store.get(), lxd_providers.view(), apply::Goal::apply, options.prune,
                                               plan::ConsentFlags{options.allow_restart, options.allow_move});
+  redact_plan_secrets(plan);
 
   if (options.json) {
     std::cout << plan::to_json(plan).dump(2) << '\n';

@@ -25,20 +25,18 @@ int run_remote_add(const GlobalOptions& global, const RemoteAddOptions& options)
       return answer && (*answer == "y" || *answer == "Y" || *answer == fingerprint);
     };
   }
+  if (!options.password && !options.token && stdin_is_tty()) {
+    // As `lxc remote add`: ask for the secret only once the server turns out not to trust us. It is
+    // asked inside add_remote, so it goes to the certificate confirmed above and to no other.
+    request.ask_secret = [&options] { return read_secret("Admin password (or token) for " + options.name + ": "); };
+  }
   if (options.url.empty() && !options.token) {
     std::cerr << "berth: remote " << options.name << ": give a URL (https://host[:port] or unix:///path), "
               << "or a --token that carries the host's addresses\n";
     return exit_error;
   }
 
-  auto added = lxd::add_remote(lxd::ClientConfig{global.config_dir}, request);
-  if (!added && added.error().kind == lxd::ErrorKind::not_trusted && !request.password && !request.token &&
-      stdin_is_tty()) {
-    // As `lxc remote add`: ask for the secret only once the server turns out not to trust us.
-    request.password = read_secret("Admin password (or token) for " + options.name + ": ");
-    request.accept_certificate = true;  // confirmed a moment ago
-    if (request.password) added = lxd::add_remote(lxd::ClientConfig{global.config_dir}, request);
-  }
+  const auto added = lxd::add_remote(lxd::ClientConfig{global.config_dir}, request);
   if (!added) {
     std::cerr << "berth: " << added.error().message << '\n';
     return exit_error;

@@ -1,5 +1,7 @@
 #include "cli/terminal.hpp"
 
+#include "cli/output.hpp"
+
 #include <termios.h>
 #include <unistd.h>
 
@@ -18,6 +20,7 @@ bool stdin_is_tty() { return ::isatty(STDIN_FILENO) == 1; }
 
 std::optional<std::string> prompt(std::string_view question) {
   std::cerr << question << std::flush;
+  flush_partial_output();
   std::string line;
   if (!std::getline(std::cin, line)) return std::nullopt;
   return line;

@@ -241,7 +241,15 @@ PipelineResult run_pipeline(const model::Fleet& fleet, state::Store& store, cons
     return result;
   }
   // Intents that needed nothing: closed now, whatever follows (they are settled either way).
-  if (!settlement.settled.empty()) store.resolve_intents(settlement.settled, "nothing was half-done");
+  if (!settlement.settled.empty()) {
+    try {
+      store.resolve_intents(settlement.settled, "nothing was half-done");
+    } catch (const state::StoreError& e) {
+      result.outcome = RunOutcome::state_error;
+      result.error = std::string{e.what()} + "; nothing was changed";
+      return result;
+    }
+  }
   if (!plan.has_changes()) {
     result.outcome = RunOutcome::no_changes;
     return result;
@@ -254,16 +262,29 @@ PipelineResult run_pipeline(const model::Fleet& fleet, state::Store& store, cons
   }
 
   // walk, record
-  result.run_id = store.begin_run(options.command, fleet.path, plan::to_json(plan).dump());
+  try {
+    std::string plan_json = plan::to_json(plan).dump();  // secrets masked already; the redactor is a net
+    if (options.redactor != nullptr) plan_json = options.redactor->apply(plan_json);
+    result.run_id = store.begin_run(options.command, fleet.path, plan_json);
+  } catch (const state::StoreError& e) {
+    result.outcome = RunOutcome::state_error;
+    result.error = std::string{e.what()} + "; nothing was changed";
+    return result;
+  }
   RunOptions run;
   run.limits = options.limits;
   run.cancel = options.cancel;
   run.on_intent = hooks.on_intent;
+  run.redactor = options.redactor;
   const EventSink events = hooks.events ? hooks.events : EventSink{[](const nlohmann::json&) {}};
   result.summary = run_plan(plan, fleet, *providers.executor, store, result.run_id, run, events);
   const bool interrupted = options.cancel != nullptr && options.cancel->load();
-  store.finish_run(result.run_id,
-                   interrupted ? "interrupted" : (result.summary.all_succeeded && plan.complete() ? "succeeded" : "failed"));
+  try {
+    store.finish_run(result.run_id, interrupted ? "interrupted"
+                                                : (result.summary.all_succeeded && plan.complete() ? "succeeded" : "failed"));
+  } catch (const state::StoreError& e) {
+    if (result.summary.state_error.empty()) result.summary.state_error = e.what();
+  }
   result.outcome = RunOutcome::applied;
   return result;
 }

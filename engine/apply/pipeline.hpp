@@ -49,6 +49,7 @@ struct PipelineOptions {
   std::chrono::milliseconds lock_timeout{0};
   std::string command;  // "apply", "destroy": the run record and the lock holder
   const std::atomic<bool>* cancel = nullptr;
+  const util::Redactor* redactor = nullptr;  // scrubs what the state file records
 };
 
 struct PipelineHooks {

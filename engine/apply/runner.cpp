@@ -23,16 +23,29 @@ class StoreJournal final : public providers::StepJournal {
     std::int64_t seq = 0;
     {
       const std::lock_guard lock(mutex_);
-      seq = store_.journal_intent(run_id_, action_id, step, detail.dump());
+      seq = store_.journal_intent(run_id_, action_id, step, clean_json(detail).dump());
     }
     if (options_.on_intent) options_.on_intent(action_id, step);
     return seq;
   }
   void result(std::int64_t seq, bool ok, const nlohmann::json& detail) override {
     const std::lock_guard lock(mutex_);
-    store_.journal_result(seq, ok, detail.dump());
+    store_.journal_result(seq, ok, clean_json(detail).dump());
   }
   std::mutex& mutex() { return mutex_; }
+  [[nodiscard]] std::string clean(std::string_view text) const {
+    return options_.redactor != nullptr ? options_.redactor->apply(text) : std::string{text};
+  }
+  // Every string in `j` scrubbed before it is serialised: a secret a daemon echoed inside an error
+  // is escaped again by the dump, in a form the redactor would no longer recognise.
+  [[nodiscard]] nlohmann::json clean_json(nlohmann::json j) const {
+    if (options_.redactor == nullptr) return j;
+    if (j.is_string()) return clean(j.get<std::string>());
+    if (j.is_structured()) {
+      for (auto& item : j) item = clean_json(std::move(item));
+    }
+    return j;
+  }
 
  private:
   state::Store& store_;
@@ -70,13 +83,23 @@ RunSummary run_plan(const plan::Plan& plan, const model::Fleet& fleet, providers
     const std::lock_guard lock(mutex);
     events(e);
   };
+  // Writes to the state file from the walking thread. A failure (disk full, a damaged page) is
+  // remembered and reported, never thrown past running workers.
+  std::string state_error;
+  auto record = [&](const auto& write) {
+    const std::lock_guard jl(journal.mutex());
+    try {
+      write();
+    } catch (const std::exception& e) {
+      if (state_error.empty()) state_error = e.what();
+    }
+  };
 
   for (const auto& a : plan.actions) {
     const auto& o = walk.outcome(a.id);
     if (o.status == Status::refused || o.status == Status::skipped) {
       emit({{"event", std::string{to_string(o.status)}}, {"action", a.id}, {"error", o.error}});
-      const std::lock_guard lock(journal.mutex());
-      store.record_action(run_id, a.id, std::string{to_string(o.status)}, o.error, 0);
+      record([&] { store.record_action(run_id, a.id, std::string{to_string(o.status)}, journal.clean(o.error), 0); });
     }
   }
 
@@ -108,6 +131,7 @@ RunSummary run_plan(const plan::Plan& plan, const model::Fleet& fleet, providers
             response.ok = false;
             response.error = std::string{"internal error: "} + e.what();
           }
+          response.error = journal.clean(response.error);  // before it goes into events and the state file
           const std::lock_guard lock(mutex);
           finished.push_back({action->id, std::move(response), seconds_since(start)});
           wake.notify_one();
@@ -133,14 +157,14 @@ RunSummary run_plan(const plan::Plan& plan, const model::Fleet& fleet, providers
       } else {
         walk.fail(f.id, f.response.error);
       }
-      {
-        const std::lock_guard jl(journal.mutex());
-        store.record_action(run_id, f.id, f.response.ok ? "succeeded" : "failed", f.response.error, f.seconds);
+      record([&] {
+        store.record_action(run_id, f.id, f.response.ok ? "succeeded" : "failed", journal.clean(f.response.error),
+                            f.seconds);
         const auto* action = find_action(plan, f.id);
         if (f.response.ok && action != nullptr && action->recovery) {
           store.resolve_intents(action->recovery->settles, "settled by " + f.id + " in run " + std::to_string(run_id));
         }
-      }
+      });
       nlohmann::json e = {{"event", f.response.ok ? "finished" : "failed"}, {"action", f.id}, {"seconds", f.seconds}};
       if (!f.response.ok) e["error"] = f.response.error;
       lock.lock();
@@ -152,8 +176,7 @@ RunSummary run_plan(const plan::Plan& plan, const model::Fleet& fleet, providers
           const auto& o = walk.outcome(a.id);
           if (o.status == Status::skipped && o.error.find(f.id + ",") != std::string::npos) {
             emit({{"event", "skipped"}, {"action", a.id}, {"error", o.error}});
-            const std::lock_guard jl(journal.mutex());
-            store.record_action(run_id, a.id, "skipped", o.error, 0);
+            record([&] { store.record_action(run_id, a.id, "skipped", journal.clean(o.error), 0); });
           }
         }
       }
@@ -165,7 +188,8 @@ RunSummary run_plan(const plan::Plan& plan, const model::Fleet& fleet, providers
   RunSummary summary;
   summary.counts = walk.counts();
   for (const auto& a : plan.actions) summary.outcomes[a.id] = walk.outcome(a.id);
-  summary.all_succeeded = walk.all_succeeded();
+  summary.all_succeeded = walk.all_succeeded() && state_error.empty();
+  summary.state_error = state_error;
   return summary;
 }
 

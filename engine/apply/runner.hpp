@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/apply/walk.hpp"
+#include "engine/util/redact.hpp"
 #include "engine/model/desired.hpp"
 #include "engine/plan/plan.hpp"
 #include "engine/state/store.hpp"
@@ -28,12 +29,15 @@ struct RunOptions {
   // Called after each journal intent is written, before the call it announces (tests use it to
   // kill the process at a named step).
   std::function<void(const std::string& action_id, const std::string& step)> on_intent;
+  // Scrubs secrets from what is written to the state file (errors, journal details).
+  const util::Redactor* redactor = nullptr;
 };
 
 struct RunSummary {
   std::map<Status, int> counts;
   std::map<std::string, Outcome> outcomes;  // by action id
   bool all_succeeded = false;
+  std::string state_error;  // the first write to the state file that failed (the walk went on)
 };
 
 // Refuses exactly plan::refusals(plan) (consent is decided on the plan value, never here); a

@@ -44,12 +44,47 @@ class Resolver {
     remote_names_ = keys_of(doc_.find({"remotes"}));
     image_names_ = keys_of(doc_.find({"images"}));
     container_names_ = keys_of(doc_.find({"containers"}));
+    if (const auto* listed = usable({"sensitive"}); listed != nullptr && listed->is_array()) {
+      for (const auto& key : strings_of(*listed)) sensitive_keys_.insert(key);
+    }
     for (const auto& name : remote_names_) fleet.remotes.emplace(name, remote(name));
     for (const auto& name : image_names_) fleet.images.emplace(name, image(name));
     for (const auto& name : container_names_) fleet.containers.emplace(name, container(name, fleet.images));
     for (const auto& name : container_names_) check_copy_source(name, fleet.containers);
     check_copy_cycles(fleet.containers);
+    fleet.secrets = secrets(fleet);
     return fleet;
+  }
+
+  // Every value that must never be shown: whatever came from the environment, and the values of
+  // keys marked sensitive. Config and device values show as (sensitive), anything else (a URL)
+  // as the variable it came from.
+  [[nodiscard]] std::vector<model::Secret> secrets(const model::Fleet& fleet) const {
+    std::vector<model::Secret> out;
+    for (const auto& [path, origin] : doc_.origins) {
+      if (origin.env_vars.empty() || origin.text.empty()) continue;
+      const bool declared_value = path.size() >= 4 && path[0] == "containers" &&
+                                  (path[2] == "config" || path[2] == "devices");
+      std::string shown = "(sensitive)";
+      if (!declared_value) {
+        shown.clear();
+        for (const auto& v : origin.env_vars) shown += "${env:" + v + "}";
+      }
+      out.push_back({origin.text, shown});
+    }
+    for (const auto& [name, spec] : fleet.containers) {
+      for (const auto& path : spec.sensitive) {
+        if (path.rfind("config.", 0) != 0) continue;
+        const auto it = spec.config.find(path.substr(7));
+        if (it != spec.config.end() && !it->second.empty()) out.push_back({it->second, "(sensitive)"});
+      }
+    }
+    return out;
+  }
+
+  [[nodiscard]] bool from_env(const KeyPath& path) const {
+    const auto* o = doc_.origin(path);
+    return o != nullptr && !o->env_vars.empty();
   }
 
  private:
@@ -210,9 +245,15 @@ class Resolver {
             "declare state: absent");
     }
 
+    std::set<std::string> listed = sensitive_keys_;
+    if (const auto* own = usable(child(path, "sensitive")); own != nullptr && own->is_array()) {
+      for (const auto& key : strings_of(*own)) listed.insert(key);
+    }
     if (const auto* config = usable(child(path, "config")); config != nullptr && config->is_object()) {
       for (const auto& [key, value] : config->items()) {
-        if (auto text = scalar_text(child(child(path, "config"), key))) spec.config[key] = *text;
+        const KeyPath value_path = child(child(path, "config"), key);
+        if (auto text = scalar_text(value_path)) spec.config[key] = *text;
+        if (listed.count(key) != 0 || from_env(value_path)) spec.sensitive.insert("config." + key);
       }
     }
     if (const auto* devices = usable(child(path, "devices")); devices != nullptr && devices->is_object()) {
@@ -222,6 +263,7 @@ class Resolver {
         auto& target = spec.devices[device];
         for (const auto& [key, value] : options.items()) {
           if (auto text = scalar_text(child(device_path, key))) target[key] = *text;
+          if (from_env(child(device_path, key))) spec.sensitive.insert("devices." + device);
         }
       }
     }
@@ -338,6 +380,7 @@ class Resolver {
   std::vector<std::string> remote_names_;
   std::vector<std::string> image_names_;
   std::vector<std::string> container_names_;
+  std::set<std::string> sensitive_keys_;  // the file's sensitive: list
 };
 
 }  // namespace

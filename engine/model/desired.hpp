@@ -4,6 +4,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -65,7 +66,17 @@ struct ContainerSpec {
   bool prune_snapshots = false;                       // snapshots: {prune: true}
   Consent restart = Consent::denied;                  // restart: allowed
   Consent move = Consent::denied;                     // move: allowed
+  // Change paths whose values are secrets ("config.KEY", "devices.NAME"): declared with ${env:...}
+  // or listed under sensitive:. Shown as (sensitive) on both sides of every diff.
+  std::set<std::string> sensitive;
   diag::SourceLocation where;
+};
+
+// A value that must never be shown, and what is shown instead: "(sensitive)" for a config or
+// device value, "${env:NAME}" for any other value from the environment (a remote's url).
+struct Secret {
+  std::string value;
+  std::string shown;
 };
 
 struct Fleet {
@@ -75,6 +86,7 @@ struct Fleet {
   std::map<std::string, RemoteSpec> remotes;
   std::map<std::string, ImageSpec> images;
   std::map<std::string, ContainerSpec> containers;
+  std::vector<Secret> secrets;  // every value from the environment or marked sensitive
   std::string path;    // the file it came from, as given
   std::string digest;  // "sha256:<hex>" of the file's bytes: ties a saved plan to its fleet file
 };

@@ -46,14 +46,16 @@ std::string paths_of(const std::vector<Change>& changes) {
 void fill_changes(Action& a, std::vector<Change> changes, const ContainerSpec& c) {
   a.before = nlohmann::json::object();
   a.after = nlohmann::json::object();
-  for (const auto& ch : changes) {
-    a.before[ch.path] = ch.before;
-    a.after[ch.path] = ch.after;
+  for (auto& ch : changes) {
+    ch.sensitive = c.sensitive.count(ch.path) != 0;
+    a.before[ch.path] = ch.sensitive && !ch.before.is_null() ? nlohmann::json(sensitive_text) : ch.before;
+    a.after[ch.path] = ch.sensitive && !ch.after.is_null() ? nlohmann::json(sensitive_text) : ch.after;
   }
   a.changes = std::move(changes);
   a.config = c.config;
   a.devices = c.devices;
   a.profiles = c.profiles;
+  a.sensitive = c.sensitive;
 }
 
 bool is_observation(std::string_view key) { return key.rfind("volatile.", 0) == 0 || key.rfind("image.", 0) == 0; }
@@ -63,11 +65,22 @@ nlohmann::json value_or_null(const model::ConfigMap& map, const std::string& key
   return it == map.end() ? nlohmann::json(nullptr) : nlohmann::json(it->second);
 }
 
+// What a user reads of a declared spec: sensitive values masked (the action's spec keeps them).
 nlohmann::json spec_after(const ContainerSpec& c) {
   nlohmann::json after = {{"remote", c.remote}, {"state", model::to_string(c.state)}};
   if (c.image) after["image"] = c.image->remote + ":" + c.image->alias;
-  if (!c.config.empty()) after["config"] = c.config;
-  if (!c.devices.empty()) after["devices"] = c.devices;
+  if (!c.config.empty()) {
+    after["config"] = c.config;
+    for (const auto& [k, v] : c.config) {
+      if (c.sensitive.count("config." + k) != 0) after["config"][k] = sensitive_text;
+    }
+  }
+  if (!c.devices.empty()) {
+    after["devices"] = c.devices;
+    for (const auto& [d, keys] : c.devices) {
+      if (c.sensitive.count("devices." + d) != 0) after["devices"][d] = sensitive_text;
+    }
+  }
   if (c.profiles) after["profiles"] = *c.profiles;
   return after;
 }
@@ -206,6 +219,7 @@ class Planner {
                        "declared, does not exist; from " + c.image->remote + ":" + c.image->alias + ", then " +
                            std::string{model::to_string(c.state)});
     launch.image = c.image;
+    launch.sensitive = c.sensitive;
     launch.config = c.config;
     launch.devices = c.devices;
     launch.profiles = c.profiles;
@@ -451,6 +465,7 @@ class Planner {
                      std::string{"declared as a copy of "} + to_string(source) + (cross ? " on another remote" : "") +
                          ", does not exist; then " + std::string{model::to_string(c.state)});
     copy.source = source;
+    copy.sensitive = c.sensitive;
     copy.config = c.config;
     copy.devices = c.devices;
     copy.profiles = c.profiles;

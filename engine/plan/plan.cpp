@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include "engine/util/scrypt.hpp"
+
 namespace berth::plan {
 
 std::string_view to_string(ActionKind k) {
@@ -61,6 +63,105 @@ std::string to_string(const Address& a) {
 bool Plan::complete() const {
   return std::all_of(remotes.begin(), remotes.end(),
                      [](const auto& r) { return r.second.status == model::RemoteStatus::ok; });
+}
+
+namespace {
+
+// The text a sensitive value is digested as: a config value itself, a device as its JSON.
+std::optional<std::string> secret_text(const Action& a, const std::string& path) {
+  if (path.rfind("config.", 0) == 0) {
+    const auto it = a.config.find(path.substr(7));
+    if (it != a.config.end()) return it->second;
+  } else if (path.rfind("devices.", 0) == 0) {
+    const auto it = a.devices.find(path.substr(8));
+    if (it != a.devices.end()) return nlohmann::json(it->second).dump();
+  }
+  return std::nullopt;
+}
+
+void collect_strings(const nlohmann::json& v, std::vector<std::string>& out) {
+  if (v.is_string()) {
+    if (v.get<std::string>() != sensitive_text) out.push_back(v.get<std::string>());
+  } else if (v.is_structured()) {
+    for (const auto& item : v) collect_strings(item, out);
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> secret_values(const Plan& plan) {
+  std::vector<std::string> out;
+  for (const auto& a : plan.actions) {
+    for (const auto& c : a.changes) {
+      if (!c.sensitive) continue;
+      collect_strings(c.before, out);
+      collect_strings(c.after, out);
+    }
+    for (const auto& path : a.sensitive) {
+      if (path.rfind("config.", 0) == 0) {
+        if (const auto it = a.config.find(path.substr(7)); it != a.config.end()) out.push_back(it->second);
+      } else if (path.rfind("devices.", 0) == 0) {
+        if (const auto it = a.devices.find(path.substr(8)); it != a.devices.end()) {
+          collect_strings(nlohmann::json(it->second), out);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+void fill_secret_digests(Plan& plan) {
+  for (auto& a : plan.actions) {
+    a.secret_digests.clear();
+    for (const auto& path : a.sensitive) {
+      if (const auto text = secret_text(a, path)) a.secret_digests[path] = util::secret_digest(*text);
+    }
+  }
+}
+
+std::vector<std::string> restore_secrets(Plan& plan, const model::Fleet& fleet) {
+  std::vector<std::string> problems;
+  for (auto& a : plan.actions) {
+    if (a.sensitive.empty()) continue;
+    const auto spec = fleet.containers.find(a.address.container);
+    for (const auto& path : a.sensitive) {
+      const auto digest = a.secret_digests.find(path);
+      if (digest == a.secret_digests.end()) {
+        // Nothing recorded: the plan sets no value there (a removal), or it was damaged.
+        if (secret_text(a, path)) problems.push_back(a.id + ": " + path + " has no recorded digest");
+        continue;
+      }
+      // The value the fleet file declares now: a config value, or a device's options.
+      std::optional<nlohmann::json> declared;
+      if (spec != fleet.containers.end()) {
+        const auto& c = spec->second;
+        if (path.rfind("config.", 0) == 0) {
+          if (const auto it = c.config.find(path.substr(7)); it != c.config.end()) declared = it->second;
+        } else if (const auto it = c.devices.find(path.substr(8)); it != c.devices.end()) {
+          declared = nlohmann::json(it->second);
+        }
+      }
+      if (!declared) {
+        problems.push_back(a.id + ": " + path + " is no longer declared for " + a.address.container);
+        continue;
+      }
+      const std::string text = declared->is_string() ? declared->get<std::string>() : declared->dump();
+      if (!util::verify_secret_digest(text, digest->second)) {
+        problems.push_back(a.id + ": the value of " + path +
+                           " differs from when the plan was made (did its environment variable change?)");
+        continue;
+      }
+      if (declared->is_string()) {
+        a.config[path.substr(7)] = text;
+      } else {
+        a.devices[path.substr(8)] = declared->get<model::ConfigMap>();
+      }
+      for (auto& c : a.changes) {
+        if (c.path == path && !c.after.is_null()) c.after = *declared;
+      }
+    }
+  }
+  return problems;
 }
 
 void grant_consent(Plan& plan, ConsentFlags flags) {

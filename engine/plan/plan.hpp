@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -57,7 +58,10 @@ struct Change {
   std::string path;
   nlohmann::json before;
   nlohmann::json after;
+  bool sensitive = false;  // both values are secrets: rendered as (sensitive), never stored
 };
+
+inline constexpr std::string_view sensitive_text = "(sensitive)";
 
 // What an interrupted run left and how a recovery action settles it. `proof` is what the
 // executor checks again right before it acts (ETags, status, snapshot names, the mark's value);
@@ -88,6 +92,12 @@ struct Action {
   model::DeviceMap devices;
   std::optional<std::vector<std::string>> profiles;
   std::optional<model::DesiredState> target_state;
+  // Paths of `config`/`devices` (and of `changes`) whose values are secrets ("config.KEY",
+  // "devices.NAME"): rendered as (sensitive); a saved plan keeps a salted scrypt digest of each
+  // (`secret_digests`, filled when it is written or read) and applying it takes the values from
+  // the environment again.
+  std::set<std::string> sensitive;
+  std::map<std::string, std::string> secret_digests;
   std::optional<Recovery> recovery;  // set on finish_transfer / undo_transfer only
 };
 
@@ -134,6 +144,17 @@ struct PlanOptions {
 
 // Pure: desired + live -> plan. Never contacts anything.
 [[nodiscard]] Plan compute_plan(const model::Fleet& fleet, const model::LiveState& live, const PlanOptions& options);
+
+// The values a plan holds that are secrets (sensitive changes, both sides, and sensitive spec
+// values), for whoever must scrub output: text and JSON rendering mask them already.
+[[nodiscard]] std::vector<std::string> secret_values(const Plan& plan);
+
+// Records a salted scrypt digest of every sensitive value in its action (for a saved plan).
+void fill_secret_digests(Plan& plan);
+
+// A saved plan's secrets come back from the fleet file as loaded now (its ${env:...} read again):
+// each must match the digest the plan recorded. Returns what does not match (empty: restored).
+[[nodiscard]] std::vector<std::string> restore_secrets(Plan& plan, const model::Fleet& fleet);
 
 // Marks every action whose disruption the flags cover as consented, and records the flags.
 void grant_consent(Plan& plan, ConsentFlags flags);

@@ -5,24 +5,34 @@
 namespace berth::plan {
 
 std::string serialize(const PlanFile& file) {
+  // Sensitive values are never written: the JSON form masks them, and the saved plan keeps a
+  // salted digest of each so that applying it can check the environment still gives the same.
+  Plan plan = file.plan;
+  fill_secret_digests(plan);
   const nlohmann::json j = {{"format", plan_file_format},
                             {"format_version", plan_file_format_version},
                             {"created_at", file.created_at},
                             {"berth_version", file.berth_version},
-                            {"plan", to_json(file.plan)}};
+                            {"plan", to_json(plan)}};
   return j.dump(2) + "\n";
 }
 
 ParsedPlanFile parse_plan_file(std::string_view text, const std::string& origin) {
   ParsedPlanFile result;
   const auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object() || j.value("format", "") != plan_file_format) {
+  // Every member is checked for its type before it is read: a damaged file is an error, never a throw.
+  auto text_of = [&](const char* key) {
+    const auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string{};
+  };
+  if (j.is_discarded() || !j.is_object() || text_of("format") != plan_file_format) {
     result.diagnostics.error("not a saved berth plan", origin, std::nullopt,
                              "write one with `berth plan --out FILE`");
     return result;
   }
-  if (j.value("format_version", 0) != plan_file_format_version) {
-    result.diagnostics.error("saved plan has format_version " + j.value("format_version", nlohmann::json()).dump() +
+  const auto version = j.find("format_version");
+  if (version == j.end() || !version->is_number_integer() || version->get<std::int64_t>() != plan_file_format_version) {
+    result.diagnostics.error("saved plan has format_version " + (version == j.end() ? std::string{"(none)"} : version->dump()) +
                                  ", this berth reads " + std::to_string(plan_file_format_version),
                              origin, std::nullopt, "make the plan again with this version of berth");
     return result;
@@ -30,7 +40,7 @@ ParsedPlanFile parse_plan_file(std::string_view text, const std::string& origin)
   auto parsed = plan_from_json(j.contains("plan") ? j["plan"] : nlohmann::json(), origin);
   result.diagnostics.append(parsed.diagnostics);
   if (!parsed.plan) return result;
-  result.file = PlanFile{std::move(*parsed.plan), j.value("created_at", ""), j.value("berth_version", "")};
+  result.file = PlanFile{std::move(*parsed.plan), text_of("created_at"), text_of("berth_version")};
   return result;
 }
 

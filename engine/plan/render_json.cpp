@@ -1,4 +1,5 @@
 #include <map>
+#include <set>
 
 #include "engine/plan/render.hpp"
 
@@ -21,9 +22,15 @@ json diagnostic_json(const diag::Diagnostic& d) {
           {"location", location}};
 }
 
+json masked(const json& v, bool sensitive) { return sensitive && !v.is_null() ? json(sensitive_text) : v; }
+
 json action_json(const Action& a) {
   json changes = json::array();
-  for (const auto& c : a.changes) changes.push_back({{"path", c.path}, {"before", c.before}, {"after", c.after}});
+  for (const auto& c : a.changes) {
+    json change = {{"path", c.path}, {"before", masked(c.before, c.sensitive)}, {"after", masked(c.after, c.sensitive)}};
+    if (c.sensitive) change["sensitive"] = true;
+    changes.push_back(std::move(change));
+  }
   json out = {{"id", a.id},
               {"action", to_string(a.kind)},
               {"address", to_string(a.address)},
@@ -41,8 +48,18 @@ json action_json(const Action& a) {
   // What apply needs to carry the action out, beyond what a reader needs to see.
   json spec = json::object();
   if (a.image) spec["image"] = {{"remote", a.image->remote}, {"alias", a.image->alias}};
-  if (!a.config.empty()) spec["config"] = a.config;
-  if (!a.devices.empty()) spec["devices"] = a.devices;
+  if (!a.config.empty()) {
+    spec["config"] = a.config;
+    for (const auto& [k, v] : a.config) spec["config"][k] = masked(v, a.sensitive.count("config." + k) != 0);
+  }
+  if (!a.devices.empty()) {
+    spec["devices"] = a.devices;
+    for (const auto& [d, keys] : a.devices) {
+      if (a.sensitive.count("devices." + d) != 0) spec["devices"][d] = {{"type", sensitive_text}};
+    }
+  }
+  if (!a.sensitive.empty()) spec["sensitive"] = a.sensitive;
+  if (!a.secret_digests.empty()) spec["secrets"] = a.secret_digests;
   if (a.profiles) spec["profiles"] = *a.profiles;
   if (a.target_state) spec["state"] = model::to_string(*a.target_state);
   out["spec"] = spec;
@@ -87,6 +104,22 @@ std::optional<diag::SourceLocation> parse_location(const json& j) {
   }
 }
 
+// A plan's actions must have unique ids and list every dependency before its dependents (the
+// order the planner writes): that also rules out cycles and dangling ids, which the walk cannot
+// run. Linear in the number of dependencies.
+std::optional<std::string> structure_problem(const Plan& plan) {
+  std::set<std::string> seen;
+  for (const auto& a : plan.actions) {
+    for (const auto& dep : a.depends_on) {
+      if (seen.count(dep) == 0) {
+        return "action '" + a.id + "' depends on '" + dep + "', which is not an earlier action of the plan";
+      }
+    }
+    if (!seen.insert(a.id).second) return "action id '" + a.id + "' appears twice";
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 json to_json(const Plan& plan) {
@@ -128,8 +161,9 @@ ParsedPlan plan_from_json(const json& j, const std::string& origin) {
   };
   try {
     if (!j.is_object()) return fail("not a JSON object");
-    if (j.value("format_version", 0) != plan_json_format_version) {
-      return fail("unsupported plan format_version " + j.value("format_version", json(nullptr)).dump());
+    const auto version = j.find("format_version");
+    if (version == j.end() || !version->is_number_integer() || version->get<std::int64_t>() != plan_json_format_version) {
+      return fail("unsupported plan format_version " + (version == j.end() ? std::string{"(none)"} : version->dump()));
     }
     Plan plan;
     plan.fleet_path = j.at("fleet").at("path").get<std::string>();
@@ -159,7 +193,7 @@ ParsedPlan plan_from_json(const json& j, const std::string& origin) {
       a.before = ja.at("before");
       a.after = ja.at("after");
       for (const auto& c : ja.at("changes")) {
-        a.changes.push_back({c.at("path").get<std::string>(), c.at("before"), c.at("after")});
+        a.changes.push_back({c.at("path").get<std::string>(), c.at("before"), c.at("after"), c.value("sensitive", false)});
       }
       a.reason = ja.at("reason").get<std::string>();
       a.consented = ja.at("consented").get<bool>();
@@ -171,6 +205,8 @@ ParsedPlan plan_from_json(const json& j, const std::string& origin) {
       if (spec.contains("config")) a.config = spec["config"].get<model::ConfigMap>();
       if (spec.contains("devices")) a.devices = spec["devices"].get<model::DeviceMap>();
       if (spec.contains("profiles")) a.profiles = spec["profiles"].get<std::vector<std::string>>();
+      if (spec.contains("sensitive")) a.sensitive = spec["sensitive"].get<std::set<std::string>>();
+      if (spec.contains("secrets")) a.secret_digests = spec["secrets"].get<std::map<std::string, std::string>>();
       if (spec.contains("state")) {
         a.target_state = model::desired_state_from_string(spec["state"].get<std::string>());
         if (!a.target_state) return fail("malformed state in action '" + a.id + "'");
@@ -194,6 +230,7 @@ ParsedPlan plan_from_json(const json& j, const std::string& origin) {
                             d.at("summary").get<std::string>(), d.at("detail").get<std::string>(),
                             d.at("path").get<std::string>(), parse_location(d.at("location"))});
     }
+    if (auto problem = structure_problem(plan)) return fail(*problem);
     plan.basis = j.at("basis").get<std::map<std::string, std::string>>();
     if (const auto c = j.find("consent"); c != j.end()) {
       plan.consent.restart = c->at("restart").get<bool>();

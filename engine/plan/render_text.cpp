@@ -93,7 +93,10 @@ void write_action(Writer& w, const Action& a) {
         .text("\n");
   }
   for (const auto& c : a.changes) {
-    w.text("        ").text(c.path).text(": ").text(show(c.before)).text(" -> ").text(show(c.after)).text("\n");
+    const auto value = [&](const nlohmann::json& v) {
+      return c.sensitive && !v.is_null() ? std::string{sensitive_text} : show(v);
+    };
+    w.text("        ").text(c.path).text(": ").text(value(c.before)).text(" -> ").text(value(c.after)).text("\n");
   }
 }
 

@@ -1,5 +1,7 @@
 #include "engine/util/sha256.hpp"
 
+#include <algorithm>
+
 namespace berth::util {
 namespace {
 
@@ -100,6 +102,38 @@ std::string sha256_hex(std::string_view bytes) {
     out += digits[b & 0xf];
   }
   return out;
+}
+
+HmacSha256::HmacSha256(std::string_view key) {
+  // A key longer than the block is replaced by its digest (RFC 2104 §2); a shorter one is zero-padded.
+  std::array<std::uint8_t, 64> block{};
+  if (key.size() > block.size()) {
+    Sha256 hasher;
+    hasher.update(key);
+    const auto digest = hasher.finish();
+    std::copy(digest.begin(), digest.end(), block.begin());
+  } else {
+    for (std::size_t i = 0; i < key.size(); ++i) block[i] = static_cast<std::uint8_t>(key[i]);
+  }
+  std::array<char, 64> pad{};
+  for (std::size_t i = 0; i < pad.size(); ++i) pad[i] = static_cast<char>(block[i] ^ 0x36);
+  inner_.update({pad.data(), pad.size()});
+  for (std::size_t i = 0; i < pad.size(); ++i) pad[i] = static_cast<char>(block[i] ^ 0x5c);
+  outer_.update({pad.data(), pad.size()});
+}
+
+void HmacSha256::update(std::string_view bytes) { inner_.update(bytes); }
+
+std::array<std::uint8_t, 32> HmacSha256::finish() {
+  const auto inner = inner_.finish();
+  outer_.update({reinterpret_cast<const char*>(inner.data()), inner.size()});
+  return outer_.finish();
+}
+
+std::array<std::uint8_t, 32> hmac_sha256(std::string_view key, std::string_view message) {
+  HmacSha256 mac(key);
+  mac.update(message);
+  return mac.finish();
 }
 
 }  // namespace berth::util

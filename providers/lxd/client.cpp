@@ -276,9 +276,11 @@ class TlsTransport final : public Transport {
     if (ec) {
       close();
       if (!pin_.accept_any && !pin_.seen_fingerprint.empty() && pin_.seen_fingerprint != pin_.expected) {
-        return make_error(ErrorKind::certificate_mismatch, "server certificate fingerprint " + pin_.seen_fingerprint +
-                                                               " does not match the pinned " + pin_.expected +
-                                                               "; refusing to talk to it");
+        Error e = make_error(ErrorKind::certificate_mismatch, "server certificate fingerprint " + pin_.seen_fingerprint +
+                                                                  " does not match the pinned " + pin_.expected +
+                                                                  "; refusing to talk to it");
+        e.presented_fingerprint = pin_.seen_fingerprint;
+        return e;
       }
       if (ec == beast::error::timeout) return connect_error(ec);
       return make_error(ErrorKind::tls, "TLS handshake with " + url + " failed: " +

@@ -118,7 +118,7 @@ Result<StoredRemote> add_remote(const ClientConfig& config, const AddRemoteReque
   }
   if (!fetched) return fail(ErrorKind::connect, connect_errors);
 
-  // Step 2: pin it.
+  // Step 2: decide the one certificate that may ever receive the password or token.
   if (token) {
     if (fetched->fingerprint != token->fingerprint) {
       return fail(ErrorKind::rejected, "the server at " + fetched->url + " presents certificate fingerprint " +
@@ -134,29 +134,45 @@ Result<StoredRemote> add_remote(const ClientConfig& config, const AddRemoteReque
       return fail(ErrorKind::rejected, "certificate fingerprint " + fetched->fingerprint + " not accepted");
     }
   }
-  const StoredRemote remote{name, fetched->url, fetched->fingerprint};
+  const std::string pin = fetched->fingerprint;
+  const StoredRemote remote{name, fetched->url, pin};
   if (existing && *existing != remote) {
     return fail(ErrorKind::conflict, "already exists (" + existing->url + ", fingerprint " + existing->fingerprint +
                                          "); remove it first with `berth remote remove " + name + "`");
   }
 
-  // Step 3: trust, over a connection pinned to exactly that certificate.
+  // Step 3: trust. The client checks `pin` inside every handshake, reconnects included, so a server
+  // that presents another certificate from now on fails before any request reaches it.
+  bool secret_sent = false;
+  const auto pinned_error = [&](const Error& e) {
+    if (e.kind != ErrorKind::certificate_mismatch) return e.for_remote(name);
+    const std::string pinned_as = token ? "the one the token names" : "the one confirmed";
+    const std::string outcome = secret_sent ? "nothing was saved (the password or token went only to the pinned server)"
+                                            : "nothing was sent or saved";
+    Error out = make_error(ErrorKind::certificate_mismatch, "the server presented a different certificate (sha256:" +
+                                                                e.presented_fingerprint + ") than " + pinned_as +
+                                                                " (sha256:" + pin + "); " + outcome);
+    out.presented_fingerprint = e.presented_fingerprint;
+    return out.for_remote(name);
+  };
   TlsOptions tls;
   tls.client_certificate = identity->certificate;
   tls.client_key = identity->key;
-  tls.pinned_fingerprint = fetched->fingerprint;
+  tls.pinned_fingerprint = pin;
   auto client = connect_https(fetched->url, tls, request.timeouts);
-  if (!client) return client.error().for_remote(name);
+  if (!client) return pinned_error(client.error());
   auto auth = auth_of(*client);
-  if (!auth) return auth.error().for_remote(name);
+  if (!auth) return pinned_error(auth.error());
   if (*auth != "trusted") {
-    const std::optional<std::string>& secret = request.token ? request.token : request.password;
+    std::optional<std::string> secret = request.token ? request.token : request.password;
+    if (!secret && request.ask_secret) secret = request.ask_secret();  // e.g. a prompt; the pin still holds
     if (!secret || secret->empty()) {
       return fail(ErrorKind::not_trusted, "the server does not trust this client yet; give its trust password "
                                           "(--password) or a token from `lxc config trust add` (--token)");
     }
     const nlohmann::json body = {{"type", "client"}, {"password", *secret}};
     auto added = client->request(Method::post, "/1.0/certificates", body);
+    secret_sent = added || added.error().kind != ErrorKind::certificate_mismatch;
     if (!added) {
       const Error& e = added.error();
       if (e.kind == ErrorKind::server && e.http_status == 403) {
@@ -165,10 +181,10 @@ Result<StoredRemote> add_remote(const ClientConfig& config, const AddRemoteReque
         return out.for_remote(name);
       }
       // 409: our certificate is already in the trust store (e.g. added by hand); GET /1.0 decides.
-      if (!(e.kind == ErrorKind::server && e.http_status == 409)) return e.for_remote(name);
+      if (!(e.kind == ErrorKind::server && e.http_status == 409)) return pinned_error(e);
     }
     auto again = auth_of(*client);
-    if (!again) return again.error().for_remote(name);
+    if (!again) return pinned_error(again.error());
     if (*again != "trusted") return fail(ErrorKind::not_trusted, "the server doesn't trust us after authentication");
   }
 

@@ -33,6 +33,8 @@ struct Error {
   std::string message;
   int http_status = 0;    // set for ErrorKind::server (and not_trusted when it came from a 403)
   std::string lxd_error;  // the envelope's "error" text, for ErrorKind::server
+  // ErrorKind::certificate_mismatch: the fingerprint of the certificate the server presented instead.
+  std::string presented_fingerprint;
 
   // A copy whose message names the remote it concerns.
   [[nodiscard]] Error for_remote(std::string_view remote) const {
@@ -43,7 +45,7 @@ struct Error {
 };
 
 [[nodiscard]] inline Error make_error(ErrorKind kind, std::string message) {
-  return Error{kind, std::move(message), 0, {}};
+  return Error{kind, std::move(message), 0, {}, {}};
 }
 
 template <class T>

@@ -19,13 +19,8 @@ export BERTH_STATE=$STATE # belt and braces: never the user's state file
 FLEET=$WORK/fleet.yaml
 
 write_fleet() {
-    cat >"$FLEET" <<EOF
-version: 1
-remotes:
-  h1: {url: "${TB_HOST1_URL}"}
-  h2: {url: "${TB_HOST2_URL}"}
-images:
-  bb: {remote: h1, alias: bb}
+    tb_fleet_header "$FLEET"
+    cat >>"$FLEET" <<EOF
 containers:
   web:
     remote: h1

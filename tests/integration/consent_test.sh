@@ -31,13 +31,8 @@ C4=
 C5=
 
 write_fleet() {
-    cat >"$FLEET" <<EOF
-version: 1
-remotes:
-  h1: {url: "${TB_HOST1_URL}"}
-  h2: {url: "${TB_HOST2_URL}"}
-images:
-  bb: {remote: h1, alias: bb}
+    tb_fleet_header "$FLEET"
+    cat >>"$FLEET" <<EOF
 containers:
   c1: {remote: h1, image: bb${C1}}
   c2: {remote: h1, image: bb${C2}}

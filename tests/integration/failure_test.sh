@@ -21,13 +21,8 @@ export BERTH_STATE=$STATE
 
 # fleet_header FILE: the top of a fleet file (both remotes, image bb on h1).
 fleet_header() {
-    cat >"$1" <<EOF
-version: 1
-remotes:
-  h1: {url: "${TB_HOST1_URL}"}
-  h2: {url: "${TB_HOST2_URL}"${REMOTE2_EXTRA:-}}
-images:
-  bb: {remote: h1, alias: bb}
+    tb_fleet_header "$1"
+    cat >>"$1" <<EOF
 containers:
 EOF
 }

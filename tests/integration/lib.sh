@@ -262,6 +262,19 @@ add_remotes() {
     done
 }
 
+# tb_fleet_header FILE: the top of a fleet file for the test bed: version, remotes h1 and h2 (with
+# REMOTE2_EXTRA appended to h2's flow map) and image bb on h1. The caller appends the rest.
+tb_fleet_header() {
+    cat >"$1" <<EOF
+version: 1
+remotes:
+  h1: {url: "${TB_HOST1_URL}"}
+  h2: {url: "${TB_HOST2_URL}"${REMOTE2_EXTRA:-}}
+images:
+  bb: {remote: h1, alias: bb}
+EOF
+}
+
 # "action remote:container[/snapshot]" for every action of a plan's JSON, sorted, comma-joined.
 # shellcheck disable=SC2034 # used by the tests that source this file
 ACTION_SET='[.actions[] | "\(.action) \(.remote):\(.container)\(if .snapshot then "/" + .snapshot else "" end)"] | sort | join(", ")'

@@ -20,13 +20,8 @@ read_marker() { cat "$1/root/berth-marker" 2>/dev/null || echo "<missing>"; }
 
 # write_fleet REMOTE SNAPSHOTS MOVE
 write_fleet() {
-    cat >"$FLEET" <<EOF
-version: 1
-remotes:
-  h1: {url: "${TB_HOST1_URL}"}
-  h2: {url: "${TB_HOST2_URL}"}
-images:
-  bb: {remote: h1, alias: bb}
+    tb_fleet_header "$FLEET"
+    cat >>"$FLEET" <<EOF
 containers:
   mv:
     remote: $1

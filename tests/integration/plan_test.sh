@@ -168,13 +168,8 @@ test_prune() {
 
 test_exact_fleet() {
     local fleet=$WORK/fleet-exact.yaml
-    cat >"$fleet" <<EOF
-version: 1
-remotes:
-  h1: {url: "${TB_HOST1_URL}"}
-  h2: {url: "${TB_HOST2_URL}"}
-images:
-  bb: {remote: h1, alias: bb}
+    tb_fleet_header "$fleet"
+    cat >>"$fleet" <<EOF
 containers:
   right:
     remote: h1

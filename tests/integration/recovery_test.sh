@@ -29,13 +29,8 @@ readonly COPY_STEPS=(transfer migrate-source migrate unmark)
 
 # fleet FILE BODY: both remotes, image bb on h1, then the containers in BODY.
 fleet() {
-    cat >"$1" <<EOF
-version: 1
-remotes:
-  h1: {url: "${TB_HOST1_URL}"}
-  h2: {url: "${TB_HOST2_URL}"}
-images:
-  bb: {remote: h1, alias: bb}
+    tb_fleet_header "$1"
+    cat >>"$1" <<EOF
 containers:
 $2
 EOF

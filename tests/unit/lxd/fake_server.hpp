@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <poll.h>
@@ -66,10 +67,7 @@ class FakeServer {
   FakeServer(Handler handler, const std::string& cert_pem, const std::string& key_pem)
       : handler_(std::move(handler)), tls_(true) {
     namespace net = boost::asio;
-    ctx_ = std::make_unique<net::ssl::context>(net::ssl::context::tls_server);
-    ctx_->use_certificate_chain(net::buffer(cert_pem));
-    ctx_->use_private_key(net::buffer(key_pem), net::ssl::context::pem);
-    SSL_CTX_set_verify(ctx_->native_handle(), SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
+    contexts_.push_back(make_context(cert_pem, key_pem));
     tcp_acceptor_ = std::make_unique<net::ip::tcp::acceptor>(
         ioc_, net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
     url_ = "https://127.0.0.1:" + std::to_string(tcp_acceptor_->local_endpoint().port());
@@ -100,6 +98,35 @@ class FakeServer {
   FakeServer(const FakeServer&) = delete;
   FakeServer& operator=(const FakeServer&) = delete;
 
+  // TLS: a server whose certificate changes between connections (re-keyed, or someone in between).
+  // Connection number `from_connection` (0-based, in the order accepted) and every later one
+  // present this certificate instead; connections already open keep theirs.
+  void present_from_connection(int from_connection, const std::string& cert_pem, const std::string& key_pem) {
+    auto ctx = make_context(cert_pem, key_pem);
+    std::lock_guard lock(mu_);
+    contexts_.push_back(std::move(ctx));
+    switch_from_ = from_connection;
+  }
+  // The same from the next connection on.
+  void present_from_now(const std::string& cert_pem, const std::string& key_pem) {
+    present_from_connection(connections_, cert_pem, key_pem);
+  }
+  // Ends every open connection, as a restarting server would; clients must connect again. Returns
+  // once the connection threads have closed their sockets.
+  void drop_connections() {
+    {
+      std::lock_guard lock(mu_);
+      for (int fd : open_fds_) ::shutdown(fd, SHUT_RDWR);
+    }
+    for (int i = 0; i < 500; ++i) {
+      {
+        std::lock_guard lock(mu_);
+        if (open_fds_.empty()) return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
+
   [[nodiscard]] const std::string& url() const { return url_; }
   [[nodiscard]] int connections() const { return connections_; }
   [[nodiscard]] std::vector<FakeRequest> requests() const {
@@ -117,9 +144,14 @@ class FakeServer {
         auto socket = std::make_shared<boost::asio::ip::tcp::socket>(ioc_);
         tcp_acceptor_->accept(*socket, ec);
         if (ec) continue;
+        boost::asio::ssl::context* ctx = nullptr;
+        {
+          std::lock_guard lock(mu_);
+          ctx = connections_ >= switch_from_ ? contexts_.back().get() : contexts_.front().get();
+        }
         track(socket->native_handle());
-        connection_threads_.emplace_back([this, socket] {
-          boost::beast::ssl_stream<boost::asio::ip::tcp::socket&> stream(*socket, *ctx_);
+        connection_threads_.emplace_back([this, socket, ctx] {
+          boost::beast::ssl_stream<boost::asio::ip::tcp::socket&> stream(*socket, *ctx);
           boost::system::error_code hec;
           stream.handshake(boost::asio::ssl::stream_base::server, hec);
           if (!hec) {
@@ -144,6 +176,17 @@ class FakeServer {
       }
       ++connections_;
     }
+  }
+
+  // Asks for, but does not require, a client certificate, as LXD does.
+  static std::unique_ptr<boost::asio::ssl::context> make_context(const std::string& cert_pem,
+                                                                 const std::string& key_pem) {
+    namespace net = boost::asio;
+    auto ctx = std::make_unique<net::ssl::context>(net::ssl::context::tls_server);
+    ctx->use_certificate_chain(net::buffer(cert_pem));
+    ctx->use_private_key(net::buffer(key_pem), net::ssl::context::pem);
+    SSL_CTX_set_verify(ctx->native_handle(), SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
+    return ctx;
   }
 
   void track(int fd) {
@@ -189,7 +232,10 @@ class FakeServer {
   Handler handler_;
   bool tls_;
   boost::asio::io_context ioc_;
-  std::unique_ptr<boost::asio::ssl::context> ctx_;
+  // The first certificate, then (from connection switch_from_ on) the last one added. Kept until
+  // the server ends: connection threads point at them.
+  std::vector<std::unique_ptr<boost::asio::ssl::context>> contexts_;
+  int switch_from_ = std::numeric_limits<int>::max();
   std::unique_ptr<boost::asio::ip::tcp::acceptor> tcp_acceptor_;
   std::unique_ptr<boost::asio::local::stream_protocol::acceptor> unix_acceptor_;
   int listen_fd_ = -1;

@@ -77,5 +77,49 @@ TEST(PlanFile, RoundTripsAndRejectsForeignFiles) {
   EXPECT_FALSE(parse_plan_file(j.dump(), "x").file.has_value());
 }
 
+// A damaged saved plan is refused when it is loaded, with what is wrong, and never throws: the
+// walk cannot run duplicate ids, cycles or dangling dependencies (it would spin or abort).
+TEST(PlanFile, DamagedPlansAreRefusedWithAReason) {
+  PlanFile file;
+  file.plan.fleet_path = "f.yaml";
+  file.plan.fleet_digest = "sha256:" + std::string(64, 'a');
+  file.plan.actions = {make("launch a:c"), make("start a:c", {"launch a:c"})};
+  const auto good = nlohmann::json::parse(serialize(file));
+  ASSERT_TRUE(parse_plan_file(good.dump(), "x").file.has_value());
+
+  auto refused = [](const nlohmann::json& j, const std::string& why) {
+    const auto parsed = parse_plan_file(j.dump(), "damaged.plan");
+    EXPECT_FALSE(parsed.file.has_value()) << why;
+    const auto text = diag::format(parsed.diagnostics);
+    EXPECT_NE(text.find("damaged.plan"), std::string::npos) << text;
+    return text;
+  };
+  auto j = good;
+  j["format_version"] = "1";
+  refused(j, "format_version as a string");
+  j = good;
+  j["format"] = 7;
+  refused(j, "format as a number");
+  j = good;
+  j["plan"]["format_version"] = "1";
+  refused(j, "the plan's format_version as a string");
+  j = good;
+  j["plan"]["actions"][1]["id"] = "launch a:c";
+  j["plan"]["actions"][1]["depends_on"] = nlohmann::json::array();
+  EXPECT_NE(refused(j, "duplicate ids").find("appears twice"), std::string::npos);
+  j = good;
+  j["plan"]["actions"][0]["depends_on"] = {"start a:c"};
+  EXPECT_NE(refused(j, "a cycle").find("not an earlier action"), std::string::npos);
+  j = good;
+  j["plan"]["actions"][1]["depends_on"] = {"nowhere"};
+  refused(j, "a dangling dependency");
+  j = good;
+  j["plan"]["actions"][0]["depends_on"] = "launch a:c";
+  refused(j, "depends_on of the wrong type");
+  j = good;
+  j["created_at"] = nullptr;
+  EXPECT_TRUE(parse_plan_file(j.dump(), "x").file.has_value()) << "created_at is informative only";
+}
+
 }  // namespace
 }  // namespace berth::plan

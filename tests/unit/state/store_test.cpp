@@ -1,5 +1,6 @@
 // The state file against a real SQLite file in a temporary directory.
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,6 +40,24 @@ TEST_F(StoreTest, CreatesItsDirectoryAndSurvivesReopening) {
   EXPECT_EQ(runs[0].outcome, "succeeded");
   EXPECT_EQ(runs[0].fleet_path, "fleet.yaml");
   EXPECT_FALSE(runs[0].finished_at.empty());
+}
+
+// Plans and the journal are only for the owner's eyes, whatever the umask says.
+TEST_F(StoreTest, FileAndDirectoryAreOwnerOnly) {
+  const auto old_umask = ::umask(022);
+  const auto path = dir_ / "fresh" / "state.db";
+  {
+    auto store = Store::open(path);
+    store->begin_run("apply", "fleet.yaml", "{}");
+    auto mode = [](const fs::path& p) { return fs::status(p).permissions() & fs::perms::all; };
+    EXPECT_EQ(mode(path.parent_path()), fs::perms::owner_all);
+    EXPECT_EQ(mode(path), fs::perms::owner_read | fs::perms::owner_write);
+    for (const char* suffix : {"-wal", "-shm"}) {
+      const fs::path side = path.string() + suffix;
+      if (fs::exists(side)) EXPECT_EQ(mode(side), fs::perms::owner_read | fs::perms::owner_write) << side;
+    }
+  }
+  ::umask(old_umask);
 }
 
 TEST_F(StoreTest, SecondLockerSeesTheHolderUntilReleased) {
