@@ -18,7 +18,7 @@ namespace berth::state {
 namespace {
 
 // Append-only: a released version's migration never changes; new ones go at the end.
-constexpr std::array<std::string_view, 1> migrations = {
+constexpr std::array<std::string_view, 2> migrations = {
     R"sql(
 CREATE TABLE runs (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -57,7 +57,16 @@ CREATE TABLE lock (
   command TEXT NOT NULL
 );
 )sql",
+    // 2: berth before 0.2 stored plans with their secrets in clear (sensitive values were not
+    // masked): those plans are dropped from the history, and the file is vacuumed (after the
+    // migration commits) so that no free page keeps them.
+    R"sql(
+UPDATE runs SET plan_json = '{"scrubbed": "stored by an older berth, whose plans could hold secrets"}';
+)sql",
 };
+
+// The first migration after which the file is vacuumed, when it is applied to an existing file.
+constexpr std::size_t vacuum_after = 2;
 
 std::string now_utc() {
   const std::time_t t = std::time(nullptr);
@@ -153,7 +162,8 @@ std::unique_ptr<Store> Store::open(const std::filesystem::path& path) {
   }
   std::unique_ptr<Store> store(new Store(db, path));
   sqlite3_busy_timeout(db, 5000);
-  store->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+  // secure_delete: pages freed by a delete or an update are zeroed, not left readable in the file.
+  store->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;");
   store->migrate();
   return store;
 }
@@ -178,9 +188,11 @@ void Store::exec(const std::string& sql) {
 void Store::migrate() {
   exec("BEGIN IMMEDIATE");
   try {
-    Statement version(db_, "PRAGMA user_version");
-    version.step();
-    const auto current = static_cast<std::size_t>(version.integer(0));
+    const auto current = [&] {
+      Statement version(db_, "PRAGMA user_version");  // finalised before VACUUM, which needs none open
+      version.step();
+      return static_cast<std::size_t>(version.integer(0));
+    }();
     if (current > migrations.size()) {
       throw StoreError("state file " + path_.string() + " was written by a newer berth (schema " +
                        std::to_string(current) + "); upgrade berth");
@@ -188,6 +200,10 @@ void Store::migrate() {
     for (std::size_t i = current; i < migrations.size(); ++i) exec(std::string{migrations[i]});
     exec("PRAGMA user_version = " + std::to_string(migrations.size()));
     exec("COMMIT");
+    if (current != 0 && current < vacuum_after) {
+      exec("VACUUM");
+      exec("PRAGMA wal_checkpoint(TRUNCATE)");  // the rewritten file replaces the old pages now
+    }
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;

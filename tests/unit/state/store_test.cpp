@@ -5,8 +5,11 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "engine/state/store.hpp"
 
@@ -58,6 +61,39 @@ TEST_F(StoreTest, FileAndDirectoryAreOwnerOnly) {
     }
   }
   ::umask(old_umask);
+}
+
+// A state file written by berth 0.1 (schema 1) may hold plans with secrets in clear: opening it
+// with this berth drops them and vacuums the file, so not even a free page keeps them.
+TEST_F(StoreTest, MigrationScrubsPlansOfOlderVersions) {
+  const auto path = dir_ / "old" / "state.db";
+  const std::string secret = "old-secret-in-a-plan-0123456789";
+  {
+    auto store = Store::open(path);
+    store->begin_run("apply", "fleet.yaml", R"({"actions":[{"spec":{"config":{"k":")" + secret + R"("}}}]})");
+  }
+  {
+    // Make it a schema-1 file again, with the plan in clear.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    const std::string sql = "PRAGMA user_version = 1; UPDATE runs SET plan_json = '" + secret + "';";
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto read_all = [&] {
+    std::string bytes;
+    for (const char* suffix : {"", "-wal"}) {
+      std::ifstream in(path.string() + suffix, std::ios::binary);
+      bytes += std::string(std::istreambuf_iterator<char>(in), {});
+    }
+    return bytes;
+  };
+  ASSERT_NE(read_all().find(secret), std::string::npos) << "the test must start with the secret on disk";
+  {
+    auto store = Store::open(path);
+    EXPECT_EQ(store->runs(10).size(), 1U) << "the history stays, without its plan";
+  }
+  EXPECT_EQ(read_all().find(secret), std::string::npos);
 }
 
 TEST_F(StoreTest, SecondLockerSeesTheHolderUntilReleased) {
