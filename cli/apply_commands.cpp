@@ -179,6 +179,7 @@ int execute(const GlobalOptions& global, const ApplyOptions& options, const mode
   pipeline.consent = plan::ConsentFlags{options.allow_restart, options.allow_move};
   pipeline.prune = options.prune;
   pipeline.limits.global = options.parallelism;
+  pipeline.read_parallelism = options.read_parallelism;
   for (const auto& [name, remote] : fleet.remotes) pipeline.limits.per_remote[name] = remote.parallelism;
   pipeline.lock_timeout = options.lock_timeout;
   pipeline.command = std::string{verb};

@@ -27,6 +27,7 @@ struct PlanCommandOptions {
   bool allow_restart = false;  // recorded in the plan (and in a saved plan)
   bool allow_move = false;
   std::filesystem::path state_path;  // open journal intents to settle (read, never created)
+  int read_parallelism = 32;         // remotes read at once
 };
 
 struct ShowOptions {
@@ -47,6 +48,7 @@ struct ApplyOptions {
   std::string plan_file;  // apply exactly this saved plan
   bool auto_approve = false;
   int parallelism = 10;
+  int read_parallelism = 32;  // remotes read at once
   bool json = false;
   bool allow_restart = false;
   bool allow_move = false;

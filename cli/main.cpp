@@ -77,6 +77,8 @@ int main(int argc, char** argv) {
   plan_cmd->add_option("--out", plan.out, "Save the plan, with what it was computed from, for `berth apply FILE`");
   plan_cmd->add_flag("--detailed-exitcode", plan.detailed_exitcode, "Exit 0 when nothing changes, 2 with changes, 1 on errors");
   plan_cmd->add_flag("--prune", plan.prune, "Delete containers this fleet owns that are no longer declared");
+  plan_cmd->add_option("--read-parallelism", plan.read_parallelism, "Remotes read at once")
+      ->capture_default_str()->check(CLI::Range(1, 1024));
   plan_cmd->add_flag("--allow-restart", plan.allow_restart,
                      "Consent to restarts that config changes need (recorded in a plan saved with --out)");
   plan_cmd->add_flag("--allow-move", plan.allow_move, "Consent to offline moves (recorded in a plan saved with --out)");
@@ -96,6 +98,8 @@ int main(int argc, char** argv) {
     cmd->add_flag("--auto-approve", apply.auto_approve, "Do not ask for confirmation");
     cmd->add_option("--parallelism", apply.parallelism, "Actions running at once, over all remotes")
         ->capture_default_str()->check(CLI::Range(1, 256));
+    cmd->add_option("--read-parallelism", apply.read_parallelism, "Remotes read at once")
+        ->capture_default_str()->check(CLI::Range(1, 1024));
     cmd->add_flag("--json", apply.json, "Stream one JSON object per event");
     cmd->add_option("--state", state_path, "State file: runs, journal, lock (env BERTH_STATE)")->capture_default_str();
     cmd->add_option("--lock-timeout", lock_timeout, "How long to wait for another apply's lock (e.g. 30s, 2m)")

@@ -46,7 +46,8 @@ int run_plan(const GlobalOptions& global, const PlanCommandOptions& options) {
   if (opened.failed) return exit_error;
   const LxdProviders lxd_providers(global);
   plan::Plan plan = apply::prepare_plan(*fleet, opened.store.get(), lxd_providers.view(), apply::Goal::apply, options.prune,
-                                              plan::ConsentFlags{options.allow_restart, options.allow_move});
+                                              plan::ConsentFlags{options.allow_restart, options.allow_move},
+                                        options.read_parallelism);
   redact_plan_secrets(plan);
 
   if (options.json) {

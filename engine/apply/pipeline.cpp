@@ -162,8 +162,8 @@ Settlement settle_open_intents(state::Store* store, const model::Fleet& fleet, p
 }
 
 plan::Plan prepare_plan(const model::Fleet& fleet, state::Store* store, const Providers& providers, Goal goal,
-                        bool prune, plan::ConsentFlags consent) {
-  const auto read = read_live_state(fleet, *providers.reader);
+                        bool prune, plan::ConsentFlags consent, int read_parallelism) {
+  const auto read = read_live_state(fleet, *providers.reader, read_parallelism);
   Settlement settlement;
   std::optional<state::LockHolder> busy;
   if (store != nullptr) busy = store->live_lock_holder();
@@ -205,7 +205,7 @@ PipelineResult run_pipeline(const model::Fleet& fleet, state::Store& store, cons
   if (lock.took_over_stale) notice("took over the lock of a berth process that no longer runs");
 
   // read, settle, plan
-  const auto read = read_live_state(fleet, *providers.reader);
+  const auto read = read_live_state(fleet, *providers.reader, options.read_parallelism);
   const Settlement settlement = settle_open_intents(&store, fleet, *providers.recoverer);
   for (const auto& n : settlement.notes) notice("recovery: " + n);
   if (options.saved != nullptr) {

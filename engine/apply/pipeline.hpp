@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/apply/read_live.hpp"
 #include "engine/apply/runner.hpp"
 #include "engine/apply/walk.hpp"
 #include "engine/model/desired.hpp"
@@ -46,6 +47,7 @@ struct PipelineOptions {
   plan::ConsentFlags consent;
   bool prune = false;
   Limits limits;
+  int read_parallelism = default_read_parallelism;  // remotes read at once
   std::chrono::milliseconds lock_timeout{0};
   std::string command;  // "apply", "destroy": the run record and the lock holder
   const std::atomic<bool>* cancel = nullptr;
@@ -108,6 +110,7 @@ struct Settlement {
 // change anywhere. `store` may be null. When another run holds the lock its open intents are its
 // own in-flight steps, not leftovers: they are not settled, and the plan says so.
 [[nodiscard]] plan::Plan prepare_plan(const model::Fleet& fleet, state::Store* store, const Providers& providers,
-                                      Goal goal, bool prune, plan::ConsentFlags consent);
+                                      Goal goal, bool prune, plan::ConsentFlags consent,
+                                      int read_parallelism = default_read_parallelism);
 
 }  // namespace berth::apply

@@ -1,6 +1,8 @@
 #include "engine/apply/read_live.hpp"
 
-#include <future>
+#include <algorithm>
+#include <atomic>
+#include <thread>
 #include <set>
 #include <vector>
 
@@ -8,28 +10,36 @@
 
 namespace berth::apply {
 
-LiveRead read_live_state(const model::Fleet& fleet, providers::StateReader& reader) {
+LiveRead read_live_state(const model::Fleet& fleet, providers::StateReader& reader, int parallelism) {
   std::set<std::string> image_remotes;
   for (const auto& [name, c] : fleet.containers) {
     if (c.image) image_remotes.insert(c.image->remote);
   }
+  std::vector<providers::ReadStateRequest> requests;
+  for (const auto& [name, spec] : fleet.remotes) requests.push_back({spec, image_remotes.count(name) != 0});
 
-  std::vector<std::pair<std::string, std::future<providers::ReadStateResponse>>> reads;
-  for (const auto& [name, spec] : fleet.remotes) {
-    providers::ReadStateRequest request{spec, image_remotes.count(name) != 0};
-    reads.emplace_back(name, std::async(std::launch::async, [&reader, request] { return reader.read_state(request); }));
-  }
+  // Each worker takes the next remote until none is left; results land in their own slots.
+  std::vector<providers::ReadStateResponse> responses(requests.size());
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    for (std::size_t i = next++; i < requests.size(); i = next++) responses[i] = reader.read_state(requests[i]);
+  };
+  const auto workers = std::min<std::size_t>(requests.size(), static_cast<std::size_t>(std::max(parallelism, 1)));
+  std::vector<std::thread> pool;
+  pool.reserve(workers);
+  for (std::size_t w = 0; w < workers; ++w) pool.emplace_back(work);
+  for (auto& t : pool) t.join();
 
   LiveRead result;
-  auto& live = result.live;
-  for (auto& [name, future] : reads) {
-    auto response = future.get();
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    auto& response = responses[i];
+    const std::string& name = requests[i].remote.name;
     result.diagnostics.append(response.diagnostics);
     response.live.name = name;
     if (response.live.status != model::RemoteStatus::ok) {
       spdlog::info("remote {} is unknown: {}", name, response.live.error);
     }
-    live.remotes.emplace(name, std::move(response.live));
+    result.live.remotes.emplace(name, std::move(response.live));
   }
   return result;
 }

@@ -6,12 +6,15 @@
 
 namespace berth::apply {
 
-// Reads every declared remote at once, one thread per remote (each does its own bulk reads).
-// A remote that fails is Unknown in the result; the others are unaffected.
+// Reads every declared remote, at most `parallelism` at once (a bounded pool of threads, each
+// doing one remote's bulk reads at a time): a fleet of thousands of remotes never means
+// thousands of threads. A remote that fails is Unknown in the result; the others are unaffected.
+inline constexpr int default_read_parallelism = 32;
 struct LiveRead {
   model::LiveState live;
   diag::Diagnostics diagnostics;  // what the reads reported beyond an Unknown remote (which `live` carries)
 };
-[[nodiscard]] LiveRead read_live_state(const model::Fleet& fleet, providers::StateReader& reader);
+[[nodiscard]] LiveRead read_live_state(const model::Fleet& fleet, providers::StateReader& reader,
+                                       int parallelism = default_read_parallelism);
 
 }  // namespace berth::apply

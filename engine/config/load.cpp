@@ -1,5 +1,7 @@
 #include "engine/config/load.hpp"
 
+#include <array>
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -63,10 +65,19 @@ LoadResult load_fleet_file(const std::filesystem::path& path, const EnvLookup& e
   if (std::filesystem::is_directory(status)) return fail("is a directory, not a fleet file", "name a YAML file");
   std::ifstream in{path, std::ios::binary};
   if (!in) return fail(std::string{"cannot open the file: "} + std::strerror(errno), "check its permissions");
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
+  // Read at most one byte over the limit: a device such as /dev/zero never ends.
+  std::string bytes;
+  std::array<char, 65536> chunk{};
+  while (in && bytes.size() <= max_fleet_file_bytes) {
+    in.read(chunk.data(), chunk.size());
+    bytes.append(chunk.data(), static_cast<std::size_t>(in.gcount()));
+  }
   if (in.bad()) return fail(std::string{"cannot read the file: "} + std::strerror(errno), {});
-  return load_fleet_text(bytes.str(), name, env);
+  if (bytes.size() > max_fleet_file_bytes) {
+    return fail("is larger than " + std::to_string(max_fleet_file_bytes / (1024 * 1024)) + " MiB",
+                "a fleet file is text of a few kilobytes; check that -f names the right file");
+  }
+  return load_fleet_text(bytes, name, env);
 }
 
 }  // namespace berth::config

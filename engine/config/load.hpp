@@ -19,6 +19,9 @@ struct LoadResult {
   diag::Diagnostics diagnostics;      // every problem in the file, sorted by position
 };
 
+// A fleet file larger than this is refused before it is parsed (docs/fleet-file.md, Limits).
+inline constexpr std::size_t max_fleet_file_bytes = std::size_t{16} << 20;
+
 // Reads and loads the file at `path`; a missing or unreadable file is a diagnostic.
 // Fleet.path is `path` as given.
 [[nodiscard]] LoadResult load_fleet_file(const std::filesystem::path& path, const EnvLookup& env = process_env());

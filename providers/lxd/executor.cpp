@@ -9,6 +9,7 @@
 #include "providers/lxd/journal.hpp"
 #include "providers/lxd/migration.hpp"
 #include "providers/lxd/operations.hpp"
+#include "providers/lxd/url.hpp"
 
 namespace berth::lxd {
 
@@ -184,7 +185,7 @@ class Run {
     auto img = remote(image.remote);
     if (!img) return img.error();
 
-    auto alias = (*img)->client.get("/1.0/images/aliases/" + image.alias);
+    auto alias = (*img)->client.get("/1.0/images/aliases/" + path_segment(image.alias));
     if (!alias) {
       if (alias.error().kind == ErrorKind::server && alias.error().http_status == 404) {
         return make_error(ErrorKind::not_found,
@@ -192,7 +193,9 @@ class Run {
       }
       return (*img)->error(alias.error());
     }
-    const std::string fingerprint = alias->metadata.value("target", std::string{});
+    const auto target = alias->metadata.is_object() ? alias->metadata.find("target") : alias->metadata.end();
+    const std::string fingerprint =
+        target != alias->metadata.end() && target->is_string() ? target->get<std::string>() : std::string{};
     if (fingerprint.empty()) {
       return (*img)->error(make_error(ErrorKind::protocol, "image alias '" + image.alias + "' has no target"));
     }
@@ -411,7 +414,7 @@ class Run {
     const std::string& snap = *action_.address.snapshot;
     auto r = remote(action_.address.remote);
     if (!r) return r.error();
-    auto existing = (*r)->client.get("/1.0/instances/" + name + "/snapshots/" + snap);
+    auto existing = (*r)->client.get("/1.0/instances/" + name + "/snapshots/" + path_segment(snap));
     if (existing) return {};  // already there: a re-run after a crash
     if (!(existing.error().kind == ErrorKind::server && existing.error().http_status == 404)) {
       return (*r)->error(existing.error());
@@ -437,7 +440,7 @@ class Run {
     detail["snapshot"] = snap;
     report("deleting snapshot " + name + "/" + snap);
     return journal_.step("delete-snapshot", detail, [&]() -> Result<void> {
-      auto op = call_and_wait(**r, Method::delete_, "/1.0/instances/" + name + "/snapshots/" + snap, std::nullopt,
+      auto op = call_and_wait(**r, Method::delete_, "/1.0/instances/" + name + "/snapshots/" + path_segment(snap), std::nullopt,
                               wait("deleting snapshot " + name + "/" + snap));
       if (!op && !(op.error().kind == ErrorKind::server && op.error().http_status == 404)) return op.error();
       return {};
@@ -495,7 +498,7 @@ class Run {
     if (!src) return src.error();
     // Read what is copied: the instance, or the snapshot (its config, devices, profiles).
     const std::string object_path =
-        "/1.0/instances/" + from.container + (from.snapshot ? "/snapshots/" + *from.snapshot : "");
+        "/1.0/instances/" + from.container + (from.snapshot ? "/snapshots/" + path_segment(*from.snapshot) : "");
     auto object = (*src)->client.get(object_path);
     if (!object) {
       if (object.error().kind == ErrorKind::server && object.error().http_status == 404) {
@@ -652,7 +655,7 @@ class Run {
     if (!src_url) return src_url.error();
 
     const std::string source_path =
-        "/1.0/instances/" + from.container + (from.snapshot ? "/snapshots/" + *from.snapshot : "");
+        "/1.0/instances/" + from.container + (from.snapshot ? "/snapshots/" + path_segment(*from.snapshot) : "");
     std::string source_op;
     nlohmann::json secrets;
     auto started = journal_.step(

@@ -1,5 +1,7 @@
 #include "providers/lxd/state_reader.hpp"
 
+#include "providers/lxd/url.hpp"
+
 #include <chrono>
 #include <thread>
 
@@ -70,7 +72,7 @@ void read_side(Client& client, bool read_aliases, SideRead& out) {
     for (const auto& url : pools->metadata) {
       if (!url.is_string()) continue;
       const std::string pool = url.get<std::string>().substr(url.get<std::string>().rfind('/') + 1);
-      auto vols = client.get("/1.0/storage-pools/" + pool + "/volumes?recursion=1");
+      auto vols = client.get("/1.0/storage-pools/" + path_segment(pool) + "/volumes?recursion=1");
       if (!vols) {
         out.snapshots_known = false;
         out.snapshots_problem = vols.error().message;

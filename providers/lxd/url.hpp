@@ -40,4 +40,9 @@ struct Endpoint {
 // Returns the canonical URL.
 [[nodiscard]] Result<std::string> normalize_remote_url(std::string_view input);
 
+// One segment of a request path, percent-encoded: LXD accepts `?`, `#`, `%`, `/` and spaces in
+// snapshot and alias names, which must not end the path or start a query. Only A-Z a-z 0-9 - . _ ~
+// are left as they are (the server decodes the rest).
+[[nodiscard]] std::string path_segment(std::string_view name);
+
 }  // namespace berth::lxd

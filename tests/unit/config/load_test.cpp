@@ -300,3 +300,17 @@ TEST_F(ConfigFile, DirectoryIsNotAFile) {
 
 }  // namespace
 }  // namespace berth::config
+
+namespace berth::config {
+namespace {
+
+// A file that never ends (or is far too big) is refused after reading just over the limit.
+TEST(ConfigLoadLimits, DevZeroIsRefusedWithoutReadingForever) {
+  const auto loaded = load_fleet_file("/dev/zero");
+  EXPECT_FALSE(loaded.fleet.has_value());
+  const auto text = diag::format(loaded.diagnostics);
+  EXPECT_NE(text.find("larger than 16 MiB"), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace berth::config

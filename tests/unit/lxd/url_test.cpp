@@ -89,3 +89,18 @@ TEST(NormalizeRemoteUrl, AcceptsWhatLxcRemoteAddAccepts) {
 
 }  // namespace
 }  // namespace berth::lxd
+
+namespace berth::lxd {
+namespace {
+
+// Snapshot and alias names may hold characters that would end a path or start a query.
+TEST(PathSegment, EncodesWhatIsNotUnreserved) {
+  EXPECT_EQ(path_segment("snap0"), "snap0");
+  EXPECT_EQ(path_segment("a-b.c_d~e"), "a-b.c_d~e");
+  EXPECT_EQ(path_segment("why?#100%"), "why%3F%23100%25");
+  EXPECT_EQ(path_segment("a/b c"), "a%2Fb%20c");
+  EXPECT_EQ(path_segment("\xc3\xa9"), "%C3%A9");
+}
+
+}  // namespace
+}  // namespace berth::lxd
