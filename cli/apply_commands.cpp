@@ -5,7 +5,6 @@
 #include <iostream>
 #include <sstream>
 
-
 #include "cli/commands.hpp"
 #include "cli/files.hpp"
 #include "cli/output.hpp"
@@ -21,7 +20,9 @@ namespace {
 
 std::atomic<bool> interrupted{false};
 
-extern "C" void on_interrupt(int /*signal*/) { interrupted.store(true); }
+extern "C" void on_interrupt(int /*signal*/) {
+  interrupted.store(true);
+}
 
 std::string human_bytes(double bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -55,7 +56,8 @@ apply::EventSink text_events(bool color) {
       last = now;
       std::cout << "  " << id << ": " << e.value("message", "");
       if (e.contains("bytes")) std::cout << ", " << human_bytes(e["bytes"].get<double>());
-      if (e.contains("bytes_per_second")) std::cout << " at " << human_bytes(e["bytes_per_second"].get<double>()) << "/s";
+      if (e.contains("bytes_per_second"))
+        std::cout << " at " << human_bytes(e["bytes_per_second"].get<double>()) << "/s";
       std::cout << '\n';
     } else if (event == "finished") {
       std::cout << green << "  " << id << ": done" << reset << " (" << std::fixed;
@@ -127,7 +129,8 @@ void print_summary(const apply::PipelineResult& result, bool json) {
   const auto& summary = result.summary;
   auto count = [&](apply::Status s) { return summary.counts.count(s) != 0 ? summary.counts.at(s) : 0; };
   if (json) {
-    nlohmann::json line = {{"event", "summary"}, {"complete", plan.complete()}, {"unknown_remotes", unknown_remotes(plan)}};
+    nlohmann::json line = {
+        {"event", "summary"}, {"complete", plan.complete()}, {"unknown_remotes", unknown_remotes(plan)}};
     if (result.outcome == apply::RunOutcome::no_changes) {
       line["changes"] = 0;
     } else {
@@ -206,9 +209,7 @@ int execute(const GlobalOptions& global, const ApplyOptions& options, const mode
 
   const auto result = apply::run_pipeline(fleet, *store, providers, pipeline, hooks);
   switch (result.outcome) {
-    case apply::RunOutcome::state_error:
-      std::cerr << "berth: " << result.error << '\n';
-      return exit_error;
+    case apply::RunOutcome::state_error: std::cerr << "berth: " << result.error << '\n'; return exit_error;
     case apply::RunOutcome::locked: {
       const auto& h = *result.holder;
       std::cerr << "berth: the state " << store->path().string() << " is locked by another run: " << h.command
@@ -217,7 +218,8 @@ int execute(const GlobalOptions& global, const ApplyOptions& options, const mode
       return exit_error;
     }
     case apply::RunOutcome::stale:
-      std::cerr << "berth: the saved plan " << options.plan_file << " is stale: these changed on the hosts since it was made:\n";
+      std::cerr << "berth: the saved plan " << options.plan_file
+                << " is stale: these changed on the hosts since it was made:\n";
       for (const auto& s : result.stale) std::cerr << "  " << s << '\n';
       std::cerr << "make a new plan\n";
       return exit_error;

@@ -3,9 +3,9 @@
 #include <cstdlib>
 #include <iostream>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "cli/commands.hpp"
 #include "cli/output.hpp"
@@ -27,11 +27,16 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& text)
   }
   const std::string unit = text.substr(used);
   double scale = 1000;
-  if (unit == "ms") scale = 1;
-  else if (unit.empty() || unit == "s") scale = 1000;
-  else if (unit == "m") scale = 60'000;
-  else if (unit == "h") scale = 3'600'000;
-  else return std::nullopt;
+  if (unit == "ms")
+    scale = 1;
+  else if (unit.empty() || unit == "s")
+    scale = 1000;
+  else if (unit == "m")
+    scale = 60'000;
+  else if (unit == "h")
+    scale = 3'600'000;
+  else
+    return std::nullopt;
   if (value < 0) return std::nullopt;
   return std::chrono::milliseconds(static_cast<long long>(value * scale));
 }
@@ -60,7 +65,8 @@ int main(int argc, char** argv) {
   std::string config_dir = global.config_dir.string();
   std::string log_level = "warn";
   if (const char* env = std::getenv("BERTH_LOG_LEVEL"); env != nullptr && *env != '\0') log_level = env;
-  app.add_option("--config-dir", config_dir, "Client certificate, pinned server certificates and remotes (env BERTH_CONFIG_DIR)")
+  app.add_option("--config-dir", config_dir,
+                 "Client certificate, pinned server certificates and remotes (env BERTH_CONFIG_DIR)")
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (env BERTH_LOG_LEVEL)")
       ->capture_default_str();
@@ -75,10 +81,12 @@ int main(int argc, char** argv) {
   plan_cmd->add_option("-f,--file", plan.file, "Fleet file")->capture_default_str();
   plan_cmd->add_flag("--json", plan.json, "Print the plan as JSON (docs/plan-format.md)");
   plan_cmd->add_option("--out", plan.out, "Save the plan, with what it was computed from, for `berth apply FILE`");
-  plan_cmd->add_flag("--detailed-exitcode", plan.detailed_exitcode, "Exit 0 when nothing changes, 2 with changes, 1 on errors");
+  plan_cmd->add_flag("--detailed-exitcode", plan.detailed_exitcode,
+                     "Exit 0 when nothing changes, 2 with changes, 1 on errors");
   plan_cmd->add_flag("--prune", plan.prune, "Delete containers this fleet owns that are no longer declared");
   plan_cmd->add_option("--read-parallelism", plan.read_parallelism, "Remotes read at once")
-      ->capture_default_str()->check(CLI::Range(1, 1024));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   plan_cmd->add_flag("--allow-restart", plan.allow_restart,
                      "Consent to restarts that config changes need (recorded in a plan saved with --out)");
   plan_cmd->add_flag("--allow-move", plan.allow_move, "Consent to offline moves (recorded in a plan saved with --out)");
@@ -97,9 +105,11 @@ int main(int argc, char** argv) {
     cmd->add_option("-f,--file", apply.file, "Fleet file")->capture_default_str();
     cmd->add_flag("--auto-approve", apply.auto_approve, "Do not ask for confirmation");
     cmd->add_option("--parallelism", apply.parallelism, "Actions running at once, over all remotes")
-        ->capture_default_str()->check(CLI::Range(1, 256));
+        ->capture_default_str()
+        ->check(CLI::Range(1, 256));
     cmd->add_option("--read-parallelism", apply.read_parallelism, "Remotes read at once")
-        ->capture_default_str()->check(CLI::Range(1, 1024));
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1024));
     cmd->add_flag("--json", apply.json, "Stream one JSON object per event");
     cmd->add_option("--state", state_path, "State file: runs, journal, lock (env BERTH_STATE)")->capture_default_str();
     cmd->add_option("--lock-timeout", lock_timeout, "How long to wait for another apply's lock (e.g. 30s, 2m)")
@@ -125,7 +135,8 @@ int main(int argc, char** argv) {
   intents_cmd->add_option("--state", state_path, "State file (env BERTH_STATE)")->capture_default_str();
   intents_cmd->add_flag("--json", state_opts.json, "Print as JSON");
   std::int64_t drop_seq = 0;
-  auto* drop_cmd = state_cmd->add_subcommand("drop-intent", "Forget one open step (after putting the hosts right by hand)");
+  auto* drop_cmd =
+      state_cmd->add_subcommand("drop-intent", "Forget one open step (after putting the hosts right by hand)");
   drop_cmd->add_option("id", drop_seq, "The intent's id, as `berth state intents` lists it")->required();
   drop_cmd->add_option("--state", state_path, "State file (env BERTH_STATE)")->capture_default_str();
   drop_cmd->add_flag("--auto-approve", state_opts.auto_approve, "Do not ask for confirmation");

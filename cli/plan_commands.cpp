@@ -4,7 +4,6 @@
 #include <ctime>
 #include <iostream>
 
-
 #include "cli/commands.hpp"
 #include "cli/files.hpp"
 #include "cli/output.hpp"
@@ -45,9 +44,9 @@ int run_plan(const GlobalOptions& global, const PlanCommandOptions& options) {
   auto opened = open_state(options.state_path, /*only_existing=*/true);
   if (opened.failed) return exit_error;
   const LxdProviders lxd_providers(global);
-  plan::Plan plan = apply::prepare_plan(*fleet, opened.store.get(), lxd_providers.view(), apply::Goal::apply, options.prune,
-                                              plan::ConsentFlags{options.allow_restart, options.allow_move},
-                                        options.read_parallelism);
+  plan::Plan plan =
+      apply::prepare_plan(*fleet, opened.store.get(), lxd_providers.view(), apply::Goal::apply, options.prune,
+                          plan::ConsentFlags{options.allow_restart, options.allow_move}, options.read_parallelism);
   redact_plan_secrets(plan);
 
   if (options.json) {
@@ -62,7 +61,8 @@ int run_plan(const GlobalOptions& global, const PlanCommandOptions& options) {
       std::cerr << "berth: cannot save the plan: " << written << '\n';
       return exit_error;
     }
-    if (!options.json) std::cout << "Saved the plan to " << options.out << "; apply it with `berth apply " << options.out << "`.\n";
+    if (!options.json)
+      std::cout << "Saved the plan to " << options.out << "; apply it with `berth apply " << options.out << "`.\n";
   }
 
   if (plan.diagnostics.has_errors() || !plan.complete()) return exit_error;

@@ -28,8 +28,12 @@ int run_state_intents(const GlobalOptions& /*global*/, const StateCommandOptions
   if (options.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& e : open) {
-      out.push_back({{"id", e.seq}, {"run", e.run_id}, {"action", e.action_id}, {"step", e.step},
-                     {"since", e.at}, {"detail", detail_of(e)}});
+      out.push_back({{"id", e.seq},
+                     {"run", e.run_id},
+                     {"action", e.action_id},
+                     {"step", e.step},
+                     {"since", e.at},
+                     {"detail", detail_of(e)}});
     }
     std::cout << out.dump(2) << '\n';
     return exit_ok;

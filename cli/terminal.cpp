@@ -16,7 +16,9 @@ bool use_color(std::FILE* stream, bool no_color_flag) {
   return ::isatty(::fileno(stream)) == 1;
 }
 
-bool stdin_is_tty() { return ::isatty(STDIN_FILENO) == 1; }
+bool stdin_is_tty() {
+  return ::isatty(STDIN_FILENO) == 1;
+}
 
 std::optional<std::string> prompt(std::string_view question) {
   std::cerr << question << std::flush;

@@ -43,8 +43,8 @@ class StateReader {
 // What a running action reports: a step, and for transfers bytes so far and a rate.
 struct Progress {
   std::string action_id;
-  std::string message;                  // "migrating", "waiting for operation", ...
-  std::optional<std::uint64_t> bytes;   // transferred so far
+  std::string message;                 // "migrating", "waiting for operation", ...
+  std::optional<std::uint64_t> bytes;  // transferred so far
   std::optional<double> bytes_per_second;
 };
 
@@ -92,7 +92,7 @@ class ActionExecutor {
 struct JournalStep {
   std::int64_t seq = 0;
   std::string step;
-  std::string phase;  // intent (open: the crash came before its result) | done | failed | recovered
+  std::string phase;      // intent (open: the crash came before its result) | done | failed | recovered
   nlohmann::json detail;  // as journaled at intent time (null if unreadable)
   nlohmann::json result;  // what the result added (null while open)
 };
@@ -112,8 +112,8 @@ enum class Verdict {
 
 struct SettleResponse {
   Verdict verdict = Verdict::held;
-  std::optional<plan::Action> action;  // recover only: its recovery.settles lists the open seqs
-  std::string note;                    // what was found and, when held, what to do
+  std::optional<plan::Action> action;   // recover only: its recovery.settles lists the open seqs
+  std::string note;                     // what was found and, when held, what to do
   std::vector<std::string> containers;  // the container names concerned (held: not planned meanwhile)
 };
 

@@ -280,8 +280,9 @@ PipelineResult run_pipeline(const model::Fleet& fleet, state::Store& store, cons
   result.summary = run_plan(plan, fleet, *providers.executor, store, result.run_id, run, events);
   const bool interrupted = options.cancel != nullptr && options.cancel->load();
   try {
-    store.finish_run(result.run_id, interrupted ? "interrupted"
-                                                : (result.summary.all_succeeded && plan.complete() ? "succeeded" : "failed"));
+    store.finish_run(result.run_id, interrupted
+                                        ? "interrupted"
+                                        : (result.summary.all_succeeded && plan.complete() ? "succeeded" : "failed"));
   } catch (const state::StoreError& e) {
     if (result.summary.state_error.empty()) result.summary.state_error = e.what();
   }

@@ -95,11 +95,11 @@ struct PipelineResult {
 
 // What interrupted runs left open, inspected on the hosts (read-only).
 struct Settlement {
-  std::vector<plan::Action> recovery;         // finish or undo, in journal order
-  std::map<std::string, std::string> held;    // container name -> why it is not planned now
-  std::vector<std::int64_t> settled;          // open intents that need nothing more
-  std::vector<std::string> notes;             // one line per interrupted action, for the user
-  diag::Diagnostics diagnostics;              // a warning per held action
+  std::vector<plan::Action> recovery;       // finish or undo, in journal order
+  std::map<std::string, std::string> held;  // container name -> why it is not planned now
+  std::vector<std::int64_t> settled;        // open intents that need nothing more
+  std::vector<std::string> notes;           // one line per interrupted action, for the user
+  diag::Diagnostics diagnostics;            // a warning per held action
 };
 
 // Settles the open intents of `store` (which may be null: no state file, nothing open).

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <thread>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include <spdlog/spdlog.h>

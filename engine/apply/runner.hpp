@@ -12,10 +12,10 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/apply/walk.hpp"
-#include "engine/util/redact.hpp"
 #include "engine/model/desired.hpp"
 #include "engine/plan/plan.hpp"
 #include "engine/state/store.hpp"
+#include "engine/util/redact.hpp"
 #include "providers/provider.hpp"
 
 namespace berth::apply {

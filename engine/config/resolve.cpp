@@ -63,8 +63,8 @@ class Resolver {
     std::vector<model::Secret> out;
     for (const auto& [path, origin] : doc_.origins) {
       if (origin.env_vars.empty() || origin.text.empty()) continue;
-      const bool declared_value = path.size() >= 4 && path[0] == "containers" &&
-                                  (path[2] == "config" || path[2] == "devices");
+      const bool declared_value =
+          path.size() >= 4 && path[0] == "containers" && (path[2] == "config" || path[2] == "devices");
       std::string shown = "(sensitive)";
       if (!declared_value) {
         shown.clear();

@@ -26,9 +26,9 @@ enum class Consent { denied, allowed };
 
 struct RemoteSpec {
   std::string name;
-  std::string url;                          // https://host:port or unix:///path
-  std::optional<std::string> fingerprint;   // sha256 hex (lowercase, no colons) of the server certificate DER
-  int parallelism = 4;                      // per-remote bound on concurrent actions (apply)
+  std::string url;                         // https://host:port or unix:///path
+  std::optional<std::string> fingerprint;  // sha256 hex (lowercase, no colons) of the server certificate DER
+  int parallelism = 4;                     // per-remote bound on concurrent actions (apply)
   diag::SourceLocation where;
 };
 
@@ -55,17 +55,17 @@ struct CopySource {
 
 struct ContainerSpec {
   std::string name;
-  std::string remote;                                 // placement
-  std::optional<ImageRef> image;                      // resolved; set unless copy_of is
+  std::string remote;             // placement
+  std::optional<ImageRef> image;  // resolved; set unless copy_of is
   std::optional<CopySource> copy_of;
   DesiredState state = DesiredState::running;
-  ConfigMap config;                                   // only these keys are compared
-  DeviceMap devices;                                  // only these devices are compared
-  std::optional<std::vector<std::string>> profiles;   // unset: not managed
-  std::vector<std::string> snapshots;                 // declared snapshot names, in file order
-  bool prune_snapshots = false;                       // snapshots: {prune: true}
-  Consent restart = Consent::denied;                  // restart: allowed
-  Consent move = Consent::denied;                     // move: allowed
+  ConfigMap config;                                  // only these keys are compared
+  DeviceMap devices;                                 // only these devices are compared
+  std::optional<std::vector<std::string>> profiles;  // unset: not managed
+  std::vector<std::string> snapshots;                // declared snapshot names, in file order
+  bool prune_snapshots = false;                      // snapshots: {prune: true}
+  Consent restart = Consent::denied;                 // restart: allowed
+  Consent move = Consent::denied;                    // move: allowed
   // Change paths whose values are secrets ("config.KEY", "devices.NAME"): declared with ${env:...}
   // or listed under sensitive:. Shown as (sensitive) on both sides of every diff.
   std::set<std::string> sensitive;
@@ -87,8 +87,8 @@ struct Fleet {
   std::map<std::string, ImageSpec> images;
   std::map<std::string, ContainerSpec> containers;
   std::vector<Secret> secrets;  // every value from the environment or marked sensitive
-  std::string path;    // the file it came from, as given
-  std::string digest;  // "sha256:<hex>" of the file's bytes: ties a saved plan to its fleet file
+  std::string path;             // the file it came from, as given
+  std::string digest;           // "sha256:<hex>" of the file's bytes: ties a saved plan to its fleet file
 };
 
 // Keys berth writes on instances it owns.

@@ -26,10 +26,18 @@ using model::RemoteStatus;
 // Container keys LXD applies only when the container starts (LXD 5.0 instance options whose
 // "live update" is "no"). Changing one on a running container needs a restart to take effect.
 bool needs_restart(std::string_view key) {
-  static constexpr std::array<std::string_view, 12> exact = {
-      "raw.lxc",          "raw.idmap",           "raw.seccomp",          "raw.apparmor",
-      "security.privileged", "security.nesting", "security.idmap.base", "security.idmap.isolated",
-      "security.idmap.size", "security.protection.shift", "linux.kernel_modules", "nvidia.runtime"};
+  static constexpr std::array<std::string_view, 12> exact = {"raw.lxc",
+                                                             "raw.idmap",
+                                                             "raw.seccomp",
+                                                             "raw.apparmor",
+                                                             "security.privileged",
+                                                             "security.nesting",
+                                                             "security.idmap.base",
+                                                             "security.idmap.isolated",
+                                                             "security.idmap.size",
+                                                             "security.protection.shift",
+                                                             "linux.kernel_modules",
+                                                             "nvidia.runtime"};
   static constexpr std::array<std::string_view, 2> prefixes = {"security.syscalls.", "nvidia."};
   if (std::find(exact.begin(), exact.end(), key) != exact.end()) return true;
   return std::any_of(prefixes.begin(), prefixes.end(), [&](std::string_view p) { return key.rfind(p, 0) == 0; });
@@ -58,7 +66,9 @@ void fill_changes(Action& a, std::vector<Change> changes, const ContainerSpec& c
   a.sensitive = c.sensitive;
 }
 
-bool is_observation(std::string_view key) { return key.rfind("volatile.", 0) == 0 || key.rfind("image.", 0) == 0; }
+bool is_observation(std::string_view key) {
+  return key.rfind("volatile.", 0) == 0 || key.rfind("image.", 0) == 0;
+}
 
 nlohmann::json value_or_null(const model::ConfigMap& map, const std::string& key) {
   const auto it = map.find(key);
@@ -159,9 +169,9 @@ class Planner {
 
     if (c.state == DesiredState::absent) {
       if (here != remote->instances.end() && !here->second.owned_by(fleet_.name)) {
-        plan_.diagnostics.warning("declared absent, but it is not owned by fleet '" + fleet_.name +
-                                      "'; berth deletes only what it owns",
-                                  to_string(here_addr), c.where, "delete it by hand (lxc delete) if it should go");
+        plan_.diagnostics.warning(
+            "declared absent, but it is not owned by fleet '" + fleet_.name + "'; berth deletes only what it owns",
+            to_string(here_addr), c.where, "delete it by hand (lxc delete) if it should go");
         return;
       }
       if (here != remote->instances.end()) {
@@ -185,12 +195,11 @@ class Planner {
           del.before = {{"state", model::to_string(extra.power)}};
           continue;
         }
-        plan_.diagnostics.warning("also exists on remote '" + other + "'; only the one on '" + c.remote +
-                                      "' is managed",
-                                  to_string(extra_addr), std::nullopt,
-                                  extra.owned_by(fleet_.name)
-                                      ? "it is owned by this fleet: run with --prune (or prune: true) to delete it"
-                                      : "delete or rename it by hand if it is a leftover");
+        plan_.diagnostics.warning(
+            "also exists on remote '" + other + "'; only the one on '" + c.remote + "' is managed",
+            to_string(extra_addr), std::nullopt,
+            extra.owned_by(fleet_.name) ? "it is owned by this fleet: run with --prune (or prune: true) to delete it"
+                                        : "delete or rename it by hand if it is a leftover");
       }
       converge_existing(c, here->second, here->second.power, {});
       return;
@@ -303,8 +312,8 @@ class Planner {
     for (const auto& [dev, keys] : c.devices) {
       const auto it = inst.devices.find(dev);
       if (it == inst.devices.end() || it->second != keys) {
-        changes.push_back({"devices." + dev, it == inst.devices.end() ? nlohmann::json(nullptr) : nlohmann::json(it->second),
-                           keys});
+        changes.push_back(
+            {"devices." + dev, it == inst.devices.end() ? nlohmann::json(nullptr) : nlohmann::json(it->second), keys});
       }
     }
     if (c.profiles && *c.profiles != inst.profiles) changes.push_back({"profiles", inst.profiles, *c.profiles});
@@ -372,8 +381,9 @@ class Planner {
   void plan_power(const ContainerSpec& c, LivePower power, std::string after_id) {
     const Address addr{c.remote, c.name, std::nullopt};
     auto step = [&](ActionKind kind, std::string_view from, std::string_view to, const std::string& dep) -> Action& {
-      auto& a = add(kind, addr,
-                    "declared " + std::string{model::to_string(c.state)} + ", is " + std::string{model::to_string(power)});
+      auto& a =
+          add(kind, addr,
+              "declared " + std::string{model::to_string(c.state)} + ", is " + std::string{model::to_string(power)});
       a.before = {{"state", from}};
       a.after = {{"state", to}};
       a.target_state = c.state;
@@ -381,8 +391,8 @@ class Planner {
       return a;
     };
     if (power == LivePower::other) {
-      plan_.diagnostics.warning("is in a transitional or error state; its power state is not planned",
-                                to_string(addr), std::nullopt, "check it with `lxc info`, then plan again");
+      plan_.diagnostics.warning("is in a transitional or error state; its power state is not planned", to_string(addr),
+                                std::nullopt, "check it with `lxc info`, then plan again");
       return;
     }
     switch (c.state) {
@@ -497,8 +507,8 @@ class Planner {
         if (held_.count(iname) != 0) continue;              // an interrupted run's leftover: not pruned
         const Address addr{rname, iname, std::nullopt};
         if (!prune_) {
-          plan_.diagnostics.warning("owned by this fleet but no longer declared; kept", to_string(addr),
-                                    std::nullopt, "run with --prune (or prune: true) to delete it");
+          plan_.diagnostics.warning("owned by this fleet but no longer declared; kept", to_string(addr), std::nullopt,
+                                    "run with --prune (or prune: true) to delete it");
           continue;
         }
         auto& del = add(ActionKind::delete_, addr, "owned by this fleet, not declared; pruning");

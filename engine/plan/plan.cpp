@@ -28,10 +28,10 @@ std::string_view to_string(ActionKind k) {
 }
 
 std::optional<ActionKind> action_kind_from_string(std::string_view s) {
-  for (const auto k : {ActionKind::launch, ActionKind::update, ActionKind::start, ActionKind::stop, ActionKind::freeze,
-                       ActionKind::unfreeze, ActionKind::snapshot, ActionKind::delete_snapshot, ActionKind::copy,
-                       ActionKind::move, ActionKind::delete_, ActionKind::restart, ActionKind::finish_transfer,
-                       ActionKind::undo_transfer}) {
+  for (const auto k :
+       {ActionKind::launch, ActionKind::update, ActionKind::start, ActionKind::stop, ActionKind::freeze,
+        ActionKind::unfreeze, ActionKind::snapshot, ActionKind::delete_snapshot, ActionKind::copy, ActionKind::move,
+        ActionKind::delete_, ActionKind::restart, ActionKind::finish_transfer, ActionKind::undo_transfer}) {
     if (to_string(k) == s) return k;
   }
   return std::nullopt;

@@ -18,9 +18,9 @@
 namespace berth::plan {
 
 enum class ActionKind {
-  launch,           // create from an image, then reach the declared power state
-  update,           // config/devices/profiles that take effect in place
-  restart,          // config that takes effect only on restart: set it (marked restart-pending), restart
+  launch,   // create from an image, then reach the declared power state
+  update,   // config/devices/profiles that take effect in place
+  restart,  // config that takes effect only on restart: set it (marked restart-pending), restart
   start,
   stop,
   freeze,
@@ -77,14 +77,14 @@ struct Recovery {
 struct Action {
   std::string id;  // unique in the plan, stable across runs: "<kind> <address>"
   ActionKind kind = ActionKind::update;
-  Address address;                 // where the action takes effect (the target)
-  std::optional<Address> source;   // copy and move: where from
-  nlohmann::json before;           // what is there now (null: nothing), as shown to the user
-  nlohmann::json after;            // what there will be (null: nothing)
-  std::vector<Change> changes;     // update: each differing key; others: empty
-  std::string reason;              // why, in words a user reads
+  Address address;                // where the action takes effect (the target)
+  std::optional<Address> source;  // copy and move: where from
+  nlohmann::json before;          // what is there now (null: nothing), as shown to the user
+  nlohmann::json after;           // what there will be (null: nothing)
+  std::vector<Change> changes;    // update: each differing key; others: empty
+  std::string reason;             // why, in words a user reads
   Disruption disruption = Disruption::none;
-  bool consented = true;           // false: apply refuses unless consent is given (flag or file)
+  bool consented = true;                // false: apply refuses unless consent is given (flag or file)
   std::vector<std::string> depends_on;  // ids of actions that must succeed first
   // What the action creates or reaches (launch/copy/move): the full declared spec it applies.
   std::optional<model::ImageRef> image;

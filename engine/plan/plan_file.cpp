@@ -26,13 +26,13 @@ ParsedPlanFile parse_plan_file(std::string_view text, const std::string& origin)
     return it != j.end() && it->is_string() ? it->get<std::string>() : std::string{};
   };
   if (j.is_discarded() || !j.is_object() || text_of("format") != plan_file_format) {
-    result.diagnostics.error("not a saved berth plan", origin, std::nullopt,
-                             "write one with `berth plan --out FILE`");
+    result.diagnostics.error("not a saved berth plan", origin, std::nullopt, "write one with `berth plan --out FILE`");
     return result;
   }
   const auto version = j.find("format_version");
   if (version == j.end() || !version->is_number_integer() || version->get<std::int64_t>() != plan_file_format_version) {
-    result.diagnostics.error("saved plan has format_version " + (version == j.end() ? std::string{"(none)"} : version->dump()) +
+    result.diagnostics.error("saved plan has format_version " +
+                                 (version == j.end() ? std::string{"(none)"} : version->dump()) +
                                  ", this berth reads " + std::to_string(plan_file_format_version),
                              origin, std::nullopt, "make the plan again with this version of berth");
     return result;

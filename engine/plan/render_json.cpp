@@ -8,7 +8,9 @@ namespace {
 
 using nlohmann::json;
 
-json address_json(const std::optional<Address>& a) { return a ? json(to_string(*a)) : json(nullptr); }
+json address_json(const std::optional<Address>& a) {
+  return a ? json(to_string(*a)) : json(nullptr);
+}
 
 json diagnostic_json(const diag::Diagnostic& d) {
   json location = nullptr;
@@ -22,12 +24,15 @@ json diagnostic_json(const diag::Diagnostic& d) {
           {"location", location}};
 }
 
-json masked(const json& v, bool sensitive) { return sensitive && !v.is_null() ? json(sensitive_text) : v; }
+json masked(const json& v, bool sensitive) {
+  return sensitive && !v.is_null() ? json(sensitive_text) : v;
+}
 
 json action_json(const Action& a) {
   json changes = json::array();
   for (const auto& c : a.changes) {
-    json change = {{"path", c.path}, {"before", masked(c.before, c.sensitive)}, {"after", masked(c.after, c.sensitive)}};
+    json change = {
+        {"path", c.path}, {"before", masked(c.before, c.sensitive)}, {"after", masked(c.after, c.sensitive)}};
     if (c.sensitive) change["sensitive"] = true;
     changes.push_back(std::move(change));
   }
@@ -162,7 +167,8 @@ ParsedPlan plan_from_json(const json& j, const std::string& origin) {
   try {
     if (!j.is_object()) return fail("not a JSON object");
     const auto version = j.find("format_version");
-    if (version == j.end() || !version->is_number_integer() || version->get<std::int64_t>() != plan_json_format_version) {
+    if (version == j.end() || !version->is_number_integer() ||
+        version->get<std::int64_t>() != plan_json_format_version) {
       return fail("unsupported plan format_version " + (version == j.end() ? std::string{"(none)"} : version->dump()));
     }
     Plan plan;
@@ -193,14 +199,16 @@ ParsedPlan plan_from_json(const json& j, const std::string& origin) {
       a.before = ja.at("before");
       a.after = ja.at("after");
       for (const auto& c : ja.at("changes")) {
-        a.changes.push_back({c.at("path").get<std::string>(), c.at("before"), c.at("after"), c.value("sensitive", false)});
+        a.changes.push_back(
+            {c.at("path").get<std::string>(), c.at("before"), c.at("after"), c.value("sensitive", false)});
       }
       a.reason = ja.at("reason").get<std::string>();
       a.consented = ja.at("consented").get<bool>();
       a.depends_on = ja.at("depends_on").get<std::vector<std::string>>();
       const auto& spec = ja.at("spec");
       if (spec.contains("image")) {
-        a.image = model::ImageRef{spec["image"].at("remote").get<std::string>(), spec["image"].at("alias").get<std::string>()};
+        a.image = model::ImageRef{spec["image"].at("remote").get<std::string>(),
+                                  spec["image"].at("alias").get<std::string>()};
       }
       if (spec.contains("config")) a.config = spec["config"].get<model::ConfigMap>();
       if (spec.contains("devices")) a.devices = spec["devices"].get<model::DeviceMap>();
@@ -225,10 +233,10 @@ ParsedPlan plan_from_json(const json& j, const std::string& origin) {
       plan.actions.push_back(std::move(a));
     }
     for (const auto& d : j.at("diagnostics")) {
-      plan.diagnostics.add({d.at("severity").get<std::string>() == "error" ? diag::Severity::error
-                                                                           : diag::Severity::warning,
-                            d.at("summary").get<std::string>(), d.at("detail").get<std::string>(),
-                            d.at("path").get<std::string>(), parse_location(d.at("location"))});
+      plan.diagnostics.add(
+          {d.at("severity").get<std::string>() == "error" ? diag::Severity::error : diag::Severity::warning,
+           d.at("summary").get<std::string>(), d.at("detail").get<std::string>(), d.at("path").get<std::string>(),
+           parse_location(d.at("location"))});
     }
     if (auto problem = structure_problem(plan)) return fail(*problem);
     plan.basis = j.at("basis").get<std::map<std::string, std::string>>();

@@ -54,8 +54,10 @@ class Writer {
  public:
   explicit Writer(const TextStyle& style) : style_(style) {}
   Writer& paint(std::string_view colour, std::string_view text) {
-    if (style_.color) out_ << colour << text << reset;
-    else out_ << text;
+    if (style_.color)
+      out_ << colour << text << reset;
+    else
+      out_ << text;
     return *this;
   }
   Writer& text(std::string_view t) {
@@ -89,7 +91,8 @@ void write_action(Writer& w, const Action& a) {
   if (const auto note = consent_note(a); !note.empty()) w.text("  ").paint(red, "[" + note + "]");
   w.text("\n");
   if (a.recovery) {
-    w.text("        ").paint(dim, "recovery of run " + std::to_string(a.recovery->run_id) + ": " + a.recovery->found)
+    w.text("        ")
+        .paint(dim, "recovery of run " + std::to_string(a.recovery->run_id) + ": " + a.recovery->found)
         .text("\n");
   }
   for (const auto& c : a.changes) {
@@ -106,14 +109,19 @@ std::string summary_line(const Plan& plan) {
   if (plan.actions.empty()) return "No changes.";
   // Fixed order, so the line reads the same every time.
   const std::pair<ActionKind, std::string_view> order[] = {
-      {ActionKind::launch, "to launch"},     {ActionKind::copy, "to copy"},
+      {ActionKind::launch, "to launch"},
+      {ActionKind::copy, "to copy"},
       {ActionKind::finish_transfer, "interrupted transfer(s) to finish"},
       {ActionKind::undo_transfer, "interrupted transfer(s) to undo"},
-      {ActionKind::move, "to move"},         {ActionKind::update, "to update"},
+      {ActionKind::move, "to move"},
+      {ActionKind::update, "to update"},
       {ActionKind::restart, "to restart"},
-      {ActionKind::start, "to start"},       {ActionKind::stop, "to stop"},
-      {ActionKind::freeze, "to freeze"},     {ActionKind::unfreeze, "to unfreeze"},
-      {ActionKind::snapshot, "snapshot(s) to take"}, {ActionKind::delete_snapshot, "snapshot(s) to delete"},
+      {ActionKind::start, "to start"},
+      {ActionKind::stop, "to stop"},
+      {ActionKind::freeze, "to freeze"},
+      {ActionKind::unfreeze, "to unfreeze"},
+      {ActionKind::snapshot, "snapshot(s) to take"},
+      {ActionKind::delete_snapshot, "snapshot(s) to delete"},
       {ActionKind::delete_, "to delete"}};
   std::map<ActionKind, int> counts;
   for (const auto& a : plan.actions) ++counts[a.kind];
@@ -166,8 +174,8 @@ std::string render_text(const Plan& plan, const TextStyle& style) {
       unknown += (unknown.empty() ? "" : ", ") + name;
       ++count;
     }
-    w.paint(red, "Plan incomplete: " + std::to_string(count) + " remote" + (count == 1 ? "" : "s") +
-                     " unknown (" + unknown + ").")
+    w.paint(red, "Plan incomplete: " + std::to_string(count) + " remote" + (count == 1 ? "" : "s") + " unknown (" +
+                     unknown + ").")
         .text("\n");
   }
   return w.str();

@@ -2,8 +2,8 @@
 
 #include "engine/util/random.hpp"
 
-#include <sqlite3.h>
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <array>
@@ -154,8 +154,8 @@ std::unique_ptr<Store> Store::open(const std::filesystem::path& path) {
     ::close(fd);
   }
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                      nullptr) != SQLITE_OK) {
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) !=
+      SQLITE_OK) {
     const std::string why = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
     throw StoreError("cannot open state file " + path.string() + ": " + why);
@@ -174,7 +174,9 @@ std::unique_ptr<Store> Store::open_existing(const std::filesystem::path& path) {
   return open(path);
 }
 
-Store::~Store() { sqlite3_close(db_); }
+Store::~Store() {
+  sqlite3_close(db_);
+}
 
 void Store::exec(const std::string& sql) {
   char* error = nullptr;
@@ -226,7 +228,11 @@ Store::LockResult Store::acquire_lock(const std::string& command, std::chrono::m
       if (!holder) {
         const std::string id = util::random_hex(16);
         Statement insert(db_, "INSERT INTO lock (id, lock_id, host, pid, since, command) VALUES (1, ?, ?, ?, ?, ?)");
-        insert.bind(1, id).bind(2, host).bind(3, static_cast<std::int64_t>(::getpid())).bind(4, now_utc()).bind(5, command);
+        insert.bind(1, id)
+            .bind(2, host)
+            .bind(3, static_cast<std::int64_t>(::getpid()))
+            .bind(4, now_utc())
+            .bind(5, command);
         insert.step();
         exec("COMMIT");
         result.lock_id = id;
@@ -288,7 +294,8 @@ void Store::record_action(std::int64_t run_id, const std::string& action_id, con
 
 std::int64_t Store::journal_intent(std::int64_t run_id, const std::string& action_id, const std::string& step,
                                    const std::string& detail_json) {
-  Statement insert(db_, "INSERT INTO journal (run_id, action_id, step, phase, detail, at) VALUES (?, ?, ?, 'intent', ?, ?)");
+  Statement insert(db_,
+                   "INSERT INTO journal (run_id, action_id, step, phase, detail, at) VALUES (?, ?, ?, 'intent', ?, ?)");
   insert.bind(1, run_id).bind(2, action_id).bind(3, step).bind(4, detail_json).bind(5, now_utc()).step();
   return sqlite3_last_insert_rowid(db_);
 }
@@ -299,8 +306,9 @@ void Store::journal_result(std::int64_t seq, bool ok, const std::string& detail_
 }
 
 std::vector<JournalEntry> Store::open_intents() {
-  Statement q(db_, "SELECT seq, run_id, action_id, step, phase, detail, at, result FROM journal WHERE phase = 'intent' "
-                   "ORDER BY seq");
+  Statement q(db_,
+              "SELECT seq, run_id, action_id, step, phase, detail, at, result FROM journal WHERE phase = 'intent' "
+              "ORDER BY seq");
   std::vector<JournalEntry> out;
   while (q.step()) {
     out.push_back({q.integer(0), q.integer(1), q.text(2), q.text(3), q.text(4), q.text(5), q.text(6), q.text(7)});
@@ -309,8 +317,9 @@ std::vector<JournalEntry> Store::open_intents() {
 }
 
 std::vector<JournalEntry> Store::journal_of(std::int64_t run_id, const std::string& action_id) {
-  Statement q(db_, "SELECT seq, run_id, action_id, step, phase, detail, at, result FROM journal "
-                   "WHERE run_id = ? AND action_id = ? ORDER BY seq");
+  Statement q(db_,
+              "SELECT seq, run_id, action_id, step, phase, detail, at, result FROM journal "
+              "WHERE run_id = ? AND action_id = ? ORDER BY seq");
   q.bind(1, run_id).bind(2, action_id);
   std::vector<JournalEntry> out;
   while (q.step()) {
@@ -333,8 +342,9 @@ void Store::resolve_intents(const std::vector<std::int64_t>& seqs, const std::st
 }
 
 std::vector<RunRecord> Store::runs(int limit) {
-  Statement q(db_, "SELECT id, started_at, COALESCE(finished_at, ''), command, fleet_path, outcome FROM runs "
-                   "ORDER BY id DESC LIMIT ?");
+  Statement q(db_,
+              "SELECT id, started_at, COALESCE(finished_at, ''), command, fleet_path, outcome FROM runs "
+              "ORDER BY id DESC LIMIT ?");
   q.bind(1, static_cast<std::int64_t>(limit));
   std::vector<RunRecord> out;
   while (q.step()) out.push_back({q.integer(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5)});

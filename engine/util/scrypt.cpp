@@ -53,7 +53,9 @@ void store_le32(std::uint8_t* b, std::uint32_t w) {
   b[3] = static_cast<std::uint8_t>(w >> 24);
 }
 
-constexpr std::uint32_t rotl(std::uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+constexpr std::uint32_t rotl(std::uint32_t x, int n) {
+  return (x << n) | (x >> (32 - n));
+}
 
 // Salsa20/8 core (RFC 7914 §3) on one 64-byte block, as 16 little-endian words, in place.
 void salsa20_8(std::uint32_t* b) {
@@ -182,8 +184,8 @@ bool equal_constant_time(const std::vector<std::uint8_t>& a, const std::vector<s
 
 }  // namespace
 
-std::vector<std::uint8_t> pbkdf2_hmac_sha256(std::string_view password, std::string_view salt,
-                                             std::uint32_t iterations, std::size_t length) {
+std::vector<std::uint8_t> pbkdf2_hmac_sha256(std::string_view password, std::string_view salt, std::uint32_t iterations,
+                                             std::size_t length) {
   const HmacSha256 keyed(password);
   std::vector<std::uint8_t> out;
   out.reserve(length);
@@ -226,8 +228,8 @@ std::string secret_digest(std::string_view secret, const ScryptParams& params) {
   const std::vector<std::uint8_t> salt = *from_hex(salt_hex);
   const auto hash = scrypt(secret, as_chars(salt.data(), salt.size()), params);
   if (!hash) throw std::invalid_argument("secret_digest: invalid scrypt parameters");
-  return "scrypt$" + std::to_string(params.n) + "$" + std::to_string(params.r) + "$" + std::to_string(params.p) +
-         "$" + salt_hex + "$" + to_hex(*hash);
+  return "scrypt$" + std::to_string(params.n) + "$" + std::to_string(params.r) + "$" + std::to_string(params.p) + "$" +
+         salt_hex + "$" + to_hex(*hash);
 }
 
 bool verify_secret_digest(std::string_view secret, std::string_view digest) noexcept {

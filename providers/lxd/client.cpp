@@ -1,8 +1,8 @@
 #include "providers/lxd/client.hpp"
 
+#include <poll.h>
 #include <algorithm>
 #include <cctype>
-#include <poll.h>
 
 // GCC 12 at -O2 reports a null dereference inside Asio's scheduler (a false positive after inlining);
 // silenced for these headers only, so that Release builds with -Werror work.
@@ -196,8 +196,7 @@ class TlsTransport final : public Transport {
 
   Result<void> init(const TlsOptions& options) {
     SSL_CTX* native = ctx_.native_handle();
-    SSL_CTX_set_min_proto_version(native, options.min_version == TlsVersion::tls1_3 ? TLS1_3_VERSION
-                                                                                     : TLS1_2_VERSION);
+    SSL_CTX_set_min_proto_version(native, options.min_version == TlsVersion::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION);
     // Resumption would skip the certificate callback on reconnects; every connection re-checks the pin.
     SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_options(native, SSL_OP_NO_TICKET);
@@ -276,15 +275,15 @@ class TlsTransport final : public Transport {
     if (ec) {
       close();
       if (!pin_.accept_any && !pin_.seen_fingerprint.empty() && pin_.seen_fingerprint != pin_.expected) {
-        Error e = make_error(ErrorKind::certificate_mismatch, "server certificate fingerprint " + pin_.seen_fingerprint +
-                                                                  " does not match the pinned " + pin_.expected +
-                                                                  "; refusing to talk to it");
+        Error e = make_error(ErrorKind::certificate_mismatch,
+                             "server certificate fingerprint " + pin_.seen_fingerprint + " does not match the pinned " +
+                                 pin_.expected + "; refusing to talk to it");
         e.presented_fingerprint = pin_.seen_fingerprint;
         return e;
       }
       if (ec == beast::error::timeout) return connect_error(ec);
-      return make_error(ErrorKind::tls, "TLS handshake with " + url + " failed: " +
-                                            detail::openssl_error_text(ec.message()));
+      return make_error(ErrorKind::tls,
+                        "TLS handshake with " + url + " failed: " + detail::openssl_error_text(ec.message()));
     }
     spdlog::debug("lxd {}: connected, {} {}, server certificate {}", url, SSL_get_version(stream_->native_handle()),
                   SSL_get_cipher_name(stream_->native_handle()), pin_.seen_fingerprint);
@@ -337,7 +336,9 @@ http::verb to_verb(Method m) {
   return http::verb::get;
 }
 
-bool is_idempotent(Method m) { return m == Method::get || m == Method::put || m == Method::delete_; }
+bool is_idempotent(Method m) {
+  return m == Method::get || m == Method::put || m == Method::delete_;
+}
 
 // Secrets travel in query strings (operation websockets, image downloads): keep them out of logs.
 std::string redact_target(std::string_view target) {
@@ -442,10 +443,18 @@ Client::Client(Client&&) noexcept = default;
 Client& Client::operator=(Client&&) noexcept = default;
 Client::~Client() = default;
 
-const std::string& Client::url() const { return impl_->url; }
-std::optional<std::string> Client::server_certificate_pem() const { return impl_->transport->peer_pem(); }
-std::optional<std::string> Client::server_fingerprint() const { return impl_->transport->peer_fingerprint(); }
-int Client::connections_opened() const { return impl_->opened; }
+const std::string& Client::url() const {
+  return impl_->url;
+}
+std::optional<std::string> Client::server_certificate_pem() const {
+  return impl_->transport->peer_pem();
+}
+std::optional<std::string> Client::server_fingerprint() const {
+  return impl_->transport->peer_fingerprint();
+}
+int Client::connections_opened() const {
+  return impl_->opened;
+}
 
 Result<Response> Client::request(Method method, std::string_view target, const std::optional<nlohmann::json>& body,
                                  const Headers& headers) {

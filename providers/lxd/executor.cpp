@@ -19,7 +19,6 @@ using model::DesiredState;
 using model::LivePower;
 using plan::ActionKind;
 
-
 // One execute() call: the action, its connections (one per remote it touches, opened on first
 // use) and its journal. Nothing here outlives the call, so parallel actions share nothing.
 class Run {
@@ -215,67 +214,60 @@ class Run {
       auto url = reachable_url((*img)->spec, *env);
       if (!url) return url.error();
       secret_op_remote = *img;
-      auto secret = journal_.step("image-secret", {{"remote", image.remote}, {"fingerprint", fingerprint}},
-                                  [&]() -> Result<std::string> {
-                                    auto res = (*img)->client.request(Method::post, "/1.0/images/" + fingerprint +
-                                                                                        "/secret");
-                                    if (!res) return (*img)->error(res.error());
-                                    secret_op = res->operation;
-                                    const auto& md = res->metadata;
-                                    const auto inner = md.find("metadata");
-                                    if (inner == md.end() || !inner->is_object() || !inner->contains("secret") ||
-                                        !(*inner)["secret"].is_string()) {
-                                      return (*img)->error(
-                                          make_error(ErrorKind::protocol, "the image secret operation has no secret"));
-                                    }
-                                    return (*inner)["secret"].get<std::string>();
-                                  });
+      auto secret = journal_.step(
+          "image-secret", {{"remote", image.remote}, {"fingerprint", fingerprint}}, [&]() -> Result<std::string> {
+            auto res = (*img)->client.request(Method::post, "/1.0/images/" + fingerprint + "/secret");
+            if (!res) return (*img)->error(res.error());
+            secret_op = res->operation;
+            const auto& md = res->metadata;
+            const auto inner = md.find("metadata");
+            if (inner == md.end() || !inner->is_object() || !inner->contains("secret") ||
+                !(*inner)["secret"].is_string()) {
+              return (*img)->error(make_error(ErrorKind::protocol, "the image secret operation has no secret"));
+            }
+            return (*inner)["secret"].get<std::string>();
+          });
       if (!secret) return secret.error();
       source = nlohmann::json{{"type", "image"},
-                {"mode", "pull"},
-                {"server", *url},
-                {"protocol", "lxd"},
-                {"fingerprint", fingerprint},
-                {"secret", *secret},
-                {"certificate", env->value("certificate", std::string{})}};
+                              {"mode", "pull"},
+                              {"server", *url},
+                              {"protocol", "lxd"},
+                              {"fingerprint", fingerprint},
+                              {"secret", *secret},
+                              {"certificate", env->value("certificate", std::string{})}};
     }
 
     nlohmann::json config = action_.config;
     if (request_.fleet != nullptr) config[std::string{model::fleet_key}] = request_.fleet->name;
-    const nlohmann::json body = {{"name", name},
-                                 {"architecture", ""},
-                                 {"config", config},
-                                 {"devices", nlohmann::json(action_.devices)},
-                                 {"ephemeral", false},
-                                 {"profiles", action_.profiles ? nlohmann::json(*action_.profiles) : nlohmann::json()},
-                                 {"stateful", false},
-                                 {"description", ""},
-                                 {"type", "container"},
-                                 {"instance_type", ""},
-                                 {"source", source}};
+    const nlohmann::json body = {
+        {"name", name},        {"architecture", ""},
+        {"config", config},    {"devices", nlohmann::json(action_.devices)},
+        {"ephemeral", false},  {"profiles", action_.profiles ? nlohmann::json(*action_.profiles) : nlohmann::json()},
+        {"stateful", false},   {"description", ""},
+        {"type", "container"}, {"instance_type", ""},
+        {"source", source}};
     report("creating " + name + " from " + image.remote + ":" + image.alias);
-    auto created = journal_.step("create",
-                                 {{"remote", action_.address.remote},
-                                  {"instance", name},
-                                  {"image", {{"remote", image.remote}, {"alias", image.alias}, {"fingerprint", fingerprint}}}},
-                                 [&]() -> Result<void> {
-                                   auto op = call_and_wait(**dst, Method::post, "/1.0/instances", body,
-                                                           wait("creating " + name));
-                                   if (!op) return op.error();
-                                   return {};
-                                 });
+    auto created =
+        journal_.step("create",
+                      {{"remote", action_.address.remote},
+                       {"instance", name},
+                       {"image", {{"remote", image.remote}, {"alias", image.alias}, {"fingerprint", fingerprint}}}},
+                      [&]() -> Result<void> {
+                        auto op = call_and_wait(**dst, Method::post, "/1.0/instances", body, wait("creating " + name));
+                        if (!op) return op.error();
+                        return {};
+                      });
     if (!secret_op.empty() && secret_op_remote != nullptr) {
-      (void)journal_.step("image-secret-revoke", {{"remote", image.remote}, {"fingerprint", fingerprint}},
-                          [&]() -> Result<void> {
-                            auto r = secret_op_remote->client.request(Method::delete_,
-                                                                      "/1.0/operations/" + operation_id(secret_op));
-                            // Gone (404) or already used (400: not running) is what we want.
-                            if (!r && !(r.error().kind == ErrorKind::server &&
-                                        (r.error().http_status == 404 || r.error().http_status == 400))) {
-                              return secret_op_remote->error(r.error());
-                            }
-                            return {};
-                          });
+      (void)journal_.step(
+          "image-secret-revoke", {{"remote", image.remote}, {"fingerprint", fingerprint}}, [&]() -> Result<void> {
+            auto r = secret_op_remote->client.request(Method::delete_, "/1.0/operations/" + operation_id(secret_op));
+            // Gone (404) or already used (400: not running) is what we want.
+            if (!r && !(r.error().kind == ErrorKind::server &&
+                        (r.error().http_status == 404 || r.error().http_status == 400))) {
+              return secret_op_remote->error(r.error());
+            }
+            return {};
+          });
     }
     if (!created) return created;
     if (action_.target_state) return reach_state(**dst, name, *action_.target_state);
@@ -353,17 +345,23 @@ class Run {
     return detail;
   }
 
+  // The plan's changes in one PUT with the instance's ETag; with `restart_pending`, the mark goes
+  // in with them.
+  Result<void> put_changes(RemoteHandle& r, const std::string& name, bool restart_pending) {
+    auto read = must_exist(r, name);
+    if (!read) return read.error();
+    nlohmann::json body = put_body(read->instance, action_.changes);
+    if (restart_pending) body["config"][std::string{model::restart_pending_key}] = "true";
+    report("updating " + name);
+    return put_instance(r, name, *read, body, "update", change_detail(r, name, *read));
+  }
+
   // Keys that take effect in place. Consent is not this action's concern: restart-needing keys
   // are never in it (the plan puts them in a `restart` action).
   Result<void> update() {
-    const std::string& name = action_.address.container;
     auto r = remote(action_.address.remote);
     if (!r) return r.error();
-    auto read = must_exist(**r, name);
-    if (!read) return read.error();
-    report("updating " + name);
-    return put_instance(**r, name, *read, put_body(read->instance, action_.changes), "update",
-                        change_detail(**r, name, *read));
+    return put_changes(**r, action_.address.container, false);
   }
 
   // Keys that take effect on restart, then the restart. The config goes in with a restart-pending
@@ -374,12 +372,7 @@ class Run {
     const std::string& name = action_.address.container;
     auto r = remote(action_.address.remote);
     if (!r) return r.error();
-    auto read = must_exist(**r, name);
-    if (!read) return read.error();
-    nlohmann::json body = put_body(read->instance, action_.changes);
-    body["config"][std::string{model::restart_pending_key}] = "true";
-    report("updating " + name);
-    if (auto put = put_instance(**r, name, *read, body, "update", change_detail(**r, name, *read)); !put) return put;
+    if (auto put = put_changes(**r, name, true); !put) return put;
 
     auto now = power_of(**r, name);
     if (!now) return now.error();
@@ -401,8 +394,7 @@ class Run {
     // The restart happened (or a stopped instance applies the config at its next start).
     auto after = must_exist(**r, name);
     if (!after) return after.error();
-    const std::vector<plan::Change> clear = {
-        {"config." + std::string{model::restart_pending_key}, "true", nullptr}};
+    const std::vector<plan::Change> clear = {{"config." + std::string{model::restart_pending_key}, "true", nullptr}};
     return put_instance(**r, name, *after, put_body(after->instance, clear), "clear-restart-pending", where(**r, name));
   }
 
@@ -440,8 +432,8 @@ class Run {
     detail["snapshot"] = snap;
     report("deleting snapshot " + name + "/" + snap);
     return journal_.step("delete-snapshot", detail, [&]() -> Result<void> {
-      auto op = call_and_wait(**r, Method::delete_, "/1.0/instances/" + name + "/snapshots/" + path_segment(snap), std::nullopt,
-                              wait("deleting snapshot " + name + "/" + snap));
+      auto op = call_and_wait(**r, Method::delete_, "/1.0/instances/" + name + "/snapshots/" + path_segment(snap),
+                              std::nullopt, wait("deleting snapshot " + name + "/" + snap));
       if (!op && !(op.error().kind == ErrorKind::server && op.error().http_status == 404)) return op.error();
       return {};
     });
@@ -535,7 +527,8 @@ class Run {
       });
       if (!created) return created;
     } else {
-      auto state = from.snapshot ? Result<nlohmann::json>(nlohmann::json::object()) : source_state(**src, from.container);
+      auto state =
+          from.snapshot ? Result<nlohmann::json>(nlohmann::json::object()) : source_state(**src, from.container);
       if (!state) return state.error();
       begin_transfer("copy", from, **dst, name, *state);
       // The umbrella step stays open from before the migration until the target is unmarked, so a
@@ -597,8 +590,8 @@ class Run {
 
   // Migrate, verify, unmark, delete the source: in that order, so the source is never deleted
   // before the target is known whole.
-  Result<void> move_steps(RemoteHandle& src, const plan::Address& from, const InstanceRead& source,
-                          RemoteHandle& dst, const std::string& name, const std::vector<std::string>& source_snaps) {
+  Result<void> move_steps(RemoteHandle& src, const plan::Address& from, const InstanceRead& source, RemoteHandle& dst,
+                          const std::string& name, const std::vector<std::string>& source_snaps) {
     if (auto m = migrate(TransferKind::move, src, from, source.instance, dst, name, true); !m) return m;
 
     // Verify before anything is deleted: the source stays until the target is known whole.
@@ -612,10 +605,10 @@ class Run {
           target_etag = target->etag;
           auto target_snaps = snapshot_names(dst, name);
           if (!target_snaps) return target_snaps.error();
-          if (auto problem = verify_move(source.instance, source_snaps, target->instance, *target_snaps,
-                                         action_.config)) {
-            return dst.error(make_error(ErrorKind::conflict, "the moved " + name + " does not match its source: " +
-                                                                     *problem));
+          if (auto problem =
+                  verify_move(source.instance, source_snaps, target->instance, *target_snaps, action_.config)) {
+            return dst.error(
+                make_error(ErrorKind::conflict, "the moved " + name + " does not match its source: " + *problem));
           }
           // The source must still be what was moved: someone who started it meanwhile has data the
           // target lacks, and it is never stopped or deleted for them.
@@ -624,11 +617,13 @@ class Run {
           source_etag = now->etag;
           if (model::live_power_from_status_code(now->instance.value("status_code", 0)) != LivePower::stopped) {
             return src.error(make_error(ErrorKind::conflict, from.container + " was started during the move; it "
-                                                                               "stays, the unfinished target goes"));
+                                                                              "stays, the unfinished target goes"));
           }
           return {};
         },
-        [&] { return nlohmann::json{{"target_etag", target_etag}, {"source_etag", source_etag}}; });
+        [&] {
+          return nlohmann::json{{"target_etag", target_etag}, {"source_etag", source_etag}};
+        });
     if (!verified) {
       if (auto d = remove_stopped(dst, name, "delete-target"); !d) {
         spdlog::warn("{}: could not delete the unverified target: {}", action_.id, d.error().message);
@@ -661,7 +656,8 @@ class Run {
     auto started = journal_.step(
         "migrate-source", {{"kind", kind_text}, {"source", address_json(from)}},
         [&]() -> Result<void> {
-          auto res = src.client.request(Method::post, source_path, migration_source_request(from.snapshot ? name : std::string{}, with_snapshots));
+          auto res = src.client.request(Method::post, source_path,
+                                        migration_source_request(from.snapshot ? name : std::string{}, with_snapshots));
           if (!res) return src.error(res.error());
           if (res->type != ResponseType::async) {
             return src.error(make_error(ErrorKind::protocol, "POST " + source_path + ": no migration operation"));
@@ -781,7 +777,9 @@ class Run {
           if (auto after = get_instance(r, name); after && *after) etag_after = (*after)->etag;
           return {};
         },
-        [&] { return nlohmann::json{{"target_etag", etag_after}}; });
+        [&] {
+          return nlohmann::json{{"target_etag", etag_after}};
+        });
   }
 
   // --- transfers: the journal's evidence ---------------------------------------------------------
@@ -820,7 +818,8 @@ class Run {
       if (!now) return now.error();
       if (!*now) return {};
       if (model::live_power_from_status_code((*now)->instance.value("status_code", 0)) != LivePower::stopped) {
-        return r.error(make_error(ErrorKind::conflict, name + " is " + (*now)->instance.value("status", std::string{"?"}) +
+        return r.error(make_error(ErrorKind::conflict, name + " is " +
+                                                           (*now)->instance.value("status", std::string{"?"}) +
                                                            "; berth deletes it only while stopped, so it stays"));
       }
       auto op = call_and_wait(r, Method::delete_, "/1.0/instances/" + name, std::nullopt, wait("deleting " + name));
@@ -832,35 +831,6 @@ class Run {
   // --- recovery actions ------------------------------------------------------------------------
   // Planned by the recoverer from an interrupted run's journal; each checks its proof again right
   // before it acts, and changes nothing if the hosts no longer match it.
-
-  // Whether `target` is still exactly what the interrupted transfer left: marked with its token,
-  // or (once unmarked) with the ETag recorded after the unmark.
-  static std::optional<std::string> target_problem(const InstanceRead& target, const nlohmann::json& proof) {
-    const auto config = config_of(target.instance);
-    const auto mark = config.find(std::string{incomplete_key});
-    if (mark != config.end()) {
-      if (mark->second != proof.value("mark", std::string{})) return "its incomplete mark is not this transfer's";
-      const std::string marked_etag = proof.value("marked_etag", std::string{});
-      if (!marked_etag.empty() && marked_etag != target.etag) return "it changed since the transfer made it";
-      return std::nullopt;
-    }
-    const std::string etag = proof.value("target_etag", std::string{});
-    if (etag.empty() || etag != target.etag) return "it changed since the interrupted run left it";
-    return std::nullopt;
-  }
-
-  static std::optional<std::string> source_problem(const InstanceRead& source, const std::vector<std::string>& snaps,
-                                                   const nlohmann::json& state) {
-    if (model::live_power_from_status_code(source.instance.value("status_code", 0)) != LivePower::stopped) {
-      return "it is " + source.instance.value("status", std::string{"?"});
-    }
-    if (source.etag != state.value("etag", std::string{})) return "its configuration changed";
-    const auto recorded = state.find("snapshots");
-    if (recorded == state.end() || !recorded->is_array() || nlohmann::json(snaps) != *recorded) {
-      return "its snapshots changed";
-    }
-    return std::nullopt;
-  }
 
   struct RecoveryPlaces {
     RemoteHandle* src = nullptr;
@@ -902,7 +872,7 @@ class Run {
     return journal_.step("transfer", transfer_, [&]() -> Result<void> {
       auto target = must_exist(*dst, name);
       if (!target) return target.error();
-      if (auto problem = target_problem(*target, proof)) {
+      if (auto problem = target_changed(target->instance, target->etag, proof)) {
         return dst->error(make_error(ErrorKind::conflict, name + ": " + *problem + "; plan again"));
       }
       const bool marked = config_of(target->instance).count(std::string{incomplete_key}) != 0;
@@ -913,16 +883,17 @@ class Run {
         if (*read) {
           auto snaps = snapshot_names(*src, from.container);
           if (!snaps) return snaps.error();
-          if (auto problem = source_problem(**read, *snaps, proof.value("source_state", nlohmann::json::object()))) {
-            return src->error(make_error(ErrorKind::conflict, "the source " + from.container + " changed (" +
-                                                                   *problem + "); it stays. Plan again"));
+          if (auto problem = source_changed((*read)->instance, (*read)->etag, *snaps,
+                                            proof.value("source_state", nlohmann::json::object()))) {
+            return src->error(make_error(ErrorKind::conflict, "the source " + from.container + " changed (" + *problem +
+                                                                  "); it stays. Plan again"));
           }
           if (marked) {
             auto target_snaps = snapshot_names(*dst, name);
             if (!target_snaps) return target_snaps.error();
             if (auto problem = verify_move((*read)->instance, *snaps, target->instance, *target_snaps, {})) {
-              return dst->error(make_error(ErrorKind::conflict, "the moved " + name +
-                                                                     " does not match its source: " + *problem));
+              return dst->error(
+                  make_error(ErrorKind::conflict, "the moved " + name + " does not match its source: " + *problem));
             }
           }
           source = std::move(**read);
@@ -946,7 +917,7 @@ class Run {
       auto target = get_instance(*dst, name);
       if (!target) return target.error();
       if (!*target) return {};
-      if (auto problem = target_problem(**target, proof)) {
+      if (auto problem = target_changed((*target)->instance, (*target)->etag, proof)) {
         return dst->error(make_error(ErrorKind::conflict, name + ": " + *problem + "; it stays. Plan again"));
       }
       return remove_stopped(*dst, name, "delete-target");

@@ -51,8 +51,8 @@ struct InstanceRead {
 
 // Sends a request that answers with an operation and waits for it. A sync answer counts as done.
 [[nodiscard]] Result<OperationStatus> call_and_wait(RemoteHandle& r, Method method, const std::string& target,
-                                                    const std::optional<nlohmann::json>& body,
-                                                    const WaitOptions& wait, const Headers& headers = {});
+                                                    const std::optional<nlohmann::json>& body, const WaitOptions& wait,
+                                                    const Headers& headers = {});
 
 // PUT /1.0/instances/<name>/state {"action":..,"timeout":..,"force":..}.
 [[nodiscard]] Result<void> change_state(RemoteHandle& r, const std::string& name, const std::string& action,

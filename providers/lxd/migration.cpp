@@ -1,12 +1,15 @@
 #include "providers/lxd/migration.hpp"
 
+#include "engine/model/live.hpp"
 #include "providers/lxd/instance_api.hpp"
 
 namespace berth::lxd {
 
 namespace {
 
-bool is_volatile(const std::string& key) { return key.starts_with("volatile."); }
+bool is_volatile(const std::string& key) {
+  return key.starts_with("volatile.");
+}
 
 nlohmann::json devices_json(const nlohmann::json& source, const model::DeviceMap& declared) {
   nlohmann::json devices = nlohmann::json::object();
@@ -64,7 +67,8 @@ nlohmann::json migration_target_request(const nlohmann::json& source, TransferKi
                                         const std::string& source_certificate, bool with_snapshots) {
   model::ConfigMap config = transfer_config(config_of(source), kind);
   for (const auto& [k, v] : overlay.config) config[k] = v;
-  if (kind == TransferKind::copy && !overlay.fleet_name.empty()) config[std::string{model::fleet_key}] = overlay.fleet_name;
+  if (kind == TransferKind::copy && !overlay.fleet_name.empty())
+    config[std::string{model::fleet_key}] = overlay.fleet_name;
   if (!overlay.incomplete_marker.empty()) config[std::string{incomplete_key}] = overlay.incomplete_marker;
 
   nlohmann::json profiles = source.contains("profiles") ? source["profiles"] : nlohmann::json(nullptr);
@@ -131,6 +135,41 @@ std::optional<std::string> verify_move(const nlohmann::json& source, const std::
   if (devices(source) != devices(target)) return "devices differ";
   const auto profiles = [](const nlohmann::json& i) { return i.value("profiles", nlohmann::json::array()); };
   if (profiles(source) != profiles(target)) return "profiles differ";
+  return std::nullopt;
+}
+
+std::optional<std::string> target_changed(const nlohmann::json& target, const std::string& etag,
+                                          const nlohmann::json& proof) {
+  const auto text = [&](const char* key) {
+    const auto it = proof.find(key);
+    return it != proof.end() && it->is_string() ? it->get<std::string>() : std::string{};
+  };
+  const auto config = config_of(target);
+  const auto mark = config.find(std::string{incomplete_key});
+  if (mark != config.end()) {
+    if (text("mark").empty() || mark->second != text("mark")) return "it carries another transfer's mark";
+    if (!text("marked_etag").empty() && text("marked_etag") != etag) return "it changed since the transfer made it";
+    return std::nullopt;
+  }
+  if (text("target_etag").empty() || text("target_etag") != etag) return "it changed since the interrupted run left it";
+  return std::nullopt;
+}
+
+std::optional<std::string> source_changed(const nlohmann::json& source, const std::string& etag,
+                                          const std::vector<std::string>& snapshots,
+                                          const nlohmann::json& source_state) {
+  const auto code = source.find("status_code");
+  const int status_code = code != source.end() && code->is_number_integer() ? code->get<int>() : 0;
+  if (model::live_power_from_status_code(status_code) != model::LivePower::stopped) {
+    const auto status = source.find("status");
+    return "it is " + (status != source.end() && status->is_string() ? status->get<std::string>() : std::string{"?"});
+  }
+  const auto recorded_etag = source_state.find("etag");
+  if (recorded_etag == source_state.end() || !recorded_etag->is_string() || *recorded_etag != etag) {
+    return "its configuration changed";
+  }
+  const auto recorded = source_state.find("snapshots");
+  if (recorded == source_state.end() || *recorded != nlohmann::json(snapshots)) return "its snapshots changed";
   return std::nullopt;
 }
 

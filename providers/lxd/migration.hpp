@@ -59,4 +59,20 @@ struct TargetOverlay {
                                                      const std::vector<std::string>& target_snapshots,
                                                      const model::ConfigMap& declared);
 
+// Recovery's proofs (the journal's evidence against what a host shows now), one home for the
+// recoverer that plans from them and the executor that checks them again before it acts.
+// `proof` is a recovery action's proof: {mark, marked_etag?, target_etag?, source_state}.
+
+// Why `target` (the Instance object and its ETag) is no longer exactly what the interrupted
+// transfer left: marked with its token (and, once recorded, its ETag), or after the unmark with the
+// recorded ETag. nullopt: it is the transfer's own, untouched.
+[[nodiscard]] std::optional<std::string> target_changed(const nlohmann::json& target, const std::string& etag,
+                                                        const nlohmann::json& proof);
+
+// Why a move's source is no longer as the transfer recorded it (`source_state`: etag, snapshots)
+// or not stopped. nullopt: stopped and unchanged.
+[[nodiscard]] std::optional<std::string> source_changed(const nlohmann::json& source, const std::string& etag,
+                                                        const std::vector<std::string>& snapshots,
+                                                        const nlohmann::json& source_state);
+
 }  // namespace berth::lxd

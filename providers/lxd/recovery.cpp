@@ -90,7 +90,8 @@ class Settler {
     std::optional<Place> where;
     for (const auto& s : request_.steps) {
       if (s.phase != "intent") continue;
-      if (s.step == "migrate-source") return settled("the source's migration operation was never used; it expires by itself");
+      if (s.step == "migrate-source")
+        return settled("the source's migration operation was never used; it expires by itself");
       if (s.step == "image-secret") return settled("an image secret was requested; nothing to undo");
       if (!where) where = place_of(s.detail);
     }
@@ -109,7 +110,8 @@ class Settler {
     const bool is_move = kind == "move";
     const auto from = place_of(d["source"]);
     const auto to = place_of(d["target"]);
-    if (!from || !to || (kind != "move" && kind != "copy")) return held("the journal entry names no source or target", {});
+    if (!from || !to || (kind != "move" && kind != "copy"))
+      return held("the journal entry names no source or target", {});
     const std::string from_text = from->remote + ":" + from->instance + (from->snapshot ? "/" + *from->snapshot : "");
     const std::string to_text = to->remote + ":" + to->instance;
     const std::vector<std::string> concerned = {to->instance};
@@ -154,7 +156,8 @@ class Settler {
                             {"source_state", source_state}};
     // The unmarked target's ETag: from this run's unmark, or carried by an interrupted recovery.
     if (const std::string e = d.value("target_etag", std::string{}); !e.empty()) proof["target_etag"] = e;
-    if (unmark != nullptr && unmark->result.is_object()) proof["target_etag"] = unmark->result.value("target_etag", std::string{});
+    if (unmark != nullptr && unmark->result.is_object())
+      proof["target_etag"] = unmark->result.value("target_etag", std::string{});
     // The marked target as the transfer (or verify) saw it; an interrupted recovery carries it on.
     std::string marked_etag = d.value("marked_etag", std::string{});
     for (const auto* step : {last_done("migrate"), verify}) {
@@ -174,30 +177,24 @@ class Settler {
       return settled(to_text + " was not created; the plan " + std::string{is_move ? "moves" : "copies"} + " again");
     }
 
-    const auto config = config_of((*target)->instance);
-    const auto mark = config.find(std::string{incomplete_key});
-    const bool marked = mark != config.end();
-    const std::string recorded_mark = proof["mark"].get<std::string>();
-    const std::string recorded_etag = proof.value("target_etag", std::string{});
-    const bool ours = marked ? (!recorded_mark.empty() && mark->second == recorded_mark &&
-                                (marked_etag.empty() || marked_etag == (*target)->etag))
-                             : (!recorded_etag.empty() && recorded_etag == (*target)->etag);
+    const bool marked = config_of((*target)->instance).count(std::string{incomplete_key}) != 0;
+    const auto target_change = target_changed((*target)->instance, (*target)->etag, proof);
     const bool target_stopped =
         model::live_power_from_status_code((*target)->instance.value("status_code", 0)) == LivePower::stopped;
 
-    if (!ours) {
+    if (target_change) {
       if (!marked && (!is_move || !*source)) return settled(to_text + " is complete");
-      const bool other_mark = marked && mark->second != recorded_mark;
-      return held(to_text + (other_mark ? " carries another transfer's mark" : " was changed since the interrupted run left it") +
-                      (is_move && *source ? " and its source " + from_text + " still exists" : std::string{}) +
+      return held(to_text + ": " + *target_change +
+                      (is_move && *source ? "; its source " + from_text + " still exists" : std::string{}) +
                       "; neither was touched. Keep the one you want, delete the other",
                   concerned);
     }
 
     if (!is_move) {
       if (!marked) return settled("the copy " + to_text + " is complete");
-      if (arrived) return recover(plan::ActionKind::finish_transfer, kind, *from, *to, proof,
-                                  "the copy to " + to_text + " arrived whole but was not marked complete");
+      if (arrived)
+        return recover(plan::ActionKind::finish_transfer, kind, *from, *to, proof,
+                       "the copy to " + to_text + " arrived whole but was not marked complete");
       if (!target_stopped) return held(to_text + " may be incomplete and someone started it; left alone", concerned);
       return recover(plan::ActionKind::undo_transfer, kind, *from, *to, proof,
                      "the copy to " + to_text + " may be incomplete; " + from_text + " is untouched");
@@ -211,23 +208,16 @@ class Settler {
     }
     auto source_snaps = snapshot_names(**src, from->instance);
     if (!source_snaps) return held(source_snaps.error().message, concerned);
-    std::optional<std::string> changed;
-    const auto& src_inst = (*source)->instance;
-    if (model::live_power_from_status_code(src_inst.value("status_code", 0)) != LivePower::stopped) {
-      changed = "it is " + src_inst.value("status", std::string{"?"});
-    } else if ((*source)->etag != source_state.value("etag", std::string{"?"})) {
-      changed = "its configuration changed";
-    } else if (!source_state.contains("snapshots") || nlohmann::json(*source_snaps) != source_state["snapshots"]) {
-      changed = "its snapshots changed";
-    }
+    const auto changed = source_changed((*source)->instance, (*source)->etag, *source_snaps, source_state);
     if (!changed && arrived) {
       return recover(plan::ActionKind::finish_transfer, kind, *from, *to, proof,
                      "the move to " + to_text + " arrived" + std::string{verify != nullptr ? " and was verified" : ""} +
                          "; " + from_text + " is stopped and unchanged");
     }
     if (!target_stopped) {
-      return held("both " + from_text + " and " + to_text + " exist and someone started the target; neither was touched",
-                  concerned);
+      return held(
+          "both " + from_text + " and " + to_text + " exist and someone started the target; neither was touched",
+          concerned);
     }
     return recover(plan::ActionKind::undo_transfer, kind, *from, *to, proof,
                    changed ? "the source " + from_text + " changed since the move began (" + *changed +

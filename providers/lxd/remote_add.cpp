@@ -49,13 +49,16 @@ Result<std::string> auth_of(Client& client) {
 
 Result<StoredRemote> add_remote(const ClientConfig& config, const AddRemoteRequest& request) {
   const std::string& name = request.name;
-  const auto fail = [&](ErrorKind kind, const std::string& message) { return make_error(kind, message).for_remote(name); };
+  const auto fail = [&](ErrorKind kind, const std::string& message) {
+    return make_error(kind, message).for_remote(name);
+  };
 
   if (!is_valid_remote_name(name)) {
     return make_error(ErrorKind::invalid_argument,
                       "invalid remote name \"" + name + "\": use 1-64 letters, digits, '.', '_' or '-'");
   }
-  if (request.password && request.token) return fail(ErrorKind::invalid_argument, "give a password or a token, not both");
+  if (request.password && request.token)
+    return fail(ErrorKind::invalid_argument, "give a password or a token, not both");
 
   std::optional<CertificateToken> token;
   if (request.token) {
@@ -74,7 +77,8 @@ Result<StoredRemote> add_remote(const ClientConfig& config, const AddRemoteReque
       if (address.starts_with(":")) continue;  // a wildcard listener, not somewhere to connect to
       if (auto url = normalize_remote_url(address)) candidates.push_back({*url});
     }
-    if (candidates.empty()) return fail(ErrorKind::invalid_argument, "the token lists no usable server address; give the URL");
+    if (candidates.empty())
+      return fail(ErrorKind::invalid_argument, "the token lists no usable server address; give the URL");
   } else {
     return fail(ErrorKind::invalid_argument, "a URL is needed (or a token, which carries the server's addresses)");
   }
@@ -83,8 +87,8 @@ Result<StoredRemote> add_remote(const ClientConfig& config, const AddRemoteReque
   if (!store) return store.error();
   const auto existing = store->find(name);
   if (existing && !request.url.empty() && existing->url != candidates.front().url) {
-    return fail(ErrorKind::conflict, "already exists with URL " + existing->url + "; remove it first with `berth remote remove " +
-                                         name + "`");
+    return fail(ErrorKind::conflict, "already exists with URL " + existing->url +
+                                         "; remove it first with `berth remote remove " + name + "`");
   }
 
   // A local socket needs no pinning and no trust: the daemon trusts whoever can open it.
@@ -122,7 +126,8 @@ Result<StoredRemote> add_remote(const ClientConfig& config, const AddRemoteReque
   if (token) {
     if (fetched->fingerprint != token->fingerprint) {
       return fail(ErrorKind::rejected, "the server at " + fetched->url + " presents certificate fingerprint " +
-                                           fetched->fingerprint + ", but the token was issued by " + token->fingerprint +
+                                           fetched->fingerprint + ", but the token was issued by " +
+                                           token->fingerprint +
                                            "; refusing to send the token (wrong address, or someone in between)");
     }
   } else if (!request.accept_certificate) {
@@ -149,9 +154,9 @@ Result<StoredRemote> add_remote(const ClientConfig& config, const AddRemoteReque
     const std::string pinned_as = token ? "the one the token names" : "the one confirmed";
     const std::string outcome = secret_sent ? "nothing was saved (the password or token went only to the pinned server)"
                                             : "nothing was sent or saved";
-    Error out = make_error(ErrorKind::certificate_mismatch, "the server presented a different certificate (sha256:" +
-                                                                e.presented_fingerprint + ") than " + pinned_as +
-                                                                " (sha256:" + pin + "); " + outcome);
+    Error out = make_error(ErrorKind::certificate_mismatch,
+                           "the server presented a different certificate (sha256:" + e.presented_fingerprint +
+                               ") than " + pinned_as + " (sha256:" + pin + "); " + outcome);
     out.presented_fingerprint = e.presented_fingerprint;
     return out.for_remote(name);
   };
@@ -167,8 +172,9 @@ Result<StoredRemote> add_remote(const ClientConfig& config, const AddRemoteReque
     std::optional<std::string> secret = request.token ? request.token : request.password;
     if (!secret && request.ask_secret) secret = request.ask_secret();  // e.g. a prompt; the pin still holds
     if (!secret || secret->empty()) {
-      return fail(ErrorKind::not_trusted, "the server does not trust this client yet; give its trust password "
-                                          "(--password) or a token from `lxc config trust add` (--token)");
+      return fail(ErrorKind::not_trusted,
+                  "the server does not trust this client yet; give its trust password "
+                  "(--password) or a token from `lxc config trust add` (--token)");
     }
     const nlohmann::json body = {{"type", "client"}, {"password", *secret}};
     auto added = client->request(Method::post, "/1.0/certificates", body);

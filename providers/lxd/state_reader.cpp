@@ -32,8 +32,9 @@
 // Connections (same host, Release build, medians of 40 reads in one process, five interleaved
 // runs): over HTTPS one kept-alive connection doing GET /1.0, pools, volumes and instances in
 // sequence took 14-25 ms, two connections in parallel 18-27 ms, slower in every run: the second
-// TLS 1.3 handshake (ECDSA P-384 on both sides) costs more than the overlap saves. Over the unix socket two connections took 6 ms, one 7.5 ms. A whole
-// process doing one read over HTTPS took 29 ms against 26 ms for `curl` of recursion=1 alone.
+// TLS 1.3 handshake (ECDSA P-384 on both sides) costs more than the overlap saves. Over the unix socket two connections
+// took 6 ms, one 7.5 ms. A whole process doing one read over HTTPS took 29 ms against 26 ms for `curl` of recursion=1
+// alone.
 
 namespace berth::lxd {
 
@@ -52,7 +53,9 @@ struct SideRead {
   std::string aliases_problem;
 };
 
-bool is_forbidden(const Error& e) { return e.kind == ErrorKind::server && e.http_status == 403; }
+bool is_forbidden(const Error& e) {
+  return e.kind == ErrorKind::server && e.http_status == 403;
+}
 
 void read_side(Client& client, bool read_aliases, SideRead& out) {
   // No GET /1.0 first: a server that does not trust us answers the first request below with 403,

@@ -12,13 +12,11 @@ Error bad_url(std::string_view url, std::string_view why) {
 }
 
 bool is_host_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-         c == '_';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
 }
 
 bool is_ipv6_char(char c) {
-  return (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || (c >= '0' && c <= '9') || c == ':' || c == '.' ||
-         c == '%';
+  return (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || (c >= '0' && c <= '9') || c == ':' || c == '.' || c == '%';
 }
 
 Result<std::uint16_t> parse_port(std::string_view url, std::string_view text) {
@@ -78,11 +76,14 @@ Result<Endpoint> parse_authority(std::string_view url, std::string_view authorit
 
 }  // namespace
 
-bool Endpoint::host_is_ipv6() const { return host.find(':') != std::string::npos; }
+bool Endpoint::host_is_ipv6() const {
+  return host.find(':') != std::string::npos;
+}
 
 bool Endpoint::host_is_ip() const {
   if (host_is_ipv6()) return true;
-  return !host.empty() && std::all_of(host.begin(), host.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
+  return !host.empty() &&
+         std::all_of(host.begin(), host.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
 }
 
 std::string Endpoint::authority() const {

@@ -17,7 +17,7 @@ enum class Scheme { https, unix_socket };
 
 struct Endpoint {
   Scheme scheme = Scheme::https;
-  std::string host;                   // https: name or address, IPv6 without brackets
+  std::string host;  // https: name or address, IPv6 without brackets
   std::uint16_t port = default_https_port;
   std::filesystem::path socket_path;  // unix: absolute
 

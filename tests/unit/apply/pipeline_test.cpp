@@ -138,12 +138,16 @@ void apply_effect(const plan::Action& a, const std::string& fleet_name, model::L
       for (const auto& ch : a.changes) {
         if (ch.path.rfind("config.", 0) == 0) {
           const auto key = ch.path.substr(7);
-          if (ch.after.is_null()) inst->config.erase(key);
-          else inst->config[key] = ch.after.get<std::string>();
+          if (ch.after.is_null())
+            inst->config.erase(key);
+          else
+            inst->config[key] = ch.after.get<std::string>();
         } else if (ch.path.rfind("devices.", 0) == 0) {
           const auto dev = ch.path.substr(8);
-          if (ch.after.is_null()) inst->devices.erase(dev);
-          else inst->devices[dev] = ch.after.get<model::ConfigMap>();
+          if (ch.after.is_null())
+            inst->devices.erase(dev);
+          else
+            inst->devices[dev] = ch.after.get<model::ConfigMap>();
         } else if (ch.path == "profiles") {
           inst->profiles = ch.after.get<std::vector<std::string>>();
         }
@@ -214,8 +218,8 @@ class MemoryExecutor final : public providers::ActionExecutor {
     }
     if (on_execute) on_execute(a);
     // Journaled before the change and resolved after it, as the LXD executor does.
-    const auto seq = request.journal->intent(a.id, std::string{plan::to_string(a.kind)},
-                                             {{"address", plan::to_string(a.address)}});
+    const auto seq =
+        request.journal->intent(a.id, std::string{plan::to_string(a.kind)}, {{"address", plan::to_string(a.address)}});
     if (fails) {
       request.journal->result(seq, false, {{"error", "injected failure"}});
       return {false, "injected failure of " + a.id};
@@ -269,7 +273,9 @@ model::Fleet fleet_of(std::string_view yaml) {
   return std::move(*loaded.fleet);
 }
 
-model::LiveState live_of(const char* json) { return model::live_state_from_json(nlohmann::json::parse(json)); }
+model::LiveState live_of(const char* json) {
+  return model::live_state_from_json(nlohmann::json::parse(json));
+}
 
 std::vector<std::string> ids_of(const plan::Plan& p) {
   std::vector<std::string> out;
@@ -646,9 +652,9 @@ TEST_F(PipelineSavedPlan, StaleWhenAContainerItTouchesIsHeldSince) {
   const auto result = run(fleet, options);
 
   EXPECT_EQ(result.outcome, RunOutcome::stale);
-  EXPECT_TRUE(std::any_of(result.stale.begin(), result.stale.end(),
-                          [](const std::string& s) { return s.find("a:c1") != std::string::npos; }))
-      << ::testing::PrintToString(result.stale);
+  EXPECT_TRUE(std::any_of(result.stale.begin(), result.stale.end(), [](const std::string& s) {
+    return s.find("a:c1") != std::string::npos;
+  })) << ::testing::PrintToString(result.stale);
   EXPECT_TRUE(executor_.executed().empty());
   EXPECT_EQ(open_seqs(*store_), std::vector<std::int64_t>{interrupted.open_seq});
 }

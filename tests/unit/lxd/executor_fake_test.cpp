@@ -16,9 +16,9 @@
 namespace berth::lxd {
 namespace {
 
+using testing::error_response;
 using testing::FakeRequest;
 using testing::FakeResponse;
-using testing::error_response;
 using testing::sync_body;
 
 FakeResponse async_op(const std::string& id) {
@@ -37,8 +37,8 @@ class ScriptedLxd {
  public:
   int c1_status = 102;
   bool put_conflict = false;
-  std::string failing_op;       // this operation ends in Failure
-  bool ops_never_end = false;   // every wait times out (for cancel)
+  std::string failing_op;      // this operation ends in Failure
+  bool ops_never_end = false;  // every wait times out (for cancel)
 
   FakeResponse handle(const FakeRequest& r) {
     std::lock_guard lock(mu_);

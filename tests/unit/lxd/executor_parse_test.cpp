@@ -46,7 +46,10 @@ TEST(ExecutorProgress, FindsTheProgressKeyInOperationMetadata) {
 }
 
 TEST(ExecutorOperations, ParsesAnOperationAndItsId) {
-  const nlohmann::json op = {{"id", "abc"}, {"status", "Failure"}, {"status_code", 400}, {"err", "boom"},
+  const nlohmann::json op = {{"id", "abc"},
+                             {"status", "Failure"},
+                             {"status_code", 400},
+                             {"err", "boom"},
                              {"metadata", {{"fs_progress", "x"}}}};
   const auto parsed = parse_operation(op);
   ASSERT_TRUE(parsed);
@@ -97,8 +100,8 @@ TEST(ExecutorMigration, TargetRequestCarriesSourceOverlayMarkAndSecrets) {
   overlay.incomplete_marker = "h1:c1";
   const nlohmann::json secrets = secrets_of({{"control", "s1"}, {"fs", "s2"}, {"fs_progress", "x"}, {"n", 1}});
   EXPECT_EQ(secrets.size(), 3U);  // every string value, as lxc copies them
-  const auto body = migration_target_request(source, TransferKind::copy, overlay,
-                                             "https://h1:8443/1.0/operations/op", secrets, "PEM", false);
+  const auto body = migration_target_request(source, TransferKind::copy, overlay, "https://h1:8443/1.0/operations/op",
+                                             secrets, "PEM", false);
   EXPECT_EQ(body["name"], "c2");
   EXPECT_EQ(body["config"]["user.a"], "1");
   EXPECT_EQ(body["config"]["user.b"], "3");
@@ -155,6 +158,37 @@ TEST(ExecutorInstanceApi, ReachableUrlPrefersTheRemoteUrlThenListenAddresses) {
   const auto none = reachable_url(local, {{"addresses", nlohmann::json::array()}});
   ASSERT_FALSE(none);
   EXPECT_EQ(none.error().message.rfind("remote h1: ", 0), 0U) << none.error().message;
+}
+
+}  // namespace
+}  // namespace berth::lxd
+
+namespace berth::lxd {
+namespace {
+
+// Recovery's proofs: what the journal recorded against what the host shows now.
+TEST(RecoveryProof, TargetIsTheTransfersOwnOnlyWhileMarkAndEtagsMatch) {
+  const nlohmann::json proof = {{"mark", "h1:c1 tok"}, {"marked_etag", "e1"}, {"target_etag", "e2"}};
+  const nlohmann::json marked = {{"config", {{"user.berth.incomplete", "h1:c1 tok"}}}};
+  EXPECT_FALSE(target_changed(marked, "e1", proof));
+  EXPECT_TRUE(target_changed(marked, "other", proof)) << "touched while marked";
+  const nlohmann::json foreign = {{"config", {{"user.berth.incomplete", "h1:c1 another"}}}};
+  EXPECT_TRUE(target_changed(foreign, "e1", proof));
+  const nlohmann::json unmarked = {{"config", nlohmann::json::object()}};
+  EXPECT_FALSE(target_changed(unmarked, "e2", proof));
+  EXPECT_TRUE(target_changed(unmarked, "e3", proof)) << "touched after the unmark";
+  EXPECT_TRUE(target_changed(unmarked, "", nlohmann::json::object())) << "no recorded ETag proves nothing";
+  EXPECT_TRUE(target_changed(marked, "e1", {{"mark", 7}})) << "a damaged proof proves nothing";
+}
+
+TEST(RecoveryProof, SourceMustBeStoppedWithTheRecordedEtagAndSnapshots) {
+  const nlohmann::json state = {{"etag", "s1"}, {"status", "Stopped"}, {"snapshots", {"a", "b"}}};
+  const nlohmann::json stopped = {{"status", "Stopped"}, {"status_code", 102}};
+  EXPECT_FALSE(source_changed(stopped, "s1", {"a", "b"}, state));
+  EXPECT_EQ(source_changed({{"status", "Running"}, {"status_code", 103}}, "s1", {"a", "b"}, state), "it is Running");
+  EXPECT_EQ(source_changed(stopped, "s2", {"a", "b"}, state), "its configuration changed");
+  EXPECT_EQ(source_changed(stopped, "s1", {"a"}, state), "its snapshots changed");
+  EXPECT_TRUE(source_changed({{"status_code", "odd"}}, "s1", {"a", "b"}, state)) << "odd answers never prove";
 }
 
 }  // namespace

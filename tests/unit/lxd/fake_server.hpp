@@ -3,14 +3,14 @@
 // the state reader: a unix socket or TLS on 127.0.0.1 (port chosen by the kernel), a handler per
 // request, one thread per connection. Real LXD is exercised by the integration tests instead.
 
+#include <poll.h>
+#include <sys/socket.h>
 #include <atomic>
 #include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
-#include <poll.h>
 #include <string>
-#include <sys/socket.h>
 #include <thread>
 #include <vector>
 
@@ -23,9 +23,9 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #pragma GCC diagnostic pop
-#include <nlohmann/json.hpp>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <nlohmann/json.hpp>
 
 #include "providers/lxd/openssl_util.hpp"
 
@@ -41,21 +41,25 @@ struct FakeRequest {
 struct FakeResponse {
   int status = 200;
   std::string body;
-  bool close = false;           // close the connection after this response, without telling the client
-  int delay_ms = 0;             // wait before answering (timeouts)
+  bool close = false;  // close the connection after this response, without telling the client
+  int delay_ms = 0;    // wait before answering (timeouts)
 };
 
 // The sync envelope LXD sends.
 inline std::string sync_body(const nlohmann::json& metadata) {
-  return nlohmann::json{{"type", "sync"},      {"status", "Success"}, {"status_code", 200}, {"operation", ""},
-                        {"error_code", 0},     {"error", ""},         {"metadata", metadata}}
+  return nlohmann::json{{"type", "sync"},  {"status", "Success"}, {"status_code", 200},  {"operation", ""},
+                        {"error_code", 0}, {"error", ""},         {"metadata", metadata}}
       .dump();
 }
 inline FakeResponse error_response(int status, const std::string& text) {
-  return {status,
-          nlohmann::json{{"type", "error"},     {"status", ""},    {"status_code", 0}, {"operation", ""},
-                         {"error_code", status}, {"error", text}, {"metadata", nullptr}}
-              .dump()};
+  return {status, nlohmann::json{{"type", "error"},
+                                 {"status", ""},
+                                 {"status_code", 0},
+                                 {"operation", ""},
+                                 {"error_code", status},
+                                 {"error", text},
+                                 {"metadata", nullptr}}
+                      .dump()};
 }
 
 class FakeServer {
@@ -68,8 +72,8 @@ class FakeServer {
       : handler_(std::move(handler)), tls_(true) {
     namespace net = boost::asio;
     contexts_.push_back(make_context(cert_pem, key_pem));
-    tcp_acceptor_ = std::make_unique<net::ip::tcp::acceptor>(
-        ioc_, net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+    tcp_acceptor_ =
+        std::make_unique<net::ip::tcp::acceptor>(ioc_, net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
     url_ = "https://127.0.0.1:" + std::to_string(tcp_acceptor_->local_endpoint().port());
     listen_fd_ = tcp_acceptor_->native_handle();
     thread_ = std::thread([this] { accept_loop(); });
@@ -79,8 +83,8 @@ class FakeServer {
   FakeServer(Handler handler, const std::string& path) : handler_(std::move(handler)), tls_(false) {
     namespace net = boost::asio;
     ::unlink(path.c_str());
-    unix_acceptor_ = std::make_unique<net::local::stream_protocol::acceptor>(ioc_,
-                                                                            net::local::stream_protocol::endpoint(path));
+    unix_acceptor_ =
+        std::make_unique<net::local::stream_protocol::acceptor>(ioc_, net::local::stream_protocol::endpoint(path));
     url_ = "unix://" + path;
     listen_fd_ = unix_acceptor_->native_handle();
     thread_ = std::thread([this] { accept_loop(); });

@@ -78,8 +78,9 @@ TEST_F(RemoteAdd, WrongPassword) {
 }
 
 TEST_F(RemoteAdd, DeclinedFingerprint) {
-  AddRemoteRequest req{"foo", server_->url(), std::string("sekret"), std::nullopt, false,
-                       [](std::string_view) { return false; }, {}, {}};
+  AddRemoteRequest req{
+      "foo", server_->url(), std::string("sekret"), std::nullopt, false, [](std::string_view) { return false; }, {},
+      {}};
   auto added = add_remote(config_, req);
   ASSERT_FALSE(added.ok());
   EXPECT_EQ(added.error().kind, ErrorKind::rejected);
@@ -103,7 +104,7 @@ TEST_F(RemoteAdd, NeitherPasswordNorToken) {
 }
 
 TEST_F(RemoteAdd, WithTokenAndNoUrl) {
-  const auto t = token(server_fp_, {"127.0.0.1:1", address()});  // the first address does not answer
+  const auto t = token(server_fp_, {"127.0.0.1:1", address()});         // the first address does not answer
   AddRemoteRequest req{"foo", "", std::nullopt, t, false, {}, {}, {}};  // no confirm needed: the token pins
   auto added = add_remote(config_, req);
   ASSERT_TRUE(added.ok()) << added.error().message;

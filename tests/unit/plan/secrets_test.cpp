@@ -59,7 +59,9 @@ model::LiveState live() {
      "config": {"environment.API_TOKEN": "old-secret-on-host", "user.listed": "old-listed", "user.plain": "old"}}]}}})"));
 }
 
-bool contains(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
 
 // The plain and the JSON-escaped form of a value.
 void expect_absent(const std::string& text, const std::string& secret, const std::string& where) {

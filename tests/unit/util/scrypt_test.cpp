@@ -89,8 +89,8 @@ TEST(Scrypt, InvalidParametersGiveNullopt) {
   const auto invalid = [](ScryptParams params) { return !scrypt("pw", "salt", params).has_value(); };
   EXPECT_TRUE(invalid({.n = 0, .r = 1, .p = 1, .length = 32}));
   EXPECT_TRUE(invalid({.n = 1, .r = 1, .p = 1, .length = 32}));
-  EXPECT_TRUE(invalid({.n = 24, .r = 1, .p = 1, .length = 32}));              // not a power of two
-  EXPECT_TRUE(invalid({.n = 1 << 16, .r = 1, .p = 1, .length = 32}));         // N >= 2^(16 r)
+  EXPECT_TRUE(invalid({.n = 24, .r = 1, .p = 1, .length = 32}));       // not a power of two
+  EXPECT_TRUE(invalid({.n = 1 << 16, .r = 1, .p = 1, .length = 32}));  // N >= 2^(16 r)
   EXPECT_TRUE(invalid({.n = 16, .r = 0, .p = 1, .length = 32}));
   EXPECT_TRUE(invalid({.n = 16, .r = 1, .p = 0, .length = 32}));
   EXPECT_TRUE(invalid({.n = 16, .r = 1 << 15, .p = 1 << 15, .length = 32}));  // r p = 2^30
@@ -139,45 +139,37 @@ TEST(ScryptSecretDigest, MalformedAndHostileDigestsAreFalseAndFast) {
   const std::string salt(32, 'a');
   const std::string hash(64, 'b');
   const std::vector<std::string> bad = {
-      "",
-      "scrypt",
-      "scrypt$",
-      "scrypt$$$$$",
-      "scrypt$16$1$1$" + salt,                                // missing hash
-      "scrypt$16$1$" + salt + "$" + hash,                     // missing p
-      "scrypt$16$1$1$" + salt + "$" + hash + "$",             // extra field
-      "scrypt$16$1$1$" + salt + "$" + hash + "$extra",        // extra field
-      "bcrypt$16$1$1$" + salt + "$" + hash,                   // other scheme
-      "SCRYPT$16$1$1$" + salt + "$" + hash,                   //
-      "scrypt$16$1$1$$" + hash,                               // empty salt
-      "scrypt$16$1$1$" + salt + "$",                          // empty hash
-      "scrypt$16$1$1$" + salt + "$" + std::string(63, 'b'),   // odd hex
+      "", "scrypt", "scrypt$", "scrypt$$$$$",
+      "scrypt$16$1$1$" + salt,                                     // missing hash
+      "scrypt$16$1$" + salt + "$" + hash,                          // missing p
+      "scrypt$16$1$1$" + salt + "$" + hash + "$",                  // extra field
+      "scrypt$16$1$1$" + salt + "$" + hash + "$extra",             // extra field
+      "bcrypt$16$1$1$" + salt + "$" + hash,                        // other scheme
+      "SCRYPT$16$1$1$" + salt + "$" + hash,                        //
+      "scrypt$16$1$1$$" + hash,                                    // empty salt
+      "scrypt$16$1$1$" + salt + "$",                               // empty hash
+      "scrypt$16$1$1$" + salt + "$" + std::string(63, 'b'),        // odd hex
       "scrypt$16$1$1$" + salt + "$" + std::string(63, 'b') + "g",  // not hex
-      "scrypt$16$1$1$zz" + salt + "$" + hash,                 // salt not hex
-      "scrypt$16$1$1$" + salt + "$" + std::string(2050, 'b'),  // hash over 1024 bytes
-      "scrypt$-16$1$1$" + salt + "$" + hash,
-      "scrypt$+16$1$1$" + salt + "$" + hash,
-      "scrypt$ 16$1$1$" + salt + "$" + hash,
-      "scrypt$16 $1$1$" + salt + "$" + hash,
-      "scrypt$0x10$1$1$" + salt + "$" + hash,
-      "scrypt$16.0$1$1$" + salt + "$" + hash,
-      "scrypt$15$1$1$" + salt + "$" + hash,                   // not a power of two
-      "scrypt$1$1$1$" + salt + "$" + hash,
-      "scrypt$0$1$1$" + salt + "$" + hash,
-      "scrypt$16$0$1$" + salt + "$" + hash,
+      "scrypt$16$1$1$zz" + salt + "$" + hash,                      // salt not hex
+      "scrypt$16$1$1$" + salt + "$" + std::string(2050, 'b'),      // hash over 1024 bytes
+      "scrypt$-16$1$1$" + salt + "$" + hash, "scrypt$+16$1$1$" + salt + "$" + hash,
+      "scrypt$ 16$1$1$" + salt + "$" + hash, "scrypt$16 $1$1$" + salt + "$" + hash,
+      "scrypt$0x10$1$1$" + salt + "$" + hash, "scrypt$16.0$1$1$" + salt + "$" + hash,
+      "scrypt$15$1$1$" + salt + "$" + hash,  // not a power of two
+      "scrypt$1$1$1$" + salt + "$" + hash, "scrypt$0$1$1$" + salt + "$" + hash, "scrypt$16$0$1$" + salt + "$" + hash,
       "scrypt$16$1$0$" + salt + "$" + hash,
       // Hostile costs: each would take gigabytes (or forever) if believed.
-      "scrypt$1099511627776$8$1$" + salt + "$" + hash,        // N = 2^40
-      "scrypt$9223372036854775808$8$1$" + salt + "$" + hash,  // N = 2^63
+      "scrypt$1099511627776$8$1$" + salt + "$" + hash,            // N = 2^40
+      "scrypt$9223372036854775808$8$1$" + salt + "$" + hash,      // N = 2^63
       "scrypt$99999999999999999999999$8$1$" + salt + "$" + hash,  // overflows 64 bits
-      "scrypt$1048576$8$1$" + salt + "$" + hash,              // N = 2^20, r = 8: 1 GiB
-      "scrypt$16384$4294967295$1$" + salt + "$" + hash,       // r = 2^32 - 1
-      "scrypt$16384$4294967296$1$" + salt + "$" + hash,       // r overflows 32 bits
-      "scrypt$16384$8$1073741823$" + salt + "$" + hash,       // r p >= 2^30
-      "scrypt$16$8$4194304$" + salt + "$" + hash,             // B alone is 4 GiB
-      "scrypt$65536$1$1$" + salt + "$" + hash,                // N >= 2^(16 r)
-      "scrypt$32768$1$2097152$" + salt + "$" + hash,          // ~260 MiB but hours of work
-      "scrypt$16384$8$64$" + salt + "$" + hash,               // N r p = 2^23: over the work cap
+      "scrypt$1048576$8$1$" + salt + "$" + hash,                  // N = 2^20, r = 8: 1 GiB
+      "scrypt$16384$4294967295$1$" + salt + "$" + hash,           // r = 2^32 - 1
+      "scrypt$16384$4294967296$1$" + salt + "$" + hash,           // r overflows 32 bits
+      "scrypt$16384$8$1073741823$" + salt + "$" + hash,           // r p >= 2^30
+      "scrypt$16$8$4194304$" + salt + "$" + hash,                 // B alone is 4 GiB
+      "scrypt$65536$1$1$" + salt + "$" + hash,                    // N >= 2^(16 r)
+      "scrypt$32768$1$2097152$" + salt + "$" + hash,              // ~260 MiB but hours of work
+      "scrypt$16384$8$64$" + salt + "$" + hash,                   // N r p = 2^23: over the work cap
   };
   const auto start = std::chrono::steady_clock::now();
   for (const std::string& digest : bad) EXPECT_FALSE(verify_secret_digest("x", digest)) << digest;
