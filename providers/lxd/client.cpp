@@ -466,7 +466,8 @@ Result<Response> Client::request(Method method, std::string_view target, const s
   for (const auto& [k, v] : headers) req.set(k, v);
   if (body) {
     req.set(http::field::content_type, "application/json");
-    req.body() = body->dump();
+    // Replace, not throw: a value from a fleet file is not guaranteed to be valid UTF-8.
+    req.body() = body->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   req.keep_alive(true);
   req.prepare_payload();

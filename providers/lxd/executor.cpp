@@ -10,6 +10,7 @@
 #include "providers/lxd/migration.hpp"
 #include "providers/lxd/operations.hpp"
 #include "providers/lxd/url.hpp"
+#include "providers/lxd/wire.hpp"
 
 namespace berth::lxd {
 
@@ -18,6 +19,27 @@ namespace {
 using model::DesiredState;
 using model::LivePower;
 using plan::ActionKind;
+using wire::object_in;
+using wire::text_in;
+
+std::string status_text(const wire::Instance& i) {
+  return i.status.empty() ? std::string{"?"} : i.status;
+}
+
+// A change's `after` is plan data that a damaged saved plan can give any shape.
+model::ConfigMap string_map_of(const nlohmann::json& j) {
+  model::ConfigMap out;
+  if (!j.is_object()) return out;
+  for (const auto& [k, v] : j.items()) out.emplace(k, v.is_string() ? v.get<std::string>() : v.dump());
+  return out;
+}
+
+std::vector<std::string> strings_of(const nlohmann::json& j) {
+  std::vector<std::string> out;
+  if (!j.is_array()) return out;
+  for (const auto& v : j) out.push_back(v.is_string() ? v.get<std::string>() : v.dump());
+  return out;
+}
 
 // One execute() call: the action, its connections (one per remote it touches, opened on first
 // use) and its journal. Nothing here outlives the call, so parallel actions share nothing.
@@ -110,11 +132,11 @@ class Run {
   Result<LivePower> power_of(RemoteHandle& r, const std::string& name) {
     auto read = must_exist(r, name);
     if (!read) return read.error();
-    const int code = read->instance.value("status_code", 0);
+    const int code = read->instance.status_code;
     const LivePower p = model::live_power_from_status_code(code);
     if (p == LivePower::other) {
-      return r.error(make_error(ErrorKind::conflict, name + " is " + read->instance.value("status", std::string{"?"}) +
-                                                         " (status " + std::to_string(code) +
+      return r.error(make_error(ErrorKind::conflict, name + " is " + status_text(read->instance) + " (status " +
+                                                         std::to_string(code) +
                                                          "); wait for it to settle, then plan again"));
     }
     return p;
@@ -192,9 +214,12 @@ class Run {
       }
       return (*img)->error(alias.error());
     }
-    const auto target = alias->metadata.is_object() ? alias->metadata.find("target") : alias->metadata.end();
-    const std::string fingerprint =
-        target != alias->metadata.end() && target->is_string() ? target->get<std::string>() : std::string{};
+    auto parsed_alias = wire::parse_image_alias(alias->metadata);
+    if (!parsed_alias) {
+      return (*img)->error(make_error(ErrorKind::protocol, "GET /1.0/images/aliases/" + path_segment(image.alias) +
+                                                               ": " + parsed_alias.error().message));
+    }
+    const std::string fingerprint = parsed_alias->target;
     if (fingerprint.empty()) {
       return (*img)->error(make_error(ErrorKind::protocol, "image alias '" + image.alias + "' has no target"));
     }
@@ -216,16 +241,15 @@ class Run {
       secret_op_remote = *img;
       auto secret = journal_.step(
           "image-secret", {{"remote", image.remote}, {"fingerprint", fingerprint}}, [&]() -> Result<std::string> {
-            auto res = (*img)->client.request(Method::post, "/1.0/images/" + fingerprint + "/secret");
+            auto res = (*img)->client.request(Method::post, "/1.0/images/" + path_segment(fingerprint) + "/secret");
             if (!res) return (*img)->error(res.error());
             secret_op = res->operation;
-            const auto& md = res->metadata;
-            const auto inner = md.find("metadata");
-            if (inner == md.end() || !inner->is_object() || !inner->contains("secret") ||
-                !(*inner)["secret"].is_string()) {
+            auto op = wire::parse_operation(res->metadata);
+            auto value = op ? wire::string_in(op->metadata, "secret") : std::nullopt;
+            if (!value) {
               return (*img)->error(make_error(ErrorKind::protocol, "the image secret operation has no secret"));
             }
-            return (*inner)["secret"].get<std::string>();
+            return *value;
           });
       if (!secret) return secret.error();
       source = nlohmann::json{{"type", "image"},
@@ -234,7 +258,7 @@ class Run {
                               {"protocol", "lxd"},
                               {"fingerprint", fingerprint},
                               {"secret", *secret},
-                              {"certificate", env->value("certificate", std::string{})}};
+                              {"certificate", env->certificate}};
     }
 
     nlohmann::json config = action_.config;
@@ -279,38 +303,32 @@ class Run {
   // The instance's writable part (PUT body) as read, with `changes` applied: "config.K" set or
   // (null) removed, "devices.D" replaced or removed, "profiles" replaced. Keys the plan does not
   // name are sent back as they are, so nothing else on the instance changes.
-  static nlohmann::json put_body(const nlohmann::json& inst, const std::vector<plan::Change>& changes) {
-    auto object_or_empty = [&](const char* key) {
-      const auto it = inst.find(key);
-      return it != inst.end() && it->is_object() ? *it : nlohmann::json::object();
-    };
-    auto field = [&](const char* key, nlohmann::json fallback) {
-      const auto it = inst.find(key);
-      return it != inst.end() && it->type() == fallback.type() ? *it : fallback;
-    };
-    nlohmann::json body = {{"architecture", field("architecture", std::string{})},
-                           {"config", object_or_empty("config")},
-                           {"devices", object_or_empty("devices")},
-                           {"ephemeral", field("ephemeral", false)},
-                           {"profiles", field("profiles", nlohmann::json::array())},
-                           {"description", field("description", std::string{})}};
+  static nlohmann::json put_body(const wire::Instance& inst, const std::vector<plan::Change>& changes) {
+    wire::InstancePut body = inst;
     for (const auto& c : changes) {
       if (c.path == "profiles") {
-        body["profiles"] = c.after.is_array() ? c.after : nlohmann::json::array();
+        body.profiles = strings_of(c.after);
         continue;
       }
       const auto dot = c.path.find('.');
       if (dot == std::string::npos) continue;
       const std::string section = c.path.substr(0, dot);
       const std::string key = c.path.substr(dot + 1);
-      if (section != "config" && section != "devices") continue;
-      if (c.after.is_null()) {
-        body[section].erase(key);
-      } else {
-        body[section][key] = c.after;
+      if (section == "config") {
+        if (c.after.is_null()) {
+          body.config.erase(key);
+        } else {
+          body.config[key] = c.after.is_string() ? c.after.get<std::string>() : c.after.dump();
+        }
+      } else if (section == "devices") {
+        if (c.after.is_null()) {
+          body.devices.erase(key);
+        } else {
+          body.devices[key] = string_map_of(c.after);
+        }
       }
     }
-    return body;
+    return wire::to_json(body);
   }
 
   // One PUT with the instance's ETag; a 412 means it changed since it was read.
@@ -319,7 +337,8 @@ class Run {
     Headers headers;
     if (!read.etag.empty()) headers.emplace_back("If-Match", read.etag);
     return journal_.step(step, detail, [&]() -> Result<void> {
-      auto op = call_and_wait(r, Method::put, "/1.0/instances/" + name, body, wait("updating " + name), headers);
+      auto op = call_and_wait(r, Method::put, "/1.0/instances/" + path_segment(name), body, wait("updating " + name),
+                              headers);
       if (!op) {
         if (op.error().kind == ErrorKind::server && op.error().http_status == 412) {
           return r.error(make_error(ErrorKind::conflict, name + " changed since it was read; plan again"));
@@ -333,7 +352,7 @@ class Run {
   // The instance as it was before the change (ETag, status), so that recovery can tell whether
   // anyone changed it since.
   static nlohmann::json before_of(const InstanceRead& read) {
-    return {{"etag", read.etag}, {"status", read.instance.value("status", std::string{})}};
+    return {{"etag", read.etag}, {"status", read.instance.status}};
   }
 
   nlohmann::json change_detail(const RemoteHandle& r, const std::string& name, const InstanceRead& read) const {
@@ -406,7 +425,7 @@ class Run {
     const std::string& snap = *action_.address.snapshot;
     auto r = remote(action_.address.remote);
     if (!r) return r.error();
-    auto existing = (*r)->client.get("/1.0/instances/" + name + "/snapshots/" + path_segment(snap));
+    auto existing = (*r)->client.get("/1.0/instances/" + path_segment(name) + "/snapshots/" + path_segment(snap));
     if (existing) return {};  // already there: a re-run after a crash
     if (!(existing.error().kind == ErrorKind::server && existing.error().http_status == 404)) {
       return (*r)->error(existing.error());
@@ -415,7 +434,7 @@ class Run {
     detail["snapshot"] = snap;
     report("snapshotting " + name + "/" + snap);
     return journal_.step("snapshot", detail, [&]() -> Result<void> {
-      auto op = call_and_wait(**r, Method::post, "/1.0/instances/" + name + "/snapshots",
+      auto op = call_and_wait(**r, Method::post, "/1.0/instances/" + path_segment(name) + "/snapshots",
                               nlohmann::json{{"name", snap}, {"stateful", false}}, wait("snapshotting " + name));
       if (!op) return op.error();
       return {};
@@ -432,8 +451,9 @@ class Run {
     detail["snapshot"] = snap;
     report("deleting snapshot " + name + "/" + snap);
     return journal_.step("delete-snapshot", detail, [&]() -> Result<void> {
-      auto op = call_and_wait(**r, Method::delete_, "/1.0/instances/" + name + "/snapshots/" + path_segment(snap),
-                              std::nullopt, wait("deleting snapshot " + name + "/" + snap));
+      auto op = call_and_wait(**r, Method::delete_,
+                              "/1.0/instances/" + path_segment(name) + "/snapshots/" + path_segment(snap), std::nullopt,
+                              wait("deleting snapshot " + name + "/" + snap));
       if (!op && !(op.error().kind == ErrorKind::server && op.error().http_status == 404)) return op.error();
       return {};
     });
@@ -446,7 +466,7 @@ class Run {
     auto now = get_instance(r, name);
     if (!now) return now.error();
     if (!*now) return {};
-    const LivePower p = model::live_power_from_status_code((*now)->instance.value("status_code", 0));
+    const LivePower p = model::live_power_from_status_code((*now)->instance.status_code);
     if (p == LivePower::running || p == LivePower::frozen) {
       if (auto s = set_state(r, name, "stop-force", "stop", -1, true, extra); !s) return s;
     }
@@ -454,7 +474,8 @@ class Run {
     nlohmann::json detail = where(r, name);
     detail.update(extra);
     return journal_.step(step, detail, [&]() -> Result<void> {
-      auto op = call_and_wait(r, Method::delete_, "/1.0/instances/" + name, std::nullopt, wait("deleting " + name));
+      auto op = call_and_wait(r, Method::delete_, "/1.0/instances/" + path_segment(name), std::nullopt,
+                              wait("deleting " + name));
       if (!op && !(op.error().kind == ErrorKind::server && op.error().http_status == 404)) return op.error();
       return {};
     });
@@ -469,7 +490,7 @@ class Run {
     if (!*read) return {};
     // The plan only deletes what this fleet owns; checked again here because the host may have
     // changed since the plan was made.
-    const auto config = config_of((*read)->instance);
+    const auto& config = (*read)->instance.config;
     const auto owner = config.find(std::string{model::fleet_key});
     const std::string fleet = request_.fleet != nullptr ? request_.fleet->name : std::string{};
     if (owner == config.end() || owner->second != fleet) {
@@ -489,14 +510,18 @@ class Run {
     auto src = remote(from.remote);
     if (!src) return src.error();
     // Read what is copied: the instance, or the snapshot (its config, devices, profiles).
-    const std::string object_path =
-        "/1.0/instances/" + from.container + (from.snapshot ? "/snapshots/" + path_segment(*from.snapshot) : "");
-    auto object = (*src)->client.get(object_path);
-    if (!object) {
-      if (object.error().kind == ErrorKind::server && object.error().http_status == 404) {
+    const std::string object_path = "/1.0/instances/" + path_segment(from.container) +
+                                    (from.snapshot ? "/snapshots/" + path_segment(*from.snapshot) : "");
+    auto read = (*src)->client.get(object_path);
+    if (!read) {
+      if (read.error().kind == ErrorKind::server && read.error().http_status == 404) {
         return (*src)->error(make_error(ErrorKind::not_found, plan::to_string(from) + " does not exist"));
       }
-      return (*src)->error(object.error());
+      return (*src)->error(read.error());
+    }
+    auto object = wire::parse_instance(read->metadata);
+    if (!object) {
+      return (*src)->error(make_error(ErrorKind::protocol, "GET " + object_path + ": " + object.error().message));
     }
     if (from.remote == action_.address.remote) {
       nlohmann::json config = action_.config;
@@ -509,8 +534,7 @@ class Run {
           {"name", name},
           {"config", config},
           {"devices", nlohmann::json(action_.devices)},
-          {"profiles", action_.profiles ? nlohmann::json(*action_.profiles)
-                                        : object->metadata.value("profiles", nlohmann::json::array())},
+          {"profiles", action_.profiles ? *action_.profiles : object->profiles.value_or(std::vector<std::string>{})},
           {"ephemeral", false},
           {"stateful", false},
           {"description", ""},
@@ -534,7 +558,7 @@ class Run {
       // The umbrella step stays open from before the migration until the target is unmarked, so a
       // crash between two inner steps still leaves an open intent for recovery to settle.
       auto copied = journal_.step("transfer", transfer_, [&]() -> Result<void> {
-        if (auto m = migrate(TransferKind::copy, **src, from, object->metadata, **dst, name, false); !m) return m;
+        if (auto m = migrate(TransferKind::copy, **src, from, *object, **dst, name, false); !m) return m;
         return unmark(**dst, name);
       });
       if (!copied) return copied;
@@ -561,22 +585,18 @@ class Run {
       // Already moved (a re-run after the source was deleted): fine if a whole target is there.
       auto there = get_instance(**dst, name);
       if (!there) return there.error();
-      if (*there && config_of((*there)->instance).count(std::string{incomplete_key}) == 0) return {};
+      if (*there && (*there)->instance.config.count(std::string{incomplete_key}) == 0) return {};
       return (*src)->error(make_error(ErrorKind::not_found, from.container + " does not exist; plan again"));
     }
-    const int code = (*source)->instance.value("status_code", 0);
-    if (model::live_power_from_status_code(code) != LivePower::stopped) {
-      return (*src)->error(make_error(ErrorKind::conflict, from.container + " is " +
-                                                               (*source)->instance.value("status", std::string{"?"}) +
+    if (model::live_power_from_status_code((*source)->instance.status_code) != LivePower::stopped) {
+      return (*src)->error(make_error(ErrorKind::conflict, from.container + " is " + status_text((*source)->instance) +
                                                                "; an offline move needs it stopped"));
     }
     auto source_snaps = snapshot_names(**src, from.container);
     if (!source_snaps) return source_snaps.error();
 
     begin_transfer("move", from, **dst, name,
-                   {{"etag", (*source)->etag},
-                    {"status", (*source)->instance.value("status", std::string{})},
-                    {"snapshots", *source_snaps}});
+                   {{"etag", (*source)->etag}, {"status", (*source)->instance.status}, {"snapshots", *source_snaps}});
     // The umbrella step stays open from before the migration until the source is deleted: a crash in
     // any gap between the inner steps (e.g. after unmark, before delete-source) still leaves an open
     // intent, and recovery finishes or undoes the move instead of leaving it on two remotes.
@@ -615,7 +635,7 @@ class Run {
           auto now = must_exist(src, from.container);
           if (!now) return now.error();
           source_etag = now->etag;
-          if (model::live_power_from_status_code(now->instance.value("status_code", 0)) != LivePower::stopped) {
+          if (model::live_power_from_status_code(now->instance.status_code) != LivePower::stopped) {
             return src.error(make_error(ErrorKind::conflict, from.container + " was started during the move; it "
                                                                               "stays, the unfinished target goes"));
           }
@@ -638,7 +658,7 @@ class Run {
   // Pull migration of `from` (an instance or one of its snapshots; `object` is what GET returned for
   // it) into a new instance `name` on `dst`. On failure the source operation is cancelled and a
   // partial target deleted.
-  Result<void> migrate(TransferKind kind, RemoteHandle& src, const plan::Address& from, const nlohmann::json& object,
+  Result<void> migrate(TransferKind kind, RemoteHandle& src, const plan::Address& from, const wire::Instance& object,
                        RemoteHandle& dst, const std::string& name, bool with_snapshots) {
     const std::string kind_text = kind == TransferKind::copy ? "copy" : "move";
     auto existing = get_instance(dst, name);
@@ -649,8 +669,8 @@ class Run {
     auto src_url = reachable_url(src.spec, *env);
     if (!src_url) return src_url.error();
 
-    const std::string source_path =
-        "/1.0/instances/" + from.container + (from.snapshot ? "/snapshots/" + path_segment(*from.snapshot) : "");
+    const std::string source_path = "/1.0/instances/" + path_segment(from.container) +
+                                    (from.snapshot ? "/snapshots/" + path_segment(*from.snapshot) : "");
     std::string source_op;
     nlohmann::json secrets;
     auto started = journal_.step(
@@ -663,7 +683,11 @@ class Run {
             return src.error(make_error(ErrorKind::protocol, "POST " + source_path + ": no migration operation"));
           }
           source_op = res->operation;
-          secrets = secrets_of(res->metadata.value("metadata", nlohmann::json::object()));
+          auto op = wire::parse_operation(res->metadata);
+          if (!op) {
+            return src.error(make_error(ErrorKind::protocol, "POST " + source_path + ": " + op.error().message));
+          }
+          secrets = secrets_of(op->metadata);
           return {};
         },
         [&] {
@@ -678,9 +702,9 @@ class Run {
     overlay.devices = action_.devices;
     overlay.profiles = action_.profiles;
     overlay.fleet_name = request_.fleet != nullptr ? request_.fleet->name : std::string{};
-    overlay.incomplete_marker = transfer_.value("mark", plan::to_string(from));
+    overlay.incomplete_marker = wire::string_in(transfer_, "mark").value_or(plan::to_string(from));
     const nlohmann::json body = migration_target_request(object, kind, overlay, *src_url + source_op, secrets,
-                                                         env->value("certificate", std::string{}), with_snapshots);
+                                                         env->certificate, with_snapshots);
 
     std::string target_op;
     std::string target_etag;
@@ -711,7 +735,7 @@ class Run {
             if (seen_on_target) return;
             auto op = src.client.get("/1.0/operations/" + operation_id(source_op));
             if (!op) return;
-            auto parsed = parse_operation(op->metadata);
+            auto parsed = wire::parse_operation(op->metadata);
             if (!parsed) return;
             if (auto p = progress_from_metadata(parsed->metadata); p && p->text != last) {
               last = p->text;
@@ -748,7 +772,7 @@ class Run {
         (void)wait_operation(dst.client, target_op, w);
       }
       auto partial = get_instance(dst, name);
-      if (partial && *partial && config_of((*partial)->instance).count(std::string{incomplete_key}) != 0) {
+      if (partial && *partial && (*partial)->instance.config.count(std::string{incomplete_key}) != 0) {
         if (auto d = remove_stopped(dst, name, "delete-target"); !d) {
           spdlog::warn("{}: could not delete the partial target: {}", action_.id, d.error().message);
         }
@@ -770,8 +794,8 @@ class Run {
           const std::vector<plan::Change> clear = {{"config." + std::string{incomplete_key}, nullptr, nullptr}};
           Headers headers;
           if (!read->etag.empty()) headers.emplace_back("If-Match", read->etag);
-          auto op = call_and_wait(r, Method::put, "/1.0/instances/" + name, put_body(read->instance, clear),
-                                  wait("finishing " + name), headers);
+          auto op = call_and_wait(r, Method::put, "/1.0/instances/" + path_segment(name),
+                                  put_body(read->instance, clear), wait("finishing " + name), headers);
           if (!op) return op.error();
           // What the unmarked target looks like, so that recovery can tell it was not touched since.
           if (auto after = get_instance(r, name); after && *after) etag_after = (*after)->etag;
@@ -805,8 +829,7 @@ class Run {
     if (!read) return read.error();
     auto snaps = snapshot_names(r, name);
     if (!snaps) return snaps.error();
-    return nlohmann::json{
-        {"etag", read->etag}, {"status", read->instance.value("status", std::string{})}, {"snapshots", *snaps}};
+    return nlohmann::json{{"etag", read->etag}, {"status", read->instance.status}, {"snapshots", *snaps}};
   }
 
   // Deletes an instance that must be stopped: never stops one (whoever started it has a reason).
@@ -817,12 +840,12 @@ class Run {
       auto now = get_instance(r, name);
       if (!now) return now.error();
       if (!*now) return {};
-      if (model::live_power_from_status_code((*now)->instance.value("status_code", 0)) != LivePower::stopped) {
-        return r.error(make_error(ErrorKind::conflict, name + " is " +
-                                                           (*now)->instance.value("status", std::string{"?"}) +
+      if (model::live_power_from_status_code((*now)->instance.status_code) != LivePower::stopped) {
+        return r.error(make_error(ErrorKind::conflict, name + " is " + status_text((*now)->instance) +
                                                            "; berth deletes it only while stopped, so it stays"));
       }
-      auto op = call_and_wait(r, Method::delete_, "/1.0/instances/" + name, std::nullopt, wait("deleting " + name));
+      auto op = call_and_wait(r, Method::delete_, "/1.0/instances/" + path_segment(name), std::nullopt,
+                              wait("deleting " + name));
       if (!op && !(op.error().kind == ErrorKind::server && op.error().http_status == 404)) return op.error();
       return {};
     });
@@ -850,11 +873,11 @@ class Run {
     transfer_ = {{"kind", action_.recovery->transfer},
                  {"source", address_json(*action_.source)},
                  {"target", where(**dst, action_.address.container)},
-                 {"token", proof.value("token", std::string{})},
-                 {"mark", proof.value("mark", std::string{})},
-                 {"source_state", proof.value("source_state", nlohmann::json::object())},
-                 {"marked_etag", proof.value("marked_etag", std::string{})},
-                 {"target_etag", proof.value("target_etag", std::string{})},
+                 {"token", text_in(proof, "token")},
+                 {"mark", text_in(proof, "mark")},
+                 {"source_state", object_in(proof, "source_state")},
+                 {"marked_etag", text_in(proof, "marked_etag")},
+                 {"target_etag", text_in(proof, "target_etag")},
                  {"recovers_run", action_.recovery->run_id},
                  // finish_transfer is planned only once the data is proven to have arrived
                  {"arrived", action_.kind == ActionKind::finish_transfer}};
@@ -875,7 +898,7 @@ class Run {
       if (auto problem = target_changed(target->instance, target->etag, proof)) {
         return dst->error(make_error(ErrorKind::conflict, name + ": " + *problem + "; plan again"));
       }
-      const bool marked = config_of(target->instance).count(std::string{incomplete_key}) != 0;
+      const bool marked = target->instance.config.count(std::string{incomplete_key}) != 0;
       std::optional<InstanceRead> source;
       if (is_move) {
         auto read = get_instance(*src, from.container);
@@ -883,8 +906,8 @@ class Run {
         if (*read) {
           auto snaps = snapshot_names(*src, from.container);
           if (!snaps) return snaps.error();
-          if (auto problem = source_changed((*read)->instance, (*read)->etag, *snaps,
-                                            proof.value("source_state", nlohmann::json::object()))) {
+          if (auto problem =
+                  source_changed((*read)->instance, (*read)->etag, *snaps, object_in(proof, "source_state"))) {
             return src->error(make_error(ErrorKind::conflict, "the source " + from.container + " changed (" + *problem +
                                                                   "); it stays. Plan again"));
           }

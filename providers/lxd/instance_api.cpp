@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "providers/lxd/remote_connection.hpp"
+#include "providers/lxd/url.hpp"
 
 namespace berth::lxd {
 
@@ -18,64 +19,50 @@ Result<RemoteHandle> open_remote(const ClientConfig& config, const model::Remote
 }
 
 Result<std::optional<InstanceRead>> get_instance(RemoteHandle& r, const std::string& name) {
-  auto res = r.client.get("/1.0/instances/" + name);
+  const std::string target = "/1.0/instances/" + path_segment(name);
+  auto res = r.client.get(target);
   if (!res) {
     if (res.error().kind == ErrorKind::server && res.error().http_status == 404) {
       return std::optional<InstanceRead>{};
     }
     return r.error(res.error());
   }
-  if (!res->metadata.is_object()) {
-    return r.error(make_error(ErrorKind::protocol, "GET /1.0/instances/" + name + ": not an instance object"));
-  }
-  return std::optional<InstanceRead>{InstanceRead{std::move(res->metadata), res->etag()}};
+  auto instance = wire::parse_instance(res->metadata);
+  if (!instance) return r.error(make_error(ErrorKind::protocol, "GET " + target + ": " + instance.error().message));
+  return std::optional<InstanceRead>{InstanceRead{std::move(*instance), res->etag()}};
 }
 
 Result<std::vector<std::string>> snapshot_names(RemoteHandle& r, const std::string& name) {
-  auto res = r.client.get("/1.0/instances/" + name + "/snapshots?recursion=1");
+  const std::string target = "/1.0/instances/" + path_segment(name) + "/snapshots?recursion=1";
+  auto res = r.client.get(target);
   if (!res) return r.error(res.error());
-  if (!res->metadata.is_array()) {
-    return r.error(make_error(ErrorKind::protocol, "GET /1.0/instances/" + name + "/snapshots: not a list"));
-  }
-  struct Snap {
-    std::string name;
-    std::string created_at;
-  };
-  std::vector<Snap> snaps;
-  for (const auto& s : res->metadata) {
-    if (!s.is_object() || !s.contains("name") || !s["name"].is_string()) continue;
-    std::string n = s["name"].get<std::string>();
-    if (const auto slash = n.rfind('/'); slash != std::string::npos) n = n.substr(slash + 1);  // older daemons: "c1/snap0"
-    snaps.push_back({std::move(n), s.value("created_at", std::string{})});
-  }
+  auto snaps = wire::parse_snapshots(res->metadata);
+  if (!snaps) return r.error(make_error(ErrorKind::protocol, "GET " + target + ": " + snaps.error().message));
   // RFC 3339 timestamps of one daemon compare correctly as text.
-  std::stable_sort(snaps.begin(), snaps.end(), [](const Snap& a, const Snap& b) { return a.created_at < b.created_at; });
+  std::stable_sort(snaps->begin(), snaps->end(),
+                   [](const wire::Snapshot& a, const wire::Snapshot& b) { return a.created_at < b.created_at; });
   std::vector<std::string> out;
-  out.reserve(snaps.size());
-  for (auto& s : snaps) out.push_back(std::move(s.name));
+  out.reserve(snaps->size());
+  for (auto& s : *snaps) out.push_back(std::move(s.name));
   return out;
 }
 
-Result<nlohmann::json> server_environment(RemoteHandle& r) {
+Result<wire::Environment> server_environment(RemoteHandle& r) {
   auto res = r.client.get("/1.0");
   if (!res) return r.error(res.error());
-  const auto& md = res->metadata;
-  if (!md.is_object() || md.value("auth", std::string{}) != "trusted" || !md.contains("environment") ||
-      !md["environment"].is_object()) {
+  auto server = wire::parse_server(res->metadata);
+  if (!server) return r.error(make_error(ErrorKind::protocol, "GET /1.0: " + server.error().message));
+  if (server->auth != "trusted" || !server->environment) {
     return r.error(make_error(ErrorKind::not_trusted, "GET /1.0: the server does not trust this client"));
   }
-  return md["environment"];
+  return std::move(*server->environment);
 }
 
-Result<std::string> reachable_url(const model::RemoteSpec& spec, const nlohmann::json& environment) {
+Result<std::string> reachable_url(const model::RemoteSpec& spec, const wire::Environment& environment) {
   if (spec.url.starts_with("https://")) return spec.url;
-  if (const auto it = environment.find("addresses"); it != environment.end() && it->is_array()) {
-    for (const auto& a : *it) {
-      if (!a.is_string()) continue;
-      const auto& addr = a.get_ref<const std::string&>();
-      if (addr.empty() || addr.front() == ':') continue;  // as lxc's GetConnectionInfo: no wildcard-only entries
-      return "https://" + addr;
-    }
+  for (const auto& addr : environment.addresses) {
+    if (addr.empty() || addr.front() == ':') continue;  // as lxc's GetConnectionInfo: no wildcard-only entries
+    return "https://" + addr;
   }
   return make_error(ErrorKind::invalid_argument,
                     "is reached over " + spec.url +
@@ -103,9 +90,8 @@ Result<OperationStatus> call_and_wait(RemoteHandle& r, Method method, const std:
 
 Result<void> change_state(RemoteHandle& r, const std::string& name, const std::string& action, int timeout_seconds,
                           bool force, const WaitOptions& wait) {
-  const nlohmann::json body = {
-      {"action", action}, {"timeout", timeout_seconds}, {"force", force}, {"stateful", false}};
-  auto op = call_and_wait(r, Method::put, "/1.0/instances/" + name + "/state", body, wait);
+  const nlohmann::json body = {{"action", action}, {"timeout", timeout_seconds}, {"force", force}, {"stateful", false}};
+  auto op = call_and_wait(r, Method::put, "/1.0/instances/" + path_segment(name) + "/state", body, wait);
   if (!op) return op.error();
   return {};
 }
@@ -113,43 +99,26 @@ Result<void> change_state(RemoteHandle& r, const std::string& name, const std::s
 Result<std::vector<OperationStatus>> running_operations_on(RemoteHandle& r, const std::string& name) {
   auto res = r.client.get("/1.0/operations?recursion=1");
   if (!res) return r.error(res.error());
-  std::vector<OperationStatus> out;
-  const std::string wanted = "/1.0/instances/" + name;
-  if (!res->metadata.is_object()) return out;
-  for (const auto& group : {"running", "pending"}) {
-    const auto it = res->metadata.find(group);
-    if (it == res->metadata.end() || !it->is_array()) continue;
-    for (const auto& op : *it) {
-      const auto resources = op.find("resources");
-      if (resources == op.end() || !resources->is_object()) continue;
-      bool mentions = false;
-      for (const auto& [kind, urls] : resources->items()) {
-        if (!urls.is_array()) continue;
-        for (const auto& u : urls) {
-          if (!u.is_string()) continue;
-          const auto& s = u.get_ref<const std::string&>();
-          // "/1.0/instances/c1", "/1.0/instances/c1/snapshots/s", "/1.0/containers/c1?project=p"
-          const std::string alt = "/1.0/containers/" + name;
-          for (const auto& prefix : {wanted, alt}) {
-            if (s.starts_with(prefix) && (s.size() == prefix.size() || s[prefix.size()] == '/' ||
-                                          s[prefix.size()] == '?')) {
-              mentions = true;
-            }
-          }
-        }
+  auto ops = wire::parse_operations(res->metadata);
+  if (!ops) return r.error(make_error(ErrorKind::protocol, "GET /1.0/operations: " + ops.error().message));
+  // "/1.0/instances/c1", "/1.0/instances/c1/snapshots/s", "/1.0/containers/c1?project=p"
+  const auto names_instance = [&](const std::string& url) {
+    for (const std::string& prefix : {"/1.0/instances/" + name, "/1.0/containers/" + name}) {
+      if (url.starts_with(prefix) &&
+          (url.size() == prefix.size() || url[prefix.size()] == '/' || url[prefix.size()] == '?')) {
+        return true;
       }
-      if (!mentions) continue;
-      if (auto parsed = parse_operation(op); parsed && !parsed->is_final()) out.push_back(std::move(*parsed));
     }
+    return false;
+  };
+  std::vector<OperationStatus> out;
+  for (auto& op : *ops) {
+    if (op.is_final()) continue;
+    const bool mentions = std::any_of(op.resources.begin(), op.resources.end(), [&](const auto& kind_urls) {
+      return std::any_of(kind_urls.second.begin(), kind_urls.second.end(), names_instance);
+    });
+    if (mentions) out.push_back(std::move(op));
   }
-  return out;
-}
-
-model::ConfigMap config_of(const nlohmann::json& instance) {
-  model::ConfigMap out;
-  const auto it = instance.find("config");
-  if (it == instance.end() || !it->is_object()) return out;
-  for (const auto& [k, v] : it->items()) out[k] = v.is_string() ? v.get<std::string>() : v.dump();
   return out;
 }
 

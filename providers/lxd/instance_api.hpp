@@ -13,6 +13,7 @@
 #include "providers/lxd/client_config.hpp"
 #include "providers/lxd/operations.hpp"
 #include "providers/lxd/result.hpp"
+#include "providers/lxd/wire.hpp"
 
 namespace berth::lxd {
 
@@ -34,20 +35,20 @@ struct RemoteHandle {
                                                const Timeouts& timeouts);
 
 struct InstanceRead {
-  nlohmann::json instance;  // the Instance object
-  std::string etag;         // for If-Match
+  wire::Instance instance;
+  std::string etag;  // for If-Match
 };
 
 // GET /1.0/instances/<name>; nullopt if there is none.
 [[nodiscard]] Result<std::optional<InstanceRead>> get_instance(RemoteHandle& r, const std::string& name);
 // Snapshot names, oldest first (GET /1.0/instances/<name>/snapshots?recursion=1).
 [[nodiscard]] Result<std::vector<std::string>> snapshot_names(RemoteHandle& r, const std::string& name);
-// GET /1.0 environment (certificate, addresses, ...).
-[[nodiscard]] Result<nlohmann::json> server_environment(RemoteHandle& r);
+// GET /1.0 environment (certificate, addresses, ...); an error unless the server trusts us.
+[[nodiscard]] Result<wire::Environment> server_environment(RemoteHandle& r);
 
 // The https URL another daemon reaches this remote at: its own URL if https, else the first of
 // environment.addresses (a unix:// remote that listens on the network).
-[[nodiscard]] Result<std::string> reachable_url(const model::RemoteSpec& spec, const nlohmann::json& environment);
+[[nodiscard]] Result<std::string> reachable_url(const model::RemoteSpec& spec, const wire::Environment& environment);
 
 // Sends a request that answers with an operation and waits for it. A sync answer counts as done.
 [[nodiscard]] Result<OperationStatus> call_and_wait(RemoteHandle& r, Method method, const std::string& target,
@@ -60,8 +61,5 @@ struct InstanceRead {
 
 // Operations on the remote that are still running and name the instance among their resources.
 [[nodiscard]] Result<std::vector<OperationStatus>> running_operations_on(RemoteHandle& r, const std::string& name);
-
-// The config of an Instance object as a map (non-string values rendered as JSON text).
-[[nodiscard]] model::ConfigMap config_of(const nlohmann::json& instance);
 
 }  // namespace berth::lxd

@@ -14,25 +14,24 @@ namespace berth::lxd {
 
 using LiveInstances = std::map<std::string, model::LiveInstance>;
 
-// `GET /1.0/instances?recursion=1` metadata: an array of Instance objects. Config and device values
-// are kept as strings (LXD's are; anything else is rendered as JSON text). Snapshots are left empty
-// and digests unset.
+// `GET /1.0/instances?recursion=1` metadata: an array of Instance objects (wire.hpp checks every
+// field). Snapshots are left empty and digests unset.
 [[nodiscard]] Result<LiveInstances> parse_instances(const nlohmann::json& metadata);
 
 // `GET /1.0/storage-pools/<pool>/volumes?recursion=1` metadata: adds each instance snapshot volume
 // ("c1/snap0", type container or virtual-machine, project default) to its instance. Volumes of
 // instances not in `instances` are ignored (created after the instance list was read).
-// Returns false if the metadata is not a list of volumes.
-bool add_snapshot_volumes(const nlohmann::json& metadata, LiveInstances& instances);
+// An error if the metadata is not a list of volumes.
+[[nodiscard]] Result<void> add_snapshot_volumes(const nlohmann::json& metadata, LiveInstances& instances);
 
 // `GET /1.0/instances/<name>/snapshots?recursion=1` metadata: replaces the instance's snapshots.
-bool set_instance_snapshots(const nlohmann::json& metadata, model::LiveInstance& instance);
+[[nodiscard]] Result<void> set_instance_snapshots(const nlohmann::json& metadata, model::LiveInstance& instance);
 
 // Oldest first when every snapshot has a creation time, else by name (see state_reader.cpp: LXD 5.0's
 // volume listing carries no creation time for instance snapshots). Then sets each digest.
 void finish_instances(LiveInstances& instances);
 
 // `GET /1.0/images/aliases?recursion=1` metadata -> alias names, sorted.
-[[nodiscard]] std::vector<std::string> parse_image_aliases(const nlohmann::json& metadata);
+[[nodiscard]] Result<std::vector<std::string>> parse_image_aliases(const nlohmann::json& metadata);
 
 }  // namespace berth::lxd

@@ -11,25 +11,27 @@ bool is_volatile(const std::string& key) {
   return key.starts_with("volatile.");
 }
 
-nlohmann::json devices_json(const nlohmann::json& source, const model::DeviceMap& declared) {
-  nlohmann::json devices = nlohmann::json::object();
-  if (const auto it = source.find("devices"); it != source.end() && it->is_object()) devices = *it;
+model::DeviceMap devices_with(const wire::Instance& source, const model::DeviceMap& declared) {
+  model::DeviceMap devices = source.devices;
   for (const auto& [name, keys] : declared) devices[name] = keys;
   return devices;
 }
 
-model::ConfigMap comparable_config(const nlohmann::json& instance) {
+model::ConfigMap comparable_config(const wire::Instance& instance) {
   model::ConfigMap out;
-  for (auto& [k, v] : config_of(instance)) {
+  for (const auto& [k, v] : instance.config) {
     if (is_volatile(k) || k == incomplete_key || k == model::restart_pending_key) continue;
     out.emplace(k, v);
   }
   return out;
 }
 
+// "[a, b, c]"; a long list shows its first names and its length, so an error stays readable.
 std::string list_text(const std::vector<std::string>& names) {
+  constexpr std::size_t shown = 8;
   std::string out = "[";
-  for (const auto& n : names) out += (out.size() > 1 ? ", " : "") + n;
+  for (std::size_t i = 0; i < names.size() && i < shown; ++i) out += (i > 0 ? ", " : "") + names[i];
+  if (names.size() > shown) out += ", ... (" + std::to_string(names.size()) + " in all)";
   return out + "]";
 }
 
@@ -62,17 +64,16 @@ model::ConfigMap transfer_config(const model::ConfigMap& source, TransferKind ki
   return out;
 }
 
-nlohmann::json migration_target_request(const nlohmann::json& source, TransferKind kind, const TargetOverlay& overlay,
+nlohmann::json migration_target_request(const wire::Instance& source, TransferKind kind, const TargetOverlay& overlay,
                                         const std::string& source_operation_url, const nlohmann::json& secrets,
                                         const std::string& source_certificate, bool with_snapshots) {
-  model::ConfigMap config = transfer_config(config_of(source), kind);
+  model::ConfigMap config = transfer_config(source.config, kind);
   for (const auto& [k, v] : overlay.config) config[k] = v;
   if (kind == TransferKind::copy && !overlay.fleet_name.empty())
     config[std::string{model::fleet_key}] = overlay.fleet_name;
   if (!overlay.incomplete_marker.empty()) config[std::string{incomplete_key}] = overlay.incomplete_marker;
 
-  nlohmann::json profiles = source.contains("profiles") ? source["profiles"] : nlohmann::json(nullptr);
-  if (overlay.profiles) profiles = *overlay.profiles;
+  const auto& profiles = overlay.profiles ? overlay.profiles : source.profiles;
 
   const std::string base_image = [&] {
     const auto it = config.find("volatile.base_image");
@@ -90,14 +91,14 @@ nlohmann::json migration_target_request(const nlohmann::json& source, TransferKi
   if (!base_image.empty()) src["base-image"] = base_image;
 
   return {{"name", overlay.name},
-          {"architecture", source.value("architecture", std::string{})},
+          {"architecture", source.architecture},
           {"config", config},
-          {"devices", devices_json(source, overlay.devices)},
-          {"ephemeral", source.value("ephemeral", false)},
-          {"profiles", profiles},
+          {"devices", devices_with(source, overlay.devices)},
+          {"ephemeral", source.ephemeral},
+          {"profiles", profiles ? nlohmann::json(*profiles) : nlohmann::json(nullptr)},
           {"stateful", false},
-          {"description", source.value("description", std::string{})},
-          {"type", source.value("type", std::string{"container"})},
+          {"description", source.description},
+          {"type", source.type},
           {"instance_type", ""},
           {"source", src}};
 }
@@ -111,8 +112,8 @@ nlohmann::json secrets_of(const nlohmann::json& metadata) {
   return out;
 }
 
-std::optional<std::string> verify_move(const nlohmann::json& source, const std::vector<std::string>& source_snapshots,
-                                       const nlohmann::json& target, const std::vector<std::string>& target_snapshots,
+std::optional<std::string> verify_move(const wire::Instance& source, const std::vector<std::string>& source_snapshots,
+                                       const wire::Instance& target, const std::vector<std::string>& target_snapshots,
                                        const model::ConfigMap& declared) {
   if (source_snapshots != target_snapshots) {
     return "snapshots differ: source " + list_text(source_snapshots) + ", target " + list_text(target_snapshots);
@@ -131,22 +132,17 @@ std::optional<std::string> verify_move(const nlohmann::json& source, const std::
     const auto it = have.find(k);
     if (it == have.end() || it->second != v) return "declared config key " + k + " is not set on the target";
   }
-  const auto devices = [](const nlohmann::json& i) { return i.value("devices", nlohmann::json::object()); };
-  if (devices(source) != devices(target)) return "devices differ";
-  const auto profiles = [](const nlohmann::json& i) { return i.value("profiles", nlohmann::json::array()); };
+  if (source.devices != target.devices) return "devices differ";
+  const auto profiles = [](const wire::Instance& i) { return i.profiles.value_or(std::vector<std::string>{}); };
   if (profiles(source) != profiles(target)) return "profiles differ";
   return std::nullopt;
 }
 
-std::optional<std::string> target_changed(const nlohmann::json& target, const std::string& etag,
+std::optional<std::string> target_changed(const wire::Instance& target, const std::string& etag,
                                           const nlohmann::json& proof) {
-  const auto text = [&](const char* key) {
-    const auto it = proof.find(key);
-    return it != proof.end() && it->is_string() ? it->get<std::string>() : std::string{};
-  };
-  const auto config = config_of(target);
-  const auto mark = config.find(std::string{incomplete_key});
-  if (mark != config.end()) {
+  const auto text = [&](const char* key) { return wire::string_in(proof, key).value_or(std::string{}); };
+  const auto mark = target.config.find(std::string{incomplete_key});
+  if (mark != target.config.end()) {
     if (text("mark").empty() || mark->second != text("mark")) return "it carries another transfer's mark";
     if (!text("marked_etag").empty() && text("marked_etag") != etag) return "it changed since the transfer made it";
     return std::nullopt;
@@ -155,21 +151,17 @@ std::optional<std::string> target_changed(const nlohmann::json& target, const st
   return std::nullopt;
 }
 
-std::optional<std::string> source_changed(const nlohmann::json& source, const std::string& etag,
+std::optional<std::string> source_changed(const wire::Instance& source, const std::string& etag,
                                           const std::vector<std::string>& snapshots,
                                           const nlohmann::json& source_state) {
-  const auto code = source.find("status_code");
-  const int status_code = code != source.end() && code->is_number_integer() ? code->get<int>() : 0;
-  if (model::live_power_from_status_code(status_code) != model::LivePower::stopped) {
-    const auto status = source.find("status");
-    return "it is " + (status != source.end() && status->is_string() ? status->get<std::string>() : std::string{"?"});
+  if (model::live_power_from_status_code(source.status_code) != model::LivePower::stopped) {
+    return "it is " + (source.status.empty() ? std::string{"?"} : source.status);
   }
-  const auto recorded_etag = source_state.find("etag");
-  if (recorded_etag == source_state.end() || !recorded_etag->is_string() || *recorded_etag != etag) {
-    return "its configuration changed";
+  if (wire::string_in(source_state, "etag") != etag) return "its configuration changed";
+  if (!source_state.is_object() || !source_state.contains("snapshots") ||
+      source_state["snapshots"] != nlohmann::json(snapshots)) {
+    return "its snapshots changed";
   }
-  const auto recorded = source_state.find("snapshots");
-  if (recorded == source_state.end() || *recorded != nlohmann::json(snapshots)) return "its snapshots changed";
   return std::nullopt;
 }
 

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/model/desired.hpp"
+#include "providers/lxd/wire.hpp"
 
 namespace berth::lxd {
 
@@ -39,9 +40,9 @@ struct TargetOverlay {
   std::string incomplete_marker;                     // value of incomplete_key until verified
 };
 
-// The body of POST <dst>/1.0/instances. `source` is the source Instance (or InstanceSnapshot) object.
+// The body of POST <dst>/1.0/instances. `source` is the source instance (or snapshot) as read.
 // `secrets` go only into this body, which is never logged or journaled.
-[[nodiscard]] nlohmann::json migration_target_request(const nlohmann::json& source, TransferKind kind,
+[[nodiscard]] nlohmann::json migration_target_request(const wire::Instance& source, TransferKind kind,
                                                       const TargetOverlay& overlay,
                                                       const std::string& source_operation_url,
                                                       const nlohmann::json& secrets,
@@ -53,9 +54,9 @@ struct TargetOverlay {
 // Whether a move's target is a faithful copy of its source: same snapshot names (in order), same
 // local config except volatile.* and our incomplete marker, same devices and profiles, and the
 // declared keys set. Returns what differs, or nullopt.
-[[nodiscard]] std::optional<std::string> verify_move(const nlohmann::json& source,
+[[nodiscard]] std::optional<std::string> verify_move(const wire::Instance& source,
                                                      const std::vector<std::string>& source_snapshots,
-                                                     const nlohmann::json& target,
+                                                     const wire::Instance& target,
                                                      const std::vector<std::string>& target_snapshots,
                                                      const model::ConfigMap& declared);
 
@@ -66,12 +67,12 @@ struct TargetOverlay {
 // Why `target` (the Instance object and its ETag) is no longer exactly what the interrupted
 // transfer left: marked with its token (and, once recorded, its ETag), or after the unmark with the
 // recorded ETag. nullopt: it is the transfer's own, untouched.
-[[nodiscard]] std::optional<std::string> target_changed(const nlohmann::json& target, const std::string& etag,
+[[nodiscard]] std::optional<std::string> target_changed(const wire::Instance& target, const std::string& etag,
                                                         const nlohmann::json& proof);
 
 // Why a move's source is no longer as the transfer recorded it (`source_state`: etag, snapshots)
 // or not stopped. nullopt: stopped and unchanged.
-[[nodiscard]] std::optional<std::string> source_changed(const nlohmann::json& source, const std::string& etag,
+[[nodiscard]] std::optional<std::string> source_changed(const wire::Instance& source, const std::string& etag,
                                                         const std::vector<std::string>& snapshots,
                                                         const nlohmann::json& source_state);
 

@@ -7,14 +7,15 @@
 #include <cmath>
 #include <utility>
 
+#include "providers/lxd/url.hpp"
+
 namespace berth::lxd {
 
 namespace {
 
 // Metadata keys LXD 5.0 updates while an operation runs, most informative first.
-constexpr std::array<std::string_view, 5> progress_keys = {
-    "fs_progress", "block_progress", "download_progress", "create_instance_from_image_unpack_progress",
-    "progress"};
+constexpr std::array<std::string_view, 5> progress_keys = {"fs_progress", "block_progress", "download_progress",
+                                                           "create_instance_from_image_unpack_progress", "progress"};
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())) != 0) s.remove_prefix(1);
@@ -23,22 +24,6 @@ std::string_view trim(std::string_view s) {
 }
 
 }  // namespace
-
-Result<OperationStatus> parse_operation(const nlohmann::json& op) {
-  if (!op.is_object()) return make_error(ErrorKind::protocol, "the operation is not a JSON object");
-  OperationStatus out;
-  if (const auto it = op.find("id"); it != op.end() && it->is_string()) out.id = it->get<std::string>();
-  if (const auto it = op.find("class"); it != op.end() && it->is_string()) out.operation_class = it->get<std::string>();
-  if (const auto it = op.find("status"); it != op.end() && it->is_string()) out.status = it->get<std::string>();
-  if (const auto it = op.find("status_code"); it != op.end() && it->is_number_integer()) {
-    out.status_code = it->get<int>();
-  } else {
-    return make_error(ErrorKind::protocol, "the operation has no status_code");
-  }
-  if (const auto it = op.find("err"); it != op.end() && it->is_string()) out.err = it->get<std::string>();
-  if (const auto it = op.find("metadata"); it != op.end() && it->is_object()) out.metadata = *it;
-  return out;
-}
 
 std::string operation_id(std::string_view path) {
   while (!path.empty() && path.back() == '/') path.remove_suffix(1);
@@ -56,14 +41,8 @@ std::optional<double> parse_byte_size(std::string_view text) {
   const auto [ptr, ec] = std::from_chars(text.data(), text.data() + i, number);
   if (ec != std::errc{} || ptr != text.data() + i) return std::nullopt;
   const std::string_view unit = trim(text.substr(i));
-  static constexpr std::array<std::pair<std::string_view, double>, 8> units = {{{"B", 1.0},
-                                                                               {"kB", 1e3},
-                                                                               {"KB", 1e3},
-                                                                               {"MB", 1e6},
-                                                                               {"GB", 1e9},
-                                                                               {"TB", 1e12},
-                                                                               {"PB", 1e15},
-                                                                               {"EB", 1e18}}};
+  static constexpr std::array<std::pair<std::string_view, double>, 8> units = {
+      {{"B", 1.0}, {"kB", 1e3}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"PB", 1e15}, {"EB", 1e18}}};
   for (const auto& [name, factor] : units) {
     if (unit == name) return number * factor;
   }
@@ -123,12 +102,14 @@ Error cancelled_error(std::string_view what) {
   return e;
 }
 
-bool is_cancelled(const Error& e) { return e.kind == ErrorKind::rejected && e.lxd_error == "berth:cancelled"; }
+bool is_cancelled(const Error& e) {
+  return e.kind == ErrorKind::rejected && e.lxd_error == "berth:cancelled";
+}
 
 Result<OperationStatus> wait_operation(Client& client, std::string_view operation_path, const WaitOptions& options) {
   const std::string id = operation_id(operation_path);
-  const std::string target =
-      "/1.0/operations/" + id + "/wait?timeout=" + std::to_string(std::max<long long>(1, options.poll.count()));
+  const std::string target = "/1.0/operations/" + path_segment(id) +
+                             "/wait?timeout=" + std::to_string(std::max<long long>(1, options.poll.count()));
   std::string last_text;
   auto last_activity = std::chrono::steady_clock::now();
   for (;;) {
@@ -149,7 +130,7 @@ Result<OperationStatus> wait_operation(Client& client, std::string_view operatio
       out.message = options.what + ": " + e.message;
       return out;
     }
-    auto op = parse_operation(response->metadata);
+    auto op = wire::parse_operation(response->metadata);
     if (!op) {
       Error out = op.error();
       out.message = options.what + ": " + out.message;
@@ -157,8 +138,7 @@ Result<OperationStatus> wait_operation(Client& client, std::string_view operatio
     }
     if (op->is_final()) {
       if (op->succeeded()) return std::move(*op);
-      Error e = make_error(ErrorKind::server,
-                           options.what + ": " + (op->err.empty() ? op->status : op->err));
+      Error e = make_error(ErrorKind::server, options.what + ": " + (op->err.empty() ? op->status : op->err));
       e.lxd_error = op->err;
       return e;
     }

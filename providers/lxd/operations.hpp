@@ -15,23 +15,11 @@
 
 #include "providers/lxd/client.hpp"
 #include "providers/lxd/result.hpp"
+#include "providers/lxd/wire.hpp"
 
 namespace berth::lxd {
 
-// An Operation object as far as waiting needs it.
-struct OperationStatus {
-  std::string id;
-  std::string operation_class;  // task | websocket | token
-  std::string status;     // "Running", "Success", "Failure", ...
-  int status_code = 0;    // 103 running, 200 success, 400 failure, 401 cancelled
-  std::string err;        // set when it failed
-  nlohmann::json metadata = nlohmann::json::object();
-
-  [[nodiscard]] bool is_final() const { return status_code >= 200; }
-  [[nodiscard]] bool succeeded() const { return status_code == 200; }
-};
-
-[[nodiscard]] Result<OperationStatus> parse_operation(const nlohmann::json& operation);
+using OperationStatus = wire::Operation;
 
 // "/1.0/operations/<uuid>" (or a full URL ending so) -> "<uuid>".
 [[nodiscard]] std::string operation_id(std::string_view operation_path);
@@ -55,12 +43,12 @@ struct ProgressReading {
 [[nodiscard]] std::optional<ProgressReading> progress_from_metadata(const nlohmann::json& metadata);
 
 struct WaitOptions {
-  std::string what;                                 // "creating c1": prefixes errors
-  std::chrono::seconds poll{2};                     // each /wait call's server-side timeout
+  std::string what;              // "creating c1": prefixes errors
+  std::chrono::seconds poll{2};  // each /wait call's server-side timeout
   // Give up when the operation neither finishes nor reports new progress for this long: LXD 5.0
   // can leave a task Running forever (seen with concurrent snapshots of one running container).
   std::chrono::seconds stall_timeout{600};
-  const std::atomic<bool>* cancel = nullptr;        // checked between waits
+  const std::atomic<bool>* cancel = nullptr;  // checked between waits
   std::function<void(const ProgressReading&)> on_progress;
   // Also called between waits (e.g. to read a migration source's progress); may be empty.
   std::function<void()> on_tick;

@@ -27,6 +27,7 @@
 #include "providers/lxd/instance_api.hpp"
 #include "providers/lxd/migration.hpp"
 #include "providers/lxd/operations.hpp"
+#include "providers/lxd/wire.hpp"
 
 namespace berth::lxd {
 
@@ -43,9 +44,9 @@ struct Place {
 std::optional<Place> place_of(const nlohmann::json& j) {
   if (!j.is_object()) return std::nullopt;
   Place p;
-  p.remote = j.value("remote", std::string{});
-  p.instance = j.value("instance", std::string{});
-  if (const auto it = j.find("snapshot"); it != j.end() && it->is_string()) p.snapshot = it->get<std::string>();
+  p.remote = wire::text_in(j, "remote");
+  p.instance = wire::text_in(j, "instance");
+  p.snapshot = wire::string_in(j, "snapshot");
   if (p.remote.empty() || p.instance.empty()) return std::nullopt;
   return p;
 }
@@ -106,10 +107,10 @@ class Settler {
   }
 
   SettleResponse transfer(const nlohmann::json& d) {
-    const std::string kind = d.value("kind", std::string{});
+    const std::string kind = wire::text_in(d, "kind");
     const bool is_move = kind == "move";
-    const auto from = place_of(d["source"]);
-    const auto to = place_of(d["target"]);
+    const auto from = place_of(wire::object_in(d, "source"));
+    const auto to = place_of(wire::object_in(d, "target"));
     if (!from || !to || (kind != "move" && kind != "copy"))
       return held("the journal entry names no source or target", {});
     const std::string from_text = from->remote + ":" + from->instance + (from->snapshot ? "/" + *from->snapshot : "");
@@ -128,10 +129,9 @@ class Settler {
     bool op_succeeded = *waited;
     for (const auto& s : request_.steps) {
       for (const auto* j : {&s.detail, &s.result}) {
-        if (!j->is_object()) continue;
-        const auto it = j->find("source_operation");
-        if (it == j->end() || !it->is_string()) continue;
-        if (wait_operation((*src)->client, it->get<std::string>(), wait("waiting for the source operation"))) {
+        const auto op = wire::string_in(*j, "source_operation");
+        if (!op) continue;
+        if (wait_operation((*src)->client, *op, wait("waiting for the source operation"))) {
           op_succeeded = true;
         }
       }
@@ -146,25 +146,22 @@ class Settler {
     const auto* verify = last_done("verify");
     const auto* unmark = last_done("unmark");
     const bool arrived = op_succeeded || last_done("migrate") != nullptr || verify != nullptr || unmark != nullptr ||
-                         d.value("arrived", false);
-    nlohmann::json source_state = d.value("source_state", nlohmann::json::object());
-    if (verify != nullptr && verify->result.is_object() && verify->result.contains("source_etag")) {
-      source_state["etag"] = verify->result["source_etag"];  // as the verified move left it
+                         wire::flag_in(d, "arrived");
+    nlohmann::json source_state = wire::object_in(d, "source_state");
+    if (verify != nullptr) {
+      if (auto e = wire::string_in(verify->result, "source_etag")) source_state["etag"] = *e;  // as verified
     }
-    nlohmann::json proof = {{"token", d.value("token", std::string{})},
-                            {"mark", d.value("mark", std::string{})},
-                            {"source_state", source_state}};
+    nlohmann::json proof = {
+        {"token", wire::text_in(d, "token")}, {"mark", wire::text_in(d, "mark")}, {"source_state", source_state}};
     // The unmarked target's ETag: from this run's unmark, or carried by an interrupted recovery.
-    if (const std::string e = d.value("target_etag", std::string{}); !e.empty()) proof["target_etag"] = e;
+    if (const std::string e = wire::text_in(d, "target_etag"); !e.empty()) proof["target_etag"] = e;
     if (unmark != nullptr && unmark->result.is_object())
-      proof["target_etag"] = unmark->result.value("target_etag", std::string{});
+      proof["target_etag"] = wire::text_in(unmark->result, "target_etag");
     // The marked target as the transfer (or verify) saw it; an interrupted recovery carries it on.
-    std::string marked_etag = d.value("marked_etag", std::string{});
+    std::string marked_etag = wire::text_in(d, "marked_etag");
     for (const auto* step : {last_done("migrate"), verify}) {
-      if (step != nullptr && step->result.is_object()) {
-        const std::string e = step->result.value("target_etag", std::string{});
-        if (!e.empty()) marked_etag = e;
-      }
+      if (step == nullptr) continue;
+      if (std::string e = wire::text_in(step->result, "target_etag"); !e.empty()) marked_etag = std::move(e);
     }
     if (!marked_etag.empty()) proof["marked_etag"] = marked_etag;
 
@@ -177,10 +174,10 @@ class Settler {
       return settled(to_text + " was not created; the plan " + std::string{is_move ? "moves" : "copies"} + " again");
     }
 
-    const bool marked = config_of((*target)->instance).count(std::string{incomplete_key}) != 0;
+    const bool marked = (*target)->instance.config.count(std::string{incomplete_key}) != 0;
     const auto target_change = target_changed((*target)->instance, (*target)->etag, proof);
     const bool target_stopped =
-        model::live_power_from_status_code((*target)->instance.value("status_code", 0)) == LivePower::stopped;
+        model::live_power_from_status_code((*target)->instance.status_code) == LivePower::stopped;
 
     if (target_change) {
       if (!marked && (!is_move || !*source)) return settled(to_text + " is complete");

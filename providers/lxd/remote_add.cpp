@@ -4,6 +4,7 @@
 
 #include "providers/lxd/certificate.hpp"
 #include "providers/lxd/token.hpp"
+#include "providers/lxd/wire.hpp"
 
 namespace berth::lxd {
 
@@ -38,11 +39,9 @@ Result<FetchedCertificate> fetch_certificate(const std::string& url, const Timeo
 Result<std::string> auth_of(Client& client) {
   auto info = client.get("/1.0");
   if (!info) return info.error();
-  const auto& md = info->metadata;
-  if (!md.is_object() || !md.contains("auth") || !md["auth"].is_string()) {
-    return make_error(ErrorKind::protocol, "GET /1.0 did not say whether the server trusts us");
-  }
-  return md["auth"].get<std::string>();
+  auto server = wire::parse_server(info->metadata);
+  if (!server) return make_error(ErrorKind::protocol, "GET /1.0: " + server.error().message);
+  return server->auth;
 }
 
 }  // namespace

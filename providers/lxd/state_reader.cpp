@@ -9,6 +9,7 @@
 
 #include "providers/lxd/live_parse.hpp"
 #include "providers/lxd/remote_connection.hpp"
+#include "providers/lxd/wire.hpp"
 
 // How snapshots are read in bulk, and why (measured on LXD 5.0.2, dir pool, 20 containers of which
 // 6 running, unix socket):
@@ -68,13 +69,12 @@ void read_side(Client& client, bool read_aliases, SideRead& out) {
     out.error = pools.error();  // untrusted, or the connection failed: the remote is unknown
     return;
   }
-  if (!pools || !pools->metadata.is_array()) {
-    out.snapshots_problem = pools ? "GET /1.0/storage-pools: unexpected response" : pools.error().message;
+  auto pool_names = pools ? wire::parse_names(pools->metadata) : Result<std::vector<std::string>>{pools.error()};
+  if (!pool_names) {
+    out.snapshots_problem = pools ? "GET /1.0/storage-pools: " + pool_names.error().message : pools.error().message;
   } else {
     out.snapshots_known = true;
-    for (const auto& url : pools->metadata) {
-      if (!url.is_string()) continue;
-      const std::string pool = url.get<std::string>().substr(url.get<std::string>().rfind('/') + 1);
+    for (const auto& pool : *pool_names) {
       auto vols = client.get("/1.0/storage-pools/" + path_segment(pool) + "/volumes?recursion=1");
       if (!vols) {
         out.snapshots_known = false;
@@ -86,10 +86,11 @@ void read_side(Client& client, bool read_aliases, SideRead& out) {
   }
   if (read_aliases) {
     auto aliases = client.get("/1.0/images/aliases?recursion=1");
-    if (aliases) {
-      out.image_aliases = parse_image_aliases(aliases->metadata);
+    auto names = aliases ? parse_image_aliases(aliases->metadata) : Result<std::vector<std::string>>{aliases.error()};
+    if (names) {
+      out.image_aliases = std::move(*names);
     } else {
-      out.aliases_problem = aliases.error().message;
+      out.aliases_problem = aliases ? "GET /1.0/images/aliases: " + names.error().message : names.error().message;
     }
   }
 }
@@ -153,17 +154,18 @@ providers::ReadStateResponse LxdStateReader::read_state(const providers::ReadSta
 
   if (side.snapshots_known) {
     for (const auto& list : side.volume_lists) {
-      if (!add_snapshot_volumes(list, *instances)) {
+      if (auto added = add_snapshot_volumes(list, *instances); !added) {
         side.snapshots_known = false;
-        side.snapshots_problem = "a storage volume listing was not a list of volumes";
+        side.snapshots_problem = "a storage volume listing: " + added.error().message;
+        break;
       }
     }
   }
   if (side.snapshots_known && options_.snapshots == SnapshotRead::with_creation_times) {
     for (auto& [name, inst] : *instances) {
       if (inst.snapshots.empty()) continue;
-      auto snaps = main->get("/1.0/instances/" + name + "/snapshots?recursion=1");
-      if (!snaps || !set_instance_snapshots(snaps->metadata, inst)) {
+      auto snaps = main->get("/1.0/instances/" + path_segment(name) + "/snapshots?recursion=1");
+      if (!snaps || !set_instance_snapshots(snaps->metadata, inst).ok()) {
         response.diagnostics.warning("could not read the snapshots' creation times of " + name, spec.name + ":" + name);
       }
     }

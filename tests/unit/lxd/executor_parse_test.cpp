@@ -9,6 +9,14 @@
 namespace berth::lxd {
 namespace {
 
+// An instance as a daemon would send it (named "c" unless the JSON says otherwise), parsed.
+wire::Instance instance(nlohmann::json j) {
+  if (!j.contains("name")) j["name"] = "c";
+  auto parsed = wire::parse_instance(j);
+  EXPECT_TRUE(parsed) << (parsed ? "" : parsed.error().message);
+  return parsed ? *parsed : wire::Instance{};
+}
+
 TEST(ExecutorProgress, ParsesLxdByteSizes) {
   EXPECT_DOUBLE_EQ(*parse_byte_size("12.34MB"), 12.34e6);
   EXPECT_DOUBLE_EQ(*parse_byte_size("512B"), 512.0);
@@ -51,12 +59,12 @@ TEST(ExecutorOperations, ParsesAnOperationAndItsId) {
                              {"status_code", 400},
                              {"err", "boom"},
                              {"metadata", {{"fs_progress", "x"}}}};
-  const auto parsed = parse_operation(op);
+  const auto parsed = wire::parse_operation(op);
   ASSERT_TRUE(parsed);
   EXPECT_TRUE(parsed->is_final());
   EXPECT_FALSE(parsed->succeeded());
   EXPECT_EQ(parsed->err, "boom");
-  EXPECT_FALSE(parse_operation(nlohmann::json{{"id", "x"}}));
+  EXPECT_FALSE(wire::parse_operation(nlohmann::json{{"id", "x"}}));
   EXPECT_EQ(operation_id("/1.0/operations/1234-5"), "1234-5");
   EXPECT_EQ(operation_id("https://h:8443/1.0/operations/uuid"), "uuid");
   EXPECT_TRUE(is_cancelled(cancelled_error("waiting")));
@@ -86,12 +94,12 @@ TEST(ExecutorMigration, CopyDropsVolatileButTheBaseImageMoveKeepsAllButPower) {
 }
 
 TEST(ExecutorMigration, TargetRequestCarriesSourceOverlayMarkAndSecrets) {
-  const nlohmann::json source = {{"architecture", "x86_64"},
-                                 {"config", {{"user.a", "1"}, {"user.b", "2"}, {"volatile.base_image", "fp"}}},
-                                 {"devices", {{"d1", {{"type", "disk"}}}}},
-                                 {"profiles", {"default"}},
-                                 {"ephemeral", false},
-                                 {"type", "container"}};
+  const auto source = instance({{"architecture", "x86_64"},
+                                {"config", {{"user.a", "1"}, {"user.b", "2"}, {"volatile.base_image", "fp"}}},
+                                {"devices", {{"d1", {{"type", "disk"}}}}},
+                                {"profiles", {"default"}},
+                                {"ephemeral", false},
+                                {"type", "container"}});
   TargetOverlay overlay;
   overlay.name = "c2";
   overlay.config = {{"user.b", "3"}};
@@ -127,35 +135,37 @@ TEST(ExecutorMigration, TargetRequestCarriesSourceOverlayMarkAndSecrets) {
 }
 
 TEST(ExecutorMigration, VerifyMoveComparesSnapshotsConfigDevicesAndProfiles) {
-  const nlohmann::json source = {{"config", {{"user.a", "1"}, {"volatile.last_state.power", "STOPPED"}}},
-                                 {"devices", nlohmann::json::object()},
-                                 {"profiles", {"default"}}};
-  nlohmann::json target = source;
-  target["config"]["volatile.uuid"] = "other";
-  target["config"][std::string{incomplete_key}] = "h1:c1";
+  const auto source = instance({{"config", {{"user.a", "1"}, {"volatile.last_state.power", "STOPPED"}}},
+                                {"devices", nlohmann::json::object()},
+                                {"profiles", {"default"}}});
+  auto target = source;
+  target.config["volatile.uuid"] = "other";
+  target.config[std::string{incomplete_key}] = "h1:c1";
   EXPECT_FALSE(verify_move(source, {"s1", "s2"}, target, {"s1", "s2"}, {}));
   EXPECT_TRUE(verify_move(source, {"s1", "s2"}, target, {"s1"}, {}));
   auto changed = target;
-  changed["config"]["user.a"] = "2";
+  changed.config["user.a"] = "2";
   EXPECT_TRUE(verify_move(source, {}, changed, {}, {}));
   auto extra = target;
-  extra["config"]["user.z"] = "1";
+  extra.config["user.z"] = "1";
   EXPECT_TRUE(verify_move(source, {}, extra, {}, {}));
   EXPECT_FALSE(verify_move(source, {}, extra, {}, {{"user.z", "1"}}));
   auto devices = target;
-  devices["devices"]["d"] = {{"type", "none"}};
+  devices.devices["d"] = {{"type", "none"}};
   EXPECT_TRUE(verify_move(source, {}, devices, {}, {}));
   auto profiles = target;
-  profiles["profiles"] = nlohmann::json::array();
+  profiles.profiles = std::vector<std::string>{};
   EXPECT_TRUE(verify_move(source, {}, profiles, {}, {}));
 }
 
 TEST(ExecutorInstanceApi, ReachableUrlPrefersTheRemoteUrlThenListenAddresses) {
   model::RemoteSpec https{"h1", "https://10.0.0.1:8443", std::nullopt, 4, {}};
-  EXPECT_EQ(*reachable_url(https, nlohmann::json::object()), "https://10.0.0.1:8443");
+  EXPECT_EQ(*reachable_url(https, wire::Environment{}), "https://10.0.0.1:8443");
   model::RemoteSpec local{"h1", "unix:///var/lib/lxd/unix.socket", std::nullopt, 4, {}};
-  EXPECT_EQ(*reachable_url(local, {{"addresses", {":8443", "10.0.0.2:8443"}}}), "https://10.0.0.2:8443");
-  const auto none = reachable_url(local, {{"addresses", nlohmann::json::array()}});
+  wire::Environment env;
+  env.addresses = {":8443", "10.0.0.2:8443"};
+  EXPECT_EQ(*reachable_url(local, env), "https://10.0.0.2:8443");
+  const auto none = reachable_url(local, wire::Environment{});
   ASSERT_FALSE(none);
   EXPECT_EQ(none.error().message.rfind("remote h1: ", 0), 0U) << none.error().message;
 }
@@ -169,12 +179,12 @@ namespace {
 // Recovery's proofs: what the journal recorded against what the host shows now.
 TEST(RecoveryProof, TargetIsTheTransfersOwnOnlyWhileMarkAndEtagsMatch) {
   const nlohmann::json proof = {{"mark", "h1:c1 tok"}, {"marked_etag", "e1"}, {"target_etag", "e2"}};
-  const nlohmann::json marked = {{"config", {{"user.berth.incomplete", "h1:c1 tok"}}}};
+  const auto marked = instance({{"config", {{"user.berth.incomplete", "h1:c1 tok"}}}});
   EXPECT_FALSE(target_changed(marked, "e1", proof));
   EXPECT_TRUE(target_changed(marked, "other", proof)) << "touched while marked";
-  const nlohmann::json foreign = {{"config", {{"user.berth.incomplete", "h1:c1 another"}}}};
+  const auto foreign = instance({{"config", {{"user.berth.incomplete", "h1:c1 another"}}}});
   EXPECT_TRUE(target_changed(foreign, "e1", proof));
-  const nlohmann::json unmarked = {{"config", nlohmann::json::object()}};
+  const auto unmarked = instance({{"config", nlohmann::json::object()}});
   EXPECT_FALSE(target_changed(unmarked, "e2", proof));
   EXPECT_TRUE(target_changed(unmarked, "e3", proof)) << "touched after the unmark";
   EXPECT_TRUE(target_changed(unmarked, "", nlohmann::json::object())) << "no recorded ETag proves nothing";
@@ -183,12 +193,14 @@ TEST(RecoveryProof, TargetIsTheTransfersOwnOnlyWhileMarkAndEtagsMatch) {
 
 TEST(RecoveryProof, SourceMustBeStoppedWithTheRecordedEtagAndSnapshots) {
   const nlohmann::json state = {{"etag", "s1"}, {"status", "Stopped"}, {"snapshots", {"a", "b"}}};
-  const nlohmann::json stopped = {{"status", "Stopped"}, {"status_code", 102}};
+  const auto stopped = instance({{"status", "Stopped"}, {"status_code", 102}});
   EXPECT_FALSE(source_changed(stopped, "s1", {"a", "b"}, state));
-  EXPECT_EQ(source_changed({{"status", "Running"}, {"status_code", 103}}, "s1", {"a", "b"}, state), "it is Running");
+  EXPECT_EQ(source_changed(instance({{"status", "Running"}, {"status_code", 103}}), "s1", {"a", "b"}, state),
+            "it is Running");
   EXPECT_EQ(source_changed(stopped, "s2", {"a", "b"}, state), "its configuration changed");
   EXPECT_EQ(source_changed(stopped, "s1", {"a"}, state), "its snapshots changed");
-  EXPECT_TRUE(source_changed({{"status_code", "odd"}}, "s1", {"a", "b"}, state)) << "odd answers never prove";
+  EXPECT_TRUE(source_changed(stopped, "s1", {"a", "b"}, {{"etag", 7}})) << "a damaged record proves nothing";
+  EXPECT_TRUE(source_changed(stopped, "s1", {"a", "b"}, nullptr)) << "a damaged record proves nothing";
 }
 
 }  // namespace

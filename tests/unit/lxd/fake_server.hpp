@@ -92,6 +92,7 @@ class FakeServer {
 
   ~FakeServer() {
     stop_ = true;
+    ::shutdown(listen_fd_, SHUT_RDWR);  // wakes the accept loop now, not at its next poll timeout
     {
       std::lock_guard lock(mu_);
       for (int fd : open_fds_) ::shutdown(fd, SHUT_RDWR);  // unblocks reads in connection threads

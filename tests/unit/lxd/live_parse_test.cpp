@@ -43,14 +43,14 @@ TEST(ParseInstances, RejectsWhatIsNotAList) {
 TEST(SnapshotVolumes, AttachedToTheirInstancesOnly) {
   auto parsed = parse_instances(testing::instances_fixture());
   ASSERT_TRUE(parsed.ok());
-  ASSERT_TRUE(add_snapshot_volumes(testing::volumes_fixture(), *parsed));
+  ASSERT_TRUE(add_snapshot_volumes(testing::volumes_fixture(), *parsed).ok());
   finish_instances(*parsed);
   // No creation times in LXD 5.0's volume listing: ordered by name.
   EXPECT_EQ(names(parsed->at("c1")), (std::vector<std::string>{"snap0", "snap1"}));
   EXPECT_EQ(names(parsed->at("c2")), (std::vector<std::string>{"aa", "zz"}));
   EXPECT_TRUE(parsed->at("c3").snapshots.empty());
   EXPECT_TRUE(parsed->at("c1").snapshots[0].created_at.empty());  // 0001-01-01 means unknown
-  EXPECT_FALSE(add_snapshot_volumes(nlohmann::json::object(), *parsed));
+  EXPECT_FALSE(add_snapshot_volumes(nlohmann::json::object(), *parsed).ok());
 }
 
 TEST(SnapshotVolumes, OldestFirstWhenTimesAreKnown) {
@@ -61,7 +61,7 @@ TEST(SnapshotVolumes, OldestFirstWhenTimesAreKnown) {
       {{"name", "aa"}, {"created_at", "2026-11-26T17:42:17Z"}},
       {{"name", "mm"}, {"created_at", "2026-11-26T17:42:16Z"}},  // whole second: sorts before .5
   });
-  ASSERT_TRUE(set_instance_snapshots(snaps, inst));
+  ASSERT_TRUE(set_instance_snapshots(snaps, inst).ok());
   LiveInstances all{{"c1", inst}};
   finish_instances(all);
   EXPECT_EQ(names(all.at("c1")), (std::vector<std::string>{"mm", "zz", "aa"}));
@@ -78,10 +78,12 @@ TEST(FinishInstances, SetsDigests) {
 }
 
 TEST(ImageAliases, BothRecursionForms) {
-  EXPECT_EQ(parse_image_aliases(nlohmann::json::array({{{"name", "bb"}, {"target", "abc"}}, {{"name", "alpine"}}})),
+  EXPECT_EQ(*parse_image_aliases(nlohmann::json::array({{{"name", "bb"}, {"target", "abc"}}, {{"name", "alpine"}}})),
             (std::vector<std::string>{"alpine", "bb"}));
-  EXPECT_EQ(parse_image_aliases(nlohmann::json::array({"/1.0/images/aliases/bb"})), std::vector<std::string>{"bb"});
-  EXPECT_TRUE(parse_image_aliases(nullptr).empty());
+  EXPECT_EQ(*parse_image_aliases(nlohmann::json::array({"/1.0/images/aliases/b%3Fb"})),
+            std::vector<std::string>{"b?b"});
+  EXPECT_FALSE(parse_image_aliases(nullptr).ok());
+  EXPECT_FALSE(parse_image_aliases(nlohmann::json::array({{{"target", "abc"}}})).ok()) << "an alias without a name";
 }
 
 }  // namespace
