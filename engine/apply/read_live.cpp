@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <exception>
 #include <set>
 #include <thread>
 #include <vector>
@@ -22,7 +23,16 @@ LiveRead read_live_state(const model::Fleet& fleet, providers::StateReader& read
   std::vector<providers::ReadStateResponse> responses(requests.size());
   std::atomic<std::size_t> next{0};
   auto work = [&] {
-    for (std::size_t i = next++; i < requests.size(); i = next++) responses[i] = reader.read_state(requests[i]);
+    for (std::size_t i = next++; i < requests.size(); i = next++) {
+      try {
+        responses[i] = reader.read_state(requests[i]);
+      } catch (const std::exception& e) {
+        // A bug, or memory exhausted by an answer: that remote is unknown, the process lives on.
+        responses[i] = {};
+        responses[i].live.status = model::RemoteStatus::unknown;
+        responses[i].live.error = "remote " + requests[i].remote.name + ": internal error: " + e.what();
+      }
+    }
   };
   const auto workers = std::min<std::size_t>(requests.size(), static_cast<std::size_t>(std::max(parallelism, 1)));
   std::vector<std::thread> pool;

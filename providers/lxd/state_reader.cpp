@@ -125,15 +125,24 @@ providers::ReadStateResponse LxdStateReader::read_state(const providers::ReadSta
   Result<Response> instances_response = make_error(ErrorKind::protocol, "not read");
   if (two_connections) {
     std::thread side_thread([&] {
-      auto second = connect_remote(config_, spec, options_.timeouts);
-      if (!second) {
-        side.error = second.error();
-        return;
+      try {
+        auto second = connect_remote(config_, spec, options_.timeouts);
+        if (!second) {
+          side.error = second.error();
+          return;
+        }
+        read_side(*second, request.read_image_aliases, side);
+      } catch (const std::exception& e) {
+        // Nothing may leave a thread: std::terminate would end the process.
+        side.error = make_error(ErrorKind::protocol, std::string{"internal error: "} + e.what());
       }
-      read_side(*second, request.read_image_aliases, side);
     });
-    instances_response = main->get("/1.0/instances?recursion=1");
-    side_thread.join();
+    try {
+      instances_response = main->get("/1.0/instances?recursion=1");
+    } catch (const std::exception& e) {
+      instances_response = make_error(ErrorKind::protocol, std::string{"internal error: "} + e.what());
+    }
+    side_thread.join();  // before anything can leave this scope
   } else {
     read_side(*main, request.read_image_aliases, side);
     if (!side.error && side.auth == "trusted") instances_response = main->get("/1.0/instances?recursion=1");

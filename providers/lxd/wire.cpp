@@ -393,7 +393,7 @@ nlohmann::json to_json(const InstancePut& put) {
           {"config", put.config},
           {"devices", put.devices},
           {"ephemeral", put.ephemeral},
-          {"profiles", put.profiles ? nlohmann::json(*put.profiles) : nlohmann::json::array()},
+          {"profiles", put.profiles ? nlohmann::json(*put.profiles) : nlohmann::json(nullptr)},
           {"description", put.description}};
 }
 

@@ -124,7 +124,8 @@ struct Operation {
 // A recursion=0 listing ("/1.0/storage-pools/default", ...) -> the last path segments, decoded.
 [[nodiscard]] Result<std::vector<std::string>> parse_names(const nlohmann::json& metadata);
 
-// The JSON of the writable part, as PUT and POST bodies carry it.
+// The JSON of the writable part, as PUT and POST bodies carry it: what was read goes back as it was
+// (absent profiles as null, Go's nil).
 [[nodiscard]] nlohmann::json to_json(const InstancePut& put);
 
 }  // namespace berth::lxd::wire

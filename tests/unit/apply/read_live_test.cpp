@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <stdexcept>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -63,6 +64,26 @@ TEST(ReadLive, ABoundOfOneReadsOneAtATime) {
   const auto read = read_live_state(fleet_of(10), reader, 1);
   EXPECT_EQ(read.live.remotes.size(), 10U);
   EXPECT_EQ(reader.peak(), 1);
+}
+
+// A reader that throws (a bug, or memory exhausted by an answer) for one remote.
+class ThrowsFor final : public providers::StateReader {
+ public:
+  providers::ReadStateResponse read_state(const providers::ReadStateRequest& request) override {
+    if (request.remote.name == "r1") throw std::runtime_error("boom");
+    providers::ReadStateResponse r;
+    r.live.status = model::RemoteStatus::ok;
+    return r;
+  }
+};
+
+TEST(ReadLive, AReaderThatThrowsMakesItsRemoteUnknownNotTheProcessEnd) {
+  ThrowsFor reader;
+  const auto read = read_live_state(fleet_of(3), reader, 2);
+  EXPECT_EQ(read.live.remotes.at("r1").status, model::RemoteStatus::unknown);
+  EXPECT_EQ(read.live.remotes.at("r1").error, "remote r1: internal error: boom");
+  EXPECT_EQ(read.live.remotes.at("r0").status, model::RemoteStatus::ok);
+  EXPECT_EQ(read.live.remotes.at("r2").status, model::RemoteStatus::ok);
 }
 
 }  // namespace
