@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <limits>
+
 #include "engine/plan/order.hpp"
 #include "engine/plan/plan_file.hpp"
 #include "engine/plan/render.hpp"
@@ -119,6 +122,50 @@ TEST(PlanFile, DamagedPlansAreRefusedWithAReason) {
   j = good;
   j["created_at"] = nullptr;
   EXPECT_TRUE(parse_plan_file(j.dump(), "x").file.has_value()) << "created_at is informative only";
+}
+
+// Counts are whole numbers in range: anything else is refused rather than cast (get<T>() on 1e300
+// is undefined behaviour; on -1 or 2.5 it silently gives another number). Found by fuzz/plan_file.
+TEST(PlanFile, CountsThatAreNotWholeNumbersInRangeAreRefused) {
+  PlanFile file;
+  file.plan.fleet_path = "f.yaml";
+  file.plan.fleet_digest = "sha256:" + std::string(64, 'a');
+  file.plan.remotes["a"] = RemoteSummary{"https://127.0.0.1:8443", model::RemoteStatus::ok, "", 2};
+  file.plan.actions = {make("finish_transfer a:c")};
+  file.plan.actions[0].kind = ActionKind::finish_transfer;
+  file.plan.actions[0].recovery = Recovery{{41, 44}, 7, "move", "arrived", nlohmann::json::object()};
+  const auto good = nlohmann::json::parse(serialize(file));
+  const auto loaded = parse_plan_file(good.dump(), "x");
+  ASSERT_TRUE(loaded.file.has_value()) << diag::format(loaded.diagnostics);
+  EXPECT_EQ(loaded.file->plan.remotes.at("a").instances, 2U);
+  EXPECT_EQ(loaded.file->plan.actions[0].recovery->settles, (std::vector<std::int64_t>{41, 44}));
+  EXPECT_EQ(loaded.file->plan.actions[0].recovery->run_id, 7);
+
+  auto refused = [](const nlohmann::json& j, const std::string& why) {
+    const auto parsed = parse_plan_file(j.dump(), "damaged.plan");
+    EXPECT_FALSE(parsed.file.has_value()) << why;
+    EXPECT_NE(diag::format(parsed.diagnostics).find("malformed"), std::string::npos)
+        << why << ": " << diag::format(parsed.diagnostics);
+  };
+  for (const nlohmann::json& bad : {nlohmann::json(1e300), nlohmann::json(-1), nlohmann::json(2.5)}) {
+    auto j = good;
+    j["plan"]["remotes"]["a"]["instances"] = bad;
+    refused(j, "instances " + bad.dump());
+  }
+  for (const nlohmann::json& bad : {nlohmann::json(1e300), nlohmann::json(2.5)}) {
+    auto j = good;
+    j["plan"]["actions"][0]["recovery"]["settles"] = {41, bad};
+    refused(j, "settles " + bad.dump());
+  }
+  auto j = good;
+  j["plan"]["actions"][0]["recovery"]["run_id"] = -1e300;
+  refused(j, "run_id -1e300");
+  j = good;
+  j["plan"]["actions"][0]["recovery"]["run_id"] = std::numeric_limits<std::uint64_t>::max();
+  refused(j, "run_id beyond int64");
+  j = good;
+  j["plan"]["actions"][0]["recovery"]["settles"] = 41;
+  refused(j, "settles not a list");
 }
 
 }  // namespace
