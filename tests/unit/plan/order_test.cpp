@@ -168,5 +168,25 @@ TEST(PlanFile, CountsThatAreNotWholeNumbersInRangeAreRefused) {
   refused(j, "settles not a list");
 }
 
+// A value nested deeper than berth ever writes is refused when the file is read: copying and
+// printing it would recurse once per level, and `berth show --json` would indent it quadratically.
+// Found by fuzz/plan_file.
+TEST(PlanFile, DeeplyNestedValuesAreRefused) {
+  PlanFile file;
+  file.plan.fleet_path = "f.yaml";
+  file.plan.actions = {make("update a:c")};
+  auto j = nlohmann::json::parse(serialize(file));
+  j["plan"]["actions"][0]["before"] = nlohmann::json::parse(std::string(40, '[') + std::string(40, ']'));
+  ASSERT_TRUE(parse_plan_file(j.dump(), "x").file.has_value()) << "40 levels under the action are fine";
+
+  std::string text = j.dump();
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  text.replace(text.find("\"before\":") + 9, text.find(",\"changes\"") - text.find("\"before\":") - 9, deep);
+  const auto parsed = parse_plan_file(text, "deep.plan");
+  EXPECT_FALSE(parsed.file.has_value());
+  EXPECT_NE(diag::format(parsed.diagnostics).find("nested more than 64 levels"), std::string::npos)
+      << diag::format(parsed.diagnostics);
+}
+
 }  // namespace
 }  // namespace berth::plan
