@@ -26,7 +26,7 @@ TEST(ParseBoundedJson, ParsesWhatIsWithinTheLimit) {
 TEST(ParseBoundedJson, RefusesDeeperNestingWithoutBuildingIt) {
   EXPECT_EQ(parse_bounded_json(nested_arrays(max_json_depth + 1)).problem, JsonProblem::too_deep);
   EXPECT_EQ(parse_bounded_json(R"({"a": {"b": 1}})", 1).problem, JsonProblem::too_deep);
-  // Deep enough that copying or printing the value would overflow the stack (found by fuzz/plan_file).
+  // Deep enough that copying or printing the value would overflow the stack.
   const auto deep = parse_bounded_json(R"({"x": )" + nested_arrays(200000) + "}");
   EXPECT_EQ(deep.problem, JsonProblem::too_deep);
   EXPECT_TRUE(deep.value.is_null());
