@@ -5,9 +5,10 @@
 # Debian 12, as root (or with sudo available).
 set -euo pipefail
 
-# Build: compiler, CMake and the libraries berth links against.
+# Build: compilers, CMake and the libraries berth links against. clang and its
+# runtime libraries (libFuzzer) build the fuzz targets in fuzz/.
 readonly BUILD_PACKAGES=(
-    cmake g++ make pkg-config
+    cmake g++ make pkg-config clang libclang-rt-14-dev
     libboost-dev libboost-program-options-dev libssl-dev libyaml-cpp-dev
     nlohmann-json3-dev libsqlite3-dev libspdlog-dev libfmt-dev libcli11-dev
     libarchive-dev libvalijson-dev

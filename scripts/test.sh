@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test.sh — the whole test suite, on a fresh Debian 12 machine as root:
 # installs what it needs, builds berth twice (Release in build/, Debug with
-# ASan+UBSan in build-asan/), runs the unit tests under both and the
-# integration tests (real LXD hosts from tests/testbed/) against the Release
-# binary. Exits non-zero if anything fails.
+# ASan+UBSan in build-asan/) and its fuzz targets with clang (build-fuzz/),
+# runs the unit tests under both, each fuzz target over its seed corpus for a
+# bounded time, and the integration tests (real LXD hosts from tests/testbed/)
+# against the Release binary. Exits non-zero if anything fails.
 #
 # Environment:
 #   BERTH_JOBS=N                  parallel build jobs (default 2)
@@ -12,7 +13,11 @@
 #   BERTH_INTEGRATION_BUILD=DIR   build dir whose berth the integration tests
 #                                 use: build (default) or build-asan
 #   BERTH_CTEST_ARGS="..."        extra arguments for every ctest run (e.g. -R remote)
-#   BERTH_CMAKE_ARGS="..."        extra arguments for both cmake configure runs
+#   BERTH_CMAKE_ARGS="..."        extra arguments for every cmake configure run
+#   BERTH_FUZZ_SECONDS=N          how long each fuzz target runs (default 60; a
+#                                 crash fails the run and stays in
+#                                 build-fuzz/fuzz/runs/NAME/artifacts/)
+#   BERTH_SKIP_FUZZ=1             neither build nor run the fuzz targets
 #   BERTH_SKIP_DEPS=1             do not run scripts/install-deps.sh
 set -euo pipefail
 
@@ -45,13 +50,14 @@ cleanup() {
     fi
 }
 
+# configure_and_build DIR TARGET CMAKE_ARGS...: TARGET is "all" for everything.
 configure_and_build() {
-    local dir=$1
-    shift
+    local dir=$1 target=$2
+    shift 2
     log "configure $dir ($*)"
     cmake -S "$ROOT" -B "$ROOT/$dir" "$@" ${CMAKE_ARGS[@]+"${CMAKE_ARGS[@]}"}
-    log "build $dir"
-    cmake --build "$ROOT/$dir" -j "$JOBS"
+    log "build $dir ($target)"
+    cmake --build "$ROOT/$dir" --target "$target" -j "$JOBS"
 }
 
 # Run ctest, keep going on failure, and count its results.
@@ -86,8 +92,13 @@ main() {
         "$ROOT/scripts/install-deps.sh"
     fi
 
-    configure_and_build build -DCMAKE_BUILD_TYPE=Release -DBERTH_SANITIZE=OFF
-    configure_and_build build-asan -DCMAKE_BUILD_TYPE=Debug -DBERTH_SANITIZE=ON
+    configure_and_build build all -DCMAKE_BUILD_TYPE=Release -DBERTH_SANITIZE=OFF
+    configure_and_build build-asan all -DCMAKE_BUILD_TYPE=Debug -DBERTH_SANITIZE=ON
+    if [[ "${BERTH_SKIP_FUZZ:-0}" != 1 ]]; then
+        # Only the fuzz executables and the libraries they link: not the CLI nor the tests.
+        CC=clang CXX=clang++ configure_and_build build-fuzz berth_fuzzers \
+            -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBERTH_FUZZ=ON -DBERTH_TESTS=OFF
+    fi
 
     # Integration tests put their test beds below this directory, so that
     # whatever a killed test leaves behind is stopped on exit.
@@ -102,6 +113,11 @@ main() {
 
     run_ctest "unit (ASan+UBSan)" --test-dir "$ROOT/build-asan" -L unit --output-on-failure -j "$JOBS"
     run_ctest "unit (Release)" --test-dir "$ROOT/build" -L unit --output-on-failure -j "$JOBS"
+    if [[ "${BERTH_SKIP_FUZZ:-0}" != 1 ]]; then
+        # One after the other: each is capped by time, not work, so running two at once on few
+        # cores would only halve what each explores.
+        run_ctest "fuzz" --test-dir "$ROOT/build-fuzz" -L fuzz --output-on-failure
+    fi
     run_ctest "integration ($INTEGRATION_BUILD)" --test-dir "$ROOT/$INTEGRATION_BUILD" -L integration --output-on-failure -j "$INTEGRATION_JOBS"
 
     log "finished"

@@ -1,5 +1,6 @@
 #include "engine/config/document.hpp"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <sstream>
 
 namespace berth::config {
 namespace {
@@ -247,11 +249,85 @@ Json* find_in(Json& root, const KeyPath& path) {
   return node;
 }
 
+constexpr std::string_view fix_the_syntax =
+    "fix the syntax here (indent with spaces, not tabs; quote values that contain ': ' or start with a special "
+    "character)";
+
+// Records where each document of a YAML stream starts, and where its content starts.
+class DocumentStarts final : public YAML::EventHandler {
+ public:
+  struct Start {
+    YAML::Mark document;
+    std::optional<YAML::Mark> content;
+  };
+  std::vector<Start> starts;
+
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back({mark, std::nullopt}); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t /*anchor*/) override { content(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t /*anchor*/) override { content(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string& /*tag*/, YAML::anchor_t /*anchor*/,
+                const std::string& /*value*/) override {
+    content(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string& /*tag*/, YAML::anchor_t /*anchor*/,
+                       YAML::EmitterStyle::value /*style*/) override {
+    content(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string& /*tag*/, YAML::anchor_t /*anchor*/,
+                  YAML::EmitterStyle::value /*style*/) override {
+    content(mark);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void content(const YAML::Mark& mark) {
+    if (!starts.empty() && !starts.back().content) starts.back().content = mark;
+  }
+};
+
+struct YamlDocuments {
+  std::optional<YAML::Node> first;   // none when the text holds no document
+  std::optional<YAML::Mark> second;  // where a second document's content starts
+  std::optional<YAML::Mark> stuck;   // a token no value can start with: the parser cannot go on
+};
+
+// The first document of `text`, and whether more follow. Not YAML::LoadAll: in yaml-cpp 0.7 (Debian
+// 12) a token no value can start with (`- a` then `,` on the next line) makes every further
+// document an empty one at that same token, and LoadAll collects them until memory runs out
+// (yaml-cpp issue 1040, fixed after 0.8). So the first document is built on its own, and the
+// stream is only scanned, three documents at most, for a second one and for a parser that does not
+// advance. Throws YAML::Exception for malformed YAML.
+YamlDocuments read_documents(const std::string& text) {
+  YamlDocuments result;
+  DocumentStarts scan;
+  std::istringstream in{text};
+  YAML::Parser parser{in};
+  for (int i = 0; i < 3 && parser.HandleNextDocument(scan); ++i) {
+  }
+  const auto& starts = scan.starts;
+  for (std::size_t i = 1; i < starts.size(); ++i) {
+    if (starts[i].document.pos == starts[i - 1].document.pos) {
+      result.stuck = starts[i].document;
+      return result;
+    }
+  }
+  if (starts.empty()) return result;
+  result.first = YAML::Load(text);
+  if (starts.size() > 1) result.second = starts[1].content.value_or(starts[1].document);
+  return result;
+}
+
 }  // namespace
 
-const nlohmann::json* Document::find(const KeyPath& path) const { return find_in(root, path); }
+const nlohmann::json* Document::find(const KeyPath& path) const {
+  return find_in(root, path);
+}
 
-nlohmann::json* Document::find(const KeyPath& path) { return find_in(root, path); }
+nlohmann::json* Document::find(const KeyPath& path) {
+  return find_in(root, path);
+}
 
 const NodeOrigin* Document::origin(const KeyPath& path) const {
   const auto it = origins.find(path);
@@ -313,30 +389,36 @@ std::string Document::quoted(const KeyPath& path) const {
 
 std::optional<Document> parse_document(std::string_view text, const std::string& file, const EnvLookup& env,
                                        diag::Diagnostics& out) {
-  std::vector<YAML::Node> documents;
+  YamlDocuments documents;
   try {
-    documents = YAML::LoadAll(std::string{text});
+    documents = read_documents(std::string{text});
   } catch (const YAML::ParserException& e) {
-    out.error("malformed YAML: " + e.msg, {}, location(file, e.mark),
-              "fix the syntax here (indent with spaces, not tabs; quote values that contain ': ' or start with "
-              "a special character)");
+    out.error("malformed YAML: " + e.msg, {}, location(file, e.mark), std::string{fix_the_syntax});
     return std::nullopt;
   } catch (const YAML::Exception& e) {
     out.error("malformed YAML: " + e.msg, {}, location(file, e.mark));
     return std::nullopt;
   }
+  if (documents.stuck) {
+    const auto pos = static_cast<std::size_t>(std::max(documents.stuck->pos, 0));
+    const char c = pos < text.size() ? text[pos] : ' ';
+    out.error(std::string{"malformed YAML: "} +
+                  (c > ' ' && c < 0x7f ? "unexpected " + quote(std::string_view{&c, 1}) : "unexpected text"),
+              {}, location(file, *documents.stuck), std::string{fix_the_syntax});
+    return std::nullopt;
+  }
   Document doc;
   doc.file = file;
-  if (documents.size() > 1) {
-    out.error("the file holds more than one YAML document", {}, location(file, documents[1].Mark()),
+  if (documents.second) {
+    out.error("the file holds more than one YAML document", {}, location(file, *documents.second),
               "a fleet file is a single document: remove the '---' separator and what follows it");
   }
   KeyPath path;
   Converter converter{doc, env, out, text.size()};
-  if (documents.empty()) {
+  if (!documents.first) {
     doc.root = nullptr;
     doc.origins[path] = NodeOrigin{{file, 1, 1}, std::nullopt, {}, {}};
-  } else if (!converter.convert(documents.front(), path, doc.root, std::nullopt)) {
+  } else if (!converter.convert(*documents.first, path, doc.root, std::nullopt)) {
     return std::nullopt;
   }
   return doc;

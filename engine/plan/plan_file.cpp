@@ -1,6 +1,7 @@
 #include "engine/plan/plan_file.hpp"
 
 #include "engine/plan/render.hpp"
+#include "engine/util/json_parse.hpp"
 
 namespace berth::plan {
 
@@ -19,13 +20,19 @@ std::string serialize(const PlanFile& file) {
 
 ParsedPlanFile parse_plan_file(std::string_view text, const std::string& origin) {
   ParsedPlanFile result;
-  const auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  const util::BoundedJson parsed_json = util::parse_bounded_json(text);
+  if (parsed_json.problem == util::JsonProblem::too_deep) {
+    result.diagnostics.error("saved plan is nested more than " + std::to_string(util::max_json_depth) + " levels deep",
+                             origin, std::nullopt, "berth never writes such a file; make the plan again");
+    return result;
+  }
+  const nlohmann::json& j = parsed_json.value;
   // Every member is checked for its type before it is read: a damaged file is an error, never a throw.
   auto text_of = [&](const char* key) {
     const auto it = j.find(key);
     return it != j.end() && it->is_string() ? it->get<std::string>() : std::string{};
   };
-  if (j.is_discarded() || !j.is_object() || text_of("format") != plan_file_format) {
+  if (!j.is_object() || text_of("format") != plan_file_format) {
     result.diagnostics.error("not a saved berth plan", origin, std::nullopt, "write one with `berth plan --out FILE`");
     return result;
   }

@@ -1,5 +1,7 @@
+#include <cstdint>
 #include <map>
 #include <set>
+#include <utility>
 
 #include "engine/plan/render.hpp"
 
@@ -93,6 +95,21 @@ std::optional<Address> parse_address(const std::string& text) {
   return a;
 }
 
+// A whole number that fits T, or nullopt. get<T>() would cast a float (1e300) or an integer out of
+// T's range unchecked, and the cast of such a float is undefined behaviour: a saved plan may hold
+// anything.
+template <class T>
+std::optional<T> whole_number(const json& j) {
+  if (j.is_number_unsigned()) {
+    const auto v = j.get<std::uint64_t>();
+    if (std::in_range<T>(v)) return static_cast<T>(v);
+  } else if (j.is_number_integer()) {
+    const auto v = j.get<std::int64_t>();
+    if (std::in_range<T>(v)) return static_cast<T>(v);
+  }
+  return std::nullopt;
+}
+
 // "file:line:col" back into a location; the file part may itself contain colons.
 std::optional<diag::SourceLocation> parse_location(const json& j) {
   if (!j.is_string()) return std::nullopt;
@@ -179,7 +196,9 @@ ParsedPlan plan_from_json(const json& j, const std::string& origin) {
       s.url = r.at("url").get<std::string>();
       s.status = r.at("status").get<std::string>() == "ok" ? model::RemoteStatus::ok : model::RemoteStatus::unknown;
       s.error = r.at("error").get<std::string>();
-      s.instances = r.at("instances").get<std::size_t>();
+      const auto instances = whole_number<std::size_t>(r.at("instances"));
+      if (!instances) return fail("malformed instances of remote '" + name + "'");
+      s.instances = *instances;
       plan.remotes.emplace(name, std::move(s));
     }
     for (const auto& ja : j.at("actions")) {
@@ -221,8 +240,15 @@ ParsedPlan plan_from_json(const json& j, const std::string& origin) {
       }
       if (const auto r = ja.find("recovery"); r != ja.end()) {
         Recovery rec;
-        rec.settles = r->at("settles").get<std::vector<std::int64_t>>();
-        rec.run_id = r->at("run_id").get<std::int64_t>();
+        const auto& settles = r->at("settles");
+        const auto run_id = whole_number<std::int64_t>(r->at("run_id"));
+        if (!settles.is_array() || !run_id) return fail("malformed recovery in action '" + a.id + "'");
+        for (const auto& seq : settles) {
+          const auto n = whole_number<std::int64_t>(seq);
+          if (!n) return fail("malformed recovery in action '" + a.id + "'");
+          rec.settles.push_back(*n);
+        }
+        rec.run_id = *run_id;
         rec.transfer = r->at("transfer").get<std::string>();
         rec.found = r->at("found").get<std::string>();
         rec.proof = r->at("proof");

@@ -887,7 +887,10 @@ class Run {
   Result<void> finish_transfer() {
     auto places = recovery_places();
     if (!places) return places.error();
-    auto& [src, dst, proof] = *places;
+    // Plain variables, not a structured binding: clang before 16 cannot capture those in a lambda.
+    RemoteHandle* src = places->src;
+    RemoteHandle* dst = places->dst;
+    const nlohmann::json& proof = places->proof;
     const std::string& name = action_.address.container;
     const plan::Address& from = *action_.source;
     const bool is_move = action_.recovery->transfer == "move";
@@ -933,8 +936,8 @@ class Run {
   Result<void> undo_transfer() {
     auto places = recovery_places();
     if (!places) return places.error();
-    auto& [src, dst, proof] = *places;
-    (void)src;
+    RemoteHandle* dst = places->dst;
+    const nlohmann::json& proof = places->proof;
     const std::string& name = action_.address.container;
     return journal_.step("transfer", transfer_, [&]() -> Result<void> {
       auto target = get_instance(*dst, name);

@@ -63,6 +63,21 @@ TEST(ConfigErrors, MoreThanOneDocument) {
   expect_error(r, 3, 1, "", "more than one YAML document");
 }
 
+// yaml-cpp 0.7's LoadAll never returned on a token no value can start with after a document: it
+// collected empty documents until memory ran out. Found by fuzz/fleet_file.
+TEST(ConfigErrors, StrayCommaIsMalformedYamlNotAHang) {
+  auto r = load("- a\n,");
+  ASSERT_FALSE(r.fleet);
+  expect_error(r, 2, 1, "", "malformed YAML: unexpected ','");
+  EXPECT_EQ(error_count(r), 1U) << all(r);
+
+  r = load(",");
+  expect_error(r, 1, 1, "", "malformed YAML: unexpected ','");
+
+  r = load("version: 1\nremotes: {}\n,\n");
+  expect_error(r, 3, 1, "", "malformed YAML");
+}
+
 TEST(ConfigErrors, VersionMissing) {
   const auto r = load("remotes: {}\n");
   const auto* d = expect_error(r, 1, 1, "", "missing required key 'version'");
