@@ -367,7 +367,9 @@ Result<std::vector<Operation>> parse_operations(const nlohmann::json& metadata) 
                       "the operation list is " + std::string{type_name(metadata)} + ", not an object of groups");
   }
   std::vector<Operation> out;
-  for (const auto& [group, ops] : metadata.items()) {
+  for (const auto& item : metadata.items()) {
+    const std::string& group = item.key();  // not a structured binding: clang 14 cannot capture one
+    const nlohmann::json& ops = item.value();
     if (ops.is_null()) continue;
     auto parsed = parse_list<Operation>(ops, "operations", [&](const nlohmann::json& j, std::size_t i) {
       return operation_at(j, group + " operation #" + std::to_string(i + 1));
