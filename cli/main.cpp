@@ -45,7 +45,7 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& text)
 }
 
 // A size flag's value; CLI11 prints the problem after the flag's name.
-const CLI::Validator size_limit{[](std::string& text) { return berth::util::parse_size_limit(text).problem; }, "SIZE"};
+const CLI::Validator size_limit{[](std::string& text) { return berth::util::parse_size_limit(text).problem; }, ""};
 
 // --max-file-size and, for commands that read hosts, --max-response-size: the limits of
 // engine/util/limits.hpp, into `limits` once the command line is parsed.
@@ -57,11 +57,13 @@ class LimitFlags {
                     "Largest fleet file or saved plan read, in bytes or with KiB, MiB, GiB (default " +
                         berth::util::format_size(defaults.fleet_file_bytes) + " for a fleet file, " +
                         berth::util::format_size(defaults.plan_file_bytes) + " for a saved plan)")
+        ->type_name("SIZE")
         ->check(size_limit);
     if (reads_hosts) {
       cmd->add_option("--max-response-size", response_,
                       "Largest answer read from a host, in bytes or with KiB, MiB, GiB (default " +
                           berth::util::format_size(defaults.response_bytes) + ")")
+          ->type_name("SIZE")
           ->check(size_limit);
     }
   }
