@@ -396,7 +396,9 @@ std::string Response::etag() const {
 
 Result<Response> parse_envelope(int http_status, std::string_view body, Headers headers, std::string_view what) {
   const std::string w{what};
-  const auto doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  // Not const: the metadata is moved out below. Copying it cost 0.65 s and twice the memory for
+  // a 40 MB instance list.
+  auto doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object() || !doc.contains("type") || !doc["type"].is_string()) {
     if (http_status >= 400) {
       Error e = make_error(ErrorKind::server, w + " failed: HTTP " + std::to_string(http_status));
@@ -419,7 +421,7 @@ Result<Response> parse_envelope(int http_status, std::string_view body, Headers 
   Response r;
   r.status = http_status;
   r.headers = std::move(headers);
-  if (const auto it = doc.find("metadata"); it != doc.end()) r.metadata = *it;
+  if (const auto it = doc.find("metadata"); it != doc.end()) r.metadata = std::move(*it);
   if (type == "sync") {
     r.type = ResponseType::sync;
   } else if (type == "async") {
