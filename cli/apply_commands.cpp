@@ -14,6 +14,7 @@
 #include "engine/plan/plan_file.hpp"
 #include "engine/plan/render.hpp"
 #include "engine/state/store.hpp"
+#include "engine/util/printable.hpp"
 
 namespace berth::cli {
 namespace {
@@ -45,8 +46,9 @@ apply::EventSink text_events(bool color) {
   const std::string yellow = color ? "\x1b[33m" : "";
   const std::string reset = color ? "\x1b[0m" : "";
   return [=](const nlohmann::json& e) {
+    // Action ids name containers and snapshots; messages and errors may quote a daemon.
     const std::string event = e.value("event", "");
-    const std::string id = e.value("action", "");
+    const std::string id = util::printable(e.value("action", ""));
     if (event == "started") {
       std::cout << "  " << id << ": started\n";
     } else if (event == "progress") {
@@ -54,7 +56,7 @@ apply::EventSink text_events(bool color) {
       auto& last = (*last_progress)[id];
       if (now - last < std::chrono::seconds(1)) return;
       last = now;
-      std::cout << "  " << id << ": " << e.value("message", "");
+      std::cout << "  " << id << ": " << util::printable(e.value("message", ""));
       if (e.contains("bytes")) std::cout << ", " << human_bytes(e["bytes"].get<double>());
       if (e.contains("bytes_per_second"))
         std::cout << " at " << human_bytes(e["bytes_per_second"].get<double>()) << "/s";
@@ -64,11 +66,12 @@ apply::EventSink text_events(bool color) {
       std::cout.precision(1);
       std::cout << e.value("seconds", 0.0) << "s)\n";
     } else if (event == "failed") {
-      std::cout << red << "  " << id << ": failed" << reset << ": " << e.value("error", "") << '\n';
+      std::cout << red << "  " << id << ": failed" << reset << ": " << util::printable(e.value("error", "")) << '\n';
     } else if (event == "skipped" || event == "refused") {
-      std::cout << yellow << "  " << id << ": " << event << reset << ": " << e.value("error", "") << '\n';
+      std::cout << yellow << "  " << id << ": " << event << reset << ": " << util::printable(e.value("error", ""))
+                << '\n';
     } else if (event == "cancelled") {
-      std::cout << yellow << e.value("message", "") << reset << '\n';
+      std::cout << yellow << util::printable(e.value("message", "")) << reset << '\n';
     }
     std::cout << std::flush;
   };
@@ -78,7 +81,7 @@ apply::EventSink json_events() {
   return [](const nlohmann::json& e) {
     nlohmann::json line = e;
     line["time"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-    std::cout << line.dump() << '\n' << std::flush;
+    std::cout << util::json_text(line) << '\n' << std::flush;
   };
 }
 
@@ -141,7 +144,7 @@ void print_summary(const apply::PipelineResult& result, bool json) {
       line["not_started"] = count(apply::Status::pending);
     }
     if (!summary.state_error.empty()) line["state_error"] = summary.state_error;
-    std::cout << line.dump() << '\n';
+    std::cout << util::json_text(line) << '\n';
     return;
   }
   if (result.outcome == apply::RunOutcome::applied) {
@@ -152,18 +155,18 @@ void print_summary(const apply::PipelineResult& result, bool json) {
     std::cout << ".\n";
     for (const auto& [id, o] : summary.outcomes) {
       if (o.status == apply::Status::succeeded) continue;
-      std::cout << "  " << apply::to_string(o.status) << ": " << id;
-      if (!o.error.empty()) std::cout << " — " << o.error;
+      std::cout << "  " << apply::to_string(o.status) << ": " << util::printable(id);
+      if (!o.error.empty()) std::cout << " — " << util::printable(o.error);
       std::cout << '\n';
     }
     for (const auto& u : unknown_remotes(plan)) {
-      std::cout << "  unknown remote: " << u["remote"].get<std::string>() << " — " << u["error"].get<std::string>()
-                << '\n';
+      std::cout << "  unknown remote: " << util::printable(u["remote"].get<std::string>()) << " — "
+                << util::printable(u["error"].get<std::string>()) << '\n';
     }
   }
   if (!plan.complete()) std::cout << "Remotes that could not be read were not changed; apply again once they answer.\n";
   if (!summary.state_error.empty()) {
-    std::cerr << "berth: the state file could not record everything (" << summary.state_error
+    std::cerr << "berth: the state file could not record everything (" << util::printable(summary.state_error)
               << "); check the disk and the file, then plan again\n";
   }
 }
@@ -173,7 +176,7 @@ int execute(const GlobalOptions& global, const ApplyOptions& options, const mode
   auto opened = open_state(options.state_path, /*only_existing=*/false);
   if (opened.failed) return exit_error;
   auto& store = opened.store;
-  const LxdProviders lxd_providers(global);
+  const LxdProviders lxd_providers(global, options.limits);
   const apply::Providers providers = lxd_providers.view();
 
   apply::PipelineOptions pipeline;
@@ -204,23 +207,27 @@ int execute(const GlobalOptions& global, const ApplyOptions& options, const mode
     return true;
   };
   hooks.events = options.json ? json_events() : text_events(color);
-  hooks.notice = [](const std::string& text) { std::cerr << "berth: " << text << '\n'; };
+  hooks.notice = [](const std::string& text) { std::cerr << "berth: " << util::printable(text) << '\n'; };
   hooks.on_intent = kill_hook_from_env();
 
   const auto result = apply::run_pipeline(fleet, *store, providers, pipeline, hooks);
   switch (result.outcome) {
-    case apply::RunOutcome::state_error: std::cerr << "berth: " << result.error << '\n'; return exit_error;
+    case apply::RunOutcome::state_error:
+      std::cerr << "berth: " << util::printable(result.error) << '\n';
+      return exit_error;
     case apply::RunOutcome::locked: {
       const auto& h = *result.holder;
-      std::cerr << "berth: the state " << store->path().string() << " is locked by another run: " << h.command
-                << " (host " << h.host << ", pid " << h.pid << ", since " << h.since << ", lock id " << h.lock_id
-                << ")\n  wait for it, pass --lock-timeout, or if it is gone: berth force-unlock " << h.lock_id << '\n';
+      std::cerr << "berth: the state " << util::printable(store->path().string())
+                << " is locked by another run: " << util::printable(h.command) << " (host " << util::printable(h.host)
+                << ", pid " << h.pid << ", since " << util::printable(h.since) << ", lock id "
+                << util::printable(h.lock_id) << ")\n  wait for it, pass --lock-timeout, or if it is gone: berth "
+                << "force-unlock " << util::printable(h.lock_id) << '\n';
       return exit_error;
     }
     case apply::RunOutcome::stale:
-      std::cerr << "berth: the saved plan " << options.plan_file
+      std::cerr << "berth: the saved plan " << util::printable(options.plan_file)
                 << " is stale: these changed on the hosts since it was made:\n";
-      for (const auto& s : result.stale) std::cerr << "  " << s << '\n';
+      for (const auto& s : result.stale) std::cerr << "  " << util::printable(s) << '\n';
       std::cerr << "make a new plan\n";
       return exit_error;
     case apply::RunOutcome::plan_errors:
@@ -240,41 +247,43 @@ int run_apply(const GlobalOptions& global, const ApplyOptions& options) {
   if (!options.plan_file.empty()) {
     if (options.allow_restart || options.allow_move || options.prune) {
       std::cerr << "berth: --allow-restart, --allow-move and --prune cannot be given with a saved plan: the plan "
-                << options.plan_file << " already records what it consents to; make it again with "
-                << "`berth plan --allow-restart/--allow-move/--prune --out " << options.plan_file << "`\n";
+                << util::printable(options.plan_file) << " already records what it consents to; make it again with "
+                << "`berth plan --allow-restart/--allow-move/--prune --out " << util::printable(options.plan_file)
+                << "`\n";
       return exit_error;
     }
-    auto file = read_plan_file(options.plan_file);
+    auto file = read_plan_file(options.plan_file, options.limits);
     if (!file) return exit_error;
     const auto saved = std::make_shared<plan::Plan>(std::move(file->plan));
-    const auto fleet = load_fleet(saved->fleet_path);
+    const auto fleet = load_fleet(saved->fleet_path, options.limits);
     if (!fleet) return exit_error;
     if (fleet->digest != saved->fleet_digest) {
-      std::cerr << "berth: the saved plan " << options.plan_file << " was made from another version of "
-                << saved->fleet_path << " (the file changed since); make a new plan\n";
+      std::cerr << "berth: the saved plan " << util::printable(options.plan_file)
+                << " was made from another version of " << util::printable(saved->fleet_path)
+                << " (the file changed since); make a new plan\n";
       return exit_error;
     }
     if (const auto problems = plan::restore_secrets(*saved, *fleet); !problems.empty()) {
-      std::cerr << "berth: the saved plan " << options.plan_file << " does not match the sensitive values the fleet "
-                << "file gives now:\n";
-      for (const auto& p : problems) std::cerr << "  " << p << '\n';
+      std::cerr << "berth: the saved plan " << util::printable(options.plan_file)
+                << " does not match the sensitive values the fleet file gives now:\n";
+      for (const auto& p : problems) std::cerr << "  " << util::printable(p) << '\n';
       std::cerr << "make a new plan\n";
       return exit_error;
     }
     if (!saved->complete()) {
-      std::cerr << "berth: the saved plan " << options.plan_file
+      std::cerr << "berth: the saved plan " << util::printable(options.plan_file)
                 << " is incomplete (a remote was unknown when it was made); make a new plan\n";
       return exit_error;
     }
     return execute(global, options, *fleet, saved.get(), apply::Goal::apply, "apply");
   }
-  const auto fleet = load_fleet(options.file);
+  const auto fleet = load_fleet(options.file, options.limits);
   if (!fleet) return exit_error;
   return execute(global, options, *fleet, nullptr, apply::Goal::apply, "apply");
 }
 
 int run_destroy(const GlobalOptions& global, const ApplyOptions& options) {
-  const auto fleet = load_fleet(options.file);
+  const auto fleet = load_fleet(options.file, options.limits);
   if (!fleet) return exit_error;
   return execute(global, options, *fleet, nullptr, apply::Goal::destroy, "destroy");
 }
@@ -284,15 +293,19 @@ int run_force_unlock(const GlobalOptions& /*global*/, const std::filesystem::pat
     auto store = state::Store::open(state_path);
     if (!store->force_unlock(id)) {
       const auto holder = store->lock_holder();
-      std::cerr << "berth: no lock with id " << id << " in " << state_path.string()
-                << (holder ? " (the lock is held as " + holder->lock_id + ")" : " (it is not locked)") << '\n';
+      std::cerr << "berth: no lock with id " << util::printable(id) << " in " << util::printable(state_path.string());
+      if (holder) {
+        std::cerr << " (the lock is held as " << util::printable(holder->lock_id) << ")\n";
+      } else {
+        std::cerr << " (it is not locked)\n";
+      }
       return exit_error;
     }
   } catch (const state::StoreError& e) {
-    std::cerr << "berth: " << e.what() << '\n';
+    std::cerr << "berth: " << util::printable(e.what()) << '\n';
     return exit_error;
   }
-  std::cout << "Lock " << id << " released.\n";
+  std::cout << "Lock " << util::printable(id) << " released.\n";
   return exit_ok;
 }
 

@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+#include "engine/util/limits.hpp"
+
 namespace berth::cli {
 
 struct GlobalOptions {
@@ -16,6 +18,7 @@ struct GlobalOptions {
 
 struct ValidateOptions {
   std::string file = "berth.yaml";
+  util::InputLimits limits;  // --max-file-size
 };
 
 struct PlanCommandOptions {
@@ -28,11 +31,13 @@ struct PlanCommandOptions {
   bool allow_move = false;
   std::filesystem::path state_path;  // open journal intents to settle (read, never created)
   int read_parallelism = 32;         // remotes read at once
+  util::InputLimits limits;          // --max-file-size, --max-response-size
 };
 
 struct ShowOptions {
   std::string plan_file;
   bool json = false;
+  util::InputLimits limits;  // --max-file-size
 };
 
 struct RemoteAddOptions {
@@ -55,6 +60,7 @@ struct ApplyOptions {
   bool prune = false;
   std::filesystem::path state_path;
   std::chrono::milliseconds lock_timeout{0};
+  util::InputLimits limits;  // --max-file-size, --max-response-size
 };
 
 int run_validate(const GlobalOptions& global, const ValidateOptions& options);

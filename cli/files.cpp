@@ -5,13 +5,13 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "cli/output.hpp"
 #include "engine/config/load.hpp"
+#include "engine/util/printable.hpp"
 #include "engine/util/random.hpp"
+#include "engine/util/read_file.hpp"
 
 namespace berth::cli {
 
@@ -51,23 +51,34 @@ std::string write_file_atomically(const std::filesystem::path& path, std::string
   return {};
 }
 
-std::optional<model::Fleet> load_fleet(const std::string& file) {
-  auto loaded = config::load_fleet_file(file);
+std::optional<model::Fleet> load_fleet(const std::string& file, const util::InputLimits& limits) {
+  auto loaded = config::load_fleet_file(file, config::process_env(), limits.fleet_file_bytes);
   if (!loaded.diagnostics.empty()) std::cerr << diag::format(loaded.diagnostics);
-  if (!loaded.fleet) std::cerr << "berth: " << file << " is not valid; nothing was contacted\n";
+  if (!loaded.fleet) std::cerr << "berth: " << util::printable(file) << " is not valid; nothing was contacted\n";
   if (loaded.fleet) redact_fleet_secrets(*loaded.fleet);
   return std::move(loaded.fleet);
 }
 
-std::optional<plan::PlanFile> read_plan_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    std::cerr << "berth: cannot read " << path << ": " << std::strerror(errno) << '\n';
-    return std::nullopt;
+std::optional<plan::PlanFile> read_plan_file(const std::string& path, const util::InputLimits& limits) {
+  const auto read = util::read_file_bounded(path, limits.plan_file_bytes);
+  const std::string shown = util::printable(path);
+  switch (read.problem) {
+    case util::ReadProblem::none: break;
+    case util::ReadProblem::not_found: std::cerr << "berth: " << shown << ": no such file\n"; return std::nullopt;
+    case util::ReadProblem::is_directory:
+      std::cerr << "berth: " << shown << " is a directory, not a saved plan\n";
+      return std::nullopt;
+    case util::ReadProblem::cannot_open:
+    case util::ReadProblem::cannot_read:
+      std::cerr << "berth: cannot read " << shown << ": " << read.os_error << '\n';
+      return std::nullopt;
+    case util::ReadProblem::too_large:
+      std::cerr << "berth: " << shown << " is larger than " << util::format_size(limits.plan_file_bytes)
+                << ": check that it is a plan saved with `berth plan --out`; if it is, raise the limit with "
+                   "--max-file-size\n";
+      return std::nullopt;
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  auto parsed = plan::parse_plan_file(text.str(), path);
+  auto parsed = plan::parse_plan_file(read.bytes, path);
   if (!parsed.diagnostics.empty()) std::cerr << diag::format(parsed.diagnostics);
   return std::move(parsed.file);
 }

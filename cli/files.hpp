@@ -7,6 +7,7 @@
 
 #include "engine/model/desired.hpp"
 #include "engine/plan/plan_file.hpp"
+#include "engine/util/limits.hpp"
 
 namespace berth::cli {
 
@@ -15,10 +16,12 @@ namespace berth::cli {
 [[nodiscard]] std::string write_file_atomically(const std::filesystem::path& path, std::string_view contents,
                                                 unsigned mode);
 
-// Loads and validates a fleet file, printing its diagnostics on stderr; nullopt if it is invalid.
-[[nodiscard]] std::optional<model::Fleet> load_fleet(const std::string& file);
+// Loads and validates a fleet file (at most limits.fleet_file_bytes), printing its diagnostics on
+// stderr; nullopt if it is invalid.
+[[nodiscard]] std::optional<model::Fleet> load_fleet(const std::string& file, const util::InputLimits& limits);
 
-// Reads and parses a plan saved with `berth plan --out`, printing what is wrong on stderr.
-[[nodiscard]] std::optional<plan::PlanFile> read_plan_file(const std::string& path);
+// Reads (at most limits.plan_file_bytes) and parses a plan saved with `berth plan --out`, printing
+// what is wrong on stderr.
+[[nodiscard]] std::optional<plan::PlanFile> read_plan_file(const std::string& path, const util::InputLimits& limits);
 
 }  // namespace berth::cli

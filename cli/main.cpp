@@ -2,8 +2,9 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <mutex>
 
-#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
@@ -11,6 +12,8 @@
 #include "cli/output.hpp"
 #include "cli/version.hpp"
 #include "engine/state/store.hpp"
+#include "engine/util/limits.hpp"
+#include "engine/util/printable.hpp"
 #include "providers/lxd/client_config.hpp"
 
 namespace {
@@ -41,9 +44,67 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& text)
   return std::chrono::milliseconds(static_cast<long long>(value * scale));
 }
 
+// A size flag's value; CLI11 prints the problem after the flag's name.
+const CLI::Validator size_limit{[](std::string& text) { return berth::util::parse_size_limit(text).problem; }, ""};
+
+// --max-file-size and, for commands that read hosts, --max-response-size: the limits of
+// engine/util/limits.hpp, into `limits` once the command line is parsed.
+class LimitFlags {
+ public:
+  void add_to(CLI::App* cmd, bool reads_hosts) {
+    const berth::util::InputLimits defaults;
+    cmd->add_option("--max-file-size", file_,
+                    "Largest fleet file or saved plan read, in bytes or with KiB, MiB, GiB (default " +
+                        berth::util::format_size(defaults.fleet_file_bytes) + " for a fleet file, " +
+                        berth::util::format_size(defaults.plan_file_bytes) + " for a saved plan)")
+        ->type_name("SIZE")
+        ->check(size_limit);
+    if (reads_hosts) {
+      cmd->add_option("--max-response-size", response_,
+                      "Largest answer read from a host, in bytes or with KiB, MiB, GiB (default " +
+                          berth::util::format_size(defaults.response_bytes) + ")")
+          ->type_name("SIZE")
+          ->check(size_limit);
+    }
+  }
+  // The parser has checked both values already.
+  void apply_to(berth::util::InputLimits& limits) const {
+    if (!file_.empty()) {
+      limits.fleet_file_bytes = limits.plan_file_bytes = *berth::util::parse_size_limit(file_).bytes;
+    }
+    if (!response_.empty()) limits.response_bytes = *berth::util::parse_size_limit(response_).bytes;
+  }
+
+ private:
+  std::string file_;
+  std::string response_;
+};
+
+// Log messages quote daemon answers, names and paths: their text is escaped as everything else
+// echoed is (engine/util/printable.hpp). The level prefix is the formatter's, outside the message.
+class PrintableSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  explicit PrintableSink(std::ostream& out) : out_(out) {}
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    const std::string text = berth::util::printable(std::string_view{msg.payload.data(), msg.payload.size()});
+    spdlog::details::log_msg escaped = msg;
+    escaped.payload = spdlog::string_view_t{text.data(), text.size()};
+    spdlog::memory_buf_t formatted;
+    formatter_->format(escaped, formatted);
+    out_.write(formatted.data(), static_cast<std::streamsize>(formatted.size()));
+    out_.flush();
+  }
+  void flush_() override { out_.flush(); }
+
+ private:
+  std::ostream& out_;
+};
+
 // Logs go to std::cerr, so that they pass through the same scrubbing as every other output.
 void setup_logging(const std::string& level) {
-  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(std::cerr, /*force_flush=*/true);
+  auto sink = std::make_shared<PrintableSink>(std::cerr);
   auto logger = std::make_shared<spdlog::logger>("berth", sink);
   logger->set_pattern("%^%l%$: %v");
   spdlog::set_default_logger(logger);
@@ -72,9 +133,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--no-color", global.no_color, "Never colour the output (NO_COLOR in the environment does the same)");
 
+  // Each command is parsed alone, so the commands can share one set of limit flags.
+  LimitFlags limit_flags;
   ValidateOptions validate;
   auto* validate_cmd = app.add_subcommand("validate", "Check a fleet file without contacting any host");
   validate_cmd->add_option("-f,--file", validate.file, "Fleet file")->capture_default_str();
+  limit_flags.add_to(validate_cmd, /*reads_hosts=*/false);
 
   PlanCommandOptions plan;
   auto* plan_cmd = app.add_subcommand("plan", "Read every host and print what apply would change");
@@ -93,11 +157,13 @@ int main(int argc, char** argv) {
   std::string state_path = berth::state::default_state_path().string();
   plan_cmd->add_option("--state", state_path, "State file whose interrupted runs the plan settles (env BERTH_STATE)")
       ->capture_default_str();
+  limit_flags.add_to(plan_cmd, /*reads_hosts=*/true);
 
   ShowOptions show;
   auto* show_cmd = app.add_subcommand("show", "Print a saved plan");
   show_cmd->add_option("planfile", show.plan_file, "A file written by `berth plan --out`")->required();
   show_cmd->add_flag("--json", show.json, "Print it as JSON");
+  limit_flags.add_to(show_cmd, /*reads_hosts=*/false);
 
   ApplyOptions apply;
   std::string lock_timeout = "0s";
@@ -114,6 +180,7 @@ int main(int argc, char** argv) {
     cmd->add_option("--state", state_path, "State file: runs, journal, lock (env BERTH_STATE)")->capture_default_str();
     cmd->add_option("--lock-timeout", lock_timeout, "How long to wait for another apply's lock (e.g. 30s, 2m)")
         ->capture_default_str();
+    limit_flags.add_to(cmd, /*reads_hosts=*/true);
   };
   auto* apply_cmd = app.add_subcommand("apply", "Carry out the plan (computed now, or a saved one)");
   add_apply_options(apply_cmd);
@@ -166,6 +233,10 @@ int main(int argc, char** argv) {
   global.config_dir = config_dir;
   setup_logging(log_level);
 
+  limit_flags.apply_to(validate.limits);
+  limit_flags.apply_to(plan.limits);
+  limit_flags.apply_to(show.limits);
+  limit_flags.apply_to(apply.limits);
   if (validate_cmd->parsed()) return run_validate(global, validate);
   if (plan_cmd->parsed()) {
     plan.state_path = state_path;
@@ -179,7 +250,8 @@ int main(int argc, char** argv) {
     apply.state_path = state_path;
     const auto timeout = parse_duration(lock_timeout);
     if (!timeout) {
-      std::cerr << "berth: --lock-timeout: '" << lock_timeout << "' is not a duration (e.g. 30s, 2m)\n";
+      std::cerr << "berth: --lock-timeout: '" << berth::util::printable(lock_timeout)
+                << "' is not a duration (e.g. 30s, 2m)\n";
       return exit_error;
     }
     apply.lock_timeout = *timeout;

@@ -14,6 +14,7 @@
 #include "engine/plan/plan.hpp"
 #include "engine/plan/plan_file.hpp"
 #include "engine/plan/render.hpp"
+#include "engine/util/printable.hpp"
 
 namespace berth::cli {
 namespace {
@@ -30,27 +31,27 @@ std::string now_rfc3339() {
 }  // namespace
 
 int run_validate(const GlobalOptions& /*global*/, const ValidateOptions& options) {
-  const auto fleet = load_fleet(options.file);
+  const auto fleet = load_fleet(options.file, options.limits);
   if (!fleet) return exit_error;
-  std::cout << options.file << ": valid (" << fleet->remotes.size() << " remotes, " << fleet->images.size()
-            << " images, " << fleet->containers.size() << " containers)\n";
+  std::cout << util::printable(options.file) << ": valid (" << fleet->remotes.size() << " remotes, "
+            << fleet->images.size() << " images, " << fleet->containers.size() << " containers)\n";
   return exit_ok;
 }
 
 int run_plan(const GlobalOptions& global, const PlanCommandOptions& options) {
-  const auto fleet = load_fleet(options.file);
+  const auto fleet = load_fleet(options.file, options.limits);
   if (!fleet) return exit_error;
 
   auto opened = open_state(options.state_path, /*only_existing=*/true);
   if (opened.failed) return exit_error;
-  const LxdProviders lxd_providers(global);
+  const LxdProviders lxd_providers(global, options.limits);
   plan::Plan plan =
       apply::prepare_plan(*fleet, opened.store.get(), lxd_providers.view(), apply::Goal::apply, options.prune,
                           plan::ConsentFlags{options.allow_restart, options.allow_move}, options.read_parallelism);
   redact_plan_secrets(plan);
 
   if (options.json) {
-    std::cout << plan::to_json(plan).dump(2) << '\n';
+    std::cout << util::json_text(plan::to_json(plan), 2) << '\n';
   } else {
     std::cout << plan::render_text(plan, plan::TextStyle{use_color(stdout, global.no_color)});
   }
@@ -58,11 +59,12 @@ int run_plan(const GlobalOptions& global, const PlanCommandOptions& options) {
   if (!options.out.empty()) {
     const plan::PlanFile file{plan, now_rfc3339(), std::string{berth_version}};
     if (auto written = write_file_atomically(options.out, plan::serialize(file), 0600); !written.empty()) {
-      std::cerr << "berth: cannot save the plan: " << written << '\n';
+      std::cerr << "berth: cannot save the plan: " << util::printable(written) << '\n';
       return exit_error;
     }
     if (!options.json)
-      std::cout << "Saved the plan to " << options.out << "; apply it with `berth apply " << options.out << "`.\n";
+      std::cout << "Saved the plan to " << util::printable(options.out) << "; apply it with `berth apply "
+                << util::printable(options.out) << "`.\n";
   }
 
   if (plan.diagnostics.has_errors() || !plan.complete()) return exit_error;
@@ -71,13 +73,13 @@ int run_plan(const GlobalOptions& global, const PlanCommandOptions& options) {
 }
 
 int run_show(const GlobalOptions& global, const ShowOptions& options) {
-  const auto saved = read_plan_file(options.plan_file);
+  const auto saved = read_plan_file(options.plan_file, options.limits);
   if (!saved) return exit_error;
   if (options.json) {
-    std::cout << plan::to_json(saved->plan).dump(2) << '\n';
+    std::cout << util::json_text(plan::to_json(saved->plan), 2) << '\n';
   } else {
-    std::cout << "Saved plan " << options.plan_file << " (made " << saved->created_at << " from "
-              << saved->plan.fleet_path << ")\n\n"
+    std::cout << "Saved plan " << util::printable(options.plan_file) << " (made " << util::printable(saved->created_at)
+              << " from " << util::printable(saved->plan.fleet_path) << ")\n\n"
               << plan::render_text(saved->plan, plan::TextStyle{use_color(stdout, global.no_color)});
   }
   return exit_ok;

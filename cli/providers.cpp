@@ -2,16 +2,23 @@
 
 #include <iostream>
 
+#include "engine/util/printable.hpp"
 #include "providers/lxd/executor.hpp"
 #include "providers/lxd/state_reader.hpp"
 
 namespace berth::cli {
 
-LxdProviders::LxdProviders(const GlobalOptions& global) {
+LxdProviders::LxdProviders(const GlobalOptions& global, const util::InputLimits& limits) {
   const lxd::ClientConfig client{global.config_dir};
-  reader_ = lxd::make_state_reader(client);
-  recoverer_ = lxd::make_recoverer(client);
-  executor_ = lxd::make_executor(client);
+  lxd::Timeouts bounds;
+  bounds.max_response_bytes = limits.response_bytes;
+  lxd::StateReaderOptions reading;
+  reading.timeouts = bounds;
+  lxd::ExecutorOptions executing;
+  executing.timeouts = bounds;
+  reader_ = lxd::make_state_reader(client, reading);
+  recoverer_ = lxd::make_recoverer(client, executing);
+  executor_ = lxd::make_executor(client, executing);
 }
 
 OpenedStore open_state(const std::filesystem::path& path, bool only_existing) {
@@ -19,7 +26,7 @@ OpenedStore open_state(const std::filesystem::path& path, bool only_existing) {
   try {
     out.store = only_existing ? state::Store::open_existing(path) : state::Store::open(path);
   } catch (const state::StoreError& e) {
-    std::cerr << "berth: " << e.what() << '\n';
+    std::cerr << "berth: " << util::printable(e.what()) << '\n';
     out.failed = true;
   }
   return out;

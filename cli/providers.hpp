@@ -14,7 +14,8 @@ namespace berth::cli {
 
 class LxdProviders {
  public:
-  explicit LxdProviders(const GlobalOptions& global);
+  // Every connection is bounded by `limits.response_bytes` per answer.
+  LxdProviders(const GlobalOptions& global, const util::InputLimits& limits);
   [[nodiscard]] apply::Providers view() const { return {reader_.get(), recoverer_.get(), executor_.get()}; }
 
  private:

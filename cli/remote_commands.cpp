@@ -6,6 +6,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/terminal.hpp"
+#include "engine/util/printable.hpp"
 #include "providers/lxd/remote_add.hpp"
 #include "providers/lxd/remote_store.hpp"
 
@@ -28,21 +29,26 @@ int run_remote_add(const GlobalOptions& global, const RemoteAddOptions& options)
   if (!options.password && !options.token && stdin_is_tty()) {
     // As `lxc remote add`: ask for the secret only once the server turns out not to trust us. It is
     // asked inside add_remote, so it goes to the certificate confirmed above and to no other.
-    request.ask_secret = [&options] { return read_secret("Admin password (or token) for " + options.name + ": "); };
+    request.ask_secret = [&options] {
+      std::string question = "Admin password (or token) for ";
+      question += util::printable(options.name);
+      return read_secret(question + ": ");
+    };
   }
   if (options.url.empty() && !options.token) {
-    std::cerr << "berth: remote " << options.name << ": give a URL (https://host[:port] or unix:///path), "
+    std::cerr << "berth: remote " << util::printable(options.name)
+              << ": give a URL (https://host[:port] or unix:///path), "
               << "or a --token that carries the host's addresses\n";
     return exit_error;
   }
 
   const auto added = lxd::add_remote(lxd::ClientConfig{global.config_dir}, request);
   if (!added) {
-    std::cerr << "berth: " << added.error().message << '\n';
+    std::cerr << "berth: " << util::printable(added.error().message) << '\n';
     return exit_error;
   }
-  std::cout << "Remote " << added->name << " added: " << added->url;
-  if (!added->fingerprint.empty()) std::cout << " (certificate sha256:" << added->fingerprint << ")";
+  std::cout << "Remote " << util::printable(added->name) << " added: " << util::printable(added->url);
+  if (!added->fingerprint.empty()) std::cout << " (certificate sha256:" << util::printable(added->fingerprint) << ")";
   std::cout << '\n';
   return exit_ok;
 }
@@ -50,25 +56,27 @@ int run_remote_add(const GlobalOptions& global, const RemoteAddOptions& options)
 int run_remote_list(const GlobalOptions& global, bool json) {
   const auto remotes = lxd::list_remotes(lxd::ClientConfig{global.config_dir});
   if (!remotes) {
-    std::cerr << "berth: " << remotes.error().message << '\n';
+    std::cerr << "berth: " << util::printable(remotes.error().message) << '\n';
     return exit_error;
   }
   if (json) {
     nlohmann::json out = nlohmann::json::object();
     for (const auto& r : *remotes) out[r.name] = {{"url", r.url}, {"fingerprint", r.fingerprint}};
-    std::cout << nlohmann::json{{"remotes", out}}.dump(2) << '\n';
+    std::cout << util::json_text(nlohmann::json{{"remotes", out}}, 2) << '\n';
     return exit_ok;
   }
   if (remotes->empty()) {
     std::cout << "No remotes. Add one with `berth remote add NAME URL`.\n";
     return exit_ok;
   }
+  // remotes.json is a file anyone with access to the config dir may have edited.
   std::size_t width = 4;
-  for (const auto& r : *remotes) width = std::max(width, r.name.size());
+  for (const auto& r : *remotes) width = std::max(width, util::printable(r.name).size());
   std::cout << std::string("NAME") << std::string(width - 4 + 2, ' ') << "URL  FINGERPRINT\n";
   for (const auto& r : *remotes) {
-    std::cout << r.name << std::string(width - r.name.size() + 2, ' ') << r.url << "  "
-              << (r.fingerprint.empty() ? "-" : r.fingerprint.substr(0, 12)) << '\n';
+    const std::string name = util::printable(r.name);
+    std::cout << name << std::string(width - name.size() + 2, ' ') << util::printable(r.url) << "  "
+              << (r.fingerprint.empty() ? "-" : util::printable(r.fingerprint.substr(0, 12))) << '\n';
   }
   return exit_ok;
 }
@@ -76,10 +84,10 @@ int run_remote_list(const GlobalOptions& global, bool json) {
 int run_remote_remove(const GlobalOptions& global, const std::string& name) {
   const auto removed = lxd::remove_remote(lxd::ClientConfig{global.config_dir}, name);
   if (!removed) {
-    std::cerr << "berth: " << removed.error().message << '\n';
+    std::cerr << "berth: " << util::printable(removed.error().message) << '\n';
     return exit_error;
   }
-  std::cout << "Remote " << name << " removed.\n";
+  std::cout << "Remote " << util::printable(name) << " removed.\n";
   return exit_ok;
 }
 

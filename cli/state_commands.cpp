@@ -9,6 +9,7 @@
 #include "cli/providers.hpp"
 #include "cli/terminal.hpp"
 #include "engine/state/store.hpp"
+#include "engine/util/printable.hpp"
 
 namespace berth::cli {
 namespace {
@@ -16,6 +17,11 @@ namespace {
 nlohmann::json detail_of(const state::JournalEntry& e) {
   auto detail = nlohmann::json::parse(e.detail, nullptr, false);
   return detail.is_discarded() ? nlohmann::json(nullptr) : detail;
+}
+
+// The detail as one line of JSON, safe for a terminal.
+std::string shown_detail(const state::JournalEntry& e) {
+  return util::printable(util::json_text(detail_of(e)));
 }
 
 }  // namespace
@@ -35,18 +41,20 @@ int run_state_intents(const GlobalOptions& /*global*/, const StateCommandOptions
                      {"since", e.at},
                      {"detail", detail_of(e)}});
     }
-    std::cout << out.dump(2) << '\n';
+    std::cout << util::json_text(out, 2) << '\n';
     return exit_ok;
   }
   if (open.empty()) {
-    std::cout << "No open intents in " << options.state_path.string() << ".\n";
+    std::cout << "No open intents in " << util::printable(options.state_path.string()) << ".\n";
     return exit_ok;
   }
-  std::cout << open.size() << " open intent" << (open.size() == 1 ? "" : "s") << " in " << options.state_path.string()
+  std::cout << open.size() << " open intent" << (open.size() == 1 ? "" : "s") << " in "
+            << util::printable(options.state_path.string())
             << " (steps an interrupted run started and never finished):\n";
   for (const auto& e : open) {
-    std::cout << "  " << e.seq << "  run " << e.run_id << "  " << e.action_id << "  step " << e.step << "  since "
-              << e.at << "\n      " << detail_of(e).dump() << '\n';
+    std::cout << "  " << e.seq << "  run " << e.run_id << "  " << util::printable(e.action_id) << "  step "
+              << util::printable(e.step) << "  since " << util::printable(e.at) << "\n      " << shown_detail(e)
+              << '\n';
   }
   std::cout << "`berth apply` settles them (see `berth plan`); one it cannot settle can be dropped with "
                "`berth state drop-intent ID` once the hosts are put right by hand.\n";
@@ -57,24 +65,24 @@ int run_state_drop_intent(const GlobalOptions& /*global*/, const StateCommandOpt
   const auto opened = open_state(options.state_path, /*only_existing=*/true);
   if (opened.failed) return exit_error;
   if (!opened.store) {
-    std::cerr << "berth: there is no state file at " << options.state_path.string() << '\n';
+    std::cerr << "berth: there is no state file at " << util::printable(options.state_path.string()) << '\n';
     return exit_error;
   }
   auto& store = opened.store;
   const auto open = store->open_intents();
   const auto it = std::find_if(open.begin(), open.end(), [&](const state::JournalEntry& e) { return e.seq == seq; });
   if (it == open.end()) {
-    std::cerr << "berth: no open intent with id " << seq << " in " << options.state_path.string()
+    std::cerr << "berth: no open intent with id " << seq << " in " << util::printable(options.state_path.string())
               << "; `berth state intents` lists them\n";
     return exit_error;
   }
   if (const auto holder = store->live_lock_holder()) {
-    std::cerr << "berth: another run holds the state file's lock (" << holder->command << ", pid " << holder->pid
-              << "); its steps are in flight, not interrupted. Wait for it to finish.\n";
+    std::cerr << "berth: another run holds the state file's lock (" << util::printable(holder->command) << ", pid "
+              << holder->pid << "); its steps are in flight, not interrupted. Wait for it to finish.\n";
     return exit_error;
   }
-  std::cout << "Intent " << it->seq << ": run " << it->run_id << ", " << it->action_id << ", step " << it->step
-            << "\n  " << detail_of(*it).dump() << '\n'
+  std::cout << "Intent " << it->seq << ": run " << it->run_id << ", " << util::printable(it->action_id) << ", step "
+            << util::printable(it->step) << "\n  " << shown_detail(*it) << '\n'
             << "Dropping it makes berth forget that this step may be half-done; berth will plan the containers "
                "it names as it finds them.\n";
   if (!options.auto_approve) {

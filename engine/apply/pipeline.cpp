@@ -5,6 +5,7 @@
 
 #include "engine/apply/read_live.hpp"
 #include "engine/plan/render.hpp"
+#include "engine/util/printable.hpp"
 
 namespace berth::apply {
 namespace {
@@ -263,7 +264,7 @@ PipelineResult run_pipeline(const model::Fleet& fleet, state::Store& store, cons
 
   // walk, record
   try {
-    std::string plan_json = plan::to_json(plan).dump();  // secrets masked already; the redactor is a net
+    std::string plan_json = util::json_text(plan::to_json(plan));  // secrets masked already; the redactor is a net
     if (options.redactor != nullptr) plan_json = options.redactor->apply(plan_json);
     result.run_id = store.begin_run(options.command, fleet.path, plan_json);
   } catch (const state::StoreError& e) {

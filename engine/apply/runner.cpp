@@ -6,6 +6,8 @@
 #include <mutex>
 #include <thread>
 
+#include "engine/util/printable.hpp"
+
 namespace berth::apply {
 namespace {
 
@@ -23,14 +25,14 @@ class StoreJournal final : public providers::StepJournal {
     std::int64_t seq = 0;
     {
       const std::lock_guard lock(mutex_);
-      seq = store_.journal_intent(run_id_, action_id, step, clean_json(detail).dump());
+      seq = store_.journal_intent(run_id_, action_id, step, util::json_text(clean_json(detail)));
     }
     if (options_.on_intent) options_.on_intent(action_id, step);
     return seq;
   }
   void result(std::int64_t seq, bool ok, const nlohmann::json& detail) override {
     const std::lock_guard lock(mutex_);
-    store_.journal_result(seq, ok, clean_json(detail).dump());
+    store_.journal_result(seq, ok, util::json_text(clean_json(detail)));
   }
   std::mutex& mutex() { return mutex_; }
   [[nodiscard]] std::string clean(std::string_view text) const {

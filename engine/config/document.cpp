@@ -10,6 +10,8 @@
 #include <limits>
 #include <sstream>
 
+#include "engine/util/printable.hpp"
+
 namespace berth::config {
 namespace {
 
@@ -87,6 +89,12 @@ nlohmann::json resolve_plain(const std::string& s, bool interpolated) {
   return s;
 }
 
+std::string variables_of(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& v : names) out += (out.empty() ? "" : ", ") + std::string{"${env:"} + v + "}";
+  return out;
+}
+
 std::string line_of(const diag::SourceLocation& where) {
   return "line " + std::to_string(where.line) + ", column " + std::to_string(where.column);
 }
@@ -155,6 +163,14 @@ class Converter {
       origin.env_vars = std::move(result.variables);
       text = std::move(result.text);
     }
+    // LXD's API is JSON, which is UTF-8 only: a value that is not cannot be passed on (nor shown).
+    if (!util::is_utf8(text) && !doc_.broken.contains(path)) {
+      out_.error(interpolated ? "the value of " + variables_of(origin.env_vars) + " is not valid UTF-8"
+                              : "the value is not valid UTF-8 text",
+                 doc_.display(path), origin.value,
+                 interpolated ? "set the variable to UTF-8 text" : "save the file as UTF-8");
+      doc_.broken.insert(path);
+    }
     origin.text = text;
     // "?" is the tag of a plain scalar; quoted and block scalars ("!") and explicit tags are strings.
     if (node.Tag() == "?") return resolve_plain(text, interpolated);
@@ -174,6 +190,10 @@ class Converter {
         continue;
       }
       const std::string& name = key.Scalar();
+      if (!util::is_utf8(name)) {
+        out_.error("a key is not valid UTF-8 text", doc_.display(path), key_where, "save the file as UTF-8");
+        continue;
+      }
       if (name == "<<" && key.Tag() == "?") {
         out_.error("YAML merge keys (<<) are not supported", doc_.display(path), key_where,
                    "write the keys out; anchors and aliases (&name, *name) of whole values do work");
@@ -210,19 +230,11 @@ bool is_index(const nlohmann::json& parent) {
 }  // namespace
 
 std::string quote(std::string_view text) {
+  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict, bug 105329) on "'" + s + "'".
   std::string out = "'";
-  for (const char c : text) {
-    if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      out += '?';
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
+  out += util::printable(text);
+  out += '\'';
+  return out;
 }
 
 namespace {
@@ -376,11 +388,7 @@ std::string Document::display(const KeyPath& path) const {
 
 std::string Document::quoted(const KeyPath& path) const {
   if (const auto* o = origin(path)) {
-    if (!o->env_vars.empty()) {
-      std::string names;
-      for (const auto& v : o->env_vars) names += (names.empty() ? "" : ", ") + std::string{"${env:"} + v + "}";
-      return "the value of " + names;
-    }
+    if (!o->env_vars.empty()) return "the value of " + variables_of(o->env_vars);
     return quote(o->text);
   }
   if (const auto* v = find(path); v != nullptr && v->is_string()) return quote(v->get<std::string>());

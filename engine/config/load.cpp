@@ -1,17 +1,12 @@
 #include "engine/config/load.hpp"
 
-#include <array>
-
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <tuple>
 
 #include "engine/config/document.hpp"
 #include "engine/config/resolve.hpp"
 #include "engine/config/schema_check.hpp"
+#include "engine/util/read_file.hpp"
 #include "engine/util/sha256.hpp"
 
 namespace berth::config {
@@ -50,34 +45,27 @@ LoadResult load_fleet_text(std::string_view text, std::string path_for_messages,
   return result;
 }
 
-LoadResult load_fleet_file(const std::filesystem::path& path, const EnvLookup& env) {
+LoadResult load_fleet_file(const std::filesystem::path& path, const EnvLookup& env, std::uint64_t max_bytes) {
   const std::string name = path.string();
   auto fail = [&](std::string summary, std::string detail) {
     LoadResult result;
     result.diagnostics.error(std::move(summary), {}, diag::SourceLocation{name, 0, 0}, std::move(detail));
     return result;
   };
-  std::error_code ec;
-  const auto status = std::filesystem::status(path, ec);
-  if (ec || !std::filesystem::exists(status)) {
-    return fail("no such file", "check the path, or name the fleet file with -f FILE");
+  auto read = util::read_file_bounded(path, max_bytes);
+  switch (read.problem) {
+    case util::ReadProblem::none: break;
+    case util::ReadProblem::not_found:
+      return fail("no such file", "check the path, or name the fleet file with -f FILE");
+    case util::ReadProblem::is_directory: return fail("is a directory, not a fleet file", "name a YAML file");
+    case util::ReadProblem::cannot_open: return fail("cannot open the file: " + read.os_error, "check its permissions");
+    case util::ReadProblem::cannot_read: return fail("cannot read the file: " + read.os_error, {});
+    case util::ReadProblem::too_large:
+      return fail("is larger than " + util::format_size(max_bytes),
+                  "a fleet file is text of a few kilobytes: check that -f names the right file; if it is, raise "
+                  "the limit with --max-file-size");
   }
-  if (std::filesystem::is_directory(status)) return fail("is a directory, not a fleet file", "name a YAML file");
-  std::ifstream in{path, std::ios::binary};
-  if (!in) return fail(std::string{"cannot open the file: "} + std::strerror(errno), "check its permissions");
-  // Read at most one byte over the limit: a device such as /dev/zero never ends.
-  std::string bytes;
-  std::array<char, 65536> chunk{};
-  while (in && bytes.size() <= max_fleet_file_bytes) {
-    in.read(chunk.data(), chunk.size());
-    bytes.append(chunk.data(), static_cast<std::size_t>(in.gcount()));
-  }
-  if (in.bad()) return fail(std::string{"cannot read the file: "} + std::strerror(errno), {});
-  if (bytes.size() > max_fleet_file_bytes) {
-    return fail("is larger than " + std::to_string(max_fleet_file_bytes / (1024 * 1024)) + " MiB",
-                "a fleet file is text of a few kilobytes; check that -f names the right file");
-  }
-  return load_fleet_text(bytes, name, env);
+  return load_fleet_text(read.bytes, name, env);
 }
 
 }  // namespace berth::config

@@ -11,6 +11,7 @@
 #include "engine/config/interpolate.hpp"
 #include "engine/diag/diagnostics.hpp"
 #include "engine/model/desired.hpp"
+#include "engine/util/limits.hpp"
 
 namespace berth::config {
 
@@ -19,12 +20,11 @@ struct LoadResult {
   diag::Diagnostics diagnostics;      // every problem in the file, sorted by position
 };
 
-// A fleet file larger than this is refused before it is parsed (docs/fleet-file.md, Limits).
-inline constexpr std::size_t max_fleet_file_bytes = std::size_t{16} << 20;
-
-// Reads and loads the file at `path`; a missing or unreadable file is a diagnostic.
+// Reads and loads the file at `path`; a missing or unreadable file is a diagnostic, and so is one
+// larger than `max_bytes`, which is refused before it is parsed (docs/fleet-file.md, Limits).
 // Fleet.path is `path` as given.
-[[nodiscard]] LoadResult load_fleet_file(const std::filesystem::path& path, const EnvLookup& env = process_env());
+[[nodiscard]] LoadResult load_fleet_file(const std::filesystem::path& path, const EnvLookup& env = process_env(),
+                                         std::uint64_t max_bytes = util::InputLimits{}.fleet_file_bytes);
 
 // Loads fleet file text; `path_for_messages` names it in diagnostics and becomes Fleet.path.
 // Fleet.digest is "sha256:" + the SHA-256 of `text`.

@@ -1,7 +1,10 @@
 #include "engine/config/resolve.hpp"
 
 #include <algorithm>
+#include <string_view>
 #include <tuple>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "engine/config/schema_check.hpp"
 #include "engine/config/url.hpp"
@@ -42,9 +45,11 @@ class Resolver {
     if (auto name = string_at({"name"})) fleet.name = *name;
     if (const auto* v = usable({"prune"}); v != nullptr && v->is_boolean()) fleet.prune = v->get<bool>();
     remote_names_ = keys_of(doc_.find({"remotes"}));
+    remote_set_.insert(remote_names_.begin(), remote_names_.end());
     image_names_ = keys_of(doc_.find({"images"}));
     container_names_ = keys_of(doc_.find({"containers"}));
     if (const auto* listed = usable({"sensitive"}); listed != nullptr && listed->is_array()) {
+      check_listed_once({"sensitive"}, *listed);
       for (const auto& key : strings_of(*listed)) sensitive_keys_.insert(key);
     }
     for (const auto& name : remote_names_) fleet.remotes.emplace(name, remote(name));
@@ -129,9 +134,7 @@ class Resolver {
     out_.error(std::move(summary), doc_.display(path), std::move(where), std::move(detail));
   }
 
-  [[nodiscard]] bool is_remote(const std::string& name) const {
-    return std::find(remote_names_.begin(), remote_names_.end(), name) != remote_names_.end();
-  }
+  [[nodiscard]] bool is_remote(const std::string& name) const { return remote_set_.contains(name); }
 
   // An error for a reference to a remote that is not declared.
   void check_remote_reference(const KeyPath& path, const std::string& name) {
@@ -208,6 +211,26 @@ class Resolver {
     return names;
   }
 
+  // Snapshots, profiles and sensitive keys are each listed once. One pass with a hash set (the
+  // schema's uniqueItems compared every pair: 20k snapshots took 10 s to validate). Each repeat is
+  // reported at its own position and names the first; items already reported are skipped.
+  void check_listed_once(const KeyPath& path, const nlohmann::json& list) {
+    std::unordered_map<std::string_view, std::size_t> first_index;
+    first_index.reserve(list.size());
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const nlohmann::json& item = list[i];
+      if (!item.is_string()) continue;
+      const KeyPath item_path = child(path, std::to_string(i));
+      if (flagged_.contains(item_path) || doc_.broken.contains(item_path)) continue;
+      const auto [first, inserted] = first_index.emplace(item.get_ref<const std::string&>(), i);
+      if (inserted) continue;
+      const auto where = doc_.value_where(child(path, std::to_string(first->second)));
+      error(item_path, doc_.value_where(item_path), doc_.quoted(item_path) + " is listed twice",
+            "it is already listed at line " + std::to_string(where.line) + ", column " + std::to_string(where.column) +
+                "; list it once");
+    }
+  }
+
   model::ContainerSpec container(const std::string& name, const std::map<std::string, model::ImageSpec>& images) {
     const KeyPath path{"containers", name};
     model::ContainerSpec spec;
@@ -247,6 +270,7 @@ class Resolver {
 
     std::set<std::string> listed = sensitive_keys_;
     if (const auto* own = usable(child(path, "sensitive")); own != nullptr && own->is_array()) {
+      check_listed_once(child(path, "sensitive"), *own);
       for (const auto& key : strings_of(*own)) listed.insert(key);
     }
     if (const auto* config = usable(child(path, "config")); config != nullptr && config->is_object()) {
@@ -268,12 +292,17 @@ class Resolver {
       }
     }
     if (const auto* profiles = usable(child(path, "profiles")); profiles != nullptr && profiles->is_array()) {
+      check_listed_once(child(path, "profiles"), *profiles);
       spec.profiles = strings_of(*profiles);
     }
     if (const auto* snapshots = usable(child(path, "snapshots"))) {
-      if (snapshots->is_array()) spec.snapshots = strings_of(*snapshots);
+      if (snapshots->is_array()) {
+        check_listed_once(child(path, "snapshots"), *snapshots);
+        spec.snapshots = strings_of(*snapshots);
+      }
       if (snapshots->is_object()) {
         if (const auto names = snapshots->find("names"); names != snapshots->end() && names->is_array()) {
+          check_listed_once(child(child(path, "snapshots"), "names"), *names);
           spec.snapshots = strings_of(*names);
         }
         if (const auto prune = snapshots->find("prune"); prune != snapshots->end() && prune->is_boolean()) {
@@ -319,7 +348,7 @@ class Resolver {
       if (!clean_under(snapshots)) return;  // its snapshots are already reported as wrong
       const auto& declared = it->second.snapshots;
       const std::string& snap = *spec.copy_of->snapshot;
-      if (std::find(declared.begin(), declared.end(), snap) == declared.end()) {
+      if (!snapshot_set(source, declared).contains(snap)) {
         const std::string listed = declared.empty() ? "it declares none" : "declared: " + name_list(declared);
         error(path, doc_.value_where(path), "container " + quote(source) + " declares no snapshot " + quote(snap),
               "add it to containers." + source + ".snapshots (" + listed +
@@ -328,6 +357,15 @@ class Resolver {
                   source);
       }
     }
+  }
+
+  // The declared snapshots of `container` as a set, made once: many copies may name snapshots of
+  // one source that declares thousands.
+  const std::unordered_set<std::string>& snapshot_set(const std::string& container,
+                                                      const std::vector<std::string>& declared) {
+    auto [it, made] = snapshot_sets_.try_emplace(container);
+    if (made) it->second.insert(declared.begin(), declared.end());
+    return it->second;
   }
 
   void check_copy_cycles(const std::map<std::string, model::ContainerSpec>& containers) {
@@ -342,13 +380,14 @@ class Resolver {
     std::set<std::string> settled;
     for (const auto& start : order) {
       std::vector<std::string> walk;
+      std::map<std::string, std::size_t> on_walk;  // name -> its index in walk: chains can be long
       std::string current = start;
       while (!settled.contains(current)) {
-        const auto repeat = std::find(walk.begin(), walk.end(), current);
-        if (repeat != walk.end()) {
-          report_cycle({repeat, walk.end()}, order);
+        if (const auto repeat = on_walk.find(current); repeat != on_walk.end()) {
+          report_cycle({walk.begin() + static_cast<std::ptrdiff_t>(repeat->second), walk.end()}, order);
           break;
         }
+        on_walk.emplace(current, walk.size());
         walk.push_back(current);
         const auto it = containers.find(current);
         if (it == containers.end() || !it->second.copy_of) break;
@@ -362,9 +401,10 @@ class Resolver {
 
   void report_cycle(std::vector<std::string> cycle, const std::vector<std::string>& file_order) {
     // Start the cycle at the member that comes first in the file, and report it there.
-    const auto first = std::min_element(cycle.begin(), cycle.end(), [&](const std::string& a, const std::string& b) {
-      return std::find(file_order.begin(), file_order.end(), a) < std::find(file_order.begin(), file_order.end(), b);
-    });
+    const std::set<std::string> members(cycle.begin(), cycle.end());
+    const auto first_in_file = std::find_if(file_order.begin(), file_order.end(),
+                                            [&](const std::string& name) { return members.contains(name); });
+    const auto first = std::find(cycle.begin(), cycle.end(), *first_in_file);
     std::rotate(cycle.begin(), first, cycle.end());
     std::string path_text;
     for (const auto& c : cycle) path_text += c + " -> ";
@@ -378,9 +418,11 @@ class Resolver {
   const std::set<KeyPath>& flagged_;
   diag::Diagnostics& out_;
   std::vector<std::string> remote_names_;
+  std::set<std::string> remote_set_;  // remote_names_, for lookups
   std::vector<std::string> image_names_;
   std::vector<std::string> container_names_;
-  std::set<std::string> sensitive_keys_;  // the file's sensitive: list
+  std::set<std::string> sensitive_keys_;                                  // the file's sensitive: list
+  std::map<std::string, std::unordered_set<std::string>> snapshot_sets_;  // see snapshot_set()
 };
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <regex>
+#include <tuple>
 
 #include "engine/config/names.hpp"
 #include "engine/config/schema.hpp"
@@ -326,12 +327,12 @@ std::string type_detail(const std::vector<std::string>& expected, const nlohmann
 
 // ---- valijson's errors ----
 
-enum class Kind { wrapper, type, unknown_key, required, pattern, enum_value, const_value, range, unique, other };
+enum class Kind { wrapper, type, unknown_key, required, pattern, enum_value, const_value, range, other };
 
 struct RawError {
   KeyPath path;
   Kind kind = Kind::other;
-  std::string argument;  // the missing key; the later index of a duplicate
+  std::string argument;  // the missing key
   std::string text;      // valijson's description, for the kinds berth does not reword
 };
 
@@ -368,9 +369,6 @@ RawError classify(const valijson::ValidationResults::Error& e) {
     r.kind = Kind::const_value;
   } else if (d.starts_with("Expected number")) {
     r.kind = Kind::range;
-  } else if (d.starts_with("Elements at indexes")) {
-    r.kind = Kind::unique;
-    r.argument = between(" and #", " ");
   }
   return r;
 }
@@ -395,7 +393,6 @@ class Reporter {
       case Kind::enum_value: return enum_error(e.path);
       case Kind::const_value: return const_error(e.path);
       case Kind::range: return range_error(e.path);
-      case Kind::unique: return duplicate_item(e.path, e.argument);
       case Kind::other:
         flagged_.insert(e.path);
         out_.error(e.text, doc_.display(e.path), doc_.value_where(e.path));
@@ -549,31 +546,9 @@ class Reporter {
     error(path, doc_.value_where(path), {bound + " (got " + written(doc_, path) + ")", {}});
   }
 
-  void duplicate_item(const KeyPath& path, const std::string& later_index) {
-    KeyPath item = path;
-    item.push_back(later_index);
-    if (!reported_duplicates_.insert(item).second) return;
-    const nlohmann::json* list = doc_.find(path);
-    const nlohmann::json* value = doc_.find(item);
-    if (list == nullptr || value == nullptr) return;
-    std::string first_where;
-    for (std::size_t i = 0; i < list->size(); ++i) {
-      if ((*list)[i] == *value) {
-        KeyPath first = path;
-        first.push_back(std::to_string(i));
-        const auto where = doc_.value_where(first);
-        first_where = "line " + std::to_string(where.line) + ", column " + std::to_string(where.column);
-        break;
-      }
-    }
-    error(item, doc_.value_where(item),
-          {subject(doc_, item) + " is listed twice", "it is already listed at " + first_where + "; list it once"});
-  }
-
   const Document& doc_;
   diag::Diagnostics& out_;
   std::set<KeyPath>& flagged_;
-  std::set<KeyPath> reported_duplicates_;
 };
 
 }  // namespace
@@ -647,21 +622,29 @@ void check_schema(const Document& doc, diag::Diagnostics& out, std::set<KeyPath>
   // Errors that only arise when the value has the type their constraint applies to (a pattern on a
   // string, a range on a number, keys of a map, items of a list): a branch with the right type.
   auto implies_right_type = [](Kind k) {
-    return k == Kind::pattern || k == Kind::range || k == Kind::unique || k == Kind::required || k == Kind::unknown_key;
+    return k == Kind::pattern || k == Kind::range || k == Kind::required || k == Kind::unknown_key;
   };
+  // Indexed by path, so that a file with thousands of bad values is sorted out in n log n.
+  std::set<KeyPath> type_error_at;
+  std::set<KeyPath> right_type_at;
+  std::set<KeyPath> error_at;
   for (const auto& e : errors) {
-    const bool has_type_error = std::any_of(
-        errors.begin(), errors.end(), [&](const RawError& o) { return o.kind == Kind::type && o.path == e.path; });
-    const bool some_branch_matched = std::any_of(errors.begin(), errors.end(), [&](const RawError& o) {
-      const bool below = o.path.size() > e.path.size() && is_prefix(e.path, o.path);
-      return below || (o.path == e.path && implies_right_type(o.kind));
-    });
+    if (e.kind == Kind::type) type_error_at.insert(e.path);
+    if (implies_right_type(e.kind)) right_type_at.insert(e.path);
+    error_at.insert(e.path);
+  }
+  // Paths below `path` sort right after it, so the first path after it tells whether there is one.
+  auto error_below = [&](const KeyPath& path) {
+    const auto next = error_at.upper_bound(path);
+    return next != error_at.end() && next->size() > path.size() && is_prefix(path, *next);
+  };
+  std::set<std::tuple<Kind, KeyPath, std::string>> seen;
+  for (const auto& e : errors) {
+    const bool has_type_error = type_error_at.contains(e.path);
+    const bool some_branch_matched = error_below(e.path) || right_type_at.contains(e.path);
     if (e.kind == Kind::type && some_branch_matched) continue;
     if ((e.kind == Kind::enum_value || e.kind == Kind::const_value) && has_type_error && !some_branch_matched) continue;
-    const bool duplicate = std::any_of(kept.begin(), kept.end(), [&](const RawError& k) {
-      return k.kind == e.kind && k.path == e.path && k.argument == e.argument;
-    });
-    if (!duplicate) kept.push_back(e);
+    if (seen.emplace(e.kind, e.path, e.argument).second) kept.push_back(e);
   }
 
   Reporter reporter{doc, out, flagged};

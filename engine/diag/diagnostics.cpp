@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <tuple>
 
+#include "engine/util/printable.hpp"
+
 namespace berth::diag {
 
 void Diagnostics::error(std::string summary, std::string path, std::optional<SourceLocation> where,
@@ -32,10 +34,12 @@ void Diagnostics::sort_by_location() {
   });
 }
 
+// Every field may quote its input (a file name from the command line, a value from a daemon): each
+// is escaped on its own, so the line breaks and the layout are format()'s.
 std::string format(const Diagnostic& d) {
   std::string out;
   if (d.where) {
-    out += d.where->file;
+    out += util::printable(d.where->file);
     if (d.where->line > 0) {
       out += ':' + std::to_string(d.where->line);
       if (d.where->column > 0) out += ':' + std::to_string(d.where->column);
@@ -43,9 +47,12 @@ std::string format(const Diagnostic& d) {
     out += ": ";
   }
   out += d.severity == Severity::error ? "error: " : "warning: ";
-  if (!d.path.empty()) out += d.path + ": ";
-  out += d.summary;
-  if (!d.detail.empty()) out += "\n  " + d.detail;
+  if (!d.path.empty()) out += util::printable(d.path) + ": ";
+  out += util::printable(d.summary);
+  if (!d.detail.empty()) {
+    out += "\n  ";
+    out += util::printable(d.detail);
+  }
   return out;
 }
 

@@ -4,6 +4,7 @@
 
 #include "engine/model/desired.hpp"
 #include "engine/model/live.hpp"
+#include "engine/util/printable.hpp"
 #include "engine/util/sha256.hpp"
 
 namespace berth::model {
@@ -68,7 +69,7 @@ std::string digest_of(const LiveInstance& instance) {
                                 {"profiles", instance.profiles},
                                 {"power", to_string(instance.power)},
                                 {"snapshots", snapshots}};
-  return "sha256:" + util::sha256_hex(basis.dump());
+  return "sha256:" + util::sha256_hex(util::json_text(basis));
 }
 
 }  // namespace berth::model

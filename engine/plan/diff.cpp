@@ -9,7 +9,10 @@
 
 #include <algorithm>
 #include <array>
+#include <queue>
 #include <set>
+#include <string_view>
+#include <unordered_set>
 
 #include "engine/plan/order.hpp"
 #include "engine/plan/plan.hpp"
@@ -356,17 +359,37 @@ class Planner {
       last = restart.id;
     }
 
+    plan_snapshots(c, inst, last, after_id);
+    plan_power(c, power, last);
+  }
+
+  // Declared snapshots that are missing, and (with snapshots: prune) undeclared ones. Only when the
+  // read could list them: without the list every declared snapshot would look missing.
+  void plan_snapshots(const ContainerSpec& c, const LiveInstance& inst, const std::string& last,
+                      const std::string& after_id) {
+    if (!inst.snapshots_known) {
+      if (!c.snapshots.empty() || c.prune_snapshots) {
+        plan_.diagnostics.warning("its snapshots could not be read; none are taken or deleted", c.remote + ":" + c.name,
+                                  c.where, "see the remote's warning, then plan again");
+      }
+      return;
+    }
+    // Hash sets both ways: a container may declare and have tens of thousands of snapshots.
+    std::unordered_set<std::string_view> live_snapshots;
+    live_snapshots.reserve(inst.snapshots.size());
+    for (const auto& s : inst.snapshots) live_snapshots.insert(s.name);
     std::string snapshots_after = last;
     for (const auto& snap : c.snapshots) {
-      if (inst.has_snapshot(snap)) continue;
+      if (live_snapshots.contains(snap)) continue;
       auto& s = add(ActionKind::snapshot, Address{c.remote, c.name, snap}, "declared, does not exist");
       s.after = {{"snapshot", snap}};
       if (!snapshots_after.empty()) s.depends_on.push_back(snapshots_after);
       snapshot_by_[c.name + "/" + snap] = s.id;
     }
     if (c.prune_snapshots) {
+      const std::unordered_set<std::string_view> declared(c.snapshots.begin(), c.snapshots.end());
       for (const auto& live_snap : inst.snapshots) {
-        if (std::find(c.snapshots.begin(), c.snapshots.end(), live_snap.name) != c.snapshots.end()) continue;
+        if (declared.contains(live_snap.name)) continue;
         auto& d = add(ActionKind::delete_snapshot, Address{c.remote, c.name, live_snap.name},
                       "not declared; snapshots: prune");
         d.before = {{"snapshot", live_snap.name}, {"created_at", live_snap.created_at}};
@@ -374,8 +397,6 @@ class Planner {
         if (!after_id.empty()) d.depends_on.push_back(after_id);
       }
     }
-
-    plan_power(c, power, last);
   }
 
   void plan_power(const ContainerSpec& c, LivePower power, std::string after_id) {
@@ -426,30 +447,37 @@ class Planner {
 
   // Copies go last so that their sources' launches, moves and snapshots are known (copy of a copy works too:
   // copies are planned in dependency order).
+  //
+  // The order is that of passes over the pending copies in file order, each pass planning the
+  // copies whose source is planned by then. It is computed without the passes (which cost a pass
+  // per link of the longest chain): a copy is due in its source's pass when it comes after its
+  // source, else in the next pass, and a heap hands them out by (pass, position).
   void plan_copies() {
-    std::set<std::string> done;
-    std::vector<const ContainerSpec*> todo = pending_copies_;
-    bool progress = true;
-    while (!todo.empty() && progress) {
-      progress = false;
-      std::vector<const ContainerSpec*> later;
-      for (const auto* c : todo) {
-        const auto& src_name = c->copy_of->container;
-        const bool source_pending = std::any_of(todo.begin(), todo.end(), [&](const ContainerSpec* other) {
-          return other->name == src_name && done.count(other->name) == 0;
-        });
-        if (source_pending) {
-          later.push_back(c);
-          continue;
-        }
-        plan_copy(*c);
-        done.insert(c->name);
-        progress = true;
+    const auto& todo = pending_copies_;
+    std::map<std::string, std::size_t> position;  // pending copy -> its index in todo
+    for (std::size_t i = 0; i < todo.size(); ++i) position.emplace(todo[i]->name, i);
+    std::vector<std::vector<std::size_t>> copies_of(todo.size());  // pending source -> its pending copies
+    using Due = std::pair<std::size_t, std::size_t>;               // (pass, position)
+    std::priority_queue<Due, std::vector<Due>, std::greater<>> due;
+    for (std::size_t i = 0; i < todo.size(); ++i) {
+      const auto source = position.find(todo[i]->copy_of->container);
+      if (source == position.end()) {
+        due.emplace(0, i);
+      } else {
+        copies_of[source->second].push_back(i);
       }
-      todo = std::move(later);
     }
-    for (const auto* c : todo) {
-      plan_.diagnostics.error("copy_of forms a cycle", c->remote + ":" + c->name, c->where);
+    std::vector<bool> planned(todo.size(), false);
+    while (!due.empty()) {
+      const auto [pass, i] = due.top();
+      due.pop();
+      plan_copy(*todo[i]);
+      planned[i] = true;
+      for (const std::size_t copy : copies_of[i]) due.emplace(copy > i ? pass : pass + 1, copy);
+    }
+    for (std::size_t i = 0; i < todo.size(); ++i) {
+      if (!planned[i])
+        plan_.diagnostics.error("copy_of forms a cycle", todo[i]->remote + ":" + todo[i]->name, todo[i]->where);
     }
   }
 

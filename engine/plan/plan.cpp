@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "engine/util/printable.hpp"
 #include "engine/util/scrypt.hpp"
 
 namespace berth::plan {
@@ -74,7 +75,7 @@ std::optional<std::string> secret_text(const Action& a, const std::string& path)
     if (it != a.config.end()) return it->second;
   } else if (path.rfind("devices.", 0) == 0) {
     const auto it = a.devices.find(path.substr(8));
-    if (it != a.devices.end()) return nlohmann::json(it->second).dump();
+    if (it != a.devices.end()) return util::json_text(nlohmann::json(it->second));
   }
   return std::nullopt;
 }
@@ -145,7 +146,7 @@ std::vector<std::string> restore_secrets(Plan& plan, const model::Fleet& fleet) 
         problems.push_back(a.id + ": " + path + " is no longer declared for " + a.address.container);
         continue;
       }
-      const std::string text = declared->is_string() ? declared->get<std::string>() : declared->dump();
+      const std::string text = declared->is_string() ? declared->get<std::string>() : util::json_text(*declared);
       if (!util::verify_secret_digest(text, digest->second)) {
         problems.push_back(a.id + ": the value of " + path +
                            " differs from when the plan was made (did its environment variable change?)");

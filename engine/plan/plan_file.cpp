@@ -2,6 +2,7 @@
 
 #include "engine/plan/render.hpp"
 #include "engine/util/json_parse.hpp"
+#include "engine/util/printable.hpp"
 
 namespace berth::plan {
 
@@ -15,7 +16,7 @@ std::string serialize(const PlanFile& file) {
                             {"created_at", file.created_at},
                             {"berth_version", file.berth_version},
                             {"plan", to_json(plan)}};
-  return j.dump(2) + "\n";
+  return util::json_text(j, 2) + "\n";
 }
 
 ParsedPlanFile parse_plan_file(std::string_view text, const std::string& origin) {

@@ -2,6 +2,7 @@
 #include <sstream>
 
 #include "engine/plan/render.hpp"
+#include "engine/util/printable.hpp"
 
 namespace berth::plan {
 namespace {
@@ -44,20 +45,25 @@ std::string_view colour_of(ActionKind k) {
   }
 }
 
-// A JSON value as a user reads it: strings quoted, null as "(unset)", objects inline.
+// A JSON value as a user reads it: strings quoted, null as "(unset)", objects inline. JSON already
+// escapes control characters; printable() takes care of DEL and the C1 range.
 std::string show(const nlohmann::json& v) {
   if (v.is_null()) return "(unset)";
-  return v.dump();
+  return util::printable(util::json_text(v));
 }
 
 class Writer {
  public:
   explicit Writer(const TextStyle& style) : style_(style) {}
-  Writer& paint(std::string_view colour, std::string_view text) {
-    if (style_.color)
-      out_ << colour << text << reset;
-    else
-      out_ << text;
+  // Text is written as given: callers escape what came from input (names, values, reasons, errors)
+  // with util::printable, so that only berth's own colour codes reach the terminal.
+  Writer& paint(std::string_view colour, std::string_view text) { return paint(colour, {text}); }
+  // Parts, so that escaped input is never the right operand of "literal" + std::string (GCC 12
+  // warns falsely there: -Wrestrict, bug 105329).
+  Writer& paint(std::string_view colour, std::initializer_list<std::string_view> parts) {
+    if (style_.color) out_ << colour;
+    for (const auto part : parts) out_ << part;
+    if (style_.color) out_ << reset;
     return *this;
   }
   Writer& text(std::string_view t) {
@@ -81,25 +87,31 @@ std::string consent_note(const Action& a) {
 }
 
 void write_action(Writer& w, const Action& a) {
-  std::string subject = to_string(a.address);
-  if (a.source && a.kind != ActionKind::stop) subject = to_string(*a.source) + " -> " + subject;
+  std::string subject = util::printable(to_string(a.address));
+  if (a.source && a.kind != ActionKind::stop) subject = util::printable(to_string(*a.source)) + " -> " + subject;
   std::string verb{to_string(a.kind)};
   if (a.kind == ActionKind::delete_snapshot) verb = "delete";
   verb.resize(std::max<std::size_t>(verb.size(), 9), ' ');
   w.text("  ").paint(colour_of(a.kind), std::string(1, symbol(a.kind)) + " " + verb).text(" ").text(subject);
-  w.text("  ").paint(dim, "(" + a.reason + ")");
+  w.text("  ").paint(dim, {"(", util::printable(a.reason), ")"});
   if (const auto note = consent_note(a); !note.empty()) w.text("  ").paint(red, "[" + note + "]");
   w.text("\n");
   if (a.recovery) {
     w.text("        ")
-        .paint(dim, "recovery of run " + std::to_string(a.recovery->run_id) + ": " + a.recovery->found)
+        .paint(dim, {"recovery of run ", std::to_string(a.recovery->run_id), ": ", util::printable(a.recovery->found)})
         .text("\n");
   }
   for (const auto& c : a.changes) {
     const auto value = [&](const nlohmann::json& v) {
       return c.sensitive && !v.is_null() ? std::string{sensitive_text} : show(v);
     };
-    w.text("        ").text(c.path).text(": ").text(value(c.before)).text(" -> ").text(value(c.after)).text("\n");
+    w.text("        ")
+        .text(util::printable(c.path))
+        .text(": ")
+        .text(value(c.before))
+        .text(" -> ")
+        .text(value(c.after))
+        .text("\n");
   }
 }
 
@@ -141,9 +153,13 @@ std::string render_text(const Plan& plan, const TextStyle& style) {
   for (const auto& a : plan.actions) by_remote[a.address.remote].push_back(&a);
 
   for (const auto& [name, remote] : plan.remotes) {
-    w.paint(bold, "remote " + name).text(" (" + remote.url + ")");
+    w.paint(bold, {"remote ", util::printable(name)}).text(" (").text(util::printable(remote.url)).text(")");
     if (remote.status != model::RemoteStatus::ok) {
-      w.text(": ").paint(red, "Unknown").text(" — " + remote.error + "\n  its containers are not planned\n");
+      w.text(": ")
+          .paint(red, "Unknown")
+          .text(" — ")
+          .text(util::printable(remote.error))
+          .text("\n  its containers are not planned\n");
       continue;
     }
     const auto it = by_remote.find(name);
@@ -159,9 +175,9 @@ std::string render_text(const Plan& plan, const TextStyle& style) {
     for (const auto& d : plan.diagnostics.items()) {
       const bool error = d.severity == diag::Severity::error;
       w.paint(error ? red : yellow, error ? "error: " : "warning: ");
-      if (!d.path.empty()) w.text(d.path + ": ");
-      w.text(d.summary + "\n");
-      if (!d.detail.empty()) w.text("  " + d.detail + "\n");
+      if (!d.path.empty()) w.text(util::printable(d.path) + ": ");
+      w.text(util::printable(d.summary) + "\n");
+      if (!d.detail.empty()) w.text("  ").text(util::printable(d.detail)).text("\n");
     }
   }
 
@@ -171,7 +187,7 @@ std::string render_text(const Plan& plan, const TextStyle& style) {
     int count = 0;
     for (const auto& [name, remote] : plan.remotes) {
       if (remote.status == model::RemoteStatus::ok) continue;
-      unknown += (unknown.empty() ? "" : ", ") + name;
+      unknown += (unknown.empty() ? "" : ", ") + util::printable(name);
       ++count;
     }
     w.paint(red, "Plan incomplete: " + std::to_string(count) + " remote" + (count == 1 ? "" : "s") + " unknown (" +

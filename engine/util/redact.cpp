@@ -5,15 +5,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/util/printable.hpp"
+
 namespace berth::util {
 
 void Redactor::add(std::string_view secret, std::string_view shown) {
   if (secret.size() < min_length) return;
   const std::string plain{secret};
-  const std::string dumped = nlohmann::json(plain).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  const std::string dumped = json_text(nlohmann::json(plain));
   const std::string escaped = dumped.substr(1, dumped.size() - 2);  // as it appears inside a JSON string
+  const std::string shown_escaped = printable(plain);               // as a terminal line shows it
   const std::unique_lock lock(mutex_);
-  for (const auto& needle : {plain, escaped}) {
+  for (const auto& needle : {plain, escaped, shown_escaped}) {
     const bool known = std::any_of(pairs_.begin(), pairs_.end(), [&](const auto& p) { return p.first == needle; });
     if (!known) pairs_.emplace_back(needle, std::string{shown});
   }

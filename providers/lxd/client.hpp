@@ -15,6 +15,7 @@
 // with self-signed certificates work, as with `lxc`.
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -25,14 +26,20 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/util/limits.hpp"
 #include "providers/lxd/result.hpp"
 #include "providers/lxd/url.hpp"
 
 namespace berth::lxd {
 
+// The bounds of every exchange with a daemon: how long it may take and how much it may send.
 struct Timeouts {
   std::chrono::milliseconds connect{10'000};  // TCP/unix connect plus the TLS handshake
   std::chrono::milliseconds read{60'000};     // sending one request and reading its whole response
+  // A response body larger than this ends the request with an error that names the limit (the
+  // CLI's --max-response-size), before it is held in memory. The default is decided in
+  // engine/util/limits.hpp.
+  std::uint64_t max_response_bytes = util::InputLimits{}.response_bytes;
 };
 
 enum class TlsVersion { tls1_2, tls1_3 };

@@ -2,7 +2,8 @@
 # validate_test.sh — `berth validate` from the command line: every example
 # fleet in examples/ validates, bad input is reported all at once as
 # file:line:col: error: key.path: message with exit 1, and the default file
-# is berth.yaml. Needs no hosts: validate contacts nothing.
+# is berth.yaml; input limits (--max-file-size) and escaped echo of input.
+# Needs no hosts: validate and show contact nothing.
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -85,12 +86,56 @@ EOF2
     assert_exit 0 "validate reads berth.yaml by default"
 }
 
+test_limits() {
+    local ok=$WORK/ok.yaml
+    printf 'version: 1\nremotes:\n  h1: {url: "https://127.0.0.1:18443"}\ncontainers: {}\n' >"$ok"
+
+    run timeout 20 "$BERTH_BIN" --no-color validate -f /dev/zero
+    assert_exit 1 "validate -f /dev/zero ends with exit 1"
+    assert_contains "$ERR" "/dev/zero: error: is larger than 16 MiB" "a device is refused at the default limit"
+    run berth validate -f "$ok" --max-file-size 10
+    assert_exit 1 "a file over --max-file-size fails"
+    assert_contains "$ERR" "is larger than 10 bytes" "the error names the limit given"
+    assert_contains "$ERR" "raise the limit with --max-file-size" "the error names the flag"
+    run berth validate -f "$ok" --max-file-size 1KiB
+    assert_exit 0 "a file under --max-file-size validates"
+    local size
+    for size in 0 64MB 2GiB ten; do
+        run berth validate -f "$ok" --max-file-size "$size"
+        assert_exit 1 "--max-file-size $size is refused"
+        assert_contains "$ERR" "--max-file-size" "the usage error for $size names the flag"
+    done
+    run timeout 20 "$BERTH_BIN" --no-color show /dev/zero
+    assert_exit 1 "show /dev/zero ends with exit 1"
+    assert_contains "$ERR" "/dev/zero is larger than 64 MiB" "a saved plan is refused at its default limit"
+    run berth plan -f "$ok" --max-response-size 0
+    assert_exit 1 "--max-response-size 0 is refused"
+    assert_contains "$ERR" "--max-response-size" "the usage error names the flag"
+}
+
+test_escaped_echo() {
+    local bad=$WORK/escape.yaml
+    printf 'version: 1\nremotes:\n  h1: {url: "https://127.0.0.1:18443"}\nimages:\n  bb: {remote: h1, alias: bb}\n' >"$bad"
+    printf 'containers:\n  "c\\e]0;title\\a\\e[2J": {remote: h1, image: bb, snapshots: [s1, s1]}\n' >>"$bad"
+    run berth validate -f "$bad"
+    assert_exit 1 "a file with control characters in a name fails"
+    assert_contains "$ERR" "'c\\x1b]0;title\\x07\\x1b[2J'" "the name is shown with its escapes written out"
+    assert_contains "$ERR" "'s1' is listed twice" "a repeated snapshot is reported"
+    if [[ "$OUT$ERR" == *$'\e'* || "$OUT$ERR" == *$'\a'* ]]; then
+        _fail "no raw escape or bell reaches the terminal" "$(_last_output | od -c | head -20)"
+    else
+        _pass "no raw escape or bell reaches the terminal"
+    fi
+}
+
 main() {
     [[ -x "$BERTH_BIN" ]] || bail "BERTH_BIN '$BERTH_BIN' is not executable"
     test_help
     test_examples
     test_bad_file
     test_default_file
+    test_limits
+    test_escaped_echo
     finish
 }
 

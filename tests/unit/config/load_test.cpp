@@ -292,6 +292,18 @@ TEST_F(ConfigFile, MissingFile) {
             path.string() + ": error: no such file\n  check the path, or name the fleet file with -f FILE");
 }
 
+// The limit is the caller's (the CLI's --max-file-size); the message says how to raise it.
+TEST_F(ConfigFile, LargerThanTheLimitGivenIsRefused) {
+  const auto path = dir_ / "berth.yaml";
+  std::ofstream(path, std::ios::binary) << "version: 1\n";
+  EXPECT_TRUE(load_fleet_file(path, fixed_env({}), 11).fleet.has_value());
+  const auto r = load_fleet_file(path, fixed_env({}), 10);
+  ASSERT_FALSE(r.fleet);
+  EXPECT_EQ(all(r), path.string() +
+                        ": error: is larger than 10 bytes\n  a fleet file is text of a few kilobytes: check that -f "
+                        "names the right file; if it is, raise the limit with --max-file-size\n");
+}
+
 TEST_F(ConfigFile, DirectoryIsNotAFile) {
   const auto r = load_fleet_file(dir_, fixed_env({}));
   ASSERT_FALSE(r.fleet);
@@ -310,6 +322,33 @@ TEST(ConfigLoadLimits, DevZeroIsRefusedWithoutReadingForever) {
   EXPECT_FALSE(loaded.fleet.has_value());
   const auto text = diag::format(loaded.diagnostics);
   EXPECT_NE(text.find("larger than 16 MiB"), std::string::npos) << text;
+}
+
+// LXD's API is JSON, UTF-8 only: a value or key that is not UTF-8 is an error at its position, and
+// neither it nor a control character in it reaches the terminal raw.
+TEST(ConfigLoadText, InvalidUtf8AndControlCharactersAreErrorsShownEscaped) {
+  const auto r = load(
+      "version: 1\nremotes:\n  a: {url: \"unix:///s\"}\ncontainers:\n"
+      "  c1:\n    remote: a\n    image: \"a:x\"\n    config: {user.note: \"caf\xe9\"}\n"
+      "  \"c\\e[2J\": {remote: a, image: \"a:x\"}\n");
+  ASSERT_FALSE(r.fleet);
+  expect_error(r, 8, 25, "containers.c1.config.user.note", "the value is not valid UTF-8 text");
+  const std::string text = all(r);
+  EXPECT_NE(text.find("invalid container name 'c\\x1b[2J'"), std::string::npos) << text;
+  EXPECT_EQ(text.find('\x1b'), std::string::npos) << text;
+  EXPECT_EQ(text.find('\xe9'), std::string::npos) << text;
+}
+
+TEST(ConfigLoadText, InvalidUtf8FromTheEnvironmentNamesTheVariable) {
+  const auto r = load(
+      "version: 1\nremotes:\n  a: {url: \"unix:///s\"}\ncontainers:\n"
+      "  c1: {remote: a, image: \"a:x\", config: {user.note: \"${env:NOTE}\"}}\n",
+      {{"NOTE", "bad\xff"}});
+  ASSERT_FALSE(r.fleet);
+  const auto* d =
+      expect_error(r, 5, 53, "containers.c1.config.user.note", "the value of ${env:NOTE} is not valid UTF-8");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->detail, "set the variable to UTF-8 text");
 }
 
 }  // namespace

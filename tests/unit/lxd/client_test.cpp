@@ -155,6 +155,38 @@ TEST(ClientTls, AcceptAnyCapturesTheCertificate) {
   EXPECT_TRUE(server.requests().back().peer_fingerprint.empty());  // no client certificate was sent
 }
 
+// A body over the limit is refused as soon as its Content-Length is read: the error names the
+// request, the limit and the flag that raises it, and the client stays usable.
+TEST(ClientUnix, AnswerLargerThanTheLimitIsAClearError) {
+  testing::TempDir tmp;
+  const std::string big = sync_body(std::string(40'000'000, 'x'));
+  FakeServer server(
+      [&](const FakeRequest& r) {
+        if (r.target == "/1.0") return FakeResponse{200, sync_body("small")};
+        return FakeResponse{200, big};
+      },
+      (tmp.path() / "s.sock").string());
+  auto client = connect_unix(tmp.path() / "s.sock");  // the default limit, 32 MiB
+  ASSERT_TRUE(client.ok());
+  auto r = client->get("/1.0/instances?recursion=1");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().kind, ErrorKind::protocol);
+  EXPECT_EQ(r.error().message,
+            "GET /1.0/instances?recursion=1: the answer is larger than 32 MiB; if that is expected, raise the limit "
+            "with --max-response-size");
+  auto after = client->get("/1.0");
+  ASSERT_TRUE(after.ok()) << after.error().message;
+  EXPECT_EQ(after->metadata, "small");
+
+  Timeouts raised;
+  raised.max_response_bytes = 64 * util::mib;
+  auto roomy = connect_unix(tmp.path() / "s.sock", raised);
+  ASSERT_TRUE(roomy.ok());
+  auto whole = roomy->get("/1.0/instances?recursion=1");
+  ASSERT_TRUE(whole.ok()) << whole.error().message;
+  EXPECT_EQ(whole->metadata.get_ref<const std::string&>().size(), 40'000'000U);
+}
+
 TEST(ClientTls, PinIsRequiredUnlessAcceptingAny) {
   auto client = connect_https("https://127.0.0.1:1", {});
   ASSERT_FALSE(client.ok());

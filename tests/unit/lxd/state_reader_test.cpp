@@ -167,5 +167,43 @@ TEST_F(StateReaderTls, UntrustedClient) {
   }
 }
 
+// 40 MB of instances (what ~13000 instances of LXD 5.0 send): over the default limit the remote is
+// Unknown with an error that says which request, which limit and which flag; with the limit raised
+// it is read whole.
+TEST(StateReaderLimits, AnswerOverTheLimitMakesTheRemoteUnknownWithAClearError) {
+  testing::TempDir tmp;
+  FakeLxd lxd;
+  lxd.unix_socket = true;
+  lxd.instances = nlohmann::json::array();
+  const std::string padding(1300, 'p');  // in config and expanded_config: ~3 KB an instance
+  for (int i = 0; i < 13'500; ++i) {
+    lxd.instances.push_back(testing::instance_json("c" + std::to_string(i), 102, {{"user.padding", padding}}));
+  }
+  const std::string cached = testing::sync_body(lxd.instances);
+  ASSERT_GT(cached.size(), 40'000'000U);
+  ASSERT_LT(cached.size(), 45'000'000U);
+  FakeServer server(
+      [&](const testing::FakeRequest& r) {
+        if (r.target == "/1.0/instances?recursion=1") return testing::FakeResponse{200, cached};
+        return lxd.handle(r);
+      },
+      (tmp.path() / "unix.socket").string());
+  providers::ReadStateRequest req;
+  req.remote.name = "h1";
+  req.remote.url = server.url();
+
+  StateReaderOptions options;
+  const auto refused = make_state_reader(ClientConfig{tmp.path() / "cfg"}, options)->read_state(req);
+  EXPECT_EQ(refused.live.status, model::RemoteStatus::unknown);
+  EXPECT_EQ(refused.live.error,
+            "remote h1: GET /1.0/instances?recursion=1: the answer is larger than 32 MiB; if that is expected, raise "
+            "the limit with --max-response-size");
+
+  options.timeouts.max_response_bytes = 64 * util::mib;
+  const auto read = make_state_reader(ClientConfig{tmp.path() / "cfg"}, options)->read_state(req);
+  ASSERT_EQ(read.live.status, model::RemoteStatus::ok) << read.live.error;
+  EXPECT_EQ(read.live.instances.size(), 13'500U);
+}
+
 }  // namespace
 }  // namespace berth::lxd
