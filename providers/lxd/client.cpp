@@ -21,6 +21,7 @@
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
+#include "engine/util/json_parse.hpp"
 #include "providers/lxd/certificate.hpp"
 #include "providers/lxd/openssl_util.hpp"
 
@@ -396,10 +397,17 @@ std::string Response::etag() const {
 
 Result<Response> parse_envelope(int http_status, std::string_view body, Headers headers, std::string_view what) {
   const std::string w{what};
-  // Not const: the metadata is moved out below. Copying it cost 0.65 s and twice the memory for
-  // a 40 MB instance list.
-  auto doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded() || !doc.is_object() || !doc.contains("type") || !doc["type"].is_string()) {
+  // Bounded nesting: copies and dumps of JSON recurse once per level, so a deeply nested answer
+  // would overflow the stack later. Not const: the metadata is moved out below. Copying it cost
+  // 0.65 s and twice the memory for a 40 MB instance list.
+  auto parsed = util::parse_bounded_json(body);
+  if (parsed.problem == util::JsonProblem::too_deep) {
+    return make_error(ErrorKind::protocol, w + ": the response is nested more than " +
+                                               std::to_string(util::max_json_depth) + " levels deep");
+  }
+  auto& doc = parsed.value;
+  if (parsed.problem != util::JsonProblem::none || !doc.is_object() || !doc.contains("type") ||
+      !doc["type"].is_string()) {
     if (http_status >= 400) {
       Error e = make_error(ErrorKind::server, w + " failed: HTTP " + std::to_string(http_status));
       e.http_status = http_status;
