@@ -233,34 +233,49 @@ int main(int argc, char** argv) {
   global.config_dir = config_dir;
   setup_logging(log_level);
 
-  limit_flags.apply_to(validate.limits);
-  limit_flags.apply_to(plan.limits);
-  limit_flags.apply_to(show.limits);
-  limit_flags.apply_to(apply.limits);
-  if (validate_cmd->parsed()) return run_validate(global, validate);
-  if (plan_cmd->parsed()) {
-    plan.state_path = state_path;
-    return run_plan(global, plan);
-  }
-  state_opts.state_path = state_path;
-  if (intents_cmd->parsed()) return run_state_intents(global, state_opts);
-  if (drop_cmd->parsed()) return run_state_drop_intent(global, state_opts, drop_seq);
-  if (show_cmd->parsed()) return run_show(global, show);
-  if (apply_cmd->parsed() || destroy_cmd->parsed() || unlock_cmd->parsed()) {
-    apply.state_path = state_path;
-    const auto timeout = parse_duration(lock_timeout);
-    if (!timeout) {
-      std::cerr << "berth: --lock-timeout: '" << berth::util::printable(lock_timeout)
-                << "' is not a duration (e.g. 30s, 2m)\n";
-      return exit_error;
+  auto dispatch = [&]() -> int {
+    limit_flags.apply_to(validate.limits);
+    limit_flags.apply_to(plan.limits);
+    limit_flags.apply_to(show.limits);
+    limit_flags.apply_to(apply.limits);
+    if (validate_cmd->parsed()) return run_validate(global, validate);
+    if (plan_cmd->parsed()) {
+      plan.state_path = state_path;
+      return run_plan(global, plan);
     }
-    apply.lock_timeout = *timeout;
+    state_opts.state_path = state_path;
+    if (intents_cmd->parsed()) return run_state_intents(global, state_opts);
+    if (drop_cmd->parsed()) return run_state_drop_intent(global, state_opts, drop_seq);
+    if (show_cmd->parsed()) return run_show(global, show);
+    if (apply_cmd->parsed() || destroy_cmd->parsed() || unlock_cmd->parsed()) {
+      apply.state_path = state_path;
+      const auto timeout = parse_duration(lock_timeout);
+      if (!timeout) {
+        std::cerr << "berth: --lock-timeout: '" << berth::util::printable(lock_timeout)
+                  << "' is not a duration (e.g. 30s, 2m)\n";
+        return exit_error;
+      }
+      apply.lock_timeout = *timeout;
+    }
+    if (apply_cmd->parsed()) return run_apply(global, apply);
+    if (destroy_cmd->parsed()) return run_destroy(global, apply);
+    if (unlock_cmd->parsed()) return run_force_unlock(global, state_path, unlock_id);
+    if (add_cmd->parsed()) return run_remote_add(global, add);
+    if (list_cmd->parsed()) return run_remote_list(global, list_json);
+    if (remove_cmd->parsed()) return run_remote_remove(global, remove_name);
+    return exit_error;
+  };
+  try {
+    return dispatch();
+  } catch (const berth::state::StoreError& e) {
+    // A damaged or unusable state file (a corrupted page, a full disk): said, never an abort.
+    std::cerr
+        << "berth: " << berth::util::printable(e.what())
+        << "\nThe state file cannot be used. If it is damaged, move it aside (berth starts a new one; the runs and "
+           "open intents it held are then forgotten) or restore it from a backup.\n";
+    return exit_error;
+  } catch (const std::exception& e) {
+    std::cerr << "berth: internal error: " << berth::util::printable(e.what()) << "\n";
+    return exit_error;
   }
-  if (apply_cmd->parsed()) return run_apply(global, apply);
-  if (destroy_cmd->parsed()) return run_destroy(global, apply);
-  if (unlock_cmd->parsed()) return run_force_unlock(global, state_path, unlock_id);
-  if (add_cmd->parsed()) return run_remote_add(global, add);
-  if (list_cmd->parsed()) return run_remote_list(global, list_json);
-  if (remove_cmd->parsed()) return run_remote_remove(global, remove_name);
-  return exit_error;
 }

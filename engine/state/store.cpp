@@ -88,12 +88,18 @@ bool process_alive(std::int64_t pid) {
   return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
 }
 
+// "state file /path/state.db: <what SQLite says>", for any error of a statement.
+std::string failure(sqlite3* db, std::string_view what) {
+  const char* file = sqlite3_db_filename(db, "main");
+  return "state file " + std::string{file != nullptr ? file : "?"} + ": " + std::string{what} + sqlite3_errmsg(db);
+}
+
 // A prepared statement that finalises itself.
 class Statement {
  public:
   Statement(sqlite3* db, std::string_view sql) : db_(db) {
     if (sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr) != SQLITE_OK) {
-      throw StoreError(std::string{"state file: cannot prepare statement: "} + sqlite3_errmsg(db));
+      throw StoreError(failure(db, "cannot prepare a statement: "));
     }
   }
   ~Statement() { sqlite3_finalize(stmt_); }
@@ -117,7 +123,7 @@ class Statement {
     const int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    throw StoreError(std::string{"state file: "} + sqlite3_errmsg(db_));
+    throw StoreError(failure(db_, ""));
   }
   std::string text(int col) {
     const auto* p = sqlite3_column_text(stmt_, col);

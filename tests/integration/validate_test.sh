@@ -128,6 +128,25 @@ test_escaped_echo() {
     fi
 }
 
+# A state file with damaged pages (a disk error, a copy cut short): every command that reads it
+# says so, naming the file, and none aborts.
+test_damaged_state_file() {
+    local fleet=$WORK/damaged.yaml state=$WORK/damaged/state.db size
+    printf 'version: 1\nname: f1\nremotes:\n  h1: {url: "https://127.0.0.1:1"}\nimages:\n  bb: {remote: h1, alias: bb}\ncontainers:\n  c1: {remote: h1, image: bb}\n' >"$fleet"
+    run berth apply -f "$fleet" --state "$state" --auto-approve
+    assert_exit 1 "an apply with its only remote unreachable makes the state file and fails"
+    size=$(stat -c %s "$state")
+    # Keep the first page (the header), overwrite every later one.
+    head -c $((size - 4096)) /dev/urandom | dd of="$state" bs=4096 seek=1 conv=notrunc status=none
+    local cmd
+    for cmd in "state intents" "plan -f $fleet" "apply -f $fleet --auto-approve"; do
+        # shellcheck disable=SC2086 # the command's words
+        run berth $cmd --state "$state"
+        assert_exit 1 "berth $cmd on a damaged state file fails, without aborting"
+        assert_contains "$ERR" "state file $state" "berth $cmd names the damaged file"
+    done
+}
+
 main() {
     [[ -x "$BERTH_BIN" ]] || bail "BERTH_BIN '$BERTH_BIN' is not executable"
     test_help
@@ -136,6 +155,7 @@ main() {
     test_default_file
     test_limits
     test_escaped_echo
+    test_damaged_state_file
     finish
 }
 
