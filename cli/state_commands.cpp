@@ -9,14 +9,14 @@
 #include "cli/providers.hpp"
 #include "cli/terminal.hpp"
 #include "engine/state/store.hpp"
+#include "engine/util/json_parse.hpp"
 #include "engine/util/printable.hpp"
 
 namespace berth::cli {
 namespace {
 
 nlohmann::json detail_of(const state::JournalEntry& e) {
-  auto detail = nlohmann::json::parse(e.detail, nullptr, false);
-  return detail.is_discarded() ? nlohmann::json(nullptr) : detail;
+  return util::parse_bounded_json(e.detail).value;  // null when damaged or nested too deep
 }
 
 // The detail as one line of JSON, safe for a terminal.

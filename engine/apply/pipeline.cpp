@@ -5,6 +5,7 @@
 
 #include "engine/apply/read_live.hpp"
 #include "engine/plan/render.hpp"
+#include "engine/util/json_parse.hpp"
 #include "engine/util/printable.hpp"
 
 namespace berth::apply {
@@ -29,12 +30,10 @@ providers::JournalStep to_step(const state::JournalEntry& e) {
   s.seq = e.seq;
   s.step = e.step;
   s.phase = e.phase;
-  s.detail = nlohmann::json::parse(e.detail, nullptr, false);
-  if (s.detail.is_discarded()) s.detail = nullptr;
-  if (!e.result.empty()) {
-    s.result = nlohmann::json::parse(e.result, nullptr, false);
-    if (s.result.is_discarded()) s.result = nullptr;
-  }
+  // Bounded: a damaged entry nested too deep would overflow the stack when copied. Damaged reads as
+  // null, which the recoverer holds on.
+  s.detail = util::parse_bounded_json(e.detail).value;
+  if (!e.result.empty()) s.result = util::parse_bounded_json(e.result).value;
   return s;
 }
 

@@ -401,7 +401,7 @@ Result<Response> parse_envelope(int http_status, std::string_view body, Headers 
   // would overflow the stack later. Not const: the metadata is moved out below. Copying it cost
   // 0.65 s and twice the memory for a 40 MB instance list.
   auto parsed = util::parse_bounded_json(body);
-  if (parsed.problem == util::JsonProblem::too_deep) {
+  if (parsed.problem == util::JsonProblem::too_deep && http_status < 400) {
     return make_error(ErrorKind::protocol, w + ": the response is nested more than " +
                                                std::to_string(util::max_json_depth) + " levels deep");
   }

@@ -26,18 +26,26 @@ std::string status_text(const wire::Instance& i) {
   return i.status.empty() ? std::string{"?"} : i.status;
 }
 
-// A change's `after` is plan data that a damaged saved plan can give any shape.
-model::ConfigMap string_map_of(const nlohmann::json& j) {
+// A change's `after` is plan data that a damaged saved plan can give any shape: anything but the
+// shape its path takes is refused, never coerced (an `after` of the wrong type must not become "no
+// profiles" or "no device keys").
+std::optional<model::ConfigMap> string_map_of(const nlohmann::json& j) {
+  if (!j.is_object()) return std::nullopt;
   model::ConfigMap out;
-  if (!j.is_object()) return out;
-  for (const auto& [k, v] : j.items()) out.emplace(k, v.is_string() ? v.get<std::string>() : v.dump());
+  for (const auto& [k, v] : j.items()) {
+    if (!v.is_string()) return std::nullopt;
+    out.emplace(k, v.get<std::string>());
+  }
   return out;
 }
 
-std::vector<std::string> strings_of(const nlohmann::json& j) {
+std::optional<std::vector<std::string>> strings_of(const nlohmann::json& j) {
+  if (!j.is_array()) return std::nullopt;
   std::vector<std::string> out;
-  if (!j.is_array()) return out;
-  for (const auto& v : j) out.push_back(v.is_string() ? v.get<std::string>() : v.dump());
+  for (const auto& v : j) {
+    if (!v.is_string()) return std::nullopt;
+    out.push_back(v.get<std::string>());
+  }
   return out;
 }
 
@@ -282,16 +290,17 @@ class Run {
                         return {};
                       });
     if (!secret_op.empty() && secret_op_remote != nullptr) {
-      (void)journal_.step(
-          "image-secret-revoke", {{"remote", image.remote}, {"fingerprint", fingerprint}}, [&]() -> Result<void> {
-            auto r = secret_op_remote->client.request(Method::delete_, "/1.0/operations/" + operation_id(secret_op));
-            // Gone (404) or already used (400: not running) is what we want.
-            if (!r && !(r.error().kind == ErrorKind::server &&
-                        (r.error().http_status == 404 || r.error().http_status == 400))) {
-              return secret_op_remote->error(r.error());
-            }
-            return {};
-          });
+      (void)journal_.step("image-secret-revoke", {{"remote", image.remote}, {"fingerprint", fingerprint}},
+                          [&]() -> Result<void> {
+                            auto r = secret_op_remote->client.request(
+                                Method::delete_, "/1.0/operations/" + path_segment(operation_id(secret_op)));
+                            // Gone (404) or already used (400: not running) is what we want.
+                            if (!r && !(r.error().kind == ErrorKind::server &&
+                                        (r.error().http_status == 404 || r.error().http_status == 400))) {
+                              return secret_op_remote->error(r.error());
+                            }
+                            return {};
+                          });
     }
     if (!created) return created;
     if (action_.target_state) return reach_state(**dst, name, *action_.target_state);
@@ -302,12 +311,24 @@ class Run {
 
   // The instance's writable part (PUT body) as read, with `changes` applied: "config.K" set or
   // (null) removed, "devices.D" replaced or removed, "profiles" replaced. Keys the plan does not
-  // name are sent back as they are, so nothing else on the instance changes.
-  static nlohmann::json put_body(const wire::Instance& inst, const std::vector<plan::Change>& changes) {
+  // name are sent back as they are, so nothing else on the instance changes; an answer that lacks
+  // a writable field is refused rather than sent back with that field reset.
+  Result<nlohmann::json> put_body(const RemoteHandle& r, const wire::Instance& inst,
+                                  const std::vector<plan::Change>& changes) const {
+    if (!inst.missing.empty()) {
+      return r.error(make_error(ErrorKind::protocol, "the daemon's answer for " + inst.name + " has no " +
+                                                         inst.missing.front() + "; it is not updated"));
+    }
+    const auto bad = [&](const plan::Change& c) {
+      return make_error(ErrorKind::invalid_argument,
+                        action_.id + ": the change of " + c.path + " has a value of the wrong type; plan again");
+    };
     wire::InstancePut body = inst;
     for (const auto& c : changes) {
       if (c.path == "profiles") {
-        body.profiles = strings_of(c.after);
+        auto profiles = strings_of(c.after);
+        if (!profiles) return bad(c);
+        body.profiles = std::move(*profiles);
         continue;
       }
       const auto dot = c.path.find('.');
@@ -317,14 +338,18 @@ class Run {
       if (section == "config") {
         if (c.after.is_null()) {
           body.config.erase(key);
+        } else if (c.after.is_string()) {
+          body.config[key] = c.after.get<std::string>();
         } else {
-          body.config[key] = c.after.is_string() ? c.after.get<std::string>() : c.after.dump();
+          return bad(c);
         }
       } else if (section == "devices") {
         if (c.after.is_null()) {
           body.devices.erase(key);
+        } else if (auto keys = string_map_of(c.after)) {
+          body.devices[key] = std::move(*keys);
         } else {
-          body.devices[key] = string_map_of(c.after);
+          return bad(c);
         }
       }
     }
@@ -369,10 +394,11 @@ class Run {
   Result<void> put_changes(RemoteHandle& r, const std::string& name, bool restart_pending) {
     auto read = must_exist(r, name);
     if (!read) return read.error();
-    nlohmann::json body = put_body(read->instance, action_.changes);
-    if (restart_pending) body["config"][std::string{model::restart_pending_key}] = "true";
+    auto body = put_body(r, read->instance, action_.changes);
+    if (!body) return body.error();
+    if (restart_pending) (*body)["config"][std::string{model::restart_pending_key}] = "true";
     report("updating " + name);
-    return put_instance(r, name, *read, body, "update", change_detail(r, name, *read));
+    return put_instance(r, name, *read, *body, "update", change_detail(r, name, *read));
   }
 
   // Keys that take effect in place. Consent is not this action's concern: restart-needing keys
@@ -414,7 +440,9 @@ class Run {
     auto after = must_exist(**r, name);
     if (!after) return after.error();
     const std::vector<plan::Change> clear = {{"config." + std::string{model::restart_pending_key}, "true", nullptr}};
-    return put_instance(**r, name, *after, put_body(after->instance, clear), "clear-restart-pending", where(**r, name));
+    auto body = put_body(**r, after->instance, clear);
+    if (!body) return body.error();
+    return put_instance(**r, name, *after, *body, "clear-restart-pending", where(**r, name));
   }
 
   // --- snapshots -------------------------------------------------------------------------------
@@ -534,7 +562,9 @@ class Run {
           {"name", name},
           {"config", config},
           {"devices", nlohmann::json(action_.devices)},
-          {"profiles", action_.profiles ? *action_.profiles : object->profiles.value_or(std::vector<std::string>{})},
+          {"profiles", action_.profiles   ? nlohmann::json(*action_.profiles)
+                       : object->profiles ? nlohmann::json(*object->profiles)
+                                          : nlohmann::json(nullptr)},
           {"ephemeral", false},
           {"stateful", false},
           {"description", ""},
@@ -733,7 +763,7 @@ class Run {
           std::string last;
           w.on_tick = [&] {
             if (seen_on_target) return;
-            auto op = src.client.get("/1.0/operations/" + operation_id(source_op));
+            auto op = src.client.get("/1.0/operations/" + path_segment(operation_id(source_op)));
             if (!op) return;
             auto parsed = wire::parse_operation(op->metadata);
             if (!parsed) return;
@@ -760,7 +790,7 @@ class Run {
 
     // Stop the source side (its op would otherwise wait for its peers until it times out), then
     // remove what the target may have created.
-    if (auto c = src.client.request(Method::delete_, "/1.0/operations/" + operation_id(source_op)); !c) {
+    if (auto c = src.client.request(Method::delete_, "/1.0/operations/" + path_segment(operation_id(source_op))); !c) {
       spdlog::debug("{}: cancelling the source operation: {}", action_.id, c.error().message);
     }
     if (target_created) {
@@ -794,8 +824,10 @@ class Run {
           const std::vector<plan::Change> clear = {{"config." + std::string{incomplete_key}, nullptr, nullptr}};
           Headers headers;
           if (!read->etag.empty()) headers.emplace_back("If-Match", read->etag);
-          auto op = call_and_wait(r, Method::put, "/1.0/instances/" + path_segment(name),
-                                  put_body(read->instance, clear), wait("finishing " + name), headers);
+          auto body = put_body(r, read->instance, clear);
+          if (!body) return body.error();
+          auto op = call_and_wait(r, Method::put, "/1.0/instances/" + path_segment(name), *body,
+                                  wait("finishing " + name), headers);
           if (!op) return op.error();
           // What the unmarked target looks like, so that recovery can tell it was not touched since.
           if (auto after = get_instance(r, name); after && *after) etag_after = (*after)->etag;

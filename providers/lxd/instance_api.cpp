@@ -38,7 +38,8 @@ Result<std::vector<std::string>> snapshot_names(RemoteHandle& r, const std::stri
   if (!res) return r.error(res.error());
   auto snaps = wire::parse_snapshots(res->metadata);
   if (!snaps) return r.error(make_error(ErrorKind::protocol, "GET " + target + ": " + snaps.error().message));
-  // RFC 3339 timestamps of one daemon compare correctly as text.
+  // RFC 3339 timestamps of one daemon compare as text when they have the same number of fraction
+  // digits (LXD 5.0 writes nanoseconds; Go drops trailing zeros, so a rare tie may misorder).
   std::stable_sort(snaps->begin(), snaps->end(),
                    [](const wire::Snapshot& a, const wire::Snapshot& b) { return a.created_at < b.created_at; });
   std::vector<std::string> out;
@@ -99,7 +100,15 @@ Result<void> change_state(RemoteHandle& r, const std::string& name, const std::s
 Result<std::vector<OperationStatus>> running_operations_on(RemoteHandle& r, const std::string& name) {
   auto res = r.client.get("/1.0/operations?recursion=1");
   if (!res) return r.error(res.error());
-  auto ops = wire::parse_operations(res->metadata);
+  // Only the groups of operations still going: a malformed entry in the history of finished ones
+  // must not hide them.
+  nlohmann::json going = nlohmann::json::object();
+  if (res->metadata.is_object()) {
+    for (const char* group : {"running", "pending"}) {
+      if (const auto it = res->metadata.find(group); it != res->metadata.end()) going[group] = *it;
+    }
+  }
+  auto ops = wire::parse_operations(res->metadata.is_object() ? going : res->metadata);
   if (!ops) return r.error(make_error(ErrorKind::protocol, "GET /1.0/operations: " + ops.error().message));
   // "/1.0/instances/c1", "/1.0/instances/c1/snapshots/s", "/1.0/containers/c1?project=p"
   const auto names_instance = [&](const std::string& url) {

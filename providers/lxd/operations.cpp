@@ -70,8 +70,8 @@ ProgressReading parse_progress_text(std::string_view text) {
     const auto digits = head.substr(0, head.size() - 1);
     const auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), pct);
     if (ec == std::errc{} && ptr == digits.data() + digits.size()) r.percent = pct;
-  } else if (const auto bytes = parse_byte_size(head)) {
-    r.bytes = static_cast<std::uint64_t>(std::llround(*bytes));
+  } else if (const auto bytes = parse_byte_size(head); bytes && std::isfinite(*bytes) && *bytes >= 0 && *bytes < 9e18) {
+    r.bytes = static_cast<std::uint64_t>(std::llround(*bytes));  // a daemon's "1e300EB" is no reading
   }
   return r;
 }

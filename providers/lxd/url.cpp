@@ -144,6 +144,9 @@ Result<std::string> normalize_remote_url(std::string_view input) {
 }
 
 std::string path_segment(std::string_view name) {
+  // "." and ".." are path steps, not names: spelt out, they cannot climb out of a collection.
+  if (name == ".") return "%2E";
+  if (name == "..") return "%2E%2E";
   static constexpr char hex[] = "0123456789ABCDEF";
   std::string out;
   out.reserve(name.size());

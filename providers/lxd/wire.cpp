@@ -145,7 +145,8 @@ std::string without_instance(std::string name) {
 // What an object goes by in errors: "instance c1" if it has a usable name, else `fallback`.
 std::string named(std::string_view kind, const nlohmann::json& object, std::string fallback) {
   if (object.is_object()) {
-    if (const auto it = object.find("name"); it != object.end() && it->is_string()) {
+    if (const auto it = object.find("name");
+        it != object.end() && it->is_string() && !it->get_ref<const std::string&>().empty()) {
       return std::string{kind} + " " + it->get<std::string>();
     }
   }
@@ -159,6 +160,7 @@ std::string entry_what(std::string_view kind, const nlohmann::json& entry, std::
 
 template <class T, class ParseOne>
 Result<std::vector<T>> parse_list(const nlohmann::json& metadata, std::string_view what, ParseOne parse_one) {
+  if (metadata.is_null()) return std::vector<T>{};
   if (!metadata.is_array()) {
     return make_error(ErrorKind::protocol, std::string{"the answer is "} + std::string{type_name(metadata)} +
                                                ", not a list of " + std::string{what});
@@ -176,8 +178,13 @@ Result<std::vector<T>> parse_list(const nlohmann::json& metadata, std::string_vi
 Result<Instance> instance_at(const nlohmann::json& j, const std::string& what) {
   Fields f{j, what};
   Instance out;
-  out.name = without_instance(f.required_text("name"));
+  out.name = f.required_text("name");
   if (f.find("name") != nullptr && out.name.empty()) f.fail(what + " has an empty name");
+  if (j.is_object()) {
+    for (const char* key : {"architecture", "config", "devices", "profiles", "ephemeral"}) {
+      if (!j.contains(key)) out.missing.emplace_back(key);
+    }
+  }
   if (auto t = f.text("type"); !t.empty()) out.type = std::move(t);
   out.architecture = f.text("architecture");
   out.config = f.strings("config");
@@ -265,6 +272,17 @@ std::string last_segment(std::string_view url) {
   return out;
 }
 
+// The name the index-th URL of a listing ends in; an error if it decodes to nothing usable as one
+// path segment (empty, or holding '/' or NUL).
+Result<std::string> name_from_url(std::string_view url, std::size_t index) {
+  std::string name = last_segment(url);
+  if (name.empty() || name == "." || name == ".." ||
+      name.find_first_of(std::string_view{"/\0", 2}) != std::string::npos) {
+    return make_error(ErrorKind::protocol, "entry #" + std::to_string(index + 1) + " names nothing usable");
+  }
+  return name;
+}
+
 }  // namespace
 
 std::optional<std::string> string_in(const nlohmann::json& object, std::string_view key) {
@@ -329,7 +347,11 @@ Result<ImageAlias> parse_image_alias(const nlohmann::json& metadata) {
 Result<std::vector<ImageAlias>> parse_image_aliases(const nlohmann::json& metadata) {
   return parse_list<ImageAlias>(
       metadata, "image aliases", [](const nlohmann::json& j, std::size_t i) -> Result<ImageAlias> {
-        if (j.is_string()) return ImageAlias{last_segment(j.get<std::string>()), {}, {}, {}};
+        if (j.is_string()) {
+          auto name = name_from_url(j.get<std::string>(), i);
+          if (!name) return name.error();
+          return ImageAlias{std::move(*name), {}, {}, {}};
+        }
         auto a = image_alias_at(j, entry_what("image alias", j, i));
         if (a && a->name.empty()) {
           return make_error(ErrorKind::protocol, entry_what("image alias", j, i) + " has no name");
@@ -386,7 +408,7 @@ Result<std::vector<std::string>> parse_names(const nlohmann::json& metadata) {
       return make_error(ErrorKind::protocol,
                         "entry #" + std::to_string(i + 1) + " is " + std::string{type_name(j)} + ", not a URL");
     }
-    return last_segment(j.get<std::string>());
+    return name_from_url(j.get<std::string>(), i);
   });
 }
 

@@ -4,7 +4,7 @@
 // field it reads and returns an Error that names the field (never throws, never trusts a type).
 //
 // Conventions (what LXD's Go encoder produces):
-//  - null is absent: Go renders a nil map or slice as null.
+//  - null is absent: Go renders a nil map or slice as null (a null list reads as empty).
 //  - Absent optional fields take their zero value; a field of the wrong type is an error, because a
 //    guessed value could make berth change the wrong thing. One tolerance: a config or device value
 //    that is a boolean or a number (LXD sends strings) is read as its JSON text ("true", "2").
@@ -30,7 +30,7 @@ struct InstancePut {
   model::ConfigMap config;   // local config, not expanded
   model::DeviceMap devices;  // local devices, not expanded
   bool ephemeral = false;
-  std::optional<std::vector<std::string>> profiles;  // absent: the daemon's default
+  std::optional<std::vector<std::string>> profiles;  // absent: null (creating: the default profile)
   std::string description;
 
   bool operator==(const InstancePut&) const = default;
@@ -38,13 +38,18 @@ struct InstancePut {
 
 // An instance (api.Instance) or an instance snapshot (api.InstanceSnapshot): the read model.
 struct Instance : InstancePut {
-  std::string name;  // a snapshot's own name, without "<instance>/"
+  std::string name;
   std::string type = "container";
   std::string status;      // "Running", as reported; empty for a snapshot
   int status_code = 0;     // 103 running, 102 stopped, 110 frozen
   std::string created_at;  // RFC 3339; empty for Go's zero time
   std::string location;
   bool stateful = false;
+  // Writable fields the answer did not carry at all (null counts as carried). Sending such an
+  // instance back in a PUT would reset them, so a PUT base must have none (LXD always sends them).
+  std::vector<std::string> missing;
+
+  bool operator==(const Instance&) const = default;
 };
 
 // An entry of GET /1.0/instances/<name>/snapshots?recursion=1, as far as ordering needs it.
@@ -108,8 +113,8 @@ struct Operation {
 // The boolean under `key`, or false.
 [[nodiscard]] bool flag_in(const nlohmann::json& object, std::string_view key);
 
-// Each parser takes the envelope's metadata. Messages name the field ("instance c1: config.k is a
-// number, not a string"); callers prefix the request.
+// Each parser takes the envelope's metadata. Messages name the field ("instance c1: status_code is
+// a string, not an integer"); callers prefix the request.
 [[nodiscard]] Result<Instance> parse_instance(const nlohmann::json& metadata);
 [[nodiscard]] Result<std::vector<Instance>> parse_instances(const nlohmann::json& metadata);
 [[nodiscard]] Result<std::vector<Snapshot>> parse_snapshots(const nlohmann::json& metadata);

@@ -52,7 +52,8 @@ class ScriptedLxd {
                                        {"architecture", "x86_64"},
                                        {"config", {{"user.a", "1"}}},
                                        {"devices", nlohmann::json::object()},
-                                       {"profiles", {"default"}}})};
+                                       {"profiles", {"default"}},
+                                       {"ephemeral", false}})};
       return res;
     }
     if (r.method == "POST" && r.target == "/1.0/instances") return async_op("create");

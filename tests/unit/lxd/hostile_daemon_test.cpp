@@ -5,6 +5,7 @@
 // The baseline is a small stateful fake LXD (two of them, for transfers) on which every action
 // succeeds end to end; each run then sabotages exactly one of the responses the baseline saw.
 
+#include <algorithm>
 #include <cctype>
 #include <functional>
 #include <map>
@@ -58,6 +59,8 @@ class HostDaemon {
   }
 
   HostDaemon* peer = nullptr;  // where a migration target pulls from
+
+  [[nodiscard]] const Json& instance(const std::string& name) const { return instances_.at(name); }
 
   FakeResponse handle(const FakeRequest& r) {
     const std::string path = r.target.substr(0, r.target.find('?'));
@@ -291,6 +294,16 @@ class Hosts {
   std::optional<std::size_t> sabotage_at;
   std::string sabotage_body;
   std::vector<std::string> seen;
+  std::vector<std::string> seen_requests;  // "GET /1.0/instances/c1", in the order of `seen`
+
+  [[nodiscard]] const HostDaemon& h1() const { return h1_; }
+
+  // The index of the first response to `request`.
+  [[nodiscard]] std::size_t first(const std::string& request) const {
+    const auto it = std::find(seen_requests.begin(), seen_requests.end(), request);
+    EXPECT_NE(it, seen_requests.end()) << request;
+    return static_cast<std::size_t>(it - seen_requests.begin());
+  }
 
   providers::ExecuteResponse execute(const plan::Action& action) {
     ExecutorOptions options;
@@ -308,6 +321,7 @@ class Hosts {
   providers::ReadStateResponse read(const std::string& remote) {
     StateReaderOptions options;
     options.snapshots = SnapshotRead::with_creation_times;
+    options.connections = Connections::one;  // the n-th response is the same one in every run
     LxdStateReader reader(ClientConfig{tmp_.path() / "config"}, options);
     providers::ReadStateRequest req;
     req.remote = fleet_.remotes.at(remote);
@@ -321,6 +335,7 @@ class Hosts {
     FakeResponse res = daemon.handle(r);
     if (sabotage_at && seen.size() == *sabotage_at) res.body = sabotage_body;
     seen.push_back(res.body);
+    seen_requests.push_back(r.method + " " + r.target);
     return res;
   }
 
@@ -433,6 +448,47 @@ INSTANTIATE_TEST_SUITE_P(EveryAction, HostileDaemonAction, ::testing::Range<std:
                            }
                            return name;
                          });
+
+// An answer that leaves out a writable field must not be sent back with that field reset: a PUT
+// replaces the whole instance, so an update on it would wipe the config (ownership mark included).
+TEST(HostileDaemon, AnInstanceAnswerWithoutItsConfigIsNeverPutBack) {
+  auto update = every_action().at(2);
+  ASSERT_EQ(update.kind, plan::ActionKind::update);
+  std::size_t at = 0;
+  std::string without_config;
+  {
+    Hosts hosts;
+    ASSERT_TRUE(hosts.execute(update).ok);
+    at = hosts.first("GET /1.0/instances/c1");
+    Json body = Json::parse(hosts.seen.at(at));
+    body["metadata"].erase("config");
+    without_config = body.dump();
+  }
+  Hosts hosts;
+  hosts.sabotage_at = at;
+  hosts.sabotage_body = without_config;
+  const auto res = hosts.execute(update);
+  EXPECT_FALSE(res.ok);
+  EXPECT_EQ(res.error, "remote h1: the daemon's answer for c1 has no config; it is not updated");
+  EXPECT_EQ(hosts.h1().instance("c1")["config"].value("user.berth.fleet", ""), "f1") << "nothing was put";
+  EXPECT_EQ(std::count(hosts.seen_requests.begin(), hosts.seen_requests.end(), "PUT /1.0/instances/c1"), 0);
+}
+
+// A damaged saved plan's change of the wrong shape is refused, never coerced into "no profiles".
+TEST(HostileDaemon, AChangeOfTheWrongShapeIsRefusedNotCoerced) {
+  auto update = every_action().at(2);
+  update.changes = {{"profiles", Json::array({"default"}), "not a list"}};
+  Hosts hosts;
+  const auto res = hosts.execute(update);
+  EXPECT_FALSE(res.ok);
+  EXPECT_EQ(res.error, "update h1:c1: the change of profiles has a value of the wrong type; plan again");
+  EXPECT_EQ(hosts.h1().instance("c1")["profiles"], Json::array({"default"}));
+  update.changes = {{"devices.d", nullptr, Json::array()}};
+  EXPECT_FALSE(hosts.execute(update).ok);
+  update.changes = {{"config.user.a", "1", Json::object()}};
+  EXPECT_FALSE(hosts.execute(update).ok);
+  EXPECT_EQ(hosts.h1().instance("c1")["config"]["user.a"], "1");
+}
 
 TEST(HostileDaemon, EverySabotagedAnswerToTheStateReaderLeavesTheRemoteUnknownOrWarns) {
   std::vector<std::string> baseline;

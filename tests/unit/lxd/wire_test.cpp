@@ -48,18 +48,33 @@ TEST(WireInstance, NullIsAbsentAsGoRendersNilMaps) {
   j["config"] = nullptr;
   j["devices"] = nullptr;
   j["profiles"] = nullptr;
-  j["devices"] = {{"eth0", nullptr}};
   const auto i = parse_instance(j);
   ASSERT_TRUE(i) << i.error().message;
   EXPECT_TRUE(i->config.empty());
+  EXPECT_TRUE(i->devices.empty());
   EXPECT_FALSE(i->profiles.has_value());
-  EXPECT_TRUE(i->devices.at("eth0").empty());
+  EXPECT_TRUE(i->missing.empty()) << "null is carried (Go's nil), so the instance may be put back";
+  EXPECT_TRUE(to_json(*i)["profiles"].is_null()) << "absent profiles go back as null";
+  j["devices"] = {{"eth0", nullptr}};
+  const auto nil_device = parse_instance(j);
+  ASSERT_TRUE(nil_device);
+  EXPECT_TRUE(nil_device->devices.at("eth0").empty());
+  j.erase("config");
+  j.erase("ephemeral");
+  const auto partial = parse_instance(j);
+  ASSERT_TRUE(partial);
+  EXPECT_EQ(partial->missing, (std::vector<std::string>{"config", "ephemeral"}));
+  const auto none = parse_snapshots(Json(nullptr));
+  ASSERT_TRUE(none) << "a null list is an empty one";
+  EXPECT_TRUE(none->empty());
 }
 
 TEST(WireInstance, AWrongTypeIsAnErrorThatNamesTheField) {
   Json j = instance_json();
   j["config"]["limits.cpu"] = 2;
-  EXPECT_EQ(parse_instance(j)->config.at("limits.cpu"), "2") << "a scalar reads as its JSON text";
+  const auto scalar = parse_instance(j);
+  ASSERT_TRUE(scalar);
+  EXPECT_EQ(scalar->config.at("limits.cpu"), "2") << "a scalar reads as its JSON text";
   j["config"]["limits.cpu"] = Json::object();
   EXPECT_EQ(error_of(parse_instance(j)), "instance c1: config.limits.cpu is an object, not a string");
   j = instance_json();
@@ -69,8 +84,16 @@ TEST(WireInstance, AWrongTypeIsAnErrorThatNamesTheField) {
   j["status_code"] = 1e12;
   EXPECT_EQ(error_of(parse_instance(j)), "instance c1: status_code is a number, not an integer");
   j = instance_json();
-  j["status_code"] = 99999999999;
-  EXPECT_EQ(error_of(parse_instance(j)), "instance c1: status_code is out of range");
+  for (const char* text : {"99999999999", "2147483648", "-2147483649", "18446744073709551615"}) {
+    j["status_code"] = Json::parse(text);  // parsed as a daemon's answer is: unsigned when not negative
+    EXPECT_EQ(error_of(parse_instance(j)), "instance c1: status_code is out of range") << text;
+  }
+  for (const char* text : {"2147483647", "-2147483648", "0"}) {
+    j["status_code"] = Json::parse(text);
+    const auto edge = parse_instance(j);
+    ASSERT_TRUE(edge) << text;
+    EXPECT_EQ(std::to_string(edge->status_code), text);
+  }
   j = instance_json();
   j["devices"]["eth0"]["mtu"] = Json::array();
   EXPECT_EQ(error_of(parse_instance(j)), "instance c1: devices.eth0.mtu is a list, not a string");
@@ -93,8 +116,12 @@ TEST(WireLists, EntriesAreNamedByNameOrPosition) {
   ASSERT_TRUE(snaps);
   EXPECT_EQ(snaps->at(0).name, "s0");
   EXPECT_FALSE(parse_snapshots(Json::array({{{"created_at", "x"}}})));
-  EXPECT_EQ(*parse_names(Json::array({"/1.0/storage-pools/my%20pool", "/1.0/storage-pools/p?project=x"})),
-            (std::vector<std::string>{"my pool", "p"}));
+  const auto names = parse_names(Json::array({"/1.0/storage-pools/my%20pool", "/1.0/storage-pools/p?project=x"}));
+  ASSERT_TRUE(names);
+  EXPECT_EQ(*names, (std::vector<std::string>{"my pool", "p"}));
+  for (const char* bad : {"/1.0/storage-pools/", "/1.0/storage-pools/a%2Fb", "/1.0/storage-pools/%2E%2E", "/x/a%00"}) {
+    EXPECT_FALSE(parse_names(Json::array({bad}))) << bad;
+  }
   EXPECT_EQ(parse_names(Json::array({7})).error().message, "entry #1 is a number, not a URL");
 }
 
@@ -104,6 +131,7 @@ TEST(WireServer, EnvironmentOnlyWhenSent) {
   EXPECT_FALSE(s->environment);
   s = parse_server({{"auth", "trusted"}, {"environment", {{"addresses", {"10.0.0.1:8443"}}, {"certificate", "PEM"}}}});
   ASSERT_TRUE(s);
+  ASSERT_TRUE(s->environment);
   EXPECT_EQ(s->environment->addresses, std::vector<std::string>{"10.0.0.1:8443"});
   EXPECT_EQ(parse_server({{"auth", "trusted"}, {"environment", {{"addresses", "x"}}}}).error().message,
             "the server's environment: addresses is a string, not a list");
