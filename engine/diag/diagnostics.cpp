@@ -28,7 +28,8 @@ bool Diagnostics::has_errors() const {
 void Diagnostics::sort_by_location() {
   std::stable_sort(items_.begin(), items_.end(), [](const Diagnostic& a, const Diagnostic& b) {
     auto key = [](const Diagnostic& d) {
-      return d.where ? std::make_tuple(d.where->file, d.where->line, d.where->column) : std::make_tuple(std::string{}, 0, 0);
+      return d.where ? std::make_tuple(d.where->file, d.where->line, d.where->column)
+                     : std::make_tuple(std::string{}, 0, 0);
     };
     return key(a) < key(b);
   });

@@ -15,7 +15,9 @@ using testing::FakeResponse;
 using testing::FakeServer;
 using testing::sync_body;
 
-FakeResponse echo(const FakeRequest& r) { return {200, sync_body({{"target", r.target}, {"method", r.method}})}; }
+FakeResponse echo(const FakeRequest& r) {
+  return {200, sync_body({{"target", r.target}, {"method", r.method}})};
+}
 
 struct ServerIdentity {
   PemPair pem;
@@ -44,8 +46,11 @@ TEST(ClientUnix, KeepsOneConnectionAlive) {
 
 TEST(ClientUnix, ReconnectsWhenTheServerClosedAnIdleConnection) {
   testing::TempDir tmp;
-  FakeServer server([](const FakeRequest& r) { return FakeResponse{200, sync_body(r.target), /*close=*/true}; },
-                    (tmp.path() / "s.sock").string());
+  FakeServer server(
+      [](const FakeRequest& r) {
+        return FakeResponse{200, sync_body(r.target), /*close=*/true};
+      },
+      (tmp.path() / "s.sock").string());
   auto client = connect_unix(tmp.path() / "s.sock");
   ASSERT_TRUE(client.ok());
   for (int i = 0; i < 3; ++i) {
@@ -79,8 +84,11 @@ TEST(ClientUnix, SendsBodyAndParsesErrors) {
 
 TEST(ClientUnix, ReadTimeout) {
   testing::TempDir tmp;
-  FakeServer server([](const FakeRequest&) { return FakeResponse{200, sync_body(1), false, 600}; },
-                    (tmp.path() / "s.sock").string());
+  FakeServer server(
+      [](const FakeRequest&) {
+        return FakeResponse{200, sync_body(1), false, 600};
+      },
+      (tmp.path() / "s.sock").string());
   Timeouts t;
   t.read = std::chrono::milliseconds(100);
   auto client = connect_unix(tmp.path() / "s.sock", t);

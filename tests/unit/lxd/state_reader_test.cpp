@@ -71,7 +71,7 @@ TEST_P(StateReaderUnix, CreationTimesOnRequest) {
   ASSERT_EQ(resp.live.status, model::RemoteStatus::ok) << resp.live.error;
   EXPECT_EQ(names(resp.live.instances.at("c1")), (std::vector<std::string>{"snap1", "snap0"}));  // oldest first
   EXPECT_EQ(names(resp.live.instances.at("c2")), (std::vector<std::string>{"zz", "aa"}));
-  EXPECT_FALSE(resp.live.image_aliases.has_value());  // not asked for
+  EXPECT_FALSE(resp.live.image_aliases.has_value());        // not asked for
   EXPECT_EQ(count_targets(server_, "/1.0/instances/"), 2);  // only instances that have snapshots
 }
 
@@ -149,8 +149,8 @@ TEST_F(StateReaderTls, FingerprintMismatchRefuses) {
   req_.remote.fingerprint = std::string(64, 'a');
   const auto resp = make_state_reader(config_)->read_state(req_);
   EXPECT_EQ(resp.live.status, model::RemoteStatus::unknown);
-  EXPECT_EQ(resp.live.error, "remote foo: server certificate fingerprint " + server_fp_ + " does not match the pinned " +
-                                 std::string(64, 'a') + "; refusing to talk to it");
+  EXPECT_EQ(resp.live.error, "remote foo: server certificate fingerprint " + server_fp_ +
+                                 " does not match the pinned " + std::string(64, 'a') + "; refusing to talk to it");
   EXPECT_TRUE(server_->requests().empty());
 }
 
@@ -161,7 +161,8 @@ TEST_F(StateReaderTls, UntrustedClient) {
     options.connections = connections;
     const auto resp = make_state_reader(config_, options)->read_state(req_);
     EXPECT_EQ(resp.live.status, model::RemoteStatus::unknown);
-    EXPECT_EQ(resp.live.error.rfind("remote foo: the server does not trust this client's certificate (" + client_fp_, 0), 0u)
+    EXPECT_EQ(
+        resp.live.error.rfind("remote foo: the server does not trust this client's certificate (" + client_fp_, 0), 0u)
         << resp.live.error;
     EXPECT_NE(resp.live.error.find("berth remote add foo"), std::string::npos);
   }
