@@ -8,7 +8,7 @@ set -euo pipefail
 # Build: compilers, CMake and the libraries berth links against. clang and its
 # runtime libraries (libFuzzer) build the fuzz targets in fuzz/.
 readonly BUILD_PACKAGES=(
-    cmake g++ make pkg-config clang libclang-rt-14-dev
+    cmake g++ make pkg-config clang libclang-rt-14-dev clang-format git
     libboost-dev libboost-program-options-dev libssl-dev libyaml-cpp-dev
     nlohmann-json3-dev libsqlite3-dev libspdlog-dev libfmt-dev libcli11-dev
     libarchive-dev libvalijson-dev

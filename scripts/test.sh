@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test.sh — the whole test suite, on a fresh Debian 12 machine as root:
-# installs what it needs, builds berth twice (Release in build/, Debug with
+# installs what it needs, checks every C++ file with clang-format, builds berth twice (Release in build/, Debug with
 # ASan+UBSan in build-asan/) and its fuzz targets with clang (build-fuzz/),
 # runs the unit tests under both, each fuzz target over its seed corpus for a
 # bounded time, and the integration tests (real LXD hosts from tests/testbed/)
@@ -85,12 +85,25 @@ run_ctest() {
     fi
 }
 
+# Every C++ file the repository tracks must already be as the repository's .clang-format has it.
+check_format() {
+    log "clang-format --dry-run --Werror"
+    local -a files
+    mapfile -t files < <(git -C "$ROOT" ls-files -- '*.cpp' '*.hpp' '*.h')
+    if ! (cd "$ROOT" && clang-format --dry-run --Werror "${files[@]}"); then
+        echo "test.sh: files above are not formatted; run: git ls-files '*.cpp' '*.hpp' '*.h' | xargs clang-format -i" >&2
+        FAILED_STEPS+=("clang-format")
+    fi
+}
+
 main() {
     cd "$ROOT"
     if [[ "${BERTH_SKIP_DEPS:-0}" != 1 ]]; then
         log "install dependencies"
         "$ROOT/scripts/install-deps.sh"
     fi
+
+    check_format
 
     configure_and_build build all -DCMAKE_BUILD_TYPE=Release -DBERTH_SANITIZE=OFF
     configure_and_build build-asan all -DCMAKE_BUILD_TYPE=Debug -DBERTH_SANITIZE=ON

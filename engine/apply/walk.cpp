@@ -88,7 +88,8 @@ std::vector<const plan::Action*> Walk::take_ready() {
 
 void Walk::succeed(const std::string& id) {
   const std::size_t i = index_.at(id);
-  if (outcomes_[i].status != Status::running) throw std::logic_error("succeed() on an action that is not running: " + id);
+  if (outcomes_[i].status != Status::running)
+    throw std::logic_error("succeed() on an action that is not running: " + id);
   outcomes_[i].status = Status::succeeded;
   release(plan_.actions[i]);
 }
@@ -113,12 +114,13 @@ void Walk::skip_dependents(const std::string& id, const std::string& because) {
 }
 
 bool Walk::done() const {
-  return std::none_of(outcomes_.begin(), outcomes_.end(), [](const Outcome& o) {
-    return o.status == Status::pending || o.status == Status::running;
-  });
+  return std::none_of(outcomes_.begin(), outcomes_.end(),
+                      [](const Outcome& o) { return o.status == Status::pending || o.status == Status::running; });
 }
 
-const Outcome& Walk::outcome(const std::string& id) const { return outcomes_[index_.at(id)]; }
+const Outcome& Walk::outcome(const std::string& id) const {
+  return outcomes_[index_.at(id)];
+}
 
 std::map<Status, int> Walk::counts() const {
   std::map<Status, int> out;
@@ -127,7 +129,8 @@ std::map<Status, int> Walk::counts() const {
 }
 
 bool Walk::all_succeeded() const {
-  return std::all_of(outcomes_.begin(), outcomes_.end(), [](const Outcome& o) { return o.status == Status::succeeded; });
+  return std::all_of(outcomes_.begin(), outcomes_.end(),
+                     [](const Outcome& o) { return o.status == Status::succeeded; });
 }
 
 }  // namespace berth::apply

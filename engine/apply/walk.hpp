@@ -50,7 +50,7 @@ class Walk {
   void succeed(const std::string& id);
   void fail(const std::string& id, std::string error);
 
-  [[nodiscard]] bool done() const;        // nothing pending or running
+  [[nodiscard]] bool done() const;  // nothing pending or running
   [[nodiscard]] int running() const { return running_; }
   [[nodiscard]] const Outcome& outcome(const std::string& id) const;
   [[nodiscard]] std::map<Status, int> counts() const;
@@ -67,7 +67,7 @@ class Walk {
   std::map<std::string, std::size_t> index_;
   std::map<std::string, std::vector<std::string>> dependents_;
   std::vector<Outcome> outcomes_;
-  std::map<std::string, int> busy_;  // remote -> running actions touching it
+  std::map<std::string, int> busy_;        // remote -> running actions touching it
   std::set<std::string> busy_containers_;  // "remote:container" touched by a running action
   int running_ = 0;
 };

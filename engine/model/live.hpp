@@ -26,11 +26,11 @@ struct LiveInstance {
   std::string name;
   std::string type = "container";  // container | virtual-machine
   std::string architecture;
-  std::string status;              // "Running", as reported
+  std::string status;  // "Running", as reported
   int status_code = 0;
   LivePower power = LivePower::other;
-  ConfigMap config;                // local config (not expanded)
-  DeviceMap devices;               // local devices (not expanded)
+  ConfigMap config;   // local config (not expanded)
+  DeviceMap devices;  // local devices (not expanded)
   std::vector<std::string> profiles;
   std::vector<LiveSnapshot> snapshots;  // by name from the bulk read (LXD 5.0 lists no creation times there)
   bool snapshots_known = true;          // false if the read could not list them

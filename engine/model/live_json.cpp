@@ -17,9 +17,8 @@ nlohmann::json to_json(const LiveState& live) {
                            {"profiles", inst.profiles},
                            {"snapshots", snaps}});
     }
-    remotes[name] = {{"status", r.status == RemoteStatus::ok ? "ok" : "unknown"},
-                     {"error", r.error},
-                     {"instances", instances}};
+    remotes[name] = {
+        {"status", r.status == RemoteStatus::ok ? "ok" : "unknown"}, {"error", r.error}, {"instances", instances}};
     if (r.image_aliases) remotes[name]["image_aliases"] = *r.image_aliases;
   }
   return {{"remotes", remotes}};
@@ -43,8 +42,10 @@ LiveState live_state_from_json(const nlohmann::json& j) {
       inst.devices = ji.value("devices", DeviceMap{});
       inst.profiles = ji.value("profiles", std::vector<std::string>{"default"});
       for (const auto& s : ji.value("snapshots", nlohmann::json::array())) {
-        if (s.is_string()) inst.snapshots.push_back({s.get<std::string>(), ""});
-        else inst.snapshots.push_back({s.at("name").get<std::string>(), s.value("created_at", "")});
+        if (s.is_string())
+          inst.snapshots.push_back({s.get<std::string>(), ""});
+        else
+          inst.snapshots.push_back({s.at("name").get<std::string>(), s.value("created_at", "")});
       }
       inst.digest = digest_of(inst);
       remote.instances.emplace(inst.name, std::move(inst));

@@ -16,7 +16,7 @@ inline constexpr int plan_file_format_version = 1;
 
 struct PlanFile {
   Plan plan;
-  std::string created_at;     // RFC 3339, UTC
+  std::string created_at;  // RFC 3339, UTC
   std::string berth_version;
 };
 

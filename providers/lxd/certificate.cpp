@@ -159,8 +159,7 @@ Result<PemPair> generate_client_certificate(const SelfSignedOptions& options) {
   PemPair out;
   out.certificate = detail::pem_of(cert.get());
   std::unique_ptr<BIO, decltype(&BIO_free)> key_bio(BIO_new(BIO_s_mem()), BIO_free);
-  if (!key_bio ||
-      PEM_write_bio_PrivateKey(key_bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+  if (!key_bio || PEM_write_bio_PrivateKey(key_bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1) {
     return crypto_error("cannot encode the private key");
   }
   out.private_key = bio_text(key_bio.get());

@@ -1,11 +1,11 @@
 #include "providers/lxd/client_config.hpp"
 
-#include <cerrno>
-#include <cstdlib>
-#include <cstring>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 
 #include "providers/lxd/certificate.hpp"
 #include "providers/lxd/fs_util.hpp"

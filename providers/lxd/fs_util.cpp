@@ -1,19 +1,21 @@
 #include "providers/lxd/fs_util.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cerrno>
 #include <cstring>
-#include <fcntl.h>
 #include <fstream>
 #include <random>
 #include <sstream>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace berth::lxd::detail {
 
 namespace {
 
-std::string errno_text(int err) { return std::strerror(err); }
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
 
 Error io_error(const std::filesystem::path& path, std::string_view what, int err) {
   return make_error(ErrorKind::io, std::string{what} + " " + path.string() + ": " + errno_text(err));

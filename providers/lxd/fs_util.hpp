@@ -3,10 +3,10 @@
 // Every write is atomic (temp file in the same dir, fsync, rename), so a crash or a concurrent
 // reader never sees half a remotes.json or half a key.
 
+#include <sys/types.h>
 #include <filesystem>
 #include <string>
 #include <string_view>
-#include <sys/types.h>
 
 #include "providers/lxd/result.hpp"
 

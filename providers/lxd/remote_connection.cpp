@@ -15,8 +15,8 @@ Result<TlsOptions> tls_options_for(const ClientConfig& config, const model::Remo
     }
   } else {
     std::error_code ec;
-    const auto pinned = is_valid_remote_name(remote.name) ? config.server_certificate(remote.name)
-                                                          : std::filesystem::path{};
+    const auto pinned =
+        is_valid_remote_name(remote.name) ? config.server_certificate(remote.name) : std::filesystem::path{};
     if (pinned.empty() || !std::filesystem::exists(pinned, ec)) {
       return make_error(ErrorKind::not_found, "no pinned server certificate; run `berth remote add " + remote.name +
                                                   " " + remote.url + "` or set fingerprint: in the fleet file")
@@ -59,9 +59,9 @@ Result<Client> connect_remote(const ClientConfig& config, const model::RemoteSpe
 Error untrusted_error(const ClientConfig& config, const model::RemoteSpec& remote) {
   std::string who = "this client";
   if (auto id = load_client_identity(config)) who = "this client's certificate (" + id->fingerprint + ")";
-  Error e = make_error(ErrorKind::not_trusted, "the server does not trust " + who + "; run `berth remote add " +
-                                                   remote.name + " " + remote.url +
-                                                   " --password ...` (or --token) to get trusted");
+  Error e =
+      make_error(ErrorKind::not_trusted, "the server does not trust " + who + "; run `berth remote add " + remote.name +
+                                             " " + remote.url + " --password ...` (or --token) to get trusted");
   e.http_status = 403;
   return e.for_remote(remote.name);
 }

@@ -87,9 +87,9 @@ Result<void> RemoteStore::add(const StoredRemote& remote, std::string_view serve
     auto fp = fingerprint_of_pem(server_certificate_pem);
     if (!fp) return fp.error();
     if (*fp != remote.fingerprint) {
-      return make_error(ErrorKind::invalid_argument, "remote " + remote.name +
-                                                         ": the certificate to pin does not have fingerprint " +
-                                                         remote.fingerprint);
+      return make_error(
+          ErrorKind::invalid_argument,
+          "remote " + remote.name + ": the certificate to pin does not have fingerprint " + remote.fingerprint);
     }
     if (auto d = detail::ensure_private_dir(config_.config_dir); !d) return d;
     if (auto d = detail::ensure_private_dir(config_.server_certificates_dir()); !d) return d;

@@ -22,7 +22,9 @@ constexpr std::array<int, 256> make_decode_table() {
 }
 constexpr auto decode_table = make_decode_table();
 
-bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
 
 Error bad_token(std::string_view why) {
   return make_error(ErrorKind::invalid_argument, "invalid certificate add token: " + std::string{why});

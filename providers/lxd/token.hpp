@@ -18,7 +18,7 @@ struct CertificateToken {
   std::string fingerprint;             // normalized (lowercase hex)
   std::vector<std::string> addresses;  // "host:port", IPv6 bracketed, as the server reported them
   std::string secret;
-  std::string expires_at;              // RFC 3339; "0001-01-01T00:00:00Z" or empty when it never expires
+  std::string expires_at;  // RFC 3339; "0001-01-01T00:00:00Z" or empty when it never expires
 };
 
 // Requires client_name, at least one address, secret and fingerprint, as LXD's client does.

@@ -9,10 +9,10 @@
 #include <gtest/gtest.h>
 
 #include "fake_server.hpp"
+#include "lxd_fixtures.hpp"
 #include "providers/lxd/certificate.hpp"
 #include "providers/lxd/client_config.hpp"
 #include "temp_dir.hpp"
-#include "lxd_fixtures.hpp"
 
 namespace berth::lxd::testing {
 
@@ -29,7 +29,9 @@ class FakeLxd {
     const bool trusted = unix_socket || trusted_.count(r.peer_fingerprint) > 0;
     if (r.method == "GET" && r.target == "/") return {200, sync_body(nlohmann::json::array({"/1.0"}))};
     if (r.method == "GET" && r.target == "/1.0") {
-      nlohmann::json md = {{"api_version", "1.0"}, {"auth", trusted ? "trusted" : "untrusted"}, {"public", false},
+      nlohmann::json md = {{"api_version", "1.0"},
+                           {"auth", trusted ? "trusted" : "untrusted"},
+                           {"public", false},
                            {"auth_methods", {"tls"}}};
       if (trusted) md["environment"] = {{"server_version", "5.0.2"}, {"server_name", "fake"}};
       return {200, sync_body(md)};
@@ -47,7 +49,8 @@ class FakeLxd {
     }
     if (!trusted) return error_response(403, "not authorized");
     if (r.target == "/1.0/instances?recursion=1") return {200, sync_body(instances)};
-    if (r.target == "/1.0/storage-pools") return {200, sync_body(nlohmann::json::array({"/1.0/storage-pools/default"}))};
+    if (r.target == "/1.0/storage-pools")
+      return {200, sync_body(nlohmann::json::array({"/1.0/storage-pools/default"}))};
     if (r.target == "/1.0/storage-pools/default/volumes?recursion=1") return {200, sync_body(volumes)};
     if (r.target == "/1.0/images/aliases?recursion=1") {
       return {200, sync_body(nlohmann::json::array({{{"name", "bb"}, {"target", "abc"}}}))};

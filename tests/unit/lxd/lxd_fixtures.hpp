@@ -5,7 +5,8 @@
 
 namespace berth::lxd::testing {
 
-inline nlohmann::json instance_json(const std::string& name, int status_code, nlohmann::json config = nlohmann::json::object(),
+inline nlohmann::json instance_json(const std::string& name, int status_code,
+                                    nlohmann::json config = nlohmann::json::object(),
                                     nlohmann::json devices = nlohmann::json::object()) {
   return {{"architecture", "x86_64"},
           {"config", config},
@@ -18,7 +19,9 @@ inline nlohmann::json instance_json(const std::string& name, int status_code, nl
           {"expanded_config", config},
           {"expanded_devices", devices},
           {"name", name},
-          {"status", status_code == 103 ? "Running" : status_code == 110 ? "Frozen" : "Stopped"},
+          {"status", status_code == 103   ? "Running"
+                     : status_code == 110 ? "Frozen"
+                                          : "Stopped"},
           {"status_code", status_code},
           {"last_used_at", "0001-01-01T00:00:00Z"},
           {"location", "none"},
@@ -28,9 +31,15 @@ inline nlohmann::json instance_json(const std::string& name, int status_code, nl
 
 inline nlohmann::json volume_json(const std::string& name, const std::string& type = "container",
                                   const std::string& project = "default") {
-  return {{"config", nlohmann::json::object()}, {"description", ""},    {"name", name},
-          {"type", type},                       {"used_by", nullptr},   {"location", "none"},
-          {"content_type", "filesystem"},       {"project", project},   {"created_at", "0001-01-01T00:00:00Z"}};
+  return {{"config", nlohmann::json::object()},
+          {"description", ""},
+          {"name", name},
+          {"type", type},
+          {"used_by", nullptr},
+          {"location", "none"},
+          {"content_type", "filesystem"},
+          {"project", project},
+          {"created_at", "0001-01-01T00:00:00Z"}};
 }
 
 inline nlohmann::json instances_fixture() {

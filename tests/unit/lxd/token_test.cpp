@@ -16,7 +16,9 @@ nlohmann::json good_token_json() {
           {"expires_at", "0001-01-01T00:00:00Z"}};
 }
 
-std::string encode(const nlohmann::json& j) { return base64_encode(j.dump()); }
+std::string encode(const nlohmann::json& j) {
+  return base64_encode(j.dump());
+}
 
 TEST(Base64, RoundTripsAllLengths) {
   const std::string bytes = std::string("\x00\xff\x10 binary\x80", 12) + "text";
@@ -28,8 +30,8 @@ TEST(Base64, RoundTripsAllLengths) {
   }
   EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
   EXPECT_EQ(base64_encode("fo"), "Zm8=");
-  EXPECT_EQ(*base64_decode("Zm8"), "fo");          // padding optional
-  EXPECT_EQ(*base64_decode("  Zm8=\n"), "fo");     // surrounding whitespace ignored
+  EXPECT_EQ(*base64_decode("Zm8"), "fo");       // padding optional
+  EXPECT_EQ(*base64_decode("  Zm8=\n"), "fo");  // surrounding whitespace ignored
   EXPECT_FALSE(base64_decode("Zm9v!").ok());
   EXPECT_FALSE(base64_decode("Z").ok());
 }

@@ -16,7 +16,9 @@ model::Fleet two_remote_fleet() {
   return fleet;
 }
 
-model::LiveState live_of(const char* json) { return model::live_state_from_json(nlohmann::json::parse(json)); }
+model::LiveState live_of(const char* json) {
+  return model::live_state_from_json(nlohmann::json::parse(json));
+}
 
 TEST(DestroyPlan, DeletesOnlyWhatTheFleetOwnsOnReadRemotes) {
   const auto live = live_of(R"({"remotes": {
