@@ -164,7 +164,10 @@ void print_summary(const apply::PipelineResult& result, bool json) {
                 << util::printable(u["error"].get<std::string>()) << '\n';
     }
   }
-  if (!plan.complete()) std::cout << "Remotes that could not be read were not changed; apply again once they answer.\n";
+  if (!plan.complete()) {
+    std::cout << "Remotes that could not be read, and containers that could not be planned, were not changed; apply "
+                 "again once they can be.\n";
+  }
   if (!summary.state_error.empty()) {
     std::cerr << "berth: the state file could not record everything (" << util::printable(summary.state_error)
               << "); check the disk and the file, then plan again\n";
@@ -173,6 +176,12 @@ void print_summary(const apply::PipelineResult& result, bool json) {
 
 int execute(const GlobalOptions& global, const ApplyOptions& options, const model::Fleet& fleet,
             const plan::Plan* saved, apply::Goal goal, std::string_view verb) {
+  apply::Selection selection;
+  if (saved == nullptr) {
+    auto selected = select(fleet, options.targets, options.replace, goal == apply::Goal::destroy || options.prune);
+    if (!selected) return exit_error;
+    selection = std::move(*selected);
+  }
   auto opened = open_state(options.state_path, /*only_existing=*/false);
   if (opened.failed) return exit_error;
   auto& store = opened.store;
@@ -182,8 +191,9 @@ int execute(const GlobalOptions& global, const ApplyOptions& options, const mode
   apply::PipelineOptions pipeline;
   pipeline.goal = goal;
   pipeline.saved = saved;
-  pipeline.consent = plan::ConsentFlags{options.allow_restart, options.allow_move};
+  pipeline.consent = plan::ConsentFlags{options.allow_restart, options.allow_move, options.allow_recreate};
   pipeline.prune = options.prune;
+  pipeline.selection = std::move(selection);
   pipeline.limits.global = options.parallelism;
   pipeline.read_parallelism = options.read_parallelism;
   for (const auto& [name, remote] : fleet.remotes) pipeline.limits.per_remote[name] = remote.parallelism;
@@ -245,11 +255,14 @@ int execute(const GlobalOptions& global, const ApplyOptions& options, const mode
 
 int run_apply(const GlobalOptions& global, const ApplyOptions& options) {
   if (!options.plan_file.empty()) {
-    if (options.allow_restart || options.allow_move || options.prune) {
-      std::cerr << "berth: --allow-restart, --allow-move and --prune cannot be given with a saved plan: the plan "
-                << util::printable(options.plan_file) << " already records what it consents to; make it again with "
-                << "`berth plan --allow-restart/--allow-move/--prune --out " << util::printable(options.plan_file)
-                << "`\n";
+    if (options.allow_restart || options.allow_move || options.allow_recreate || options.prune ||
+        !options.targets.empty() || !options.replace.empty()) {
+      std::cerr << "berth: --allow-restart, --allow-move, --allow-recreate, --prune, --target and --replace cannot be "
+                   "given with a saved plan: the plan "
+                << util::printable(options.plan_file)
+                << " already records what it does and consents to; make it again with those flags on `berth plan "
+                   "... --out "
+                << util::printable(options.plan_file) << "`\n";
       return exit_error;
     }
     auto file = read_plan_file(options.plan_file, options.limits);
@@ -272,7 +285,8 @@ int run_apply(const GlobalOptions& global, const ApplyOptions& options) {
     }
     if (!saved->complete()) {
       std::cerr << "berth: the saved plan " << util::printable(options.plan_file)
-                << " is incomplete (a remote was unknown when it was made); make a new plan\n";
+                << " is incomplete (a remote was unknown, or a container could not be planned, when it was made); "
+                   "make a new plan\n";
       return exit_error;
     }
     return execute(global, options, *fleet, saved.get(), apply::Goal::apply, "apply");

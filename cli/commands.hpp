@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "engine/util/limits.hpp"
 
@@ -29,6 +30,10 @@ struct PlanCommandOptions {
   bool prune = false;
   bool allow_restart = false;  // recorded in the plan (and in a saved plan)
   bool allow_move = false;
+  bool allow_recreate = false;
+  bool destroy = false;              // the plan of `berth destroy`
+  std::vector<std::string> targets;  // --target
+  std::vector<std::string> replace;  // --replace
   std::filesystem::path state_path;  // open journal intents to settle (read, never created)
   int read_parallelism = 32;         // remotes read at once
   util::InputLimits limits;          // --max-file-size, --max-response-size
@@ -57,7 +62,10 @@ struct ApplyOptions {
   bool json = false;
   bool allow_restart = false;
   bool allow_move = false;
+  bool allow_recreate = false;
   bool prune = false;
+  std::vector<std::string> targets;  // --target
+  std::vector<std::string> replace;  // --replace
   std::filesystem::path state_path;
   std::chrono::milliseconds lock_timeout{0};
   util::InputLimits limits;  // --max-file-size, --max-response-size

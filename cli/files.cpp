@@ -83,4 +83,15 @@ std::optional<plan::PlanFile> read_plan_file(const std::string& path, const util
   return std::move(parsed.file);
 }
 
+std::optional<apply::Selection> select(const model::Fleet& fleet, const std::vector<std::string>& targets,
+                                       const std::vector<std::string>& replace, bool undeclared_targets) {
+  apply::Selection selection;
+  auto problems = plan::parse_targets(targets, fleet, undeclared_targets, selection.targets);
+  for (auto& p : plan::parse_targets(replace, fleet, false, selection.replace)) problems.push_back(std::move(p));
+  if (problems.empty()) return selection;
+  for (const auto& p : problems) std::cerr << "berth: " << p << '\n';
+  std::cerr << "  addresses are written as the plan prints them (remote:container), or as a container's name\n";
+  return std::nullopt;
+}
+
 }  // namespace berth::cli

@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 
+#include "engine/apply/pipeline.hpp"
 #include "engine/model/desired.hpp"
 #include "engine/plan/plan_file.hpp"
 #include "engine/util/limits.hpp"
@@ -23,5 +24,11 @@ namespace berth::cli {
 // Reads (at most limits.plan_file_bytes) and parses a plan saved with `berth plan --out`, printing
 // what is wrong on stderr.
 [[nodiscard]] std::optional<plan::PlanFile> read_plan_file(const std::string& path, const util::InputLimits& limits);
+
+// --target and --replace addresses checked against the fleet (printing each problem on stderr);
+// nullopt if any is wrong. `undeclared_targets`: --target may name containers the file no longer
+// declares (destroy, pruning).
+[[nodiscard]] std::optional<apply::Selection> select(const model::Fleet& fleet, const std::vector<std::string>& targets,
+                                                     const std::vector<std::string>& replace, bool undeclared_targets);
 
 }  // namespace berth::cli

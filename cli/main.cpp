@@ -154,6 +154,13 @@ int main(int argc, char** argv) {
   plan_cmd->add_flag("--allow-restart", plan.allow_restart,
                      "Consent to restarts that config changes need (recorded in a plan saved with --out)");
   plan_cmd->add_flag("--allow-move", plan.allow_move, "Consent to offline moves (recorded in a plan saved with --out)");
+  plan_cmd->add_flag("--allow-recreate", plan.allow_recreate,
+                     "Consent to recreating containers from their image (recorded in a plan saved with --out)");
+  plan_cmd->add_flag("--destroy", plan.destroy, "Plan the deletion of every container the fleet owns");
+  plan_cmd->add_option("--target", plan.targets, "Limit the plan to this container and what it depends on (repeatable)")
+      ->type_name("ADDRESS");
+  plan_cmd->add_option("--replace", plan.replace, "Recreate this container from its image (repeatable)")
+      ->type_name("ADDRESS");
   std::string state_path = berth::state::default_state_path().string();
   plan_cmd->add_option("--state", state_path, "State file whose interrupted runs the plan settles (env BERTH_STATE)")
       ->capture_default_str();
@@ -180,6 +187,8 @@ int main(int argc, char** argv) {
     cmd->add_option("--state", state_path, "State file: runs, journal, lock (env BERTH_STATE)")->capture_default_str();
     cmd->add_option("--lock-timeout", lock_timeout, "How long to wait for another apply's lock (e.g. 30s, 2m)")
         ->capture_default_str();
+    cmd->add_option("--target", apply.targets, "Limit the run to this container and what it depends on (repeatable)")
+        ->type_name("ADDRESS");
     limit_flags.add_to(cmd, /*reads_hosts=*/true);
   };
   auto* apply_cmd = app.add_subcommand("apply", "Carry out the plan (computed now, or a saved one)");
@@ -187,6 +196,10 @@ int main(int argc, char** argv) {
   apply_cmd->add_option("planfile", apply.plan_file, "A plan saved with `berth plan --out`");
   apply_cmd->add_flag("--allow-restart", apply.allow_restart, "Consent to restarts that config changes need");
   apply_cmd->add_flag("--allow-move", apply.allow_move, "Consent to offline moves between remotes");
+  apply_cmd->add_flag("--allow-recreate", apply.allow_recreate,
+                      "Consent to recreating containers from their image (their data and snapshots are not kept)");
+  apply_cmd->add_option("--replace", apply.replace, "Recreate this container from its image (repeatable)")
+      ->type_name("ADDRESS");
   apply_cmd->add_flag("--prune", apply.prune, "Delete containers this fleet owns that are no longer declared");
   auto* destroy_cmd = app.add_subcommand("destroy", "Delete every container the fleet file owns");
   add_apply_options(destroy_cmd);

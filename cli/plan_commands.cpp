@@ -42,12 +42,22 @@ int run_plan(const GlobalOptions& global, const PlanCommandOptions& options) {
   const auto fleet = load_fleet(options.file, options.limits);
   if (!fleet) return exit_error;
 
+  if (options.destroy && (options.prune || options.allow_restart || options.allow_move || options.allow_recreate ||
+                          !options.replace.empty())) {
+    std::cerr << "berth: --destroy plans the deletion of every container the fleet owns; --prune, --replace and the "
+                 "--allow-* flags do not apply to it\n";
+    return exit_error;
+  }
+  const auto selection = select(*fleet, options.targets, options.replace, options.destroy || options.prune);
+  if (!selection) return exit_error;
+
   auto opened = open_state(options.state_path, /*only_existing=*/true);
   if (opened.failed) return exit_error;
   const LxdProviders lxd_providers(global, options.limits);
-  plan::Plan plan =
-      apply::prepare_plan(*fleet, opened.store.get(), lxd_providers.view(), apply::Goal::apply, options.prune,
-                          plan::ConsentFlags{options.allow_restart, options.allow_move}, options.read_parallelism);
+  plan::Plan plan = apply::prepare_plan(
+      *fleet, opened.store.get(), lxd_providers.view(), options.destroy ? apply::Goal::destroy : apply::Goal::apply,
+      options.prune, plan::ConsentFlags{options.allow_restart, options.allow_move, options.allow_recreate},
+      options.read_parallelism, *selection);
   redact_plan_secrets(plan);
 
   if (options.json) {

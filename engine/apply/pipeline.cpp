@@ -43,11 +43,12 @@ std::string label(std::int64_t run_id, const std::string& action_id) {
 
 // The plan of the rest, from the hosts as they will be once recovery ran.
 plan::Plan plan_rest(const model::Fleet& fleet, const LiveRead& read, const Settlement& settlement, Goal goal,
-                     bool prune) {
+                     bool prune, const Selection& selection) {
   const model::LiveState projected = plan::after_recovery(read.live, settlement.recovery);
   plan::PlanOptions options;
   options.prune = prune;
   options.held = settlement.held;
+  options.replace = selection.replace;
   plan::Plan plan = goal == Goal::destroy ? plan::compute_destroy_plan(fleet, projected)
                                           : plan::compute_plan(fleet, projected, options);
   if (goal == Goal::destroy) {
@@ -56,6 +57,8 @@ plan::Plan plan_rest(const model::Fleet& fleet, const LiveRead& read, const Sett
   // The basis is what was read, not the projection: a saved plan is checked against a fresh read.
   plan.basis = plan::basis_of(read.live);
   plan::prepend_recovery(plan, settlement.recovery);
+  plan::limit_to_targets(plan, selection.targets);
+  plan.destroy = goal == Goal::destroy;
   plan.diagnostics.append(read.diagnostics);
   plan.diagnostics.append(settlement.diagnostics);
   return plan;
@@ -162,13 +165,13 @@ Settlement settle_open_intents(state::Store* store, const model::Fleet& fleet, p
 }
 
 plan::Plan prepare_plan(const model::Fleet& fleet, state::Store* store, const Providers& providers, Goal goal,
-                        bool prune, plan::ConsentFlags consent, int read_parallelism) {
+                        bool prune, plan::ConsentFlags consent, int read_parallelism, const Selection& selection) {
   const auto read = read_live_state(fleet, *providers.reader, read_parallelism);
   Settlement settlement;
   std::optional<state::LockHolder> busy;
   if (store != nullptr) busy = store->live_lock_holder();
   if (!busy) settlement = settle_open_intents(store, fleet, *providers.recoverer);
-  plan::Plan plan = plan_rest(fleet, read, settlement, goal, prune);
+  plan::Plan plan = plan_rest(fleet, read, settlement, goal, prune, selection);
   if (busy) {
     plan.diagnostics.warning("another run holds the state file's lock (" + busy->command + ", pid " +
                                  std::to_string(busy->pid) + " on " + busy->host +
@@ -226,7 +229,7 @@ PipelineResult run_pipeline(const model::Fleet& fleet, state::Store& store, cons
     }
     result.plan.diagnostics.append(settlement.diagnostics);
   } else {
-    result.plan = plan_rest(fleet, read, settlement, options.goal, options.prune);
+    result.plan = plan_rest(fleet, read, settlement, options.goal, options.prune, options.selection);
     grant_consent(result.plan, options.consent);
   }
   plan::Plan& plan = result.plan;

@@ -39,6 +39,13 @@ struct Providers {
 
 enum class Goal { apply, destroy };
 
+// What the command line singles out: `--replace` containers are recreated from their image,
+// `--target` limits the plan to some containers and what they depend on.
+struct Selection {
+  std::vector<plan::Target> replace;
+  std::vector<plan::Target> targets;
+};
+
 struct PipelineOptions {
   Goal goal = Goal::apply;
   // Apply exactly this saved plan: refused when the hosts or the open journal intents changed
@@ -46,6 +53,7 @@ struct PipelineOptions {
   const plan::Plan* saved = nullptr;
   plan::ConsentFlags consent;
   bool prune = false;
+  Selection selection;  // ignored with a saved plan (it was made with its own)
   Limits limits;
   int read_parallelism = default_read_parallelism;  // remotes read at once
   std::chrono::milliseconds lock_timeout{0};
@@ -111,6 +119,6 @@ struct Settlement {
 // own in-flight steps, not leftovers: they are not settled, and the plan says so.
 [[nodiscard]] plan::Plan prepare_plan(const model::Fleet& fleet, state::Store* store, const Providers& providers,
                                       Goal goal, bool prune, plan::ConsentFlags consent,
-                                      int read_parallelism = default_read_parallelism);
+                                      int read_parallelism = default_read_parallelism, const Selection& selection = {});
 
 }  // namespace berth::apply

@@ -316,6 +316,12 @@ class Resolver {
     if (auto move = string_at(child(path, "move"))) {
       spec.move = *move == "allowed" ? model::Consent::allowed : model::Consent::denied;
     }
+    if (auto recreate = string_at(child(path, "recreate"))) {
+      spec.recreate = *recreate == "allowed" ? model::Consent::allowed : model::Consent::denied;
+    }
+    if (auto on_change = string_at(child(path, "on_image_change"))) {
+      spec.on_image_change = *on_change == "replace" ? model::OnImageChange::replace : model::OnImageChange::report;
+    }
     return spec;
   }
 

@@ -24,6 +24,9 @@ enum class DesiredState { running, stopped, frozen, absent };
 // A consent a disruptive action needs; from the file (`restart: allowed`) or a CLI flag.
 enum class Consent { denied, allowed };
 
+// What a plan does when an existing container runs another image than its `image:` resolves to.
+enum class OnImageChange { report, replace };
+
 struct RemoteSpec {
   std::string name;
   std::string url;                         // https://host:port or unix:///path
@@ -66,6 +69,8 @@ struct ContainerSpec {
   bool prune_snapshots = false;                      // snapshots: {prune: true}
   Consent restart = Consent::denied;                 // restart: allowed
   Consent move = Consent::denied;                    // move: allowed
+  Consent recreate = Consent::denied;                // recreate: allowed
+  OnImageChange on_image_change = OnImageChange::report;
   // Change paths whose values are secrets ("config.KEY", "devices.NAME"): declared with ${env:...}
   // or listed under sensitive:. Shown as (sensitive) on both sides of every diff.
   std::set<std::string> sensitive;
@@ -96,6 +101,9 @@ inline constexpr std::string_view owner_key_prefix = "user.berth.";
 inline constexpr std::string_view fleet_key = "user.berth.fleet";
 // On a transfer's target until it is verified whole: "<source address> <transfer token>".
 inline constexpr std::string_view incomplete_key = "user.berth.incomplete";
+// What berth set on the instance, so that a key the file no longer declares is removed and one it
+// never set is never touched: JSON {"config": [...], "devices": [...], "profiles": [...]}.
+inline constexpr std::string_view managed_key = "user.berth.managed";
 // Set in the same PUT as config that needs a restart, removed after the restart: a plan that
 // finds it on a running instance plans the restart an interrupted run did not do.
 inline constexpr std::string_view restart_pending_key = "user.berth.restart-pending";

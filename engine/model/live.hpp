@@ -43,12 +43,15 @@ struct LiveInstance {
 
 enum class RemoteStatus { ok, unknown };
 
+// Image alias name -> the fingerprint it points at now.
+using ImageAliases = std::map<std::string, std::string>;
+
 struct LiveRemote {
   std::string name;
   RemoteStatus status = RemoteStatus::unknown;
   std::string error;  // why it is unknown; never contains secrets
   std::map<std::string, LiveInstance> instances;
-  std::optional<std::vector<std::string>> image_aliases;  // read when a declared image lives here
+  std::optional<ImageAliases> image_aliases;  // read when a declared image lives here
 };
 
 struct LiveState {

@@ -31,7 +31,15 @@ LiveState live_state_from_json(const nlohmann::json& j) {
     remote.name = name;
     remote.status = r.value("status", "ok") == "ok" ? RemoteStatus::ok : RemoteStatus::unknown;
     remote.error = r.value("error", "");
-    if (r.contains("image_aliases")) remote.image_aliases = r["image_aliases"].get<std::vector<std::string>>();
+    if (const auto aliases = r.find("image_aliases"); aliases != r.end()) {
+      // A list of names (fingerprints unknown) or a map name -> fingerprint.
+      remote.image_aliases.emplace();
+      if (aliases->is_array()) {
+        for (const auto& a : *aliases) remote.image_aliases->emplace(a.get<std::string>(), "");
+      } else {
+        *remote.image_aliases = aliases->get<ImageAliases>();
+      }
+    }
     for (const auto& ji : r.value("instances", nlohmann::json::array())) {
       LiveInstance inst;
       inst.name = ji.at("name").get<std::string>();

@@ -6,6 +6,10 @@
 //   never destroyed and recreated.
 // - A remote that could not be read is Unknown: its containers get no actions.
 // - Only instances this fleet owns (user.berth.fleet) are ever deleted, and only with pruning.
+// - A key or device the file no longer declares is removed only if berth's record on the instance
+//   (user.berth.managed) says berth set it; what berth never set is never touched.
+// - A declared container that exists but no fleet owns is adopted (an explicit action); one that
+//   another fleet owns is left alone.
 
 #include <algorithm>
 #include <array>
@@ -14,8 +18,10 @@
 #include <string_view>
 #include <unordered_set>
 
+#include "engine/model/managed.hpp"
 #include "engine/plan/order.hpp"
 #include "engine/plan/plan.hpp"
+#include "engine/util/printable.hpp"
 
 namespace berth::plan {
 namespace {
@@ -46,6 +52,19 @@ bool needs_restart(std::string_view key) {
   return std::any_of(prefixes.begin(), prefixes.end(), [&](std::string_view p) { return key.rfind(p, 0) == 0; });
 }
 
+bool is_bookkeeping(const Change& ch) {
+  return ch.path == "config." + std::string{model::managed_key} || ch.path == "config." + std::string{model::fleet_key};
+}
+
+// The changes a user declared (or undeclared), without berth's own marks.
+std::vector<Change> content_changes(const std::vector<Change>& changes) {
+  std::vector<Change> out;
+  for (const auto& ch : changes) {
+    if (!is_bookkeeping(ch)) out.push_back(ch);
+  }
+  return out;
+}
+
 std::string paths_of(const std::vector<Change>& changes) {
   std::string what;
   for (const auto& ch : changes) what += (what.empty() ? "" : ", ") + ch.path;
@@ -58,7 +77,7 @@ void fill_changes(Action& a, std::vector<Change> changes, const ContainerSpec& c
   a.before = nlohmann::json::object();
   a.after = nlohmann::json::object();
   for (auto& ch : changes) {
-    ch.sensitive = c.sensitive.count(ch.path) != 0;
+    ch.sensitive = ch.sensitive || c.sensitive.count(ch.path) != 0;
     a.before[ch.path] = ch.sensitive && !ch.before.is_null() ? nlohmann::json(sensitive_text) : ch.before;
     a.after[ch.path] = ch.sensitive && !ch.after.is_null() ? nlohmann::json(sensitive_text) : ch.after;
   }
@@ -76,6 +95,24 @@ bool is_observation(std::string_view key) {
 nlohmann::json value_or_null(const model::ConfigMap& map, const std::string& key) {
   const auto it = map.find(key);
   return it == map.end() ? nlohmann::json(nullptr) : nlohmann::json(it->second);
+}
+
+std::optional<std::string> config_value(const LiveInstance& inst, std::string_view key) {
+  const auto it = inst.config.find(std::string{key});
+  if (it == inst.config.end()) return std::nullopt;
+  return it->second;
+}
+
+// The config a new instance gets: the declared keys and berth's record of them (the executor adds
+// the fleet mark).
+model::ConfigMap config_with_record(const ContainerSpec& c) {
+  model::ConfigMap config = c.config;
+  config[std::string{model::managed_key}] = model::record_text(model::managed_of(c));
+  return config;
+}
+
+std::string short_fingerprint(const std::string& f) {
+  return util::printable(f.substr(0, 12));
 }
 
 // What a user reads of a declared spec: sensitive values masked (the action's spec keeps them).
@@ -123,7 +160,11 @@ void summarise_remotes(const model::Fleet& fleet, const model::LiveState& live, 
 class Planner {
  public:
   Planner(const model::Fleet& fleet, const model::LiveState& live, const PlanOptions& options)
-      : fleet_(fleet), live_(live), prune_(options.prune || fleet.prune), held_(options.held) {}
+      : fleet_(fleet),
+        live_(live),
+        prune_(options.prune || fleet.prune),
+        replace_(options.replace),
+        held_(options.held) {}
 
   Plan run() {
     summarise_remotes(fleet_, live_, plan_);
@@ -204,7 +245,7 @@ class Planner {
             extra.owned_by(fleet_.name) ? "it is owned by this fleet: run with --prune (or prune: true) to delete it"
                                         : "delete or rename it by hand if it is a leftover");
       }
-      converge_existing(c, here->second, here->second.power, {});
+      plan_existing(c, here->second);
       return;
     }
 
@@ -227,39 +268,53 @@ class Planner {
       pending_copies_.push_back(&c);  // planned once every source's own actions exist
       return;
     }
+    if (resolve_image(c).missing) return;
     auto& launch = add(ActionKind::launch, here_addr,
                        "declared, does not exist; from " + c.image->remote + ":" + c.image->alias + ", then " +
                            std::string{model::to_string(c.state)});
     launch.image = c.image;
     launch.sensitive = c.sensitive;
-    launch.config = c.config;
+    launch.config = config_with_record(c);
     launch.devices = c.devices;
     launch.profiles = c.profiles;
     launch.target_state = c.state;
     launch.after = spec_after(c);
     const std::string launch_id = launch.id;  // `launch` dangles once more actions are added
     created_by_[c.name] = launch_id;
-    check_image(c);
     plan_new_snapshots(c, launch_id);
   }
 
-  // The alias must exist where the image is declared, or the launch would fail at apply time.
-  void check_image(const ContainerSpec& c) {
-    if (!c.image) return;
+  // What the declared image resolves to now. An alias that does not exist where it is declared makes
+  // the container unplannable (no action, plan incomplete), as an unknown remote does: a launch
+  // would fail, and drift cannot be told.
+  struct ResolvedImage {
+    bool missing = false;
+    std::optional<std::string> fingerprint;  // unset: not checked (remote unknown, aliases unread)
+  };
+
+  ResolvedImage resolve_image(const ContainerSpec& c) {
+    ResolvedImage out;
+    if (!c.image) return out;
+    const std::string where = c.remote + ":" + c.name;
     const auto* remote = known_remote(c.image->remote);
     if (remote == nullptr) {
-      plan_.diagnostics.warning("image remote '" + c.image->remote + "' is unknown; the image was not checked",
-                                c.remote + ":" + c.name, c.where);
-      return;
+      plan_.diagnostics.warning("image remote '" + c.image->remote + "' is unknown; the image was not checked", where,
+                                c.where);
+      return out;
     }
-    if (!remote->image_aliases) return;
-    const auto& aliases = *remote->image_aliases;
-    if (std::find(aliases.begin(), aliases.end(), c.image->alias) == aliases.end()) {
-      plan_.diagnostics.error("image alias '" + c.image->alias + "' does not exist on remote '" + c.image->remote + "'",
-                              c.remote + ":" + c.name, c.where,
-                              "import the image there (lxc image import ... --alias " + c.image->alias +
-                                  "), or fix the image in the fleet file");
+    if (!remote->image_aliases) return out;
+    const auto alias = remote->image_aliases->find(c.image->alias);
+    if (alias == remote->image_aliases->end()) {
+      out.missing = true;
+      const std::string why = "image alias '" + c.image->alias + "' does not exist on remote '" + c.image->remote + "'";
+      plan_.not_planned[where] = why;
+      plan_.diagnostics.warning(why + "; not planned", where, c.where,
+                                "import the image there (lxc image import ... --alias " + c.image->alias +
+                                    "), or fix the image in the fleet file");
+      return out;
     }
+    if (!alias->second.empty()) out.fingerprint = alias->second;
+    return out;
   }
 
   void warn_if_maybe_on_unknown_remote(const ContainerSpec& c) {
@@ -272,8 +327,94 @@ class Planner {
     }
   }
 
+  // The fleet that owns an instance: unset when none does (adoption), or a warning and nullopt-of-
+  // optional when another fleet does (hands off).
+  std::optional<bool> adoptable(const ContainerSpec& c, const LiveInstance& inst, const Address& addr) {
+    const auto owner = config_value(inst, model::fleet_key);
+    if (!owner) return true;
+    if (*owner == fleet_.name) return false;
+    plan_.diagnostics.warning("owned by fleet '" + util::printable(*owner) + "', not by '" + fleet_.name +
+                                  "'; it is neither adopted nor changed",
+                              to_string(addr), c.where,
+                              "declare it in that fleet's file, or remove user.berth.fleet from it by hand "
+                              "(lxc config unset) so that this fleet adopts it");
+    return std::nullopt;
+  }
+
+  bool replace_requested(const ContainerSpec& c) const {
+    const Address addr{c.remote, c.name, std::nullopt};
+    return std::any_of(replace_.begin(), replace_.end(), [&](const Target& t) { return matches(t, addr); });
+  }
+
+  void plan_existing(const ContainerSpec& c, const LiveInstance& inst) {
+    const Address addr{c.remote, c.name, std::nullopt};
+    const auto adopting = adoptable(c, inst, addr);
+    if (!adopting) return;
+    const ResolvedImage image = resolve_image(c);
+    if (image.missing) return;
+
+    const auto running = config_value(inst, "volatile.base_image");
+    const bool drift = image.fingerprint && running && !running->empty() && *running != *image.fingerprint;
+    const bool forced = replace_requested(c);
+    const bool replace = forced || (drift && c.on_image_change == model::OnImageChange::replace);
+    const std::string declared = c.image ? c.image->remote + ":" + c.image->alias : std::string{};
+    if (drift && !replace) {
+      plan_.diagnostics.warning(
+          "runs image " + short_fingerprint(*running) + ", but " + declared + " now resolves to " +
+              short_fingerprint(*image.fingerprint) + "; not replaced",
+          to_string(addr), c.where,
+          "`berth apply --replace " + to_string(addr) +
+              " --allow-recreate` recreates it from the new image (its data and snapshots are not kept); "
+              "on_image_change: replace does so on every image change");
+    }
+    if (replace && !c.image) {
+      plan_.diagnostics.error(
+          "--replace names a container made by copy_of; only containers launched from an image "
+          "can be replaced",
+          to_string(addr), c.where, "delete it by hand, then apply to copy it again");
+      return;
+    }
+    if (replace && *adopting) {
+      plan_.diagnostics.warning("is not owned by this fleet, so it is not replaced; it is adopted instead",
+                                to_string(addr), c.where, "apply once to adopt it, then replace it");
+    } else if (replace) {
+      plan_recreate(c, inst,
+                    drift ? "image changed: runs " + short_fingerprint(*running) + ", " + declared +
+                                " now resolves to " + short_fingerprint(*image.fingerprint)
+                          : "replacement requested (--replace)");
+      return;
+    }
+    converge_existing(c, inst, inst.power, {}, *adopting);
+  }
+
+  // Delete and launch anew from the image, with the declared spec; declared snapshots are taken
+  // again afterwards. Nothing of the old instance is kept.
+  void plan_recreate(const ContainerSpec& c, const LiveInstance& inst, const std::string& why) {
+    const Address addr{c.remote, c.name, std::nullopt};
+    auto& re = add(
+        ActionKind::recreate, addr,
+        why + "; recreated from " + c.image->remote + ":" + c.image->alias + " — its data and snapshots are not kept");
+    re.disruption = Disruption::recreate;
+    re.consented = c.recreate == model::Consent::allowed;
+    re.image = c.image;
+    re.sensitive = c.sensitive;
+    re.config = config_with_record(c);
+    re.devices = c.devices;
+    re.profiles = c.profiles;
+    re.target_state = c.state;
+    nlohmann::json before = {{"state", model::to_string(inst.power)}, {"snapshots", inst.snapshots.size()}};
+    if (const auto base = config_value(inst, "volatile.base_image")) before["image"] = *base;
+    re.before = std::move(before);
+    re.after = spec_after(c);
+    const std::string id = re.id;
+    created_by_[c.name] = id;
+    plan_new_snapshots(c, id);
+  }
+
   void plan_move(const ContainerSpec& c, const std::string& from) {
     const LiveInstance& inst = live_.remotes.at(from).instances.at(c.name);
+    const auto adopting = adoptable(c, inst, Address{from, c.name, std::nullopt});
+    if (!adopting) return;
     const Address source{from, c.name, std::nullopt};
     const Address target{c.remote, c.name, std::nullopt};
     std::string stop_id;
@@ -295,14 +436,32 @@ class Planner {
     created_by_[c.name] = move.id;
     // After the move the container is on its declared remote with its own config and snapshots, stopped.
     const std::string move_id = move.id;
-    converge_existing(c, inst, LivePower::stopped, move_id);
+    converge_existing(c, inst, LivePower::stopped, move_id, *adopting);
   }
 
   // Config, devices, profiles, snapshots and power state of a container that exists (or will, after `after_id`).
   // Takes ids by value: references into plan_.actions dangle as soon as an action is added.
-  void converge_existing(const ContainerSpec& c, const LiveInstance& inst, LivePower power, std::string after_id) {
+  // Keys, devices and profiles berth recorded setting that the file no longer declares: removed.
+  // Without a record (an instance made by an older berth, or adopted) nothing is removed.
+  std::optional<model::Managed> record_of(const ContainerSpec& c, const LiveInstance& inst, const Address& addr) {
+    const auto text = config_value(inst, model::managed_key);
+    if (!text) return std::nullopt;
+    auto record = model::parse_record(*text);
+    if (!record) {
+      plan_.diagnostics.warning("its record of what berth manages (" + std::string{model::managed_key} +
+                                    ") is damaged; nothing undeclared is removed, and the record is written anew",
+                                to_string(addr), c.where);
+    }
+    return record;
+  }
+
+  // `adopting`: no fleet owns the instance; the first action marks it as this fleet's.
+  void converge_existing(const ContainerSpec& c, const LiveInstance& inst, LivePower power, std::string after_id,
+                         bool adopting) {
     const Address addr{c.remote, c.name, std::nullopt};
     std::string last = after_id;
+    const auto record = record_of(c, inst, addr);
+    const model::Managed wanted = model::managed_of(c);
 
     std::vector<Change> changes;
     for (const auto& [key, value] : c.config) {
@@ -319,7 +478,39 @@ class Planner {
             {"devices." + dev, it == inst.devices.end() ? nlohmann::json(nullptr) : nlohmann::json(it->second), keys});
       }
     }
-    if (c.profiles && *c.profiles != inst.profiles) changes.push_back({"profiles", inst.profiles, *c.profiles});
+    if (record) {
+      for (const auto& key : record->config) {
+        if (c.config.count(key) != 0 || is_observation(key) || key.starts_with(model::owner_key_prefix)) continue;
+        if (const auto value = config_value(inst, key)) {
+          changes.push_back({"config." + key, *value, nullptr, record->sensitive.count("config." + key) != 0});
+        }
+      }
+      for (const auto& dev : record->devices) {
+        if (c.devices.count(dev) != 0) continue;
+        if (const auto it = inst.devices.find(dev); it != inst.devices.end()) {
+          changes.push_back({"devices." + dev, it->second, nullptr, record->sensitive.count("devices." + dev) != 0});
+        }
+      }
+    }
+    if (c.profiles) {
+      // Profiles berth never set (attached by hand, or LXD's default) stay, before the declared ones
+      // so that those override them; the ones it set and the file dropped go.
+      std::vector<std::string> profiles;
+      for (const auto& p : inst.profiles) {
+        const bool declared = std::find(c.profiles->begin(), c.profiles->end(), p) != c.profiles->end();
+        const bool set_by_berth = record && record->profiles.count(p) != 0;
+        if (!declared && !set_by_berth) profiles.push_back(p);
+      }
+      profiles.insert(profiles.end(), c.profiles->begin(), c.profiles->end());
+      if (profiles != inst.profiles) changes.push_back({"profiles", inst.profiles, profiles});
+    }
+    const std::string record_now = model::record_text(wanted);
+    const auto record_had = config_value(inst, model::managed_key);
+    if (record_had != record_now) {
+      changes.push_back({"config." + std::string{model::managed_key},
+                         value_or_null(inst.config, std::string{model::managed_key}), record_now});
+    }
+    if (adopting) changes.push_back({"config." + std::string{model::fleet_key}, nullptr, fleet_.name});
 
     // A restart-needing key changed on a container that keeps running only takes effect on a
     // restart: such keys go to a separate `restart` action that needs consent, so that without it
@@ -340,8 +531,19 @@ class Planner {
                               inst.config.at(std::string{model::restart_pending_key}), nullptr});
     }
 
-    if (!live_changes.empty()) {
-      auto& update = add(ActionKind::update, addr, "differs: " + paths_of(live_changes));
+    if (adopting) {
+      const auto content = content_changes(live_changes);
+      auto& adopt = add(ActionKind::adopt, addr,
+                        "exists, owned by no fleet; adopted into fleet '" + fleet_.name + "'" +
+                            (content.empty() ? std::string{} : "; differs: " + paths_of(content)));
+      fill_changes(adopt, std::move(live_changes), c);
+      if (!last.empty()) adopt.depends_on.push_back(last);
+      last = adopt.id;
+    } else if (!live_changes.empty()) {
+      const auto content = content_changes(live_changes);
+      auto& update = add(ActionKind::update, addr,
+                         content.empty() ? "record what berth manages on it (" + model::describe(wanted) + ")"
+                                         : "differs: " + paths_of(content));
       fill_changes(update, std::move(live_changes), c);
       if (!last.empty()) update.depends_on.push_back(last);
       last = update.id;
@@ -496,7 +698,15 @@ class Planner {
       return;
     }
     const bool source_exists = created_by_.count(src_spec.name) != 0 || source_is_live(src_spec);
-    if (!source_exists) return;  // its source could not be planned either; that has its own diagnostic
+    if (!source_exists) {
+      // Its source could not be planned either (that has its own diagnostic); if that makes the
+      // plan incomplete, this container is just as unplanned.
+      const std::string src_addr = src_spec.remote + ":" + src_spec.name;
+      if (const auto why = plan_.not_planned.find(src_addr); why != plan_.not_planned.end()) {
+        plan_.not_planned[to_string(target)] = "its copy source " + src_addr + " is not planned: " + why->second;
+      }
+      return;
+    }
 
     const bool cross = src_spec.remote != c.remote;
     auto& copy = add(ActionKind::copy, target,
@@ -504,7 +714,7 @@ class Planner {
                          ", does not exist; then " + std::string{model::to_string(c.state)});
     copy.source = source;
     copy.sensitive = c.sensitive;
-    copy.config = c.config;
+    copy.config = config_with_record(c);
     copy.devices = c.devices;
     copy.profiles = c.profiles;
     copy.target_state = c.state;
@@ -549,6 +759,7 @@ class Planner {
   const model::Fleet& fleet_;
   const model::LiveState& live_;
   bool prune_;
+  std::vector<Target> replace_;
   const std::map<std::string, std::string>& held_;
   Plan plan_;
   std::map<std::string, std::string> created_by_;   // container -> id of the launch/copy/move that makes it
@@ -568,6 +779,7 @@ namespace berth::plan {
 
 Plan compute_destroy_plan(const model::Fleet& fleet, const model::LiveState& live) {
   Plan plan;
+  plan.destroy = true;
   summarise_remotes(fleet, live, plan);
   for (const auto& [name, lr] : live.remotes) {
     if (fleet.remotes.count(name) == 0 || lr.status != model::RemoteStatus::ok) continue;

@@ -24,15 +24,17 @@ std::string_view to_string(ActionKind k) {
     case ActionKind::restart: return "restart";
     case ActionKind::finish_transfer: return "finish_transfer";
     case ActionKind::undo_transfer: return "undo_transfer";
+    case ActionKind::adopt: return "adopt";
+    case ActionKind::recreate: return "recreate";
   }
   return "?";
 }
 
 std::optional<ActionKind> action_kind_from_string(std::string_view s) {
-  for (const auto k :
-       {ActionKind::launch, ActionKind::update, ActionKind::start, ActionKind::stop, ActionKind::freeze,
-        ActionKind::unfreeze, ActionKind::snapshot, ActionKind::delete_snapshot, ActionKind::copy, ActionKind::move,
-        ActionKind::delete_, ActionKind::restart, ActionKind::finish_transfer, ActionKind::undo_transfer}) {
+  for (const auto k : {ActionKind::launch, ActionKind::update, ActionKind::start, ActionKind::stop, ActionKind::freeze,
+                       ActionKind::unfreeze, ActionKind::snapshot, ActionKind::delete_snapshot, ActionKind::copy,
+                       ActionKind::move, ActionKind::delete_, ActionKind::restart, ActionKind::finish_transfer,
+                       ActionKind::undo_transfer, ActionKind::adopt, ActionKind::recreate}) {
     if (to_string(k) == s) return k;
   }
   return std::nullopt;
@@ -43,13 +45,15 @@ std::string_view to_string(Disruption d) {
     case Disruption::none: return "none";
     case Disruption::restart: return "restart";
     case Disruption::move: return "move";
+    case Disruption::recreate: return "recreate";
     case Disruption::destroy: return "destroy";
   }
   return "?";
 }
 
 std::optional<Disruption> disruption_from_string(std::string_view s) {
-  for (const auto d : {Disruption::none, Disruption::restart, Disruption::move, Disruption::destroy}) {
+  for (const auto d :
+       {Disruption::none, Disruption::restart, Disruption::move, Disruption::recreate, Disruption::destroy}) {
     if (to_string(d) == s) return d;
   }
   return std::nullopt;
@@ -62,8 +66,87 @@ std::string to_string(const Address& a) {
 }
 
 bool Plan::complete() const {
-  return std::all_of(remotes.begin(), remotes.end(),
-                     [](const auto& r) { return r.second.status == model::RemoteStatus::ok; });
+  return not_planned.empty() && std::all_of(remotes.begin(), remotes.end(),
+                                            [](const auto& r) { return r.second.status == model::RemoteStatus::ok; });
+}
+
+std::string to_string(const Target& t) {
+  return t.remote ? *t.remote + ":" + t.container : t.container;
+}
+
+bool matches(const Target& target, const Address& address) {
+  return address.container == target.container && (!target.remote || *target.remote == address.remote);
+}
+
+std::vector<std::string> parse_targets(const std::vector<std::string>& texts, const model::Fleet& fleet,
+                                       bool allow_undeclared, std::vector<Target>& out) {
+  std::vector<std::string> problems;
+  for (const auto& text : texts) {
+    Target t;
+    const auto colon = text.find(':');
+    if (colon != std::string::npos) {
+      t.remote = text.substr(0, colon);
+      t.container = text.substr(colon + 1);
+    } else {
+      t.container = text;
+    }
+    const std::string shown = "'" + util::printable(text) + "'";
+    if (t.container.empty() || (t.remote && t.remote->empty()) || t.container.find('/') != std::string::npos) {
+      problems.push_back(shown +
+                         " is not an address: write it as the plan prints it (remote:container) or as "
+                         "the container's name");
+      continue;
+    }
+    if (t.remote && fleet.remotes.count(*t.remote) == 0) {
+      problems.push_back(shown + ": the fleet file declares no remote '" + util::printable(*t.remote) + "'");
+      continue;
+    }
+    const auto spec = fleet.containers.find(t.container);
+    if (spec == fleet.containers.end() && !allow_undeclared) {
+      problems.push_back(shown + ": the fleet file declares no container '" + util::printable(t.container) + "'");
+      continue;
+    }
+    out.push_back(std::move(t));
+  }
+  return problems;
+}
+
+void limit_to_targets(Plan& plan, const std::vector<Target>& targets) {
+  if (targets.empty()) return;
+  std::map<std::string, const Action*> by_id;
+  for (const auto& a : plan.actions) by_id.emplace(a.id, &a);
+  std::set<std::string> keep;
+  std::vector<const Action*> todo;
+  for (const auto& a : plan.actions) {
+    const bool hit = std::any_of(targets.begin(), targets.end(), [&](const Target& t) {
+      return matches(t, a.address) || (a.source && matches(t, *a.source));
+    });
+    if (hit && keep.insert(a.id).second) todo.push_back(&a);
+  }
+  while (!todo.empty()) {
+    const Action* a = todo.back();
+    todo.pop_back();
+    for (const auto& dep : a->depends_on) {
+      const auto it = by_id.find(dep);
+      if (it != by_id.end() && keep.insert(dep).second) todo.push_back(it->second);
+    }
+  }
+  const std::size_t before = plan.actions.size();
+  std::erase_if(plan.actions, [&](const Action& a) { return keep.count(a.id) == 0; });
+  std::erase_if(plan.not_planned, [&](const auto& entry) {
+    return std::none_of(targets.begin(), targets.end(), [&](const Target& t) {
+      const auto colon = entry.first.find(':');
+      return matches(t, Address{entry.first.substr(0, colon), entry.first.substr(colon + 1), std::nullopt});
+    });
+  });
+  std::string list;
+  for (const auto& t : targets) {
+    plan.targets.push_back(to_string(t));
+    list += (list.empty() ? "" : ", ") + util::printable(to_string(t));
+  }
+  plan.diagnostics.warning("the plan is limited to the targets (" + list + ") and what they depend on; " +
+                               std::to_string(before - plan.actions.size()) + " other action(s) are not planned",
+                           "", std::nullopt, "plan without --target to see and apply everything the file declares");
 }
 
 namespace {
@@ -168,9 +251,11 @@ std::vector<std::string> restore_secrets(Plan& plan, const model::Fleet& fleet) 
 void grant_consent(Plan& plan, ConsentFlags flags) {
   plan.consent.restart = plan.consent.restart || flags.restart;
   plan.consent.move = plan.consent.move || flags.move;
+  plan.consent.recreate = plan.consent.recreate || flags.recreate;
   for (auto& a : plan.actions) {
     if (a.disruption == Disruption::restart && flags.restart) a.consented = true;
     if (a.disruption == Disruption::move && flags.move) a.consented = true;
+    if (a.disruption == Disruption::recreate && flags.recreate) a.consented = true;
   }
 }
 
@@ -184,6 +269,11 @@ std::map<std::string, std::string> refusals(const Plan& plan) {
         break;
       case Disruption::move:
         refused[a.id] = "needs a move: pass --allow-move or set move: allowed on the container";
+        break;
+      case Disruption::recreate:
+        refused[a.id] =
+            "recreates the container (its data and snapshots are not kept): pass --allow-recreate or set recreate: "
+            "allowed on the container";
         break;
       default: refused[a.id] = "needs consent"; break;
     }

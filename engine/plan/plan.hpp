@@ -30,13 +30,15 @@ enum class ActionKind {
   copy,             // new container from another (or one of its snapshots), same host or across
   move,             // offline move of an existing container to its declared remote
   delete_,          // remove an owned, undeclared container (pruning only)
+  adopt,            // mark a declared container that exists but no fleet owns as this fleet's, with its changes
+  recreate,         // delete an owned container and launch it anew from its image (image change, --replace)
   // Recovery only: planned from the journal of an interrupted run, never from the fleet file.
   finish_transfer,  // a whole, verified transfer: unmark the target; a move also deletes its stopped source
   undo_transfer,    // delete a transfer's target that only berth made and nobody touched since
 };
 
 // How much an action disturbs what runs. Anything above `none` needs consent at apply time.
-enum class Disruption { none, restart, move, destroy };
+enum class Disruption { none, restart, move, recreate, destroy };
 
 [[nodiscard]] std::string_view to_string(ActionKind k);
 [[nodiscard]] std::string_view to_string(Disruption d);
@@ -108,8 +110,9 @@ struct Action {
 // Consent given on the command line. The file's `restart:`/`move:` is applied by compute_plan;
 // these are applied once, on the plan value, by grant_consent — nothing decides consent again.
 struct ConsentFlags {
-  bool restart = false;  // --allow-restart
-  bool move = false;     // --allow-move
+  bool restart = false;   // --allow-restart
+  bool move = false;      // --allow-move
+  bool recreate = false;  // --allow-recreate
   friend bool operator==(const ConsentFlags&, const ConsentFlags&) = default;
 };
 
@@ -130,13 +133,37 @@ struct Plan {
   // stale when any of these differ at apply time, or when an address now exists that did not.
   std::map<std::string, std::string> basis;
   ConsentFlags consent;  // flags granted on this plan (recorded in a saved plan)
+  // Declared containers that got no action because something they need could not be resolved
+  // (an image alias that does not exist): address -> why. Like an unknown remote, each makes the
+  // plan incomplete; the rest of the plan is still applied.
+  std::map<std::string, std::string> not_planned;
+  bool destroy = false;              // made by `berth destroy` / `berth plan --destroy`
+  std::vector<std::string> targets;  // --target addresses the plan was limited to, as given
 
-  [[nodiscard]] bool complete() const;  // every remote was read
+  [[nodiscard]] bool complete() const;  // every remote was read and every declared container planned
   [[nodiscard]] bool has_changes() const { return !actions.empty(); }
 };
 
+// A container named on the command line (`--target`, `--replace`): "remote:name" as the plan
+// prints it, or the bare name. The remote, when given, must be where the container is declared or
+// where it lives.
+struct Target {
+  std::optional<std::string> remote;
+  std::string container;
+  friend auto operator<=>(const Target&, const Target&) = default;
+};
+[[nodiscard]] std::string to_string(const Target& t);
+
+// Parses and checks addresses against the fleet: each must name a declared container (with the
+// remote it is declared on), or for `allow_undeclared`, any container (pruning and destroy act on
+// undeclared ones). Returns the problems (empty: all good).
+[[nodiscard]] std::vector<std::string> parse_targets(const std::vector<std::string>& texts, const model::Fleet& fleet,
+                                                     bool allow_undeclared, std::vector<Target>& out);
+
 struct PlanOptions {
   bool prune = false;  // --prune, or prune: true in the file
+  // --replace: containers to delete and launch anew from their image even without an image change.
+  std::vector<Target> replace;
   // Containers an interrupted run left in a state recovery could not settle: no actions are
   // planned for them (by name, on every remote); the value says why, for the warning.
   std::map<std::string, std::string> held;
@@ -158,6 +185,13 @@ void fill_secret_digests(Plan& plan);
 
 // Marks every action whose disruption the flags cover as consented, and records the flags.
 void grant_consent(Plan& plan, ConsentFlags flags);
+
+// --target: keeps only the actions on the targeted containers (as target or source) and every
+// action they depend on, transitively; records the targets and warns that the rest is not planned.
+void limit_to_targets(Plan& plan, const std::vector<Target>& targets);
+
+// Whether a target names this address (its container, and its remote when one is given).
+[[nodiscard]] bool matches(const Target& target, const Address& address);
 
 // The actions that still lack consent: action id -> what would consent to it. The walk refuses
 // exactly these; nothing else decides consent.

@@ -12,7 +12,7 @@
 namespace berth::plan {
 
 inline constexpr std::string_view plan_file_format = "berth-plan";
-inline constexpr int plan_file_format_version = 1;
+inline constexpr int plan_file_format_version = 2;
 
 struct PlanFile {
   Plan plan;

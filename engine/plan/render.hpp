@@ -22,7 +22,7 @@ struct TextStyle {
 // "Plan: 2 to launch, 1 to update, ..." or "No changes."
 [[nodiscard]] std::string summary_line(const Plan& plan);
 
-inline constexpr int plan_json_format_version = 1;
+inline constexpr int plan_json_format_version = 2;
 
 // The documented, stable JSON form (docs/plan-format.md, schemas/plan.schema.json).
 [[nodiscard]] nlohmann::json to_json(const Plan& plan);

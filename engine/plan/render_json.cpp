@@ -171,7 +171,11 @@ json to_json(const Plan& plan) {
           {"summary", summary},
           {"diagnostics", diagnostics},
           {"basis", plan.basis},
-          {"consent", {{"restart", plan.consent.restart}, {"move", plan.consent.move}}}};
+          {"consent",
+           {{"restart", plan.consent.restart}, {"move", plan.consent.move}, {"recreate", plan.consent.recreate}}},
+          {"not_planned", plan.not_planned},
+          {"destroy", plan.destroy},
+          {"targets", plan.targets}};
 }
 
 ParsedPlan plan_from_json(const json& j, const std::string& origin) {
@@ -269,7 +273,11 @@ ParsedPlan plan_from_json(const json& j, const std::string& origin) {
     if (const auto c = j.find("consent"); c != j.end()) {
       plan.consent.restart = c->at("restart").get<bool>();
       plan.consent.move = c->at("move").get<bool>();
+      plan.consent.recreate = c->at("recreate").get<bool>();
     }
+    plan.not_planned = j.at("not_planned").get<std::map<std::string, std::string>>();
+    plan.destroy = j.at("destroy").get<bool>();
+    plan.targets = j.at("targets").get<std::vector<std::string>>();
     result.plan = std::move(plan);
   } catch (const json::exception& e) {
     return fail(std::string{"malformed plan: "} + e.what());

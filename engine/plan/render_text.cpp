@@ -1,6 +1,8 @@
 #include <map>
+#include <set>
 #include <sstream>
 
+#include "engine/model/managed.hpp"
 #include "engine/plan/render.hpp"
 #include "engine/util/printable.hpp"
 
@@ -15,34 +17,34 @@ constexpr std::string_view red = "\x1b[31m";
 constexpr std::string_view bold = "\x1b[1m";
 constexpr std::string_view dim = "\x1b[2m";
 
-char symbol(ActionKind k) {
+std::string_view symbol(ActionKind k) {
   switch (k) {
-    case ActionKind::launch: return '+';
-    case ActionKind::copy: return '=';
+    case ActionKind::launch: return "+";
+    case ActionKind::copy: return "=";
     case ActionKind::move:
-    case ActionKind::finish_transfer: return '>';
-    case ActionKind::undo_transfer: return '-';
-    case ActionKind::restart: return '~';
-    case ActionKind::snapshot: return '*';
+    case ActionKind::finish_transfer: return ">";
+    case ActionKind::undo_transfer: return "-";
+    case ActionKind::recreate: return "-/+";
+    case ActionKind::adopt: return "&";
+    case ActionKind::snapshot: return "*";
     case ActionKind::delete_:
-    case ActionKind::delete_snapshot: return '-';
+    case ActionKind::delete_snapshot: return "-";
+    case ActionKind::restart:
     case ActionKind::update:
     case ActionKind::start:
     case ActionKind::stop:
     case ActionKind::freeze:
-    case ActionKind::unfreeze: return '~';
+    case ActionKind::unfreeze: return "~";
   }
-  return '?';
+  return "?";
 }
 
 std::string_view colour_of(ActionKind k) {
-  switch (symbol(k)) {
-    case '+': return green;
-    case '-': return red;
-    case '>':
-    case '=': return cyan;
-    default: return yellow;
-  }
+  const auto s = symbol(k);
+  if (s == "+") return green;
+  if (s == "-" || s == "-/+") return red;
+  if (s == ">" || s == "=" || s == "&") return cyan;
+  return yellow;
 }
 
 // A JSON value as a user reads it: strings quoted, null as "(unset)", objects inline. JSON already
@@ -82,8 +84,49 @@ std::string consent_note(const Action& a) {
   switch (a.disruption) {
     case Disruption::restart: return "needs consent: --allow-restart or restart: allowed";
     case Disruption::move: return "needs consent: --allow-move or move: allowed";
+    case Disruption::recreate: return "needs consent: --allow-recreate or recreate: allowed";
     default: return "needs consent";
   }
+}
+
+void change_line(Writer& w, const std::string& path, const std::string& before, const std::string& after) {
+  w.text("        ").text(util::printable(path)).text(": ").text(before).text(" -> ").text(after).text("\n");
+}
+
+// berth's record of what it manages, as the list it holds rather than its JSON text.
+std::string record_shown(const nlohmann::json& v) {
+  if (!v.is_string()) return "(none)";
+  const auto record = model::parse_record(v.get<std::string>());
+  if (!record) return "(damaged)";
+  std::string shown{"["};  // not "[" + string: GCC 12 warns falsely there (-Wrestrict, bug 105329)
+  shown += util::printable(model::describe(*record));
+  shown += ']';
+  return shown;
+}
+
+// One line per change; a device changed in place, one line per key that differs.
+void write_change(Writer& w, const Change& c) {
+  const auto value = [&](const nlohmann::json& v) {
+    return c.sensitive && !v.is_null() ? std::string{sensitive_text} : show(v);
+  };
+  if (c.path == "config." + std::string{model::managed_key}) {
+    change_line(w, "berth's record", record_shown(c.before), record_shown(c.after));
+    return;
+  }
+  if (c.path.starts_with("devices.") && c.before.is_object() && c.after.is_object() && !c.sensitive) {
+    std::set<std::string> keys;
+    for (const auto& [k, v] : c.before.items()) keys.insert(k);
+    for (const auto& [k, v] : c.after.items()) keys.insert(k);
+    for (const auto& k : keys) {
+      const auto b = c.before.find(k);
+      const auto a = c.after.find(k);
+      const nlohmann::json before = b == c.before.end() ? nlohmann::json() : *b;
+      const nlohmann::json after = a == c.after.end() ? nlohmann::json() : *a;
+      if (before != after) change_line(w, c.path + "." + k, show(before), show(after));
+    }
+    return;
+  }
+  change_line(w, c.path, value(c.before), value(c.after));
 }
 
 void write_action(Writer& w, const Action& a) {
@@ -92,7 +135,12 @@ void write_action(Writer& w, const Action& a) {
   std::string verb{to_string(a.kind)};
   if (a.kind == ActionKind::delete_snapshot) verb = "delete";
   verb.resize(std::max<std::size_t>(verb.size(), 9), ' ');
-  w.text("  ").paint(colour_of(a.kind), std::string(1, symbol(a.kind)) + " " + verb).text(" ").text(subject);
+  // Symbols right-aligned in three columns: "  + launch", "-/+ recreate".
+  const std::string_view mark = symbol(a.kind);
+  w.text(std::string(3 - std::min<std::size_t>(mark.size(), 3), ' '))
+      .paint(colour_of(a.kind), std::string{mark} + " " + verb)
+      .text(" ")
+      .text(subject);
   w.text("  ").paint(dim, {"(", util::printable(a.reason), ")"});
   if (const auto note = consent_note(a); !note.empty()) w.text("  ").paint(red, "[" + note + "]");
   w.text("\n");
@@ -101,28 +149,19 @@ void write_action(Writer& w, const Action& a) {
         .paint(dim, {"recovery of run ", std::to_string(a.recovery->run_id), ": ", util::printable(a.recovery->found)})
         .text("\n");
   }
-  for (const auto& c : a.changes) {
-    const auto value = [&](const nlohmann::json& v) {
-      return c.sensitive && !v.is_null() ? std::string{sensitive_text} : show(v);
-    };
-    w.text("        ")
-        .text(util::printable(c.path))
-        .text(": ")
-        .text(value(c.before))
-        .text(" -> ")
-        .text(value(c.after))
-        .text("\n");
-  }
+  for (const auto& c : a.changes) write_change(w, c);
 }
 
 }  // namespace
 
 std::string summary_line(const Plan& plan) {
-  if (plan.actions.empty()) return "No changes.";
+  if (plan.actions.empty()) return plan.complete() ? "No changes." : "No changes to what could be planned.";
   // Fixed order, so the line reads the same every time.
   const std::pair<ActionKind, std::string_view> order[] = {
       {ActionKind::launch, "to launch"},
+      {ActionKind::recreate, "to recreate"},
       {ActionKind::copy, "to copy"},
+      {ActionKind::adopt, "to adopt"},
       {ActionKind::finish_transfer, "interrupted transfer(s) to finish"},
       {ActionKind::undo_transfer, "interrupted transfer(s) to undo"},
       {ActionKind::move, "to move"},
@@ -149,9 +188,10 @@ std::string summary_line(const Plan& plan) {
 
 std::string render_text(const Plan& plan, const TextStyle& style) {
   Writer w(style);
-  std::map<std::string, std::vector<const Action*>> by_remote;
-  for (const auto& a : plan.actions) by_remote[a.address.remote].push_back(&a);
+  std::map<std::string, std::size_t> per_remote;
+  for (const auto& a : plan.actions) ++per_remote[a.address.remote];
 
+  if (plan.destroy) w.paint(bold, "Destroy plan: deletes every container the fleet owns").text("\n");
   for (const auto& [name, remote] : plan.remotes) {
     w.paint(bold, {"remote ", util::printable(name)}).text(" (").text(util::printable(remote.url)).text(")");
     if (remote.status != model::RemoteStatus::ok) {
@@ -162,13 +202,21 @@ std::string render_text(const Plan& plan, const TextStyle& style) {
           .text("\n  its containers are not planned\n");
       continue;
     }
-    const auto it = by_remote.find(name);
-    const std::size_t n = it == by_remote.end() ? 0 : it->second.size();
+    const std::size_t n = per_remote[name];
     w.text(": " + std::to_string(remote.instances) + " instance" + (remote.instances == 1 ? "" : "s") + ", " +
            (n == 0 ? std::string{"no changes"} : std::to_string(n) + " action" + (n == 1 ? "" : "s")) + "\n");
-    if (n == 0) continue;
-    for (const auto* a : it->second) write_action(w, *a);
   }
+  for (const auto& [address, why] : plan.not_planned) {
+    w.text("  ")
+        .paint(red, {util::printable(address), " not planned"})
+        .text(": ")
+        .text(util::printable(why))
+        .text("\n");
+  }
+
+  // In the order apply runs them: whatever an action depends on is printed before it.
+  if (!plan.actions.empty()) w.text("\n");
+  for (const auto& a : plan.actions) write_action(w, a);
 
   if (!plan.diagnostics.empty()) {
     w.text("\n");
@@ -190,9 +238,18 @@ std::string render_text(const Plan& plan, const TextStyle& style) {
       unknown += (unknown.empty() ? "" : ", ") + util::printable(name);
       ++count;
     }
-    w.paint(red, "Plan incomplete: " + std::to_string(count) + " remote" + (count == 1 ? "" : "s") + " unknown (" +
-                     unknown + ").")
-        .text("\n");
+    std::string why;
+    if (count > 0) {
+      why = std::to_string(count) + " remote" + (count == 1 ? "" : "s") + " unknown (" + unknown + ")";
+    }
+    if (!plan.not_planned.empty()) {
+      std::string names;
+      for (const auto& [address, reason] : plan.not_planned)
+        names += (names.empty() ? "" : ", ") + util::printable(address);
+      why += (why.empty() ? "" : "; ") + std::to_string(plan.not_planned.size()) + " container" +
+             (plan.not_planned.size() == 1 ? "" : "s") + " not planned (" + names + ")";
+    }
+    w.paint(red, "Plan incomplete: " + why + ".").text("\n");
   }
   return w.str();
 }

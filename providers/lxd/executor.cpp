@@ -76,6 +76,8 @@ class Run {
       case ActionKind::copy: return copy();
       case ActionKind::move: return move();
       case ActionKind::delete_: return delete_instance();
+      case ActionKind::adopt: return adopt();
+      case ActionKind::recreate: return recreate();
     }
     return make_error(ErrorKind::invalid_argument, "unknown action kind");
   }
@@ -518,13 +520,56 @@ class Run {
     if (!*read) return {};
     // The plan only deletes what this fleet owns; checked again here because the host may have
     // changed since the plan was made.
-    const auto& config = (*read)->instance.config;
-    const auto owner = config.find(std::string{model::fleet_key});
-    const std::string fleet = request_.fleet != nullptr ? request_.fleet->name : std::string{};
-    if (owner == config.end() || owner->second != fleet) {
-      return (*r)->error(make_error(ErrorKind::rejected, name + " is not owned by fleet '" + fleet + "'; not deleted"));
-    }
+    if (auto owned = check_owner(**r, (*read)->instance, true); !owned) return owned;
     return remove(**r, name, "delete", {{"before", before_of(**read)}});
+  }
+
+  // The fleet mark on an instance, or the refusal when another fleet's (or none, with `must_own`).
+  Result<void> check_owner(const RemoteHandle& r, const wire::Instance& inst, bool must_own) const {
+    const auto owner = inst.config.find(std::string{model::fleet_key});
+    const std::string fleet = request_.fleet != nullptr ? request_.fleet->name : std::string{};
+    if (owner == inst.config.end()) {
+      if (!must_own) return {};
+      return r.error(
+          make_error(ErrorKind::rejected, inst.name + " is not owned by fleet '" + fleet + "'; not changed"));
+    }
+    if (owner->second != fleet) {
+      return r.error(make_error(ErrorKind::rejected, inst.name + " is owned by fleet '" + owner->second +
+                                                         "' since the plan was made; not changed"));
+    }
+    return {};
+  }
+
+  // Marks the instance as this fleet's, with the plan's changes, in one PUT: refused if another
+  // fleet claimed it since the plan was made.
+  Result<void> adopt() {
+    const std::string& name = action_.address.container;
+    auto r = remote(action_.address.remote);
+    if (!r) return r.error();
+    auto read = must_exist(**r, name);
+    if (!read) return read.error();
+    if (auto owned = check_owner(**r, read->instance, false); !owned) return owned;
+    auto body = put_body(**r, read->instance, action_.changes);
+    if (!body) return body.error();
+    report("adopting " + name);
+    return put_instance(**r, name, *read, *body, "adopt", change_detail(**r, name, *read));
+  }
+
+  // Deletes the instance (with its snapshots) and launches it anew from the plan's image and spec.
+  // Only what this fleet owns; a crash in between leaves no instance, which the next plan launches.
+  Result<void> recreate() {
+    const std::string& name = action_.address.container;
+    auto r = remote(action_.address.remote);
+    if (!r) return r.error();
+    auto read = get_instance(**r, name);
+    if (!read) return read.error();
+    if (*read) {
+      if (auto owned = check_owner(**r, (*read)->instance, true); !owned) return owned;
+      if (auto removed = remove(**r, name, "recreate-delete", {{"before", before_of(**read)}}); !removed) {
+        return removed;
+      }
+    }
+    return launch();
   }
 
   // --- copy and move ---------------------------------------------------------------------------

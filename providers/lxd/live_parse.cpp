@@ -91,13 +91,11 @@ void finish_instances(LiveInstances& instances) {
   }
 }
 
-Result<std::vector<std::string>> parse_image_aliases(const nlohmann::json& metadata) {
+Result<model::ImageAliases> parse_image_aliases(const nlohmann::json& metadata) {
   auto aliases = wire::parse_image_aliases(metadata);
   if (!aliases) return aliases.error();
-  std::vector<std::string> out;
-  out.reserve(aliases->size());
-  for (auto& a : *aliases) out.push_back(std::move(a.name));
-  std::sort(out.begin(), out.end());
+  model::ImageAliases out;
+  for (auto& a : *aliases) out[std::move(a.name)] = std::move(a.target);
   return out;
 }
 

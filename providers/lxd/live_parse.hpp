@@ -31,7 +31,8 @@ using LiveInstances = std::map<std::string, model::LiveInstance>;
 // volume listing carries no creation time for instance snapshots). Then sets each digest.
 void finish_instances(LiveInstances& instances);
 
-// `GET /1.0/images/aliases?recursion=1` metadata -> alias names, sorted.
-[[nodiscard]] Result<std::vector<std::string>> parse_image_aliases(const nlohmann::json& metadata);
+// `GET /1.0/images/aliases?recursion=1` metadata -> alias name -> the fingerprint it points at
+// (empty when the listing gave names only).
+[[nodiscard]] Result<model::ImageAliases> parse_image_aliases(const nlohmann::json& metadata);
 
 }  // namespace berth::lxd

@@ -50,7 +50,7 @@ struct SideRead {
   bool snapshots_known = false;
   std::string snapshots_problem;
   std::vector<nlohmann::json> volume_lists;
-  std::optional<std::vector<std::string>> image_aliases;
+  std::optional<model::ImageAliases> image_aliases;
   std::string aliases_problem;
 };
 
@@ -86,7 +86,7 @@ void read_side(Client& client, bool read_aliases, SideRead& out) {
   }
   if (read_aliases) {
     auto aliases = client.get("/1.0/images/aliases?recursion=1");
-    auto names = aliases ? parse_image_aliases(aliases->metadata) : Result<std::vector<std::string>>{aliases.error()};
+    auto names = aliases ? parse_image_aliases(aliases->metadata) : Result<model::ImageAliases>{aliases.error()};
     if (names) {
       out.image_aliases = std::move(*names);
     } else {

@@ -24,6 +24,7 @@
 #include "engine/apply/pipeline.hpp"
 #include "engine/config/load.hpp"
 #include "engine/model/live_json.hpp"
+#include "engine/model/managed.hpp"
 #include "engine/plan/render.hpp"
 
 namespace berth::apply {
@@ -132,6 +133,8 @@ void apply_effect(const plan::Action& a, const std::string& fleet_name, model::L
   switch (a.kind) {
     case ActionKind::launch:
     case ActionKind::copy: create({}); break;
+    case ActionKind::recreate: create({}); break;
+    case ActionKind::adopt:
     case ActionKind::update:
     case ActionKind::restart:
       if (inst == nullptr) break;
@@ -266,15 +269,35 @@ class CannedRecoverer final : public providers::Recoverer {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
+// The fleet a test loaded last: live_of() makes the instances it declares look as berth left them.
+model::Fleet& last_fleet() {
+  static model::Fleet fleet;
+  return fleet;
+}
+
 model::Fleet fleet_of(std::string_view yaml) {
   const auto no_env = [](std::string_view) -> std::optional<std::string> { return std::nullopt; };
   auto loaded = config::load_fleet_text(yaml, "fleet.yaml", no_env);
   if (!loaded.fleet) throw std::runtime_error("test fleet does not load:\n" + diag::format(loaded.diagnostics));
+  last_fleet() = *loaded.fleet;
   return std::move(*loaded.fleet);
 }
 
+// Hosts as JSON. An instance the last fleet declares and that carries no fleet mark gets the mark
+// and berth's record of its spec, as if berth had made it: these tests are about the pipeline, not
+// adoption (tests/unit/plan/reconcile_test.cpp). Undeclared instances are left as written.
 model::LiveState live_of(const char* json) {
-  return model::live_state_from_json(nlohmann::json::parse(json));
+  auto live = model::live_state_from_json(nlohmann::json::parse(json));
+  for (auto& [rname, remote] : live.remotes) {
+    for (auto& [iname, inst] : remote.instances) {
+      const auto spec = last_fleet().containers.find(iname);
+      if (spec == last_fleet().containers.end() || inst.config.count(std::string{model::fleet_key}) != 0) continue;
+      inst.config[std::string{model::fleet_key}] = last_fleet().name;
+      inst.config[std::string{model::managed_key}] = model::record_text(model::managed_of(spec->second));
+      inst.digest = model::digest_of(inst);
+    }
+  }
+  return live;
 }
 
 std::vector<std::string> ids_of(const plan::Plan& p) {

@@ -79,9 +79,9 @@ TEST(FinishInstances, SetsDigests) {
 
 TEST(ImageAliases, BothRecursionForms) {
   EXPECT_EQ(*parse_image_aliases(nlohmann::json::array({{{"name", "bb"}, {"target", "abc"}}, {{"name", "alpine"}}})),
-            (std::vector<std::string>{"alpine", "bb"}));
+            (model::ImageAliases{{"alpine", ""}, {"bb", "abc"}}));
   EXPECT_EQ(*parse_image_aliases(nlohmann::json::array({"/1.0/images/aliases/b%3Fb"})),
-            std::vector<std::string>{"b?b"});
+            (model::ImageAliases{{"b?b", ""}}));
   const auto none = parse_image_aliases(nullptr);  // Go's nil slice
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->empty());

@@ -37,7 +37,9 @@ containers:
   c-z: {remote: h, copy_of: c-c}
 )");
   const auto live = model::live_state_from_json(nlohmann::json::parse(
-      R"({"remotes": {"h": {"status": "ok", "instances": [{"name": "c-c", "status_code": 102}]}}})"));
+      R"({"remotes": {"h": {"status": "ok", "instances": [{"name": "c-c", "status_code": 102, "config": {
+          "user.berth.fleet": "default",
+          "user.berth.managed": "{\"config\":[],\"devices\":[],\"profiles\":[]}"}}]}}})"));
   const Plan plan = compute_plan(fleet, live, {});
   EXPECT_EQ(ids(plan), (std::vector<std::string>{"copy h:c-b", "copy h:c-z", "copy h:c-a", "copy h:c-y"}))
       << ::testing::PrintToString(ids(plan));
@@ -76,7 +78,9 @@ TEST(PlanSnapshots, UnknownSnapshotsAreNeitherTakenNorDeleted) {
       "version: 1\nremotes: {h: {url: \"unix:///s\"}}\ncontainers:\n"
       "  c: {remote: h, image: \"h:bb\", state: stopped, snapshots: {names: [s1], prune: true}}\n");
   auto live = model::live_state_from_json(nlohmann::json::parse(
-      R"({"remotes": {"h": {"status": "ok", "instances": [{"name": "c", "status_code": 102}]}}})"));
+      R"({"remotes": {"h": {"status": "ok", "instances": [{"name": "c", "status_code": 102, "config": {
+          "user.berth.fleet": "default",
+          "user.berth.managed": "{\"config\":[],\"devices\":[],\"profiles\":[]}"}}]}}})"));
   live.remotes.at("h").instances.at("c").snapshots_known = false;
   const Plan plan = compute_plan(fleet, live, {});
   EXPECT_TRUE(plan.actions.empty()) << ::testing::PrintToString(ids(plan));

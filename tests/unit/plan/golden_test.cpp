@@ -1,4 +1,5 @@
 // Plan golden cases: tests/plan/<case>/{fleet.yaml, live.json, options.json?, expected.txt, expected.json}.
+// options.json: {"prune": bool, "replace": [ADDRESS...], "targets": [ADDRESS...]}.
 // Run with BERTH_UPDATE_GOLDEN=1 to rewrite the expected files after an intended change (then review the diff).
 
 #include <cstdlib>
@@ -48,10 +49,19 @@ TEST_P(PlanGolden, MatchesExpected) {
 
   const auto live = model::live_state_from_json(nlohmann::json::parse(read_file(dir / "live.json")));
   PlanOptions options;
+  std::vector<Target> targets;
   if (fs::exists(dir / "options.json")) {
-    options.prune = nlohmann::json::parse(read_file(dir / "options.json")).value("prune", false);
+    const auto o = nlohmann::json::parse(read_file(dir / "options.json"));
+    options.prune = o.value("prune", false);
+    const auto addresses = [&](const char* key, std::vector<Target>& out) {
+      const auto problems = parse_targets(o.value(key, std::vector<std::string>{}), *loaded.fleet, false, out);
+      EXPECT_TRUE(problems.empty()) << ::testing::PrintToString(problems);
+    };
+    addresses("replace", options.replace);
+    addresses("targets", targets);
   }
-  const Plan plan = compute_plan(*loaded.fleet, live, options);
+  Plan plan = compute_plan(*loaded.fleet, live, options);
+  limit_to_targets(plan, targets);
   const std::string text = render_text(plan, TextStyle{});
   const std::string json = to_json(plan).dump(2) + "\n";
 

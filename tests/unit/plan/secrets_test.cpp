@@ -56,7 +56,8 @@ model::Fleet load(const std::string& token) {
 model::LiveState live() {
   return model::live_state_from_json(nlohmann::json::parse(R"({"remotes": {"a": {"status": "ok", "instances": [
     {"name": "web", "status_code": 103,
-     "config": {"environment.API_TOKEN": "old-secret-on-host", "user.listed": "old-listed", "user.plain": "old"}}]}}})"));
+     "config": {"environment.API_TOKEN": "old-secret-on-host", "user.listed": "old-listed", "user.plain": "old",
+                "user.berth.fleet": "default"}}]}}})"));
 }
 
 bool contains(const std::string& haystack, const std::string& needle) {
