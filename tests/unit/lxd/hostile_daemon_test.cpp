@@ -418,6 +418,14 @@ std::vector<plan::Action> every_action() {
   auto move = action(ActionKind::move, "h2", "c1");
   move.source = plan::Address{"h1", "c1", std::nullopt};
   out.push_back(move);
+  auto adopt = action(ActionKind::adopt, "h1", "c1");
+  adopt.changes = {{"config.user.berth.fleet", nullptr, "f1"}, {"config.user.adopted", nullptr, "yes"}};
+  out.push_back(adopt);
+  auto recreate = action(ActionKind::recreate, "h1", "c9");
+  recreate.image = model::ImageRef{"h1", "bb"};
+  recreate.config = {{"user.role", "again"}};
+  recreate.target_state = model::DesiredState::running;
+  out.push_back(recreate);
   return out;
 }
 
@@ -495,6 +503,44 @@ TEST(HostileDaemon, AnInstanceAnswerWithoutItsConfigIsNeverPutBack) {
   EXPECT_EQ(res.error, "remote h1: the daemon's answer for c1 has no config; it is not updated");
   EXPECT_EQ(hosts.h1().instance("c1")["config"].value("user.berth.fleet", ""), "f1") << "nothing was put";
   EXPECT_EQ(std::count(hosts.seen_requests.begin(), hosts.seen_requests.end(), "PUT /1.0/instances/c1"), 0);
+}
+
+// adopt and recreate check the owner again right before they act: another fleet may have claimed
+// the instance since the plan was made (recreate deletes it, so it must be this fleet's).
+TEST(HostileDaemon, AdoptAndRecreateCheckTheOwnerAgain) {
+  const auto actions = every_action();
+  const auto find = [&](plan::ActionKind kind) {
+    return *std::find_if(actions.begin(), actions.end(), [&](const plan::Action& a) { return a.kind == kind; });
+  };
+  Hosts hosts;
+  auto claim = find(plan::ActionKind::update);
+  for (const std::string name : {"c1", "c9"}) {
+    claim.address.container = name;
+    claim.changes = {{"config.user.berth.fleet", "f1", "other"}};
+    ASSERT_TRUE(hosts.execute(claim).ok);
+  }
+  const auto adopted = hosts.execute(find(plan::ActionKind::adopt));
+  EXPECT_FALSE(adopted.ok);
+  EXPECT_EQ(adopted.error, "remote h1: c1 is owned by fleet 'other' since the plan was made; not changed");
+  EXPECT_EQ(hosts.h1().instance("c1")["config"].value("user.adopted", ""), "") << "nothing was put";
+  const auto recreated = hosts.execute(find(plan::ActionKind::recreate));
+  EXPECT_FALSE(recreated.ok);
+  EXPECT_EQ(hosts.h1().instance("c9")["config"].value("user.berth.fleet", ""), "other") << "c9 was not deleted";
+}
+
+TEST(HostileDaemon, RecreateReplacesTheInstanceWithTheDeclaredOne) {
+  const auto actions = every_action();
+  const auto recreate = *std::find_if(actions.begin(), actions.end(),
+                                      [](const plan::Action& a) { return a.kind == plan::ActionKind::recreate; });
+  Hosts hosts;
+  ASSERT_TRUE(hosts.execute(recreate).ok);
+  const auto& c9 = hosts.h1().instance("c9");
+  EXPECT_EQ(c9["config"].value("user.role", ""), "again");
+  EXPECT_EQ(c9["config"].value("user.a", ""), "") << "nothing of the old instance is kept";
+  EXPECT_EQ(c9["config"].value("user.berth.fleet", ""), "f1");
+  EXPECT_EQ(c9.value("status_code", 0), 103);
+  EXPECT_NE(std::find(hosts.seen_requests.begin(), hosts.seen_requests.end(), "DELETE /1.0/instances/c9"),
+            hosts.seen_requests.end());
 }
 
 // A damaged saved plan's change of the wrong shape is refused, never coerced into "no profiles".
