@@ -530,6 +530,12 @@ class Planner {
       live_changes.push_back({"config." + std::string{model::restart_pending_key},
                               inst.config.at(std::string{model::restart_pending_key}), nullptr});
     }
+    // When only restart-needing keys changed, the record goes with them: it must not say berth set
+    // a key that a refused restart never let reach the host, nor make an update of its own.
+    if (!adopting && !restart_changes.empty() && !live_changes.empty() && content_changes(live_changes).empty()) {
+      for (auto& ch : live_changes) restart_changes.push_back(std::move(ch));
+      live_changes.clear();
+    }
 
     if (adopting) {
       const auto content = content_changes(live_changes);

@@ -50,7 +50,8 @@ EOF
 test_apply_full_fleet() {
     write_fleet
     # The container to move lives on the wrong host, made by hand, owned by the fleet.
-    tb_container h1 mover stopped -c user.berth.fleet=default -c user.note=moved
+    berth_marks
+    tb_container h1 mover stopped "${BERTH_MARKS[@]}" -c user.note=moved
     tb_lxc_q snapshot h1:mover m1
     # A hand-made container that is none of berth's business.
     tb_container h1 stranger stopped

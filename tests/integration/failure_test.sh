@@ -116,16 +116,18 @@ test_missing_image() {
 EOF
     run berth plan -f "$fleet" --json
     assert_exit 1 "plan with a missing image alias exits 1"
-    assert_jq "$OUT" '[.diagnostics[] | select(.severity == "error") | tostring] | join(" ") | test("no-such-alias")' true \
-        "the plan has an error diagnostic naming the missing alias"
+    assert_jq "$OUT" '.not_planned["h2:ghost1"] | test("no-such-alias")' true \
+        "the plan lists the container whose alias is missing as not planned, naming the alias"
+    assert_jq "$OUT" '.complete' false "the plan is incomplete"
     assert_contains "$OUT" "image alias 'no-such-alias' does not exist on remote 'h1'" "the message is clear"
     run berth_t apply -f "$fleet" --auto-approve --state "$STATE"
     check_hung apply
     assert_exit 1 "apply with a missing image alias exits 1"
     assert_contains "$OUT$ERR" "image alias 'no-such-alias' does not exist on remote 'h1'" \
         "apply names the missing alias and the remote where it is missing"
-    assert_contains "$ERR" "nothing was changed" "apply says it changed nothing"
+    assert_contains "$OUT" "could not be planned, were not changed" "apply says what it did not change"
     assert_eq absent "$(lxc_status h2 ghost1)" "nothing was launched from a missing image"
+    assert_eq Stopped "$(lxc_status h1 ok1)" "the rest of the plan was applied"
 
     # An alias that exists when the plan is saved and vanishes before the apply: that
     # launch fails with a clear message, the other one succeeds.
@@ -209,7 +211,7 @@ test_kill_during_move() {
     assert_eq 104857600 "$(stat -c %s "$(rootfs 2 crashmv)/root/data" 2>/dev/null || echo 0)" "its data came along whole"
     assert_eq before "$(lxc_snaps h2 crashmv)" "its snapshot came along"
     assert_eq Stopped "$(lxc_status h2 crashmv)" "it is stopped, as declared"
-    assert_jq "$(inst_json h2 crashmv)" '[.config | keys[] | select(startswith("user.berth.") and . != "user.berth.fleet")] | join(",")' "" \
+    assert_jq "$(inst_json h2 crashmv)" '[.config | keys[] | select(startswith("user.berth.") and . != "user.berth.fleet" and . != "user.berth.managed")] | join(",")' "" \
         "no leftover berth marker keys (e.g. an incomplete-transfer mark) on the moved container"
     run berth plan -f "$fleet" --detailed-exitcode
     assert_exit 0 "plan is empty after the recovered move"

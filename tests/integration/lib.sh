@@ -95,6 +95,16 @@ tb_container() {
     esac
 }
 
+# berth_marks [CONFIG_KEY...]: the `lxc init` options that make a hand-made container look as berth
+# leaves one it made: owned by fleet "default" (user.berth.fleet) with berth's record of the config
+# keys it declares (user.berth.managed; no devices, no profiles). In BERTH_MARKS (an array).
+berth_marks() {
+    local keys
+    keys=$(printf '%s\n' "$@" | jq -R 'select(length > 0)' | jq -cs 'sort')
+    BERTH_MARKS=(-c user.berth.fleet=default
+        -c "user.berth.managed={\"config\":$keys,\"devices\":[],\"profiles\":[]}")
+}
+
 # berth with the test's private config dir; no colour.
 berth() { "$BERTH_BIN" --config-dir "$BERTH_CFG" --no-color "$@"; }
 

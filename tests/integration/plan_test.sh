@@ -72,10 +72,14 @@ EOF
 }
 
 setup_hosts() {
-    local own=(-c user.berth.fleet=default)
+    # Owned, with berth's record (of limits.memory where it is declared), as if berth made them.
+    berth_marks
+    local own=("${BERTH_MARKS[@]}")
+    berth_marks limits.memory
+    local own_mem=("${BERTH_MARKS[@]}")
     # h1
-    tb_container h1 right running "${own[@]}" -c limits.memory=128MiB
-    tb_container h1 wrongconfig stopped "${own[@]}" -c limits.memory=128MiB -c user.note=by-hand
+    tb_container h1 right running "${own_mem[@]}" -c limits.memory=128MiB
+    tb_container h1 wrongconfig stopped "${own_mem[@]}" -c limits.memory=128MiB -c user.note=by-hand
     tb_container h1 startme stopped "${own[@]}"
     tb_container h1 stranger running # not berth's: never touched
     # h2
@@ -100,7 +104,7 @@ test_full_plan() {
     assert_json "plan --json prints JSON"
     json=$OUT
     PLAN_JSON=$json
-    assert_jq "$json" '.format_version' 1 "format_version is 1"
+    assert_jq "$json" '.format_version' 2 "format_version is 2"
     assert_jq "$json" '.complete' true "the plan is complete"
     assert_jq "$json" '.fleet.digest | startswith("sha256:")' true "fleet digest is sha256"
     assert_jq "$json" '.remotes.h1.status + " " + .remotes.h2.status' "ok ok" "both remotes are ok"

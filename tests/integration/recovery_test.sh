@@ -56,7 +56,7 @@ converged() {
         "$what: its newest data is there"
     assert_eq "$snaps" "$(lxc_snaps "$remote" "$name")" "$what: its snapshots are there"
     assert_jq "$(inst_json "$remote" "$name")" \
-        '[.config | keys[] | select(startswith("user.berth.") and . != "user.berth.fleet")] | join(",")' "" \
+        '[.config | keys[] | select(startswith("user.berth.") and . != "user.berth.fleet" and . != "user.berth.managed")] | join(",")' "" \
         "$what: no berth marks left on it"
     assert_eq 0 "$(open_intents)" "$what: no journal intent left open"
     run berth plan -f "$FLEET" --detailed-exitcode --state "$STATE"
