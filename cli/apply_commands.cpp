@@ -96,9 +96,12 @@ nlohmann::json unknown_remotes(const plan::Plan& plan) {
 
 bool confirm_on_terminal(const ApplyOptions& options, std::string_view verb) {
   if (options.auto_approve) return true;
-  if (!stdin_is_tty()) {
-    std::cerr << "berth: refusing to " << verb << " without confirmation: stdin is not a terminal; "
-              << "pass --auto-approve (or apply a saved plan)\n";
+  const bool fleet_on_stdin = options.file == config::stdin_path;
+  if (fleet_on_stdin || !stdin_is_tty()) {
+    // Only apply takes a saved plan; destroy always plans afresh.
+    std::cerr << "berth: refusing to " << verb << " without confirmation: "
+              << (fleet_on_stdin ? "standard input carries the fleet file (-f -)" : "stdin is not a terminal")
+              << "; pass --auto-approve" << (verb == "apply" ? " (or apply a saved plan)" : "") << '\n';
     return false;
   }
   const auto answer = prompt("\nDo you want to " + std::string{verb} + " these changes? Only 'yes' is accepted: ");
@@ -254,6 +257,13 @@ int execute(const GlobalOptions& global, const ApplyOptions& options, const mode
 }  // namespace
 
 int run_apply(const GlobalOptions& global, const ApplyOptions& options) {
+  if (!options.plan_file.empty() && options.file_given) {
+    std::cerr << "berth: -f cannot be given with a saved plan: " << util::printable(options.plan_file)
+              << " records the fleet file it was made from, and apply reads that one; leave out -f, or make a "
+              << "new plan from this file with `berth plan -f " << util::printable(options.file) << " --out "
+              << util::printable(options.plan_file) << "`\n";
+    return exit_error;
+  }
   if (!options.plan_file.empty()) {
     if (options.allow_restart || options.allow_move || options.allow_recreate || options.prune ||
         !options.targets.empty() || !options.replace.empty()) {
@@ -268,11 +278,17 @@ int run_apply(const GlobalOptions& global, const ApplyOptions& options) {
     auto file = read_plan_file(options.plan_file, options.limits);
     if (!file) return exit_error;
     const auto saved = std::make_shared<plan::Plan>(std::move(file->plan));
+    if (saved->fleet_path == config::stdin_path && stdin_is_tty()) {
+      std::cerr << "berth: the saved plan " << util::printable(options.plan_file)
+                << " was made from a fleet file read on standard input; give the same file on standard input: "
+                << "`berth apply " << util::printable(options.plan_file) << " < FILE`\n";
+      return exit_error;
+    }
     const auto fleet = load_fleet(saved->fleet_path, options.limits);
     if (!fleet) return exit_error;
     if (fleet->digest != saved->fleet_digest) {
       std::cerr << "berth: the saved plan " << util::printable(options.plan_file)
-                << " was made from another version of " << util::printable(saved->fleet_path)
+                << " was made from another version of " << fleet_shown(saved->fleet_path)
                 << " (the file changed since); make a new plan\n";
       return exit_error;
     }

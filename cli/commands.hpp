@@ -18,12 +18,13 @@ struct GlobalOptions {
 };
 
 struct ValidateOptions {
-  std::string file = "berth.yaml";
-  util::InputLimits limits;  // --max-file-size
+  std::string file = "berth.yaml";  // "-": standard input
+  bool json = false;                // diagnostics as one JSON object on stdout
+  util::InputLimits limits;         // --max-file-size
 };
 
 struct PlanCommandOptions {
-  std::string file = "berth.yaml";
+  std::string file = "berth.yaml";  // "-": standard input
   bool json = false;
   std::string out;  // save the plan here
   bool detailed_exitcode = false;
@@ -53,9 +54,17 @@ struct RemoteAddOptions {
   bool accept_certificate = false;
 };
 
+struct RemoteImportOptions {
+  std::string from;  // lxc's config dir; empty: $LXD_CONF, else ~/.config/lxc
+  bool force = false;
+  bool replace_certificate = false;
+  bool dry_run = false;
+};
+
 struct ApplyOptions {
-  std::string file = "berth.yaml";
-  std::string plan_file;  // apply exactly this saved plan
+  std::string file = "berth.yaml";  // "-": standard input
+  bool file_given = false;          // -f was on the command line (an error with plan_file)
+  std::string plan_file;            // apply exactly this saved plan
   bool auto_approve = false;
   int parallelism = 10;
   int read_parallelism = 32;  // remotes read at once
@@ -88,6 +97,7 @@ int run_state_drop_intent(const GlobalOptions& global, const StateCommandOptions
 int run_remote_add(const GlobalOptions& global, const RemoteAddOptions& options);
 int run_remote_list(const GlobalOptions& global, bool json);
 int run_remote_remove(const GlobalOptions& global, const std::string& name);
+int run_remote_import_lxc(const GlobalOptions& global, const RemoteImportOptions& options);
 
 // Exit statuses shared by the verbs (Terraform's convention for --detailed-exitcode).
 inline constexpr int exit_ok = 0;

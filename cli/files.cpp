@@ -8,7 +8,6 @@
 #include <iostream>
 
 #include "cli/output.hpp"
-#include "engine/config/load.hpp"
 #include "engine/util/printable.hpp"
 #include "engine/util/random.hpp"
 #include "engine/util/read_file.hpp"
@@ -51,10 +50,29 @@ std::string write_file_atomically(const std::filesystem::path& path, std::string
   return {};
 }
 
+config::LoadResult read_fleet(const std::string& file, const util::InputLimits& limits) {
+  if (file != config::stdin_path) return config::load_fleet_file(file, config::process_env(), limits.fleet_file_bytes);
+  static bool stdin_read = false;
+  if (stdin_read) {
+    config::LoadResult result;
+    result.diagnostics.error("standard input was read already", {},
+                             diag::SourceLocation{std::string{config::stdin_name}, 0, 0},
+                             "give the fleet file on standard input only once");
+    return result;
+  }
+  stdin_read = true;
+  return config::load_fleet_stream(std::cin, config::process_env(), limits.fleet_file_bytes);
+}
+
+std::string fleet_shown(std::string_view file) {
+  if (file == config::stdin_path) return "the fleet file read on standard input";
+  return util::printable(file);
+}
+
 std::optional<model::Fleet> load_fleet(const std::string& file, const util::InputLimits& limits) {
-  auto loaded = config::load_fleet_file(file, config::process_env(), limits.fleet_file_bytes);
+  auto loaded = read_fleet(file, limits);
   if (!loaded.diagnostics.empty()) std::cerr << diag::format(loaded.diagnostics);
-  if (!loaded.fleet) std::cerr << "berth: " << util::printable(file) << " is not valid; nothing was contacted\n";
+  if (!loaded.fleet) std::cerr << "berth: " << fleet_shown(file) << " is not valid; nothing was contacted\n";
   if (loaded.fleet) redact_fleet_secrets(*loaded.fleet);
   return std::move(loaded.fleet);
 }

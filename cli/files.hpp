@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "engine/apply/pipeline.hpp"
+#include "engine/config/load.hpp"
 #include "engine/model/desired.hpp"
 #include "engine/plan/plan_file.hpp"
 #include "engine/util/limits.hpp"
@@ -17,9 +18,16 @@ namespace berth::cli {
 [[nodiscard]] std::string write_file_atomically(const std::filesystem::path& path, std::string_view contents,
                                                 unsigned mode);
 
-// Loads and validates a fleet file (at most limits.fleet_file_bytes), printing its diagnostics on
-// stderr; nullopt if it is invalid.
+// Loads and validates a fleet file (at most limits.fleet_file_bytes); "-" reads it from standard
+// input, which is read at most once per process (a second attempt is an error, never a second,
+// different fleet).
+[[nodiscard]] config::LoadResult read_fleet(const std::string& file, const util::InputLimits& limits);
+
+// read_fleet, printing its diagnostics on stderr; nullopt if it is invalid.
 [[nodiscard]] std::optional<model::Fleet> load_fleet(const std::string& file, const util::InputLimits& limits);
+
+// How messages name a fleet file: "-" is "the fleet file read on standard input".
+[[nodiscard]] std::string fleet_shown(std::string_view file);
 
 // Reads (at most limits.plan_file_bytes) and parses a plan saved with `berth plan --out`, printing
 // what is wrong on stderr.

@@ -102,6 +102,14 @@ class PrintableSink final : public spdlog::sinks::base_sink<std::mutex> {
   std::ostream& out_;
 };
 
+// The levels docs/cli.md lists; spdlog would read anything else as "off".
+bool known_log_level(const std::string& level) {
+  for (const char* known : {"trace", "debug", "info", "warn", "error", "off"}) {
+    if (level == known) return true;
+  }
+  return false;
+}
+
 // Logs go to std::cerr, so that they pass through the same scrubbing as every other output.
 void setup_logging(const std::string& level) {
   auto sink = std::make_shared<PrintableSink>(std::cerr);
@@ -137,12 +145,14 @@ int main(int argc, char** argv) {
   LimitFlags limit_flags;
   ValidateOptions validate;
   auto* validate_cmd = app.add_subcommand("validate", "Check a fleet file without contacting any host");
-  validate_cmd->add_option("-f,--file", validate.file, "Fleet file")->capture_default_str();
+  validate_cmd->add_option("-f,--file", validate.file, "Fleet file (- reads it from standard input)")
+      ->capture_default_str();
+  validate_cmd->add_flag("--json", validate.json, "Print the result and every diagnostic as one JSON object");
   limit_flags.add_to(validate_cmd, /*reads_hosts=*/false);
 
   PlanCommandOptions plan;
   auto* plan_cmd = app.add_subcommand("plan", "Read every host and print what apply would change");
-  plan_cmd->add_option("-f,--file", plan.file, "Fleet file")->capture_default_str();
+  plan_cmd->add_option("-f,--file", plan.file, "Fleet file (- reads it from standard input)")->capture_default_str();
   plan_cmd->add_flag("--json", plan.json, "Print the plan as JSON (docs/plan-format.md)");
   plan_cmd->add_option("--out", plan.out, "Save the plan, with what it was computed from, for `berth apply FILE`");
   plan_cmd->add_flag("--detailed-exitcode", plan.detailed_exitcode,
@@ -175,7 +185,7 @@ int main(int argc, char** argv) {
   ApplyOptions apply;
   std::string lock_timeout = "0s";
   auto add_apply_options = [&](CLI::App* cmd) {
-    cmd->add_option("-f,--file", apply.file, "Fleet file")->capture_default_str();
+    cmd->add_option("-f,--file", apply.file, "Fleet file (- reads it from standard input)")->capture_default_str();
     cmd->add_flag("--auto-approve", apply.auto_approve, "Do not ask for confirmation");
     cmd->add_option("--parallelism", apply.parallelism, "Actions running at once, over all remotes")
         ->capture_default_str()
@@ -236,6 +246,14 @@ int main(int argc, char** argv) {
   std::string remove_name;
   auto* remove_cmd = remote_cmd->add_subcommand("remove", "Forget a remote and its pinned certificate");
   remove_cmd->add_option("name", remove_name, "Name of the remote")->required();
+  RemoteImportOptions import_lxc;
+  auto* import_cmd = remote_cmd->add_subcommand(
+      "import-lxc", "Import the remotes and the client certificate of an lxc configuration (no new trust needed)");
+  import_cmd->add_option("--from", import_lxc.from, "lxc's config dir (default $LXD_CONF, else ~/.config/lxc)");
+  import_cmd->add_flag("--force", import_lxc.force, "Replace berth remotes of the same name");
+  import_cmd->add_flag("--replace-certificate", import_lxc.replace_certificate,
+                       "Use lxc's client certificate even though berth has another (kept as client.crt.old)");
+  import_cmd->add_flag("--dry-run", import_lxc.dry_run, "Say what would be imported; write nothing");
 
   try {
     app.parse(argc, argv);
@@ -244,7 +262,13 @@ int main(int argc, char** argv) {
     return status == 0 ? exit_ok : exit_error;
   }
   global.config_dir = config_dir;
+  if (!known_log_level(log_level)) {
+    std::cerr << "berth: " << (app.count("--log-level") > 0 ? "--log-level" : "BERTH_LOG_LEVEL") << ": '"
+              << berth::util::printable(log_level) << "' is not a log level (trace, debug, info, warn, error, off)\n";
+    return exit_error;
+  }
   setup_logging(log_level);
+  apply.file_given = apply_cmd->count("--file") > 0;
 
   auto dispatch = [&]() -> int {
     limit_flags.apply_to(validate.limits);
@@ -276,6 +300,7 @@ int main(int argc, char** argv) {
     if (add_cmd->parsed()) return run_remote_add(global, add);
     if (list_cmd->parsed()) return run_remote_list(global, list_json);
     if (remove_cmd->parsed()) return run_remote_remove(global, remove_name);
+    if (import_cmd->parsed()) return run_remote_import_lxc(global, import_lxc);
     return exit_error;
   };
   try {

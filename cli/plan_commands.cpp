@@ -31,10 +31,22 @@ std::string now_rfc3339() {
 }  // namespace
 
 int run_validate(const GlobalOptions& /*global*/, const ValidateOptions& options) {
+  if (options.json) {
+    // Everything on stdout, one object, whatever the outcome; the exit status as without --json.
+    const auto loaded = read_fleet(options.file, options.limits);
+    if (loaded.fleet) redact_fleet_secrets(*loaded.fleet);
+    const nlohmann::json out = {{"valid", loaded.fleet.has_value()},
+                                {"file", options.file},
+                                {"diagnostics", diag::to_json(loaded.diagnostics)}};
+    std::cout << util::json_text(out, 2) << '\n';
+    return loaded.fleet ? exit_ok : exit_error;
+  }
   const auto fleet = load_fleet(options.file, options.limits);
   if (!fleet) return exit_error;
-  std::cout << util::printable(options.file) << ": valid (" << fleet->remotes.size() << " remotes, "
-            << fleet->images.size() << " images, " << fleet->containers.size() << " containers)\n";
+  const std::string shown =
+      options.file == config::stdin_path ? std::string{config::stdin_name} : fleet_shown(options.file);
+  std::cout << shown << ": valid (" << fleet->remotes.size() << " remotes, " << fleet->images.size() << " images, "
+            << fleet->containers.size() << " containers)\n";
   return exit_ok;
 }
 
@@ -89,7 +101,7 @@ int run_show(const GlobalOptions& global, const ShowOptions& options) {
     std::cout << util::json_text(plan::to_json(saved->plan), 2) << '\n';
   } else {
     std::cout << "Saved plan " << util::printable(options.plan_file) << " (made " << util::printable(saved->created_at)
-              << " from " << util::printable(saved->plan.fleet_path) << ")\n\n"
+              << " from " << fleet_shown(saved->plan.fleet_path) << ")\n\n"
               << plan::render_text(saved->plan, plan::TextStyle{use_color(stdout, global.no_color)});
   }
   return exit_ok;

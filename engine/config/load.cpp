@@ -45,14 +45,15 @@ LoadResult load_fleet_text(std::string_view text, std::string path_for_messages,
   return result;
 }
 
-LoadResult load_fleet_file(const std::filesystem::path& path, const EnvLookup& env, std::uint64_t max_bytes) {
-  const std::string name = path.string();
+namespace {
+
+LoadResult load_read(const util::FileRead& read, const std::string& name, const EnvLookup& env,
+                     std::uint64_t max_bytes) {
   auto fail = [&](std::string summary, std::string detail) {
     LoadResult result;
     result.diagnostics.error(std::move(summary), {}, diag::SourceLocation{name, 0, 0}, std::move(detail));
     return result;
   };
-  auto read = util::read_file_bounded(path, max_bytes);
   switch (read.problem) {
     case util::ReadProblem::none: break;
     case util::ReadProblem::not_found:
@@ -66,6 +67,18 @@ LoadResult load_fleet_file(const std::filesystem::path& path, const EnvLookup& e
                   "the limit with --max-file-size");
   }
   return load_fleet_text(read.bytes, name, env);
+}
+
+}  // namespace
+
+LoadResult load_fleet_file(const std::filesystem::path& path, const EnvLookup& env, std::uint64_t max_bytes) {
+  return load_read(util::read_file_bounded(path, max_bytes), path.string(), env, max_bytes);
+}
+
+LoadResult load_fleet_stream(std::istream& in, const EnvLookup& env, std::uint64_t max_bytes) {
+  auto result = load_read(util::read_stream_bounded(in, max_bytes), std::string{stdin_name}, env, max_bytes);
+  if (result.fleet) result.fleet->path = std::string{stdin_path};  // not operator=(string_view): GCC 12 -Wrestrict
+  return result;
 }
 
 }  // namespace berth::config

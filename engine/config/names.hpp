@@ -24,7 +24,14 @@ namespace berth::config {
 // Profile names: the snapshot rules (no whitespace, no '/', not "." or "..", 1-63 characters).
 [[nodiscard]] std::optional<std::string> profile_name_problem(std::string_view name);
 
-// Names berth gives things (remotes, images): 1-63 ASCII letters, digits, '-' and '_'.
+// Remote names, everywhere berth meets one: the fleet file, `berth remote add`, `berth remote
+// import-lxc` and the remote store, where a name is also a file name (servercerts/NAME.crt).
+// 1-63 ASCII letters, digits, '.', '_' and '-', not starting with '.' or '-': `lxc` names
+// remotes after their host (`lxc remote add lxd.example.com`), and a name that starts with '-'
+// would read as an option on the command line.
+[[nodiscard]] std::optional<std::string> remote_name_problem(std::string_view name);
+
+// Names berth gives things (images): 1-63 ASCII letters, digits, '-' and '_'.
 [[nodiscard]] std::optional<std::string> local_name_problem(std::string_view name);
 
 // Image aliases: 1-255 characters, no whitespace, no ':' (it separates REMOTE:ALIAS).

@@ -221,7 +221,8 @@ std::optional<NameRule> name_rule(std::string_view definition) {
                     "not end with a hyphen"};
   }
   if (definition == "remoteName") {
-    return NameRule{"remote name", local_name_problem, "remote names are 1-63 ASCII letters, digits, '-' and '_'"};
+    return NameRule{"remote name", remote_name_problem,
+                    "remote names are 1-63 ASCII letters, digits, '.', '-' and '_', not starting with '.' or '-'"};
   }
   if (definition == "imageName") {
     return NameRule{"image name", local_name_problem, "image names are 1-63 ASCII letters, digits, '-' and '_'"};
@@ -280,7 +281,7 @@ Message pattern_message(const Document& doc, const KeyPath& path, const std::str
   if (definition == "imageRef") {
     std::string reason;
     if (const auto colon = value.find(':'); colon != std::string::npos) {
-      if (auto p = local_name_problem(value.substr(0, colon))) {
+      if (auto p = remote_name_problem(value.substr(0, colon))) {
         reason = ": the remote part " + *p;
       } else if (auto q = alias_problem(value.substr(colon + 1))) {
         reason = ": the alias " + *q;

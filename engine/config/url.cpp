@@ -1,6 +1,7 @@
 #include "engine/config/url.hpp"
 
 #include <arpa/inet.h>
+#include <sys/un.h>
 
 #include <algorithm>
 #include <charconv>
@@ -18,7 +19,12 @@ bool is_alnum(char c) {
   return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
-// RFC 1123 host names, or dotted IPv4 when every label is numeric.
+UrlParse fail(std::string why) {
+  return UrlParse{std::nullopt, std::move(why)};
+}
+
+// Host names as Go's resolver takes them (net.isDomainName: '_' allowed), or dotted IPv4 when
+// every label is numeric.
 std::optional<std::string> host_name_problem(std::string_view host) {
   if (host.empty()) return "the host is missing";
   if (host.size() > 253) return "the host name is longer than 253 characters";
@@ -34,8 +40,8 @@ std::optional<std::string> host_name_problem(std::string_view host) {
     const auto dot = rest.find('.');
     const std::string_view label = rest.substr(0, dot);
     if (label.empty() || label.size() > 63) return "each part of the host name must be 1-63 characters long";
-    if (!std::all_of(label.begin(), label.end(), [](char c) { return is_alnum(c) || c == '-'; })) {
-      return "the host name may contain only letters, digits, hyphens and dots";
+    if (!std::all_of(label.begin(), label.end(), [](char c) { return is_alnum(c) || c == '-' || c == '_'; })) {
+      return "the host name may contain only ASCII letters, digits, '-', '_' and dots";
     }
     if (label.front() == '-' || label.back() == '-') return "a part of the host name starts or ends with a hyphen";
     if (dot == std::string_view::npos) break;
@@ -44,68 +50,111 @@ std::optional<std::string> host_name_problem(std::string_view host) {
   return std::nullopt;
 }
 
-std::optional<std::string> https_problem(std::string_view rest) {
+UrlParse parse_https(std::string_view rest) {
   // rest is what follows "https://": HOST[:PORT][/]
   if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  if (rest.find_first_of("/?#") != std::string_view::npos) return "a remote URL has no path, query or fragment";
-  if (rest.find('@') != std::string_view::npos) return "a remote URL has no user name or password";
-  std::string_view host;
+  if (rest.find_first_of("/?#") != std::string_view::npos) return fail("a remote URL has no path, query or fragment");
+  if (rest.find('@') != std::string_view::npos) return fail("a remote URL has no user name or password");
+  RemoteUrl url;
   std::string_view port;
   bool has_port = false;
   if (!rest.empty() && rest.front() == '[') {
     const auto close = rest.find(']');
-    if (close == std::string_view::npos) return "the IPv6 address is missing its closing ']'";
-    host = rest.substr(1, close - 1);
+    if (close == std::string_view::npos) return fail("the IPv6 address is missing its closing ']'");
+    const std::string_view host = rest.substr(1, close - 1);
+    if (host.find('%') != std::string_view::npos) return fail("an IPv6 address with a zone (%) is not supported");
     in6_addr addr{};
     if (host.empty() || inet_pton(AF_INET6, std::string{host}.c_str(), &addr) != 1) {
-      return "the address in brackets is not a valid IPv6 address";
+      return fail("the address in brackets is not a valid IPv6 address");
     }
+    url.host = host;
     const std::string_view after = rest.substr(close + 1);
     if (!after.empty()) {
-      if (after.front() != ':') return "only :PORT may follow the IPv6 address";
+      if (after.front() != ':') return fail("only :PORT may follow the IPv6 address");
       has_port = true;
       port = after.substr(1);
     }
   } else {
     const auto colon = rest.find(':');
-    host = rest.substr(0, colon);
+    const std::string_view host = rest.substr(0, colon);
     if (colon != std::string_view::npos) {
       if (rest.find(':', colon + 1) != std::string_view::npos) {
-        return "an IPv6 address must be written in brackets, as https://[ADDRESS]:PORT";
+        return fail("an IPv6 address must be written in brackets, as https://[ADDRESS]:PORT");
       }
       has_port = true;
       port = rest.substr(colon + 1);
     }
-    if (auto p = host_name_problem(host)) return p;
+    if (auto p = host_name_problem(host)) return fail(std::move(*p));
+    url.host = host;
   }
   if (has_port) {
     unsigned value = 0;
     const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
     if (port.empty() || ec != std::errc{} || end != port.data() + port.size() || value < 1 || value > 65535) {
-      return "the port must be a number from 1 to 65535";
+      return fail("the port must be a number from 1 to 65535");
     }
+    url.port = static_cast<std::uint16_t>(value);
   }
-  return std::nullopt;
+  return UrlParse{std::move(url), {}};
+}
+
+UrlParse parse_unix(std::string_view rest) {
+  // rest is what follows "unix:"
+  if (!rest.starts_with("//")) return fail("a socket URL is written unix:///ABSOLUTE/PATH");
+  const std::string_view path = rest.substr(2);
+  if (!path.starts_with("/")) return fail("a unix socket URL has no host: write unix:///ABSOLUTE/PATH");
+  if (path.size() < 2) return fail("the socket path is missing");
+  if (path.find('\0') != std::string_view::npos) return fail("the socket path contains a NUL character");
+  // A unix socket address holds the path and its terminating NUL.
+  if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    return fail("the socket path is longer than " + std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) +
+                " bytes, the most a unix socket address holds");
+  }
+  RemoteUrl url;
+  url.scheme = UrlScheme::unix_socket;
+  url.port = 0;
+  url.socket_path = path;
+  return UrlParse{std::move(url), {}};
 }
 
 }  // namespace
 
-std::optional<std::string> url_problem(std::string_view url) {
-  if (url.empty()) return "the URL is empty";
-  if (url.starts_with("https://")) return https_problem(url.substr(8));
-  if (url.starts_with("unix:")) {
-    const std::string_view rest = url.substr(5);
-    if (!rest.starts_with("//")) return "a socket URL is written unix:///ABSOLUTE/PATH";
-    const std::string_view path = rest.substr(2);
-    if (!path.starts_with("/")) return "a unix socket URL has no host: write unix:///ABSOLUTE/PATH";
-    if (path.size() < 2) return "the socket path is missing";
-    if (path.find('\0') != std::string_view::npos) return "the socket path contains a NUL character";
-    return std::nullopt;
+std::string RemoteUrl::to_string() const {
+  if (scheme == UrlScheme::unix_socket) return "unix://" + socket_path;
+  const bool ipv6 = host.find(':') != std::string::npos;
+  return "https://" + (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+UrlParse parse_remote_url(std::string_view url) {
+  if (url.empty()) return fail("the URL is empty");
+  if (url.starts_with("https://")) return parse_https(url.substr(8));
+  if (url.starts_with("unix:")) return parse_unix(url.substr(5));
+  if (url.starts_with("http://")) return fail("plain http is not supported: LXD remotes speak https://");
+  if (url.find("://") == std::string_view::npos) {
+    return fail("the scheme is missing: write https://HOST[:PORT] or unix:///PATH");
   }
-  if (url.starts_with("http://")) return "plain http is not supported: LXD remotes speak https://";
-  if (url.find("://") == std::string_view::npos)
-    return "the scheme is missing: write https://HOST[:PORT] or unix:///PATH";
-  return "the scheme is not supported: only https:// and unix:// are";
+  return fail("the scheme is not supported: only https:// and unix:// are");
+}
+
+std::optional<std::string> url_problem(std::string_view url) {
+  auto parsed = parse_remote_url(url);
+  if (parsed.url) return std::nullopt;
+  return std::move(parsed.problem);
+}
+
+UrlParse parse_remote_address(std::string_view address) {
+  if (address.empty()) return fail("the address is empty");
+  if (address.find("://") != std::string_view::npos || address.starts_with("unix:")) {
+    return parse_remote_url(address);
+  }
+  // An unbracketed IPv6 address can carry no port: "::1" is all address.
+  if (address.front() == '[' || std::count(address.begin(), address.end(), ':') <= 1) return parse_https(address);
+  std::string bracketed;  // built step by step: GCC 12 misreports "[" + std::string (-Wrestrict)
+  bracketed.reserve(address.size() + 2);
+  bracketed += '[';
+  bracketed += address;
+  bracketed += ']';
+  return parse_https(bracketed);
 }
 
 std::optional<std::string> normalize_fingerprint(std::string_view fingerprint) {

@@ -1,20 +1,59 @@
 #pragma once
-// Remote addresses and certificate fingerprints as the fleet file writes them. Pure string
-// checks: nothing here resolves a name or opens a connection.
+// The one home of the rules for a remote's address and certificate fingerprint: the fleet file,
+// `berth remote add`, `berth remote import-lxc` and the LXD provider all decide with these
+// functions (remote names are in names.hpp). Pure string checks: nothing here resolves a name or
+// opens a connection.
+//
+// A remote URL is https://HOST[:PORT][/] or unix:///ABSOLUTE/PATH:
+//   - HOST is a host name, a dotted IPv4 address, or an IPv6 address in brackets (no zone);
+//   - a host name is dot-separated labels of 1-63 ASCII letters, digits, '-' and '_', no label
+//     starting or ending with '-', at most 253 characters, optionally ending with '.'. This is
+//     what Go's resolver, and so the `lxc` client, accepts; berth pins servers by fingerprint and
+//     never matches a name against a certificate, so '_' is as safe as any other character;
+//   - PORT is 1-65535 (default 8443);
+//   - no user name, path, query or fragment (one trailing '/' is allowed);
+//   - the socket path is absolute, without NUL, and short enough for a unix socket address.
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 
 namespace berth::config {
 
-// Why `url` is not https://HOST[:PORT] (IPv6 in brackets, optional trailing '/') or
-// unix:///ABSOLUTE/PATH, or nullopt when it is. The reason never quotes the URL, so that it can
-// be shown for a value that came from the environment.
+inline constexpr std::uint16_t default_https_port = 8443;
+
+enum class UrlScheme { https, unix_socket };
+
+struct RemoteUrl {
+  UrlScheme scheme = UrlScheme::https;
+  std::string host;  // https: a host name or address; IPv6 without brackets
+  std::uint16_t port = default_https_port;
+  std::string socket_path;  // unix: absolute
+
+  // The canonical form: https://host:port (IPv6 in brackets) or unix:///path.
+  [[nodiscard]] std::string to_string() const;
+};
+
+// A parsed URL, or why the text is not one. The reason never quotes the text, so that it can be
+// shown for a value that came from the environment.
+struct UrlParse {
+  std::optional<RemoteUrl> url;
+  std::string problem;  // set exactly when url is not
+};
+
+[[nodiscard]] UrlParse parse_remote_url(std::string_view url);
+
+// parse_remote_url's reason, or nullopt for a valid URL.
 [[nodiscard]] std::optional<std::string> url_problem(std::string_view url);
 
-// "sha256:<64 hex>", "<64 hex>" or 32 colon-separated hex pairs, in any case, as 64 lowercase
-// hex digits; nullopt when it is none of those.
+// What `berth remote add NAME ADDRESS` takes, as `lxc remote add` does: a URL, or a bare `host`,
+// `host:port`, `[v6]:port` or unbracketed IPv6 address, which mean https. The same rules apply.
+[[nodiscard]] UrlParse parse_remote_address(std::string_view address);
+
+// "sha256:<64 hex>", "<64 hex>" or 32 colon-separated hex pairs (as `openssl x509 -fingerprint
+// -sha256` prints them), the hex digits in any case, as 64 lowercase hex digits; nullopt when it is
+// none of those.
 [[nodiscard]] std::optional<std::string> normalize_fingerprint(std::string_view fingerprint);
 
 }  // namespace berth::config

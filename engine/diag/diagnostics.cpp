@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <tuple>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/util/printable.hpp"
 
 namespace berth::diag {
@@ -60,6 +62,24 @@ std::string format(const Diagnostic& d) {
 std::string format(const Diagnostics& ds) {
   std::string out;
   for (const auto& d : ds.items()) out += format(d) + '\n';
+  return out;
+}
+
+nlohmann::json to_json(const Diagnostic& d) {
+  const auto text_or_null = [](const std::string& s) { return s.empty() ? nlohmann::json() : nlohmann::json(s); };
+  const auto number_or_null = [](int n) { return n > 0 ? nlohmann::json(n) : nlohmann::json(); };
+  return {{"severity", d.severity == Severity::error ? "error" : "warning"},
+          {"file", d.where ? text_or_null(d.where->file) : nlohmann::json()},
+          {"line", d.where ? number_or_null(d.where->line) : nlohmann::json()},
+          {"column", d.where ? number_or_null(d.where->column) : nlohmann::json()},
+          {"path", text_or_null(d.path)},
+          {"message", d.summary},
+          {"hint", text_or_null(d.detail)}};
+}
+
+nlohmann::json to_json(const Diagnostics& ds) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& d : ds.items()) out.push_back(to_json(d));
   return out;
 }
 

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace berth::diag {
 
 enum class Severity { error, warning };
@@ -47,5 +49,11 @@ class Diagnostics {
 // "berth.yaml:12:7: error: containers.c1.image: unknown image 'foo'\n  hint: ..."
 [[nodiscard]] std::string format(const Diagnostic& d);
 [[nodiscard]] std::string format(const Diagnostics& ds);
+
+// {"severity": "error"|"warning", "file", "line", "column", "path", "message", "hint"}: what is
+// unknown (no location, line or column 0, no key path, no hint) is null. Text is as found, not
+// escaped: serialise with util::json_text (docs/cli.md, `berth validate --json`).
+[[nodiscard]] nlohmann::json to_json(const Diagnostic& d);
+[[nodiscard]] nlohmann::json to_json(const Diagnostics& ds);  // an array
 
 }  // namespace berth::diag

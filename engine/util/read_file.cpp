@@ -25,6 +25,11 @@ FileRead read_file_bounded(const std::filesystem::path& path, std::uint64_t max_
     out.os_error = std::strerror(errno);
     return out;
   }
+  return read_stream_bounded(in, max_bytes);
+}
+
+FileRead read_stream_bounded(std::istream& in, std::uint64_t max_bytes) {
+  FileRead out;
   // Read at most one chunk past the limit: a device such as /dev/zero never ends.
   std::array<char, 65536> chunk{};
   while (in && out.bytes.size() <= max_bytes) {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <istream>
 #include <string>
 
 namespace berth::util {
@@ -17,5 +18,8 @@ struct FileRead {
 };
 
 [[nodiscard]] FileRead read_file_bounded(const std::filesystem::path& path, std::uint64_t max_bytes);
+
+// The rest of an open stream (standard input), with the same limit; never not_found.
+[[nodiscard]] FileRead read_stream_bounded(std::istream& in, std::uint64_t max_bytes);
 
 }  // namespace berth::util

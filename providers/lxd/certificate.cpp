@@ -1,8 +1,5 @@
 #include "providers/lxd/certificate.hpp"
 
-#include <algorithm>
-#include <cctype>
-
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/pem.h>
@@ -80,28 +77,6 @@ std::string bio_text(BIO* bio) {
 
 }  // namespace
 
-std::string normalize_fingerprint(std::string_view text) {
-  if (text.size() >= 7) {
-    std::string prefix{text.substr(0, 7)};
-    std::transform(prefix.begin(), prefix.end(), prefix.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (prefix == "sha256:") text.remove_prefix(7);
-  }
-  std::string out;
-  out.reserve(text.size());
-  for (const char c : text) {
-    if (c == ':' || c == ' ') continue;
-    out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-  }
-  return out;
-}
-
-bool is_fingerprint(std::string_view normalized) {
-  return normalized.size() == 64 && std::all_of(normalized.begin(), normalized.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
-
 Result<std::string> fingerprint_of_pem(std::string_view pem) {
   std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
   if (!bio) return crypto_error("cannot read certificate");
@@ -111,6 +86,34 @@ Result<std::string> fingerprint_of_pem(std::string_view pem) {
     return make_error(ErrorKind::invalid_argument, "not a PEM certificate");
   }
   return detail::fingerprint_of(cert.get());
+}
+
+Result<void> check_key_pair(std::string_view cert_pem, std::string_view key_pem) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> cert_bio(
+      BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())), BIO_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> key_bio(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())),
+                                                    BIO_free);
+  if (!cert_bio || !key_bio) return crypto_error("cannot read the key pair");
+  X509Ptr cert(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
+  if (!cert) {
+    ERR_clear_error();
+    return make_error(ErrorKind::invalid_argument, "the certificate is not a PEM certificate");
+  }
+  if (key_pem.find("ENCRYPTED") != std::string_view::npos) {
+    return make_error(ErrorKind::invalid_argument, "the private key is protected by a passphrase");
+  }
+  // A passphrase callback that gives none: an encrypted key fails instead of prompting.
+  const auto no_passphrase = [](char*, int, int, void*) { return 0; };
+  PkeyPtr key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, no_passphrase, nullptr));
+  if (!key) {
+    ERR_clear_error();
+    return make_error(ErrorKind::invalid_argument, "the private key is not a PEM private key");
+  }
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    ERR_clear_error();
+    return make_error(ErrorKind::invalid_argument, "the private key is not the certificate's");
+  }
+  return {};
 }
 
 Result<std::string> fingerprint_of_pem_file(const std::filesystem::path& path) {

@@ -10,15 +10,16 @@
 
 namespace berth::lxd {
 
-// "sha256:AB:cd:..." or "abcd..." -> "abcd...": drops an optional "sha256:" prefix and colons,
-// lowercases. Does not validate; see is_fingerprint().
-[[nodiscard]] std::string normalize_fingerprint(std::string_view text);
-// 64 lowercase hex digits.
-[[nodiscard]] bool is_fingerprint(std::string_view normalized);
+// How a fingerprint may be written, and its normal form (64 lowercase hex digits), is decided by
+// config::normalize_fingerprint (engine/config/url.hpp).
 
 // Fingerprint of the first certificate in a PEM text / file.
 [[nodiscard]] Result<std::string> fingerprint_of_pem(std::string_view pem);
 [[nodiscard]] Result<std::string> fingerprint_of_pem_file(const std::filesystem::path& path);
+
+// Whether `key_pem` is a private key berth can present with the first certificate of `cert_pem`:
+// readable without a passphrase and the certificate's own. The error never quotes the key.
+[[nodiscard]] Result<void> check_key_pair(std::string_view cert_pem, std::string_view key_pem);
 
 struct SelfSignedOptions {
   std::string common_name;  // e.g. "berth@myhost"

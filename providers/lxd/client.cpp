@@ -21,6 +21,7 @@
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
+#include "engine/config/url.hpp"
 #include "engine/util/json_parse.hpp"
 #include "providers/lxd/certificate.hpp"
 #include "providers/lxd/openssl_util.hpp"
@@ -226,8 +227,8 @@ class TlsTransport final : public Transport {
       }
     }
     pin_.accept_any = options.accept_any_server_certificate;
-    pin_.expected = normalize_fingerprint(options.pinned_fingerprint);
-    if (!pin_.accept_any && !is_fingerprint(pin_.expected)) {
+    pin_.expected = config::normalize_fingerprint(options.pinned_fingerprint).value_or("");
+    if (!pin_.accept_any && pin_.expected.empty()) {
       return make_error(ErrorKind::invalid_argument,
                         "the pinned server fingerprint is not a sha256 fingerprint (64 hex digits)");
     }

@@ -49,8 +49,8 @@ struct TlsOptions {
   // server's certificate during `remote add`).
   std::filesystem::path client_certificate;
   std::filesystem::path client_key;
-  // Expected sha256 fingerprint of the server's leaf certificate (any spelling normalize_fingerprint
-  // accepts). Required unless accept_any_server_certificate is set.
+  // Expected sha256 fingerprint of the server's leaf certificate (any spelling
+  // config::normalize_fingerprint accepts). Required unless accept_any_server_certificate is set.
   std::string pinned_fingerprint;
   // Accept whatever certificate the server presents and remember it (Client::server_certificate_pem).
   // Only for `remote add`, before the user has confirmed the fingerprint: never send anything that

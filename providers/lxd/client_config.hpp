@@ -18,7 +18,7 @@ struct ClientConfig {
   [[nodiscard]] std::filesystem::path client_certificate() const { return config_dir / "client.crt"; }
   [[nodiscard]] std::filesystem::path client_key() const { return config_dir / "client.key"; }
   [[nodiscard]] std::filesystem::path server_certificates_dir() const { return config_dir / "servercerts"; }
-  // Only meaningful for a valid remote name (see is_valid_remote_name).
+  // Only meaningful for a valid remote name (config::remote_name_problem).
   [[nodiscard]] std::filesystem::path server_certificate(std::string_view remote) const {
     return server_certificates_dir() / (std::string{remote} + ".crt");
   }

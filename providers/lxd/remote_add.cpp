@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "engine/config/names.hpp"
 #include "providers/lxd/certificate.hpp"
 #include "providers/lxd/token.hpp"
 #include "providers/lxd/wire.hpp"
@@ -52,9 +53,10 @@ Result<StoredRemote> add_remote(const ClientConfig& config, const AddRemoteReque
     return make_error(kind, message).for_remote(name);
   };
 
-  if (!is_valid_remote_name(name)) {
+  if (auto problem = config::remote_name_problem(name)) {
     return make_error(ErrorKind::invalid_argument,
-                      "invalid remote name \"" + name + "\": use 1-64 letters, digits, '.', '_' or '-'");
+                      "invalid remote name \"" + name + "\": it " + *problem +
+                          " (remote names are 1-63 ASCII letters, digits, '.', '-' and '_')");
   }
   if (request.password && request.token)
     return fail(ErrorKind::invalid_argument, "give a password or a token, not both");

@@ -1,5 +1,7 @@
 #include "providers/lxd/remote_connection.hpp"
 
+#include "engine/config/names.hpp"
+#include "engine/config/url.hpp"
 #include "providers/lxd/certificate.hpp"
 #include "providers/lxd/remote_store.hpp"
 
@@ -8,15 +10,15 @@ namespace berth::lxd {
 Result<TlsOptions> tls_options_for(const ClientConfig& config, const model::RemoteSpec& remote) {
   TlsOptions tls;
   if (remote.fingerprint && !remote.fingerprint->empty()) {
-    tls.pinned_fingerprint = normalize_fingerprint(*remote.fingerprint);
-    if (!is_fingerprint(tls.pinned_fingerprint)) {
+    tls.pinned_fingerprint = config::normalize_fingerprint(*remote.fingerprint).value_or("");
+    if (tls.pinned_fingerprint.empty()) {
       return make_error(ErrorKind::invalid_argument, "the fingerprint in the fleet file is not a sha256 fingerprint")
           .for_remote(remote.name);
     }
   } else {
     std::error_code ec;
     const auto pinned =
-        is_valid_remote_name(remote.name) ? config.server_certificate(remote.name) : std::filesystem::path{};
+        !config::remote_name_problem(remote.name) ? config.server_certificate(remote.name) : std::filesystem::path{};
     if (pinned.empty() || !std::filesystem::exists(pinned, ec)) {
       return make_error(ErrorKind::not_found, "no pinned server certificate; run `berth remote add " + remote.name +
                                                   " " + remote.url + "` or set fingerprint: in the fleet file")

@@ -1,21 +1,12 @@
 #include "providers/lxd/remote_store.hpp"
 
-#include <algorithm>
-
 #include <nlohmann/json.hpp>
 
+#include "engine/config/names.hpp"
 #include "providers/lxd/certificate.hpp"
 #include "providers/lxd/fs_util.hpp"
 
 namespace berth::lxd {
-
-bool is_valid_remote_name(std::string_view name) {
-  if (name.empty() || name.size() > 64 || name.front() == '.' || name.front() == '-') return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-           c == '-';
-  });
-}
 
 Result<RemoteStore> RemoteStore::load(const ClientConfig& config) {
   RemoteStore store{config};
@@ -33,7 +24,9 @@ Result<RemoteStore> RemoteStore::load(const ClientConfig& config) {
   if (it == doc.end()) return store;
   if (!it->is_object()) return bad("\"remotes\" is not an object");
   for (const auto& [name, entry] : it->items()) {
-    if (!is_valid_remote_name(name)) return bad("invalid remote name \"" + name + "\"");
+    if (auto problem = config::remote_name_problem(name)) {
+      return bad("invalid remote name \"" + name + "\" (it " + *problem + ")");
+    }
     if (!entry.is_object() || !entry.contains("url") || !entry["url"].is_string()) {
       return bad("remote \"" + name + "\" has no url");
     }
@@ -74,14 +67,17 @@ Result<void> RemoteStore::save() const {
 }
 
 Result<void> RemoteStore::add(const StoredRemote& remote, std::string_view server_certificate_pem) {
-  if (!is_valid_remote_name(remote.name)) {
-    return make_error(ErrorKind::invalid_argument,
-                      "invalid remote name \"" + remote.name + "\": use letters, digits, '.', '_' and '-'");
-  }
   if (const auto existing = find(remote.name)) {
     if (*existing == remote) return {};
     return make_error(ErrorKind::conflict, "remote " + remote.name + " already exists (" + existing->url +
                                                "); remove it first with `berth remote remove " + remote.name + "`");
+  }
+  return put(remote, server_certificate_pem);
+}
+
+Result<void> RemoteStore::put(const StoredRemote& remote, std::string_view server_certificate_pem) {
+  if (auto problem = config::remote_name_problem(remote.name)) {
+    return make_error(ErrorKind::invalid_argument, "invalid remote name \"" + remote.name + "\": it " + *problem);
   }
   if (!server_certificate_pem.empty()) {
     auto fp = fingerprint_of_pem(server_certificate_pem);
@@ -97,10 +93,20 @@ Result<void> RemoteStore::add(const StoredRemote& remote, std::string_view serve
       return w;
     }
   }
-  remotes_.emplace(remote.name, remote);
+  const auto previous = find(remote.name);
+  remotes_.insert_or_assign(remote.name, remote);
   if (auto s = save(); !s) {
-    remotes_.erase(remote.name);
+    if (previous) {
+      remotes_.insert_or_assign(remote.name, *previous);
+    } else {
+      remotes_.erase(remote.name);
+    }
     return s;
+  }
+  if (server_certificate_pem.empty() && previous && !previous->fingerprint.empty()) {
+    // The remote replaced had a pinned certificate this one does not use (a unix socket now).
+    std::error_code ec;
+    std::filesystem::remove(config_.server_certificate(remote.name), ec);
   }
   return {};
 }

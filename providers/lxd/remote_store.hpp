@@ -1,6 +1,8 @@
 #pragma once
 // The remotes `berth remote add` has pinned: <config_dir>/remotes.json plus one
-// <config_dir>/servercerts/<name>.crt per remote. Every change is written atomically.
+// <config_dir>/servercerts/<name>.crt per remote. Every change is written atomically. Names follow
+// config::remote_name_problem (engine/config/names.hpp), the fleet file's rule, which also keeps
+// them usable as file names.
 //
 // Not safe against two processes changing the store at the same moment (the last writer wins,
 // as with `lxc`); reading while another process writes is safe.
@@ -24,9 +26,6 @@ struct StoredRemote {
   friend bool operator==(const StoredRemote&, const StoredRemote&) = default;
 };
 
-// Remote names become file names: 1-64 characters of [A-Za-z0-9._-], not starting with '.' or '-'.
-[[nodiscard]] bool is_valid_remote_name(std::string_view name);
-
 class RemoteStore {
  public:
   // A missing remotes.json is an empty store; a malformed one is an error naming the file.
@@ -39,6 +38,8 @@ class RemoteStore {
   // Adding a remote identical to the stored one is a no-op; a different one under an existing name is
   // ErrorKind::conflict (remove it first).
   [[nodiscard]] Result<void> add(const StoredRemote& remote, std::string_view server_certificate_pem);
+  // As add, but a remote of the same name is replaced, its pinned certificate with it.
+  [[nodiscard]] Result<void> put(const StoredRemote& remote, std::string_view server_certificate_pem);
   // Deletes the entry and its pinned certificate. ErrorKind::not_found if there is no such remote.
   [[nodiscard]] Result<void> remove(std::string_view name);
 

@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "providers/lxd/certificate.hpp"
+#include "engine/config/url.hpp"
 
 namespace berth::lxd {
 
@@ -102,8 +102,9 @@ Result<CertificateToken> decode_token(std::string_view token) {
   if (t.addresses.empty()) return bad_token("no server address in it");
   if (t.secret.empty()) return bad_token("no secret in it");
   if (t.fingerprint.empty()) return bad_token("no server fingerprint in it");
-  t.fingerprint = normalize_fingerprint(t.fingerprint);
-  if (!is_fingerprint(t.fingerprint)) return bad_token("its server fingerprint is not a sha256 fingerprint");
+  const auto fingerprint = config::normalize_fingerprint(t.fingerprint);
+  if (!fingerprint) return bad_token("its server fingerprint is not a sha256 fingerprint");
+  t.fingerprint = *fingerprint;
   return t;
 }
 

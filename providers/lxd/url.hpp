@@ -1,17 +1,20 @@
 #pragma once
 // Remote URLs: `https://host[:port]` (port 8443 by default, IPv6 in brackets) or
-// `unix:///absolute/path/to/unix.socket`. Nothing else is a remote.
+// `unix:///absolute/path/to/unix.socket`. Nothing else is a remote. What is valid is decided in one
+// place, engine/config/url.hpp, for the fleet file and the provider alike; this is its connection
+// side.
 
 #include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
 
+#include "engine/config/url.hpp"
 #include "providers/lxd/result.hpp"
 
 namespace berth::lxd {
 
-inline constexpr std::uint16_t default_https_port = 8443;
+inline constexpr std::uint16_t default_https_port = config::default_https_port;
 
 enum class Scheme { https, unix_socket };
 
@@ -31,13 +34,13 @@ struct Endpoint {
   friend bool operator==(const Endpoint&, const Endpoint&) = default;
 };
 
-// Strict: a scheme is required; a path, query, user info or a plain http:// URL is an error
-// whose message says what is wrong.
+// config::parse_remote_url: a scheme is required; what the rules refuse is an
+// ErrorKind::invalid_argument error that says why.
 [[nodiscard]] Result<Endpoint> parse_url(std::string_view url);
 
-// What `berth remote add NAME HOST` accepts, as `lxc remote add` does: a bare `host`,
-// `host:port`, `[v6]:port` or an unbracketed IPv6 address become https URLs; URLs are parsed as is.
-// Returns the canonical URL.
+// config::parse_remote_address (what `berth remote add NAME HOST` accepts, as `lxc remote add`
+// does: a bare `host`, `host:port`, `[v6]:port` or an unbracketed IPv6 address become https URLs),
+// as the canonical URL.
 [[nodiscard]] Result<std::string> normalize_remote_url(std::string_view input);
 
 // One segment of a request path, percent-encoded: LXD accepts `?`, `#`, `%`, `/` and spaces in

@@ -449,21 +449,21 @@ TEST(ConfigErrors, InvalidOtherNames) {
       "version: 1\n"
       "name: 9lives\n"
       "remotes:\n"
-      "  bad.name: {url: \"unix:///s\"}\n"
+      "  -ad.name: {url: \"unix:///s\"}\n"
       "images:\n"
       "  \"my image\": {alias: \"x y\"}\n"
       "containers:\n"
       "  c1:\n"
-      "    remote: bad.name\n"
+      "    remote: -ad.name\n"
       "    image: a:bb\n"
       "    profiles: [default, \"a/b\"]\n"
       "    config: {volatile.uuid: x, user.berth.fleet: y, \"\": z}\n"
       "    devices: {.hidden: {type: disk}, eth0: {type: nic, \"bad key\": 1}}\n");
   expect_error(r, 2, 7, "name", "invalid fleet name '9lives': must not start with a digit");
-  expect_error(r, 4, 3, "remotes.bad.name", "invalid remote name 'bad.name'");
+  expect_error(r, 4, 3, "remotes.-ad.name", "invalid remote name '-ad.name': must not start with '.' or '-'");
   expect_error(r, 6, 3, "images.my image", "invalid image name 'my image'");
   expect_error(r, 6, 23, "images.my image.alias", "invalid image alias 'x y': must not contain whitespace");
-  expect_error(r, 9, 13, "containers.c1.remote", "invalid remote name 'bad.name'");
+  expect_error(r, 9, 13, "containers.c1.remote", "invalid remote name '-ad.name'");
   expect_error(r, 11, 25, "containers.c1.profiles[1]", "invalid profile name 'a/b'");
   expect_error(r, 12, 14, "containers.c1.config.volatile.uuid", "volatile.* keys belong to LXD");
   expect_error(r, 12, 32, "containers.c1.config.user.berth.fleet", "user.berth.* keys are berth's");

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "engine/util/sha256.hpp"
 #include "tests/unit/config/config_test_support.hpp"
@@ -349,6 +350,38 @@ TEST(ConfigLoadText, InvalidUtf8FromTheEnvironmentNamesTheVariable) {
       expect_error(r, 5, 53, "containers.c1.config.user.note", "the value of ${env:NOTE} is not valid UTF-8");
   ASSERT_NE(d, nullptr);
   EXPECT_EQ(d->detail, "set the variable to UTF-8 text");
+}
+
+}  // namespace
+}  // namespace berth::config
+
+namespace berth::config {
+namespace {
+
+// `-f -`: the fleet from standard input, read once; its digest is of the bytes read.
+TEST(ConfigLoadStream, ReadsTheWholeStreamAsTheFleetFile) {
+  const std::string text = "version: 1\nremotes:\n  a: {url: \"unix:///s\"}\n";
+  std::istringstream in{text};
+  const auto r = load_fleet_stream(in, testing::fixed_env({}));
+  ASSERT_TRUE(r.fleet) << testing::all(r);
+  EXPECT_EQ(r.fleet->path, "-");
+  EXPECT_EQ(r.fleet->digest, "sha256:" + util::sha256_hex(text));
+  EXPECT_EQ(r.fleet->digest, load_fleet_text(text, "berth.yaml", testing::fixed_env({})).fleet->digest);
+}
+
+TEST(ConfigLoadStream, DiagnosticsNameStandardInput) {
+  std::istringstream in{"version: 1\nremotes:\n  a: {url: \"ftp://x\"}\n"};
+  const auto r = load_fleet_stream(in, testing::fixed_env({}));
+  ASSERT_FALSE(r.fleet);
+  EXPECT_EQ(testing::all(r).rfind("<stdin>:3:12: error: remotes.a.url: invalid URL 'ftp://x'", 0), 0U)
+      << testing::all(r);
+}
+
+TEST(ConfigLoadStream, LargerThanTheLimitIsRefused) {
+  std::istringstream in{"version: 1\n"};
+  const auto r = load_fleet_stream(in, testing::fixed_env({}), 10);
+  ASSERT_FALSE(r.fleet);
+  EXPECT_NE(testing::all(r).find("<stdin>: error: is larger than 10 bytes"), std::string::npos) << testing::all(r);
 }
 
 }  // namespace

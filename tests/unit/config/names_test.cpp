@@ -96,7 +96,7 @@ TEST(ConfigNames, SnapshotNamesFollowLxd) {
 }
 
 TEST(ConfigNames, OtherNamesAgreeWithTheSchema) {
-  expect_agreement("remoteName", local_name_problem, samples);
+  expect_agreement("remoteName", remote_name_problem, samples);
   expect_agreement("imageName", local_name_problem, samples);
   expect_agreement("alias", alias_problem, samples);
   expect_agreement("configKey", config_key_problem, samples);
@@ -105,9 +105,9 @@ TEST(ConfigNames, OtherNamesAgreeWithTheSchema) {
 }
 
 TEST(ConfigUrl, Accepted) {
-  for (const char* url :
-       {"https://10.0.0.1", "https://10.0.0.1:8443", "https://lxd.example.com:8443/", "https://host", "https://[::1]",
-        "https://[fd00::1]:8443", "https://a-b.c.example.", "unix:///var/lib/lxd/unix.socket", "unix:///s"}) {
+  for (const char* url : {"https://10.0.0.1", "https://10.0.0.1:8443", "https://lxd.example.com:8443/", "https://host",
+                          "https://[::1]", "https://[fd00::1]:8443", "https://a-b.c.example.", "https://h_x",
+                          "unix:///var/lib/lxd/unix.socket", "unix:///s", "unix:///s?x#y"}) {
     EXPECT_FALSE(url_problem(url)) << url << ": " << url_problem(url).value_or("");
   }
 }
@@ -134,7 +134,9 @@ TEST(ConfigUrl, Rejected) {
       {"https://300.1.1.1", "the IPv4 address is not valid"},
       {"https://-h.example", "starts or ends with a hyphen"},
       {"https://h..example", "must be 1-63 characters long"},
-      {"https://h_x", "may contain only letters, digits, hyphens and dots"},
+      {"https://h x", "may contain only ASCII letters, digits, '-', '_' and dots"},
+      {"https://[fe80::1%25eth0]", "zone"},
+      {"unix:///" + std::string(107, 's'), "longer than 107 bytes"},
       {"unix://host/s", "has no host"},
       {"unix:/s", "written unix:///ABSOLUTE/PATH"},
       {"unix:///", "the socket path is missing"},

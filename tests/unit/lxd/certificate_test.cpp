@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/config/url.hpp"
 #include "providers/lxd/client_config.hpp"
 #include "providers/lxd/fs_util.hpp"
 #include "temp_dir.hpp"
@@ -15,16 +16,6 @@ mode_t mode_of(const std::filesystem::path& p) {
   struct stat st {};
   if (::stat(p.c_str(), &st) != 0) return 0;
   return st.st_mode & 07777;
-}
-
-TEST(Fingerprint, Normalize) {
-  EXPECT_EQ(normalize_fingerprint("sha256:AB:CD:ef"), "abcdef");
-  EXPECT_EQ(normalize_fingerprint("SHA256:abcd"), "abcd");
-  EXPECT_EQ(normalize_fingerprint("abcd"), "abcd");
-  EXPECT_TRUE(is_fingerprint(std::string(64, 'a')));
-  EXPECT_FALSE(is_fingerprint(std::string(63, 'a')));
-  EXPECT_FALSE(is_fingerprint(std::string(64, 'A')));
-  EXPECT_FALSE(is_fingerprint(std::string(64, 'g')));
 }
 
 TEST(Fingerprint, OfPemRejectsGarbage) {
@@ -44,7 +35,7 @@ TEST(ClientCertificate, GeneratedOnFirstUseWithPrivateModes) {
   ASSERT_TRUE(id.ok()) << id.error().message;
   EXPECT_EQ(id->certificate, config.client_certificate());
   EXPECT_EQ(id->key, config.client_key());
-  EXPECT_TRUE(is_fingerprint(id->fingerprint)) << id->fingerprint;
+  EXPECT_EQ(config::normalize_fingerprint(id->fingerprint), id->fingerprint);  // already in normal form
   EXPECT_EQ(mode_of(config.config_dir), 0700u);
   EXPECT_EQ(mode_of(config.client_key()), 0600u);
   EXPECT_EQ(mode_of(config.client_certificate()) & 0077u, 0044u);  // public; readable is fine

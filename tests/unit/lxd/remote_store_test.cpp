@@ -95,17 +95,26 @@ TEST_F(RemoteStoreTest, RemoveDeletesEntryAndCertificate) {
 }
 
 TEST_F(RemoteStoreTest, NamesMustBeSafeFileNames) {
-  EXPECT_TRUE(is_valid_remote_name("foo"));
-  EXPECT_TRUE(is_valid_remote_name("host-1.example_a"));
-  EXPECT_FALSE(is_valid_remote_name(""));
-  EXPECT_FALSE(is_valid_remote_name("../etc"));
-  EXPECT_FALSE(is_valid_remote_name(".hidden"));
-  EXPECT_FALSE(is_valid_remote_name("-flag"));
-  EXPECT_FALSE(is_valid_remote_name("a/b"));
-  EXPECT_FALSE(is_valid_remote_name("a b"));
-  EXPECT_FALSE(is_valid_remote_name(std::string(65, 'a')));
   auto store = RemoteStore::load(config_);
-  EXPECT_FALSE(store->add({"../x", "https://h:1", fp_}, pem_).ok());
+  for (const char* bad : {"", "../x", "..", ".hidden", "-flag", "a/b", "a b"}) {
+    auto added = store->add({bad, "https://h:1", fp_}, pem_);
+    ASSERT_FALSE(added.ok()) << bad;
+    EXPECT_EQ(added.error().kind, ErrorKind::invalid_argument) << bad;
+  }
+  EXPECT_FALSE(store->add({std::string(64, 'a'), "https://h:1", fp_}, pem_).ok());
+  EXPECT_TRUE(store->add({"host-1.example_a", "https://h:1", fp_}, pem_).ok());
+  EXPECT_TRUE(std::filesystem::exists(config_.server_certificate("host-1.example_a")));
+  // Nothing was written outside servercerts/.
+  EXPECT_FALSE(std::filesystem::exists(config_.config_dir / "x.crt"));
+}
+
+TEST_F(RemoteStoreTest, AFileWithAnInvalidNameIsAnErrorNamingIt) {
+  ASSERT_TRUE(detail::ensure_private_dir(config_.config_dir).ok());
+  ASSERT_TRUE(
+      detail::write_file_atomic(config_.remotes_file(), R"({"remotes":{"-x":{"url":"https://h:1"}}})", 0644).ok());
+  auto store = RemoteStore::load(config_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.error().message.find("invalid remote name \"-x\""), std::string::npos) << store.error().message;
 }
 
 TEST_F(RemoteStoreTest, MalformedFileIsAnErrorNamingIt) {
