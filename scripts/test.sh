@@ -2,9 +2,10 @@
 # test.sh — the whole test suite, on a fresh Debian 12 machine as root:
 # installs what it needs, checks every C++ file with clang-format, builds berth twice (Release in build/, Debug with
 # ASan+UBSan in build-asan/) and its fuzz targets with clang (build-fuzz/),
-# runs the unit tests under both, each fuzz target over its seed corpus for a
-# bounded time, and the integration tests (real LXD hosts from tests/testbed/)
-# against the Release binary. Exits non-zero if anything fails.
+# runs the unit tests under both, the Debian package test on the Release build,
+# each fuzz target over its seed corpus for a bounded time, and the integration
+# tests (real LXD hosts from tests/testbed/) against the Release binary. Exits
+# non-zero if anything fails.
 #
 # Environment:
 #   BERTH_JOBS=N                  parallel build jobs (default 2)
@@ -126,6 +127,8 @@ main() {
 
     run_ctest "unit (ASan+UBSan)" --test-dir "$ROOT/build-asan" -L unit --output-on-failure -j "$JOBS"
     run_ctest "unit (Release)" --test-dir "$ROOT/build" -L unit --output-on-failure -j "$JOBS"
+    # The .deb scripts/build-deb.sh would make, from build/ (CPack, no second build).
+    run_ctest "package (Release)" --test-dir "$ROOT/build" -L package --output-on-failure
     if [[ "${BERTH_SKIP_FUZZ:-0}" != 1 ]]; then
         # One after the other: each is capped by time, not work, so running two at once on few
         # cores would only halve what each explores.

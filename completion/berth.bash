@@ -1,0 +1,283 @@
+# bash completion for berth                                    -*- shell-script -*-
+#
+# Installed as share/bash-completion/completions/berth, where bash-completion loads it on first use;
+# or source it from ~/.bashrc. It needs bash 4.3 and awk, not bash-completion's helpers.
+#
+# Completes commands, each command's options, log levels, file names (fleet files for -f, any file
+# for --out, --state and a saved plan), the remote and container names a fleet file declares (the
+# file -f names on the line, else berth.yaml), addresses (`remote:container` or a bare container
+# name) for --target and --replace, and for `berth remote remove` the remotes `berth remote list
+# --json` prints. Its lists of options are checked against `berth COMMAND --help` by
+# tests/shell/completion_test.sh.
+
+# Options that take a value, on any command (so that a value is never taken for a command).
+_berth_options_with_value=" -f --file --out --state --read-parallelism --parallelism --lock-timeout"
+_berth_options_with_value+=" --max-file-size --max-response-size --password --token --target --replace"
+_berth_options_with_value+=" --config-dir --log-level "
+
+# _berth_fleet_names FILE: one line per name the fleet file declares, "remote NAME" for each key of
+# the top-level `remotes:` map and "container NAME REMOTE" for each key of `containers:` (REMOTE is
+# its `remote:`, or empty). Block-style maps only, as docs/fleet-file.md writes them (a container's
+# own value may be a flow map, `web: {remote: a, image: bb}`); anything else is skipped quietly.
+_berth_fleet_names() {
+    [[ -r $1 && -f $1 ]] || return 0
+    awk '
+        function unquote(s) {
+            if (s ~ /^".*"$/ || s ~ /^\047.*\047$/) return substr(s, 2, length(s) - 2)
+            return s
+        }
+        function name_ok(s) { return s ~ /^[A-Za-z0-9][A-Za-z0-9_.-]*$/ }
+        function flush() {
+            if (container != "" && name_ok(container)) {
+                if (!name_ok(remote)) remote = ""
+                print "container", container, remote
+            }
+            container = ""; remote = ""
+        }
+        {
+            sub(/\r$/, "")
+            if ($0 ~ /^[ ]*(#|$)/) next
+            if ($0 ~ /^(---|\.\.\.)/) { flush(); section = ""; next }
+            match($0, /^ */); indent = RLENGTH
+            text = substr($0, indent + 1)
+            if (indent == 0) {
+                flush(); section = ""
+                if (text ~ /^(remotes|containers)[ ]*:[ ]*(#.*)?$/) {
+                    section = text; sub(/[ ]*:.*/, "", section); key_indent = -1
+                }
+                next
+            }
+            if (section == "") next
+            if (key_indent < 0) key_indent = indent
+            if (indent < key_indent) next
+            if (indent == key_indent) {
+                flush()
+                if (!match(text, /^[^:#]*:/)) next
+                key = substr(text, 1, RLENGTH - 1); sub(/[ ]+$/, "", key); key = unquote(key)
+                rest = substr(text, RLENGTH + 1)
+                if (section == "remotes") { if (name_ok(key)) print "remote", key; next }
+                container = key; field_indent = -1
+                if (match(rest, /[{,][ ]*remote[ ]*:[ ]*[^,} ]+/)) {
+                    value = substr(rest, RSTART + 1, RLENGTH - 1); sub(/^[ ]*remote[ ]*:[ ]*/, "", value)
+                    remote = unquote(value)
+                }
+                next
+            }
+            # A line inside a container: its own keys are the first, least indented ones.
+            if (section != "containers" || container == "") next
+            if (field_indent < 0) field_indent = indent
+            if (indent == field_indent && match(text, /^remote[ ]*:[ ]*/)) {
+                value = substr(text, RLENGTH + 1); sub(/[ ]*(#.*)?$/, "", value)
+                remote = unquote(value)
+            }
+        }
+        END { flush() }
+    ' "$1" 2>/dev/null
+}
+
+# _berth_fleet_file: the fleet file the command line names with -f/--file (before or after the
+# word being completed), else berth.yaml.
+_berth_fleet_file() {
+    local i file=berth.yaml
+    for ((i = 1; i < ${#_berth_words[@]}; i++)); do
+        ((i == _berth_cword || i + 1 == _berth_cword)) && continue
+        case ${_berth_words[i]} in
+        -f | --file) file=${_berth_words[i + 1]-} ;;
+        --file=*) file=${_berth_words[i]#--file=} ;;
+        esac
+    done
+    file=${file#[\"\']} && file=${file%[\"\']}
+    printf '%s\n' "${file/#\~\//$HOME/}"
+}
+
+# _berth_remote_names: the remotes berth has pinned, from `berth remote list --json`, run with the
+# --config-dir the line gives. The berth that runs is the one being completed.
+_berth_remote_names() {
+    local berth=${_berth_words[0]/#\~\//$HOME/} i
+    local -a global=()
+    for ((i = 1; i < ${#_berth_words[@]}; i++)); do
+        ((i == _berth_cword || i + 1 == _berth_cword)) && continue
+        case ${_berth_words[i]} in
+        --config-dir) global=(--config-dir "${_berth_words[i + 1]-}") ;;
+        --config-dir=*) global=("${_berth_words[i]}") ;;
+        esac
+    done
+    # {"remotes": {"NAME": {"url": ..., "fingerprint": ...}, ...}}, two spaces a level.
+    "$berth" "${global[@]}" remote list --json 2>/dev/null </dev/null |
+        sed -n 's/^    "\([A-Za-z0-9_.-]*\)": {.*$/\1/p'
+}
+
+# _berth_reply WORD CANDIDATE...: COMPREPLY is the candidates that start with WORD, less the part of
+# WORD before the word bash is completing (bash splits `--file=x` and `a:web` at = and :, and
+# replaces only what follows).
+_berth_reply() {
+    local word=$1 candidate
+    shift
+    local strip=$((${#word} - ${#_berth_bash_cur}))
+    ((strip < 0)) && strip=0
+    COMPREPLY=()
+    for candidate in "$@"; do
+        [[ $candidate == "$word"* ]] && COMPREPLY+=("${candidate:strip}")
+    done
+}
+
+# _berth_files PREFIX WORD [yaml]: file names (directories too) completing WORD, each after PREFIX
+# (`--file=`, or empty); with yaml, only *.yaml and *.yml files when there are any.
+_berth_files() {
+    local prefix=$1 word=$2 kind=${3:-} f path
+    local -a found=() files=() dirs=()
+    mapfile -t found < <(compgen -f -- "$word")
+    for f in "${found[@]}"; do
+        path=${f/#\~\//$HOME/} # compgen leaves ~/ as typed
+        if [[ -d $path ]]; then
+            dirs+=("$prefix$f")
+        elif [[ $kind != yaml || $f == *.yaml || $f == *.yml ]]; then
+            files+=("$prefix$f")
+        fi
+    done
+    if [[ $kind == yaml && ${#files[@]} -eq 0 ]]; then
+        for f in "${found[@]}"; do
+            path=${f/#\~\//$HOME/}
+            [[ -d $path ]] || files+=("$prefix$f")
+        done
+    fi
+    compopt -o filenames 2>/dev/null
+    _berth_reply "$prefix$word" "${files[@]}" "${dirs[@]}"
+}
+
+# _berth_value OPTION PREFIX WORD: completes the value of OPTION; PREFIX is `OPTION=` when the value
+# is written in the same word.
+_berth_value() {
+    local option=$1 prefix=$2 word=$3 kind name remote
+    local -a candidates=()
+    case $option in
+    -f | --file) _berth_files "$prefix" "$word" yaml ;;
+    --out | --state) _berth_files "$prefix" "$word" ;;
+    --config-dir)
+        compopt -o filenames 2>/dev/null
+        mapfile -t candidates < <(compgen -d -- "$word")
+        _berth_reply "$prefix$word" "${candidates[@]/#/$prefix}"
+        ;;
+    --log-level) _berth_reply "$prefix$word" "${prefix}"{trace,debug,info,warn,error,off} ;;
+    --target | --replace)
+        while read -r kind name remote; do
+            [[ $kind == container ]] || continue
+            candidates+=("$prefix$name")
+            [[ -n $remote ]] && candidates+=("$prefix$remote:$name")
+        done < <(_berth_fleet_names "$(_berth_fleet_file)")
+        _berth_reply "$prefix$word" "${candidates[@]}"
+        ;;
+    *) COMPREPLY=() ;; # a number, a size, a duration or a secret
+    esac
+}
+
+_berth() {
+    # Undo bash's splitting at : and = (COMP_WORDBREAKS), so that `--file=x` and `a:web` are one word.
+    local -a _berth_words=()
+    local _berth_cword=0 _berth_bash_cur=${COMP_WORDS[COMP_CWORD]} i glue=0
+    [[ $_berth_bash_cur =~ ^[:=]+$ ]] && _berth_bash_cur=
+    for ((i = 0; i < ${#COMP_WORDS[@]}; i++)); do
+        local w=${COMP_WORDS[i]}
+        if ((i > 0)) && { [[ $w =~ ^[:=]+$ ]] || ((glue)); }; then
+            _berth_words[-1]+=$w
+        else
+            _berth_words+=("$w")
+        fi
+        glue=0
+        [[ $w =~ ^[:=]+$ ]] && glue=1
+        ((i == COMP_CWORD)) && _berth_cword=$((${#_berth_words[@]} - 1))
+    done
+    local cur=${_berth_words[_berth_cword]}
+    COMPREPLY=()
+
+    # The value of an option, written `--option=VALUE` or as the next word.
+    if [[ $cur == --*=* ]]; then
+        _berth_value "${cur%%=*}" "${cur%%=*}=" "${cur#*=}"
+        return 0
+    fi
+    if ((_berth_cword > 1)) && [[ $_berth_options_with_value == *" ${_berth_words[_berth_cword - 1]} "* ]]; then
+        _berth_value "${_berth_words[_berth_cword - 1]}" "" "$cur"
+        return 0
+    fi
+
+    # The command (and for state and remote, the subcommand), and the positional arguments after it.
+    local command="" positional=0 word
+    for ((i = 1; i < _berth_cword; i++)); do
+        word=${_berth_words[i]}
+        if [[ $_berth_options_with_value == *" $word "* ]]; then
+            i=$((i + 1))
+        elif [[ $word == -* ]]; then
+            :
+        elif [[ -z $command ]]; then
+            command=$word
+        elif [[ ($command == state || $command == remote) && $command != *" "* ]]; then
+            command+=" $word"
+        else
+            positional=$((positional + 1))
+        fi
+    done
+
+    local options="--help" takes=""
+    # What a positional argument at the cursor would be: a command, a file, a name, or nothing.
+    case $command in
+    "") options="--config-dir --log-level --no-color --help --version"
+        takes="command" ;;
+    validate) options+=" -f --file --max-file-size" ;;
+    plan) options+=" -f --file --json --out --detailed-exitcode --prune --read-parallelism --allow-restart --allow-move
+        --state --max-file-size --max-response-size --target --replace" ;;
+    show) options+=" --json --max-file-size"
+        ((positional == 0)) && takes="file" ;;
+    apply) options+=" -f --file --auto-approve --parallelism --read-parallelism --json --state --lock-timeout
+        --max-file-size --max-response-size --allow-restart --allow-move --prune --target --replace"
+        ((positional == 0)) && takes="file" ;;
+    destroy) options+=" -f --file --auto-approve --parallelism --read-parallelism --json --state --lock-timeout
+        --max-file-size --max-response-size --target" ;;
+    force-unlock) options+=" --state"
+        ((positional == 0)) && takes=id ;;
+    state) takes="subcommand intents drop-intent" ;;
+    "state intents") options+=" --state --json" ;;
+    "state drop-intent") options+=" --state --auto-approve"
+        ((positional == 0)) && takes=id ;;
+    remote) takes="subcommand add list remove" ;;
+    "remote add") options+=" --password --token --accept-certificate"
+        ((positional == 0)) && takes=fleet-remote
+        ((positional == 1)) && takes=url ;;
+    "remote list") options+=" --json" ;;
+    "remote remove") ((positional == 0)) && takes=remote ;;
+    *) return 0 ;;
+    esac
+
+    if [[ $cur == -* ]]; then
+        # shellcheck disable=SC2086 # a list of words
+        _berth_reply "$cur" $options
+        return 0
+    fi
+    local kind name rest
+    local -a candidates=()
+    case $takes in
+    command) _berth_reply "$cur" validate plan show apply destroy force-unlock state remote ;;
+    subcommand*)
+        # shellcheck disable=SC2086
+        _berth_reply "$cur" ${takes#subcommand } ;;
+    file) _berth_files "" "$cur" ;;
+    fleet-remote)
+        while read -r kind name rest; do
+            [[ $kind == remote ]] && candidates+=("$name")
+        done < <(_berth_fleet_names "$(_berth_fleet_file)")
+        _berth_reply "$cur" "${candidates[@]}"
+        ;;
+    remote)
+        mapfile -t candidates < <(_berth_remote_names)
+        _berth_reply "$cur" "${candidates[@]}"
+        ;;
+    id | url) ;; # nothing to guess
+    *)
+        # No positional argument: the options, so that `berth plan <TAB>` shows them.
+        # shellcheck disable=SC2086
+        _berth_reply "$cur" $options
+        ;;
+    esac
+    return 0
+}
+
+complete -F _berth berth
