@@ -4,7 +4,8 @@
 # ASan+UBSan in build-asan/) and its fuzz targets with clang (build-fuzz/),
 # runs the unit tests under both, the Debian package test on the Release build,
 # each fuzz target over its seed corpus for a bounded time, and the integration
-# tests (real LXD hosts from tests/testbed/) against the Release binary. Exits
+# tests (real LXD hosts from tests/testbed/) against the Release binary, in the
+# background while the other two trees build (they mostly wait on LXD). Exits
 # non-zero if anything fails.
 #
 # Environment:
@@ -15,7 +16,7 @@
 #                                 use: build (default) or build-asan
 #   BERTH_CTEST_ARGS="..."        extra arguments for every ctest run (e.g. -R remote)
 #   BERTH_CMAKE_ARGS="..."        extra arguments for every cmake configure run
-#   BERTH_FUZZ_SECONDS=N          how long each fuzz target runs (default 60; a
+#   BERTH_FUZZ_SECONDS=N          how long each fuzz target runs (default 30; a
 #                                 crash fails the run and stays in
 #                                 build-fuzz/fuzz/runs/NAME/artifacts/)
 #   BERTH_SKIP_FUZZ=1             neither build nor run the fuzz targets
@@ -63,11 +64,40 @@ configure_and_build() {
 
 # Run ctest, keep going on failure, and count its results.
 run_ctest() {
-    local name=$1 out rc=0 line
+    local name=$1 out rc=0
     shift
     log "ctest $name"
     out=$(mktemp)
     ctest "$@" ${CTEST_ARGS[@]+"${CTEST_ARGS[@]}"} 2>&1 | tee "$out" || rc=$?
+    count_results "$name" "$out" "$rc"
+}
+
+# The integration tests mostly wait on LXD, so they run in the background while the other trees
+# build: start_ctest NAME ARGS... starts them, finish_ctest prints what they printed and counts it.
+BG_NAME=
+BG_PID=
+BG_OUT=
+start_ctest() {
+    BG_NAME=$1
+    shift
+    log "ctest $BG_NAME (started in the background)"
+    BG_OUT=$(mktemp)
+    ctest "$@" ${CTEST_ARGS[@]+"${CTEST_ARGS[@]}"} >"$BG_OUT" 2>&1 &
+    BG_PID=$!
+}
+finish_ctest() {
+    local rc=0
+    [[ -n "$BG_PID" ]] || return 0
+    log "ctest $BG_NAME (waiting for it)"
+    wait "$BG_PID" || rc=$?
+    BG_PID=
+    cat "$BG_OUT"
+    count_results "$BG_NAME" "$BG_OUT" "$rc"
+}
+
+# count_results NAME OUTPUT_FILE CTEST_STATUS: adds a ctest run's counts to the totals.
+count_results() {
+    local name=$1 out=$2 rc=$3 line
     # "95% tests passed, 1 tests failed out of 20"
     line=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$out" | tail -n 1 || true)
     if [[ -n "$line" ]]; then
@@ -107,20 +137,26 @@ main() {
     check_format
 
     configure_and_build build all -DCMAKE_BUILD_TYPE=Release -DBERTH_SANITIZE=OFF
-    configure_and_build build-asan all -DCMAKE_BUILD_TYPE=Debug -DBERTH_SANITIZE=ON
-    if [[ "${BERTH_SKIP_FUZZ:-0}" != 1 ]]; then
-        # Only the fuzz executables and the libraries they link: not the CLI nor the tests.
-        CC=clang CXX=clang++ configure_and_build build-fuzz berth_fuzzers \
-            -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBERTH_FUZZ=ON -DBERTH_TESTS=OFF
-    fi
 
     # Integration tests put their test beds below this directory, so that
     # whatever a killed test leaves behind is stopped on exit.
     TB_ROOT=$(mktemp -d /tmp/berth-test.XXXXXX)
     chmod 711 "$TB_ROOT" # containers of the test beds below must traverse it
     export BERTH_TB_ROOT=$TB_ROOT
-    trap cleanup EXIT
+    trap 'finish_ctest >/dev/null 2>&1 || true; cleanup' EXIT
     trap 'exit 130' INT TERM
+
+    if [[ "$INTEGRATION_BUILD" == build ]]; then
+        start_ctest "integration (build)" --test-dir "$ROOT/build" -L integration --output-on-failure \
+            -j "$INTEGRATION_JOBS"
+    fi
+    configure_and_build build-asan all -DCMAKE_BUILD_TYPE=Debug -DBERTH_SANITIZE=ON
+    if [[ "${BERTH_SKIP_FUZZ:-0}" != 1 ]]; then
+        # Only the fuzz executables and the libraries they link: not the CLI nor the tests.
+        CC=clang CXX=clang++ configure_and_build build-fuzz berth_fuzzers \
+            -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBERTH_FUZZ=ON -DBERTH_TESTS=OFF
+    fi
+    finish_ctest
 
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -132,9 +168,13 @@ main() {
     if [[ "${BERTH_SKIP_FUZZ:-0}" != 1 ]]; then
         # One after the other: each is capped by time, not work, so running two at once on few
         # cores would only halve what each explores.
-        run_ctest "fuzz" --test-dir "$ROOT/build-fuzz" -L fuzz --output-on-failure
+        BERTH_FUZZ_SECONDS=${BERTH_FUZZ_SECONDS:-30} \
+            run_ctest "fuzz" --test-dir "$ROOT/build-fuzz" -L fuzz --output-on-failure
     fi
-    run_ctest "integration ($INTEGRATION_BUILD)" --test-dir "$ROOT/$INTEGRATION_BUILD" -L integration --output-on-failure -j "$INTEGRATION_JOBS"
+    if [[ "$INTEGRATION_BUILD" != build ]]; then
+        run_ctest "integration ($INTEGRATION_BUILD)" --test-dir "$ROOT/$INTEGRATION_BUILD" -L integration \
+            --output-on-failure -j "$INTEGRATION_JOBS"
+    fi
 
     log "finished"
     if ((${#FAILED_STEPS[@]} > 0)); then
