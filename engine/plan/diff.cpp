@@ -135,6 +135,16 @@ nlohmann::json spec_after(const ContainerSpec& c) {
   return after;
 }
 
+// What a launch, copy or recreate makes: the declared spec, with berth's record of it.
+void set_spec(Action& a, const ContainerSpec& c) {
+  a.sensitive = c.sensitive;
+  a.config = config_with_record(c);
+  a.devices = c.devices;
+  a.profiles = c.profiles;
+  a.target_state = c.state;
+  a.after = spec_after(c);
+}
+
 // Every declared remote's status, and the basis (digest of each instance read) of a plan.
 void summarise_remotes(const model::Fleet& fleet, const model::LiveState& live, Plan& plan) {
   plan.fleet_path = fleet.path;
@@ -273,12 +283,7 @@ class Planner {
                        "declared, does not exist; from " + c.image->remote + ":" + c.image->alias + ", then " +
                            std::string{model::to_string(c.state)});
     launch.image = c.image;
-    launch.sensitive = c.sensitive;
-    launch.config = config_with_record(c);
-    launch.devices = c.devices;
-    launch.profiles = c.profiles;
-    launch.target_state = c.state;
-    launch.after = spec_after(c);
+    set_spec(launch, c);
     const std::string launch_id = launch.id;  // `launch` dangles once more actions are added
     created_by_[c.name] = launch_id;
     plan_new_snapshots(c, launch_id);
@@ -397,15 +402,10 @@ class Planner {
     re.disruption = Disruption::recreate;
     re.consented = c.recreate == model::Consent::allowed;
     re.image = c.image;
-    re.sensitive = c.sensitive;
-    re.config = config_with_record(c);
-    re.devices = c.devices;
-    re.profiles = c.profiles;
-    re.target_state = c.state;
+    set_spec(re, c);
     nlohmann::json before = {{"state", model::to_string(inst.power)}, {"snapshots", inst.snapshots.size()}};
     if (const auto base = config_value(inst, "volatile.base_image")) before["image"] = *base;
     re.before = std::move(before);
-    re.after = spec_after(c);
     const std::string id = re.id;
     created_by_[c.name] = id;
     plan_new_snapshots(c, id);
@@ -719,12 +719,7 @@ class Planner {
                      std::string{"declared as a copy of "} + to_string(source) + (cross ? " on another remote" : "") +
                          ", does not exist; then " + std::string{model::to_string(c.state)});
     copy.source = source;
-    copy.sensitive = c.sensitive;
-    copy.config = config_with_record(c);
-    copy.devices = c.devices;
-    copy.profiles = c.profiles;
-    copy.target_state = c.state;
-    copy.after = spec_after(c);
+    set_spec(copy, c);
     copy.after["source"] = to_string(source);
     if (const auto it = created_by_.find(src_spec.name); it != created_by_.end()) copy.depends_on.push_back(it->second);
     if (c.copy_of->snapshot) {
