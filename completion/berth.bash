@@ -3,24 +3,26 @@
 # Installed as share/bash-completion/completions/berth, where bash-completion loads it on first use;
 # or source it from ~/.bashrc. It needs bash 4.3 and awk, not bash-completion's helpers.
 #
-# Completes commands, each command's options, log levels, file names (fleet files for -f, any file
-# for --out, --state and a saved plan), the remote and container names a fleet file declares (the
-# file -f names on the line, else berth.yaml), addresses (`remote:container` or a bare container
-# name) for --target and --replace, and for `berth remote remove` the remotes `berth remote list
-# --json` prints. Its lists of options are checked against `berth COMMAND --help` by
+# Completes commands, each command's options, log levels, file names (fleet files and `-`, standard
+# input, for -f; any file for --out, --state and a saved plan; directories for --config-dir and
+# `remote import-lxc --from`), the remote and container names a fleet file declares (the file -f
+# names on the line, else berth.yaml; none for `-f -`), addresses (`remote:container` or a bare
+# container name) for --target and --replace, and for `berth remote remove` the remotes `berth
+# remote list --json` prints. Its lists of options are checked against `berth COMMAND --help` by
 # tests/shell/completion_test.sh.
 
 # Options that take a value, on any command (so that a value is never taken for a command).
 _berth_options_with_value=" -f --file --out --state --read-parallelism --parallelism --lock-timeout"
 _berth_options_with_value+=" --max-file-size --max-response-size --password --token --target --replace"
-_berth_options_with_value+=" --config-dir --log-level "
+_berth_options_with_value+=" --from --config-dir --log-level "
 
 # _berth_fleet_names FILE: one line per name the fleet file declares, "remote NAME" for each key of
 # the top-level `remotes:` map and "container NAME REMOTE" for each key of `containers:` (REMOTE is
 # its `remote:`, or empty). Block-style maps only, as docs/fleet-file.md writes them (a container's
 # own value may be a flow map, `web: {remote: a, image: bb}`); anything else is skipped quietly.
+# `-` is standard input, which berth would read: no names (and awk must not read it).
 _berth_fleet_names() {
-    [[ -r $1 && -f $1 ]] || return 0
+    [[ $1 != - && -r $1 && -f $1 ]] || return 0
     awk '
         function unquote(s) {
             if (s ~ /^".*"$/ || s ~ /^\047.*\047$/) return substr(s, 2, length(s) - 2)
@@ -122,7 +124,8 @@ _berth_reply() {
 }
 
 # _berth_files PREFIX WORD [yaml]: file names (directories too) completing WORD, each after PREFIX
-# (`--file=`, or empty); with yaml, only *.yaml and *.yml files when there are any.
+# (`--file=`, or empty); with yaml, only *.yaml and *.yml files when there are any, and `-`
+# (standard input) when WORD is empty or `-`.
 _berth_files() {
     local prefix=$1 word=$2 kind=${3:-} f path
     local -a found=() files=() dirs=()
@@ -141,6 +144,7 @@ _berth_files() {
             [[ -d $path ]] || files+=("$prefix$f")
         done
     fi
+    [[ $kind == yaml && ( -z $word || $word == - ) ]] && files+=("$prefix-")
     compopt -o filenames 2>/dev/null
     _berth_reply "$prefix$word" "${files[@]}" "${dirs[@]}"
 }
@@ -153,7 +157,7 @@ _berth_value() {
     case $option in
     -f | --file) _berth_files "$prefix" "$word" yaml ;;
     --out | --state) _berth_files "$prefix" "$word" ;;
-    --config-dir)
+    --config-dir | --from)
         compopt -o filenames 2>/dev/null
         mapfile -t candidates < <(compgen -d -- "$word")
         _berth_reply "$prefix$word" "${candidates[@]/#/$prefix}"
@@ -222,13 +226,13 @@ _berth() {
     case $command in
     "") options="--config-dir --log-level --no-color --help --version"
         takes="command" ;;
-    validate) options+=" -f --file --max-file-size" ;;
+    validate) options+=" -f --file --json --max-file-size" ;;
     plan) options+=" -f --file --json --out --detailed-exitcode --prune --read-parallelism --allow-restart --allow-move
-        --state --max-file-size --max-response-size --target --replace" ;;
+        --allow-recreate --destroy --target --replace --state --max-file-size --max-response-size" ;;
     show) options+=" --json --max-file-size"
         ((positional == 0)) && takes="file" ;;
     apply) options+=" -f --file --auto-approve --parallelism --read-parallelism --json --state --lock-timeout
-        --max-file-size --max-response-size --allow-restart --allow-move --prune --target --replace"
+        --max-file-size --max-response-size --allow-restart --allow-move --allow-recreate --prune --target --replace"
         ((positional == 0)) && takes="file" ;;
     destroy) options+=" -f --file --auto-approve --parallelism --read-parallelism --json --state --lock-timeout
         --max-file-size --max-response-size --target" ;;
@@ -238,12 +242,13 @@ _berth() {
     "state intents") options+=" --state --json" ;;
     "state drop-intent") options+=" --state --auto-approve"
         ((positional == 0)) && takes=id ;;
-    remote) takes="subcommand add list remove" ;;
+    remote) takes="subcommand add list remove import-lxc" ;;
     "remote add") options+=" --password --token --accept-certificate"
         ((positional == 0)) && takes=fleet-remote
         ((positional == 1)) && takes=url ;;
     "remote list") options+=" --json" ;;
     "remote remove") ((positional == 0)) && takes=remote ;;
+    "remote import-lxc") options+=" --from --force --replace-certificate --dry-run" ;;
     *) return 0 ;;
     esac
 
