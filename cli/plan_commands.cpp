@@ -60,7 +60,8 @@ int run_plan(const GlobalOptions& global, const PlanCommandOptions& options) {
                  "--allow-* flags do not apply to it\n";
     return exit_error;
   }
-  const auto selection = select(*fleet, options.targets, options.replace, options.destroy || options.prune);
+  const auto selection =
+      select(*fleet, options.targets, options.replace, options.destroy || options.prune || fleet->prune);
   if (!selection) return exit_error;
 
   auto opened = open_state(options.state_path, /*only_existing=*/true);

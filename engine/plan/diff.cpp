@@ -181,6 +181,7 @@ class Planner {
     for (const auto& [name, spec] : fleet_.containers) plan_container(spec);
     plan_copies();
     plan_prunes();
+    warn_unreplaced();
     order_actions(plan_);
     return std::move(plan_);
   }
@@ -346,6 +347,22 @@ class Planner {
     return std::nullopt;
   }
 
+  // A --replace that got no recreate (the container does not exist where it is declared, is held,
+  // moves, or is another fleet's) says so rather than doing nothing silently.
+  void warn_unreplaced() {
+    for (const auto& t : replace_) {
+      const bool replaced = std::any_of(plan_.actions.begin(), plan_.actions.end(), [&](const Action& a) {
+        return a.kind == ActionKind::recreate && matches(t, a.address);
+      });
+      if (!replaced) {
+        plan_.diagnostics.warning("--replace " + to_string(t) + ": it is not recreated by this plan", to_string(t),
+                                  std::nullopt,
+                                  "only a container this fleet owns, that exists on its declared remote and was "
+                                  "launched from an image, is replaced; see the other messages about it");
+      }
+    }
+  }
+
   bool replace_requested(const ContainerSpec& c) const {
     const Address addr{c.remote, c.name, std::nullopt};
     return std::any_of(replace_.begin(), replace_.end(), [&](const Target& t) { return matches(t, addr); });
@@ -455,12 +472,42 @@ class Planner {
     return record;
   }
 
+  // Berth's record in the update (`before`: what it sets) and in the restart (`restart`: the rest).
+  static void add_record_changes(const LiveInstance& inst, const std::optional<model::Managed>& record,
+                                 const model::Managed& wanted, std::vector<Change>& restart,
+                                 std::vector<Change>& before) {
+    model::Managed between = wanted;
+    for (const auto& ch : restart) {
+      if (!ch.path.starts_with("config.")) continue;
+      const std::string key = ch.path.substr(7);
+      const bool had = record && record->config.count(key) != 0;
+      if (had) {
+        between.config.insert(key);
+        if (record->sensitive.count(ch.path) != 0) between.sensitive.insert(ch.path);
+      } else {
+        between.config.erase(key);
+        between.sensitive.erase(ch.path);
+      }
+    }
+    const std::string path = "config." + std::string{model::managed_key};
+    const auto had = config_value(inst, model::managed_key);
+    const std::string between_text = model::record_text(between);
+    if (had != between_text)
+      before.push_back({path, value_or_null(inst.config, std::string{model::managed_key}), between_text});
+    if (!restart.empty()) {
+      const std::string final_text = model::record_text(wanted);
+      if (final_text != between_text) restart.push_back({path, between_text, final_text});
+    }
+  }
+
   // `adopting`: no fleet owns the instance; the first action marks it as this fleet's.
   void converge_existing(const ContainerSpec& c, const LiveInstance& inst, LivePower power, std::string after_id,
                          bool adopting) {
     const Address addr{c.remote, c.name, std::nullopt};
     std::string last = after_id;
-    const auto record = record_of(c, inst, addr);
+    // A record on an instance no fleet owns was left by someone else (a fleet whose mark was
+    // removed by hand): it says nothing about what this fleet set, so adoption removes nothing.
+    const auto record = adopting ? std::nullopt : record_of(c, inst, addr);
     const model::Managed wanted = model::managed_of(c);
 
     std::vector<Change> changes;
@@ -504,14 +551,9 @@ class Planner {
       profiles.insert(profiles.end(), c.profiles->begin(), c.profiles->end());
       if (profiles != inst.profiles) changes.push_back({"profiles", inst.profiles, profiles});
     }
-    const std::string record_now = model::record_text(wanted);
-    const auto record_had = config_value(inst, model::managed_key);
-    if (record_had != record_now) {
-      changes.push_back({"config." + std::string{model::managed_key},
-                         value_or_null(inst.config, std::string{model::managed_key}), record_now});
-    }
     if (adopting) changes.push_back({"config." + std::string{model::fleet_key}, nullptr, fleet_.name});
 
+    std::string adopt_id;
     // A restart-needing key changed on a container that keeps running only takes effect on a
     // restart: such keys go to a separate `restart` action that needs consent, so that without it
     // nothing of theirs reaches the host (and the next plan still shows them). Keys LXD applies
@@ -530,12 +572,11 @@ class Planner {
       live_changes.push_back({"config." + std::string{model::restart_pending_key},
                               inst.config.at(std::string{model::restart_pending_key}), nullptr});
     }
-    // When only restart-needing keys changed, the record goes with them: it must not say berth set
-    // a key that a refused restart never let reach the host, nor make an update of its own.
-    if (!adopting && !restart_changes.empty() && !live_changes.empty() && content_changes(live_changes).empty()) {
-      for (auto& ch : live_changes) restart_changes.push_back(std::move(ch));
-      live_changes.clear();
-    }
+    // The record changes with what reaches the host: the update (or adopt) records what it sets and
+    // keeps the old record's word on the keys of the restart, which records them when it runs. A
+    // refused restart thus leaves the record saying what is on the host, and the next plan shows
+    // the restart (an addition or a removal) again.
+    add_record_changes(inst, record, wanted, restart_changes, live_changes);
 
     if (adopting) {
       const auto content = content_changes(live_changes);
@@ -545,6 +586,7 @@ class Planner {
       fill_changes(adopt, std::move(live_changes), c);
       if (!last.empty()) adopt.depends_on.push_back(last);
       last = adopt.id;
+      adopt_id = adopt.id;
     } else if (!live_changes.empty()) {
       const auto content = content_changes(live_changes);
       auto& update = add(ActionKind::update, addr,
@@ -557,7 +599,7 @@ class Planner {
     if (!restart_changes.empty() || (pending && keeps_running)) {
       std::string why = restart_changes.empty()
                             ? "config set by an interrupted run still needs a restart to take effect"
-                            : "differs: " + paths_of(restart_changes) + "; takes effect on restart";
+                            : "differs: " + paths_of(content_changes(restart_changes)) + "; takes effect on restart";
       if (!restart_changes.empty() && pending) why += " (an interrupted run's restart is also pending)";
       auto& restart = add(ActionKind::restart, addr, why);
       fill_changes(restart, std::move(restart_changes), c);
@@ -567,7 +609,8 @@ class Planner {
       last = restart.id;
     }
 
-    plan_snapshots(c, inst, last, after_id);
+    // Deleting snapshots needs the container to be this fleet's: after the adopt when there is one.
+    plan_snapshots(c, inst, last, adopting ? adopt_id : after_id);
     plan_power(c, power, last);
   }
 

@@ -118,9 +118,10 @@ void limit_to_targets(Plan& plan, const std::vector<Target>& targets) {
   std::set<std::string> keep;
   std::vector<const Action*> todo;
   for (const auto& a : plan.actions) {
-    const bool hit = std::any_of(targets.begin(), targets.end(), [&](const Target& t) {
-      return matches(t, a.address) || (a.source && matches(t, *a.source));
-    });
+    // Recovery actions stay whatever is targeted: a saved plan must hold the recovery that is due.
+    const bool hit = a.recovery.has_value() || std::any_of(targets.begin(), targets.end(), [&](const Target& t) {
+                       return matches(t, a.address) || (a.source && matches(t, *a.source));
+                     });
     if (hit && keep.insert(a.id).second) todo.push_back(&a);
   }
   while (!todo.empty()) {

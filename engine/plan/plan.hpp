@@ -186,8 +186,9 @@ void fill_secret_digests(Plan& plan);
 // Marks every action whose disruption the flags cover as consented, and records the flags.
 void grant_consent(Plan& plan, ConsentFlags flags);
 
-// --target: keeps only the actions on the targeted containers (as target or source) and every
-// action they depend on, transitively; records the targets and warns that the rest is not planned.
+// --target: keeps only the actions on the targeted containers (as target or source), every action
+// they depend on, transitively, and every recovery action; records the targets and warns that the
+// rest is not planned.
 void limit_to_targets(Plan& plan, const std::vector<Target>& targets);
 
 // Whether a target names this address (its container, and its remote when one is given).

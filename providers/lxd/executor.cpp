@@ -207,6 +207,27 @@ class Run {
 
   // --- launch ----------------------------------------------------------------------------------
 
+  // The fingerprint the plan's image alias points at now, on the image's remote.
+  Result<std::string> image_fingerprint(RemoteHandle& img, const model::ImageRef& image) {
+    auto alias = img.client.get("/1.0/images/aliases/" + path_segment(image.alias));
+    if (!alias) {
+      if (alias.error().kind == ErrorKind::server && alias.error().http_status == 404) {
+        return make_error(ErrorKind::not_found,
+                          "image alias '" + image.alias + "' not found on remote '" + image.remote + "'");
+      }
+      return img.error(alias.error());
+    }
+    auto parsed_alias = wire::parse_image_alias(alias->metadata);
+    if (!parsed_alias) {
+      return img.error(make_error(ErrorKind::protocol, "GET /1.0/images/aliases/" + path_segment(image.alias) + ": " +
+                                                           parsed_alias.error().message));
+    }
+    if (parsed_alias->target.empty()) {
+      return img.error(make_error(ErrorKind::protocol, "image alias '" + image.alias + "' has no target"));
+    }
+    return parsed_alias->target;
+  }
+
   Result<void> launch() {
     if (!action_.image) return make_error(ErrorKind::invalid_argument, action_.id + ": no image in the plan");
     const auto& image = *action_.image;
@@ -216,24 +237,9 @@ class Run {
     auto img = remote(image.remote);
     if (!img) return img.error();
 
-    auto alias = (*img)->client.get("/1.0/images/aliases/" + path_segment(image.alias));
-    if (!alias) {
-      if (alias.error().kind == ErrorKind::server && alias.error().http_status == 404) {
-        return make_error(ErrorKind::not_found,
-                          "image alias '" + image.alias + "' not found on remote '" + image.remote + "'");
-      }
-      return (*img)->error(alias.error());
-    }
-    auto parsed_alias = wire::parse_image_alias(alias->metadata);
-    if (!parsed_alias) {
-      return (*img)->error(make_error(ErrorKind::protocol, "GET /1.0/images/aliases/" + path_segment(image.alias) +
-                                                               ": " + parsed_alias.error().message));
-    }
-    const std::string fingerprint = parsed_alias->target;
-    if (fingerprint.empty()) {
-      return (*img)->error(make_error(ErrorKind::protocol, "image alias '" + image.alias + "' has no target"));
-    }
-
+    auto resolved = image_fingerprint(**img, image);
+    if (!resolved) return resolved.error();
+    const std::string fingerprint = *resolved;
     nlohmann::json source;
     // The image secret is a token operation that LXD keeps until it is used; a target that already
     // has the image cached never uses it, so it is revoked once the launch is over.
@@ -565,6 +571,17 @@ class Run {
     if (!read) return read.error();
     if (*read) {
       if (auto owned = check_owner(**r, (*read)->instance, true); !owned) return owned;
+      // Nothing is deleted unless the image it is launched from again is there now (and, from
+      // another remote, that remote answers): else the container would be lost and nothing made.
+      if (!action_.image) return make_error(ErrorKind::invalid_argument, action_.id + ": no image in the plan");
+      auto img = remote(action_.image->remote);
+      if (!img) return img.error();
+      if (auto fp = image_fingerprint(**img, *action_.image); !fp) return fp.error();
+      if (action_.image->remote != action_.address.remote) {
+        auto env = server_environment(**img);
+        if (!env) return env.error();
+        if (auto url = reachable_url((*img)->spec, *env); !url) return url.error();
+      }
       if (auto removed = remove(**r, name, "recreate-delete", {{"before", before_of(**read)}}); !removed) {
         return removed;
       }

@@ -528,6 +528,19 @@ TEST(HostileDaemon, AdoptAndRecreateCheckTheOwnerAgain) {
   EXPECT_EQ(hosts.h1().instance("c9")["config"].value("user.berth.fleet", ""), "other") << "c9 was not deleted";
 }
 
+TEST(HostileDaemon, RecreateDeletesNothingWhenItsImageIsGone) {
+  const auto actions = every_action();
+  auto recreate = *std::find_if(actions.begin(), actions.end(),
+                                [](const plan::Action& a) { return a.kind == plan::ActionKind::recreate; });
+  recreate.image = model::ImageRef{"h1", "no-such-alias"};
+  Hosts hosts;
+  const auto res = hosts.execute(recreate);
+  EXPECT_FALSE(res.ok);
+  EXPECT_EQ(res.error, "image alias 'no-such-alias' not found on remote 'h1'");
+  EXPECT_EQ(hosts.h1().instance("c9")["config"].value("user.a", ""), "1") << "c9 is still the old one";
+  EXPECT_EQ(std::count(hosts.seen_requests.begin(), hosts.seen_requests.end(), "DELETE /1.0/instances/c9"), 0);
+}
+
 TEST(HostileDaemon, RecreateReplacesTheInstanceWithTheDeclaredOne) {
   const auto actions = every_action();
   const auto recreate = *std::find_if(actions.begin(), actions.end(),

@@ -141,6 +141,101 @@ TEST(RemovedKeys, DeclaredSecretsAreRecordedAsSensitive) {
   EXPECT_EQ(model::record_text(m).find("declared-secret-value"), std::string::npos);
 }
 
+// A removal (or an addition) that needs a restart is recorded by the restart, not by the update
+// before it: if the restart is refused, the record still names the key and the next plan shows the
+// restart again.
+TEST(RemovedKeys, RestartKeysAreRecordedByTheRestart) {
+  const auto fleet = load(
+      "version: 1\nremotes: {h: {url: \"unix:///s\"}}\ncontainers:\n"
+      "  c: {remote: h, image: \"h:bb\", config: {limits.cpu: \"2\", security.nesting: \"true\"}}\n");
+  auto live = model::live_state_from_json(
+      {{"remotes",
+        {{"h",
+          {{"status", "ok"},
+           {"instances",
+            {{{"name", "c"},
+              {"status_code", 103},
+              {"config",
+               {{"user.berth.fleet", "default"},
+                {"limits.cpu", "1"},
+                {"security.privileged", "true"},
+                {"user.berth.managed",
+                 R"({"config":["limits.cpu","security.privileged"],"devices":[],"profiles":[]})"}}},
+              {"profiles", {"default"}}}}}}}}}});
+  const Plan plan = compute_plan(fleet, live, {});
+  ASSERT_EQ(plan.actions.size(), 2U);
+  const Action& update = plan.actions[0];
+  const Action& restart = plan.actions[1];
+  ASSERT_EQ(update.kind, ActionKind::update);
+  ASSERT_EQ(restart.kind, ActionKind::restart);
+  const auto record_in = [](const Action& a) -> std::string {
+    for (const auto& c : a.changes) {
+      if (c.path == "config.user.berth.managed") return c.after.get<std::string>();
+    }
+    return "(none)";
+  };
+  // Before the restart the host still has security.privileged and not security.nesting: the record
+  // already says so, so the update leaves it.
+  EXPECT_EQ(record_in(update), "(none)") << "the update keeps the old record's word on the restart's keys";
+  EXPECT_EQ(record_in(restart), R"({"config":["limits.cpu","security.nesting"],"devices":[],"profiles":[]})");
+  EXPECT_EQ(restart.reason, "differs: config.security.nesting, config.security.privileged; takes effect on restart");
+}
+
+TEST(Adoption, ARecordLeftByAnotherFleetRemovesNothing) {
+  const auto fleet = load(fleet_text);
+  const auto live = one_instance(
+      {{"limits.memory", "1GiB"},
+       {"limits.cpu", "4"},
+       {"user.berth.managed", R"({"config":["limits.cpu","limits.memory"],"devices":["data"],"profiles":[]})"}},
+      {{"data", {{"type", "none"}}}});
+  const Plan plan = compute_plan(fleet, live, {});
+  ASSERT_EQ(plan.actions.size(), 1U);
+  EXPECT_EQ(plan.actions[0].kind, ActionKind::adopt);
+  EXPECT_EQ(change_of(plan, "config.limits.cpu"), nullptr);
+  EXPECT_EQ(change_of(plan, "devices.data"), nullptr);
+}
+
+TEST(Adoption, SnapshotsArePrunedOnlyAfterTheAdopt) {
+  const auto fleet = load(
+      "version: 1\nremotes: {h: {url: \"unix:///s\"}}\ncontainers:\n"
+      "  c: {remote: h, image: \"h:bb\", state: stopped, snapshots: {names: [keep], prune: true}}\n");
+  auto live = one_instance(nlohmann::json::object());
+  live.remotes.at("h").instances.at("c").snapshots = {{"keep", ""}, {"old", ""}};
+  const Plan plan = compute_plan(fleet, live, {});
+  ASSERT_EQ(plan.actions.size(), 2U);
+  EXPECT_EQ(plan.actions[0].id, "adopt h:c");
+  EXPECT_EQ(plan.actions[1].id, "delete_snapshot h:c/old");
+  EXPECT_EQ(plan.actions[1].depends_on, std::vector<std::string>{"adopt h:c"});
+}
+
+TEST(Targets, RecoveryActionsAreAlwaysKept) {
+  Plan plan;
+  Action recovery;
+  recovery.kind = ActionKind::finish_transfer;
+  recovery.id = "finish_transfer h:other";
+  recovery.address = {"h", "other", std::nullopt};
+  recovery.recovery.emplace();
+  Action start;
+  start.kind = ActionKind::start;
+  start.id = "start h:c";
+  start.address = {"h", "c", std::nullopt};
+  plan.actions = {recovery, start};
+  limit_to_targets(plan, {Target{std::nullopt, "c"}});
+  ASSERT_EQ(plan.actions.size(), 2U) << "a saved targeted plan must still hold the recovery that is due";
+}
+
+TEST(ImageDrift, AReplaceThatRecreatesNothingSaysSo) {
+  const auto fleet = load(fleet_text);
+  PlanOptions options;
+  ASSERT_TRUE(parse_targets({"c"}, fleet, false, options.replace).empty());
+  const Plan plan = compute_plan(fleet, one_instance({{"user.berth.fleet", "other"}}), options);
+  EXPECT_TRUE(plan.actions.empty());
+  const auto& items = plan.diagnostics.items();
+  EXPECT_TRUE(std::any_of(items.begin(), items.end(), [](const diag::Diagnostic& d) {
+    return d.summary == "--replace c: it is not recreated by this plan";
+  })) << diag::format(plan.diagnostics);
+}
+
 TEST(Adoption, UnownedIsAdoptedWithItsChangesOtherFleetsAreLeftAlone) {
   const auto fleet = load(fleet_text);
   {
