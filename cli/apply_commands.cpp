@@ -38,6 +38,19 @@ std::string human_bytes(double bytes) {
   return out.str();
 }
 
+// An exec action's exit code and output, indented under its line.
+void command_output(const nlohmann::json& e) {
+  if (!e.contains("exit_code")) return;
+  std::cout << "    exit code " << e.value("exit_code", -1) << (e.value("output_cut", false) ? " (output cut)" : "")
+            << '\n';
+  for (const char* stream : {"stdout", "stderr"}) {
+    std::istringstream lines(e.value(stream, ""));
+    for (std::string line; std::getline(lines, line);) {
+      std::cout << "    " << stream << ": " << util::printable(line) << '\n';
+    }
+  }
+}
+
 // Text mode: a line per event; transfer progress at most once a second per action.
 apply::EventSink text_events(bool color) {
   auto last_progress = std::make_shared<std::map<std::string, std::chrono::steady_clock::time_point>>();
@@ -65,8 +78,10 @@ apply::EventSink text_events(bool color) {
       std::cout << green << "  " << id << ": done" << reset << " (" << std::fixed;
       std::cout.precision(1);
       std::cout << e.value("seconds", 0.0) << "s)\n";
+      command_output(e);
     } else if (event == "failed") {
       std::cout << red << "  " << id << ": failed" << reset << ": " << util::printable(e.value("error", "")) << '\n';
+      command_output(e);
     } else if (event == "skipped" || event == "refused") {
       std::cout << yellow << "  " << id << ": " << event << reset << ": " << util::printable(e.value("error", ""))
                 << '\n';
@@ -285,7 +300,7 @@ int run_apply(const GlobalOptions& global, const ApplyOptions& options) {
                 << "`berth apply " << util::printable(options.plan_file) << " < FILE`\n";
       return exit_error;
     }
-    const auto fleet = load_fleet(saved->fleet_path, options.limits);
+    const auto fleet = load_fleet(saved->fleet_path, options.limits, global.config_dir);
     if (!fleet) return exit_error;
     if (fleet->digest != saved->fleet_digest) {
       std::cerr << "berth: the saved plan " << util::printable(options.plan_file)
@@ -300,6 +315,13 @@ int run_apply(const GlobalOptions& global, const ApplyOptions& options) {
       std::cerr << "make a new plan\n";
       return exit_error;
     }
+    if (const auto problems = plan::restore_contents(*saved, *fleet); !problems.empty()) {
+      std::cerr << "berth: the saved plan " << util::printable(options.plan_file)
+                << " does not match the files and commands the fleet file gives now:\n";
+      for (const auto& p : problems) std::cerr << "  " << util::printable(p) << '\n';
+      std::cerr << "make a new plan\n";
+      return exit_error;
+    }
     if (!saved->complete()) {
       std::cerr << "berth: the saved plan " << util::printable(options.plan_file)
                 << " is incomplete (a remote was unknown, or a container could not be planned, when it was made); "
@@ -308,7 +330,7 @@ int run_apply(const GlobalOptions& global, const ApplyOptions& options) {
     }
     return execute(global, options, *fleet, saved.get(), apply::Goal::apply, "apply");
   }
-  const auto fleet = load_fleet(options.file, options.limits);
+  const auto fleet = load_fleet(options.file, options.limits, global.config_dir);
   if (!fleet) return exit_error;
   return execute(global, options, *fleet, nullptr, apply::Goal::apply, "apply");
 }

@@ -69,11 +69,59 @@ std::string fleet_shown(std::string_view file) {
   return util::printable(file);
 }
 
-std::optional<model::Fleet> load_fleet(const std::string& file, const util::InputLimits& limits) {
+namespace {
+
+bool declares_secret_digests(const model::Fleet& fleet) {
+  for (const auto& [name, c] : fleet.containers) {
+    for (const auto& [path, f] : c.files) {
+      if (f.sensitive) return true;
+    }
+    for (const auto& e : c.exec) {
+      if (!e.sensitive_environment.empty()) return true;
+    }
+  }
+  return false;
+}
+
+bool is_key_text(std::string_view text) {
+  return text.size() == 64 && text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+// berth's key for digests of secrets: read from the config directory, made there when the fleet
+// needs one and there is none. Without it such files are pushed (and commands run) every time.
+std::optional<std::string> digest_key(const std::filesystem::path& config_dir, const model::Fleet& fleet) {
+  const auto path = config_dir / "digest.key";
+  const auto read = util::read_file_bounded(path, 4096);
+  if (read.problem == util::ReadProblem::none) {
+    std::string text = read.bytes;
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    if (is_key_text(text)) return text;
+    std::cerr << "berth: warning: " << util::printable(path.string())
+              << " is not a digest key (64 hex digits); files and commands with secrets are pushed and run again "
+                 "on every apply. Remove it to have a new one made.\n";
+    return std::nullopt;
+  }
+  if (read.problem != util::ReadProblem::not_found || !declares_secret_digests(fleet)) return std::nullopt;
+  std::error_code ec;
+  std::filesystem::create_directories(config_dir, ec);
+  const std::string key = util::random_hex(64);
+  if (auto error = write_file_atomically(path, key + "\n", 0600); !error.empty()) {
+    std::cerr << "berth: warning: cannot write the digest key: " << util::printable(error)
+              << "; files and commands with secrets are pushed and run again on every apply\n";
+    return std::nullopt;
+  }
+  return key;
+}
+
+}  // namespace
+
+std::optional<model::Fleet> load_fleet(const std::string& file, const util::InputLimits& limits,
+                                       const std::filesystem::path& config_dir) {
   auto loaded = read_fleet(file, limits);
   if (!loaded.diagnostics.empty()) std::cerr << diag::format(loaded.diagnostics);
   if (!loaded.fleet) std::cerr << "berth: " << fleet_shown(file) << " is not valid; nothing was contacted\n";
   if (loaded.fleet) redact_fleet_secrets(*loaded.fleet);
+  if (loaded.fleet && !config_dir.empty()) loaded.fleet->digest_key = digest_key(config_dir, *loaded.fleet);
   return std::move(loaded.fleet);
 }
 

@@ -23,8 +23,11 @@ namespace berth::cli {
 // different fleet).
 [[nodiscard]] config::LoadResult read_fleet(const std::string& file, const util::InputLimits& limits);
 
-// read_fleet, printing its diagnostics on stderr; nullopt if it is invalid.
-[[nodiscard]] std::optional<model::Fleet> load_fleet(const std::string& file, const util::InputLimits& limits);
+// read_fleet, printing its diagnostics on stderr; nullopt if it is invalid. With `config_dir`
+// (plan, apply), the fleet gets berth's digest key from there (digest.key), which is made the first
+// time a fleet declares a secret file or command environment.
+[[nodiscard]] std::optional<model::Fleet> load_fleet(const std::string& file, const util::InputLimits& limits,
+                                                     const std::filesystem::path& config_dir = {});
 
 // How messages name a fleet file: "-" is "the fleet file read on standard input".
 [[nodiscard]] std::string fleet_shown(std::string_view file);

@@ -51,7 +51,7 @@ int run_validate(const GlobalOptions& /*global*/, const ValidateOptions& options
 }
 
 int run_plan(const GlobalOptions& global, const PlanCommandOptions& options) {
-  const auto fleet = load_fleet(options.file, options.limits);
+  const auto fleet = load_fleet(options.file, options.limits, global.config_dir);
   if (!fleet) return exit_error;
 
   if (options.destroy && (options.prune || options.allow_restart || options.allow_move || options.allow_recreate ||

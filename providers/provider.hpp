@@ -66,9 +66,18 @@ struct ExecuteRequest {
   const std::atomic<bool>* cancel = nullptr;      // set on SIGINT/SIGTERM: stop between steps
 };
 
+// What an exec action's command did: reported in its apply events (scrubbed of secrets).
+struct CommandOutput {
+  int exit_code = 0;
+  std::string out;   // stdout (its end, when long)
+  std::string err;   // stderr (likewise)
+  bool cut = false;  // output was left out
+};
+
 struct ExecuteResponse {
   bool ok = false;
   std::string error;  // what failed, naming the remote; never secrets
+  std::optional<CommandOutput> command;  // exec actions that ran their command
 };
 
 class ActionExecutor {

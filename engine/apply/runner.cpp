@@ -169,6 +169,14 @@ RunSummary run_plan(const plan::Plan& plan, const model::Fleet& fleet, providers
       });
       nlohmann::json e = {{"event", f.response.ok ? "finished" : "failed"}, {"action", f.id}, {"seconds", f.seconds}};
       if (!f.response.ok) e["error"] = f.response.error;
+      if (f.response.command) {
+        // A command's output may echo a secret it was given: scrubbed like every error.
+        const auto& c = *f.response.command;
+        e["exit_code"] = c.exit_code;
+        e["stdout"] = journal.clean(c.out);
+        e["stderr"] = journal.clean(c.err);
+        if (c.cut) e["output_cut"] = true;
+      }
       lock.lock();
       events(e);
       lock.unlock();

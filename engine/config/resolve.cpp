@@ -1,13 +1,17 @@
 #include "engine/config/resolve.hpp"
 
 #include <algorithm>
+#include <filesystem>
 #include <string_view>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "engine/config/load.hpp"
 #include "engine/config/schema_check.hpp"
 #include "engine/config/url.hpp"
+#include "engine/util/limits.hpp"
+#include "engine/util/read_file.hpp"
 
 namespace berth::config {
 namespace {
@@ -68,8 +72,9 @@ class Resolver {
     std::vector<model::Secret> out;
     for (const auto& [path, origin] : doc_.origins) {
       if (origin.env_vars.empty() || origin.text.empty()) continue;
-      const bool declared_value =
-          path.size() >= 4 && path[0] == "containers" && (path[2] == "config" || path[2] == "devices");
+      const bool declared_value = path.size() >= 4 && path[0] == "containers" &&
+                                  (path[2] == "config" || path[2] == "devices" || path[2] == "files" ||
+                                   path[2] == "exec");
       std::string shown = "(sensitive)";
       if (!declared_value) {
         shown.clear();
@@ -322,7 +327,139 @@ class Resolver {
     if (auto on_change = string_at(child(path, "on_image_change"))) {
       spec.on_image_change = *on_change == "replace" ? model::OnImageChange::replace : model::OnImageChange::report;
     }
+    files(path, spec);
+    commands(path, spec, state_known);
     return spec;
+  }
+
+  // files: path -> {content | source, mode, uid, gid}. A source is read now, relative to the fleet
+  // file's directory, so that a plan shows and a saved plan pins what will be pushed.
+  void files(const KeyPath& path, model::ContainerSpec& spec) {
+    const KeyPath files_path = child(path, "files");
+    const auto* files = usable(files_path);
+    if (files == nullptr || !files->is_object()) return;
+    for (const auto& [file_path, body] : files->items()) {
+      const KeyPath fp = child(files_path, file_path);
+      if (!body.is_object() || usable(fp) == nullptr) continue;
+      model::FileSpec file;
+      file.path = file_path;
+      file.where = doc_.key_where(fp);
+      const bool has_content = body.contains("content");
+      const bool has_source = body.contains("source");
+      if (has_content == has_source) {
+        error(fp, doc_.key_where(fp),
+              has_content ? "content and source are mutually exclusive" : "needs content: or source:",
+              "give the file's text with content: \"...\", or name a local file with source: ./FILE");
+        continue;
+      }
+      if (has_content) {
+        const auto content = string_at(child(fp, "content"));
+        if (!content) continue;
+        file.content = *content;
+        file.sensitive = from_env(child(fp, "content"));
+      } else {
+        const auto source = string_at(child(fp, "source"));
+        if (!source) continue;
+        file.source = *source;
+        if (!read_source(child(fp, "source"), *source, file.content)) continue;
+      }
+      if (auto mode = string_at(child(fp, "mode"))) file.mode = std::stoi(*mode, nullptr, 8);  // schema: 3-4 octal digits
+      if (const auto* uid = usable(child(fp, "uid")); uid != nullptr && uid->is_number_integer())
+        file.uid = uid->get<std::int64_t>();
+      if (const auto* gid = usable(child(fp, "gid")); gid != nullptr && gid->is_number_integer())
+        file.gid = gid->get<std::int64_t>();
+      spec.files.emplace(file.path, std::move(file));
+    }
+  }
+
+  bool read_source(const KeyPath& at, const std::string& source, std::string& content) {
+    std::filesystem::path p{source};
+    if (p.is_relative()) p = base_dir() / p;
+    const auto read = util::read_file_bounded(p, util::InputLimits{}.fleet_file_bytes);
+    std::string problem;
+    switch (read.problem) {
+      case util::ReadProblem::none: content = read.bytes; return true;
+      case util::ReadProblem::not_found: problem = "no such file"; break;
+      case util::ReadProblem::is_directory: problem = "is a directory"; break;
+      case util::ReadProblem::cannot_open: problem = "cannot open it: " + read.os_error; break;
+      case util::ReadProblem::cannot_read: problem = "cannot read it: " + read.os_error; break;
+      case util::ReadProblem::too_large:
+        problem = "is larger than " + util::format_size(util::InputLimits{}.fleet_file_bytes);
+        break;
+    }
+    error(at, doc_.value_where(at), "source " + quote(p.string()) + ": " + problem,
+          "source: names a local file, relative to the fleet file's directory (" + base_dir().string() + ")");
+    return false;
+  }
+
+  // Where source: paths start: the fleet file's directory, or the working directory for -f -.
+  [[nodiscard]] std::filesystem::path base_dir() const {
+    if (doc_.file == stdin_name) return std::filesystem::current_path();
+    const auto parent = std::filesystem::path{doc_.file}.parent_path();
+    return parent.empty() ? std::filesystem::path{"."} : parent;
+  }
+
+  // exec: name -> command, in file order.
+  void commands(const KeyPath& path, model::ContainerSpec& spec, bool state_known) {
+    const KeyPath exec_path = child(path, "exec");
+    const auto* exec = usable(exec_path);
+    if (exec == nullptr || !exec->is_object() || exec->empty()) return;
+    if (state_known && (spec.state == model::DesiredState::stopped || spec.state == model::DesiredState::frozen)) {
+      error(exec_path, doc_.key_where(exec_path),
+            "commands run only in a running container, and this one is declared " +
+                std::string{model::to_string(spec.state)},
+            "declare state: running, or remove exec:");
+    }
+    std::vector<std::string> names;
+    for (const auto& [name, body] : exec->items()) names.push_back(name);
+    std::sort(names.begin(), names.end(), [&](const std::string& a, const std::string& b) {
+      const auto wa = doc_.key_where(child(exec_path, a));
+      const auto wb = doc_.key_where(child(exec_path, b));
+      return std::tie(wa.line, wa.column) < std::tie(wb.line, wb.column);
+    });
+    for (const auto& name : names) {
+      const KeyPath ep = child(exec_path, name);
+      const auto* body = usable(ep);
+      if (body == nullptr || !body->is_object()) continue;
+      model::ExecSpec e;
+      e.name = name;
+      e.where = doc_.key_where(ep);
+      if (const auto* command = usable(child(ep, "command")); command != nullptr && command->is_array())
+        e.command = strings_of(*command);
+      if (auto when = string_at(child(ep, "when")))
+        e.when = *when == "change" ? model::ExecWhen::change : model::ExecWhen::create;
+      if (const auto* watch = usable(child(ep, "watch")); watch != nullptr && watch->is_array()) {
+        check_listed_once(child(ep, "watch"), *watch);
+        e.watch = strings_of(*watch);
+        if (e.when == model::ExecWhen::create && !e.watch.empty()) {
+          error(child(ep, "watch"), doc_.key_where(child(ep, "watch")), "watch: applies only to when: change",
+                "a when: create command runs once; say when: change to run it again when these files change");
+        }
+        for (std::size_t i = 0; i < e.watch.size(); ++i) {
+          if (spec.files.count(e.watch[i]) != 0 || !clean_under(child(path, "files"))) continue;
+          const KeyPath wp = child(child(ep, "watch"), std::to_string(i));
+          std::vector<std::string> declared;
+          for (const auto& [p, f] : spec.files) declared.push_back(p);
+          error(wp, doc_.value_where(wp), quote(e.watch[i]) + " is not under this container's files:",
+                "watch: names files berth pushes (" + known("files", declared) + ")");
+        }
+      }
+      if (const auto* env = usable(child(ep, "environment")); env != nullptr && env->is_object()) {
+        for (const auto& [key, value] : env->items()) {
+          const KeyPath vp = child(child(ep, "environment"), key);
+          if (auto text = scalar_text(vp)) e.environment[key] = *text;
+          if (from_env(vp)) e.sensitive_environment.insert(key);
+        }
+      }
+      if (auto cwd = string_at(child(ep, "cwd"))) e.cwd = *cwd;
+      if (const auto* uid = usable(child(ep, "uid")); uid != nullptr && uid->is_number_integer())
+        e.uid = uid->get<std::int64_t>();
+      if (const auto* gid = usable(child(ep, "gid")); gid != nullptr && gid->is_number_integer())
+        e.gid = gid->get<std::int64_t>();
+      if (const auto* allow = usable(child(ep, "allow_failure")); allow != nullptr && allow->is_boolean())
+        e.allow_failure = allow->get<bool>();
+      spec.exec.push_back(std::move(e));
+    }
   }
 
   void check_copy_source(const std::string& name, const std::map<std::string, model::ContainerSpec>& containers) {

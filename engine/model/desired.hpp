@@ -2,6 +2,7 @@
 // The desired state: what the fleet file declares, after validation and resolution.
 // Every name referenced here exists (config/ guarantees it); nothing here talks to a host.
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <set>
@@ -56,6 +57,41 @@ struct CopySource {
   friend bool operator==(const CopySource&, const CopySource&) = default;
 };
 
+// A file pushed into the container (files:). Its content is read when the fleet file is loaded;
+// it is never read back from the container.
+struct FileSpec {
+  std::string path;     // absolute path in the container
+  std::string content;  // the bytes pushed
+  std::optional<std::string> source;  // the local file it came from, as written (for messages)
+  int mode = 0644;
+  std::int64_t uid = 0;
+  std::int64_t gid = 0;
+  bool sensitive = false;  // content from ${env:...}: never shown, digested with a key
+  diag::SourceLocation where;
+  friend bool operator==(const FileSpec&, const FileSpec&) = default;
+};
+
+// When a command (exec:) runs: once after the container is created, or whenever what it depends
+// on changed (the command, its environment, or a watched file).
+enum class ExecWhen { create, change };
+
+[[nodiscard]] std::string_view to_string(ExecWhen w);
+
+struct ExecSpec {
+  std::string name;  // key under exec:
+  std::vector<std::string> command;
+  ExecWhen when = ExecWhen::create;
+  std::vector<std::string> watch;  // paths under files: (when: change)
+  ConfigMap environment;
+  std::set<std::string> sensitive_environment;  // names whose values came from ${env:...}
+  std::string cwd;                              // empty: LXD's default
+  std::int64_t uid = 0;
+  std::int64_t gid = 0;
+  bool allow_failure = false;
+  diag::SourceLocation where;
+  friend bool operator==(const ExecSpec&, const ExecSpec&) = default;
+};
+
 struct ContainerSpec {
   std::string name;
   std::string remote;             // placement
@@ -71,6 +107,8 @@ struct ContainerSpec {
   Consent move = Consent::denied;                    // move: allowed
   Consent recreate = Consent::denied;                // recreate: allowed
   OnImageChange on_image_change = OnImageChange::report;
+  std::map<std::string, FileSpec> files;  // by path
+  std::vector<ExecSpec> exec;             // in file order: they run one after another
   // Change paths whose values are secrets ("config.KEY", "devices.NAME"): declared with ${env:...}
   // or listed under sensitive:. Shown as (sensitive) on both sides of every diff.
   std::set<std::string> sensitive;
@@ -94,6 +132,10 @@ struct Fleet {
   std::vector<Secret> secrets;  // every value from the environment or marked sensitive
   std::string path;             // the file it came from, as given
   std::string digest;           // "sha256:<hex>" of the file's bytes: ties a saved plan to its fleet file
+  // berth's key for digests of secrets (files:, exec: environment), from its config directory; set
+  // by whoever loads the fleet. Unset: such digests are unknown, so those files are pushed and
+  // those commands run on every apply.
+  std::optional<std::string> digest_key;
 };
 
 // Keys berth writes on instances it owns.
@@ -104,6 +146,10 @@ inline constexpr std::string_view incomplete_key = "user.berth.incomplete";
 // What berth set on the instance, so that a key the file no longer declares is removed and one it
 // never set is never touched: JSON {"config": [...], "devices": [...], "profiles": [...]}.
 inline constexpr std::string_view managed_key = "user.berth.managed";
+// Digests of what berth pushed (files:) and ran (exec:) on the instance: JSON {path|name: digest}.
+// A file or command whose digest differs from the record is pushed or run again.
+inline constexpr std::string_view files_key = "user.berth.files";
+inline constexpr std::string_view exec_key = "user.berth.exec";
 // Set in the same PUT as config that needs a restart, removed after the restart: a plan that
 // finds it on a running instance plans the restart an interrupted run did not do.
 inline constexpr std::string_view restart_pending_key = "user.berth.restart-pending";

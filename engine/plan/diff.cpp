@@ -19,6 +19,7 @@
 #include <unordered_set>
 
 #include "engine/model/managed.hpp"
+#include "engine/model/provision.hpp"
 #include "engine/plan/order.hpp"
 #include "engine/plan/plan.hpp"
 #include "engine/util/printable.hpp"
@@ -139,10 +140,20 @@ nlohmann::json spec_after(const ContainerSpec& c) {
 void set_spec(Action& a, const ContainerSpec& c) {
   a.sensitive = c.sensitive;
   a.config = config_with_record(c);
+  model::DigestRecord pending;
+  for (const auto& e : c.exec) {
+    if (e.when == model::ExecWhen::create) pending.emplace(e.name, model::pending_digest);
+  }
+  // A when: create command runs once, in the container berth creates: marked here, recorded as run
+  // by its exec action, so that a run interrupted in between still runs it.
+  if (!pending.empty()) a.config[std::string{model::exec_key}] = model::record_text(pending);
   a.devices = c.devices;
   a.profiles = c.profiles;
-  a.target_state = c.state;
+  // Files go in before the first start: the action creates it stopped, a start follows the push.
+  const bool files_first = !c.files.empty() && c.state != DesiredState::stopped;
+  a.target_state = files_first ? DesiredState::stopped : c.state;
   a.after = spec_after(c);
+  if (files_first) a.after["state"] = "stopped";
 }
 
 // Every declared remote's status, and the basis (digest of each instance read) of a plan.
@@ -174,7 +185,8 @@ class Planner {
         live_(live),
         prune_(options.prune || fleet.prune),
         replace_(options.replace),
-        held_(options.held) {}
+        held_(options.held),
+        digest_key_(fleet.digest_key) {}
 
   Plan run() {
     summarise_remotes(fleet_, live_, plan_);
@@ -282,12 +294,135 @@ class Planner {
     if (resolve_image(c).missing) return;
     auto& launch = add(ActionKind::launch, here_addr,
                        "declared, does not exist; from " + c.image->remote + ":" + c.image->alias + ", then " +
-                           std::string{model::to_string(c.state)});
+                           first_state(c));
     launch.image = c.image;
     set_spec(launch, c);
     const std::string launch_id = launch.id;  // `launch` dangles once more actions are added
     created_by_[c.name] = launch_id;
     plan_new_snapshots(c, launch_id);
+    provision_new(c, launch_id);
+  }
+
+  // --- files and commands ------------------------------------------------------------------------
+
+  // A new container with files is created stopped, so that they are there when it first starts.
+  static bool starts_after_push(const ContainerSpec& c) {
+    return !c.files.empty() && c.state != DesiredState::stopped;
+  }
+
+  static std::string first_state(const ContainerSpec& c) {
+    return starts_after_push(c) ? "files pushed, then " + std::string{model::to_string(c.state)}
+                                : std::string{model::to_string(c.state)};
+  }
+
+  // What berth recorded on the instance under `key`; a damaged record counts as empty (everything
+  // is pushed or run again), with a warning.
+  model::DigestRecord digest_record(const ContainerSpec& c, const LiveInstance* inst, std::string_view key) {
+    if (inst == nullptr) return {};
+    const auto text = config_value(*inst, key);
+    if (!text) return {};
+    auto record = model::parse_digest_record(*text);
+    if (!record) {
+      plan_.diagnostics.warning("berth's record " + std::string{key} + " on it is damaged; " +
+                                    (key == model::files_key ? "every file is pushed again"
+                                                             : "every when: change command runs again"),
+                                c.remote + ":" + c.name, c.where);
+      return {};
+    }
+    return *record;
+  }
+
+  // The push of the files whose digest is not what berth recorded; returns its id, or "".
+  std::string plan_push(const ContainerSpec& c, const LiveInstance* inst, const std::string& after_id,
+                        const std::string& why) {
+    const model::DigestRecord record = digest_record(c, inst, model::files_key);
+    std::vector<Change> changes;
+    std::vector<model::FileSpec> files;
+    for (const auto& [path, file] : c.files) {
+      const auto digest = model::file_digest(file, digest_key_);
+      const auto recorded = record.find(path);
+      if (inst != nullptr && digest && recorded != record.end() && recorded->second == *digest) continue;
+      changes.push_back({"files." + path,
+                         recorded == record.end() ? nlohmann::json(nullptr) : nlohmann::json(recorded->second),
+                         digest ? nlohmann::json(*digest) : nlohmann::json(nullptr)});
+      files.push_back(file);
+    }
+    if (files.empty()) return {};
+    std::string reason = why;
+    if (reason.empty()) {
+      std::string paths;
+      for (const auto& f : files) paths += (paths.empty() ? "" : ", ") + f.path;
+      reason = "not pushed as declared: " + paths;
+    }
+    auto& push = add(ActionKind::push, Address{c.remote, c.name, std::nullopt}, reason);
+    push.changes = std::move(changes);
+    push.files = std::move(files);
+    if (!after_id.empty()) push.depends_on.push_back(after_id);
+    return push.id;
+  }
+
+  // The commands that are due, one after another in file order after `after_id`; returns the last id.
+  std::string plan_execs(const ContainerSpec& c, const LiveInstance* inst, std::string last) {
+    const model::DigestRecord record = digest_record(c, inst, model::exec_key);
+    for (const auto& e : c.exec) {
+      const auto digest = model::exec_digest(e, c, digest_key_);
+      const auto recorded = record.find(e.name);
+      const bool has = recorded != record.end();
+      std::string reason;
+      if (inst == nullptr) {
+        reason = "the container is new";
+      } else if (e.when == model::ExecWhen::create) {
+        if (!has) {
+          plan_.diagnostics.warning("exec " + e.name +
+                                        " (when: create) does not run: the container existed before berth "
+                                        "created it with this command",
+                                    c.remote + ":" + c.name, e.where,
+                                    "when: create commands run once in containers berth creates; say when: change to "
+                                    "run it in this one too, or replace the container (--replace)");
+          continue;
+        }
+        if (recorded->second != model::pending_digest) continue;
+        reason = "created by berth, and its when: create command has not run yet";
+      } else {
+        if (has && digest && recorded->second == *digest) continue;
+        reason = !has    ? "has not run in this container"
+                 : digest ? "the command, its environment or a watched file changed"
+                          : "its digest is unknown (it holds a secret and berth has no digest key): runs again";
+      }
+      Address addr{c.remote, c.name, std::nullopt};
+      Action a;
+      a.kind = ActionKind::exec;
+      a.id = "exec " + to_string(addr) + " " + e.name;
+      a.address = std::move(addr);
+      a.reason = std::move(reason);
+      a.changes.push_back({"exec." + e.name, has ? nlohmann::json(recorded->second) : nlohmann::json(nullptr),
+                           digest ? nlohmann::json(*digest) : nlohmann::json(nullptr)});
+      a.exec = e;
+      if (!last.empty()) a.depends_on.push_back(last);
+      last = a.id;
+      plan_.actions.push_back(std::move(a));
+    }
+    return last;
+  }
+
+  // Files and commands of a container that `created_id` creates: every file is pushed, and (when it
+  // is to run) it starts after the push, then its commands run.
+  void provision_new(const ContainerSpec& c, const std::string& created_id) {
+    std::string last = created_id;
+    if (!c.files.empty()) {
+      last = plan_push(c, nullptr, last, "the container is new: its files go in before it first starts");
+      if (starts_after_push(c)) {
+        auto& start = add(ActionKind::start, Address{c.remote, c.name, std::nullopt},
+                          "created stopped for its files; declared " + std::string{model::to_string(c.state)});
+        start.before = {{"state", "stopped"}};
+        start.after = {{"state", model::to_string(c.state)}};
+        start.target_state = c.state;
+        start.depends_on.push_back(last);
+        last = start.id;
+      }
+    }
+    last = plan_execs(c, nullptr, last);
+    created_by_[c.name] = last;  // a copy of it waits until it is complete
   }
 
   // What the declared image resolves to now. An alias that does not exist where it is declared makes
@@ -426,6 +561,7 @@ class Planner {
     const std::string id = re.id;
     created_by_[c.name] = id;
     plan_new_snapshots(c, id);
+    provision_new(c, id);
   }
 
   void plan_move(const ContainerSpec& c, const std::string& from) {
@@ -611,7 +747,9 @@ class Planner {
 
     // Deleting snapshots needs the container to be this fleet's: after the adopt when there is one.
     plan_snapshots(c, inst, last, adopting ? adopt_id : after_id);
-    plan_power(c, power, last);
+    last = plan_power(c, power, last);
+    if (const auto push = plan_push(c, &inst, last, {}); !push.empty()) last = push;
+    plan_execs(c, &inst, last);
   }
 
   // Declared snapshots that are missing, and (with snapshots: prune) undeclared ones. Only when the
@@ -650,7 +788,8 @@ class Planner {
     }
   }
 
-  void plan_power(const ContainerSpec& c, LivePower power, std::string after_id) {
+  // Returns the id of the last power action, or `after_id` when none is needed.
+  std::string plan_power(const ContainerSpec& c, LivePower power, std::string after_id) {
     const Address addr{c.remote, c.name, std::nullopt};
     auto step = [&](ActionKind kind, std::string_view from, std::string_view to, const std::string& dep) -> Action& {
       auto& a =
@@ -665,25 +804,26 @@ class Planner {
     if (power == LivePower::other) {
       plan_.diagnostics.warning("is in a transitional or error state; its power state is not planned", to_string(addr),
                                 std::nullopt, "check it with `lxc info`, then plan again");
-      return;
+      return after_id;
     }
     switch (c.state) {
       case DesiredState::running:
-        if (power == LivePower::stopped) step(ActionKind::start, "stopped", "running", after_id);
-        if (power == LivePower::frozen) step(ActionKind::unfreeze, "frozen", "running", after_id);
+        if (power == LivePower::stopped) return step(ActionKind::start, "stopped", "running", after_id).id;
+        if (power == LivePower::frozen) return step(ActionKind::unfreeze, "frozen", "running", after_id).id;
         break;
       case DesiredState::stopped:
-        if (power != LivePower::stopped) step(ActionKind::stop, model::to_string(power), "stopped", after_id);
+        if (power != LivePower::stopped) return step(ActionKind::stop, model::to_string(power), "stopped", after_id).id;
         break;
       case DesiredState::frozen:
         if (power == LivePower::stopped) {
           const std::string start_id = step(ActionKind::start, "stopped", "running", after_id).id;
-          step(ActionKind::freeze, "running", "frozen", start_id);
+          return step(ActionKind::freeze, "running", "frozen", start_id).id;
         }
-        if (power == LivePower::running) step(ActionKind::freeze, "running", "frozen", after_id);
+        if (power == LivePower::running) return step(ActionKind::freeze, "running", "frozen", after_id).id;
         break;
       case DesiredState::absent: break;
     }
+    return after_id;
   }
 
   // Snapshots of a container that does not exist yet: all declared ones, after its creation.
@@ -773,6 +913,7 @@ class Planner {
     const std::string copy_id = copy.id;
     created_by_[c.name] = copy_id;
     plan_new_snapshots(c, copy_id);
+    provision_new(c, copy_id);
   }
 
   bool source_is_live(const ContainerSpec& src) const {
@@ -805,6 +946,7 @@ class Planner {
   bool prune_;
   std::vector<Target> replace_;
   const std::map<std::string, std::string>& held_;
+  const std::optional<std::string>& digest_key_;
   Plan plan_;
   std::map<std::string, std::string> created_by_;   // container -> id of the launch/copy/move that makes it
   std::map<std::string, std::string> snapshot_by_;  // "c/snap" -> id of the snapshot action

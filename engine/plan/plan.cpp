@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "engine/model/provision.hpp"
 #include "engine/util/printable.hpp"
 #include "engine/util/scrypt.hpp"
 
@@ -26,6 +27,8 @@ std::string_view to_string(ActionKind k) {
     case ActionKind::undo_transfer: return "undo_transfer";
     case ActionKind::adopt: return "adopt";
     case ActionKind::recreate: return "recreate";
+    case ActionKind::push: return "push";
+    case ActionKind::exec: return "exec";
   }
   return "?";
 }
@@ -34,7 +37,8 @@ std::optional<ActionKind> action_kind_from_string(std::string_view s) {
   for (const auto k : {ActionKind::launch, ActionKind::update, ActionKind::start, ActionKind::stop, ActionKind::freeze,
                        ActionKind::unfreeze, ActionKind::snapshot, ActionKind::delete_snapshot, ActionKind::copy,
                        ActionKind::move, ActionKind::delete_, ActionKind::restart, ActionKind::finish_transfer,
-                       ActionKind::undo_transfer, ActionKind::adopt, ActionKind::recreate}) {
+                       ActionKind::undo_transfer, ActionKind::adopt, ActionKind::recreate,
+                       ActionKind::push, ActionKind::exec}) {
     if (to_string(k) == s) return k;
   }
   return std::nullopt;
@@ -244,6 +248,65 @@ std::vector<std::string> restore_secrets(Plan& plan, const model::Fleet& fleet) 
       for (auto& c : a.changes) {
         if (c.path == path && !c.after.is_null()) c.after = *declared;
       }
+    }
+  }
+  return problems;
+}
+
+std::vector<std::string> restore_contents(Plan& plan, const model::Fleet& fleet) {
+  const auto& digest_key = fleet.digest_key;
+  std::vector<std::string> problems;
+  // The digest the plan will record, which the content from the file now must have.
+  const auto planned = [](const Action& a, const std::string& path) -> std::optional<std::string> {
+    for (const auto& c : a.changes) {
+      if (c.path == path && c.after.is_string()) return c.after.get<std::string>();
+    }
+    return std::nullopt;
+  };
+  for (auto& a : plan.actions) {
+    if (a.kind != ActionKind::push && a.kind != ActionKind::exec) continue;
+    const auto spec = fleet.containers.find(a.address.container);
+    if (spec == fleet.containers.end()) {
+      problems.push_back(a.id + ": " + a.address.container + " is no longer declared");
+      continue;
+    }
+    const auto& c = spec->second;
+    if (a.kind == ActionKind::push) {
+      for (auto& file : a.files) {
+        const auto declared = c.files.find(file.path);
+        const auto want = planned(a, "files." + file.path);
+        const auto now = declared == c.files.end() ? std::nullopt : model::file_digest(declared->second, digest_key);
+        if (declared == c.files.end()) {
+          problems.push_back(a.id + ": " + file.path + " is no longer declared");
+        } else if (!want || !now) {
+          problems.push_back(a.id + ": " + file.path +
+                             " holds a secret and has no digest to check it against (berth's digest key was missing)");
+        } else if (*want != *now) {
+          problems.push_back(a.id + ": " + file.path + " differs from when the plan was made");
+        } else {
+          file = declared->second;
+        }
+      }
+      continue;
+    }
+    if (!a.exec) {
+      problems.push_back(a.id + ": the plan names no command");
+      continue;
+    }
+    const auto declared = std::find_if(c.exec.begin(), c.exec.end(),
+                                       [&](const model::ExecSpec& e) { return e.name == a.exec->name; });
+    const auto want = planned(a, "exec." + a.exec->name);
+    if (declared == c.exec.end()) {
+      problems.push_back(a.id + ": the command is no longer declared");
+      continue;
+    }
+    const auto now = model::exec_digest(*declared, c, digest_key);
+    if (want && now && *want != *now) {
+      problems.push_back(a.id + ": the command differs from when the plan was made");
+    } else if (want.has_value() != now.has_value()) {
+      problems.push_back(a.id + ": the command's digest cannot be checked (berth's digest key changed?)");
+    } else {
+      a.exec = *declared;
     }
   }
   return problems;

@@ -32,6 +32,8 @@ enum class ActionKind {
   delete_,          // remove an owned, undeclared container (pruning only)
   adopt,            // mark a declared container that exists but no fleet owns as this fleet's, with its changes
   recreate,         // delete an owned container and launch it anew from its image (image change, --replace)
+  push,             // push declared files whose digest differs from berth's record on the instance (files:)
+  exec,             // run a declared command in the container (exec:)
   // Recovery only: planned from the journal of an interrupted run, never from the fleet file.
   finish_transfer,  // a whole, verified transfer: unmark the target; a move also deletes its stopped source
   undo_transfer,    // delete a transfer's target that only berth made and nobody touched since
@@ -101,6 +103,12 @@ struct Action {
   std::set<std::string> sensitive;
   std::map<std::string, std::string> secret_digests;
   std::optional<Recovery> recovery;  // set on finish_transfer / undo_transfer only
+  // push: the files to push; `changes` holds one "files.PATH" change each (before: the digest
+  // recorded on the instance, after: the one to record). A saved plan keeps no content:
+  // restore_contents takes it from the fleet file again and checks it against the digest.
+  std::vector<model::FileSpec> files;
+  // exec: the command; its change "exec.NAME" holds the digests as for files.
+  std::optional<model::ExecSpec> exec;
 };
 
 [[nodiscard]] inline bool is_recovery(ActionKind k) {
@@ -182,6 +190,10 @@ void fill_secret_digests(Plan& plan);
 // A saved plan's secrets come back from the fleet file as loaded now (its ${env:...} read again):
 // each must match the digest the plan recorded. Returns what does not match (empty: restored).
 [[nodiscard]] std::vector<std::string> restore_secrets(Plan& plan, const model::Fleet& fleet);
+
+// A saved plan's file content and command secrets come back from the fleet file as loaded now:
+// each file's and command's digest must be what the plan recorded. Returns what does not match.
+[[nodiscard]] std::vector<std::string> restore_contents(Plan& plan, const model::Fleet& fleet);
 
 // Marks every action whose disruption the flags cover as consented, and records the flags.
 void grant_consent(Plan& plan, ConsentFlags flags);

@@ -69,6 +69,32 @@ json action_json(const Action& a) {
   if (!a.secret_digests.empty()) spec["secrets"] = a.secret_digests;
   if (a.profiles) spec["profiles"] = *a.profiles;
   if (a.target_state) spec["state"] = model::to_string(*a.target_state);
+  if (!a.files.empty()) {
+    // No content: applying a saved plan takes it from the fleet file again (restore_contents).
+    json files = json::array();
+    for (const auto& f : a.files) {
+      json file = {{"path", f.path}, {"mode", f.mode}, {"uid", f.uid}, {"gid", f.gid}, {"sensitive", f.sensitive}};
+      if (f.source) file["source"] = *f.source;
+      files.push_back(std::move(file));
+    }
+    spec["files"] = std::move(files);
+  }
+  if (a.exec) {
+    json environment = json::object();
+    for (const auto& [k, v] : a.exec->environment) {
+      environment[k] = masked(v, a.exec->sensitive_environment.count(k) != 0);
+    }
+    spec["exec"] = {{"name", a.exec->name},
+                    {"command", a.exec->command},
+                    {"when", model::to_string(a.exec->when)},
+                    {"watch", a.exec->watch},
+                    {"environment", std::move(environment)},
+                    {"sensitive_environment", a.exec->sensitive_environment},
+                    {"cwd", a.exec->cwd},
+                    {"uid", a.exec->uid},
+                    {"gid", a.exec->gid},
+                    {"allow_failure", a.exec->allow_failure}};
+  }
   out["spec"] = spec;
   if (a.recovery) {
     out["recovery"] = {{"settles", a.recovery->settles},
@@ -241,6 +267,42 @@ ParsedPlan plan_from_json(const json& j, const std::string& origin) {
       if (spec.contains("state")) {
         a.target_state = model::desired_state_from_string(spec["state"].get<std::string>());
         if (!a.target_state) return fail("malformed state in action '" + a.id + "'");
+      }
+      if (const auto files = spec.find("files"); files != spec.end()) {
+        for (const auto& jf : *files) {
+          model::FileSpec f;
+          f.path = jf.at("path").get<std::string>();
+          const auto mode = whole_number<int>(jf.at("mode"));
+          const auto uid = whole_number<std::int64_t>(jf.at("uid"));
+          const auto gid = whole_number<std::int64_t>(jf.at("gid"));
+          if (!mode || !uid || !gid) return fail("malformed file in action '" + a.id + "'");
+          f.mode = *mode;
+          f.uid = *uid;
+          f.gid = *gid;
+          f.sensitive = jf.at("sensitive").get<bool>();
+          if (jf.contains("source")) f.source = jf["source"].get<std::string>();
+          a.files.push_back(std::move(f));
+        }
+      }
+      if (const auto je = spec.find("exec"); je != spec.end()) {
+        model::ExecSpec e;
+        e.name = je->at("name").get<std::string>();
+        e.command = je->at("command").get<std::vector<std::string>>();
+        e.when = je->at("when").get<std::string>() == "change" ? model::ExecWhen::change : model::ExecWhen::create;
+        e.watch = je->at("watch").get<std::vector<std::string>>();
+        e.environment = je->at("environment").get<model::ConfigMap>();
+        e.sensitive_environment = je->at("sensitive_environment").get<std::set<std::string>>();
+        e.cwd = je->at("cwd").get<std::string>();
+        const auto uid = whole_number<std::int64_t>(je->at("uid"));
+        const auto gid = whole_number<std::int64_t>(je->at("gid"));
+        if (!uid || !gid) return fail("malformed command in action '" + a.id + "'");
+        e.uid = *uid;
+        e.gid = *gid;
+        e.allow_failure = je->at("allow_failure").get<bool>();
+        a.exec = std::move(e);
+      }
+      if ((a.kind == ActionKind::exec) != a.exec.has_value() || (a.kind == ActionKind::push) == a.files.empty()) {
+        return fail("malformed " + std::string{to_string(a.kind)} + " action '" + a.id + "'");
       }
       if (const auto r = ja.find("recovery"); r != ja.end()) {
         Recovery rec;

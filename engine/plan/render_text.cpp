@@ -1,8 +1,10 @@
+#include <cstdio>
 #include <map>
 #include <set>
 #include <sstream>
 
 #include "engine/model/managed.hpp"
+#include "engine/model/provision.hpp"
 #include "engine/plan/render.hpp"
 #include "engine/util/printable.hpp"
 
@@ -34,7 +36,9 @@ std::string_view symbol(ActionKind k) {
     case ActionKind::start:
     case ActionKind::stop:
     case ActionKind::freeze:
-    case ActionKind::unfreeze: return "~";
+    case ActionKind::unfreeze:
+    case ActionKind::push: return "~";
+    case ActionKind::exec: return "!";
   }
   return "?";
 }
@@ -43,7 +47,7 @@ std::string_view colour_of(ActionKind k) {
   const auto s = symbol(k);
   if (s == "+") return green;
   if (s == "-" || s == "-/+") return red;
-  if (s == ">" || s == "=" || s == "&") return cyan;
+  if (s == ">" || s == "=" || s == "&" || s == "!") return cyan;
   return yellow;
 }
 
@@ -109,6 +113,18 @@ void write_change(Writer& w, const Change& c) {
   const auto value = [&](const nlohmann::json& v) {
     return c.sensitive && !v.is_null() ? std::string{sensitive_text} : show(v);
   };
+  if (c.path.starts_with("files.") || c.path.starts_with("exec.")) {
+    // Digests: what berth recorded on the instance, and what it will record.
+    const bool file = c.path.starts_with("files.");
+    const auto digest = [&](const nlohmann::json& v, bool before) -> std::string {
+      if (v.is_string() && v.get<std::string>() == model::pending_digest) return "(not run yet)";
+      if (v.is_string()) return model::short_digest(v.get<std::string>());
+      if (before) return file ? "(not pushed by berth)" : "(never run)";
+      return "(digest unknown: secret without berth's digest key)";
+    };
+    change_line(w, c.path.substr(file ? 6 : 5), digest(c.before, true), digest(c.after, false));
+    return;
+  }
   if (c.path == "config." + std::string{model::managed_key}) {
     change_line(w, "berth's record", record_shown(c.before), record_shown(c.after));
     return;
@@ -131,6 +147,10 @@ void write_change(Writer& w, const Change& c) {
 
 void write_action(Writer& w, const Action& a) {
   std::string subject = util::printable(to_string(a.address));
+  if (a.exec) {
+    subject += ' ';
+    subject += util::printable(a.exec->name);
+  }
   if (a.source && a.kind != ActionKind::stop) subject = util::printable(to_string(*a.source)) + " -> " + subject;
   std::string verb{to_string(a.kind)};
   if (a.kind == ActionKind::delete_snapshot) verb = "delete";
@@ -147,6 +167,28 @@ void write_action(Writer& w, const Action& a) {
   if (a.recovery) {
     w.text("        ")
         .paint(dim, {"recovery of run ", std::to_string(a.recovery->run_id), ": ", util::printable(a.recovery->found)})
+        .text("\n");
+  }
+  if (a.exec) {
+    std::string command;
+    for (const auto& arg : a.exec->command) {
+      if (!command.empty()) command += ' ';
+      command += util::json_text(arg);
+    }
+    w.text("        ").paint(dim, {"command: ", util::printable(command)}).text("\n");
+  }
+  for (const auto& f : a.files) {
+    std::string from;  // not "literal" + string: GCC 12 warns falsely there (-Wrestrict, bug 105329)
+    if (f.source) {
+      from = ", from ";
+      from += util::printable(*f.source);
+    }
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(f.mode));
+    w.text("        ")
+        .paint(dim, {util::printable(f.path), ": mode ", mode, ", owner ", std::to_string(f.uid), ":",
+                     std::to_string(f.gid), from,
+                     f.sensitive ? ", content (sensitive)" : ""})
         .text("\n");
   }
   for (const auto& c : a.changes) write_change(w, c);
@@ -171,6 +213,8 @@ std::string summary_line(const Plan& plan) {
       {ActionKind::stop, "to stop"},
       {ActionKind::freeze, "to freeze"},
       {ActionKind::unfreeze, "to unfreeze"},
+      {ActionKind::push, "to push files into"},
+      {ActionKind::exec, "command(s) to run"},
       {ActionKind::snapshot, "snapshot(s) to take"},
       {ActionKind::delete_snapshot, "snapshot(s) to delete"},
       {ActionKind::delete_, "to delete"}};

@@ -480,6 +480,34 @@ int Client::connections_opened() const {
 
 Result<Response> Client::request(Method method, std::string_view target, const std::optional<nlohmann::json>& body,
                                  const Headers& headers) {
+  std::optional<std::string> text;
+  // Replace, not throw: a value from a fleet file is not guaranteed to be valid UTF-8.
+  if (body) text = body->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  auto raw = send(method, target, text ? std::optional<std::string_view>{*text} : std::nullopt, "application/json",
+                  headers);
+  if (!raw) return raw.error();
+  return parse_envelope(raw->status, raw->body, std::move(raw->headers), raw->what);
+}
+
+Result<Response> Client::request_bytes(Method method, std::string_view target, std::string_view body,
+                                       const Headers& headers) {
+  auto raw = send(method, target, body, "application/octet-stream", headers);
+  if (!raw) return raw.error();
+  return parse_envelope(raw->status, raw->body, std::move(raw->headers), raw->what);
+}
+
+Result<std::string> Client::get_bytes(std::string_view target) {
+  auto raw = send(Method::get, target, std::nullopt, {}, {});
+  if (!raw) return raw.error();
+  if (raw->status == 200) return std::move(raw->body);
+  // Not the bytes: an error envelope (or something else that is not what was asked for).
+  auto parsed = parse_envelope(raw->status, raw->body, std::move(raw->headers), raw->what);
+  if (!parsed) return parsed.error();
+  return make_error(ErrorKind::protocol, raw->what + ": HTTP " + std::to_string(raw->status));
+}
+
+Result<Client::Exchanged> Client::send(Method method, std::string_view target, std::optional<std::string_view> body,
+                                       std::string_view content_type, const Headers& headers) {
   const std::string what = std::string{to_string(method)} + " " + redact_target(target);
   HttpRequest req{to_verb(method), std::string{target}, 11};
   req.set(http::field::host, impl_->endpoint.authority());
@@ -487,9 +515,8 @@ Result<Response> Client::request(Method method, std::string_view target, const s
   req.set(http::field::accept, "application/json");
   for (const auto& [k, v] : headers) req.set(k, v);
   if (body) {
-    req.set(http::field::content_type, "application/json");
-    // Replace, not throw: a value from a fleet file is not guaranteed to be valid UTF-8.
-    req.body() = body->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    req.set(http::field::content_type, std::string{content_type});
+    req.body() = std::string{*body};
   }
   req.keep_alive(true);
   req.prepare_payload();
@@ -520,7 +547,7 @@ Result<Response> Client::request(Method method, std::string_view target, const s
     const auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
     spdlog::debug("lxd {}: {} -> {} ({} bytes, {} ms)", impl_->url, what, raw->status, raw->body.size(), ms);
-    return parse_envelope(raw->status, raw->body, std::move(raw->headers), what);
+    return Exchanged{raw->status, std::move(raw->body), std::move(raw->headers), what};
   }
 }
 

@@ -99,6 +99,12 @@ class Client {
                                          const std::optional<nlohmann::json>& body = std::nullopt,
                                          const Headers& headers = {});
   [[nodiscard]] Result<Response> get(std::string_view target) { return request(Method::get, target); }
+  // A request whose body is bytes (a file pushed with the file API); the answer is an envelope.
+  [[nodiscard]] Result<Response> request_bytes(Method method, std::string_view target, std::string_view body,
+                                               const Headers& headers = {});
+  // A GET whose answer on success is bytes, not an envelope (a file, an exec's recorded output);
+  // bounded by Timeouts::max_response_bytes like every answer.
+  [[nodiscard]] Result<std::string> get_bytes(std::string_view target);
 
   // The canonical URL this client talks to ("https://host:port" or "unix:///path").
   [[nodiscard]] const std::string& url() const;
@@ -111,6 +117,15 @@ class Client {
   struct Impl;
 
  private:
+  struct Exchanged {
+    int status = 0;
+    std::string body;
+    Headers headers;
+    std::string what;  // "GET /1.0/...", for messages
+  };
+  [[nodiscard]] Result<Exchanged> send(Method method, std::string_view target, std::optional<std::string_view> body,
+                                       std::string_view content_type, const Headers& headers);
+
   explicit Client(std::unique_ptr<Impl> impl);
   friend Result<Client> connect_unix(const std::filesystem::path&, const Timeouts&);
   friend Result<Client> connect_https(std::string_view, const TlsOptions&, const Timeouts&);

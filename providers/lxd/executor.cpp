@@ -1,9 +1,12 @@
 #include "providers/lxd/executor.hpp"
 
+#include <algorithm>
+#include <functional>
 #include <map>
 
 #include <spdlog/spdlog.h>
 
+#include "engine/model/provision.hpp"
 #include "engine/util/random.hpp"
 #include "providers/lxd/instance_api.hpp"
 #include "providers/lxd/journal.hpp"
@@ -78,6 +81,8 @@ class Run {
       case ActionKind::delete_: return delete_instance();
       case ActionKind::adopt: return adopt();
       case ActionKind::recreate: return recreate();
+      case ActionKind::push: return push();
+      case ActionKind::exec: return exec();
     }
     return make_error(ErrorKind::invalid_argument, "unknown action kind");
   }
@@ -589,6 +594,116 @@ class Run {
     return launch();
   }
 
+  // --- files and commands ----------------------------------------------------------------------
+
+  // Sets entries of one of berth's digest records (user.berth.files, user.berth.exec) in a PUT
+  // with the instance's ETag; entries berth no longer declares are dropped when `keep` says so.
+  Result<void> record_digests(RemoteHandle& r, const std::string& name, std::string_view key,
+                              const model::DigestRecord& set, const std::function<bool(const std::string&)>& keep,
+                              const std::string& step) {
+    auto read = must_exist(r, name);
+    if (!read) return read.error();
+    model::DigestRecord record;
+    if (const auto it = read->instance.config.find(std::string{key}); it != read->instance.config.end()) {
+      record = model::parse_digest_record(it->second).value_or(model::DigestRecord{});
+    }
+    std::erase_if(record, [&](const auto& entry) { return !keep(entry.first); });
+    for (const auto& [k, v] : set) record[k] = v;
+    const std::vector<plan::Change> change = {{"config." + std::string{key}, nullptr, model::record_text(record)}};
+    auto body = put_body(r, read->instance, change);
+    if (!body) return body.error();
+    return put_instance(r, name, *read, *body, step, where(r, name));
+  }
+
+  // The digest the plan records for `path` ("files./etc/motd", "exec.init"); "unknown" when none.
+  std::string planned_digest(const std::string& path) const {
+    for (const auto& c : action_.changes) {
+      if (c.path == path && c.after.is_string()) return c.after.get<std::string>();
+    }
+    return std::string{model::unknown_digest};
+  }
+
+  // Pushes the plan's files, then records their digests (and forgets files no longer declared).
+  Result<void> push() {
+    const std::string& name = action_.address.container;
+    auto r = remote(action_.address.remote);
+    if (!r) return r.error();
+    auto read = must_exist(**r, name);
+    if (!read) return read.error();
+    if (auto owned = check_owner(**r, read->instance, true); !owned) return owned;
+    model::DigestRecord pushed;
+    for (const auto& file : action_.files) {
+      if (cancelled()) return cancelled_error("pushing files into " + name);
+      report("pushing " + file.path);
+      nlohmann::json detail = where(**r, name);
+      detail["path"] = file.path;
+      auto done = journal_.step("push", detail, [&]() -> Result<void> { return push_file(**r, name, file); });
+      if (!done) return done;
+      pushed[file.path] = planned_digest("files." + file.path);
+    }
+    const auto* declared = declared_container();
+    return record_digests(
+        **r, name, model::files_key, pushed,
+        [&](const std::string& path) { return declared == nullptr || declared->files.count(path) != 0; },
+        "record-files");
+  }
+
+  const model::ContainerSpec* declared_container() const {
+    if (request_.fleet == nullptr) return nullptr;
+    const auto it = request_.fleet->containers.find(action_.address.container);
+    return it == request_.fleet->containers.end() ? nullptr : &it->second;
+  }
+
+  // Runs the plan's command with recorded output; a zero exit (or allow_failure) records it as run.
+  Result<void> exec() {
+    if (!action_.exec) return make_error(ErrorKind::invalid_argument, action_.id + ": no command in the plan");
+    const auto& e = *action_.exec;
+    const std::string& name = action_.address.container;
+    auto r = remote(action_.address.remote);
+    if (!r) return r.error();
+    auto read = must_exist(**r, name);
+    if (!read) return read.error();
+    if (auto owned = check_owner(**r, read->instance, true); !owned) return owned;
+    if (model::live_power_from_status_code(read->instance.status_code) != LivePower::running) {
+      return (*r)->error(make_error(ErrorKind::conflict, name + " is " + status_text(read->instance) +
+                                                             ", not running; the command " + e.name + " did not run"));
+    }
+    report("running " + e.name);
+    WaitOptions w = wait("running " + e.name + " in " + name);
+    w.stall_timeout = std::chrono::hours(24);  // a command reports no progress while it runs
+    nlohmann::json detail = where(**r, name);
+    detail["command"] = e.name;
+    CommandResult result;
+    auto ran = journal_.step("exec", detail, [&]() -> Result<void> {
+      auto res = run_command(**r, name, e, w, max_command_output);
+      if (!res) return res.error();
+      result = std::move(*res);
+      return {};
+    });
+    if (!ran) return ran;
+    command_ = providers::CommandOutput{result.exit_code, std::move(result.out), std::move(result.err), result.cut};
+    if (result.exit_code != 0 && !e.allow_failure) {
+      return (*r)->error(make_error(ErrorKind::rejected, e.name + " exited with " + std::to_string(result.exit_code) +
+                                                             " in " + name + "; it is run again by the next apply"));
+    }
+    const model::DigestRecord ran_now = {{e.name, planned_digest("exec." + e.name)}};
+    const auto* declared = declared_container();
+    return record_digests(
+        **r, name, model::exec_key, ran_now,
+        [&](const std::string& n) {
+          return declared == nullptr || std::any_of(declared->exec.begin(), declared->exec.end(),
+                                                    [&](const model::ExecSpec& x) { return x.name == n; });
+        },
+        "record-exec");
+  }
+
+ public:
+  // What the command of an exec action did, once it ran.
+  std::optional<providers::CommandOutput> command_;
+
+ private:
+  static constexpr std::size_t max_command_output = 64 * 1024;
+
   // --- copy and move ---------------------------------------------------------------------------
 
   Result<void> copy() {
@@ -1070,6 +1185,7 @@ providers::ExecuteResponse LxdExecutor::execute(const providers::ExecuteRequest&
   auto result = run.execute();
   response.ok = result.ok();
   if (!result) response.error = result.error().message;
+  response.command = std::move(run.command_);
   return response;
 }
 

@@ -1,6 +1,9 @@
 #include "providers/lxd/instance_api.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <utility>
 
 #include "providers/lxd/remote_connection.hpp"
 #include "providers/lxd/url.hpp"
@@ -95,6 +98,107 @@ Result<void> change_state(RemoteHandle& r, const std::string& name, const std::s
   auto op = call_and_wait(r, Method::put, "/1.0/instances/" + path_segment(name) + "/state", body, wait);
   if (!op) return op.error();
   return {};
+}
+
+namespace {
+
+std::string files_target(const std::string& name, std::string_view path) {
+  std::string target = "/1.0/instances/" + path_segment(name) + "/files?path=";
+  // The path as one query value: '/' may stay, everything else outside the unreserved set is encoded.
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    const auto slash = path.find('/', start);
+    const auto end = slash == std::string_view::npos ? path.size() : slash;
+    target += path_segment(path.substr(start, end - start));
+    if (slash == std::string_view::npos) break;
+    target += '/';
+    start = slash + 1;
+  }
+  return target;
+}
+
+Headers file_headers(std::string_view type, int mode, std::int64_t uid, std::int64_t gid) {
+  char octal[16];
+  std::snprintf(octal, sizeof octal, "%04o", static_cast<unsigned>(mode));
+  return {{"X-LXD-type", std::string{type}},
+          {"X-LXD-mode", octal},
+          {"X-LXD-uid", std::to_string(uid)},
+          {"X-LXD-gid", std::to_string(gid)},
+          {"X-LXD-write", "overwrite"}};
+}
+
+bool missing_parent(const Error& e) {
+  if (e.kind != ErrorKind::server) return false;
+  if (e.http_status == 404) return true;
+  std::string lower = e.message;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  return lower.find("no such file") != std::string::npos;
+}
+
+}  // namespace
+
+Result<void> push_file(RemoteHandle& r, const std::string& name, const model::FileSpec& file) {
+  const auto post = [&] {
+    return r.client.request_bytes(Method::post, files_target(name, file.path), file.content,
+                                  file_headers("file", file.mode, file.uid, file.gid));
+  };
+  auto res = post();
+  if (res) return {};
+  if (!missing_parent(res.error())) return r.error(res.error());
+  // Create the missing directories from the top down; one that exists answers the GET.
+  for (std::size_t slash = file.path.find('/', 1); slash != std::string::npos;
+       slash = file.path.find('/', slash + 1)) {
+    const std::string dir = file.path.substr(0, slash);
+    if (r.client.get_bytes(files_target(name, dir))) continue;
+    auto made = r.client.request_bytes(Method::post, files_target(name, dir), {}, file_headers("directory", 0755, 0, 0));
+    if (!made) return r.error(made.error());
+  }
+  res = post();
+  if (!res) return r.error(res.error());
+  return {};
+}
+
+Result<CommandResult> run_command(RemoteHandle& r, const std::string& name, const model::ExecSpec& exec,
+                                  const WaitOptions& wait, std::size_t max_output) {
+  nlohmann::json body = {{"command", exec.command},
+                         {"environment", nlohmann::json(exec.environment)},
+                         {"wait-for-websocket", false},
+                         {"interactive", false},
+                         {"record-output", true},
+                         {"width", 0},
+                         {"height", 0},
+                         {"user", exec.uid},
+                         {"group", exec.gid},
+                         {"cwd", exec.cwd}};
+  auto op = call_and_wait(r, Method::post, "/1.0/instances/" + path_segment(name) + "/exec", body, wait);
+  if (!op) return op.error();
+  CommandResult result;
+  const auto code = op->metadata.find("return");
+  if (code == op->metadata.end() || !code->is_number_integer() || !std::in_range<int>(code->get<std::int64_t>())) {
+    return r.error(make_error(ErrorKind::protocol, wait.what + ": the finished command reports no exit code"));
+  }
+  result.exit_code = static_cast<int>(code->get<std::int64_t>());
+  const auto output = op->metadata.find("output");
+  if (output == op->metadata.end() || !output->is_object()) return result;
+  const auto read_log = [&](const char* fd, std::string& into) -> Result<void> {
+    const auto log = wire::string_in(*output, fd);
+    // Only the instance's own log files: the path comes from the daemon's answer.
+    const std::string prefix = "/1.0/instances/" + path_segment(name) + "/logs/";
+    if (!log || !log->starts_with(prefix) || log->find("..") != std::string::npos) return {};
+    auto bytes = r.client.get_bytes(*log);
+    if (!bytes) return r.error(bytes.error());
+    if (bytes->size() > max_output) {
+      into = bytes->substr(bytes->size() - max_output);
+      result.cut = true;
+    } else {
+      into = std::move(*bytes);
+    }
+    (void)r.client.request(Method::delete_, *log);  // a log left behind is harmless
+    return {};
+  };
+  if (auto o = read_log("1", result.out); !o) return o.error();
+  if (auto e = read_log("2", result.err); !e) return e.error();
+  return result;
 }
 
 Result<std::vector<OperationStatus>> running_operations_on(RemoteHandle& r, const std::string& name) {

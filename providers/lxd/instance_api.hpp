@@ -59,6 +59,24 @@ struct InstanceRead {
 [[nodiscard]] Result<void> change_state(RemoteHandle& r, const std::string& name, const std::string& action,
                                         int timeout_seconds, bool force, const WaitOptions& wait);
 
+// Writes a file into the instance with the file API (POST /1.0/instances/<name>/files?path=...),
+// creating missing parent directories (root-owned, 0755) as `lxc file push -p` does. Works on a
+// stopped instance too.
+[[nodiscard]] Result<void> push_file(RemoteHandle& r, const std::string& name, const model::FileSpec& file);
+
+// What a command run with recorded output left: its exit code and (the end of) its output.
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;  // stdout, at most `max_output` bytes: the end of it when longer
+  std::string err;  // stderr, likewise
+  bool cut = false;  // some output was left out
+};
+
+// Runs a command without websockets (POST /1.0/instances/<name>/exec with record-output), waits
+// for it, reads its recorded output and deletes the log files.
+[[nodiscard]] Result<CommandResult> run_command(RemoteHandle& r, const std::string& name, const model::ExecSpec& exec,
+                                                const WaitOptions& wait, std::size_t max_output);
+
 // Operations on the remote that are still running and name the instance among their resources.
 [[nodiscard]] Result<std::vector<OperationStatus>> running_operations_on(RemoteHandle& r, const std::string& name);
 
