@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -145,6 +146,23 @@ void write_change(Writer& w, const Change& c) {
   change_line(w, c.path, value(c.before), value(c.after));
 }
 
+// Under a pushed file's digests: its mode, owner and where its content comes from.
+void file_details(Writer& w, const Action& a, std::string_view path) {
+  const auto f = std::find_if(a.files.begin(), a.files.end(), [&](const model::FileSpec& x) { return x.path == path; });
+  if (f == a.files.end()) return;
+  std::string from;  // not "literal" + string: GCC 12 warns falsely there (-Wrestrict, bug 105329)
+  if (f->source) {
+    from = ", from ";
+    from += util::printable(*f->source);
+  }
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(f->mode));
+  w.text("          ")
+      .paint(dim, {"mode ", mode, ", owner ", std::to_string(f->uid), ":", std::to_string(f->gid), from,
+                   f->sensitive ? ", content (sensitive)" : ""})
+      .text("\n");
+}
+
 void write_action(Writer& w, const Action& a) {
   std::string subject = util::printable(to_string(a.address));
   if (a.exec) {
@@ -177,21 +195,10 @@ void write_action(Writer& w, const Action& a) {
     }
     w.text("        ").paint(dim, {"command: ", util::printable(command)}).text("\n");
   }
-  for (const auto& f : a.files) {
-    std::string from;  // not "literal" + string: GCC 12 warns falsely there (-Wrestrict, bug 105329)
-    if (f.source) {
-      from = ", from ";
-      from += util::printable(*f.source);
-    }
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(f.mode));
-    w.text("        ")
-        .paint(dim, {util::printable(f.path), ": mode ", mode, ", owner ", std::to_string(f.uid), ":",
-                     std::to_string(f.gid), from,
-                     f.sensitive ? ", content (sensitive)" : ""})
-        .text("\n");
+  for (const auto& c : a.changes) {
+    write_change(w, c);
+    if (c.path.starts_with("files.")) file_details(w, a, c.path.substr(6));
   }
-  for (const auto& c : a.changes) write_change(w, c);
 }
 
 }  // namespace

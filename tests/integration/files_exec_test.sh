@@ -69,7 +69,8 @@ test_first_apply() {
         "the secret environment value is masked in the plan"
     run berth plan -f "$FLEET"
     assert_contains "$OUT" "! exec      h1:web init" "the text plan shows exec actions"
-    assert_contains "$OUT" "/root/secret: mode 0600, owner 0:0, content (sensitive)" "the text plan shows the files"
+    assert_contains "$OUT" "/root/secret: (not pushed by berth) -> hmac-sha256:" "the text plan shows each file's digest"
+    assert_contains "$OUT" "mode 0600, owner 0:0, content (sensitive)" "and its mode and owner"
     assert_no_secret "$OUT" "$APP_SECRET" "plan text"
 
     run berth_t apply -f "$FLEET" --auto-approve

@@ -274,7 +274,8 @@ TEST(FilesAndExecPlan, TextShowsPushAndExecWithoutSecrets) {
   const std::string text = render_text(compute_plan(f, empty_live(), {}), TextStyle{false});
   EXPECT_NE(text.find("! exec      h:c init"), std::string::npos) << text;
   EXPECT_NE(text.find("~ push      h:c"), std::string::npos) << text;
-  EXPECT_NE(text.find("/root/token: mode 0600, owner 0:0, content (sensitive)"), std::string::npos) << text;
+  EXPECT_NE(text.find("/root/token: (not pushed by berth) -> hmac-sha256:"), std::string::npos) << text;
+  EXPECT_NE(text.find("mode 0600, owner 0:0, content (sensitive)"), std::string::npos) << text;
   EXPECT_NE(text.find("command: \"sh\" \"-c\" \"echo ready\""), std::string::npos) << text;
   EXPECT_EQ(text.find("declared-secret-value"), std::string::npos);
   const std::string json = util::json_text(to_json(compute_plan(f, empty_live(), {})));
