@@ -20,6 +20,10 @@
 //   delete-target   a failed transfer's partial target removed
 //   delete-source   move: the verified move's source removed
 //   delete          delete_ action
+//   push            push action: one file written with the file API   {remote, instance, path}
+//   record-files    push action: the pushed files' digests recorded (user.berth.files)  {remote, instance}
+//   exec            exec action: the command run with recorded output  {remote, instance, command (its name)}
+//   record-exec     exec action: the command recorded as run (user.berth.exec)  {remote, instance}
 // Details never carry secrets: operation URLs only, never the migration or image secrets.
 
 #include <chrono>

@@ -93,11 +93,13 @@ class HostDaemon {
     if (path == "/1.0/images/fp1/secret" && r.method == "POST") return operation("token", {{"secret", "img-s3cr3t"}});
     if (seg.size() >= 3 && seg[1] == "operations") {
       if (r.method == "DELETE") return {200, sync_body(nullptr)};
+      Json metadata = {{"fs_progress", "c1: 1.00MB (1.00MB/s)"}};
+      if (const auto done = finished_metadata_.find(seg[2]); done != finished_metadata_.end()) metadata = done->second;
       return {200, sync_body({{"id", seg[2]},
                               {"class", "task"},
                               {"status", "Success"},
                               {"status_code", 200},
-                              {"metadata", {{"fs_progress", "c1: 1.00MB (1.00MB/s)"}}}})};
+                              {"metadata", metadata}})};
     }
     if (seg.size() < 3 || seg[1] != "instances") return error_response(404, "not found");
     const std::string& name = seg[2];
@@ -111,7 +113,36 @@ class HostDaemon {
       return operation("task", Json::object());
     }
     if (seg.size() >= 4 && seg[3] == "snapshots") return snapshot_call(r, name, seg, body);
+    if (seg.size() == 4 && seg[3] == "files") return file_call(r, name);
+    if (seg.size() == 4 && seg[3] == "exec" && r.method == "POST") {
+      // Runs at once: exit 0, output recorded in two log files.
+      const std::string logs = "/1.0/instances/" + name + "/logs/exec_" + std::to_string(ops_ + 1);
+      auto res = operation("task", Json::object());
+      finished_metadata_["op" + std::to_string(ops_)] = {
+          {"return", 0}, {"output", {{"1", logs + ".stdout"}, {"2", logs + ".stderr"}}}};
+      return res;
+    }
+    if (seg.size() == 5 && seg[3] == "logs") {
+      if (r.method == "DELETE") return {200, sync_body(nullptr)};
+      return {200, "output of " + seg[4] + "\n"};
+    }
     return error_response(404, "not found");
+  }
+
+  // The file API: a file is written where its directory exists (/etc and what was made).
+  FakeResponse file_call(const FakeRequest& r, const std::string& name) {
+    const auto q = r.target.find("?path=");
+    const std::string file = q == std::string::npos ? "" : r.target.substr(q + 6);
+    const std::string dir = file.substr(0, file.rfind('/'));
+    auto& made = dirs_[name];
+    if (r.method == "GET") {
+      return made.count(file) != 0 || file == "/etc" ? FakeResponse{200, sync_body(Json::array())}
+                                                     : error_response(404, "not found");
+    }
+    if (r.method != "POST") return error_response(400, "bad request");
+    if (dir != "/etc" && !dir.empty() && made.count(dir) == 0) return error_response(404, "No such file or directory");
+    made.insert(file);
+    return {200, sync_body(Json::object())};
   }
 
  private:
@@ -221,6 +252,8 @@ class HostDaemon {
   std::map<std::string, std::vector<std::string>> snapshots_;
   std::string migrating_;
   int ops_ = 0;
+  std::map<std::string, Json> finished_metadata_;      // operation id -> its final metadata
+  std::map<std::string, std::set<std::string>> dirs_;  // instance -> paths made with the file API
 };
 
 // The values a field takes when a daemon gets its types wrong.
@@ -427,6 +460,17 @@ std::vector<plan::Action> every_action() {
   recreate.config = {{"user.role", "again"}};
   recreate.target_state = model::DesiredState::running;
   out.push_back(recreate);
+  auto push = action(ActionKind::push, "h1", "c1");
+  push.files = {model::FileSpec{"/etc/motd", "hello\n", std::nullopt, 0644, 0, 0, false, {}},
+                model::FileSpec{"/etc/app/app.conf", "port=80\n", std::nullopt, 0640, 0, 33, false, {}}};
+  push.changes = {{"files./etc/motd", nullptr, "sha256:aa"}, {"files./etc/app/app.conf", nullptr, "sha256:bb"}};
+  out.push_back(push);
+  auto exec = action(ActionKind::exec, "h1", "c9");
+  exec.exec = model::ExecSpec{};
+  exec.exec->name = "init";
+  exec.exec->command = {"sh", "-c", "echo hi"};
+  exec.changes = {{"exec.init", "pending", "sha256:cc"}};
+  out.push_back(exec);
   return out;
 }
 
@@ -558,6 +602,33 @@ TEST(HostileDaemon, RecreateReplacesTheInstanceWithTheDeclaredOne) {
 }
 
 // A damaged saved plan's change of the wrong shape is refused, never coerced into "no profiles".
+TEST(HostileDaemon, PushAndExecRecordWhatTheyDid) {
+  const auto actions = every_action();
+  const auto find = [&](plan::ActionKind k) {
+    return *std::find_if(actions.begin(), actions.end(), [&](const plan::Action& a) { return a.kind == k; });
+  };
+  {
+    Hosts hosts;
+    const auto res = hosts.execute(find(plan::ActionKind::push));
+    ASSERT_TRUE(res.ok) << res.error;
+    EXPECT_EQ(hosts.h1().instance("c1")["config"].value("user.berth.files", ""),
+              R"({"/etc/app/app.conf":"sha256:bb","/etc/motd":"sha256:aa"})");
+    // /etc/app did not exist: the push made it, after a first attempt was refused.
+    EXPECT_NE(
+        std::find(hosts.seen_requests.begin(), hosts.seen_requests.end(), "POST /1.0/instances/c1/files?path=/etc/app"),
+        hosts.seen_requests.end());
+  }
+  {
+    Hosts hosts;
+    const auto res = hosts.execute(find(plan::ActionKind::exec));
+    ASSERT_TRUE(res.ok) << res.error;
+    ASSERT_TRUE(res.command);
+    EXPECT_EQ(res.command->exit_code, 0);
+    EXPECT_NE(res.command->out.find("output of exec_"), std::string::npos) << res.command->out;
+    EXPECT_EQ(hosts.h1().instance("c9")["config"].value("user.berth.exec", ""), R"({"init":"sha256:cc"})");
+  }
+}
+
 TEST(HostileDaemon, AChangeOfTheWrongShapeIsRefusedNotCoerced) {
   auto update = every_action().at(2);
   update.changes = {{"profiles", Json::array({"default"}), "not a list"}};
