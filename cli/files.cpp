@@ -101,12 +101,28 @@ std::optional<std::string> digest_key(const std::filesystem::path& config_dir, c
                  "on every apply. Remove it to have a new one made.\n";
     return std::nullopt;
   }
-  if (read.problem != util::ReadProblem::not_found || !declares_secret_digests(fleet)) return std::nullopt;
+  if (read.problem != util::ReadProblem::not_found) {
+    std::cerr << "berth: warning: cannot read the digest key " << util::printable(path.string()) << ": "
+              << util::printable(read.os_error.empty() ? "not a readable file" : read.os_error)
+              << "; files and commands with secrets are pushed and run again on every apply\n";
+    return std::nullopt;
+  }
+  if (!declares_secret_digests(fleet)) return std::nullopt;
   std::error_code ec;
   std::filesystem::create_directories(config_dir, ec);
+  // O_EXCL: of two first runs at once, one makes the key and the other reads it.
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0 && errno == EEXIST) return digest_key(config_dir, fleet);
   const std::string key = util::random_hex(64);
-  if (auto error = write_file_atomically(path, key + "\n", 0600); !error.empty()) {
-    std::cerr << "berth: warning: cannot write the digest key: " << util::printable(error)
+  const std::string text = key + "\n";
+  const bool written =
+      fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  const std::string error = std::strerror(errno);
+  if (fd >= 0) ::close(fd);
+  if (!written) {
+    if (fd >= 0) ::unlink(path.c_str());
+    std::cerr << "berth: warning: cannot write the digest key " << util::printable(path.string()) << ": "
+              << util::printable(error)
               << "; files and commands with secrets are pushed and run again on every apply\n";
     return std::nullopt;
   }

@@ -161,6 +161,9 @@ class Converter {
       if (!result.errors.empty()) doc_.broken.insert(path);
       interpolated = !result.variables.empty();
       origin.env_vars = std::move(result.variables);
+      for (const auto& name : origin.env_vars) {
+        if (auto value = env_(name)) origin.env_values.push_back(std::move(*value));
+      }
       text = std::move(result.text);
     }
     // LXD's API is JSON, which is UTF-8 only: a value that is not cannot be passed on (nor shown).
@@ -425,7 +428,7 @@ std::optional<Document> parse_document(std::string_view text, const std::string&
   Converter converter{doc, env, out, text.size()};
   if (!documents.first) {
     doc.root = nullptr;
-    doc.origins[path] = NodeOrigin{{file, 1, 1}, std::nullopt, {}, {}};
+    doc.origins[path] = NodeOrigin{{file, 1, 1}, std::nullopt, {}, {}, {}};
   } else if (!converter.convert(*documents.first, path, doc.root, std::nullopt)) {
     return std::nullopt;
   }

@@ -25,6 +25,8 @@ struct NodeOrigin {
   std::optional<diag::SourceLocation> key;  // where its key starts, for a map entry
   std::string text;                         // a scalar's text as written, after interpolation
   std::vector<std::string> env_vars;        // variables interpolated into it: never print its text
+  // Their values, each a secret of its own: a command may print one without the text around it.
+  std::vector<std::string> env_values;
 };
 
 struct Document {

@@ -1,6 +1,7 @@
 #include "engine/config/resolve.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <filesystem>
 #include <string_view>
 #include <tuple>
@@ -72,15 +73,19 @@ class Resolver {
     std::vector<model::Secret> out;
     for (const auto& [path, origin] : doc_.origins) {
       if (origin.env_vars.empty() || origin.text.empty()) continue;
-      const bool declared_value = path.size() >= 4 && path[0] == "containers" &&
-                                  (path[2] == "config" || path[2] == "devices" || path[2] == "files" ||
-                                   path[2] == "exec");
+      const bool declared_value =
+          path.size() >= 4 && path[0] == "containers" &&
+          (path[2] == "config" || path[2] == "devices" || path[2] == "files" || path[2] == "exec");
       std::string shown = "(sensitive)";
       if (!declared_value) {
         shown.clear();
         for (const auto& v : origin.env_vars) shown += "${env:" + v + "}";
       }
       out.push_back({origin.text, shown});
+      // Each variable's own value too, when the text holds more than it ("TOKEN=${env:T}").
+      for (const auto& value : origin.env_values) {
+        if (!value.empty() && value != origin.text) out.push_back({value, shown});
+      }
     }
     for (const auto& [name, spec] : fleet.containers) {
       for (const auto& path : spec.sensitive) {
@@ -363,7 +368,16 @@ class Resolver {
         file.source = *source;
         if (!read_source(child(fp, "source"), *source, file.content)) continue;
       }
-      if (auto mode = string_at(child(fp, "mode"))) file.mode = std::stoi(*mode, nullptr, 8);  // schema: 3-4 octal digits
+      if (auto mode = string_at(child(fp, "mode"))) {
+        int bits = 0;  // the schema allows "644" and "0644": octal digits only
+        const auto [end, ec] = std::from_chars(mode->data(), mode->data() + mode->size(), bits, 8);
+        if (ec != std::errc{} || end != mode->data() + mode->size() || bits < 0 || bits > 07777) {
+          error(child(fp, "mode"), doc_.value_where(child(fp, "mode")), "mode " + quote(*mode) + " is not octal",
+                "give the permission bits as chmod takes them: 0644, 0600, 0755");
+          continue;
+        }
+        file.mode = bits;
+      }
       if (const auto* uid = usable(child(fp, "uid")); uid != nullptr && uid->is_number_integer())
         file.uid = uid->get<std::int64_t>();
       if (const auto* gid = usable(child(fp, "gid")); gid != nullptr && gid->is_number_integer())
@@ -399,6 +413,15 @@ class Resolver {
     return parent.empty() ? std::filesystem::path{"."} : parent;
   }
 
+  // A command and its cwd are shown in plans and stored in saved plans: a secret goes in through
+  // the command's environment, which is masked everywhere.
+  void no_secret_here(const KeyPath& at) {
+    if (!from_env(at)) return;
+    error(at, doc_.value_where(at), "a value from the environment cannot be part of a command",
+          "commands are shown in plans; pass it through environment: (for example TOKEN: \"${env:NAME}\") and use "
+          "$TOKEN in a shell command");
+  }
+
   // exec: name -> command, in file order.
   void commands(const KeyPath& path, model::ContainerSpec& spec, bool state_known) {
     const KeyPath exec_path = child(path, "exec");
@@ -424,8 +447,12 @@ class Resolver {
       model::ExecSpec e;
       e.name = name;
       e.where = doc_.key_where(ep);
-      if (const auto* command = usable(child(ep, "command")); command != nullptr && command->is_array())
+      if (const auto* command = usable(child(ep, "command")); command != nullptr && command->is_array()) {
         e.command = strings_of(*command);
+        for (std::size_t i = 0; i < command->size(); ++i)
+          no_secret_here(child(child(ep, "command"), std::to_string(i)));
+      }
+      no_secret_here(child(ep, "cwd"));
       if (auto when = string_at(child(ep, "when")))
         e.when = *when == "change" ? model::ExecWhen::change : model::ExecWhen::create;
       if (const auto* watch = usable(child(ep, "watch")); watch != nullptr && watch->is_array()) {

@@ -292,23 +292,21 @@ class Planner {
       return;
     }
     if (resolve_image(c).missing) return;
-    auto& launch = add(ActionKind::launch, here_addr,
-                       "declared, does not exist; from " + c.image->remote + ":" + c.image->alias + ", then " +
-                           first_state(c));
+    auto& launch =
+        add(ActionKind::launch, here_addr,
+            "declared, does not exist; from " + c.image->remote + ":" + c.image->alias + ", then " + first_state(c));
     launch.image = c.image;
     set_spec(launch, c);
     const std::string launch_id = launch.id;  // `launch` dangles once more actions are added
     created_by_[c.name] = launch_id;
-    plan_new_snapshots(c, launch_id);
     provision_new(c, launch_id);
+    plan_new_snapshots(c, created_by_[c.name]);  // of the container as provisioned
   }
 
   // --- files and commands ------------------------------------------------------------------------
 
   // A new container with files is created stopped, so that they are there when it first starts.
-  static bool starts_after_push(const ContainerSpec& c) {
-    return !c.files.empty() && c.state != DesiredState::stopped;
-  }
+  static bool starts_after_push(const ContainerSpec& c) { return !c.files.empty() && c.state != DesiredState::stopped; }
 
   static std::string first_state(const ContainerSpec& c) {
     return starts_after_push(c) ? "files pushed, then " + std::string{model::to_string(c.state)}
@@ -323,10 +321,10 @@ class Planner {
     if (!text) return {};
     auto record = model::parse_digest_record(*text);
     if (!record) {
-      plan_.diagnostics.warning("berth's record " + std::string{key} + " on it is damaged; " +
-                                    (key == model::files_key ? "every file is pushed again"
-                                                             : "every when: change command runs again"),
-                                c.remote + ":" + c.name, c.where);
+      plan_.diagnostics.warning(
+          "berth's record " + std::string{key} + " on it is damaged; " +
+              (key == model::files_key ? "every file is pushed again" : "every when: change command runs again"),
+          c.remote + ":" + c.name, c.where);
       return {};
     }
     return *record;
@@ -385,7 +383,7 @@ class Planner {
         reason = "created by berth, and its when: create command has not run yet";
       } else {
         if (has && digest && recorded->second == *digest) continue;
-        reason = !has    ? "has not run in this container"
+        reason = !has     ? "has not run in this container"
                  : digest ? "the command, its environment or a watched file changed"
                           : "its digest is unknown (it holds a secret and berth has no digest key): runs again";
       }
@@ -411,15 +409,8 @@ class Planner {
     std::string last = created_id;
     if (!c.files.empty()) {
       last = plan_push(c, nullptr, last, "the container is new: its files go in before it first starts");
-      if (starts_after_push(c)) {
-        auto& start = add(ActionKind::start, Address{c.remote, c.name, std::nullopt},
-                          "created stopped for its files; declared " + std::string{model::to_string(c.state)});
-        start.before = {{"state", "stopped"}};
-        start.after = {{"state", model::to_string(c.state)}};
-        start.target_state = c.state;
-        start.depends_on.push_back(last);
-        last = start.id;
-      }
+      // Created stopped for its files: now it reaches its declared state (a start, and a freeze).
+      if (starts_after_push(c)) last = plan_power(c, LivePower::stopped, last);
     }
     last = plan_execs(c, nullptr, last);
     created_by_[c.name] = last;  // a copy of it waits until it is complete
@@ -560,8 +551,8 @@ class Planner {
     re.before = std::move(before);
     const std::string id = re.id;
     created_by_[c.name] = id;
-    plan_new_snapshots(c, id);
     provision_new(c, id);
+    plan_new_snapshots(c, created_by_[c.name]);  // of the container as provisioned
   }
 
   void plan_move(const ContainerSpec& c, const std::string& from) {
@@ -912,8 +903,8 @@ class Planner {
     }
     const std::string copy_id = copy.id;
     created_by_[c.name] = copy_id;
-    plan_new_snapshots(c, copy_id);
     provision_new(c, copy_id);
+    plan_new_snapshots(c, created_by_[c.name]);  // of the container as provisioned
   }
 
   bool source_is_live(const ContainerSpec& src) const {

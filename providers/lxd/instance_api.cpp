@@ -146,11 +146,11 @@ Result<void> push_file(RemoteHandle& r, const std::string& name, const model::Fi
   if (res) return {};
   if (!missing_parent(res.error())) return r.error(res.error());
   // Create the missing directories from the top down; one that exists answers the GET.
-  for (std::size_t slash = file.path.find('/', 1); slash != std::string::npos;
-       slash = file.path.find('/', slash + 1)) {
+  for (std::size_t slash = file.path.find('/', 1); slash != std::string::npos; slash = file.path.find('/', slash + 1)) {
     const std::string dir = file.path.substr(0, slash);
     if (r.client.get_bytes(files_target(name, dir))) continue;
-    auto made = r.client.request_bytes(Method::post, files_target(name, dir), {}, file_headers("directory", 0755, 0, 0));
+    auto made =
+        r.client.request_bytes(Method::post, files_target(name, dir), {}, file_headers("directory", 0755, 0, 0));
     if (!made) return r.error(made.error());
   }
   res = post();
@@ -180,24 +180,35 @@ Result<CommandResult> run_command(RemoteHandle& r, const std::string& name, cons
   result.exit_code = static_cast<int>(code->get<std::int64_t>());
   const auto output = op->metadata.find("output");
   if (output == op->metadata.end() || !output->is_object()) return result;
-  const auto read_log = [&](const char* fd, std::string& into) -> Result<void> {
+  // The command ran: from here on nothing fails the call, so that its run is recorded. Output that
+  // cannot be read is said to be missing.
+  const auto read_log = [&](const char* fd, std::string& into) {
     const auto log = wire::string_in(*output, fd);
     // Only the instance's own log files: the path comes from the daemon's answer.
     const std::string prefix = "/1.0/instances/" + path_segment(name) + "/logs/";
-    if (!log || !log->starts_with(prefix) || log->find("..") != std::string::npos) return {};
+    if (!log || !log->starts_with(prefix) || log->find("..") != std::string::npos ||
+        log->find_first_of("%?#", prefix.size()) != std::string::npos) {
+      return;
+    }
     auto bytes = r.client.get_bytes(*log);
-    if (!bytes) return r.error(bytes.error());
+    if (!bytes) {
+      into = "(output not read: " + r.error(bytes.error()).message + ")";
+      result.cut = true;
+      return;
+    }
     if (bytes->size() > max_output) {
-      into = bytes->substr(bytes->size() - max_output);
+      // The end, from a line start: a secret is never cut in two (the runner masks whole secrets).
+      std::size_t from = bytes->size() - max_output;
+      if (const auto nl = bytes->find('\n', from); nl != std::string::npos) from = nl + 1;
+      into = bytes->substr(from);
       result.cut = true;
     } else {
       into = std::move(*bytes);
     }
     (void)r.client.request(Method::delete_, *log);  // a log left behind is harmless
-    return {};
   };
-  if (auto o = read_log("1", result.out); !o) return o.error();
-  if (auto e = read_log("2", result.err); !e) return e.error();
+  read_log("1", result.out);
+  read_log("2", result.err);
   return result;
 }
 

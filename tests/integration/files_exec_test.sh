@@ -35,11 +35,12 @@ containers:
       /etc/motd: {content: "hello\n", mode: "0644"}
       /etc/app/app.conf: {source: ./app.conf, uid: 0, gid: 0}
       /root/secret: {content: "\${env:APP_SECRET}", mode: 0600}
+      /etc/app.env: {content: "KEY=\${env:APP_SECRET}\n"}
     exec:
       init: {command: [sh, -c, "echo ready >> /root/ready"], when: create}
       reload: {command: [sh, -c, "cat /etc/app/app.conf >> /root/reloads"], when: change, watch: [/etc/app/app.conf]}
       greet:
-        command: [sh, -c, 'echo "\$GREETING" > /root/greeting; test -n "\$TOKEN"']
+        command: [sh, -c, 'echo "\$GREETING" > /root/greeting; echo "token is \$TOKEN"; printf "%s-x\\n" "\$(cat /etc/app.env)"']
         when: change
         environment: {GREETING: hi, TOKEN: "\${env:APP_SECRET}"}
 ${1:-}
@@ -78,6 +79,8 @@ test_first_apply() {
     assert_exit 0 "apply pushes and runs"
     assert_contains "$OUT" "exec h1:web init: done" "init ran"
     assert_no_secret "$OUT" "$APP_SECRET" "apply output"
+    assert_contains "$OUT" "stdout: token is (sensitive)" "a secret a command prints is masked"
+    assert_contains "$OUT" "stdout: KEY=(sensitive)-x" "also when it prints the secret within other text"
     assert_eq Running "$(lxc_status h1 web)" "web runs"
     assert_eq "hello" "$(in_web cat /etc/motd)" "/etc/motd was pushed"
     assert_eq "version 1" "$(in_web cat /etc/app/app.conf)" "app.conf was pushed into a new directory"

@@ -62,7 +62,8 @@ model::LiveState live(nlohmann::json config, int status_code = 103) {
 }
 
 model::LiveState empty_live() {
-  return model::live_state_from_json({{"remotes", {{"h", {{"status", "ok"}, {"instances", nlohmann::json::array()}}}}}});
+  return model::live_state_from_json(
+      {{"remotes", {{"h", {{"status", "ok"}, {"instances", nlohmann::json::array()}}}}}});
 }
 
 std::vector<std::string> ids(const Plan& plan) {
@@ -73,15 +74,15 @@ std::vector<std::string> ids(const Plan& plan) {
 
 bool has_error(const config::LoadResult& r, const std::string& text) {
   for (const auto& d : r.diagnostics.items()) {
-    if (d.severity == diag::Severity::error && (d.summary + " " + d.detail).find(text) != std::string::npos) return true;
+    if (d.severity == diag::Severity::error && (d.summary + " " + d.detail).find(text) != std::string::npos)
+      return true;
   }
   return false;
 }
 
 TEST(FilesAndExecConfig, AreLoadedInFileOrder) {
-  auto f = load(fleet(files_and_exec +
-                      "      after: {command: [\"true\"], when: change}\n"
-                      "      before: {command: [\"true\"]}\n"));
+  auto f = load(fleet(files_and_exec + "      after: {command: [\"true\"], when: change}\n"
+                                       "      before: {command: [\"true\"]}\n"));
   const auto& c = f.containers.at("c");
   ASSERT_EQ(c.files.size(), 2u);
   EXPECT_EQ(c.files.at("/etc/motd").content, "hello\n");
@@ -102,34 +103,37 @@ TEST(FilesAndExecConfig, SourceIsReadRelativeToTheFleetFile) {
   const auto dir = std::filesystem::temp_directory_path() / ("berth-provision-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir / "conf");
   std::ofstream(dir / "conf" / "app.conf") << "key=value\n";
-  auto loaded = load_result(fleet("    files:\n      /etc/app.conf: {source: ./conf/app.conf}\n"),
-                            (dir / "fleet.yaml").string());
+  auto loaded =
+      load_result(fleet("    files:\n      /etc/app.conf: {source: ./conf/app.conf}\n"), (dir / "fleet.yaml").string());
   ASSERT_TRUE(loaded.fleet) << diag::format(loaded.diagnostics);
   EXPECT_EQ(loaded.fleet->containers.at("c").files.at("/etc/app.conf").content, "key=value\n");
   EXPECT_EQ(loaded.fleet->containers.at("c").files.at("/etc/app.conf").source, "./conf/app.conf");
 
-  auto missing = load_result(fleet("    files:\n      /etc/app.conf: {source: ./nope.conf}\n"),
-                             (dir / "fleet.yaml").string());
+  auto missing =
+      load_result(fleet("    files:\n      /etc/app.conf: {source: ./nope.conf}\n"), (dir / "fleet.yaml").string());
   EXPECT_FALSE(missing.fleet);
   EXPECT_TRUE(has_error(missing, "no such file")) << diag::format(missing.diagnostics);
   std::filesystem::remove_all(dir);
 }
 
 TEST(FilesAndExecConfig, BadEntriesAreClearErrors) {
-  EXPECT_TRUE(has_error(load_result(fleet("    files:\n      /etc/x: {mode: \"0644\"}\n")), "needs content: or source:"));
-  EXPECT_TRUE(has_error(load_result(fleet("    files:\n      /etc/x: {content: a, source: ./b}\n")),
-                        "mutually exclusive"));
-  EXPECT_FALSE(load_result(fleet("    files:\n      etc/x: {content: a}\n")).fleet);          // not absolute
-  EXPECT_FALSE(load_result(fleet("    files:\n      /etc/../x: {content: a}\n")).fleet);      // ..
-  EXPECT_FALSE(load_result(fleet("    files:\n      /etc/x/: {content: a}\n")).fleet);        // trailing /
+  EXPECT_TRUE(
+      has_error(load_result(fleet("    files:\n      /etc/x: {mode: \"0644\"}\n")), "needs content: or source:"));
+  EXPECT_TRUE(
+      has_error(load_result(fleet("    files:\n      /etc/x: {content: a, source: ./b}\n")), "mutually exclusive"));
+  EXPECT_FALSE(load_result(fleet("    files:\n      etc/x: {content: a}\n")).fleet);      // not absolute
+  EXPECT_FALSE(load_result(fleet("    files:\n      /etc/../x: {content: a}\n")).fleet);  // ..
+  EXPECT_FALSE(load_result(fleet("    files:\n      /etc/x/: {content: a}\n")).fleet);    // trailing /
   EXPECT_FALSE(load_result(fleet("    files:\n      /etc/x: {content: a, mode: \"0999\"}\n")).fleet);
   EXPECT_FALSE(load_result(fleet("    files:\n      /etc/x: {content: a, uid: -1}\n")).fleet);
   EXPECT_FALSE(load_result(fleet("    exec:\n      x: {command: []}\n")).fleet);
   EXPECT_FALSE(load_result(fleet("    exec:\n      x: {when: create}\n")).fleet);
-  EXPECT_TRUE(has_error(load_result(fleet("    exec:\n      x: {command: [\"true\"], when: change, watch: [/etc/x]}\n")),
-                        "is not under this container's files:"));
+  EXPECT_TRUE(
+      has_error(load_result(fleet("    exec:\n      x: {command: [\"true\"], when: change, watch: [/etc/x]}\n")),
+                "is not under this container's files:"));
   EXPECT_TRUE(has_error(
-      load_result(fleet("    files:\n      /etc/x: {content: a}\n    exec:\n      x: {command: [\"true\"], watch: [/etc/x]}\n")),
+      load_result(fleet(
+          "    files:\n      /etc/x: {content: a}\n    exec:\n      x: {command: [\"true\"], watch: [/etc/x]}\n")),
       "watch: applies only to when: change"));
   EXPECT_TRUE(has_error(load_result(fleet("    exec:\n      x: {command: [\"true\"]}\n", "stopped")),
                         "commands run only in a running container"));
@@ -172,8 +176,8 @@ TEST(FilesAndExecPlan, ANewContainerIsCreatedStoppedPushedStartedThenRuns) {
   auto f = load(fleet(files_and_exec));
   f.digest_key = std::string(64, 'k');
   const Plan plan = compute_plan(f, empty_live(), {});
-  EXPECT_EQ(ids(plan), (std::vector<std::string>{"launch h:c", "push h:c", "start h:c", "exec h:c init",
-                                                 "exec h:c reload"}));
+  EXPECT_EQ(ids(plan),
+            (std::vector<std::string>{"launch h:c", "push h:c", "start h:c", "exec h:c init", "exec h:c reload"}));
   const auto& launch = plan.actions[0];
   EXPECT_EQ(launch.target_state, model::DesiredState::stopped);
   EXPECT_EQ(launch.config.at(std::string{model::exec_key}), R"({"init":"pending"})");
@@ -280,6 +284,46 @@ TEST(FilesAndExecPlan, TextShowsPushAndExecWithoutSecrets) {
   EXPECT_EQ(text.find("declared-secret-value"), std::string::npos);
   const std::string json = util::json_text(to_json(compute_plan(f, empty_live(), {})));
   EXPECT_EQ(json.find("declared-secret-value"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace berth::plan
+
+namespace berth::plan {
+namespace {
+
+TEST(FilesAndExecPlan, ANewFrozenContainerWithFilesIsFrozenAfterThePush) {
+  auto f = load(fleet("    files:\n      /etc/motd: {content: hi}\n", "frozen"));
+  const Plan plan = compute_plan(f, empty_live(), {});
+  EXPECT_EQ(ids(plan), (std::vector<std::string>{"launch h:c", "push h:c", "start h:c", "freeze h:c"}));
+}
+
+TEST(FilesAndExecPlan, SnapshotsOfANewContainerAreTakenOnceItIsProvisioned) {
+  auto f = load(fleet(files_and_exec + "    snapshots: [base]\n"));
+  const Plan plan = compute_plan(f, empty_live(), {});
+  ASSERT_FALSE(plan.actions.empty());
+  const auto& snap = plan.actions.back();
+  EXPECT_EQ(snap.id, "snapshot h:c/base");
+  EXPECT_EQ(snap.depends_on, std::vector<std::string>{"exec h:c reload"});
+}
+
+TEST(FilesAndExecConfig, ASecretCannotBePartOfACommand) {
+  EXPECT_TRUE(has_error(load_result(fleet("    exec:\n      x: {command: [sh, -c, \"echo ${env:TOKEN}\"]}\n")),
+                        "cannot be part of a command"));
+  EXPECT_TRUE(has_error(load_result(fleet("    exec:\n      x: {command: [\"true\"], cwd: \"/${env:TOKEN}\"}\n")),
+                        "cannot be part of a command"));
+}
+
+TEST(FilesAndExecConfig, EachVariableInATextIsASecretOfItsOwn) {
+  auto f = load(fleet("    files:\n      /etc/app.env: {content: \"TOKEN=${env:TOKEN}\\n\"}\n"));
+  bool whole = false;
+  bool own = false;
+  for (const auto& s : f.secrets) {
+    whole = whole || s.value == "TOKEN=declared-secret-value\n";
+    own = own || s.value == "declared-secret-value";
+  }
+  EXPECT_TRUE(whole);
+  EXPECT_TRUE(own) << "a command that prints only the variable's value must be masked too";
 }
 
 }  // namespace
