@@ -226,6 +226,14 @@ class TlsTransport final : public Transport {
                                              detail::openssl_error_text(ec.message()));
       }
     }
+    if (options.verify_with_system_cas) {
+      // OpenSSL's own chain verification against the default CA paths (SSL_CERT_FILE/SSL_CERT_DIR
+      // or the system store); open() adds the host name or address to match.
+      verify_host_ = true;
+      SSL_CTX_set_default_verify_paths(native);
+      SSL_CTX_set_verify(native, SSL_VERIFY_PEER, nullptr);
+      return {};
+    }
     pin_.accept_any = options.accept_any_server_certificate;
     pin_.expected = config::normalize_fingerprint(options.pinned_fingerprint).value_or("");
     if (!pin_.accept_any && pin_.expected.empty()) {
@@ -280,6 +288,15 @@ class TlsTransport final : public Transport {
       SSL_ctrl(stream_->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
                const_cast<char*>(endpoint_.host.c_str()));
     }
+    if (verify_host_) {
+      X509_VERIFY_PARAM* param = SSL_get0_param(stream_->native_handle());
+      const int set = endpoint_.host_is_ip() ? X509_VERIFY_PARAM_set1_ip_asc(param, endpoint_.host.c_str())
+                                             : X509_VERIFY_PARAM_set1_host(param, endpoint_.host.c_str(), 0);
+      if (set != 1) {
+        close();
+        return make_error(ErrorKind::tls, "cannot verify " + url + ": its host cannot be matched to a certificate");
+      }
+    }
     pin_.seen_fingerprint.clear();
     pin_.seen_pem.clear();
     tcp.expires_after(timeouts_.connect);
@@ -287,7 +304,14 @@ class TlsTransport final : public Transport {
     tcp.expires_never();
     if (ec) {
       close();
-      if (!pin_.accept_any && !pin_.seen_fingerprint.empty() && pin_.seen_fingerprint != pin_.expected) {
+      if (verify_host_) {
+        const long result = SSL_get_verify_result(stream_->native_handle());
+        if (result != X509_V_OK) {
+          return make_error(ErrorKind::tls, "TLS handshake with " + url + " failed: its certificate is not trusted (" +
+                                                X509_verify_cert_error_string(result) +
+                                                "); pin a self-signed server with certificate:");
+        }
+      } else if (!pin_.accept_any && !pin_.seen_fingerprint.empty() && pin_.seen_fingerprint != pin_.expected) {
         Error e = make_error(ErrorKind::certificate_mismatch,
                              "server certificate fingerprint " + pin_.seen_fingerprint + " does not match the pinned " +
                                  pin_.expected + "; refusing to talk to it");
@@ -334,6 +358,7 @@ class TlsTransport final : public Transport {
   Endpoint endpoint_;
   Timeouts timeouts_;
   PinState pin_;
+  bool verify_host_ = false;  // verify_with_system_cas: the CAs and the host name decide, not the pin
   std::optional<beast::ssl_stream<beast::tcp_stream>> stream_;
   beast::flat_buffer buffer_;
 };
@@ -480,6 +505,14 @@ int Client::connections_opened() const {
 
 Result<Response> Client::request(Method method, std::string_view target, const std::optional<nlohmann::json>& body,
                                  const Headers& headers) {
+  auto raw = request_raw(method, target, body, headers);
+  if (!raw) return raw.error();
+  return parse_envelope(raw->status, raw->body, std::move(raw->headers),
+                        std::string{to_string(method)} + " " + redact_target(target));
+}
+
+Result<HttpResponse> Client::request_raw(Method method, std::string_view target,
+                                         const std::optional<nlohmann::json>& body, const Headers& headers) {
   const std::string what = std::string{to_string(method)} + " " + redact_target(target);
   HttpRequest req{to_verb(method), std::string{target}, 11};
   req.set(http::field::host, impl_->endpoint.authority());
@@ -520,7 +553,7 @@ Result<Response> Client::request(Method method, std::string_view target, const s
     const auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
     spdlog::debug("lxd {}: {} -> {} ({} bytes, {} ms)", impl_->url, what, raw->status, raw->body.size(), ms);
-    return parse_envelope(raw->status, raw->body, std::move(raw->headers), what);
+    return HttpResponse{raw->status, std::move(raw->headers), std::move(raw->body)};
   }
 }
 

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/util/random.hpp"
+#include "providers/lxd/image_server.hpp"
 #include "providers/lxd/instance_api.hpp"
 #include "providers/lxd/journal.hpp"
 #include "providers/lxd/migration.hpp"
@@ -228,8 +229,74 @@ class Run {
     return parsed_alias->target;
   }
 
+  // The image to launch from an image server: the pinned fingerprint, else what the alias names
+  // now for the target host's architecture (read again, as a remote's alias is). The host is given
+  // the fingerprint, not the alias: with images.auto_update_interval set (LXD's default), LXD 5.0
+  // launches an alias from the image it cached earlier for the same server and alias
+  // (lxd/daemon_images.go, PreferCached), so a recreate after the alias moved would get the old
+  // image again.
+  Result<std::string> server_image_fingerprint(RemoteHandle& dst, const model::ImageRef& image) {
+    if (image.fingerprint) return *image.fingerprint;
+    auto env = server_environment(dst);
+    if (!env) return env.error();
+    const model::ServerImage found = read_server_image({*image.server, image.alias}, options_.timeouts);
+    if (!found.error.empty()) return make_error(ErrorKind::not_found, found.error);
+    auto fingerprint = model::fingerprint_for(found, env->kernel_architecture);
+    if (!fingerprint || fingerprint->empty()) {
+      return make_error(ErrorKind::not_found, "image server " + image.server->url + " has no image '" + image.alias +
+                                                  "' for architecture " + env->kernel_architecture + " (the " +
+                                                  dst.name() + " host's)");
+    }
+    return *fingerprint;
+  }
+
+  Result<void> launch_from_server() {
+    const auto& image = *action_.image;
+    const std::string& name = action_.address.container;
+    auto dst = remote(action_.address.remote);
+    if (!dst) return dst.error();
+    auto resolved = server_image_fingerprint(**dst, image);
+    if (!resolved) return resolved.error();
+    const std::string fingerprint = *resolved;
+    // As `lxc launch` does for a public image on an image server: the host fetches it itself.
+    const nlohmann::json source = {{"type", "image"},
+                                   {"mode", "pull"},
+                                   {"server", image.server->url},
+                                   {"protocol", model::to_string(image.server->protocol)},
+                                   {"fingerprint", fingerprint},
+                                   {"certificate", image.server->certificate}};
+    nlohmann::json config = action_.config;
+    if (request_.fleet != nullptr) config[std::string{model::fleet_key}] = request_.fleet->name;
+    const nlohmann::json body = {
+        {"name", name},        {"architecture", ""},
+        {"config", config},    {"devices", nlohmann::json(action_.devices)},
+        {"ephemeral", false},  {"profiles", action_.profiles ? nlohmann::json(*action_.profiles) : nlohmann::json()},
+        {"stateful", false},   {"description", ""},
+        {"type", "container"}, {"instance_type", ""},
+        {"source", source}};
+    report("creating " + name + " from " + model::to_string(image));
+    auto created =
+        journal_.step("create",
+                      {{"remote", action_.address.remote},
+                       {"instance", name},
+                       {"image",
+                        {{"server", image.server->url},
+                         {"protocol", model::to_string(image.server->protocol)},
+                         {"alias", image.alias},
+                         {"fingerprint", fingerprint}}}},
+                      [&]() -> Result<void> {
+                        auto op = call_and_wait(**dst, Method::post, "/1.0/instances", body, wait("creating " + name));
+                        if (!op) return op.error();
+                        return {};
+                      });
+    if (!created) return created;
+    if (action_.target_state) return reach_state(**dst, name, *action_.target_state);
+    return {};
+  }
+
   Result<void> launch() {
     if (!action_.image) return make_error(ErrorKind::invalid_argument, action_.id + ": no image in the plan");
+    if (action_.image->server) return launch_from_server();
     const auto& image = *action_.image;
     const std::string& name = action_.address.container;
     auto dst = remote(action_.address.remote);
@@ -574,6 +641,14 @@ class Run {
       // Nothing is deleted unless the image it is launched from again is there now (and, from
       // another remote, that remote answers): else the container would be lost and nothing made.
       if (!action_.image) return make_error(ErrorKind::invalid_argument, action_.id + ": no image in the plan");
+      if (action_.image->server) {
+        // The server answers for the alias now (or the pin): the image can be fetched again.
+        if (auto fp = server_image_fingerprint(**r, *action_.image); !fp) return fp.error();
+        if (auto removed = remove(**r, name, "recreate-delete", {{"before", before_of(**read)}}); !removed) {
+          return removed;
+        }
+        return launch();
+      }
       auto img = remote(action_.image->remote);
       if (!img) return img.error();
       if (auto fp = image_fingerprint(**img, *action_.image); !fp) return fp.error();
