@@ -236,7 +236,13 @@ class Run {
   // (lxd/daemon_images.go, PreferCached), so a recreate after the alias moved would get the old
   // image again.
   Result<std::string> server_image_fingerprint(RemoteHandle& dst, const model::ImageRef& image) {
-    if (image.fingerprint) return *image.fingerprint;
+    if (image.fingerprint) {
+      // The server must still list it: a recreate deletes nothing before it knows.
+      const std::string problem =
+          server_image_problem({*image.server, image.alias}, *image.fingerprint, options_.timeouts);
+      if (!problem.empty()) return make_error(ErrorKind::not_found, problem);
+      return *image.fingerprint;
+    }
     auto env = server_environment(dst);
     if (!env) return env.error();
     const model::ServerImage found = read_server_image({*image.server, image.alias}, options_.timeouts);
@@ -641,14 +647,7 @@ class Run {
       // Nothing is deleted unless the image it is launched from again is there now (and, from
       // another remote, that remote answers): else the container would be lost and nothing made.
       if (!action_.image) return make_error(ErrorKind::invalid_argument, action_.id + ": no image in the plan");
-      if (action_.image->server) {
-        // The server answers for the alias now (or the pin): the image can be fetched again.
-        if (auto fp = server_image_fingerprint(**r, *action_.image); !fp) return fp.error();
-        if (auto removed = remove(**r, name, "recreate-delete", {{"before", before_of(**read)}}); !removed) {
-          return removed;
-        }
-        return launch();
-      }
+      if (action_.image->server) return recreate_from_server(**r, name, **read);
       auto img = remote(action_.image->remote);
       if (!img) return img.error();
       if (auto fp = image_fingerprint(**img, *action_.image); !fp) return fp.error();
@@ -662,6 +661,65 @@ class Run {
       }
     }
     return launch();
+  }
+
+  // A recreate from an image server deletes nothing before the host has the image: the server
+  // answering berth is not enough, because LXD 5.0 reads a simplestreams server through its own
+  // cache of index.json and images.json, kept an hour (client/connection.go
+  // ConnectSimpleStreams; lxd/daemon_images.go: CacheExpiry), and cannot fetch a version published
+  // since. So the host fetches the image into its store first (POST /1.0/images, as `lxc image
+  // copy` does); if it cannot, the container stays as it is. An image fetched only for this is
+  // removed from the store again once the container is made from it.
+  Result<void> recreate_from_server(RemoteHandle& r, const std::string& name, const InstanceRead& read) {
+    const auto& image = *action_.image;
+    auto resolved = server_image_fingerprint(r, image);
+    if (!resolved) return resolved.error();
+    const std::string fingerprint = *resolved;
+    auto present = r.client.get("/1.0/images/" + path_segment(fingerprint));
+    if (!present && !(present.error().kind == ErrorKind::server && present.error().http_status == 404)) {
+      return r.error(present.error());
+    }
+    const bool fetched = !present;
+    const nlohmann::json image_detail = {{"server", image.server->url},
+                                         {"protocol", model::to_string(image.server->protocol)},
+                                         {"fingerprint", fingerprint}};
+    if (fetched) {
+      report("fetching image " + fingerprint.substr(0, 12) + " onto " + r.name());
+      const nlohmann::json body = {{"source",
+                                    {{"type", "image"},
+                                     {"mode", "pull"},
+                                     {"server", image.server->url},
+                                     {"protocol", model::to_string(image.server->protocol)},
+                                     {"fingerprint", fingerprint},
+                                     {"certificate", image.server->certificate}}}};
+      auto got = journal_.step("image-fetch", {{"remote", r.name()}, {"instance", name}, {"image", image_detail}},
+                               [&]() -> Result<void> {
+                                 auto op = call_and_wait(r, Method::post, "/1.0/images", body,
+                                                         wait("fetching image " + fingerprint.substr(0, 12)));
+                                 if (!op) return op.error();
+                                 return {};
+                               });
+      if (!got) {
+        return make_error(got.error().kind,
+                          got.error().message + "; " + name + " was not deleted. The host reads an image server " +
+                              "through a cache it keeps for an hour, so an image published since may not be " +
+                              "visible to it yet: apply again later");
+      }
+    }
+    if (auto removed = remove(r, name, "recreate-delete", {{"before", before_of(read)}}); !removed) return removed;
+    auto launched = launch();
+    if (fetched) {
+      (void)journal_.step("image-fetch-remove", {{"remote", r.name()}, {"instance", name}, {"image", image_detail}},
+                          [&]() -> Result<void> {
+                            auto op = call_and_wait(r, Method::delete_, "/1.0/images/" + path_segment(fingerprint),
+                                                    std::nullopt, wait("removing the fetched image"));
+                            if (!op && !(op.error().kind == ErrorKind::server && op.error().http_status == 404)) {
+                              return op.error();
+                            }
+                            return {};
+                          });
+    }
+    return launched;
   }
 
   // --- copy and move ---------------------------------------------------------------------------

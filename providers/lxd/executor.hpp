@@ -13,6 +13,8 @@
 //   snapshot | delete-snapshot                      {remote, instance, snapshot}
 //   migrate-source  cross-remote copy/move: POST on the source  {kind, source}
 //   image-secret-revoke  the unused image secret operation cancelled  {remote, fingerprint}
+//   image-fetch     recreate from an image server: the host fetches the image first  {remote, instance, image}
+//   image-fetch-remove   that image removed from the host's store again  {remote, instance, image}
 //   migrate         the target pulls                {kind, source, target, source_operation}; result
 //                   {target_operation, target_etag}: the marked target as the transfer left it
 //   verify          move: target checked against the source; result {target_etag, source_etag}

@@ -141,8 +141,7 @@ Result<Client> connect_server(const model::ImageServer& server, const config::Im
   return connect_https(remote.to_string(), tls, timeouts);
 }
 
-Result<std::map<std::string, std::string>> read_simplestreams(Client& client, const std::string& base,
-                                                              const model::ServerImageQuery& query) {
+Result<std::vector<StreamImage>> read_stream_images(Client& client, const std::string& base) {
   const std::string index_path = base + "/streams/v1/index.json";
   auto index = fetch_json(client, index_path);
   if (!index) return index.error();
@@ -165,7 +164,14 @@ Result<std::map<std::string, std::string>> read_simplestreams(Client& client, co
     if (!listed) return make_error(ErrorKind::protocol, "GET " + *path + ": " + listed.error().message);
     images.insert(images.end(), std::make_move_iterator(listed->begin()), std::make_move_iterator(listed->end()));
   }
-  auto found = resolve_stream_alias(images, query.alias, query.server.url);
+  return images;
+}
+
+Result<std::map<std::string, std::string>> read_simplestreams(Client& client, const std::string& base,
+                                                              const model::ServerImageQuery& query) {
+  auto images = read_stream_images(client, base);
+  if (!images) return images.error();
+  auto found = resolve_stream_alias(*images, query.alias, query.server.url);
   if (found.empty()) {
     return make_error(ErrorKind::not_found, "it lists no container image with the alias '" + query.alias + "'");
   }
@@ -323,6 +329,32 @@ std::map<std::string, std::string> resolve_stream_alias(const std::vector<Stream
     }
   }
   return out;
+}
+
+std::string server_image_problem(const model::ServerImageQuery& query, const std::string& fingerprint,
+                                 const Timeouts& timeouts) {
+  const std::string who = "image server " + query.server.url + ", image " + fingerprint;
+  try {
+    const auto url = config::parse_image_server_url(query.server.url);
+    if (!url.url) return who + ": invalid URL: " + url.problem;
+    auto client = connect_server(query.server, *url.url, timeouts);
+    if (!client) return who + ": " + client.error().message;
+    if (query.server.protocol == model::ImageProtocol::lxd) {
+      auto res = client->get(url.url->path + "/1.0/images/" + path_segment(fingerprint));
+      if (res) return {};
+      if (res.error().kind == ErrorKind::server && res.error().http_status == 404) {
+        return who + ": it has no such public image";
+      }
+      return who + ": " + res.error().message;
+    }
+    auto images = read_stream_images(*client, url.url->path);
+    if (!images) return who + ": " + images.error().message;
+    const bool listed =
+        std::any_of(images->begin(), images->end(), [&](const StreamImage& i) { return i.fingerprint == fingerprint; });
+    return listed ? std::string{} : who + ": it lists no such container image";
+  } catch (const std::exception& e) {
+    return who + ": internal error: " + e.what();
+  }
 }
 
 model::ServerImage read_server_image(const model::ServerImageQuery& query, const Timeouts& timeouts) {

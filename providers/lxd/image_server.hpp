@@ -66,4 +66,9 @@ struct StreamImage {
 // result's error says why and names the server and the alias.
 [[nodiscard]] model::ServerImage read_server_image(const model::ServerImageQuery& query, const Timeouts& timeouts);
 
+// Why `fingerprint` (a pinned image) cannot be fetched from the query's server now, or "" when the
+// server lists it (simplestreams: among its container images; lxd: as a public image).
+[[nodiscard]] std::string server_image_problem(const model::ServerImageQuery& query, const std::string& fingerprint,
+                                               const Timeouts& timeouts);
+
 }  // namespace berth::lxd
