@@ -241,8 +241,13 @@ class Resolver {
     constexpr std::uint64_t max_certificate_bytes = 64 * util::kib;
     std::filesystem::path full{file};
     if (full.is_relative() && doc_.file != stdin_name) full = std::filesystem::path{doc_.file}.parent_path() / full;
-    const auto read = util::read_file_bounded(full, max_certificate_bytes);
-    std::string why;
+    // Only a regular file: a FIFO or a device (/dev/stdin) could block the load.
+    std::error_code ec;
+    const auto status = std::filesystem::status(full, ec);
+    const bool special = !ec && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status) &&
+                         !std::filesystem::is_directory(status);
+    const auto read = special ? util::FileRead{} : util::read_file_bounded(full, max_certificate_bytes);
+    std::string why = special ? "it is not a regular file" : "";
     switch (read.problem) {
       case util::ReadProblem::none: break;
       case util::ReadProblem::not_found: why = "no such file"; break;
