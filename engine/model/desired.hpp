@@ -52,8 +52,8 @@ struct ImageServer {
 
 // An image as a container needs it: an alias on some remote, or on an image server.
 struct ImageRef {
-  std::string
-      remote;  // where the alias lives (may differ from the container's remote: the target pulls); empty with server
+  // Where the alias lives (may differ from the container's remote: the target pulls); empty with server.
+  std::string remote;
   std::string alias;
   std::optional<ImageServer> server;       // set: the alias is on this image server, not on a remote
   std::optional<std::string> fingerprint;  // server images only: pinned (64 lowercase hex digits)

@@ -135,12 +135,12 @@ containers: {}
   r = load_fleet_file(dir.path() / "fleet.yaml", testing::fixed_env({}));
   ASSERT_FALSE(r.fleet);
   const std::string text = all(r);
-  EXPECT_NE(text.find(":5:66: error: images.a1.certificate: unusable certificate file '" + (dir.path() / "missing.pem").string() +
-                      "': no such file"),
+  EXPECT_NE(text.find(":5:66: error: images.a1.certificate: unusable certificate file '" +
+                      (dir.path() / "missing.pem").string() + "': no such file"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find(":6:66: error: images.a2.certificate: unusable certificate file '" + (dir.path() / "bad.pem").string() +
-                      "': the certificate is not valid base64"),
+  EXPECT_NE(text.find(":6:66: error: images.a2.certificate: unusable certificate file '" +
+                      (dir.path() / "bad.pem").string() + "': the certificate is not valid base64"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("key.pem': it has no -----BEGIN CERTIFICATE----- line"), std::string::npos) << text;
