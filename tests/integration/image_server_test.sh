@@ -35,7 +35,8 @@ stop_server() {
         SRV_PID=
     fi
 }
-trap 'rc=$?; stop_server; (exit $rc); _cleanup' EXIT
+# set +e: under set -e, `(exit 1)` would end the trap before lib.sh's _cleanup stops the test bed.
+trap 'rc=$?; set +e; stop_server; (exit $rc); _cleanup' EXIT
 
 case "$(uname -m)" in
     x86_64) SS_ARCH=amd64 ;;
