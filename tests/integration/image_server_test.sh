@@ -12,7 +12,8 @@
 #   --allow-recreate recreates the container from it; a saved plan launches from the server too;
 # - a pinned fingerprint: drift is compared with the pin, without asking the server;
 # - a server that does not answer, or answers with another certificate, makes only the containers
-#   that need it unplanned (exit 1), naming the server; the rest of the plan goes on.
+#   that need it unplanned (exit 1), naming the server; the rest of the plan goes on;
+# - protocol: lxd, with the test bed's own host as the image server (a public image).
 # The host reaches the server through loopback, which LXD's proxy function never proxies
 # (shared/proxy.go useProxy: loopback addresses and localhost go direct); tb.sh also sets NO_PROXY.
 # shellcheck disable=SC2016 # jq filters use jq's $variables
@@ -295,6 +296,35 @@ test_unreadable_servers() {
     assert_jq "$OUT" "$ACTION_SET" "launch h1:plain" "the rest is planned"
 }
 
+# protocol: lxd, against the test bed's own host: its bb image made public, pinned by the host's
+# certificate. berth reads the alias as an untrusted client, as LXD's public image servers are read.
+test_lxd_protocol() {
+    local fp
+    fp=$(tb_lxc query h1:/1.0/images/aliases/bb | jq -r .target)
+    tb_lxc_q query -X PATCH "h1:/1.0/images/$fp" -d '{"public": true}'
+    cp "$TB_HOST1_LXD_DIR/server.crt" "$WORK/h1.pem"
+    cat >"$FLEET" <<EOF
+version: 1
+remotes:
+  h1: {url: "${TB_HOST1_URL}"}
+images:
+  public: {server: "${TB_HOST1_URL}", protocol: lxd, alias: bb, certificate: h1.pem}
+  private: {server: "${TB_HOST1_URL}", protocol: lxd, alias: no-such-alias, certificate: h1.pem}
+containers:
+  pub: {remote: h1, image: public, state: stopped}
+  priv: {remote: h1, image: private, state: stopped}
+EOF
+    run berth plan -f "$FLEET" --json
+    assert_jq "$OUT" "$ACTION_SET" "launch h1:pub" "a public alias on an LXD server resolves"
+    assert_jq "$OUT" '.not_planned["h1:priv"] | test("no public image alias .no-such-alias.")' true \
+        "an alias it does not have is named"
+    run berth_t apply -f "$FLEET" --auto-approve
+    check_hung apply
+    assert_eq "$fp" "$(lxc_config h1 pub volatile.base_image)" "pub was launched from the LXD server's image"
+    run berth plan -f "$FLEET" --json
+    assert_jq "$OUT" '[.diagnostics[] | select(.path == "h1:pub")] | length' 0 "no drift for pub"
+}
+
 tb_start 1
 add_secret "$(tb_password 1)"
 run berth remote add h1 "$TB_HOST1_URL" --password "$(tb_password 1)" --accept-certificate
@@ -319,4 +349,5 @@ test_on_image_change_replace
 test_saved_plan
 test_pinned
 test_unreadable_servers
+test_lxd_protocol
 finish
