@@ -1,6 +1,8 @@
 #include "providers/lxd/executor.hpp"
 
 #include <map>
+#include <mutex>
+#include <set>
 
 #include <spdlog/spdlog.h>
 
@@ -50,13 +52,58 @@ std::optional<std::vector<std::string>> strings_of(const nlohmann::json& j) {
   return out;
 }
 
+}  // namespace
+
+// What image servers answered during one apply, shared by its actions (thread-safe): a fleet that
+// launches many containers from one image reads the server's index once, not once per container
+// (a public server's images.json is megabytes). Only answers that resolved are kept; a failed read
+// is tried again by the next action.
+class ServerImageCache {
+ public:
+  model::ServerImage resolve(const model::ServerImageQuery& query, const Timeouts& timeouts) {
+    {
+      std::lock_guard lock(mu_);
+      if (const auto it = resolved_.find(query); it != resolved_.end()) return it->second;
+    }
+    model::ServerImage image = read_server_image(query, timeouts);  // not under the lock: it is slow
+    if (image.error.empty()) {
+      std::lock_guard lock(mu_);
+      resolved_.emplace(query, image);
+    }
+    return image;
+  }
+
+  std::string problem(const model::ServerImageQuery& query, const std::string& fingerprint, const Timeouts& timeouts) {
+    {
+      std::lock_guard lock(mu_);
+      if (listed_.contains({query, fingerprint})) return {};
+    }
+    std::string why = server_image_problem(query, fingerprint, timeouts);
+    if (why.empty()) {
+      std::lock_guard lock(mu_);
+      listed_.insert({query, fingerprint});
+    }
+    return why;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<model::ServerImageQuery, model::ServerImage> resolved_;
+  std::set<std::pair<model::ServerImageQuery, std::string>> listed_;
+};
+
+namespace {
+
 // One execute() call: the action, its connections (one per remote it touches, opened on first
-// use) and its journal. Nothing here outlives the call, so parallel actions share nothing.
+// use) and its journal. Nothing here outlives the call, so parallel actions share nothing (but the
+// image server answers of the apply).
 class Run {
  public:
-  Run(const ClientConfig& config, const ExecutorOptions& options, const providers::ExecuteRequest& request)
+  Run(const ClientConfig& config, const ExecutorOptions& options, const providers::ExecuteRequest& request,
+      ServerImageCache& images)
       : config_(config),
         options_(options),
+        images_(images),
         request_(request),
         action_(*request.action),
         journal_(request.journal, action_.id) {}
@@ -238,14 +285,13 @@ class Run {
   Result<std::string> server_image_fingerprint(RemoteHandle& dst, const model::ImageRef& image) {
     if (image.fingerprint) {
       // The server must still list it: a recreate deletes nothing before it knows.
-      const std::string problem =
-          server_image_problem({*image.server, image.alias}, *image.fingerprint, options_.timeouts);
+      const std::string problem = images_.problem({*image.server, image.alias}, *image.fingerprint, options_.timeouts);
       if (!problem.empty()) return make_error(ErrorKind::not_found, problem);
       return *image.fingerprint;
     }
     auto env = server_environment(dst);
     if (!env) return env.error();
-    const model::ServerImage found = read_server_image({*image.server, image.alias}, options_.timeouts);
+    const model::ServerImage found = images_.resolve({*image.server, image.alias}, options_.timeouts);
     if (!found.error.empty()) return make_error(ErrorKind::not_found, found.error);
     auto fingerprint = model::fingerprint_for(found, env->kernel_architecture);
     if (!fingerprint || fingerprint->empty()) {
@@ -1179,6 +1225,7 @@ class Run {
 
   const ClientConfig& config_;
   const ExecutorOptions& options_;
+  ServerImageCache& images_;
   const providers::ExecuteRequest& request_;
   const plan::Action& action_;
   Journal journal_;
@@ -1191,7 +1238,9 @@ class Run {
 }  // namespace
 
 LxdExecutor::LxdExecutor(ClientConfig config, ExecutorOptions options)
-    : config_(std::move(config)), options_(options) {}
+    : config_(std::move(config)), options_(options), images_(std::make_unique<ServerImageCache>()) {}
+
+LxdExecutor::~LxdExecutor() = default;
 
 providers::ExecuteResponse LxdExecutor::execute(const providers::ExecuteRequest& request) {
   providers::ExecuteResponse response;
@@ -1199,7 +1248,7 @@ providers::ExecuteResponse LxdExecutor::execute(const providers::ExecuteRequest&
     response.error = "no action given";
     return response;
   }
-  Run run(config_, options_, request);
+  Run run(config_, options_, request, *images_);
   auto result = run.execute();
   response.ok = result.ok();
   if (!result) response.error = result.error().message;

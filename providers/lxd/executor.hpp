@@ -41,15 +41,20 @@ struct ExecutorOptions {
   std::chrono::seconds poll{1};
 };
 
+class ServerImageCache;
+
 class LxdExecutor final : public providers::ActionExecutor {
  public:
   explicit LxdExecutor(ClientConfig config, ExecutorOptions options = {});
-  // Thread-safe: each call opens its own connections and shares nothing.
+  ~LxdExecutor() override;
+  // Thread-safe: each call opens its own connections and shares nothing but what image servers
+  // answered (read once per executor, that is per apply).
   providers::ExecuteResponse execute(const providers::ExecuteRequest& request) override;
 
  private:
   ClientConfig config_;
   ExecutorOptions options_;
+  std::unique_ptr<ServerImageCache> images_;
 };
 
 class LxdRecoverer final : public providers::Recoverer {
