@@ -515,7 +515,11 @@ Result<HttpResponse> Client::request_raw(Method method, std::string_view target,
                                          const std::optional<nlohmann::json>& body, const Headers& headers) {
   const std::string what = std::string{to_string(method)} + " " + redact_target(target);
   HttpRequest req{to_verb(method), std::string{target}, 11};
-  req.set(http::field::host, impl_->endpoint.authority());
+  // As Go's client writes it: no port when it is https' default (image servers behind CDNs route by
+  // the host name).
+  std::string host = impl_->endpoint.authority();
+  if (impl_->endpoint.scheme == Scheme::https && impl_->endpoint.port == 443) host.resize(host.size() - 4);
+  req.set(http::field::host, host);
   req.set(http::field::user_agent, "berth/0.1");
   req.set(http::field::accept, "application/json");
   for (const auto& [k, v] : headers) req.set(k, v);
