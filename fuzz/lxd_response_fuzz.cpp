@@ -1,8 +1,9 @@
 // Answers of an LXD daemon, read as berth reads them: the envelope (client.cpp parse_envelope), then
 // every typed parser in providers/lxd/wire.cpp and what the state reader, the executor and the
-// recoverer build from their results. A daemon's answer may be broken or hostile; whatever the
-// bytes, the result is a value or an error, never a crash, a hang or an exception. The writable
-// part of an instance that parses also survives the trip through its PUT body unchanged.
+// recoverer build from their results; and the same bytes as an image server's simplestreams index
+// and products file (image_server.cpp). A daemon's or a server's answer may be broken or hostile;
+// whatever the bytes, the result is a value or an error, never a crash, a hang or an exception. The
+// writable part of an instance that parses also survives the trip through its PUT body unchanged.
 
 #include <cstddef>
 #include <cstdint>
@@ -11,7 +12,9 @@
 #include <string>
 #include <string_view>
 
+#include "engine/util/json_parse.hpp"
 #include "providers/lxd/client.hpp"
+#include "providers/lxd/image_server.hpp"
 #include "providers/lxd/live_parse.hpp"
 #include "providers/lxd/migration.hpp"
 #include "providers/lxd/operations.hpp"
@@ -62,10 +65,21 @@ void read_as_everything(const nlohmann::json& metadata) {
   }
 }
 
+// The same bytes as an image server's simplestreams index and products file (image_server.cpp).
+void read_as_image_server(std::string_view body) {
+  const auto parsed = berth::util::parse_bounded_json(body);
+  if (parsed.problem != berth::util::JsonProblem::none) return;
+  static_cast<void>(lxd::parse_stream_index(parsed.value));
+  if (auto images = lxd::parse_stream_products(parsed.value)) {
+    static_cast<void>(lxd::resolve_stream_alias(*images, "a", "https://cloud-images.ubuntu.com/releases"));
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view body{reinterpret_cast<const char*>(data), size};
+  read_as_image_server(body);
   // The same bytes as a success and as an error answer: both paths of the envelope.
   static_cast<void>(lxd::parse_envelope(404, body, {}, "GET /1.0/fuzz"));
   auto envelope = lxd::parse_envelope(200, body, {}, "GET /1.0/fuzz");

@@ -30,11 +30,27 @@ struct ReadStateResponse {
   diag::Diagnostics diagnostics;
 };
 
+// An alias on an image server, resolved at plan time (read-only: the index, never the image).
+struct ReadImageRequest {
+  model::ServerImageQuery query;
+};
+
+struct ReadImageResponse {
+  model::ServerImage image;  // error set when it does not resolve; the message names the server
+};
+
 class StateReader {
  public:
   virtual ~StateReader() = default;
   // Reads one remote in bulk. Thread-safe: the caller reads all remotes in parallel.
   virtual ReadStateResponse read_state(const ReadStateRequest& request) = 0;
+  // Resolves one alias on an image server. Thread-safe, like read_state. A reader that cannot
+  // reach image servers answers that it does not resolve.
+  virtual ReadImageResponse read_image(const ReadImageRequest& request) {
+    ReadImageResponse response;
+    response.image.error = "image server " + request.query.server.url + ": not read by this provider";
+    return response;
+  }
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -17,10 +17,12 @@ readonly BUILD_PACKAGES=(
     lxc-dev
 )
 # Test bed (tests/testbed/tb.sh) and the integration tests: real LXD hosts,
-# the busybox image, and the tools the test scripts call.
+# the busybox image, and the tools the test scripts call (squashfs-tools and
+# xz-utils: image_server_test.sh builds split images for its image server).
 readonly TEST_PACKAGES=(
     lxd lxc lxc-templates busybox-static btrfs-progs rsync
     iproute2 procps util-linux coreutils tar gzip openssl curl jq python3
+    squashfs-tools xz-utils
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }

@@ -14,16 +14,37 @@ namespace berth::apply {
 LiveRead read_live_state(const model::Fleet& fleet, providers::StateReader& reader, int parallelism) {
   std::set<std::string> image_remotes;
   for (const auto& [name, c] : fleet.containers) {
-    if (c.image) image_remotes.insert(c.image->remote);
+    if (c.image && !c.image->server) image_remotes.insert(c.image->remote);
+  }
+  // Aliases on image servers, each asked once however many containers use it. A pinned image
+  // needs no read: drift compares with its fingerprint.
+  std::set<model::ServerImageQuery> queries;
+  for (const auto& [name, c] : fleet.containers) {
+    if (c.image && c.image->server && !c.image->fingerprint) queries.insert({*c.image->server, c.image->alias});
   }
   std::vector<providers::ReadStateRequest> requests;
   for (const auto& [name, spec] : fleet.remotes) requests.push_back({spec, image_remotes.count(name) != 0});
+  const std::vector<model::ServerImageQuery> image_requests(queries.begin(), queries.end());
 
-  // Each worker takes the next remote until none is left; results land in their own slots.
+  // Each worker takes the next read (the remotes, then the image servers) until none is left;
+  // results land in their own slots.
   std::vector<providers::ReadStateResponse> responses(requests.size());
+  std::vector<providers::ReadImageResponse> image_responses(image_requests.size());
+  const std::size_t jobs = requests.size() + image_requests.size();
   std::atomic<std::size_t> next{0};
   auto work = [&] {
-    for (std::size_t i = next++; i < requests.size(); i = next++) {
+    for (std::size_t i = next++; i < jobs; i = next++) {
+      if (i >= requests.size()) {
+        const std::size_t k = i - requests.size();
+        try {
+          image_responses[k] = reader.read_image({image_requests[k]});
+        } catch (const std::exception& e) {
+          image_responses[k] = {};
+          image_responses[k].image.error =
+              "image server " + image_requests[k].server.url + ": internal error: " + e.what();
+        }
+        continue;
+      }
       try {
         responses[i] = reader.read_state(requests[i]);
       } catch (const std::exception& e) {
@@ -34,7 +55,7 @@ LiveRead read_live_state(const model::Fleet& fleet, providers::StateReader& read
       }
     }
   };
-  const auto workers = std::min<std::size_t>(requests.size(), static_cast<std::size_t>(std::max(parallelism, 1)));
+  const auto workers = std::min<std::size_t>(jobs, static_cast<std::size_t>(std::max(parallelism, 1)));
   std::vector<std::thread> pool;
   pool.reserve(workers);
   for (std::size_t w = 0; w < workers; ++w) pool.emplace_back(work);
@@ -50,6 +71,13 @@ LiveRead read_live_state(const model::Fleet& fleet, providers::StateReader& read
       spdlog::info("remote {} is unknown: {}", name, response.live.error);
     }
     result.live.remotes.emplace(name, std::move(response.live));
+  }
+  for (std::size_t k = 0; k < image_requests.size(); ++k) {
+    if (!image_responses[k].image.error.empty()) {
+      spdlog::info("image {} {} does not resolve: {}", image_requests[k].server.url, image_requests[k].alias,
+                   image_responses[k].image.error);
+    }
+    result.live.server_images.emplace(image_requests[k], std::move(image_responses[k].image));
   }
   return result;
 }

@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "engine/config/load.hpp"
+#include "engine/config/pem.hpp"
 #include "engine/config/schema_check.hpp"
 #include "engine/config/url.hpp"
 #include "engine/util/limits.hpp"
@@ -184,11 +185,92 @@ class Resolver {
     spec.name = name;
     spec.where = doc_.key_where(path);
     if (auto alias = string_at(child(path, "alias"))) spec.alias = *alias;
+    const nlohmann::json* body = doc_.find(path);
+    const bool has_server = body != nullptr && body->is_object() && body->contains("server");
     if (auto remote = string_at(child(path, "remote"))) {
       spec.remote = *remote;
       check_remote_reference(child(path, "remote"), *remote);
     }
+    if (has_server) {
+      if (body->contains("remote")) {
+        error(child(path, "server"), doc_.key_where(child(path, "server")), "remote and server are mutually exclusive",
+              "an image is either on a remote (remote:) or on an image server (server:): remove one of them");
+      }
+      image_server(path, spec);
+    } else if (body != nullptr && body->is_object()) {
+      for (const char* key : {"protocol", "fingerprint", "certificate"}) {
+        if (!body->contains(key)) continue;
+        error(child(path, key), doc_.key_where(child(path, key)), std::string{key} + " needs server:",
+              std::string{key} + " describes an image server: add server: https://..., or remove " + key);
+      }
+    }
     return spec;
+  }
+
+  // server:, protocol:, fingerprint: and certificate: of an image entry.
+  void image_server(const KeyPath& path, model::ImageSpec& spec) {
+    model::ImageServer server;
+    if (auto url = string_at(child(path, "server"))) {
+      const KeyPath at = child(path, "server");
+      auto parsed = parse_image_server_url(*url);
+      if (parsed.url) {
+        server.url = parsed.url->to_string();
+      } else {
+        const auto* o = doc_.origin(at);
+        const bool secret = o != nullptr && !o->env_vars.empty();
+        error(at, doc_.value_where(at),
+              secret ? doc_.quoted(at) + " is not a valid image server URL" : "invalid image server URL " + quote(*url),
+              parsed.problem + "; expected https://HOST[:PORT][/PATH]");
+      }
+    }
+    if (auto protocol = string_at(child(path, "protocol"))) {
+      server.protocol = model::image_protocol_from_string(*protocol).value_or(model::ImageProtocol::simplestreams);
+    }
+    if (auto fingerprint = string_at(child(path, "fingerprint"))) {
+      spec.fingerprint = normalize_image_fingerprint(*fingerprint);
+      if (!spec.fingerprint) {
+        error(child(path, "fingerprint"), doc_.value_where(child(path, "fingerprint")),
+              "invalid image fingerprint " + doc_.quoted(child(path, "fingerprint")),
+              "expected the image's full fingerprint: 64 hex digits, as `lxc image info` shows it");
+      }
+    }
+    if (auto file = string_at(child(path, "certificate"))) {
+      if (auto pem = certificate(child(path, "certificate"), *file)) server.certificate = std::move(*pem);
+    }
+    spec.server = std::move(server);
+  }
+
+  // The PEM of a certificate file, relative to the fleet file's directory (the working directory
+  // for a file read from standard input); an error at the value when it cannot be used.
+  std::optional<std::string> certificate(const KeyPath& at, const std::string& file) {
+    // A certificate is a few kilobytes; a chain of a dozen fits in 64 KiB.
+    constexpr std::uint64_t max_certificate_bytes = 64 * util::kib;
+    std::filesystem::path full{file};
+    if (full.is_relative() && doc_.file != stdin_name) full = std::filesystem::path{doc_.file}.parent_path() / full;
+    // Only a regular file: a FIFO or a device (/dev/stdin) could block the load.
+    std::error_code ec;
+    const auto status = std::filesystem::status(full, ec);
+    const bool special = !ec && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status) &&
+                         !std::filesystem::is_directory(status);
+    const auto read = special ? util::FileRead{} : util::read_file_bounded(full, max_certificate_bytes);
+    std::string why = special ? "it is not a regular file" : "";
+    switch (read.problem) {
+      case util::ReadProblem::none: break;
+      case util::ReadProblem::not_found: why = "no such file"; break;
+      case util::ReadProblem::is_directory: why = "it is a directory"; break;
+      case util::ReadProblem::cannot_open: why = "cannot open it: " + read.os_error; break;
+      case util::ReadProblem::cannot_read: why = "cannot read it: " + read.os_error; break;
+      case util::ReadProblem::too_large: why = "it is larger than " + util::format_size(max_certificate_bytes); break;
+    }
+    if (why.empty()) {
+      auto checked = check_certificate_pem(read.bytes);
+      if (checked.pem) return std::move(checked.pem);
+      why = checked.problem;
+    }
+    error(at, doc_.value_where(at), "unusable certificate file " + quote(full.string()) + ": " + why,
+          "name a PEM file with the image server's certificate (relative to the fleet file), e.g. the server's "
+          "own cert.pem");
+    return std::nullopt;
   }
 
   std::optional<model::ImageRef> image_ref(const KeyPath& path, const std::string& value,
@@ -201,7 +283,7 @@ class Resolver {
               "REMOTE:ALIAS needs a remote declared under remotes: (" + known("remotes", remote_names_) + ")");
         return std::nullopt;
       }
-      return model::ImageRef{remote, value.substr(colon + 1)};
+      return model::ImageRef{remote, value.substr(colon + 1), std::nullopt, std::nullopt};
     }
     const auto it = images.find(value);
     if (it == images.end()) {
@@ -209,7 +291,8 @@ class Resolver {
             "declare it under images:, or write REMOTE:ALIAS (" + known("images", image_names_) + ")");
       return std::nullopt;
     }
-    return model::ImageRef{it->second.remote.value_or(spec.remote), it->second.alias};
+    if (it->second.server) return model::ImageRef{{}, it->second.alias, it->second.server, it->second.fingerprint};
+    return model::ImageRef{it->second.remote.value_or(spec.remote), it->second.alias, std::nullopt, std::nullopt};
   }
 
   // The strings of a list (snapshot or profile names); the schema has checked their type.

@@ -50,12 +50,10 @@ std::optional<std::string> host_name_problem(std::string_view host) {
   return std::nullopt;
 }
 
-UrlParse parse_https(std::string_view rest) {
-  // rest is what follows "https://": HOST[:PORT][/]
-  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  if (rest.find_first_of("/?#") != std::string_view::npos) return fail("a remote URL has no path, query or fragment");
-  if (rest.find('@') != std::string_view::npos) return fail("a remote URL has no user name or password");
+// HOST[:PORT], as both remote and image server URLs write it.
+UrlParse parse_authority(std::string_view rest, std::uint16_t default_port) {
   RemoteUrl url;
+  url.port = default_port;
   std::string_view port;
   bool has_port = false;
   if (!rest.empty() && rest.front() == '[') {
@@ -96,6 +94,14 @@ UrlParse parse_https(std::string_view rest) {
     url.port = static_cast<std::uint16_t>(value);
   }
   return UrlParse{std::move(url), {}};
+}
+
+UrlParse parse_https(std::string_view rest) {
+  // rest is what follows "https://": HOST[:PORT][/]
+  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  if (rest.find_first_of("/?#") != std::string_view::npos) return fail("a remote URL has no path, query or fragment");
+  if (rest.find('@') != std::string_view::npos) return fail("a remote URL has no user name or password");
+  return parse_authority(rest, default_https_port);
 }
 
 UrlParse parse_unix(std::string_view rest) {
@@ -155,6 +161,60 @@ UrlParse parse_remote_address(std::string_view address) {
   bracketed += address;
   bracketed += ']';
   return parse_https(bracketed);
+}
+
+std::string ImageServerUrl::to_string() const {
+  // Built step by step: GCC 12 misreports "[" + std::string (-Wrestrict).
+  const bool ipv6 = host.find(':') != std::string::npos;
+  std::string out = "https://";
+  if (ipv6) out += '[';
+  out += host;
+  if (ipv6) out += ']';
+  if (port != default_image_server_port) {
+    out += ':';
+    out += std::to_string(port);
+  }
+  out += path;
+  return out;
+}
+
+ImageServerUrlParse parse_image_server_url(std::string_view url) {
+  const auto failed = [](std::string why) { return ImageServerUrlParse{std::nullopt, std::move(why)}; };
+  if (url.empty()) return failed("the URL is empty");
+  if (url.starts_with("http://")) return failed("plain http is not supported: an image server is read over https://");
+  if (!url.starts_with("https://")) return failed("an image server URL starts with https://");
+  std::string_view rest = url.substr(8);
+  if (rest.find_first_of("?#") != std::string_view::npos) return failed("an image server URL has no query or fragment");
+  const auto slash = rest.find('/');
+  const std::string_view authority = rest.substr(0, slash);
+  std::string_view path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
+  if (authority.find('@') != std::string_view::npos) return failed("an image server URL has no user name or password");
+  while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+  // The path is joined with the index's relative paths and sent to the host as written: only
+  // characters that need no escaping, and no step that climbs.
+  for (const char c : path) {
+    if (!is_alnum(c) && std::string_view{"/-._~%+,=:"}.find(c) == std::string_view::npos) {
+      return failed("the path may contain only ASCII letters, digits and / - . _ ~ % + , = :");
+    }
+  }
+  if (path.find("//") != std::string_view::npos) return failed("the path has an empty part (//)");
+  for (std::size_t start = 1; start < path.size();) {
+    const auto end = std::min(path.find('/', start), path.size());
+    const std::string_view step = path.substr(start, end - start);
+    if (step == "." || step == "..") return failed("the path has a . or .. part");
+    start = end + 1;
+  }
+  auto parsed = parse_authority(authority, default_image_server_port);
+  if (!parsed.url) return failed(std::move(parsed.problem));
+  return ImageServerUrlParse{ImageServerUrl{parsed.url->host, parsed.url->port, std::string{path}}, {}};
+}
+
+std::optional<std::string> normalize_image_fingerprint(std::string_view fingerprint) {
+  if (fingerprint.size() != 64 || !std::all_of(fingerprint.begin(), fingerprint.end(), is_hex)) return std::nullopt;
+  std::string hex{fingerprint};
+  std::transform(hex.begin(), hex.end(), hex.begin(),
+                 [](char c) { return (c >= 'A' && c <= 'F') ? static_cast<char>(c - 'A' + 'a') : c; });
+  return hex;
 }
 
 std::optional<std::string> normalize_fingerprint(std::string_view fingerprint) {

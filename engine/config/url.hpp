@@ -51,6 +51,30 @@ struct UrlParse {
 // `host:port`, `[v6]:port` or unbracketed IPv6 address, which mean https. The same rules apply.
 [[nodiscard]] UrlParse parse_remote_address(std::string_view address);
 
+// An image server (`images: {NAME: {server: URL}}`): https://HOST[:PORT][/PATH]. HOST and PORT
+// follow the remote rules above, but the port defaults to 443 as for any https URL, and a path is
+// allowed (simplestreams trees often live below one, e.g. /releases): ASCII letters, digits and
+// / - . _ ~ % + , = :, no empty, . or .. part, no query or fragment. Trailing '/'s are dropped.
+inline constexpr std::uint16_t default_image_server_port = 443;
+
+struct ImageServerUrl {
+  std::string host;  // IPv6 without brackets
+  std::uint16_t port = default_image_server_port;
+  std::string path;  // "" or "/a/b"
+  // The canonical form: https://host[:port]/path, the port only when it is not 443.
+  [[nodiscard]] std::string to_string() const;
+};
+
+struct ImageServerUrlParse {
+  std::optional<ImageServerUrl> url;
+  std::string problem;  // set exactly when url is not; never quotes the text
+};
+
+[[nodiscard]] ImageServerUrlParse parse_image_server_url(std::string_view url);
+
+// An image fingerprint as LXD names images: 64 hex digits (any case), as 64 lowercase ones.
+[[nodiscard]] std::optional<std::string> normalize_image_fingerprint(std::string_view fingerprint);
+
 // "sha256:<64 hex>", "<64 hex>" or 32 colon-separated hex pairs (as `openssl x509 -fingerprint
 // -sha256` prints them), the hex digits in any case, as 64 lowercase hex digits; nullopt when it is
 // none of those.

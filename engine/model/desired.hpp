@@ -36,17 +36,41 @@ struct RemoteSpec {
   diag::SourceLocation where;
 };
 
-// An image as a container needs it: an alias on some remote.
+// How an image server is read: a static simplestreams tree, or a public LXD server.
+enum class ImageProtocol { simplestreams, lxd };
+
+[[nodiscard]] std::string_view to_string(ImageProtocol p);
+[[nodiscard]] std::optional<ImageProtocol> image_protocol_from_string(std::string_view s);
+
+// An image server (`images: {NAME: {server: ...}}`): the container's host fetches the image from it
+// itself (`source.server` in the create request); berth only reads its index.
+struct ImageServer {
+  std::string url;  // canonical: https://HOST[:PORT][/PATH], no trailing '/', port only when not 443
+  ImageProtocol protocol = ImageProtocol::simplestreams;
+  std::string certificate;  // PEM of the only certificate accepted; empty: verified against the system's CAs
+  friend auto operator<=>(const ImageServer&, const ImageServer&) = default;
+};
+
+// An image as a container needs it: an alias on some remote, or on an image server.
 struct ImageRef {
-  std::string remote;  // where the alias lives (may differ from the container's remote: the target pulls)
+  // Where the alias lives (may differ from the container's remote: the target pulls); empty with server.
+  std::string remote;
   std::string alias;
+  std::optional<ImageServer> server;       // set: the alias is on this image server, not on a remote
+  std::optional<std::string> fingerprint;  // server images only: pinned (64 lowercase hex digits)
   friend bool operator==(const ImageRef&, const ImageRef&) = default;
 };
 
+// How a plan shows an image: "REMOTE:ALIAS", or "SERVER ALIAS" for an image server (with
+// " (pinned FINGERPRINT12)" when pinned).
+[[nodiscard]] std::string to_string(const ImageRef& image);
+
 struct ImageSpec {
   std::string name;                   // key under images:
-  std::optional<std::string> remote;  // unset: the alias is looked up on the container's own remote
+  std::optional<std::string> remote;  // unset: the alias is looked up on the container's own remote (or the server)
   std::string alias;
+  std::optional<ImageServer> server;       // server: (not with remote:)
+  std::optional<std::string> fingerprint;  // fingerprint: with server:, 64 lowercase hex digits
   diag::SourceLocation where;
 };
 

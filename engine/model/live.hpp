@@ -54,9 +54,33 @@ struct LiveRemote {
   std::optional<ImageAliases> image_aliases;  // read when a declared image lives here
 };
 
+// An alias on an image server, as asked at plan time.
+struct ServerImageQuery {
+  ImageServer server;
+  std::string alias;
+  friend auto operator<=>(const ServerImageQuery&, const ServerImageQuery&) = default;
+};
+
+// What the image server answered: the fingerprint of the image the alias names, per LXD
+// architecture name ("x86_64": a simplestreams alias names one image per architecture), or under ""
+// for every architecture (an LXD server's alias). `error` set: it does not resolve (the server
+// could not be read, or has no such alias), and says why, naming the server.
+struct ServerImage {
+  std::map<std::string, std::string> fingerprints;
+  std::string error;
+};
+
 struct LiveState {
   std::map<std::string, LiveRemote> remotes;  // one entry per declared remote
+  // Aliases on image servers that declared, unpinned images name (read by the provider).
+  std::map<ServerImageQuery, ServerImage> server_images;
 };
+
+// The fingerprint of a server image for a host of architecture `architecture` (LXD's name): that
+// architecture's, else one it runs as a personality (i686 on x86_64, armhf on aarch64, ...), else the
+// one for every architecture; nullopt when there is none. An empty `architecture` (not known yet)
+// takes the first there is.
+[[nodiscard]] std::optional<std::string> fingerprint_for(const ServerImage& image, const std::string& architecture);
 
 // What a saved plan pins: a digest over config, devices, profiles, power state and snapshots.
 // Computed from the bulk read, so recomputing it costs no extra request.

@@ -12,6 +12,7 @@ nlohmann::json to_json(const LiveState& live) {
       instances.push_back({{"name", inst.name},
                            {"status", inst.status},
                            {"status_code", inst.status_code},
+                           {"architecture", inst.architecture},
                            {"config", inst.config},
                            {"devices", inst.devices},
                            {"profiles", inst.profiles},
@@ -21,7 +22,17 @@ nlohmann::json to_json(const LiveState& live) {
         {"status", r.status == RemoteStatus::ok ? "ok" : "unknown"}, {"error", r.error}, {"instances", instances}};
     if (r.image_aliases) remotes[name]["image_aliases"] = *r.image_aliases;
   }
-  return {{"remotes", remotes}};
+  nlohmann::json out = {{"remotes", remotes}};
+  for (const auto& [query, image] : live.server_images) {
+    nlohmann::json entry = {{"server", query.server.url},
+                            {"protocol", to_string(query.server.protocol)},
+                            {"alias", query.alias},
+                            {"fingerprints", image.fingerprints}};
+    if (!query.server.certificate.empty()) entry["certificate"] = query.server.certificate;
+    if (!image.error.empty()) entry["error"] = image.error;
+    out["image_servers"].push_back(std::move(entry));
+  }
+  return out;
 }
 
 LiveState live_state_from_json(const nlohmann::json& j) {
@@ -43,6 +54,7 @@ LiveState live_state_from_json(const nlohmann::json& j) {
     for (const auto& ji : r.value("instances", nlohmann::json::array())) {
       LiveInstance inst;
       inst.name = ji.at("name").get<std::string>();
+      inst.architecture = ji.value("architecture", "");
       inst.status_code = ji.value("status_code", 102);
       inst.power = live_power_from_status_code(inst.status_code);
       inst.status = ji.value("status", std::string{to_string(inst.power)});
@@ -59,6 +71,18 @@ LiveState live_state_from_json(const nlohmann::json& j) {
       remote.instances.emplace(inst.name, std::move(inst));
     }
     live.remotes.emplace(name, std::move(remote));
+  }
+  for (const auto& entry : j.value("image_servers", nlohmann::json::array())) {
+    ServerImageQuery query;
+    query.server.url = entry.at("server").get<std::string>();
+    query.server.protocol =
+        image_protocol_from_string(entry.value("protocol", "simplestreams")).value_or(ImageProtocol::simplestreams);
+    query.server.certificate = entry.value("certificate", "");
+    query.alias = entry.at("alias").get<std::string>();
+    ServerImage image;
+    image.fingerprints = entry.value("fingerprints", std::map<std::string, std::string>{});
+    image.error = entry.value("error", "");
+    live.server_images.emplace(std::move(query), std::move(image));
   }
   return live;
 }

@@ -1,7 +1,9 @@
 #pragma once
 // Live state as JSON: the fixture format of the plan golden tests and of `berth plan --dump-live`.
 // {"remotes": {"a": {"status": "ok", "instances": [{"name": "c1", "status_code": 103, "config": {..},
-//   "devices": {..}, "profiles": [..], "snapshots": ["s1"]}]}, "b": {"status": "unknown", "error": ".."}}}
+//   "devices": {..}, "profiles": [..], "snapshots": ["s1"]}]}, "b": {"status": "unknown", "error": ".."}},
+//  "image_servers": [{"server": "https://..", "protocol": "simplestreams", "alias": "bb",
+//   "fingerprints": {"x86_64": ".."}, "error": ".."}]}
 
 #include <string>
 

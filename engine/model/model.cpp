@@ -27,6 +27,50 @@ std::optional<DesiredState> desired_state_from_string(std::string_view s) {
   return std::nullopt;
 }
 
+std::string_view to_string(ImageProtocol p) {
+  switch (p) {
+    case ImageProtocol::simplestreams: return "simplestreams";
+    case ImageProtocol::lxd: return "lxd";
+  }
+  return "?";
+}
+
+std::optional<ImageProtocol> image_protocol_from_string(std::string_view s) {
+  if (s == "simplestreams") return ImageProtocol::simplestreams;
+  if (s == "lxd") return ImageProtocol::lxd;
+  return std::nullopt;
+}
+
+std::string to_string(const ImageRef& image) {
+  if (!image.server) return image.remote + ":" + image.alias;
+  std::string text = image.server->url + " " + image.alias;
+  if (image.fingerprint) text += " (pinned " + image.fingerprint->substr(0, 12) + ")";
+  return text;
+}
+
+std::optional<std::string> fingerprint_for(const ServerImage& image, const std::string& architecture) {
+  if (!image.error.empty() || image.fingerprints.empty()) return std::nullopt;
+  if (architecture.empty()) return image.fingerprints.begin()->second;
+  // LXD prefers the host's own architecture, then the ones it runs as a personality
+  // (shared/simplestreams/sort.go, sortedAliases).
+  // (shared/osarch/architectures.go, architectureSupportedPersonalities).
+  static const std::map<std::string, std::vector<std::string>> personalities = {
+      {"x86_64", {"i686"}},
+      {"aarch64", {"armv6l", "armv7l", "armv8l"}},
+      {"armv8l", {"armv6l", "armv7l"}},
+      {"armv7l", {"armv6l"}},
+      {"ppc64", {"ppc"}},
+      {"mips64", {"mips"}}};
+  if (const auto it = image.fingerprints.find(architecture); it != image.fingerprints.end()) return it->second;
+  if (const auto p = personalities.find(architecture); p != personalities.end()) {
+    for (const auto& other : p->second) {
+      if (const auto it = image.fingerprints.find(other); it != image.fingerprints.end()) return it->second;
+    }
+  }
+  if (const auto it = image.fingerprints.find(""); it != image.fingerprints.end()) return it->second;
+  return std::nullopt;
+}
+
 std::string_view to_string(LivePower s) {
   switch (s) {
     case LivePower::running: return "running";

@@ -119,7 +119,7 @@ std::string short_fingerprint(const std::string& f) {
 // What a user reads of a declared spec: sensitive values masked (the action's spec keeps them).
 nlohmann::json spec_after(const ContainerSpec& c) {
   nlohmann::json after = {{"remote", c.remote}, {"state", model::to_string(c.state)}};
-  if (c.image) after["image"] = c.image->remote + ":" + c.image->alias;
+  if (c.image) after["image"] = model::to_string(*c.image);
   if (!c.config.empty()) {
     after["config"] = c.config;
     for (const auto& [k, v] : c.config) {
@@ -292,9 +292,8 @@ class Planner {
       return;
     }
     if (resolve_image(c).missing) return;
-    auto& launch =
-        add(ActionKind::launch, here_addr,
-            "declared, does not exist; from " + c.image->remote + ":" + c.image->alias + ", then " + first_state(c));
+    auto& launch = add(ActionKind::launch, here_addr,
+                       "declared, does not exist; from " + model::to_string(*c.image) + ", then " + first_state(c));
     launch.image = c.image;
     set_spec(launch, c);
     const std::string launch_id = launch.id;  // `launch` dangles once more actions are added
@@ -424,10 +423,13 @@ class Planner {
     std::optional<std::string> fingerprint;  // unset: not checked (remote unknown, aliases unread)
   };
 
-  ResolvedImage resolve_image(const ContainerSpec& c) {
+  // `architecture`: the existing instance's (LXD's name), whose image a server alias is resolved
+  // for; empty for a container to launch, which only needs the alias to exist.
+  ResolvedImage resolve_image(const ContainerSpec& c, const std::string& architecture = {}) {
     ResolvedImage out;
     if (!c.image) return out;
     const std::string where = c.remote + ":" + c.name;
+    if (c.image->server) return resolve_server_image(c, where, architecture);
     const auto* remote = known_remote(c.image->remote);
     if (remote == nullptr) {
       plan_.diagnostics.warning("image remote '" + c.image->remote + "' is unknown; the image was not checked", where,
@@ -446,6 +448,36 @@ class Planner {
       return out;
     }
     if (!alias->second.empty()) out.fingerprint = alias->second;
+    return out;
+  }
+
+  // An image server's alias as the provider resolved it at plan time; a pinned fingerprint is what
+  // the image is, without asking the server. A server that could not be read, or lacks the alias,
+  // makes the container unplannable as a missing alias on a remote does.
+  ResolvedImage resolve_server_image(const ContainerSpec& c, const std::string& where,
+                                     const std::string& architecture) {
+    ResolvedImage out;
+    const model::ImageRef& image = *c.image;
+    if (image.fingerprint) {
+      out.fingerprint = *image.fingerprint;
+      return out;
+    }
+    const auto it = live_.server_images.find(model::ServerImageQuery{*image.server, image.alias});
+    if (it == live_.server_images.end()) return out;  // not read
+    std::string why = it->second.error;
+    if (why.empty()) {
+      if (auto fingerprint = model::fingerprint_for(it->second, architecture)) {
+        if (!fingerprint->empty()) out.fingerprint = *fingerprint;
+        return out;
+      }
+      why = "image server " + image.server->url + " has no image '" + image.alias + "' for architecture " +
+            util::printable(architecture);
+    }
+    out.missing = true;
+    plan_.not_planned[where] = why;
+    plan_.diagnostics.warning(why + "; not planned", where, c.where,
+                              "check that the server answers and lists the alias, or pin the image with "
+                              "fingerprint: in the fleet file");
     return out;
   }
 
@@ -498,14 +530,14 @@ class Planner {
     const Address addr{c.remote, c.name, std::nullopt};
     const auto adopting = adoptable(c, inst, addr);
     if (!adopting) return;
-    const ResolvedImage image = resolve_image(c);
+    const ResolvedImage image = resolve_image(c, inst.architecture);
     if (image.missing) return;
 
     const auto running = config_value(inst, "volatile.base_image");
     const bool drift = image.fingerprint && running && !running->empty() && *running != *image.fingerprint;
     const bool forced = replace_requested(c);
     const bool replace = forced || (drift && c.on_image_change == model::OnImageChange::replace);
-    const std::string declared = c.image ? c.image->remote + ":" + c.image->alias : std::string{};
+    const std::string declared = c.image ? model::to_string(*c.image) : std::string{};
     if (drift && !replace) {
       plan_.diagnostics.warning(
           "runs image " + short_fingerprint(*running) + ", but " + declared + " now resolves to " +
@@ -539,9 +571,8 @@ class Planner {
   // again afterwards. Nothing of the old instance is kept.
   void plan_recreate(const ContainerSpec& c, const LiveInstance& inst, const std::string& why) {
     const Address addr{c.remote, c.name, std::nullopt};
-    auto& re = add(
-        ActionKind::recreate, addr,
-        why + "; recreated from " + c.image->remote + ":" + c.image->alias + " — its data and snapshots are not kept");
+    auto& re = add(ActionKind::recreate, addr,
+                   why + "; recreated from " + model::to_string(*c.image) + " — its data and snapshots are not kept");
     re.disruption = Disruption::recreate;
     re.consented = c.recreate == model::Consent::allowed;
     re.image = c.image;

@@ -3,6 +3,7 @@
 #include <set>
 #include <utility>
 
+#include "engine/config/url.hpp"
 #include "engine/plan/render.hpp"
 
 namespace berth::plan {
@@ -54,7 +55,16 @@ json action_json(const Action& a) {
               {"depends_on", a.depends_on}};
   // What apply needs to carry the action out, beyond what a reader needs to see.
   json spec = json::object();
-  if (a.image) spec["image"] = {{"remote", a.image->remote}, {"alias", a.image->alias}};
+  if (a.image && a.image->server) {
+    json image = {{"server", a.image->server->url},
+                  {"protocol", model::to_string(a.image->server->protocol)},
+                  {"alias", a.image->alias}};
+    if (a.image->fingerprint) image["fingerprint"] = *a.image->fingerprint;
+    if (!a.image->server->certificate.empty()) image["certificate"] = a.image->server->certificate;
+    spec["image"] = std::move(image);
+  } else if (a.image) {
+    spec["image"] = {{"remote", a.image->remote}, {"alias", a.image->alias}};
+  }
   if (!a.config.empty()) {
     spec["config"] = a.config;
     for (const auto& [k, v] : a.config) spec["config"][k] = masked(v, a.sensitive.count("config." + k) != 0);
@@ -256,8 +266,25 @@ ParsedPlan plan_from_json(const json& j, const std::string& origin) {
       a.depends_on = ja.at("depends_on").get<std::vector<std::string>>();
       const auto& spec = ja.at("spec");
       if (spec.contains("image")) {
-        a.image = model::ImageRef{spec["image"].at("remote").get<std::string>(),
-                                  spec["image"].at("alias").get<std::string>()};
+        const auto& image = spec["image"];
+        if (image.contains("server")) {
+          model::ImageServer server;
+          const auto url = config::parse_image_server_url(image.at("server").get<std::string>());
+          const auto protocol = model::image_protocol_from_string(image.at("protocol").get<std::string>());
+          if (!url.url || !protocol) return fail("malformed image server in action '" + a.id + "'");
+          server.url = url.url->to_string();
+          server.protocol = *protocol;
+          if (image.contains("certificate")) server.certificate = image.at("certificate").get<std::string>();
+          std::optional<std::string> fingerprint;
+          if (image.contains("fingerprint")) {
+            fingerprint = config::normalize_image_fingerprint(image.at("fingerprint").get<std::string>());
+            if (!fingerprint) return fail("malformed image fingerprint in action '" + a.id + "'");
+          }
+          a.image = model::ImageRef{{}, image.at("alias").get<std::string>(), std::move(server), fingerprint};
+        } else {
+          a.image = model::ImageRef{image.at("remote").get<std::string>(), image.at("alias").get<std::string>(),
+                                    std::nullopt, std::nullopt};
+        }
       }
       if (spec.contains("config")) a.config = spec["config"].get<model::ConfigMap>();
       if (spec.contains("devices")) a.devices = spec["devices"].get<model::DeviceMap>();

@@ -226,6 +226,14 @@ class TlsTransport final : public Transport {
                                              detail::openssl_error_text(ec.message()));
       }
     }
+    if (options.verify_with_system_cas) {
+      // OpenSSL's own chain verification against the default CA paths (SSL_CERT_FILE/SSL_CERT_DIR
+      // or the system store); open() adds the host name or address to match.
+      verify_host_ = true;
+      SSL_CTX_set_default_verify_paths(native);
+      SSL_CTX_set_verify(native, SSL_VERIFY_PEER, nullptr);
+      return {};
+    }
     pin_.accept_any = options.accept_any_server_certificate;
     pin_.expected = config::normalize_fingerprint(options.pinned_fingerprint).value_or("");
     if (!pin_.accept_any && pin_.expected.empty()) {
@@ -280,6 +288,15 @@ class TlsTransport final : public Transport {
       SSL_ctrl(stream_->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
                const_cast<char*>(endpoint_.host.c_str()));
     }
+    if (verify_host_) {
+      X509_VERIFY_PARAM* param = SSL_get0_param(stream_->native_handle());
+      const int set = endpoint_.host_is_ip() ? X509_VERIFY_PARAM_set1_ip_asc(param, endpoint_.host.c_str())
+                                             : X509_VERIFY_PARAM_set1_host(param, endpoint_.host.c_str(), 0);
+      if (set != 1) {
+        close();
+        return make_error(ErrorKind::tls, "cannot verify " + url + ": its host cannot be matched to a certificate");
+      }
+    }
     pin_.seen_fingerprint.clear();
     pin_.seen_pem.clear();
     tcp.expires_after(timeouts_.connect);
@@ -287,7 +304,14 @@ class TlsTransport final : public Transport {
     tcp.expires_never();
     if (ec) {
       close();
-      if (!pin_.accept_any && !pin_.seen_fingerprint.empty() && pin_.seen_fingerprint != pin_.expected) {
+      if (verify_host_) {
+        const long result = SSL_get_verify_result(stream_->native_handle());
+        if (result != X509_V_OK) {
+          return make_error(ErrorKind::tls, "TLS handshake with " + url + " failed: its certificate is not trusted (" +
+                                                X509_verify_cert_error_string(result) +
+                                                "); pin a self-signed server with certificate:");
+        }
+      } else if (!pin_.accept_any && !pin_.seen_fingerprint.empty() && pin_.seen_fingerprint != pin_.expected) {
         Error e = make_error(ErrorKind::certificate_mismatch,
                              "server certificate fingerprint " + pin_.seen_fingerprint + " does not match the pinned " +
                                  pin_.expected + "; refusing to talk to it");
@@ -334,6 +358,7 @@ class TlsTransport final : public Transport {
   Endpoint endpoint_;
   Timeouts timeouts_;
   PinState pin_;
+  bool verify_host_ = false;  // verify_with_system_cas: the CAs and the host name decide, not the pin
   std::optional<beast::ssl_stream<beast::tcp_stream>> stream_;
   beast::flat_buffer buffer_;
 };
@@ -483,8 +508,8 @@ Result<Response> Client::request(Method method, std::string_view target, const s
   std::optional<std::string> text;
   // Replace, not throw: a value from a fleet file is not guaranteed to be valid UTF-8.
   if (body) text = body->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  auto raw = send(method, target, text ? std::optional<std::string_view>{*text} : std::nullopt, "application/json",
-                  headers);
+  auto raw =
+      send(method, target, text ? std::optional<std::string_view>{*text} : std::nullopt, "application/json", headers);
   if (!raw) return raw.error();
   return parse_envelope(raw->status, raw->body, std::move(raw->headers), raw->what);
 }
@@ -506,11 +531,25 @@ Result<std::string> Client::get_bytes(std::string_view target) {
   return make_error(ErrorKind::protocol, raw->what + ": HTTP " + std::to_string(raw->status));
 }
 
+Result<HttpResponse> Client::request_raw(Method method, std::string_view target,
+                                         const std::optional<nlohmann::json>& body, const Headers& headers) {
+  std::optional<std::string> text;
+  if (body) text = body->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  auto raw =
+      send(method, target, text ? std::optional<std::string_view>{*text} : std::nullopt, "application/json", headers);
+  if (!raw) return raw.error();
+  return HttpResponse{raw->status, std::move(raw->headers), std::move(raw->body)};
+}
+
 Result<Client::Exchanged> Client::send(Method method, std::string_view target, std::optional<std::string_view> body,
                                        std::string_view content_type, const Headers& headers) {
   const std::string what = std::string{to_string(method)} + " " + redact_target(target);
   HttpRequest req{to_verb(method), std::string{target}, 11};
-  req.set(http::field::host, impl_->endpoint.authority());
+  // As Go's client writes it: no port when it is https' default (image servers behind CDNs route by
+  // the host name).
+  std::string host = impl_->endpoint.authority();
+  if (impl_->endpoint.scheme == Scheme::https && impl_->endpoint.port == 443) host.resize(host.size() - 4);
+  req.set(http::field::host, host);
   req.set(http::field::user_agent, "berth/0.1");
   req.set(http::field::accept, "application/json");
   for (const auto& [k, v] : headers) req.set(k, v);

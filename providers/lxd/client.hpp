@@ -10,9 +10,10 @@
 // request reconnects transparently (and is retried once if it is idempotent and the failure
 // happened before any response byte arrived).
 //
-// Server authentication over TLS is by pin only: the leaf certificate's sha256 fingerprint must
-// equal TlsOptions::pinned_fingerprint. There is no hostname or CA verification, so IP-only hosts
-// with self-signed certificates work, as with `lxc`.
+// Server authentication over TLS is by pin: the leaf certificate's sha256 fingerprint must equal
+// TlsOptions::pinned_fingerprint. There is no hostname or CA verification, so IP-only hosts with
+// self-signed certificates work, as with `lxc`. Only image servers that are not pinned are
+// verified against the system's CAs instead (TlsOptions::verify_with_system_cas).
 
 #include <chrono>
 #include <cstdint>
@@ -56,6 +57,10 @@ struct TlsOptions {
   // Only for `remote add`, before the user has confirmed the fingerprint: never send anything that
   // needs trust over such a connection.
   bool accept_any_server_certificate = false;
+  // Verify the server the way a web client does instead of by pin: a chain to the system's CAs and
+  // the URL's host name (or IP address) in the certificate. For image servers that are not pinned;
+  // pinned_fingerprint is then ignored.
+  bool verify_with_system_cas = false;
   TlsVersion min_version = TlsVersion::tls1_2;  // TLS 1.3 is negotiated whenever the server has it
 };
 
@@ -87,6 +92,14 @@ struct Response {
 [[nodiscard]] Result<Response> parse_envelope(int http_status, std::string_view body, Headers headers,
                                               std::string_view what);
 
+// Any HTTP answer, read whole (up to Timeouts::max_response_bytes): image server documents that are
+// not LXD envelopes.
+struct HttpResponse {
+  int status = 0;
+  Headers headers;
+  std::string body;
+};
+
 class Client {
  public:
   Client(Client&&) noexcept;
@@ -105,6 +118,10 @@ class Client {
   // A GET whose answer on success is bytes, not an envelope (a file, an exec's recorded output);
   // bounded by Timeouts::max_response_bytes like every answer.
   [[nodiscard]] Result<std::string> get_bytes(std::string_view target);
+  // The same exchange without reading the body as an LXD envelope: any status is returned.
+  [[nodiscard]] Result<HttpResponse> request_raw(Method method, std::string_view target,
+                                                 const std::optional<nlohmann::json>& body = std::nullopt,
+                                                 const Headers& headers = {});
 
   // The canonical URL this client talks to ("https://host:port" or "unix:///path").
   [[nodiscard]] const std::string& url() const;

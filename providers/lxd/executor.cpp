@@ -3,11 +3,14 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <mutex>
+#include <set>
 
 #include <spdlog/spdlog.h>
 
 #include "engine/model/provision.hpp"
 #include "engine/util/random.hpp"
+#include "providers/lxd/image_server.hpp"
 #include "providers/lxd/instance_api.hpp"
 #include "providers/lxd/journal.hpp"
 #include "providers/lxd/migration.hpp"
@@ -52,13 +55,58 @@ std::optional<std::vector<std::string>> strings_of(const nlohmann::json& j) {
   return out;
 }
 
+}  // namespace
+
+// What image servers answered during one apply, shared by its actions (thread-safe): a fleet that
+// launches many containers from one image reads the server's index once, not once per container
+// (a public server's images.json is megabytes). Only answers that resolved are kept; a failed read
+// is tried again by the next action.
+class ServerImageCache {
+ public:
+  model::ServerImage resolve(const model::ServerImageQuery& query, const Timeouts& timeouts) {
+    {
+      std::lock_guard lock(mu_);
+      if (const auto it = resolved_.find(query); it != resolved_.end()) return it->second;
+    }
+    model::ServerImage image = read_server_image(query, timeouts);  // not under the lock: it is slow
+    if (image.error.empty()) {
+      std::lock_guard lock(mu_);
+      resolved_.emplace(query, image);
+    }
+    return image;
+  }
+
+  std::string problem(const model::ServerImageQuery& query, const std::string& fingerprint, const Timeouts& timeouts) {
+    {
+      std::lock_guard lock(mu_);
+      if (listed_.contains({query, fingerprint})) return {};
+    }
+    std::string why = server_image_problem(query, fingerprint, timeouts);
+    if (why.empty()) {
+      std::lock_guard lock(mu_);
+      listed_.insert({query, fingerprint});
+    }
+    return why;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<model::ServerImageQuery, model::ServerImage> resolved_;
+  std::set<std::pair<model::ServerImageQuery, std::string>> listed_;
+};
+
+namespace {
+
 // One execute() call: the action, its connections (one per remote it touches, opened on first
-// use) and its journal. Nothing here outlives the call, so parallel actions share nothing.
+// use) and its journal. Nothing here outlives the call, so parallel actions share nothing (but the
+// image server answers of the apply).
 class Run {
  public:
-  Run(const ClientConfig& config, const ExecutorOptions& options, const providers::ExecuteRequest& request)
+  Run(const ClientConfig& config, const ExecutorOptions& options, const providers::ExecuteRequest& request,
+      ServerImageCache& images)
       : config_(config),
         options_(options),
+        images_(images),
         request_(request),
         action_(*request.action),
         journal_(request.journal, action_.id) {}
@@ -233,8 +281,79 @@ class Run {
     return parsed_alias->target;
   }
 
+  // The image to launch from an image server: the pinned fingerprint, else what the alias names
+  // now for the target host's architecture (read again, as a remote's alias is). The host is given
+  // the fingerprint, not the alias: with images.auto_update_interval set (LXD's default), LXD 5.0
+  // launches an alias from the image it cached earlier for the same server and alias
+  // (lxd/daemon_images.go, PreferCached), so a recreate after the alias moved would get the old
+  // image again.
+  Result<std::string> server_image_fingerprint(RemoteHandle& dst, const model::ImageRef& image) {
+    if (image.fingerprint) {
+      // The server must still list it: a recreate deletes nothing before it knows.
+      const std::string problem = images_.problem({*image.server, image.alias}, *image.fingerprint, options_.timeouts);
+      if (!problem.empty()) return make_error(ErrorKind::not_found, problem);
+      return *image.fingerprint;
+    }
+    auto env = server_environment(dst);
+    if (!env) return env.error();
+    const model::ServerImage found = images_.resolve({*image.server, image.alias}, options_.timeouts);
+    if (!found.error.empty()) return make_error(ErrorKind::not_found, found.error);
+    auto fingerprint = model::fingerprint_for(found, env->kernel_architecture);
+    if (!fingerprint || fingerprint->empty()) {
+      return make_error(ErrorKind::not_found, "image server " + image.server->url + " has no image '" + image.alias +
+                                                  "' for architecture " + env->kernel_architecture + " (the " +
+                                                  dst.name() + " host's)");
+    }
+    return *fingerprint;
+  }
+
+  Result<void> launch_from_server() {
+    const auto& image = *action_.image;
+    const std::string& name = action_.address.container;
+    auto dst = remote(action_.address.remote);
+    if (!dst) return dst.error();
+    auto resolved = server_image_fingerprint(**dst, image);
+    if (!resolved) return resolved.error();
+    const std::string fingerprint = *resolved;
+    // As `lxc launch` does for a public image on an image server: the host fetches it itself.
+    const nlohmann::json source = {{"type", "image"},
+                                   {"mode", "pull"},
+                                   {"server", image.server->url},
+                                   {"protocol", model::to_string(image.server->protocol)},
+                                   {"fingerprint", fingerprint},
+                                   {"certificate", image.server->certificate}};
+    nlohmann::json config = action_.config;
+    if (request_.fleet != nullptr) config[std::string{model::fleet_key}] = request_.fleet->name;
+    const nlohmann::json body = {
+        {"name", name},        {"architecture", ""},
+        {"config", config},    {"devices", nlohmann::json(action_.devices)},
+        {"ephemeral", false},  {"profiles", action_.profiles ? nlohmann::json(*action_.profiles) : nlohmann::json()},
+        {"stateful", false},   {"description", ""},
+        {"type", "container"}, {"instance_type", ""},
+        {"source", source}};
+    report("creating " + name + " from " + model::to_string(image));
+    auto created =
+        journal_.step("create",
+                      {{"remote", action_.address.remote},
+                       {"instance", name},
+                       {"image",
+                        {{"server", image.server->url},
+                         {"protocol", model::to_string(image.server->protocol)},
+                         {"alias", image.alias},
+                         {"fingerprint", fingerprint}}}},
+                      [&]() -> Result<void> {
+                        auto op = call_and_wait(**dst, Method::post, "/1.0/instances", body, wait("creating " + name));
+                        if (!op) return op.error();
+                        return {};
+                      });
+    if (!created) return created;
+    if (action_.target_state) return reach_state(**dst, name, *action_.target_state);
+    return {};
+  }
+
   Result<void> launch() {
     if (!action_.image) return make_error(ErrorKind::invalid_argument, action_.id + ": no image in the plan");
+    if (action_.image->server) return launch_from_server();
     const auto& image = *action_.image;
     const std::string& name = action_.address.container;
     auto dst = remote(action_.address.remote);
@@ -579,6 +698,7 @@ class Run {
       // Nothing is deleted unless the image it is launched from again is there now (and, from
       // another remote, that remote answers): else the container would be lost and nothing made.
       if (!action_.image) return make_error(ErrorKind::invalid_argument, action_.id + ": no image in the plan");
+      if (action_.image->server) return recreate_from_server(**r, name, **read);
       auto img = remote(action_.image->remote);
       if (!img) return img.error();
       if (auto fp = image_fingerprint(**img, *action_.image); !fp) return fp.error();
@@ -703,6 +823,65 @@ class Run {
 
  private:
   static constexpr std::size_t max_command_output = 64 * 1024;
+
+  // A recreate from an image server deletes nothing before the host has the image: the server
+  // answering berth is not enough, because LXD 5.0 reads a simplestreams server through its own
+  // cache of index.json and images.json, kept an hour (client/connection.go
+  // ConnectSimpleStreams; lxd/daemon_images.go: CacheExpiry), and cannot fetch a version published
+  // since. So the host fetches the image into its store first (POST /1.0/images, as `lxc image
+  // copy` does); if it cannot, the container stays as it is. An image fetched only for this is
+  // removed from the store again once the container is made from it.
+  Result<void> recreate_from_server(RemoteHandle& r, const std::string& name, const InstanceRead& read) {
+    const auto& image = *action_.image;
+    auto resolved = server_image_fingerprint(r, image);
+    if (!resolved) return resolved.error();
+    const std::string fingerprint = *resolved;
+    auto present = r.client.get("/1.0/images/" + path_segment(fingerprint));
+    if (!present && !(present.error().kind == ErrorKind::server && present.error().http_status == 404)) {
+      return r.error(present.error());
+    }
+    const bool fetched = !present;
+    const nlohmann::json image_detail = {{"server", image.server->url},
+                                         {"protocol", model::to_string(image.server->protocol)},
+                                         {"fingerprint", fingerprint}};
+    if (fetched) {
+      report("fetching image " + fingerprint.substr(0, 12) + " onto " + r.name());
+      const nlohmann::json body = {{"source",
+                                    {{"type", "image"},
+                                     {"mode", "pull"},
+                                     {"server", image.server->url},
+                                     {"protocol", model::to_string(image.server->protocol)},
+                                     {"fingerprint", fingerprint},
+                                     {"certificate", image.server->certificate}}}};
+      auto got = journal_.step("image-fetch", {{"remote", r.name()}, {"instance", name}, {"image", image_detail}},
+                               [&]() -> Result<void> {
+                                 auto op = call_and_wait(r, Method::post, "/1.0/images", body,
+                                                         wait("fetching image " + fingerprint.substr(0, 12)));
+                                 if (!op) return op.error();
+                                 return {};
+                               });
+      if (!got) {
+        return make_error(got.error().kind,
+                          got.error().message + "; " + name + " was not deleted. The host reads an image server " +
+                              "through a cache it keeps for an hour, so an image published since may not be " +
+                              "visible to it yet: apply again later");
+      }
+    }
+    if (auto removed = remove(r, name, "recreate-delete", {{"before", before_of(read)}}); !removed) return removed;
+    auto launched = launch();
+    if (fetched) {
+      (void)journal_.step("image-fetch-remove", {{"remote", r.name()}, {"instance", name}, {"image", image_detail}},
+                          [&]() -> Result<void> {
+                            auto op = call_and_wait(r, Method::delete_, "/1.0/images/" + path_segment(fingerprint),
+                                                    std::nullopt, wait("removing the fetched image"));
+                            if (!op && !(op.error().kind == ErrorKind::server && op.error().http_status == 404)) {
+                              return op.error();
+                            }
+                            return {};
+                          });
+    }
+    return launched;
+  }
 
   // --- copy and move ---------------------------------------------------------------------------
 
@@ -1161,6 +1340,7 @@ class Run {
 
   const ClientConfig& config_;
   const ExecutorOptions& options_;
+  ServerImageCache& images_;
   const providers::ExecuteRequest& request_;
   const plan::Action& action_;
   Journal journal_;
@@ -1173,7 +1353,9 @@ class Run {
 }  // namespace
 
 LxdExecutor::LxdExecutor(ClientConfig config, ExecutorOptions options)
-    : config_(std::move(config)), options_(options) {}
+    : config_(std::move(config)), options_(options), images_(std::make_unique<ServerImageCache>()) {}
+
+LxdExecutor::~LxdExecutor() = default;
 
 providers::ExecuteResponse LxdExecutor::execute(const providers::ExecuteRequest& request) {
   providers::ExecuteResponse response;
@@ -1181,7 +1363,7 @@ providers::ExecuteResponse LxdExecutor::execute(const providers::ExecuteRequest&
     response.error = "no action given";
     return response;
   }
-  Run run(config_, options_, request);
+  Run run(config_, options_, request, *images_);
   auto result = run.execute();
   response.ok = result.ok();
   if (!result) response.error = result.error().message;

@@ -13,6 +13,8 @@
 //   snapshot | delete-snapshot                      {remote, instance, snapshot}
 //   migrate-source  cross-remote copy/move: POST on the source  {kind, source}
 //   image-secret-revoke  the unused image secret operation cancelled  {remote, fingerprint}
+//   image-fetch     recreate from an image server: the host fetches the image first  {remote, instance, image}
+//   image-fetch-remove   that image removed from the host's store again  {remote, instance, image}
 //   migrate         the target pulls                {kind, source, target, source_operation}; result
 //                   {target_operation, target_etag}: the marked target as the transfer left it
 //   verify          move: target checked against the source; result {target_etag, source_etag}
@@ -43,15 +45,20 @@ struct ExecutorOptions {
   std::chrono::seconds poll{1};
 };
 
+class ServerImageCache;
+
 class LxdExecutor final : public providers::ActionExecutor {
  public:
   explicit LxdExecutor(ClientConfig config, ExecutorOptions options = {});
-  // Thread-safe: each call opens its own connections and shares nothing.
+  ~LxdExecutor() override;
+  // Thread-safe: each call opens its own connections and shares nothing but what image servers
+  // answered (read once per executor, that is per apply).
   providers::ExecuteResponse execute(const providers::ExecuteRequest& request) override;
 
  private:
   ClientConfig config_;
   ExecutorOptions options_;
+  std::unique_ptr<ServerImageCache> images_;
 };
 
 class LxdRecoverer final : public providers::Recoverer {

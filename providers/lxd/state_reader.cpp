@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "providers/lxd/image_server.hpp"
 #include "providers/lxd/live_parse.hpp"
 #include "providers/lxd/remote_connection.hpp"
 #include "providers/lxd/wire.hpp"
@@ -201,6 +202,10 @@ providers::ReadStateResponse LxdStateReader::read_state(const providers::ReadSta
   spdlog::debug("read_state {}: {} instances in {} ms", spec.name, live.instances.size(),
                 std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
   return response;
+}
+
+providers::ReadImageResponse LxdStateReader::read_image(const providers::ReadImageRequest& request) {
+  return {read_server_image(request.query, options_.timeouts)};
 }
 
 std::unique_ptr<providers::StateReader> make_state_reader(ClientConfig config, StateReaderOptions options) {

@@ -39,6 +39,8 @@ class LxdStateReader final : public providers::StateReader {
   // Never throws for I/O problems: an unreachable, mis-pinned or untrusting remote comes back with
   // status unknown and an error naming the remote. Thread-safe (no state shared between calls).
   providers::ReadStateResponse read_state(const providers::ReadStateRequest& request) override;
+  // An alias on an image server (image_server.hpp), with the same timeouts and response limit.
+  providers::ReadImageResponse read_image(const providers::ReadImageRequest& request) override;
 
  private:
   ClientConfig config_;

@@ -372,6 +372,7 @@ Result<Server> parse_server(const nlohmann::json& metadata) {
     out.addresses = e.list("addresses").value_or(std::vector<std::string>{});
     out.server_version = e.text("server_version");
     out.server_clustered = e.boolean("server_clustered");
+    out.kernel_architecture = e.text("kernel_architecture");
     if (e.error()) return *e.error();
     s.environment = std::move(out);
   }

@@ -79,6 +79,7 @@ struct Environment {
   std::vector<std::string> addresses;
   std::string server_version;
   bool server_clustered = false;
+  std::string kernel_architecture;  // "x86_64": the host's own architecture, LXD's name
 };
 struct Server {
   std::string auth;  // trusted | untrusted

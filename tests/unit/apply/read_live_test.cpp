@@ -86,5 +86,53 @@ TEST(ReadLive, AReaderThatThrowsMakesItsRemoteUnknownNotTheProcessEnd) {
   EXPECT_EQ(read.live.remotes.at("r2").status, model::RemoteStatus::ok);
 }
 
+// Records the image server reads; every remote answers with no instances.
+class ImageCounting final : public providers::StateReader {
+ public:
+  providers::ReadStateResponse read_state(const providers::ReadStateRequest& request) override {
+    providers::ReadStateResponse r;
+    r.live.status = model::RemoteStatus::ok;
+    if (request.read_image_aliases) r.live.image_aliases.emplace();
+    return r;
+  }
+  providers::ReadImageResponse read_image(const providers::ReadImageRequest& request) override {
+    ++reads_;
+    if (request.query.alias == "boom") throw std::runtime_error("bug");
+    providers::ReadImageResponse r;
+    r.image.fingerprints["x86_64"] = std::string(64, 'a');
+    return r;
+  }
+  int reads() const { return reads_.load(); }
+
+ private:
+  std::atomic<int> reads_{0};
+};
+
+TEST(ReadLive, EachServerAliasIsReadOnceAndPinnedImagesNotAtAll) {
+  auto fleet = fleet_of(2);
+  const model::ImageServer server{"https://images.example.net", model::ImageProtocol::simplestreams, ""};
+  auto add = [&](const std::string& name, const std::string& alias, std::optional<std::string> pin) {
+    model::ContainerSpec c;
+    c.name = name;
+    c.remote = "r0";
+    c.image = model::ImageRef{{}, alias, server, std::move(pin)};
+    fleet.containers.emplace(name, c);
+  };
+  add("a", "debian/12", std::nullopt);
+  add("b", "debian/12", std::nullopt);
+  add("c", "pinned", std::string(64, 'c'));
+  add("d", "boom", std::nullopt);
+  ImageCounting reader;
+  const auto read = read_live_state(fleet, reader, 4);
+  EXPECT_EQ(reader.reads(), 2) << "debian/12 once, boom once, the pinned image never";
+  ASSERT_EQ(read.live.server_images.size(), 2U);
+  const auto& debian = read.live.server_images.at({server, "debian/12"});
+  EXPECT_EQ(debian.fingerprints.at("x86_64"), std::string(64, 'a'));
+  const auto& boom = read.live.server_images.at({server, "boom"});
+  EXPECT_EQ(boom.error, "image server https://images.example.net: internal error: bug");
+  // A server image is no reason to read a remote's aliases.
+  EXPECT_FALSE(read.live.remotes.at("r0").image_aliases);
+}
+
 }  // namespace
 }  // namespace berth::apply

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "fake_server.hpp"
+#include "providers/lxd/certificate.hpp"
 #include "providers/lxd/executor.hpp"
 #include "temp_dir.hpp"
 
@@ -37,8 +38,10 @@ class ScriptedLxd {
  public:
   int c1_status = 102;
   bool put_conflict = false;
-  std::string failing_op;      // this operation ends in Failure
-  bool ops_never_end = false;  // every wait times out (for cancel)
+  std::string failing_op;       // this operation ends in Failure
+  bool ops_never_end = false;   // every wait times out (for cancel)
+  bool images_present = false;  // GET /1.0/images/<fp> finds the image
+  bool c1_owned = false;        // c1 carries the fleet mark of f1
 
   FakeResponse handle(const FakeRequest& r) {
     std::lock_guard lock(mu_);
@@ -50,12 +53,26 @@ class ScriptedLxd {
       FakeResponse res{200, sync_body({{"name", "c1"},
                                        {"status_code", c1_status},
                                        {"architecture", "x86_64"},
-                                       {"config", {{"user.a", "1"}}},
+                                       {"config", c1_owned ? nlohmann::json{{"user.a", "1"}, {"user.berth.fleet", "f1"}}
+                                                           : nlohmann::json{{"user.a", "1"}}},
                                        {"devices", nlohmann::json::object()},
                                        {"profiles", {"default"}},
                                        {"ephemeral", false}})};
       return res;
     }
+    if (r.method == "GET" && r.target == "/1.0") {
+      return {200,
+              sync_body({{"auth", "trusted"},
+                         {"api_extensions", nlohmann::json::array()},
+                         {"environment", {{"kernel_architecture", "x86_64"}, {"addresses", {"127.0.0.1:8443"}}}}})};
+    }
+    if (r.method == "GET" && r.target.starts_with("/1.0/images/") && !r.target.starts_with("/1.0/images/aliases")) {
+      if (images_present) return {200, sync_body({{"fingerprint", r.target.substr(12)}})};
+      return error_response(404, "not found");
+    }
+    if (r.method == "POST" && r.target == "/1.0/images") return async_op("fetch");
+    if (r.method == "DELETE" && r.target.starts_with("/1.0/images/")) return async_op("unfetch");
+    if (r.method == "DELETE" && r.target == "/1.0/instances/c1") return async_op("delete");
     if (r.method == "POST" && r.target == "/1.0/instances") return async_op("create");
     if (r.method == "PUT" && r.target == "/1.0/instances/c1") {
       if (put_conflict) return error_response(412, "ETag doesn't match");
@@ -156,6 +173,88 @@ TEST_F(ExecutorFake, LaunchSendsTheImageFingerprintAndTheOwnershipMarkAndJournal
   ASSERT_EQ(journal_.entries.size(), 1U);
   EXPECT_EQ(journal_.entries[0].step, "create");
   EXPECT_EQ(journal_.entries[0].ok, true);
+}
+
+// A simplestreams server for the server-image tests: alias bb/test names fp('4') on x86_64.
+struct StreamsServer {
+  PemPair pem = *generate_client_certificate({"images@test", 30});
+  testing::FakeServer server{[](const FakeRequest& r) -> FakeResponse {
+                               if (r.target == "/streams/v1/index.json") {
+                                 return {200, R"({"index": {"i": {"datatype": "image-downloads",
+                                   "path": "streams/v1/images.json", "products": ["p"]}}})"};
+                               }
+                               if (r.target == "/streams/v1/images.json") {
+                                 return {200, R"({"products": {"p": {"arch": "amd64", "aliases": "bb/test",
+                                   "versions": {"20260101": {"items": {"m": {"ftype": "lxd_combined.tar.gz",
+                                   "path": "x", "sha256": ")" +
+                                                  std::string(64, '4') + R"("}}}}}}})"};
+                               }
+                               return {404, "no"};
+                             },
+                             pem.certificate, pem.private_key};
+  model::ImageRef image(std::optional<std::string> pin = std::nullopt) const {
+    return {{},
+            "bb/test",
+            model::ImageServer{server.url(), model::ImageProtocol::simplestreams, pem.certificate},
+            std::move(pin)};
+  }
+};
+
+TEST_F(ExecutorFake, LaunchFromAnImageServerSendsTheServerAndTheFingerprint) {
+  StreamsServer images;
+  auto a = launch_action("bb");
+  a.image = images.image();
+  const auto res = run(a);
+  ASSERT_TRUE(res.ok) << res.error;
+  const auto posts = lxd_.of("POST", "/1.0/instances");
+  ASSERT_EQ(posts.size(), 1U);
+  const auto source = nlohmann::json::parse(posts[0].body)["source"];
+  EXPECT_EQ(source, (nlohmann::json{{"type", "image"},
+                                    {"mode", "pull"},
+                                    {"server", images.server.url()},
+                                    {"protocol", "simplestreams"},
+                                    {"fingerprint", std::string(64, '4')},
+                                    {"certificate", images.pem.certificate}}));
+  ASSERT_EQ(journal_.entries.size(), 1U);
+  EXPECT_EQ(journal_.entries[0].detail["image"]["fingerprint"], std::string(64, '4'));
+
+  // A pin that the server does not list: nothing is created.
+  a.image = images.image(std::string(64, '9'));
+  const auto pinned = run(a);
+  EXPECT_FALSE(pinned.ok);
+  EXPECT_NE(pinned.error.find("it lists no such container image"), std::string::npos) << pinned.error;
+  EXPECT_EQ(lxd_.of("POST", "/1.0/instances").size(), 1U);
+}
+
+TEST_F(ExecutorFake, RecreateFromAnImageServerHasTheHostFetchTheImageBeforeDeleting) {
+  StreamsServer images;
+  lxd_.c1_owned = true;
+  plan::Action a;
+  a.id = "recreate h1:c1";
+  a.kind = plan::ActionKind::recreate;
+  a.address = {"h1", "c1", std::nullopt};
+  a.image = images.image();
+  // The host cannot fetch it (its view of the server is older): nothing is deleted.
+  lxd_.failing_op = "fetch";
+  auto res = run(a);
+  EXPECT_FALSE(res.ok);
+  EXPECT_NE(res.error.find("c1 was not deleted"), std::string::npos) << res.error;
+  EXPECT_TRUE(lxd_.of("DELETE", "/1.0/instances/c1").empty());
+  // It can: fetch, delete, create, and the image fetched only for this is removed again.
+  lxd_.failing_op.clear();
+  journal_.entries.clear();
+  res = run(a);
+  ASSERT_TRUE(res.ok) << res.error;
+  std::vector<std::string> steps;
+  for (const auto& e : journal_.entries) steps.push_back(e.step);
+  EXPECT_EQ(steps, (std::vector<std::string>{"image-fetch", "recreate-delete", "create", "image-fetch-remove"}));
+  // An image the host already has is neither fetched nor removed.
+  lxd_.images_present = true;
+  journal_.entries.clear();
+  ASSERT_TRUE(run(a).ok);
+  steps.clear();
+  for (const auto& e : journal_.entries) steps.push_back(e.step);
+  EXPECT_EQ(steps, (std::vector<std::string>{"recreate-delete", "create"}));
 }
 
 TEST_F(ExecutorFake, LaunchOfAMissingAliasSaysWhichAliasOnWhichRemote) {

@@ -69,6 +69,37 @@ TEST(OrderActions, DanglingDependencyIsAnError) {
   EXPECT_TRUE(p.diagnostics.has_errors());
 }
 
+TEST(PlanFile, RoundTripsAnImageServer) {
+  PlanFile file = file_with({make("launch a:c"), make("recreate a:d")});
+  file.plan.remotes["a"] = RemoteSummary{"https://127.0.0.1:8443", model::RemoteStatus::ok, "", 1};
+  file.plan.actions[0].kind = ActionKind::launch;
+  file.plan.actions[0].image =
+      model::ImageRef{{},
+                      "debian/12",
+                      model::ImageServer{"https://images.example.net/x", model::ImageProtocol::simplestreams, ""},
+                      std::nullopt};
+  file.plan.actions[1].kind = ActionKind::recreate;
+  file.plan.actions[1].image =
+      model::ImageRef{{},
+                      "alpine",
+                      model::ImageServer{"https://[::1]:8444", model::ImageProtocol::lxd,
+                                         "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"},
+                      std::string(64, 'a')};
+  const auto parsed = parse_plan_file(serialize(file), "saved.plan");
+  ASSERT_TRUE(parsed.file.has_value()) << diag::format(parsed.diagnostics);
+  EXPECT_EQ(parsed.file->plan.actions[0].image, file.plan.actions[0].image);
+  EXPECT_EQ(parsed.file->plan.actions[1].image, file.plan.actions[1].image);
+  EXPECT_EQ(to_json(parsed.file->plan), to_json(file.plan));
+
+  // A damaged server image is refused, never guessed at.
+  for (const auto& [key, value] : std::vector<std::pair<std::string, nlohmann::json>>{
+           {"server", "http://images.example.net"}, {"protocol", "ftp"}, {"fingerprint", "abc"}, {"alias", 5}}) {
+    auto j = nlohmann::json::parse(serialize(file));
+    j["plan"]["actions"][1]["spec"]["image"][key] = value;
+    EXPECT_FALSE(parse_plan_file(j.dump(), "x").file.has_value()) << key;
+  }
+}
+
 TEST(PlanFile, RoundTripsAndRejectsForeignFiles) {
   PlanFile file = file_with({make("launch a:c")});
   file.plan.remotes["a"] = RemoteSummary{"https://127.0.0.1:8443", model::RemoteStatus::ok, "", 1};
