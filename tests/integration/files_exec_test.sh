@@ -92,7 +92,7 @@ test_first_apply() {
     assert_eq "<unset>" "$(tb_lxc exec h1:old -- cat /root/init 2>/dev/null || echo '<unset>')" "old's init did not run"
     assert_no_secret "$(lxc_config h1 web user.berth.files)$(lxc_config h1 web user.berth.exec)" "$APP_SECRET" "berth's records"
     assert_no_secret_in_dir "$BERTH_CFG" "$APP_SECRET" "the config directory"
-    assert_no_secret "$(sqlite3 "$STATE" .dump)" "$APP_SECRET" "the state file"
+    assert_no_secret_in_dir "$WORK" "$APP_SECRET" "the state file and everything else berth wrote"
     assert_eq 600 "$(stat -c %a "$BERTH_CFG/digest.key")" "the digest key is private"
 
     run berth plan -f "$FLEET" --detailed-exitcode
