@@ -16,8 +16,19 @@ LiveRead read_live_state(const model::Fleet& fleet, providers::StateReader& read
   for (const auto& [name, c] : fleet.containers) {
     if (c.image) image_remotes.insert(c.image->remote);
   }
+  std::set<std::string> fleet_projects;
+  for (const auto& [name, c] : fleet.containers) fleet_projects.insert(c.project);
   std::vector<providers::ReadStateRequest> requests;
-  for (const auto& [name, spec] : fleet.remotes) requests.push_back({spec, image_remotes.count(name) != 0});
+  for (const auto& [name, spec] : fleet.remotes) {
+    providers::ReadStateRequest request{spec, image_remotes.count(name) != 0, {spec.project}, {}};
+    for (const auto& [cname, c] : fleet.containers) {
+      if (c.remote == name) request.projects.insert(c.project);
+    }
+    for (const auto& project : fleet_projects) {
+      if (request.projects.count(project) == 0) request.other_projects.insert(project);
+    }
+    requests.push_back(std::move(request));
+  }
 
   // Each worker takes the next remote until none is left; results land in their own slots.
   std::vector<providers::ReadStateResponse> responses(requests.size());

@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/config/url.hpp"
+#include "engine/model/desired.hpp"
 #include "engine/util/json_parse.hpp"
 #include "providers/lxd/certificate.hpp"
 #include "providers/lxd/openssl_util.hpp"
@@ -451,6 +452,7 @@ struct Client::Impl {
   std::unique_ptr<Transport> transport;
   int opened = 0;
   bool used = false;  // the current connection has served a request
+  std::string project{model::default_project};
 
   Result<void> open() {
     used = false;
@@ -478,10 +480,19 @@ int Client::connections_opened() const {
   return impl_->opened;
 }
 
-Result<Response> Client::request(Method method, std::string_view target, const std::optional<nlohmann::json>& body,
+void Client::set_project(std::string project) {
+  impl_->project = std::move(project);
+}
+const std::string& Client::project() const {
+  return impl_->project;
+}
+
+Result<Response> Client::request(Method method, std::string_view raw_target, const std::optional<nlohmann::json>& body,
                                  const Headers& headers) {
+  const std::string target =
+      raw_target.starts_with("/1.0/") ? with_project(raw_target, impl_->project) : std::string{raw_target};
   const std::string what = std::string{to_string(method)} + " " + redact_target(target);
-  HttpRequest req{to_verb(method), std::string{target}, 11};
+  HttpRequest req{to_verb(method), target, 11};
   req.set(http::field::host, impl_->endpoint.authority());
   req.set(http::field::user_agent, "berth/0.1");
   req.set(http::field::accept, "application/json");
