@@ -29,6 +29,9 @@ struct ReadStateRequest {
   // Both empty: remote.project alone.
   std::set<std::string> projects;
   std::set<std::string> other_projects;
+  // Projects other than remote.project whose image aliases are read too (LiveRemote::
+  // project_image_aliases): those of containers here that launch from an image on this remote.
+  std::set<std::string> alias_projects;
 };
 
 struct ReadStateResponse {

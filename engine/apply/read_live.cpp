@@ -20,9 +20,11 @@ LiveRead read_live_state(const model::Fleet& fleet, providers::StateReader& read
   for (const auto& [name, c] : fleet.containers) fleet_projects.insert(c.project);
   std::vector<providers::ReadStateRequest> requests;
   for (const auto& [name, spec] : fleet.remotes) {
-    providers::ReadStateRequest request{spec, image_remotes.count(name) != 0, {spec.project}, {}};
+    providers::ReadStateRequest request{spec, image_remotes.count(name) != 0, {spec.project}, {}, {}};
     for (const auto& [cname, c] : fleet.containers) {
-      if (c.remote == name) request.projects.insert(c.project);
+      if (c.remote != name) continue;
+      request.projects.insert(c.project);
+      if (c.image && c.image->remote == name && c.project != spec.project) request.alias_projects.insert(c.project);
     }
     for (const auto& project : fleet_projects) {
       if (request.projects.count(project) == 0) request.other_projects.insert(project);

@@ -54,7 +54,10 @@ struct LiveRemote {
   RemoteStatus status = RemoteStatus::unknown;
   std::string error;                              // why it is unknown; never contains secrets
   std::map<std::string, LiveInstance> instances;  // by instance_key(project, name)
-  std::optional<ImageAliases> image_aliases;      // read when a declared image lives here
+  std::optional<ImageAliases> image_aliases;      // read when a declared image lives here (remote's project)
+  // The same, in each other project whose containers launch from an image that lives on this remote
+  // (a project with features.images has its own aliases).
+  std::map<std::string, ImageAliases> project_image_aliases;
 };
 
 struct LiveState {

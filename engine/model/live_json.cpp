@@ -20,6 +20,7 @@ nlohmann::json to_json(const LiveState& live) {
     remotes[name] = {
         {"status", r.status == RemoteStatus::ok ? "ok" : "unknown"}, {"error", r.error}, {"instances", instances}};
     if (r.image_aliases) remotes[name]["image_aliases"] = *r.image_aliases;
+    if (!r.project_image_aliases.empty()) remotes[name]["project_image_aliases"] = r.project_image_aliases;
   }
   return {{"remotes", remotes}};
 }
@@ -39,6 +40,9 @@ LiveState live_state_from_json(const nlohmann::json& j) {
       } else {
         *remote.image_aliases = aliases->get<ImageAliases>();
       }
+    }
+    if (const auto aliases = r.find("project_image_aliases"); aliases != r.end()) {
+      remote.project_image_aliases = aliases->get<std::map<std::string, ImageAliases>>();
     }
     for (const auto& ji : r.value("instances", nlohmann::json::array())) {
       LiveInstance inst;

@@ -325,11 +325,22 @@ class Planner {
                                 c.where);
       return out;
     }
-    if (!remote->image_aliases) return out;
-    const auto alias = remote->image_aliases->find(c.image->alias);
-    if (alias == remote->image_aliases->end()) {
+    // An image on the container's own remote is looked up in the container's project (it may have
+    // its own images), one elsewhere in its remote's project: where the executor looks it up.
+    const model::ImageAliases* aliases = remote->image_aliases ? &*remote->image_aliases : nullptr;
+    std::string in_project_text;
+    const auto spec = fleet_.remotes.find(c.image->remote);
+    if (c.image->remote == c.remote && spec != fleet_.remotes.end() && c.project != spec->second.project) {
+      const auto in_project = remote->project_image_aliases.find(c.project);
+      aliases = in_project == remote->project_image_aliases.end() ? nullptr : &in_project->second;
+      in_project_text = " in project '" + c.project + "'";
+    }
+    if (aliases == nullptr) return out;
+    const auto alias = aliases->find(c.image->alias);
+    if (alias == aliases->end()) {
       out.missing = true;
-      const std::string why = "image alias '" + c.image->alias + "' does not exist on remote '" + c.image->remote + "'";
+      const std::string why =
+          "image alias '" + c.image->alias + "' does not exist on remote '" + c.image->remote + "'" + in_project_text;
       plan_.not_planned[where] = why;
       plan_.diagnostics.warning(why + "; not planned", where, c.where,
                                 "import the image there (lxc image import ... --alias " + c.image->alias +

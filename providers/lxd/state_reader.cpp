@@ -56,6 +56,7 @@ struct SideRead {
   // instance list says so), else its snapshots are unknown.
   std::map<std::string, std::string> volumes_not_found;
   std::optional<model::ImageAliases> image_aliases;
+  std::map<std::string, model::ImageAliases> project_image_aliases;
   std::string aliases_problem;
 };
 
@@ -85,7 +86,7 @@ ProjectsToRead projects_of(const providers::ReadStateRequest& request) {
 }
 
 void read_side(Client& client, const std::vector<std::string>& projects, bool read_aliases,
-               const std::string& alias_project, SideRead& out) {
+               const std::string& alias_project, const std::set<std::string>& other_alias_projects, SideRead& out) {
   // No GET /1.0 first: a server that does not trust us answers the first request below with 403,
   // which says the same one round trip sooner (plan time is dominated by round trips).
   out.auth = "trusted";
@@ -128,6 +129,12 @@ void read_side(Client& client, const std::vector<std::string>& projects, bool re
     } else {
       out.aliases_problem = aliases ? "GET /1.0/images/aliases: " + names.error().message : names.error().message;
     }
+  }
+  for (const auto& project : other_alias_projects) {
+    auto aliases = client.get(with_project("/1.0/images/aliases?recursion=1", project));
+    auto names = aliases ? parse_image_aliases(aliases->metadata) : Result<model::ImageAliases>{aliases.error()};
+    if (names) out.project_image_aliases.emplace(project, std::move(*names));
+    // Else not checked in that project: the launch looks the alias up itself.
   }
 }
 
@@ -187,7 +194,7 @@ providers::ReadStateResponse LxdStateReader::read_state(const providers::ReadSta
           side.error = second.error();
           return;
         }
-        read_side(*second, projects.all, request.read_image_aliases, spec.project, side);
+        read_side(*second, projects.all, request.read_image_aliases, spec.project, request.alias_projects, side);
       } catch (const std::exception& e) {
         // Nothing may leave a thread: std::terminate would end the process.
         side.error = make_error(ErrorKind::protocol, std::string{"internal error: "} + e.what());
@@ -200,7 +207,7 @@ providers::ReadStateResponse LxdStateReader::read_state(const providers::ReadSta
     }
     side_thread.join();  // before anything can leave this scope
   } else {
-    read_side(*main, projects.all, request.read_image_aliases, spec.project, side);
+    read_side(*main, projects.all, request.read_image_aliases, spec.project, request.alias_projects, side);
     if (!side.error && side.auth == "trusted") read_instances(*main);
   }
 
@@ -292,6 +299,7 @@ providers::ReadStateResponse LxdStateReader::read_state(const providers::ReadSta
     }
   }
   live.instances = std::move(*instances);
+  live.project_image_aliases = std::move(side.project_image_aliases);
   live.status = model::RemoteStatus::ok;
   live.error.clear();
   spdlog::debug("read_state {}: {} instances in {} ms", spec.name, live.instances.size(),

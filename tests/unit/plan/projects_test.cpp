@@ -184,6 +184,25 @@ TEST(Projects, StaleAddressesKnowTheProject) {
   EXPECT_EQ(stale_addresses(plan, moved), std::vector<std::string>{"a:p/web (changed)"});
 }
 
+TEST(Projects, ImagesOnTheContainersRemoteAreCheckedInItsProject) {
+  const auto fleet = load(header + "containers:\n  web: {remote: a, project: p, image: \"a:bb\"}\n");
+  const auto with_aliases = [](nlohmann::json in_p) {
+    return model::live_state_from_json({{"remotes",
+                                         {{"a",
+                                           {{"status", "ok"},
+                                            {"instances", nlohmann::json::array()},
+                                            {"image_aliases", {{"bb", "f1"}}},
+                                            {"project_image_aliases", {{"p", std::move(in_p)}}}}},
+                                          {"b", {{"status", "ok"}, {"instances", nlohmann::json::array()}}}}}});
+  };
+  const Plan missing = compute_plan(fleet, with_aliases(nlohmann::json::object()), {});
+  EXPECT_TRUE(missing.actions.empty());
+  ASSERT_EQ(missing.not_planned.count("a:p/web"), 1U);
+  EXPECT_NE(missing.not_planned.at("a:p/web").find("in project 'p'"), std::string::npos);
+  const Plan found = compute_plan(fleet, with_aliases({{"bb", "f2"}}), {});
+  EXPECT_EQ(ids(found), std::vector<std::string>{"launch a:p/web"});
+}
+
 TEST(EphemeralAndDescription, ComparedAndUpdatedInPlace) {
   const auto fleet = load(header +
                           "containers:\n"
