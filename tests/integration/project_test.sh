@@ -10,7 +10,8 @@
 # them in the file. --target takes the project form; a saved plan with
 # project addresses applies. A move between the hosts keeps the project; an
 # ephemeral container is not moved. A project that does not exist is an error
-# naming it and the remote. Destroy deletes only the fleet's containers.
+# naming it and the remote; an image alias is checked in a project that has its
+# own images. Destroy deletes only the fleet's containers.
 # shellcheck disable=SC2016 # jq filters use jq's $variables
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -63,6 +64,18 @@ run berth plan -f "$FLEET"
 assert_exit 1 "a plan with a missing project is incomplete"
 assert_contains "$OUT$ERR" "project 'nope' does not exist" "the error names the project"
 assert_contains "$OUT$ERR" "h1" "the error names the remote"
+
+# A project with its own images (LXD's default) holds no alias bb: the plan checks the alias there.
+tb_lxc_q project create h1:q
+tb_fleet_header "$FLEET"
+cat >>"$FLEET" <<EOF
+containers:
+  web: {remote: h1, project: q, image: bb}
+EOF
+run berth plan -f "$FLEET"
+assert_exit 1 "an image missing in the container's project makes the plan incomplete"
+assert_contains "$OUT$ERR" "image alias 'bb' does not exist on remote 'h1' in project 'q'" \
+    "the plan says the alias is missing in project q"
 
 for h in h1 h2; do
     tb_lxc_q project create "$h:p" -c features.images=false -c features.profiles=false
