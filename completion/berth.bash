@@ -6,7 +6,8 @@
 # Completes commands, each command's options, log levels, file names (fleet files and `-`, standard
 # input, for -f; any file for --out, --state and a saved plan; directories for --config-dir and
 # `remote import-lxc --from`), the remote and container names a fleet file declares (the file -f
-# names on the line, else berth.yaml; none for `-f -`), addresses (`remote:container` or a bare
+# names on the line, else berth.yaml; none for `-f -`), addresses (`remote:container`,
+# `remote:project/container` and `project/container` outside the default project, or a bare
 # container name) for --target and --replace, and for `berth remote remove` the remotes `berth
 # remote list --json` prints. Its lists of options are checked against `berth COMMAND --help` by
 # tests/shell/completion_test.sh.
@@ -16,9 +17,9 @@ _berth_options_with_value=" -f --file --out --state --read-parallelism --paralle
 _berth_options_with_value+=" --max-file-size --max-response-size --password --token --target --replace"
 _berth_options_with_value+=" --from --config-dir --log-level "
 
-# _berth_fleet_names FILE: one line per name the fleet file declares, "remote NAME" for each key of
-# the top-level `remotes:` map and "container NAME REMOTE" for each key of `containers:` (REMOTE is
-# its `remote:`, or empty). Block-style maps only, as docs/fleet-file.md writes them (a container's
+# _berth_fleet_names FILE: one line per name the fleet file declares, "remote NAME PROJECT" for each
+# key of the top-level `remotes:` map and "container NAME REMOTE PROJECT" for each key of
+# `containers:` (REMOTE is its `remote:`, PROJECT its `project:`, each empty when not given). Block-style maps only, as docs/fleet-file.md writes them (a container's
 # own value may be a flow map, `web: {remote: a, image: bb}`); anything else is skipped quietly.
 # `-` is standard input, which berth would read: no names (and awk must not read it).
 _berth_fleet_names() {
@@ -30,11 +31,19 @@ _berth_fleet_names() {
         }
         function name_ok(s) { return s ~ /^[A-Za-z0-9][A-Za-z0-9_.-]*$/ }
         function flush() {
+            if (!name_ok(project)) project = ""
             if (container != "" && name_ok(container)) {
                 if (!name_ok(remote)) remote = ""
-                print "container", container, remote
+                print "container", container, remote, project
             }
-            container = ""; remote = ""
+            if (rname != "" && name_ok(rname)) print "remote", rname, project
+            container = ""; remote = ""; rname = ""; project = ""
+        }
+        # The value of `KEY: value` in a flow map (`{url: x, project: p}`), or "".
+        function flow_value(rest, key,    value) {
+            if (!match(rest, "[{,][ ]*" key "[ ]*:[ ]*[^,} ]+")) return ""
+            value = substr(rest, RSTART + 1, RLENGTH - 1); sub("^[ ]*" key "[ ]*:[ ]*", "", value)
+            return unquote(value)
         }
         {
             sub(/\r$/, "")
@@ -57,20 +66,24 @@ _berth_fleet_names() {
                 if (!match(text, /^[^:#]*:/)) next
                 key = substr(text, 1, RLENGTH - 1); sub(/[ ]+$/, "", key); key = unquote(key)
                 rest = substr(text, RLENGTH + 1)
-                if (section == "remotes") { if (name_ok(key)) print "remote", key; next }
-                container = key; field_indent = -1
-                if (match(rest, /[{,][ ]*remote[ ]*:[ ]*[^,} ]+/)) {
-                    value = substr(rest, RSTART + 1, RLENGTH - 1); sub(/^[ ]*remote[ ]*:[ ]*/, "", value)
-                    remote = unquote(value)
-                }
+                field_indent = -1
+                project = flow_value(rest, "project")
+                if (section == "remotes") { rname = key; next }
+                container = key
+                remote = flow_value(rest, "remote")
                 next
             }
-            # A line inside a container: its own keys are the first, least indented ones.
-            if (section != "containers" || container == "") next
+            # A line inside a container or remote: its own keys are the first, least indented ones.
+            if (container == "" && rname == "") next
             if (field_indent < 0) field_indent = indent
-            if (indent == field_indent && match(text, /^remote[ ]*:[ ]*/)) {
+            if (indent != field_indent) next
+            if (container != "" && match(text, /^remote[ ]*:[ ]*/)) {
                 value = substr(text, RLENGTH + 1); sub(/[ ]*(#.*)?$/, "", value)
                 remote = unquote(value)
+            }
+            if (match(text, /^project[ ]*:[ ]*/)) {
+                value = substr(text, RLENGTH + 1); sub(/[ ]*(#.*)?$/, "", value)
+                project = unquote(value)
             }
         }
         END { flush() }
@@ -152,8 +165,9 @@ _berth_files() {
 # _berth_value OPTION PREFIX WORD: completes the value of OPTION; PREFIX is `OPTION=` when the value
 # is written in the same word.
 _berth_value() {
-    local option=$1 prefix=$2 word=$3 kind name remote
+    local option=$1 prefix=$2 word=$3 kind name remote project lines
     local -a candidates=()
+    local -A remote_project=()
     case $option in
     -f | --file) _berth_files "$prefix" "$word" yaml ;;
     --out | --state) _berth_files "$prefix" "$word" ;;
@@ -164,11 +178,20 @@ _berth_value() {
         ;;
     --log-level) _berth_reply "$prefix$word" "${prefix}"{trace,debug,info,warn,error,off} ;;
     --target | --replace)
-        while read -r kind name remote; do
+        # Addresses as the plan prints them: a project other than default (the container's, else its
+        # remote's) goes between the remote and the name.
+        lines=$(_berth_fleet_names "$(_berth_fleet_file)")
+        while read -r kind name project; do
+            [[ $kind == remote ]] && remote_project[$name]=$project
+        done <<<"$lines"
+        while read -r kind name remote project; do
             [[ $kind == container ]] || continue
             candidates+=("$prefix$name")
-            [[ -n $remote ]] && candidates+=("$prefix$remote:$name")
-        done < <(_berth_fleet_names "$(_berth_fleet_file)")
+            [[ -z $project && -n $remote ]] && project=${remote_project[$remote]-}
+            [[ $project == default ]] && project=
+            [[ -n $project ]] && candidates+=("$prefix$project/$name")
+            [[ -n $remote ]] && candidates+=("$prefix$remote:${project:+$project/}$name")
+        done <<<"$lines"
         _berth_reply "$prefix$word" "${candidates[@]}"
         ;;
     *) COMPREPLY=() ;; # a number, a size, a duration or a secret

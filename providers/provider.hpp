@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -21,7 +22,16 @@ namespace berth::providers {
 
 struct ReadStateRequest {
   model::RemoteSpec remote;
-  bool read_image_aliases = false;  // a declared image lives on this remote
+  bool read_image_aliases = false;  // a declared image lives on this remote (read in remote.project)
+  // The LXD projects to read. `projects`: the remote's own and those of the containers declared on
+  // it; one that does not exist makes the remote unknown. `other_projects`: those of containers
+  // declared elsewhere (a move's source may live here); one that does not exist has no instances.
+  // Both empty: remote.project alone.
+  std::set<std::string> projects;
+  std::set<std::string> other_projects;
+  // Projects other than remote.project whose image aliases are read too (LiveRemote::
+  // project_image_aliases): those of containers here that launch from an image on this remote.
+  std::set<std::string> alias_projects;
 };
 
 struct ReadStateResponse {

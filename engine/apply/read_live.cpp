@@ -22,8 +22,21 @@ LiveRead read_live_state(const model::Fleet& fleet, providers::StateReader& read
   for (const auto& [name, c] : fleet.containers) {
     if (c.image && c.image->server && !c.image->fingerprint) queries.insert({*c.image->server, c.image->alias});
   }
+  std::set<std::string> fleet_projects;
+  for (const auto& [name, c] : fleet.containers) fleet_projects.insert(c.project);
   std::vector<providers::ReadStateRequest> requests;
-  for (const auto& [name, spec] : fleet.remotes) requests.push_back({spec, image_remotes.count(name) != 0});
+  for (const auto& [name, spec] : fleet.remotes) {
+    providers::ReadStateRequest request{spec, image_remotes.count(name) != 0, {spec.project}, {}, {}};
+    for (const auto& [cname, c] : fleet.containers) {
+      if (c.remote != name) continue;
+      request.projects.insert(c.project);
+      if (c.image && c.image->remote == name && c.project != spec.project) request.alias_projects.insert(c.project);
+    }
+    for (const auto& project : fleet_projects) {
+      if (request.projects.count(project) == 0) request.other_projects.insert(project);
+    }
+    requests.push_back(std::move(request));
+  }
   const std::vector<model::ServerImageQuery> image_requests(queries.begin(), queries.end());
 
   // Each worker takes the next read (the remotes, then the image servers) until none is left;

@@ -48,8 +48,8 @@ std::vector<std::string> Walk::remotes_of(const plan::Action& a) const {
 }
 
 std::vector<std::string> Walk::containers_of(const plan::Action& a) {
-  std::vector<std::string> out{a.address.remote + ":" + a.address.container};
-  if (a.source) out.push_back(a.source->remote + ":" + a.source->container);
+  std::vector<std::string> out{plan::instance_address(a.address)};
+  if (a.source) out.push_back(plan::instance_address(*a.source));
   return out;
 }
 

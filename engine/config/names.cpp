@@ -65,6 +65,15 @@ std::optional<std::string> remote_name_problem(std::string_view name) {
   return std::nullopt;
 }
 
+std::optional<std::string> project_name_problem(std::string_view name) {
+  if (auto p = length_problem(name, 63)) return p;
+  if (name.front() == '.' || name.front() == '-') return std::string{"must not start with '.' or '-'"};
+  if (!std::all_of(name.begin(), name.end(), [](char c) { return is_ascii_alnum(c) || c == '.' || c == '-'; })) {
+    return std::string{"may contain only ASCII letters, digits, '.' and '-'"};
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string> local_name_problem(std::string_view name) {
   if (auto p = length_problem(name, 63)) return p;
   if (!std::all_of(name.begin(), name.end(), [](char c) { return is_ascii_alnum(c) || c == '-' || c == '_'; })) {

@@ -31,6 +31,12 @@ namespace berth::config {
 // would read as an option on the command line.
 [[nodiscard]] std::optional<std::string> remote_name_problem(std::string_view name);
 
+// LXD project names. LXD 5.0 (lxd/api_project.go projectValidateName) refuses an empty name, '/',
+// spaces, '_', quotes, "*", "." and "..". berth is stricter so that a project stays printable, needs
+// no escaping in a query string and reads unambiguously in an address ("a:p/web"): 1-63 ASCII
+// letters, digits, '.' and '-', not starting with '.' or '-'.
+[[nodiscard]] std::optional<std::string> project_name_problem(std::string_view name);
+
 // Names berth gives things (images): 1-63 ASCII letters, digits, '-' and '_'.
 [[nodiscard]] std::optional<std::string> local_name_problem(std::string_view name);
 

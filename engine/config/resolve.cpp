@@ -58,7 +58,10 @@ class Resolver {
       check_listed_once({"sensitive"}, *listed);
       for (const auto& key : strings_of(*listed)) sensitive_keys_.insert(key);
     }
-    for (const auto& name : remote_names_) fleet.remotes.emplace(name, remote(name));
+    for (const auto& name : remote_names_) {
+      const auto& spec = fleet.remotes.emplace(name, remote(name)).first->second;
+      remote_projects_.emplace(name, spec.project);
+    }
     for (const auto& name : image_names_) fleet.images.emplace(name, image(name));
     for (const auto& name : container_names_) fleet.containers.emplace(name, container(name, fleet.images));
     for (const auto& name : container_names_) check_copy_source(name, fleet.containers);
@@ -176,6 +179,7 @@ class Resolver {
     if (const auto* p = usable(child(path, "parallelism")); p != nullptr && p->is_number_integer()) {
       spec.parallelism = p->get<int>();
     }
+    if (auto project = string_at(child(path, "project"))) spec.project = *project;
     return spec;
   }
 
@@ -339,6 +343,21 @@ class Resolver {
     if (auto state = string_at(child(path, "state"))) {
       spec.state = model::desired_state_from_string(*state).value_or(model::DesiredState::running);
     }
+    if (auto project = string_at(child(path, "project"))) {
+      spec.project = *project;
+    } else if (const auto r = remote_projects_.find(spec.remote); r != remote_projects_.end()) {
+      spec.project = r->second;
+    }
+    if (const auto* e = usable(child(path, "ephemeral")); e != nullptr && e->is_boolean()) {
+      spec.ephemeral = e->get<bool>();
+      if (*spec.ephemeral && spec.state == model::DesiredState::stopped) {
+        error(child(path, "ephemeral"), doc_.value_where(child(path, "ephemeral")),
+              "an ephemeral container cannot be declared stopped",
+              "LXD deletes an ephemeral container when it stops: declare it running or frozen, or make it "
+              "ephemeral: false");
+      }
+    }
+    if (auto description = string_at(child(path, "description"))) spec.description = *description;
     if (auto image = string_at(child(path, "image")))
       spec.image = image_ref(child(path, "image"), *image, spec, images);
     if (auto source = string_at(child(path, "copy_of"))) {
@@ -671,7 +690,8 @@ class Resolver {
   const std::set<KeyPath>& flagged_;
   diag::Diagnostics& out_;
   std::vector<std::string> remote_names_;
-  std::set<std::string> remote_set_;  // remote_names_, for lookups
+  std::set<std::string> remote_set_;                    // remote_names_, for lookups
+  std::map<std::string, std::string> remote_projects_;  // remote -> its project: (its containers' default)
   std::vector<std::string> image_names_;
   std::vector<std::string> container_names_;
   std::set<std::string> sensitive_keys_;                                  // the file's sensitive: list

@@ -224,6 +224,10 @@ std::optional<NameRule> name_rule(std::string_view definition) {
     return NameRule{"remote name", remote_name_problem,
                     "remote names are 1-63 ASCII letters, digits, '.', '-' and '_', not starting with '.' or '-'"};
   }
+  if (definition == "projectName") {
+    return NameRule{"project name", project_name_problem,
+                    "project names are 1-63 ASCII letters, digits, '.' and '-', not starting with '.' or '-'"};
+  }
   if (definition == "imageName") {
     return NameRule{"image name", local_name_problem, "image names are 1-63 ASCII letters, digits, '-' and '_'"};
   }

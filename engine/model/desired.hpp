@@ -7,6 +7,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/diag/diagnostics.hpp"
@@ -28,12 +29,18 @@ enum class Consent { denied, allowed };
 // What a plan does when an existing container runs another image than its `image:` resolves to.
 enum class OnImageChange { report, replace };
 
+// LXD's project when none is named. Requests about instances in it carry no ?project=, and their
+// addresses no project part ("a:web"; "a:p/web" in project p): decided in plan::to_string(Address)
+// and model::instance_key.
+inline constexpr std::string_view default_project = "default";
+
 struct RemoteSpec {
   std::string name;
   std::string url;                         // https://host:port or unix:///path
   std::optional<std::string> fingerprint;  // sha256 hex (lowercase, no colons) of the server certificate DER
   int parallelism = 4;                     // per-remote bound on concurrent actions (apply)
   diag::SourceLocation where;
+  std::string project{default_project};  // project: the default of its containers
 };
 
 // How an image server is read: a static simplestreams tree, or a public LXD server.
@@ -118,14 +125,17 @@ struct ExecSpec {
 
 struct ContainerSpec {
   std::string name;
-  std::string remote;             // placement
-  std::optional<ImageRef> image;  // resolved; set unless copy_of is
+  std::string remote;                    // placement
+  std::string project{default_project};  // resolved: its own project:, else its remote's
+  std::optional<ImageRef> image;         // resolved; set unless copy_of is
   std::optional<CopySource> copy_of;
   DesiredState state = DesiredState::running;
   ConfigMap config;                                  // only these keys are compared
   DeviceMap devices;                                 // only these devices are compared
   std::optional<std::vector<std::string>> profiles;  // unset: not managed
   std::vector<std::string> snapshots;                // declared snapshot names, in file order
+  std::optional<bool> ephemeral;                     // unset: not managed (LXD's default on create: false)
+  std::optional<std::string> description;            // unset: not managed (LXD's default on create: "")
   bool prune_snapshots = false;                      // snapshots: {prune: true}
   Consent restart = Consent::denied;                 // restart: allowed
   Consent move = Consent::denied;                    // move: allowed

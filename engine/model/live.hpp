@@ -24,6 +24,9 @@ struct LiveSnapshot {
 
 struct LiveInstance {
   std::string name;
+  std::string project{default_project};
+  bool ephemeral = false;
+  std::string description;
   std::string type = "container";  // container | virtual-machine
   std::string architecture;
   std::string status;  // "Running", as reported
@@ -49,9 +52,12 @@ using ImageAliases = std::map<std::string, std::string>;
 struct LiveRemote {
   std::string name;
   RemoteStatus status = RemoteStatus::unknown;
-  std::string error;  // why it is unknown; never contains secrets
-  std::map<std::string, LiveInstance> instances;
-  std::optional<ImageAliases> image_aliases;  // read when a declared image lives here
+  std::string error;                              // why it is unknown; never contains secrets
+  std::map<std::string, LiveInstance> instances;  // by instance_key(project, name)
+  std::optional<ImageAliases> image_aliases;      // read when a declared image lives here (remote's project)
+  // The same, in each other project whose containers launch from an image that lives on this remote
+  // (a project with features.images has its own aliases).
+  std::map<std::string, ImageAliases> project_image_aliases;
 };
 
 // An alias on an image server, as asked at plan time.
@@ -82,7 +88,13 @@ struct LiveState {
 // takes the first there is.
 [[nodiscard]] std::optional<std::string> fingerprint_for(const ServerImage& image, const std::string& architecture);
 
-// What a saved plan pins: a digest over config, devices, profiles, power state and snapshots.
+// How an instance is keyed in LiveRemote::instances, the plan's basis and addresses: its name in
+// the default project, "PROJECT/NAME" in another (a name has no '/', so keys of two projects never
+// collide).
+[[nodiscard]] std::string instance_key(std::string_view project, std::string_view name);
+
+// What a saved plan pins: a digest over config, devices, profiles, power state, snapshots,
+// ephemeral and description (the project is part of the instance's key).
 // Computed from the bulk read, so recomputing it costs no extra request.
 [[nodiscard]] std::string digest_of(const LiveInstance& instance);
 

@@ -9,18 +9,23 @@ nlohmann::json to_json(const LiveState& live) {
     for (const auto& [iname, inst] : r.instances) {
       nlohmann::json snaps = nlohmann::json::array();
       for (const auto& s : inst.snapshots) snaps.push_back({{"name", s.name}, {"created_at", s.created_at}});
-      instances.push_back({{"name", inst.name},
+      nlohmann::json ji = {{"name", inst.name},
                            {"status", inst.status},
                            {"status_code", inst.status_code},
                            {"architecture", inst.architecture},
                            {"config", inst.config},
                            {"devices", inst.devices},
                            {"profiles", inst.profiles},
-                           {"snapshots", snaps}});
+                           {"snapshots", snaps}};
+      if (inst.project != default_project) ji["project"] = inst.project;
+      if (inst.ephemeral) ji["ephemeral"] = true;
+      if (!inst.description.empty()) ji["description"] = inst.description;
+      instances.push_back(std::move(ji));
     }
     remotes[name] = {
         {"status", r.status == RemoteStatus::ok ? "ok" : "unknown"}, {"error", r.error}, {"instances", instances}};
     if (r.image_aliases) remotes[name]["image_aliases"] = *r.image_aliases;
+    if (!r.project_image_aliases.empty()) remotes[name]["project_image_aliases"] = r.project_image_aliases;
   }
   nlohmann::json out = {{"remotes", remotes}};
   for (const auto& [query, image] : live.server_images) {
@@ -51,10 +56,16 @@ LiveState live_state_from_json(const nlohmann::json& j) {
         *remote.image_aliases = aliases->get<ImageAliases>();
       }
     }
+    if (const auto aliases = r.find("project_image_aliases"); aliases != r.end()) {
+      remote.project_image_aliases = aliases->get<std::map<std::string, ImageAliases>>();
+    }
     for (const auto& ji : r.value("instances", nlohmann::json::array())) {
       LiveInstance inst;
       inst.name = ji.at("name").get<std::string>();
       inst.architecture = ji.value("architecture", "");
+      inst.project = ji.value("project", std::string{default_project});
+      inst.ephemeral = ji.value("ephemeral", false);
+      inst.description = ji.value("description", std::string{});
       inst.status_code = ji.value("status_code", 102);
       inst.power = live_power_from_status_code(inst.status_code);
       inst.status = ji.value("status", std::string{to_string(inst.power)});
@@ -68,7 +79,7 @@ LiveState live_state_from_json(const nlohmann::json& j) {
           inst.snapshots.push_back({s.at("name").get<std::string>(), s.value("created_at", "")});
       }
       inst.digest = digest_of(inst);
-      remote.instances.emplace(inst.name, std::move(inst));
+      remote.instances.emplace(instance_key(inst.project, inst.name), std::move(inst));
     }
     live.remotes.emplace(name, std::move(remote));
   }

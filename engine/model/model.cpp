@@ -99,6 +99,11 @@ bool LiveInstance::has_snapshot(std::string_view snap) const {
   return std::any_of(snapshots.begin(), snapshots.end(), [&](const LiveSnapshot& s) { return s.name == snap; });
 }
 
+std::string instance_key(std::string_view project, std::string_view name) {
+  if (project.empty() || project == default_project) return std::string{name};
+  return std::string{project} + "/" + std::string{name};
+}
+
 std::string digest_of(const LiveInstance& instance) {
   // volatile.* keys change on every start (hwaddr, idmap, last_state) without any intent behind them;
   // leaving them out keeps a saved plan valid across such noise.
@@ -108,11 +113,15 @@ std::string digest_of(const LiveInstance& instance) {
   }
   nlohmann::json snapshots = nlohmann::json::array();
   for (const auto& s : instance.snapshots) snapshots.push_back(s.name);
-  const nlohmann::json basis = {{"config", config},
-                                {"devices", instance.devices},
-                                {"profiles", instance.profiles},
-                                {"power", to_string(instance.power)},
-                                {"snapshots", snapshots}};
+  nlohmann::json basis = {{"config", config},
+                          {"devices", instance.devices},
+                          {"profiles", instance.profiles},
+                          {"power", to_string(instance.power)},
+                          {"snapshots", snapshots}};
+  // Only when not LXD's defaults: the digest of an instance without them stays what it was, so a
+  // plan saved before berth compared them is not stale for nothing.
+  if (instance.ephemeral) basis["ephemeral"] = true;
+  if (!instance.description.empty()) basis["description"] = instance.description;
   return "sha256:" + util::sha256_hex(util::json_text(basis));
 }
 

@@ -116,9 +116,22 @@ std::string short_fingerprint(const std::string& f) {
   return util::printable(f.substr(0, 12));
 }
 
+// Where a declared container lives (or one of its snapshots): its remote and project.
+Address address_of(const ContainerSpec& c, std::optional<std::string> snapshot = std::nullopt) {
+  return Address{c.remote, c.name, std::move(snapshot), c.project};
+}
+
+// How a declared container is keyed in LiveRemote::instances.
+std::string key_of(const ContainerSpec& c) {
+  return model::instance_key(c.project, c.name);
+}
+
 // What a user reads of a declared spec: sensitive values masked (the action's spec keeps them).
 nlohmann::json spec_after(const ContainerSpec& c) {
   nlohmann::json after = {{"remote", c.remote}, {"state", model::to_string(c.state)}};
+  if (c.project != model::default_project) after["project"] = c.project;
+  if (c.ephemeral) after["ephemeral"] = *c.ephemeral;
+  if (c.description) after["description"] = *c.description;
   if (c.image) after["image"] = model::to_string(*c.image);
   if (!c.config.empty()) {
     after["config"] = c.config;
@@ -149,6 +162,8 @@ void set_spec(Action& a, const ContainerSpec& c) {
   if (!pending.empty()) a.config[std::string{model::exec_key}] = model::record_text(pending);
   a.devices = c.devices;
   a.profiles = c.profiles;
+  a.ephemeral = c.ephemeral;
+  a.description = c.description;
   // Files go in before the first start: the action creates it stopped, a start follows the push.
   const bool files_first = !c.files.empty() && c.state != DesiredState::stopped;
   a.target_state = files_first ? DesiredState::stopped : c.state;
@@ -216,7 +231,7 @@ class Planner {
   }
 
   void plan_container(const ContainerSpec& c) {
-    const Address here_addr{c.remote, c.name, std::nullopt};
+    const Address here_addr = address_of(c);
     if (const auto held = held_.find(c.name); held != held_.end()) {
       plan_.diagnostics.warning("not planned: " + held->second, to_string(here_addr), c.where,
                                 "see `berth state intents`; once the hosts are put right by hand, "
@@ -226,10 +241,11 @@ class Planner {
     const auto* remote = known_remote(c.remote);
     if (remote == nullptr) return;  // Unknown: no actions; the remote summary says why.
 
-    const auto here = remote->instances.find(c.name);
-    std::vector<std::string> elsewhere;
+    const std::string key = key_of(c);
+    const auto here = remote->instances.find(key);
+    std::vector<std::string> elsewhere;  // other remotes where it lives in its declared project
     for (const auto& [rname, lr] : live_.remotes) {
-      if (rname != c.remote && lr.status == RemoteStatus::ok && lr.instances.count(c.name) != 0) {
+      if (rname != c.remote && lr.status == RemoteStatus::ok && lr.instances.count(key) != 0) {
         elsewhere.push_back(rname);
       }
     }
@@ -253,8 +269,8 @@ class Planner {
       // A second instance of the same name elsewhere is not declared there: like any undeclared
       // instance, it is pruned only if this fleet owns it and pruning is on.
       for (const auto& other : elsewhere) {
-        const LiveInstance& extra = live_.remotes.at(other).instances.at(c.name);
-        const Address extra_addr{other, c.name, std::nullopt};
+        const LiveInstance& extra = live_.remotes.at(other).instances.at(key);
+        const Address extra_addr{other, c.name, std::nullopt, c.project};
         if (extra.owned_by(fleet_.name) && prune_) {
           auto& del = add(ActionKind::delete_, extra_addr,
                           "owned by this fleet, declared on '" + c.remote + "' where it also exists; pruning");
@@ -286,6 +302,7 @@ class Planner {
       return;
     }
 
+    if (in_another_project(c)) return;
     warn_if_maybe_on_unknown_remote(c);
     if (c.copy_of) {
       pending_copies_.push_back(&c);  // planned once every source's own actions exist
@@ -323,7 +340,7 @@ class Planner {
       plan_.diagnostics.warning(
           "berth's record " + std::string{key} + " on it is damaged; " +
               (key == model::files_key ? "every file is pushed again" : "every when: change command runs again"),
-          c.remote + ":" + c.name, c.where);
+          instance_address(address_of(c)), c.where);
       return {};
     }
     return *record;
@@ -351,7 +368,7 @@ class Planner {
       for (const auto& f : files) paths += (paths.empty() ? "" : ", ") + f.path;
       reason = "not pushed as declared: " + paths;
     }
-    auto& push = add(ActionKind::push, Address{c.remote, c.name, std::nullopt}, reason);
+    auto& push = add(ActionKind::push, address_of(c), reason);
     push.changes = std::move(changes);
     push.files = std::move(files);
     if (!after_id.empty()) push.depends_on.push_back(after_id);
@@ -373,7 +390,7 @@ class Planner {
           plan_.diagnostics.warning("exec " + e.name +
                                         " (when: create) does not run: the container existed before berth "
                                         "created it with this command",
-                                    c.remote + ":" + c.name, e.where,
+                                    instance_address(address_of(c)), e.where,
                                     "when: create commands run once in containers berth creates; say when: change to "
                                     "run it in this one too, or replace the container (--replace)");
           continue;
@@ -386,7 +403,7 @@ class Planner {
                  : digest ? "the command, its environment or a watched file changed"
                           : "its digest is unknown (it holds a secret and berth has no digest key): runs again";
       }
-      Address addr{c.remote, c.name, std::nullopt};
+      Address addr = address_of(c);
       Action a;
       a.kind = ActionKind::exec;
       a.id = "exec " + to_string(addr) + " " + e.name;
@@ -428,7 +445,7 @@ class Planner {
   ResolvedImage resolve_image(const ContainerSpec& c, const std::string& architecture = {}) {
     ResolvedImage out;
     if (!c.image) return out;
-    const std::string where = c.remote + ":" + c.name;
+    const std::string where = instance_address(address_of(c));
     if (c.image->server) return resolve_server_image(c, where, architecture);
     const auto* remote = known_remote(c.image->remote);
     if (remote == nullptr) {
@@ -436,11 +453,22 @@ class Planner {
                                 c.where);
       return out;
     }
-    if (!remote->image_aliases) return out;
-    const auto alias = remote->image_aliases->find(c.image->alias);
-    if (alias == remote->image_aliases->end()) {
+    // An image on the container's own remote is looked up in the container's project (it may have
+    // its own images), one elsewhere in its remote's project: where the executor looks it up.
+    const model::ImageAliases* aliases = remote->image_aliases ? &*remote->image_aliases : nullptr;
+    std::string in_project_text;
+    const auto spec = fleet_.remotes.find(c.image->remote);
+    if (c.image->remote == c.remote && spec != fleet_.remotes.end() && c.project != spec->second.project) {
+      const auto in_project = remote->project_image_aliases.find(c.project);
+      aliases = in_project == remote->project_image_aliases.end() ? nullptr : &in_project->second;
+      in_project_text = " in project '" + c.project + "'";
+    }
+    if (aliases == nullptr) return out;
+    const auto alias = aliases->find(c.image->alias);
+    if (alias == aliases->end()) {
       out.missing = true;
-      const std::string why = "image alias '" + c.image->alias + "' does not exist on remote '" + c.image->remote + "'";
+      const std::string why =
+          "image alias '" + c.image->alias + "' does not exist on remote '" + c.image->remote + "'" + in_project_text;
       plan_.not_planned[where] = why;
       plan_.diagnostics.warning(why + "; not planned", where, c.where,
                                 "import the image there (lxc image import ... --alias " + c.image->alias +
@@ -486,9 +514,32 @@ class Planner {
       if (lr.status != RemoteStatus::ok) {
         plan_.diagnostics.warning("not found on any reachable remote, but remote '" + rname +
                                       "' is unknown; if it lives there, creating it would make a second one",
-                                  c.remote + ":" + c.name, std::nullopt);
+                                  to_string(address_of(c)), std::nullopt);
       }
     }
+  }
+
+  // This fleet's instance of the same name in another project (the file's project: changed):
+  // berth does not move a container between projects, and launching a second one would leave the
+  // first behind, so it plans nothing for it and says so.
+  bool in_another_project(const ContainerSpec& c) {
+    for (const auto& [rname, lr] : live_.remotes) {
+      if (lr.status != RemoteStatus::ok) continue;
+      for (const auto& [key, inst] : lr.instances) {
+        if (inst.name != c.name || inst.project == c.project || !inst.owned_by(fleet_.name)) continue;
+        const Address there{rname, c.name, std::nullopt, inst.project};
+        plan_.diagnostics.error("declared in project '" + c.project + "' on '" + c.remote +
+                                    "', but this fleet's container of that name lives in project '" + inst.project +
+                                    "' on '" + rname + "'; berth does not move containers between projects",
+                                to_string(address_of(c)), c.where,
+                                "move it by hand (lxc move " + rname + ":" + c.name + " " + rname + ":" + c.name +
+                                    " --project " + inst.project + " --target-project " + c.project +
+                                    "), or declare project: " + inst.project + " again; " + to_string(there) +
+                                    " is left as it is");
+        return true;
+      }
+    }
+    return false;
   }
 
   // The fleet that owns an instance: unset when none does (adoption), or a warning and nullopt-of-
@@ -522,12 +573,12 @@ class Planner {
   }
 
   bool replace_requested(const ContainerSpec& c) const {
-    const Address addr{c.remote, c.name, std::nullopt};
+    const Address addr = address_of(c);
     return std::any_of(replace_.begin(), replace_.end(), [&](const Target& t) { return matches(t, addr); });
   }
 
   void plan_existing(const ContainerSpec& c, const LiveInstance& inst) {
-    const Address addr{c.remote, c.name, std::nullopt};
+    const Address addr = address_of(c);
     const auto adopting = adoptable(c, inst, addr);
     if (!adopting) return;
     const ResolvedImage image = resolve_image(c, inst.architecture);
@@ -570,7 +621,7 @@ class Planner {
   // Delete and launch anew from the image, with the declared spec; declared snapshots are taken
   // again afterwards. Nothing of the old instance is kept.
   void plan_recreate(const ContainerSpec& c, const LiveInstance& inst, const std::string& why) {
-    const Address addr{c.remote, c.name, std::nullopt};
+    const Address addr = address_of(c);
     auto& re = add(ActionKind::recreate, addr,
                    why + "; recreated from " + model::to_string(*c.image) + " — its data and snapshots are not kept");
     re.disruption = Disruption::recreate;
@@ -586,12 +637,25 @@ class Planner {
     plan_new_snapshots(c, created_by_[c.name]);  // of the container as provisioned
   }
 
+  // A move keeps the container's project: it lives in its declared project on `from`, and arrives
+  // in the same project on its declared remote.
   void plan_move(const ContainerSpec& c, const std::string& from) {
-    const LiveInstance& inst = live_.remotes.at(from).instances.at(c.name);
-    const auto adopting = adoptable(c, inst, Address{from, c.name, std::nullopt});
+    const LiveInstance& inst = live_.remotes.at(from).instances.at(key_of(c));
+    const Address source{from, c.name, std::nullopt, c.project};
+    const Address target = address_of(c);
+    const auto adopting = adoptable(c, inst, source);
     if (!adopting) return;
-    const Address source{from, c.name, std::nullopt};
-    const Address target{c.remote, c.name, std::nullopt};
+    if (inst.ephemeral) {
+      plan_.diagnostics.error("is ephemeral and lives on '" + from +
+                                  "': an offline move stops it, and LXD deletes an ephemeral container when it "
+                                  "stops; not moved",
+                              to_string(target), c.where,
+                              "declare it on '" + from +
+                                  "' with ephemeral: false and apply, then move it; or "
+                                  "delete it so that it is created on '" +
+                                  c.remote + "'");
+      return;
+    }
     std::string stop_id;
     if (inst.power == LivePower::running || inst.power == LivePower::frozen) {
       auto& stop = add(ActionKind::stop, source, "an offline move needs the container stopped");
@@ -661,7 +725,7 @@ class Planner {
   // `adopting`: no fleet owns the instance; the first action marks it as this fleet's.
   void converge_existing(const ContainerSpec& c, const LiveInstance& inst, LivePower power, std::string after_id,
                          bool adopting) {
-    const Address addr{c.remote, c.name, std::nullopt};
+    const Address addr = address_of(c);
     std::string last = after_id;
     // A record on an instance no fleet owns was left by someone else (a fleet whose mark was
     // removed by hand): it says nothing about what this fleet set, so adoption removes nothing.
@@ -708,6 +772,10 @@ class Planner {
       }
       profiles.insert(profiles.end(), c.profiles->begin(), c.profiles->end());
       if (profiles != inst.profiles) changes.push_back({"profiles", inst.profiles, profiles});
+    }
+    if (c.ephemeral && *c.ephemeral != inst.ephemeral) changes.push_back({"ephemeral", inst.ephemeral, *c.ephemeral});
+    if (c.description && *c.description != inst.description) {
+      changes.push_back({"description", inst.description, *c.description});
     }
     if (adopting) changes.push_back({"config." + std::string{model::fleet_key}, nullptr, fleet_.name});
 
@@ -769,6 +837,13 @@ class Planner {
 
     // Deleting snapshots needs the container to be this fleet's: after the adopt when there is one.
     plan_snapshots(c, inst, last, adopting ? adopt_id : after_id);
+    if (c.ephemeral.value_or(inst.ephemeral) && c.state == DesiredState::stopped && power != LivePower::stopped) {
+      plan_.diagnostics.error(
+          "is ephemeral and declared stopped: LXD deletes an ephemeral container when it stops; "
+          "not stopped",
+          to_string(addr), c.where, "declare ephemeral: false, or another state");
+      return;
+    }
     last = plan_power(c, power, last);
     if (const auto push = plan_push(c, &inst, last, {}); !push.empty()) last = push;
     plan_execs(c, &inst, last);
@@ -780,8 +855,8 @@ class Planner {
                       const std::string& after_id) {
     if (!inst.snapshots_known) {
       if (!c.snapshots.empty() || c.prune_snapshots) {
-        plan_.diagnostics.warning("its snapshots could not be read; none are taken or deleted", c.remote + ":" + c.name,
-                                  c.where, "see the remote's warning, then plan again");
+        plan_.diagnostics.warning("its snapshots could not be read; none are taken or deleted",
+                                  to_string(address_of(c)), c.where, "see the remote's warning, then plan again");
       }
       return;
     }
@@ -792,7 +867,7 @@ class Planner {
     std::string snapshots_after = last;
     for (const auto& snap : c.snapshots) {
       if (live_snapshots.contains(snap)) continue;
-      auto& s = add(ActionKind::snapshot, Address{c.remote, c.name, snap}, "declared, does not exist");
+      auto& s = add(ActionKind::snapshot, address_of(c, snap), "declared, does not exist");
       s.after = {{"snapshot", snap}};
       if (!snapshots_after.empty()) s.depends_on.push_back(snapshots_after);
       snapshot_by_[c.name + "/" + snap] = s.id;
@@ -801,8 +876,7 @@ class Planner {
       const std::unordered_set<std::string_view> declared(c.snapshots.begin(), c.snapshots.end());
       for (const auto& live_snap : inst.snapshots) {
         if (declared.contains(live_snap.name)) continue;
-        auto& d = add(ActionKind::delete_snapshot, Address{c.remote, c.name, live_snap.name},
-                      "not declared; snapshots: prune");
+        auto& d = add(ActionKind::delete_snapshot, address_of(c, live_snap.name), "not declared; snapshots: prune");
         d.before = {{"snapshot", live_snap.name}, {"created_at", live_snap.created_at}};
         d.disruption = Disruption::destroy;
         if (!after_id.empty()) d.depends_on.push_back(after_id);
@@ -812,7 +886,7 @@ class Planner {
 
   // Returns the id of the last power action, or `after_id` when none is needed.
   std::string plan_power(const ContainerSpec& c, LivePower power, std::string after_id) {
-    const Address addr{c.remote, c.name, std::nullopt};
+    const Address addr = address_of(c);
     auto step = [&](ActionKind kind, std::string_view from, std::string_view to, const std::string& dep) -> Action& {
       auto& a =
           add(kind, addr,
@@ -851,7 +925,7 @@ class Planner {
   // Snapshots of a container that does not exist yet: all declared ones, after its creation.
   void plan_new_snapshots(const ContainerSpec& c, std::string created_id) {
     for (const auto& snap : c.snapshots) {
-      auto& s = add(ActionKind::snapshot, Address{c.remote, c.name, snap}, "declared, does not exist");
+      auto& s = add(ActionKind::snapshot, address_of(c, snap), "declared, does not exist");
       s.after = {{"snapshot", snap}};
       s.depends_on.push_back(created_id);
       snapshot_by_[c.name + "/" + snap] = s.id;
@@ -890,14 +964,14 @@ class Planner {
     }
     for (std::size_t i = 0; i < todo.size(); ++i) {
       if (!planned[i])
-        plan_.diagnostics.error("copy_of forms a cycle", todo[i]->remote + ":" + todo[i]->name, todo[i]->where);
+        plan_.diagnostics.error("copy_of forms a cycle", to_string(address_of(*todo[i])), todo[i]->where);
     }
   }
 
   void plan_copy(const ContainerSpec& c) {
-    const Address target{c.remote, c.name, std::nullopt};
+    const Address target = address_of(c);
     const auto& src_spec = fleet_.containers.at(c.copy_of->container);
-    const Address source{src_spec.remote, src_spec.name, c.copy_of->snapshot};
+    const Address source = address_of(src_spec, c.copy_of->snapshot);
     if (known_remote(src_spec.remote) == nullptr) {
       plan_.diagnostics.warning("its copy source is on unknown remote '" + src_spec.remote + "'; not planned",
                                 to_string(target), std::nullopt);
@@ -912,14 +986,14 @@ class Planner {
     if (!source_exists) {
       // Its source could not be planned either (that has its own diagnostic); if that makes the
       // plan incomplete, this container is just as unplanned.
-      const std::string src_addr = src_spec.remote + ":" + src_spec.name;
+      const std::string src_addr = instance_address(address_of(src_spec));
       if (const auto why = plan_.not_planned.find(src_addr); why != plan_.not_planned.end()) {
         plan_.not_planned[to_string(target)] = "its copy source " + src_addr + " is not planned: " + why->second;
       }
       return;
     }
 
-    const bool cross = src_spec.remote != c.remote;
+    const bool cross = src_spec.remote != c.remote;  // another project on the same remote is a local copy
     auto& copy = add(ActionKind::copy, target,
                      std::string{"declared as a copy of "} + to_string(source) + (cross ? " on another remote" : "") +
                          ", does not exist; then " + std::string{model::to_string(c.state)});
@@ -940,17 +1014,22 @@ class Planner {
 
   bool source_is_live(const ContainerSpec& src) const {
     const auto* remote = known_remote(src.remote);
-    return remote != nullptr && remote->instances.count(src.name) != 0;
+    return remote != nullptr && remote->instances.count(key_of(src)) != 0;
   }
 
   void plan_prunes() {
     for (const auto& [rname, lr] : live_.remotes) {
       if (lr.status != RemoteStatus::ok) continue;
-      for (const auto& [iname, inst] : lr.instances) {
-        if (fleet_.containers.count(iname) != 0) continue;  // declared (here or elsewhere: a move source)
-        if (!inst.owned_by(fleet_.name)) continue;          // never touch what this fleet does not own
-        if (held_.count(iname) != 0) continue;              // an interrupted run's leftover: not pruned
-        const Address addr{rname, iname, std::nullopt};
+      for (const auto& [key, inst] : lr.instances) {
+        // Declared in its project (here or elsewhere: a move source). While the declared one does not
+        // exist, one of its name in another project makes the plan an error (in_another_project).
+        if (const auto spec = fleet_.containers.find(inst.name);
+            spec != fleet_.containers.end() && spec->second.project == inst.project) {
+          continue;
+        }
+        if (!inst.owned_by(fleet_.name)) continue;  // never touch what this fleet does not own
+        if (held_.count(inst.name) != 0) continue;  // an interrupted run's leftover: not pruned
+        const Address addr{rname, inst.name, std::nullopt, inst.project};
         if (!prune_) {
           plan_.diagnostics.warning("owned by this fleet but no longer declared; kept", to_string(addr), std::nullopt,
                                     "run with --prune (or prune: true) to delete it");
@@ -991,11 +1070,11 @@ Plan compute_destroy_plan(const model::Fleet& fleet, const model::LiveState& liv
   summarise_remotes(fleet, live, plan);
   for (const auto& [name, lr] : live.remotes) {
     if (fleet.remotes.count(name) == 0 || lr.status != model::RemoteStatus::ok) continue;
-    for (const auto& [iname, inst] : lr.instances) {
+    for (const auto& [key, inst] : lr.instances) {
       if (!inst.owned_by(fleet.name)) continue;
       Action del;
       del.kind = ActionKind::delete_;
-      del.address = Address{name, iname, std::nullopt};
+      del.address = Address{name, inst.name, std::nullopt, inst.project};
       del.id = "delete " + to_string(del.address);
       del.reason = "owned by fleet '" + fleet.name + "'; destroy";
       del.disruption = Disruption::destroy;
@@ -1007,16 +1086,14 @@ Plan compute_destroy_plan(const model::Fleet& fleet, const model::LiveState& liv
 }
 
 std::vector<std::string> stale_addresses(const Plan& plan, const model::LiveState& live) {
-  std::set<std::string> touched;
+  std::set<std::pair<std::string, std::string>> touched;  // (remote, instance key)
   for (const auto& a : plan.actions) {
-    touched.insert(a.address.remote + ":" + a.address.container);
-    if (a.source) touched.insert(a.source->remote + ":" + a.source->container);
+    touched.emplace(a.address.remote, model::instance_key(a.address.project, a.address.container));
+    if (a.source) touched.emplace(a.source->remote, model::instance_key(a.source->project, a.source->container));
   }
   std::vector<std::string> stale;
-  for (const auto& address : touched) {
-    const auto colon = address.find(':');
-    const std::string remote = address.substr(0, colon);
-    const std::string container = address.substr(colon + 1);
+  for (const auto& [remote, container] : touched) {
+    const std::string address = remote + ":" + container;
     const auto r = live.remotes.find(remote);
     if (r == live.remotes.end() || r->second.status != model::RemoteStatus::ok) {
       stale.push_back(address + " (remote unknown now)");

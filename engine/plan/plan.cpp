@@ -64,9 +64,29 @@ std::optional<Disruption> disruption_from_string(std::string_view s) {
 }
 
 std::string to_string(const Address& a) {
-  std::string out = a.remote + ":" + a.container;
+  std::string out = instance_address(a);
   if (a.snapshot) out += "/" + *a.snapshot;
   return out;
+}
+
+std::string instance_address(const Address& a) {
+  return a.remote + ":" + model::instance_key(a.project, a.container);
+}
+
+std::optional<Address> parse_instance_address(std::string_view text) {
+  const auto colon = text.find(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) return std::nullopt;
+  Address a;
+  a.remote = std::string{text.substr(0, colon)};
+  std::string_view rest = text.substr(colon + 1);
+  if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
+    if (slash == 0 || slash + 1 == rest.size()) return std::nullopt;
+    a.project = std::string{rest.substr(0, slash)};
+    rest = rest.substr(slash + 1);
+    if (rest.find('/') != std::string_view::npos) return std::nullopt;
+  }
+  a.container = std::string{rest};
+  return a;
 }
 
 bool Plan::complete() const {
@@ -75,11 +95,14 @@ bool Plan::complete() const {
 }
 
 std::string to_string(const Target& t) {
-  return t.remote ? *t.remote + ":" + t.container : t.container;
+  std::string name =
+      t.project && (!t.remote || *t.project != model::default_project) ? *t.project + "/" + t.container : t.container;
+  return t.remote ? *t.remote + ":" + name : name;
 }
 
 bool matches(const Target& target, const Address& address) {
-  return address.container == target.container && (!target.remote || *target.remote == address.remote);
+  return address.container == target.container && (!target.remote || *target.remote == address.remote) &&
+         (!target.project || *target.project == address.project);
 }
 
 std::vector<std::string> parse_targets(const std::vector<std::string>& texts, const model::Fleet& fleet,
@@ -94,11 +117,18 @@ std::vector<std::string> parse_targets(const std::vector<std::string>& texts, co
     } else {
       t.container = text;
     }
+    if (const auto slash = t.container.find('/'); slash != std::string::npos) {
+      t.project = t.container.substr(0, slash);
+      t.container = t.container.substr(slash + 1);
+    } else if (t.remote) {
+      t.project = std::string{model::default_project};  // "a:web" is web in the default project, as printed
+    }
     const std::string shown = "'" + util::printable(text) + "'";
-    if (t.container.empty() || (t.remote && t.remote->empty()) || t.container.find('/') != std::string::npos) {
+    if (t.container.empty() || (t.remote && t.remote->empty()) || (t.project && t.project->empty()) ||
+        t.container.find('/') != std::string::npos) {
       problems.push_back(shown +
-                         " is not an address: write it as the plan prints it (remote:container) or as "
-                         "the container's name");
+                         " is not an address: write it as the plan prints it (remote:container, or "
+                         "remote:project/container outside the default project) or as the container's name");
       continue;
     }
     if (t.remote && fleet.remotes.count(*t.remote) == 0) {
@@ -108,6 +138,11 @@ std::vector<std::string> parse_targets(const std::vector<std::string>& texts, co
     const auto spec = fleet.containers.find(t.container);
     if (spec == fleet.containers.end() && !allow_undeclared) {
       problems.push_back(shown + ": the fleet file declares no container '" + util::printable(t.container) + "'");
+      continue;
+    }
+    if (spec != fleet.containers.end() && !allow_undeclared && t.project && *t.project != spec->second.project) {
+      problems.push_back(shown + ": the fleet file declares '" + util::printable(t.container) + "' in project '" +
+                         spec->second.project + "', not '" + util::printable(*t.project) + "'");
       continue;
     }
     out.push_back(std::move(t));
@@ -139,10 +174,9 @@ void limit_to_targets(Plan& plan, const std::vector<Target>& targets) {
   const std::size_t before = plan.actions.size();
   std::erase_if(plan.actions, [&](const Action& a) { return keep.count(a.id) == 0; });
   std::erase_if(plan.not_planned, [&](const auto& entry) {
-    return std::none_of(targets.begin(), targets.end(), [&](const Target& t) {
-      const auto colon = entry.first.find(':');
-      return matches(t, Address{entry.first.substr(0, colon), entry.first.substr(colon + 1), std::nullopt});
-    });
+    const auto address = parse_instance_address(entry.first);
+    return !address ||
+           std::none_of(targets.begin(), targets.end(), [&](const Target& t) { return matches(t, *address); });
   });
   std::string list;
   for (const auto& t : targets) {
@@ -350,12 +384,14 @@ namespace {
 model::LiveInstance* find_instance(model::LiveState& live, const Address& a) {
   const auto r = live.remotes.find(a.remote);
   if (r == live.remotes.end()) return nullptr;
-  const auto i = r->second.instances.find(a.container);
+  const auto i = r->second.instances.find(model::instance_key(a.project, a.container));
   return i == r->second.instances.end() ? nullptr : &i->second;
 }
 
 void erase_instance(model::LiveState& live, const Address& a) {
-  if (const auto r = live.remotes.find(a.remote); r != live.remotes.end()) r->second.instances.erase(a.container);
+  if (const auto r = live.remotes.find(a.remote); r != live.remotes.end()) {
+    r->second.instances.erase(model::instance_key(a.project, a.container));
+  }
 }
 
 }  // namespace
@@ -377,16 +413,18 @@ model::LiveState after_recovery(model::LiveState live, const std::vector<Action>
 
 void prepend_recovery(Plan& plan, std::vector<Action> recovery) {
   if (recovery.empty()) return;
-  std::map<std::string, std::vector<std::string>> by_container;  // container name -> recovery ids
+  // Container (instance_key: its project and name) -> recovery ids.
+  std::map<std::string, std::vector<std::string>> by_container;
+  const auto key = [](const Address& a) { return model::instance_key(a.project, a.container); };
   for (const auto& r : recovery) {
-    by_container[r.address.container].push_back(r.id);
-    if (r.source) by_container[r.source->container].push_back(r.id);
+    by_container[key(r.address)].push_back(r.id);
+    if (r.source) by_container[key(*r.source)].push_back(r.id);
   }
   for (auto& a : plan.actions) {
     std::set<std::string> deps(a.depends_on.begin(), a.depends_on.end());
-    for (const auto* name : {&a.address.container, a.source ? &a.source->container : nullptr}) {
-      if (name == nullptr) continue;
-      if (const auto it = by_container.find(*name); it != by_container.end()) {
+    for (const auto* address : {&a.address, a.source ? &*a.source : nullptr}) {
+      if (address == nullptr) continue;
+      if (const auto it = by_container.find(key(*address)); it != by_container.end()) {
         for (const auto& id : it->second) {
           if (deps.insert(id).second) a.depends_on.push_back(id);
         }

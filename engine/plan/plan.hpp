@@ -51,10 +51,16 @@ struct Address {
   std::string remote;
   std::string container;
   std::optional<std::string> snapshot;
+  std::string project{model::default_project};  // the LXD project of the container
   friend auto operator<=>(const Address&, const Address&) = default;
 };
-// "local:c1" or "local:c1/snap0"
+// "local:c1" or "local:c1/snap0"; in another project than default "local:p/c1", "local:p/c1/snap0".
 [[nodiscard]] std::string to_string(const Address& a);
+// The instance part of an address (no snapshot), as the basis and not_planned are keyed:
+// "remote:" + model::instance_key(project, container).
+[[nodiscard]] std::string instance_address(const Address& a);
+// Back from instance_address's form ("a:web", "a:p/web"); nullopt if it is not one.
+[[nodiscard]] std::optional<Address> parse_instance_address(std::string_view text);
 
 // One declared key that differs. `path` is "config.limits.memory", "devices.eth0", or "profiles".
 // Values are JSON so a device (an object) or a profile list fits; null means "not set".
@@ -95,6 +101,8 @@ struct Action {
   model::ConfigMap config;
   model::DeviceMap devices;
   std::optional<std::vector<std::string>> profiles;
+  std::optional<bool> ephemeral;           // unset: LXD's default (launch), the source's (copy)
+  std::optional<std::string> description;  // likewise
   std::optional<model::DesiredState> target_state;
   // Paths of `config`/`devices` (and of `changes`) whose values are secrets ("config.KEY",
   // "devices.NAME"): rendered as (sensitive); a saved plan keeps a salted scrypt digest of each
@@ -152,12 +160,14 @@ struct Plan {
   [[nodiscard]] bool has_changes() const { return !actions.empty(); }
 };
 
-// A container named on the command line (`--target`, `--replace`): "remote:name" as the plan
-// prints it, or the bare name. The remote, when given, must be where the container is declared or
-// where it lives.
+// A container named on the command line (`--target`, `--replace`): "remote:name" or
+// "remote:project/name" as the plan prints it, "project/name", or the bare name. The remote, when
+// given, must be where the container is declared or where it lives. With a remote and no project,
+// the project is default (as the plan prints it); without a remote, an unnamed project matches any.
 struct Target {
   std::optional<std::string> remote;
   std::string container;
+  std::optional<std::string> project;
   friend auto operator<=>(const Target&, const Target&) = default;
 };
 [[nodiscard]] std::string to_string(const Target& t);

@@ -53,6 +53,9 @@ json action_json(const Action& a) {
               {"disruption", to_string(a.disruption)},
               {"consented", a.consented},
               {"depends_on", a.depends_on}};
+  // Only outside the default project: a plan without projects reads as before.
+  if (a.address.project != model::default_project) out["project"] = a.address.project;
+  if (a.source && a.source->project != model::default_project) out["source_project"] = a.source->project;
   // What apply needs to carry the action out, beyond what a reader needs to see.
   json spec = json::object();
   if (a.image && a.image->server) {
@@ -78,6 +81,8 @@ json action_json(const Action& a) {
   if (!a.sensitive.empty()) spec["sensitive"] = a.sensitive;
   if (!a.secret_digests.empty()) spec["secrets"] = a.secret_digests;
   if (a.profiles) spec["profiles"] = *a.profiles;
+  if (a.ephemeral) spec["ephemeral"] = *a.ephemeral;
+  if (a.description) spec["description"] = *a.description;
   if (a.target_state) spec["state"] = model::to_string(*a.target_state);
   if (!a.files.empty()) {
     // No content: applying a saved plan takes it from the fleet file again (restore_contents).
@@ -116,12 +121,19 @@ json action_json(const Action& a) {
   return out;
 }
 
-std::optional<Address> parse_address(const std::string& text) {
+// "remote:[project/]container[/snapshot]" as to_string(Address) writes it; the project comes
+// from its own member ("project", "source_project"), since "a:x/y" alone reads both ways.
+std::optional<Address> parse_address(const std::string& text, const std::string& project) {
   const auto colon = text.find(':');
   if (colon == std::string::npos || colon == 0) return std::nullopt;
   Address a;
   a.remote = text.substr(0, colon);
+  a.project = project;
   std::string rest = text.substr(colon + 1);
+  if (project != model::default_project) {
+    if (project.empty() || !rest.starts_with(project + "/")) return std::nullopt;
+    rest = rest.substr(project.size() + 1);
+  }
   if (const auto slash = rest.find('/'); slash != std::string::npos) {
     a.snapshot = rest.substr(slash + 1);
     rest = rest.substr(0, slash);
@@ -245,14 +257,16 @@ ParsedPlan plan_from_json(const json& j, const std::string& origin) {
       Action a;
       a.id = ja.at("id").get<std::string>();
       const auto kind = action_kind_from_string(ja.at("action").get<std::string>());
-      const auto address = parse_address(ja.at("address").get<std::string>());
+      const auto project = ja.value("project", std::string{model::default_project});
+      const auto address = parse_address(ja.at("address").get<std::string>(), project);
       const auto disruption = disruption_from_string(ja.at("disruption").get<std::string>());
       if (!kind || !address || !disruption) return fail("malformed action '" + a.id + "'");
       a.kind = *kind;
       a.address = *address;
       a.disruption = *disruption;
       if (!ja.at("source").is_null()) {
-        a.source = parse_address(ja.at("source").get<std::string>());
+        a.source = parse_address(ja.at("source").get<std::string>(),
+                                 ja.value("source_project", std::string{model::default_project}));
         if (!a.source) return fail("malformed source in action '" + a.id + "'");
       }
       a.before = ja.at("before");
@@ -289,6 +303,8 @@ ParsedPlan plan_from_json(const json& j, const std::string& origin) {
       if (spec.contains("config")) a.config = spec["config"].get<model::ConfigMap>();
       if (spec.contains("devices")) a.devices = spec["devices"].get<model::DeviceMap>();
       if (spec.contains("profiles")) a.profiles = spec["profiles"].get<std::vector<std::string>>();
+      if (spec.contains("ephemeral")) a.ephemeral = spec["ephemeral"].get<bool>();
+      if (spec.contains("description")) a.description = spec["description"].get<std::string>();
       if (spec.contains("sensitive")) a.sensitive = spec["sensitive"].get<std::set<std::string>>();
       if (spec.contains("secrets")) a.secret_digests = spec["secrets"].get<std::map<std::string, std::string>>();
       if (spec.contains("state")) {

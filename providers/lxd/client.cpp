@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/config/url.hpp"
+#include "engine/model/desired.hpp"
 #include "engine/util/json_parse.hpp"
 #include "providers/lxd/certificate.hpp"
 #include "providers/lxd/openssl_util.hpp"
@@ -476,6 +477,7 @@ struct Client::Impl {
   std::unique_ptr<Transport> transport;
   int opened = 0;
   bool used = false;  // the current connection has served a request
+  std::string project{model::default_project};
 
   Result<void> open() {
     used = false;
@@ -503,13 +505,20 @@ int Client::connections_opened() const {
   return impl_->opened;
 }
 
-Result<Response> Client::request(Method method, std::string_view target, const std::optional<nlohmann::json>& body,
+void Client::set_project(std::string project) {
+  impl_->project = std::move(project);
+}
+const std::string& Client::project() const {
+  return impl_->project;
+}
+
+Result<Response> Client::request(Method method, std::string_view raw_target, const std::optional<nlohmann::json>& body,
                                  const Headers& headers) {
   std::optional<std::string> text;
   // Replace, not throw: a value from a fleet file is not guaranteed to be valid UTF-8.
   if (body) text = body->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  auto raw =
-      send(method, target, text ? std::optional<std::string_view>{*text} : std::nullopt, "application/json", headers);
+  auto raw = send(method, raw_target, text ? std::optional<std::string_view>{*text} : std::nullopt, "application/json",
+                  headers);
   if (!raw) return raw.error();
   return parse_envelope(raw->status, raw->body, std::move(raw->headers), raw->what);
 }
@@ -541,10 +550,14 @@ Result<HttpResponse> Client::request_raw(Method method, std::string_view target,
   return HttpResponse{raw->status, std::move(raw->headers), std::move(raw->body)};
 }
 
-Result<Client::Exchanged> Client::send(Method method, std::string_view target, std::optional<std::string_view> body,
+// Every request about /1.0/ carries the client's project (with_project adds ?project= outside
+// default), so no caller can forget it.
+Result<Client::Exchanged> Client::send(Method method, std::string_view raw_target, std::optional<std::string_view> body,
                                        std::string_view content_type, const Headers& headers) {
+  const std::string target =
+      raw_target.starts_with("/1.0/") ? with_project(raw_target, impl_->project) : std::string{raw_target};
   const std::string what = std::string{to_string(method)} + " " + redact_target(target);
-  HttpRequest req{to_verb(method), std::string{target}, 11};
+  HttpRequest req{to_verb(method), target, 11};
   // As Go's client writes it: no port when it is https' default (image servers behind CDNs route by
   // the host name).
   std::string host = impl_->endpoint.authority();

@@ -123,6 +123,11 @@ class Client {
                                                  const std::optional<nlohmann::json>& body = std::nullopt,
                                                  const Headers& headers = {});
 
+  // The LXD project every later request is about: each target under /1.0/ but /1.0 itself gets
+  // `?project=NAME` (with_project) unless it is the default project or the target names one.
+  void set_project(std::string project);
+  [[nodiscard]] const std::string& project() const;
+
   // The canonical URL this client talks to ("https://host:port" or "unix:///path").
   [[nodiscard]] const std::string& url() const;
   // TLS only: the server's leaf certificate seen at the latest handshake, and its fingerprint.

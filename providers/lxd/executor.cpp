@@ -138,8 +138,11 @@ class Run {
  private:
   // --- plumbing ------------------------------------------------------------------------------
 
-  Result<RemoteHandle*> remote(const std::string& name) {
-    if (const auto it = remotes_.find(name); it != remotes_.end()) return &it->second;
+  // A connection to a remote whose requests are about `project` (each carries ?project= unless it
+  // is the default): one per remote and project the action touches.
+  Result<RemoteHandle*> remote(const std::string& name, const std::string& project) {
+    const auto key = std::make_pair(name, project);
+    if (const auto it = remotes_.find(key); it != remotes_.end()) return &it->second;
     if (request_.fleet == nullptr) return make_error(ErrorKind::invalid_argument, "no fleet given");
     const auto spec = request_.fleet->remotes.find(name);
     if (spec == request_.fleet->remotes.end()) {
@@ -147,7 +150,22 @@ class Run {
     }
     auto handle = open_remote(config_, spec->second, options_.timeouts);
     if (!handle) return handle.error();
-    return &remotes_.emplace(name, std::move(*handle)).first->second;
+    handle->client.set_project(project);
+    return &remotes_.emplace(key, std::move(*handle)).first->second;
+  }
+
+  Result<RemoteHandle*> remote(const plan::Address& a) { return remote(a.remote, a.project); }
+
+  // The project an image is looked up in: the container's, when the image lives on the container's
+  // own remote (a project with features.images has its own images); else the image remote's.
+  std::string image_project(const model::ImageRef& image) const {
+    if (image.remote == action_.address.remote) return action_.address.project;
+    if (request_.fleet != nullptr) {
+      if (const auto spec = request_.fleet->remotes.find(image.remote); spec != request_.fleet->remotes.end()) {
+        return spec->second.project;
+      }
+    }
+    return std::string{model::default_project};
   }
 
   WaitOptions wait(std::string what) {
@@ -174,11 +192,14 @@ class Run {
   bool cancelled() const { return request_.cancel != nullptr && request_.cancel->load(); }
 
   static nlohmann::json where(const RemoteHandle& r, const std::string& instance) {
-    return {{"remote", r.name()}, {"instance", instance}};
+    nlohmann::json j = {{"remote", r.name()}, {"instance", instance}};
+    if (r.client.project() != model::default_project) j["project"] = r.client.project();
+    return j;
   }
 
   static nlohmann::json address_json(const plan::Address& a) {
     nlohmann::json j = {{"remote", a.remote}, {"instance", a.container}};
+    if (a.project != model::default_project) j["project"] = a.project;
     if (a.snapshot) j["snapshot"] = *a.snapshot;
     return j;
   }
@@ -253,7 +274,7 @@ class Run {
   }
 
   Result<void> power(DesiredState want) {
-    auto r = remote(action_.address.remote);
+    auto r = remote(action_.address);
     if (!r) return r.error();
     return reach_state(**r, action_.address.container, want);
   }
@@ -310,7 +331,7 @@ class Run {
   Result<void> launch_from_server() {
     const auto& image = *action_.image;
     const std::string& name = action_.address.container;
-    auto dst = remote(action_.address.remote);
+    auto dst = remote(action_.address);
     if (!dst) return dst.error();
     auto resolved = server_image_fingerprint(**dst, image);
     if (!resolved) return resolved.error();
@@ -356,9 +377,9 @@ class Run {
     if (action_.image->server) return launch_from_server();
     const auto& image = *action_.image;
     const std::string& name = action_.address.container;
-    auto dst = remote(action_.address.remote);
+    auto dst = remote(action_.address);
     if (!dst) return dst.error();
-    auto img = remote(image.remote);
+    auto img = remote(image.remote, image_project(image));
     if (!img) return img.error();
 
     auto resolved = image_fingerprint(**img, image);
@@ -403,18 +424,23 @@ class Run {
 
     nlohmann::json config = action_.config;
     if (request_.fleet != nullptr) config[std::string{model::fleet_key}] = request_.fleet->name;
-    const nlohmann::json body = {
-        {"name", name},        {"architecture", ""},
-        {"config", config},    {"devices", nlohmann::json(action_.devices)},
-        {"ephemeral", false},  {"profiles", action_.profiles ? nlohmann::json(*action_.profiles) : nlohmann::json()},
-        {"stateful", false},   {"description", ""},
-        {"type", "container"}, {"instance_type", ""},
-        {"source", source}};
+    const nlohmann::json body = {{"name", name},
+                                 {"architecture", ""},
+                                 {"config", config},
+                                 {"devices", nlohmann::json(action_.devices)},
+                                 {"ephemeral", action_.ephemeral.value_or(false)},
+                                 {"profiles", action_.profiles ? nlohmann::json(*action_.profiles) : nlohmann::json()},
+                                 {"stateful", false},
+                                 {"description", action_.description.value_or("")},
+                                 {"type", "container"},
+                                 {"instance_type", ""},
+                                 {"source", source}};
     report("creating " + name + " from " + image.remote + ":" + image.alias);
     auto created =
         journal_.step("create",
                       {{"remote", action_.address.remote},
                        {"instance", name},
+                       {"project", action_.address.project},
                        {"image", {{"remote", image.remote}, {"alias", image.alias}, {"fingerprint", fingerprint}}}},
                       [&]() -> Result<void> {
                         auto op = call_and_wait(**dst, Method::post, "/1.0/instances", body, wait("creating " + name));
@@ -457,6 +483,16 @@ class Run {
     };
     wire::InstancePut body = inst;
     for (const auto& c : changes) {
+      if (c.path == "ephemeral") {
+        if (!c.after.is_boolean()) return bad(c);
+        body.ephemeral = c.after.get<bool>();
+        continue;
+      }
+      if (c.path == "description") {
+        if (!c.after.is_string()) return bad(c);
+        body.description = c.after.get<std::string>();
+        continue;
+      }
       if (c.path == "profiles") {
         auto profiles = strings_of(c.after);
         if (!profiles) return bad(c);
@@ -536,7 +572,7 @@ class Run {
   // Keys that take effect in place. Consent is not this action's concern: restart-needing keys
   // are never in it (the plan puts them in a `restart` action).
   Result<void> update() {
-    auto r = remote(action_.address.remote);
+    auto r = remote(action_.address);
     if (!r) return r.error();
     return put_changes(**r, action_.address.container, false);
   }
@@ -547,7 +583,7 @@ class Run {
   // consent (the plan value decides that, once).
   Result<void> restart() {
     const std::string& name = action_.address.container;
-    auto r = remote(action_.address.remote);
+    auto r = remote(action_.address);
     if (!r) return r.error();
     if (auto put = put_changes(**r, name, true); !put) return put;
 
@@ -583,7 +619,7 @@ class Run {
     const std::string& name = action_.address.container;
     if (!action_.address.snapshot) return make_error(ErrorKind::invalid_argument, action_.id + ": no snapshot name");
     const std::string& snap = *action_.address.snapshot;
-    auto r = remote(action_.address.remote);
+    auto r = remote(action_.address);
     if (!r) return r.error();
     auto existing = (*r)->client.get("/1.0/instances/" + path_segment(name) + "/snapshots/" + path_segment(snap));
     if (existing) return {};  // already there: a re-run after a crash
@@ -605,7 +641,7 @@ class Run {
     const std::string& name = action_.address.container;
     if (!action_.address.snapshot) return make_error(ErrorKind::invalid_argument, action_.id + ": no snapshot name");
     const std::string& snap = *action_.address.snapshot;
-    auto r = remote(action_.address.remote);
+    auto r = remote(action_.address);
     if (!r) return r.error();
     nlohmann::json detail = where(**r, name);
     detail["snapshot"] = snap;
@@ -643,7 +679,7 @@ class Run {
 
   Result<void> delete_instance() {
     const std::string& name = action_.address.container;
-    auto r = remote(action_.address.remote);
+    auto r = remote(action_.address);
     if (!r) return r.error();
     auto read = get_instance(**r, name);
     if (!read) return read.error();
@@ -674,7 +710,7 @@ class Run {
   // fleet claimed it since the plan was made.
   Result<void> adopt() {
     const std::string& name = action_.address.container;
-    auto r = remote(action_.address.remote);
+    auto r = remote(action_.address);
     if (!r) return r.error();
     auto read = must_exist(**r, name);
     if (!read) return read.error();
@@ -689,7 +725,7 @@ class Run {
   // Only what this fleet owns; a crash in between leaves no instance, which the next plan launches.
   Result<void> recreate() {
     const std::string& name = action_.address.container;
-    auto r = remote(action_.address.remote);
+    auto r = remote(action_.address);
     if (!r) return r.error();
     auto read = get_instance(**r, name);
     if (!read) return read.error();
@@ -699,7 +735,7 @@ class Run {
       // another remote, that remote answers): else the container would be lost and nothing made.
       if (!action_.image) return make_error(ErrorKind::invalid_argument, action_.id + ": no image in the plan");
       if (action_.image->server) return recreate_from_server(**r, name, **read);
-      auto img = remote(action_.image->remote);
+      auto img = remote(action_.image->remote, image_project(*action_.image));
       if (!img) return img.error();
       if (auto fp = image_fingerprint(**img, *action_.image); !fp) return fp.error();
       if (action_.image->remote != action_.address.remote) {
@@ -746,7 +782,7 @@ class Run {
   // Pushes the plan's files, then records their digests (and forgets files no longer declared).
   Result<void> push() {
     const std::string& name = action_.address.container;
-    auto r = remote(action_.address.remote);
+    auto r = remote(action_.address);
     if (!r) return r.error();
     auto read = must_exist(**r, name);
     if (!read) return read.error();
@@ -779,7 +815,7 @@ class Run {
     if (!action_.exec) return make_error(ErrorKind::invalid_argument, action_.id + ": no command in the plan");
     const auto& e = *action_.exec;
     const std::string& name = action_.address.container;
-    auto r = remote(action_.address.remote);
+    auto r = remote(action_.address);
     if (!r) return r.error();
     auto read = must_exist(**r, name);
     if (!read) return read.error();
@@ -889,9 +925,9 @@ class Run {
     if (!action_.source) return make_error(ErrorKind::invalid_argument, action_.id + ": no source in the plan");
     const plan::Address& from = *action_.source;
     const std::string& name = action_.address.container;
-    auto dst = remote(action_.address.remote);
+    auto dst = remote(action_.address);
     if (!dst) return dst.error();
-    auto src = remote(from.remote);
+    auto src = remote(from);
     if (!src) return src.error();
     // Read what is copied: the instance, or the snapshot (its config, devices, profiles).
     const std::string object_path = "/1.0/instances/" + path_segment(from.container) +
@@ -911,22 +947,25 @@ class Run {
       nlohmann::json config = action_.config;
       if (request_.fleet != nullptr) config[std::string{model::fleet_key}] = request_.fleet->name;
       const std::string source_name = from.container + (from.snapshot ? "/" + *from.snapshot : "");
+      nlohmann::json copy_source = {
+          {"type", "copy"}, {"source", source_name}, {"instance_only", true}, {"container_only", true}};
+      // A copy from another project of the same remote names it (lxd-protocol.md §3.6).
+      if (from.project != action_.address.project) copy_source["project"] = from.project;
       // LXD fills in the source's config (without volatile.*) and devices for what the body leaves
       // out (lxd/instances_post.go createFromCopy), but LXD 5.0.2 gives a copy without profiles the
       // default profile, not the source's: so they are sent, as lxc does.
-      const nlohmann::json body = {
-          {"name", name},
-          {"config", config},
-          {"devices", nlohmann::json(action_.devices)},
-          {"profiles", action_.profiles   ? nlohmann::json(*action_.profiles)
-                       : object->profiles ? nlohmann::json(*object->profiles)
-                                          : nlohmann::json(nullptr)},
-          {"ephemeral", false},
-          {"stateful", false},
-          {"description", ""},
-          {"type", "container"},
-          {"instance_type", ""},
-          {"source", {{"type", "copy"}, {"source", source_name}, {"instance_only", true}, {"container_only", true}}}};
+      const nlohmann::json body = {{"name", name},
+                                   {"config", config},
+                                   {"devices", nlohmann::json(action_.devices)},
+                                   {"profiles", action_.profiles   ? nlohmann::json(*action_.profiles)
+                                                : object->profiles ? nlohmann::json(*object->profiles)
+                                                                   : nlohmann::json(nullptr)},
+                                   {"ephemeral", action_.ephemeral.value_or(false)},
+                                   {"stateful", false},
+                                   {"description", action_.description.value_or("")},
+                                   {"type", "container"},
+                                   {"instance_type", ""},
+                                   {"source", copy_source}};
       nlohmann::json detail = where(**dst, name);
       detail["source"] = address_json(from);
       report("copying " + source_name + " to " + name);
@@ -960,9 +999,9 @@ class Run {
     if (from.remote == action_.address.remote) {
       return make_error(ErrorKind::invalid_argument, action_.id + ": source and target are the same remote");
     }
-    auto src = remote(from.remote);
+    auto src = remote(from);
     if (!src) return src.error();
-    auto dst = remote(action_.address.remote);
+    auto dst = remote(action_.address);
     if (!dst) return dst.error();
 
     auto source = get_instance(**src, from.container);
@@ -1087,6 +1126,8 @@ class Run {
     overlay.config = action_.config;
     overlay.devices = action_.devices;
     overlay.profiles = action_.profiles;
+    overlay.ephemeral = action_.ephemeral;
+    overlay.description = action_.description;
     overlay.fleet_name = request_.fleet != nullptr ? request_.fleet->name : std::string{};
     overlay.incomplete_marker = wire::string_in(transfer_, "mark").value_or(plan::to_string(from));
     const nlohmann::json body = migration_target_request(object, kind, overlay, *src_url + source_op, secrets,
@@ -1253,9 +1294,9 @@ class Run {
     if (!action_.recovery || !action_.source) {
       return make_error(ErrorKind::invalid_argument, action_.id + ": not a recovery action");
     }
-    auto dst = remote(action_.address.remote);
+    auto dst = remote(action_.address);
     if (!dst) return dst.error();
-    auto src = remote(action_.source->remote);
+    auto src = remote(*action_.source);
     if (!src) return src.error();
     const auto& proof = action_.recovery->proof;
     transfer_ = {{"kind", action_.recovery->transfer},
@@ -1344,7 +1385,7 @@ class Run {
   const providers::ExecuteRequest& request_;
   const plan::Action& action_;
   Journal journal_;
-  std::map<std::string, RemoteHandle> remotes_;
+  std::map<std::pair<std::string, std::string>, RemoteHandle> remotes_;  // by (remote, project)
   // Cross-remote copy or move: {kind, source, target}, added to the journal detail of every step
   // after the transfer so that recovery knows which transfer an open step belonged to.
   nlohmann::json transfer_ = nlohmann::json::object();

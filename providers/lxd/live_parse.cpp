@@ -40,6 +40,8 @@ Result<LiveInstances> parse_instances(const nlohmann::json& metadata) {
     inst.config = std::move(w.config);
     inst.devices = std::move(w.devices);
     inst.profiles = std::move(w.profiles).value_or(std::vector<std::string>{});
+    inst.ephemeral = w.ephemeral;
+    inst.description = std::move(w.description);
     inst.created_at = std::move(w.created_at);
     const std::string name = inst.name;
     if (!out.emplace(name, std::move(inst)).second) {
@@ -49,12 +51,12 @@ Result<LiveInstances> parse_instances(const nlohmann::json& metadata) {
   return out;
 }
 
-Result<void> add_snapshot_volumes(const nlohmann::json& metadata, LiveInstances& instances) {
+Result<void> add_snapshot_volumes(const nlohmann::json& metadata, LiveInstances& instances, std::string_view project) {
   auto volumes = wire::parse_volumes(metadata);
   if (!volumes) return volumes.error();
   for (auto& v : *volumes) {
     if (v.type != "container" && v.type != "virtual-machine") continue;  // custom volumes, images
-    if (!v.project.empty() && v.project != "default") continue;
+    if ((v.project.empty() ? model::default_project : std::string_view{v.project}) != project) continue;
     const auto slash = v.name.find('/');
     if (slash == std::string::npos) continue;  // the instance's own volume
     const auto it = instances.find(v.name.substr(0, slash));

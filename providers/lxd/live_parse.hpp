@@ -19,10 +19,11 @@ using LiveInstances = std::map<std::string, model::LiveInstance>;
 [[nodiscard]] Result<LiveInstances> parse_instances(const nlohmann::json& metadata);
 
 // `GET /1.0/storage-pools/<pool>/volumes?recursion=1` metadata: adds each instance snapshot volume
-// ("c1/snap0", type container or virtual-machine, project default) to its instance. Volumes of
-// instances not in `instances` are ignored (created after the instance list was read).
-// An error if the metadata is not a list of volumes.
-[[nodiscard]] Result<void> add_snapshot_volumes(const nlohmann::json& metadata, LiveInstances& instances);
+// ("c1/snap0", type container or virtual-machine, in `project`: the project `instances` were read
+// in) to its instance. Volumes of instances not in `instances` are ignored (created after the
+// instance list was read). An error if the metadata is not a list of volumes.
+[[nodiscard]] Result<void> add_snapshot_volumes(const nlohmann::json& metadata, LiveInstances& instances,
+                                                std::string_view project = model::default_project);
 
 // `GET /1.0/instances/<name>/snapshots?recursion=1` metadata: replaces the instance's snapshots.
 [[nodiscard]] Result<void> set_instance_snapshots(const nlohmann::json& metadata, model::LiveInstance& instance);

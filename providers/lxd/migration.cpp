@@ -94,10 +94,10 @@ nlohmann::json migration_target_request(const wire::Instance& source, TransferKi
           {"architecture", source.architecture},
           {"config", config},
           {"devices", devices_with(source, overlay.devices)},
-          {"ephemeral", source.ephemeral},
+          {"ephemeral", overlay.ephemeral.value_or(source.ephemeral)},
           {"profiles", profiles ? nlohmann::json(*profiles) : nlohmann::json(nullptr)},
           {"stateful", false},
-          {"description", source.description},
+          {"description", overlay.description.value_or(source.description)},
           {"type", source.type},
           {"instance_type", ""},
           {"source", src}};

@@ -36,6 +36,8 @@ struct TargetOverlay {
   model::ConfigMap config;                           // declared keys, set over the source's
   model::DeviceMap devices;                          // declared devices, replacing the source's
   std::optional<std::vector<std::string>> profiles;  // declared, else the source's
+  std::optional<bool> ephemeral;                     // declared, else the source's
+  std::optional<std::string> description;            // declared, else the source's
   std::string fleet_name;                            // copy only: the ownership mark
   std::string incomplete_marker;                     // value of incomplete_key until verified
 };

@@ -39,6 +39,9 @@ struct Place {
   std::string remote;
   std::string instance;
   std::optional<std::string> snapshot;
+  std::string project{model::default_project};  // journaled only when not default
+
+  [[nodiscard]] plan::Address address() const { return plan::Address{remote, instance, snapshot, project}; }
 };
 
 std::optional<Place> place_of(const nlohmann::json& j) {
@@ -47,6 +50,7 @@ std::optional<Place> place_of(const nlohmann::json& j) {
   p.remote = wire::text_in(j, "remote");
   p.instance = wire::text_in(j, "instance");
   p.snapshot = wire::string_in(j, "snapshot");
+  if (const auto project = wire::string_in(j, "project"); project && !project->empty()) p.project = *project;
   if (p.remote.empty() || p.instance.empty()) return std::nullopt;
   return p;
 }
@@ -97,12 +101,12 @@ class Settler {
       if (!where) where = place_of(s.detail);
     }
     if (!where) return held("the journal entry names no instance", {});
-    auto r = remote(where->remote);
+    auto r = remote(where->remote, where->project);
     if (!r) return held(r.error().message, {where->instance});
     if (auto w = wait_for_instance(**r, where->instance); !w) return held(w.error().message, {where->instance});
     auto inst = get_instance(**r, where->instance);
     if (!inst) return held(inst.error().message, {where->instance});
-    return settled(where->remote + ":" + where->instance + (*inst ? " exists" : " does not exist") +
+    return settled(plan::to_string(where->address()) + (*inst ? " exists" : " does not exist") +
                    "; nothing is half-done, the plan converges it");
   }
 
@@ -113,13 +117,13 @@ class Settler {
     const auto to = place_of(wire::object_in(d, "target"));
     if (!from || !to || (kind != "move" && kind != "copy"))
       return held("the journal entry names no source or target", {});
-    const std::string from_text = from->remote + ":" + from->instance + (from->snapshot ? "/" + *from->snapshot : "");
-    const std::string to_text = to->remote + ":" + to->instance;
+    const std::string from_text = plan::to_string(from->address());
+    const std::string to_text = plan::to_string(to->address());
     const std::vector<std::string> concerned = {to->instance};
 
-    auto dst = remote(to->remote);
+    auto dst = remote(to->remote, to->project);
     if (!dst) return held(dst.error().message, concerned);
-    auto src = remote(from->remote);
+    auto src = remote(from->remote, from->project);
     if (!src) return held(src.error().message, concerned);
 
     // Let whatever still runs end. The target's operation says whether the data arrived; the
@@ -226,8 +230,9 @@ class Settler {
                          nlohmann::json proof, std::string found) {
     plan::Action a;
     a.kind = kind;
-    a.address = plan::Address{to.remote, to.instance, std::nullopt};
-    a.source = plan::Address{from.remote, from.instance, from.snapshot};
+    a.address = to.address();
+    a.address.snapshot.reset();
+    a.source = from.address();
     a.id = std::string{plan::to_string(kind)} + " " + plan::to_string(a.address);
     a.consented = true;  // the interrupted run had consent for the transfer; undo removes only berth's own
     if (kind == plan::ActionKind::finish_transfer) {
@@ -245,8 +250,9 @@ class Settler {
     return {Verdict::recover, std::move(a), std::move(found), {to.instance}};
   }
 
-  Result<RemoteHandle*> remote(const std::string& name) {
-    if (const auto it = remotes_.find(name); it != remotes_.end()) return &it->second;
+  Result<RemoteHandle*> remote(const std::string& name, const std::string& project) {
+    const auto key = std::make_pair(name, project);
+    if (const auto it = remotes_.find(key); it != remotes_.end()) return &it->second;
     if (request_.fleet == nullptr) return make_error(ErrorKind::invalid_argument, "no fleet given");
     const auto spec = request_.fleet->remotes.find(name);
     if (spec == request_.fleet->remotes.end()) {
@@ -254,7 +260,8 @@ class Settler {
     }
     auto handle = open_remote(config_, spec->second, options_.timeouts);
     if (!handle) return handle.error();
-    return &remotes_.emplace(name, std::move(*handle)).first->second;
+    handle->client.set_project(project);
+    return &remotes_.emplace(key, std::move(*handle)).first->second;
   }
 
   WaitOptions wait(std::string what) const {
@@ -287,7 +294,7 @@ class Settler {
   const ClientConfig& config_;
   const ExecutorOptions& options_;
   const providers::SettleRequest& request_;
-  std::map<std::string, RemoteHandle> remotes_;
+  std::map<std::pair<std::string, std::string>, RemoteHandle> remotes_;  // by (remote, project)
 };
 
 }  // namespace

@@ -3,6 +3,8 @@
 #include "providers/lxd/url.hpp"
 
 #include <chrono>
+#include <map>
+#include <set>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -44,14 +46,18 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// What the second connection fetches: everything except the instance list.
+// What the second connection fetches: everything except the instance lists.
 struct SideRead {
   std::optional<Error> error;  // fatal for the remote (connect, pin, trust)
   std::string auth;
   bool snapshots_known = false;
   std::string snapshots_problem;
-  std::vector<nlohmann::json> volume_lists;
+  std::vector<std::pair<std::string, nlohmann::json>> volume_lists;  // (project, one pool's volumes)
+  // A project whose volume listing answered 404: no matter if the project does not exist (the
+  // instance list says so), else its snapshots are unknown.
+  std::map<std::string, std::string> volumes_not_found;
   std::optional<model::ImageAliases> image_aliases;
+  std::map<std::string, model::ImageAliases> project_image_aliases;
   std::string aliases_problem;
 };
 
@@ -59,7 +65,29 @@ bool is_forbidden(const Error& e) {
   return e.kind == ErrorKind::server && e.http_status == 403;
 }
 
-void read_side(Client& client, bool read_aliases, SideRead& out) {
+bool is_not_found(const Error& e) {
+  return e.kind == ErrorKind::server && e.http_status == 404;
+}
+
+// The projects of one read: those that must exist first, then those that may not.
+struct ProjectsToRead {
+  std::vector<std::string> all;
+  std::set<std::string> required;
+};
+
+ProjectsToRead projects_of(const providers::ReadStateRequest& request) {
+  ProjectsToRead out;
+  out.required = request.projects;
+  if (out.required.empty()) out.required.insert(request.remote.project);
+  out.all.assign(out.required.begin(), out.required.end());
+  for (const auto& p : request.other_projects) {
+    if (out.required.count(p) == 0) out.all.push_back(p);
+  }
+  return out;
+}
+
+void read_side(Client& client, const std::vector<std::string>& projects, bool read_aliases,
+               const std::string& alias_project, const std::set<std::string>& other_alias_projects, SideRead& out) {
   // No GET /1.0 first: a server that does not trust us answers the first request below with 403,
   // which says the same one round trip sooner (plan time is dominated by round trips).
   out.auth = "trusted";
@@ -75,24 +103,39 @@ void read_side(Client& client, bool read_aliases, SideRead& out) {
     out.snapshots_problem = pools ? "GET /1.0/storage-pools: " + pool_names.error().message : pools.error().message;
   } else {
     out.snapshots_known = true;
+    // Instance volumes are listed per project (one request per pool and project).
     for (const auto& pool : *pool_names) {
-      auto vols = client.get("/1.0/storage-pools/" + path_segment(pool) + "/volumes?recursion=1");
-      if (!vols) {
-        out.snapshots_known = false;
-        out.snapshots_problem = vols.error().message;
-        break;
+      for (const auto& project : projects) {
+        auto vols =
+            client.get(with_project("/1.0/storage-pools/" + path_segment(pool) + "/volumes?recursion=1", project));
+        if (!vols && is_not_found(vols.error())) {
+          out.volumes_not_found.emplace(project, vols.error().message);
+          continue;
+        }
+        if (!vols) {
+          out.snapshots_known = false;
+          out.snapshots_problem = vols.error().message;
+          break;
+        }
+        out.volume_lists.emplace_back(project, std::move(vols->metadata));
       }
-      out.volume_lists.push_back(std::move(vols->metadata));
+      if (!out.snapshots_known) break;
     }
   }
   if (read_aliases) {
-    auto aliases = client.get("/1.0/images/aliases?recursion=1");
+    auto aliases = client.get(with_project("/1.0/images/aliases?recursion=1", alias_project));
     auto names = aliases ? parse_image_aliases(aliases->metadata) : Result<model::ImageAliases>{aliases.error()};
     if (names) {
       out.image_aliases = std::move(*names);
     } else {
       out.aliases_problem = aliases ? "GET /1.0/images/aliases: " + names.error().message : names.error().message;
     }
+  }
+  for (const auto& project : other_alias_projects) {
+    auto aliases = client.get(with_project("/1.0/images/aliases?recursion=1", project));
+    auto names = aliases ? parse_image_aliases(aliases->metadata) : Result<model::ImageAliases>{aliases.error()};
+    if (names) out.project_image_aliases.emplace(project, std::move(*names));
+    // Else not checked in that project: the launch looks the alias up itself.
   }
 }
 
@@ -122,8 +165,28 @@ providers::ReadStateResponse LxdStateReader::read_state(const providers::ReadSta
 
   bool two_connections = options_.connections == Connections::two;
   if (options_.connections == Connections::automatic) two_connections = spec.url.starts_with("unix:");
+  const ProjectsToRead projects = projects_of(request);
   SideRead side;
-  Result<Response> instances_response = make_error(ErrorKind::protocol, "not read");
+  // One instance list per project, in projects.all's order.
+  std::vector<Result<Response>> instances_responses;
+  std::optional<Error> main_crash;
+  const auto read_instances = [&](Client& client) {
+    for (const auto& project : projects.all) {
+      // LXD 5.0.2 lists no instances, without an error, for a project that does not exist: so a
+      // project other than default is looked up first, and its 404 stands for the list's.
+      if (project != model::default_project) {
+        auto exists = client.get("/1.0/projects/" + path_segment(project));
+        if (!exists) {
+          instances_responses.emplace_back(exists.error());
+          if (!is_not_found(exists.error())) break;
+          continue;
+        }
+      }
+      instances_responses.push_back(client.get(with_project("/1.0/instances?recursion=1", project)));
+      const auto& last = instances_responses.back();
+      if (!last && !is_not_found(last.error())) break;  // the remote fails as a whole
+    }
+  };
   if (two_connections) {
     std::thread side_thread([&] {
       try {
@@ -132,21 +195,21 @@ providers::ReadStateResponse LxdStateReader::read_state(const providers::ReadSta
           side.error = second.error();
           return;
         }
-        read_side(*second, request.read_image_aliases, side);
+        read_side(*second, projects.all, request.read_image_aliases, spec.project, request.alias_projects, side);
       } catch (const std::exception& e) {
         // Nothing may leave a thread: std::terminate would end the process.
         side.error = make_error(ErrorKind::protocol, std::string{"internal error: "} + e.what());
       }
     });
     try {
-      instances_response = main->get("/1.0/instances?recursion=1");
+      read_instances(*main);
     } catch (const std::exception& e) {
-      instances_response = make_error(ErrorKind::protocol, std::string{"internal error: "} + e.what());
+      main_crash = make_error(ErrorKind::protocol, std::string{"internal error: "} + e.what());
     }
     side_thread.join();  // before anything can leave this scope
   } else {
-    read_side(*main, request.read_image_aliases, side);
-    if (!side.error && side.auth == "trusted") instances_response = main->get("/1.0/instances?recursion=1");
+    read_side(*main, projects.all, request.read_image_aliases, spec.project, request.alias_projects, side);
+    if (!side.error && side.auth == "trusted") read_instances(*main);
   }
 
   if (side.error) {
@@ -155,16 +218,45 @@ providers::ReadStateResponse LxdStateReader::read_state(const providers::ReadSta
     return give_up(side.error->message.starts_with("remote ") ? *side.error : side.error->for_remote(spec.name));
   }
   if (side.auth != "trusted") return give_up(untrusted_error(config_, spec));
-  if (!instances_response) {
-    if (is_forbidden(instances_response.error())) return give_up(untrusted_error(config_, spec));
-    return give_up(instances_response.error().for_remote(spec.name));
+  if (main_crash) return give_up(main_crash->for_remote(spec.name));
+  if (instances_responses.empty()) {
+    return give_up(make_error(ErrorKind::protocol, "no instance list read").for_remote(spec.name));
   }
-  auto instances = parse_instances(instances_response->metadata);
-  if (!instances) return give_up(instances.error().for_remote(spec.name));
+  // Each project's instances, keyed by name as parse_instances gives them.
+  std::map<std::string, LiveInstances> by_project;
+  for (std::size_t i = 0; i < instances_responses.size(); ++i) {
+    auto& res = instances_responses[i];
+    const std::string& project = projects.all[i];
+    if (!res) {
+      if (is_forbidden(res.error())) return give_up(untrusted_error(config_, spec));
+      if (is_not_found(res.error())) {
+        if (projects.required.count(project) == 0) continue;  // no such project: nothing of the fleet there
+        return give_up(make_error(ErrorKind::not_found, "project '" + project + "' does not exist (" +
+                                                            res.error().message + "); create it (lxc project create " +
+                                                            spec.name + ":" + project +
+                                                            ") or fix project: in the fleet file")
+                           .for_remote(spec.name));
+      }
+      return give_up(res.error().for_remote(spec.name));
+    }
+    auto parsed = parse_instances(res->metadata);
+    if (!parsed) return give_up(parsed.error().for_remote(spec.name));
+    for (auto& [name, inst] : *parsed) inst.project = project;
+    by_project.emplace(project, std::move(*parsed));
+  }
 
   if (side.snapshots_known) {
-    for (const auto& list : side.volume_lists) {
-      if (auto added = add_snapshot_volumes(list, *instances); !added) {
+    for (const auto& [project, problem] : side.volumes_not_found) {
+      if (by_project.count(project) == 0) continue;  // the project does not exist here
+      side.snapshots_known = false;
+      side.snapshots_problem = problem;
+    }
+  }
+  if (side.snapshots_known) {
+    for (const auto& [project, list] : side.volume_lists) {
+      const auto instances = by_project.find(project);
+      if (instances == by_project.end()) continue;
+      if (auto added = add_snapshot_volumes(list, instances->second, project); !added) {
         side.snapshots_known = false;
         side.snapshots_problem = "a storage volume listing: " + added.error().message;
         break;
@@ -172,22 +264,33 @@ providers::ReadStateResponse LxdStateReader::read_state(const providers::ReadSta
     }
   }
   if (side.snapshots_known && options_.snapshots == SnapshotRead::with_creation_times) {
-    for (auto& [name, inst] : *instances) {
-      if (inst.snapshots.empty()) continue;
-      auto snaps = main->get("/1.0/instances/" + path_segment(name) + "/snapshots?recursion=1");
-      if (!snaps || !set_instance_snapshots(snaps->metadata, inst).ok()) {
-        response.diagnostics.warning("could not read the snapshots' creation times of " + name, spec.name + ":" + name);
+    for (auto& [project, instances] : by_project) {
+      for (auto& [name, inst] : instances) {
+        if (inst.snapshots.empty()) continue;
+        auto snaps =
+            main->get(with_project("/1.0/instances/" + path_segment(name) + "/snapshots?recursion=1", project));
+        if (!snaps || !set_instance_snapshots(snaps->metadata, inst).ok()) {
+          const std::string key = model::instance_key(project, name);
+          response.diagnostics.warning("could not read the snapshots' creation times of " + key, spec.name + ":" + key);
+        }
       }
     }
   }
-  if (!side.snapshots_known) {
-    for (auto& [name, inst] : *instances) {
-      inst.snapshots.clear();
-      inst.snapshots_known = false;
+  LiveInstances all;
+  for (auto& [project, instances] : by_project) {
+    if (!side.snapshots_known) {
+      for (auto& [name, inst] : instances) {
+        inst.snapshots.clear();
+        inst.snapshots_known = false;
+      }
     }
+    finish_instances(instances);
+    for (auto& [name, inst] : instances) all.emplace(model::instance_key(project, name), std::move(inst));
+  }
+  if (!side.snapshots_known) {
     response.diagnostics.warning("snapshots could not be read: " + side.snapshots_problem, spec.name);
   }
-  finish_instances(*instances);
+  auto instances = &all;
 
   if (request.read_image_aliases) {
     if (side.image_aliases) {
@@ -197,6 +300,7 @@ providers::ReadStateResponse LxdStateReader::read_state(const providers::ReadSta
     }
   }
   live.instances = std::move(*instances);
+  live.project_image_aliases = std::move(side.project_image_aliases);
   live.status = model::RemoteStatus::ok;
   live.error.clear();
   spdlog::debug("read_state {}: {} instances in {} ms", spec.name, live.instances.size(),

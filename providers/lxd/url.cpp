@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "engine/model/desired.hpp"
+
 namespace berth::lxd {
 
 namespace {
@@ -75,6 +77,21 @@ std::string path_segment(std::string_view name) {
       out.push_back(hex[u & 0x0f]);
     }
   }
+  return out;
+}
+
+std::string with_project(std::string_view target, std::string_view project) {
+  std::string out{target};
+  if (project.empty() || project == model::default_project) return out;
+  const auto query = out.find('?');
+  if (query != std::string::npos) {
+    const std::string_view params = std::string_view{out}.substr(query);
+    if (params.find("?project=") != std::string_view::npos || params.find("&project=") != std::string_view::npos) {
+      return out;
+    }
+  }
+  out += query == std::string::npos ? "?project=" : "&project=";
+  out += path_segment(project);
   return out;
 }
 

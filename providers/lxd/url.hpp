@@ -48,4 +48,9 @@ struct Endpoint {
 // are left as they are (the server decodes the rest).
 [[nodiscard]] std::string path_segment(std::string_view name);
 
+// A request target in an LXD project: `?project=NAME` (or `&project=NAME`) added, as the stock
+// client does, only when the project is not the default one (empty counts as default) and the
+// target names none yet. The one place that decides how a request carries its project.
+[[nodiscard]] std::string with_project(std::string_view target, std::string_view project);
+
 }  // namespace berth::lxd

@@ -184,6 +184,24 @@ expect "--target: the file --file= names" "remote-box far:remote-box" \
     "$BERTH" apply --file = ../other/fleet.yaml --target ""
 CURSOR=3 expect "--target: the file -f names after the cursor" "remote-box far:remote-box" \
     "$BERTH" plan --target "" -f ../other/fleet.yaml
+cat >"$WORK/other/projects.yaml" <<'EOF'
+version: 1
+remotes:
+  h1: {url: "https://10.9.0.1:8443"}
+  h2:
+    url: "https://10.9.0.2:8443"
+    project: tenant
+containers:
+  web: {remote: h1, project: p}
+  api:
+    remote: h2
+  db:
+    project: default
+    remote: h2
+  plain: {remote: h1}
+EOF
+expect "--target: project addresses" "web p/web h1:p/web api tenant/api h2:tenant/api db h2:db plain h1:plain" \
+    "$BERTH" plan -f ../other/projects.yaml --target ""
 expect "--target: no fleet file, no names" "" "$BERTH" plan -f ../missing.yaml --target ""
 expect "--target: -f -, no names" "" "$BERTH" plan -f - --target ""
 # Not even from a file named `-`, nor from standard input (which awk reads for `-`).

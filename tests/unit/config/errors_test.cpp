@@ -123,7 +123,8 @@ TEST(ConfigErrors, UnknownContainerKeyWithSuggestion) {
 
 TEST(ConfigErrors, EveryUnknownKeyOfOneMapIsReported) {
   const auto r = load("version: 1\nremotes:\n  a: {url: \"unix:///s\", colour: red, size: 3}\n");
-  expect_error(r, 3, 25, "remotes.a.colour", "unknown key 'colour' (expected one of: url, fingerprint, parallelism)");
+  expect_error(r, 3, 25, "remotes.a.colour",
+               "unknown key 'colour' (expected one of: url, fingerprint, parallelism, project)");
   expect_error(r, 3, 38, "remotes.a.size", "unknown key 'size'");
   EXPECT_EQ(error_count(r), 2U) << all(r);
 }

@@ -95,9 +95,23 @@ TEST(ConfigNames, SnapshotNamesFollowLxd) {
   expect_agreement("profileName", profile_name_problem, samples);
 }
 
+TEST(ConfigNames, ProjectNames) {
+  EXPECT_FALSE(project_name_problem("default"));
+  EXPECT_FALSE(project_name_problem("tenant-a.prod"));
+  EXPECT_FALSE(project_name_problem("9lives"));
+  EXPECT_TRUE(project_name_problem(""));
+  EXPECT_TRUE(project_name_problem("a/b"));
+  EXPECT_TRUE(project_name_problem("a b"));
+  EXPECT_TRUE(project_name_problem("a_b"));  // LXD refuses underscores in project names
+  EXPECT_TRUE(project_name_problem(".."));
+  EXPECT_TRUE(project_name_problem("-x"));
+  EXPECT_TRUE(project_name_problem(std::string(64, 'p')));
+}
+
 TEST(ConfigNames, OtherNamesAgreeWithTheSchema) {
   expect_agreement("remoteName", remote_name_problem, samples);
   expect_agreement("imageName", local_name_problem, samples);
+  expect_agreement("projectName", project_name_problem, samples);
   expect_agreement("alias", alias_problem, samples);
   expect_agreement("configKey", config_key_problem, samples);
   expect_agreement("deviceName", device_name_problem, samples);

@@ -207,5 +207,48 @@ TEST(StateReaderLimits, AnswerOverTheLimitMakesTheRemoteUnknownWithAClearError) 
   EXPECT_EQ(read.live.instances.size(), 13'500U);
 }
 
+// Every project the fleet uses is read, each instance keyed by project; a required project that
+// does not exist makes the remote unknown, an optional one (a move's source) has no instances.
+TEST(StateReaderProjects, ReadsEachProjectAndNamesOneThatDoesNotExist) {
+  testing::TempDir tmp;
+  FakeLxd lxd;
+  lxd.unix_socket = true;
+  FakeServer server{
+      [&](const testing::FakeRequest& r) -> testing::FakeResponse {
+        if (r.target == "/1.0/projects/p") return {200, testing::sync_body({{"name", "p"}})};
+        if (r.target.starts_with("/1.0/projects/")) return testing::error_response(404, "Project not found");
+        if (r.target == "/1.0/instances?recursion=1&project=p") {
+          return {200, testing::sync_body(nlohmann::json::array({testing::instance_json("c1", 102)}))};
+        }
+        if (r.target == "/1.0/storage-pools/default/volumes?recursion=1&project=p") {
+          return {200, testing::sync_body(nlohmann::json::array({testing::volume_json("c1", "container", "p"),
+                                                                 testing::volume_json("c1/in-p", "container", "p")}))};
+        }
+        if (r.target.find("project=") != std::string::npos) {
+          return testing::error_response(404, "Project not found");
+        }
+        return lxd.handle(r);
+      },
+      (tmp.path() / "unix.socket").string()};
+  providers::ReadStateRequest req;
+  req.remote.name = "local";
+  req.remote.url = server.url();
+  req.projects = {"default", "p"};
+  req.other_projects = {"elsewhere"};
+  const auto read = make_state_reader(ClientConfig{tmp.path() / "cfg"}, {})->read_state(req);
+  ASSERT_EQ(read.live.status, model::RemoteStatus::ok) << read.live.error;
+  ASSERT_EQ(read.live.instances.count("p/c1"), 1U);
+  ASSERT_EQ(read.live.instances.count("c1"), 1U) << "the default project's c1 is another instance";
+  EXPECT_EQ(read.live.instances.at("p/c1").project, "p");
+  EXPECT_EQ(names(read.live.instances.at("p/c1")), std::vector<std::string>{"in-p"});
+  EXPECT_EQ(names(read.live.instances.at("c1")), (std::vector<std::string>{"snap0", "snap1"}));
+
+  req.projects = {"nope"};
+  const auto missing = make_state_reader(ClientConfig{tmp.path() / "cfg"}, {})->read_state(req);
+  EXPECT_EQ(missing.live.status, model::RemoteStatus::unknown);
+  EXPECT_NE(missing.live.error.find("remote local: project 'nope' does not exist"), std::string::npos)
+      << missing.live.error;
+}
+
 }  // namespace
 }  // namespace berth::lxd

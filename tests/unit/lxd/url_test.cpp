@@ -103,5 +103,15 @@ TEST(PathSegment, EncodesWhatIsNotUnreserved) {
   EXPECT_EQ(path_segment("\xc3\xa9"), "%C3%A9");
 }
 
+TEST(LxdUrl, WithProjectOnlyOutsideTheDefaultProject) {
+  EXPECT_EQ(with_project("/1.0/instances", "default"), "/1.0/instances");
+  EXPECT_EQ(with_project("/1.0/instances", ""), "/1.0/instances");
+  EXPECT_EQ(with_project("/1.0/instances", "p"), "/1.0/instances?project=p");
+  EXPECT_EQ(with_project("/1.0/instances?recursion=1", "p"), "/1.0/instances?recursion=1&project=p");
+  EXPECT_EQ(with_project("/1.0/instances?project=q", "p"), "/1.0/instances?project=q") << "named already";
+  EXPECT_EQ(with_project("/1.0/x?a=1&project=q", "p"), "/1.0/x?a=1&project=q");
+  EXPECT_EQ(with_project("/1.0/images/aliases/subproject=x", "p"), "/1.0/images/aliases/subproject=x?project=p");
+}
+
 }  // namespace
 }  // namespace berth::lxd

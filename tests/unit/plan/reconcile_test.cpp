@@ -261,7 +261,7 @@ TEST(Targets, AddressesAreCheckedAgainstTheFleet) {
   std::vector<Target> out;
   EXPECT_TRUE(parse_targets({"h:c", "c"}, fleet, false, out).empty());
   ASSERT_EQ(out.size(), 2U);
-  EXPECT_EQ(out[0], (Target{"h", "c"}));
+  EXPECT_EQ(out[0], (Target{"h", "c", "default"}));
   EXPECT_EQ(out[1], (Target{std::nullopt, "c"}));
   out.clear();
   const auto problems = parse_targets({"x:c", "nope", ":c", "h:", "h:c/snap"}, fleet, false, out);
