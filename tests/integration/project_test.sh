@@ -40,6 +40,10 @@ containers:
     image: bb
     description: "$2"
     move: allowed
+    files:
+      /etc/tenant: {content: "p\n"}
+    exec:
+      hello: {command: [sh, -c, "cat /etc/tenant > /root/hello"], when: create}
   eph:
     remote: ${4:-h1}
     project: p
@@ -92,7 +96,7 @@ run berth plan -f "$FLEET" --json
 PLAN_JSON=$OUT
 assert_jq "$PLAN_JSON" '[.actions[] | select(.action == "launch") | .address] | sort | join(",")' \
     "h1:p/eph,h1:p/web,h1:plain,h2:p/api" "launches at project addresses"
-assert_jq "$PLAN_JSON" '.actions[] | select(.address == "h1:p/web") | .project' p "JSON carries the project"
+assert_jq "$PLAN_JSON" '[.actions[] | select(.address == "h1:p/web") | .project] | unique | join(",")' p "JSON carries the project"
 
 run berth_t apply -f "$FLEET" --auto-approve --state "$STATE"
 check_hung apply
@@ -105,6 +109,8 @@ assert_eq Running "$(p_status h1 web p)" "h1:p/web runs"
 assert_jq "$(pj h1 web p)" '.description' first "h1:p/web has its description"
 assert_jq "$(pj h1 web p)" '.config["user.berth.fleet"]' default "h1:p/web is owned"
 assert_jq "$(pj h1 eph p)" '.ephemeral' false "h1:p/eph is not ephemeral"
+assert_eq p "$(tb_lxc exec h1:web --project p -- cat /root/hello)" "files and commands reach the container in its project"
+assert_contains "$PLAN_JSON" '"exec h1:p/web hello"' "the exec action has a project address"
 assert_eq Stopped "$(lxc_status h1 web)" "the hand-made h1:web is still stopped"
 assert_eq by-hand "$(lxc_config h1 web user.note)" "the hand-made h1:web keeps its config"
 assert_eq "<unset>" "$(lxc_config h1 web user.berth.fleet)" "the hand-made h1:web is not adopted"
