@@ -706,19 +706,32 @@ class Run {
     return {};
   }
 
+  // The action's instance as read now, with its remote: refused unless this fleet owns it (with
+  // `must_own`), or when another fleet does.
+  struct Checked {
+    RemoteHandle* remote = nullptr;
+    InstanceRead read;
+  };
+  Result<Checked> checked_instance(bool must_own) {
+    auto r = remote(action_.address);
+    if (!r) return r.error();
+    auto read = must_exist(**r, action_.address.container);
+    if (!read) return read.error();
+    if (auto owned = check_owner(**r, read->instance, must_own); !owned) return owned.error();
+    return Checked{*r, std::move(*read)};
+  }
+
   // Marks the instance as this fleet's, with the plan's changes, in one PUT: refused if another
   // fleet claimed it since the plan was made.
   Result<void> adopt() {
     const std::string& name = action_.address.container;
-    auto r = remote(action_.address);
-    if (!r) return r.error();
-    auto read = must_exist(**r, name);
-    if (!read) return read.error();
-    if (auto owned = check_owner(**r, read->instance, false); !owned) return owned;
-    auto body = put_body(**r, read->instance, action_.changes);
+    auto checked = checked_instance(false);
+    if (!checked) return checked.error();
+    auto& [r, read] = *checked;
+    auto body = put_body(*r, read.instance, action_.changes);
     if (!body) return body.error();
     report("adopting " + name);
-    return put_instance(**r, name, *read, *body, "adopt", change_detail(**r, name, *read));
+    return put_instance(*r, name, read, *body, "adopt", change_detail(*r, name, read));
   }
 
   // Deletes the instance (with its snapshots) and launches it anew from the plan's image and spec.
@@ -782,24 +795,22 @@ class Run {
   // Pushes the plan's files, then records their digests (and forgets files no longer declared).
   Result<void> push() {
     const std::string& name = action_.address.container;
-    auto r = remote(action_.address);
-    if (!r) return r.error();
-    auto read = must_exist(**r, name);
-    if (!read) return read.error();
-    if (auto owned = check_owner(**r, read->instance, true); !owned) return owned;
+    auto checked = checked_instance(true);
+    if (!checked) return checked.error();
+    RemoteHandle& r = *checked->remote;
     model::DigestRecord pushed;
     for (const auto& file : action_.files) {
       if (cancelled()) return cancelled_error("pushing files into " + name);
       report("pushing " + file.path);
-      nlohmann::json detail = where(**r, name);
+      nlohmann::json detail = where(r, name);
       detail["path"] = file.path;
-      auto done = journal_.step("push", detail, [&]() -> Result<void> { return push_file(**r, name, file); });
+      auto done = journal_.step("push", detail, [&]() -> Result<void> { return push_file(r, name, file); });
       if (!done) return done;
       pushed[file.path] = planned_digest("files." + file.path);
     }
     const auto* declared = declared_container();
     return record_digests(
-        **r, name, model::files_key, pushed,
+        r, name, model::files_key, pushed,
         [&](const std::string& path) { return declared == nullptr || declared->files.count(path) != 0; },
         "record-files");
   }
@@ -815,23 +826,22 @@ class Run {
     if (!action_.exec) return make_error(ErrorKind::invalid_argument, action_.id + ": no command in the plan");
     const auto& e = *action_.exec;
     const std::string& name = action_.address.container;
-    auto r = remote(action_.address);
-    if (!r) return r.error();
-    auto read = must_exist(**r, name);
-    if (!read) return read.error();
-    if (auto owned = check_owner(**r, read->instance, true); !owned) return owned;
-    if (model::live_power_from_status_code(read->instance.status_code) != LivePower::running) {
-      return (*r)->error(make_error(ErrorKind::conflict, name + " is " + status_text(read->instance) +
-                                                             ", not running; the command " + e.name + " did not run"));
+    auto checked = checked_instance(true);
+    if (!checked) return checked.error();
+    RemoteHandle& r = *checked->remote;
+    const InstanceRead& read = checked->read;
+    if (model::live_power_from_status_code(read.instance.status_code) != LivePower::running) {
+      return r.error(make_error(ErrorKind::conflict, name + " is " + status_text(read.instance) +
+                                                         ", not running; the command " + e.name + " did not run"));
     }
     report("running " + e.name);
     WaitOptions w = wait("running " + e.name + " in " + name);
     w.stall_timeout = std::chrono::hours(24);  // a command reports no progress while it runs
-    nlohmann::json detail = where(**r, name);
+    nlohmann::json detail = where(r, name);
     detail["command"] = e.name;
     CommandResult result;
     auto ran = journal_.step("exec", detail, [&]() -> Result<void> {
-      auto res = run_command(**r, name, e, w, max_command_output);
+      auto res = run_command(r, name, e, w, max_command_output);
       if (!res) return res.error();
       result = std::move(*res);
       return {};
@@ -839,13 +849,13 @@ class Run {
     if (!ran) return ran;
     command_ = providers::CommandOutput{result.exit_code, std::move(result.out), std::move(result.err), result.cut};
     if (result.exit_code != 0 && !e.allow_failure) {
-      return (*r)->error(make_error(ErrorKind::rejected, e.name + " exited with " + std::to_string(result.exit_code) +
-                                                             " in " + name + "; it is run again by the next apply"));
+      return r.error(make_error(ErrorKind::rejected, e.name + " exited with " + std::to_string(result.exit_code) +
+                                                         " in " + name + "; it is run again by the next apply"));
     }
     const model::DigestRecord ran_now = {{e.name, planned_digest("exec." + e.name)}};
     const auto* declared = declared_container();
     return record_digests(
-        **r, name, model::exec_key, ran_now,
+        r, name, model::exec_key, ran_now,
         [&](const std::string& n) {
           return declared == nullptr || std::any_of(declared->exec.begin(), declared->exec.end(),
                                                     [&](const model::ExecSpec& x) { return x.name == n; });
