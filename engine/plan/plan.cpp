@@ -339,6 +339,10 @@ std::vector<std::string> restore_contents(Plan& plan, const model::Fleet& fleet)
       problems.push_back(a.id + ": the command differs from when the plan was made");
     } else if (want.has_value() != now.has_value()) {
       problems.push_back(a.id + ": the command's digest cannot be checked (berth's digest key changed?)");
+    } else if (!want && !declared->sensitive_environment.empty()) {
+      problems.push_back(a.id +
+                         ": the command's environment holds a secret and has no digest to check it against "
+                         "(berth's digest key was missing)");
     } else {
       a.exec = *declared;
     }

@@ -328,6 +328,24 @@ class Run {
     return *fingerprint;
   }
 
+  // The body that creates the action's instance from `source`: its declared spec, marked as this
+  // fleet's (LXD's defaults where the file leaves ephemeral and description out).
+  nlohmann::json create_body(const nlohmann::json& source) const {
+    nlohmann::json config = action_.config;
+    if (request_.fleet != nullptr) config[std::string{model::fleet_key}] = request_.fleet->name;
+    return {{"name", action_.address.container},
+            {"architecture", ""},
+            {"config", config},
+            {"devices", nlohmann::json(action_.devices)},
+            {"ephemeral", action_.ephemeral.value_or(false)},
+            {"profiles", action_.profiles ? nlohmann::json(*action_.profiles) : nlohmann::json()},
+            {"stateful", false},
+            {"description", action_.description.value_or("")},
+            {"type", "container"},
+            {"instance_type", ""},
+            {"source", source}};
+  }
+
   Result<void> launch_from_server() {
     const auto& image = *action_.image;
     const std::string& name = action_.address.container;
@@ -343,20 +361,13 @@ class Run {
                                    {"protocol", model::to_string(image.server->protocol)},
                                    {"fingerprint", fingerprint},
                                    {"certificate", image.server->certificate}};
-    nlohmann::json config = action_.config;
-    if (request_.fleet != nullptr) config[std::string{model::fleet_key}] = request_.fleet->name;
-    const nlohmann::json body = {
-        {"name", name},        {"architecture", ""},
-        {"config", config},    {"devices", nlohmann::json(action_.devices)},
-        {"ephemeral", false},  {"profiles", action_.profiles ? nlohmann::json(*action_.profiles) : nlohmann::json()},
-        {"stateful", false},   {"description", ""},
-        {"type", "container"}, {"instance_type", ""},
-        {"source", source}};
+    const nlohmann::json body = create_body(source);
     report("creating " + name + " from " + model::to_string(image));
     auto created =
         journal_.step("create",
                       {{"remote", action_.address.remote},
                        {"instance", name},
+                       {"project", action_.address.project},
                        {"image",
                         {{"server", image.server->url},
                          {"protocol", model::to_string(image.server->protocol)},
@@ -422,19 +433,7 @@ class Run {
                               {"certificate", env->certificate}};
     }
 
-    nlohmann::json config = action_.config;
-    if (request_.fleet != nullptr) config[std::string{model::fleet_key}] = request_.fleet->name;
-    const nlohmann::json body = {{"name", name},
-                                 {"architecture", ""},
-                                 {"config", config},
-                                 {"devices", nlohmann::json(action_.devices)},
-                                 {"ephemeral", action_.ephemeral.value_or(false)},
-                                 {"profiles", action_.profiles ? nlohmann::json(*action_.profiles) : nlohmann::json()},
-                                 {"stateful", false},
-                                 {"description", action_.description.value_or("")},
-                                 {"type", "container"},
-                                 {"instance_type", ""},
-                                 {"source", source}};
+    const nlohmann::json body = create_body(source);
     report("creating " + name + " from " + image.remote + ":" + image.alias);
     auto created =
         journal_.step("create",

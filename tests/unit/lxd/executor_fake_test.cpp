@@ -204,11 +204,16 @@ TEST_F(ExecutorFake, LaunchFromAnImageServerSendsTheServerAndTheFingerprint) {
   StreamsServer images;
   auto a = launch_action("bb");
   a.image = images.image();
+  a.ephemeral = true;
+  a.description = "from a server";
   const auto res = run(a);
   ASSERT_TRUE(res.ok) << res.error;
   const auto posts = lxd_.of("POST", "/1.0/instances");
   ASSERT_EQ(posts.size(), 1U);
-  const auto source = nlohmann::json::parse(posts[0].body)["source"];
+  const auto created = nlohmann::json::parse(posts[0].body);
+  EXPECT_EQ(created["ephemeral"], true) << "the declared spec, as for any launch";
+  EXPECT_EQ(created["description"], "from a server");
+  const auto source = created["source"];
   EXPECT_EQ(source, (nlohmann::json{{"type", "image"},
                                     {"mode", "pull"},
                                     {"server", images.server.url()},

@@ -272,6 +272,17 @@ TEST(FilesAndExecPlan, SavedPlanKeepsNoContentAndRestoresIt) {
   EXPECT_FALSE(restore_contents(other_key, keyless).empty()) << "a secret checked against another key";
 }
 
+TEST(FilesAndExecPlan, ASavedCommandWithASecretAndNoDigestIsRefused) {
+  auto f =
+      load(fleet("    exec:\n      go: {command: [\"true\"], when: change, environment: {T: \"${env:TOKEN}\"}}\n"));
+  Plan plan = compute_plan(f, empty_live(), {});  // no digest key: the command's digest is unknown
+  auto parsed = parse_plan_file(serialize(PlanFile{plan, "now", "test"}), "saved.plan");
+  ASSERT_TRUE(parsed.file) << diag::format(parsed.diagnostics);
+  const auto problems = restore_contents(parsed.file->plan, f);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("holds a secret and has no digest"), std::string::npos) << problems[0];
+}
+
 TEST(FilesAndExecPlan, TextShowsPushAndExecWithoutSecrets) {
   auto f = load(fleet(files_and_exec));
   f.digest_key = std::string(64, 'k');
