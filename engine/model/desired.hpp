@@ -99,7 +99,6 @@ struct FileSpec {
   std::int64_t gid = 0;
   bool sensitive = false;  // content from ${env:...}: never shown, digested with a key
   diag::SourceLocation where;
-  friend bool operator==(const FileSpec&, const FileSpec&) = default;
 };
 
 // When a command (exec:) runs: once after the container is created, or whenever what it depends
@@ -120,7 +119,6 @@ struct ExecSpec {
   std::int64_t gid = 0;
   bool allow_failure = false;
   diag::SourceLocation where;
-  friend bool operator==(const ExecSpec&, const ExecSpec&) = default;
 };
 
 struct ContainerSpec {
