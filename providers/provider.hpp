@@ -102,7 +102,7 @@ struct CommandOutput {
 
 struct ExecuteResponse {
   bool ok = false;
-  std::string error;  // what failed, naming the remote; never secrets
+  std::string error;                     // what failed, naming the remote; never secrets
   std::optional<CommandOutput> command;  // exec actions that ran their command
 };
 

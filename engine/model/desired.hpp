@@ -91,8 +91,8 @@ struct CopySource {
 // A file pushed into the container (files:). Its content is read when the fleet file is loaded;
 // it is never read back from the container.
 struct FileSpec {
-  std::string path;     // absolute path in the container
-  std::string content;  // the bytes pushed
+  std::string path;                   // absolute path in the container
+  std::string content;                // the bytes pushed
   std::optional<std::string> source;  // the local file it came from, as written (for messages)
   int mode = 0644;
   std::int64_t uid = 0;

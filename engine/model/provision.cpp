@@ -48,12 +48,9 @@ std::optional<std::string> exec_digest(const ExecSpec& exec, const ContainerSpec
     if (!d) return std::nullopt;
     watched[path] = *d;
   }
-  const nlohmann::json material = {{"command", exec.command},
-                                   {"environment", exec.environment},
-                                   {"cwd", exec.cwd},
-                                   {"uid", exec.uid},
-                                   {"gid", exec.gid},
-                                   {"watch", watched}};
+  const nlohmann::json material = {{"command", exec.command}, {"environment", exec.environment},
+                                   {"cwd", exec.cwd},         {"uid", exec.uid},
+                                   {"gid", exec.gid},         {"watch", watched}};
   return digest(util::json_text(material), !exec.sensitive_environment.empty(), key);
 }
 

@@ -34,11 +34,11 @@ std::string_view to_string(ActionKind k) {
 }
 
 std::optional<ActionKind> action_kind_from_string(std::string_view s) {
-  for (const auto k : {ActionKind::launch, ActionKind::update, ActionKind::start, ActionKind::stop, ActionKind::freeze,
-                       ActionKind::unfreeze, ActionKind::snapshot, ActionKind::delete_snapshot, ActionKind::copy,
-                       ActionKind::move, ActionKind::delete_, ActionKind::restart, ActionKind::finish_transfer,
-                       ActionKind::undo_transfer, ActionKind::adopt, ActionKind::recreate,
-                       ActionKind::push, ActionKind::exec}) {
+  for (const auto k :
+       {ActionKind::launch, ActionKind::update, ActionKind::start, ActionKind::stop, ActionKind::freeze,
+        ActionKind::unfreeze, ActionKind::snapshot, ActionKind::delete_snapshot, ActionKind::copy, ActionKind::move,
+        ActionKind::delete_, ActionKind::restart, ActionKind::finish_transfer, ActionKind::undo_transfer,
+        ActionKind::adopt, ActionKind::recreate, ActionKind::push, ActionKind::exec}) {
     if (to_string(k) == s) return k;
   }
   return std::nullopt;
@@ -327,8 +327,8 @@ std::vector<std::string> restore_contents(Plan& plan, const model::Fleet& fleet)
       problems.push_back(a.id + ": the plan names no command");
       continue;
     }
-    const auto declared = std::find_if(c.exec.begin(), c.exec.end(),
-                                       [&](const model::ExecSpec& e) { return e.name == a.exec->name; });
+    const auto declared =
+        std::find_if(c.exec.begin(), c.exec.end(), [&](const model::ExecSpec& e) { return e.name == a.exec->name; });
     const auto want = planned(a, "exec." + a.exec->name);
     if (declared == c.exec.end()) {
       problems.push_back(a.id + ": the command is no longer declared");

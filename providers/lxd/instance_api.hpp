@@ -67,8 +67,8 @@ struct InstanceRead {
 // What a command run with recorded output left: its exit code and (the end of) its output.
 struct CommandResult {
   int exit_code = -1;
-  std::string out;  // stdout, at most `max_output` bytes: the end of it when longer
-  std::string err;  // stderr, likewise
+  std::string out;   // stdout, at most `max_output` bytes: the end of it when longer
+  std::string err;   // stderr, likewise
   bool cut = false;  // some output was left out
 };
 
