@@ -304,9 +304,10 @@ class TlsTransport final : public Transport {
     ec = run_sync(ioc_, [&](auto handler) { stream_->async_handshake(ssl::stream_base::client, std::move(handler)); });
     tcp.expires_never();
     if (ec) {
+      // Read before close(), which drops the stream and its SSL object.
+      const long result = verify_host_ ? SSL_get_verify_result(stream_->native_handle()) : X509_V_OK;
       close();
       if (verify_host_) {
-        const long result = SSL_get_verify_result(stream_->native_handle());
         if (result != X509_V_OK) {
           return make_error(ErrorKind::tls, "TLS handshake with " + url + " failed: its certificate is not trusted (" +
                                                 X509_verify_cert_error_string(result) +
