@@ -80,6 +80,33 @@ struct ApplyOptions {
   util::InputLimits limits;  // --max-file-size, --max-response-size
 };
 
+struct WatchOptions {
+  std::string file = "berth.yaml";  // re-read every run
+  std::chrono::milliseconds interval{std::chrono::minutes(5)};
+  double jitter = 0.1;              // share of the interval, either way
+  bool report_mode = false;         // --mode report
+  std::string listen = "127.0.0.1:9478";
+  std::string listen_token_file;
+  bool allow_restart = false;
+  bool allow_move = false;
+  bool allow_recreate = false;
+  bool allow_empty = false;
+  int max_retries = 5;
+  std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(30)};
+  std::string events;  // FILE, "-" for stdout, empty: none
+  int keep_runs = 1000;
+  int parallelism = 10;
+  int read_parallelism = 32;
+  std::filesystem::path state_path;
+  util::InputLimits limits;
+};
+
+struct HistoryOptions {
+  std::filesystem::path state_path;
+  bool json = false;
+  int limit = 20;
+};
+
 int run_validate(const GlobalOptions& global, const ValidateOptions& options);
 int run_plan(const GlobalOptions& global, const PlanCommandOptions& options);
 int run_show(const GlobalOptions& global, const ShowOptions& options);
@@ -93,6 +120,9 @@ struct StateCommandOptions {
 };
 int run_state_intents(const GlobalOptions& global, const StateCommandOptions& options);
 int run_state_drop_intent(const GlobalOptions& global, const StateCommandOptions& options, std::int64_t seq);
+
+int run_watch(const GlobalOptions& global, const WatchOptions& options);
+int run_history(const GlobalOptions& global, const HistoryOptions& options);
 
 int run_remote_add(const GlobalOptions& global, const RemoteAddOptions& options);
 int run_remote_list(const GlobalOptions& global, bool json);

@@ -131,6 +131,10 @@ std::optional<std::string> digest_key(const std::filesystem::path& config_dir, c
 
 }  // namespace
 
+void attach_digest_key(model::Fleet& fleet, const std::filesystem::path& config_dir) {
+  fleet.digest_key = digest_key(config_dir, fleet);
+}
+
 std::optional<model::Fleet> load_fleet(const std::string& file, const util::InputLimits& limits,
                                        const std::filesystem::path& config_dir) {
   auto loaded = read_fleet(file, limits);

@@ -29,6 +29,9 @@ namespace berth::cli {
 [[nodiscard]] std::optional<model::Fleet> load_fleet(const std::string& file, const util::InputLimits& limits,
                                                      const std::filesystem::path& config_dir = {});
 
+// Gives the fleet berth's digest key from `config_dir`, as load_fleet does (warnings on stderr).
+void attach_digest_key(model::Fleet& fleet, const std::filesystem::path& config_dir);
+
 // How messages name a fleet file: "-" is "the fleet file read on standard input".
 [[nodiscard]] std::string fleet_shown(std::string_view file);
 

@@ -1,5 +1,6 @@
 // berth: a declarative reconciler for fleets of LXD-style container hosts.
 
+#include <charconv>
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
@@ -12,36 +13,22 @@
 #include "cli/output.hpp"
 #include "cli/version.hpp"
 #include "engine/state/store.hpp"
+#include "engine/util/duration.hpp"
 #include "engine/util/limits.hpp"
 #include "engine/util/printable.hpp"
 #include "providers/lxd/client_config.hpp"
 
 namespace {
 
-// "30", "30s", "2m", "1h" -> milliseconds; nullopt if malformed.
-std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
-  if (text.empty()) return std::nullopt;
-  std::size_t used = 0;
+// "10%" or "10" -> 0.1; nullopt outside 0..100 %.
+std::optional<double> parse_share(const std::string& text) {
+  std::string number = text;
+  if (!number.empty() && number.back() == '%') number.pop_back();
+  if (number.empty() || number.find_first_not_of("0123456789.") != std::string::npos) return std::nullopt;
   double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-  const std::string unit = text.substr(used);
-  double scale = 1000;
-  if (unit == "ms")
-    scale = 1;
-  else if (unit.empty() || unit == "s")
-    scale = 1000;
-  else if (unit == "m")
-    scale = 60'000;
-  else if (unit == "h")
-    scale = 3'600'000;
-  else
-    return std::nullopt;
-  if (value < 0) return std::nullopt;
-  return std::chrono::milliseconds(static_cast<long long>(value * scale));
+  const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
+  if (ec != std::errc{} || end != number.data() + number.size() || value > 100) return std::nullopt;
+  return value / 100;
 }
 
 // A size flag's value; CLI11 prints the problem after the flag's name.
@@ -231,6 +218,56 @@ int main(int argc, char** argv) {
   drop_cmd->add_option("--state", state_path, "State file (env BERTH_STATE)")->capture_default_str();
   drop_cmd->add_flag("--auto-approve", state_opts.auto_approve, "Do not ask for confirmation");
 
+  WatchOptions watch;
+  std::string watch_interval = "5m";
+  std::string watch_jitter = "10%";
+  std::string watch_mode = "correct";
+  std::string watch_shutdown = "30s";
+  auto* watch_cmd = app.add_subcommand("watch", "Correct drift on a schedule, with metrics and a status page");
+  watch_cmd->add_option("-f,--file", watch.file, "Fleet file, re-read every run")->capture_default_str();
+  watch_cmd->add_option("--interval", watch_interval, "Time between runs (e.g. 30s, 5m, 1h)")->capture_default_str();
+  watch_cmd->add_option("--jitter", watch_jitter, "Each interval moved by up to this share either way")
+      ->capture_default_str();
+  watch_cmd->add_option("--mode", watch_mode, "correct: apply what consent allows; report: change nothing")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"correct", "report"}));
+  watch_cmd->add_option("--listen", watch.listen, "HTTP address for /metrics, /healthz, /status and the status page")
+      ->capture_default_str();
+  watch_cmd->add_option("--listen-token-file", watch.listen_token_file,
+                        "File holding the bearer token POST /suspend, /resume and /reconcile need (required off "
+                        "loopback)");
+  watch_cmd->add_flag("--allow-restart", watch.allow_restart, "Consent to restarts that config changes need");
+  watch_cmd->add_flag("--allow-move", watch.allow_move, "Consent to offline moves between remotes");
+  watch_cmd->add_flag("--allow-recreate", watch.allow_recreate, "Consent to recreating containers from their image");
+  watch_cmd->add_flag("--allow-empty", watch.allow_empty,
+                      "Let a fleet file that declares no container delete what the fleet owns (with prune: true)");
+  watch_cmd->add_option("--max-retries", watch.max_retries, "Attempts of a failing action per fleet file revision")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  watch_cmd->add_option("--shutdown-timeout", watch_shutdown, "On SIGTERM, how long running actions may finish")
+      ->capture_default_str();
+  watch_cmd->add_option("--events", watch.events, "Append one JSON line per drift and per action to FILE (- stdout)");
+  watch_cmd->add_option("--keep-runs", watch.keep_runs, "Runs kept in the state file's history")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1'000'000));
+  watch_cmd->add_option("--state", state_path, "State file: runs, journal, lock (env BERTH_STATE)")
+      ->capture_default_str();
+  watch_cmd->add_option("--parallelism", watch.parallelism, "Actions running at once, over all remotes")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  watch_cmd->add_option("--read-parallelism", watch.read_parallelism, "Remotes read at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  limit_flags.add_to(watch_cmd, /*reads_hosts=*/true);
+
+  HistoryOptions history;
+  auto* history_cmd = app.add_subcommand("history", "List recorded runs with their drift and actions");
+  history_cmd->add_option("--state", state_path, "State file (env BERTH_STATE)")->capture_default_str();
+  history_cmd->add_flag("--json", history.json, "Print as JSON");
+  history_cmd->add_option("--limit", history.limit, "How many runs, newest first")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1'000'000));
+
   auto* remote_cmd = app.add_subcommand("remote", "Manage remotes: hosts and the trust berth has with them");
   remote_cmd->require_subcommand(1);
   RemoteAddOptions add;
@@ -286,13 +323,40 @@ int main(int argc, char** argv) {
     if (show_cmd->parsed()) return run_show(global, show);
     if (apply_cmd->parsed() || destroy_cmd->parsed() || unlock_cmd->parsed()) {
       apply.state_path = state_path;
-      const auto timeout = parse_duration(lock_timeout);
+      const auto timeout = berth::util::parse_duration(lock_timeout);
       if (!timeout) {
         std::cerr << "berth: --lock-timeout: '" << berth::util::printable(lock_timeout)
                   << "' is not a duration (e.g. 30s, 2m)\n";
         return exit_error;
       }
       apply.lock_timeout = *timeout;
+    }
+    if (watch_cmd->parsed()) {
+      limit_flags.apply_to(watch.limits);
+      watch.state_path = state_path;
+      watch.report_mode = watch_mode == "report";
+      const auto interval = berth::util::parse_duration(watch_interval);
+      const auto shutdown = berth::util::parse_duration(watch_shutdown);
+      if (!interval || !shutdown) {
+        std::cerr << "berth: " << (!interval ? "--interval: '" + berth::util::printable(watch_interval)
+                                             : "--shutdown-timeout: '" + berth::util::printable(watch_shutdown))
+                  << "' is not a duration (e.g. 30s, 5m)\n";
+        return exit_error;
+      }
+      watch.interval = *interval;
+      watch.shutdown_timeout = *shutdown;
+      const auto jitter = parse_share(watch_jitter);
+      if (!jitter) {
+        std::cerr << "berth: --jitter: '" << berth::util::printable(watch_jitter)
+                  << "' is not a share between 0% and 100% (e.g. 10%)\n";
+        return exit_error;
+      }
+      watch.jitter = *jitter;
+      return run_watch(global, watch);
+    }
+    if (history_cmd->parsed()) {
+      history.state_path = state_path;
+      return run_history(global, history);
     }
     if (apply_cmd->parsed()) return run_apply(global, apply);
     if (destroy_cmd->parsed()) return run_destroy(global, apply);

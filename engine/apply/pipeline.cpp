@@ -234,13 +234,30 @@ PipelineResult run_pipeline(const model::Fleet& fleet, state::Store& store, cons
   }
   plan::Plan& plan = result.plan;
 
+  result.live = read.live;
+  result.read_seconds = read.read_seconds;
+
   if (hooks.planned) hooks.planned(plan);
+  if (hooks.filter) hooks.filter(plan);
+  // A run that walks nothing, recorded when asked: `outcome` as the run record says it.
+  auto record_unwalked = [&](const std::string& outcome) {
+    if (!options.record_every_run) return;
+    try {
+      std::string plan_json = util::json_text(plan::to_json(plan));
+      if (options.redactor != nullptr) plan_json = options.redactor->apply(plan_json);
+      result.run_id = store.begin_run(options.command, fleet.path, plan_json);
+      store.finish_run(result.run_id, outcome);
+    } catch (const state::StoreError& e) {
+      result.summary.state_error = e.what();
+    }
+  };
   if (!result.stale.empty()) {
     result.outcome = RunOutcome::stale;
     return result;
   }
   if (plan.diagnostics.has_errors()) {
     result.outcome = RunOutcome::plan_errors;
+    record_unwalked("failed");
     return result;
   }
   // Intents that needed nothing: closed now, whatever follows (they are settled either way).
@@ -255,6 +272,7 @@ PipelineResult run_pipeline(const model::Fleet& fleet, state::Store& store, cons
   }
   if (!plan.has_changes()) {
     result.outcome = RunOutcome::no_changes;
+    record_unwalked(plan.complete() ? "succeeded" : "failed");
     return result;
   }
 

@@ -60,11 +60,17 @@ struct PipelineOptions {
   std::string command;  // "apply", "destroy": the run record and the lock holder
   const std::atomic<bool>* cancel = nullptr;
   const util::Redactor* redactor = nullptr;  // scrubs what the state file records
+  // Record a run in the state file even when nothing is walked (no changes, plan errors): `berth
+  // watch` keeps every run in its history.
+  bool record_every_run = false;
 };
 
 struct PipelineHooks {
   // The plan, before confirmation: what will happen, recovery actions included.
   std::function<void(const plan::Plan&)> planned;
+  // Called after `planned`: may remove actions that are not to run now (`berth watch` holds back
+  // what its policy only reports). What it removes is neither walked nor recorded as run.
+  std::function<void(plan::Plan&)> filter;
   // Asked only when the plan has changes; false changes nothing. Unset: approved.
   std::function<bool(const plan::Plan&)> confirm;
   EventSink events;
@@ -86,7 +92,9 @@ enum class RunOutcome {
 
 struct PipelineResult {
   RunOutcome outcome = RunOutcome::plan_errors;
-  plan::Plan plan;
+  plan::Plan plan;  // as walked (after `filter`)
+  model::LiveState live;                        // as read (not set for locked/state_error)
+  std::map<std::string, double> read_seconds;  // remote -> how long its read took
   RunSummary summary;
   std::int64_t run_id = 0;
   bool took_over_lock = false;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <exception>
 #include <set>
 #include <thread>
@@ -43,6 +44,7 @@ LiveRead read_live_state(const model::Fleet& fleet, providers::StateReader& read
   // results land in their own slots.
   std::vector<providers::ReadStateResponse> responses(requests.size());
   std::vector<providers::ReadImageResponse> image_responses(image_requests.size());
+  std::vector<double> seconds(requests.size(), 0.0);
   const std::size_t jobs = requests.size() + image_requests.size();
   std::atomic<std::size_t> next{0};
   auto work = [&] {
@@ -58,13 +60,19 @@ LiveRead read_live_state(const model::Fleet& fleet, providers::StateReader& read
         }
         continue;
       }
+      const auto started = std::chrono::steady_clock::now();
+      const auto took = [&] {
+        seconds[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      };
       try {
         responses[i] = reader.read_state(requests[i]);
+        took();
       } catch (const std::exception& e) {
         // A bug, or memory exhausted by an answer: that remote is unknown, the process lives on.
         responses[i] = {};
         responses[i].live.status = model::RemoteStatus::unknown;
         responses[i].live.error = "remote " + requests[i].remote.name + ": internal error: " + e.what();
+        took();
       }
     }
   };
@@ -80,6 +88,7 @@ LiveRead read_live_state(const model::Fleet& fleet, providers::StateReader& read
     const std::string& name = requests[i].remote.name;
     result.diagnostics.append(response.diagnostics);
     response.live.name = name;
+    result.read_seconds[name] = seconds[i];
     if (response.live.status != model::RemoteStatus::ok) {
       spdlog::info("remote {} is unknown: {}", name, response.live.error);
     }

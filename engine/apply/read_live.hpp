@@ -13,6 +13,7 @@ inline constexpr int default_read_parallelism = 32;
 struct LiveRead {
   model::LiveState live;
   diag::Diagnostics diagnostics;  // what the reads reported beyond an Unknown remote (which `live` carries)
+  std::map<std::string, double> read_seconds;  // remote -> how long its read took
 };
 [[nodiscard]] LiveRead read_live_state(const model::Fleet& fleet, providers::StateReader& reader,
                                        int parallelism = default_read_parallelism);

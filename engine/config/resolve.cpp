@@ -50,6 +50,7 @@ class Resolver {
     if (const auto* v = usable({"version"}); v != nullptr && v->is_number_integer()) fleet.version = v->get<int>();
     if (auto name = string_at({"name"})) fleet.name = *name;
     if (const auto* v = usable({"prune"}); v != nullptr && v->is_boolean()) fleet.prune = v->get<bool>();
+    if (const auto* v = usable({"suspend"}); v != nullptr && v->is_boolean()) fleet.suspend = v->get<bool>();
     remote_names_ = keys_of(doc_.find({"remotes"}));
     remote_set_.insert(remote_names_.begin(), remote_names_.end());
     image_names_ = keys_of(doc_.find({"images"}));
@@ -434,6 +435,12 @@ class Resolver {
     if (auto on_change = string_at(child(path, "on_image_change"))) {
       spec.on_image_change = *on_change == "replace" ? model::OnImageChange::replace : model::OnImageChange::report;
     }
+    if (auto drift = string_at(child(path, "drift"))) {
+      if (*drift == "correct") spec.drift = model::DriftPolicy::correct;
+      if (*drift == "report") spec.drift = model::DriftPolicy::report;
+      if (*drift == "ignore") spec.drift = model::DriftPolicy::ignore;
+    }
+    if (const auto* v = usable(child(path, "suspend")); v != nullptr && v->is_boolean()) spec.suspend = v->get<bool>();
     files(path, spec);
     commands(path, spec, state_known);
     return spec;

@@ -29,6 +29,11 @@ enum class Consent { denied, allowed };
 // What a plan does when an existing container runs another image than its `image:` resolves to.
 enum class OnImageChange { report, replace };
 
+// What `berth watch` does about a container's drift (drift:). Unset on the container: the watch's --mode.
+enum class DriftPolicy { correct, report, ignore };
+
+[[nodiscard]] std::string_view to_string(DriftPolicy p);
+
 // LXD's project when none is named. Requests about instances in it carry no ?project=, and their
 // addresses no project part ("a:web"; "a:p/web" in project p): decided in plan::to_string(Address)
 // and model::instance_key.
@@ -139,6 +144,8 @@ struct ContainerSpec {
   Consent move = Consent::denied;                    // move: allowed
   Consent recreate = Consent::denied;                // recreate: allowed
   OnImageChange on_image_change = OnImageChange::report;
+  std::optional<DriftPolicy> drift;  // drift: (watch only); unset: the watch's mode
+  bool suspend = false;              // suspend: true (watch only)
   std::map<std::string, FileSpec> files;  // by path
   std::vector<ExecSpec> exec;             // in file order: they run one after another
   // Change paths whose values are secrets ("config.KEY", "devices.NAME"): declared with ${env:...}
@@ -158,6 +165,7 @@ struct Fleet {
   int version = 1;
   std::string name = "default";  // ownership scope: user.berth.fleet on every instance berth creates
   bool prune = false;            // delete undeclared instances this fleet owns
+  bool suspend = false;          // suspend: true: `berth watch` changes nothing
   std::map<std::string, RemoteSpec> remotes;
   std::map<std::string, ImageSpec> images;
   std::map<std::string, ContainerSpec> containers;

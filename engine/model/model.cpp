@@ -27,6 +27,15 @@ std::optional<DesiredState> desired_state_from_string(std::string_view s) {
   return std::nullopt;
 }
 
+std::string_view to_string(DriftPolicy p) {
+  switch (p) {
+    case DriftPolicy::correct: return "correct";
+    case DriftPolicy::report: return "report";
+    case DriftPolicy::ignore: return "ignore";
+  }
+  return "?";
+}
+
 std::string_view to_string(ImageProtocol p) {
   switch (p) {
     case ImageProtocol::simplestreams: return "simplestreams";

@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <csignal>
@@ -18,7 +19,7 @@ namespace berth::state {
 namespace {
 
 // Append-only: a released version's migration never changes; new ones go at the end.
-constexpr std::array<std::string_view, 2> migrations = {
+constexpr std::array<std::string_view, 3> migrations = {
     R"sql(
 CREATE TABLE runs (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -62,6 +63,10 @@ CREATE TABLE lock (
     // migration commits) so that no free page keeps them.
     R"sql(
 UPDATE runs SET plan_json = '{"scrubbed": "stored by an older berth, whose plans could hold secrets"}';
+)sql",
+    // 3: `berth watch` records every run, with what it found and why it held actions back.
+    R"sql(
+ALTER TABLE runs ADD COLUMN report_json TEXT NOT NULL DEFAULT '{}';
 )sql",
 };
 
@@ -130,6 +135,7 @@ class Statement {
     return p == nullptr ? std::string{} : std::string{reinterpret_cast<const char*>(p)};
   }
   std::int64_t integer(int col) { return sqlite3_column_int64(stmt_, col); }
+  double real(int col) { return sqlite3_column_double(stmt_, col); }
 
  private:
   sqlite3* db_;
@@ -349,12 +355,50 @@ void Store::resolve_intents(const std::vector<std::int64_t>& seqs, const std::st
 
 std::vector<RunRecord> Store::runs(int limit) {
   Statement q(db_,
-              "SELECT id, started_at, COALESCE(finished_at, ''), command, fleet_path, outcome FROM runs "
+              "SELECT id, started_at, COALESCE(finished_at, ''), command, fleet_path, outcome, report_json FROM runs "
               "ORDER BY id DESC LIMIT ?");
   q.bind(1, static_cast<std::int64_t>(limit));
   std::vector<RunRecord> out;
-  while (q.step()) out.push_back({q.integer(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5)});
+  while (q.step()) out.push_back({q.integer(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5), q.text(6)});
   return out;
+}
+
+std::vector<ActionRecord> Store::run_actions(std::int64_t run_id) {
+  Statement q(db_, "SELECT action_id, status, error, seconds FROM run_actions WHERE run_id = ? ORDER BY rowid");
+  q.bind(1, run_id);
+  std::vector<ActionRecord> out;
+  while (q.step()) out.push_back({q.text(0), q.text(1), q.text(2), q.real(3)});
+  return out;
+}
+
+void Store::set_run_report(std::int64_t run_id, const std::string& report_json) {
+  Statement update(db_, "UPDATE runs SET report_json = ? WHERE id = ?");
+  update.bind(1, report_json).bind(2, run_id).step();
+}
+
+int Store::prune_runs(int keep) {
+  // A run whose journal still has an open intent is kept: the next apply settles it from there.
+  exec("BEGIN IMMEDIATE");
+  try {
+    Statement old(db_,
+                  "SELECT id FROM runs WHERE id NOT IN (SELECT id FROM runs ORDER BY id DESC LIMIT ?) AND id NOT IN "
+                  "(SELECT run_id FROM journal WHERE phase = 'intent')");
+    old.bind(1, static_cast<std::int64_t>(std::max(keep, 0)));
+    std::vector<std::int64_t> ids;
+    while (old.step()) ids.push_back(old.integer(0));
+    for (const auto id : ids) {
+      for (const char* sql : {"DELETE FROM journal WHERE run_id = ?", "DELETE FROM run_actions WHERE run_id = ?",
+                              "DELETE FROM runs WHERE id = ?"}) {
+        Statement d(db_, sql);
+        d.bind(1, id).step();
+      }
+    }
+    exec("COMMIT");
+    return static_cast<int>(ids.size());
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
 }
 
 }  // namespace berth::state

@@ -47,7 +47,15 @@ struct RunRecord {
   std::string finished_at;
   std::string command;
   std::string fleet_path;
-  std::string outcome;  // running | succeeded | failed | interrupted
+  std::string outcome;  // running | succeeded | failed | interrupted (watch also: invalid | locked)
+  std::string report;   // JSON: what `berth watch` found and held back ({} for other commands)
+};
+
+struct ActionRecord {
+  std::string action_id;
+  std::string status;  // succeeded | failed | skipped | refused | pending
+  std::string error;
+  double seconds = 0;
 };
 
 // Thrown only when the state file cannot be opened or is corrupt (a fatal start-up error);
@@ -102,7 +110,13 @@ class Store {
   // host. False when there is no open intent with that seq.
   bool drop_intent(std::int64_t seq, const std::string& note);
 
+  // Newest first.
   std::vector<RunRecord> runs(int limit);
+  std::vector<ActionRecord> run_actions(std::int64_t run_id);
+  void set_run_report(std::int64_t run_id, const std::string& report_json);
+  // Deletes all but the newest `keep` runs with their actions and journal (`--keep-runs`); a run
+  // with an open intent is kept whatever its age. Returns how many were deleted.
+  int prune_runs(int keep);
   [[nodiscard]] const std::filesystem::path& path() const { return path_; }
 
  private:

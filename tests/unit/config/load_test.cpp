@@ -386,3 +386,22 @@ TEST(ConfigLoadStream, LargerThanTheLimitIsRefused) {
 
 }  // namespace
 }  // namespace berth::config
+
+TEST(ConfigLoad, WatchKeysDriftAndSuspend) {
+  const auto r = berth::config::testing::load(
+      "version: 1\nsuspend: true\nremotes: {a: {url: \"unix:///a\"}}\ncontainers:\n"
+      "  web: {remote: a, image: \"a:bb\", drift: report, suspend: true}\n"
+      "  db: {remote: a, image: \"a:bb\", drift: ignore}\n"
+      "  app: {remote: a, image: \"a:bb\"}\n");
+  ASSERT_TRUE(r.fleet) << berth::config::testing::all(r);
+  EXPECT_TRUE(r.fleet->suspend);
+  EXPECT_EQ(r.fleet->containers.at("web").drift, berth::model::DriftPolicy::report);
+  EXPECT_TRUE(r.fleet->containers.at("web").suspend);
+  EXPECT_EQ(r.fleet->containers.at("db").drift, berth::model::DriftPolicy::ignore);
+  EXPECT_FALSE(r.fleet->containers.at("app").drift.has_value());
+  EXPECT_FALSE(r.fleet->containers.at("app").suspend);
+  const auto bad = berth::config::testing::load(
+      "version: 1\nremotes: {a: {url: \"unix:///a\"}}\ncontainers:\n  web: {remote: a, image: \"a:bb\", drift: fix}\n");
+  EXPECT_FALSE(bad.fleet);
+  EXPECT_NE(berth::config::testing::all(bad).find("drift"), std::string::npos) << berth::config::testing::all(bad);
+}

@@ -76,7 +76,9 @@ TEST_F(StoreTest, MigrationScrubsPlansOfOlderVersions) {
     // Make it a schema-1 file again, with the plan in clear.
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    const std::string sql = "PRAGMA user_version = 1; UPDATE runs SET plan_json = '" + secret + "';";
+    const std::string sql = "PRAGMA user_version = 1; ALTER TABLE runs DROP COLUMN report_json; UPDATE runs SET "
+                            "plan_json = '" +
+                            secret + "';";
     EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
     sqlite3_close(db);
   }
@@ -94,6 +96,36 @@ TEST_F(StoreTest, MigrationScrubsPlansOfOlderVersions) {
     EXPECT_EQ(store->runs(10).size(), 1U) << "the history stays, without its plan";
   }
   EXPECT_EQ(read_all().find(secret), std::string::npos);
+}
+
+TEST_F(StoreTest, RunsKeepTheirReportAndActionsAndOldOnesArePruned) {
+  auto store = Store::open(dir_ / "state.db");
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 5; ++i) {
+    const auto id = store->begin_run("watch", "fleet.yaml", "{}");
+    store->record_action(id, "start a:web", "failed", "boom", 0.5);
+    store->finish_run(id, "failed");
+    store->set_run_report(id, R"({"drift":[{"action":"start a:web"}]})");
+    ids.push_back(id);
+  }
+  // The oldest run left an open intent: it is kept however old.
+  store->journal_intent(ids[0], "start a:web", "start", "{}");
+  const auto done = store->journal_intent(ids[1], "start a:web", "start", "{}");
+  store->journal_result(done, true, "{}");
+  EXPECT_EQ(store->prune_runs(2), 2);  // ids[1] and ids[2]
+  const auto runs = store->runs(10);
+  ASSERT_EQ(runs.size(), 3U);
+  EXPECT_EQ(runs[0].id, ids[4]);
+  EXPECT_EQ(runs[0].report, R"({"drift":[{"action":"start a:web"}]})");
+  EXPECT_EQ(runs[2].id, ids[0]);
+  const auto actions = store->run_actions(ids[4]);
+  ASSERT_EQ(actions.size(), 1U);
+  EXPECT_EQ(actions[0].status, "failed");
+  EXPECT_EQ(actions[0].error, "boom");
+  EXPECT_DOUBLE_EQ(actions[0].seconds, 0.5);
+  EXPECT_TRUE(store->run_actions(ids[1]).empty());
+  EXPECT_EQ(store->open_intents().size(), 1U);
+  EXPECT_EQ(store->prune_runs(2), 0);
 }
 
 TEST_F(StoreTest, SecondLockerSeesTheHolderUntilReleased) {
