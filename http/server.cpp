@@ -1,0 +1,457 @@
+#include "http/server.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <exception>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+#include <unordered_set>
+
+// GCC 12 at -O2 reports a null dereference inside Asio's scheduler (a false positive after inlining);
+// silenced for these headers only, as in providers/lxd/client.cpp.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnull-dereference"
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#pragma GCC diagnostic pop
+#include <spdlog/spdlog.h>
+
+namespace berth::http {
+
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using boost::system::error_code;
+using tcp = net::ip::tcp;
+
+// How long a closing connection waits for the client to finish sending (so that the kernel does
+// not reset the connection, and the client its unread answer, over data we never read), and how
+// much it reads and throws away meanwhile.
+constexpr std::chrono::seconds drain_time{2};
+constexpr std::size_t drain_limit = 1024 * 1024;
+// After a failed accept (out of descriptors, say), before the next one: not a busy loop.
+constexpr std::chrono::milliseconds accept_retry{100};
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+
+// The one rule for hosts: what listen() binds and parse_listen_address() accepts.
+std::variant<net::ip::address, std::string> address_of(std::string_view host) {
+  if (host.empty()) return std::string{"the host is empty"};
+  if (lower(host) == "localhost") return net::ip::address{net::ip::address_v4::loopback()};
+  error_code ec;
+  const auto address = net::ip::make_address(std::string(host), ec);
+  if (ec) return "'" + std::string(host) + "' is not an IP address or localhost";
+  return address;
+}
+
+std::string endpoint_text(const tcp::endpoint& endpoint) {
+  const auto address = endpoint.address();
+  const std::string host = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
+  return host + ":" + std::to_string(endpoint.port());
+}
+
+// The one place that decides how a failed step is logged: a client going away, an idle keep-alive
+// connection timing out or a connection closed by stop() is routine; anything else is a failure.
+void fail(const error_code& ec, std::string_view what, std::string_view peer) {
+  if (ec == net::error::operation_aborted || ec == net::error::bad_descriptor || ec == bhttp::error::end_of_stream ||
+      ec == net::error::eof || ec == net::error::connection_reset || ec == net::error::broken_pipe) {
+    spdlog::debug("http: {} {}: {}", peer, what, ec.message());
+    return;
+  }
+  spdlog::warn("http: {} {}: {}", peer, what, ec.message());
+}
+
+bool is_token(std::string_view name) {
+  static constexpr std::string_view specials = "!#$%&'*+-.^_`|~";
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char c) {
+    return std::isalnum(c) != 0 || specials.find(static_cast<char>(c)) != std::string_view::npos;
+  });
+}
+
+bool is_owned_header(std::string_view name) {
+  const auto n = lower(name);
+  return n == "content-length" || n == "content-type" || n == "cache-control" || n == "connection" ||
+         n == "transfer-encoding";
+}
+
+// Errors map to an HTTP status in one place; the bodies say nothing about the server's insides.
+Response error_response(int status, std::string_view text) {
+  Response response;
+  response.status = status;
+  response.body = std::string(text) + "\n";
+  return response;
+}
+
+// What a request that could not be read is answered, or nothing when there is no one to answer.
+std::optional<Response> answer_to_read_error(const error_code& ec, std::size_t body_limit) {
+  if (ec == bhttp::error::body_limit) {
+    return error_response(413, "request body too large (limit " + std::to_string(body_limit) + " bytes)");
+  }
+  if (ec == bhttp::error::header_limit) return error_response(431, "request header fields too large");
+  if (ec == bhttp::error::end_of_stream) return std::nullopt;
+  if (ec.category() == make_error_code(bhttp::error::bad_target).category()) {
+    return error_response(400, "bad request");
+  }
+  return std::nullopt;
+}
+
+class Session;
+
+// What sessions share with the listener. Only the server thread touches it.
+struct Shared {
+  Handler handler;
+  ServerOptions options;
+  std::unordered_set<Session*> sessions;
+  bool stopping = false;
+};
+
+// One HTTP/1.1 connection: read a request, answer it, read the next, until the client closes, a
+// timeout, an error answer that ends the connection, or stop(). One response is written at a time
+// and the next request is not read before it is out, so the write queue is bounded at one.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, Shared& shared, std::string peer)
+      : stream_(std::move(socket)), shared_(shared), peer_(std::move(peer)) {
+    continue_.result(bhttp::status::continue_);
+    continue_.version(11);
+    shared_.sessions.insert(this);
+  }
+  ~Session() { shared_.sessions.erase(this); }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  void run() { do_read(); }
+
+  // From stop(): every pending step ends with operation_aborted, and so does the session.
+  void close() { stream_.close(); }
+
+ private:
+  // A fresh parser per request: its body limit and state start over.
+  void do_read() {
+    parser_.emplace();
+    parser_->body_limit(shared_.options.body_limit);
+    stream_.expires_after(shared_.options.timeout);
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             [self = shared_from_this()](error_code ec, std::size_t) { self->on_read_header(ec); });
+  }
+
+  void on_read_header(error_code ec) {
+    if (ec) return on_read_error(ec);
+    if (parser_->is_done()) return on_read({});
+    if (lower(std::string(parser_->get()[bhttp::field::expect])) == "100-continue") return do_continue();
+    do_read_body();
+  }
+
+  // The client waits for a 100 before it sends the body (curl does for larger ones).
+  void do_continue() {
+    stream_.expires_after(shared_.options.timeout);
+    bhttp::async_write(stream_, continue_, [self = shared_from_this()](error_code ec, std::size_t) {
+      if (ec) return fail(ec, "write 100 Continue", self->peer_);
+      self->do_read_body();
+    });
+  }
+
+  void do_read_body() {
+    stream_.expires_after(shared_.options.timeout);
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
+  }
+
+  void on_read_error(error_code ec) {
+    if (ec == beast::error::timeout && !parser_->got_some() && buffer_.size() == 0) {
+      spdlog::debug("http: {} idle, closed", peer_);
+      return do_close();
+    }
+    if (auto answer = answer_to_read_error(ec, shared_.options.body_limit)) {
+      spdlog::warn("http: {} bad request: {}; answered {}", peer_, ec.message(), answer->status);
+      return do_write(std::move(*answer), false, 11, false);
+    }
+    fail(ec, "read", peer_);
+    do_close();
+  }
+
+  void on_read(error_code ec) {
+    if (ec) return on_read_error(ec);
+    auto& req = parser_->get();
+    const bool head = req.method() == bhttp::verb::head;
+    Request request{head ? "GET" : std::string(req.method_string()), std::string(req.target()),
+                    std::string(req[bhttp::field::authorization]), std::move(req.body()), peer_};
+    Response response = call_handler(request);
+    spdlog::debug("http: {} {} {} -> {} ({} bytes)", peer_, std::string(req.method_string()), path_of(request.target),
+                  response.status, response.body.size());
+    do_write(std::move(response), head, req.version(), req.keep_alive());
+  }
+
+  // Never throws: a handler's exception is a bug of the handler, answered 500, not the process's end.
+  [[nodiscard]] Response call_handler(const Request& request) const {
+    try {
+      return shared_.handler(request);
+    } catch (const std::exception& e) {
+      spdlog::warn("http: handler failed on {} {}: {}", request.method, path_of(request.target), e.what());
+    } catch (...) {
+      spdlog::warn("http: handler failed on {} {}: unknown exception", request.method, path_of(request.target));
+    }
+    return error_response(500, "internal server error");
+  }
+
+  // The query may carry something secret; logs get the path only.
+  static std::string_view path_of(std::string_view target) { return target.substr(0, target.find('?')); }
+
+  void do_write(Response response, bool head, unsigned version, bool keep_alive) {
+    if (response.status < 200 || response.status > 599) {
+      spdlog::warn("http: handler answered status {}; sending 500", response.status);
+      response = error_response(500, "internal server error");
+    }
+    const bool close = !keep_alive || response.status == 400 || response.status == 413 || response.status == 431;
+    res_ = {};
+    res_.version(version);
+    res_.result(static_cast<unsigned>(response.status));
+    res_.set(bhttp::field::content_type, response.content_type);
+    res_.set(bhttp::field::cache_control, "no-store");
+    for (const auto& [name, value] : response.headers) {
+      if (!is_token(name) || value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos ||
+          is_owned_header(name)) {
+        spdlog::warn("http: handler's header '{}' dropped", is_token(name) ? name : "(not a token)");
+        continue;
+      }
+      res_.insert(name, value);
+    }
+    res_.keep_alive(!close);
+    // 204 and 304 have no body and, by RFC 9110, no Content-Length; HEAD gets the length of the
+    // body it would have had.
+    if (response.status != 204 && response.status != 304) {
+      res_.content_length(response.body.size());
+      if (!head) res_.body() = std::move(response.body);
+    }
+    stream_.expires_after(shared_.options.timeout);
+    bhttp::async_write(stream_, res_,
+                       [self = shared_from_this(), close](error_code ec, std::size_t) { self->on_write(ec, close); });
+  }
+
+  void on_write(error_code ec, bool close) {
+    if (ec) {
+      fail(ec, "write", peer_);
+      return do_close();
+    }
+    if (close) return do_drain();
+    do_read();
+  }
+
+  // A lingering close: send FIN, then read and discard until the client closes too.
+  void do_drain() {
+    error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    drained_ = 0;
+    do_drain_read();
+  }
+
+  void do_drain_read() {
+    stream_.expires_after(std::min<std::chrono::seconds>(drain_time, shared_.options.timeout));
+    stream_.async_read_some(net::buffer(drain_buffer_), [self = shared_from_this()](error_code ec, std::size_t n) {
+      self->drained_ += n;
+      if (ec || self->drained_ > drain_limit) return self->do_close();
+      self->do_drain_read();
+    });
+  }
+
+  void do_close() { stream_.close(); }
+
+  beast::tcp_stream stream_;
+  Shared& shared_;
+  std::string peer_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  bhttp::response<bhttp::empty_body> continue_;
+  bhttp::response<bhttp::string_body> res_;
+  std::array<char, 4096> drain_buffer_{};
+  std::size_t drained_ = 0;
+};
+
+}  // namespace
+
+// Member order matters: the io_context is destroyed before `shared` (handlers it still holds at
+// its end end sessions, which unregister there) and after the acceptor and timer (which use it).
+struct Server::Impl {
+  Impl(Handler handler, ServerOptions options) : shared{std::move(handler), options, {}, false} {}
+
+  void do_accept() {
+    acceptor.async_accept([this](error_code ec, tcp::socket socket) { on_accept(ec, std::move(socket)); });
+  }
+
+  void on_accept(error_code ec, tcp::socket socket) {
+    if (shared.stopping) return;
+    if (ec) {
+      fail(ec, "accept", "listener");
+      retry.expires_after(accept_retry);
+      retry.async_wait([this](error_code wec) {
+        if (!wec && !shared.stopping) do_accept();
+      });
+      return;
+    }
+    error_code pec;
+    const auto remote = socket.remote_endpoint(pec);
+    const std::string peer = pec ? std::string("(unknown peer)") : endpoint_text(remote);
+    if (shared.sessions.size() >= static_cast<std::size_t>(shared.options.max_connections)) {
+      spdlog::warn("http: {} refused: {} connections open already (max_connections)", peer, shared.sessions.size());
+      socket.close(pec);
+    } else {
+      std::make_shared<Session>(std::move(socket), shared, peer)->run();
+    }
+    do_accept();
+  }
+
+  // On the server thread.
+  void close_all() {
+    shared.stopping = true;
+    error_code ignored;
+    acceptor.close(ignored);
+    retry.cancel();
+    const std::vector<Session*> open(shared.sessions.begin(), shared.sessions.end());
+    for (Session* session : open) session->close();
+  }
+
+  Shared shared;
+  net::io_context ioc{1};
+  tcp::acceptor acceptor{ioc};
+  net::steady_timer retry{ioc};
+  std::thread thread;
+  std::uint16_t port = 0;  // read once at listen(): the acceptor belongs to the server thread after start()
+  bool started = false;
+  bool stopped = false;
+};
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() {
+  stop();
+}
+
+std::variant<std::unique_ptr<Server>, std::string> Server::listen(const std::string& host, std::uint16_t port,
+                                                                  Handler handler, ServerOptions options) {
+  const std::string where =
+      (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  if (!handler) return "listen on " + where + ": no handler";
+  if (options.max_connections < 1) return "listen on " + where + ": max_connections must be at least 1";
+  if (options.timeout.count() < 1) return "listen on " + where + ": the timeout must be at least 1 second";
+  const auto address = address_of(host);
+  if (const auto* error = std::get_if<std::string>(&address)) return "listen on " + where + ": " + *error;
+
+  auto impl = std::make_unique<Impl>(std::move(handler), options);
+  const tcp::endpoint endpoint(std::get<net::ip::address>(address), port);
+  error_code ec;
+  auto& acceptor = impl->acceptor;
+  if (acceptor.open(endpoint.protocol(), ec); ec) return "listen on " + where + ": " + ec.message();
+  if (acceptor.set_option(net::socket_base::reuse_address(true), ec); ec) {
+    return "listen on " + where + ": " + ec.message();
+  }
+  if (acceptor.bind(endpoint, ec); ec) return "listen on " + where + ": " + ec.message();
+  if (acceptor.listen(net::socket_base::max_listen_connections, ec); ec) {
+    return "listen on " + where + ": " + ec.message();
+  }
+  const auto bound = acceptor.local_endpoint(ec);
+  if (ec) return "listen on " + where + ": " + ec.message();
+  impl->port = bound.port();
+  spdlog::debug("http: listening on {}", endpoint_text(bound));
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+std::uint16_t Server::port() const {
+  return impl_->port;
+}
+
+void Server::start() {
+  auto& impl = *impl_;
+  if (impl.started || impl.stopped) return;
+  impl.started = true;
+  impl.do_accept();
+  impl.thread = std::thread([&impl] {
+    // Nothing below throws by design (the handler's exceptions are caught per request); should a
+    // bug throw anyway, the loop goes on serving, as Asio allows.
+    for (;;) {
+      try {
+        impl.ioc.run();
+        return;
+      } catch (const std::exception& e) {
+        spdlog::error("http: server thread: {}", e.what());
+      }
+    }
+  });
+}
+
+void Server::stop() {
+  auto& impl = *impl_;
+  if (impl.stopped) return;
+  if (impl.thread.joinable() && impl.thread.get_id() == std::this_thread::get_id()) {
+    throw std::logic_error("http::Server::stop() called on the server thread");
+  }
+  impl.stopped = true;
+  if (!impl.thread.joinable()) {
+    impl.close_all();
+    return;
+  }
+  // Closing everything on the server thread leaves the io_context without work: run() returns.
+  net::post(impl.ioc, [&impl] { impl.close_all(); });
+  impl.thread.join();
+}
+
+std::variant<std::pair<std::string, std::uint16_t>, std::string> parse_listen_address(std::string_view text) {
+  const std::string quoted = "'" + std::string(text) + "'";
+  const std::string example = "; expected HOST:PORT such as 127.0.0.1:9478, [::1]:9478 or 0.0.0.0:9478";
+  if (text.empty()) return "empty listen address" + example;
+
+  std::string_view host;
+  std::string_view port;
+  if (text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos) return quoted + ": no ']' after the IPv6 address" + example;
+    host = text.substr(1, close - 1);
+    const auto rest = text.substr(close + 1);
+    if (rest.empty() || rest.front() != ':') return quoted + ": no ':PORT' after ']'" + example;
+    port = rest.substr(1);
+    if (host.find(':') == std::string_view::npos) return quoted + ": brackets are for IPv6 addresses only" + example;
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return quoted + ": no port" + example;
+    if (text.find(':') != colon) return quoted + ": an IPv6 address needs brackets, as in [::1]:9478";
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  if (host.empty()) {
+    return quoted + ": no host; name the address to listen on (0.0.0.0 for every interface)" + example;
+  }
+  if (port.empty()) return quoted + ": no port after ':'" + example;
+  if (port.size() > 5 || !std::all_of(port.begin(), port.end(), [](unsigned char c) { return std::isdigit(c); })) {
+    return quoted + ": the port '" + std::string(port) + "' is not a number from 0 to 65535";
+  }
+  const int number = std::stoi(std::string(port));
+  if (number > 65535) return quoted + ": the port " + std::to_string(number) + " is out of range (0 to 65535)";
+  const auto address = address_of(host);
+  if (const auto* error = std::get_if<std::string>(&address)) return quoted + ": " + *error;
+  return std::pair{std::string(host), static_cast<std::uint16_t>(number)};
+}
+
+bool is_loopback(std::string_view host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (lower(host) == "localhost") return true;
+  error_code ec;
+  const auto address = net::ip::make_address(std::string(host), ec);
+  if (ec) return false;
+  if (address.is_v4()) return address.to_v4().is_loopback();
+  const auto v6 = address.to_v6();
+  if (v6.is_v4_mapped()) return net::ip::make_address_v4(net::ip::v4_mapped, v6).is_loopback();
+  return v6.is_loopback();
+}
+
+}  // namespace berth::http

@@ -1,0 +1,88 @@
+#pragma once
+// A small HTTP/1.1 server (plain TCP, no TLS) on Boost.Beast: `berth watch` serves its metrics,
+// status page and controls through it, and berthd's API will. It knows no routes: every request
+// goes to one Handler, which returns a Response value.
+//
+// Concurrency contract: one io_context run by one thread of the server's own. Every connection's
+// steps and every call of the handler happen on that thread, one at a time, so the handler needs no
+// lock for the server's sake but must not block for long (slow work belongs elsewhere, answered
+// with 202) and must not call stop(). Beast stays behind this header.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace berth::http {
+
+struct Request {
+  std::string method;         // as sent, except HEAD, which the handler sees as GET
+  std::string target;         // path and query as sent
+  std::string authorization;  // the Authorization header, "" if none
+  std::string body;
+  std::string peer;  // "127.0.0.1:40112", "[::1]:40112"
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+  // Extra headers. The server owns Content-Length, Content-Type, Cache-Control (always no-store),
+  // Connection and Transfer-Encoding; a handler's copy of one of those, a name that is not an
+  // HTTP token, or a value with CR, LF or NUL in it is dropped with a warning.
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// Called on the server thread. An exception it throws becomes a 500 with a generic body, logged.
+using Handler = std::function<Response(const Request&)>;
+
+struct ServerOptions {
+  std::size_t body_limit = 64 * 1024;  // larger request bodies are answered 413
+  std::chrono::seconds timeout{30};    // for every read and write, including a keep-alive wait
+  int max_connections = 64;            // connections beyond it are closed as soon as accepted
+};
+
+class Server {
+ public:
+  // Binds and listens on host:port; host is an IPv4 or IPv6 literal (no brackets) or "localhost"
+  // (127.0.0.1); port 0 picks a free one. An address that cannot be bound is an error value
+  // naming it ("listen on 127.0.0.1:80: Permission denied"), never an exception.
+  [[nodiscard]] static std::variant<std::unique_ptr<Server>, std::string> listen(const std::string& host,
+                                                                                 std::uint16_t port, Handler handler,
+                                                                                 ServerOptions options = {});
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // The bound port.
+  [[nodiscard]] std::uint16_t port() const;
+  // Starts serving on the server thread. Once only; after stop() it does nothing.
+  void start();
+  // Stops accepting, closes every connection (an answer still being written is cut off), and
+  // joins the server thread. Idempotent; the destructor calls it. Not from the handler.
+  void stop();
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// A listen address as written on a command line: "127.0.0.1:9478", "[::1]:9478", "localhost:9478".
+// The host must be one listen() accepts and is never empty (all interfaces are "0.0.0.0:PORT" or
+// "[::]:PORT", written out); the port is 0-65535. Returns host (without brackets) and port, or a
+// message saying what is wrong with `text`.
+[[nodiscard]] std::variant<std::pair<std::string, std::uint16_t>, std::string> parse_listen_address(
+    std::string_view text);
+
+// True for 127.0.0.0/8, ::1 (also as ::ffff:127.x.y.z) and "localhost"; brackets around an IPv6
+// literal are allowed. False for anything else, including names other than localhost.
+[[nodiscard]] bool is_loopback(std::string_view host);
+
+}  // namespace berth::http
