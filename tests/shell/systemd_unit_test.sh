@@ -164,7 +164,8 @@ check_options() {
     done
 }
 # Every option passed to watch is one it has (once berth has the command), and the global ones are global.
-if "$BERTH" --help | sed -n '/^Subcommands:/,$p' | grep -qE '^  watch( |$)'; then
+top_help=$("$BERTH" --help)
+if sed -n '/^Subcommands:/,$p' <<<"$top_help" | grep -qE '^  watch( |$)'; then
     before=$FAILURES
     check_options "berth watch" "$(help_options watch)" $((watch_at + 1)) ${#argv[@]}
     ((FAILURES > before)) || echo "ok: the options of berth-watch.service's ExecStart are berth watch's"
