@@ -3,9 +3,10 @@
 # Installed as share/bash-completion/completions/berth, where bash-completion loads it on first use;
 # or source it from ~/.bashrc. It needs bash 4.3 and awk, not bash-completion's helpers.
 #
-# Completes commands, each command's options, log levels, file names (fleet files and `-`, standard
-# input, for -f; any file for --out, --state and a saved plan; directories for --config-dir and
-# `remote import-lxc --from`), the remote and container names a fleet file declares (the file -f
+# Completes commands, each command's options, log levels, `watch --mode`, file names (fleet files and
+# `-`, standard input, for -f; any file for --out, --state, --listen-token-file and a saved plan, and
+# for --events with `-`, standard output; directories for --config-dir and `remote import-lxc
+# --from`), the remote and container names a fleet file declares (the file -f
 # names on the line, else berth.yaml; none for `-f -`), addresses (`remote:container`,
 # `remote:project/container` and `project/container` outside the default project, or a bare
 # container name) for --target and --replace, and for `berth remote remove` the remotes `berth
@@ -15,7 +16,8 @@
 # Options that take a value, on any command (so that a value is never taken for a command).
 _berth_options_with_value=" -f --file --out --state --read-parallelism --parallelism --lock-timeout"
 _berth_options_with_value+=" --max-file-size --max-response-size --password --token --target --replace"
-_berth_options_with_value+=" --from --config-dir --log-level "
+_berth_options_with_value+=" --from --config-dir --log-level --interval --jitter --mode --listen --listen-token-file"
+_berth_options_with_value+=" --max-retries --shutdown-timeout --events --keep-runs --limit "
 
 # _berth_fleet_names FILE: one line per name the fleet file declares, "remote NAME PROJECT" for each
 # key of the top-level `remotes:` map and "container NAME REMOTE PROJECT" for each key of
@@ -105,6 +107,21 @@ _berth_fleet_file() {
     printf '%s\n' "${file/#\~\//$HOME/}"
 }
 
+# _berth_command: the command on the line before the word being completed (its first word that is
+# neither an option nor an option's value), or nothing.
+_berth_command() {
+    local i word
+    for ((i = 1; i < _berth_cword; i++)); do
+        word=${_berth_words[i]}
+        if [[ $_berth_options_with_value == *" $word "* ]]; then
+            i=$((i + 1))
+        elif [[ $word != -* ]]; then
+            printf '%s\n' "$word"
+            return 0
+        fi
+    done
+}
+
 # _berth_remote_names: the remotes berth has pinned, from `berth remote list --json`, run with the
 # --config-dir the line gives. The berth that runs is the one being completed.
 _berth_remote_names() {
@@ -136,9 +153,9 @@ _berth_reply() {
     done
 }
 
-# _berth_files PREFIX WORD [yaml]: file names (directories too) completing WORD, each after PREFIX
-# (`--file=`, or empty); with yaml, only *.yaml and *.yml files when there are any, and `-`
-# (standard input) when WORD is empty or `-`.
+# _berth_files PREFIX WORD [yaml|yaml-only|dash]: file names (directories too) completing WORD, each
+# after PREFIX (`--file=`, or empty); with yaml or yaml-only, only *.yaml and *.yml files when there
+# are any; with yaml or dash, also `-` (standard input or output) when WORD is empty or `-`.
 _berth_files() {
     local prefix=$1 word=$2 kind=${3:-} f path
     local -a found=() files=() dirs=()
@@ -147,17 +164,17 @@ _berth_files() {
         path=${f/#\~\//$HOME/} # compgen leaves ~/ as typed
         if [[ -d $path ]]; then
             dirs+=("$prefix$f")
-        elif [[ $kind != yaml || $f == *.yaml || $f == *.yml ]]; then
+        elif [[ $kind != yaml* || $f == *.yaml || $f == *.yml ]]; then
             files+=("$prefix$f")
         fi
     done
-    if [[ $kind == yaml && ${#files[@]} -eq 0 ]]; then
+    if [[ $kind == yaml* && ${#files[@]} -eq 0 ]]; then
         for f in "${found[@]}"; do
             path=${f/#\~\//$HOME/}
             [[ -d $path ]] || files+=("$prefix$f")
         done
     fi
-    [[ $kind == yaml && ( -z $word || $word == - ) ]] && files+=("$prefix-")
+    [[ ($kind == yaml || $kind == dash) && ( -z $word || $word == - ) ]] && files+=("$prefix-")
     compopt -o filenames 2>/dev/null
     _berth_reply "$prefix$word" "${files[@]}" "${dirs[@]}"
 }
@@ -169,14 +186,23 @@ _berth_value() {
     local -a candidates=()
     local -A remote_project=()
     case $option in
-    -f | --file) _berth_files "$prefix" "$word" yaml ;;
-    --out | --state) _berth_files "$prefix" "$word" ;;
+    -f | --file)
+        # watch re-reads its file every run: standard input is not one.
+        if [[ $(_berth_command) == watch ]]; then
+            _berth_files "$prefix" "$word" yaml-only
+        else
+            _berth_files "$prefix" "$word" yaml
+        fi
+        ;;
+    --out | --state | --listen-token-file) _berth_files "$prefix" "$word" ;;
+    --events) _berth_files "$prefix" "$word" dash ;;
     --config-dir | --from)
         compopt -o filenames 2>/dev/null
         mapfile -t candidates < <(compgen -d -- "$word")
         _berth_reply "$prefix$word" "${candidates[@]/#/$prefix}"
         ;;
     --log-level) _berth_reply "$prefix$word" "${prefix}"{trace,debug,info,warn,error,off} ;;
+    --mode) _berth_reply "$prefix$word" "${prefix}"{correct,report} ;;
     --target | --replace)
         # Addresses as the plan prints them: a project other than default (the container's, else its
         # remote's) goes between the remote and the name.
@@ -194,7 +220,7 @@ _berth_value() {
         done <<<"$lines"
         _berth_reply "$prefix$word" "${candidates[@]}"
         ;;
-    *) COMPREPLY=() ;; # a number, a size, a duration or a secret
+    *) COMPREPLY=() ;; # a number, a size, a duration, a share, an address or a secret
     esac
 }
 
@@ -259,6 +285,10 @@ _berth() {
         ((positional == 0)) && takes="file" ;;
     destroy) options+=" -f --file --auto-approve --parallelism --read-parallelism --json --state --lock-timeout
         --max-file-size --max-response-size --target" ;;
+    watch) options+=" -f --file --interval --jitter --mode --listen --listen-token-file --allow-restart --allow-move
+        --allow-recreate --allow-empty --max-retries --shutdown-timeout --events --keep-runs --state --parallelism
+        --read-parallelism --max-file-size --max-response-size" ;;
+    history) options+=" --state --json --limit" ;;
     force-unlock) options+=" --state"
         ((positional == 0)) && takes=id ;;
     state) takes="subcommand intents drop-intent" ;;
@@ -283,7 +313,7 @@ _berth() {
     local kind name rest
     local -a candidates=()
     case $takes in
-    command) _berth_reply "$cur" validate plan show apply destroy force-unlock state remote ;;
+    command) _berth_reply "$cur" validate plan show apply destroy watch history force-unlock state remote ;;
     subcommand*)
         # shellcheck disable=SC2086
         _berth_reply "$cur" ${takes#subcommand } ;;

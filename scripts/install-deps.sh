@@ -18,11 +18,15 @@ readonly BUILD_PACKAGES=(
 )
 # Test bed (tests/testbed/tb.sh) and the integration tests: real LXD hosts,
 # the busybox image, and the tools the test scripts call (squashfs-tools and
-# xz-utils: image_server_test.sh builds split images for its image server).
+# xz-utils: image_server_test.sh builds split images for its image server;
+# chromium: the watch tests render its status page headless;
+# python3-prometheus-client: they parse /metrics with /usr/bin/python3).
+# systemd-analyze (package systemd) checks the units in examples/; the
+# benchmarks time berth with /usr/bin/time (package time).
 readonly TEST_PACKAGES=(
     lxd lxc lxc-templates busybox-static btrfs-progs rsync
     iproute2 procps util-linux coreutils tar gzip openssl curl jq python3
-    squashfs-tools xz-utils
+    squashfs-tools xz-utils chromium python3-prometheus-client systemd time
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }

@@ -105,6 +105,14 @@ expect "options of remote import-lxc from their start" "--force --from" "$BERTH"
 expect "options of plan after global options" "--json" "$BERTH" --log-level info plan --js
 expect "options of a command without arguments, on an empty word" "--help --json" "$BERTH" remote list ""
 expect "nothing for a number" "" "$BERTH" plan --read-parallelism ""
+expect "watch --mode" "correct report" "$BERTH" watch --mode ""
+expect "watch --mode=" "report" "$BERTH" watch --mode = r
+expect "nothing for a duration" "" "$BERTH" watch --interval ""
+expect "nothing for an address" "" "$BERTH" watch --listen ""
+expect "options of watch after values" "--allow-empty --allow-move --allow-recreate --allow-restart" \
+    "$BERTH" watch --interval 5m --jitter 10% --mode report --al
+expect "options of history from their start" "--json" "$BERTH" history --j
+expect "nothing for --limit" "" "$BERTH" history --limit ""
 for command in "${command_lines[@]}"; do
     # shellcheck disable=SC2086 # two words for the subcommands
     check_options $command
@@ -242,6 +250,11 @@ expect "-f: in a directory" "sub/x.yml" "$BERTH" plan -f sub/
 expect "-f: any file when no fleet file matches" "notes.txt" "$BERTH" plan -f n
 expect "--out: any file" "berth.yaml notes.txt sub" "$BERTH" plan --out ""
 expect "--state: any file" "notes.txt" "$BERTH" apply --state no
+expect "watch -f: fleet files and directories, not - (watch re-reads the file)" "berth.yaml sub" "$BERTH" watch -f ""
+expect "watch --file=: not -" "berth.yaml sub" "$BERTH" --log-level info watch --mode report --file = ""
+expect "watch --events: any file, and - (standard output)" "- berth.yaml notes.txt sub" "$BERTH" watch --events ""
+expect "watch --listen-token-file: any file" "notes.txt" "$BERTH" watch --listen-token-file no
+expect "history --state: any file" "notes.txt" "$BERTH" history --state no
 expect "show PLANFILE: any file" "berth.yaml notes.txt sub" "$BERTH" show ""
 expect "apply PLANFILE: any file" "notes.txt" "$BERTH" apply n
 expect "--config-dir: directories" "sub" "$BERTH" --config-dir ""
