@@ -164,7 +164,9 @@ void declare_metrics(watch::Metrics& m) {
   m.declare("berth_runs_total", MetricType::counter, "Watch runs by result (succeeded, failed, invalid, locked).");
   m.declare("berth_run_duration_seconds", MetricType::gauge, "How long the last run took.");
   m.declare("berth_drift_items", MetricType::gauge,
-            "Drift the last run found, by remote and action kind (drift: ignore is not counted).");
+            "Drift the last run found and did not correct, by remote and action kind (drift: ignore is not counted).");
+  m.declare("berth_drift_detected_total", MetricType::counter,
+            "Drift found, summed over runs, by remote and action kind (drift: ignore is not counted).");
   m.declare("berth_actions_total", MetricType::counter,
             "Actions the watch carried out, by kind and result (succeeded, failed, skipped, refused).");
   m.declare("berth_remote_up", MetricType::gauge, "1 when the remote was read in the last run that read remotes.");
@@ -310,6 +312,7 @@ class Watch {
     const std::lock_guard lock(shared_.mutex);
     auto& status = shared_.status;
     status["last_run"] = summary;
+    status["run_count"] = ++run_count_;
     status["last_error"] = summary["error"].get<std::string>().empty() ? nlohmann::json() : summary["error"];
     runs_.push_front(std::move(summary));
     if (runs_.size() > 20) runs_.pop_back();
@@ -418,9 +421,11 @@ class Watch {
     retries_.keep_only(planned);
     int corrected = 0;
     int failed = 0;
+    std::set<std::string> succeeded;
     for (const auto& [id, o] : result.summary.outcomes) {
       if (o.status == apply::Status::succeeded) {
         retries_.succeeded(id);
+        succeeded.insert(id);
         ++corrected;
       } else if (o.status == apply::Status::failed) {
         retries_.failed(id, o.error, Clock::now());
@@ -431,8 +436,11 @@ class Watch {
     // What it found, for the metrics, the history and /status.
     const auto drift = watch::drift_json(full, decisions);
     metrics_.clear("berth_drift_items");
-    for (const auto& [key, n] : watch::reported_drift(full, decisions)) {
+    for (const auto& [key, n] : watch::reported_drift(full, decisions, succeeded)) {
       metrics_.set("berth_drift_items", {{"remote", key.first}, {"kind", key.second}}, n);
+    }
+    for (const auto& [key, n] : watch::reported_drift(full, decisions)) {
+      metrics_.add("berth_drift_detected_total", {{"remote", key.first}, {"kind", key.second}}, n);
     }
     for (const auto& [name, r] : result.live.remotes) {
       metrics_.set("berth_remote_up", {{"remote", name}}, r.status == model::RemoteStatus::ok ? 1 : 0);
@@ -464,7 +472,7 @@ class Watch {
     }
     {
       const std::lock_guard lock(shared_.mutex);
-      shared_.status["containers"] = watch::containers_json(fleet, result.live, full, input);
+      shared_.status["containers"] = watch::containers_json(fleet, result.live, full, input, succeeded);
       shared_.status["remotes"] = watch::remotes_json(fleet, result.live, result.read_seconds);
     }
     const bool ok = result.success() && result.outcome != apply::RunOutcome::plan_errors;
@@ -482,6 +490,7 @@ class Watch {
   Shared shared_;
   std::atomic<bool> cancel_{false};
   std::deque<nlohmann::json> runs_;
+  std::int64_t run_count_ = 0;  // runs since start
   std::string last_invalid_;
 };
 
@@ -598,7 +607,7 @@ int run_watch(const GlobalOptions& global, const WatchOptions& options) {
   }
   auto& http_server = *std::get<std::unique_ptr<http::Server>>(server);
   http_server.start();
-  spdlog::info("watching {} every {}s; serving http://{}:{}/", options.file, options.interval.count() / 1000.0, host,
+  spdlog::info("watching {} every {}s; serving http://{}:{}/", options.file, std::chrono::duration<double>(options.interval).count(), host,
                http_server.port());
   std::cerr << "berth: watching " << util::printable(options.file) << "; status on http://"
             << (host.find(':') != std::string::npos ? "[" + host + "]" : host) << ':' << http_server.port()
@@ -615,7 +624,7 @@ int run_watch(const GlobalOptions& global, const WatchOptions& options) {
       if (done) return;
     }
     std::cerr << "berth: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ": no new actions; waiting up to "
-              << options.shutdown_timeout.count() / 1000.0 << "s for running ones\n";
+              << std::chrono::duration<double>(options.shutdown_timeout).count() << "s for running ones\n";
     w.cancel().store(true);
     {
       const std::lock_guard lock(w.shared().mutex);

@@ -33,9 +33,9 @@ nlohmann::json drift_json(const plan::Plan& plan, const std::vector<Decision>& d
 }
 
 nlohmann::json containers_json(const model::Fleet& fleet, const model::LiveState& live, const plan::Plan& plan,
-                               const PolicyInput& input) {
+                               const PolicyInput& input, const std::set<std::string>& corrected) {
   nlohmann::json out = nlohmann::json::array();
-  for (const auto& s : container_status(fleet, live, plan)) {
+  for (const auto& s : container_status(fleet, live, plan, corrected)) {
     // container_status keeps the fleet's order: the spec with the same address.
     const model::ContainerSpec* spec = nullptr;
     for (const auto& [name, c] : fleet.containers) {
@@ -73,10 +73,11 @@ nlohmann::json remotes_json(const model::Fleet& fleet, const model::LiveState& l
 }
 
 std::map<std::pair<std::string, std::string>, int> reported_drift(const plan::Plan& plan,
-                                                                  const std::vector<Decision>& decisions) {
+                                                                  const std::vector<Decision>& decisions,
+                                                                  const std::set<std::string>& corrected) {
   std::map<std::pair<std::string, std::string>, int> out;
   for (const auto& a : plan.actions) {
-    if (plan::is_recovery(a.kind)) continue;
+    if (plan::is_recovery(a.kind) || corrected.count(a.id) != 0) continue;
     const auto* d = decision_of(decisions, a.id);
     if (d != nullptr && !d->reported) continue;
     ++out[{a.address.remote, std::string{plan::to_string(a.kind)}}];

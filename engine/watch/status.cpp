@@ -40,13 +40,19 @@ std::string_view to_string(Health h) {
 }
 
 std::vector<ContainerStatus> container_status(const model::Fleet& fleet, const model::LiveState& live,
-                                              const plan::Plan& plan) {
+                                              const plan::Plan& plan, const std::set<std::string>& corrected) {
   // What the plan does, by container (as target or source): its drift.
   std::map<std::string, std::vector<std::string>> drift;  // instance key on its declared remote -> items
+  std::set<std::string> converged;                         // containers with a corrected action
   for (const auto& a : plan.actions) {
     if (plan::is_recovery(a.kind)) continue;
+    const std::string key = a.address.remote + ":" + model::instance_key(a.address.project, a.address.container);
+    if (corrected.count(a.id) != 0) {
+      converged.insert(key);
+      continue;
+    }
     const std::string kind{plan::to_string(a.kind)};
-    auto& items = drift[a.address.remote + ":" + model::instance_key(a.address.project, a.address.container)];
+    auto& items = drift[key];
     if (a.changes.empty()) {
       items.push_back(kind);
     } else {
@@ -90,7 +96,9 @@ std::vector<ContainerStatus> container_status(const model::Fleet& fleet, const m
       }
       if (const auto it = lr.instances.find(key); it != lr.instances.end()) inst = &it->second;
     }
-    if (c.state == DesiredState::absent) {
+    if (s.sync == Sync::synced && converged.count(s.address) != 0) {
+      s.health = Health::healthy;  // its actions reached the declared state
+    } else if (c.state == DesiredState::absent) {
       s.health = inst == nullptr ? Health::healthy : Health::degraded;
     } else if (inst == nullptr) {
       s.health = elsewhere_unknown ? Health::unknown : Health::missing;

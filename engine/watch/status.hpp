@@ -4,6 +4,7 @@
 // to run (health), in Argo CD's words. Pure: computed from the fleet, what was read and the plan.
 
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,9 +33,12 @@ struct ContainerStatus {
   std::string why;                 // for Unknown: the remote's error or why it was not planned
 };
 
-// One entry per declared container, in the fleet's order (by name).
+// One entry per declared container, in the fleet's order (by name). `corrected`: ids of the plan's
+// actions that were carried out successfully since `live` was read: what they did is no longer
+// drift, and a container whose every action succeeded is Synced and Healthy.
 [[nodiscard]] std::vector<ContainerStatus> container_status(const model::Fleet& fleet, const model::LiveState& live,
-                                                            const plan::Plan& plan);
+                                                            const plan::Plan& plan,
+                                                            const std::set<std::string>& corrected = {});
 
 // Drift items by remote and action kind (berth_drift_items{remote,kind}): every non-recovery action.
 [[nodiscard]] std::map<std::pair<std::string, std::string>, int> drift_items(const plan::Plan& plan);
