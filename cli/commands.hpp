@@ -83,8 +83,8 @@ struct ApplyOptions {
 struct WatchOptions {
   std::string file = "berth.yaml";  // re-read every run
   std::chrono::milliseconds interval{std::chrono::minutes(5)};
-  double jitter = 0.1;              // share of the interval, either way
-  bool report_mode = false;         // --mode report
+  double jitter = 0.1;       // share of the interval, either way
+  bool report_mode = false;  // --mode report
   std::string listen = "127.0.0.1:9478";
   std::string listen_token_file;
   bool allow_restart = false;

@@ -28,7 +28,8 @@ nlohmann::json run_json(const state::RunRecord& r, const std::vector<state::Acti
     const auto it = report.find(key);
     return it != report.end() && it->is_string() ? it->get<std::string>() : std::string{};
   };
-  nlohmann::json drift = report.contains("drift") && report["drift"].is_array() ? report["drift"] : nlohmann::json::array();
+  nlohmann::json drift =
+      report.contains("drift") && report["drift"].is_array() ? report["drift"] : nlohmann::json::array();
   return {{"id", r.id},
           {"started_at", r.started_at},
           {"finished_at", r.finished_at},
@@ -54,7 +55,8 @@ int run_history(const GlobalOptions& /*global*/, const HistoryOptions& options) 
   if (opened.failed) return exit_error;
   nlohmann::json runs = nlohmann::json::array();
   if (opened.store) {
-    for (const auto& r : opened.store->runs(options.limit)) runs.push_back(run_json(r, opened.store->run_actions(r.id)));
+    for (const auto& r : opened.store->runs(options.limit))
+      runs.push_back(run_json(r, opened.store->run_actions(r.id)));
   }
   if (options.json) {
     std::cout << util::json_text(runs, 2) << '\n';
@@ -65,7 +67,8 @@ int run_history(const GlobalOptions& /*global*/, const HistoryOptions& options) 
     return exit_ok;
   }
   std::cout << std::left << std::setw(7) << "RUN" << std::setw(22) << "STARTED" << std::setw(9) << "COMMAND"
-            << std::setw(11) << "RESULT" << std::setw(7) << "DRIFT" << "ACTIONS\n";
+            << std::setw(11) << "RESULT" << std::setw(7) << "DRIFT"
+            << "ACTIONS\n";
   for (const auto& r : runs) {
     std::map<std::string, int> by_status;
     for (const auto& a : r["actions"]) ++by_status[a["status"].get<std::string>()];

@@ -338,8 +338,9 @@ int main(int argc, char** argv) {
       const auto interval = berth::util::parse_duration(watch_interval);
       const auto shutdown = berth::util::parse_duration(watch_shutdown);
       if (!interval || !shutdown) {
-        std::cerr << "berth: " << (!interval ? "--interval: '" + berth::util::printable(watch_interval)
-                                             : "--shutdown-timeout: '" + berth::util::printable(watch_shutdown))
+        std::cerr << "berth: "
+                  << (!interval ? "--interval: '" + berth::util::printable(watch_interval)
+                                : "--shutdown-timeout: '" + berth::util::printable(watch_shutdown))
                   << "' is not a duration (e.g. 30s, 5m)\n";
         return exit_error;
       }

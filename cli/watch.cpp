@@ -395,7 +395,8 @@ class Watch {
       if (event == "finished" || event == "failed" || event == "skipped" || event == "refused") {
         const std::string id = e.value("action", "");
         const std::string result = event == "finished" ? "succeeded" : event;
-        metrics_.add("berth_actions_total", {{"kind", kinds.count(id) != 0 ? kinds[id] : "unknown"}, {"result", result}});
+        metrics_.add("berth_actions_total",
+                     {{"kind", kinds.count(id) != 0 ? kinds[id] : "unknown"}, {"result", result}});
       }
       events_.write(e);
     };
@@ -403,11 +404,11 @@ class Watch {
 
     const auto result = apply::run_pipeline(fleet, store_, providers_.view(), pipeline, hooks);
     if (result.outcome == apply::RunOutcome::locked || result.outcome == apply::RunOutcome::state_error) {
-      const std::string error =
-          result.outcome == apply::RunOutcome::locked
-              ? "the state file is locked by another run (" + result.holder->command + ", pid " +
-                    std::to_string(result.holder->pid) + " on " + result.holder->host + "); trying again next run"
-              : "the state file cannot be used: " + result.error;
+      const std::string error = result.outcome == apply::RunOutcome::locked
+                                    ? "the state file is locked by another run (" + result.holder->command + ", pid " +
+                                          std::to_string(result.holder->pid) + " on " + result.holder->host +
+                                          "); trying again next run"
+                                    : "the state file cannot be used: " + result.error;
       spdlog::warn("{}", error);
       const std::string outcome = result.outcome == apply::RunOutcome::locked ? "locked" : "failed";
       const auto id = record_unread(outcome, {{"revision", revision}, {"error", error}});
@@ -533,7 +534,8 @@ http::Handler routes(Watch& w, const std::optional<std::string>& token) {
         return r;
       }
       if (token && !same_secret(request.authorization, "Bearer " + *token)) {
-        auto r = json_response(401, {{"error", "this address needs Authorization: Bearer TOKEN (--listen-token-file)"}});
+        auto r =
+            json_response(401, {{"error", "this address needs Authorization: Bearer TOKEN (--listen-token-file)"}});
         r.headers.emplace_back("WWW-Authenticate", "Bearer");
         return r;
       }
@@ -607,11 +609,10 @@ int run_watch(const GlobalOptions& global, const WatchOptions& options) {
   }
   auto& http_server = *std::get<std::unique_ptr<http::Server>>(server);
   http_server.start();
-  spdlog::info("watching {} every {}s; serving http://{}:{}/", options.file, std::chrono::duration<double>(options.interval).count(), host,
-               http_server.port());
+  spdlog::info("watching {} every {}s; serving http://{}:{}/", options.file,
+               std::chrono::duration<double>(options.interval).count(), host, http_server.port());
   std::cerr << "berth: watching " << util::printable(options.file) << "; status on http://"
-            << (host.find(':') != std::string::npos ? "[" + host + "]" : host) << ':' << http_server.port()
-            << "/\n";
+            << (host.find(':') != std::string::npos ? "[" + host + "]" : host) << ':' << http_server.port() << "/\n";
 
   std::mutex done_mutex;
   std::condition_variable done_cv;

@@ -92,8 +92,8 @@ enum class RunOutcome {
 
 struct PipelineResult {
   RunOutcome outcome = RunOutcome::plan_errors;
-  plan::Plan plan;  // as walked (after `filter`)
-  model::LiveState live;                        // as read (not set for locked/state_error)
+  plan::Plan plan;                             // as walked (after `filter`)
+  model::LiveState live;                       // as read (not set for locked/state_error)
   std::map<std::string, double> read_seconds;  // remote -> how long its read took
   RunSummary summary;
   std::int64_t run_id = 0;

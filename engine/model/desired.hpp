@@ -144,8 +144,8 @@ struct ContainerSpec {
   Consent move = Consent::denied;                    // move: allowed
   Consent recreate = Consent::denied;                // recreate: allowed
   OnImageChange on_image_change = OnImageChange::report;
-  std::optional<DriftPolicy> drift;  // drift: (watch only); unset: the watch's mode
-  bool suspend = false;              // suspend: true (watch only)
+  std::optional<DriftPolicy> drift;       // drift: (watch only); unset: the watch's mode
+  bool suspend = false;                   // suspend: true (watch only)
   std::map<std::string, FileSpec> files;  // by path
   std::vector<ExecSpec> exec;             // in file order: they run one after another
   // Change paths whose values are secrets ("config.KEY", "devices.NAME"): declared with ${env:...}

@@ -83,8 +83,7 @@ struct Decision {
 };
 
 // One decision per action of `plan`, in plan order.
-[[nodiscard]] std::vector<Decision> decide(const plan::Plan& plan, const model::Fleet& fleet,
-                                           const PolicyInput& input);
+[[nodiscard]] std::vector<Decision> decide(const plan::Plan& plan, const model::Fleet& fleet, const PolicyInput& input);
 
 // The policy that applies to a declared container (by its spec), for /status.
 [[nodiscard]] Policy container_policy(const model::ContainerSpec& c, const model::Fleet& fleet,

@@ -43,7 +43,7 @@ std::vector<ContainerStatus> container_status(const model::Fleet& fleet, const m
                                               const plan::Plan& plan, const std::set<std::string>& corrected) {
   // What the plan does, by container (as target or source): its drift.
   std::map<std::string, std::vector<std::string>> drift;  // instance key on its declared remote -> items
-  std::set<std::string> converged;                         // containers with a corrected action
+  std::set<std::string> converged;                        // containers with a corrected action
   for (const auto& a : plan.actions) {
     if (plan::is_recovery(a.kind)) continue;
     const std::string key = a.address.remote + ":" + model::instance_key(a.address.project, a.address.container);

@@ -105,7 +105,7 @@ TEST(ConfigErrors, UnknownTopLevelKey) {
   const auto r = load("version: 1\ncontainres: {}\n");
   const auto* d = expect_error(r, 2, 1, "containres", "unknown key 'containres'");
   ASSERT_NE(d, nullptr);
-  EXPECT_NE(d->summary.find("expected one of: version, name, prune, remotes, images, sensitive, containers"),
+  EXPECT_NE(d->summary.find("expected one of: version, name, prune, suspend, remotes, images, sensitive, containers"),
             std::string::npos)
       << d->summary;
   EXPECT_EQ(d->detail, "did you mean 'containers'?");

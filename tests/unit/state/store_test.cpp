@@ -76,9 +76,10 @@ TEST_F(StoreTest, MigrationScrubsPlansOfOlderVersions) {
     // Make it a schema-1 file again, with the plan in clear.
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    const std::string sql = "PRAGMA user_version = 1; ALTER TABLE runs DROP COLUMN report_json; UPDATE runs SET "
-                            "plan_json = '" +
-                            secret + "';";
+    const std::string sql =
+        "PRAGMA user_version = 1; ALTER TABLE runs DROP COLUMN report_json; UPDATE runs SET "
+        "plan_json = '" +
+        secret + "';";
     EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
     sqlite3_close(db);
   }

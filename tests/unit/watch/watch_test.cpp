@@ -88,6 +88,22 @@ TEST(WatchStatus, SyncAndHealthPerContainer) {
   EXPECT_NE(find(all, "b:far").why.find("connection refused"), std::string::npos);
 }
 
+TEST(WatchStatus, ContainersWhoseActionsSucceededAreSyncedAndHealthy) {
+  const auto fleet = load(fleet_text);
+  const auto state = live();
+  const auto plan = plan::compute_plan(fleet, state, {});
+  std::set<std::string> corrected;
+  for (const auto& a : plan.actions) {
+    if (a.address.container == "stopped") corrected.insert(a.id);
+  }
+  ASSERT_FALSE(corrected.empty());
+  const auto all = container_status(fleet, state, plan, corrected);
+  EXPECT_EQ(find(all, "a:stopped").sync, Sync::synced);
+  EXPECT_EQ(find(all, "a:stopped").health, Health::healthy);
+  EXPECT_TRUE(find(all, "a:stopped").drift.empty());
+  EXPECT_EQ(find(all, "a:drifted").sync, Sync::out_of_sync);  // not corrected
+}
+
 TEST(WatchStatus, MissingWhenEveryRemoteWasRead) {
   auto fleet = load(fleet_text);
   fleet.containers.erase("far");
