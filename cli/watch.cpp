@@ -450,15 +450,16 @@ class Watch {
                    secs == result.read_seconds.end() ? 0.0 : secs->second);
     }
     std::string error;
+    auto add_error = [&](const std::string& text) { error += (error.empty() ? "" : "; ") + text; };
     for (const auto& [name, r] : full.remotes) {
-      if (r.status != model::RemoteStatus::ok) error += (error.empty() ? "" : "; ") + r.error;
+      if (r.status != model::RemoteStatus::ok) add_error(r.error);
     }
-    for (const auto& [address, why] : full.not_planned) error += (error.empty() ? "" : "; ") + address + ": " + why;
+    for (const auto& [address, why] : full.not_planned) add_error(address + ": " + why);
     for (const auto& d : full.diagnostics.items()) {
-      if (d.severity == diag::Severity::error) error += (error.empty() ? "" : "; ") + diag::format(d);
+      if (d.severity == diag::Severity::error) add_error(diag::format(d));
     }
-    if (failed > 0) error += (error.empty() ? "" : "; ") + std::to_string(failed) + " actions failed";
-    if (!result.summary.state_error.empty()) error += (error.empty() ? "" : "; ") + result.summary.state_error;
+    if (failed > 0) add_error(std::to_string(failed) + " actions failed");
+    if (!result.summary.state_error.empty()) add_error(result.summary.state_error);
 
     const nlohmann::json report = {{"mode", options_.report_mode ? "report" : "correct"},
                                    {"revision", revision},

@@ -239,13 +239,16 @@ PipelineResult run_pipeline(const model::Fleet& fleet, state::Store& store, cons
 
   if (hooks.planned) hooks.planned(plan);
   if (hooks.filter) hooks.filter(plan);
+  // The plan as the run record keeps it: secrets masked already; the redactor is a net.
+  auto plan_json = [&] {
+    std::string text = util::json_text(plan::to_json(plan));
+    return options.redactor != nullptr ? options.redactor->apply(text) : text;
+  };
   // A run that walks nothing, recorded when asked: `outcome` as the run record says it.
   auto record_unwalked = [&](const std::string& outcome) {
     if (!options.record_every_run) return;
     try {
-      std::string plan_json = util::json_text(plan::to_json(plan));
-      if (options.redactor != nullptr) plan_json = options.redactor->apply(plan_json);
-      result.run_id = store.begin_run(options.command, fleet.path, plan_json);
+      result.run_id = store.begin_run(options.command, fleet.path, plan_json());
       store.finish_run(result.run_id, outcome);
     } catch (const state::StoreError& e) {
       result.summary.state_error = e.what();
@@ -284,9 +287,7 @@ PipelineResult run_pipeline(const model::Fleet& fleet, state::Store& store, cons
 
   // walk, record
   try {
-    std::string plan_json = util::json_text(plan::to_json(plan));  // secrets masked already; the redactor is a net
-    if (options.redactor != nullptr) plan_json = options.redactor->apply(plan_json);
-    result.run_id = store.begin_run(options.command, fleet.path, plan_json);
+    result.run_id = store.begin_run(options.command, fleet.path, plan_json());
   } catch (const state::StoreError& e) {
     result.outcome = RunOutcome::state_error;
     result.error = std::string{e.what()} + "; nothing was changed";

@@ -8,17 +8,14 @@
 #include "engine/plan/plan.hpp"
 #include "engine/watch/policy.hpp"
 #include "engine/watch/report.hpp"
+#include "tests/unit/watch/watch_test_support.hpp"
 
 namespace berth::watch {
 namespace {
 
 using namespace std::chrono_literals;
 
-model::Fleet load(const std::string& text) {
-  auto loaded = config::load_fleet_text(text, "fleet.yaml", [](std::string_view) { return std::nullopt; });
-  if (!loaded.fleet) throw std::runtime_error(diag::format(loaded.diagnostics));
-  return std::move(*loaded.fleet);
-}
+using testing::load;
 
 plan::Action action(const std::string& kind, const std::string& container, std::vector<std::string> deps = {}) {
   plan::Action a;

@@ -9,17 +9,14 @@
 #include "engine/watch/metrics.hpp"
 #include "engine/watch/schedule.hpp"
 #include "engine/watch/status.hpp"
+#include "tests/unit/watch/watch_test_support.hpp"
 
 namespace berth::watch {
 namespace {
 
 using namespace std::chrono_literals;
 
-model::Fleet load(const std::string& text) {
-  auto loaded = config::load_fleet_text(text, "fleet.yaml", [](std::string_view) { return std::nullopt; });
-  if (!loaded.fleet) throw std::runtime_error(diag::format(loaded.diagnostics));
-  return std::move(*loaded.fleet);
-}
+using testing::load;
 
 const std::string fleet_text =
     "version: 1\nremotes: {a: {url: \"unix:///a\"}, b: {url: \"unix:///b\"}}\ncontainers:\n"
