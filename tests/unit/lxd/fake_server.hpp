@@ -155,6 +155,7 @@ class FakeServer {
           ctx = connections_ >= switch_from_ ? contexts_.back().get() : contexts_.front().get();
         }
         track(socket->native_handle());
+        ++connections_;  // before it is served: a client may finish before this thread runs on
         connection_threads_.emplace_back([this, socket, ctx] {
           boost::beast::ssl_stream<boost::asio::ip::tcp::socket&> stream(*socket, *ctx);
           boost::system::error_code hec;
@@ -174,12 +175,12 @@ class FakeServer {
         unix_acceptor_->accept(*socket, ec);
         if (ec) continue;
         track(socket->native_handle());
+        ++connections_;
         connection_threads_.emplace_back([this, socket] {
           serve(*socket, "");
           untrack_and_close(*socket);
         });
       }
-      ++connections_;
     }
   }
 
