@@ -218,6 +218,7 @@ int execute(const GlobalOptions& global, const ApplyOptions& options, const mode
   for (const auto& [name, remote] : fleet.remotes) pipeline.limits.per_remote[name] = remote.parallelism;
   pipeline.lock_timeout = options.lock_timeout;
   pipeline.command = std::string{verb};
+  pipeline.holder = host_lock_holder(verb);
   pipeline.cancel = &interrupted;
   pipeline.redactor = &output_redactor();
 
@@ -253,6 +254,22 @@ int execute(const GlobalOptions& global, const ApplyOptions& options, const mode
                 << "force-unlock " << util::printable(h.lock_id) << '\n';
       return exit_error;
     }
+    case apply::RunOutcome::host_locked:
+      if (result.host_holder) {
+        std::cerr << "berth: " << util::printable(describe_host_lock(*result.host_holder))
+                  << "; nothing was changed\n  wait for it, pass --lock-timeout, or if it is gone: berth "
+                  << "force-unlock --hosts -f " << util::printable(fleet.path) << '\n';
+      } else {
+        std::cerr << "berth: the hosts could not be locked: " << util::printable(result.error)
+                  << "; nothing was changed\n";
+      }
+      return exit_error;
+    case apply::RunOutcome::changed:
+      std::cerr << "berth: these changed on the hosts while the plan was made (another run, or by hand); nothing "
+                   "was changed:\n";
+      for (const auto& s : result.stale) std::cerr << "  " << util::printable(s) << '\n';
+      std::cerr << "plan again\n";
+      return exit_error;
     case apply::RunOutcome::stale:
       std::cerr << "berth: the saved plan " << util::printable(options.plan_file)
                 << " is stale: these changed on the hosts since it was made:\n";
@@ -341,7 +358,80 @@ int run_destroy(const GlobalOptions& global, const ApplyOptions& options) {
   return execute(global, options, *fleet, nullptr, apply::Goal::destroy, "destroy");
 }
 
-int run_force_unlock(const GlobalOptions& /*global*/, const std::filesystem::path& state_path, const std::string& id) {
+namespace {
+
+// `berth force-unlock --hosts`: the fleet's locks on every remote it names, shown, confirmed, removed.
+int force_unlock_hosts(const GlobalOptions& global, const ForceUnlockOptions& options) {
+  const auto fleet = load_fleet(options.file, options.limits);
+  if (!fleet) return exit_error;
+  const LxdProviders lxd_providers(global, options.limits);
+  auto& locker = lxd_providers.locker();
+  std::vector<providers::HostLockInfo> found;
+  bool unreadable = false;
+  for (const auto& [name, remote] : fleet->remotes) {
+    std::string error;
+    auto locks = locker.list(remote, fleet->name, error);
+    if (!error.empty()) {
+      std::cerr << "berth: " << util::printable(error) << '\n';
+      unreadable = true;
+    }
+    found.insert(found.end(), locks.begin(), locks.end());
+  }
+  if (found.empty()) {
+    std::cout << "No host holds a lock of fleet " << util::printable(fleet->name) << ".\n";
+    return unreadable ? exit_error : exit_ok;
+  }
+  std::cout << "Locks of fleet " << util::printable(fleet->name) << ":\n";
+  for (const auto& lock : found) {
+    std::cout << "  " << util::printable(describe_host_lock(lock)) << " [profile " << util::printable(lock.object)
+              << (lock.taken_over ? ", left by a takeover" : "") << "]\n";
+  }
+  if (!options.auto_approve) {
+    if (!stdin_is_tty()) {
+      std::cerr << "berth: refusing to remove host locks without confirmation: stdin is not a terminal; pass "
+                   "--auto-approve\n";
+      return exit_error;
+    }
+    const auto answer = prompt(
+        "\nRemove them? A run that still holds one would then run beside the next. Only "
+        "'yes' is accepted: ");
+    if (!answer || *answer != "yes") {
+      std::cerr << "berth: force-unlock cancelled\n";
+      return exit_error;
+    }
+  }
+  int failures = 0;
+  for (const auto& lock : found) {
+    const auto remote = fleet->remotes.find(lock.remote);
+    if (remote == fleet->remotes.end()) continue;
+    if (const auto error = locker.remove(remote->second, lock); !error.empty()) {
+      std::cerr << "berth: " << util::printable(error) << '\n';
+      ++failures;
+      continue;
+    }
+    std::cout << "Removed " << util::printable(lock.object) << " on " << util::printable(lock.remote) << ".\n";
+  }
+  return failures == 0 && !unreadable ? exit_ok : exit_error;
+}
+
+}  // namespace
+
+int run_force_unlock(const GlobalOptions& global, const ForceUnlockOptions& options) {
+  if (options.hosts) {
+    if (!options.id.empty()) {
+      std::cerr << "berth: force-unlock --hosts takes no lock id: it clears the fleet's locks on its hosts; for the "
+                   "state file's lock leave out --hosts\n";
+      return exit_error;
+    }
+    return force_unlock_hosts(global, options);
+  }
+  if (options.id.empty()) {
+    std::cerr << "berth: force-unlock needs the state file's lock id (as the locked error printed it), or --hosts "
+                 "for the fleet's locks on its hosts\n";
+    return exit_error;
+  }
+  const auto& id = options.id;
+  const auto& state_path = options.state_path;
   try {
     auto store = state::Store::open(state_path);
     if (!store->force_unlock(id)) {

@@ -112,7 +112,15 @@ int run_plan(const GlobalOptions& global, const PlanCommandOptions& options);
 int run_show(const GlobalOptions& global, const ShowOptions& options);
 int run_apply(const GlobalOptions& global, const ApplyOptions& options);
 int run_destroy(const GlobalOptions& global, const ApplyOptions& options);
-int run_force_unlock(const GlobalOptions& global, const std::filesystem::path& state_path, const std::string& id);
+struct ForceUnlockOptions {
+  std::string id;  // the state file's lock (without --hosts)
+  std::filesystem::path state_path;
+  bool hosts = false;  // the fleet's locks on its hosts instead
+  std::string file = "berth.yaml";
+  bool auto_approve = false;
+  util::InputLimits limits;
+};
+int run_force_unlock(const GlobalOptions& global, const ForceUnlockOptions& options);
 struct StateCommandOptions {
   std::filesystem::path state_path;
   bool json = false;

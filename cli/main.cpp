@@ -200,10 +200,13 @@ int main(int argc, char** argv) {
   apply_cmd->add_flag("--prune", apply.prune, "Delete containers this fleet owns that are no longer declared");
   auto* destroy_cmd = app.add_subcommand("destroy", "Delete every container the fleet file owns");
   add_apply_options(destroy_cmd);
-  std::string unlock_id;
-  auto* unlock_cmd = app.add_subcommand("force-unlock", "Release a lock left by an apply that is gone");
-  unlock_cmd->add_option("id", unlock_id, "The lock id, as the locked error printed it")->required();
+  ForceUnlockOptions unlock;
+  auto* unlock_cmd = app.add_subcommand("force-unlock", "Release a lock left by a run that is gone");
+  unlock_cmd->add_option("id", unlock.id, "The state file's lock id, as the locked error printed it");
   unlock_cmd->add_option("--state", state_path, "State file (env BERTH_STATE)")->capture_default_str();
+  unlock_cmd->add_flag("--hosts", unlock.hosts, "Clear the fleet's locks on its hosts instead (after confirmation)");
+  unlock_cmd->add_option("-f,--file", unlock.file, "Fleet file whose host locks --hosts clears")->capture_default_str();
+  unlock_cmd->add_flag("--auto-approve", unlock.auto_approve, "With --hosts: do not ask for confirmation");
 
   StateCommandOptions state_opts;
   auto* state_cmd = app.add_subcommand("state", "Inspect and repair the state file");
@@ -361,7 +364,10 @@ int main(int argc, char** argv) {
     }
     if (apply_cmd->parsed()) return run_apply(global, apply);
     if (destroy_cmd->parsed()) return run_destroy(global, apply);
-    if (unlock_cmd->parsed()) return run_force_unlock(global, state_path, unlock_id);
+    if (unlock_cmd->parsed()) {
+      unlock.state_path = state_path;
+      return run_force_unlock(global, unlock);
+    }
     if (add_cmd->parsed()) return run_remote_add(global, add);
     if (list_cmd->parsed()) return run_remote_list(global, list_json);
     if (remove_cmd->parsed()) return run_remote_remove(global, remove_name);

@@ -15,20 +15,9 @@
 #include "engine/plan/plan_file.hpp"
 #include "engine/plan/render.hpp"
 #include "engine/util/printable.hpp"
+#include "engine/util/time.hpp"
 
 namespace berth::cli {
-namespace {
-
-std::string now_rfc3339() {
-  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-}  // namespace
 
 int run_validate(const GlobalOptions& /*global*/, const ValidateOptions& options) {
   if (options.json) {
@@ -80,7 +69,7 @@ int run_plan(const GlobalOptions& global, const PlanCommandOptions& options) {
   }
 
   if (!options.out.empty()) {
-    const plan::PlanFile file{plan, now_rfc3339(), std::string{berth_version}};
+    const plan::PlanFile file{plan, util::rfc3339_utc_now(), std::string{berth_version}};
     if (auto written = write_file_atomically(options.out, plan::serialize(file), 0600); !written.empty()) {
       std::cerr << "berth: cannot save the plan: " << util::printable(written) << '\n';
       return exit_error;

@@ -30,6 +30,7 @@
 #include "engine/apply/pipeline.hpp"
 #include "engine/util/printable.hpp"
 #include "engine/util/read_file.hpp"
+#include "engine/util/time.hpp"
 #include "engine/watch/metrics.hpp"
 #include "engine/watch/page.hpp"
 #include "engine/watch/policy.hpp"
@@ -43,15 +44,6 @@ namespace berth::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string utc(std::chrono::system_clock::time_point t) {
-  const std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  ::gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 double epoch_seconds(std::chrono::system_clock::time_point t) {
   return std::chrono::duration<double>(t.time_since_epoch()).count();
@@ -247,8 +239,8 @@ class Watch {
       {
         const std::lock_guard lock(shared_.mutex);
         shared_.status["next_run_at"] =
-            utc(std::chrono::system_clock::now() +
-                std::chrono::duration_cast<std::chrono::system_clock::duration>(next - Clock::now()));
+            util::rfc3339_utc(std::chrono::system_clock::now() +
+                              std::chrono::duration_cast<std::chrono::system_clock::duration>(next - Clock::now()));
       }
       std::unique_lock lock(shared_.mutex);
       shared_.wake.wait_until(lock, next, [&] { return shared_.stopping || shared_.run_now; });
@@ -296,8 +288,8 @@ class Watch {
     const auto now = std::chrono::system_clock::now();
     if (result == "succeeded") metrics_.set("berth_last_success_timestamp_seconds", {}, epoch_seconds(now));
     summary["id"] = run_id;
-    summary["started_at"] = utc(started_wall);
-    summary["finished_at"] = utc(now);
+    summary["started_at"] = util::rfc3339_utc(started_wall);
+    summary["finished_at"] = util::rfc3339_utc(now);
     summary["result"] = result;
     summary["duration_seconds"] = seconds;
     if (!summary.contains("error")) summary["error"] = "";
@@ -369,7 +361,9 @@ class Watch {
     pipeline.read_parallelism = options_.read_parallelism;
     for (const auto& [name, remote] : fleet.remotes) pipeline.limits.per_remote[name] = remote.parallelism;
     pipeline.command = "watch";
+    pipeline.holder = host_lock_holder("watch");
     pipeline.cancel = &cancel_;
+    pipeline.abort = &never_;  // SIGTERM: running actions finish (main() exits at --shutdown-timeout)
     pipeline.redactor = &output_redactor();
     pipeline.record_every_run = true;
 
@@ -459,6 +453,16 @@ class Watch {
       if (d.severity == diag::Severity::error) add_error(diag::format(d));
     }
     if (failed > 0) add_error(std::to_string(failed) + " actions failed");
+    if (result.outcome == apply::RunOutcome::host_locked) {
+      add_error((result.host_holder ? describe_host_lock(*result.host_holder)
+                                    : "the hosts could not be locked: " + result.error) +
+                "; nothing was corrected, trying again next run");
+    }
+    if (result.outcome == apply::RunOutcome::changed) {
+      std::string what;
+      for (const auto& s : result.stale) what += (what.empty() ? "" : ", ") + s;
+      add_error("the hosts changed while the run planned (" + what + "); nothing was corrected, trying again next run");
+    }
     if (!result.summary.state_error.empty()) add_error(result.summary.state_error);
 
     const nlohmann::json report = {{"mode", options_.report_mode ? "report" : "correct"},
@@ -478,7 +482,8 @@ class Watch {
       shared_.status["remotes"] = watch::remotes_json(fleet, result.live, result.read_seconds);
     }
     const bool ok = result.success() && result.outcome != apply::RunOutcome::plan_errors;
-    finish(ok ? "succeeded" : "failed", result.run_id, started, started_wall,
+    const char* outcome = ok ? "succeeded" : result.outcome == apply::RunOutcome::host_locked ? "locked" : "failed";
+    finish(outcome, result.run_id, started, started_wall,
            {{"drift", drift.size()}, {"corrected", corrected}, {"failed", failed}, {"error", error}});
   }
 
@@ -491,6 +496,7 @@ class Watch {
   watch::Metrics metrics_;
   Shared shared_;
   std::atomic<bool> cancel_{false};
+  const std::atomic<bool> never_{false};
   std::deque<nlohmann::json> runs_;
   std::int64_t run_count_ = 0;  // runs since start
   std::string last_invalid_;

@@ -4,6 +4,7 @@
 // Requests and responses are plain structs; a response carries its own diagnostics.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -157,6 +158,57 @@ class Recoverer {
   virtual ~Recoverer() = default;
   // Read-only. Thread-safe.
   virtual SettleResponse settle(const SettleRequest& request) = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The fleet's lock on a host: two runners with their own state files never change the same host
+// at once. One lock per fleet and host, held by a claim (a random id per run) until it expires;
+// the holder renews it while its run lasts. Taking over an expired lock never removes a fresh one.
+
+struct HostLockClaim {
+  std::string fleet;   // the fleet's name: which lock
+  std::string id;      // random, one per run: whose lock
+  std::string holder;  // for people: "berth apply, root@runner-7, pid 4242"
+  std::chrono::seconds ttl{120};
+};
+
+// A lock as found on a host.
+struct HostLockInfo {
+  std::string remote;
+  std::string object;  // where it lives on the host (an LXD profile's name)
+  std::string id;
+  std::string holder;
+  std::string since;                    // RFC 3339 UTC, as the holder wrote it
+  std::optional<std::int64_t> expires;  // unix seconds; nullopt: unreadable (held until forced)
+  bool taken_over = false;              // a copy left by a takeover (not a live lock)
+};
+
+enum class LockAnswer {
+  acquired,  // ours now (or still ours, for renew)
+  held,      // someone else's: `holder` (renew: we lost it)
+  failed,    // could not tell (the host is unreachable, ...): `error`
+};
+
+struct HostLockResponse {
+  LockAnswer answer = LockAnswer::failed;
+  std::optional<HostLockInfo> holder;
+  std::string error;       // names the remote; never secrets
+  bool took_over = false;  // acquired by taking over an expired lock: `holder` was its holder
+};
+
+class HostLocker {
+ public:
+  virtual ~HostLocker() = default;
+  // One attempt to take the claim's lock on the remote. Thread-safe.
+  virtual HostLockResponse acquire(const model::RemoteSpec& remote, const HostLockClaim& claim) = 0;
+  // Pushes the expiry out by claim.ttl if the lock is still the claim's; `held` when it is not.
+  virtual HostLockResponse renew(const model::RemoteSpec& remote, const HostLockClaim& claim) = 0;
+  // Gives the lock up if it is still the claim's; an error string when that could not be done.
+  virtual std::string release(const model::RemoteSpec& remote, const HostLockClaim& claim) = 0;
+  // `berth force-unlock --hosts`: what is on the remote for this fleet, and removing it by force.
+  virtual std::vector<HostLockInfo> list(const model::RemoteSpec& remote, const std::string& fleet,
+                                         std::string& error) = 0;
+  virtual std::string remove(const model::RemoteSpec& remote, const HostLockInfo& lock) = 0;
 };
 
 }  // namespace berth::providers

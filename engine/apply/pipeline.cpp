@@ -7,6 +7,7 @@
 #include "engine/plan/render.hpp"
 #include "engine/util/json_parse.hpp"
 #include "engine/util/printable.hpp"
+#include "engine/util/random.hpp"
 
 namespace berth::apply {
 namespace {
@@ -285,6 +286,37 @@ PipelineResult run_pipeline(const model::Fleet& fleet, state::Store& store, cons
     return result;
   }
 
+  // lock the hosts, read again
+  std::atomic<bool> stop{false};
+  std::optional<HostLocks> host_locks;
+  if (providers.locker != nullptr) {
+    providers::HostLockClaim claim;
+    claim.fleet = fleet.name;
+    claim.id = util::random_hex(32);
+    claim.holder = options.holder.empty() ? "berth " + options.command : options.holder;
+    claim.ttl = options.host_lock_ttl;
+    host_locks.emplace(*providers.locker, fleet, std::move(claim));
+    auto taken = host_locks->acquire(changed_remotes(plan), options.lock_timeout, options.cancel);
+    if (!taken.acquired) {
+      result.outcome = RunOutcome::host_locked;
+      result.host_holder = std::move(taken.holder);
+      result.error = std::move(taken.error);
+      record_unwalked("locked");
+      return result;
+    }
+    for (const auto& t : taken.taken_over) {
+      notice("took over the expired lock on " + t.remote + " of " + t.holder + " (since " + t.since + ")");
+    }
+    const auto again = read_live_state(fleet, *providers.reader, options.read_parallelism);
+    result.stale = plan::stale_addresses(plan, again.live);
+    if (!result.stale.empty()) {
+      result.outcome = RunOutcome::changed;
+      record_unwalked("failed");
+      return result;
+    }
+    host_locks->keep(stop, options.cancel, notice);
+  }
+
   // walk, record
   try {
     result.run_id = store.begin_run(options.command, fleet.path, plan_json());
@@ -295,12 +327,17 @@ PipelineResult run_pipeline(const model::Fleet& fleet, state::Store& store, cons
   }
   RunOptions run;
   run.limits = options.limits;
-  run.cancel = options.cancel;
+  // With host locks, `stop` is set by the renewing thread: on `cancel`, and when a lock is lost.
+  run.cancel = host_locks ? &stop : options.cancel;
+  run.abort = options.abort;
   run.on_intent = hooks.on_intent;
   run.redactor = options.redactor;
   const EventSink events = hooks.events ? hooks.events : EventSink{[](const nlohmann::json&) {}};
   result.summary = run_plan(plan, fleet, *providers.executor, store, result.run_id, run, events);
-  const bool interrupted = options.cancel != nullptr && options.cancel->load();
+  const bool interrupted = run.cancel != nullptr && run.cancel->load();
+  if (host_locks) {
+    for (const auto& e : host_locks->release()) notice(e);
+  }
   try {
     store.finish_run(result.run_id, interrupted
                                         ? "interrupted"

@@ -4,7 +4,9 @@
 //
 //   lock -> read -> settle open journal intents (recovery actions on the plan value)
 //        -> plan the rest as the hosts will be after them (or check a saved plan)
-//        -> consent on the plan value -> confirm (a callback) -> walk (recovery first) -> record
+//        -> consent on the plan value -> confirm (a callback)
+//        -> lock the hosts the plan changes (all or none) -> read again: refused if what the plan
+//           depends on changed meanwhile -> walk (recovery first; the host locks renewed) -> record
 //
 // Nothing changes on a host before `confirm` returned true: settling only reads (and may wait
 // for operations still running on a host). Consent is decided once, on the plan value: the walk
@@ -21,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/apply/host_locks.hpp"
 #include "engine/apply/read_live.hpp"
 #include "engine/apply/runner.hpp"
 #include "engine/apply/walk.hpp"
@@ -35,6 +38,7 @@ struct Providers {
   providers::StateReader* reader = nullptr;
   providers::Recoverer* recoverer = nullptr;
   providers::ActionExecutor* executor = nullptr;  // not needed to plan
+  providers::HostLocker* locker = nullptr;        // null: no locks on the hosts (tests, one runner)
 };
 
 enum class Goal { apply, destroy };
@@ -56,9 +60,16 @@ struct PipelineOptions {
   Selection selection;  // ignored with a saved plan (it was made with its own)
   Limits limits;
   int read_parallelism = default_read_parallelism;  // remotes read at once
-  std::chrono::milliseconds lock_timeout{0};
-  std::string command;  // "apply", "destroy": the run record and the lock holder
-  const std::atomic<bool>* cancel = nullptr;
+  std::chrono::milliseconds lock_timeout{0};        // the state file's lock, and then the hosts' locks
+  std::string command;                              // "apply", "destroy": the run record and the lock holder
+  // Who holds the hosts' locks, for people ("berth apply, root@runner-7, pid 42"); and how long a
+  // lock lives unless renewed (its holder renews it every ttl/4).
+  std::string holder;
+  std::chrono::seconds host_lock_ttl{120};
+  const std::atomic<bool>* cancel = nullptr;  // no new action starts once set (see RunOptions)
+  // RunOptions::abort: null, running actions stop waiting once `cancel` is set (`berth apply` on
+  // Ctrl-C); `berth watch` passes a flag it never sets, so running actions finish on SIGTERM.
+  const std::atomic<bool>* abort = nullptr;
   const util::Redactor* redactor = nullptr;  // scrubs what the state file records
   // Record a run in the state file even when nothing is walked (no changes, plan errors): `berth
   // watch` keeps every run in its history.
@@ -86,6 +97,8 @@ enum class RunOutcome {
   locked,       // another run holds the state file's lock: `holder`
   plan_errors,  // the plan has error diagnostics: nothing was changed
   stale,        // the saved plan no longer matches the hosts: `stale`
+  host_locked,  // another run holds a host's lock (`host_holder`), or one could not be asked (`error`)
+  changed,      // the hosts changed between the plan and the host locks: `stale`; nothing was changed
   declined,     // confirm returned false
   state_error,  // the state file could not be used: `error`
 };
@@ -99,6 +112,7 @@ struct PipelineResult {
   std::int64_t run_id = 0;
   bool took_over_lock = false;
   std::optional<state::LockHolder> holder;
+  std::optional<providers::HostLockInfo> host_holder;
   std::vector<std::string> stale;
   std::string error;
 

@@ -117,7 +117,7 @@ RunSummary run_plan(const plan::Plan& plan, const model::Fleet& fleet, providers
           request.action = action;
           request.fleet = &fleet;
           request.journal = &journal;
-          request.cancel = options.cancel;
+          request.cancel = options.abort != nullptr ? options.abort : options.cancel;
           request.progress = [&, id = action->id](const providers::Progress& p) {
             nlohmann::json e = {{"event", "progress"}, {"action", id}, {"message", p.message}};
             if (p.bytes) e["bytes"] = *p.bytes;

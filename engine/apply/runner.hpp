@@ -25,7 +25,10 @@ using EventSink = std::function<void(const nlohmann::json& event)>;
 
 struct RunOptions {
   Limits limits;
-  const std::atomic<bool>* cancel = nullptr;
+  const std::atomic<bool>* cancel = nullptr;  // set: no new action starts
+  // Set: running actions stop at their next step (a wait on an operation returns); the operation
+  // itself goes on, and the journal lets the next run settle it. Null: `cancel` does this too.
+  const std::atomic<bool>* abort = nullptr;
   // Called after each journal intent is written, before the call it announces (tests use it to
   // kill the process at a named step).
   std::function<void(const std::string& action_id, const std::string& step)> on_intent;

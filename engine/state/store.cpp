@@ -1,6 +1,7 @@
 #include "engine/state/store.hpp"
 
 #include "engine/util/random.hpp"
+#include "engine/util/time.hpp"
 
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -74,12 +75,7 @@ ALTER TABLE runs ADD COLUMN report_json TEXT NOT NULL DEFAULT '{}';
 constexpr std::size_t vacuum_after = 2;
 
 std::string now_utc() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  std::array<char, 32> buf{};
-  std::strftime(buf.data(), buf.size(), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf.data();
+  return util::rfc3339_utc_now();
 }
 
 std::string hostname() {

@@ -11,7 +11,11 @@
 # - an invalid fleet file: no corrections, the error in /status and the metrics, nothing deleted;
 #   fixed, corrections resume; an empty container list (prune: true) deletes nothing;
 # - POST /suspend, /resume, /reconcile, the bearer token, a non-loopback --listen refused without
-#   one; SIGTERM exits 0; `berth history` lists the runs with their drift.
+#   one; SIGTERM exits 0; `berth history` lists the runs with their drift;
+# - the fleet file in a git repository: /status shows the commit, -dirty; `suspend: true` for the
+#   whole fleet holds every correction back and reports the drift;
+# - SIGTERM while a command runs past --shutdown-timeout: exit 0 at the timeout; its host lock
+#   stays until it expires or `force-unlock --hosts`; the next apply settles the cut-off run.
 # shellcheck disable=SC2016 # jq filters use jq's $variables
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -26,7 +30,8 @@ PY=/usr/bin/python3  # Debian's, with python3-prometheus-client
 WATCH_PID=
 PORT=
 
-trap '_rc=$?; if [[ -n "$WATCH_PID" ]]; then kill -KILL "$WATCH_PID" 2>/dev/null || true; fi; (exit $_rc); _cleanup' EXIT
+# set +e: under errexit, `(exit $_rc)` of a failed test would end the trap before _cleanup.
+trap '_rc=$?; set +e; if [[ -n "$WATCH_PID" ]]; then kill -KILL "$WATCH_PID" 2>/dev/null; fi; (exit $_rc); _cleanup' EXIT
 
 write_fleet() {
     tb_fleet_header "$FLEET"
@@ -297,6 +302,86 @@ test_listen_and_token() {
     assert_no_secret "$(cat "$WORK/watch.err" "$EVENTS")" "$token" "the token is never printed"
 }
 
+# The fleet file in a git repository: /status names the commit (and -dirty); a fleet-level
+# `suspend: true` corrects nothing and reports the drift; without it corrections resume.
+test_suspend_and_revision() {
+    local repo=$WORK/repo saved=$FLEET
+    mkdir -p "$repo"
+    cp "$FLEET" "$repo/fleet.yaml"
+    git -C "$repo" init -q
+    git -C "$repo" add fleet.yaml
+    git -C "$repo" -c user.name=t -c user.email=t@localhost commit -qm one
+    local head
+    head=$(git -C "$repo" rev-parse --short=12 HEAD)
+    FLEET=$repo/fleet.yaml
+    start_watch
+    assert_jq "$(status_json)" '.fleet.revision' "$head" "/status: the revision is the git commit"
+
+    printf 'suspend: true\n' >>"$FLEET"
+    tb_lxc_q config set h1:web limits.cpu 3
+    wait_runs 2
+    assert_eq 3 "$(lxc_config h1 web limits.cpu)" "suspend: true in the file corrects nothing"
+    assert_jq "$(status_json)" '"\(.suspended) \(.suspended_by) \(.fleet.revision)"' "true file $head-dirty" \
+        "/status: suspended by the file, the revision is -dirty"
+    assert_jq "$(grep '"event":"drift"' "$EVENTS" | tail -1)" '"\(.action) \(.corrected)"' \
+        "update h1:web false" "the drift is reported, not corrected"
+
+    sed -i '/^suspend: true$/d' "$FLEET"
+    printf '# revision two\n' >>"$FLEET"
+    git -C "$repo" -c user.name=t -c user.email=t@localhost commit -qam two
+    head=$(git -C "$repo" rev-parse --short=12 HEAD)
+    wait_runs 2
+    assert_eq 1 "$(lxc_config h1 web limits.cpu)" "suspend removed: corrected"
+    assert_jq "$(status_json)" '"\(.suspended) \(.fleet.revision)"' "false $head" "/status: the new commit, clean"
+    stop_watch
+    FLEET=$saved
+}
+
+# SIGTERM while an action runs past --shutdown-timeout: watch exits 0 at the timeout, and the
+# next apply settles what was cut off.
+test_shutdown_cutoff() {
+    cp "$FLEET" "$WORK/fleet.good"
+    printf '  slow: {remote: h1, image: bb}\n' >>"$FLEET"
+    run berth_t apply -f "$FLEET" --auto-approve
+    check_hung apply
+    assert_exit 0 "launch slow"
+    start_watch --shutdown-timeout 1s
+    sed -i 's/^  slow: .*/  slow: {remote: h1, image: bb, exec: {nap: {command: [sleep, "15"], when: change}}}/' "$FLEET"
+    local i started=false
+    for ((i = 0; i < 100; i++)); do
+        if grep '"event":"started"' "$EVENTS" | grep -q 'slow'; then
+            started=true
+            break
+        fi
+        sleep 0.3
+    done
+    assert_eq true "$started" "watch started the slow command"
+    local t0 rc=0
+    t0=$(date +%s.%N)
+    kill -TERM "$WATCH_PID"
+    wait "$WATCH_PID" || rc=$?
+    WATCH_PID=
+    local took
+    took=$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { printf "%.1f", a - b }')
+    assert_eq 0 "$rc" "cut off at --shutdown-timeout: exit 0"
+    assert_eq true "$(awk -v t="$took" 'BEGIN { print (t < 5 ? "true" : "false") }')" \
+        "it exits at the timeout, not when the command ends ($took s)"
+    assert_contains "$(cat "$WORK/watch.err")" "after --shutdown-timeout" "it says it cut actions off"
+    # The cut-off run still holds h1's lock (it expires in 2 minutes): cleared by hand.
+    run berth_t apply -f "$FLEET" --auto-approve
+    assert_exit 1 "the cut-off run's host lock is still there"
+    assert_contains "$ERR" "h1 is locked by berth watch, " "an apply names it"
+    run berth force-unlock --hosts -f "$FLEET" --auto-approve
+    assert_exit 0 "force-unlock --hosts clears it"
+    run berth_t apply -f "$FLEET" --auto-approve
+    check_hung apply
+    assert_exit 0 "the next apply settles the cut-off run"
+    run berth_t plan -f "$FLEET"
+    assert_exit 0 "then nothing is left to do"
+    assert_contains "$OUT" "No changes" "the plan is empty"
+    cp "$WORK/fleet.good" "$FLEET"
+}
+
 tb_start 2
 add_remotes
 write_fleet
@@ -310,5 +395,7 @@ test_host_down
 test_invalid_file
 test_history
 test_listen_and_token
+test_suspend_and_revision
+test_shutdown_cutoff
 assert_no_secret "$(cat "$WORK/watch.err" "$EVENTS")" "$(tb_password 1)" "no trust password in the logs or events"
 finish

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <set>
 #include <stdexcept>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -26,6 +27,7 @@
 #include "engine/model/live_json.hpp"
 #include "engine/model/managed.hpp"
 #include "engine/plan/render.hpp"
+#include "tests/unit/apply/memory_locker.hpp"
 
 namespace berth::apply {
 namespace {
@@ -420,7 +422,7 @@ class PipelineTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
-  Providers providers() { return Providers{&reader_, &recoverer_, &executor_}; }
+  Providers providers() { return Providers{&reader_, &recoverer_, &executor_, locker_}; }
 
   PipelineResult run(const model::Fleet& fleet, PipelineOptions options = {}, const PipelineHooks& hooks = {}) {
     if (options.command.empty()) options.command = "apply";
@@ -452,6 +454,7 @@ class PipelineTest : public ::testing::Test {
   MemoryReader reader_{hosts_};
   MemoryExecutor executor_{hosts_};
   CannedRecoverer recoverer_;
+  providers::HostLocker* locker_ = nullptr;  // set: the run locks the hosts it changes
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1080,6 +1083,110 @@ TEST_F(PipelineLock, ALiveHolderMakesTheRunLockedAndChangesNothing) {
   store_->release_lock(*mine.lock_id);
   EXPECT_EQ(run(fleet).outcome, RunOutcome::applied);
   EXPECT_FALSE(store_->lock_holder().has_value()) << "released after the run";
+}
+
+// ---------------------------------------------------------------------------------------------
+// The hosts' locks: after confirmation, on the remotes the plan changes; then the hosts are read
+// again, and the run is refused if what the plan depends on changed meanwhile.
+
+class PipelineHostLock : public PipelineTest {
+ protected:
+  void SetUp() override {
+    PipelineTest::SetUp();
+    locker_ = &memory_locker_;
+  }
+  testing::MemoryLocker memory_locker_;
+};
+
+constexpr const char* kTwoRemotes = R"(version: 1
+remotes:
+  a: {url: "https://127.0.0.1:8443"}
+  b: {url: "https://127.0.0.2:8443"}
+images:
+  bb: {remote: a, alias: bb}
+containers:
+  c1: {remote: a, image: bb, config: {limits.memory: 2GiB}}
+  c2: {remote: b, image: bb, config: {limits.memory: 2GiB}}
+)";
+constexpr const char* kTwoRemotesLive = R"({"remotes": {
+  "a": {"status": "ok", "instances": [{"name": "c1", "status_code": 103, "config": {"limits.memory": "1GiB"}}]},
+  "b": {"status": "ok", "instances": [{"name": "c2", "status_code": 103, "config": {"limits.memory": "2GiB"}}]}}})";
+
+TEST_F(PipelineHostLock, LocksOnlyTheRemotesThePlanChangesAndReleasesThemAfter) {
+  const auto fleet = fleet_of(kTwoRemotes);
+  hosts_.set(live_of(kTwoRemotesLive));
+  const int reads_before = reader_.reads();
+  const auto result = run(fleet);
+
+  EXPECT_EQ(result.outcome, RunOutcome::applied);
+  EXPECT_EQ(executor_.executed(), std::vector<std::string>{"update a:c1"});
+  EXPECT_EQ(memory_locker_.log(), (std::vector<std::string>{"acquire a", "release a"})) << "b is not changed";
+  EXPECT_EQ(reader_.reads() - reads_before, 4) << "both remotes read to plan, and again under the lock";
+}
+
+TEST_F(PipelineHostLock, AHeldHostLockChangesNothingAndNamesTheHolder) {
+  const auto fleet = fleet_of(kTwoUpdates);
+  hosts_.set(live_of(kTwoUpdatesLive));
+  memory_locker_.hold("a", "berth apply, ci@runner-2, pid 7");
+  bool asked = false;
+  PipelineHooks hooks;
+  hooks.confirm = [&](const plan::Plan&) { return asked = true; };
+  const auto result = run(fleet, {}, hooks);
+
+  EXPECT_EQ(result.outcome, RunOutcome::host_locked);
+  ASSERT_TRUE(result.host_holder.has_value());
+  EXPECT_EQ(result.host_holder->holder, "berth apply, ci@runner-2, pid 7");
+  EXPECT_TRUE(asked) << "the hosts are locked after confirmation, not while a person reads the plan";
+  EXPECT_TRUE(executor_.executed().empty());
+  EXPECT_TRUE(store_->runs(10).empty()) << "no run walked, none recorded";
+  EXPECT_FALSE(store_->lock_holder().has_value()) << "the state file's lock is released too";
+}
+
+TEST_F(PipelineHostLock, WaitsForAHostLockUpToTheLockTimeout) {
+  const auto fleet = fleet_of(kTwoUpdates);
+  hosts_.set(live_of(kTwoUpdatesLive));
+  memory_locker_.hold("a", "another run");
+  std::thread other([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    memory_locker_.free("a");
+  });
+  PipelineOptions options;
+  options.lock_timeout = std::chrono::seconds(10);
+  const auto result = run(fleet, options);
+  other.join();
+
+  EXPECT_EQ(result.outcome, RunOutcome::applied);
+  EXPECT_EQ(executor_.executed().size(), result.plan.actions.size());
+  EXPECT_FALSE(executor_.executed().empty());
+}
+
+TEST_F(PipelineHostLock, HostsChangedBeforeTheLockRefuseTheRun) {
+  const auto fleet = fleet_of(kTwoUpdates);
+  hosts_.set(live_of(kTwoUpdatesLive));
+  PipelineHooks hooks;
+  // Another runner changed c1 between this run's read and its lock.
+  hooks.confirm = [&](const plan::Plan&) {
+    hosts_.change([](model::LiveState& live) { live.remotes["a"].instances["c1"].config["limits.memory"] = "2GiB"; });
+    return true;
+  };
+  const auto result = run(fleet, {}, hooks);
+
+  EXPECT_EQ(result.outcome, RunOutcome::changed);
+  EXPECT_EQ(result.stale, std::vector<std::string>{"a:c1 (changed)"});
+  EXPECT_TRUE(executor_.executed().empty());
+  EXPECT_EQ(memory_locker_.log(), (std::vector<std::string>{"acquire a", "release a"}));
+}
+
+TEST_F(PipelineHostLock, AnUnreachableHostIsAnErrorAndNothingIsChanged) {
+  const auto fleet = fleet_of(kTwoUpdates);
+  hosts_.set(live_of(kTwoUpdatesLive));
+  memory_locker_.unreachable("a");
+  const auto result = run(fleet);
+
+  EXPECT_EQ(result.outcome, RunOutcome::host_locked);
+  EXPECT_FALSE(result.host_holder.has_value());
+  EXPECT_NE(result.error.find("unreachable"), std::string::npos) << result.error;
+  EXPECT_TRUE(executor_.executed().empty());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,266 @@
+#include "providers/lxd/host_lock.hpp"
+
+#include <charconv>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "engine/util/time.hpp"
+#include "providers/lxd/instance_api.hpp"
+#include "providers/lxd/url.hpp"
+
+namespace berth::lxd {
+
+std::string lock_profile(const std::string& fleet) {
+  return "berth-lock-" + fleet;
+}
+
+std::string moved_lock_profile(const std::string& fleet, const std::string& id) {
+  return lock_profile(fleet) + "-was-" + id.substr(0, 16);
+}
+
+namespace {
+
+constexpr const char* key_fleet = "user.berth.lock.fleet";
+constexpr const char* key_id = "user.berth.lock.id";
+constexpr const char* key_holder = "user.berth.lock.holder";
+constexpr const char* key_since = "user.berth.lock.since";
+constexpr const char* key_expires = "user.berth.lock.expires";
+
+// Moved copies are kept this long after they expired: a run that read the expired lock and was
+// slow to try the takeover is refused by the copy's name for as long as the copy exists.
+constexpr std::int64_t moved_kept_seconds = 600;
+
+std::string target_of(const std::string& profile) {
+  return "/1.0/profiles/" + path_segment(profile);
+}
+
+struct Found {
+  providers::HostLockInfo info;
+  std::string etag;
+};
+
+std::optional<std::int64_t> parse_seconds(const std::string& text) {
+  std::int64_t v = 0;
+  const auto* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, v);
+  if (ec != std::errc{} || ptr != end || text.empty()) return std::nullopt;
+  return v;
+}
+
+providers::HostLockInfo info_of(const std::string& remote, const std::string& object, const nlohmann::json& profile,
+                                const std::string& fleet) {
+  providers::HostLockInfo info;
+  info.remote = remote;
+  info.object = object;
+  info.taken_over = object != lock_profile(fleet);
+  const auto config = profile.is_object() ? profile.value("config", nlohmann::json::object()) : nlohmann::json{};
+  auto text = [&](const char* key) {
+    const auto it = config.is_object() ? config.find(key) : config.end();
+    return config.is_object() && it != config.end() && it->is_string() ? it->get<std::string>() : std::string{};
+  };
+  info.id = text(key_id);
+  info.holder = text(key_holder).empty() ? "an unknown holder (the profile " + object + " has no berth lock keys)"
+                                         : text(key_holder);
+  info.since = text(key_since);
+  info.expires = parse_seconds(text(key_expires));
+  return info;
+}
+
+class LxdHostLocker final : public providers::HostLocker {
+ public:
+  LxdHostLocker(ClientConfig config, HostLockerOptions options)
+      : config_(std::move(config)), options_(std::move(options)) {}
+
+  providers::HostLockResponse acquire(const model::RemoteSpec& remote, const providers::HostLockClaim& claim) override {
+    providers::HostLockResponse out;
+    auto r = open(remote);
+    if (!r) return failed(r.error().message);
+    const std::string name = lock_profile(claim.fleet);
+    std::string refused;  // why the latest create was refused
+    // A few rounds: each either ends, or saw the lock change under it (released, taken over).
+    for (int round = 0; round < 4; ++round) {
+      auto created = r->client.request(Method::post, "/1.0/profiles", profile_body(name, claim));
+      if (created) {
+        out.answer = providers::LockAnswer::acquired;
+        forget_old_moved(*r, claim.fleet);
+        return out;
+      }
+      refused = r->error(created.error()).message;
+      auto found = read(*r, name, claim.fleet);
+      if (!found) return failed(found.error().message);
+      if (!*found) continue;  // released meanwhile (or the create failed otherwise: it says so next round)
+      const auto& lock = (*found)->info;
+      if (lock.id == claim.id) {  // ours: the create went through and its answer was lost
+        out.answer = providers::LockAnswer::acquired;
+        return out;
+      }
+      if (!lock.expires || options_.now() < *lock.expires) {
+        out.answer = providers::LockAnswer::held;
+        out.holder = lock;
+        return out;
+      }
+      // Expired: only one run can move it to the name its id gives.
+      const std::string moved = moved_lock_profile(claim.fleet, lock.id);
+      if (!r->client.request(Method::post, target_of(name), nlohmann::json{{"name", moved}})) continue;
+      auto check = read(*r, moved, claim.fleet);
+      if (check && *check && (*check)->info.id != lock.id) {
+        // Not the lock we saw expire: a fresh one took its place before the move. Put it back.
+        (void)r->client.request(Method::post, target_of(moved), nlohmann::json{{"name", name}});
+        continue;
+      }
+      out.took_over = true;
+      out.holder = lock;
+    }
+    const auto last = read(*r, name, claim.fleet);
+    if (last && *last && (*last)->info.id != claim.id) {
+      out.answer = providers::LockAnswer::held;
+      out.holder = (*last)->info;
+      return out;
+    }
+    return failed("the lock profile " + name + " could not be created: " + (last ? refused : last.error().message));
+  }
+
+  providers::HostLockResponse renew(const model::RemoteSpec& remote, const providers::HostLockClaim& claim) override {
+    providers::HostLockResponse out;
+    auto r = open(remote);
+    if (!r) return failed(r.error().message);
+    const std::string name = lock_profile(claim.fleet);
+    auto found = read(*r, name, claim.fleet);
+    if (!found) return failed(found.error().message);
+    if (!*found || (*found)->info.id != claim.id) {
+      out.answer = providers::LockAnswer::held;
+      if (*found) out.holder = (*found)->info;
+      return out;
+    }
+    auto body = profile_body(name, claim);
+    body.erase("name");
+    auto put = r->client.request(Method::put, target_of(name), body, {{"If-Match", (*found)->etag}});
+    if (!put) return failed(r->error(put.error()).message);
+    out.answer = providers::LockAnswer::acquired;
+    return out;
+  }
+
+  std::string release(const model::RemoteSpec& remote, const providers::HostLockClaim& claim) override {
+    auto r = open(remote);
+    if (!r) return "the lock on " + remote.name + " was not released: " + r.error().message;
+    const std::string name = lock_profile(claim.fleet);
+    const std::string moved = moved_lock_profile(claim.fleet, claim.id);
+    // Moved first: refused when a run took it over (it made that name), so theirs is never touched.
+    auto renamed = r->client.request(Method::post, target_of(name), nlohmann::json{{"name", moved}});
+    if (!renamed) {
+      auto found = read(*r, name, claim.fleet);
+      if (found && (!*found || (*found)->info.id != claim.id)) return {};  // not ours (any more): nothing to give back
+      return "the lock on " + remote.name + " was not released (" + r->error(renamed.error()).message +
+             "); it expires by itself, or: berth force-unlock --hosts";
+    }
+    auto copy = read(*r, moved, claim.fleet);
+    if (!copy || !*copy) return {};
+    if ((*copy)->info.id != claim.id) {
+      (void)r->client.request(Method::post, target_of(moved), nlohmann::json{{"name", name}});
+      return {};
+    }
+    // Kept while it could still look expired to a slow run (ours never expired if renewed in time).
+    const auto& expires = (*copy)->info.expires;
+    if (expires && *expires > options_.now() + 10) (void)r->client.request(Method::delete_, target_of(moved));
+    return {};
+  }
+
+  std::vector<providers::HostLockInfo> list(const model::RemoteSpec& remote, const std::string& fleet,
+                                            std::string& error) override {
+    std::vector<providers::HostLockInfo> out;
+    auto r = open(remote);
+    if (!r) {
+      error = r.error().message;
+      return out;
+    }
+    auto all = r->client.get("/1.0/profiles?recursion=1");
+    if (!all) {
+      error = r->error(all.error()).message;
+      return out;
+    }
+    if (!all->metadata.is_array()) {
+      error = "remote " + remote.name + ": GET /1.0/profiles?recursion=1 did not answer a list";
+      return out;
+    }
+    for (const auto& p : all->metadata) {
+      if (!p.is_object() || !p.contains("name") || !p["name"].is_string()) continue;
+      const auto profile_name = p["name"].get<std::string>();
+      const auto config = p.value("config", nlohmann::json::object());
+      const bool ours = config.is_object() && config.value(key_fleet, nlohmann::json{}) == fleet;
+      if (ours || profile_name == lock_profile(fleet)) out.push_back(info_of(remote.name, profile_name, p, fleet));
+    }
+    return out;
+  }
+
+  std::string remove(const model::RemoteSpec& remote, const providers::HostLockInfo& lock) override {
+    auto r = open(remote);
+    if (!r) return r.error().message;
+    auto deleted = r->client.request(Method::delete_, target_of(lock.object));
+    if (!deleted && !(deleted.error().kind == ErrorKind::server && deleted.error().http_status == 404)) {
+      return r->error(deleted.error()).message;
+    }
+    return {};
+  }
+
+ private:
+  static providers::HostLockResponse failed(std::string error) {
+    providers::HostLockResponse out;
+    out.answer = providers::LockAnswer::failed;
+    out.error = std::move(error);
+    return out;
+  }
+
+  Result<RemoteHandle> open(const model::RemoteSpec& remote) const {
+    auto r = open_remote(config_, remote, options_.timeouts);
+    if (r) r->client.set_project(std::string{model::default_project});  // one lock per host, whatever the project
+    return r;
+  }
+
+  nlohmann::json profile_body(const std::string& name, const providers::HostLockClaim& claim) const {
+    const auto now = options_.now();
+    const auto expires = now + claim.ttl.count();
+    return {
+        {"name", name},
+        {"description", "berth: the lock of fleet " + claim.fleet + " on this host (" + claim.holder + ", until " +
+                            util::rfc3339_utc(std::chrono::system_clock::time_point{std::chrono::seconds{expires}}) +
+                            "); never use it for instances; `berth force-unlock --hosts` clears it"},
+        {"config",
+         {{key_fleet, claim.fleet},
+          {key_id, claim.id},
+          {key_holder, claim.holder},
+          {key_since, util::rfc3339_utc(std::chrono::system_clock::time_point{std::chrono::seconds{now}})},
+          {key_expires, std::to_string(expires)}}},
+        {"devices", nlohmann::json::object()}};
+  }
+
+  // The profile `name`, or nullopt when there is none.
+  static Result<std::optional<Found>> read(RemoteHandle& r, const std::string& name, const std::string& fleet) {
+    auto got = r.client.get(target_of(name));
+    if (!got) {
+      if (got.error().kind == ErrorKind::server && got.error().http_status == 404) return std::optional<Found>{};
+      return r.error(got.error());
+    }
+    return std::optional<Found>{Found{info_of(r.name(), name, got->metadata, fleet), got->etag()}};
+  }
+
+  // Copies moved aside by takeovers, ten minutes after they expired. Best effort: the lock is ours.
+  void forget_old_moved(RemoteHandle& r, const std::string& fleet) {
+    std::string error;
+    for (const auto& lock : list(r.spec, fleet, error)) {
+      if (!lock.taken_over || !lock.expires || *lock.expires + moved_kept_seconds > options_.now()) continue;
+      (void)r.client.request(Method::delete_, target_of(lock.object));
+    }
+  }
+
+  ClientConfig config_;
+  HostLockerOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<providers::HostLocker> make_host_locker(ClientConfig config, HostLockerOptions options) {
+  return std::make_unique<LxdHostLocker>(std::move(config), std::move(options));
+}
+
+}  // namespace berth::lxd

@@ -1,0 +1,50 @@
+#pragma once
+// The fleet's lock on an LXD host (providers::HostLocker), held as a profile in the default
+// project, `berth-lock-<fleet>`, whose user.berth.lock.* keys say who holds it and until when.
+//
+// Why a profile: creating one is atomic on LXD 5.0 (a name that exists is refused: the database
+// keeps profile names unique per project), and so is renaming one. An If-Match PATCH of /1.0 is
+// not (LXD 5.0.2 checks the ETag before its write transaction).
+//
+//   acquire   create the profile. If it exists and has expired, take it over: rename it to
+//             `berth-lock-<fleet>-was-<its id>`, a name only the first run to try can take (the
+//             others are refused, since it exists), check the moved copy is the expired lock
+//             (else move it back), then create a fresh one. A fresh lock is never removed.
+//   renew     read it: still ours? then PUT a later expiry with If-Match.
+//   release   rename ours to its `-was-<our id>` name (refused if a run took it over meanwhile),
+//             then delete that copy. Copies left by takeovers are deleted ten minutes after they
+//             expired, by the next run that takes the lock.
+//
+// Every expiry is in the holder's wall-clock time (unix seconds): runners' clocks must agree
+// to well within the lock's lifetime.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "providers/lxd/client.hpp"
+#include "providers/lxd/client_config.hpp"
+#include "providers/provider.hpp"
+
+namespace berth::lxd {
+
+struct HostLockerOptions {
+  Timeouts timeouts;
+  // Now, in unix seconds. Replaced in tests.
+  std::function<std::int64_t()> now = [] {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+};
+
+[[nodiscard]] std::unique_ptr<providers::HostLocker> make_host_locker(ClientConfig config,
+                                                                      HostLockerOptions options = {});
+
+// The profile that is the fleet's lock, and the name an expired (or released) lock with id `id`
+// is moved to.
+[[nodiscard]] std::string lock_profile(const std::string& fleet);
+[[nodiscard]] std::string moved_lock_profile(const std::string& fleet, const std::string& id);
+
+}  // namespace berth::lxd
