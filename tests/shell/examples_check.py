@@ -27,8 +27,10 @@ def fail(message):
         print(f"FAIL: {message}", file=sys.stderr)
 
 
-def ok(message):
-    print(f"ok: {message}")
+def ok(message, failures_before=None):
+    """Prints an ok line, unless failures were reported since failures_before."""
+    if failures_before is None or len(FAILURES) == failures_before:
+        print(f"ok: {message}")
 
 
 # --- what berth has: its --help, command by command ------------------------------------------------
@@ -185,6 +187,7 @@ def scripts_of(value):
 
 def check_github(path, doc, berth):
     name = path.name
+    before = len(FAILURES)
     if not isinstance(doc, dict):
         fail(f"{name}: not a mapping at the top")
         return
@@ -220,7 +223,7 @@ def check_github(path, doc, berth):
     if "apply" in jobs and "concurrency" not in jobs["apply"]:
         fail(f"{name}: the apply job has no concurrency group")
     check_flow(name, commands)
-    ok(f"{name}: a GitHub Actions workflow of {len(jobs)} jobs, {len(commands)} berth commands checked")
+    ok(f"{name}: a GitHub Actions workflow of {len(jobs)} jobs, {len(commands)} berth commands", before)
 
 
 GITLAB_RESERVED = {"stages", "variables", "default", "workflow", "include", "image", "services", "cache",
@@ -229,6 +232,7 @@ GITLAB_RESERVED = {"stages", "variables", "default", "workflow", "include", "ima
 
 def check_gitlab(path, doc, berth):
     name = path.name
+    before = len(FAILURES)
     if not isinstance(doc, dict):
         fail(f"{name}: not a mapping at the top")
         return
@@ -284,7 +288,8 @@ def check_gitlab(path, doc, berth):
     if not any(isinstance(j, dict) and "resource_group" in j for j in jobs.values()):
         fail(f"{name}: no job has a resource_group (one apply at a time)")
     check_flow(name, commands)
-    ok(f"{name}: a GitLab CI pipeline of {len(jobs)} jobs in stages {stages}, {len(commands)} berth commands checked")
+    ok(f"{name}: a GitLab CI pipeline of {len(jobs)} jobs in stages {stages}, {len(commands)} berth commands",
+       before)
 
 
 def check_flow(name, commands):
@@ -300,7 +305,7 @@ def check_flow(name, commands):
 
 def check_unit(path, berth):
     text = re.sub(r"\\\n", " ", path.read_text())
-    count = 0
+    before, count = len(FAILURES), 0
     for line in text.splitlines():
         m = re.match(r"^(ExecStart|ExecStartPre|ExecStartPost|ExecStop|ExecStopPost|ExecReload)=(.*)$", line)
         if not m or not m.group(2).strip():
@@ -309,7 +314,7 @@ def check_unit(path, berth):
         if argv and is_berth(argv[0]):
             check_invocation(berth, argv, f"{path.name}: {m.group(1)}")
             count += 1
-    ok(f"{path.name}: {count} berth command(s) checked")
+    ok(f"{path.name}: {count} berth command(s)", before)
 
 
 # --- main -----------------------------------------------------------------------------------------
