@@ -21,12 +21,13 @@ readonly BUILD_PACKAGES=(
 # xz-utils: image_server_test.sh builds split images for its image server;
 # chromium: the watch tests render its status page headless;
 # python3-prometheus-client: they parse /metrics with /usr/bin/python3).
-# systemd-analyze (package systemd) checks the units in examples/; the
+# systemd-analyze (package systemd) checks the units in examples/, and
+# python3-yaml the CI pipelines there (tests/shell/examples_test.sh); the
 # benchmarks time berth with /usr/bin/time (package time).
 readonly TEST_PACKAGES=(
     lxd lxc lxc-templates busybox-static btrfs-progs rsync
     iproute2 procps util-linux coreutils tar gzip openssl curl jq python3
-    squashfs-tools xz-utils chromium python3-prometheus-client systemd time
+    squashfs-tools xz-utils chromium python3-prometheus-client python3-yaml systemd time
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }

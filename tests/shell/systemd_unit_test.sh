@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # systemd_unit_test.sh — the systemd units in examples/ (berth-watch.service, the git pull service
-# and timer) are ones systemd takes as written: `systemd-analyze verify` loads each without a
-# single message (an unknown key, a bad value, a missing ExecStart binary or man page: systemd
-# only warns and carries on, so any output fails the test). verify wants the ExecStart binaries to
-# exist, so each unit is checked in a copy that names the berth built here for /usr/bin/berth; the
-# man pages its Documentation= names are looked up among man/*.1. Also: berth-watch.service gives
-# berth more time to stop than it gives its running actions, and every option its ExecStart passes
-# is one `berth watch --help` lists.
+# and timer, berth-apply.service and its timer) are ones systemd takes as written:
+# `systemd-analyze verify` loads each without a single message (an unknown key, a bad value, a
+# missing ExecStart binary or man page: systemd only warns and carries on, so any output fails the
+# test). verify wants the ExecStart binaries to exist, so each unit is checked in a copy that names
+# the berth built here for /usr/bin/berth; the man pages its Documentation= names are looked up
+# among man/*.1. Also: berth-watch.service gives berth more time to stop than it gives its running
+# actions, and every option its ExecStart passes is one `berth watch --help` lists.
+# (examples_test.sh checks what is particular to berth-apply.service.)
 #
 # Environment: BERTH_BIN (the berth built), BERTH_SOURCE_DIR (the source tree).
 set -euo pipefail
