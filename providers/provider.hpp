@@ -179,8 +179,11 @@ struct HostLockInfo {
   std::string id;
   std::string holder;
   std::string since;                    // RFC 3339 UTC, as the holder wrote it
+  std::string machine;                  // where the holder ran (host name, boot), as its provider wrote it
+  std::string process;                  // which process it was there
   std::optional<std::int64_t> expires;  // unix seconds; nullopt: unreadable (held until forced)
   bool taken_over = false;              // a copy left by a takeover (not a live lock)
+  bool process_gone = false;            // its holder ran on this machine and is gone (taken over early)
 };
 
 enum class LockAnswer {

@@ -305,7 +305,8 @@ PipelineResult run_pipeline(const model::Fleet& fleet, state::Store& store, cons
       return result;
     }
     for (const auto& t : taken.taken_over) {
-      notice("took over the expired lock on " + t.remote + " of " + t.holder + " (since " + t.since + ")");
+      notice("took over the " + std::string{t.process_gone ? "lock" : "expired lock"} + " on " + t.remote + " of " +
+             t.holder + " (since " + t.since + (t.process_gone ? "; its process is gone" : "") + ")");
     }
     const auto again = read_live_state(fleet, *providers.reader, options.read_parallelism);
     result.stale = plan::stale_addresses(plan, again.live);

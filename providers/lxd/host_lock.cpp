@@ -1,7 +1,12 @@
 #include "providers/lxd/host_lock.hpp"
 
+#include <unistd.h>
+
+#include <array>
 #include <charconv>
+#include <fstream>
 #include <optional>
+#include <sstream>
 #include <utility>
 #include <vector>
 
@@ -26,10 +31,56 @@ constexpr const char* key_id = "user.berth.lock.id";
 constexpr const char* key_holder = "user.berth.lock.holder";
 constexpr const char* key_since = "user.berth.lock.since";
 constexpr const char* key_expires = "user.berth.lock.expires";
+constexpr const char* key_machine = "user.berth.lock.machine";
+constexpr const char* key_process = "user.berth.lock.process";
 
 // Moved copies are kept this long after they expired: a run that read the expired lock and was
 // slow to try the takeover is refused by the copy's name for as long as the copy exists.
 constexpr std::int64_t moved_kept_seconds = 600;
+
+// The first line of a small file, or "".
+std::string first_line(const char* path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+// "host-name boot-id": two processes that see the same are on the same machine, in the same boot.
+std::string this_machine() {
+  std::array<char, 256> host{};
+  if (::gethostname(host.data(), host.size() - 1) != 0) host[0] = '\0';
+  return std::string{host.data()} + " " + first_line("/proc/sys/kernel/random/boot_id");
+}
+
+// A process's start time (clock ticks since boot, /proc/PID/stat field 22): with its pid, it
+// names the process even after the pid is reused.
+std::optional<std::string> start_time(const std::string& pid) {
+  const std::string stat = first_line(("/proc/" + pid + "/stat").c_str());
+  const auto close = stat.rfind(')');  // the command name may hold spaces and parentheses
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream fields(stat.substr(close + 1));
+  std::string field;
+  for (int i = 3; i <= 22 && fields >> field; ++i) {
+    if (i == 22) return field;
+  }
+  return std::nullopt;
+}
+
+std::string this_process() {
+  const std::string pid = std::to_string(::getpid());
+  return pid + ":" + start_time(pid).value_or("?");
+}
+
+// "PID:START" no longer runs here: no such pid, or another process that reuses it.
+bool process_gone(const std::string& process) {
+  const auto colon = process.find(':');
+  if (colon == std::string::npos || colon == 0) return false;  // unreadable: not known to be gone
+  const std::string pid = process.substr(0, colon);
+  if (pid.find_first_not_of("0123456789") != std::string::npos) return false;
+  const auto started = start_time(pid);
+  return !started || *started != process.substr(colon + 1);
+}
 
 std::string target_of(const std::string& profile) {
   return "/1.0/profiles/" + path_segment(profile);
@@ -64,13 +115,19 @@ providers::HostLockInfo info_of(const std::string& remote, const std::string& ob
                                          : text(key_holder);
   info.since = text(key_since);
   info.expires = parse_seconds(text(key_expires));
+  info.machine = text(key_machine);
+  info.process = text(key_process);
   return info;
 }
 
 class LxdHostLocker final : public providers::HostLocker {
  public:
   LxdHostLocker(ClientConfig config, HostLockerOptions options)
-      : config_(std::move(config)), options_(std::move(options)) {}
+      : config_(std::move(config)), options_(std::move(options)) {
+    if (options_.machine.empty()) options_.machine = this_machine();
+    if (options_.process.empty()) options_.process = this_process();
+    if (!options_.gone) options_.gone = process_gone;
+  }
 
   providers::HostLockResponse acquire(const model::RemoteSpec& remote, const providers::HostLockClaim& claim) override {
     providers::HostLockResponse out;
@@ -95,12 +152,13 @@ class LxdHostLocker final : public providers::HostLocker {
         out.answer = providers::LockAnswer::acquired;
         return out;
       }
-      if (!lock.expires || options_.now() < *lock.expires) {
+      const bool gone = !lock.machine.empty() && lock.machine == options_.machine && options_.gone(lock.process);
+      if ((!lock.expires || options_.now() < *lock.expires) && !gone) {
         out.answer = providers::LockAnswer::held;
         out.holder = lock;
         return out;
       }
-      // Expired: only one run can move it to the name its id gives.
+      // Expired (or its holder is gone): only one run can move it to the name its id gives.
       const std::string moved = moved_lock_profile(claim.fleet, lock.id);
       if (!r->client.request(Method::post, target_of(name), nlohmann::json{{"name", moved}})) continue;
       auto check = read(*r, moved, claim.fleet);
@@ -111,6 +169,7 @@ class LxdHostLocker final : public providers::HostLocker {
       }
       out.took_over = true;
       out.holder = lock;
+      out.holder->process_gone = gone;
     }
     const auto last = read(*r, name, claim.fleet);
     if (last && *last && (*last)->info.id != claim.id) {
@@ -230,7 +289,9 @@ class LxdHostLocker final : public providers::HostLocker {
           {key_id, claim.id},
           {key_holder, claim.holder},
           {key_since, util::rfc3339_utc(std::chrono::system_clock::time_point{std::chrono::seconds{now}})},
-          {key_expires, std::to_string(expires)}}},
+          {key_expires, std::to_string(expires)},
+          {key_machine, options_.machine},
+          {key_process, options_.process}}},
         {"devices", nlohmann::json::object()}};
   }
 

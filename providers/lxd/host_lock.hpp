@@ -16,7 +16,8 @@
 //             expired, by the next run that takes the lock.
 //
 // Every expiry is in the holder's wall-clock time (unix seconds): runners' clocks must agree
-// to well within the lock's lifetime.
+// to well within the lock's lifetime. A lock whose holder ran on this machine and is gone (killed,
+// crashed) is taken over at once, the same way.
 
 #include <chrono>
 #include <cstdint>
@@ -32,6 +33,14 @@ namespace berth::lxd {
 
 struct HostLockerOptions {
   Timeouts timeouts;
+  // Where this process runs and which process it is, as a lock records them: a lock whose
+  // holder ran on this machine (same host name and boot) and is gone is taken over at once, as
+  // the state file's lock is, instead of after it expires. Empty: found out (host name and
+  // /proc/sys/kernel/random/boot_id; pid and its start time from /proc).
+  std::string machine;
+  std::string process;
+  // Whether the process a lock names (as `process` is written) no longer runs on this machine.
+  std::function<bool(const std::string& process)> gone;
   // Now, in unix seconds. Replaced in tests.
   std::function<std::int64_t()> now = [] {
     return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
