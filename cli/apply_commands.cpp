@@ -226,17 +226,18 @@ int execute(const GlobalOptions& global, const ApplyOptions& options, const mode
   apply::PipelineHooks hooks;
   hooks.planned = [&](const plan::Plan& plan) {
     redact_plan_secrets(plan);
-    if (!options.json) std::cout << plan::render_text(plan, plan::TextStyle{color});
+    if (options.format == OutputFormat::text) std::cout << plan::render_text(plan, plan::TextStyle{color});
   };
   hooks.confirm = [&](const plan::Plan& /*plan*/) {
     // A saved plan was reviewed when it was saved.
     if (saved == nullptr && !confirm_on_terminal(options, verb)) return false;
     std::signal(SIGINT, on_interrupt);
     std::signal(SIGTERM, on_interrupt);
-    if (!options.json) std::cout << '\n';
+    if (options.format == OutputFormat::text) std::cout << '\n';
     return true;
   };
-  hooks.events = options.json ? json_events() : text_events(color);
+  const bool json = options.format == OutputFormat::json;
+  hooks.events = json ? json_events() : text_events(color);
   hooks.notice = [](const std::string& text) { std::cerr << "berth: " << util::printable(text) << '\n'; };
   hooks.on_intent = kill_hook_from_env();
 
@@ -283,7 +284,7 @@ int execute(const GlobalOptions& global, const ApplyOptions& options, const mode
     case apply::RunOutcome::no_changes:
     case apply::RunOutcome::applied: break;
   }
-  print_summary(result, options.json);
+  print_summary(result, json);
   return result.success() ? exit_ok : exit_error;
 }
 

@@ -12,20 +12,23 @@
 
 namespace berth::cli {
 
+// What a command prints: --format text|json|markdown; --json is --format json.
+enum class OutputFormat { text, json, markdown };
+
 struct GlobalOptions {
   std::filesystem::path config_dir;  // client certificate, pinned server certificates, remotes
   bool no_color = false;
 };
 
 struct ValidateOptions {
-  std::string file = "berth.yaml";  // "-": standard input
-  bool json = false;                // diagnostics as one JSON object on stdout
-  util::InputLimits limits;         // --max-file-size
+  std::string file = "berth.yaml";           // "-": standard input
+  OutputFormat format = OutputFormat::text;  // json: diagnostics as one JSON object on stdout
+  util::InputLimits limits;                  // --max-file-size
 };
 
 struct PlanCommandOptions {
   std::string file = "berth.yaml";  // "-": standard input
-  bool json = false;
+  OutputFormat format = OutputFormat::text;
   std::string out;  // save the plan here
   bool detailed_exitcode = false;
   bool prune = false;
@@ -42,7 +45,7 @@ struct PlanCommandOptions {
 
 struct ShowOptions {
   std::string plan_file;
-  bool json = false;
+  OutputFormat format = OutputFormat::text;
   util::InputLimits limits;  // --max-file-size
 };
 
@@ -67,8 +70,8 @@ struct ApplyOptions {
   std::string plan_file;            // apply exactly this saved plan
   bool auto_approve = false;
   int parallelism = 10;
-  int read_parallelism = 32;  // remotes read at once
-  bool json = false;
+  int read_parallelism = 32;                 // remotes read at once
+  OutputFormat format = OutputFormat::text;  // text or json (an event stream); never markdown
   bool allow_restart = false;
   bool allow_move = false;
   bool allow_recreate = false;
@@ -103,7 +106,7 @@ struct WatchOptions {
 
 struct HistoryOptions {
   std::filesystem::path state_path;
-  bool json = false;
+  OutputFormat format = OutputFormat::text;  // text or json
   int limit = 20;
 };
 
@@ -123,7 +126,7 @@ struct ForceUnlockOptions {
 int run_force_unlock(const GlobalOptions& global, const ForceUnlockOptions& options);
 struct StateCommandOptions {
   std::filesystem::path state_path;
-  bool json = false;
+  OutputFormat format = OutputFormat::text;  // text or json
   bool auto_approve = false;
 };
 int run_state_intents(const GlobalOptions& global, const StateCommandOptions& options);
@@ -133,7 +136,7 @@ int run_watch(const GlobalOptions& global, const WatchOptions& options);
 int run_history(const GlobalOptions& global, const HistoryOptions& options);
 
 int run_remote_add(const GlobalOptions& global, const RemoteAddOptions& options);
-int run_remote_list(const GlobalOptions& global, bool json);
+int run_remote_list(const GlobalOptions& global, OutputFormat format);
 int run_remote_remove(const GlobalOptions& global, const std::string& name);
 int run_remote_import_lxc(const GlobalOptions& global, const RemoteImportOptions& options);
 

@@ -58,7 +58,7 @@ int run_history(const GlobalOptions& /*global*/, const HistoryOptions& options) 
     for (const auto& r : opened.store->runs(options.limit))
       runs.push_back(run_json(r, opened.store->run_actions(r.id)));
   }
-  if (options.json) {
+  if (options.format == OutputFormat::json) {
     std::cout << util::json_text(runs, 2) << '\n';
     return exit_ok;
   }

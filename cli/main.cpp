@@ -3,7 +3,11 @@
 #include <charconv>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
@@ -65,6 +69,72 @@ class LimitFlags {
  private:
   std::string file_;
   std::string response_;
+};
+
+// --json and --format on one command. --json is --format json, so given together they must agree;
+// markdown is printed only by the commands that show a plan for review, and asked of any other, it
+// is refused with the list of those that print it.
+class FormatFlags {
+ public:
+  FormatFlags(CLI::App* cmd, std::string command, const std::string& json_help, bool markdown)
+      : command_(std::move(command)), markdown_(markdown) {
+    if (markdown) markdown_commands().push_back(command_);
+    const std::string help = json_help + " (the same as --format json)";
+    json_ = cmd->add_flag("--json", help);
+    format_ = cmd->add_option("--format", value_,
+                              markdown ? "text (default), json, or markdown: the plan for a pull-request comment"
+                                       : "text (default) or json (the same as --json)")
+                  ->type_name("FORMAT")
+                  ->check(format_name);
+  }
+
+  // The format asked for; nullopt, said on stderr, when the flags disagree or this command does
+  // not print markdown.
+  [[nodiscard]] std::optional<berth::cli::OutputFormat> resolve() const {
+    using berth::cli::OutputFormat;
+    OutputFormat format = json_->count() > 0 ? OutputFormat::json : OutputFormat::text;
+    if (format_->count() > 0) {
+      const OutputFormat given = value_ == "json"       ? OutputFormat::json
+                                 : value_ == "markdown" ? OutputFormat::markdown
+                                                        : OutputFormat::text;
+      if (json_->count() > 0 && given != OutputFormat::json) {
+        std::cerr << "berth " << command_ << ": --json and --format " << value_
+                  << " disagree: --json is --format json; give one of them\n";
+        return std::nullopt;
+      }
+      format = given;
+    }
+    if (format == OutputFormat::markdown && !markdown_) {
+      std::cerr << "berth " << command_ << ": --format markdown is not available here; it prints a plan for review, "
+                << "and only ";
+      const auto& names = markdown_commands();
+      for (std::size_t i = 0; i < names.size(); ++i) {
+        std::cerr << (i == 0 ? "" : i + 1 == names.size() ? " and " : ", ") << "berth " << names[i];
+      }
+      std::cerr << " take it; berth " << command_ << " prints text or json\n";
+      return std::nullopt;
+    }
+    return format;
+  }
+
+ private:
+  static std::vector<std::string>& markdown_commands() {
+    static std::vector<std::string> names;
+    return names;
+  }
+  static inline const CLI::Validator format_name{[](std::string& text) {
+                                                   if (text == "text" || text == "json" || text == "markdown")
+                                                     return std::string{};
+                                                   return "'" + berth::util::printable(text) +
+                                                          "' is not a format: text, json or markdown";
+                                                 },
+                                                 ""};
+
+  std::string command_;
+  bool markdown_ = false;
+  std::string value_;
+  CLI::Option* json_ = nullptr;
+  CLI::Option* format_ = nullptr;
 };
 
 // Log messages quote daemon answers, names and paths: their text is escaped as everything else
@@ -134,13 +204,15 @@ int main(int argc, char** argv) {
   auto* validate_cmd = app.add_subcommand("validate", "Check a fleet file without contacting any host");
   validate_cmd->add_option("-f,--file", validate.file, "Fleet file (- reads it from standard input)")
       ->capture_default_str();
-  validate_cmd->add_flag("--json", validate.json, "Print the result and every diagnostic as one JSON object");
+  const FormatFlags validate_format(validate_cmd, "validate",
+                                    "Print the result and every diagnostic as one JSON object",
+                                    /*markdown=*/false);
   limit_flags.add_to(validate_cmd, /*reads_hosts=*/false);
 
   PlanCommandOptions plan;
   auto* plan_cmd = app.add_subcommand("plan", "Read every host and print what apply would change");
   plan_cmd->add_option("-f,--file", plan.file, "Fleet file (- reads it from standard input)")->capture_default_str();
-  plan_cmd->add_flag("--json", plan.json, "Print the plan as JSON (docs/plan-format.md)");
+  const FormatFlags plan_format(plan_cmd, "plan", "Print the plan as JSON (docs/plan-format.md)", /*markdown=*/true);
   plan_cmd->add_option("--out", plan.out, "Save the plan, with what it was computed from, for `berth apply FILE`");
   plan_cmd->add_flag("--detailed-exitcode", plan.detailed_exitcode,
                      "Exit 0 when nothing changes, 2 with changes, 1 on errors");
@@ -166,11 +238,12 @@ int main(int argc, char** argv) {
   ShowOptions show;
   auto* show_cmd = app.add_subcommand("show", "Print a saved plan");
   show_cmd->add_option("planfile", show.plan_file, "A file written by `berth plan --out`")->required();
-  show_cmd->add_flag("--json", show.json, "Print it as JSON");
+  const FormatFlags show_format(show_cmd, "show", "Print it as JSON", /*markdown=*/true);
   limit_flags.add_to(show_cmd, /*reads_hosts=*/false);
 
   ApplyOptions apply;
   std::string lock_timeout = "0s";
+  std::vector<std::unique_ptr<FormatFlags>> apply_formats;  // apply's, destroy's
   auto add_apply_options = [&](CLI::App* cmd) {
     cmd->add_option("-f,--file", apply.file, "Fleet file (- reads it from standard input)")->capture_default_str();
     cmd->add_flag("--auto-approve", apply.auto_approve, "Do not ask for confirmation");
@@ -180,7 +253,8 @@ int main(int argc, char** argv) {
     cmd->add_option("--read-parallelism", apply.read_parallelism, "Remotes read at once")
         ->capture_default_str()
         ->check(CLI::Range(1, 1024));
-    cmd->add_flag("--json", apply.json, "Stream one JSON object per event");
+    apply_formats.push_back(
+        std::make_unique<FormatFlags>(cmd, cmd->get_name(), "Stream one JSON object per event", /*markdown=*/false));
     cmd->add_option("--state", state_path, "State file: runs, journal, lock (env BERTH_STATE)")->capture_default_str();
     cmd->add_option("--lock-timeout", lock_timeout, "How long to wait for another apply's lock (e.g. 30s, 2m)")
         ->capture_default_str();
@@ -213,7 +287,7 @@ int main(int argc, char** argv) {
   state_cmd->require_subcommand(1);
   auto* intents_cmd = state_cmd->add_subcommand("intents", "List the steps interrupted runs left open");
   intents_cmd->add_option("--state", state_path, "State file (env BERTH_STATE)")->capture_default_str();
-  intents_cmd->add_flag("--json", state_opts.json, "Print as JSON");
+  const FormatFlags intents_format(intents_cmd, "state intents", "Print as JSON", /*markdown=*/false);
   std::int64_t drop_seq = 0;
   auto* drop_cmd =
       state_cmd->add_subcommand("drop-intent", "Forget one open step (after putting the hosts right by hand)");
@@ -266,7 +340,7 @@ int main(int argc, char** argv) {
   HistoryOptions history;
   auto* history_cmd = app.add_subcommand("history", "List recorded runs with their drift and actions");
   history_cmd->add_option("--state", state_path, "State file (env BERTH_STATE)")->capture_default_str();
-  history_cmd->add_flag("--json", history.json, "Print as JSON");
+  const FormatFlags history_format(history_cmd, "history", "Print as JSON", /*markdown=*/false);
   history_cmd->add_option("--limit", history.limit, "How many runs, newest first")
       ->capture_default_str()
       ->check(CLI::Range(1, 1'000'000));
@@ -280,9 +354,8 @@ int main(int argc, char** argv) {
   auto* password_opt = add_cmd->add_option("--password", add.password, "The host's trust password");
   add_cmd->add_option("--token", add.token, "A certificate add token (lxc config trust add)")->excludes(password_opt);
   add_cmd->add_flag("--accept-certificate", add.accept_certificate, "Accept the server certificate without asking");
-  bool list_json = false;
   auto* list_cmd = remote_cmd->add_subcommand("list", "List remotes");
-  list_cmd->add_flag("--json", list_json, "Print as JSON");
+  const FormatFlags list_format(list_cmd, "remote list", "Print as JSON", /*markdown=*/false);
   std::string remove_name;
   auto* remove_cmd = remote_cmd->add_subcommand("remove", "Forget a remote and its pinned certificate");
   remove_cmd->add_option("name", remove_name, "Name of the remote")->required();
@@ -315,15 +388,27 @@ int main(int argc, char** argv) {
     limit_flags.apply_to(plan.limits);
     limit_flags.apply_to(show.limits);
     limit_flags.apply_to(apply.limits);
-    if (validate_cmd->parsed()) return run_validate(global, validate);
+    // --format and --json of the command given, checked before it reads anything.
+    const auto format = [](const FormatFlags& flags, OutputFormat& into) {
+      const auto resolved = flags.resolve();
+      if (resolved) into = *resolved;
+      return resolved.has_value();
+    };
+    if (validate_cmd->parsed())
+      return format(validate_format, validate.format) ? run_validate(global, validate) : exit_error;
     if (plan_cmd->parsed()) {
+      if (!format(plan_format, plan.format)) return exit_error;
       plan.state_path = state_path;
       return run_plan(global, plan);
     }
     state_opts.state_path = state_path;
-    if (intents_cmd->parsed()) return run_state_intents(global, state_opts);
+    if (intents_cmd->parsed()) {
+      return format(intents_format, state_opts.format) ? run_state_intents(global, state_opts) : exit_error;
+    }
     if (drop_cmd->parsed()) return run_state_drop_intent(global, state_opts, drop_seq);
-    if (show_cmd->parsed()) return run_show(global, show);
+    if (show_cmd->parsed()) return format(show_format, show.format) ? run_show(global, show) : exit_error;
+    if (apply_cmd->parsed() && !format(*apply_formats.at(0), apply.format)) return exit_error;
+    if (destroy_cmd->parsed() && !format(*apply_formats.at(1), apply.format)) return exit_error;
     if (apply_cmd->parsed() || destroy_cmd->parsed() || unlock_cmd->parsed()) {
       apply.state_path = state_path;
       const auto timeout = berth::util::parse_duration(lock_timeout);
@@ -359,6 +444,7 @@ int main(int argc, char** argv) {
       return run_watch(global, watch);
     }
     if (history_cmd->parsed()) {
+      if (!format(history_format, history.format)) return exit_error;
       history.state_path = state_path;
       return run_history(global, history);
     }
@@ -369,7 +455,10 @@ int main(int argc, char** argv) {
       return run_force_unlock(global, unlock);
     }
     if (add_cmd->parsed()) return run_remote_add(global, add);
-    if (list_cmd->parsed()) return run_remote_list(global, list_json);
+    if (list_cmd->parsed()) {
+      OutputFormat list_as = OutputFormat::text;
+      return format(list_format, list_as) ? run_remote_list(global, list_as) : exit_error;
+    }
     if (remove_cmd->parsed()) return run_remote_remove(global, remove_name);
     if (import_cmd->parsed()) return run_remote_import_lxc(global, import_lxc);
     return exit_error;

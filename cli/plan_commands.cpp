@@ -20,7 +20,7 @@
 namespace berth::cli {
 
 int run_validate(const GlobalOptions& /*global*/, const ValidateOptions& options) {
-  if (options.json) {
+  if (options.format == OutputFormat::json) {
     // Everything on stdout, one object, whatever the outcome; the exit status as without --json.
     const auto loaded = read_fleet(options.file, options.limits);
     if (loaded.fleet) redact_fleet_secrets(*loaded.fleet);
@@ -62,10 +62,12 @@ int run_plan(const GlobalOptions& global, const PlanCommandOptions& options) {
       options.read_parallelism, *selection);
   redact_plan_secrets(plan);
 
-  if (options.json) {
-    std::cout << util::json_text(plan::to_json(plan), 2) << '\n';
-  } else {
-    std::cout << plan::render_text(plan, plan::TextStyle{use_color(stdout, global.no_color)});
+  switch (options.format) {
+    case OutputFormat::json: std::cout << util::json_text(plan::to_json(plan), 2) << '\n'; break;
+    case OutputFormat::markdown: std::cout << plan::render_markdown(plan); break;
+    case OutputFormat::text:
+      std::cout << plan::render_text(plan, plan::TextStyle{use_color(stdout, global.no_color)});
+      break;
   }
 
   if (!options.out.empty()) {
@@ -74,7 +76,8 @@ int run_plan(const GlobalOptions& global, const PlanCommandOptions& options) {
       std::cerr << "berth: cannot save the plan: " << util::printable(written) << '\n';
       return exit_error;
     }
-    if (!options.json)
+    // Only the text form says so: JSON and markdown are documents a program or a review takes whole.
+    if (options.format == OutputFormat::text)
       std::cout << "Saved the plan to " << util::printable(options.out) << "; apply it with `berth apply "
                 << util::printable(options.out) << "`.\n";
   }
@@ -87,12 +90,23 @@ int run_plan(const GlobalOptions& global, const PlanCommandOptions& options) {
 int run_show(const GlobalOptions& global, const ShowOptions& options) {
   const auto saved = read_plan_file(options.plan_file, options.limits);
   if (!saved) return exit_error;
-  if (options.json) {
-    std::cout << util::json_text(plan::to_json(saved->plan), 2) << '\n';
-  } else {
-    std::cout << "Saved plan " << util::printable(options.plan_file) << " (made " << util::printable(saved->created_at)
-              << " from " << fleet_shown(saved->plan.fleet_path) << ")\n\n"
-              << plan::render_text(saved->plan, plan::TextStyle{use_color(stdout, global.no_color)});
+  switch (options.format) {
+    case OutputFormat::json: std::cout << util::json_text(plan::to_json(saved->plan), 2) << '\n'; break;
+    case OutputFormat::markdown: {
+      // The renderer escapes the sentence for markdown.
+      std::string context = "Saved plan ";
+      context += options.plan_file;
+      context += ", made ";
+      context += saved->created_at;
+      context += '.';
+      std::cout << plan::render_markdown(saved->plan, plan::MarkdownStyle{context});
+      break;
+    }
+    case OutputFormat::text:
+      std::cout << "Saved plan " << util::printable(options.plan_file) << " (made "
+                << util::printable(saved->created_at) << " from " << fleet_shown(saved->plan.fleet_path) << ")\n\n"
+                << plan::render_text(saved->plan, plan::TextStyle{use_color(stdout, global.no_color)});
+      break;
   }
   return exit_ok;
 }

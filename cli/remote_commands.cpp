@@ -60,13 +60,13 @@ int run_remote_add(const GlobalOptions& global, const RemoteAddOptions& options)
   return exit_ok;
 }
 
-int run_remote_list(const GlobalOptions& global, bool json) {
+int run_remote_list(const GlobalOptions& global, OutputFormat format) {
   const auto remotes = lxd::list_remotes(lxd::ClientConfig{global.config_dir});
   if (!remotes) {
     std::cerr << "berth: " << util::printable(remotes.error().message) << '\n';
     return exit_error;
   }
-  if (json) {
+  if (format == OutputFormat::json) {
     nlohmann::json out = nlohmann::json::object();
     for (const auto& r : *remotes) out[r.name] = {{"url", r.url}, {"fingerprint", r.fingerprint}};
     std::cout << util::json_text(nlohmann::json{{"remotes", out}}, 2) << '\n';

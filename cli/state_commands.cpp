@@ -31,7 +31,7 @@ int run_state_intents(const GlobalOptions& /*global*/, const StateCommandOptions
   const auto opened = open_state(options.state_path, /*only_existing=*/true);
   if (opened.failed) return exit_error;
   if (opened.store) open = opened.store->open_intents();
-  if (options.json) {
+  if (options.format == OutputFormat::json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& e : open) {
       out.push_back({{"id", e.seq},

@@ -3,7 +3,8 @@
 # Installed as share/bash-completion/completions/berth, where bash-completion loads it on first use;
 # or source it from ~/.bashrc. It needs bash 4.3 and awk, not bash-completion's helpers.
 #
-# Completes commands, each command's options, log levels, `watch --mode`, file names (fleet files and
+# Completes commands, each command's options, log levels, `watch --mode`, `--format` (markdown on plan
+# and show only), file names (fleet files and
 # `-`, standard input, for -f; any file for --out, --state, --listen-token-file and a saved plan, and
 # for --events with `-`, standard output; directories for --config-dir and `remote import-lxc
 # --from`), the remote and container names a fleet file declares (the file -f
@@ -17,7 +18,7 @@
 _berth_options_with_value=" -f --file --out --state --read-parallelism --parallelism --lock-timeout"
 _berth_options_with_value+=" --max-file-size --max-response-size --password --token --target --replace"
 _berth_options_with_value+=" --from --config-dir --log-level --interval --jitter --mode --listen --listen-token-file"
-_berth_options_with_value+=" --max-retries --shutdown-timeout --events --keep-runs --limit "
+_berth_options_with_value+=" --max-retries --shutdown-timeout --events --keep-runs --limit --format "
 
 # _berth_fleet_names FILE: one line per name the fleet file declares, "remote NAME PROJECT" for each
 # key of the top-level `remotes:` map and "container NAME REMOTE PROJECT" for each key of
@@ -203,6 +204,13 @@ _berth_value() {
         ;;
     --log-level) _berth_reply "$prefix$word" "${prefix}"{trace,debug,info,warn,error,off} ;;
     --mode) _berth_reply "$prefix$word" "${prefix}"{correct,report} ;;
+    --format)
+        # markdown: only the commands that print a plan for review.
+        case $(_berth_command) in
+        plan | show) _berth_reply "$prefix$word" "${prefix}"{text,json,markdown} ;;
+        *) _berth_reply "$prefix$word" "${prefix}"{text,json} ;;
+        esac
+        ;;
     --target | --replace)
         # Addresses as the plan prints them: a project other than default (the container's, else its
         # remote's) goes between the remote and the name.
@@ -275,31 +283,31 @@ _berth() {
     case $command in
     "") options="--config-dir --log-level --no-color --help --version"
         takes="command" ;;
-    validate) options+=" -f --file --json --max-file-size" ;;
-    plan) options+=" -f --file --json --out --detailed-exitcode --prune --read-parallelism --allow-restart --allow-move
+    validate) options+=" -f --file --json --format --max-file-size" ;;
+    plan) options+=" -f --file --json --format --out --detailed-exitcode --prune --read-parallelism --allow-restart --allow-move
         --allow-recreate --destroy --target --replace --state --max-file-size --max-response-size" ;;
-    show) options+=" --json --max-file-size"
+    show) options+=" --json --format --max-file-size"
         ((positional == 0)) && takes="file" ;;
-    apply) options+=" -f --file --auto-approve --parallelism --read-parallelism --json --state --lock-timeout
+    apply) options+=" -f --file --auto-approve --parallelism --read-parallelism --json --format --state --lock-timeout
         --max-file-size --max-response-size --allow-restart --allow-move --allow-recreate --prune --target --replace"
         ((positional == 0)) && takes="file" ;;
-    destroy) options+=" -f --file --auto-approve --parallelism --read-parallelism --json --state --lock-timeout
+    destroy) options+=" -f --file --auto-approve --parallelism --read-parallelism --json --format --state --lock-timeout
         --max-file-size --max-response-size --target" ;;
     watch) options+=" -f --file --interval --jitter --mode --listen --listen-token-file --allow-restart --allow-move
         --allow-recreate --allow-empty --max-retries --shutdown-timeout --events --keep-runs --state --parallelism
         --read-parallelism --max-file-size --max-response-size" ;;
-    history) options+=" --state --json --limit" ;;
+    history) options+=" --state --json --format --limit" ;;
     force-unlock) options+=" --state"
         ((positional == 0)) && takes=id ;;
     state) takes="subcommand intents drop-intent" ;;
-    "state intents") options+=" --state --json" ;;
+    "state intents") options+=" --state --json --format" ;;
     "state drop-intent") options+=" --state --auto-approve"
         ((positional == 0)) && takes=id ;;
     remote) takes="subcommand add list remove import-lxc" ;;
     "remote add") options+=" --password --token --accept-certificate"
         ((positional == 0)) && takes=fleet-remote
         ((positional == 1)) && takes=url ;;
-    "remote list") options+=" --json" ;;
+    "remote list") options+=" --json --format" ;;
     "remote remove") ((positional == 0)) && takes=remote ;;
     "remote import-lxc") options+=" --from --force --replace-certificate --dry-run" ;;
     *) return 0 ;;

@@ -1,8 +1,9 @@
 // Saved plans, read as `berth show PLANFILE` and `berth apply PLANFILE` read them (cli/files.cpp,
-// cli/plan_commands.cpp): parse_plan_file, then the text and JSON renderings and what apply checks
-// before it contacts a host. A plan file may be damaged or hostile; whatever the bytes, the result
-// is a plan or diagnostics, never a crash, a hang or an exception. A plan that loads also survives
-// the trip through its JSON form unchanged, as `to_json`/`plan_from_json` promise (render.hpp).
+// cli/plan_commands.cpp): parse_plan_file, then the text, JSON and markdown renderings and what
+// apply checks before it contacts a host. A plan file may be damaged or hostile; whatever the bytes,
+// the result is a plan or diagnostics, never a crash, a hang or an exception. A plan that loads also
+// survives the trip through its JSON form unchanged, as `to_json`/`plan_from_json` promise
+// (render.hpp), and its markdown form keeps every value inside its collapsed block.
 
 #include <cstddef>
 #include <cstdint>
@@ -35,6 +36,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string plain = plan::render_text(loaded, plan::TextStyle{false});
   static_cast<void>(plan::render_text(loaded, plan::TextStyle{true}));
   static_cast<void>(plan::summary_line(loaded));
+  // Nothing in the plan closes the markdown's collapsed block before its end.
+  if (const std::string md = plan::render_markdown(loaded); md.find("\n</details>\n") + 12 != md.size()) {
+    fail("the markdown form has a </details> line before its end", plain, md);
+  }
   static_cast<void>(loaded.complete());
   static_cast<void>(plan::refusals(loaded));
   static_cast<void>(plan::secret_values(loaded));

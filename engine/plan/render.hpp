@@ -1,5 +1,6 @@
 #pragma once
-// How a plan looks to people (text) and to pipelines (JSON, schemas/plan.schema.json).
+// How a plan looks to people (text), to reviewers (markdown) and to pipelines (JSON,
+// schemas/plan.schema.json).
 
 #include <optional>
 #include <string>
@@ -21,6 +22,19 @@ struct TextStyle {
 
 // "Plan: 2 to launch, 1 to update, ..." or "No changes."
 [[nodiscard]] std::string summary_line(const Plan& plan);
+
+struct MarkdownStyle {
+  // A sentence under the heading, as plain text (escaped here): e.g. which saved plan this is.
+  std::string context;
+};
+
+// GitHub-flavoured markdown for a pull-request comment: a heading and a summary line (with how many
+// actions are disruptive and how many diagnostics there are), the disruptive actions first, a
+// table per remote in the order apply runs the actions, the diagnostics, and the text plan (no
+// colour) in a collapsed block. It shows nothing render_text does not (sensitive values are masked
+// by the same code), and nothing that came from input can leave its table cell, code span or
+// code block.
+[[nodiscard]] std::string render_markdown(const Plan& plan, const MarkdownStyle& style = {});
 
 inline constexpr int plan_json_format_version = 2;
 

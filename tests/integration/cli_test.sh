@@ -2,8 +2,9 @@
 # cli_test.sh — the command line around the engine, on a real LXD host: `validate --json`; the
 # fleet file on standard input (`-f -`) for validate, plan, a plan saved from it and applied with
 # the same bytes (and refused with others), apply and destroy; `apply PLANFILE -f` refused;
-# destroy's refusal without a terminal never suggests a saved plan; an unknown --log-level is an
-# error; one rule for remote names and URLs in `remote add` and the fleet file (`my.lab`).
+# apply's and destroy's refusal without a terminal (destroy's never suggests a saved plan); a
+# markdown plan; an unknown --log-level is an error; one rule for remote names and URLs in
+# `remote add` and the fleet file (`my.lab`).
 # shellcheck disable=SC2016 # jq filters use jq's $variables
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -161,6 +162,16 @@ test_stdin_plan_and_apply() {
     assert_eq Running "$(lxc_status h1 c1)" "c1 runs"
 
     write_fleet two
+    run berth_t apply -f "$FLEET"
+    check_hung apply
+    assert_exit 1 "apply -f FILE without a terminal and without --auto-approve refuses"
+    assert_contains "$ERR" "stdin is not a terminal; pass --auto-approve" "the refusal says why"
+    assert_eq one "$(lxc_config h1 c1 user.note)" "nothing changed"
+    run berth_t plan -f "$FLEET" --format markdown
+    assert_exit 0 "plan --format markdown"
+    assert_contains "$OUT" "**Plan:** 1 to update." "the markdown summary line"
+    assert_contains "$OUT" '| `~ update` | `my.lab:c1` | `config.user.note: "one" -> "two"` |' "the change in the remote's table"
+
     run_stdin "$FLEET" berth_t apply -f -
     check_hung apply
     assert_exit 1 "apply -f - without --auto-approve refuses"

@@ -2,7 +2,7 @@
 # completion_test.sh — the bash completion (completion/berth.bash) completes what the berth it
 # completes accepts: commands, every command's options (checked against `berth COMMAND --help`),
 # container and remote names from the fleet file the line names, addresses, remotes from `berth
-# remote list --json`, and file names.
+# remote list --json`, the formats --format takes, and file names.
 #
 # Environment: BERTH_BIN (the berth built), BERTH_SOURCE_DIR (the source tree).
 set -euo pipefail
@@ -103,10 +103,15 @@ expect "--json on validate" "--json" "$BERTH" validate --j
 expect "berth remote: import-lxc among the subcommands" "import-lxc" "$BERTH" remote i
 expect "options of remote import-lxc from their start" "--force --from" "$BERTH" remote import-lxc --f
 expect "options of plan after global options" "--json" "$BERTH" --log-level info plan --js
-expect "options of a command without arguments, on an empty word" "--help --json" "$BERTH" remote list ""
+expect "options of a command without arguments, on an empty word" "--format --help --json" "$BERTH" remote list ""
 expect "nothing for a number" "" "$BERTH" plan --read-parallelism ""
 expect "watch --mode" "correct report" "$BERTH" watch --mode ""
 expect "watch --mode=" "report" "$BERTH" watch --mode = r
+expect "--format on plan" "text json markdown" "$BERTH" plan --format ""
+expect "--format= on show" "markdown" "$BERTH" show --format = m
+expect "--format on apply: no markdown" "text json" "$BERTH" apply --format ""
+expect "--format on remote list: no markdown" "text json" "$BERTH" remote list --format ""
+expect "options after --format's value" "--json" "$BERTH" history --format json --js
 expect "nothing for a duration" "" "$BERTH" watch --interval ""
 expect "nothing for an address" "" "$BERTH" watch --listen ""
 expect "options of watch after values" "--allow-empty --allow-move --allow-recreate --allow-restart" \
@@ -263,7 +268,7 @@ expect "remote import-lxc --from=: directories" "sub" "$BERTH" remote import-lxc
 expect "remote import-lxc: options after --from DIR" "--dry-run" "$BERTH" remote import-lxc --from sub --d
 # shellcheck disable=SC2088
 HOME=$WORK/home expect "-f: under ~" "~/f.yaml" "$BERTH" plan -f "~/"
-expect "show: one plan file, then options" "--help --json --max-file-size" "$BERTH" show berth.yaml ""
+expect "show: one plan file, then options" "--format --help --json --max-file-size" "$BERTH" show berth.yaml ""
 
 if ((FAILURES > 0)); then
     echo "completion_test: $FAILURES failed" >&2

@@ -1,4 +1,5 @@
-// Plan golden cases: tests/plan/<case>/{fleet.yaml, live.json, options.json?, expected.txt, expected.json}.
+// Plan golden cases: tests/plan/<case>/{fleet.yaml, live.json, options.json?, expected.txt, expected.json,
+// expected.md}.
 // options.json: {"prune": bool, "replace": [ADDRESS...], "targets": [ADDRESS...]}.
 // Run with BERTH_UPDATE_GOLDEN=1 to rewrite the expected files after an intended change (then review the diff).
 
@@ -64,19 +65,23 @@ TEST_P(PlanGolden, MatchesExpected) {
   limit_to_targets(plan, targets);
   const std::string text = render_text(plan, TextStyle{});
   const std::string json = to_json(plan).dump(2) + "\n";
+  const std::string markdown = render_markdown(plan);
 
   if (std::getenv("BERTH_UPDATE_GOLDEN") != nullptr) {
     std::ofstream(dir / "expected.txt", std::ios::binary) << text;
     std::ofstream(dir / "expected.json", std::ios::binary) << json;
+    std::ofstream(dir / "expected.md", std::ios::binary) << markdown;
     GTEST_SKIP() << "rewrote expected files";
   }
   EXPECT_EQ(text, read_file(dir / "expected.txt"));
   EXPECT_EQ(json, read_file(dir / "expected.json"));
+  EXPECT_EQ(markdown, read_file(dir / "expected.md"));
 
-  // The JSON form round-trips: what `berth show` reads back renders the same text.
+  // The JSON form round-trips: what `berth show` reads back renders the same text and markdown.
   const auto parsed = plan_from_json(to_json(plan), "golden");
   ASSERT_TRUE(parsed.plan.has_value()) << diag::format(parsed.diagnostics);
   EXPECT_EQ(render_text(*parsed.plan, TextStyle{}), text);
+  EXPECT_EQ(render_markdown(*parsed.plan), markdown);
   EXPECT_EQ(to_json(*parsed.plan), to_json(plan));
 }
 

@@ -1,6 +1,6 @@
 // Secrets in plans: values from ${env:...} or listed under sensitive: are masked on both sides of
-// every diff, in text, JSON and saved plans, and come back from the environment when a saved plan
-// is applied. The Redactor is the net under everything else that is printed or stored.
+// every diff, in text, JSON, markdown and saved plans, and come back from the environment when a
+// saved plan is applied. The Redactor is the net under everything else that is printed or stored.
 
 #include <gtest/gtest.h>
 
@@ -91,7 +91,8 @@ TEST(Secrets, PlansMaskBothSidesInTextAndJson) {
   const auto plan = compute_plan(fleet, live(), {});
   const std::string text = render_text(plan, {});
   const std::string json = to_json(plan).dump();
-  for (const auto& [out, where] : {std::pair{text, "text"}, std::pair{json, "JSON"}}) {
+  const std::string markdown = render_markdown(plan);
+  for (const auto& [out, where] : {std::pair{text, "text"}, std::pair{json, "JSON"}, std::pair{markdown, "markdown"}}) {
     expect_absent(out, kToken, where);
     expect_absent(out, kListed, where);
     expect_absent(out, kOnHost, where);
