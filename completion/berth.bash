@@ -4,7 +4,8 @@
 # or source it from ~/.bashrc. It needs bash 4.3 and awk, not bash-completion's helpers.
 #
 # Completes commands, each command's options, log levels, `watch --mode`, file names (fleet files and
-# `-`, standard input, for -f; any file for --out, --state, --listen-token-file and a saved plan, and
+# `-`, standard input, for -f; any file for --out, --state, --listen-token-file, --client-cert,
+# --client-key and a saved plan, and
 # for --events with `-`, standard output; directories for --config-dir and `remote import-lxc
 # --from`), the remote and container names a fleet file declares (the file -f
 # names on the line, else berth.yaml; none for `-f -`), addresses (`remote:container`,
@@ -16,7 +17,8 @@
 # Options that take a value, on any command (so that a value is never taken for a command).
 _berth_options_with_value=" -f --file --out --state --read-parallelism --parallelism --lock-timeout"
 _berth_options_with_value+=" --max-file-size --max-response-size --password --token --target --replace"
-_berth_options_with_value+=" --from --config-dir --log-level --interval --jitter --mode --listen --listen-token-file"
+_berth_options_with_value+=" --from --config-dir --client-cert --client-key --log-level --interval --jitter --mode"
+_berth_options_with_value+=" --listen --listen-token-file"
 _berth_options_with_value+=" --max-retries --shutdown-timeout --events --keep-runs --limit "
 
 # _berth_fleet_names FILE: one line per name the fleet file declares, "remote NAME PROJECT" for each
@@ -194,7 +196,7 @@ _berth_value() {
             _berth_files "$prefix" "$word" yaml
         fi
         ;;
-    --out | --state | --listen-token-file) _berth_files "$prefix" "$word" ;;
+    --out | --state | --listen-token-file | --client-cert | --client-key) _berth_files "$prefix" "$word" ;;
     --events) _berth_files "$prefix" "$word" dash ;;
     --config-dir | --from)
         compopt -o filenames 2>/dev/null
@@ -273,7 +275,7 @@ _berth() {
     local options="--help" takes=""
     # What a positional argument at the cursor would be: a command, a file, a name, or nothing.
     case $command in
-    "") options="--config-dir --log-level --no-color --help --version"
+    "") options="--config-dir --client-cert --client-key --log-level --no-color --help --version"
         takes="command" ;;
     validate) options+=" -f --file --json --max-file-size" ;;
     plan) options+=" -f --file --json --out --detailed-exitcode --prune --read-parallelism --allow-restart --allow-move
