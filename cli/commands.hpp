@@ -4,11 +4,16 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "engine/util/limits.hpp"
+
+namespace berth::lxd {
+struct ClientIdentity;
+}
 
 namespace berth::cli {
 
@@ -17,6 +22,9 @@ enum class OutputFormat { text, json, markdown };
 
 struct GlobalOptions {
   std::filesystem::path config_dir;  // client certificate, pinned server certificates, remotes
+  // From --client-cert/--client-key or BERTH_CLIENT_CERT/BERTH_CLIENT_KEY (lxd::select_client_identity),
+  // for the commands that talk to hosts; null: the config dir's client.crt/client.key.
+  std::shared_ptr<const lxd::ClientIdentity> client_identity;
   bool no_color = false;
 };
 

@@ -176,6 +176,21 @@ void setup_logging(const std::string& level) {
   spdlog::set_level(spdlog::level::from_str(level));
 }
 
+// The base64 lines of a private key given from outside, scrubbed from all output as the fleet's
+// secrets are: nothing prints them, and should a message ever quote one, it would not leave the
+// process.
+void scrub_key_lines(std::string_view key) {
+  while (!key.empty()) {
+    const auto end = key.find('\n');
+    std::string_view line = key.substr(0, end);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.size() >= 16 && line.find("-----") == std::string_view::npos) {
+      berth::cli::output_redactor().add(line, "(sensitive)");
+    }
+    key = end == std::string_view::npos ? std::string_view{} : key.substr(end + 1);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -194,6 +209,16 @@ int main(int argc, char** argv) {
   app.add_option("--config-dir", config_dir,
                  "Client certificate, pinned server certificates and remotes (env BERTH_CONFIG_DIR)")
       ->capture_default_str();
+  std::string client_cert_file;
+  std::string client_key_file;
+  app.add_option("--client-cert", client_cert_file,
+                 "Client certificate (PEM file) presented to https remotes, with --client-key (default: env "
+                 "BERTH_CLIENT_CERT holding the PEM itself, else client.crt in the config dir)")
+      ->type_name("FILE");
+  app.add_option("--client-key", client_key_file,
+                 "Private key (PEM file) of --client-cert (default: env BERTH_CLIENT_KEY holding the PEM itself, "
+                 "else client.key in the config dir)")
+      ->type_name("FILE");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (env BERTH_LOG_LEVEL)")
       ->capture_default_str();
   app.add_flag("--no-color", global.no_color, "Never colour the output (NO_COLOR in the environment does the same)");
@@ -382,6 +407,26 @@ int main(int argc, char** argv) {
   }
   setup_logging(log_level);
   apply.file_given = apply_cmd->count("--file") > 0;
+
+  // The client certificate, for the commands that talk to hosts; its source is decided in
+  // lxd::select_client_identity, before any other work.
+  const auto identify = [&]() -> bool {
+    berth::lxd::ClientIdentitySources sources;
+    if (app.count("--client-cert") > 0) sources.certificate_file = client_cert_file;
+    if (app.count("--client-key") > 0) sources.key_file = client_key_file;
+    sources.getenv = [](const char* name) -> const char* { return std::getenv(name); };
+    auto selected = berth::lxd::select_client_identity(sources);
+    if (!selected) {
+      std::cerr << "berth: " << berth::util::printable(selected.error().message) << '\n';
+      return false;
+    }
+    global.client_identity = *selected;
+    if (global.client_identity) scrub_key_lines(global.client_identity->certificate->key_pem.view());
+    return true;
+  };
+  const bool talks_to_hosts =
+      plan_cmd->parsed() || apply_cmd->parsed() || destroy_cmd->parsed() || watch_cmd->parsed() || add_cmd->parsed();
+  if (talks_to_hosts && !identify()) return exit_error;
 
   auto dispatch = [&]() -> int {
     limit_flags.apply_to(validate.limits);

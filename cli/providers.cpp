@@ -15,8 +15,12 @@
 
 namespace berth::cli {
 
+lxd::ClientConfig client_config(const GlobalOptions& global) {
+  return lxd::ClientConfig{global.config_dir, global.client_identity};
+}
+
 LxdProviders::LxdProviders(const GlobalOptions& global, const util::InputLimits& limits) {
-  const lxd::ClientConfig client{global.config_dir};
+  const lxd::ClientConfig client = client_config(global);
   lxd::Timeouts bounds;
   bounds.max_response_bytes = limits.response_bytes;
   lxd::StateReaderOptions reading;

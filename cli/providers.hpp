@@ -10,9 +10,14 @@
 #include "cli/commands.hpp"
 #include "engine/apply/pipeline.hpp"
 #include "engine/state/store.hpp"
+#include "providers/lxd/client_config.hpp"
 #include "providers/provider.hpp"
 
 namespace berth::cli {
+
+// The client configuration every command that talks to hosts uses: the config dir, and the client
+// certificate given on the command line or in the environment, if any.
+[[nodiscard]] lxd::ClientConfig client_config(const GlobalOptions& global);
 
 class LxdProviders {
  public:

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/providers.hpp"
 #include "cli/terminal.hpp"
 #include "engine/config/url.hpp"
 #include "engine/util/printable.hpp"
@@ -49,7 +50,9 @@ int run_remote_add(const GlobalOptions& global, const RemoteAddOptions& options)
     return exit_error;
   }
 
-  const auto added = lxd::add_remote(lxd::ClientConfig{global.config_dir}, request);
+  // With --client-cert/--client-key (or the environment), that certificate is the one the host
+  // is asked to trust, and no client.crt/client.key is made.
+  const auto added = lxd::add_remote(client_config(global), request);
   if (!added) {
     std::cerr << "berth: " << util::printable(added.error().message) << '\n';
     return exit_error;
@@ -107,6 +110,8 @@ int run_remote_remove(const GlobalOptions& global, const std::string& name) {
 }
 
 int run_remote_import_lxc(const GlobalOptions& global, const RemoteImportOptions& options) {
+  // It installs lxc's certificate as the config dir's own: a certificate given from outside has no
+  // part in that.
   const lxd::ClientConfig config{global.config_dir};
   lxd::LxcImportOptions request;
   request.from = options.from.empty() ? lxd::default_lxc_config_dir() : std::filesystem::path{options.from};

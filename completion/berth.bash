@@ -5,7 +5,8 @@
 #
 # Completes commands, each command's options, log levels, `watch --mode`, `--format` (markdown on plan
 # and show only), file names (fleet files and
-# `-`, standard input, for -f; any file for --out, --state, --listen-token-file and a saved plan, and
+# `-`, standard input, for -f; any file for --out, --state, --listen-token-file, --client-cert,
+# --client-key and a saved plan, and
 # for --events with `-`, standard output; directories for --config-dir and `remote import-lxc
 # --from`), the remote and container names a fleet file declares (the file -f
 # names on the line, else berth.yaml; none for `-f -`), addresses (`remote:container`,
@@ -17,7 +18,8 @@
 # Options that take a value, on any command (so that a value is never taken for a command).
 _berth_options_with_value=" -f --file --out --state --read-parallelism --parallelism --lock-timeout"
 _berth_options_with_value+=" --max-file-size --max-response-size --password --token --target --replace"
-_berth_options_with_value+=" --from --config-dir --log-level --interval --jitter --mode --listen --listen-token-file"
+_berth_options_with_value+=" --from --config-dir --client-cert --client-key --log-level --interval --jitter --mode"
+_berth_options_with_value+=" --listen --listen-token-file"
 _berth_options_with_value+=" --max-retries --shutdown-timeout --events --keep-runs --limit --format "
 
 # _berth_fleet_names FILE: one line per name the fleet file declares, "remote NAME PROJECT" for each
@@ -195,7 +197,7 @@ _berth_value() {
             _berth_files "$prefix" "$word" yaml
         fi
         ;;
-    --out | --state | --listen-token-file) _berth_files "$prefix" "$word" ;;
+    --out | --state | --listen-token-file | --client-cert | --client-key) _berth_files "$prefix" "$word" ;;
     --events) _berth_files "$prefix" "$word" dash ;;
     --config-dir | --from)
         compopt -o filenames 2>/dev/null
@@ -281,7 +283,7 @@ _berth() {
     local options="--help" takes=""
     # What a positional argument at the cursor would be: a command, a file, a name, or nothing.
     case $command in
-    "") options="--config-dir --log-level --no-color --help --version"
+    "") options="--config-dir --client-cert --client-key --log-level --no-color --help --version"
         takes="command" ;;
     validate) options+=" -f --file --json --format --max-file-size" ;;
     plan) options+=" -f --file --json --format --out --detailed-exitcode --prune --read-parallelism --allow-restart --allow-move
@@ -297,7 +299,7 @@ _berth() {
         --allow-recreate --allow-empty --max-retries --shutdown-timeout --events --keep-runs --state --parallelism
         --read-parallelism --max-file-size --max-response-size" ;;
     history) options+=" --state --json --format --limit" ;;
-    force-unlock) options+=" --state"
+    force-unlock) options+=" --state --hosts -f --file --auto-approve"
         ((positional == 0)) && takes=id ;;
     state) takes="subcommand intents drop-intent" ;;
     "state intents") options+=" --state --json --format" ;;

@@ -204,6 +204,10 @@ int verify_pinned(X509_STORE_CTX* store, void* arg) {
   return 0;
 }
 
+int no_passphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*userdata*/) {
+  return 0;
+}
+
 class TlsTransport final : public Transport {
  public:
   TlsTransport(Endpoint endpoint, Timeouts timeouts) : endpoint_(std::move(endpoint)), timeouts_(timeouts) {}
@@ -214,17 +218,21 @@ class TlsTransport final : public Transport {
     // Resumption would skip the certificate callback on reconnects; every connection re-checks the pin.
     SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_options(native, SSL_OP_NO_TICKET);
-    if (!options.client_certificate.empty()) {
+    // An encrypted key fails to load instead of OpenSSL's default callback asking on the terminal.
+    SSL_CTX_set_default_passwd_cb(native, no_passphrase);
+    if (options.client_certificate) {
+      const ClientCertificate& mine = *options.client_certificate;
       error_code ec;
-      ctx_.use_certificate_chain_file(options.client_certificate.string(), ec);
+      ctx_.use_certificate_chain(net::buffer(mine.certificate_pem), ec);
       if (ec) {
-        return make_error(ErrorKind::io, "cannot load client certificate " + options.client_certificate.string() +
-                                             ": " + detail::openssl_error_text(ec.message()));
+        return make_error(ErrorKind::io, "cannot load the client certificate (" + mine.source +
+                                             "): " + detail::openssl_error_text(ec.message()));
       }
-      ctx_.use_private_key_file(options.client_key.string(), ssl::context::pem, ec);
+      const std::string_view key = mine.key_pem.view();
+      ctx_.use_private_key(net::buffer(key.data(), key.size()), ssl::context::pem, ec);
       if (ec) {
-        return make_error(ErrorKind::io, "cannot load client key " + options.client_key.string() + ": " +
-                                             detail::openssl_error_text(ec.message()));
+        return make_error(ErrorKind::io, "cannot load the client key (" + mine.source +
+                                             "): " + detail::openssl_error_text(ec.message()));
       }
     }
     if (options.verify_with_system_cas) {

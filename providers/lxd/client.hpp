@@ -29,6 +29,7 @@
 
 #include "engine/util/limits.hpp"
 #include "providers/lxd/result.hpp"
+#include "providers/lxd/secret_text.hpp"
 #include "providers/lxd/url.hpp"
 
 namespace berth::lxd {
@@ -45,11 +46,19 @@ struct Timeouts {
 
 enum class TlsVersion { tls1_2, tls1_3 };
 
+// The certificate berth presents to a server, with its private key. Both are handed to OpenSSL from
+// memory: the transport never writes them anywhere (nor does anything else, but the generation of
+// the config dir's own client.key).
+struct ClientCertificate {
+  std::string certificate_pem;  // the certificate first, then any chain
+  SecretText key_pem;
+  std::string source;  // where they came from, for messages (never their content)
+};
+
 struct TlsOptions {
-  // PEM files presented to the server. Both empty: no client certificate (e.g. to fetch the
-  // server's certificate during `remote add`).
-  std::filesystem::path client_certificate;
-  std::filesystem::path client_key;
+  // Presented to the server. Null: no client certificate (e.g. to fetch the server's certificate
+  // during `remote add`). Shared, read-only: one loaded identity serves every connection.
+  std::shared_ptr<const ClientCertificate> client_certificate;
   // Expected sha256 fingerprint of the server's leaf certificate (any spelling
   // config::normalize_fingerprint accepts). Required unless accept_any_server_certificate is set.
   std::string pinned_fingerprint;

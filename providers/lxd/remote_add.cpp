@@ -163,7 +163,6 @@ Result<StoredRemote> add_remote(const ClientConfig& config, const AddRemoteReque
   };
   TlsOptions tls;
   tls.client_certificate = identity->certificate;
-  tls.client_key = identity->key;
   tls.pinned_fingerprint = pin;
   auto client = connect_https(fetched->url, tls, request.timeouts);
   if (!client) return pinned_error(client.error());

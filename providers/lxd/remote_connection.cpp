@@ -7,39 +7,65 @@
 
 namespace berth::lxd {
 
+namespace {
+
+// The certificate the server must present: the fleet file's `fingerprint:`, the certificate
+// `berth remote add` pinned under the remote's name, or both when they name the same one. Either
+// alone is enough, so a fleet file with fingerprints needs no config dir at all.
+Result<std::string> server_pin(const ClientConfig& config, const model::RemoteSpec& remote) {
+  std::optional<std::string> declared;
+  if (remote.fingerprint && !remote.fingerprint->empty()) {
+    declared = config::normalize_fingerprint(*remote.fingerprint);
+    if (!declared) {
+      return make_error(ErrorKind::invalid_argument, "the fingerprint in the fleet file is not a sha256 fingerprint");
+    }
+  }
+  std::optional<std::string> stored;
+  const auto pinned =
+      !config::remote_name_problem(remote.name) ? config.server_certificate(remote.name) : std::filesystem::path{};
+  std::error_code ec;
+  if (!pinned.empty() && std::filesystem::exists(pinned, ec)) {
+    auto fp = fingerprint_of_pem_file(pinned);
+    if (!fp) return fp.error();
+    stored = *fp;
+  }
+  if (declared && stored && *declared != *stored) {
+    return make_error(ErrorKind::certificate_mismatch,
+                      "the fleet file pins the server certificate sha256:" + *declared +
+                          ", but `berth remote add` pinned another one under this name (sha256:" + *stored + ", " +
+                          pinned.string() +
+                          "); correct fingerprint: in the fleet file, or, if the host's certificate " +
+                          "changed, run `berth remote remove " + remote.name + "` (and `berth remote add` again)");
+  }
+  if (declared) return *declared;
+  if (stored) return *stored;
+  return make_error(ErrorKind::not_found,
+                    "no pinned server certificate; add fingerprint: (the sha256 fingerprint of the host's "
+                    "certificate) to this remote in the fleet file, or run `berth remote add " +
+                        remote.name + " " + remote.url + "`");
+}
+
+}  // namespace
+
 Result<TlsOptions> tls_options_for(const ClientConfig& config, const model::RemoteSpec& remote) {
   TlsOptions tls;
-  if (remote.fingerprint && !remote.fingerprint->empty()) {
-    tls.pinned_fingerprint = config::normalize_fingerprint(*remote.fingerprint).value_or("");
-    if (tls.pinned_fingerprint.empty()) {
-      return make_error(ErrorKind::invalid_argument, "the fingerprint in the fleet file is not a sha256 fingerprint")
-          .for_remote(remote.name);
-    }
-  } else {
-    std::error_code ec;
-    const auto pinned =
-        !config::remote_name_problem(remote.name) ? config.server_certificate(remote.name) : std::filesystem::path{};
-    if (pinned.empty() || !std::filesystem::exists(pinned, ec)) {
-      return make_error(ErrorKind::not_found, "no pinned server certificate; run `berth remote add " + remote.name +
-                                                  " " + remote.url + "` or set fingerprint: in the fleet file")
-          .for_remote(remote.name);
-    }
-    auto fp = fingerprint_of_pem_file(pinned);
-    if (!fp) return fp.error().for_remote(remote.name);
-    tls.pinned_fingerprint = *fp;
-  }
+  auto pin = server_pin(config, remote);
+  if (!pin) return pin.error().for_remote(remote.name);
+  tls.pinned_fingerprint = *pin;
   auto identity = load_client_identity(config);
   if (!identity) {
     if (identity.error().kind == ErrorKind::not_found) {
-      return make_error(ErrorKind::not_found, "no client certificate in " + config.config_dir.string() +
-                                                  "; run `berth remote add " + remote.name + " " + remote.url +
-                                                  "` (or set BERTH_CONFIG_DIR / --config-dir to the right directory)")
+      return make_error(ErrorKind::not_found,
+                        "no client certificate in " + config.config_dir.string() +
+                            "; give one with --client-cert and --client-key (or BERTH_CLIENT_CERT and "
+                            "BERTH_CLIENT_KEY), run `berth remote add " +
+                            remote.name + " " + remote.url +
+                            "`, or set BERTH_CONFIG_DIR / --config-dir to the directory that has one")
           .for_remote(remote.name);
     }
     return identity.error().for_remote(remote.name);
   }
   tls.client_certificate = identity->certificate;
-  tls.client_key = identity->key;
   return tls;
 }
 
@@ -60,10 +86,15 @@ Result<Client> connect_remote(const ClientConfig& config, const model::RemoteSpe
 
 Error untrusted_error(const ClientConfig& config, const model::RemoteSpec& remote) {
   std::string who = "this client";
-  if (auto id = load_client_identity(config)) who = "this client's certificate (" + id->fingerprint + ")";
-  Error e =
-      make_error(ErrorKind::not_trusted, "the server does not trust " + who + "; run `berth remote add " + remote.name +
-                                             " " + remote.url + " --password ...` (or --token) to get trusted");
+  std::string where;
+  if (auto id = load_client_identity(config)) {
+    who = "this client's certificate (" + id->fingerprint + ")";
+    if (config.identity) where = ", given by " + id->certificate->source;
+  }
+  Error e = make_error(ErrorKind::not_trusted, "the server does not trust " + who + where + "; run `berth remote add " +
+                                                   remote.name + " " + remote.url +
+                                                   " --password ...` (or --token) to get trusted, or add the "
+                                                   "certificate to the host's trust store (`lxc config trust add`)");
   e.http_status = 403;
   return e.for_remote(remote.name);
 }

@@ -1,7 +1,8 @@
 #pragma once
 // Opening a connection to a remote declared in a fleet file: unix:// directly; https:// with our
-// client certificate and the server pinned by the fleet file's `fingerprint:` or else by the
-// certificate `berth remote add` stored under the same name.
+// client certificate (ClientConfig::identity, else the config dir's) and the server pinned by the
+// fleet file's `fingerprint:` or by the certificate `berth remote add` stored under the same name.
+// Either pin alone is enough; when both exist they must agree, or the remote is refused.
 
 #include <string>
 

@@ -93,7 +93,7 @@ for command in $commands; do
 done
 expect "a command from its start" "plan" "$BERTH" pl
 expect "commands after global options" "show state" "$BERTH" --config-dir "$WORK" --no-color s
-expect "global options" "--config-dir --help --log-level --no-color --version" "$BERTH" --
+expect "global options" "--client-cert --client-key --config-dir --help --log-level --no-color --version" "$BERTH" --
 expect "log levels" "trace debug info warn error off" "$BERTH" --log-level ""
 expect "log level after =" "debug" "$BERTH" --log-level = d
 expect "options of plan from their start" "--allow-move --allow-recreate --allow-restart" "$BERTH" plan --allow-
@@ -260,6 +260,9 @@ expect "watch --file=: not -" "berth.yaml sub" "$BERTH" --log-level info watch -
 expect "watch --events: any file, and - (standard output)" "- berth.yaml notes.txt sub" "$BERTH" watch --events ""
 expect "watch --listen-token-file: any file" "notes.txt" "$BERTH" watch --listen-token-file no
 expect "history --state: any file" "notes.txt" "$BERTH" history --state no
+expect "--client-cert: any file" "notes.txt" "$BERTH" --client-cert no
+expect "--client-key: any file, then the command" "notes.txt" "$BERTH" --client-cert x.crt --client-key no
+expect "a command after --client-cert and --client-key" "plan" "$BERTH" --client-cert x.crt --client-key x.key pl
 expect "show PLANFILE: any file" "berth.yaml notes.txt sub" "$BERTH" show ""
 expect "apply PLANFILE: any file" "notes.txt" "$BERTH" apply n
 expect "--config-dir: directories" "sub" "$BERTH" --config-dir ""

@@ -33,8 +33,8 @@ TEST(ClientCertificate, GeneratedOnFirstUseWithPrivateModes) {
 
   auto id = ensure_client_identity(config);
   ASSERT_TRUE(id.ok()) << id.error().message;
-  EXPECT_EQ(id->certificate, config.client_certificate());
-  EXPECT_EQ(id->key, config.client_key());
+  ASSERT_NE(id->certificate, nullptr);
+  EXPECT_EQ(id->certificate->source, "client.crt and client.key in " + config.config_dir.string());
   EXPECT_EQ(config::normalize_fingerprint(id->fingerprint), id->fingerprint);  // already in normal form
   EXPECT_EQ(mode_of(config.config_dir), 0700u);
   EXPECT_EQ(mode_of(config.client_key()), 0600u);
@@ -44,9 +44,11 @@ TEST(ClientCertificate, GeneratedOnFirstUseWithPrivateModes) {
   ASSERT_TRUE(pem.ok());
   EXPECT_EQ(pem->rfind("-----BEGIN CERTIFICATE-----", 0), 0u);
   EXPECT_EQ(*fingerprint_of_pem(*pem), id->fingerprint);
+  EXPECT_EQ(id->certificate->certificate_pem, *pem);
   auto key = detail::read_file(config.client_key());
   ASSERT_TRUE(key.ok());
   EXPECT_NE(key->find("PRIVATE KEY"), std::string::npos);
+  EXPECT_EQ(id->certificate->key_pem.view(), *key);
 
   // Second use: the same identity, not a new one.
   auto again = ensure_client_identity(config);

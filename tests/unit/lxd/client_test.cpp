@@ -115,17 +115,17 @@ TEST(ClientConnect, BadUrl) {
 }
 
 TEST(ClientTls, PinnedServerAndClientCertificate) {
-  testing::TempDir tmp;
   const auto server_id = ServerIdentity::make();
   FakeServer server(echo, server_id.pem.certificate, server_id.pem.private_key);
-  const auto client_pem = generate_client_certificate({"berth@test", 30});
+  auto client_pem = generate_client_certificate({"berth@test", 30});
   ASSERT_TRUE(client_pem.ok());
-  ASSERT_TRUE(detail::write_file_atomic(tmp.path() / "c.crt", client_pem->certificate, 0600).ok());
-  ASSERT_TRUE(detail::write_file_atomic(tmp.path() / "c.key", client_pem->private_key, 0600).ok());
 
   TlsOptions tls;
-  tls.client_certificate = tmp.path() / "c.crt";
-  tls.client_key = tmp.path() / "c.key";
+  auto mine = std::make_shared<ClientCertificate>();
+  mine->certificate_pem = client_pem->certificate;
+  mine->key_pem = SecretText{client_pem->private_key};  // from memory: no file is involved
+  mine->source = "test";
+  tls.client_certificate = std::move(mine);
   tls.pinned_fingerprint = "sha256:" + server_id.fingerprint;  // any spelling normalize_fingerprint accepts
   auto client = connect_https(server.url(), tls);
   ASSERT_TRUE(client.ok()) << client.error().message;

@@ -109,8 +109,8 @@ TEST(StateReader, HttpsWithoutPinIsUnknownAndSaysWhatToDo) {
   const auto resp = make_state_reader({tmp.path()})->read_state(req);
   EXPECT_EQ(resp.live.status, model::RemoteStatus::unknown);
   EXPECT_EQ(resp.live.error,
-            "remote foo: no pinned server certificate; run `berth remote add foo https://127.0.0.1:8443` or set "
-            "fingerprint: in the fleet file");
+            "remote foo: no pinned server certificate; add fingerprint: (the sha256 fingerprint of the host's "
+            "certificate) to this remote in the fleet file, or run `berth remote add foo https://127.0.0.1:8443`");
 }
 
 class StateReaderTls : public testing::FakeTlsLxdTest {
@@ -167,6 +167,66 @@ TEST_F(StateReaderTls, UntrustedClient) {
         << resp.live.error;
     EXPECT_NE(resp.live.error.find("berth remote add foo"), std::string::npos);
   }
+}
+
+// A runner with no config dir: the certificate comes from the environment, the pin from the fleet
+// file. Nothing is read from or written to the config dir.
+TEST_F(StateReaderTls, GivenCertificateAndFleetPinNeedNoConfigDir) {
+  // An identity from BERTH_CLIENT_CERT and BERTH_CLIENT_KEY.
+  const auto from_environment = [](const PemPair& pair) {
+    ClientIdentitySources sources;
+    sources.getenv = [&pair](const char* name) -> const char* {
+      if (std::string_view{name} == client_certificate_env) return pair.certificate.c_str();
+      if (std::string_view{name} == client_key_env) return pair.private_key.c_str();
+      return nullptr;
+    };
+    return select_client_identity(sources);
+  };
+  const auto trusted_pair = generate_client_certificate({"runner@test", 30});
+  const auto other_pair = generate_client_certificate({"stranger@test", 30});
+  ASSERT_TRUE(trusted_pair.ok() && other_pair.ok());
+  const auto trusted = from_environment(*trusted_pair);
+  const auto other = from_environment(*other_pair);
+  ASSERT_TRUE(trusted.ok() && other.ok());
+  ASSERT_TRUE(*trusted && *other);
+  lxd_.trust((*trusted)->fingerprint);
+
+  const auto absent = tmp_.path() / "absent";
+  req_.remote.fingerprint = "sha256:" + server_fp_;
+  const auto resp = make_state_reader(ClientConfig{absent, *trusted})->read_state(req_);
+  ASSERT_EQ(resp.live.status, model::RemoteStatus::ok) << resp.live.error;
+  EXPECT_EQ(server_->requests().back().peer_fingerprint, (*trusted)->fingerprint);
+
+  // Not trusted by the host: said, with where the certificate came from.
+  const auto untrusted = make_state_reader(ClientConfig{absent, *other})->read_state(req_);
+  EXPECT_EQ(untrusted.live.status, model::RemoteStatus::unknown);
+  EXPECT_NE(untrusted.live.error.find("does not trust this client's certificate (" + (*other)->fingerprint +
+                                      "), given by BERTH_CLIENT_CERT and BERTH_CLIENT_KEY"),
+            std::string::npos)
+      << untrusted.live.error;
+  EXPECT_FALSE(std::filesystem::exists(absent)) << "the config dir is neither read nor made";
+}
+
+TEST_F(StateReaderTls, FleetPinAndRemoteAddPinMustAgree) {
+  lxd_.trust(client_fp_);
+  auto store = RemoteStore::load(config_);
+  ASSERT_TRUE(store->add({"foo", server_->url(), server_fp_}, server_pem_.certificate).ok());
+
+  req_.remote.fingerprint = server_fp_;  // the same certificate: fine
+  const auto same = make_state_reader(config_)->read_state(req_);
+  ASSERT_EQ(same.live.status, model::RemoteStatus::ok) << same.live.error;
+
+  const std::size_t before = server_->requests().size();
+  req_.remote.fingerprint = std::string(64, 'b');  // another one: neither is picked
+  const auto differ = make_state_reader(config_)->read_state(req_);
+  EXPECT_EQ(differ.live.status, model::RemoteStatus::unknown);
+  EXPECT_EQ(
+      differ.live.error.rfind("remote foo: the fleet file pins the server certificate sha256:" + std::string(64, 'b') +
+                                  ", but `berth remote add` pinned another one under this name (sha256:" + server_fp_,
+                              0),
+      0u)
+      << differ.live.error;
+  EXPECT_EQ(server_->requests().size(), before) << "nothing is sent when the pins disagree";
 }
 
 // 40 MB of instances (what ~13000 instances of LXD 5.0 send): over the default limit the remote is
