@@ -139,9 +139,15 @@ class LxdHostLocker final : public providers::HostLocker {
     for (int round = 0; round < 4; ++round) {
       auto created = r->client.request(Method::post, "/1.0/profiles", profile_body(name, claim));
       if (created) {
-        out.answer = providers::LockAnswer::acquired;
-        forget_old_moved(*r, claim.fleet);
-        return out;
+        // Only what the host now holds counts: the lock must read back as ours.
+        auto mine = read(*r, name, claim.fleet);
+        if (mine && *mine && (*mine)->info.id == claim.id) {
+          out.answer = providers::LockAnswer::acquired;
+          forget_old_moved(*r, claim.fleet);
+          return out;
+        }
+        refused = "the host answered that it created it, but it does not hold it";
+        continue;
       }
       refused = r->error(created.error()).message;
       auto found = read(*r, name, claim.fleet);
@@ -162,9 +168,10 @@ class LxdHostLocker final : public providers::HostLocker {
       const std::string moved = moved_lock_profile(claim.fleet, lock.id);
       if (!r->client.request(Method::post, target_of(name), nlohmann::json{{"name", moved}})) continue;
       auto check = read(*r, moved, claim.fleet);
-      if (check && *check && (*check)->info.id != lock.id) {
-        // Not the lock we saw expire: a fresh one took its place before the move. Put it back.
-        (void)r->client.request(Method::post, target_of(moved), nlohmann::json{{"name", name}});
+      if (!check || !*check || (*check)->info.id != lock.id) {
+        // Not (known to be) the lock we saw expire: a fresh one may have taken its place before the
+        // move. Put it back and look again.
+        put_back(*r, moved, name);
         continue;
       }
       out.took_over = true;
@@ -172,9 +179,9 @@ class LxdHostLocker final : public providers::HostLocker {
       out.holder->process_gone = gone;
     }
     const auto last = read(*r, name, claim.fleet);
-    if (last && *last && (*last)->info.id != claim.id) {
-      out.answer = providers::LockAnswer::held;
-      out.holder = (*last)->info;
+    if (last && *last) {
+      out.answer = (*last)->info.id == claim.id ? providers::LockAnswer::acquired : providers::LockAnswer::held;
+      if (out.answer == providers::LockAnswer::held) out.holder = (*last)->info;
       return out;
     }
     return failed("the lock profile " + name + " could not be created: " + (last ? refused : last.error().message));
@@ -202,21 +209,28 @@ class LxdHostLocker final : public providers::HostLocker {
 
   std::string release(const model::RemoteSpec& remote, const providers::HostLockClaim& claim) override {
     auto r = open(remote);
-    if (!r) return "the lock on " + remote.name + " was not released: " + r.error().message;
+    if (!r) return not_released(remote, r.error().message);
     const std::string name = lock_profile(claim.fleet);
     const std::string moved = moved_lock_profile(claim.fleet, claim.id);
-    // Moved first: refused when a run took it over (it made that name), so theirs is never touched.
+    auto current = read(*r, name, claim.fleet);
+    if (!current) return not_released(remote, current.error().message);
+    if (!*current || (*current)->info.id != claim.id) return {};  // not ours (any more): nothing to give back
+    // Moved before it is deleted: should a run take it over in between (it had expired), the move
+    // takes their fresh lock, which is then put back; a delete would have removed it.
     auto renamed = r->client.request(Method::post, target_of(name), nlohmann::json{{"name", moved}});
-    if (!renamed) {
-      auto found = read(*r, name, claim.fleet);
-      if (found && (!*found || (*found)->info.id != claim.id)) return {};  // not ours (any more): nothing to give back
-      return "the lock on " + remote.name + " was not released (" + r->error(renamed.error()).message +
-             "); it expires by itself, or: berth force-unlock --hosts";
-    }
     auto copy = read(*r, moved, claim.fleet);
-    if (!copy || !*copy) return {};
+    if (!copy) {
+      if (renamed) put_back(*r, moved, name);
+      return not_released(remote, copy.error().message);
+    }
+    if (!*copy) {
+      if (renamed) return {};  // removed by someone else since
+      auto still = read(*r, name, claim.fleet);
+      if (still && (!*still || (*still)->info.id != claim.id)) return {};
+      return not_released(remote, r->error(renamed.error()).message);
+    }
     if ((*copy)->info.id != claim.id) {
-      (void)r->client.request(Method::post, target_of(moved), nlohmann::json{{"name", name}});
+      put_back(*r, moved, name);
       return {};
     }
     // Kept while it could still look expired to a slow run (ours never expired if renewed in time).
@@ -227,29 +241,12 @@ class LxdHostLocker final : public providers::HostLocker {
 
   std::vector<providers::HostLockInfo> list(const model::RemoteSpec& remote, const std::string& fleet,
                                             std::string& error) override {
-    std::vector<providers::HostLockInfo> out;
     auto r = open(remote);
     if (!r) {
       error = r.error().message;
-      return out;
+      return {};
     }
-    auto all = r->client.get("/1.0/profiles?recursion=1");
-    if (!all) {
-      error = r->error(all.error()).message;
-      return out;
-    }
-    if (!all->metadata.is_array()) {
-      error = "remote " + remote.name + ": GET /1.0/profiles?recursion=1 did not answer a list";
-      return out;
-    }
-    for (const auto& p : all->metadata) {
-      if (!p.is_object() || !p.contains("name") || !p["name"].is_string()) continue;
-      const auto profile_name = p["name"].get<std::string>();
-      const auto config = p.value("config", nlohmann::json::object());
-      const bool ours = config.is_object() && config.value(key_fleet, nlohmann::json{}) == fleet;
-      if (ours || profile_name == lock_profile(fleet)) out.push_back(info_of(remote.name, profile_name, p, fleet));
-    }
-    return out;
+    return list_on(*r, fleet, error);
   }
 
   std::string remove(const model::RemoteSpec& remote, const providers::HostLockInfo& lock) override {
@@ -259,7 +256,11 @@ class LxdHostLocker final : public providers::HostLocker {
     if (!deleted && !(deleted.error().kind == ErrorKind::server && deleted.error().http_status == 404)) {
       return r->error(deleted.error()).message;
     }
-    return {};
+    auto after = r->client.get(target_of(lock.object));
+    if (after) return "remote " + remote.name + ": the profile " + lock.object + " is still there after its removal";
+    if (after.error().kind == ErrorKind::server && after.error().http_status == 404) return {};
+    return "remote " + remote.name + ": whether " + lock.object + " was removed is not known (" +
+           r->error(after.error()).message + ")";
   }
 
  private:
@@ -268,6 +269,19 @@ class LxdHostLocker final : public providers::HostLocker {
     out.answer = providers::LockAnswer::failed;
     out.error = std::move(error);
     return out;
+  }
+
+  static std::string not_released(const model::RemoteSpec& remote, const std::string& why) {
+    return "the lock on " + remote.name + " may not have been released (" + why +
+           "); it expires by itself, or: berth force-unlock --hosts";
+  }
+
+  // Gives a lock moved to `moved` its name back; tried twice, as another run's lock depends on it.
+  static void put_back(RemoteHandle& r, const std::string& moved, const std::string& name) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      auto back = r.client.request(Method::post, target_of(moved), nlohmann::json{{"name", name}});
+      if (back || (back.error().kind == ErrorKind::server && back.error().http_status == 404)) return;
+    }
   }
 
   Result<RemoteHandle> open(const model::RemoteSpec& remote) const {
@@ -305,10 +319,35 @@ class LxdHostLocker final : public providers::HostLocker {
     return std::optional<Found>{Found{info_of(r.name(), name, got->metadata, fleet), got->etag()}};
   }
 
+  // The fleet's lock and the copies takeovers moved aside, on the host r is connected to.
+  static std::vector<providers::HostLockInfo> list_on(RemoteHandle& r, const std::string& fleet, std::string& error) {
+    std::vector<providers::HostLockInfo> out;
+    auto all = r.client.get("/1.0/profiles?recursion=1");
+    if (!all) {
+      error = r.error(all.error()).message;
+      return out;
+    }
+    if (!all->metadata.is_array()) {
+      error = "remote " + r.name() + ": GET /1.0/profiles?recursion=1 did not answer a list";
+      return out;
+    }
+    for (const auto& p : all->metadata) {
+      if (!p.is_object() || !p.contains("name") || !p["name"].is_string()) {
+        error = "remote " + r.name() + ": GET /1.0/profiles?recursion=1 answered an entry that is not a profile";
+        return {};
+      }
+      const auto profile_name = p["name"].get<std::string>();
+      const auto config = p.value("config", nlohmann::json::object());
+      const bool ours = config.is_object() && config.value(key_fleet, nlohmann::json{}) == fleet;
+      if (ours || profile_name == lock_profile(fleet)) out.push_back(info_of(r.name(), profile_name, p, fleet));
+    }
+    return out;
+  }
+
   // Copies moved aside by takeovers, ten minutes after they expired. Best effort: the lock is ours.
   void forget_old_moved(RemoteHandle& r, const std::string& fleet) {
     std::string error;
-    for (const auto& lock : list(r.spec, fleet, error)) {
+    for (const auto& lock : list_on(r, fleet, error)) {
       if (!lock.taken_over || !lock.expires || *lock.expires + moved_kept_seconds > options_.now()) continue;
       (void)r.client.request(Method::delete_, target_of(lock.object));
     }

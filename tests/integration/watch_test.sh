@@ -15,7 +15,7 @@
 # - the fleet file in a git repository: /status shows the commit, -dirty; `suspend: true` for the
 #   whole fleet holds every correction back and reports the drift;
 # - SIGTERM while a command runs past --shutdown-timeout: exit 0 at the timeout; its host lock
-#   stays until it expires or `force-unlock --hosts`; the next apply settles the cut-off run.
+#   stays, and the next apply on this machine takes it over (its process is gone) and settles the run.
 # shellcheck disable=SC2016 # jq filters use jq's $variables
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -27,6 +27,8 @@ FLEET=$WORK/fleet.yaml
 EVENTS=$WORK/events.jsonl
 INTERVAL=4
 PY=/usr/bin/python3  # Debian's, with python3-prometheus-client
+# lock_profiles REMOTE: the names of the fleet's host locks (and copies takeovers left) on REMOTE
+lock_profiles() { tb_lxc query "$1:/1.0/profiles" | jq -r '.[] | sub("^/1.0/profiles/"; "") | select(startswith("berth-lock-"))'; }
 WATCH_PID=
 PORT=
 
@@ -367,15 +369,17 @@ test_shutdown_cutoff() {
     assert_eq true "$(awk -v t="$took" 'BEGIN { print (t < 5 ? "true" : "false") }')" \
         "it exits at the timeout, not when the command ends ($took s)"
     assert_contains "$(cat "$WORK/watch.err")" "after --shutdown-timeout" "it says it cut actions off"
-    # The cut-off run still holds h1's lock (it expires in 2 minutes): cleared by hand.
-    run berth_t apply -f "$FLEET" --auto-approve
-    assert_exit 1 "the cut-off run's host lock is still there"
-    assert_contains "$ERR" "h1 is locked by berth watch, " "an apply names it"
-    run berth force-unlock --hosts -f "$FLEET" --auto-approve
-    assert_exit 0 "force-unlock --hosts clears it"
+    # The cut-off run left h1's lock behind (it would expire in 2 minutes); its process is gone
+    # from this machine, so the next apply takes it over at once and settles the run.
+    assert_eq 1 "$(lock_profiles h1 | wc -l)" "the cut-off run's host lock is still on h1"
     run berth_t apply -f "$FLEET" --auto-approve
     check_hung apply
     assert_exit 0 "the next apply settles the cut-off run"
+    assert_contains "$ERR" "took over the lock on h1 of berth watch, " "it takes the dead watch's lock over"
+    assert_contains "$ERR" "its process is gone" "and says why"
+    run berth force-unlock --hosts -f "$FLEET" --auto-approve
+    assert_exit 0 "force-unlock --hosts clears the copy the takeover left"
+    assert_eq "" "$(lock_profiles h1)" "no lock is left on h1"
     run berth_t plan -f "$FLEET"
     assert_exit 0 "then nothing is left to do"
     assert_contains "$OUT" "No changes" "the plan is empty"
