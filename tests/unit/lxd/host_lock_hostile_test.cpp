@@ -228,55 +228,39 @@ class HostLockHostile : public ::testing::Test {
   model::RemoteSpec remote_{"h1", server_.url(), std::nullopt, 4, {}};
 };
 
+// Acquire, renew and release, each with every sabotage, while another run holds the lock.
 TEST_F(HostLockHostile, ALiveLockOfAnotherRunIsNeverTakenMovedOrRemoved) {
   const std::string name = lock_profile(fleet);
   const Json theirs = lock(name, theirs_id, now_s + 60);
-  providers::HostLockResponse response;
-  each_sabotage(
-      [&] {
-        set_profiles({{name, theirs}});
-      },
-      [&](providers::HostLocker& locker) { response = locker.acquire(remote_, claim()); },
-      [&](const std::string& what) {
-        EXPECT_NE(response.answer, providers::LockAnswer::acquired) << what;
-        if (response.answer == providers::LockAnswer::failed) EXPECT_NE(response.error, "") << what;
-        const auto now = profile(name);
-        ASSERT_TRUE(now.has_value()) << what << ": their lock is gone";
-        EXPECT_EQ((*now)["config"], theirs["config"]) << what;
-      });
-}
-
-TEST_F(HostLockHostile, AReleaseNeverRemovesAnotherRunsLock) {
-  const std::string name = lock_profile(fleet);
-  const Json theirs = lock(name, theirs_id, now_s + 60);
-  std::string error;
-  each_sabotage(
-      [&] {
-        set_profiles({{name, theirs}});
-      },
-      [&](providers::HostLocker& locker) { error = locker.release(remote_, claim()); },
-      [&](const std::string& what) {
-        const auto now = profile(name);
-        ASSERT_TRUE(now.has_value()) << what << ": their lock is gone";
-        EXPECT_EQ((*now)["config"], theirs["config"]) << what;
-      });
-}
-
-TEST_F(HostLockHostile, ARenewNeverOverwritesAnotherRunsLock) {
-  const std::string name = lock_profile(fleet);
-  const Json theirs = lock(name, theirs_id, now_s + 60);
-  providers::HostLockResponse response;
-  each_sabotage(
-      [&] {
-        set_profiles({{name, theirs}});
-      },
-      [&](providers::HostLocker& locker) { response = locker.renew(remote_, claim()); },
-      [&](const std::string& what) {
-        EXPECT_NE(response.answer, providers::LockAnswer::acquired) << what;
-        const auto now = profile(name);
-        ASSERT_TRUE(now.has_value()) << what << ": their lock is gone";
-        EXPECT_EQ((*now)["config"], theirs["config"]) << what;
-      });
+  using Call = std::function<providers::HostLockResponse(providers::HostLocker&)>;
+  const std::vector<std::pair<std::string, Call>> calls = {
+      {"acquire", [&](providers::HostLocker& l) { return l.acquire(remote_, claim()); }},
+      {"renew", [&](providers::HostLocker& l) { return l.renew(remote_, claim()); }},
+      {"release",
+       [&](providers::HostLocker& l) {
+         (void)l.release(remote_, claim());
+         return providers::HostLockResponse{};
+       }},
+  };
+  for (const auto& entry : calls) {
+    const std::string& call_name = entry.first;
+    const Call& call = entry.second;
+    providers::HostLockResponse response;
+    each_sabotage(
+        [&] {
+          set_profiles({{name, theirs}});
+        },
+        [&](providers::HostLocker& locker) { response = call(locker); },
+        [&](const std::string& what) {
+          EXPECT_NE(response.answer, providers::LockAnswer::acquired) << call_name << ": " << what;
+          if (call_name != "release" && response.answer == providers::LockAnswer::failed) {
+            EXPECT_NE(response.error, "") << call_name << ": " << what;
+          }
+          const auto now = profile(name);
+          ASSERT_TRUE(now.has_value()) << call_name << ": " << what << ": their lock is gone";
+          EXPECT_EQ((*now)["config"], theirs["config"]) << call_name << ": " << what;
+        });
+  }
 }
 
 TEST_F(HostLockHostile, ATakeoverEndsWithOneLockAndSaysWhoseItIs) {
