@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 #include <thread>
+#include <type_traits>
 #include <unordered_set>
 
 // GCC 12 at -O2 reports a null dereference inside Asio's scheduler (a false positive after inlining);
@@ -15,12 +16,18 @@
 #pragma GCC diagnostic ignored "-Wnull-dereference"
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #pragma GCC diagnostic pop
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 namespace berth::http {
 
@@ -107,44 +114,94 @@ std::optional<Response> answer_to_read_error(const error_code& ec, std::size_t b
   return std::nullopt;
 }
 
-class Session;
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  // From stop(): every pending step ends with operation_aborted, and so does the session.
+  virtual void close() = 0;
+};
 
 // What sessions share with the listener. Only the server thread touches it.
 struct Shared {
   Handler handler;
   ServerOptions options;
-  std::unordered_set<Session*> sessions;
+  std::unordered_set<SessionBase*> sessions;
   bool stopping = false;
 };
 
-// One HTTP/1.1 connection: read a request, answer it, read the next, until the client closes, a
-// timeout, an error answer that ends the connection, or stop(). One response is written at a time
-// and the next request is not read before it is out, so the write queue is bounded at one.
-class Session : public std::enable_shared_from_this<Session> {
+using UnixStream = beast::basic_stream<net::local::stream_protocol>;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+template <class Stream>
+constexpr bool is_tls = std::is_same_v<Stream, TlsStream>;
+
+// The client's certificate (DER) on a TLS stream, "" if it sent none or on any other stream.
+template <class Stream>
+std::string peer_certificate_of(Stream& stream) {
+  if constexpr (is_tls<Stream>) {
+    X509* cert = SSL_get1_peer_certificate(stream.native_handle());
+    if (cert == nullptr) return {};
+    std::string der;
+    const int length = i2d_X509(cert, nullptr);
+    if (length > 0) {
+      der.resize(static_cast<std::size_t>(length));
+      auto* out = reinterpret_cast<unsigned char*>(der.data());
+      if (i2d_X509(cert, &out) != length) der.clear();
+    }
+    X509_free(cert);
+    return der;
+  } else {
+    (void)stream;
+    return {};
+  }
+}
+
+// One HTTP/1.1 connection: (a TLS handshake,) read a request, answer it, read the next, until the
+// client closes, a timeout, an error answer that ends the connection, or stop(). One response is
+// written at a time and the next request is not read before it is out, so the write queue is
+// bounded at one.
+template <class Stream>
+class Session final : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(tcp::socket socket, Shared& shared, std::string peer)
-      : stream_(std::move(socket)), shared_(shared), peer_(std::move(peer)) {
+  Session(Stream stream, Shared& shared, std::string peer)
+      : stream_(std::move(stream)), shared_(shared), peer_(std::move(peer)) {
     continue_.result(bhttp::status::continue_);
     continue_.version(11);
     shared_.sessions.insert(this);
   }
-  ~Session() { shared_.sessions.erase(this); }
+  ~Session() override { shared_.sessions.erase(this); }
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  void run() { do_read(); }
+  void run() {
+    if constexpr (is_tls<Stream>) {
+      layer().expires_after(shared_.options.timeout);
+      stream_.async_handshake(net::ssl::stream_base::server, [self = this->shared_from_this()](error_code ec) {
+        if (ec) {
+          fail(ec, "TLS handshake", self->peer_);
+          return self->do_close();
+        }
+        self->peer_certificate_ = peer_certificate_of(self->stream_);
+        self->do_read();
+      });
+    } else {
+      do_read();
+    }
+  }
 
-  // From stop(): every pending step ends with operation_aborted, and so does the session.
-  void close() { stream_.close(); }
+  void close() override { layer().close(); }
 
  private:
+  auto& layer() { return beast::get_lowest_layer(stream_); }
+
   // A fresh parser per request: its body limit and state start over.
   void do_read() {
     parser_.emplace();
     parser_->body_limit(shared_.options.body_limit);
-    stream_.expires_after(shared_.options.timeout);
-    bhttp::async_read_header(stream_, buffer_, *parser_,
-                             [self = shared_from_this()](error_code ec, std::size_t) { self->on_read_header(ec); });
+    layer().expires_after(shared_.options.timeout);
+    bhttp::async_read_header(stream_, buffer_, *parser_, [self = this->shared_from_this()](error_code ec, std::size_t) {
+      self->on_read_header(ec);
+    });
   }
 
   void on_read_header(error_code ec) {
@@ -156,17 +213,17 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // The client waits for a 100 before it sends the body (curl does for larger ones).
   void do_continue() {
-    stream_.expires_after(shared_.options.timeout);
-    bhttp::async_write(stream_, continue_, [self = shared_from_this()](error_code ec, std::size_t) {
+    layer().expires_after(shared_.options.timeout);
+    bhttp::async_write(stream_, continue_, [self = this->shared_from_this()](error_code ec, std::size_t) {
       if (ec) return fail(ec, "write 100 Continue", self->peer_);
       self->do_read_body();
     });
   }
 
   void do_read_body() {
-    stream_.expires_after(shared_.options.timeout);
+    layer().expires_after(shared_.options.timeout);
     bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
+                      [self = this->shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void on_read_error(error_code ec) {
@@ -186,8 +243,15 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return on_read_error(ec);
     auto& req = parser_->get();
     const bool head = req.method() == bhttp::verb::head;
-    Request request{head ? "GET" : std::string(req.method_string()), std::string(req.target()),
-                    std::string(req[bhttp::field::authorization]), std::move(req.body()), peer_};
+    Request request{head ? "GET" : std::string(req.method_string()),
+                    std::string(req.target()),
+                    std::string(req[bhttp::field::authorization]),
+                    std::move(req.body()),
+                    peer_,
+                    {},
+                    std::is_same_v<Stream, UnixStream>,
+                    peer_certificate_};
+    for (const auto& field : req) request.headers.emplace_back(field.name_string(), field.value());
     Response response = call_handler(request);
     spdlog::debug("http: {} {} {} -> {} ({} bytes)", peer_, std::string(req.method_string()), path_of(request.target),
                   response.status, response.body.size());
@@ -235,9 +299,10 @@ class Session : public std::enable_shared_from_this<Session> {
       res_.content_length(response.body.size());
       if (!head) res_.body() = std::move(response.body);
     }
-    stream_.expires_after(shared_.options.timeout);
-    bhttp::async_write(stream_, res_,
-                       [self = shared_from_this(), close](error_code ec, std::size_t) { self->on_write(ec, close); });
+    layer().expires_after(shared_.options.timeout);
+    bhttp::async_write(stream_, res_, [self = this->shared_from_this(), close](error_code ec, std::size_t) {
+      self->on_write(ec, close);
+    });
   }
 
   void on_write(error_code ec, bool close) {
@@ -249,28 +314,36 @@ class Session : public std::enable_shared_from_this<Session> {
     do_read();
   }
 
-  // A lingering close: send FIN, then read and discard until the client closes too.
+  // A lingering close: send FIN (after TLS's close_notify), then read and discard until the client
+  // closes too.
   void do_drain() {
-    error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    drained_ = 0;
-    do_drain_read();
+    if constexpr (is_tls<Stream>) {
+      layer().expires_after(std::min<std::chrono::seconds>(drain_time, shared_.options.timeout));
+      stream_.async_shutdown([self = this->shared_from_this()](error_code) { self->do_close(); });
+    } else {
+      error_code ignored;
+      layer().socket().shutdown(net::socket_base::shutdown_send, ignored);
+      drained_ = 0;
+      do_drain_read();
+    }
   }
 
   void do_drain_read() {
-    stream_.expires_after(std::min<std::chrono::seconds>(drain_time, shared_.options.timeout));
-    stream_.async_read_some(net::buffer(drain_buffer_), [self = shared_from_this()](error_code ec, std::size_t n) {
-      self->drained_ += n;
-      if (ec || self->drained_ > drain_limit) return self->do_close();
-      self->do_drain_read();
-    });
+    layer().expires_after(std::min<std::chrono::seconds>(drain_time, shared_.options.timeout));
+    stream_.async_read_some(net::buffer(drain_buffer_),
+                            [self = this->shared_from_this()](error_code ec, std::size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ > drain_limit) return self->do_close();
+                              self->do_drain_read();
+                            });
   }
 
-  void do_close() { stream_.close(); }
+  void do_close() { layer().close(); }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   Shared& shared_;
   std::string peer_;
+  std::string peer_certificate_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bhttp::response<bhttp::empty_body> continue_;
@@ -282,32 +355,50 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 // Member order matters: the io_context is destroyed before `shared` (handlers it still holds at
-// its end end sessions, which unregister there) and after the acceptor and timer (which use it).
+// its end end sessions, which unregister there) and after the acceptors and timer (which use it).
 struct Server::Impl {
   Impl(Handler handler, ServerOptions options) : shared{std::move(handler), options, {}, false} {}
 
   void do_accept() {
-    acceptor.async_accept([this](error_code ec, tcp::socket socket) { on_accept(ec, std::move(socket)); });
-  }
-
-  void on_accept(error_code ec, tcp::socket socket) {
-    if (shared.stopping) return;
-    if (ec) {
-      fail(ec, "accept", "listener");
-      retry.expires_after(accept_retry);
-      retry.async_wait([this](error_code wec) {
-        if (!wec && !shared.stopping) do_accept();
+    if (unix_acceptor) {
+      unix_acceptor->async_accept([this](error_code ec, net::local::stream_protocol::socket socket) {
+        if (!accepted(ec)) return;
+        start_session<UnixStream>(UnixStream(std::move(socket)), "unix");
       });
       return;
     }
-    error_code pec;
-    const auto remote = socket.remote_endpoint(pec);
-    const std::string peer = pec ? std::string("(unknown peer)") : endpoint_text(remote);
+    acceptor.async_accept([this](error_code ec, tcp::socket socket) {
+      if (!accepted(ec)) return;
+      error_code pec;
+      const auto remote = socket.remote_endpoint(pec);
+      const std::string peer = pec ? std::string("(unknown peer)") : endpoint_text(remote);
+      if (tls) {
+        start_session<TlsStream>(TlsStream(beast::tcp_stream(std::move(socket)), *tls), peer);
+      } else {
+        start_session<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), peer);
+      }
+    });
+  }
+
+  // False when there is nothing to start: stopping, or a failed accept (retried shortly).
+  bool accepted(error_code ec) {
+    if (shared.stopping) return false;
+    if (!ec) return true;
+    fail(ec, "accept", "listener");
+    retry.expires_after(accept_retry);
+    retry.async_wait([this](error_code wec) {
+      if (!wec && !shared.stopping) do_accept();
+    });
+    return false;
+  }
+
+  template <class Stream>
+  void start_session(Stream stream, const std::string& peer) {
     if (shared.sessions.size() >= static_cast<std::size_t>(shared.options.max_connections)) {
       spdlog::warn("http: {} refused: {} connections open already (max_connections)", peer, shared.sessions.size());
-      socket.close(pec);
+      beast::get_lowest_layer(stream).close();
     } else {
-      std::make_shared<Session>(std::move(socket), shared, peer)->run();
+      std::make_shared<Session<Stream>>(std::move(stream), shared, peer)->run();
     }
     do_accept();
   }
@@ -317,14 +408,17 @@ struct Server::Impl {
     shared.stopping = true;
     error_code ignored;
     acceptor.close(ignored);
+    if (unix_acceptor) unix_acceptor->close(ignored);
     retry.cancel();
-    const std::vector<Session*> open(shared.sessions.begin(), shared.sessions.end());
-    for (Session* session : open) session->close();
+    const std::vector<SessionBase*> open(shared.sessions.begin(), shared.sessions.end());
+    for (SessionBase* session : open) session->close();
   }
 
   Shared shared;
+  std::optional<net::ssl::context> tls;  // set for listen_tls
   net::io_context ioc{1};
   tcp::acceptor acceptor{ioc};
+  std::optional<net::local::stream_protocol::acceptor> unix_acceptor;  // set for listen_unix
   net::steady_timer retry{ioc};
   std::thread thread;
   std::uint16_t port = 0;  // read once at listen(): the acceptor belongs to the server thread after start()
@@ -338,13 +432,68 @@ Server::~Server() {
   stop();
 }
 
+namespace {
+
+// What is wrong with a handler and options, "" when nothing.
+std::string check_options(const Handler& handler, const ServerOptions& options) {
+  if (!handler) return "no handler";
+  if (options.max_connections < 1) return "max_connections must be at least 1";
+  if (options.timeout.count() < 1) return "the timeout must be at least 1 second";
+  return {};
+}
+
+}  // namespace
+
+std::string Request::header(std::string_view name) const {
+  const auto wanted = lower(name);
+  for (const auto& [n, v] : headers) {
+    if (lower(n) == wanted) return v;
+  }
+  return {};
+}
+
+std::variant<std::unique_ptr<Server>, std::string> Server::listen_tls(const std::string& host, std::uint16_t port,
+                                                                      const TlsIdentity& identity, Handler handler,
+                                                                      ServerOptions options) {
+  net::ssl::context ctx(net::ssl::context::tls_server);
+  ctx.set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 | net::ssl::context::no_sslv3 |
+                  net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use);
+  SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+  // Ask for a client certificate and accept whatever comes: trust is the handler's decision, per
+  // request, from the certificate's fingerprint.
+  SSL_CTX_set_verify(ctx.native_handle(), SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
+  error_code ec;
+  ctx.use_certificate_chain(net::buffer(identity.certificate_pem), ec);
+  if (ec) return "TLS: the server certificate cannot be used: " + ec.message();
+  ctx.use_private_key(net::buffer(identity.key_pem), net::ssl::context::pem, ec);
+  if (ec) return "TLS: the server key cannot be used: " + ec.message();
+  auto server = listen(host, port, std::move(handler), options);
+  if (auto* ok = std::get_if<std::unique_ptr<Server>>(&server)) (*ok)->impl_->tls.emplace(std::move(ctx));
+  return server;
+}
+
+std::variant<std::unique_ptr<Server>, std::string> Server::listen_unix(const std::string& path, Handler handler,
+                                                                       ServerOptions options) {
+  if (const auto bad = check_options(handler, options); !bad.empty()) return "listen on " + path + ": " + bad;
+  auto impl = std::make_unique<Impl>(std::move(handler), options);
+  ::unlink(path.c_str());
+  error_code ec;
+  auto& acceptor = impl->unix_acceptor.emplace(impl->ioc);
+  const net::local::stream_protocol::endpoint endpoint(path);
+  if (acceptor.open(endpoint.protocol(), ec); ec) return "listen on " + path + ": " + ec.message();
+  if (acceptor.bind(endpoint, ec); ec) return "listen on " + path + ": " + ec.message();
+  if (acceptor.listen(net::socket_base::max_listen_connections, ec); ec) {
+    return "listen on " + path + ": " + ec.message();
+  }
+  spdlog::debug("http: listening on {}", path);
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
 std::variant<std::unique_ptr<Server>, std::string> Server::listen(const std::string& host, std::uint16_t port,
                                                                   Handler handler, ServerOptions options) {
   const std::string where =
       (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
-  if (!handler) return "listen on " + where + ": no handler";
-  if (options.max_connections < 1) return "listen on " + where + ": max_connections must be at least 1";
-  if (options.timeout.count() < 1) return "listen on " + where + ": the timeout must be at least 1 second";
+  if (const auto bad = check_options(handler, options); !bad.empty()) return "listen on " + where + ": " + bad;
   const auto address = address_of(host);
   if (const auto* error = std::get_if<std::string>(&address)) return "listen on " + where + ": " + *error;
 

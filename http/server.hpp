@@ -1,7 +1,7 @@
 #pragma once
-// A small HTTP/1.1 server (plain TCP, no TLS) on Boost.Beast: `berth watch` serves its metrics,
-// status page and controls through it, and berthd's API will. It knows no routes: every request
-// goes to one Handler, which returns a Response value.
+// A small HTTP/1.1 server on Boost.Beast, over plain TCP, TLS or a unix socket: `berth watch` serves
+// its metrics, status page and controls through it, and berthd its API. It knows no routes: every
+// request goes to one Handler, which returns a Response value.
 //
 // Concurrency contract: one io_context run by one thread of the server's own. Every connection's
 // steps and every call of the handler happen on that thread, one at a time, so the handler needs no
@@ -26,7 +26,13 @@ struct Request {
   std::string target;         // path and query as sent
   std::string authorization;  // the Authorization header, "" if none
   std::string body;
-  std::string peer;  // "127.0.0.1:40112", "[::1]:40112"
+  std::string peer;  // "127.0.0.1:40112", "[::1]:40112", "unix" on a unix socket
+  std::vector<std::pair<std::string, std::string>> headers;  // every header, names as sent
+  bool local = false;                                        // came through a unix socket (listen_unix)
+  std::string peer_certificate;  // TLS (listen_tls): the client's certificate, DER; "" if it sent none
+
+  // The first header of that name (case-insensitive), "" if none.
+  [[nodiscard]] std::string header(std::string_view name) const;
 };
 
 struct Response {
@@ -48,6 +54,13 @@ struct ServerOptions {
   int max_connections = 64;            // connections beyond it are closed as soon as accepted
 };
 
+// The server's certificate and key, PEM. TLS 1.2 at least; a client certificate is asked for and
+// not verified (the handler decides trust from Request::peer_certificate, as LXD does).
+struct TlsIdentity {
+  std::string certificate_pem;
+  std::string key_pem;  // a secret: never logged
+};
+
 class Server {
  public:
   // Binds and listens on host:port; host is an IPv4 or IPv6 literal (no brackets) or "localhost"
@@ -56,6 +69,17 @@ class Server {
   [[nodiscard]] static std::variant<std::unique_ptr<Server>, std::string> listen(const std::string& host,
                                                                                  std::uint16_t port, Handler handler,
                                                                                  ServerOptions options = {});
+  // The same over TLS.
+  [[nodiscard]] static std::variant<std::unique_ptr<Server>, std::string> listen_tls(const std::string& host,
+                                                                                     std::uint16_t port,
+                                                                                     const TlsIdentity& identity,
+                                                                                     Handler handler,
+                                                                                     ServerOptions options = {});
+  // Plain HTTP on a unix socket at `path` (an old socket there is replaced); requests are `local`.
+  // The socket's mode is the caller's to set.
+  [[nodiscard]] static std::variant<std::unique_ptr<Server>, std::string> listen_unix(const std::string& path,
+                                                                                      Handler handler,
+                                                                                      ServerOptions options = {});
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

@@ -1,6 +1,7 @@
 #include "engine/util/time.hpp"
 
 #include <array>
+#include <charconv>
 #include <ctime>
 
 namespace berth::util {
@@ -12,6 +13,31 @@ std::string rfc3339_utc(std::chrono::system_clock::time_point t) {
   std::array<char, 32> buf{};
   std::strftime(buf.data(), buf.size(), "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf.data();
+}
+
+std::optional<std::chrono::system_clock::time_point> parse_rfc3339_utc(std::string_view text) {
+  using namespace std::chrono;
+  // Drop a fraction of a second: "…:SS.123456789Z" -> "…:SSZ".
+  std::string plain(text);
+  if (const auto dot = plain.find('.'); dot != std::string::npos && !plain.empty() && plain.back() == 'Z') {
+    plain = plain.substr(0, dot) + "Z";
+  }
+  if (plain.size() != 20 || plain[4] != '-' || plain[7] != '-' || plain[10] != 'T' || plain[13] != ':' ||
+      plain[16] != ':' || plain[19] != 'Z') {
+    return std::nullopt;
+  }
+  auto number = [&](std::size_t at, std::size_t n) -> std::optional<int> {
+    int v = 0;
+    const auto [p, ec] = std::from_chars(plain.data() + at, plain.data() + at + n, v);
+    if (ec != std::errc{} || p != plain.data() + at + n) return std::nullopt;
+    return v;
+  };
+  const auto y = number(0, 4), mo = number(5, 2), d = number(8, 2), h = number(11, 2), mi = number(14, 2),
+             s = number(17, 2);
+  if (!y || !mo || !d || !h || !mi || !s || *h > 23 || *mi > 59 || *s > 60) return std::nullopt;
+  const year_month_day date{year{*y}, month{static_cast<unsigned>(*mo)}, day{static_cast<unsigned>(*d)}};
+  if (!date.ok()) return std::nullopt;
+  return time_point_cast<system_clock::duration>(sys_days{date} + hours{*h} + minutes{*mi} + seconds{*s});
 }
 
 }  // namespace berth::util

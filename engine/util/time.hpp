@@ -2,7 +2,9 @@
 // Wall-clock time as berth writes it: RFC 3339 in UTC to the second ("2026-12-03T04:05:06Z").
 
 #include <chrono>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace berth::util {
 
@@ -10,5 +12,9 @@ namespace berth::util {
 [[nodiscard]] inline std::string rfc3339_utc_now() {
   return rfc3339_utc(std::chrono::system_clock::now());
 }
+
+// The time a "YYYY-MM-DDTHH:MM:SSZ" text (as rfc3339_utc writes it; a fraction of a second is
+// allowed and dropped) names; nullopt for anything else.
+[[nodiscard]] std::optional<std::chrono::system_clock::time_point> parse_rfc3339_utc(std::string_view text);
 
 }  // namespace berth::util

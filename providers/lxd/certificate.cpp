@@ -124,8 +124,12 @@ Result<std::string> fingerprint_of_pem_file(const std::filesystem::path& path) {
   return fp;
 }
 
-Result<PemPair> generate_client_certificate(const SelfSignedOptions& options) {
-  // Same shape as LXD's own client certificates (shared/cert.go): ECDSA P-384, self-signed.
+namespace {
+
+enum class CertificateUse { client, server };
+
+// Same shape as LXD's own certificates (shared/cert.go): ECDSA P-384, self-signed.
+Result<PemPair> generate_certificate(const SelfSignedOptions& options, CertificateUse use) {
   PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-384"));
   if (!key) return crypto_error("cannot generate a P-384 key");
 
@@ -153,9 +157,17 @@ Result<PemPair> generate_client_certificate(const SelfSignedOptions& options) {
   }
   if (!add_extension(cert.get(), NID_basic_constraints, "critical,CA:FALSE") ||
       !add_extension(cert.get(), NID_key_usage, "critical,digitalSignature") ||
-      !add_extension(cert.get(), NID_ext_key_usage, "clientAuth") ||
+      !add_extension(cert.get(), NID_ext_key_usage, use == CertificateUse::client ? "clientAuth" : "serverAuth") ||
       !add_extension(cert.get(), NID_subject_key_identifier, "hash")) {
     return crypto_error("cannot add certificate extensions");
+  }
+  if (use == CertificateUse::server) {
+    std::string names;
+    for (const auto& dns : options.dns_names) names += (names.empty() ? "DNS:" : ",DNS:") + dns;
+    for (const auto& ip : options.ip_addresses) names += (names.empty() ? "IP:" : ",IP:") + ip;
+    if (!names.empty() && !add_extension(cert.get(), NID_subject_alt_name, names.c_str())) {
+      return crypto_error("cannot add the subject alternative names " + names);
+    }
   }
   if (X509_sign(cert.get(), key.get(), EVP_sha384()) == 0) return crypto_error("cannot sign the certificate");
 
@@ -168,6 +180,16 @@ Result<PemPair> generate_client_certificate(const SelfSignedOptions& options) {
   out.private_key = bio_text(key_bio.get());
   if (out.certificate.empty()) return crypto_error("cannot encode the certificate");
   return out;
+}
+
+}  // namespace
+
+Result<PemPair> generate_client_certificate(const SelfSignedOptions& options) {
+  return generate_certificate(options, CertificateUse::client);
+}
+
+Result<PemPair> generate_server_certificate(const SelfSignedOptions& options) {
+  return generate_certificate(options, CertificateUse::server);
 }
 
 }  // namespace berth::lxd

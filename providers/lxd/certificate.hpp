@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "providers/lxd/result.hpp"
 
@@ -24,6 +25,10 @@ namespace berth::lxd {
 struct SelfSignedOptions {
   std::string common_name;  // e.g. "berth@myhost"
   int valid_days = 3650;
+  // Server certificates only: DNS names and IP addresses (IPv4 or IPv6 literals) for the
+  // subjectAltName. lxc verifies against the first DNS name, its websockets against the URL's host.
+  std::vector<std::string> dns_names;
+  std::vector<std::string> ip_addresses;
 };
 
 struct PemPair {
@@ -34,5 +39,9 @@ struct PemPair {
 // An ECDSA P-384 self-signed client certificate (EKU clientAuth, no SANs, SHA-384 signature),
 // the kind `lxc` generates for itself.
 [[nodiscard]] Result<PemPair> generate_client_certificate(const SelfSignedOptions& options);
+
+// An ECDSA P-384 self-signed server certificate (EKU serverAuth, the SANs the options name, SHA-384
+// signature), the kind LXD generates for itself and berthd serves.
+[[nodiscard]] Result<PemPair> generate_server_certificate(const SelfSignedOptions& options);
 
 }  // namespace berth::lxd

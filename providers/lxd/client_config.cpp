@@ -190,7 +190,7 @@ Result<ClientIdentity> ensure_client_identity(const ClientConfig& config) {
   if (auto existing = load_client_identity(config); existing || existing.error().kind != ErrorKind::not_found) {
     return existing;
   }
-  auto pair = generate_client_certificate({"berth@" + host_name(), 3650});
+  auto pair = generate_client_certificate({"berth@" + host_name(), 3650, {}, {}});
   if (!pair) return pair.error();
   // Key first: a certificate on disk always has its key next to it.
   if (auto w = detail::write_file_atomic(config.client_key(), pair->private_key, 0600); !w) return w.error();

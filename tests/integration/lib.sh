@@ -13,7 +13,8 @@ set -euo pipefail
 
 : "${BERTH_SOURCE_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 : "${BERTH_BIN:=$BERTH_SOURCE_DIR/build/cli/berth}"
-export BERTH_SOURCE_DIR BERTH_BIN
+: "${BERTHD_BIN:=$BERTH_SOURCE_DIR/build/daemon/berthd}"
+export BERTH_SOURCE_DIR BERTH_BIN BERTHD_BIN
 # Colour never in captured output; no proxy for loopback.
 export NO_COLOR=1
 export no_proxy=127.0.0.0/8,localhost NO_PROXY=127.0.0.0/8,localhost
@@ -40,6 +41,9 @@ _cleanup() {
         log "keeping test bed $TB_DIR and work dir $WORK (BERTH_TEST_KEEP=1)"
         return "$rc"
     fi
+    local pid
+    for pid in ${BERTHD_PIDS[@]+"${BERTHD_PIDS[@]}"}; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in ${BERTHD_PIDS[@]+"${BERTHD_PIDS[@]}"}; do wait "$pid" 2>/dev/null || true; done
     if [[ -n "$TB_DIR" ]]; then
         "$TB_SH" stop "$TB_DIR" || log "stopping test bed $TB_DIR failed"
     fi
@@ -63,6 +67,36 @@ tb_start() {
     local i
     for ((i = 1; i <= n; i++)); do add_secret "$(tb_password "$i")"; done
     log "test bed $TB_DIR with $n host(s) ready in $(($(date +%s) - t0)) s"
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# berthd_start DIR PASSWORD [ARGS...]: start berthd with its directory DIR on a free loopback port
+# (BERTHD_PORT if set) and the trust password PASSWORD (through a file, never the command line);
+# its log is DIR.log.
+# Sets BERTHD_PID and BERTHD_URL; stopped (SIGTERM) when the test ends.
+BERTHD_PIDS=()
+berthd_start() {
+    local dir=$1 password=$2 port i
+    shift 2
+    port=${BERTHD_PORT:-$(free_port)}
+    mkdir -p "$dir"
+    (umask 077 && printf '%s\n' "$password" >"$dir.password")
+    add_secret "$password"
+    "$BERTHD_BIN" --dir "$dir" --listen "127.0.0.1:$port" --trust-password-file "$dir.password" \
+        --log-level debug "$@" >"$dir.log" 2>&1 &
+    BERTHD_PID=$!
+    BERTHD_PIDS+=("$BERTHD_PID")
+    BERTHD_URL="https://127.0.0.1:$port"
+    for ((i = 0; i < 100; i++)); do
+        curl -skf --max-time 2 "$BERTHD_URL/1.0" >/dev/null 2>&1 && return 0
+        kill -0 "$BERTHD_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "berthd did not come up on $BERTHD_URL; its log:" >&2
+    cat "$dir.log" >&2
+    exit 1
 }
 
 # Password of host i (never print it).

@@ -1,0 +1,424 @@
+#include "daemon/api/api.hpp"
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/api/response.hpp"
+#include "daemon/api/trust.hpp"
+#include "engine/util/sha256.hpp"
+#include "engine/util/time.hpp"
+#include "providers/lxd/token.hpp"
+
+namespace berth::daemon::api {
+namespace {
+
+constexpr const char* api_version = "1.0";
+constexpr const char* hidden_password_key = "core.trust_password";
+
+// Extensions whose endpoints berthd serves (lxd-protocol.md §3.0); the list grows with them.
+const std::vector<std::string>& api_extensions() {
+  static const std::vector<std::string> list = {"certificate_token"};
+  return list;
+}
+
+struct X509Deleter {
+  void operator()(X509* x) const { X509_free(x); }
+};
+using X509Ptr = std::unique_ptr<X509, X509Deleter>;
+
+X509Ptr x509_of_der(const std::string& der) {
+  const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+  return X509Ptr(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+}
+
+std::string pem_of(X509* cert) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
+  if (!bio || PEM_write_bio_X509(bio.get(), cert) != 1) return {};
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(bio.get(), &data);
+  return n > 0 ? std::string(data, static_cast<std::size_t>(n)) : std::string{};
+}
+
+std::string der_of(X509* cert) {
+  const int length = i2d_X509(cert, nullptr);
+  if (length <= 0) return {};
+  std::string der(static_cast<std::size_t>(length), '\0');
+  auto* out = reinterpret_cast<unsigned char*>(der.data());
+  if (i2d_X509(cert, &out) != length) return {};
+  return der;
+}
+
+// Why LXD would not add this certificate (lxd/certificates.go certificateValidate), "" if it would.
+std::string invalid_certificate(X509* cert) {
+  if (X509_cmp_current_time(X509_get0_notBefore(cert)) > 0) return "The provided certificate isn't valid yet";
+  if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0) return "The provided certificate is expired";
+  EVP_PKEY* key = X509_get0_pubkey(cert);
+  if (key != nullptr && EVP_PKEY_base_id(key) == EVP_PKEY_RSA && EVP_PKEY_bits(key) < 2048) {
+    return "RSA key is too weak (minimum of 2048)";
+  }
+  return {};
+}
+
+bool within_validity(const std::string& der) {
+  const auto cert = x509_of_der(der);
+  return cert && X509_cmp_current_time(X509_get0_notBefore(cert.get())) <= 0 &&
+         X509_cmp_current_time(X509_get0_notAfter(cert.get())) >= 0;
+}
+
+std::string common_name(X509* cert) {
+  X509_NAME* subject = X509_get_subject_name(cert);
+  const int i = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+  if (i < 0) return {};
+  const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i));
+  unsigned char* utf8 = nullptr;
+  const int n = ASN1_STRING_to_UTF8(&utf8, data);
+  if (n < 0) return {};
+  std::string out(reinterpret_cast<char*>(utf8), static_cast<std::size_t>(n));
+  OPENSSL_free(utf8);
+  return out;
+}
+
+nlohmann::json certificate_json(const TrustedCertificate& c) {
+  return {{"name", c.name},
+          {"type", c.type},
+          {"restricted", c.restricted},
+          {"projects", c.projects},
+          {"certificate", c.certificate},
+          {"fingerprint", c.fingerprint},
+          {"description", ""}};
+}
+
+// The config as GET /1.0 shows it: the password hidden as `true`.
+nlohmann::json shown_config(const std::map<std::string, std::string>& config) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [key, value] : config) {
+    if (key == hidden_password_key) {
+      out[key] = true;
+    } else {
+      out[key] = value;
+    }
+  }
+  return out;
+}
+
+http::Response db_failure(const lxd::Error& error) {
+  spdlog::error("api: {}", error.message);
+  return error_response(500, "database error");
+}
+
+std::string host_of_peer(const std::string& peer) {
+  const auto colon = peer.rfind(':');
+  auto host = colon == std::string::npos ? peer : peer.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  return host;
+}
+
+}  // namespace
+
+bool Api::known_config_key(const std::string& key) {
+  return key == "core.https_address" || key == hidden_password_key || key == "core.remote_token_expiry" ||
+         (key.starts_with("user.") && key.size() > 5);
+}
+
+Api::Api(Database& db, Operations& operations, ServerIdentity identity)
+    : db_(db),
+      operations_(operations),
+      identity_(std::move(identity)),
+      router_([this](const http::Request& r, const std::string& fp) { return trusted(r, fp); }) {
+  auto bind = [this](auto method) { return [this, method](const Call& call) { return (this->*method)(call); }; };
+  router_.add("/", "GET", Access::untrusted, bind(&Api::get_root));
+  router_.add("/1.0", "GET", Access::untrusted, bind(&Api::get_server));
+  router_.add("/1.0", "PUT", Access::trusted, [this](const Call& call) { return update_server(call, false); });
+  router_.add("/1.0", "PATCH", Access::trusted, [this](const Call& call) { return update_server(call, true); });
+  router_.add("/1.0/certificates", "GET", Access::trusted, bind(&Api::list_certificates));
+  router_.add("/1.0/certificates", "POST", Access::untrusted, bind(&Api::add_certificate));
+  router_.add("/1.0/certificates/{fingerprint}", "GET", Access::trusted, bind(&Api::get_certificate));
+  router_.add("/1.0/certificates/{fingerprint}", "DELETE", Access::trusted, bind(&Api::delete_certificate));
+  router_.add("/1.0/operations", "GET", Access::trusted, bind(&Api::list_operations));
+  router_.add("/1.0/operations/{id}", "GET", Access::trusted, bind(&Api::get_operation));
+  router_.add("/1.0/operations/{id}", "DELETE", Access::trusted, bind(&Api::cancel_operation));
+}
+
+bool Api::trusted(const http::Request& request, const std::string& fingerprint) const {
+  if (request.local) return true;
+  if (fingerprint.empty()) return false;
+  auto found = db_.certificate(fingerprint);
+  if (!found) {
+    spdlog::error("api: {}", found.error().message);
+    return false;
+  }
+  return found->has_value() && (*found)->type != "metrics" && within_validity(request.peer_certificate);
+}
+
+http::Response Api::get_root(const Call&) const {
+  return sync_response(nlohmann::json::array({"/1.0"}));
+}
+
+http::Response Api::get_server(const Call& call) const {
+  nlohmann::json out = {{"api_extensions", api_extensions()},
+                        {"api_status", "stable"},
+                        {"api_version", api_version},
+                        {"auth", call.trusted ? "trusted" : "untrusted"},
+                        {"public", false},
+                        {"auth_methods", {"tls"}}};
+  if (!call.trusted) return sync_response(out);
+  auto config = db_.config();
+  if (!config) return db_failure(config.error());
+  const auto shown = shown_config(*config);
+  out["config"] = shown;
+  out["environment"] = {{"addresses", identity_.addresses()},
+                        {"architectures", {"x86_64"}},
+                        {"certificate", identity_.certificate_pem},
+                        {"certificate_fingerprint", identity_.certificate_fingerprint},
+                        {"driver", "lxc"},
+                        {"driver_version", ""},
+                        {"firewall", ""},
+                        {"kernel", "Linux"},
+                        {"kernel_architecture", "x86_64"},
+                        {"kernel_features", nlohmann::json::object()},
+                        {"kernel_version", ""},
+                        {"lxc_features", nlohmann::json::object()},
+                        {"os_name", ""},
+                        {"os_version", ""},
+                        {"project", "default"},
+                        {"server", "berthd"},
+                        {"server_clustered", false},
+                        {"server_event_mode", "full-mesh"},
+                        {"server_name", identity_.server_name},
+                        {"server_pid", static_cast<long>(::getpid())},
+                        {"server_version", "5.0.2"},
+                        {"storage", "dir"},
+                        {"storage_version", "1"},
+                        {"storage_supported_drivers", nlohmann::json::array()}};
+  out["user"] = {{"name", call.request.local ? "root" : ""}};
+  return sync_response(out, etag_of(shown));
+}
+
+http::Response Api::update_server(const Call& call, bool patch) const {
+  std::string error;
+  const auto body = call.json_object(error);
+  if (!body) return error_response(400, error);
+  const auto config_it = body->find("config");
+  if (config_it != body->end() && !config_it->is_object() && !config_it->is_null()) {
+    return error_response(400, "config is not an object");
+  }
+  auto current = db_.config();
+  if (!current) return db_failure(current.error());
+  if (const auto match = call.request.header("If-Match"); !match.empty()) {
+    std::string want = match;
+    if (want.size() >= 2 && want.front() == '"' && want.back() == '"') want = want.substr(1, want.size() - 2);
+    if (want != etag_of(shown_config(*current))) return error_response(412, "ETag doesn't match: " + want);
+  }
+  std::map<std::string, std::string> next = patch ? *current : std::map<std::string, std::string>{};
+  if (!patch && current->contains(hidden_password_key)) {
+    // A PUT that leaves the password out removes it, as LXD does; one that sends `true` keeps it.
+  }
+  if (config_it != body->end() && config_it->is_object()) {
+    for (const auto& [key, value] : config_it->items()) {
+      if (!known_config_key(key)) return error_response(400, "Invalid config key \"" + key + "\": unknown key");
+      if (key == hidden_password_key && value.is_boolean() && value.get<bool>()) {
+        if (const auto old = current->find(key); old != current->end()) next[key] = old->second;
+        continue;
+      }
+      if (!value.is_string() && !value.is_null()) {
+        return error_response(400, "Invalid config key \"" + key + "\": the value is not a string");
+      }
+      const std::string text = value.is_null() ? std::string{} : value.get<std::string>();
+      if (text.empty()) {
+        next.erase(key);
+        continue;
+      }
+      if (key == "core.remote_token_expiry" && !expiry_after(std::chrono::system_clock::now(), text)) {
+        return error_response(400, "Invalid config key \"" + key + "\": invalid expiry expression " + text);
+      }
+      next[key] = key == hidden_password_key ? hash_trust_password(text) : text;
+    }
+  }
+  if (auto stored = db_.set_config(next); !stored) return db_failure(stored.error());
+  return sync_response(nullptr);
+}
+
+http::Response Api::list_certificates(const Call& call) const {
+  auto all = db_.certificates();
+  if (!all) return db_failure(all.error());
+  const bool recursive = call.query.contains("recursion") && call.query.at("recursion") != "0";
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& c : *all) {
+    if (recursive) {
+      out.push_back(certificate_json(c));
+    } else {
+      out.push_back("/1.0/certificates/" + c.fingerprint);
+    }
+  }
+  return sync_response(out);
+}
+
+http::Response Api::add_certificate(const Call& call) const {
+  std::string error;
+  const auto body = call.json_object(error);
+  if (!body) return error_response(400, error);
+  auto text = [&](const char* key) {
+    const auto it = body->find(key);
+    return it != body->end() && it->is_string() ? it->get<std::string>() : std::string{};
+  };
+  std::string name = text("name");
+  std::string type = text("type");
+  const std::string certificate_b64 = text("certificate");
+  const std::string password = text("password");
+  const bool want_token = body->value("token", nlohmann::json(false)).is_boolean() && body->value("token", false);
+  bool restricted = body->value("restricted", nlohmann::json(false)).is_boolean() && body->value("restricted", false);
+  std::vector<std::string> projects;
+  if (const auto it = body->find("projects"); it != body->end() && it->is_array()) {
+    for (const auto& p : *it) {
+      if (p.is_string()) projects.push_back(p.get<std::string>());
+    }
+  }
+
+  if (call.trusted && certificate_b64.empty() && !want_token) return error_response(400, "Client is already trusted");
+  if (!call.trusted) {
+    if (want_token || password.empty()) return error_response(403, "not authorized");
+    bool allowed = false;
+    // A certificate add token first: used up at once (single use), then checked for expiry.
+    if (auto token = lxd::decode_token(password)) {
+      if (auto used = operations_.consume_token(token->secret)) {
+        if (const auto expires = used->find("expiresAt"); expires != used->end() && expires->is_string()) {
+          const auto when = util::parse_rfc3339_utc(expires->get<std::string>());
+          if (!when || std::chrono::system_clock::now() > *when) return error_response(403, "Token has expired");
+        }
+        const auto& request = (*used)["request"];
+        if (request.is_object()) {
+          name = request.value("name", std::string{});
+          type = request.value("type", std::string{"client"});
+          restricted = request.value("restricted", false);
+          projects = request.value("projects", std::vector<std::string>{});
+        }
+        allowed = true;
+      }
+    }
+    if (!allowed) {
+      auto config = db_.config();
+      if (!config) return db_failure(config.error());
+      const auto stored = config->find(hidden_password_key);
+      allowed = stored != config->end() && check_trust_password(password, stored->second);
+    }
+    if (!allowed) return error_response(403, "not authorized");
+  }
+  if (type.empty()) type = "client";
+  if (type != "client" && type != "server" && type != "metrics") return error_response(400, "Invalid certificate type");
+
+  if (call.trusted && want_token) {
+    if (type != "client") return error_response(400, "Tokens can only be issued for client certificates");
+    const auto addresses = identity_.addresses();
+    if (addresses.empty()) return error_response(400, "Can't issue token when server isn't listening on network");
+    nlohmann::json metadata = {{"secret", random_secret()},
+                               {"fingerprint", identity_.certificate_fingerprint},
+                               {"addresses", addresses},
+                               {"request",
+                                {{"name", name},
+                                 {"type", "client"},
+                                 {"restricted", restricted},
+                                 {"projects", projects},
+                                 {"certificate", ""},
+                                 {"password", ""},
+                                 {"token", true}}}};
+    auto config = db_.config();
+    if (!config) return db_failure(config.error());
+    if (const auto expiry = config->find("core.remote_token_expiry"); expiry != config->end()) {
+      const auto when = expiry_after(std::chrono::system_clock::now(), expiry->second);
+      if (!when) return error_response(500, "core.remote_token_expiry is not a valid expiry expression");
+      metadata["expiresAt"] = util::rfc3339_utc(*when);
+    }
+    return async_response(
+        operations_.add_token("Generating certificate add token", std::move(metadata), nlohmann::json::object()));
+  }
+
+  X509Ptr cert;
+  if (!certificate_b64.empty()) {
+    auto der = lxd::base64_decode(certificate_b64);
+    if (!der) return error_response(400, "the certificate is not base64");
+    cert = x509_of_der(*der);
+    if (!cert) return error_response(400, "the certificate is not a DER X.509 certificate");
+  } else if (!call.request.peer_certificate.empty()) {
+    cert = x509_of_der(call.request.peer_certificate);
+    if (!cert) return error_response(400, "the client certificate cannot be read");
+  } else if (call.request.local) {
+    return error_response(400, "Can't use TLS data on non-TLS link");
+  } else {
+    return error_response(400, "No client certificate provided");
+  }
+  if (const auto why = invalid_certificate(cert.get()); !why.empty()) return error_response(400, why);
+  TrustedCertificate entry;
+  entry.fingerprint = util::sha256_hex(der_of(cert.get()));
+  entry.type = type;
+  entry.name = !name.empty() ? name : common_name(cert.get());
+  if (entry.name.empty()) entry.name = host_of_peer(call.request.peer);
+  entry.certificate = pem_of(cert.get());
+  entry.restricted = restricted;
+  entry.projects = projects;
+  if (auto added = db_.add_certificate(entry); !added) {
+    if (added.error().kind == lxd::ErrorKind::conflict)
+      return error_response(409, "Certificate already in trust store");
+    return db_failure(added.error());
+  }
+  spdlog::info("api: trusted certificate {} ({}) added", entry.fingerprint.substr(0, 12), entry.name);
+  return sync_response(nullptr, {}, "/1.0/certificates/" + entry.fingerprint);
+}
+
+http::Response Api::get_certificate(const Call& call) const {
+  auto found = db_.certificate(call.params.at("fingerprint"));
+  if (!found) return db_failure(found.error());
+  if (!*found) return error_response(404, "Certificate not found");
+  return sync_response(certificate_json(**found), etag_of(certificate_json(**found)));
+}
+
+http::Response Api::delete_certificate(const Call& call) const {
+  const auto& fingerprint = call.params.at("fingerprint");
+  auto removed = db_.remove_certificate(fingerprint);
+  if (!removed) {
+    if (removed.error().kind == lxd::ErrorKind::not_found) return error_response(404, "Certificate not found");
+    return db_failure(removed.error());
+  }
+  spdlog::info("api: trusted certificate {} removed", fingerprint.substr(0, 12));
+  return sync_response(nullptr);
+}
+
+http::Response Api::list_operations(const Call& call) const {
+  const bool recursive = call.query.contains("recursion") && call.query.at("recursion") != "0";
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& op : operations_.list()) {
+    std::string group = op.value("status", std::string{"unknown"});
+    for (auto& c : group) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (!out.contains(group)) out[group] = nlohmann::json::array();
+    if (recursive) {
+      out[group].push_back(op);
+    } else {
+      out[group].push_back("/1.0/operations/" + op.value("id", std::string{}));
+    }
+  }
+  return sync_response(out);
+}
+
+http::Response Api::get_operation(const Call& call) const {
+  auto op = operations_.get(call.params.at("id"));
+  if (!op) return error_response(404, "Operation not found");
+  return sync_response(*op);
+}
+
+http::Response Api::cancel_operation(const Call& call) const {
+  int status = 0;
+  const auto why = operations_.cancel(call.params.at("id"), status);
+  if (!why.empty()) return error_response(status, why);
+  return sync_response(nullptr);
+}
+
+}  // namespace berth::daemon::api

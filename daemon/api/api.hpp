@@ -1,0 +1,59 @@
+#pragma once
+// berthd's REST API (the LXD 1.0 subset in docs/berthd.md): the route table and its handlers.
+// Handlers run on the HTTP servers' threads (one per listener) and must not block: anything slow
+// becomes an operation. Shared state is the database (its own lock) and the operations table
+// (its own lock); the rest is fixed at start.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "daemon/api/router.hpp"
+#include "daemon/db/database.hpp"
+#include "daemon/operations/operations.hpp"
+#include "http/server.hpp"
+
+namespace berth::daemon::api {
+
+// What the daemon is, as GET /1.0 reports it.
+struct ServerIdentity {
+  std::string server_name;              // the host name
+  std::string certificate_pem;          // the server certificate
+  std::string certificate_fingerprint;  // its sha256 hex
+  // Where it listens, "host:port" (IPv6 bracketed), as environment.addresses and certificate add
+  // tokens carry them; empty when it listens on the unix socket only.
+  std::function<std::vector<std::string>()> addresses;
+};
+
+class Api {
+ public:
+  Api(Database& db, Operations& operations, ServerIdentity identity);
+
+  [[nodiscard]] http::Response handle(const http::Request& request) const { return router_.handle(request); }
+
+  // The server config keys berthd accepts: core.https_address, core.trust_password,
+  // core.remote_token_expiry and user.*.
+  [[nodiscard]] static bool known_config_key(const std::string& key);
+
+ private:
+  bool trusted(const http::Request& request, const std::string& fingerprint) const;
+
+  http::Response get_root(const Call& call) const;
+  http::Response get_server(const Call& call) const;
+  http::Response update_server(const Call& call, bool patch) const;
+  http::Response list_certificates(const Call& call) const;
+  http::Response add_certificate(const Call& call) const;
+  http::Response get_certificate(const Call& call) const;
+  http::Response delete_certificate(const Call& call) const;
+  http::Response list_operations(const Call& call) const;
+  http::Response get_operation(const Call& call) const;
+  http::Response cancel_operation(const Call& call) const;
+
+  Database& db_;
+  Operations& operations_;
+  ServerIdentity identity_;
+  Router router_;
+};
+
+}  // namespace berth::daemon::api

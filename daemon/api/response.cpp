@@ -1,0 +1,52 @@
+#include "daemon/api/response.hpp"
+
+#include "engine/util/sha256.hpp"
+
+namespace berth::daemon::api {
+namespace {
+
+constexpr const char* json_type = "application/json";
+
+}  // namespace
+
+http::Response sync_response(const nlohmann::json& metadata, const std::string& etag, const std::string& location) {
+  http::Response r;
+  r.status = location.empty() ? 200 : 201;
+  r.content_type = json_type;
+  r.body = nlohmann::json{{"type", "sync"},  {"status", "Success"}, {"status_code", 200},  {"operation", ""},
+                          {"error_code", 0}, {"error", ""},         {"metadata", metadata}}
+               .dump();
+  if (!etag.empty()) r.headers.emplace_back("ETag", "\"" + etag + "\"");
+  if (!location.empty()) r.headers.emplace_back("Location", location);
+  return r;
+}
+
+http::Response async_response(const nlohmann::json& operation) {
+  const std::string url = "/1.0/operations/" + operation.value("id", std::string{});
+  http::Response r;
+  r.status = 202;
+  r.content_type = json_type;
+  r.body = nlohmann::json{{"type", "async"},      {"status", "Operation created"},
+                          {"status_code", 100},   {"operation", url},
+                          {"error_code", 0},      {"error", ""},
+                          {"metadata", operation}}
+               .dump();
+  r.headers.emplace_back("Location", url);
+  return r;
+}
+
+http::Response error_response(int status, const std::string& message) {
+  http::Response r;
+  r.status = status;
+  r.content_type = json_type;
+  r.body = nlohmann::json{{"type", "error"},      {"status", ""},     {"status_code", 0},   {"operation", ""},
+                          {"error_code", status}, {"error", message}, {"metadata", nullptr}}
+               .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return r;
+}
+
+std::string etag_of(const nlohmann::json& value) {
+  return util::sha256_hex(value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+}  // namespace berth::daemon::api

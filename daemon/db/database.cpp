@@ -1,0 +1,293 @@
+#include "daemon/db/database.hpp"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <array>
+#include <stdexcept>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace berth::daemon {
+namespace {
+
+using lxd::ErrorKind;
+using lxd::make_error;
+
+// The schema, one migration per entry, applied in order and never edited once released: a change
+// is a new entry at the end. PRAGMA user_version counts the entries applied.
+constexpr std::array<std::string_view, 1> migrations = {
+    // 1: server config and the trust store.
+    R"sql(
+CREATE TABLE config (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+CREATE TABLE certificates (
+  fingerprint TEXT PRIMARY KEY,
+  type        TEXT NOT NULL,
+  name        TEXT NOT NULL,
+  certificate TEXT NOT NULL,
+  restricted  INTEGER NOT NULL DEFAULT 0,
+  projects    TEXT NOT NULL DEFAULT '[]'
+);
+)sql",
+};
+
+// Thrown inside this file only, and turned into an error value at each public call.
+struct DbError : std::runtime_error {
+  ErrorKind kind;
+  DbError(ErrorKind k, const std::string& what) : std::runtime_error(what), kind(k) {}
+};
+
+std::string describe(sqlite3* db, std::string_view what) {
+  const char* file = sqlite3_db_filename(db, "main");
+  return "database " + std::string{file != nullptr ? file : "?"} + ": " + std::string{what} + sqlite3_errmsg(db);
+}
+
+class Statement {
+ public:
+  Statement(sqlite3* db, std::string_view sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr) != SQLITE_OK) {
+      throw DbError(ErrorKind::io, describe(db, "cannot prepare a statement: "));
+    }
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  Statement& bind(int i, const std::string& v) {
+    sqlite3_bind_text(stmt_, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& bind(int i, std::int64_t v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  // True while there is a row.
+  bool step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    if (rc == SQLITE_CONSTRAINT) throw DbError(ErrorKind::conflict, describe(db_, ""));
+    throw DbError(ErrorKind::io, describe(db_, ""));
+  }
+  std::string text(int col) {
+    const auto* p = sqlite3_column_text(stmt_, col);
+    return p == nullptr ? std::string{} : std::string{reinterpret_cast<const char*>(p)};
+  }
+  std::int64_t integer(int col) { return sqlite3_column_int64(stmt_, col); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+void exec(sqlite3* db, const std::string& sql) {
+  char* error = nullptr;
+  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
+    const std::string why = error != nullptr ? error : "unknown error";
+    sqlite3_free(error);
+    throw DbError(ErrorKind::io, describe(db, why + " ("));
+  }
+}
+
+// Runs `work` in one transaction, turning a failure into an error value.
+template <class F>
+auto transaction(sqlite3* db, F&& work) -> Result<decltype(work())> {
+  try {
+    exec(db, "BEGIN IMMEDIATE");
+    try {
+      if constexpr (std::is_void_v<decltype(work())>) {
+        work();
+        exec(db, "COMMIT");
+        return Result<void>{};
+      } else {
+        auto out = work();
+        exec(db, "COMMIT");
+        return out;
+      }
+    } catch (...) {
+      sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  } catch (const DbError& e) {
+    return make_error(e.kind, e.what());
+  }
+}
+
+std::string projects_text(const std::vector<std::string>& projects) {
+  return nlohmann::json(projects).dump();
+}
+
+std::vector<std::string> projects_of(const std::string& text) {
+  std::vector<std::string> out;
+  const auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_array()) return out;
+  for (const auto& p : j) {
+    if (p.is_string()) out.push_back(p.get<std::string>());
+  }
+  return out;
+}
+
+TrustedCertificate certificate_row(Statement& s) {
+  TrustedCertificate c;
+  c.fingerprint = s.text(0);
+  c.type = s.text(1);
+  c.name = s.text(2);
+  c.certificate = s.text(3);
+  c.restricted = s.integer(4) != 0;
+  c.projects = projects_of(s.text(5));
+  return c;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Database>> Database::open(const std::filesystem::path& path) {
+  // The trust store and the password hash: only root may read them.
+  if (const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600); fd >= 0) {
+    ::close(fd);
+  }
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) !=
+      SQLITE_OK) {
+    const std::string why = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return make_error(ErrorKind::io, "cannot open the database " + path.string() + ": " + why);
+  }
+  std::unique_ptr<Database> out(new Database(db, path));
+  sqlite3_busy_timeout(db, 5000);
+  try {
+    exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;");
+  } catch (const DbError& e) {
+    return make_error(e.kind, e.what());
+  }
+  if (auto migrated = out->migrate(); !migrated) return migrated.error();
+  return out;
+}
+
+Database::Database(sqlite3* db, std::filesystem::path path) : db_(db), path_(std::move(path)) {}
+
+Database::~Database() {
+  sqlite3_close(db_);
+}
+
+int Database::latest_schema_version() {
+  return static_cast<int>(migrations.size());
+}
+
+Result<void> Database::migrate() {
+  std::lock_guard lock(mu_);
+  return transaction(db_, [&] {
+    const auto current = [&] {
+      Statement version(db_, "PRAGMA user_version");
+      version.step();
+      return static_cast<std::size_t>(version.integer(0));
+    }();
+    if (current > migrations.size()) {
+      throw DbError(ErrorKind::invalid_argument,
+                    "database " + path_.string() + " was written by a newer berthd (schema " + std::to_string(current) +
+                        ", this one knows " + std::to_string(migrations.size()) + "); upgrade berthd");
+    }
+    for (std::size_t i = current; i < migrations.size(); ++i) exec(db_, std::string{migrations[i]});
+    exec(db_, "PRAGMA user_version = " + std::to_string(migrations.size()));
+  });
+}
+
+int Database::schema_version() {
+  std::lock_guard lock(mu_);
+  try {
+    Statement version(db_, "PRAGMA user_version");
+    version.step();
+    return static_cast<int>(version.integer(0));
+  } catch (const DbError&) {
+    return -1;
+  }
+}
+
+Result<std::map<std::string, std::string>> Database::config() {
+  std::lock_guard lock(mu_);
+  return transaction(db_, [&] {
+    std::map<std::string, std::string> out;
+    Statement s(db_, "SELECT key, value FROM config");
+    while (s.step()) out[s.text(0)] = s.text(1);
+    return out;
+  });
+}
+
+Result<void> Database::set_config(const std::map<std::string, std::string>& config) {
+  std::lock_guard lock(mu_);
+  return transaction(db_, [&] {
+    exec(db_, "DELETE FROM config");
+    for (const auto& [key, value] : config) {
+      Statement s(db_, "INSERT INTO config (key, value) VALUES (?, ?)");
+      s.bind(1, key).bind(2, value).step();
+    }
+  });
+}
+
+Result<std::vector<TrustedCertificate>> Database::certificates() {
+  std::lock_guard lock(mu_);
+  return transaction(db_, [&] {
+    std::vector<TrustedCertificate> out;
+    Statement s(
+        db_,
+        "SELECT fingerprint, type, name, certificate, restricted, projects FROM certificates ORDER BY fingerprint");
+    while (s.step()) out.push_back(certificate_row(s));
+    return out;
+  });
+}
+
+Result<std::optional<TrustedCertificate>> Database::certificate(const std::string& fingerprint) {
+  std::lock_guard lock(mu_);
+  return transaction(db_, [&] {
+    Statement s(
+        db_,
+        "SELECT fingerprint, type, name, certificate, restricted, projects FROM certificates WHERE fingerprint = ?");
+    s.bind(1, fingerprint);
+    return s.step() ? std::optional<TrustedCertificate>{certificate_row(s)} : std::nullopt;
+  });
+}
+
+Result<void> Database::add_certificate(const TrustedCertificate& c) {
+  std::lock_guard lock(mu_);
+  return transaction(db_, [&] {
+    Statement s(db_,
+                "INSERT INTO certificates (fingerprint, type, name, certificate, restricted, projects) "
+                "VALUES (?, ?, ?, ?, ?, ?)");
+    s.bind(1, c.fingerprint)
+        .bind(2, c.type)
+        .bind(3, c.name)
+        .bind(4, c.certificate)
+        .bind(5, std::int64_t{c.restricted ? 1 : 0})
+        .bind(6, projects_text(c.projects));
+    s.step();
+  });
+}
+
+Result<void> Database::update_certificate(const TrustedCertificate& c) {
+  std::lock_guard lock(mu_);
+  return transaction(db_, [&] {
+    Statement s(db_, "UPDATE certificates SET type = ?, name = ?, restricted = ?, projects = ? WHERE fingerprint = ?");
+    s.bind(1, c.type)
+        .bind(2, c.name)
+        .bind(3, std::int64_t{c.restricted ? 1 : 0})
+        .bind(4, projects_text(c.projects))
+        .bind(5, c.fingerprint);
+    s.step();
+    if (sqlite3_changes(db_) == 0) throw DbError(ErrorKind::not_found, "certificate " + c.fingerprint + " not found");
+  });
+}
+
+Result<void> Database::remove_certificate(const std::string& fingerprint) {
+  std::lock_guard lock(mu_);
+  return transaction(db_, [&] {
+    Statement s(db_, "DELETE FROM certificates WHERE fingerprint = ?");
+    s.bind(1, fingerprint).step();
+    if (sqlite3_changes(db_) == 0) throw DbError(ErrorKind::not_found, "certificate " + fingerprint + " not found");
+  });
+}
+
+}  // namespace berth::daemon

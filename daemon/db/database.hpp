@@ -1,0 +1,75 @@
+#pragma once
+// berthd's database: one SQLite file (DIR/berthd.db) holding what berthd must remember across
+// restarts and cannot ask liblxc: server config, the trust store, and (in later migrations) images,
+// instances and snapshots. The schema is an append-only list of migrations (database.cpp); a
+// database written by a newer berthd is refused rather than guessed at.
+//
+// Concurrency contract: one connection, serialised by a mutex of its own, so any thread may call.
+// Every call is one transaction. Expected failures (disk full, a locked or damaged file) are
+// values, never exceptions.
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "providers/lxd/result.hpp"
+
+struct sqlite3;
+
+namespace berth::daemon {
+
+using lxd::Result;
+
+// A trusted certificate (lxd-protocol.md §2.3): its fingerprint is the lowercase hex sha256 of its DER.
+struct TrustedCertificate {
+  std::string fingerprint;
+  std::string type = "client";  // client, server or metrics
+  std::string name;
+  std::string certificate;  // PEM
+  bool restricted = false;
+  std::vector<std::string> projects;
+};
+
+class Database {
+ public:
+  // Opens (creating it when missing, mode 0600) and brings the schema up to date.
+  [[nodiscard]] static Result<std::unique_ptr<Database>> open(const std::filesystem::path& path);
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  // The number of migrations applied: the schema's version.
+  [[nodiscard]] int schema_version();
+  // How many migrations this berthd knows.
+  [[nodiscard]] static int latest_schema_version();
+
+  // Server config (`GET /1.0`'s config): key -> value as stored (the trust password as its hash).
+  [[nodiscard]] Result<std::map<std::string, std::string>> config();
+  // Replaces the whole server config in one transaction.
+  [[nodiscard]] Result<void> set_config(const std::map<std::string, std::string>& config);
+
+  [[nodiscard]] Result<std::vector<TrustedCertificate>> certificates();
+  [[nodiscard]] Result<std::optional<TrustedCertificate>> certificate(const std::string& fingerprint);
+  // Adds one; ErrorKind::conflict when its fingerprint is already there.
+  [[nodiscard]] Result<void> add_certificate(const TrustedCertificate& certificate);
+  // Replaces name, type, restricted and projects of the certificate with this fingerprint;
+  // ErrorKind::not_found when there is none.
+  [[nodiscard]] Result<void> update_certificate(const TrustedCertificate& certificate);
+  // ErrorKind::not_found when there is none.
+  [[nodiscard]] Result<void> remove_certificate(const std::string& fingerprint);
+
+ private:
+  Database(sqlite3* db, std::filesystem::path path);
+  Result<void> migrate();
+
+  std::mutex mu_;
+  sqlite3* db_;
+  std::filesystem::path path_;
+};
+
+}  // namespace berth::daemon

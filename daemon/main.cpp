@@ -1,0 +1,99 @@
+// berthd: a host daemon on liblxc speaking the subset of the LXD 5.0 REST API that the stock lxc
+// client and berth use. See docs/berthd.md.
+
+#include <signal.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+
+#include "daemon/daemon.hpp"
+
+namespace {
+
+// The password from a file (its first line) or the environment; never from the command line.
+std::optional<std::string> trust_password(const std::string& file, std::string& error) {
+  if (!file.empty()) {
+    std::ifstream in(file);
+    if (!in) {
+      error = "cannot read --trust-password-file " + file;
+      return std::nullopt;
+    }
+    std::string line;
+    std::getline(in, line);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) {
+      error = "--trust-password-file " + file + " is empty; write the password on its first line";
+      return std::nullopt;
+    }
+    return line;
+  }
+  if (const char* env = std::getenv("BERTHD_TRUST_PASSWORD"); env != nullptr && *env != '\0') {
+    std::string value = env;
+    ::unsetenv("BERTHD_TRUST_PASSWORD");  // not passed on to anything berthd starts
+    return value;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"berthd: a container host daemon speaking the LXD 5.0 API (liblxc, SQLite)"};
+  std::string dir;
+  std::string listen;
+  std::string storage_pool;
+  std::string password_file;
+  std::string log_level = "info";
+  app.add_option("--dir", dir, "Where berthd keeps its database, certificate, unix socket, images and containers")
+      ->required();
+  app.add_option("--listen", listen, "HTTPS address ADDR:PORT for this run (overrides core.https_address)");
+  app.add_option("--storage-pool", storage_pool, "Where containers' root filesystems live (default DIR/storage)");
+  app.add_option("--trust-password-file", password_file,
+                 "Set the trust password from this file's first line (or env BERTHD_TRUST_PASSWORD)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  spdlog::set_level(spdlog::level::from_str(log_level));
+
+  std::string error;
+  berth::daemon::DaemonOptions options;
+  options.dir = dir;
+  if (!listen.empty()) options.listen = listen;
+  options.trust_password = trust_password(password_file, error);
+  if (!error.empty()) {
+    std::cerr << "berthd: " << error << "\n";
+    return 1;
+  }
+
+  // Signals are taken by sigwait below, on this thread only: block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  auto started = berth::daemon::Daemon::start(std::move(options));
+  if (auto* failure = std::get_if<std::string>(&started)) {
+    std::cerr << "berthd: " << *failure << "\n";
+    return 1;
+  }
+  auto& daemon = std::get<std::unique_ptr<berth::daemon::Daemon>>(started);
+  int signal = 0;
+  sigwait(&signals, &signal);
+  spdlog::info("berthd: {} received, stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  daemon->stop();
+  daemon.reset();
+  return 0;
+}

@@ -1,0 +1,185 @@
+#include "daemon/operations/operations.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include <array>
+#include <stdexcept>
+
+#include "engine/util/time.hpp"
+
+namespace berth::daemon {
+namespace {
+
+constexpr int running = 103;
+constexpr int cancelled = 401;
+
+std::string hex(const unsigned char* bytes, std::size_t n) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(n * 2);
+  for (std::size_t i = 0; i < n; ++i) {
+    out.push_back(digits[bytes[i] >> 4]);
+    out.push_back(digits[bytes[i] & 0x0f]);
+  }
+  return out;
+}
+
+template <std::size_t N>
+std::array<unsigned char, N> random_bytes() {
+  std::array<unsigned char, N> out{};
+  if (RAND_bytes(out.data(), static_cast<int>(N)) != 1) throw std::runtime_error("no random bytes from OpenSSL");
+  return out;
+}
+
+std::string class_name(OperationClass c) {
+  switch (c) {
+    case OperationClass::task: return "task";
+    case OperationClass::websocket: return "websocket";
+    case OperationClass::token: return "token";
+  }
+  return "task";
+}
+
+std::string timestamp(Operations::Clock::time_point t) {
+  return util::rfc3339_utc(t);
+}
+
+}  // namespace
+
+std::string status_name(int code) {
+  switch (code) {
+    case 100: return "Operation created";
+    case 101: return "Started";
+    case 102: return "Stopped";
+    case 103: return "Running";
+    case 104: return "Cancelling";
+    case 105: return "Pending";
+    case 106: return "Starting";
+    case 107: return "Stopping";
+    case 108: return "Aborting";
+    case 109: return "Freezing";
+    case 110: return "Frozen";
+    case 111: return "Thawed";
+    case 112: return "Error";
+    case 113: return "Ready";
+    case 200: return "Success";
+    case 400: return "Failure";
+    case 401: return "Cancelled";
+    default: return "Unknown";
+  }
+}
+
+std::string random_uuid() {
+  auto b = random_bytes<16>();
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
+  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
+  const auto h = hex(b.data(), b.size());
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
+}
+
+std::string random_secret() {
+  const auto b = random_bytes<32>();
+  return hex(b.data(), b.size());
+}
+
+Operations::Operations(std::string location, std::chrono::seconds keep_finished, std::function<Clock::time_point()> now)
+    : location_(std::move(location)), keep_finished_(keep_finished), now_(std::move(now)) {}
+
+nlohmann::json Operations::add_token(const std::string& description, nlohmann::json metadata,
+                                     nlohmann::json resources) {
+  std::lock_guard lock(mu_);
+  forget_old();
+  const auto id = random_uuid();
+  const auto now = timestamp(now_());
+  Entry entry{nlohmann::json{{"id", id},
+                             {"class", class_name(OperationClass::token)},
+                             {"description", description},
+                             {"created_at", now},
+                             {"updated_at", now},
+                             {"status", status_name(running)},
+                             {"status_code", running},
+                             {"resources", resources.is_object() ? resources : nlohmann::json::object()},
+                             {"metadata", std::move(metadata)},
+                             {"may_cancel", true},
+                             {"err", ""},
+                             {"location", location_}},
+              std::nullopt};
+  auto object = entry.object;
+  table_.emplace(id, std::move(entry));
+  return object;
+}
+
+std::optional<nlohmann::json> Operations::get(const std::string& id) {
+  std::lock_guard lock(mu_);
+  forget_old();
+  const auto it = table_.find(id);
+  if (it == table_.end()) return std::nullopt;
+  return it->second.object;
+}
+
+std::vector<nlohmann::json> Operations::list() {
+  std::lock_guard lock(mu_);
+  forget_old();
+  std::vector<nlohmann::json> out;
+  out.reserve(table_.size());
+  for (const auto& [id, entry] : table_) out.push_back(entry.object);
+  return out;
+}
+
+std::string Operations::cancel(const std::string& id, int& status) {
+  std::lock_guard lock(mu_);
+  forget_old();
+  const auto it = table_.find(id);
+  if (it == table_.end()) {
+    status = 404;
+    return "not found";
+  }
+  auto& entry = it->second;
+  if (entry.object.value("status_code", 0) != running || !entry.object.value("may_cancel", false)) {
+    status = 400;
+    return "Only running operations can be cancelled";
+  }
+  set_status(entry, cancelled);
+  status = 200;
+  return {};
+}
+
+std::optional<nlohmann::json> Operations::consume_token(const std::string& secret) {
+  std::lock_guard lock(mu_);
+  forget_old();
+  for (auto& [id, entry] : table_) {
+    if (entry.object.value("class", "") != "token" || entry.object.value("status_code", 0) != running) continue;
+    const auto& metadata = entry.object["metadata"];
+    if (!metadata.is_object() || !metadata.contains("secret") || !metadata["secret"].is_string()) continue;
+    const auto& known = metadata["secret"].get_ref<const std::string&>();
+    if (known.size() != secret.size() || CRYPTO_memcmp(known.data(), secret.data(), secret.size()) != 0) continue;
+    auto out = metadata;
+    set_status(entry, cancelled);
+    return out;
+  }
+  return std::nullopt;
+}
+
+void Operations::set_status(Entry& entry, int code) {
+  entry.object["status"] = status_name(code);
+  entry.object["status_code"] = code;
+  entry.object["updated_at"] = timestamp(now_());
+  if (code >= 200) {
+    entry.finished = now_();
+    entry.object["may_cancel"] = false;
+  }
+}
+
+void Operations::forget_old() {
+  const auto now = now_();
+  for (auto it = table_.begin(); it != table_.end();) {
+    if (it->second.finished && now - *it->second.finished > keep_finished_) {
+      it = table_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace berth::daemon

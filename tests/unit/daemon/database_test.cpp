@@ -1,0 +1,116 @@
+// berthd's database: the schema is brought up to date once, survives a reopen, refuses a newer
+// one, and each call is one transaction with errors as values.
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include "../lxd/temp_dir.hpp"
+#include "daemon/db/database.hpp"
+
+namespace berth::daemon {
+namespace {
+
+using lxd::testing::TempDir;
+
+TrustedCertificate cert(const std::string& fp, const std::string& name) {
+  TrustedCertificate c;
+  c.fingerprint = fp;
+  c.name = name;
+  c.certificate = "-----BEGIN CERTIFICATE-----\n...\n";
+  c.projects = {"default", "web"};
+  return c;
+}
+
+TEST(Database, CreatesTheSchemaPrivatelyAndKeepsWhatWasStored) {
+  TempDir tmp;
+  const auto path = tmp.path() / "berthd.db";
+  {
+    auto db = Database::open(path);
+    ASSERT_TRUE(db) << db.error().message;
+    EXPECT_EQ((*db)->schema_version(), Database::latest_schema_version());
+    ASSERT_TRUE((*db)->set_config({{"core.https_address", "127.0.0.1:8443"}, {"user.a", "b"}}));
+    ASSERT_TRUE((*db)->add_certificate(cert("aa", "one")));
+  }
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto db = Database::open(path);
+  ASSERT_TRUE(db) << db.error().message;
+  auto config = (*db)->config();
+  ASSERT_TRUE(config);
+  EXPECT_EQ(config->size(), 2u);
+  EXPECT_EQ(config->at("user.a"), "b");
+  auto found = (*db)->certificate("aa");
+  ASSERT_TRUE(found && found->has_value());
+  EXPECT_EQ((*found)->name, "one");
+  EXPECT_EQ((*found)->projects, (std::vector<std::string>{"default", "web"}));
+}
+
+TEST(Database, AddingAFingerprintTwiceIsAConflictAndChangesNothing) {
+  TempDir tmp;
+  auto db = Database::open(tmp.path() / "berthd.db");
+  ASSERT_TRUE(db);
+  ASSERT_TRUE((*db)->add_certificate(cert("aa", "one")));
+  auto again = (*db)->add_certificate(cert("aa", "two"));
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().kind, lxd::ErrorKind::conflict);
+  EXPECT_EQ((*(*db)->certificate("aa"))->name, "one");
+}
+
+TEST(Database, RemovingOrUpdatingWhatIsNotThereIsNotFound) {
+  TempDir tmp;
+  auto db = Database::open(tmp.path() / "berthd.db");
+  ASSERT_TRUE(db);
+  auto removed = (*db)->remove_certificate("nope");
+  ASSERT_FALSE(removed);
+  EXPECT_EQ(removed.error().kind, lxd::ErrorKind::not_found);
+  auto updated = (*db)->update_certificate(cert("nope", "x"));
+  ASSERT_FALSE(updated);
+  EXPECT_EQ(updated.error().kind, lxd::ErrorKind::not_found);
+  ASSERT_TRUE((*db)->add_certificate(cert("bb", "one")));
+  ASSERT_TRUE((*db)->remove_certificate("bb"));
+  EXPECT_FALSE((*(*db)->certificate("bb")).has_value());
+}
+
+TEST(Database, SetConfigReplacesTheWholeConfig) {
+  TempDir tmp;
+  auto db = Database::open(tmp.path() / "berthd.db");
+  ASSERT_TRUE(db);
+  ASSERT_TRUE((*db)->set_config({{"a", "1"}, {"b", "2"}}));
+  ASSERT_TRUE((*db)->set_config({{"b", "3"}}));
+  auto config = (*db)->config();
+  ASSERT_TRUE(config);
+  EXPECT_EQ(*config, (std::map<std::string, std::string>{{"b", "3"}}));
+}
+
+TEST(Database, ADatabaseFromANewerBerthdIsRefused) {
+  TempDir tmp;
+  const auto path = tmp.path() / "berthd.db";
+  { ASSERT_TRUE(Database::open(path)); }
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw, "PRAGMA user_version = 999", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(raw);
+  auto db = Database::open(path);
+  ASSERT_FALSE(db);
+  EXPECT_NE(db.error().message.find("newer berthd"), std::string::npos) << db.error().message;
+}
+
+TEST(Database, AFileThatIsNotADatabaseIsAnErrorNotACrash) {
+  TempDir tmp;
+  const auto path = tmp.path() / "berthd.db";
+  {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("this is not SQLite, but it is long enough to look like a header of some kind..........", f);
+    std::fclose(f);
+  }
+  auto db = Database::open(path);
+  ASSERT_FALSE(db);
+  EXPECT_NE(db.error().message.find(path.string()), std::string::npos) << db.error().message;
+}
+
+}  // namespace
+}  // namespace berth::daemon
