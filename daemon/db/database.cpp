@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/state/sqlite_statement.hpp"
+
 namespace berth::daemon {
 namespace {
 
@@ -47,43 +49,12 @@ std::string describe(sqlite3* db, std::string_view what) {
   return "database " + std::string{file != nullptr ? file : "?"} + ": " + std::string{what} + sqlite3_errmsg(db);
 }
 
-class Statement {
- public:
-  Statement(sqlite3* db, std::string_view sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr) != SQLITE_OK) {
-      throw DbError(ErrorKind::io, describe(db, "cannot prepare a statement: "));
-    }
+struct DbFail {
+  [[noreturn]] void operator()(sqlite3* db, int rc, std::string_view what) const {
+    throw DbError(rc == SQLITE_CONSTRAINT ? ErrorKind::conflict : ErrorKind::io, describe(db, what));
   }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  Statement& bind(int i, const std::string& v) {
-    sqlite3_bind_text(stmt_, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Statement& bind(int i, std::int64_t v) {
-    sqlite3_bind_int64(stmt_, i, v);
-    return *this;
-  }
-  // True while there is a row.
-  bool step() {
-    const int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    if (rc == SQLITE_CONSTRAINT) throw DbError(ErrorKind::conflict, describe(db_, ""));
-    throw DbError(ErrorKind::io, describe(db_, ""));
-  }
-  std::string text(int col) {
-    const auto* p = sqlite3_column_text(stmt_, col);
-    return p == nullptr ? std::string{} : std::string{reinterpret_cast<const char*>(p)};
-  }
-  std::int64_t integer(int col) { return sqlite3_column_int64(stmt_, col); }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
 };
+using Statement = sqlite::Statement<DbFail>;
 
 void exec(sqlite3* db, const std::string& sql) {
   char* error = nullptr;

@@ -1,5 +1,6 @@
 #include "engine/state/store.hpp"
 
+#include "engine/state/sqlite_statement.hpp"
 #include "engine/util/random.hpp"
 #include "engine/util/time.hpp"
 
@@ -95,48 +96,10 @@ std::string failure(sqlite3* db, std::string_view what) {
   return "state file " + std::string{file != nullptr ? file : "?"} + ": " + std::string{what} + sqlite3_errmsg(db);
 }
 
-// A prepared statement that finalises itself.
-class Statement {
- public:
-  Statement(sqlite3* db, std::string_view sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr) != SQLITE_OK) {
-      throw StoreError(failure(db, "cannot prepare a statement: "));
-    }
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  Statement& bind(int i, const std::string& v) {
-    sqlite3_bind_text(stmt_, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Statement& bind(int i, std::int64_t v) {
-    sqlite3_bind_int64(stmt_, i, v);
-    return *this;
-  }
-  Statement& bind(int i, double v) {
-    sqlite3_bind_double(stmt_, i, v);
-    return *this;
-  }
-  // True while there is a row.
-  bool step() {
-    const int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    throw StoreError(failure(db_, ""));
-  }
-  std::string text(int col) {
-    const auto* p = sqlite3_column_text(stmt_, col);
-    return p == nullptr ? std::string{} : std::string{reinterpret_cast<const char*>(p)};
-  }
-  std::int64_t integer(int col) { return sqlite3_column_int64(stmt_, col); }
-  double real(int col) { return sqlite3_column_double(stmt_, col); }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
+struct StoreFail {
+  [[noreturn]] void operator()(sqlite3* db, int, std::string_view what) const { throw StoreError(failure(db, what)); }
 };
+using Statement = sqlite::Statement<StoreFail>;
 
 }  // namespace
 
