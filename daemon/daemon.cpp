@@ -1,13 +1,17 @@
 #include "daemon/daemon.hpp"
 
+#include <fcntl.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
 #include <array>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -57,10 +61,12 @@ std::vector<std::string> interface_addresses(bool v6, std::uint16_t port) {
   ifaddrs* list = nullptr;
   if (::getifaddrs(&list) != 0) return out;
   for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
-    if (a->ifa_addr == nullptr || (a->ifa_flags & IFF_UP) == 0) continue;
+    // As LXD lists them: no loopback, no link-local (a client tries them in order).
+    if (a->ifa_addr == nullptr || (a->ifa_flags & IFF_UP) == 0 || (a->ifa_flags & IFF_LOOPBACK) != 0) continue;
     std::array<char, INET6_ADDRSTRLEN> text{};
     if (a->ifa_addr->sa_family == AF_INET) {
       const auto* in = reinterpret_cast<const sockaddr_in*>(a->ifa_addr);
+      if ((ntohl(in->sin_addr.s_addr) >> 16) == 0xa9fe) continue;  // 169.254.0.0/16
       if (::inet_ntop(AF_INET, &in->sin_addr, text.data(), text.size()) == nullptr) continue;
       std::string address(text.data());
       address.append(":").append(std::to_string(port));
@@ -81,6 +87,10 @@ std::vector<std::string> interface_addresses(bool v6, std::uint16_t port) {
 }  // namespace
 
 struct Daemon::Impl {
+  ~Impl() {
+    if (lock_fd >= 0) ::close(lock_fd);
+  }
+  int lock_fd = -1;  // flock'ed while this berthd runs
   std::unique_ptr<Database> db;
   Operations operations;
   std::unique_ptr<api::Api> api;
@@ -140,6 +150,13 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
   if (!fingerprint) return cert_path.string() + ": " + fingerprint.error().message;
 
   auto impl = std::make_unique<Impl>();
+  // One berthd per directory: a second one would take the first one's socket and share its database.
+  const auto lock_path = dir / "berthd.lock";
+  impl->lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (impl->lock_fd < 0) return "cannot open " + lock_path.string() + ": " + std::strerror(errno);
+  if (::flock(impl->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    return "another berthd is running on " + dir.string() + " (it holds " + lock_path.string() + "); stop it first";
+  }
   auto db = Database::open(dir / "berthd.db");
   if (!db) return db.error().message;
   impl->db = std::move(*db);
@@ -166,13 +183,14 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
   http::ServerOptions server_options;
   server_options.timeout = std::chrono::seconds{60};
   server_options.max_connections = 256;
-  server_options.body_limit = 16 * 1024 * 1024;
+  // Until routes that take uploads exist, no request body needs more.
+  server_options.body_limit = 64 * 1024;
 
   const auto socket_path = (dir / "unix.socket").string();
   auto unix_server = http::Server::listen_unix(socket_path, handler, server_options);
   if (auto* error = std::get_if<std::string>(&unix_server)) return *error;
   impl->unix_server = std::move(std::get<std::unique_ptr<http::Server>>(unix_server));
-  ::chmod(socket_path.c_str(), 0660);
+  if (::chmod(socket_path.c_str(), 0660) != 0) return "cannot set the mode of " + socket_path;
 
   if (!listen.empty()) {
     auto parsed = http::parse_listen_address(listen);

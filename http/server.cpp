@@ -27,6 +27,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace berth::http {
@@ -462,6 +463,11 @@ std::variant<std::unique_ptr<Server>, std::string> Server::listen_tls(const std:
   // Ask for a client certificate and accept whatever comes: trust is the handler's decision, per
   // request, from the certificate's fingerprint.
   SSL_CTX_set_verify(ctx.native_handle(), SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
+  // With client certificates asked for, OpenSSL refuses a resumed TLS 1.2 session without a session
+  // id context; no tickets, so a resumption is a plain cache miss.
+  static constexpr unsigned char session_context[] = "berth";
+  SSL_CTX_set_session_id_context(ctx.native_handle(), session_context, sizeof session_context - 1);
+  SSL_CTX_set_options(ctx.native_handle(), SSL_OP_NO_TICKET);
   error_code ec;
   ctx.use_certificate_chain(net::buffer(identity.certificate_pem), ec);
   if (ec) return "TLS: the server certificate cannot be used: " + ec.message();
@@ -481,7 +487,11 @@ std::variant<std::unique_ptr<Server>, std::string> Server::listen_unix(const std
   auto& acceptor = impl->unix_acceptor.emplace(impl->ioc);
   const net::local::stream_protocol::endpoint endpoint(path);
   if (acceptor.open(endpoint.protocol(), ec); ec) return "listen on " + path + ": " + ec.message();
-  if (acceptor.bind(endpoint, ec); ec) return "listen on " + path + ": " + ec.message();
+  // Made 0600: nobody else can connect before the caller gives the socket its mode.
+  const mode_t old_umask = ::umask(0177);
+  acceptor.bind(endpoint, ec);
+  ::umask(old_umask);
+  if (ec) return "listen on " + path + ": " + ec.message();
   if (acceptor.listen(net::socket_base::max_listen_connections, ec); ec) {
     return "listen on " + path + ": " + ec.message();
   }

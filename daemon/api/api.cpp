@@ -6,10 +6,12 @@
 #include <openssl/x509.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
+#include <variant>
 
 #include <spdlog/spdlog.h>
 
@@ -60,8 +62,12 @@ std::string der_of(X509* cert) {
 
 // Why LXD would not add this certificate (lxd/certificates.go certificateValidate), "" if it would.
 std::string invalid_certificate(X509* cert) {
-  if (X509_cmp_current_time(X509_get0_notBefore(cert)) > 0) return "The provided certificate isn't valid yet";
-  if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0) return "The provided certificate is expired";
+  // X509_cmp_current_time answers 0 for a time it cannot read: never valid.
+  const int from = X509_cmp_current_time(X509_get0_notBefore(cert));
+  const int until = X509_cmp_current_time(X509_get0_notAfter(cert));
+  if (from == 0 || until == 0) return "The provided certificate has an unreadable validity period";
+  if (from > 0) return "The provided certificate isn't valid yet";
+  if (until < 0) return "The provided certificate is expired";
   EVP_PKEY* key = X509_get0_pubkey(cert);
   if (key != nullptr && EVP_PKEY_base_id(key) == EVP_PKEY_RSA && EVP_PKEY_bits(key) < 2048) {
     return "RSA key is too weak (minimum of 2048)";
@@ -71,8 +77,8 @@ std::string invalid_certificate(X509* cert) {
 
 bool within_validity(const std::string& der) {
   const auto cert = x509_of_der(der);
-  return cert && X509_cmp_current_time(X509_get0_notBefore(cert.get())) <= 0 &&
-         X509_cmp_current_time(X509_get0_notAfter(cert.get())) >= 0;
+  return cert && X509_cmp_current_time(X509_get0_notBefore(cert.get())) < 0 &&
+         X509_cmp_current_time(X509_get0_notAfter(cert.get())) > 0;
 }
 
 std::string common_name(X509* cert) {
@@ -111,6 +117,12 @@ nlohmann::json shown_config(const std::map<std::string, std::string>& config) {
   return out;
 }
 
+// A stored password no password matches (hex of zeros), for the constant-time check without one.
+const std::string& unmatchable_hash() {
+  static const std::string zeros(2 * (32 + 64), '0');
+  return zeros;
+}
+
 http::Response db_failure(const lxd::Error& error) {
   spdlog::error("api: {}", error.message);
   return error_response(500, "database error");
@@ -124,6 +136,16 @@ std::string host_of_peer(const std::string& peer) {
 }
 
 }  // namespace
+
+bool AttemptLimiter::try_take() {
+  std::lock_guard lock(mu_);
+  const auto now = std::chrono::steady_clock::now();
+  tokens_ = std::min(burst_, tokens_ + std::chrono::duration<double>(now - last_).count() * rate_);
+  last_ = now;
+  if (tokens_ < 1) return false;
+  tokens_ -= 1;
+  return true;
+}
 
 bool Api::known_config_key(const std::string& key) {
   return key == "core.https_address" || key == hidden_password_key || key == "core.remote_token_expiry" ||
@@ -191,7 +213,7 @@ http::Response Api::get_server(const Call& call) const {
                         {"os_name", ""},
                         {"os_version", ""},
                         {"project", "default"},
-                        {"server", "berthd"},
+                        {"server", "lxd"},
                         {"server_clustered", false},
                         {"server_event_mode", "full-mesh"},
                         {"server_name", identity_.server_name},
@@ -200,7 +222,6 @@ http::Response Api::get_server(const Call& call) const {
                         {"storage", "dir"},
                         {"storage_version", "1"},
                         {"storage_supported_drivers", nlohmann::json::array()}};
-  out["user"] = {{"name", call.request.local ? "root" : ""}};
   return sync_response(out, etag_of(shown));
 }
 
@@ -212,39 +233,59 @@ http::Response Api::update_server(const Call& call, bool patch) const {
   if (config_it != body->end() && !config_it->is_object() && !config_it->is_null()) {
     return error_response(400, "config is not an object");
   }
-  auto current = db_.config();
-  if (!current) return db_failure(current.error());
-  if (const auto match = call.request.header("If-Match"); !match.empty()) {
-    std::string want = match;
-    if (want.size() >= 2 && want.front() == '"' && want.back() == '"') want = want.substr(1, want.size() - 2);
-    if (want != etag_of(shown_config(*current))) return error_response(412, "ETag doesn't match: " + want);
-  }
-  std::map<std::string, std::string> next = patch ? *current : std::map<std::string, std::string>{};
-  if (!patch && current->contains(hidden_password_key)) {
-    // A PUT that leaves the password out removes it, as LXD does; one that sends `true` keeps it.
-  }
+  // The slow hash is made before the database is locked.
+  std::optional<std::string> new_password_hash;
   if (config_it != body->end() && config_it->is_object()) {
-    for (const auto& [key, value] : config_it->items()) {
-      if (!known_config_key(key)) return error_response(400, "Invalid config key \"" + key + "\": unknown key");
-      if (key == hidden_password_key && value.is_boolean() && value.get<bool>()) {
-        if (const auto old = current->find(key); old != current->end()) next[key] = old->second;
-        continue;
-      }
-      if (!value.is_string() && !value.is_null()) {
-        return error_response(400, "Invalid config key \"" + key + "\": the value is not a string");
-      }
-      const std::string text = value.is_null() ? std::string{} : value.get<std::string>();
-      if (text.empty()) {
-        next.erase(key);
-        continue;
-      }
-      if (key == "core.remote_token_expiry" && !expiry_after(std::chrono::system_clock::now(), text)) {
-        return error_response(400, "Invalid config key \"" + key + "\": invalid expiry expression " + text);
-      }
-      next[key] = key == hidden_password_key ? hash_trust_password(text) : text;
+    if (const auto pw = config_it->find(hidden_password_key);
+        pw != config_it->end() && pw->is_string() && !pw->get_ref<const std::string&>().empty()) {
+      new_password_hash = hash_trust_password(pw->get_ref<const std::string&>());
     }
   }
-  if (auto stored = db_.set_config(next); !stored) return db_failure(stored.error());
+  std::string want;
+  if (const auto match = call.request.header("If-Match"); !match.empty()) {
+    want = match;
+    if (want.size() >= 2 && want.front() == '"' && want.back() == '"') want = want.substr(1, want.size() - 2);
+  }
+  // Read, check and write in one transaction: the unix socket's and HTTPS's threads may both update.
+  std::optional<http::Response> refused;
+  auto updated = db_.update_config([&](std::map<std::string, std::string>& config) {
+    if (!want.empty() && want != etag_of(shown_config(config))) {
+      refused = error_response(412, "ETag doesn't match: " + want);
+      return false;
+    }
+    std::map<std::string, std::string> next = patch ? config : std::map<std::string, std::string>{};
+    // A PUT that leaves the password out removes it, as LXD does; one that sends `true` keeps it.
+    if (config_it != body->end() && config_it->is_object()) {
+      for (const auto& [key, value] : config_it->items()) {
+        if (!known_config_key(key)) {
+          refused = error_response(400, "Invalid config key \"" + key + "\": unknown key");
+          return false;
+        }
+        if (key == hidden_password_key && value.is_boolean() && value.get<bool>()) {
+          if (const auto old = config.find(key); old != config.end()) next[key] = old->second;
+          continue;
+        }
+        if (!value.is_string() && !value.is_null()) {
+          refused = error_response(400, "Invalid config key \"" + key + "\": the value is not a string");
+          return false;
+        }
+        const std::string text = value.is_null() ? std::string{} : value.get<std::string>();
+        if (text.empty()) {
+          next.erase(key);
+          continue;
+        }
+        if (key == "core.remote_token_expiry" && !expiry_after(std::chrono::system_clock::now(), text)) {
+          refused = error_response(400, "Invalid config key \"" + key + "\": invalid expiry expression " + text);
+          return false;
+        }
+        next[key] = key == hidden_password_key ? *new_password_hash : text;
+      }
+    }
+    config = std::move(next);
+    return true;
+  });
+  if (refused) return *refused;
+  if (!updated) return db_failure(updated.error());
   return sync_response(nullptr);
 }
 
@@ -273,7 +314,7 @@ http::Response Api::add_certificate(const Call& call) const {
   };
   std::string name = text("name");
   std::string type = text("type");
-  const std::string certificate_b64 = text("certificate");
+  std::string certificate_b64 = text("certificate");
   const std::string password = text("password");
   const bool want_token = body->value("token", nlohmann::json(false)).is_boolean() && body->value("token", false);
   bool restricted = body->value("restricted", nlohmann::json(false)).is_boolean() && body->value("restricted", false);
@@ -285,6 +326,9 @@ http::Response Api::add_certificate(const Call& call) const {
   }
 
   if (call.trusted && certificate_b64.empty() && !want_token) return error_response(400, "Client is already trusted");
+  // Restricted certificates are confined to projects, which berthd does not have yet: refused
+  // rather than trusted as admins.
+  if (restricted) return error_response(400, "Restricted certificates are not supported by berthd yet");
   if (!call.trusted) {
     if (want_token || password.empty()) return error_response(403, "not authorized");
     bool allowed = false;
@@ -295,6 +339,8 @@ http::Response Api::add_certificate(const Call& call) const {
           const auto when = util::parse_rfc3339_utc(expires->get<std::string>());
           if (!when || std::chrono::system_clock::now() > *when) return error_response(403, "Token has expired");
         }
+        // The stored request replaces the caller's: the token admits the client that presents it.
+        certificate_b64.clear();
         const auto& request = (*used)["request"];
         if (request.is_object()) {
           name = request.value("name", std::string{});
@@ -306,10 +352,15 @@ http::Response Api::add_certificate(const Call& call) const {
       }
     }
     if (!allowed) {
+      if (!password_attempts_.try_take()) return error_response(503, "Too many password attempts; try again later");
       auto config = db_.config();
       if (!config) return db_failure(config.error());
+      // Without a password set the check still runs, against nothing that matches: the time an
+      // answer takes does not tell whether a password is set.
       const auto stored = config->find(hidden_password_key);
-      allowed = stored != config->end() && check_trust_password(password, stored->second);
+      const bool matches =
+          check_trust_password(password, stored != config->end() ? stored->second : unmatchable_hash());
+      allowed = stored != config->end() && matches;
     }
     if (!allowed) return error_response(403, "not authorized");
   }
@@ -374,15 +425,26 @@ http::Response Api::add_certificate(const Call& call) const {
   return sync_response(nullptr, {}, "/1.0/certificates/" + entry.fingerprint);
 }
 
-http::Response Api::get_certificate(const Call& call) const {
-  auto found = db_.certificate(call.params.at("fingerprint"));
+// The one certificate whose fingerprint starts with `prefix`, or the answer why there is none.
+std::variant<TrustedCertificate, http::Response> Api::find_certificate(const std::string& prefix) const {
+  auto found = db_.certificates_with_prefix(prefix);
   if (!found) return db_failure(found.error());
-  if (!*found) return error_response(404, "Certificate not found");
-  return sync_response(certificate_json(**found), etag_of(certificate_json(**found)));
+  if (found->empty()) return error_response(404, "Certificate not found");
+  if (found->size() > 1) return error_response(400, "More than one certificate matches " + prefix);
+  return found->front();
+}
+
+http::Response Api::get_certificate(const Call& call) const {
+  auto found = find_certificate(call.params.at("fingerprint"));
+  if (auto* answer = std::get_if<http::Response>(&found)) return *answer;
+  const auto object = certificate_json(std::get<TrustedCertificate>(found));
+  return sync_response(object, etag_of(object));
 }
 
 http::Response Api::delete_certificate(const Call& call) const {
-  const auto& fingerprint = call.params.at("fingerprint");
+  auto found = find_certificate(call.params.at("fingerprint"));
+  if (auto* answer = std::get_if<http::Response>(&found)) return *answer;
+  const auto fingerprint = std::get<TrustedCertificate>(found).fingerprint;
   auto removed = db_.remove_certificate(fingerprint);
   if (!removed) {
     if (removed.error().kind == lxd::ErrorKind::not_found) return error_response(404, "Certificate not found");

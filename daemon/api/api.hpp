@@ -4,9 +4,12 @@
 // becomes an operation. Shared state is the database (its own lock) and the operations table
 // (its own lock); the rest is fixed at start.
 
+#include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "daemon/api/router.hpp"
@@ -15,6 +18,22 @@
 #include "http/server.hpp"
 
 namespace berth::daemon::api {
+
+// A token bucket: at most `burst` at once, refilled at `per_second`. Each password check costs a
+// scrypt (tens of milliseconds, 16 MiB), so guesses are bounded, and so is the time they take from
+// trusted clients. Thread-safe.
+class AttemptLimiter {
+ public:
+  AttemptLimiter(double burst, double per_second) : burst_(burst), rate_(per_second), tokens_(burst) {}
+  [[nodiscard]] bool try_take();
+
+ private:
+  std::mutex mu_;
+  double burst_;
+  double rate_;
+  double tokens_;
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
 
 // What the daemon is, as GET /1.0 reports it.
 struct ServerIdentity {
@@ -29,6 +48,9 @@ struct ServerIdentity {
 class Api {
  public:
   Api(Database& db, Operations& operations, ServerIdentity identity);
+  // Its routes hold `this`.
+  Api(const Api&) = delete;
+  Api& operator=(const Api&) = delete;
 
   [[nodiscard]] http::Response handle(const http::Request& request) const { return router_.handle(request); }
 
@@ -46,6 +68,7 @@ class Api {
   http::Response add_certificate(const Call& call) const;
   http::Response get_certificate(const Call& call) const;
   http::Response delete_certificate(const Call& call) const;
+  std::variant<TrustedCertificate, http::Response> find_certificate(const std::string& prefix) const;
   http::Response list_operations(const Call& call) const;
   http::Response get_operation(const Call& call) const;
   http::Response cancel_operation(const Call& call) const;
@@ -53,6 +76,7 @@ class Api {
   Database& db_;
   Operations& operations_;
   ServerIdentity identity_;
+  mutable AttemptLimiter password_attempts_{20, 20};  // a burst of 20, then 20 a second
   Router router_;
 };
 

@@ -7,15 +7,24 @@ namespace {
 
 constexpr const char* json_type = "application/json";
 
+// Text that is not UTF-8 (a name from a client, say) is replaced, never a reason to throw.
+std::string dump(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 }  // namespace
 
 http::Response sync_response(const nlohmann::json& metadata, const std::string& etag, const std::string& location) {
   http::Response r;
   r.status = location.empty() ? 200 : 201;
   r.content_type = json_type;
-  r.body = nlohmann::json{{"type", "sync"},  {"status", "Success"}, {"status_code", 200},  {"operation", ""},
-                          {"error_code", 0}, {"error", ""},         {"metadata", metadata}}
-               .dump();
+  r.body = dump(nlohmann::json{{"type", "sync"},
+                               {"status", "Success"},
+                               {"status_code", 200},
+                               {"operation", ""},
+                               {"error_code", 0},
+                               {"error", ""},
+                               {"metadata", metadata}});
   if (!etag.empty()) r.headers.emplace_back("ETag", "\"" + etag + "\"");
   if (!location.empty()) r.headers.emplace_back("Location", location);
   return r;
@@ -26,11 +35,13 @@ http::Response async_response(const nlohmann::json& operation) {
   http::Response r;
   r.status = 202;
   r.content_type = json_type;
-  r.body = nlohmann::json{{"type", "async"},      {"status", "Operation created"},
-                          {"status_code", 100},   {"operation", url},
-                          {"error_code", 0},      {"error", ""},
-                          {"metadata", operation}}
-               .dump();
+  r.body = dump(nlohmann::json{{"type", "async"},
+                               {"status", "Operation created"},
+                               {"status_code", 100},
+                               {"operation", url},
+                               {"error_code", 0},
+                               {"error", ""},
+                               {"metadata", operation}});
   r.headers.emplace_back("Location", url);
   return r;
 }
@@ -39,14 +50,18 @@ http::Response error_response(int status, const std::string& message) {
   http::Response r;
   r.status = status;
   r.content_type = json_type;
-  r.body = nlohmann::json{{"type", "error"},      {"status", ""},     {"status_code", 0},   {"operation", ""},
-                          {"error_code", status}, {"error", message}, {"metadata", nullptr}}
-               .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  r.body = dump(nlohmann::json{{"type", "error"},
+                               {"status", ""},
+                               {"status_code", 0},
+                               {"operation", ""},
+                               {"error_code", status},
+                               {"error", message},
+                               {"metadata", nullptr}});
   return r;
 }
 
 std::string etag_of(const nlohmann::json& value) {
-  return util::sha256_hex(value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  return util::sha256_hex(dump(value));
 }
 
 }  // namespace berth::daemon::api

@@ -48,9 +48,42 @@ std::vector<std::string> split(std::string_view path) {
   return out;
 }
 
+// How deeply a request body may nest arrays and objects: LXD's bodies need a handful of levels;
+// a body of nothing but '[' would make millions of nodes.
+constexpr int max_json_depth = 32;
+
+// Whether `text` nests arrays and objects deeper than `limit` (brackets inside strings do not count).
+bool nests_deeper_than(std::string_view text, int limit) {
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 std::optional<nlohmann::json> Call::json_object(std::string& error) const {
+  if (nests_deeper_than(request.body, max_json_depth)) {
+    error = "the request body nests deeper than " + std::to_string(max_json_depth) + " levels";
+    return std::nullopt;
+  }
   auto j = nlohmann::json::parse(request.body, nullptr, false);
   if (j.is_discarded()) {
     error = "the request body is not JSON";
@@ -140,9 +173,11 @@ http::Response Router::handle(const http::Request& request) const {
       }
     }
     if (!match) continue;
+    // As LXD: an untrusted caller learns nothing but 403; a verb the path lacks is not found.
     const auto verb = route.verbs.find(request.method);
-    if (verb == route.verbs.end()) return error_response(405, "method not allowed");
-    if (verb->second.access == Access::trusted && !trusted) return error_response(403, "not authorized");
+    const bool open = verb != route.verbs.end() && verb->second.access == Access::untrusted;
+    if (!trusted && !open) return error_response(403, "not authorized");
+    if (verb == route.verbs.end()) return error_response(404, "not found");
     const Call call{request,
                     *decoded,
                     decode_query(question == std::string_view::npos ? std::string_view{} : target.substr(question + 1)),

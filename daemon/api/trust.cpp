@@ -76,6 +76,7 @@ std::optional<std::chrono::system_clock::time_point> expiry_after(std::chrono::s
     const auto digits = word.substr(0, word.size() - 1);
     const auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
     if (ec != std::errc{} || p != digits.data() + digits.size() || value < 0 || value > 100000) return std::nullopt;
+    if ((unit == 'y' && value > 1000) || (unit == 'm' && value > 12000)) return std::nullopt;
     amounts[unit] = value;
     any = true;
   }

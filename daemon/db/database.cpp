@@ -199,6 +199,39 @@ Result<void> Database::set_config(const std::map<std::string, std::string>& conf
   });
 }
 
+Result<void> Database::update_config(const std::function<bool(std::map<std::string, std::string>&)>& change) {
+  std::lock_guard lock(mu_);
+  return transaction(db_, [&] {
+    std::map<std::string, std::string> config;
+    {
+      Statement s(db_, "SELECT key, value FROM config");
+      while (s.step()) config[s.text(0)] = s.text(1);
+    }
+    if (!change(config)) return;
+    exec(db_, "DELETE FROM config");
+    for (const auto& [key, value] : config) {
+      Statement s(db_, "INSERT INTO config (key, value) VALUES (?, ?)");
+      s.bind(1, key).bind(2, value).step();
+    }
+  });
+}
+
+Result<std::vector<TrustedCertificate>> Database::certificates_with_prefix(const std::string& prefix) {
+  if (prefix.empty() || prefix.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return std::vector<TrustedCertificate>{};
+  }
+  std::lock_guard lock(mu_);
+  return transaction(db_, [&] {
+    std::vector<TrustedCertificate> out;
+    Statement s(db_,
+                "SELECT fingerprint, type, name, certificate, restricted, projects FROM certificates "
+                "WHERE substr(fingerprint, 1, ?) = ? ORDER BY fingerprint");
+    s.bind(1, static_cast<std::int64_t>(prefix.size())).bind(2, prefix);
+    while (s.step()) out.push_back(certificate_row(s));
+    return out;
+  });
+}
+
 Result<std::vector<TrustedCertificate>> Database::certificates() {
   std::lock_guard lock(mu_);
   return transaction(db_, [&] {

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -52,9 +53,15 @@ class Database {
   [[nodiscard]] Result<std::map<std::string, std::string>> config();
   // Replaces the whole server config in one transaction.
   [[nodiscard]] Result<void> set_config(const std::map<std::string, std::string>& config);
+  // Reads the config, lets `change` edit it, and writes it back, in one transaction; nothing is
+  // written when `change` returns false.
+  [[nodiscard]] Result<void> update_config(const std::function<bool(std::map<std::string, std::string>&)>& change);
 
   [[nodiscard]] Result<std::vector<TrustedCertificate>> certificates();
   [[nodiscard]] Result<std::optional<TrustedCertificate>> certificate(const std::string& fingerprint);
+  // Those whose fingerprint starts with `prefix` (lowercase hex; anything else matches none), as
+  // LXD looks certificates up.
+  [[nodiscard]] Result<std::vector<TrustedCertificate>> certificates_with_prefix(const std::string& prefix);
   // Adds one; ErrorKind::conflict when its fingerprint is already there.
   [[nodiscard]] Result<void> add_certificate(const TrustedCertificate& certificate);
   // Replaces name, type, restricted and projects of the certificate with this fingerprint;

@@ -173,6 +173,14 @@ void Operations::set_status(Entry& entry, int code) {
 
 void Operations::forget_old() {
   const auto now = now_();
+  // A token past its expiry (metadata.expiresAt) is cancelled, as if revoked.
+  for (auto& [id, entry] : table_) {
+    if (entry.finished || entry.object.value("class", "") != "token") continue;
+    const auto& metadata = entry.object["metadata"];
+    if (!metadata.is_object() || !metadata.contains("expiresAt") || !metadata["expiresAt"].is_string()) continue;
+    const auto expires = util::parse_rfc3339_utc(metadata["expiresAt"].get_ref<const std::string&>());
+    if (expires && now > *expires) set_status(entry, cancelled);
+  }
   for (auto it = table_.begin(); it != table_.end();) {
     if (it->second.finished && now - *it->second.finished > keep_finished_) {
       it = table_.erase(it);

@@ -19,7 +19,9 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339_utc(std::stri
   using namespace std::chrono;
   // Drop a fraction of a second: "…:SS.123456789Z" -> "…:SSZ".
   std::string plain(text);
-  if (const auto dot = plain.find('.'); dot != std::string::npos && !plain.empty() && plain.back() == 'Z') {
+  if (const auto dot = plain.find('.'); dot != std::string::npos && plain.back() == 'Z') {
+    const auto fraction = std::string_view(plain).substr(dot + 1, plain.size() - dot - 2);
+    if (fraction.empty() || fraction.find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
     plain = plain.substr(0, dot) + "Z";
   }
   if (plain.size() != 20 || plain[4] != '-' || plain[7] != '-' || plain[10] != 'T' || plain[13] != ':' ||
@@ -27,6 +29,9 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339_utc(std::stri
     return std::nullopt;
   }
   auto number = [&](std::size_t at, std::size_t n) -> std::optional<int> {
+    for (std::size_t i = at; i < at + n; ++i) {
+      if (plain[i] < '0' || plain[i] > '9') return std::nullopt;
+    }
     int v = 0;
     const auto [p, ec] = std::from_chars(plain.data() + at, plain.data() + at + n, v);
     if (ec != std::errc{} || p != plain.data() + at + n) return std::nullopt;

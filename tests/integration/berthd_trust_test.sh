@@ -129,6 +129,12 @@ assert_eq 412 "$(scurl -X PATCH -H 'If-Match: "nope"' -d '{"config":{"user.a":"x
     "a stale If-Match is 412"
 assert_eq 413 "$(head -c 20000000 /dev/zero | scurl -X PUT --data-binary @- http://b/1.0)" "an oversized body is 413"
 
+# --- one berthd per directory
+run timeout 10 "$BERTHD_BIN" --dir "$DIR" --listen "127.0.0.1:$(free_port)"
+assert_exit 1 "a second berthd on the same directory is refused"
+assert_contains "$ERR" "another berthd is running on $DIR" "and says why"
+assert_eq 200 "$(scurl http://b/1.0)" "the first one still serves its socket"
+
 # --- restart
 kill -TERM "$BERTHD_PID"
 RC=0

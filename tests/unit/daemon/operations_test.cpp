@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "daemon/operations/operations.hpp"
+#include "engine/util/time.hpp"
 
 namespace berth::daemon {
 namespace {
@@ -47,6 +48,18 @@ TEST(Operations, FinishedOperationsAreForgottenAfterAWhile) {
   now += std::chrono::seconds{2};
   EXPECT_FALSE(ops.get(op["id"]));
   EXPECT_TRUE(ops.list().empty());
+}
+
+TEST(Operations, AnExpiredTokenIsCancelledAndCannotBeUsed) {
+  auto now = *util::parse_rfc3339_utc("2026-01-01T00:00:00Z");
+  Operations ops("none", std::chrono::seconds{5}, [&] { return now; });
+  const auto op =
+      ops.add_token("t", {{"secret", "s"}, {"expiresAt", "2026-01-01T00:00:10Z"}}, nlohmann::json::object());
+  now += std::chrono::seconds{11};
+  EXPECT_FALSE(ops.consume_token("s"));
+  const auto after = ops.get(op["id"]);
+  ASSERT_TRUE(after);
+  EXPECT_EQ((*after)["status"], "Cancelled");
 }
 
 TEST(Operations, IdsAndSecretsAreFresh) {

@@ -83,7 +83,9 @@ TEST_F(RouterTest, UnknownRoutesVerbsAndBadPathsAreEnvelopes) {
   EXPECT_EQ(r.status, 404);
   EXPECT_EQ(body_of(r)["error"], "not found");
   r = router_.handle(request("DELETE", "/1.0", true));
-  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(r.status, 404);
+  r = router_.handle(request("DELETE", "/1.0"));
+  EXPECT_EQ(r.status, 403) << "an untrusted caller learns nothing but 403";
   r = router_.handle(request("GET", "/1.0/things/%2e%2e", true));
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(r.content_type, "application/json");
