@@ -20,6 +20,7 @@
 #include "daemon/api/api.hpp"
 #include "daemon/api/trust.hpp"
 #include "daemon/db/database.hpp"
+#include "daemon/events/events.hpp"
 #include "daemon/operations/operations.hpp"
 #include "http/server.hpp"
 #include "providers/lxd/certificate.hpp"
@@ -92,7 +93,10 @@ struct Daemon::Impl {
   }
   int lock_fd = -1;  // flock'ed while this berthd runs
   std::unique_ptr<Database> db;
-  Operations operations;
+  Events events;
+  // Every transition goes out as an operation event (lxc waits on them).
+  Operations operations{"none", std::chrono::seconds{10}, [] { return Operations::Clock::now(); },
+                        [this](const nlohmann::json& op) { events.publish("operation", op); }};
   std::unique_ptr<api::Api> api;
   std::unique_ptr<http::Server> unix_server;
   std::unique_ptr<http::Server> https_server;
@@ -177,7 +181,7 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
 
   Impl* raw = impl.get();
   api::ServerIdentity identity{host_name(), *cert_pem, *fingerprint, [raw] { return raw->addresses; }};
-  impl->api = std::make_unique<api::Api>(*impl->db, impl->operations, std::move(identity));
+  impl->api = std::make_unique<api::Api>(*impl->db, impl->operations, impl->events, std::move(identity));
   auto handler = [raw](const http::Request& r) { return raw->api->handle(r); };
 
   http::ServerOptions server_options;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <deque>
 #include <cctype>
 #include <exception>
 #include <optional>
@@ -23,6 +25,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #pragma GCC diagnostic pop
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -37,6 +41,7 @@ namespace {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = beast::http;
+namespace websocket = beast::websocket;
 using boost::system::error_code;
 using tcp = net::ip::tcp;
 
@@ -118,8 +123,8 @@ std::optional<Response> answer_to_read_error(const error_code& ec, std::size_t b
 class SessionBase {
  public:
   virtual ~SessionBase() = default;
-  // From stop(): every pending step ends with operation_aborted, and so does the session.
-  virtual void close() = 0;
+  // From Server::stop(): every pending step ends with operation_aborted, and so does the session.
+  virtual void stop() = 0;
 };
 
 // What sessions share with the listener. Only the server thread touches it.
@@ -157,6 +162,114 @@ std::string peer_certificate_of(Stream& stream) {
   }
 }
 
+// A websocket connection, after the HTTP upgrade: reads messages into on_message, writes a queue
+// of messages one at a time, closes on a close frame, an error, stop(), or a full queue.
+template <class Stream>
+class WsSession final : public SessionBase, public WebSocket, public std::enable_shared_from_this<WsSession<Stream>> {
+ public:
+  WsSession(Stream stream, Shared& shared, std::string peer)
+      : ws_(std::move(stream)), shared_(shared), peer_(std::move(peer)) {
+    shared_.sessions.insert(this);
+  }
+  ~WsSession() override { shared_.sessions.erase(this); }
+  WsSession(const WsSession&) = delete;
+  WsSession& operator=(const WsSession&) = delete;
+
+  void run(bhttp::request<bhttp::string_body> request, std::function<void(std::shared_ptr<WebSocket>)> accepted) {
+    // The websocket's own timeouts (idle with pings) replace the HTTP ones.
+    beast::get_lowest_layer(ws_).expires_never();
+    ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+    ws_.async_accept(request, [self = this->shared_from_this(), accepted = std::move(accepted)](error_code ec) {
+      if (ec) return fail(ec, "websocket handshake", self->peer_);
+      self->open_ = true;
+      accepted(self);
+      self->do_read();
+    });
+  }
+
+  void send_text(std::string message) override { enqueue(std::move(message), true); }
+  void send_binary(std::string message) override { enqueue(std::move(message), false); }
+  void close() override {
+    net::post(ws_.get_executor(), [self = this->shared_from_this()] {
+      self->closing_ = true;
+      if (!self->writing_) self->do_close();
+    });
+  }
+  [[nodiscard]] bool is_open() const override { return open_; }
+
+  // From stop().
+  void stop() override { beast::get_lowest_layer(ws_).close(); }
+
+ private:
+  void enqueue(std::string message, bool text) {
+    net::post(ws_.get_executor(), [self = this->shared_from_this(), message = std::move(message), text]() mutable {
+      if (!self->open_ || self->closing_) return;
+      if (self->queue_.size() >= max_queued_messages) {
+        spdlog::warn("http: {} websocket: {} messages wait unread; disconnected", self->peer_, self->queue_.size());
+        return self->stop();
+      }
+      self->queue_.emplace_back(std::move(message), text);
+      if (!self->writing_) self->do_write();
+    });
+  }
+
+  void do_read() {
+    ws_.async_read(buffer_, [self = this->shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
+  }
+
+  void on_read(error_code ec) {
+    if (ec) {
+      if (ec != websocket::error::closed) fail(ec, "websocket read", peer_);
+      return ended();
+    }
+    const std::string message = beast::buffers_to_string(buffer_.data());
+    buffer_.consume(buffer_.size());
+    if (on_message) on_message(message, ws_.got_text());
+    do_read();
+  }
+
+  void do_write() {
+    writing_ = true;
+    ws_.text(queue_.front().second);
+    ws_.async_write(net::buffer(queue_.front().first), [self = this->shared_from_this()](error_code ec, std::size_t) {
+      self->on_write(ec);
+    });
+  }
+
+  void on_write(error_code ec) {
+    writing_ = false;
+    if (ec) {
+      fail(ec, "websocket write", peer_);
+      return stop();
+    }
+    queue_.pop_front();
+    if (!queue_.empty()) return do_write();
+    if (closing_) do_close();
+  }
+
+  void do_close() {
+    ws_.async_close(websocket::close_code::normal, [self = this->shared_from_this()](error_code) {});
+  }
+
+  // Once, however the socket ended.
+  void ended() {
+    if (!open_) return;
+    open_ = false;
+    if (on_close) on_close();
+    on_message = nullptr;
+    on_close = nullptr;
+  }
+
+  websocket::stream<Stream> ws_;
+  Shared& shared_;
+  std::string peer_;
+  beast::flat_buffer buffer_;
+  std::deque<std::pair<std::string, bool>> queue_;
+  bool writing_ = false;
+  bool closing_ = false;
+  std::atomic<bool> open_{false};
+};
+
 // One HTTP/1.1 connection: (a TLS handshake,) read a request, answer it, read the next, until the
 // client closes, a timeout, an error answer that ends the connection, or stop(). One response is
 // written at a time and the next request is not read before it is out, so the write queue is
@@ -190,7 +303,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     }
   }
 
-  void close() override { layer().close(); }
+  void stop() override { layer().close(); }
 
  private:
   auto& layer() { return beast::get_lowest_layer(stream_); }
@@ -251,11 +364,16 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
                     peer_,
                     {},
                     std::is_same_v<Stream, UnixStream>,
+                    websocket::is_upgrade(req),
                     peer_certificate_};
     for (const auto& field : req) request.headers.emplace_back(field.name_string(), field.value());
     Response response = call_handler(request);
     spdlog::debug("http: {} {} {} -> {} ({} bytes)", peer_, std::string(req.method_string()), path_of(request.target),
                   response.status, response.body.size());
+    if (response.accept_websocket) {
+      if (request.websocket_upgrade) return upgrade(std::move(response.accept_websocket));
+      response = error_response(400, "not a websocket upgrade");
+    }
     do_write(std::move(response), head, req.version(), req.keep_alive());
   }
 
@@ -341,6 +459,12 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void do_close() { layer().close(); }
 
+  // The connection becomes a websocket: its stream and the upgrade request go to a WsSession.
+  void upgrade(std::function<void(std::shared_ptr<WebSocket>)> accepted) {
+    std::make_shared<WsSession<Stream>>(std::move(stream_), shared_, peer_)
+        ->run(parser_->release(), std::move(accepted));
+  }
+
   Stream stream_;
   Shared& shared_;
   std::string peer_;
@@ -412,7 +536,7 @@ struct Server::Impl {
     if (unix_acceptor) unix_acceptor->close(ignored);
     retry.cancel();
     const std::vector<SessionBase*> open(shared.sessions.begin(), shared.sessions.end());
-    for (SessionBase* session : open) session->close();
+    for (SessionBase* session : open) session->stop();
   }
 
   Shared shared;

@@ -29,10 +29,31 @@ struct Request {
   std::string peer;  // "127.0.0.1:40112", "[::1]:40112", "unix" on a unix socket
   std::vector<std::pair<std::string, std::string>> headers;  // every header, names as sent
   bool local = false;                                        // came through a unix socket (listen_unix)
+  bool websocket_upgrade = false;  // asks to become a websocket (Response::accept_websocket)
   std::string peer_certificate;  // TLS (listen_tls): the client's certificate, DER; "" if it sent none
 
   // The first header of that name (case-insensitive), "" if none.
   [[nodiscard]] std::string header(std::string_view name) const;
+};
+
+// A websocket the server accepted (Response::accept_websocket). Sending queues the message and
+// returns at once, from any thread; messages go out in order. A peer that lets more than
+// `max_queued_messages` wait unread is disconnected. on_message and on_close are called on the
+// server thread; set them in the accept callback, before returning from it.
+class WebSocket {
+ public:
+  static constexpr std::size_t max_queued_messages = 1024;
+
+  virtual ~WebSocket() = default;
+  virtual void send_text(std::string message) = 0;
+  virtual void send_binary(std::string message) = 0;
+  // A close frame after what is queued.
+  virtual void close() = 0;
+  // False once the socket ended, however it ended.
+  [[nodiscard]] virtual bool is_open() const = 0;
+
+  std::function<void(const std::string& message, bool text)> on_message;
+  std::function<void()> on_close;  // once, when the socket ended
 };
 
 struct Response {
@@ -43,6 +64,9 @@ struct Response {
   // Connection and Transfer-Encoding; a handler's copy of one of those, a name that is not an
   // HTTP token, or a value with CR, LF or NUL in it is dropped with a warning.
   std::vector<std::pair<std::string, std::string>> headers;
+  // When set, the request becomes a websocket (a request that is no upgrade is answered 400), and
+  // this is called with it on the server thread; status, body and headers are not sent.
+  std::function<void(std::shared_ptr<WebSocket>)> accept_websocket;
 };
 
 // Called on the server thread. An exception it throws becomes a 500 with a generic body, logged.

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <variant>
 
 #include <spdlog/spdlog.h>
@@ -152,9 +153,10 @@ bool Api::known_config_key(const std::string& key) {
          (key.starts_with("user.") && key.size() > 5);
 }
 
-Api::Api(Database& db, Operations& operations, ServerIdentity identity)
+Api::Api(Database& db, Operations& operations, Events& events, ServerIdentity identity)
     : db_(db),
       operations_(operations),
+      events_(events),
       identity_(std::move(identity)),
       router_([this](const http::Request& r, const std::string& fp) { return trusted(r, fp); }) {
   auto bind = [this](auto method) { return [this, method](const Call& call) { return (this->*method)(call); }; };
@@ -169,6 +171,7 @@ Api::Api(Database& db, Operations& operations, ServerIdentity identity)
   router_.add("/1.0/operations", "GET", Access::trusted, bind(&Api::list_operations));
   router_.add("/1.0/operations/{id}", "GET", Access::trusted, bind(&Api::get_operation));
   router_.add("/1.0/operations/{id}", "DELETE", Access::trusted, bind(&Api::cancel_operation));
+  router_.add("/1.0/events", "GET", Access::trusted, bind(&Api::get_events));
 }
 
 bool Api::trusted(const http::Request& request, const std::string& fingerprint) const {
@@ -481,6 +484,35 @@ http::Response Api::cancel_operation(const Call& call) const {
   const auto why = operations_.cancel(call.params.at("id"), status);
   if (!why.empty()) return error_response(status, why);
   return sync_response(nullptr);
+}
+
+http::Response Api::get_events(const Call& call) const {
+  // ?type=operation,lifecycle (logging is not sent: berthd has no log stream yet); ?project=P
+  // (default "default"); ?all-projects=true.
+  std::set<std::string> types;
+  if (const auto it = call.query.find("type"); it != call.query.end()) {
+    std::size_t start = 0;
+    const auto& list = it->second;
+    while (start <= list.size()) {
+      const auto comma = list.find(',', start);
+      const auto type = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      if (!type.empty()) {
+        if (type != "operation" && type != "lifecycle" && type != "logging") {
+          return error_response(400, "Invalid event type: " + type);
+        }
+        types.insert(type);
+      }
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
+  const auto project = call.query.contains("project") ? call.query.at("project") : std::string{"default"};
+  const bool all_projects = call.query.contains("all-projects") && call.query.at("all-projects") == "true";
+  http::Response r;
+  r.accept_websocket = [this, types, project, all_projects](std::shared_ptr<http::WebSocket> socket) {
+    events_.subscribe(std::move(socket), types, project, all_projects);
+  };
+  return r;
 }
 
 }  // namespace berth::daemon::api

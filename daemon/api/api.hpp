@@ -14,6 +14,7 @@
 
 #include "daemon/api/router.hpp"
 #include "daemon/db/database.hpp"
+#include "daemon/events/events.hpp"
 #include "daemon/operations/operations.hpp"
 #include "http/server.hpp"
 
@@ -47,7 +48,7 @@ struct ServerIdentity {
 
 class Api {
  public:
-  Api(Database& db, Operations& operations, ServerIdentity identity);
+  Api(Database& db, Operations& operations, Events& events, ServerIdentity identity);
   // Its routes hold `this`.
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
@@ -72,9 +73,11 @@ class Api {
   http::Response list_operations(const Call& call) const;
   http::Response get_operation(const Call& call) const;
   http::Response cancel_operation(const Call& call) const;
+  http::Response get_events(const Call& call) const;
 
   Database& db_;
   Operations& operations_;
+  Events& events_;
   ServerIdentity identity_;
   mutable AttemptLimiter password_attempts_{20, 20};  // a burst of 20, then 20 a second
   Router router_;

@@ -83,8 +83,12 @@ std::string random_secret() {
   return hex(b.data(), b.size());
 }
 
-Operations::Operations(std::string location, std::chrono::seconds keep_finished, std::function<Clock::time_point()> now)
-    : location_(std::move(location)), keep_finished_(keep_finished), now_(std::move(now)) {}
+Operations::Operations(std::string location, std::chrono::seconds keep_finished,
+                       std::function<Clock::time_point()> now, std::function<void(const nlohmann::json&)> changed)
+    : location_(std::move(location)),
+      keep_finished_(keep_finished),
+      now_(std::move(now)),
+      changed_(std::move(changed)) {}
 
 nlohmann::json Operations::add_token(const std::string& description, nlohmann::json metadata,
                                      nlohmann::json resources) {
@@ -107,6 +111,7 @@ nlohmann::json Operations::add_token(const std::string& description, nlohmann::j
               std::nullopt};
   auto object = entry.object;
   table_.emplace(id, std::move(entry));
+  if (changed_) changed_(object);
   return object;
 }
 
@@ -169,6 +174,7 @@ void Operations::set_status(Entry& entry, int code) {
     entry.finished = now_();
     entry.object["may_cancel"] = false;
   }
+  if (changed_) changed_(entry.object);
 }
 
 void Operations::forget_old() {

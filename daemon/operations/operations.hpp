@@ -25,9 +25,12 @@ class Operations {
  public:
   using Clock = std::chrono::system_clock;
 
+  // `changed` is told the operation object at its creation and at every transition (under the
+  // table's lock: it must not call back).
   explicit Operations(
       std::string location = "none", std::chrono::seconds keep_finished = std::chrono::seconds{10},
-      std::function<Clock::time_point()> now = [] { return Clock::now(); });
+      std::function<Clock::time_point()> now = [] { return Clock::now(); },
+      std::function<void(const nlohmann::json& operation)> changed = {});
 
   // A token operation, Running, with `metadata` (which holds its secret). Returns the operation object.
   nlohmann::json add_token(const std::string& description, nlohmann::json metadata, nlohmann::json resources);
@@ -58,6 +61,7 @@ class Operations {
   std::string location_;
   std::chrono::seconds keep_finished_;
   std::function<Clock::time_point()> now_;
+  std::function<void(const nlohmann::json&)> changed_;
   std::map<std::string, Entry> table_;
 };
 

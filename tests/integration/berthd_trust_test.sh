@@ -67,6 +67,11 @@ assert_exit 0 "the password still works after other keys changed"
 run lxcn 2 config trust list b: --format csv
 assert_exit 0 "a second client is trusted too"
 
+# --- events: lxc monitor sees the token operation come and go
+LXD_CONF="$WORK/lxc1" lxc monitor b: --type operation >"$WORK/monitor.out" 2>&1 </dev/null &
+MONITOR_PID=$!
+sleep 1
+
 # --- certificate add tokens
 # lxc 5.0.2 takes any argument of `config trust add` for a certificate file: a token is issued on
 # the default remote only.
@@ -86,6 +91,11 @@ assert_exit 0 "the token's client is trusted"
 assert_contains "$OUT" "third" "under the name the token was issued for"
 run lxcn 4 remote add b "$TOKEN"
 assert_exit 1 "a token is used once only"
+sleep 1
+kill "$MONITOR_PID" 2>/dev/null || true
+wait "$MONITOR_PID" 2>/dev/null || true
+assert_contains "$(cat "$WORK/monitor.out")" "Generating certificate add token" "lxc monitor gets the token operation's events"
+assert_contains "$(cat "$WORK/monitor.out")" "Cancelled" "including its end when it was used"
 run lxcn 1 config set b: core.remote_token_expiry 1S
 assert_exit 0 "core.remote_token_expiry is accepted"
 run lxcn 1 config trust add --name late

@@ -38,7 +38,7 @@ class ApiTest : public ::testing::Test {
  protected:
   ApiTest()
       : db_(std::move(Database::open(tmp_.path() / "berthd.db").value())),
-        api_(*db_, ops_,
+        api_(*db_, ops_, events_,
              {"host", "PEM", std::string(64, 'a'), [] { return std::vector<std::string>{"127.0.0.1:8443"}; }}) {}
 
   http::Response call(const std::string& method, const std::string& target, const std::string& body, bool local,
@@ -70,6 +70,7 @@ class ApiTest : public ::testing::Test {
   lxd::testing::TempDir tmp_;
   std::unique_ptr<Database> db_;
   Operations ops_;
+  Events events_;
   Api api_;
 };
 
