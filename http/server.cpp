@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <deque>
 #include <cctype>
+#include <deque>
 #include <exception>
 #include <optional>
 #include <stdexcept>
@@ -231,9 +231,8 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
   void do_write() {
     writing_ = true;
     ws_.text(queue_.front().second);
-    ws_.async_write(net::buffer(queue_.front().first), [self = this->shared_from_this()](error_code ec, std::size_t) {
-      self->on_write(ec);
-    });
+    ws_.async_write(net::buffer(queue_.front().first),
+                    [self = this->shared_from_this()](error_code ec, std::size_t) { self->on_write(ec); });
   }
 
   void on_write(error_code ec) {

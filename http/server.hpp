@@ -29,7 +29,7 @@ struct Request {
   std::string peer;  // "127.0.0.1:40112", "[::1]:40112", "unix" on a unix socket
   std::vector<std::pair<std::string, std::string>> headers;  // every header, names as sent
   bool local = false;                                        // came through a unix socket (listen_unix)
-  bool websocket_upgrade = false;  // asks to become a websocket (Response::accept_websocket)
+  bool websocket_upgrade = false;                            // asks to become a websocket (Response::accept_websocket)
   std::string peer_certificate;  // TLS (listen_tls): the client's certificate, DER; "" if it sent none
 
   // The first header of that name (case-insensitive), "" if none.

@@ -14,12 +14,12 @@ void Events::subscribe(std::shared_ptr<http::WebSocket> socket, std::set<std::st
 }
 
 void Events::publish(const std::string& type, const nlohmann::json& metadata, const std::string& project) {
-  const std::string text = nlohmann::json{{"type", type},
-                                          {"timestamp", util::rfc3339_utc_now()},
-                                          {"metadata", metadata},
-                                          {"location", location_},
-                                          {"project", project}}
-                               .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  const std::string text = nlohmann::json{
+      {"type", type},
+      {"timestamp", util::rfc3339_utc_now()},
+      {"metadata", metadata},
+      {"location", location_},
+      {"project", project}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::lock_guard lock(mu_);
   std::erase_if(subscribers_, [](const Subscriber& s) {
     const auto socket = s.socket.lock();

@@ -83,8 +83,8 @@ std::string random_secret() {
   return hex(b.data(), b.size());
 }
 
-Operations::Operations(std::string location, std::chrono::seconds keep_finished,
-                       std::function<Clock::time_point()> now, std::function<void(const nlohmann::json&)> changed)
+Operations::Operations(std::string location, std::chrono::seconds keep_finished, std::function<Clock::time_point()> now,
+                       std::function<void(const nlohmann::json&)> changed)
     : location_(std::move(location)),
       keep_finished_(keep_finished),
       now_(std::move(now)),
