@@ -521,7 +521,11 @@ http::Handler routes(Watch& w, const std::optional<std::string>& token) {
       r.body = w.metrics().render();
       return r;
     }
-    if (get && path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n", {}, {}};
+    if (get && path == "/healthz") {
+      http::Response ok;
+      ok.body = "ok\n";
+      return ok;
+    }
     if (get && (path == "/status" || path == "/")) {
       nlohmann::json status;
       {

@@ -110,6 +110,11 @@ Daemon::~Daemon() {
 }
 
 void Daemon::stop() {
+  // Running tasks finish first (their clients still see the end through events and /wait); queued
+  // ones and any asked for from now on are cancelled.
+  if (!impl_->operations.shutdown(std::chrono::steady_clock::now() + std::chrono::seconds{60})) {
+    spdlog::warn("berthd: tasks still running after 60 s; stopping anyway");
+  }
   if (impl_->https_server) impl_->https_server->stop();
   if (impl_->unix_server) impl_->unix_server->stop();
 }

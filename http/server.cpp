@@ -6,6 +6,8 @@
 #include <cctype>
 #include <deque>
 #include <exception>
+#include <limits>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <thread>
@@ -127,12 +129,32 @@ class SessionBase {
   virtual void stop() = 0;
 };
 
-// What sessions share with the listener. Only the server thread touches it.
+// Posts work onto the server thread from any thread, until the server stops; after that a post
+// does nothing (the io_context may be gone).
+class PostGate {
+ public:
+  explicit PostGate(net::io_context& ioc) : ioc_(&ioc) {}
+  void post(std::function<void()> work) {
+    const std::lock_guard lock(mu_);
+    if (ioc_ != nullptr) net::post(*ioc_, std::move(work));
+  }
+  void close() {
+    const std::lock_guard lock(mu_);
+    ioc_ = nullptr;
+  }
+
+ private:
+  std::mutex mu_;
+  net::io_context* ioc_;
+};
+
+// What sessions share with the listener. Only the server thread touches it (the gate excepted).
 struct Shared {
   Handler handler;
   ServerOptions options;
   std::unordered_set<SessionBase*> sessions;
   bool stopping = false;
+  std::shared_ptr<PostGate> gate;
 };
 
 using UnixStream = beast::basic_stream<net::local::stream_protocol>;
@@ -302,15 +324,26 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     }
   }
 
-  void stop() override { layer().close(); }
+  void stop() override {
+    layer().close();
+    defer_timer_.cancel();
+  }
 
  private:
   auto& layer() { return beast::get_lowest_layer(stream_); }
 
   // A fresh parser per request: its body limit and state start over.
   void do_read() {
+    body_timeout_ = {};
+    body_limit_ = shared_.options.body_limit;
     parser_.emplace();
-    parser_->body_limit(shared_.options.body_limit);
+    // With a limit per request, the header decides it (on_read_header); until then none applies.
+    // (Not boost::none: Beast 1.74 compares a length with an empty limit as "too large".)
+    if (shared_.options.body_limit_for) {
+      parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
+    } else {
+      parser_->body_limit(body_limit_);
+    }
     layer().expires_after(shared_.options.timeout);
     bhttp::async_read_header(stream_, buffer_, *parser_, [self = this->shared_from_this()](error_code ec, std::size_t) {
       self->on_read_header(ec);
@@ -319,6 +352,19 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void on_read_header(error_code ec) {
     if (ec) return on_read_error(ec);
+    if (shared_.options.body_limit_for) {
+      const auto& req = parser_->get();
+      const auto limit =
+          shared_.options.body_limit_for(std::string_view(req.method_string().data(), req.method_string().size()),
+                                         std::string_view(req.target().data(), req.target().size()));
+      if (limit > body_limit_) {
+        body_limit_ = limit;
+        body_timeout_ = shared_.options.large_body_timeout;
+      }
+      const auto length = parser_->content_length();
+      if (length && *length > body_limit_) return on_read_error(bhttp::error::body_limit);
+      parser_->body_limit(body_limit_);
+    }
     if (parser_->is_done()) return on_read({});
     if (lower(std::string(parser_->get()[bhttp::field::expect])) == "100-continue") return do_continue();
     do_read_body();
@@ -334,7 +380,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   void do_read_body() {
-    layer().expires_after(shared_.options.timeout);
+    layer().expires_after(std::max(shared_.options.timeout, body_timeout_));
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = this->shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
   }
@@ -344,7 +390,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       spdlog::debug("http: {} idle, closed", peer_);
       return do_close();
     }
-    if (auto answer = answer_to_read_error(ec, shared_.options.body_limit)) {
+    if (auto answer = answer_to_read_error(ec, body_limit_)) {
       spdlog::warn("http: {} bad request: {}; answered {}", peer_, ec.message(), answer->status);
       return do_write(std::move(*answer), false, 11, false);
     }
@@ -373,7 +419,44 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       if (request.websocket_upgrade) return upgrade(std::move(response.accept_websocket));
       response = error_response(400, "not a websocket upgrade");
     }
+    if (response.deferred) return defer(std::move(response.deferred), head, req.version(), req.keep_alive());
     do_write(std::move(response), head, req.version(), req.keep_alive());
+  }
+
+  // Waits for the deferred answer or its timeout, whichever comes first; the connection reads
+  // nothing meanwhile (HTTP/1.1 answers in order).
+  void defer(std::shared_ptr<Deferred> deferred, bool head, unsigned version, bool keep_alive) {
+    const auto answer = [head, version, keep_alive](Session& self, Response response) {
+      if (self.answered_) return;
+      self.answered_ = true;
+      self.defer_timer_.cancel();
+      self.do_write(std::move(response), head, version, keep_alive);
+    };
+    answered_ = false;
+    layer().expires_never();
+    defer_timer_.expires_after(deferred->timeout);
+    defer_timer_.async_wait([self = this->shared_from_this(), deferred, answer](error_code ec) {
+      if (ec || self->answered_) return;
+      Response response = error_response(500, "internal server error");
+      try {
+        if (deferred->on_timeout) response = deferred->on_timeout();
+      } catch (const std::exception& e) {
+        spdlog::warn("http: a deferred answer's timeout failed: {}", e.what());
+      }
+      answer(*self, std::move(response));
+    });
+    std::weak_ptr<Session> weak = this->shared_from_this();
+    auto reply = [gate = shared_.gate, weak, answer](Response response) {
+      gate->post([weak, answer, response = std::move(response)]() mutable {
+        if (const auto self = weak.lock()) answer(*self, std::move(response));
+      });
+    };
+    try {
+      deferred->start(std::move(reply));
+    } catch (const std::exception& e) {
+      spdlog::warn("http: a deferred answer failed to start: {}", e.what());
+      answer(*this, error_response(500, "internal server error"));
+    }
   }
 
   // Never throws: a handler's exception is a bug of the handler, answered 500, not the process's end.
@@ -474,6 +557,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   bhttp::response<bhttp::string_body> res_;
   std::array<char, 4096> drain_buffer_{};
   std::size_t drained_ = 0;
+  std::chrono::seconds body_timeout_{};
+  std::size_t body_limit_ = 0;  // this request's
+  net::steady_timer defer_timer_{stream_.get_executor()};
+  bool answered_ = true;
 };
 
 }  // namespace
@@ -481,7 +568,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 // Member order matters: the io_context is destroyed before `shared` (handlers it still holds at
 // its end end sessions, which unregister there) and after the acceptors and timer (which use it).
 struct Server::Impl {
-  Impl(Handler handler, ServerOptions options) : shared{std::move(handler), options, {}, false} {}
+  Impl(Handler handler, ServerOptions options) : shared{std::move(handler), options, {}, false, nullptr} {
+    shared.gate = std::make_shared<PostGate>(ioc);
+  }
 
   void do_accept() {
     if (unix_acceptor) {
@@ -530,6 +619,7 @@ struct Server::Impl {
   // On the server thread.
   void close_all() {
     shared.stopping = true;
+    shared.gate->close();
     error_code ignored;
     acceptor.close(ignored);
     if (unix_acceptor) unix_acceptor->close(ignored);

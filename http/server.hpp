@@ -67,6 +67,18 @@ struct Response {
   // When set, the request becomes a websocket (a request that is no upgrade is answered 400), and
   // this is called with it on the server thread; status, body and headers are not sent.
   std::function<void(std::shared_ptr<WebSocket>)> accept_websocket;
+  // When set, the answer comes later (a long poll); status, body and headers are not sent.
+  std::shared_ptr<struct Deferred> deferred;
+};
+
+// An answer given later. `start` is called on the server thread with a `reply` that may be called
+// once, from any thread, even after the server stopped (then it does nothing); when it has not
+// been called `timeout` after the start, the answer is `on_timeout()` (on the server thread) and a
+// later reply is dropped. `start` must not block.
+struct Deferred {
+  std::function<void(std::function<void(Response)> reply)> start;
+  std::chrono::milliseconds timeout{0};
+  std::function<Response()> on_timeout;
 };
 
 // Called on the server thread. An exception it throws becomes a 500 with a generic body, logged.
@@ -76,6 +88,10 @@ struct ServerOptions {
   std::size_t body_limit = 64 * 1024;  // larger request bodies are answered 413
   std::chrono::seconds timeout{30};    // for every read and write, including a keep-alive wait
   int max_connections = 64;            // connections beyond it are closed as soon as accepted
+  // A larger body limit for some requests (image uploads), from the method and target; the body
+  // of such a request may take `large_body_timeout` to arrive.
+  std::function<std::size_t(std::string_view method, std::string_view target)> body_limit_for;
+  std::chrono::seconds large_body_timeout{3600};
 };
 
 // The server's certificate and key, PEM. TLS 1.2 at least; a client certificate is asked for and

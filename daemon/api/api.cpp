@@ -171,6 +171,7 @@ Api::Api(Database& db, Operations& operations, Events& events, ServerIdentity id
   router_.add("/1.0/operations", "GET", Access::trusted, bind(&Api::list_operations));
   router_.add("/1.0/operations/{id}", "GET", Access::trusted, bind(&Api::get_operation));
   router_.add("/1.0/operations/{id}", "DELETE", Access::trusted, bind(&Api::cancel_operation));
+  router_.add("/1.0/operations/{id}/wait", "GET", Access::trusted, bind(&Api::wait_operation));
   router_.add("/1.0/events", "GET", Access::trusted, bind(&Api::get_events));
 }
 
@@ -477,6 +478,37 @@ http::Response Api::get_operation(const Call& call) const {
   auto op = operations_.get(call.params.at("id"));
   if (!op) return error_response(404, "Operation not found");
   return sync_response(*op);
+}
+
+http::Response Api::wait_operation(const Call& call) const {
+  // ?timeout=N seconds; -1 (the default) waits as long as it takes. Either way the answer is the
+  // operation as it then is, as LXD answers.
+  long long seconds = -1;
+  if (const auto it = call.query.find("timeout"); it != call.query.end() && !it->second.empty()) {
+    try {
+      std::size_t used = 0;
+      seconds = std::stoll(it->second, &used);
+      if (used != it->second.size() || seconds < -1) throw std::invalid_argument("timeout");
+    } catch (const std::exception&) {
+      return error_response(400, "Invalid timeout: " + it->second);
+    }
+  }
+  const std::string id = call.params.at("id");
+  if (!operations_.get(id)) return error_response(404, "Operation not found");
+  constexpr long long forever = 24LL * 3600;  // a wait without end still ends in a day; clients ask again
+  auto deferred = std::make_shared<http::Deferred>();
+  deferred->timeout = std::chrono::seconds(seconds < 0 ? forever : std::min(seconds, forever));
+  deferred->start = [this, id](std::function<void(http::Response)> reply) {
+    const bool found = operations_.when_finished(id, [reply](const nlohmann::json& op) { reply(sync_response(op)); });
+    if (!found) reply(error_response(404, "Operation not found"));
+  };
+  deferred->on_timeout = [this, id] {
+    auto op = operations_.get(id);
+    return op ? sync_response(*op) : error_response(404, "Operation not found");
+  };
+  http::Response r;
+  r.deferred = std::move(deferred);
+  return r;
 }
 
 http::Response Api::cancel_operation(const Call& call) const {

@@ -73,6 +73,7 @@ class Api {
   http::Response list_operations(const Call& call) const;
   http::Response get_operation(const Call& call) const;
   http::Response cancel_operation(const Call& call) const;
+  http::Response wait_operation(const Call& call) const;
   http::Response get_events(const Call& call) const;
 
   Database& db_;

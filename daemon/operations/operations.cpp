@@ -12,6 +12,8 @@ namespace berth::daemon {
 namespace {
 
 constexpr int running = 103;
+constexpr int success = 200;
+constexpr int failure = 400;
 constexpr int cancelled = 401;
 
 std::string hex(const unsigned char* bytes, std::size_t n) {
@@ -90,29 +92,137 @@ Operations::Operations(std::string location, std::chrono::seconds keep_finished,
       now_(std::move(now)),
       changed_(std::move(changed)) {}
 
+Operations::~Operations() {
+  {
+    const std::lock_guard lock(mu_);
+    shutting_down_ = true;
+  }
+  work_ready_.notify_all();
+  for (auto& worker : workers_) worker.join();
+}
+
+nlohmann::json Operations::new_object(const std::string& id, OperationClass c, const std::string& description,
+                                      nlohmann::json metadata, nlohmann::json resources, bool may_cancel) const {
+  const auto now = timestamp(now_());
+  return nlohmann::json{{"id", id},
+                        {"class", class_name(c)},
+                        {"description", description},
+                        {"created_at", now},
+                        {"updated_at", now},
+                        {"status", status_name(running)},
+                        {"status_code", running},
+                        {"resources", resources.is_object() ? resources : nlohmann::json::object()},
+                        {"metadata", std::move(metadata)},
+                        {"may_cancel", may_cancel},
+                        {"err", ""},
+                        {"location", location_}};
+}
+
 nlohmann::json Operations::add_token(const std::string& description, nlohmann::json metadata,
                                      nlohmann::json resources) {
   std::lock_guard lock(mu_);
   forget_old();
   const auto id = random_uuid();
-  const auto now = timestamp(now_());
-  Entry entry{nlohmann::json{{"id", id},
-                             {"class", class_name(OperationClass::token)},
-                             {"description", description},
-                             {"created_at", now},
-                             {"updated_at", now},
-                             {"status", status_name(running)},
-                             {"status_code", running},
-                             {"resources", resources.is_object() ? resources : nlohmann::json::object()},
-                             {"metadata", std::move(metadata)},
-                             {"may_cancel", true},
-                             {"err", ""},
-                             {"location", location_}},
-              std::nullopt};
+  Entry entry{new_object(id, OperationClass::token, description, std::move(metadata), std::move(resources), true),
+              std::nullopt,
+              {}};
   auto object = entry.object;
   table_.emplace(id, std::move(entry));
   if (changed_) changed_(object);
   return object;
+}
+
+nlohmann::json Operations::add_task(const std::string& description, nlohmann::json resources, TaskWork work,
+                                    nlohmann::json metadata) {
+  std::unique_lock lock(mu_);
+  forget_old();
+  const auto id = random_uuid();
+  auto [it, inserted] = table_.emplace(
+      id, Entry{new_object(id, OperationClass::task, description, std::move(metadata), std::move(resources), false),
+                std::nullopt,
+                {}});
+  if (changed_) changed_(it->second.object);
+  if (shutting_down_) {
+    it->second.object["err"] = "berthd is stopping";
+    set_status(it->second, cancelled);
+    return it->second.object;
+  }
+  queue_.push_back(Queued{id, std::move(work)});
+  if (workers_.size() < worker_count && busy_ + queue_.size() > workers_.size()) {
+    workers_.emplace_back([this] { work_loop(); });
+  }
+  auto object = it->second.object;
+  lock.unlock();
+  work_ready_.notify_one();
+  return object;
+}
+
+void Operations::work_loop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    work_ready_.wait(lock, [this] { return shutting_down_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // shutting down, nothing left
+    Queued task = std::move(queue_.front());
+    queue_.pop_front();
+    ++busy_;
+    lock.unlock();
+    lxd::Result<nlohmann::json> outcome = lxd::make_error(lxd::ErrorKind::io, "the task failed");
+    try {
+      outcome = task.work();
+    } catch (const std::exception& e) {
+      outcome = lxd::make_error(lxd::ErrorKind::io, std::string("internal error: ") + e.what());
+    }
+    finish_task(task.id, std::move(outcome));
+    lock.lock();
+    --busy_;
+    work_done_.notify_all();
+  }
+}
+
+void Operations::finish_task(const std::string& id, lxd::Result<nlohmann::json> outcome) {
+  const std::lock_guard lock(mu_);
+  const auto it = table_.find(id);
+  if (it == table_.end()) return;
+  auto& object = it->second.object;
+  if (outcome) {
+    if (outcome.value().is_object()) {
+      if (!object["metadata"].is_object()) object["metadata"] = nlohmann::json::object();
+      object["metadata"].update(outcome.value());
+    }
+    set_status(it->second, success);
+  } else {
+    object["err"] = outcome.error().message;
+    set_status(it->second, failure);
+  }
+}
+
+bool Operations::when_finished(const std::string& id, std::function<void(const nlohmann::json&)> done) {
+  const std::lock_guard lock(mu_);
+  forget_old();
+  const auto it = table_.find(id);
+  if (it == table_.end()) return false;
+  if (it->second.finished) {
+    done(it->second.object);
+    return true;
+  }
+  auto& waiters = it->second.waiters;
+  if (waiters.size() >= max_waiters) waiters.erase(waiters.begin());
+  waiters.push_back(std::move(done));
+  return true;
+}
+
+bool Operations::shutdown(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mu_);
+  shutting_down_ = true;
+  for (auto& queued : queue_) {
+    const auto it = table_.find(queued.id);
+    if (it == table_.end()) continue;
+    it->second.object["err"] = "berthd is stopping";
+    set_status(it->second, cancelled);
+  }
+  queue_.clear();
+  work_ready_.notify_all();
+  return work_done_.wait_until(lock, deadline, [this] { return busy_ == 0; });
 }
 
 std::optional<nlohmann::json> Operations::get(const std::string& id) {
@@ -175,6 +285,10 @@ void Operations::set_status(Entry& entry, int code) {
     entry.object["may_cancel"] = false;
   }
   if (changed_) changed_(entry.object);
+  if (code >= 200) {
+    for (auto& waiter : entry.waiters) waiter(entry.object);
+    entry.waiters.clear();
+  }
 }
 
 void Operations::forget_old() {

@@ -1,25 +1,34 @@
 #pragma once
-// berthd's operations (lxd-protocol.md §1.3): what a 202 answer points at. This first part holds
-// token operations (certificate add tokens), which never run and stay Running until used,
-// cancelled or expired; task and websocket operations, and the events that report every
-// transition, come with the instance work.
+// berthd's operations (lxd-protocol.md §1.3): what a 202 answer points at. Token operations
+// (certificate add tokens) never run and stay Running until used, cancelled or expired; task
+// operations run their work on a pool of worker threads and end in Success or Failure.
 //
 // Thread-safe: one mutex over the table. A finished operation stays readable for `keep_finished`
-// (LXD keeps them 5 s; clients read the final state after waiting).
+// (LXD keeps them 5 s; clients read the final state after waiting). `changed` and the callbacks
+// given to when_finished are called under that mutex: they must be quick and must not call back.
 
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "providers/lxd/result.hpp"
+
 namespace berth::daemon {
 
 enum class OperationClass { task, websocket, token };
+
+// A task's work, run on a worker thread: the metadata to merge into the operation's when it
+// succeeds, or the error that fails it (its message becomes the operation's `err`).
+using TaskWork = std::function<lxd::Result<nlohmann::json>()>;
 
 class Operations {
  public:
@@ -32,8 +41,25 @@ class Operations {
       std::function<Clock::time_point()> now = [] { return Clock::now(); },
       std::function<void(const nlohmann::json& operation)> changed = {});
 
+  ~Operations();
+  Operations(const Operations&) = delete;
+  Operations& operator=(const Operations&) = delete;
+
   // A token operation, Running, with `metadata` (which holds its secret). Returns the operation object.
   nlohmann::json add_token(const std::string& description, nlohmann::json metadata, nlohmann::json resources);
+
+  // A task operation, Running at once; `work` runs on a worker thread (queued when all are busy).
+  // Returns the operation object. After shutdown() began, the task is Cancelled without running.
+  nlohmann::json add_task(const std::string& description, nlohmann::json resources, TaskWork work,
+                          nlohmann::json metadata = nullptr);
+
+  // Calls `done` with the final operation object once it finished (at once when it already has).
+  // False when there is no such operation.
+  bool when_finished(const std::string& id, std::function<void(const nlohmann::json&)> done);
+
+  // For SIGTERM: queued tasks are Cancelled, running ones get until `deadline` to finish; true
+  // when they all did. New tasks are refused from now on.
+  bool shutdown(std::chrono::steady_clock::time_point deadline);
 
   // The operation object, nullopt when there is none (or it finished long enough ago).
   [[nodiscard]] std::optional<nlohmann::json> get(const std::string& id);
@@ -53,11 +79,29 @@ class Operations {
   struct Entry {
     nlohmann::json object;
     std::optional<Clock::time_point> finished;
+    std::vector<std::function<void(const nlohmann::json&)>> waiters;
+  };
+  struct Queued {
+    std::string id;
+    TaskWork work;
   };
   void set_status(Entry& entry, int code);
   void forget_old();
+  nlohmann::json new_object(const std::string& id, OperationClass c, const std::string& description,
+                            nlohmann::json metadata, nlohmann::json resources, bool may_cancel) const;
+  void work_loop();
+  void finish_task(const std::string& id, lxd::Result<nlohmann::json> outcome);
+
+  static constexpr std::size_t worker_count = 8;
+  static constexpr std::size_t max_waiters = 256;  // per operation: a client polling /wait forever
 
   std::mutex mu_;
+  std::condition_variable work_ready_;
+  std::condition_variable work_done_;
+  std::deque<Queued> queue_;
+  std::vector<std::thread> workers_;
+  std::size_t busy_ = 0;
+  bool shutting_down_ = false;
   std::string location_;
   std::chrono::seconds keep_finished_;
   std::function<Clock::time_point()> now_;

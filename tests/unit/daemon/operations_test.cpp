@@ -1,6 +1,11 @@
 // Token operations: Running until used once, cancelled or gone; finished ones readable for a while.
+// Task operations: run on workers, end in Success or Failure, tell waiters and events; shutdown.
 
 #include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <thread>
 
 #include "daemon/operations/operations.hpp"
 #include "engine/util/time.hpp"
@@ -68,6 +73,116 @@ TEST(Operations, IdsAndSecretsAreFresh) {
   EXPECT_EQ(s.size(), 64u);
   EXPECT_EQ(s.find_first_not_of("0123456789abcdef"), std::string::npos);
   EXPECT_NE(s, random_secret());
+}
+
+// Waits (bounded) until the operation finished; its final object.
+nlohmann::json await(Operations& ops, const std::string& id) {
+  std::promise<nlohmann::json> done;
+  auto future = done.get_future();
+  EXPECT_TRUE(ops.when_finished(id, [&done](const nlohmann::json& op) { done.set_value(op); }));
+  if (future.wait_for(std::chrono::seconds{10}) != std::future_status::ready) {
+    ADD_FAILURE() << "operation " << id << " did not finish";
+    return {};
+  }
+  return future.get();
+}
+
+TEST(Operations, ATaskRunsOnAWorkerAndItsMetadataIsMerged) {
+  std::mutex mu;
+  std::vector<nlohmann::json> events;
+  Operations ops(
+      "none", std::chrono::seconds{10}, [] { return Operations::Clock::now(); },
+      [&](const nlohmann::json& op) {
+        const std::lock_guard lock(mu);
+        events.push_back(op);
+      });
+  const auto caller = std::this_thread::get_id();
+  std::atomic<bool> other_thread{false};
+  const auto op = ops.add_task("Creating instance", {{"instances", {"/1.0/instances/c1"}}},
+                               [&]() -> lxd::Result<nlohmann::json> {
+                                 other_thread = std::this_thread::get_id() != caller;
+                                 return nlohmann::json{{"fingerprint", "abc"}};
+                               },
+                               {{"progress", "start"}});
+  EXPECT_EQ(op["class"], "task");
+  EXPECT_EQ(op["status_code"], 103);
+  EXPECT_EQ(op["may_cancel"], false);
+  const auto final_op = await(ops, op["id"]);
+  EXPECT_TRUE(other_thread);
+  EXPECT_EQ(final_op["status"], "Success");
+  EXPECT_EQ(final_op["metadata"]["fingerprint"], "abc");
+  EXPECT_EQ(final_op["metadata"]["progress"], "start");
+  EXPECT_EQ(final_op["resources"]["instances"][0], "/1.0/instances/c1");
+  const std::lock_guard lock(mu);
+  ASSERT_EQ(events.size(), 2u);  // created (Running), then Success: lxc waits on these
+  EXPECT_EQ(events[0]["status_code"], 103);
+  EXPECT_EQ(events[1]["status_code"], 200);
+}
+
+TEST(Operations, AFailingOrThrowingTaskEndsInFailureWithItsError) {
+  Operations ops;
+  const auto failed = ops.add_task("t", {}, []() -> lxd::Result<nlohmann::json> {
+    return lxd::make_error(lxd::ErrorKind::invalid_argument, "Instance not found");
+  });
+  const auto threw = ops.add_task("t", {}, []() -> lxd::Result<nlohmann::json> { throw std::runtime_error("bug"); });
+  const auto a = await(ops, failed["id"]);
+  EXPECT_EQ(a["status"], "Failure");
+  EXPECT_EQ(a["status_code"], 400);
+  EXPECT_EQ(a["err"], "Instance not found");
+  const auto b = await(ops, threw["id"]);
+  EXPECT_EQ(b["status_code"], 400);
+  EXPECT_NE(b["err"].get<std::string>().find("bug"), std::string::npos);
+  // A waiter that comes after the end is told at once.
+  EXPECT_EQ(await(ops, failed["id"])["status_code"], 400);
+  EXPECT_FALSE(ops.when_finished("no-such-id", [](const nlohmann::json&) {}));
+}
+
+TEST(Operations, ManyTasksAllRunEvenWhenTheyOutnumberTheWorkers) {
+  Operations ops;
+  std::atomic<int> ran{0};
+  std::vector<std::string> ids;
+  for (int i = 0; i < 40; ++i) {
+    ids.push_back(ops.add_task("t", {}, [&]() -> lxd::Result<nlohmann::json> {
+      std::this_thread::sleep_for(std::chrono::milliseconds{5});
+      ++ran;
+      return nlohmann::json::object();
+    })["id"]);
+  }
+  for (const auto& id : ids) EXPECT_EQ(await(ops, id)["status_code"], 200);
+  EXPECT_EQ(ran, 40);
+}
+
+TEST(Operations, ShutdownCancelsQueuedTasksAndWaitsForRunningOnes) {
+  Operations ops;
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  std::atomic<int> started{0};
+  std::vector<std::string> ids;
+  for (int i = 0; i < 12; ++i) {  // 8 workers: 4 wait in the queue
+    ids.push_back(ops.add_task("t", {}, [&, released]() -> lxd::Result<nlohmann::json> {
+      ++started;
+      released.wait();
+      return nlohmann::json::object();
+    })["id"]);
+  }
+  while (started < 8) std::this_thread::sleep_for(std::chrono::milliseconds{1});
+  std::thread stopper([&] { release.set_value(); });
+  EXPECT_TRUE(ops.shutdown(std::chrono::steady_clock::now() + std::chrono::seconds{10}));
+  stopper.join();
+  int succeeded = 0;
+  int cancelled = 0;
+  for (const auto& id : ids) {
+    const auto op = ops.get(id);
+    ASSERT_TRUE(op);
+    succeeded += (*op)["status_code"] == 200 ? 1 : 0;
+    cancelled += (*op)["status_code"] == 401 ? 1 : 0;
+  }
+  EXPECT_EQ(succeeded + cancelled, 12);
+  EXPECT_GE(succeeded, 8);
+  EXPECT_EQ(started, succeeded);
+  // After shutdown, a new task never runs.
+  const auto late = ops.add_task("t", {}, []() -> lxd::Result<nlohmann::json> { return nlohmann::json::object(); });
+  EXPECT_EQ(late["status_code"], 401);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wnull-dereference"
@@ -226,6 +227,95 @@ TEST(HttpServer, AnOversizedBodyIsAnswered413AndNeverReachesTheHandler) {
   ASSERT_FALSE(again.send("POST", "/reconcile", std::string(1024, 'x')));
   EXPECT_EQ(again.read().res.result_int(), 200u);
   EXPECT_EQ(calls, 1);
+}
+
+TEST(HttpServer, ALargerBodyLimitForSomeRequests) {
+  ServerOptions options;
+  options.body_limit = 1024;
+  options.body_limit_for = [](std::string_view method, std::string_view target) -> std::size_t {
+    return method == "POST" && target == "/upload" ? 8192 : 0;
+  };
+  auto server = serve([](const Request& request) { return text(std::to_string(request.body.size())); }, options);
+  Client client(server->port());
+  ASSERT_FALSE(client.send("POST", "/upload", std::string(8192, 'x')));
+  const auto answer = client.read();
+  ASSERT_FALSE(answer.ec) << answer.ec.message();
+  EXPECT_EQ(answer.res.result_int(), 200u);
+  EXPECT_EQ(answer.res.body(), "8192");
+  // Past the larger limit, and the default elsewhere, still 413.
+  ASSERT_FALSE(client.send("POST", "/upload", std::string(8193, 'x')));
+  EXPECT_EQ(client.read().res.result_int(), 413u);
+  Client other(server->port());
+  ASSERT_FALSE(other.send("POST", "/elsewhere", std::string(2048, 'x')));
+  EXPECT_EQ(other.read().res.result_int(), 413u);
+}
+
+// A long poll: the reply comes from another thread; without one the timeout's answer goes out;
+// a reply after the timeout, or after the server stopped, is dropped.
+TEST(HttpServer, ADeferredAnswerComesFromAnotherThreadOrAtItsTimeout) {
+  std::mutex mu;
+  std::vector<std::function<void(Response)>> replies;
+  auto server = serve([&](const Request& request) {
+    if (request.target == "/plain") return text("plain");
+    Response r;
+    r.deferred = std::make_shared<Deferred>();
+    r.deferred->timeout = request.target == "/short" ? 200ms : 30s;
+    r.deferred->start = [&](std::function<void(Response)> reply) {
+      const std::lock_guard lock(mu);
+      replies.push_back(std::move(reply));
+    };
+    r.deferred->on_timeout = [] { return text("timed out"); };
+    return r;
+  });
+  const auto take_reply = [&]() -> std::function<void(Response)> {
+    for (int i = 0; i < 200; ++i) {
+      {
+        const std::lock_guard lock(mu);
+        if (!replies.empty()) {
+          auto reply = replies.back();
+          replies.pop_back();
+          return reply;
+        }
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    return nullptr;
+  };
+
+  Client client(server->port());
+  ASSERT_FALSE(client.send("GET", "/long"));
+  auto reply = take_reply();
+  ASSERT_TRUE(reply);
+  std::thread([reply] { reply(text("done")); }).join();
+  auto answer = client.read();
+  ASSERT_FALSE(answer.ec) << answer.ec.message();
+  EXPECT_EQ(answer.res.body(), "done");
+
+  // The same connection goes on; this time nobody replies in time.
+  const auto started = std::chrono::steady_clock::now();
+  ASSERT_FALSE(client.send("GET", "/short"));
+  auto late = take_reply();
+  ASSERT_TRUE(late);
+  answer = client.read();
+  ASSERT_FALSE(answer.ec) << answer.ec.message();
+  EXPECT_EQ(answer.res.body(), "timed out");
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 200ms);
+  late(text("too late"));                   // dropped
+  const auto plain = client.get("/plain");  // the connection goes on
+  ASSERT_FALSE(plain.ec) << plain.ec.message();
+  EXPECT_EQ(plain.res.body(), "plain");
+
+  // A request left waiting does not hold up stop(), and its reply afterwards does nothing.
+  Client waiting(server->port());
+  ASSERT_FALSE(waiting.send("GET", "/long"));
+  auto orphan = take_reply();
+  ASSERT_TRUE(orphan);
+  const auto stopping = std::chrono::steady_clock::now();
+  server->stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - stopping, 2s);
+  orphan(text("after stop"));
+  server.reset();
+  orphan(text("after the server is gone"));
 }
 
 TEST(HttpServer, AThrowingHandlerAnswers500AndTheNextRequestWorks) {
