@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -104,8 +105,8 @@ class LxcDriverTest : public ::testing::Test {
 
   // Unique per test and process, so tests may run in parallel.
   static std::string unique_name(const char* base) {
-    return std::string(base) + "-" + std::to_string(::getpid()) + "-" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    static int counter = 0;
+    return std::string(base) + "-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
   }
 
   ContainerSpec spec(std::string name) const {
@@ -238,6 +239,31 @@ TEST_F(LxcDriverTest, OutlivesTheProcessThatStartedItThenForceStopRenameRemove) 
   EXPECT_FALSE(fs::exists(driver_->lxcpath() / to));
   EXPECT_TRUE(fs::exists(s.rootfs / "sbin/init"));  // the rootfs belongs to the pool
   EXPECT_EQ(driver_->state(to).status, "Stopped");
+}
+
+TEST_F(LxcDriverTest, ShutdownTimesOutWhenInitIgnoresTheHaltSignalAndForceStillKills) {
+  ContainerSpec s = spec(unique_name("t"));
+  Guard guard(*driver_, s.name);
+  // A plain sleep as PID 1 has no handler for SIGPWR, so the kernel drops it.
+  fs::remove(s.rootfs / "sbin/init");
+  fs::create_symlink("../bin/sleep-init", s.rootfs / "sbin/init");
+  std::ofstream(s.rootfs / "bin/sleep-init") << "#!/bin/sh\nexec /bin/sleep 100000\n";
+  fs::permissions(s.rootfs / "bin/sleep-init", fs::perms(0755));
+  ASSERT_TRUE(shift_tree(s.rootfs, {}, map_).ok());  // the new files too
+  auto started = driver_->start(s);
+  ASSERT_TRUE(started.ok()) << started.error().message;
+
+  const auto before = std::chrono::steady_clock::now();
+  auto stopped = driver_->stop(s.name, 1, false);
+  ASSERT_FALSE(stopped.ok());
+  EXPECT_EQ(stopped.error().kind, ErrorKind::timeout);
+  EXPECT_NE(stopped.error().message.find("force"), std::string::npos) << stopped.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - before, std::chrono::seconds(10));
+  EXPECT_EQ(driver_->state(s.name).status, "Running");  // nothing was killed
+
+  auto killed = driver_->stop(s.name, 1, true);
+  ASSERT_TRUE(killed.ok()) << killed.error().message;
+  EXPECT_EQ(driver_->state(s.name).status, "Stopped");
 }
 
 TEST_F(LxcDriverTest, StartFailureSaysWhyAndWhereTheLogIs) {
