@@ -163,10 +163,9 @@ Result<Idmap> idmap_from_json(std::string_view json) {
 std::vector<std::string> idmap_to_lxc(const Idmap& map) {
   std::vector<std::string> out;
   for (const IdmapEntry& e : map) {
-    const std::string rest =
-        " " + std::to_string(e.nsid) + " " + std::to_string(e.hostid) + " " + std::to_string(e.maprange);
-    if (e.isuid) out.push_back("u" + rest);
-    if (e.isgid) out.push_back("g" + rest);
+    const std::string ids = std::to_string(e.nsid) + ' ' + std::to_string(e.hostid) + ' ' + std::to_string(e.maprange);
+    if (e.isuid) out.push_back(std::string("u ").append(ids));
+    if (e.isgid) out.push_back(std::string("g ").append(ids));
   }
   return out;
 }
