@@ -1,0 +1,714 @@
+#include "daemon/instances/lxc_driver.hpp"
+
+#include <lxc/lxccontainer.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <system_error>
+
+namespace berth::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+using lxd::Error;
+using lxd::ErrorKind;
+using lxd::make_error;
+using CgroupVersion = HostFacts::CgroupVersion;
+
+constexpr unsigned long cgroup_v1_magic = 0x27e0ebUL;
+constexpr unsigned long cgroup_v2_magic = 0x63677270UL;
+constexpr int start_wait_seconds = 30;
+constexpr int kill_wait_seconds = 30;
+// lxc.* templates shipped with liblxc: seccomp, capabilities, device rules, lxcfs; and the
+// unprivileged adjustments. LXD includes only common.conf.d and writes the rest itself; berthd
+// keeps the distribution's defaults and overrides what LXD sets differently.
+constexpr const char* lxc_template_dir = "/usr/share/lxc/config";
+
+Error invalid(std::string message) {
+  return make_error(ErrorKind::invalid_argument, std::move(message));
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool starts_with(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+std::optional<std::int64_t> parse_int(std::string_view s) {
+  std::int64_t v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc{} || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+std::optional<bool> parse_bool(std::string_view value) {
+  const std::string v = lower(value);
+  if (v == "true" || v == "1" || v == "yes" || v == "on") return true;
+  if (v == "false" || v == "0" || v == "no" || v == "off") return false;
+  return std::nullopt;
+}
+
+// LXD's units.ParseByteSizeString: digits then an optional decimal (kB, MB...) or binary (KiB,
+// MiB...) suffix.
+std::optional<std::int64_t> parse_byte_size(std::string_view s) {
+  std::size_t digits = 0;
+  while (digits < s.size() && std::isdigit(static_cast<unsigned char>(s[digits])) != 0) ++digits;
+  const auto number = parse_int(s.substr(0, digits));
+  if (!number) return std::nullopt;
+  static const std::array<std::pair<std::string_view, std::int64_t>, 15> suffixes = {{
+      {"", 1},
+      {"B", 1},
+      {" bytes", 1},
+      {"kB", 1000LL},
+      {"MB", 1000LL * 1000},
+      {"GB", 1000LL * 1000 * 1000},
+      {"TB", 1000LL * 1000 * 1000 * 1000},
+      {"PB", 1000LL * 1000 * 1000 * 1000 * 1000},
+      {"EB", 1000LL * 1000 * 1000 * 1000 * 1000 * 1000},
+      {"KiB", 1LL << 10},
+      {"MiB", 1LL << 20},
+      {"GiB", 1LL << 30},
+      {"TiB", 1LL << 40},
+      {"PiB", 1LL << 50},
+      {"EiB", 1LL << 60},
+  }};
+  const std::string_view suffix = s.substr(digits);
+  for (const auto& [name, factor] : suffixes) {
+    if (name != suffix) continue;
+    if (*number > std::numeric_limits<std::int64_t>::max() / factor) return std::nullopt;
+    return *number * factor;
+  }
+  return std::nullopt;
+}
+
+// "0-1,3" → {0,1,3}; nullopt when malformed.
+std::optional<std::vector<int>> parse_cpu_list(std::string_view s) {
+  std::vector<int> cpus;
+  while (!s.empty()) {
+    const std::size_t comma = s.find(',');
+    const std::string_view part = s.substr(0, comma);
+    s = comma == std::string_view::npos ? std::string_view{} : s.substr(comma + 1);
+    if (comma != std::string_view::npos && s.empty()) return std::nullopt;  // trailing comma
+    const std::size_t dash = part.find('-');
+    const auto first = parse_int(part.substr(0, dash));
+    const auto last = dash == std::string_view::npos ? first : parse_int(part.substr(dash + 1));
+    if (!first || !last || *first < 0 || *last < *first || *last > 8191) return std::nullopt;
+    for (std::int64_t c = *first; c <= *last; ++c) cpus.push_back(static_cast<int>(c));
+  }
+  if (cpus.empty()) return std::nullopt;
+  return cpus;
+}
+
+std::string cpu_list_text(const std::vector<int>& cpus) {
+  std::string out;
+  for (const int c : cpus) out += (out.empty() ? "" : ",") + std::to_string(c);
+  return out;
+}
+
+// One rule per supported key: its value check (empty values are "unset" and always valid).
+Result<void> validate_value(const std::string& key, const std::string& value) {
+  const auto bad = [&](const std::string& expected) {
+    return invalid("instance config key \"" + key + "\": \"" + value + "\" is not " + expected);
+  };
+  if (value.empty()) return {};
+  if (key == "limits.memory") {
+    if (!value.empty() && value.back() == '%') {
+      const auto percent = parse_int(std::string_view(value).substr(0, value.size() - 1));
+      if (!percent || *percent <= 0 || *percent > 100) return bad("a percentage from 1% to 100%");
+      return {};
+    }
+    const auto bytes = parse_byte_size(value);
+    if (!bytes || *bytes <= 0) return bad("a memory size (for example 256MB, 1GiB or 50%)");
+    return {};
+  }
+  if (key == "limits.cpu") {
+    const auto count = parse_int(value);
+    if (count) return *count >= 1 ? Result<void>{} : bad("a number of cpus (1 or more) or a cpu list like 0-1,3");
+    if (!parse_cpu_list(value)) return bad("a number of cpus or a cpu list like 0-1,3");
+    return {};
+  }
+  if (key == "limits.processes") {
+    const auto n = parse_int(value);
+    if (!n || *n < 1) return bad("a positive number of processes");
+    return {};
+  }
+  if (key == "security.privileged" || key == "security.nesting" || key == "boot.autostart") {
+    if (!parse_bool(value)) return bad("a boolean (true or false)");
+    return {};
+  }
+  return {};
+}
+
+bool supported_key(const std::string& key) {
+  static const std::set<std::string, std::less<>> exact = {
+      "limits.memory", "limits.cpu", "limits.processes", "security.privileged", "security.nesting", "boot.autostart"};
+  if (exact.count(key) != 0) return true;
+  for (const std::string_view prefix : {"user.", "environment.", "image.", "volatile."}) {
+    if (starts_with(key, prefix) && key.size() > prefix.size()) return true;
+  }
+  return false;
+}
+
+bool valid_interface_name(std::string_view s) {
+  if (s.empty() || s.size() > 15 || s == "." || s == "..") return false;
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return c != '/' && c != ':' && std::isspace(static_cast<unsigned char>(c)) == 0; });
+}
+
+bool valid_mac(std::string_view s) {
+  if (s.size() != 17) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (i % 3 == 2 ? s[i] != ':' : std::isxdigit(static_cast<unsigned char>(s[i])) == 0) return false;
+  }
+  return true;
+}
+
+bool has_space(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; });
+}
+
+std::string device_value(const std::map<std::string, std::string>& device, const char* key) {
+  const auto it = device.find(key);
+  return it == device.end() ? std::string{} : it->second;
+}
+
+std::string errno_text(int err) {
+  return std::error_code(err, std::generic_category()).message();
+}
+
+// ---- liblxc ----
+
+struct ContainerPut {
+  void operator()(lxc_container* c) const { lxc_container_put(c); }
+};
+using ContainerPtr = std::unique_ptr<lxc_container, ContainerPut>;
+
+Result<ContainerPtr> open_container(const fs::path& lxcpath, const std::string& name) {
+  ContainerPtr c(lxc_container_new(name.c_str(), lxcpath.c_str()));
+  if (!c) {
+    return make_error(ErrorKind::io, "container " + name + ": liblxc could not load it from " +
+                                         (lxcpath / name / "config").string() + " (unreadable or invalid config)");
+  }
+  return c;
+}
+
+Result<ContainerPtr> open_defined(const fs::path& lxcpath, const std::string& name) {
+  if (auto r = validate_instance_name(name); !r) return r.error();
+  auto c = open_container(lxcpath, name);
+  if (!c) return c.error();
+  if (!(*c)->is_defined(c->get())) {
+    return make_error(ErrorKind::not_found, "container " + name + ": not defined in " + lxcpath.string());
+  }
+  return c;
+}
+
+// liblxc's last error lines from the container's log, for a failure message.
+std::string log_tail(const fs::path& log) {
+  std::ifstream in(log);
+  std::vector<std::string> errors;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find(" ERROR ") != std::string::npos) errors.push_back(line);
+  }
+  if (errors.empty()) return "no error in the log";
+  if (errors.size() > 3) errors.erase(errors.begin(), errors.end() - 3);
+  std::string out;
+  for (std::string& e : errors) {
+    // "lxc NAME DATE ERROR   file - where - message": keep from the level on.
+    const std::size_t at = e.find(" ERROR ");
+    out += (out.empty() ? "" : " | ") + e.substr(at + 1);
+  }
+  return out;
+}
+
+std::optional<std::int64_t> cgroup_number(lxc_container* c, const char* key) {
+  std::array<char, 4096> buf{};
+  const int n = c->get_cgroup_item(c, key, buf.data(), static_cast<int>(buf.size() - 1));
+  if (n <= 0) return std::nullopt;
+  std::string_view text(buf.data(), static_cast<std::size_t>(n));
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())) != 0) text.remove_suffix(1);
+  return parse_int(text);
+}
+
+std::optional<std::int64_t> cgroup_stat_field(lxc_container* c, const char* key, std::string_view field) {
+  std::array<char, 4096> buf{};
+  const int n = c->get_cgroup_item(c, key, buf.data(), static_cast<int>(buf.size() - 1));
+  if (n <= 0) return std::nullopt;
+  std::istringstream in(std::string(buf.data(), static_cast<std::size_t>(n)));
+  std::string name;
+  std::int64_t value = 0;
+  while (in >> name >> value) {
+    if (name == field) return value;
+  }
+  return std::nullopt;
+}
+
+CgroupVersion controller_version(const char* controller) {
+  struct statfs sfs {};
+  if (::statfs("/sys/fs/cgroup", &sfs) == 0 && static_cast<unsigned long>(sfs.f_type) == cgroup_v2_magic) {
+    return CgroupVersion::v2;  // unified only
+  }
+  const std::string v1 = std::string("/sys/fs/cgroup/") + controller;
+  if (::statfs(v1.c_str(), &sfs) == 0 && static_cast<unsigned long>(sfs.f_type) == cgroup_v1_magic) {
+    return CgroupVersion::v1;
+  }
+  return CgroupVersion::v2;  // hybrid host with this controller on the unified hierarchy
+}
+
+std::string read_first_line(const char* path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+}  // namespace
+
+// ---- validation ----
+
+bool config_true(const std::map<std::string, std::string>& config, const std::string& key) {
+  const auto it = config.find(key);
+  return it != config.end() && parse_bool(it->second).value_or(false);
+}
+
+Result<void> validate_instance_name(const std::string& name) {
+  const bool ok = !name.empty() && name.size() <= 63 && name.front() != '-' && name.back() != '-' &&
+                  std::isdigit(static_cast<unsigned char>(name.front())) == 0 &&
+                  std::all_of(name.begin(), name.end(),
+                              [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-'; });
+  if (!ok) {
+    return invalid("instance name \"" + name +
+                   "\": use 1-63 letters, digits and '-', starting with a letter and not ending with '-'");
+  }
+  return {};
+}
+
+Result<void> validate_instance_config(const std::map<std::string, std::string>& config) {
+  for (const auto& [key, value] : config) {
+    if (!supported_key(key)) {
+      return invalid("instance config key \"" + key +
+                     "\" is not supported by berthd (supported: limits.memory, limits.cpu, limits.processes, "
+                     "security.privileged, security.nesting, boot.autostart, user.*, environment.*, image.*, "
+                     "volatile.*)");
+    }
+    if (auto r = validate_value(key, value); !r) return r;
+  }
+  return {};
+}
+
+Result<void> validate_devices(const std::map<std::string, std::map<std::string, std::string>>& devices) {
+  for (const auto& [name, device] : devices) {
+    const std::string where = "device \"" + name + "\"";
+    const auto get = [&dev = device](const char* key) { return device_value(dev, key); };
+    const std::string type = get("type");
+    std::set<std::string, std::less<>> allowed;
+    if (type == "disk") {
+      allowed = {"type", "path", "source", "readonly", "pool"};
+      const std::string path = get("path");
+      if (path.empty() || path.front() != '/') return invalid(where + ": key \"path\" must be an absolute path");
+      if (path == "/") {
+        if (!get("source").empty()) return invalid(where + ": the root disk (path /) takes \"pool\", not \"source\"");
+      } else {
+        const std::string source = get("source");
+        if (source.empty() || source.front() != '/') {
+          return invalid(where + ": key \"source\" must be an absolute host path");
+        }
+        if (has_space(source) || has_space(path)) {
+          return invalid(where + ": \"source\" and \"path\" must not contain white space");
+        }
+        if (path.find("/../") != std::string::npos || (path.size() >= 3 && path.substr(path.size() - 3) == "/..")) {
+          return invalid(where + ": key \"path\" must not contain \"..\"");
+        }
+      }
+      if (!get("readonly").empty() && !parse_bool(get("readonly"))) {
+        return invalid(where + ": key \"readonly\" must be a boolean (true or false)");
+      }
+    } else if (type == "nic") {
+      allowed = {"type", "nictype", "parent", "name", "hwaddr"};
+      if (get("nictype") != "bridged") {
+        return invalid(where + ": key \"nictype\" must be \"bridged\" (the only nic type berthd supports)");
+      }
+      if (!valid_interface_name(get("parent"))) {
+        return invalid(where + ": key \"parent\" must name the host bridge (1-15 characters)");
+      }
+      if (device.count("name") != 0 && !valid_interface_name(get("name"))) {
+        return invalid(where + ": key \"name\" must be an interface name (1-15 characters)");
+      }
+      if (!get("hwaddr").empty() && !valid_mac(get("hwaddr"))) {
+        return invalid(where + ": key \"hwaddr\" must be a MAC address like 00:16:3e:12:34:56");
+      }
+    } else {
+      return invalid(where + ": type \"" + type + "\" is not supported by berthd (disk or nic)");
+    }
+    for (const auto& [key, value] : device) {
+      if (allowed.count(key) == 0) {
+        return invalid(where + ": key \"" + key + "\" is not supported by berthd for a " + type + " device");
+      }
+    }
+  }
+  return {};
+}
+
+// ---- host facts and limits ----
+
+HostFacts HostFacts::probe() {
+  HostFacts h;
+  h.memory = controller_version("memory");
+  h.cpuset = controller_version("cpuset");
+  h.pids = controller_version("pids");
+  h.cpu = controller_version("cpuacct");
+  struct sysinfo si {};
+  if (::sysinfo(&si) == 0) h.memory_total = static_cast<std::uint64_t>(si.totalram) * si.mem_unit;
+  h.online_cpus = parse_cpu_list(read_first_line("/sys/devices/system/cpu/online")).value_or(std::vector<int>{0});
+  h.apparmor = read_first_line("/sys/module/apparmor/parameters/enabled") == "Y";
+  return h;
+}
+
+std::vector<CgroupSetting> limit_settings(const std::map<std::string, std::string>& config, const HostFacts& host,
+                                          bool reset_unset) {
+  const auto value_of = [&config](const char* key) {
+    const auto it = config.find(key);
+    return it == config.end() ? std::string{} : it->second;
+  };
+  std::vector<CgroupSetting> out;
+
+  const std::string memory = value_of("limits.memory");
+  if (!memory.empty() || reset_unset) {
+    std::string bytes;
+    if (memory.empty()) {
+      bytes = host.memory == CgroupVersion::v1 ? "-1" : "max";
+    } else if (memory.back() == '%') {
+      const auto percent = parse_int(std::string_view(memory).substr(0, memory.size() - 1)).value_or(100);
+      bytes = std::to_string(host.memory_total / 100 * static_cast<std::uint64_t>(percent));
+    } else {
+      bytes = std::to_string(parse_byte_size(memory).value_or(0));
+    }
+    out.push_back({host.memory == CgroupVersion::v1 ? "memory.limit_in_bytes" : "memory.max", bytes, host.memory});
+  }
+
+  const std::string cpu = value_of("limits.cpu");
+  if (!cpu.empty() || reset_unset) {
+    // LXD balances "N" cpus across containers; berthd pins to the first N online cpus.
+    std::vector<int> cpus = host.online_cpus;
+    if (const auto count = parse_int(cpu)) {
+      cpus.resize(std::min(cpus.size(), static_cast<std::size_t>(*count)));
+    } else if (!cpu.empty()) {
+      cpus = parse_cpu_list(cpu).value_or(host.online_cpus);
+    }
+    out.push_back({"cpuset.cpus", cpu_list_text(cpus), host.cpuset});
+  }
+
+  const std::string processes = value_of("limits.processes");
+  if (!processes.empty() || reset_unset) {
+    out.push_back({"pids.max", processes.empty() ? "max" : processes, host.pids});
+  }
+  return out;
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> lxc_config_items(const ContainerSpec& spec,
+                                                                          const HostFacts& host,
+                                                                          const fs::path& lxcpath) {
+  if (auto r = validate_instance_name(spec.name); !r) return r.error();
+  if (auto r = validate_instance_config(spec.config); !r) return r.error();
+  if (auto r = validate_devices(spec.devices); !r) return r.error();
+  const std::string where = "container " + spec.name;
+  if (spec.config.count("security.privileged") != 0 &&
+      config_true(spec.config, "security.privileged") != spec.privileged) {
+    return invalid(where + ": security.privileged disagrees with the spec's privileged flag");
+  }
+  if (!spec.privileged && spec.idmap.empty()) {
+    return invalid(where + ": an unprivileged container needs an id map (see default_idmap)");
+  }
+  std::error_code ec;
+  const fs::path rootfs = fs::canonical(spec.rootfs, ec);
+  if (ec || !fs::is_directory(rootfs, ec)) {
+    return make_error(ErrorKind::not_found, where + ": rootfs " + spec.rootfs.string() + " is not a directory");
+  }
+  if (has_space(rootfs.string())) return invalid(where + ": rootfs path must not contain white space");
+
+  std::vector<std::pair<std::string, std::string>> items;
+  const auto set = [&items](std::string key, std::string value) {
+    items.emplace_back(std::move(key), std::move(value));
+  };
+  const std::string templates = lxc_template_dir;
+  if (fs::exists(templates + "/common.conf", ec)) set("lxc.include", templates + "/common.conf");
+  if (!spec.privileged && fs::exists(templates + "/userns.conf", ec)) set("lxc.include", templates + "/userns.conf");
+
+  set("lxc.uts.name", spec.name);
+  set("lxc.rootfs.path", "dir:" + rootfs.string());
+  set("lxc.log.file", (lxcpath / spec.name / (spec.name + ".log")).string());
+  set("lxc.log.level", "warn");
+  // With AppArmor on the host liblxc generates a profile per container; without it there is none
+  // to load and "unconfined" is the only value liblxc accepts.
+  set("lxc.apparmor.profile", host.apparmor ? "generated" : "unconfined");
+  if (host.apparmor && config_true(spec.config, "security.nesting")) set("lxc.apparmor.allow_nesting", "1");
+
+  // As LXD: /proc and /sys writable where the user namespace protects the host, mixed otherwise.
+  set("lxc.mount.auto", "");
+  set("lxc.mount.auto", spec.privileged ? "proc:mixed sys:mixed cgroup:mixed" : "proc:rw sys:rw cgroup:mixed");
+  set("lxc.autodev", "1");
+  set("lxc.pty.max", "1024");
+  set("lxc.tty.max", "0");
+  if (config_true(spec.config, "security.nesting")) {
+    set("lxc.mount.entry", "proc dev/.lxc/proc proc create=dir,optional 0 0");
+    set("lxc.mount.entry", "sys dev/.lxc/sys sysfs create=dir,optional 0 0");
+  }
+  if (!spec.privileged) {
+    for (const std::string& line : idmap_to_lxc(spec.idmap)) set("lxc.idmap", line);
+  }
+  for (const auto& [key, value] : spec.config) {
+    if (starts_with(key, "environment.")) set("lxc.environment", key.substr(12) + "=" + value);
+  }
+  for (const CgroupSetting& s : limit_settings(spec.config, host, false)) {
+    set((s.version == CgroupVersion::v1 ? "lxc.cgroup." : "lxc.cgroup2.") + s.key, s.value);
+  }
+
+  int nic_index = 0;
+  for (const auto& [name, device] : spec.devices) {
+    const auto get = [&dev = device](const char* key) { return device_value(dev, key); };
+    if (get("type") == "disk") {
+      const std::string path = get("path");
+      if (path == "/") continue;  // the rootfs itself
+      const std::string source = get("source");
+      const bool is_dir = fs::is_directory(source, ec);
+      if (!is_dir && !fs::exists(source, ec)) {
+        return make_error(ErrorKind::not_found,
+                          where + ": device \"" + name + "\": source " + source + " does not exist");
+      }
+      std::string options = is_dir ? "bind,create=dir" : "bind,create=file";
+      if (parse_bool(get("readonly")).value_or(false)) options += ",ro";
+      set("lxc.mount.entry", source + " " + path.substr(1) + " none " + options + " 0 0");
+    } else {  // nic, bridged
+      const std::string prefix = "lxc.net." + std::to_string(nic_index++) + ".";
+      set(prefix + "type", "veth");
+      set(prefix + "link", get("parent"));
+      set(prefix + "name", get("name").empty() ? name : get("name"));
+      if (!get("hwaddr").empty()) set(prefix + "hwaddr", get("hwaddr"));
+      set(prefix + "flags", "up");
+    }
+  }
+  if (nic_index == 0) set("lxc.net.0.type", "empty");  // a network namespace with loopback only
+  return items;
+}
+
+// ---- the driver ----
+
+LxcDriver::LxcDriver(fs::path lxcpath) : LxcDriver(std::move(lxcpath), HostFacts::probe()) {}
+
+LxcDriver::LxcDriver(fs::path lxcpath, HostFacts host) : lxcpath_(std::move(lxcpath)), host_(std::move(host)) {}
+
+fs::path LxcDriver::log_path(const std::string& name) const {
+  return lxcpath_ / name / (name + ".log");
+}
+
+Result<void> LxcDriver::define(const ContainerSpec& spec) {
+  auto items = lxc_config_items(spec, host_, lxcpath_);
+  if (!items) return items.error();
+  const std::string where = "container " + spec.name;
+  std::error_code ec;
+  fs::create_directories(lxcpath_, ec);
+  if (ec) return make_error(ErrorKind::io, where + ": create " + lxcpath_.string() + ": " + ec.message());
+  const fs::path dir = lxcpath_ / spec.name;
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return make_error(ErrorKind::io, where + ": create " + dir.string() + ": " + errno_text(errno));
+  }
+  auto c = open_container(lxcpath_, spec.name);
+  if (!c) return c.error();
+  lxc_container* ct = c->get();
+  ct->clear_config(ct);
+  for (const auto& [key, value] : *items) {
+    if (!ct->set_config_item(ct, key.c_str(), value.c_str())) {
+      return make_error(ErrorKind::invalid_argument, where + ": liblxc refused \"" + key + " = " + value +
+                                                         "\" (this liblxc is " + lxc_get_version() + ")");
+    }
+  }
+  const fs::path config = dir / "config";
+  if (!ct->save_config(ct, config.c_str())) {
+    return make_error(ErrorKind::io, where + ": liblxc could not write " + config.string());
+  }
+  return {};
+}
+
+Result<void> LxcDriver::start(const ContainerSpec& spec) {
+  const std::string where = "container " + spec.name;
+  if (auto running_now = open_container(lxcpath_, spec.name);
+      running_now && (*running_now)->is_running(running_now->get())) {
+    return make_error(ErrorKind::conflict, where + ": already running");
+  }
+  // A fresh log per start, so a failure quotes this start's errors; the previous one stays as .old.
+  // Before the config is loaded: loading it opens the log.
+  const fs::path log = log_path(spec.name);
+  std::error_code ec;
+  fs::rename(log, fs::path(log).concat(".old"), ec);
+  if (auto r = define(spec); !r) return r;
+  auto c = open_defined(lxcpath_, spec.name);
+  if (!c) return c.error();
+  lxc_container* ct = c->get();
+  ct->want_daemonize(ct, true);
+  ct->want_close_all_fds(ct, true);  // berthd's sockets and database must not leak into the monitor
+  if (!ct->start(ct, 0, nullptr)) {
+    return make_error(ErrorKind::io,
+                      where + ": liblxc could not start it: " + log_tail(log) + " (full log: " + log.string() + ")");
+  }
+  if (!ct->wait(ct, "RUNNING", start_wait_seconds)) {
+    return make_error(ErrorKind::timeout, where + ": not RUNNING " + std::to_string(start_wait_seconds) +
+                                              " s after start (state " + ct->state(ct) + "); see " + log.string());
+  }
+  return {};
+}
+
+Result<void> LxcDriver::stop(const std::string& name, int timeout_seconds, bool force) {
+  auto c = open_defined(lxcpath_, name);
+  if (!c) return c.error();
+  lxc_container* ct = c->get();
+  const std::string where = "container " + name;
+  if (!ct->is_running(ct)) return make_error(ErrorKind::conflict, where + ": not running");
+  if (force || timeout_seconds == 0) {
+    if (!ct->stop(ct))
+      return make_error(ErrorKind::io, where + ": liblxc could not kill it; see " + log_path(name).string());
+    if (!ct->wait(ct, "STOPPED", kill_wait_seconds)) {
+      return make_error(ErrorKind::timeout, where + ": killed but still " + ct->state(ct) + " after " +
+                                                std::to_string(kill_wait_seconds) + " s");
+    }
+    return {};
+  }
+  if (!ct->shutdown(ct, timeout_seconds < 0 ? -1 : timeout_seconds)) {
+    if (!ct->is_running(ct)) return {};
+    return make_error(ErrorKind::timeout, where + ": did not shut down within " + std::to_string(timeout_seconds) +
+                                              " s; stop it with force to kill it");
+  }
+  return {};
+}
+
+Result<void> LxcDriver::freeze(const std::string& name) {
+  auto c = open_defined(lxcpath_, name);
+  if (!c) return c.error();
+  lxc_container* ct = c->get();
+  if (!ct->is_running(ct)) return make_error(ErrorKind::conflict, "container " + name + ": not running");
+  if (!ct->freeze(ct)) return make_error(ErrorKind::io, "container " + name + ": liblxc could not freeze it");
+  return {};
+}
+
+Result<void> LxcDriver::unfreeze(const std::string& name) {
+  auto c = open_defined(lxcpath_, name);
+  if (!c) return c.error();
+  lxc_container* ct = c->get();
+  if (std::string_view(ct->state(ct)) != "FROZEN")
+    return make_error(ErrorKind::conflict, "container " + name + ": not frozen");
+  if (!ct->unfreeze(ct)) return make_error(ErrorKind::io, "container " + name + ": liblxc could not unfreeze it");
+  return {};
+}
+
+ContainerState LxcDriver::state(const std::string& name) const {
+  ContainerState s;
+  auto c = open_defined(lxcpath_, name);
+  if (!c) return s;
+  lxc_container* ct = c->get();
+  static const std::array<std::pair<std::string_view, std::pair<const char*, int>>, 8> codes = {{
+      {"STOPPED", {"Stopped", 102}},
+      {"STARTING", {"Starting", 106}},
+      {"RUNNING", {"Running", 103}},
+      {"STOPPING", {"Stopping", 107}},
+      {"ABORTING", {"Aborting", 108}},
+      {"FREEZING", {"Freezing", 109}},
+      {"FROZEN", {"Frozen", 110}},
+      {"THAWED", {"Thawed", 111}},
+  }};
+  const char* raw = ct->state(ct);
+  s.status = "Error";
+  s.status_code = 112;
+  for (const auto& [lxc_state, status] : codes) {
+    if (raw != nullptr && lxc_state == raw) {
+      s.status = status.first;
+      s.status_code = status.second;
+    }
+  }
+  if (s.status_code == 102) return s;
+  s.pid = ct->init_pid(ct);
+  s.processes = cgroup_number(ct, "pids.current").value_or(0);
+  s.memory_usage =
+      cgroup_number(ct, host_.memory == CgroupVersion::v1 ? "memory.usage_in_bytes" : "memory.current").value_or(0);
+  if (host_.cpu == CgroupVersion::v1) {
+    s.cpu_usage_ns = cgroup_number(ct, "cpuacct.usage").value_or(0);
+  } else {
+    s.cpu_usage_ns = cgroup_stat_field(ct, "cpu.stat", "usage_usec").value_or(0) * 1000;
+  }
+  return s;
+}
+
+Result<void> LxcDriver::apply_limits(const std::string& name, const std::map<std::string, std::string>& config) {
+  if (auto r = validate_instance_config(config); !r) return r;
+  auto c = open_defined(lxcpath_, name);
+  if (!c) return c.error();
+  lxc_container* ct = c->get();
+  if (!ct->is_running(ct)) return make_error(ErrorKind::conflict, "container " + name + ": not running");
+  for (const CgroupSetting& s : limit_settings(config, host_, true)) {
+    if (!ct->set_cgroup_item(ct, s.key.c_str(), s.value.c_str())) {
+      return make_error(ErrorKind::io, "container " + name + ": could not set cgroup " + s.key + " to " + s.value +
+                                           " (memory below current usage, or cpus not in the parent cgroup?)");
+    }
+  }
+  return {};
+}
+
+Result<void> LxcDriver::remove(const std::string& name) {
+  auto c = open_defined(lxcpath_, name);
+  if (!c) return c.error();
+  if ((*c)->is_running(c->get())) return make_error(ErrorKind::conflict, "container " + name + ": stop it first");
+  c->reset();
+  std::error_code ec;
+  fs::remove_all(lxcpath_ / name, ec);
+  if (ec)
+    return make_error(ErrorKind::io,
+                      "container " + name + ": remove " + (lxcpath_ / name).string() + ": " + ec.message());
+  return {};
+}
+
+Result<void> LxcDriver::rename(const std::string& from, const std::string& to) {
+  if (auto r = validate_instance_name(to); !r) return r;
+  auto c = open_defined(lxcpath_, from);
+  if (!c) return c.error();
+  if ((*c)->is_running(c->get())) return make_error(ErrorKind::conflict, "container " + from + ": stop it first");
+  c->reset();
+  const fs::path dst = lxcpath_ / to;
+  std::error_code ec;
+  if (fs::exists(dst, ec))
+    return make_error(ErrorKind::conflict, "container " + to + ": exists in " + lxcpath_.string());
+  if (::rename((lxcpath_ / from).c_str(), dst.c_str()) != 0) {
+    return make_error(ErrorKind::io, "container " + from + ": rename to " + to + ": " + errno_text(errno));
+  }
+  fs::rename(dst / (from + ".log"), dst / (to + ".log"), ec);  // best effort: there may be no log yet
+  return {};
+}
+
+std::vector<std::string> LxcDriver::running() const {
+  char** names = nullptr;
+  const int n = list_active_containers(lxcpath_.c_str(), &names, nullptr);
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i) {
+    out.emplace_back(names[i]);
+    std::free(names[i]);  // NOLINT: liblxc allocates with malloc
+  }
+  std::free(static_cast<void*>(names));  // NOLINT
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace berth::daemon

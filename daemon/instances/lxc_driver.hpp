@@ -1,0 +1,134 @@
+#pragma once
+// berthd's container driver: turns an instance (name, rootfs, id map, config, devices) into a
+// liblxc container and drives its life cycle: define, start, stop, freeze, live limits, state,
+// rename, remove. The lxc.* keys it writes follow LXD 5.0.2's initLXC (driver_lxc.go) for the
+// config keys berthd supports; validate_instance_config and validate_devices say which those are.
+//
+// Layout: LXCPATH/NAME/config (rewritten by define, so every start applies the current spec) and
+// LXCPATH/NAME/NAME.log (liblxc's log, named in every start failure). Rootfs and its volume belong
+// to the storage pool; the driver never deletes them (remove drops only LXCPATH/NAME).
+//
+// Thread and ownership contract: the driver holds only LXCPATH; each call opens its own
+// lxc_container and puts it before returning, so any thread may call. Calls on the same container
+// must be serialised by the caller (berthd runs one operation per instance at a time). A started
+// container is daemonized (its monitor is re-parented to init, with our file descriptors closed):
+// it keeps running when berthd exits and running() finds it again after a restart.
+//
+// Known limit: liblxc's start forks the calling process and keeps running liblxc code in the child
+// without exec. From a multithreaded berthd that is only safe if no other thread holds a lock the
+// child needs (malloc is the usual one); LXD avoids it with a re-exec ("lxd forkstart"), and berthd
+// should do the same before it starts containers from its worker threads.
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "daemon/instances/idmap.hpp"
+
+namespace berth::daemon {
+
+struct ContainerSpec {
+  std::string name;
+  std::filesystem::path rootfs;  // the volume's rootfs directory, owned by the map's root
+  bool privileged = false;       // must agree with config["security.privileged"] when that is set
+  Idmap idmap;                   // ignored when privileged; required otherwise
+  std::map<std::string, std::string> config;
+  std::map<std::string, std::map<std::string, std::string>> devices;
+};
+
+// Instance config berthd honours: limits.memory ("256MB", "1GiB", "50%"), limits.cpu ("2": that
+// many cpus; "0-1,3": those cpus), limits.processes, security.privileged, security.nesting,
+// boot.autostart (stored only), user.*, environment.*, image.*, volatile.*. Anything else, or a
+// value of the wrong form, is ErrorKind::invalid_argument naming the key. An empty value is unset.
+[[nodiscard]] Result<void> validate_instance_config(const std::map<std::string, std::string>& config);
+// Devices: disk {path, source (unless path is "/"), readonly, pool} and nic {nictype: bridged,
+// parent, name, hwaddr}; ErrorKind::invalid_argument naming the device and key otherwise.
+[[nodiscard]] Result<void> validate_devices(const std::map<std::string, std::map<std::string, std::string>>& devices);
+// LXD's rule for instance names (a hostname label): 1-63 of [A-Za-z0-9-], not starting with a
+// digit or '-', not ending with '-'.
+[[nodiscard]] Result<void> validate_instance_name(const std::string& name);
+
+// LXD's truth values: true/1/yes/on (any case).
+[[nodiscard]] bool config_true(const std::map<std::string, std::string>& config, const std::string& key);
+
+// Live state; status and status_code as lxd-protocol.md §1.4 maps liblxc's states.
+struct ContainerState {
+  std::string status = "Stopped";
+  int status_code = 102;
+  std::int64_t pid = -1;
+  std::int64_t processes = 0;
+  std::int64_t memory_usage = 0;  // bytes
+  std::int64_t cpu_usage_ns = 0;
+};
+
+// What the host offers that decides how limits are written; probed once per driver.
+struct HostFacts {
+  enum class CgroupVersion { v1, v2 };
+  CgroupVersion memory = CgroupVersion::v2;
+  CgroupVersion cpuset = CgroupVersion::v2;
+  CgroupVersion pids = CgroupVersion::v2;
+  CgroupVersion cpu = CgroupVersion::v2;  // cpu accounting: cpuacct (v1) or cpu.stat (v2)
+  std::uint64_t memory_total = 0;         // bytes, for "N%" memory limits
+  std::vector<int> online_cpus;           // for "N" cpu limits: the first N of these
+  bool apparmor = false;
+
+  [[nodiscard]] static HostFacts probe();
+};
+
+// One cgroup file setting, as liblxc's set_cgroup_item and lxc.cgroup[2].FILE take it.
+struct CgroupSetting {
+  std::string key;  // e.g. "memory.limit_in_bytes" (v1) or "memory.max" (v2)
+  std::string value;
+  HostFacts::CgroupVersion version = HostFacts::CgroupVersion::v2;
+};
+// The cgroup settings limits.* call for (the config must be valid). With `reset_unset`, keys that
+// are unset come back as their "no limit" values, so a live change can lift a limit.
+[[nodiscard]] std::vector<CgroupSetting> limit_settings(const std::map<std::string, std::string>& config,
+                                                        const HostFacts& host, bool reset_unset);
+
+// The liblxc config for a spec, in order (later keys override what the includes set).
+[[nodiscard]] Result<std::vector<std::pair<std::string, std::string>>> lxc_config_items(
+    const ContainerSpec& spec, const HostFacts& host, const std::filesystem::path& lxcpath);
+
+class LxcDriver {
+ public:
+  explicit LxcDriver(std::filesystem::path lxcpath);
+  LxcDriver(std::filesystem::path lxcpath, HostFacts host);
+
+  [[nodiscard]] const std::filesystem::path& lxcpath() const { return lxcpath_; }
+  [[nodiscard]] std::filesystem::path log_path(const std::string& name) const;
+
+  // Writes LXCPATH/NAME/config from the spec (validated first).
+  [[nodiscard]] Result<void> define(const ContainerSpec& spec);
+  // define, then a daemonized start; returns once liblxc reports RUNNING. A failure quotes liblxc's
+  // last errors and names the log. ErrorKind::conflict when it is already running.
+  [[nodiscard]] Result<void> start(const ContainerSpec& spec);
+  // As LXD: with `force` or a zero timeout the container is killed at once; otherwise init gets
+  // the halt signal (SIGPWR) and `timeout_seconds` to stop (-1: wait as long as it takes), and
+  // ErrorKind::timeout when it does not (nothing is killed: the caller may retry with force).
+  // ErrorKind::conflict when it is not running, not_found when it is not defined.
+  [[nodiscard]] Result<void> stop(const std::string& name, int timeout_seconds, bool force);
+  [[nodiscard]] Result<void> freeze(const std::string& name);
+  [[nodiscard]] Result<void> unfreeze(const std::string& name);
+  // Stopped (102) when not defined.
+  [[nodiscard]] ContainerState state(const std::string& name) const;
+  // Sets limits.* on a running container's cgroups; unset keys lift their limit.
+  [[nodiscard]] Result<void> apply_limits(const std::string& name, const std::map<std::string, std::string>& config);
+  // Drops LXCPATH/NAME; the container must be stopped. Not liblxc's destroy: that would delete the
+  // rootfs, which belongs to the storage pool.
+  [[nodiscard]] Result<void> remove(const std::string& name);
+  // Moves LXCPATH/FROM to LXCPATH/TO (stopped only); the next define/start writes the new name
+  // into the config.
+  [[nodiscard]] Result<void> rename(const std::string& from, const std::string& to);
+  // Names of the containers under LXCPATH that are running (liblxc's list_active_containers).
+  [[nodiscard]] std::vector<std::string> running() const;
+
+ private:
+  std::filesystem::path lxcpath_;
+  HostFacts host_;
+};
+
+}  // namespace berth::daemon

@@ -1,0 +1,88 @@
+#pragma once
+// berthd's storage pool: where instance root filesystems and their snapshots live, laid out as
+// LXD lays out a pool:
+//   POOL/containers/NAME                 an instance's volume (its rootfs is NAME/rootfs)
+//   POOL/containers-snapshots/NAME/SNAP  its snapshots
+// The driver is "btrfs" when POOL is on btrfs (volumes are subvolumes, snapshots read-only
+// subvolume snapshots, copies are snapshots), else "dir" (plain directories; a snapshot or a copy
+// is a full copy keeping owners, modes, xattrs, hardlinks, device nodes and times).
+//
+// Thread and ownership contract: the pool owns the directory tree below POOL and keeps no state
+// in memory but its path and driver, so concurrent calls are safe as long as no two of them touch
+// the same instance; berthd serialises work per instance (one operation at a time). Failures are
+// values saying what and where; a failed call leaves no half-made volume or snapshot behind.
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "providers/lxd/result.hpp"
+
+namespace berth::daemon {
+
+using lxd::Result;
+
+class StoragePool {
+ public:
+  // Opens the pool at `path`, creating it and its layout when missing.
+  [[nodiscard]] static Result<std::unique_ptr<StoragePool>> open(std::string name, std::filesystem::path path);
+
+  [[nodiscard]] const std::string& name() const { return name_; }
+  [[nodiscard]] const std::string& driver() const { return driver_; }
+  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+
+  [[nodiscard]] std::filesystem::path volume_path(const std::string& instance) const;
+  [[nodiscard]] std::filesystem::path snapshot_path(const std::string& instance, const std::string& snap) const;
+
+  // An empty volume, mode 0711 (so an unprivileged container's root can reach NAME/rootfs).
+  // ErrorKind::conflict when it exists.
+  [[nodiscard]] Result<void> create_volume(const std::string& instance);
+  // The volume and all its snapshots. ErrorKind::not_found when there is no volume.
+  [[nodiscard]] Result<void> delete_volume(const std::string& instance);
+  // Snapshots follow. ErrorKind::conflict when `to` exists.
+  [[nodiscard]] Result<void> rename_volume(const std::string& from, const std::string& to);
+
+  [[nodiscard]] Result<void> create_snapshot(const std::string& instance, const std::string& snap);
+  [[nodiscard]] Result<void> delete_snapshot(const std::string& instance, const std::string& snap);
+  [[nodiscard]] Result<void> rename_snapshot(const std::string& instance, const std::string& from,
+                                             const std::string& to);
+  // The volume's content becomes the snapshot's; the old content is gone once this succeeds and
+  // untouched when it fails.
+  [[nodiscard]] Result<void> restore_snapshot(const std::string& instance, const std::string& snap);
+  // A new volume `to` with `from`'s content (no snapshots), in this pool.
+  [[nodiscard]] Result<void> copy_volume(const std::string& from, const std::string& to);
+  // A new volume `to` with the content of `instance`'s snapshot `snap`.
+  [[nodiscard]] Result<void> copy_snapshot_to_volume(const std::string& instance, const std::string& snap,
+                                                     const std::string& to);
+
+  // Sorted names.
+  [[nodiscard]] std::vector<std::string> volumes() const;
+  [[nodiscard]] std::vector<std::string> snapshots(const std::string& instance) const;
+
+  // Bytes the volume occupies on disk (allocated blocks, hardlinks counted once), best effort:
+  // shared btrfs extents are counted for every volume that references them.
+  [[nodiscard]] Result<std::uint64_t> usage(const std::string& instance) const;
+
+ private:
+  StoragePool(std::string name, std::filesystem::path path, std::string driver);
+  [[nodiscard]] bool btrfs() const { return driver_ == "btrfs"; }
+  [[nodiscard]] std::filesystem::path snapshots_dir(const std::string& instance) const;
+  // A writable copy of `src` (a volume or snapshot) at `dst`, which must not exist.
+  [[nodiscard]] Result<void> clone(const std::filesystem::path& src, const std::filesystem::path& dst) const;
+  // Removes a volume or snapshot (a subvolume on btrfs).
+  [[nodiscard]] Result<void> remove(const std::filesystem::path& p) const;
+  [[nodiscard]] std::string where(const std::string& what) const;
+
+  std::string name_;
+  std::filesystem::path path_;
+  std::string driver_;
+};
+
+// The dir driver's copy, exposed for tests and for other parts that copy trees (migration):
+// `dst` must not exist; owners, modes (setuid included), xattrs (ACLs, file capabilities),
+// hardlinks within the tree, symlinks, device nodes, fifos and times are kept.
+[[nodiscard]] Result<void> copy_tree(const std::filesystem::path& src, const std::filesystem::path& dst);
+
+}  // namespace berth::daemon

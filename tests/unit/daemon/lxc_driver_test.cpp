@@ -1,0 +1,406 @@
+// The liblxc driver against real containers (root only): a busybox rootfs owned by the shifted
+// ids, started unprivileged with the host's default map, seen by lxc-info and lxc-attach, limited
+// through its cgroup, frozen, stopped cleanly and by force, renamed and removed. Every container
+// a test starts is killed and removed by a guard, whatever the test's outcome. Validation tests
+// need no root.
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "../lxd/temp_dir.hpp"
+#include "daemon/instances/lxc_driver.hpp"
+#include "daemon/instances/shift.hpp"
+
+namespace berth::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+using lxd::ErrorKind;
+using lxd::testing::TempDir;
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// Output of a shell command (stdout only).
+std::string run(const std::string& cmd) {
+  std::unique_ptr<FILE, decltype(&pclose)> p(popen(cmd.c_str(), "r"), pclose);
+  std::string out;
+  std::array<char, 4096> buf{};
+  while (p && fgets(buf.data(), static_cast<int>(buf.size()), p.get()) != nullptr) out += buf.data();
+  return out;
+}
+
+std::string squeeze_spaces(const std::string& s) {
+  std::string out;
+  for (const char c : s) {
+    if (c == ' ' || c == '\t') {
+      if (!out.empty() && out.back() != ' ' && out.back() != '\n') out += ' ';
+    } else {
+      if (c == '\n' && !out.empty() && out.back() == ' ') out.pop_back();
+      out += c;
+    }
+  }
+  return out;
+}
+
+// The cgroup v1 directory of a process for one controller.
+fs::path v1_cgroup_dir(std::int64_t pid, const std::string& controller) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
+  for (std::string line; std::getline(in, line);) {
+    const auto first = line.find(':');
+    const auto second = line.find(':', first + 1);
+    std::stringstream controllers(line.substr(first + 1, second - first - 1));
+    for (std::string c; std::getline(controllers, c, ',');) {
+      if (c == controller) return fs::path("/sys/fs/cgroup") / controller / line.substr(second + 2);
+    }
+  }
+  return {};
+}
+
+// A busybox rootfs as testbed.md builds one, owned by the map's root.
+void make_busybox_rootfs(const fs::path& rootfs, const Idmap& map) {
+  for (const char* d : {"bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "root"}) fs::create_directories(rootfs / d);
+  fs::copy_file("/bin/busybox", rootfs / "bin/busybox");
+  for (const char* a : {"sh", "ls", "cat", "echo", "sleep", "hostname", "ps", "mount"}) {
+    fs::create_symlink("busybox", rootfs / "bin" / a);
+  }
+  fs::create_symlink("../bin/busybox", rootfs / "sbin/init");
+  std::ofstream(rootfs / "etc/inittab") << "::respawn:/bin/sleep 100000\n";
+  auto shifted = shift_tree(rootfs, {}, map);
+  ASSERT_TRUE(shifted.ok()) << shifted.error().message;
+}
+
+class LxcDriverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "real containers need root";
+    if (!fs::exists("/bin/busybox")) GTEST_SKIP() << "no /bin/busybox to build a rootfs from";
+    map_ = default_idmap(read_file("/etc/subuid"), read_file("/etc/subgid"));
+    ASSERT_FALSE(map_.empty());
+    // The container's root must traverse to its rootfs: 0711 as the pool makes volumes.
+    fs::permissions(tmp_.path(), fs::perms(0711));
+    fs::create_directories(tmp_.path() / "vol");
+    fs::permissions(tmp_.path() / "vol", fs::perms(0711));
+    make_busybox_rootfs(tmp_.path() / "vol/rootfs", map_);
+    driver_ = std::make_unique<LxcDriver>(tmp_.path() / "containers");
+  }
+
+  // Unique per test and process, so tests may run in parallel.
+  static std::string unique_name(const char* base) {
+    static int counter = 0;
+    return std::string(base) + "-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
+  }
+
+  ContainerSpec spec(std::string name) const {
+    ContainerSpec s;
+    s.name = std::move(name);
+    s.rootfs = tmp_.path() / "vol/rootfs";
+    s.idmap = map_;
+    return s;
+  }
+
+  // Kills and removes a container whatever happens in the test.
+  class Guard {
+   public:
+    Guard(LxcDriver& driver, std::string name) : driver_(driver), name_(std::move(name)) {}
+    ~Guard() {
+      (void)driver_.stop(name_, 0, true);
+      (void)driver_.remove(name_);
+    }
+    Guard(const Guard&) = delete;
+    Guard& operator=(const Guard&) = delete;
+    void renamed(std::string to) { name_ = std::move(to); }
+
+   private:
+    LxcDriver& driver_;
+    std::string name_;
+  };
+
+  std::string lxc_cmd(const char* tool, const std::string& name, const std::string& rest) const {
+    return run(std::string(tool) + " -P " + driver_->lxcpath().string() + " -n " + name + " " + rest + " 2>&1");
+  }
+
+  TempDir tmp_;
+  Idmap map_;
+  std::unique_ptr<LxcDriver> driver_;
+};
+
+TEST_F(LxcDriverTest, RunsUnprivilegedWithLimitsFreezesAndShutsDown) {
+  ContainerSpec s = spec(unique_name("c"));
+  Guard guard(*driver_, s.name);
+  s.config = {{"limits.memory", "256MB"}, {"limits.cpu", "1"}, {"environment.GREETING", "hello"}};
+  auto started = driver_->start(s);
+  ASSERT_TRUE(started.ok()) << started.error().message;
+
+  ContainerState st = driver_->state(s.name);
+  EXPECT_EQ(st.status, "Running");
+  EXPECT_EQ(st.status_code, 103);
+  ASSERT_GT(st.pid, 1);
+  EXPECT_GE(st.processes, 1);
+  EXPECT_GT(st.memory_usage, 0);
+  const std::string info = squeeze_spaces(lxc_cmd("lxc-info", s.name, "-s -p"));
+  EXPECT_NE(info.find("State: RUNNING"), std::string::npos) << info;
+  EXPECT_NE(info.find("PID: " + std::to_string(st.pid)), std::string::npos) << info;
+  EXPECT_EQ(driver_->running(), std::vector<std::string>{s.name});
+
+  // Inside: the id map, the environment, the hostname, no network but loopback.
+  const std::string uid_map = squeeze_spaces(lxc_cmd("lxc-attach", s.name, "-- cat /proc/1/uid_map"));
+  EXPECT_EQ(trim(uid_map), "0 " + std::to_string(map_[0].hostid) + " " + std::to_string(map_[0].maprange));
+  EXPECT_EQ(trim(lxc_cmd("lxc-attach", s.name, "-- hostname")), s.name);
+  EXPECT_EQ(trim(lxc_cmd("lxc-attach", s.name, "-- cat /proc/1/environ | tr '\\0' '\\n' | grep GREETING")),
+            "GREETING=hello");
+  EXPECT_EQ(trim(lxc_cmd("lxc-attach", s.name, "-- ls /sys/class/net")), "lo");
+  // Host side: init runs as the shifted root.
+  EXPECT_NE(read_file("/proc/" + std::to_string(st.pid) + "/status").find("Uid:\t" + std::to_string(map_[0].hostid)),
+            std::string::npos);
+
+  // limits.memory and limits.cpu in the cgroups liblxc made (v1 controllers on this hybrid host).
+  const fs::path memory = v1_cgroup_dir(st.pid, "memory");
+  ASSERT_FALSE(memory.empty()) << "no v1 memory cgroup for the container's init";
+  EXPECT_EQ(trim(read_file(memory / "memory.limit_in_bytes")), "256000000");
+  EXPECT_EQ(trim(read_file(v1_cgroup_dir(st.pid, "cpuset") / "cpuset.cpus")), "0");
+
+  // Live change: a new memory limit, and the cpu limit lifted.
+  auto applied = driver_->apply_limits(s.name, {{"limits.memory", "128MiB"}});
+  ASSERT_TRUE(applied.ok()) << applied.error().message;
+  EXPECT_EQ(trim(read_file(memory / "memory.limit_in_bytes")), "134217728");
+  EXPECT_NE(trim(read_file(v1_cgroup_dir(st.pid, "cpuset") / "cpuset.cpus")), "0");
+
+  ASSERT_TRUE(driver_->freeze(s.name).ok());
+  EXPECT_EQ(driver_->state(s.name).status, "Frozen");
+  EXPECT_EQ(driver_->state(s.name).status_code, 110);
+  ASSERT_TRUE(driver_->unfreeze(s.name).ok());
+  EXPECT_EQ(driver_->state(s.name).status, "Running");
+
+  auto stopped = driver_->stop(s.name, 30, false);  // SIGPWR to busybox init
+  ASSERT_TRUE(stopped.ok()) << stopped.error().message;
+  st = driver_->state(s.name);
+  EXPECT_EQ(st.status, "Stopped");
+  EXPECT_EQ(st.status_code, 102);
+  EXPECT_EQ(st.pid, -1);
+  EXPECT_TRUE(driver_->running().empty());
+  EXPECT_EQ(driver_->stop(s.name, 30, false).error().kind, ErrorKind::conflict);
+}
+
+TEST_F(LxcDriverTest, OutlivesTheProcessThatStartedItThenForceStopRenameRemove) {
+  ContainerSpec s = spec(unique_name("d"));
+  Guard guard(*driver_, s.name);
+  // Started from a child process that then exits, as berthd exiting would.
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) _exit(driver_->start(s).ok() ? 0 : 1);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << read_file(driver_->log_path(s.name));
+  EXPECT_EQ(driver_->state(s.name).status, "Running");
+  EXPECT_EQ(driver_->running(), std::vector<std::string>{s.name});
+
+  auto again = driver_->start(s);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().kind, ErrorKind::conflict);
+  EXPECT_EQ(driver_->rename(s.name, "elsewhere").error().kind, ErrorKind::conflict);  // running
+  EXPECT_EQ(driver_->remove(s.name).error().kind, ErrorKind::conflict);
+
+  auto killed = driver_->stop(s.name, -1, true);
+  ASSERT_TRUE(killed.ok()) << killed.error().message;
+  EXPECT_EQ(driver_->state(s.name).status, "Stopped");
+
+  const std::string to = unique_name("r");
+  auto renamed = driver_->rename(s.name, to);
+  ASSERT_TRUE(renamed.ok()) << renamed.error().message;
+  guard.renamed(to);
+  EXPECT_FALSE(fs::exists(driver_->lxcpath() / s.name));
+  EXPECT_EQ(driver_->stop(s.name, 0, true).error().kind, ErrorKind::not_found);
+  s.name = to;
+  auto restarted = driver_->start(s);  // the config is rewritten under the new name
+  ASSERT_TRUE(restarted.ok()) << restarted.error().message;
+  EXPECT_EQ(trim(lxc_cmd("lxc-attach", to, "-- hostname")), to);
+  ASSERT_TRUE(driver_->stop(to, 0, false).ok());  // a zero timeout kills, as LXD
+
+  ASSERT_TRUE(driver_->remove(to).ok());
+  EXPECT_FALSE(fs::exists(driver_->lxcpath() / to));
+  EXPECT_TRUE(fs::exists(s.rootfs / "sbin/init"));  // the rootfs belongs to the pool
+  EXPECT_EQ(driver_->state(to).status, "Stopped");
+}
+
+TEST_F(LxcDriverTest, ShutdownTimesOutWhenInitIgnoresTheHaltSignalAndForceStillKills) {
+  ContainerSpec s = spec(unique_name("t"));
+  Guard guard(*driver_, s.name);
+  // A plain sleep as PID 1 has no handler for SIGPWR, so the kernel drops it.
+  fs::remove(s.rootfs / "sbin/init");
+  fs::create_symlink("../bin/sleep-init", s.rootfs / "sbin/init");
+  std::ofstream(s.rootfs / "bin/sleep-init") << "#!/bin/sh\nexec /bin/sleep 100000\n";
+  fs::permissions(s.rootfs / "bin/sleep-init", fs::perms(0755));
+  ASSERT_TRUE(shift_tree(s.rootfs, {}, map_).ok());  // the new files too
+  auto started = driver_->start(s);
+  ASSERT_TRUE(started.ok()) << started.error().message;
+
+  const auto before = std::chrono::steady_clock::now();
+  auto stopped = driver_->stop(s.name, 1, false);
+  ASSERT_FALSE(stopped.ok());
+  EXPECT_EQ(stopped.error().kind, ErrorKind::timeout);
+  EXPECT_NE(stopped.error().message.find("force"), std::string::npos) << stopped.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - before, std::chrono::seconds(10));
+  EXPECT_EQ(driver_->state(s.name).status, "Running");  // nothing was killed
+
+  auto killed = driver_->stop(s.name, 1, true);
+  ASSERT_TRUE(killed.ok()) << killed.error().message;
+  EXPECT_EQ(driver_->state(s.name).status, "Stopped");
+}
+
+TEST_F(LxcDriverTest, StartFailureSaysWhyAndWhereTheLogIs) {
+  ContainerSpec s = spec(unique_name("f"));
+  Guard guard(*driver_, s.name);
+  fs::remove(s.rootfs / "sbin/init");
+  auto started = driver_->start(s);
+  ASSERT_FALSE(started.ok());
+  EXPECT_NE(started.error().message.find(driver_->log_path(s.name).string()), std::string::npos)
+      << started.error().message;
+  EXPECT_NE(started.error().message.find("ERROR"), std::string::npos) << started.error().message << "\nlog:\n"
+                                                                      << read_file(driver_->log_path(s.name));
+  EXPECT_EQ(driver_->state(s.name).status, "Stopped");
+}
+
+// ---- validation and config (no root) ----
+
+TEST(LxcDriverConfig, UnknownKeysAndBadValuesNameTheKey) {
+  const auto message = [](const std::map<std::string, std::string>& config) {
+    auto r = validate_instance_config(config);
+    EXPECT_FALSE(r.ok());
+    return r.ok() ? std::string{} : r.error().message;
+  };
+  EXPECT_NE(message({{"limits.memroy", "1GB"}}).find("\"limits.memroy\""), std::string::npos);
+  EXPECT_NE(message({{"raw.lxc", "lxc.x=1"}}).find("\"raw.lxc\""), std::string::npos);
+  EXPECT_NE(message({{"limits.memory", "12XB"}}).find("\"limits.memory\""), std::string::npos);
+  EXPECT_NE(message({{"limits.memory", "0%"}}).find("percentage"), std::string::npos);
+  EXPECT_NE(message({{"limits.cpu", "0"}}).find("\"limits.cpu\""), std::string::npos);
+  EXPECT_NE(message({{"limits.cpu", "1-0"}}).find("\"limits.cpu\""), std::string::npos);
+  EXPECT_NE(message({{"limits.processes", "-5"}}).find("\"limits.processes\""), std::string::npos);
+  EXPECT_NE(message({{"security.nesting", "maybe"}}).find("\"security.nesting\""), std::string::npos);
+  EXPECT_NE(message({{"user.", "x"}}).find("\"user.\""), std::string::npos);
+
+  EXPECT_TRUE(validate_instance_config({{"limits.memory", "256MB"},
+                                        {"limits.cpu", "0-1,3"},
+                                        {"limits.processes", "100"},
+                                        {"security.privileged", "FALSE"},
+                                        {"security.nesting", "on"},
+                                        {"boot.autostart", "1"},
+                                        {"user.note", "anything"},
+                                        {"environment.A", "b"},
+                                        {"image.os", "busybox"},
+                                        {"volatile.idmap.base", "0"},
+                                        {"limits.memory", ""}})
+                  .ok());
+  EXPECT_TRUE(validate_instance_config({{"limits.memory", "50%"}, {"limits.cpu", "2"}}).ok());
+}
+
+TEST(LxcDriverConfig, DevicesAreCheckedPerKey) {
+  const auto message = [](const std::map<std::string, std::map<std::string, std::string>>& devices) {
+    auto r = validate_devices(devices);
+    EXPECT_FALSE(r.ok());
+    return r.ok() ? std::string{} : r.error().message;
+  };
+  EXPECT_NE(message({{"gpu0", {{"type", "gpu"}}}}).find("\"gpu0\""), std::string::npos);
+  EXPECT_NE(message({{"data", {{"type", "disk"}, {"path", "/data"}}}}).find("\"source\""), std::string::npos);
+  EXPECT_NE(message({{"data", {{"type", "disk"}, {"path", "/d"}, {"source", "/s"}, {"readonly", "perhaps"}}}})
+                .find("\"readonly\""),
+            std::string::npos);
+  EXPECT_NE(
+      message({{"data", {{"type", "disk"}, {"path", "/d"}, {"source", "/s"}, {"shift", "true"}}}}).find("\"shift\""),
+      std::string::npos);
+  EXPECT_NE(message({{"eth0", {{"type", "nic"}, {"nictype", "macvlan"}, {"parent", "eth0"}}}}).find("\"nictype\""),
+            std::string::npos);
+  EXPECT_NE(message({{"eth0", {{"type", "nic"}, {"nictype", "bridged"}, {"parent", "br0"}, {"hwaddr", "zz"}}}})
+                .find("\"hwaddr\""),
+            std::string::npos);
+  EXPECT_TRUE(
+      validate_devices({{"root", {{"type", "disk"}, {"path", "/"}, {"pool", "default"}}},
+                        {"data", {{"type", "disk"}, {"path", "/srv"}, {"source", "/tmp"}, {"readonly", "true"}}},
+                        {"eth0",
+                         {{"type", "nic"},
+                          {"nictype", "bridged"},
+                          {"parent", "lxdbr0"},
+                          {"name", "eth0"},
+                          {"hwaddr", "00:16:3e:aa:bb:cc"}}}})
+          .ok());
+  EXPECT_FALSE(validate_instance_name("9lives").ok());
+  EXPECT_FALSE(validate_instance_name("a_b").ok());
+  EXPECT_TRUE(validate_instance_name("web-1").ok());
+}
+
+TEST(LxcDriverConfig, ItemsFollowTheSpecAndTheHost) {
+  TempDir tmp;
+  fs::create_directories(tmp.path() / "rootfs");
+  HostFacts v1;
+  v1.memory = v1.cpuset = v1.pids = HostFacts::CgroupVersion::v1;
+  v1.memory_total = 8000;
+  v1.online_cpus = {0, 1, 2, 3};
+  ContainerSpec s;
+  s.name = "web";
+  s.rootfs = tmp.path() / "rootfs";
+  s.idmap = {{true, false, 100000, 0, 65536}, {false, true, 100000, 0, 65536}};
+  s.config = {{"limits.memory", "50%"}, {"limits.cpu", "2"}, {"limits.processes", "50"}};
+  s.devices = {
+      {"eth0", {{"type", "nic"}, {"nictype", "bridged"}, {"parent", "br0"}}},
+      {"data", {{"type", "disk"}, {"path", "/srv/data"}, {"source", tmp.path().string()}, {"readonly", "yes"}}}};
+  auto items = lxc_config_items(s, v1, "/lxc");
+  ASSERT_TRUE(items.ok()) << items.error().message;
+  const auto has = [&](const std::string& key, const std::string& value) {
+    for (const auto& [k, v] : *items) {
+      if (k == key && v == value) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(has("lxc.idmap", "u 0 100000 65536"));
+  EXPECT_TRUE(has("lxc.idmap", "g 0 100000 65536"));
+  EXPECT_TRUE(has("lxc.rootfs.path", "dir:" + fs::canonical(s.rootfs).string()));
+  EXPECT_TRUE(has("lxc.log.file", "/lxc/web/web.log"));
+  EXPECT_TRUE(has("lxc.apparmor.profile", "unconfined"));
+  EXPECT_TRUE(has("lxc.cgroup.memory.limit_in_bytes", "4000"));
+  EXPECT_TRUE(has("lxc.cgroup.cpuset.cpus", "0,1"));
+  EXPECT_TRUE(has("lxc.cgroup.pids.max", "50"));
+  EXPECT_TRUE(has("lxc.net.0.type", "veth"));
+  EXPECT_TRUE(has("lxc.net.0.link", "br0"));
+  EXPECT_TRUE(has("lxc.net.0.name", "eth0"));
+  EXPECT_TRUE(has("lxc.mount.entry", tmp.path().string() + " srv/data none bind,create=dir,ro 0 0"));
+  EXPECT_FALSE(has("lxc.net.0.type", "empty"));
+
+  HostFacts v2 = v1;
+  v2.memory = v2.cpuset = v2.pids = HostFacts::CgroupVersion::v2;
+  s.privileged = true;
+  s.devices.clear();
+  s.config = {{"limits.memory", "1GiB"}, {"limits.cpu", "1-2"}};
+  items = lxc_config_items(s, v2, "/lxc");
+  ASSERT_TRUE(items.ok()) << items.error().message;
+  EXPECT_TRUE(has("lxc.cgroup2.memory.max", "1073741824"));
+  EXPECT_TRUE(has("lxc.cgroup2.cpuset.cpus", "1,2"));
+  EXPECT_TRUE(has("lxc.net.0.type", "empty"));
+  for (const auto& [k, v] : *items) EXPECT_NE(k, "lxc.idmap");  // privileged: no map
+
+  s.config = {{"security.privileged", "false"}};  // disagrees with s.privileged
+  EXPECT_EQ(lxc_config_items(s, v2, "/lxc").error().kind, ErrorKind::invalid_argument);
+  s.privileged = false;
+  s.idmap.clear();
+  EXPECT_EQ(lxc_config_items(s, v2, "/lxc").error().kind, ErrorKind::invalid_argument);
+}
+
+}  // namespace
+}  // namespace berth::daemon
