@@ -20,7 +20,7 @@ using lxd::make_error;
 
 // The schema, one migration per entry, applied in order and never edited once released: a change
 // is a new entry at the end. PRAGMA user_version counts the entries applied.
-constexpr std::array<std::string_view, 1> migrations = {
+constexpr std::array<std::string_view, 2> migrations = {
     // 1: server config and the trust store.
     R"sql(
 CREATE TABLE config (
@@ -35,6 +35,17 @@ CREATE TABLE certificates (
   restricted  INTEGER NOT NULL DEFAULT 0,
   projects    TEXT NOT NULL DEFAULT '[]'
 );
+)sql",
+    // 2: images, aliases, instances, snapshots and profiles, each a JSON document under its key.
+    R"sql(
+CREATE TABLE documents (
+  kind TEXT NOT NULL,
+  key  TEXT NOT NULL,
+  body TEXT NOT NULL,
+  PRIMARY KEY (kind, key)
+);
+INSERT INTO documents (kind, key, body) VALUES ('profile', 'default',
+  '{"name":"default","description":"Default berthd profile","config":{},"devices":{"root":{"path":"/","pool":"default","type":"disk"}}}');
 )sql",
 };
 
@@ -112,6 +123,25 @@ TrustedCertificate certificate_row(Statement& s) {
   c.restricted = s.integer(4) != 0;
   c.projects = projects_of(s.text(5));
   return c;
+}
+
+std::string_view kind_name(DocumentKind kind) {
+  switch (kind) {
+    case DocumentKind::image: return "image";
+    case DocumentKind::image_alias: return "image_alias";
+    case DocumentKind::instance: return "instance";
+    case DocumentKind::snapshot: return "snapshot";
+    case DocumentKind::profile: return "profile";
+  }
+  return "unknown";
+}
+
+nlohmann::json parse_body(const std::string& text, std::string_view kind, const std::string& key) {
+  auto body = nlohmann::json::parse(text, nullptr, false);
+  if (body.is_discarded()) {
+    throw DbError(ErrorKind::io, "database: the " + std::string{kind} + " " + key + " is damaged (not JSON)");
+  }
+  return body;
 }
 
 }  // namespace
@@ -291,6 +321,88 @@ Result<void> Database::remove_certificate(const std::string& fingerprint) {
     Statement s(db_, "DELETE FROM certificates WHERE fingerprint = ?");
     s.bind(1, fingerprint).step();
     if (sqlite3_changes(db_) == 0) throw DbError(ErrorKind::not_found, "certificate " + fingerprint + " not found");
+  });
+}
+
+Result<std::vector<Document>> Database::documents(DocumentKind kind, const std::string& prefix) {
+  std::lock_guard lock(mu_);
+  return transaction(db_, [&] {
+    std::vector<Document> out;
+    Statement s(db_, "SELECT key, body FROM documents WHERE kind = ? AND substr(key, 1, ?) = ? ORDER BY key");
+    s.bind(1, std::string{kind_name(kind)}).bind(2, static_cast<std::int64_t>(prefix.size())).bind(3, prefix);
+    while (s.step()) {
+      auto key = s.text(0);
+      auto body = parse_body(s.text(1), kind_name(kind), key);
+      out.push_back(Document{std::move(key), std::move(body)});
+    }
+    return out;
+  });
+}
+
+Result<std::optional<nlohmann::json>> Database::document(DocumentKind kind, const std::string& key) {
+  std::lock_guard lock(mu_);
+  return transaction(db_, [&]() -> std::optional<nlohmann::json> {
+    Statement s(db_, "SELECT body FROM documents WHERE kind = ? AND key = ?");
+    s.bind(1, std::string{kind_name(kind)}).bind(2, key);
+    if (!s.step()) return std::nullopt;
+    return parse_body(s.text(0), kind_name(kind), key);
+  });
+}
+
+Result<void> Database::change(const std::vector<DocumentChange>& changes) {
+  std::lock_guard lock(mu_);
+  return transaction(db_, [&] {
+    for (const auto& c : changes) {
+      const std::string kind{kind_name(c.kind)};
+      const auto missing = [&] { return DbError(ErrorKind::not_found, kind + " " + c.key + " not found"); };
+      switch (c.op) {
+        case DocumentChange::Op::insert: {
+          Statement s(db_, "INSERT INTO documents (kind, key, body) VALUES (?, ?, ?)");
+          try {
+            s.bind(1, kind).bind(2, c.key).bind(3, c.body.dump()).step();
+          } catch (const DbError& e) {
+            if (e.kind == ErrorKind::conflict)
+              throw DbError(ErrorKind::conflict, kind + " " + c.key + " already exists");
+            throw;
+          }
+          break;
+        }
+        case DocumentChange::Op::replace: {
+          Statement s(db_, "UPDATE documents SET body = ? WHERE kind = ? AND key = ?");
+          s.bind(1, c.body.dump()).bind(2, kind).bind(3, c.key).step();
+          if (sqlite3_changes(db_) == 0) throw missing();
+          break;
+        }
+        case DocumentChange::Op::remove: {
+          Statement s(db_, "DELETE FROM documents WHERE kind = ? AND key = ?");
+          s.bind(1, kind).bind(2, c.key).step();
+          if (sqlite3_changes(db_) == 0) throw missing();
+          break;
+        }
+        case DocumentChange::Op::remove_prefix: {
+          Statement s(db_, "DELETE FROM documents WHERE kind = ? AND substr(key, 1, ?) = ?");
+          s.bind(1, kind).bind(2, static_cast<std::int64_t>(c.key.size())).bind(3, c.key).step();
+          break;
+        }
+        case DocumentChange::Op::rename_prefix: {
+          // Every key starting with c.key gets c.new_key instead of that start.
+          Statement s(db_, "UPDATE documents SET key = ? || substr(key, ?) WHERE kind = ? AND substr(key, 1, ?) = ?");
+          try {
+            s.bind(1, c.new_key)
+                .bind(2, static_cast<std::int64_t>(c.key.size() + 1))
+                .bind(3, kind)
+                .bind(4, static_cast<std::int64_t>(c.key.size()))
+                .bind(5, c.key)
+                .step();
+          } catch (const DbError& e) {
+            if (e.kind == ErrorKind::conflict)
+              throw DbError(ErrorKind::conflict, kind + " " + c.new_key + " already exists");
+            throw;
+          }
+          break;
+        }
+      }
+    }
   });
 }
 

@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "providers/lxd/result.hpp"
 
 struct sqlite3;
@@ -34,6 +36,33 @@ struct TrustedCertificate {
   std::string certificate;  // PEM
   bool restricted = false;
   std::vector<std::string> projects;
+};
+
+// What berthd keeps of images, their aliases, instances, snapshots and profiles: each one a JSON
+// document (the stored part of its LXD object) under its key: the fingerprint, the alias name,
+// the instance name, "INSTANCE/SNAPSHOT" (as LXD names snapshots in its database), the profile
+// name. The API layer decides what a document holds; the database only keeps it.
+enum class DocumentKind { image, image_alias, instance, snapshot, profile };
+
+struct Document {
+  std::string key;
+  nlohmann::json body;
+};
+
+// One step of a change made in one transaction (Database::change).
+struct DocumentChange {
+  enum class Op {
+    insert,         // ErrorKind::conflict when the key is taken
+    replace,        // ErrorKind::not_found when there is none
+    remove,         // ErrorKind::not_found when there is none
+    remove_prefix,  // every key starting with `key` (none is fine)
+    rename_prefix,  // every key starting with `key` starts with `new_key` instead; conflict when taken
+  };
+  Op op = Op::insert;
+  DocumentKind kind = DocumentKind::instance;
+  std::string key;
+  nlohmann::json body = nullptr;
+  std::string new_key;
 };
 
 class Database {
@@ -69,6 +98,12 @@ class Database {
   [[nodiscard]] Result<void> update_certificate(const TrustedCertificate& certificate);
   // ErrorKind::not_found when there is none.
   [[nodiscard]] Result<void> remove_certificate(const std::string& fingerprint);
+
+  // The documents of a kind whose key starts with `prefix`, by key.
+  [[nodiscard]] Result<std::vector<Document>> documents(DocumentKind kind, const std::string& prefix = {});
+  [[nodiscard]] Result<std::optional<nlohmann::json>> document(DocumentKind kind, const std::string& key);
+  // All of `changes` or none of them.
+  [[nodiscard]] Result<void> change(const std::vector<DocumentChange>& changes);
 
  private:
   Database(sqlite3* db, std::filesystem::path path);

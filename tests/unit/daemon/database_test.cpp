@@ -112,5 +112,45 @@ TEST(Database, AFileThatIsNotADatabaseIsAnErrorNotACrash) {
   EXPECT_NE(db.error().message.find(path.string()), std::string::npos) << db.error().message;
 }
 
+TEST(DatabaseDocuments, InsertReplaceRemoveAndRenameInOneTransaction) {
+  TempDir tmp;
+  auto opened = Database::open(tmp.path() / "berthd.db");
+  ASSERT_TRUE(opened) << opened.error().message;
+  auto& db = **opened;
+  // The default profile comes with the schema.
+  auto profile = db.document(DocumentKind::profile, "default");
+  ASSERT_TRUE(profile);
+  ASSERT_TRUE(profile->has_value());
+  EXPECT_EQ((**profile)["devices"]["root"]["path"], "/");
+
+  using Op = DocumentChange::Op;
+  ASSERT_TRUE(db.change({{Op::insert, DocumentKind::instance, "c1", {{"name", "c1"}}, {}},
+                         {Op::insert, DocumentKind::snapshot, "c1/snap0", {{"name", "snap0"}}, {}},
+                         {Op::insert, DocumentKind::snapshot, "c10/snap0", {{"name", "snap0"}}, {}}}));
+  auto again = db.change({{Op::insert, DocumentKind::instance, "c1", {{"name", "other"}}, {}}});
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().kind, lxd::ErrorKind::conflict);
+
+  // A failing step undoes the steps before it.
+  auto partial = db.change({{Op::insert, DocumentKind::instance, "c2", {{"name", "c2"}}, {}},
+                            {Op::replace, DocumentKind::instance, "missing", {{"name", "x"}}, {}}});
+  ASSERT_FALSE(partial);
+  EXPECT_EQ(partial.error().kind, lxd::ErrorKind::not_found);
+  EXPECT_FALSE(db.document(DocumentKind::instance, "c2")->has_value());
+
+  // Renaming an instance's snapshots touches only that instance's.
+  ASSERT_TRUE(db.change({{Op::remove, DocumentKind::instance, "c1", nullptr, {}},
+                         {Op::insert, DocumentKind::instance, "web", {{"name", "web"}}, {}},
+                         {Op::rename_prefix, DocumentKind::snapshot, "c1/", nullptr, "web/"}}));
+  auto snaps = db.documents(DocumentKind::snapshot);
+  ASSERT_TRUE(snaps);
+  ASSERT_EQ(snaps->size(), 2u);
+  EXPECT_EQ((*snaps)[0].key, "c10/snap0");
+  EXPECT_EQ((*snaps)[1].key, "web/snap0");
+  EXPECT_EQ(db.documents(DocumentKind::snapshot, "web/")->size(), 1u);
+  ASSERT_TRUE(db.change({{Op::remove_prefix, DocumentKind::snapshot, "web/", nullptr, {}}}));
+  EXPECT_EQ(db.documents(DocumentKind::snapshot)->size(), 1u);
+  EXPECT_EQ(db.documents(DocumentKind::instance)->size(), 1u);
+}
 }  // namespace
 }  // namespace berth::daemon
