@@ -18,6 +18,11 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/api/api.hpp"
+#include "daemon/api/instances_api.hpp"
+#include "daemon/images/image_store.hpp"
+#include "daemon/instances/instances.hpp"
+#include "daemon/instances/lxc_driver.hpp"
+#include "daemon/storage/pool.hpp"
 #include "daemon/api/trust.hpp"
 #include "daemon/db/database.hpp"
 #include "daemon/events/events.hpp"
@@ -93,6 +98,11 @@ struct Daemon::Impl {
   }
   int lock_fd = -1;  // flock'ed while this berthd runs
   std::unique_ptr<Database> db;
+  // What instances are made of; declared before the operations, whose tasks use them.
+  std::unique_ptr<StoragePool> pool;
+  std::unique_ptr<LxcDriver> driver;
+  std::unique_ptr<ImageStore> images;
+  std::unique_ptr<Instances> instances;
   Events events;
   // Every transition goes out as an operation event (lxc waits on them).
   Operations operations{"none", std::chrono::seconds{10}, [] { return Operations::Clock::now(); },
@@ -184,9 +194,31 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
     listen = it->second;
   }
 
+  auto pool = StoragePool::open("default", options.storage_pool.value_or(dir / "storage"));
+  if (!pool) return pool.error().message;
+  impl->pool = std::move(*pool);
+  const auto lxcpath = dir / "containers";
+  fs::create_directories(lxcpath, ec);
+  if (ec) return "cannot create " + lxcpath.string() + ": " + ec.message();
+  impl->driver = std::make_unique<LxcDriver>(lxcpath);
+  auto images = ImageStore::open(dir / "images");
+  if (!images) return images.error().message;
+  impl->images = std::move(*images);
+  // Containers get the map LXD would give them: root's ranges in /etc/subuid and /etc/subgid.
+  const auto idmap = default_idmap(read_text("/etc/subuid").value_or(""), read_text("/etc/subgid").value_or(""));
+  impl->instances =
+      std::make_unique<Instances>(*impl->db, *impl->pool, *impl->driver, *impl->images, idmap, "x86_64");
+  spdlog::info("berthd: storage pool {} ({}) at {}", impl->pool->name(), impl->pool->driver(),
+               impl->pool->path().string());
+
   Impl* raw = impl.get();
   api::ServerIdentity identity{host_name(), *cert_pem, *fingerprint, [raw] { return raw->addresses; }};
   impl->api = std::make_unique<api::Api>(*impl->db, impl->operations, impl->events, std::move(identity));
+  impl->api->add_routes(
+      [raw](api::Router& router) {
+        api::add_instance_routes(router, *raw->instances, raw->operations, *raw->db, *raw->pool);
+      },
+      api::instance_extensions());
   auto handler = [raw](const http::Request& r) { return raw->api->handle(r); };
 
   http::ServerOptions server_options;

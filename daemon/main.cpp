@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
   berth::daemon::DaemonOptions options;
   options.dir = dir;
   if (!listen.empty()) options.listen = listen;
+  if (!storage_pool.empty()) options.storage_pool = storage_pool;
   options.trust_password = trust_password(password_file, error);
   if (!error.empty()) {
     std::cerr << "berthd: " << error << "\n";

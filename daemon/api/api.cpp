@@ -29,11 +29,6 @@ constexpr const char* api_version = "1.0";
 constexpr const char* hidden_password_key = "core.trust_password";
 
 // Extensions whose endpoints berthd serves (lxd-protocol.md §3.0); the list grows with them.
-const std::vector<std::string>& api_extensions() {
-  static const std::vector<std::string> list = {"certificate_token"};
-  return list;
-}
-
 struct X509Deleter {
   void operator()(X509* x) const { X509_free(x); }
 };
@@ -175,6 +170,11 @@ Api::Api(Database& db, Operations& operations, Events& events, ServerIdentity id
   router_.add("/1.0/events", "GET", Access::trusted, bind(&Api::get_events));
 }
 
+void Api::add_routes(const std::function<void(Router&)>& add, const std::vector<std::string>& extensions) {
+  add(router_);
+  extensions_.insert(extensions_.end(), extensions.begin(), extensions.end());
+}
+
 bool Api::trusted(const http::Request& request, const std::string& fingerprint) const {
   if (request.local) return true;
   if (fingerprint.empty()) return false;
@@ -191,7 +191,7 @@ http::Response Api::get_root(const Call&) const {
 }
 
 http::Response Api::get_server(const Call& call) const {
-  nlohmann::json out = {{"api_extensions", api_extensions()},
+  nlohmann::json out = {{"api_extensions", extensions_},
                         {"api_status", "stable"},
                         {"api_version", api_version},
                         {"auth", call.trusted ? "trusted" : "untrusted"},

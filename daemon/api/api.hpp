@@ -55,6 +55,9 @@ class Api {
 
   [[nodiscard]] http::Response handle(const http::Request& request) const { return router_.handle(request); }
 
+  // More routes (instances, images), and the API extensions they implement, before serving.
+  void add_routes(const std::function<void(Router&)>& add, const std::vector<std::string>& extensions);
+
   // The server config keys berthd accepts: core.https_address, core.trust_password,
   // core.remote_token_expiry and user.*.
   [[nodiscard]] static bool known_config_key(const std::string& key);
@@ -77,6 +80,7 @@ class Api {
   http::Response get_events(const Call& call) const;
 
   Database& db_;
+  std::vector<std::string> extensions_{"certificate_token"};
   Operations& operations_;
   Events& events_;
   ServerIdentity identity_;

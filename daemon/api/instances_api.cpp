@@ -1,0 +1,425 @@
+#include "daemon/api/instances_api.hpp"
+
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/api/response.hpp"
+
+namespace berth::daemon::api {
+namespace {
+
+using lxd::ErrorKind;
+
+http::Response failure(const lxd::Error& error) {
+  switch (error.kind) {
+    case ErrorKind::invalid_argument: return error_response(400, error.message);
+    case ErrorKind::not_found: return error_response(404, error.message);
+    case ErrorKind::conflict: return error_response(409, error.message);
+    default:
+      spdlog::error("api: {}", error.message);
+      return error_response(500, error.message);
+  }
+}
+
+std::string instance_url(const std::string& name) {
+  return "/1.0/instances/" + name;
+}
+
+nlohmann::json resources_of(const std::string& name) {
+  return {{"instances", {instance_url(name)}}, {"containers", {"/1.0/containers/" + name}}};
+}
+
+int recursion_of(const Call& call) {
+  const auto it = call.query.find("recursion");
+  if (it == call.query.end()) return 0;
+  if (it->second == "1") return 1;
+  if (it->second == "2") return 2;
+  return 0;
+}
+
+// A task whose work gives nothing but success or an error.
+http::Response run(Operations& operations, const std::string& description, nlohmann::json resources,
+                   std::function<Result<void>()> work) {
+  return async_response(operations.add_task(description, std::move(resources),
+                                            [work = std::move(work)]() -> Result<nlohmann::json> {
+                                              if (auto done = work(); !done) return done.error();
+                                              return nlohmann::json::object();
+                                            }));
+}
+
+std::string if_match(const Call& call) {
+  auto want = call.request.header("If-Match");
+  if (want.size() >= 2 && want.front() == '"' && want.back() == '"') want = want.substr(1, want.size() - 2);
+  return want;
+}
+
+class InstanceRoutes {
+ public:
+  InstanceRoutes(Instances& instances, Operations& operations, Database& db, StoragePool& pool)
+      : instances_(instances), operations_(operations), db_(db), pool_(pool) {}
+
+  http::Response list(const Call& call) const {
+    auto names = instances_.names();
+    if (!names) return failure(names.error());
+    const auto recursion = recursion_of(call);
+    const auto filter_it = call.query.find("filter");
+    const std::string filter = filter_it == call.query.end() ? "" : filter_it->second;
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& name : *names) {
+      if (recursion == 0 && filter.empty()) {
+        out.push_back(instance_url(name));
+        continue;
+      }
+      auto object = instances_.render(name, recursion == 2);
+      if (!object) {
+        if (object.error().kind == ErrorKind::not_found) continue;  // deleted meanwhile
+        return failure(object.error());
+      }
+      if (!filter.empty()) {
+        std::string error;
+        const auto matches = filter_matches(filter, *object, error);
+        if (!matches) return error_response(400, error);
+        if (!*matches) continue;
+      }
+      if (recursion == 0) {
+        out.push_back(instance_url(name));
+      } else {
+        out.push_back(std::move(*object));
+      }
+    }
+    return sync_response(out);
+  }
+
+  http::Response create(const Call& call) const {
+    std::string error;
+    auto body = call.json_object(error);
+    if (!body) return error_response(400, error);
+    auto request = instances_.check_create(*body);
+    if (!request) return failure(request.error());
+    return run(operations_, "Creating instance", resources_of(request->name),
+               [this, r = *request] { return instances_.create(r); });
+  }
+
+  http::Response get(const Call& call) const {
+    const auto& name = call.params.at("name");
+    auto object = instances_.render(name, recursion_of(call) >= 1);
+    if (!object) return failure(object.error());
+    auto writable = instances_.writable(name);
+    if (!writable) return failure(writable.error());
+    return sync_response(*object, etag_of(*writable));
+  }
+
+  http::Response update(const Call& call, bool patch) const {
+    const auto& name = call.params.at("name");
+    std::string error;
+    auto body = call.json_object(error);
+    if (!body) return error_response(400, error);
+    auto writable = instances_.writable(name);
+    if (!writable) return failure(writable.error());
+    if (const auto want = if_match(call); !want.empty() && want != etag_of(*writable)) {
+      return error_response(412, "ETag doesn't match: " + want);
+    }
+    if (!patch && body->contains("restore") && (*body)["restore"].is_string() &&
+        !(*body)["restore"].get<std::string>().empty()) {
+      const std::string snap = (*body)["restore"];
+      if (auto found = instances_.render_snapshot(name, snap); !found) return failure(found.error());
+      return run(operations_, "Restoring snapshot", resources_of(name),
+                 [this, name, snap] { return instances_.restore(name, snap); });
+    }
+    if (patch) {
+      // PATCH is answered when done (LXD answers it sync).
+      if (auto done = instances_.update(name, *body, true); !done) return failure(done.error());
+      return sync_response(nullptr);
+    }
+    return run(operations_, "Updating instance", resources_of(name),
+               [this, name, b = *body] { return instances_.update(name, b, false); });
+  }
+
+  http::Response rename(const Call& call) const {
+    const auto& name = call.params.at("name");
+    std::string error;
+    auto body = call.json_object(error);
+    if (!body) return error_response(400, error);
+    if (body->value("migration", false)) {
+      return error_response(400, "Migration is not supported by berthd yet");
+    }
+    const std::string to = body->value("name", "");
+    if (to.empty()) return error_response(400, "A new name is required");
+    if (auto found = instances_.writable(name); !found) return failure(found.error());
+    return run(operations_, "Renaming instance", resources_of(name),
+               [this, name, to] { return instances_.rename(name, to); });
+  }
+
+  http::Response remove(const Call& call) const {
+    const auto& name = call.params.at("name");
+    if (auto found = instances_.writable(name); !found) return failure(found.error());
+    return run(operations_, "Deleting instance", resources_of(name), [this, name] { return instances_.remove(name); });
+  }
+
+  http::Response get_state(const Call& call) const {
+    auto state = instances_.render_state(call.params.at("name"));
+    if (!state) return failure(state.error());
+    return sync_response(*state);
+  }
+
+  http::Response put_state(const Call& call) const {
+    const auto& name = call.params.at("name");
+    std::string error;
+    auto body = call.json_object(error);
+    if (!body) return error_response(400, error);
+    auto change = instances_.check_state_change(name, *body);
+    if (!change) return failure(change.error());
+    static const std::map<std::string, std::string> descriptions{{"start", "Starting instance"},
+                                                                 {"stop", "Stopping instance"},
+                                                                 {"restart", "Restarting instance"},
+                                                                 {"freeze", "Freezing instance"},
+                                                                 {"unfreeze", "Unfreezing instance"}};
+    return run(operations_, descriptions.at(change->action), resources_of(name),
+               [this, name, c = *change] { return instances_.change_state(name, c); });
+  }
+
+  http::Response list_snapshots(const Call& call) const {
+    const auto& name = call.params.at("name");
+    if (auto found = instances_.writable(name); !found) return failure(found.error());
+    auto names = instances_.snapshot_names(name);
+    if (!names) return failure(names.error());
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& snap : *names) {
+      if (recursion_of(call) == 0) {
+        out.push_back(instance_url(name) + "/snapshots/" + snap);
+      } else if (auto object = instances_.render_snapshot(name, snap)) {
+        out.push_back(std::move(*object));
+      }
+    }
+    return sync_response(out);
+  }
+
+  http::Response create_snapshot(const Call& call) const {
+    const auto& name = call.params.at("name");
+    std::string error;
+    auto body = call.json_object(error);
+    if (!body) return error_response(400, error);
+    if (body->value("stateful", false)) return error_response(400, "Stateful snapshots need CRIU, which berthd lacks");
+    if (auto found = instances_.writable(name); !found) return failure(found.error());
+    std::string snap = body->value("name", "");
+    if (snap.empty()) {
+      auto next = instances_.next_snapshot_name(name);
+      if (!next) return failure(next.error());
+      snap = *next;
+    }
+    if (auto existing = instances_.render_snapshot(name, snap); existing) {
+      return error_response(409, "Snapshot \"" + snap + "\" already exists");
+    }
+    auto resources = resources_of(name);
+    resources["instances_snapshots"] = {instance_url(name) + "/snapshots/" + snap};
+    return run(operations_, "Snapshotting instance", resources,
+               [this, name, snap] { return instances_.create_snapshot(name, snap); });
+  }
+
+  http::Response get_snapshot(const Call& call) const {
+    auto object = instances_.render_snapshot(call.params.at("name"), call.params.at("snapshot"));
+    if (!object) return failure(object.error());
+    return sync_response(*object, etag_of((*object)["expires_at"]));
+  }
+
+  http::Response remove_snapshot(const Call& call) const {
+    const auto& name = call.params.at("name");
+    const auto& snap = call.params.at("snapshot");
+    if (auto found = instances_.render_snapshot(name, snap); !found) return failure(found.error());
+    return run(operations_, "Deleting snapshot", resources_of(name),
+               [this, name, snap] { return instances_.remove_snapshot(name, snap); });
+  }
+
+  http::Response rename_snapshot(const Call& call) const {
+    const auto& name = call.params.at("name");
+    const auto& snap = call.params.at("snapshot");
+    std::string error;
+    auto body = call.json_object(error);
+    if (!body) return error_response(400, error);
+    if (body->value("migration", false)) return error_response(400, "Migration is not supported by berthd yet");
+    const std::string to = body->value("name", "");
+    if (to.empty()) return error_response(400, "A new name is required");
+    if (auto found = instances_.render_snapshot(name, snap); !found) return failure(found.error());
+    return run(operations_, "Renaming snapshot", resources_of(name),
+               [this, name, snap, to] { return instances_.rename_snapshot(name, snap, to); });
+  }
+
+  // ---- profiles ----
+  nlohmann::json profile_object(const Document& profile) const {
+    nlohmann::json out = profile.body;
+    out["name"] = profile.key;
+    nlohmann::json used_by = nlohmann::json::array();
+    if (auto docs = db_.documents(DocumentKind::instance)) {
+      for (const auto& d : *docs) {
+        for (const auto& p : d.body.value("profiles", nlohmann::json::array())) {
+          if (p == profile.key) used_by.push_back(instance_url(d.key));
+        }
+      }
+    }
+    out["used_by"] = used_by;
+    return out;
+  }
+
+  http::Response list_profiles(const Call& call) const {
+    auto docs = db_.documents(DocumentKind::profile);
+    if (!docs) return failure(docs.error());
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& d : *docs) {
+      if (recursion_of(call) == 0) {
+        out.push_back("/1.0/profiles/" + d.key);
+      } else {
+        out.push_back(profile_object(d));
+      }
+    }
+    return sync_response(out);
+  }
+
+  http::Response get_profile(const Call& call) const {
+    const auto& name = call.params.at("name");
+    auto doc = db_.document(DocumentKind::profile, name);
+    if (!doc) return failure(doc.error());
+    if (!doc->has_value()) return error_response(404, "Profile not found");
+    const auto object = profile_object(Document{name, **doc});
+    return sync_response(object, etag_of(**doc));
+  }
+
+  // ---- storage pools ----
+  nlohmann::json pool_object() const {
+    nlohmann::json used_by = nlohmann::json::array({"/1.0/profiles/default"});
+    if (auto names = instances_.names()) {
+      for (const auto& n : *names) used_by.push_back(instance_url(n));
+    }
+    return {{"name", pool_.name()},
+            {"driver", pool_.driver()},
+            {"description", ""},
+            {"config", {{"source", pool_.path().string()}}},
+            {"status", "Created"},
+            {"locations", {"none"}},
+            {"used_by", used_by}};
+  }
+
+  http::Response list_pools(const Call& call) const {
+    if (recursion_of(call) == 0) return sync_response(nlohmann::json::array({"/1.0/storage-pools/" + pool_.name()}));
+    return sync_response(nlohmann::json::array({pool_object()}));
+  }
+
+  http::Response get_pool(const Call& call) const {
+    if (call.params.at("pool") != pool_.name()) return error_response(404, "Storage pool not found");
+    return sync_response(pool_object());
+  }
+
+  http::Response list_volumes(const Call& call) const {
+    if (call.params.at("pool") != pool_.name()) return error_response(404, "Storage pool not found");
+    auto names = instances_.names();
+    if (!names) return failure(names.error());
+    nlohmann::json out = nlohmann::json::array();
+    const std::string base = "/1.0/storage-pools/" + pool_.name() + "/volumes/container/";
+    for (const auto& name : *names) {
+      if (recursion_of(call) == 0) {
+        out.push_back(base + name);
+      } else {
+        out.push_back({{"name", name},
+                       {"type", "container"},
+                       {"content_type", "filesystem"},
+                       {"description", ""},
+                       {"config", nlohmann::json::object()},
+                       {"location", "none"},
+                       {"used_by", {instance_url(name)}}});
+      }
+    }
+    return sync_response(out);
+  }
+
+ private:
+  Instances& instances_;
+  Operations& operations_;
+  Database& db_;
+  StoragePool& pool_;
+};
+
+}  // namespace
+
+const std::vector<std::string>& instance_extensions() {
+  static const std::vector<std::string> list = {"instances", "container_full", "api_filtering",
+                                                "instance_get_full"};
+  return list;
+}
+
+std::optional<bool> filter_matches(const std::string& filter, const nlohmann::json& object, std::string& error) {
+  std::istringstream in(filter);
+  std::vector<std::string> words;
+  for (std::string w; in >> w;) words.push_back(w);
+  if (words.empty()) return true;
+  bool all = true;
+  for (std::size_t i = 0; i < words.size(); i += 4) {
+    if (i + 2 >= words.size()) {
+      error = "Invalid filter: " + filter;
+      return std::nullopt;
+    }
+    const auto& field = words[i];
+    const auto& op = words[i + 1];
+    auto value = words[i + 2];
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front()) {
+      value = value.substr(1, value.size() - 2);
+    }
+    if (op != "eq" && op != "ne") {
+      error = "Invalid filter operator \"" + op + "\" (berthd knows eq and ne)";
+      return std::nullopt;
+    }
+    if (i + 3 < words.size() && words[i + 3] != "and") {
+      error = "Invalid filter: only \"and\" joins terms in berthd (" + filter + ")";
+      return std::nullopt;
+    }
+    std::string actual;
+    const auto dot = field.find('.');
+    if (dot != std::string::npos) {
+      const auto map = field.substr(0, dot);
+      const auto key = field.substr(dot + 1);
+      if (object.contains(map) && object[map].is_object() && object[map].contains(key)) {
+        const auto& v = object[map][key];
+        actual = v.is_string() ? v.get<std::string>() : v.dump();
+      }
+    } else if (object.contains(field)) {
+      const auto& v = object[field];
+      actual = v.is_string() ? v.get<std::string>() : v.dump();
+    }
+    const bool equal = actual == value;
+    all = all && (op == "eq" ? equal : !equal);
+  }
+  return all;
+}
+
+void add_instance_routes(Router& router, Instances& instances, Operations& operations, Database& db,
+                         StoragePool& pool) {
+  auto routes = std::make_shared<InstanceRoutes>(instances, operations, db, pool);
+  const auto bind = [routes](http::Response (InstanceRoutes::*method)(const Call&) const) {
+    return [routes, method](const Call& call) { return ((*routes).*method)(call); };
+  };
+  router.add("/1.0/instances", "GET", Access::trusted, bind(&InstanceRoutes::list));
+  router.add("/1.0/instances", "POST", Access::trusted, bind(&InstanceRoutes::create));
+  router.add("/1.0/instances/{name}", "GET", Access::trusted, bind(&InstanceRoutes::get));
+  router.add("/1.0/instances/{name}", "PUT", Access::trusted,
+             [routes](const Call& call) { return routes->update(call, false); });
+  router.add("/1.0/instances/{name}", "PATCH", Access::trusted,
+             [routes](const Call& call) { return routes->update(call, true); });
+  router.add("/1.0/instances/{name}", "POST", Access::trusted, bind(&InstanceRoutes::rename));
+  router.add("/1.0/instances/{name}", "DELETE", Access::trusted, bind(&InstanceRoutes::remove));
+  router.add("/1.0/instances/{name}/state", "GET", Access::trusted, bind(&InstanceRoutes::get_state));
+  router.add("/1.0/instances/{name}/state", "PUT", Access::trusted, bind(&InstanceRoutes::put_state));
+  router.add("/1.0/instances/{name}/snapshots", "GET", Access::trusted, bind(&InstanceRoutes::list_snapshots));
+  router.add("/1.0/instances/{name}/snapshots", "POST", Access::trusted, bind(&InstanceRoutes::create_snapshot));
+  router.add("/1.0/instances/{name}/snapshots/{snapshot}", "GET", Access::trusted,
+             bind(&InstanceRoutes::get_snapshot));
+  router.add("/1.0/instances/{name}/snapshots/{snapshot}", "DELETE", Access::trusted,
+             bind(&InstanceRoutes::remove_snapshot));
+  router.add("/1.0/instances/{name}/snapshots/{snapshot}", "POST", Access::trusted,
+             bind(&InstanceRoutes::rename_snapshot));
+  router.add("/1.0/profiles", "GET", Access::trusted, bind(&InstanceRoutes::list_profiles));
+  router.add("/1.0/profiles/{name}", "GET", Access::trusted, bind(&InstanceRoutes::get_profile));
+  router.add("/1.0/storage-pools", "GET", Access::trusted, bind(&InstanceRoutes::list_pools));
+  router.add("/1.0/storage-pools/{pool}", "GET", Access::trusted, bind(&InstanceRoutes::get_pool));
+  router.add("/1.0/storage-pools/{pool}/volumes", "GET", Access::trusted, bind(&InstanceRoutes::list_volumes));
+}
+
+}  // namespace berth::daemon::api

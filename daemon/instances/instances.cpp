@@ -1,0 +1,748 @@
+#include "daemon/instances/instances.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <set>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/operations/operations.hpp"
+#include "engine/util/time.hpp"
+
+namespace berth::daemon {
+namespace {
+
+using lxd::ErrorKind;
+using lxd::make_error;
+using Op = DocumentChange::Op;
+using StringMap = std::map<std::string, std::string>;
+using DeviceMap = std::map<std::string, StringMap>;
+
+constexpr const char* never = "0001-01-01T00:00:00Z";
+
+std::string now_text() {
+  return util::rfc3339_utc(std::chrono::system_clock::now());
+}
+
+// Undo steps of a multi-step change, run in reverse unless the change succeeded.
+class Reverter {
+ public:
+  Reverter() = default;
+  Reverter(const Reverter&) = delete;
+  Reverter& operator=(const Reverter&) = delete;
+  ~Reverter() {
+    if (done_) return;
+    for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) {
+      try {
+        (*it)();
+      } catch (const std::exception& e) {
+        spdlog::error("instances: undoing a failed change failed too: {}", e.what());
+      }
+    }
+  }
+  void add(std::function<void()> step) { steps_.push_back(std::move(step)); }
+  void success() { done_ = true; }
+
+ private:
+  std::vector<std::function<void()>> steps_;
+  bool done_ = false;
+};
+
+void log_undo(const Result<void>& r, const char* what) {
+  if (!r) spdlog::error("instances: undo {}: {}", what, r.error().message);
+}
+
+// A JSON object of strings as a map; a value of another type is an error naming the key.
+Result<StringMap> string_map(const nlohmann::json& j, const std::string& what) {
+  StringMap out;
+  if (j.is_null()) return out;
+  if (!j.is_object()) return make_error(ErrorKind::invalid_argument, what + " must be an object");
+  for (const auto& [key, value] : j.items()) {
+    if (!value.is_string()) return make_error(ErrorKind::invalid_argument, what + " key " + key + " must be a string");
+    out[key] = value.get<std::string>();
+  }
+  return out;
+}
+
+Result<DeviceMap> device_map(const nlohmann::json& j) {
+  DeviceMap out;
+  if (j.is_null()) return out;
+  if (!j.is_object()) return make_error(ErrorKind::invalid_argument, "devices must be an object");
+  for (const auto& [name, device] : j.items()) {
+    auto m = string_map(device, "device " + name);
+    if (!m) return m.error();
+    out[name] = std::move(*m);
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> string_list(const nlohmann::json& j, const std::string& what) {
+  std::vector<std::string> out;
+  if (j.is_null()) return out;
+  if (!j.is_array()) return make_error(ErrorKind::invalid_argument, what + " must be a list");
+  for (const auto& v : j) {
+    if (!v.is_string()) return make_error(ErrorKind::invalid_argument, what + " must be a list of strings");
+    out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+StringMap config_of(const nlohmann::json& doc) {
+  StringMap out;
+  if (!doc.contains("config") || !doc["config"].is_object()) return out;
+  for (const auto& [k, v] : doc["config"].items()) {
+    if (v.is_string()) out[k] = v.get<std::string>();
+  }
+  return out;
+}
+
+// Keys a user may set: the driver's set, without volatile.* and image.* that berthd keeps.
+Result<void> check_user_config(const StringMap& config) {
+  return validate_instance_config(config);
+}
+
+Result<void> check_snapshot_name(const std::string& snap) {
+  if (snap.empty() || snap.size() > 63 || snap.find('/') != std::string::npos || snap == "." || snap == ".." ||
+      snap.find_first_of(std::string_view("\0 \t\n", 4)) != std::string::npos) {
+    return make_error(ErrorKind::invalid_argument, "Invalid snapshot name '" + snap + "'");
+  }
+  return {};
+}
+
+}  // namespace
+
+Instances::Instances(Database& db, StoragePool& pool, LxcDriver& driver, ImageStore& images, Idmap idmap,
+                     std::string architecture)
+    : db_(db),
+      pool_(pool),
+      driver_(driver),
+      images_(images),
+      idmap_(std::move(idmap)),
+      architecture_(std::move(architecture)) {}
+
+std::unique_lock<std::mutex> Instances::lock(const std::string& name) {
+  std::shared_ptr<std::mutex> m;
+  {
+    const std::lock_guard guard(locks_mu_);
+    auto& slot = locks_[name];
+    if (!slot) slot = std::make_shared<std::mutex>();
+    m = slot;
+  }
+  return std::unique_lock(*m);
+}
+
+Result<nlohmann::json> Instances::load(const std::string& name) const {
+  auto doc = db_.document(DocumentKind::instance, name);
+  if (!doc) return doc.error();
+  if (!doc->has_value()) return make_error(ErrorKind::not_found, "Instance not found");
+  return std::move(**doc);
+}
+
+Result<std::vector<std::string>> Instances::names() const {
+  auto docs = db_.documents(DocumentKind::instance);
+  if (!docs) return docs.error();
+  std::vector<std::string> out;
+  for (const auto& d : *docs) out.push_back(d.key);
+  return out;
+}
+
+// Profiles' config or devices, in order, then the instance's own.
+Result<nlohmann::json> Instances::expanded(const nlohmann::json& doc, const char* field) const {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& profile : doc.value("profiles", nlohmann::json::array())) {
+    if (!profile.is_string()) continue;
+    auto p = db_.document(DocumentKind::profile, profile.get<std::string>());
+    if (!p) return p.error();
+    if (p->has_value() && (**p).contains(field) && (**p)[field].is_object()) out.update((**p)[field]);
+  }
+  if (doc.contains(field) && doc[field].is_object()) out.update(doc[field]);
+  return out;
+}
+
+Result<nlohmann::json> Instances::writable(const std::string& name) const {
+  auto doc = load(name);
+  if (!doc) return doc;
+  return nlohmann::json{{"architecture", doc->value("architecture", architecture_)},
+                        {"config", doc->value("config", nlohmann::json::object())},
+                        {"devices", doc->value("devices", nlohmann::json::object())},
+                        {"ephemeral", doc->value("ephemeral", false)},
+                        {"profiles", doc->value("profiles", nlohmann::json::array())},
+                        {"stateful", false},
+                        {"description", doc->value("description", "")}};
+}
+
+Result<nlohmann::json> Instances::render(const std::string& name, bool full) const {
+  auto doc = load(name);
+  if (!doc) return doc;
+  auto config = expanded(*doc, "config");
+  if (!config) return config;
+  auto devices = expanded(*doc, "devices");
+  if (!devices) return devices;
+  auto out = *writable(name);
+  const auto state = driver_.state(name);
+  out["name"] = name;
+  out["created_at"] = doc->value("created_at", never);
+  out["last_used_at"] = doc->value("last_used_at", never);
+  out["expanded_config"] = std::move(*config);
+  out["expanded_devices"] = std::move(*devices);
+  out["status"] = state.status;
+  out["status_code"] = state.status_code;
+  out["location"] = "none";
+  out["type"] = "container";
+  out["project"] = "default";
+  if (!full) return out;
+  auto rendered_state = render_state(name);
+  if (!rendered_state) return rendered_state;
+  out["state"] = std::move(*rendered_state);
+  auto snaps = snapshot_names(name);
+  if (!snaps) return snaps.error();
+  nlohmann::json snapshots = nlohmann::json::array();
+  for (const auto& s : *snaps) {
+    auto snap = render_snapshot(name, s);
+    if (snap) snapshots.push_back(std::move(*snap));
+  }
+  out["snapshots"] = snapshots.empty() ? nlohmann::json(nullptr) : snapshots;
+  out["backups"] = nullptr;
+  return out;
+}
+
+Result<nlohmann::json> Instances::render_state(const std::string& name) const {
+  if (auto doc = load(name); !doc) return doc.error();
+  const auto s = driver_.state(name);
+  const bool running = s.status_code != 102 && s.status_code != 112;
+  nlohmann::json disk = nlohmann::json::object();
+  if (auto used = pool_.usage(name)) disk["root"] = {{"usage", *used}};
+  return nlohmann::json{
+      {"status", s.status},
+      {"status_code", s.status_code},
+      {"disk", disk},
+      {"memory",
+       {{"usage", running ? s.memory_usage : 0}, {"usage_peak", 0}, {"swap_usage", 0}, {"swap_usage_peak", 0}}},
+      {"network", nlohmann::json::object()},
+      {"pid", running ? s.pid : 0},
+      {"processes", running ? s.processes : 0},
+      {"cpu", {{"usage", running ? s.cpu_usage_ns : 0}}}};
+}
+
+Result<std::vector<std::string>> Instances::snapshot_names(const std::string& name) const {
+  auto docs = db_.documents(DocumentKind::snapshot, name + "/");
+  if (!docs) return docs.error();
+  // Oldest first, as LXD lists them.
+  std::sort(docs->begin(), docs->end(), [](const Document& a, const Document& b) {
+    return a.body.value("created_at", "") < b.body.value("created_at", "");
+  });
+  std::vector<std::string> out;
+  for (const auto& d : *docs) out.push_back(d.key.substr(name.size() + 1));
+  return out;
+}
+
+Result<nlohmann::json> Instances::render_snapshot(const std::string& name, const std::string& snap) const {
+  auto doc = db_.document(DocumentKind::snapshot, name + "/" + snap);
+  if (!doc) return doc.error();
+  if (!doc->has_value()) return make_error(ErrorKind::not_found, "Snapshot not found");
+  auto& body = **doc;
+  auto config = expanded(body, "config");
+  if (!config) return config;
+  auto devices = expanded(body, "devices");
+  if (!devices) return devices;
+  return nlohmann::json{{"architecture", body.value("architecture", architecture_)},
+                        {"config", body.value("config", nlohmann::json::object())},
+                        {"created_at", body.value("created_at", never)},
+                        {"devices", body.value("devices", nlohmann::json::object())},
+                        {"ephemeral", body.value("ephemeral", false)},
+                        {"expanded_config", std::move(*config)},
+                        {"expanded_devices", std::move(*devices)},
+                        {"last_used_at", body.value("last_used_at", never)},
+                        {"name", snap},
+                        {"profiles", body.value("profiles", nlohmann::json::array())},
+                        {"stateful", false},
+                        {"size", -1},
+                        {"expires_at", body.value("expires_at", never)},
+                        {"description", body.value("description", "")}};
+}
+
+Result<std::string> Instances::next_snapshot_name(const std::string& name) const {
+  auto names = snapshot_names(name);
+  if (!names) return names.error();
+  const std::set<std::string> taken(names->begin(), names->end());
+  for (int i = 0;; ++i) {
+    auto candidate = "snap" + std::to_string(i);
+    if (taken.count(candidate) == 0) return candidate;
+  }
+}
+
+Result<std::string> Instances::resolve_image(const std::string& ref) const {
+  if (ref.empty()) return make_error(ErrorKind::invalid_argument, "No image given");
+  auto alias = db_.document(DocumentKind::image_alias, ref);
+  if (!alias) return alias.error();
+  if (alias->has_value()) return (**alias).value("target", "");
+  if (ref.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return make_error(ErrorKind::not_found, "Image not found: " + ref);
+  }
+  auto matches = db_.documents(DocumentKind::image, ref);
+  if (!matches) return matches.error();
+  if (matches->empty()) return make_error(ErrorKind::not_found, "Image not found: " + ref);
+  if (matches->size() > 1) return make_error(ErrorKind::invalid_argument, "More than one image matches " + ref);
+  return matches->front().key;
+}
+
+Result<CreateRequest> Instances::check_create(const nlohmann::json& body) const {
+  CreateRequest r;
+  r.name = body.value("name", "");
+  if (r.name.empty()) return make_error(ErrorKind::invalid_argument, "An instance name is required");
+  if (auto ok = validate_instance_name(r.name); !ok) return ok.error();
+  if (body.contains("type") && body["type"].is_string() && !body["type"].get<std::string>().empty() &&
+      body["type"] != "container") {
+    return make_error(ErrorKind::invalid_argument, "Instance type not supported: " + body["type"].get<std::string>());
+  }
+  if (auto existing = db_.document(DocumentKind::instance, r.name); !existing) {
+    return existing.error();
+  } else if (existing->has_value()) {
+    return make_error(ErrorKind::conflict, "Instance \"" + r.name + "\" already exists");
+  }
+  auto config = string_map(body.value("config", nlohmann::json(nullptr)), "config");
+  if (!config) return config.error();
+  for (const auto& [key, value] : *config) {
+    if (key.rfind("volatile.", 0) == 0 || key.rfind("image.", 0) == 0) continue;  // kept as given
+    r.config[key] = value;
+  }
+  if (auto ok = check_user_config(r.config); !ok) return ok.error();
+  for (const auto& [key, value] : *config) r.config[key] = value;
+  auto devices = device_map(body.value("devices", nlohmann::json(nullptr)));
+  if (!devices) return devices.error();
+  if (auto ok = validate_devices(*devices); !ok) return ok.error();
+  r.devices = std::move(*devices);
+  auto profiles = string_list(body.value("profiles", nlohmann::json(nullptr)), "profiles");
+  if (!profiles) return profiles.error();
+  r.profiles = profiles->empty() && body.value("profiles", nlohmann::json(nullptr)).is_null()
+                   ? std::vector<std::string>{"default"}
+                   : std::move(*profiles);
+  for (const auto& p : r.profiles) {
+    auto found = db_.document(DocumentKind::profile, p);
+    if (!found) return found.error();
+    if (!found->has_value()) return make_error(ErrorKind::not_found, "Profile not found: " + p);
+  }
+  r.description = body.value("description", "");
+  r.ephemeral = body.value("ephemeral", false);
+  const auto& source = body.value("source", nlohmann::json::object());
+  const std::string type = source.value("type", "");
+  if (type == "image") {
+    if (source.value("mode", "local") == "pull" && !source.value("server", "").empty()) {
+      return make_error(ErrorKind::invalid_argument,
+                        "Creating an instance from another server's image is not supported by berthd yet; "
+                        "copy the image first (lxc image copy)");
+    }
+    auto fp = resolve_image(!source.value("fingerprint", "").empty() ? source.value("fingerprint", "")
+                                                                     : source.value("alias", ""));
+    if (!fp) return fp.error();
+    r.image = std::move(*fp);
+  } else if (type == "copy") {
+    const std::string from = source.value("source", "");
+    const auto slash = from.find('/');
+    r.copy_of = from.substr(0, slash);
+    if (slash != std::string::npos) r.copy_snapshot = from.substr(slash + 1);
+    r.instance_only = source.value("instance_only", false);
+    if (auto src = load(r.copy_of); !src) return src.error();
+    if (!r.copy_snapshot.empty()) {
+      if (auto snap = render_snapshot(r.copy_of, r.copy_snapshot); !snap) return snap.error();
+    }
+  } else {
+    return make_error(ErrorKind::invalid_argument,
+                      "Unsupported instance source type \"" + type + "\" (berthd creates from an image or a copy)");
+  }
+  return r;
+}
+
+Result<void> Instances::create(const CreateRequest& request) {
+  auto guard = lock(request.name);
+  if (auto existing = db_.document(DocumentKind::instance, request.name); !existing) {
+    return existing.error();
+  } else if (existing->has_value()) {
+    return make_error(ErrorKind::conflict, "Instance \"" + request.name + "\" already exists");
+  }
+  Reverter revert;
+  StringMap config = request.config;
+  const bool privileged = config_true(config, "security.privileged");
+  const Idmap map = privileged ? Idmap{} : idmap_;
+  std::string architecture = architecture_;
+
+  if (!request.copy_of.empty()) {
+    auto source = load(request.copy_of);
+    if (!source) return source.error();
+    // A copy keeps the source's config (without its volatile keys but volatile.base_image and
+    // volatile.last_state.idmap: the same host, the same map) under what the request says.
+    StringMap merged;
+    for (const auto& [k, v] : config_of(*source)) {
+      if (k.rfind("volatile.", 0) == 0 && k != "volatile.base_image" && k != "volatile.last_state.idmap") continue;
+      merged[k] = v;
+    }
+    for (const auto& [k, v] : config) {
+      if (k.rfind("volatile.", 0) == 0 && k != "volatile.base_image") continue;
+      merged[k] = v;
+    }
+    config = std::move(merged);
+    architecture = source->value("architecture", architecture_);
+    auto copied = request.copy_snapshot.empty()
+                      ? pool_.copy_volume(request.copy_of, request.name)
+                      : pool_.copy_snapshot_to_volume(request.copy_of, request.copy_snapshot, request.name);
+    if (!copied) return copied.error();
+    revert.add([&] { log_undo(pool_.delete_volume(request.name), "the copied volume"); });
+  } else {
+    if (auto made = pool_.create_volume(request.name); !made) return made.error();
+    revert.add([&] { log_undo(pool_.delete_volume(request.name), "the new volume"); });
+    ImageStore::IdShift shift;
+    if (privileged) {
+      shift.uid = [](std::int64_t id) { return std::optional<std::int64_t>{id}; };
+      shift.gid = shift.uid;
+      shift.skip_devices = false;
+    } else {
+      shift.uid = [&map](std::int64_t id) { return shift_uid(map, id); };
+      shift.gid = [&map](std::int64_t id) { return shift_gid(map, id); };
+    }
+    if (auto unpacked = images_.unpack(request.image, pool_.volume_path(request.name), shift); !unpacked) {
+      return unpacked.error();
+    }
+    auto image = db_.document(DocumentKind::image, request.image);
+    if (!image) return image.error();
+    if (image->has_value()) {
+      architecture = (**image).value("architecture", architecture_);
+      for (const auto& [k, v] : (**image).value("properties", nlohmann::json::object()).items()) {
+        if (v.is_string()) config.emplace("image." + k, v.get<std::string>());
+      }
+      auto used = **image;
+      used["last_used_at"] = now_text();
+      log_undo(db_.change({{Op::replace, DocumentKind::image, request.image, used, {}}}), "the image's last use");
+    }
+    config["volatile.base_image"] = request.image;
+    config["volatile.last_state.idmap"] = idmap_to_json(map);
+  }
+  config["volatile.uuid"] = random_uuid();
+  config["volatile.idmap.base"] = "0";
+  config["volatile.idmap.next"] = idmap_to_json(map);
+  config["volatile.last_state.power"] = "STOPPED";
+  config.erase("volatile.idmap.current");
+
+  nlohmann::json doc{{"architecture", architecture},
+                     {"config", config},
+                     {"devices", request.devices},
+                     {"ephemeral", request.ephemeral},
+                     {"stateful", false},
+                     {"description", request.description},
+                     {"profiles", request.profiles},
+                     {"created_at", now_text()},
+                     {"last_used_at", never}};
+  std::vector<DocumentChange> changes{{Op::insert, DocumentKind::instance, request.name, doc, {}}};
+  if (auto spec = spec_of(request.name, doc); !spec) {
+    return spec.error();
+  } else if (auto defined = driver_.define(*spec); !defined) {
+    return defined.error();
+  }
+  revert.add([&] { log_undo(driver_.remove(request.name), "the container's config"); });
+  if (auto stored = db_.change(changes); !stored) return stored.error();
+  revert.success();
+  return {};
+}
+
+Result<ContainerSpec> Instances::spec_of(const std::string& name, const nlohmann::json& doc) const {
+  auto config = expanded(doc, "config");
+  if (!config) return config.error();
+  auto devices = expanded(doc, "devices");
+  if (!devices) return devices.error();
+  ContainerSpec spec;
+  spec.name = name;
+  spec.rootfs = pool_.volume_path(name) / "rootfs";
+  for (const auto& [k, v] : config->items()) {
+    if (v.is_string()) spec.config[k] = v.get<std::string>();
+  }
+  spec.privileged = config_true(spec.config, "security.privileged");
+  if (!spec.privileged) {
+    auto map = idmap_from_json(spec.config.count("volatile.idmap.next") != 0 ? spec.config["volatile.idmap.next"]
+                                                                            : idmap_to_json(idmap_));
+    if (!map) return map.error();
+    spec.idmap = std::move(*map);
+  }
+  auto device_set = device_map(*devices);
+  if (!device_set) return device_set.error();
+  spec.devices = std::move(*device_set);
+  return spec;
+}
+
+Result<void> Instances::set_config_key(const std::string& name, const std::string& key, const std::string& value) {
+  auto doc = load(name);
+  if (!doc) return doc.error();
+  (*doc)["config"][key] = value;
+  return db_.change({{Op::replace, DocumentKind::instance, name, *doc, {}}});
+}
+
+Result<void> Instances::start_locked(const std::string& name) {
+  auto doc = load(name);
+  if (!doc) return doc.error();
+  auto spec = spec_of(name, *doc);
+  if (!spec) return spec.error();
+  // The rootfs is shifted to the map it will run with, when that changed (privileged toggled).
+  const auto config = config_of(*doc);
+  const std::string next = spec->privileged ? "[]" : idmap_to_json(spec->idmap);
+  const std::string last = config.count("volatile.last_state.idmap") != 0 ? config.at("volatile.last_state.idmap") : "[]";
+  if (last != next) {
+    auto from = idmap_from_json(last);
+    if (!from) return from.error();
+    if (auto shifted = shift_tree(spec->rootfs, *from, spec->privileged ? Idmap{} : spec->idmap); !shifted) {
+      return shifted.error();
+    }
+    (*doc)["config"]["volatile.last_state.idmap"] = next;
+  }
+  if (auto started = driver_.start(*spec); !started) return started.error();
+  (*doc)["config"]["volatile.idmap.current"] = next;
+  (*doc)["config"]["volatile.last_state.power"] = "RUNNING";
+  (*doc)["last_used_at"] = now_text();
+  return db_.change({{Op::replace, DocumentKind::instance, name, *doc, {}}});
+}
+
+Result<void> Instances::stop_locked(const std::string& name, int timeout, bool force) {
+  if (auto stopped = driver_.stop(name, timeout, force); !stopped) return stopped.error();
+  return set_config_key(name, "volatile.last_state.power", "STOPPED");
+}
+
+Result<StateChange> Instances::check_state_change(const std::string& name, const nlohmann::json& body) const {
+  if (auto doc = load(name); !doc) return doc.error();
+  StateChange c;
+  c.action = body.value("action", "");
+  static const std::set<std::string> actions{"start", "stop", "restart", "freeze", "unfreeze"};
+  if (actions.count(c.action) == 0) return make_error(ErrorKind::invalid_argument, "Unknown action " + c.action);
+  if (body.contains("timeout") && body["timeout"].is_number_integer()) c.timeout = body["timeout"].get<int>();
+  c.force = body.value("force", false);
+  if (body.value("stateful", false)) {
+    return make_error(ErrorKind::invalid_argument, "Stateful start and stop need CRIU, which berthd does not support");
+  }
+  const auto state = driver_.state(name);
+  const bool running = state.status_code == 103;
+  const bool frozen = state.status_code == 110;
+  if (c.action == "start" && (running || frozen)) {
+    return make_error(ErrorKind::invalid_argument, "The instance is already running");
+  }
+  if ((c.action == "stop" || c.action == "restart" || c.action == "freeze") && !running && !frozen) {
+    return make_error(ErrorKind::invalid_argument, "The instance is already stopped");
+  }
+  if (c.action == "freeze" && frozen) return make_error(ErrorKind::invalid_argument, "The instance is already frozen");
+  if (c.action == "unfreeze" && !frozen) return make_error(ErrorKind::invalid_argument, "The instance is not frozen");
+  return c;
+}
+
+Result<void> Instances::change_state(const std::string& name, const StateChange& change) {
+  auto guard = lock(name);
+  auto doc = load(name);
+  if (!doc) return doc.error();
+  if (change.action == "start") return start_locked(name);
+  if (change.action == "freeze") {
+    if (auto r = driver_.freeze(name); !r) return r;
+    return set_config_key(name, "volatile.last_state.power", "FROZEN");
+  }
+  if (change.action == "unfreeze") {
+    if (auto r = driver_.unfreeze(name); !r) return r;
+    return set_config_key(name, "volatile.last_state.power", "RUNNING");
+  }
+  // A frozen container is thawed before it is stopped, so that init can see the signal.
+  if (driver_.state(name).status_code == 110) {
+    if (auto r = driver_.unfreeze(name); !r) return r;
+  }
+  if (auto stopped = stop_locked(name, change.timeout, change.force); !stopped) return stopped;
+  if (change.action == "restart") return start_locked(name);
+  if (doc->value("ephemeral", false)) {
+    guard.unlock();
+    return remove(name);
+  }
+  return {};
+}
+
+Result<void> Instances::update(const std::string& name, const nlohmann::json& body, bool patch) {
+  auto guard = lock(name);
+  auto doc = load(name);
+  if (!doc) return doc.error();
+  nlohmann::json next = *doc;
+  auto config = string_map(body.value("config", nlohmann::json(nullptr)), "config");
+  if (!config) return config.error();
+  auto devices = device_map(body.value("devices", nlohmann::json(nullptr)));
+  if (!devices) return devices.error();
+  if (patch) {
+    for (const auto& [k, v] : *config) next["config"][k] = v;
+    for (const auto& [k, v] : *devices) next["devices"][k] = v;
+  } else {
+    // PUT replaces config and devices; the volatile keys a client did not send are kept.
+    nlohmann::json merged = *config;
+    if (merged.is_null()) merged = nlohmann::json::object();
+    for (const auto& [k, v] : config_of(*doc)) {
+      if (k.rfind("volatile.", 0) == 0 && !merged.contains(k)) merged[k] = v;
+    }
+    next["config"] = merged;
+    next["devices"] = *devices;
+  }
+  if (body.contains("profiles") && !body["profiles"].is_null()) {
+    auto profiles = string_list(body["profiles"], "profiles");
+    if (!profiles) return profiles.error();
+    for (const auto& p : *profiles) {
+      auto found = db_.document(DocumentKind::profile, p);
+      if (!found) return found.error();
+      if (!found->has_value()) return make_error(ErrorKind::not_found, "Profile not found: " + p);
+    }
+    next["profiles"] = *profiles;
+  }
+  if (body.contains("description") && body["description"].is_string()) next["description"] = body["description"];
+  if (body.contains("ephemeral") && body["ephemeral"].is_boolean()) next["ephemeral"] = body["ephemeral"];
+  if (auto ok = validate_instance_config(config_of(next)); !ok) return ok.error();
+  auto next_devices = device_map(next.value("devices", nlohmann::json::object()));
+  if (!next_devices) return next_devices.error();
+  if (auto ok = validate_devices(*next_devices); !ok) return ok.error();
+  const auto before = config_of(*doc);
+  const auto after = config_of(next);
+  const auto state = driver_.state(name);
+  if (state.status_code == 103 || state.status_code == 110) {
+    if (config_true(before, "security.privileged") != config_true(after, "security.privileged")) {
+      return make_error(ErrorKind::invalid_argument, "security.privileged can only change while the instance is stopped");
+    }
+    auto expanded_after = spec_of(name, next);
+    if (!expanded_after) return expanded_after.error();
+    if (auto applied = driver_.apply_limits(name, expanded_after->config); !applied) return applied;
+  }
+  return db_.change({{Op::replace, DocumentKind::instance, name, next, {}}});
+}
+
+Result<void> Instances::rename(const std::string& from, const std::string& to) {
+  if (auto ok = validate_instance_name(to); !ok) return ok;
+  auto guard = lock(from);
+  auto doc = load(from);
+  if (!doc) return doc.error();
+  if (driver_.state(from).status_code != 102) {
+    return make_error(ErrorKind::invalid_argument, "Renaming of running instance not allowed");
+  }
+  if (auto existing = db_.document(DocumentKind::instance, to); !existing) {
+    return existing.error();
+  } else if (existing->has_value()) {
+    return make_error(ErrorKind::conflict, "Name \"" + to + "\" already in use");
+  }
+  Reverter revert;
+  if (auto moved = pool_.rename_volume(from, to); !moved) return moved;
+  revert.add([&] { log_undo(pool_.rename_volume(to, from), "the volume's rename"); });
+  if (auto moved = driver_.rename(from, to); !moved) return moved;
+  revert.add([&] { log_undo(driver_.rename(to, from), "the container's rename"); });
+  if (auto stored = db_.change({{Op::remove, DocumentKind::instance, from, nullptr, {}},
+                                {Op::insert, DocumentKind::instance, to, *doc, {}},
+                                {Op::rename_prefix, DocumentKind::snapshot, from + "/", nullptr, to + "/"}});
+      !stored) {
+    return stored;
+  }
+  revert.success();
+  return {};
+}
+
+Result<void> Instances::remove(const std::string& name) {
+  auto guard = lock(name);
+  if (auto doc = load(name); !doc) return doc.error();
+  if (driver_.state(name).status_code != 102) {
+    return make_error(ErrorKind::invalid_argument, "Instance is running");
+  }
+  // The record goes last: a failure before leaves the instance there to delete again.
+  if (auto removed = driver_.remove(name); !removed && removed.error().kind != ErrorKind::not_found) return removed;
+  if (auto deleted = pool_.delete_volume(name); !deleted && deleted.error().kind != ErrorKind::not_found) {
+    return deleted;
+  }
+  return db_.change({{Op::remove, DocumentKind::instance, name, nullptr, {}},
+                     {Op::remove_prefix, DocumentKind::snapshot, name + "/", nullptr, {}}});
+}
+
+Result<void> Instances::create_snapshot(const std::string& name, const std::string& snap) {
+  if (auto ok = check_snapshot_name(snap); !ok) return ok;
+  auto guard = lock(name);
+  auto doc = load(name);
+  if (!doc) return doc.error();
+  if (auto existing = db_.document(DocumentKind::snapshot, name + "/" + snap); !existing) {
+    return existing.error();
+  } else if (existing->has_value()) {
+    return make_error(ErrorKind::conflict, "Snapshot \"" + snap + "\" already exists");
+  }
+  Reverter revert;
+  if (auto made = pool_.create_snapshot(name, snap); !made) return made;
+  revert.add([&] { log_undo(pool_.delete_snapshot(name, snap), "the new snapshot"); });
+  nlohmann::json body{{"architecture", doc->value("architecture", architecture_)},
+                      {"config", doc->value("config", nlohmann::json::object())},
+                      {"devices", doc->value("devices", nlohmann::json::object())},
+                      {"ephemeral", doc->value("ephemeral", false)},
+                      {"profiles", doc->value("profiles", nlohmann::json::array())},
+                      {"stateful", false},
+                      {"description", doc->value("description", "")},
+                      {"created_at", now_text()},
+                      {"last_used_at", never},
+                      {"expires_at", never}};
+  if (auto stored = db_.change({{Op::insert, DocumentKind::snapshot, name + "/" + snap, body, {}}}); !stored) {
+    return stored;
+  }
+  revert.success();
+  return {};
+}
+
+Result<void> Instances::remove_snapshot(const std::string& name, const std::string& snap) {
+  auto guard = lock(name);
+  if (auto found = render_snapshot(name, snap); !found) return found.error();
+  if (auto deleted = pool_.delete_snapshot(name, snap); !deleted && deleted.error().kind != ErrorKind::not_found) {
+    return deleted;
+  }
+  return db_.change({{Op::remove, DocumentKind::snapshot, name + "/" + snap, nullptr, {}}});
+}
+
+Result<void> Instances::rename_snapshot(const std::string& name, const std::string& from, const std::string& to) {
+  if (auto ok = check_snapshot_name(to); !ok) return ok;
+  auto guard = lock(name);
+  auto doc = db_.document(DocumentKind::snapshot, name + "/" + from);
+  if (!doc) return doc.error();
+  if (!doc->has_value()) return make_error(ErrorKind::not_found, "Snapshot not found");
+  if (auto existing = db_.document(DocumentKind::snapshot, name + "/" + to); !existing) {
+    return existing.error();
+  } else if (existing->has_value()) {
+    return make_error(ErrorKind::conflict, "Name \"" + to + "\" already in use");
+  }
+  Reverter revert;
+  if (auto moved = pool_.rename_snapshot(name, from, to); !moved) return moved;
+  revert.add([&] { log_undo(pool_.rename_snapshot(name, to, from), "the snapshot's rename"); });
+  if (auto stored = db_.change({{Op::remove, DocumentKind::snapshot, name + "/" + from, nullptr, {}},
+                                {Op::insert, DocumentKind::snapshot, name + "/" + to, **doc, {}}});
+      !stored) {
+    return stored;
+  }
+  revert.success();
+  return {};
+}
+
+Result<void> Instances::restore(const std::string& name, const std::string& snap) {
+  auto guard = lock(name);
+  auto doc = load(name);
+  if (!doc) return doc.error();
+  auto snapshot = db_.document(DocumentKind::snapshot, name + "/" + snap);
+  if (!snapshot) return snapshot.error();
+  if (!snapshot->has_value()) return make_error(ErrorKind::not_found, "Snapshot not found");
+  const auto state = driver_.state(name);
+  const bool was_running = state.status_code == 103 || state.status_code == 110;
+  if (was_running) {
+    if (state.status_code == 110) {
+      if (auto r = driver_.unfreeze(name); !r) return r;
+    }
+    if (auto stopped = stop_locked(name, 30, false); !stopped) {
+      if (auto killed = stop_locked(name, 0, true); !killed) return killed;
+    }
+  }
+  if (auto restored = pool_.restore_snapshot(name, snap); !restored) return restored;
+  // Config and devices come back from the snapshot; the instance's volatile state stays.
+  nlohmann::json next = *doc;
+  nlohmann::json config = (**snapshot).value("config", nlohmann::json::object());
+  for (const auto& [k, v] : config_of(*doc)) {
+    if (k.rfind("volatile.", 0) == 0) config[k] = v;
+  }
+  next["config"] = config;
+  next["devices"] = (**snapshot).value("devices", nlohmann::json::object());
+  next["profiles"] = (**snapshot).value("profiles", nlohmann::json::array());
+  if (auto stored = db_.change({{Op::replace, DocumentKind::instance, name, next, {}}}); !stored) return stored;
+  if (was_running) return start_locked(name);
+  return {};
+}
+
+}  // namespace berth::daemon

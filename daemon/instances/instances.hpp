@@ -1,0 +1,112 @@
+#pragma once
+// berthd's instances: what the /1.0/instances API does, over the database (what is declared),
+// the storage pool (the volumes), the image store (what a volume is made from) and the liblxc
+// driver (what runs). Each change is one multi-step job that undoes its earlier steps when a
+// later one fails, so a failed create leaves no volume, config or record behind.
+//
+// The instance document (Database, DocumentKind::instance) holds LXD's stored fields:
+// architecture, config (with volatile.*), devices, ephemeral, stateful, description, profiles,
+// created_at, last_used_at. A snapshot's (key "NAME/SNAP") holds the same plus expires_at.
+// Status is never stored: it is liblxc's, read when asked.
+//
+// Thread contract: any thread may call. Changes to one instance are serialised by a lock per
+// name (they run as task operations, on workers); reads take no instance lock.
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon/db/database.hpp"
+#include "daemon/images/image_store.hpp"
+#include "daemon/instances/idmap.hpp"
+#include "daemon/instances/lxc_driver.hpp"
+#include "daemon/storage/pool.hpp"
+
+namespace berth::daemon {
+
+// What POST /1.0/instances asks for, checked (Instances::check_create) before the 202.
+struct CreateRequest {
+  std::string name;
+  std::string description;
+  bool ephemeral = false;
+  std::vector<std::string> profiles;
+  std::map<std::string, std::string> config;
+  std::map<std::string, std::map<std::string, std::string>> devices;
+  // From an image: its fingerprint. From a copy: the source instance and, for a snapshot, its name.
+  std::string image;
+  std::string copy_of;
+  std::string copy_snapshot;
+  bool instance_only = false;
+};
+
+// PUT /1.0/instances/NAME/state.
+struct StateChange {
+  std::string action;  // start, stop, restart, freeze, unfreeze
+  int timeout = -1;    // seconds for a clean stop; -1: as long as it takes
+  bool force = false;
+};
+
+class Instances {
+ public:
+  Instances(Database& db, StoragePool& pool, LxcDriver& driver, ImageStore& images, Idmap idmap,
+            std::string architecture);
+
+  // ---- reads: the LXD objects (lxd-protocol.md §5.1, §3.4) ----
+  [[nodiscard]] Result<std::vector<std::string>> names() const;
+  // Instance, or InstanceFull (with state, snapshots, backups) when `full`.
+  [[nodiscard]] Result<nlohmann::json> render(const std::string& name, bool full) const;
+  [[nodiscard]] Result<nlohmann::json> render_state(const std::string& name) const;
+  [[nodiscard]] Result<std::vector<std::string>> snapshot_names(const std::string& name) const;
+  [[nodiscard]] Result<nlohmann::json> render_snapshot(const std::string& name, const std::string& snap) const;
+  // The instance's writable part as stored (for ETag and If-Match).
+  [[nodiscard]] Result<nlohmann::json> writable(const std::string& name) const;
+
+  // ---- checks made before an operation starts (so the client gets a 400/404/409 at once) ----
+  [[nodiscard]] Result<CreateRequest> check_create(const nlohmann::json& body) const;
+  [[nodiscard]] Result<StateChange> check_state_change(const std::string& name, const nlohmann::json& body) const;
+
+  // ---- changes: each runs on a worker, under the instance's lock ----
+  [[nodiscard]] Result<void> create(const CreateRequest& request);
+  [[nodiscard]] Result<void> change_state(const std::string& name, const StateChange& change);
+  // PUT (whole writable part) or PATCH (merge); a running container's limits change live.
+  [[nodiscard]] Result<void> update(const std::string& name, const nlohmann::json& body, bool patch);
+  [[nodiscard]] Result<void> rename(const std::string& from, const std::string& to);
+  [[nodiscard]] Result<void> remove(const std::string& name);
+  [[nodiscard]] Result<void> create_snapshot(const std::string& name, const std::string& snap);
+  [[nodiscard]] Result<void> remove_snapshot(const std::string& name, const std::string& snap);
+  [[nodiscard]] Result<void> rename_snapshot(const std::string& name, const std::string& from, const std::string& to);
+  // The instance becomes the snapshot (volume, config, devices); a running one is stopped first
+  // and started again after.
+  [[nodiscard]] Result<void> restore(const std::string& name, const std::string& snap);
+
+  // The next free "snapN" for a snapshot without a name.
+  [[nodiscard]] Result<std::string> next_snapshot_name(const std::string& name) const;
+
+ private:
+  [[nodiscard]] Result<nlohmann::json> load(const std::string& name) const;
+  [[nodiscard]] Result<nlohmann::json> expanded(const nlohmann::json& doc, const char* field) const;
+  [[nodiscard]] Result<ContainerSpec> spec_of(const std::string& name, const nlohmann::json& doc) const;
+  [[nodiscard]] Result<void> start_locked(const std::string& name);
+  [[nodiscard]] Result<void> stop_locked(const std::string& name, int timeout, bool force);
+  [[nodiscard]] Result<void> set_config_key(const std::string& name, const std::string& key, const std::string& value);
+  [[nodiscard]] Result<std::string> resolve_image(const std::string& ref) const;
+  [[nodiscard]] std::unique_lock<std::mutex> lock(const std::string& name);
+
+  Database& db_;
+  StoragePool& pool_;
+  LxcDriver& driver_;
+  ImageStore& images_;
+  Idmap idmap_;
+  std::string architecture_;
+
+  std::mutex locks_mu_;
+  std::map<std::string, std::shared_ptr<std::mutex>> locks_;
+};
+
+}  // namespace berth::daemon
