@@ -24,7 +24,9 @@ namespace {
 
 constexpr std::string_view kRootfsSuffix = ".rootfs";
 
-lxd::Error invalid(const std::string& message) { return make_error(ErrorKind::invalid_argument, message); }
+lxd::Error invalid(const std::string& message) {
+  return make_error(ErrorKind::invalid_argument, message);
+}
 
 lxd::Error fs_error(const std::string& what, const fs::path& path, const std::error_code& ec) {
   return make_error(ErrorKind::io, what + " " + path.string() + ": " + ec.message());
@@ -272,7 +274,9 @@ Result<std::unique_ptr<ImageStore>> ImageStore::open(fs::path dir) {
   return std::unique_ptr<ImageStore>(new ImageStore(std::move(dir)));
 }
 
-fs::path ImageStore::temp_path() const { return images::unique_name(dir_, images::kUploadPrefix); }
+fs::path ImageStore::temp_path() const {
+  return images::unique_name(dir_, images::kUploadPrefix);
+}
 
 Result<StoredImage> ImageStore::import_unified(const fs::path& tarball,
                                                const std::optional<std::string>& expected_fingerprint) {
@@ -324,7 +328,9 @@ Result<StoredImage> ImageStore::commit(const std::vector<fs::path>& inputs, Stor
   }
   if (inputs.size() == 2) {
     fs::rename(inputs[1], rootfs, ec);
-    if (ec) return fs_error("cannot move the upload into the store (it must be inside the store's directory):", inputs[1], ec);
+    if (ec)
+      return fs_error("cannot move the upload into the store (it must be inside the store's directory):", inputs[1],
+                      ec);
   }
   fs::rename(inputs[0], main, ec);
   if (ec) {
@@ -386,7 +392,8 @@ Result<void> ImageStore::remove(const std::string& fingerprint) {
   if (ec) return fs_error("cannot remove", dir_ / (fingerprint + std::string{kRootfsSuffix}), ec);
   const bool had_main = fs::remove(dir_ / fingerprint, ec);
   if (ec) return fs_error("cannot remove", dir_ / fingerprint, ec);
-  if (!had_main && !had_rootfs) return make_error(ErrorKind::not_found, "image " + fingerprint + " is not in the store");
+  if (!had_main && !had_rootfs)
+    return make_error(ErrorKind::not_found, "image " + fingerprint + " is not in the store");
   return {};
 }
 

@@ -18,16 +18,18 @@ using lxd::make_error;
 
 constexpr std::size_t kMetadataLimit = std::size_t{1} << 20;
 
-lxd::Error invalid(const std::string& message) { return make_error(ErrorKind::invalid_argument, message); }
+lxd::Error invalid(const std::string& message) {
+  return make_error(ErrorKind::invalid_argument, message);
+}
 
 // LXD's architecture names and the aliases it accepts for them (shared/osarch/architectures.go).
 bool known_architecture(std::string_view name) {
   static constexpr std::array<std::string_view, 34> kNames = {
-      "i686",    "x86_64",  "armv6l",     "armv7l",    "armv8l",  "aarch64",      "ppc",
-      "ppc64",   "ppc64le", "s390x",      "mips",      "mips64",  "riscv32",      "riscv64",
-      "i386",    "i586",    "386",        "x86",       "generic_32", "amd64",     "generic_64",
-      "armel",   "arm",     "armhf",      "armhfp",    "armv7a_hardfp", "armv7",  "armv7a_vfpv3_hardfp",
-      "arm64",   "arm64_generic", "powerpc", "powerpc64", "ppc64el", "mipsel"};
+      "i686",  "x86_64",        "armv6l",  "armv7l",    "armv8l",        "aarch64", "ppc",
+      "ppc64", "ppc64le",       "s390x",   "mips",      "mips64",        "riscv32", "riscv64",
+      "i386",  "i586",          "386",     "x86",       "generic_32",    "amd64",   "generic_64",
+      "armel", "arm",           "armhf",   "armhfp",    "armv7a_hardfp", "armv7",   "armv7a_vfpv3_hardfp",
+      "arm64", "arm64_generic", "powerpc", "powerpc64", "ppc64el",       "mipsel"};
   for (const auto known : kNames) {
     if (known == name) return true;
   }
@@ -85,7 +87,8 @@ lxd::Result<ImageMetadata> parse_root(const YAML::Node& root) {
   }
   out.architecture = arch.Scalar();
   if (!known_architecture(out.architecture)) {
-    return invalid("metadata.yaml: unknown architecture \"" + out.architecture + "\" (LXD's names: x86_64, aarch64, ...)");
+    return invalid("metadata.yaml: unknown architecture \"" + out.architecture +
+                   "\" (LXD's names: x86_64, aarch64, ...)");
   }
   if (!root["creation_date"]) return invalid("metadata.yaml has no creation_date (unix seconds)");
   auto created = date_field(root, "creation_date");
@@ -156,7 +159,8 @@ lxd::Result<ImageMetadata> read_image_metadata(const std::filesystem::path& tarb
     // Keep reading to the end even when both are found: a truncated or corrupt tail is refused now,
     // not at the first launch.
   }
-  if (!metadata) return invalid(what + " " + tarball.filename().string() + " has no metadata.yaml: it is not an LXD image");
+  if (!metadata)
+    return invalid(what + " " + tarball.filename().string() + " has no metadata.yaml: it is not an LXD image");
   if (role == TarballRole::unified && !rootfs) {
     return invalid(vm ? "image tarball holds rootfs.img, a virtual-machine image; berthd runs containers only"
                       : "image tarball " + tarball.filename().string() + " has no rootfs/ directory");

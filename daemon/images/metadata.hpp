@@ -18,7 +18,7 @@
 namespace berth::daemon {
 
 struct ImageMetadata {
-  std::string architecture;  // as written: LXD's name ("x86_64") or one of its aliases ("amd64")
+  std::string architecture;        // as written: LXD's name ("x86_64") or one of its aliases ("amd64")
   std::int64_t creation_date = 0;  // unix seconds
   std::optional<std::int64_t> expiry_date;
   std::map<std::string, std::string> properties;

@@ -29,7 +29,8 @@ lxd::Error invalid(const std::string& message) {
 
 std::string lower(std::string_view text) {
   std::string out{text};
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return out;
 }
 
@@ -91,7 +92,7 @@ class BodyScanner {
     std::size_t copied = 0;
     for (;;) {
       const auto found = buffer_.find(delimiter);
-      const std::size_t keep = found != std::string::npos ? found
+      const std::size_t keep = found != std::string::npos           ? found
                                : buffer_.size() >= delimiter.size() ? buffer_.size() - delimiter.size() + 1
                                                                     : 0;
       auto written = emit(keep, out, out_path);
@@ -297,8 +298,7 @@ Result<std::map<std::string, std::string>> parse_properties_header(const std::st
     auto key = percent_decode(pair.substr(0, eq));
     auto val = eq == std::string_view::npos ? std::optional<std::string>{""} : percent_decode(pair.substr(eq + 1));
     if (!key || !val) {
-      return make_error(ErrorKind::invalid_argument,
-                        "X-LXD-properties: bad %-escape in \"" + std::string{pair} + "\"");
+      return make_error(ErrorKind::invalid_argument, "X-LXD-properties: bad %-escape in \"" + std::string{pair} + "\"");
     }
     if (key->empty()) {
       return make_error(ErrorKind::invalid_argument, "X-LXD-properties: \"" + std::string{pair} + "\" has no name");

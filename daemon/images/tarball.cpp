@@ -7,7 +7,9 @@
 
 namespace berth::daemon::images {
 
-void ArchiveFree::operator()(archive* a) const { archive_free(a); }  // archive_free also works for writers
+void ArchiveFree::operator()(archive* a) const {
+  archive_free(a);
+}  // archive_free also works for writers
 
 std::string archive_error_text(archive* a) {
   const char* text = archive_error_string(a);

@@ -41,7 +41,9 @@ class TempDir {
   fs::path path_;
 };
 
-void run(const std::string& command) { ASSERT_EQ(std::system(command.c_str()), 0) << command; }
+void run(const std::string& command) {
+  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+}
 
 std::string sha256sum(const std::string& files) {
   FILE* pipe = ::popen(("cat " + files + " | sha256sum").c_str(), "r");
@@ -84,7 +86,8 @@ fs::path make_tree(const fs::path& dir, const std::string& metadata = kMetadata)
   write_file(tree / "metadata.yaml", metadata);
   write_file(tree / "templates/hostname.tpl", "{{ container.name }}\n");
   write_file(tree / "rootfs/bin/busybox", std::string(100000, 'b'));
-  for (const char* d : {"sbin", "etc", "proc", "sys", "dev", "tmp", "root"}) fs::create_directories(tree / "rootfs" / d);
+  for (const char* d : {"sbin", "etc", "proc", "sys", "dev", "tmp", "root"})
+    fs::create_directories(tree / "rootfs" / d);
   fs::create_symlink("busybox", tree / "rootfs/bin/sh");
   fs::create_symlink("../bin/busybox", tree / "rootfs/sbin/init");
   return tree;
