@@ -9,13 +9,8 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
-#include <vector>
 
 namespace berth::daemon::images {
-
-namespace {
-constexpr std::size_t kChunk = std::size_t{1} << 20;
-}
 
 Fd::~Fd() {
   if (fd_ >= 0) ::close(fd_);
@@ -88,21 +83,6 @@ std::string Sha256::hex() {
     out += kHex[digest[i] & 0xf];
   }
   return out;
-}
-
-Result<std::uint64_t> hash_file(const std::filesystem::path& path, Sha256& hash) {
-  Fd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  if (!fd.valid()) return io_error("cannot open", path, errno);
-  std::vector<char> buffer(kChunk);
-  std::uint64_t size = 0;
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return io_error("cannot read", path, errno);
-    if (n == 0) return size;
-    hash.update(std::span<const char>{buffer.data(), static_cast<std::size_t>(n)});
-    size += static_cast<std::uint64_t>(n);
-  }
 }
 
 Result<std::string> read_prefix(const std::filesystem::path& path, std::size_t n) {

@@ -1,7 +1,7 @@
 #pragma once
 // Small file helpers for the image store (internal to daemon/images): an owned file descriptor,
-// fresh unique file names, and a streaming sha256 (OpenSSL EVP) over files read in chunks, so an
-// image of several GiB is never held in memory.
+// fresh unique file names, and a sha256 (OpenSSL EVP) fed in pieces, so an image of several GiB is
+// hashed as it is read, never held in memory.
 //
 // Thread contract: none shared; each object belongs to the thread that made it.
 
@@ -72,9 +72,6 @@ class Sha256 {
   };
   std::unique_ptr<evp_md_ctx_st, Free> ctx_;
 };
-
-// Feeds the whole file to `hash`; returns its size in bytes.
-[[nodiscard]] Result<std::uint64_t> hash_file(const std::filesystem::path& path, Sha256& hash);
 
 // The first `n` bytes of a file (fewer when it is shorter).
 [[nodiscard]] Result<std::string> read_prefix(const std::filesystem::path& path, std::size_t n);

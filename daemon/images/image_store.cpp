@@ -282,14 +282,11 @@ Result<StoredImage> ImageStore::import_unified(const fs::path& tarball,
                                                const std::optional<std::string>& expected_fingerprint) {
   RemoveOnExit inputs{{tarball}};
   images::Sha256 hash;
-  auto size = images::hash_file(tarball, hash);
-  if (!size) return size.error();
-  StoredImage image{hash.hex(), *size, false, {}};
+  auto file = read_image_file(tarball, TarballRole::unified, ReadExtent::whole_file, &hash);
+  if (!file) return file.error();
+  StoredImage image{hash.hex(), file->size, false, std::move(file->metadata)};
   auto expected = check_expected(image.fingerprint, expected_fingerprint);
   if (!expected) return expected.error();
-  auto metadata = read_image_metadata(tarball, TarballRole::unified);
-  if (!metadata) return metadata.error();
-  image.metadata = std::move(*metadata);
   inputs.dismiss();
   return commit({tarball}, std::move(image));
 }
@@ -298,20 +295,17 @@ Result<StoredImage> ImageStore::import_split(const fs::path& metadata_tarball, c
                                              const std::optional<std::string>& expected_fingerprint) {
   RemoveOnExit inputs{{metadata_tarball, rootfs_tarball}};
   images::Sha256 hash;
-  auto metadata_size = images::hash_file(metadata_tarball, hash);
-  if (!metadata_size) return metadata_size.error();
-  auto rootfs_size = images::hash_file(rootfs_tarball, hash);
-  if (!rootfs_size) return rootfs_size.error();
-  StoredImage image{hash.hex(), *metadata_size + *rootfs_size, true, {}};
-  auto expected = check_expected(image.fingerprint, expected_fingerprint);
-  if (!expected) return expected.error();
-  auto metadata = read_image_metadata(metadata_tarball, TarballRole::split_metadata);
-  if (!metadata) return metadata.error();
-  // The rootfs is read whole only when unpacked; its kind is checked now.
-  auto rootfs = images::TarReader::open(rootfs_tarball, "rootfs tarball");
+  auto file = read_image_file(metadata_tarball, TarballRole::split_metadata, ReadExtent::whole_file, &hash);
+  if (!file) return file.error();
+  // The rootfs is checked for its kind (its first entry) and hashed; it is read whole only when unpacked.
+  auto rootfs = images::TarReader::open(rootfs_tarball, "rootfs tarball", &hash);
   if (!rootfs) return rootfs.error();
   if (auto first = rootfs->next(); !first) return first.error();
-  image.metadata = std::move(*metadata);
+  auto rootfs_size = rootfs->drain();
+  if (!rootfs_size) return rootfs_size.error();
+  StoredImage image{hash.hex(), file->size + *rootfs_size, true, std::move(file->metadata)};
+  auto expected = check_expected(image.fingerprint, expected_fingerprint);
+  if (!expected) return expected.error();
   inputs.dismiss();
   return commit({metadata_tarball, rootfs_tarball}, std::move(image));
 }
@@ -354,9 +348,10 @@ Result<StoredImage> ImageStore::read(const std::string& fingerprint) const {
     if (ec) return fs_error("cannot read the size of", path, ec);
     image.size += size;
   }
-  auto metadata = read_image_metadata(paths[0], image.split ? TarballRole::split_metadata : TarballRole::unified);
-  if (!metadata) return metadata.error();
-  image.metadata = std::move(*metadata);
+  auto file = read_image_file(paths[0], image.split ? TarballRole::split_metadata : TarballRole::unified,
+                              ReadExtent::until_found);
+  if (!file) return file.error();
+  image.metadata = std::move(file->metadata);
   return image;
 }
 

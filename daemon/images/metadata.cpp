@@ -7,6 +7,7 @@
 #include <charconv>
 #include <string_view>
 
+#include "daemon/images/files.hpp"
 #include "daemon/images/tarball.hpp"
 
 namespace berth::daemon {
@@ -136,9 +137,10 @@ lxd::Result<ImageMetadata> parse_image_metadata(const std::string& yaml) {
   }
 }
 
-lxd::Result<ImageMetadata> read_image_metadata(const std::filesystem::path& tarball, TarballRole role) {
+lxd::Result<ImageFile> read_image_file(const std::filesystem::path& tarball, TarballRole role, ReadExtent extent,
+                                       images::Sha256* hash) {
   const std::string what = role == TarballRole::unified ? "image tarball" : "metadata tarball";
-  auto reader = images::TarReader::open(tarball, what);
+  auto reader = images::TarReader::open(tarball, what, hash);
   if (!reader) return reader.error();
   std::optional<lxd::Result<ImageMetadata>> metadata;
   bool rootfs = false;
@@ -156,8 +158,8 @@ lxd::Result<ImageMetadata> read_image_metadata(const std::filesystem::path& tarb
     }
     rootfs = rootfs || is_under(name, "rootfs") || is_name(name, "rootfs");
     vm = vm || is_name(name, "rootfs.img");
-    // Keep reading to the end even when both are found: a truncated or corrupt tail is refused now,
-    // not at the first launch.
+    const bool found = metadata && (rootfs || role == TarballRole::split_metadata);
+    if (found && extent == ReadExtent::until_found) break;
   }
   if (!metadata)
     return invalid(what + " " + tarball.filename().string() + " has no metadata.yaml: it is not an LXD image");
@@ -165,7 +167,10 @@ lxd::Result<ImageMetadata> read_image_metadata(const std::filesystem::path& tarb
     return invalid(vm ? "image tarball holds rootfs.img, a virtual-machine image; berthd runs containers only"
                       : "image tarball " + tarball.filename().string() + " has no rootfs/ directory");
   }
-  return std::move(*metadata);
+  if (extent == ReadExtent::until_found) return ImageFile{std::move(**metadata), 0};
+  auto size = reader->drain();
+  if (!size) return size.error();
+  return ImageFile{std::move(**metadata), *size};
 }
 
 }  // namespace berth::daemon

@@ -17,6 +17,10 @@
 
 namespace berth::daemon {
 
+namespace images {
+class Sha256;
+}
+
 struct ImageMetadata {
   std::string architecture;        // as written: LXD's name ("x86_64") or one of its aliases ("amd64")
   std::int64_t creation_date = 0;  // unix seconds
@@ -30,8 +34,20 @@ struct ImageMetadata {
 
 enum class TarballRole { unified, split_metadata };
 
+// How much of a tarball to read: all of it when importing (a truncated or corrupt one is refused
+// then, not at the first launch), only up to what is looked for when re-reading a stored image.
+enum class ReadExtent { whole_file, until_found };
+
+// What reading an image file found.
+struct ImageFile {
+  ImageMetadata metadata;
+  std::uint64_t size = 0;  // the file's bytes (ReadExtent::whole_file only)
+};
+
 // Reads the tarball's metadata.yaml (also "./metadata.yaml") and, for a unified one, checks that
-// it holds rootfs/. invalid_argument when it is not an image of that kind.
-[[nodiscard]] lxd::Result<ImageMetadata> read_image_metadata(const std::filesystem::path& tarball, TarballRole role);
+// it holds rootfs/. invalid_argument when it is not an image of that kind. With `hash` (whole_file
+// only), every byte of the file is fed to it on the way: the fingerprint costs no second read.
+[[nodiscard]] lxd::Result<ImageFile> read_image_file(const std::filesystem::path& tarball, TarballRole role,
+                                                     ReadExtent extent, images::Sha256* hash = nullptr);
 
 }  // namespace berth::daemon

@@ -2,14 +2,50 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include "daemon/images/files.hpp"
 
 namespace berth::daemon::images {
 
+namespace {
+
+constexpr std::size_t kReadChunk = 256 * 1024;
+
+// One read(2) into the source's buffer, hashed; 0 at the end of the file, -1 (errno set) on error.
+ssize_t read_chunk(TarSource& source) {
+  source.buffer.resize(kReadChunk);
+  ssize_t n = 0;
+  do {
+    n = ::read(source.fd.get(), source.buffer.data(), source.buffer.size());
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) return n;
+  if (source.hash != nullptr)
+    source.hash->update(std::span<const char>{source.buffer.data(), static_cast<std::size_t>(n)});
+  source.size += static_cast<std::uint64_t>(n);
+  return n;
+}
+
+la_ssize_t read_callback(archive* a, void* client, const void** data) {
+  auto& source = *static_cast<TarSource*>(client);
+  const ssize_t n = read_chunk(source);
+  if (n < 0) {
+    archive_set_error(a, errno, "read failed");
+    return -1;
+  }
+  *data = source.buffer.data();
+  return n;
+}
+
+}  // namespace
+
+// archive_free also frees writers.
 void ArchiveFree::operator()(archive* a) const {
   archive_free(a);
-}  // archive_free also works for writers
+}
 
 std::string archive_error_text(archive* a) {
   const char* text = archive_error_string(a);
@@ -21,7 +57,7 @@ bool is_squashfs(const std::filesystem::path& path) {
   return head.ok() && *head == "hsqs";
 }
 
-Result<TarReader> TarReader::open(const std::filesystem::path& path, const std::string& what) {
+Result<TarReader> TarReader::open(const std::filesystem::path& path, const std::string& what, Sha256* hash) {
   if (is_squashfs(path)) {
     return lxd::make_error(lxd::ErrorKind::invalid_argument,
                            what + " " + path.filename().string() +
@@ -33,8 +69,13 @@ Result<TarReader> TarReader::open(const std::filesystem::path& path, const std::
   archive_read_support_filter_all(a.get());
   archive_read_support_format_tar(a.get());
   archive_read_support_format_gnutar(a.get());
-  TarReader reader{std::move(a), path, what};
-  if (archive_read_open_filename(reader.get(), path.c_str(), 64 * 1024) != ARCHIVE_OK) {
+  auto source = std::make_unique<TarSource>();
+  source->fd = Fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (!source->fd.valid()) return io_error("cannot open", path, errno);
+  source->hash = hash;
+  TarReader reader{std::move(source), std::move(a), path, what};
+  // No skip or seek callback: libarchive reads every byte, in order, through read_callback.
+  if (archive_read_open(reader.get(), reader.source_.get(), nullptr, read_callback, nullptr) != ARCHIVE_OK) {
     return reader.error("cannot open");
   }
   return reader;
@@ -44,6 +85,14 @@ lxd::Error TarReader::error(const std::string& doing) const {
   return lxd::make_error(lxd::ErrorKind::invalid_argument, what_ + " " + path_.filename().string() + ": " + doing +
                                                                ": " + archive_error_text(a_.get()) +
                                                                " (is it a tarball, complete and uncorrupted?)");
+}
+
+Result<std::uint64_t> TarReader::drain() {
+  for (;;) {
+    const ssize_t n = read_chunk(*source_);
+    if (n < 0) return io_error("cannot read", path_, errno);
+    if (n == 0) return source_->size;
+  }
 }
 
 Result<archive_entry*> TarReader::next() {

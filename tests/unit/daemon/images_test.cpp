@@ -255,6 +255,17 @@ TEST_F(ImageStoreTest, UnifiedFingerprintIsSha256OfTheFile) {
   EXPECT_EQ(read_file(store->dir() / image->fingerprint), read_file(tarball));
 }
 
+TEST_F(ImageStoreTest, UncompressedTarWithTrailingBytesIsHashedWhole) {
+  const auto tree = make_tree(tmp.path());
+  const auto tarball = tmp.path() / "bb.tar";
+  run("tar -C " + tree.string() + " -cf " + tarball.string() + " metadata.yaml templates rootfs");
+  run("head -c 300000 /dev/zero >> " + tarball.string());  // past the end-of-archive marker
+  auto image = store->import_unified(upload(tarball), std::nullopt);
+  ASSERT_TRUE(image.ok()) << image.error().message;
+  EXPECT_EQ(image->fingerprint, sha256sum(tarball.string()));
+  EXPECT_EQ(image->size, fs::file_size(tarball));
+}
+
 TEST_F(ImageStoreTest, SplitFingerprintIsSha256OfMetadataThenRootfs) {
   const auto split = make_split(tmp.path());
   auto image = store->import_split(upload(split.metadata), upload(split.rootfs), std::nullopt);
