@@ -393,6 +393,7 @@ Result<void> ImageStore::remove(const std::string& fingerprint) {
 }
 
 Result<void> ImageStore::unpack(const std::string& fingerprint, const fs::path& target, const IdShift& shift) const {
+  if (!shift.uid || !shift.gid) return invalid("unpack needs both a uid and a gid mapping");
   const auto paths = files(fingerprint);
   if (paths.empty()) return make_error(ErrorKind::not_found, "image " + fingerprint + " is not in the store");
   auto created = prepare_target(target);

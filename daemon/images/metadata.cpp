@@ -161,11 +161,10 @@ lxd::Result<ImageFile> read_image_file(const std::filesystem::path& tarball, Tar
     const bool found = metadata && (rootfs || role == TarballRole::split_metadata);
     if (found && extent == ReadExtent::until_found) break;
   }
-  if (!metadata)
-    return invalid(what + " " + tarball.filename().string() + " has no metadata.yaml: it is not an LXD image");
+  if (!metadata) return invalid("the " + what + " has no metadata.yaml: it is not an LXD image");
   if (role == TarballRole::unified && !rootfs) {
     return invalid(vm ? "image tarball holds rootfs.img, a virtual-machine image; berthd runs containers only"
-                      : "image tarball " + tarball.filename().string() + " has no rootfs/ directory");
+                      : std::string{"the image tarball has no rootfs/ directory"});
   }
   if (extent == ReadExtent::until_found) return ImageFile{std::move(**metadata), 0};
   auto size = reader->drain();

@@ -60,7 +60,7 @@ bool is_squashfs(const std::filesystem::path& path) {
 Result<TarReader> TarReader::open(const std::filesystem::path& path, const std::string& what, Sha256* hash) {
   if (is_squashfs(path)) {
     return lxd::make_error(lxd::ErrorKind::invalid_argument,
-                           what + " " + path.filename().string() +
+                           "the " + what +
                                " is a squashfs filesystem; berthd takes tarballs only (convert it with sqfs2tar "
                                "or import a .tar.xz rootfs)");
   }
@@ -82,8 +82,8 @@ Result<TarReader> TarReader::open(const std::filesystem::path& path, const std::
 }
 
 lxd::Error TarReader::error(const std::string& doing) const {
-  return lxd::make_error(lxd::ErrorKind::invalid_argument, what_ + " " + path_.filename().string() + ": " + doing +
-                                                               ": " + archive_error_text(a_.get()) +
+  return lxd::make_error(lxd::ErrorKind::invalid_argument, "the " + what_ + ": " + doing + ": " +
+                                                               archive_error_text(a_.get()) +
                                                                " (is it a tarball, complete and uncorrupted?)");
 }
 
@@ -111,9 +111,9 @@ Result<std::string> TarReader::read_data(std::size_t limit) {
     if (n < 0) return error("cannot read an entry's data");
     if (n == 0) return out;
     if (out.size() + static_cast<std::size_t>(n) > limit) {
-      return lxd::make_error(lxd::ErrorKind::invalid_argument,
-                             what_ + " " + path_.filename().string() + ": an entry is larger than " +
-                                 std::to_string(limit) + " bytes where a small file was expected");
+      return lxd::make_error(lxd::ErrorKind::invalid_argument, "the " + what_ + ": an entry is larger than " +
+                                                                   std::to_string(limit) +
+                                                                   " bytes where a small file was expected");
     }
     out.append(buffer, static_cast<std::size_t>(n));
   }

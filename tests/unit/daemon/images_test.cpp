@@ -460,6 +460,23 @@ TEST_F(ImageStoreTest, UnpackRefusesWritingThroughASymlink) {
   EXPECT_TRUE(fs::exists(target / "x"));  // not empty: refused, untouched
 }
 
+TEST_F(ImageStoreTest, UnpackRefusesAHardLinkThroughASymlink) {
+  const auto outside = tmp.path() / "outside";
+  write_file(outside / "secret", "host's");
+  const auto image = import_entries(image_entries({
+      symlink("rootfs/escape", outside.string()),
+      hardlink("rootfs/grab", "rootfs/escape/secret", 0),
+  }));
+  auto unpacked = store->unpack(image.fingerprint, tmp.path() / "c1", shift_by(1000000));
+  ASSERT_FALSE(unpacked.ok());
+  EXPECT_NE(unpacked.error().message.find("rootfs/grab"), std::string::npos) << unpacked.error().message;
+  struct stat st {};
+  ASSERT_EQ(::stat((outside / "secret").c_str(), &st), 0);
+  EXPECT_EQ(st.st_nlink, 1u);
+  EXPECT_EQ(st.st_uid, 0u);
+  EXPECT_FALSE(fs::exists(tmp.path() / "c1"));
+}
+
 TEST_F(ImageStoreTest, UnpackSplitImagePutsTheRootfsUnderRootfs) {
   const auto split = make_split(tmp.path());
   auto image = store->import_split(upload(split.metadata), upload(split.rootfs), std::nullopt);
