@@ -66,7 +66,12 @@ Result<TarReader> TarReader::open(const std::filesystem::path& path, const std::
   }
   ArchivePtr a{archive_read_new()};
   if (!a) throw std::bad_alloc();
-  archive_read_support_filter_all(a.get());
+  // Named filters only: filter_all would also run external programs (lrzip, lzop, ...).
+  archive_read_support_filter_gzip(a.get());
+  archive_read_support_filter_xz(a.get());
+  archive_read_support_filter_lzma(a.get());
+  archive_read_support_filter_bzip2(a.get());
+  archive_read_support_filter_zstd(a.get());
   archive_read_support_format_tar(a.get());
   archive_read_support_format_gnutar(a.get());
   auto source = std::make_unique<TarSource>();

@@ -266,6 +266,22 @@ TEST_F(ImageStoreTest, UncompressedTarWithTrailingBytesIsHashedWhole) {
   EXPECT_EQ(image->size, fs::file_size(tarball));
 }
 
+TEST_F(ImageStoreTest, Bzip2XzAndZstdTarballsAreRead) {
+  const auto tree = make_tree(tmp.path());
+  for (const std::string flags : {"-cjf", "-cJf", "--zstd -cf"}) {
+    if (flags.starts_with("--zstd") && std::system("command -v zstd >/dev/null") != 0) continue;
+    const auto tarball = tmp.path() / "bb.tar.x";
+    run("tar -C " + tree.string() + " " + flags + " " + tarball.string() + " metadata.yaml templates rootfs");
+    auto image = store->import_unified(upload(tarball), std::nullopt);
+    ASSERT_TRUE(image.ok()) << flags << ": " << image.error().message;
+    EXPECT_EQ(image->fingerprint, sha256sum(tarball.string()));
+    const auto target = tmp.path() / "c1";
+    ASSERT_TRUE(store->unpack(image->fingerprint, target, shift_by(0)).ok()) << flags;
+    EXPECT_EQ(fs::file_size(target / "rootfs/bin/busybox"), 100000u);
+    fs::remove_all(target);
+  }
+}
+
 TEST_F(ImageStoreTest, SplitFingerprintIsSha256OfMetadataThenRootfs) {
   const auto split = make_split(tmp.path());
   auto image = store->import_split(upload(split.metadata), upload(split.rootfs), std::nullopt);
