@@ -59,6 +59,17 @@ Result<void> check_fingerprint(const std::string& fingerprint) {
   return invalid("\"" + fingerprint + "\" is not an image fingerprint (64 lowercase hex digits)");
 }
 
+// What a crash can leave in the store: an upload in progress, or a split image's rootfs moved in
+// without its metadata tarball (commit() moves the rootfs first).
+bool is_leftover(const fs::path& path) {
+  const auto name = path.filename().string();
+  if (name.starts_with(images::kUploadPrefix)) return true;
+  if (!name.ends_with(kRootfsSuffix)) return false;
+  std::error_code ec;
+  const auto fingerprint = name.substr(0, name.size() - kRootfsSuffix.size());
+  return is_fingerprint(fingerprint) && !fs::exists(path.parent_path() / fingerprint, ec);
+}
+
 // Makes `dir` (parents as needed) with the last component mode 0700.
 Result<void> make_private_dir(const fs::path& dir) {
   std::error_code ec;
@@ -268,7 +279,7 @@ Result<std::unique_ptr<ImageStore>> ImageStore::open(fs::path dir) {
   if (!made) return made.error();
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    if (entry.path().filename().string().starts_with(images::kUploadPrefix)) fs::remove(entry.path(), ec);
+    if (is_leftover(entry.path())) fs::remove(entry.path(), ec);
   }
   if (ec) return fs_error("cannot list", dir, ec);
   return std::unique_ptr<ImageStore>(new ImageStore(std::move(dir)));

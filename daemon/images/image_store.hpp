@@ -42,8 +42,8 @@ struct StoredImage {
 
 class ImageStore {
  public:
-  // Opens the directory `dir` (DIR/images), creating it mode 0700, and removes uploads a previous
-  // run left unfinished.
+  // Opens the directory `dir` (DIR/images), creating it mode 0700, and removes what a previous
+  // run left unfinished (uploads, a split image's rootfs without its metadata tarball).
   [[nodiscard]] static lxd::Result<std::unique_ptr<ImageStore>> open(std::filesystem::path dir);
 
   // Imports a unified tarball. `expected_fingerprint` (X-LXD-fingerprint) must match when given.

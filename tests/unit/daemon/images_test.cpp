@@ -360,11 +360,15 @@ TEST_F(ImageStoreTest, ImagesSurviveReopeningTheStore) {
   ASSERT_TRUE(image.ok());
   const auto leftover = store->temp_path();
   write_file(leftover, "half an upload");
+  const auto orphan = store->dir() / (std::string(64, 'e') + ".rootfs");
+  write_file(orphan, "a rootfs whose metadata never arrived");
   store.reset();
 
   auto reopened = ImageStore::open(tmp.path() / "images");
   ASSERT_TRUE(reopened.ok());
   EXPECT_FALSE(fs::exists(leftover));
+  EXPECT_FALSE(fs::exists(orphan));
+  EXPECT_TRUE(fs::exists((*reopened)->dir() / image->fingerprint));
   EXPECT_EQ((fs::status(tmp.path() / "images").permissions() & fs::perms::all), fs::perms::owner_all);
   auto read = (*reopened)->read(image->fingerprint);
   ASSERT_TRUE(read.ok()) << read.error().message;
