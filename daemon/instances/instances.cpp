@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/instances/shift.hpp"
 #include "daemon/operations/operations.hpp"
 #include "engine/util/time.hpp"
 
@@ -408,7 +409,8 @@ Result<void> Instances::create(const CreateRequest& request) {
     if (!image) return image.error();
     if (image->has_value()) {
       architecture = (**image).value("architecture", architecture_);
-      for (const auto& [k, v] : (**image).value("properties", nlohmann::json::object()).items()) {
+      const auto properties = (**image).value("properties", nlohmann::json::object());
+      for (const auto& [k, v] : properties.items()) {
         if (v.is_string()) config.emplace("image." + k, v.get<std::string>());
       }
       auto used = **image;
