@@ -18,15 +18,16 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/api/api.hpp"
+#include "daemon/api/images_api.hpp"
 #include "daemon/api/instances_api.hpp"
-#include "daemon/images/image_store.hpp"
-#include "daemon/instances/instances.hpp"
-#include "daemon/instances/lxc_driver.hpp"
-#include "daemon/storage/pool.hpp"
 #include "daemon/api/trust.hpp"
 #include "daemon/db/database.hpp"
 #include "daemon/events/events.hpp"
+#include "daemon/images/image_store.hpp"
+#include "daemon/instances/instances.hpp"
+#include "daemon/instances/lxc_driver.hpp"
 #include "daemon/operations/operations.hpp"
+#include "daemon/storage/pool.hpp"
 #include "http/server.hpp"
 #include "providers/lxd/certificate.hpp"
 
@@ -206,8 +207,7 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
   impl->images = std::move(*images);
   // Containers get the map LXD would give them: root's ranges in /etc/subuid and /etc/subgid.
   const auto idmap = default_idmap(read_text("/etc/subuid").value_or(""), read_text("/etc/subgid").value_or(""));
-  impl->instances =
-      std::make_unique<Instances>(*impl->db, *impl->pool, *impl->driver, *impl->images, idmap, "x86_64");
+  impl->instances = std::make_unique<Instances>(*impl->db, *impl->pool, *impl->driver, *impl->images, idmap, "x86_64");
   spdlog::info("berthd: storage pool {} ({}) at {}", impl->pool->name(), impl->pool->driver(),
                impl->pool->path().string());
 
@@ -217,15 +217,24 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
   impl->api->add_routes(
       [raw](api::Router& router) {
         api::add_instance_routes(router, *raw->instances, raw->operations, *raw->db, *raw->pool);
+        api::add_image_routes(router, *raw->images, raw->operations, *raw->db);
       },
-      api::instance_extensions());
+      [] {
+        auto extensions = api::instance_extensions();
+        const auto& more = api::image_extensions();
+        extensions.insert(extensions.end(), more.begin(), more.end());
+        return extensions;
+      }());
   auto handler = [raw](const http::Request& r) { return raw->api->handle(r); };
 
   http::ServerOptions server_options;
   server_options.timeout = std::chrono::seconds{60};
   server_options.max_connections = 256;
-  // Until routes that take uploads exist, no request body needs more.
+  // Only image uploads need more.
   server_options.body_limit = 64 * 1024;
+  server_options.body_limit_for = [](std::string_view method, std::string_view target) -> std::size_t {
+    return method == "POST" && target.substr(0, target.find('?')) == "/1.0/images" ? api::max_image_upload : 0;
+  };
 
   const auto socket_path = (dir / "unix.socket").string();
   auto unix_server = http::Server::listen_unix(socket_path, handler, server_options);

@@ -11,9 +11,9 @@
 namespace berth::daemon {
 
 struct DaemonOptions {
-  std::filesystem::path dir;                  // berthd.db, server.crt/key, unix.socket, images/, containers
-  std::optional<std::string> listen;          // ADDR:PORT; overrides core.https_address for this run
-  std::optional<std::string> trust_password;  // set as core.trust_password at start (a secret)
+  std::filesystem::path dir;                          // berthd.db, server.crt/key, unix.socket, images/, containers
+  std::optional<std::string> listen;                  // ADDR:PORT; overrides core.https_address for this run
+  std::optional<std::string> trust_password;          // set as core.trust_password at start (a secret)
   std::optional<std::filesystem::path> storage_pool;  // the "default" pool; DIR/storage when not given
 };
 

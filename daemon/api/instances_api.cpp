@@ -16,9 +16,7 @@ http::Response failure(const lxd::Error& error) {
     case ErrorKind::invalid_argument: return error_response(400, error.message);
     case ErrorKind::not_found: return error_response(404, error.message);
     case ErrorKind::conflict: return error_response(409, error.message);
-    default:
-      spdlog::error("api: {}", error.message);
-      return error_response(500, error.message);
+    default: spdlog::error("api: {}", error.message); return error_response(500, error.message);
   }
 }
 
@@ -41,11 +39,11 @@ int recursion_of(const Call& call) {
 // A task whose work gives nothing but success or an error.
 http::Response run(Operations& operations, const std::string& description, nlohmann::json resources,
                    std::function<Result<void>()> work) {
-  return async_response(operations.add_task(description, std::move(resources),
-                                            [work = std::move(work)]() -> Result<nlohmann::json> {
-                                              if (auto done = work(); !done) return done.error();
-                                              return nlohmann::json::object();
-                                            }));
+  return async_response(
+      operations.add_task(description, std::move(resources), [work = std::move(work)]() -> Result<nlohmann::json> {
+        if (auto done = work(); !done) return done.error();
+        return nlohmann::json::object();
+      }));
 }
 
 std::string if_match(const Call& call) {
@@ -122,7 +120,12 @@ class InstanceRoutes {
     }
     if (!patch && body->contains("restore") && (*body)["restore"].is_string() &&
         !(*body)["restore"].get<std::string>().empty()) {
-      const std::string snap = (*body)["restore"];
+      // lxc sends "NAME/SNAP"; the bare snapshot name is taken too.
+      std::string snap = (*body)["restore"];
+      if (const auto slash = snap.find('/'); slash != std::string::npos) {
+        if (snap.substr(0, slash) != name) return error_response(400, "Cannot restore another instance's snapshot");
+        snap = snap.substr(slash + 1);
+      }
       if (auto found = instances_.render_snapshot(name, snap); !found) return failure(found.error());
       return run(operations_, "Restoring snapshot", resources_of(name),
                  [this, name, snap] { return instances_.restore(name, snap); });
@@ -290,12 +293,9 @@ class InstanceRoutes {
     if (auto names = instances_.names()) {
       for (const auto& n : *names) used_by.push_back(instance_url(n));
     }
-    return {{"name", pool_.name()},
-            {"driver", pool_.driver()},
-            {"description", ""},
-            {"config", {{"source", pool_.path().string()}}},
-            {"status", "Created"},
-            {"locations", {"none"}},
+    return {{"name", pool_.name()}, {"driver", pool_.driver()},
+            {"description", ""},    {"config", {{"source", pool_.path().string()}}},
+            {"status", "Created"},  {"locations", {"none"}},
             {"used_by", used_by}};
   }
 
@@ -341,8 +341,7 @@ class InstanceRoutes {
 }  // namespace
 
 const std::vector<std::string>& instance_extensions() {
-  static const std::vector<std::string> list = {"instances", "container_full", "api_filtering",
-                                                "instance_get_full"};
+  static const std::vector<std::string> list = {"instances", "container_full", "api_filtering", "instance_get_full"};
   return list;
 }
 
@@ -409,8 +408,7 @@ void add_instance_routes(Router& router, Instances& instances, Operations& opera
   router.add("/1.0/instances/{name}/state", "PUT", Access::trusted, bind(&InstanceRoutes::put_state));
   router.add("/1.0/instances/{name}/snapshots", "GET", Access::trusted, bind(&InstanceRoutes::list_snapshots));
   router.add("/1.0/instances/{name}/snapshots", "POST", Access::trusted, bind(&InstanceRoutes::create_snapshot));
-  router.add("/1.0/instances/{name}/snapshots/{snapshot}", "GET", Access::trusted,
-             bind(&InstanceRoutes::get_snapshot));
+  router.add("/1.0/instances/{name}/snapshots/{snapshot}", "GET", Access::trusted, bind(&InstanceRoutes::get_snapshot));
   router.add("/1.0/instances/{name}/snapshots/{snapshot}", "DELETE", Access::trusted,
              bind(&InstanceRoutes::remove_snapshot));
   router.add("/1.0/instances/{name}/snapshots/{snapshot}", "POST", Access::trusted,

@@ -12,8 +12,7 @@
 namespace berth::daemon::api {
 
 // The routes hold references to all four: they must outlive the router.
-void add_instance_routes(Router& router, Instances& instances, Operations& operations, Database& db,
-                         StoragePool& pool);
+void add_instance_routes(Router& router, Instances& instances, Operations& operations, Database& db, StoragePool& pool);
 
 // The API extensions these routes implement (lxd-protocol.md §3.0).
 [[nodiscard]] const std::vector<std::string>& instance_extensions();

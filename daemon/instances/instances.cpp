@@ -426,15 +426,9 @@ Result<void> Instances::create(const CreateRequest& request) {
   config["volatile.last_state.power"] = "STOPPED";
   config.erase("volatile.idmap.current");
 
-  nlohmann::json doc{{"architecture", architecture},
-                     {"config", config},
-                     {"devices", request.devices},
-                     {"ephemeral", request.ephemeral},
-                     {"stateful", false},
-                     {"description", request.description},
-                     {"profiles", request.profiles},
-                     {"created_at", now_text()},
-                     {"last_used_at", never}};
+  nlohmann::json doc{{"architecture", architecture},   {"config", config},         {"devices", request.devices},
+                     {"ephemeral", request.ephemeral}, {"stateful", false},        {"description", request.description},
+                     {"profiles", request.profiles},   {"created_at", now_text()}, {"last_used_at", never}};
   std::vector<DocumentChange> changes{{Op::insert, DocumentKind::instance, request.name, doc, {}}};
   if (auto spec = spec_of(request.name, doc); !spec) {
     return spec.error();
@@ -461,7 +455,7 @@ Result<ContainerSpec> Instances::spec_of(const std::string& name, const nlohmann
   spec.privileged = config_true(spec.config, "security.privileged");
   if (!spec.privileged) {
     auto map = idmap_from_json(spec.config.count("volatile.idmap.next") != 0 ? spec.config["volatile.idmap.next"]
-                                                                            : idmap_to_json(idmap_));
+                                                                             : idmap_to_json(idmap_));
     if (!map) return map.error();
     spec.idmap = std::move(*map);
   }
@@ -486,7 +480,8 @@ Result<void> Instances::start_locked(const std::string& name) {
   // The rootfs is shifted to the map it will run with, when that changed (privileged toggled).
   const auto config = config_of(*doc);
   const std::string next = spec->privileged ? "[]" : idmap_to_json(spec->idmap);
-  const std::string last = config.count("volatile.last_state.idmap") != 0 ? config.at("volatile.last_state.idmap") : "[]";
+  const std::string last =
+      config.count("volatile.last_state.idmap") != 0 ? config.at("volatile.last_state.idmap") : "[]";
   if (last != next) {
     auto from = idmap_from_json(last);
     if (!from) return from.error();
@@ -601,7 +596,8 @@ Result<void> Instances::update(const std::string& name, const nlohmann::json& bo
   const auto state = driver_.state(name);
   if (state.status_code == 103 || state.status_code == 110) {
     if (config_true(before, "security.privileged") != config_true(after, "security.privileged")) {
-      return make_error(ErrorKind::invalid_argument, "security.privileged can only change while the instance is stopped");
+      return make_error(ErrorKind::invalid_argument,
+                        "security.privileged can only change while the instance is stopped");
     }
     auto expanded_after = spec_of(name, next);
     if (!expanded_after) return expanded_after.error();

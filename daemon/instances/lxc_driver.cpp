@@ -212,6 +212,11 @@ Result<ContainerPtr> open_container(const fs::path& lxcpath, const std::string& 
 
 Result<ContainerPtr> open_defined(const fs::path& lxcpath, const std::string& name) {
   if (auto r = validate_instance_name(name); !r) return r.error();
+  // liblxc makes LXCPATH/NAME/NAME.log for any name it is asked about: look before asking.
+  std::error_code ec;
+  if (!fs::exists(lxcpath / name / "config", ec)) {
+    return make_error(ErrorKind::not_found, "container " + name + ": not defined in " + lxcpath.string());
+  }
   auto c = open_container(lxcpath, name);
   if (!c) return c.error();
   if (!(*c)->is_defined(c->get())) {

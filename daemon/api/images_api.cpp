@@ -1,0 +1,439 @@
+#include "daemon/api/images_api.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/api/instances_api.hpp"
+#include "daemon/api/response.hpp"
+#include "daemon/images/multipart.hpp"
+#include "engine/util/time.hpp"
+
+namespace berth::daemon::api {
+namespace {
+
+using lxd::ErrorKind;
+using Op = DocumentChange::Op;
+
+http::Response failure(const lxd::Error& error) {
+  switch (error.kind) {
+    case ErrorKind::invalid_argument: return error_response(400, error.message);
+    case ErrorKind::not_found: return error_response(404, error.message);
+    case ErrorKind::conflict: return error_response(409, error.message);
+    default: spdlog::error("api: {}", error.message); return error_response(500, error.message);
+  }
+}
+
+int recursion_of(const Call& call) {
+  const auto it = call.query.find("recursion");
+  return it != call.query.end() && (it->second == "1" || it->second == "2") ? 1 : 0;
+}
+
+std::string rfc3339_of_unix(std::int64_t seconds) {
+  return util::rfc3339_utc(std::chrono::system_clock::time_point{std::chrono::seconds{seconds}});
+}
+
+bool truthy(const std::string& v) {
+  return v == "true" || v == "1" || v == "yes" || v == "on";
+}
+
+// Writes an upload to a fresh file of the store's; the path, or an error.
+Result<std::filesystem::path> save_upload(const ImageStore& images, const std::string& body) {
+  const auto path = images.temp_path();
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return lxd::make_error(ErrorKind::io, "cannot write the upload to " + path.string());
+  std::size_t done = 0;
+  while (done < body.size()) {
+    const auto n = ::write(fd, body.data() + done, body.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ::close(fd);
+      ::unlink(path.c_str());
+      return lxd::make_error(ErrorKind::io, "cannot write the upload to " + path.string() + " (disk full?)");
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::close(fd) != 0) {
+    ::unlink(path.c_str());
+    return lxd::make_error(ErrorKind::io, "cannot write the upload to " + path.string());
+  }
+  return path;
+}
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+class ImageRoutes {
+ public:
+  ImageRoutes(ImageStore& images, Operations& operations, Database& db)
+      : images_(images), operations_(operations), db_(db) {}
+
+  // The image's fingerprint from a full one or a unique prefix.
+  Result<std::string> resolve(const std::string& prefix) const {
+    if (prefix.empty() || prefix.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return lxd::make_error(ErrorKind::not_found, "Image not found");
+    }
+    auto docs = db_.documents(DocumentKind::image, prefix);
+    if (!docs) return docs.error();
+    if (docs->empty()) return lxd::make_error(ErrorKind::not_found, "Image not found");
+    if (docs->size() > 1) return lxd::make_error(ErrorKind::invalid_argument, "More than one image matches");
+    return docs->front().key;
+  }
+
+  Result<nlohmann::json> render(const std::string& fingerprint) const {
+    auto doc = db_.document(DocumentKind::image, fingerprint);
+    if (!doc) return doc.error();
+    if (!doc->has_value()) return lxd::make_error(ErrorKind::not_found, "Image not found");
+    nlohmann::json out = **doc;
+    nlohmann::json aliases = nlohmann::json::array();
+    auto all = db_.documents(DocumentKind::image_alias);
+    if (!all) return all.error();
+    for (const auto& a : *all) {
+      if (a.body.value("target", "") == fingerprint) {
+        aliases.push_back({{"name", a.key}, {"description", a.body.value("description", "")}});
+      }
+    }
+    out["aliases"] = aliases;
+    return out;
+  }
+
+  http::Response list(const Call& call) const {
+    auto docs = db_.documents(DocumentKind::image);
+    if (!docs) return failure(docs.error());
+    const auto filter_it = call.query.find("filter");
+    const std::string filter = filter_it == call.query.end() ? "" : filter_it->second;
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& d : *docs) {
+      auto object = render(d.key);
+      if (!object) continue;
+      if (!filter.empty()) {
+        std::string error;
+        const auto matches = filter_matches(filter, *object, error);
+        if (!matches) return error_response(400, error);
+        if (!*matches) continue;
+      }
+      if (recursion_of(call) == 0) {
+        out.push_back("/1.0/images/" + d.key);
+      } else {
+        out.push_back(std::move(*object));
+      }
+    }
+    return sync_response(out);
+  }
+
+  http::Response create(const Call& call) const {
+    const auto& request = call.request;
+    const auto content_type = request.header("Content-Type");
+    if (content_type.rfind("application/json", 0) == 0) {
+      return error_response(400,
+                            "berthd imports images from an uploaded tarball only (lxc image import FILE); "
+                            "copying from another server or a URL is not supported yet");
+    }
+    std::optional<std::string> expected;
+    if (auto fp = request.header("X-LXD-fingerprint"); !fp.empty()) expected = fp;
+    std::map<std::string, std::string> extra_properties;
+    if (auto header = request.header("X-LXD-properties"); !header.empty()) {
+      auto parsed = parse_properties_header(header);
+      if (!parsed) return failure(parsed.error());
+      extra_properties = std::move(*parsed);
+    }
+    const std::string filename = request.header("X-LXD-filename");
+    const bool is_public = truthy(request.header("X-LXD-public"));
+    if (request.body.empty()) return error_response(400, "No image in the request body");
+
+    auto saved = save_upload(images_, request.body);
+    if (!saved) return failure(saved.error());
+    const bool multipart = content_type.rfind("multipart/form-data", 0) == 0;
+    const auto body_path = *saved;
+    auto work = [this, body_path, multipart, content_type, expected, extra_properties, filename,
+                 is_public]() -> Result<nlohmann::json> {
+      Result<StoredImage> stored = lxd::make_error(ErrorKind::io, "no image");
+      if (multipart) {
+        auto parts = split_multipart(body_path, content_type, images_.dir());
+        std::error_code ignored;
+        std::filesystem::remove(body_path, ignored);
+        if (!parts) return parts.error();
+        stored = images_.import_split(parts->first, parts->second, expected);
+      } else {
+        stored = images_.import_unified(body_path, expected);
+      }
+      if (!stored) return stored.error();
+      return record(*stored, filename, is_public, extra_properties);
+    };
+    return async_response(operations_.add_task("Downloading image", nlohmann::json::object(), std::move(work)));
+  }
+
+  // The image's document, once its files are in; the files go again if it cannot be stored.
+  Result<nlohmann::json> record(const StoredImage& image, const std::string& filename, bool is_public,
+                                const std::map<std::string, std::string>& extra_properties) const {
+    auto properties = image.metadata.properties;
+    for (const auto& [k, v] : extra_properties) properties[k] = v;
+    const auto now = util::rfc3339_utc(std::chrono::system_clock::now());
+    nlohmann::json doc{{"fingerprint", image.fingerprint},
+                       {"filename", filename},
+                       {"size", image.size},
+                       {"architecture", image.metadata.architecture},
+                       {"type", "container"},
+                       {"public", is_public},
+                       {"auto_update", false},
+                       {"cached", false},
+                       {"created_at", rfc3339_of_unix(image.metadata.creation_date)},
+                       {"uploaded_at", now},
+                       {"expires_at", image.metadata.expiry_date ? rfc3339_of_unix(*image.metadata.expiry_date)
+                                                                 : std::string{"0001-01-01T00:00:00Z"}},
+                       {"last_used_at", "0001-01-01T00:00:00Z"},
+                       {"properties", properties},
+                       {"profiles", {"default"}}};
+    if (auto stored = db_.change({{Op::insert, DocumentKind::image, image.fingerprint, doc, {}}}); !stored) {
+      if (stored.error().kind != ErrorKind::conflict) {
+        if (auto removed = images_.remove(image.fingerprint); !removed) {
+          spdlog::error("api: image {}: {}", image.fingerprint, removed.error().message);
+        }
+      }
+      return stored.error();
+    }
+    return nlohmann::json{{"fingerprint", image.fingerprint}, {"size", std::to_string(image.size)}};
+  }
+
+  http::Response get(const Call& call) const {
+    auto fp = resolve(call.params.at("fingerprint"));
+    if (!fp) return failure(fp.error());
+    auto object = render(*fp);
+    if (!object) return failure(object.error());
+    return sync_response(*object, etag_of(nlohmann::json{{"auto_update", (*object)["auto_update"]},
+                                                         {"properties", (*object)["properties"]},
+                                                         {"public", (*object)["public"]},
+                                                         {"profiles", (*object)["profiles"]},
+                                                         {"expires_at", (*object)["expires_at"]}}));
+  }
+
+  http::Response update(const Call& call, bool patch) const {
+    auto fp = resolve(call.params.at("fingerprint"));
+    if (!fp) return failure(fp.error());
+    std::string error;
+    auto body = call.json_object(error);
+    if (!body) return error_response(400, error);
+    auto doc = db_.document(DocumentKind::image, *fp);
+    if (!doc) return failure(doc.error());
+    if (!doc->has_value()) return error_response(404, "Image not found");
+    nlohmann::json next = **doc;
+    if (body->contains("properties")) {
+      const auto& p = (*body)["properties"];
+      if (!p.is_object() && !p.is_null()) return error_response(400, "properties must be an object");
+      if (!patch) next["properties"] = nlohmann::json::object();
+      if (p.is_object()) {
+        for (const auto& [k, v] : p.items()) {
+          if (!v.is_string()) return error_response(400, "property " + k + " must be a string");
+          next["properties"][k] = v;
+        }
+      }
+    }
+    for (const char* flag : {"public", "auto_update"}) {
+      if (body->contains(flag)) {
+        if (!(*body)[flag].is_boolean()) return error_response(400, std::string(flag) + " must be true or false");
+        next[flag] = (*body)[flag];
+      }
+    }
+    if (body->contains("profiles") && (*body)["profiles"].is_array()) next["profiles"] = (*body)["profiles"];
+    if (auto stored = db_.change({{Op::replace, DocumentKind::image, *fp, next, {}}}); !stored) {
+      return failure(stored.error());
+    }
+    return sync_response(nullptr);
+  }
+
+  http::Response remove(const Call& call) const {
+    auto fp = resolve(call.params.at("fingerprint"));
+    if (!fp) return failure(fp.error());
+    const std::string fingerprint = *fp;
+    auto work = [this, fingerprint]() -> Result<nlohmann::json> {
+      std::vector<DocumentChange> changes{{Op::remove, DocumentKind::image, fingerprint, nullptr, {}}};
+      auto aliases = db_.documents(DocumentKind::image_alias);
+      if (!aliases) return aliases.error();
+      for (const auto& a : *aliases) {
+        if (a.body.value("target", "") == fingerprint) {
+          changes.push_back({Op::remove, DocumentKind::image_alias, a.key, nullptr, {}});
+        }
+      }
+      // The record first: an image whose files outlive it is cleaned up; one without files is not.
+      if (auto stored = db_.change(changes); !stored) return stored.error();
+      if (auto removed = images_.remove(fingerprint); !removed && removed.error().kind != ErrorKind::not_found) {
+        return removed.error();
+      }
+      return nlohmann::json::object();
+    };
+    return async_response(
+        operations_.add_task("Deleting image", {{"images", {"/1.0/images/" + fingerprint}}}, std::move(work)));
+  }
+
+  http::Response export_image(const Call& call) const {
+    auto fp = resolve(call.params.at("fingerprint"));
+    if (!fp) return failure(fp.error());
+    const auto files = images_.files(*fp);
+    if (files.empty()) return error_response(404, "Image files not found");
+    auto doc = db_.document(DocumentKind::image, *fp);
+    std::string filename = *fp + ".tar.gz";
+    if (doc && doc->has_value() && !(**doc).value("filename", "").empty()) filename = (**doc).value("filename", "");
+    http::Response r;
+    if (files.size() == 1) {
+      r.content_type = "application/octet-stream";
+      r.body = read_file(files[0]);
+      r.headers.emplace_back("Content-Disposition", "attachment; filename=" + filename);
+      return r;
+    }
+    // A split image goes out as LXD sends it: multipart with the metadata part, then the rootfs.
+    const std::string boundary = "berthd-" + random_secret().substr(0, 32);
+    std::string body;
+    const auto part = [&](const std::string& name, const std::filesystem::path& path) {
+      body += "--" + boundary + "\r\n";
+      body += "Content-Disposition: form-data; name=\"" + name + "\"; filename=\"" + path.filename().string() +
+              "\"\r\nContent-Type: application/octet-stream\r\n\r\n";
+      body += read_file(path);
+      body += "\r\n";
+    };
+    part("metadata", files[0]);
+    part("rootfs", files[1]);
+    body += "--" + boundary + "--\r\n";
+    r.content_type = "multipart/form-data; boundary=" + boundary;
+    r.body = std::move(body);
+    return r;
+  }
+
+  // ---- aliases ----
+  http::Response list_aliases(const Call& call) const {
+    auto docs = db_.documents(DocumentKind::image_alias);
+    if (!docs) return failure(docs.error());
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& d : *docs) {
+      if (recursion_of(call) == 0) {
+        out.push_back("/1.0/images/aliases/" + d.key);
+      } else {
+        out.push_back(d.body);
+      }
+    }
+    return sync_response(out);
+  }
+
+  http::Response add_alias(const Call& call) const {
+    std::string error;
+    auto body = call.json_object(error);
+    if (!body) return error_response(400, error);
+    const std::string name = body->value("name", "");
+    if (name.empty() || name.find('/') != std::string::npos) return error_response(400, "Invalid alias name");
+    auto fp = resolve(body->value("target", ""));
+    if (!fp) return failure(fp.error());
+    nlohmann::json doc{
+        {"name", name}, {"description", body->value("description", "")}, {"target", *fp}, {"type", "container"}};
+    if (auto stored = db_.change({{Op::insert, DocumentKind::image_alias, name, doc, {}}}); !stored) {
+      if (stored.error().kind == ErrorKind::conflict)
+        return error_response(409, "Alias \"" + name + "\" already exists");
+      return failure(stored.error());
+    }
+    return sync_response(nullptr, {}, "/1.0/images/aliases/" + name);
+  }
+
+  http::Response get_alias(const Call& call) const {
+    auto doc = db_.document(DocumentKind::image_alias, call.params.at("name"));
+    if (!doc) return failure(doc.error());
+    if (!doc->has_value()) return error_response(404, "Alias not found");
+    return sync_response(**doc, etag_of(**doc));
+  }
+
+  http::Response update_alias(const Call& call, bool patch) const {
+    const auto& name = call.params.at("name");
+    std::string error;
+    auto body = call.json_object(error);
+    if (!body) return error_response(400, error);
+    auto doc = db_.document(DocumentKind::image_alias, name);
+    if (!doc) return failure(doc.error());
+    if (!doc->has_value()) return error_response(404, "Alias not found");
+    nlohmann::json next = **doc;
+    if (body->contains("target") || !patch) {
+      auto fp = resolve(body->value("target", ""));
+      if (!fp) return failure(fp.error());
+      next["target"] = *fp;
+    }
+    if (body->contains("description") || !patch) next["description"] = body->value("description", "");
+    if (auto stored = db_.change({{Op::replace, DocumentKind::image_alias, name, next, {}}}); !stored) {
+      return failure(stored.error());
+    }
+    return sync_response(nullptr);
+  }
+
+  http::Response rename_alias(const Call& call) const {
+    const auto& name = call.params.at("name");
+    std::string error;
+    auto body = call.json_object(error);
+    if (!body) return error_response(400, error);
+    const std::string to = body->value("name", "");
+    if (to.empty() || to.find('/') != std::string::npos) return error_response(400, "Invalid alias name");
+    auto doc = db_.document(DocumentKind::image_alias, name);
+    if (!doc) return failure(doc.error());
+    if (!doc->has_value()) return error_response(404, "Alias not found");
+    nlohmann::json next = **doc;
+    next["name"] = to;
+    if (auto stored = db_.change({{Op::remove, DocumentKind::image_alias, name, nullptr, {}},
+                                  {Op::insert, DocumentKind::image_alias, to, next, {}}});
+        !stored) {
+      if (stored.error().kind == ErrorKind::conflict) return error_response(409, "Alias \"" + to + "\" already exists");
+      return failure(stored.error());
+    }
+    return sync_response(nullptr, {}, "/1.0/images/aliases/" + to);
+  }
+
+  http::Response remove_alias(const Call& call) const {
+    const auto& name = call.params.at("name");
+    if (auto stored = db_.change({{Op::remove, DocumentKind::image_alias, name, nullptr, {}}}); !stored) {
+      if (stored.error().kind == ErrorKind::not_found) return error_response(404, "Alias not found");
+      return failure(stored.error());
+    }
+    return sync_response(nullptr);
+  }
+
+ private:
+  ImageStore& images_;
+  Operations& operations_;
+  Database& db_;
+};
+
+}  // namespace
+
+const std::vector<std::string>& image_extensions() {
+  static const std::vector<std::string> list = {"image_create_aliases"};
+  return list;
+}
+
+void add_image_routes(Router& router, ImageStore& images, Operations& operations, Database& db) {
+  auto routes = std::make_shared<ImageRoutes>(images, operations, db);
+  const auto bind = [routes](http::Response (ImageRoutes::*method)(const Call&) const) {
+    return [routes, method](const Call& call) { return ((*routes).*method)(call); };
+  };
+  router.add("/1.0/images", "GET", Access::trusted, bind(&ImageRoutes::list));
+  router.add("/1.0/images", "POST", Access::trusted, bind(&ImageRoutes::create));
+  // Aliases come before the {fingerprint} pattern so that "aliases" is not taken for one.
+  router.add("/1.0/images/aliases", "GET", Access::trusted, bind(&ImageRoutes::list_aliases));
+  router.add("/1.0/images/aliases", "POST", Access::trusted, bind(&ImageRoutes::add_alias));
+  router.add("/1.0/images/aliases/{name}", "GET", Access::trusted, bind(&ImageRoutes::get_alias));
+  router.add("/1.0/images/aliases/{name}", "PUT", Access::trusted,
+             [routes](const Call& call) { return routes->update_alias(call, false); });
+  router.add("/1.0/images/aliases/{name}", "PATCH", Access::trusted,
+             [routes](const Call& call) { return routes->update_alias(call, true); });
+  router.add("/1.0/images/aliases/{name}", "POST", Access::trusted, bind(&ImageRoutes::rename_alias));
+  router.add("/1.0/images/aliases/{name}", "DELETE", Access::trusted, bind(&ImageRoutes::remove_alias));
+  router.add("/1.0/images/{fingerprint}", "GET", Access::trusted, bind(&ImageRoutes::get));
+  router.add("/1.0/images/{fingerprint}", "PUT", Access::trusted,
+             [routes](const Call& call) { return routes->update(call, false); });
+  router.add("/1.0/images/{fingerprint}", "PATCH", Access::trusted,
+             [routes](const Call& call) { return routes->update(call, true); });
+  router.add("/1.0/images/{fingerprint}", "DELETE", Access::trusted, bind(&ImageRoutes::remove));
+  router.add("/1.0/images/{fingerprint}/export", "GET", Access::trusted, bind(&ImageRoutes::export_image));
+}
+
+}  // namespace berth::daemon::api
