@@ -287,6 +287,132 @@ class InstanceRoutes {
     return sync_response(object, etag_of(**doc));
   }
 
+  // A profile's config and devices as a request gives them; an error names what is wrong.
+  static Result<nlohmann::json> profile_body(const nlohmann::json& body) {
+    nlohmann::json config = nlohmann::json::object();
+    std::map<std::string, std::string> checked;
+    if (body.contains("config") && !body["config"].is_null()) {
+      if (!body["config"].is_object()) return lxd::make_error(ErrorKind::invalid_argument, "config must be an object");
+      for (const auto& [k, v] : body["config"].items()) {
+        if (!v.is_string())
+          return lxd::make_error(ErrorKind::invalid_argument, "config key " + k + " must be a string");
+        if (k.rfind("volatile.", 0) == 0) {
+          return lxd::make_error(ErrorKind::invalid_argument, "volatile keys are not allowed in profiles: " + k);
+        }
+        config[k] = v;
+        checked[k] = v.get<std::string>();
+      }
+    }
+    if (auto ok = validate_instance_config(checked); !ok) return ok.error();
+    nlohmann::json devices = nlohmann::json::object();
+    std::map<std::string, std::map<std::string, std::string>> device_set;
+    if (body.contains("devices") && !body["devices"].is_null()) {
+      if (!body["devices"].is_object())
+        return lxd::make_error(ErrorKind::invalid_argument, "devices must be an object");
+      for (const auto& [name, device] : body["devices"].items()) {
+        if (!device.is_object())
+          return lxd::make_error(ErrorKind::invalid_argument, "device " + name + " must be an object");
+        for (const auto& [k, v] : device.items()) {
+          if (!v.is_string()) {
+            return lxd::make_error(ErrorKind::invalid_argument, "device " + name + " key " + k + " must be a string");
+          }
+          device_set[name][k] = v.get<std::string>();
+        }
+        devices[name] = device;
+      }
+    }
+    if (auto ok = validate_devices(device_set); !ok) return ok.error();
+    return nlohmann::json{{"config", config}, {"devices", devices}, {"description", body.value("description", "")}};
+  }
+
+  http::Response create_profile(const Call& call) const {
+    std::string error;
+    auto body = call.json_object(error);
+    if (!body) return error_response(400, error);
+    const std::string name = body->value("name", "");
+    if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
+      return error_response(400, "Invalid profile name \"" + name + "\"");
+    }
+    auto doc = profile_body(*body);
+    if (!doc) return failure(doc.error());
+    (*doc)["name"] = name;
+    if (auto stored = db_.change({{DocumentChange::Op::insert, DocumentKind::profile, name, *doc, {}}}); !stored) {
+      if (stored.error().kind == ErrorKind::conflict)
+        return error_response(409, "Profile \"" + name + "\" already exists");
+      return failure(stored.error());
+    }
+    return sync_response(nullptr, {}, "/1.0/profiles/" + name);
+  }
+
+  http::Response update_profile(const Call& call, bool patch) const {
+    const auto& name = call.params.at("name");
+    std::string error;
+    auto body = call.json_object(error);
+    if (!body) return error_response(400, error);
+    auto doc = db_.document(DocumentKind::profile, name);
+    if (!doc) return failure(doc.error());
+    if (!doc->has_value()) return error_response(404, "Profile not found");
+    if (const auto want = if_match(call); !want.empty() && want != etag_of(**doc)) {
+      return error_response(412, "ETag doesn't match: " + want);
+    }
+    nlohmann::json merged = *body;
+    if (patch) {
+      merged = **doc;
+      if (body->contains("config") && (*body)["config"].is_object()) merged["config"].update((*body)["config"]);
+      if (body->contains("devices") && (*body)["devices"].is_object()) merged["devices"].update((*body)["devices"]);
+      if (body->contains("description")) merged["description"] = (*body)["description"];
+    }
+    auto next = profile_body(merged);
+    if (!next) return failure(next.error());
+    (*next)["name"] = name;
+    // Instances using it must stay valid: their expanded config is checked when they start.
+    if (auto stored = db_.change({{DocumentChange::Op::replace, DocumentKind::profile, name, *next, {}}}); !stored) {
+      return failure(stored.error());
+    }
+    return sync_response(nullptr);
+  }
+
+  http::Response rename_profile(const Call& call) const {
+    const auto& name = call.params.at("name");
+    if (name == "default") return error_response(403, "The \"default\" profile cannot be renamed");
+    std::string error;
+    auto body = call.json_object(error);
+    if (!body) return error_response(400, error);
+    const std::string to = body->value("name", "");
+    if (to.empty() || to.find('/') != std::string::npos) return error_response(400, "Invalid profile name");
+    auto doc = db_.document(DocumentKind::profile, name);
+    if (!doc) return failure(doc.error());
+    if (!doc->has_value()) return error_response(404, "Profile not found");
+    if (!profile_object(Document{name, **doc})["used_by"].empty()) {
+      return error_response(400, "Profile \"" + name + "\" is in use");
+    }
+    nlohmann::json next = **doc;
+    next["name"] = to;
+    if (auto stored = db_.change({{DocumentChange::Op::remove, DocumentKind::profile, name, nullptr, {}},
+                                  {DocumentChange::Op::insert, DocumentKind::profile, to, next, {}}});
+        !stored) {
+      if (stored.error().kind == ErrorKind::conflict)
+        return error_response(409, "Profile \"" + to + "\" already exists");
+      return failure(stored.error());
+    }
+    return sync_response(nullptr, {}, "/1.0/profiles/" + to);
+  }
+
+  http::Response delete_profile(const Call& call) const {
+    const auto& name = call.params.at("name");
+    if (name == "default") return error_response(403, "The \"default\" profile cannot be deleted");
+    auto doc = db_.document(DocumentKind::profile, name);
+    if (!doc) return failure(doc.error());
+    if (!doc->has_value()) return error_response(404, "Profile not found");
+    if (!profile_object(Document{name, **doc})["used_by"].empty()) {
+      return error_response(400, "Profile is currently in use");
+    }
+    if (auto stored = db_.change({{DocumentChange::Op::remove, DocumentKind::profile, name, nullptr, {}}}); !stored) {
+      return failure(stored.error());
+    }
+    return sync_response(nullptr);
+  }
+
   // ---- storage pools ----
   nlohmann::json pool_object() const {
     nlohmann::json used_by = nlohmann::json::array({"/1.0/profiles/default"});
@@ -315,18 +441,28 @@ class InstanceRoutes {
     if (!names) return failure(names.error());
     nlohmann::json out = nlohmann::json::array();
     const std::string base = "/1.0/storage-pools/" + pool_.name() + "/volumes/container/";
-    for (const auto& name : *names) {
+    // Each instance's volume, then its snapshots' as "NAME/SNAP", as LXD lists them (berth reads
+    // snapshot names from here).
+    const auto add = [&](const std::string& volume, const std::string& instance) {
       if (recursion_of(call) == 0) {
-        out.push_back(base + name);
-      } else {
-        out.push_back({{"name", name},
-                       {"type", "container"},
-                       {"content_type", "filesystem"},
-                       {"description", ""},
-                       {"config", nlohmann::json::object()},
-                       {"location", "none"},
-                       {"used_by", {instance_url(name)}}});
+        out.push_back(base + volume);
+        return;
       }
+      out.push_back({{"name", volume},
+                     {"type", "container"},
+                     {"content_type", "filesystem"},
+                     {"description", ""},
+                     {"config", nlohmann::json::object()},
+                     {"location", "none"},
+                     {"project", "default"},
+                     {"created_at", "0001-01-01T00:00:00Z"},
+                     {"used_by", {instance_url(instance)}}});
+    };
+    for (const auto& name : *names) {
+      add(name, name);
+      auto snaps = instances_.snapshot_names(name);
+      if (!snaps) return failure(snaps.error());
+      for (const auto& snap : *snaps) add(name + "/" + snap, name);
     }
     return sync_response(out);
   }
@@ -414,7 +550,14 @@ void add_instance_routes(Router& router, Instances& instances, Operations& opera
   router.add("/1.0/instances/{name}/snapshots/{snapshot}", "POST", Access::trusted,
              bind(&InstanceRoutes::rename_snapshot));
   router.add("/1.0/profiles", "GET", Access::trusted, bind(&InstanceRoutes::list_profiles));
+  router.add("/1.0/profiles", "POST", Access::trusted, bind(&InstanceRoutes::create_profile));
   router.add("/1.0/profiles/{name}", "GET", Access::trusted, bind(&InstanceRoutes::get_profile));
+  router.add("/1.0/profiles/{name}", "PUT", Access::trusted,
+             [routes](const Call& call) { return routes->update_profile(call, false); });
+  router.add("/1.0/profiles/{name}", "PATCH", Access::trusted,
+             [routes](const Call& call) { return routes->update_profile(call, true); });
+  router.add("/1.0/profiles/{name}", "POST", Access::trusted, bind(&InstanceRoutes::rename_profile));
+  router.add("/1.0/profiles/{name}", "DELETE", Access::trusted, bind(&InstanceRoutes::delete_profile));
   router.add("/1.0/storage-pools", "GET", Access::trusted, bind(&InstanceRoutes::list_pools));
   router.add("/1.0/storage-pools/{pool}", "GET", Access::trusted, bind(&InstanceRoutes::get_pool));
   router.add("/1.0/storage-pools/{pool}/volumes", "GET", Access::trusted, bind(&InstanceRoutes::list_volumes));
