@@ -62,6 +62,7 @@ ok "cpack made $(basename "$DEB")"
 # "MODE OWNER PATH" for each file we ship, as dpkg-deb -c prints them.
 {
     echo "-rwxr-xr-x root/root ./usr/bin/berth"
+    echo "-rwxr-xr-x root/root ./usr/bin/berthd"
     for schema in "$SOURCE_DIR"/schemas/*.json; do
         echo "-rw-r--r-- root/root ./usr/share/berth/schemas/$(basename "$schema")"
     done
@@ -76,7 +77,7 @@ if ! diff -u "$WORK/expected" "$WORK/files" >"$WORK/diff"; then
     fail "the package's files (- expected, + in the package):"
     cat "$WORK/diff" >&2
 else
-    ok "the package holds exactly berth, $(grep -c schemas/ "$WORK/expected") schemas," \
+    ok "the package holds exactly berth, berthd, $(grep -c schemas/ "$WORK/expected") schemas," \
         "$(grep -c man1/ "$WORK/expected") man pages and the completion"
 fi
 bad_dirs=$(awk '$1 ~ /^d/ && ($1 != "drwxr-xr-x" || $2 != "root/root") { print $1, $2, $6 }' "$WORK/contents")
@@ -107,6 +108,10 @@ packaged=$WORK/root/usr/bin/berth
 [[ $("$packaged" --version) == "$version" ]] || fail "the packaged berth --version does not print $version"
 "$packaged" --help | grep -q '^  plan ' || fail "the packaged berth --help does not list plan"
 readelf -S "$packaged" | grep -qE '\.(symtab|debug_info)' && fail "the packaged berth is not stripped"
+"$WORK/root/usr/bin/berthd" --help | grep -q -- '--dir' || fail "the packaged berthd --help does not list --dir"
+for wanted in 'liblxc' 'libarchive'; do
+    grep -qE "^$wanted" <<<"$depends_names" || fail "Depends names no $wanted package (berthd needs it): $depends"
+done
 
 # Every library it links comes from a package Depends names (dpkg-shlibdeps found them all).
 failures_before=$FAILURES

@@ -23,6 +23,9 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
 fi
 BERTH_ABS=$(realpath "$BERTH")
 readonly BERTH_ABS
+# berthd.service runs berthd: the one built here, beside berth (ctest passes BERTHD_BIN).
+BERTHD_ABS=$(realpath "${BERTHD_BIN:-$(dirname "$BERTH_ABS")/../daemon/berthd}")
+readonly BERTHD_ABS
 [[ $BERTH_ABS != *[[:space:]]* ]] ||
     { echo "systemd_unit_test: $BERTH_ABS has a space, which an ExecStart= line cannot take" >&2; exit 1; }
 
@@ -42,7 +45,8 @@ mapfile -t units < <(find "$EXAMPLES" -maxdepth 1 -type f \( -name '*.service' -
 # The copies: /usr/bin/berth is the berth built here; other programs (git) are where Debian puts them.
 mkdir -p "$WORK/units"
 for unit in "${units[@]}"; do
-    sed "s|/usr/bin/berth\\b|$BERTH_ABS|g" "$unit" >"$WORK/units/$(basename "$unit")"
+    sed -e "s|/usr/bin/berth\\b|$BERTH_ABS|g" -e "s|/usr/bin/berthd\\b|$BERTHD_ABS|g" "$unit" \
+        >"$WORK/units/$(basename "$unit")"
 done
 
 # Documentation=man:PAGE(1): verify runs man on it. The pages are found among ours, not installed
