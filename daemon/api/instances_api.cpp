@@ -486,6 +486,11 @@ std::optional<bool> filter_matches(const std::string& filter, const nlohmann::js
   std::vector<std::string> words;
   for (std::string w; in >> w;) words.push_back(w);
   if (words.empty()) return true;
+  // "FIELD OP VALUE" terms joined by "and": 3, 7, 11, ... words.
+  if ((words.size() + 1) % 4 != 0) {
+    error = "Invalid filter: " + filter;
+    return std::nullopt;
+  }
   bool all = true;
   for (std::size_t i = 0; i < words.size(); i += 4) {
     if (i + 2 >= words.size()) {
