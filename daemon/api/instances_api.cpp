@@ -477,7 +477,8 @@ class InstanceRoutes {
 }  // namespace
 
 const std::vector<std::string>& instance_extensions() {
-  static const std::vector<std::string> list = {"instances", "container_full", "api_filtering", "instance_get_full"};
+  static const std::vector<std::string> list = {"storage", "instances", "container_full", "api_filtering",
+                                                "instance_get_full"};
   return list;
 }
 

@@ -43,13 +43,15 @@ tar -C "$IMG" -czf "$WORK/bb.tar.gz" metadata.yaml rootfs
 tb_lxc_q remote add b "$BERTHD_URL" --accept-certificate --password "$PASSWORD"
 tb_lxc_q image import "$WORK/bb.tar.gz" b: --alias bb
 
-run l query b:/1.0/storage-pools/default
-assert_eq btrfs "$(jq -r .driver <<<"$OUT")" "the pool's driver is btrfs"
+run l storage list b: --format csv
+assert_contains "$OUT" "default,btrfs,$POOL" "lxc storage list: the pool's driver is btrfs"
 run l launch b:bb b:c1
 assert_exit 0 "launch on a btrfs pool"
 assert_eq RUNNING "$(lxc-info -P "$LXCPATH" -n c1 -sH)" "c1 runs"
 assert_eq yes "$(is_subvolume "$POOL/containers/c1")" "c1's volume is a subvolume"
 echo one >"$POOL/containers/c1/rootfs/root/mark"
+run l storage volume list b:default --format csv
+assert_contains "$OUT" "container,c1," "lxc storage volume list shows c1's volume"
 run l snapshot b:c1 s1
 assert_exit 0 "snapshot"
 assert_eq yes "$(is_subvolume "$POOL/containers-snapshots/c1/s1")" "the snapshot is a subvolume"
