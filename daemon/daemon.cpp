@@ -201,7 +201,12 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
   const auto lxcpath = dir / "containers";
   fs::create_directories(lxcpath, ec);
   if (ec) return "cannot create " + lxcpath.string() + ": " + ec.message();
-  impl->driver = std::make_unique<LxcDriver>(lxcpath);
+  // Containers start through "berthd forkstart" (a fresh process), never in a fork of this
+  // multithreaded one.
+  LxcDriverOptions driver_options;
+  driver_options.start_helper = options.start_helper;
+  if (driver_options.start_helper.empty()) return "no start helper: berthd cannot find its own executable";
+  impl->driver = std::make_unique<LxcDriver>(lxcpath, driver_options);
   auto images = ImageStore::open(dir / "images");
   if (!images) return images.error().message;
   impl->images = std::move(*images);

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -14,6 +15,7 @@
 #include <CLI/CLI.hpp>
 
 #include "daemon/daemon.hpp"
+#include "daemon/instances/lxc_driver.hpp"
 
 namespace {
 
@@ -51,19 +53,32 @@ int main(int argc, char** argv) {
   std::string storage_pool;
   std::string password_file;
   std::string log_level = "info";
-  app.add_option("--dir", dir, "Where berthd keeps its database, certificate, unix socket, images and containers")
-      ->required();
+  // Required unless the internal forkstart runs (checked after parsing: CLI11 would require it there too).
+  app.add_option("--dir", dir,
+                 "Where berthd keeps its database, certificate, unix socket, images and containers (required)");
   app.add_option("--listen", listen, "HTTPS address ADDR:PORT for this run (overrides core.https_address)");
   app.add_option("--storage-pool", storage_pool, "Where containers' root filesystems live (default DIR/storage)");
   app.add_option("--trust-password-file", password_file,
                  "Set the trust password from this file's first line (or env BERTHD_TRUST_PASSWORD)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  // Internal, hidden from --help (no group): the start helper berthd runs for each container start,
+  // as "berthd forkstart LXCPATH NAME", so liblxc forks a fresh single-threaded process rather than
+  // the daemon (see daemon/instances/lxc_driver.hpp). It touches nothing of berthd's.
+  std::string forkstart_lxcpath;
+  std::string forkstart_name;
+  CLI::App* forkstart =
+      app.add_subcommand("forkstart", "Internal (run by berthd itself): start the container LXCPATH/NAME and exit")
+          ->group("");
+  forkstart->add_option("LXCPATH", forkstart_lxcpath, "The liblxc container path")->required();
+  forkstart->add_option("NAME", forkstart_name, "The container's name")->required();
   try {
     app.parse(argc, argv);
+    if (!*forkstart && dir.empty()) throw CLI::RequiredError("--dir");
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (*forkstart) return berth::daemon::forkstart_main(forkstart_lxcpath, forkstart_name);
   spdlog::set_level(spdlog::level::from_str(log_level));
 
   std::string error;
@@ -71,6 +86,9 @@ int main(int argc, char** argv) {
   options.dir = dir;
   if (!listen.empty()) options.listen = listen;
   if (!storage_pool.empty()) options.storage_pool = storage_pool;
+  std::error_code ec;
+  options.start_helper = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) options.start_helper = "/proc/self/exe";  // still this executable, when exec'd from here
   options.trust_password = trust_password(password_file, error);
   if (!error.empty()) {
     std::cerr << "berthd: " << error << "\n";

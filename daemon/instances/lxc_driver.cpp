@@ -1,9 +1,15 @@
 #include "daemon/instances/lxc_driver.hpp"
 
+#include <fcntl.h>
 #include <lxc/lxccontainer.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/sysinfo.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +17,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <limits>
@@ -33,6 +40,9 @@ constexpr unsigned long cgroup_v1_magic = 0x27e0ebUL;
 constexpr unsigned long cgroup_v2_magic = 0x63677270UL;
 constexpr int start_wait_seconds = 30;
 constexpr int kill_wait_seconds = 30;
+// What the start helper may say that start() keeps for its message.
+constexpr std::size_t helper_output_limit = 64 * 1024;
+constexpr const char* default_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 // lxc.* templates shipped with liblxc: seccomp, capabilities, device rules, lxcfs; and the
 // unprivileged adjustments. LXD includes only common.conf.d and writes the rest itself; berthd
 // keeps the distribution's defaults and overrides what LXD sets differently.
@@ -119,7 +129,11 @@ std::optional<std::vector<int>> parse_cpu_list(std::string_view s) {
 
 std::string cpu_list_text(const std::vector<int>& cpus) {
   std::string out;
-  for (const int c : cpus) out += (out.empty() ? "" : ",") + std::to_string(c);
+  for (const int c : cpus) {
+    // Appended piece by piece: GCC 12 -O3 mistakes the concatenated form for an overlapping memcpy.
+    if (!out.empty()) out += ',';
+    out += std::to_string(c);
+  }
   return out;
 }
 
@@ -241,6 +255,93 @@ std::string log_tail(const fs::path& log) {
     out += (out.empty() ? "" : " | ") + e.substr(at + 1);
   }
   return out;
+}
+
+// ---- the start helper's plumbing ----
+
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  ~UniqueFd() { reset(); }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  [[nodiscard]] int get() const { return fd_; }
+  void reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// posix_spawn's attribute objects, destroyed however start() returns.
+struct SpawnActions {
+  posix_spawn_file_actions_t value{};
+  SpawnActions() { posix_spawn_file_actions_init(&value); }
+  ~SpawnActions() { posix_spawn_file_actions_destroy(&value); }
+  SpawnActions(const SpawnActions&) = delete;
+  SpawnActions& operator=(const SpawnActions&) = delete;
+};
+struct SpawnAttr {
+  posix_spawnattr_t value{};
+  SpawnAttr() { posix_spawnattr_init(&value); }
+  ~SpawnAttr() { posix_spawnattr_destroy(&value); }
+  SpawnAttr(const SpawnAttr&) = delete;
+  SpawnAttr& operator=(const SpawnAttr&) = delete;
+};
+
+// waitpid that survives signals; the status, or nullopt on an error other than EINTR.
+std::optional<int> wait_child(pid_t pid, int flags, bool& exited) {
+  int status = 0;
+  for (;;) {
+    const pid_t r = ::waitpid(pid, &status, flags);
+    if (r == pid) {
+      exited = true;
+      return status;
+    }
+    if (r == 0) {
+      exited = false;
+      return status;
+    }
+    if (errno != EINTR) {
+      exited = false;
+      return std::nullopt;
+    }
+  }
+}
+
+// Appends what is readable now (or until EOF with a blocking fd); false at EOF or on an error.
+bool read_available(int fd, std::string& out) {
+  std::array<char, 4096> buf{};
+  for (;;) {
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n > 0) {
+      if (out.size() < helper_output_limit) out.append(buf.data(), static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    return false;
+  }
+}
+
+// The helper's output on one line, its last part when long.
+std::string one_line(std::string text) {
+  for (char& c : text) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  while (!text.empty() && text.back() == ' ') text.pop_back();
+  constexpr std::size_t keep = 1000;
+  if (text.size() > keep) text = "..." + text.substr(text.size() - keep);
+  return text;
+}
+
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+  return "status " + std::to_string(status);
 }
 
 std::optional<std::int64_t> cgroup_number(lxc_container* c, const char* key) {
@@ -517,7 +618,17 @@ Result<std::vector<std::pair<std::string, std::string>>> lxc_config_items(const 
 
 LxcDriver::LxcDriver(fs::path lxcpath) : LxcDriver(std::move(lxcpath), HostFacts::probe()) {}
 
-LxcDriver::LxcDriver(fs::path lxcpath, HostFacts host) : lxcpath_(std::move(lxcpath)), host_(std::move(host)) {}
+LxcDriver::LxcDriver(fs::path lxcpath, HostFacts host) : LxcDriver(std::move(lxcpath), std::move(host), {}) {}
+
+LxcDriver::LxcDriver(fs::path lxcpath, LxcDriverOptions options)
+    : LxcDriver(std::move(lxcpath), HostFacts::probe(), std::move(options)) {}
+
+LxcDriver::LxcDriver(fs::path lxcpath, HostFacts host, LxcDriverOptions options)
+    : lxcpath_(std::move(lxcpath)), host_(std::move(host)), options_(std::move(options)) {
+  // Read here, once: getenv is not safe against a concurrent setenv, and starts run on any thread.
+  const char* path = std::getenv("PATH");
+  helper_path_env_ = std::string("PATH=") + (path != nullptr && *path != '\0' ? path : default_path);
+}
 
 fs::path LxcDriver::log_path(const std::string& name) const {
   return lxcpath_ / name / (name + ".log");
@@ -563,11 +674,17 @@ Result<void> LxcDriver::start(const ContainerSpec& spec) {
   std::error_code ec;
   fs::rename(log, fs::path(log).concat(".old"), ec);
   if (auto r = define(spec); !r) return r;
-  auto c = open_defined(lxcpath_, spec.name);
+  if (options_.start_helper.empty()) return start_in_process(spec.name, log);
+  return start_with_helper(spec.name, log);
+}
+
+Result<void> LxcDriver::start_in_process(const std::string& name, const fs::path& log) {
+  const std::string where = "container " + name;
+  auto c = open_defined(lxcpath_, name);
   if (!c) return c.error();
   lxc_container* ct = c->get();
   ct->want_daemonize(ct, true);
-  ct->want_close_all_fds(ct, true);  // berthd's sockets and database must not leak into the monitor
+  ct->want_close_all_fds(ct, true);  // the caller's descriptors must not leak into the monitor
   if (!ct->start(ct, 0, nullptr)) {
     return make_error(ErrorKind::io,
                       where + ": liblxc could not start it: " + log_tail(log) + " (full log: " + log.string() + ")");
@@ -577,6 +694,135 @@ Result<void> LxcDriver::start(const ContainerSpec& spec) {
                                               " s after start (state " + ct->state(ct) + "); see " + log.string());
   }
   return {};
+}
+
+Result<void> LxcDriver::start_with_helper(const std::string& name, const fs::path& log) {
+  const std::string where = "container " + name;
+  const std::string helper = options_.start_helper.string();
+  const auto io_error = [&](const std::string& what, int err) {
+    return make_error(ErrorKind::io, where + ": start helper " + helper + ": " + what + ": " + errno_text(err));
+  };
+
+  // Everything the child needs is prepared here: after posix_spawn's clone the child only applies
+  // these actions and execs (glibc's posix_spawn runs nothing else in it).
+  std::array<int, 2> pipe_fds{-1, -1};
+  if (::pipe2(pipe_fds.data(), O_CLOEXEC) != 0) return io_error("pipe", errno);
+  UniqueFd out_read(pipe_fds[0]);
+  UniqueFd out_write(pipe_fds[1]);
+  SpawnActions actions;
+  int err = posix_spawn_file_actions_addopen(&actions.value, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  if (err == 0) err = posix_spawn_file_actions_adddup2(&actions.value, out_write.get(), STDOUT_FILENO);
+  if (err == 0) err = posix_spawn_file_actions_adddup2(&actions.value, out_write.get(), STDERR_FILENO);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+  // Descriptors another thread opened without O_CLOEXEC must not reach the helper either.
+  if (err == 0) err = posix_spawn_file_actions_addclosefrom_np(&actions.value, STDERR_FILENO + 1);
+#endif
+  if (err != 0) return io_error("file actions", err);
+  SpawnAttr attr;
+  sigset_t none;
+  sigemptyset(&none);
+  sigset_t all;  // back to default: berthd ignores SIGPIPE and blocks SIGTERM/SIGINT
+  sigfillset(&all);
+  sigdelset(&all, SIGKILL);
+  sigdelset(&all, SIGSTOP);
+  // Its own process group, so a timeout kills the helper and whatever it forked that is still in it.
+  err = posix_spawnattr_setflags(
+      &attr.value, static_cast<short>(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF));
+  if (err == 0) err = posix_spawnattr_setpgroup(&attr.value, 0);
+  if (err == 0) err = posix_spawnattr_setsigmask(&attr.value, &none);
+  if (err == 0) err = posix_spawnattr_setsigdefault(&attr.value, &all);
+  if (err != 0) return io_error("spawn attributes", err);
+
+  std::string arg0 = helper;
+  std::string arg1 = "forkstart";
+  std::string arg2 = lxcpath_.string();
+  std::string arg3 = name;
+  std::array<char*, 5> argv{arg0.data(), arg1.data(), arg2.data(), arg3.data(), nullptr};
+  std::string path_env = helper_path_env_;
+  std::array<char*, 2> envp{path_env.data(), nullptr};
+  pid_t pid = -1;
+  err = ::posix_spawn(&pid, helper.c_str(), &actions.value, &attr.value, argv.data(), envp.data());
+  if (err != 0) return io_error("could not run it", err);
+  out_write.reset();  // the helper's end; EOF once it (and anything it forked) closes it
+
+  // Its output and its exit, until the deadline. A pidfd wakes us at the exit; without one (old
+  // kernel) we look every 20 ms.
+  const auto deadline = std::chrono::steady_clock::now() + options_.start_helper_timeout;
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  std::string output;
+  bool pipe_open = true;
+  bool exited = false;
+  std::optional<int> status;
+  int wait_errno = 0;  // waitpid or poll failed: treated as a timeout, with that error
+  const char* failed_call = "";
+  for (;;) {
+    status = wait_child(pid, WNOHANG, exited);
+    if (!status) {
+      wait_errno = errno;
+      failed_call = "waitpid";
+    }
+    if (exited || !status) break;
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    std::array<pollfd, 2> fds{};
+    nfds_t count = 0;
+    if (pipe_open) fds[count++] = {out_read.get(), POLLIN, 0};
+    if (pidfd.get() >= 0) fds[count++] = {pidfd.get(), POLLIN, 0};
+    const int wait_ms = pidfd.get() >= 0 ? static_cast<int>(std::min<std::int64_t>(left.count(), 1000))
+                                         : static_cast<int>(std::min<std::int64_t>(left.count(), 20));
+    const int ready = ::poll(fds.data(), count, wait_ms);
+    if (ready < 0 && errno != EINTR) {
+      wait_errno = errno;
+      failed_call = "poll";
+      break;
+    }
+    if (ready > 0 && pipe_open && fds[0].revents != 0) {
+      // A bounded read: what is there now. EOF (or an error) ends the reading, not the waiting.
+      std::array<char, 4096> buf{};
+      const ssize_t n = ::read(out_read.get(), buf.data(), buf.size());
+      if (n > 0 && output.size() < helper_output_limit) output.append(buf.data(), static_cast<std::size_t>(n));
+      if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) pipe_open = false;
+    }
+  }
+
+  if (!exited) {
+    // Overran its time (or waiting failed): kill the helper's group, reap it, and kill whatever
+    // of the container liblxc got going, so nothing half-started is left behind.
+    ::kill(-pid, SIGKILL);
+    ::kill(pid, SIGKILL);
+    bool reaped = false;
+    (void)wait_child(pid, 0, reaped);
+    if (auto c = open_container(lxcpath_, name); c && std::string_view((*c)->state(c->get())) != "STOPPED") {
+      (*c)->stop(c->get());
+      (void)(*c)->wait(c->get(), "STOPPED", kill_wait_seconds);
+    }
+    if (wait_errno != 0) return io_error(failed_call, wait_errno);
+    (void)::fcntl(out_read.get(), F_SETFL, O_NONBLOCK);
+    if (pipe_open) (void)read_available(out_read.get(), output);
+    const std::string said = one_line(output);
+    return make_error(ErrorKind::timeout,
+                      where + ": start helper " + helper + " did not finish within " +
+                          std::to_string(options_.start_helper_timeout.count()) + " s; killed it and the container" +
+                          (said.empty() ? "" : " (it said: " + said + ")") + "; see " + log.string());
+  }
+
+  // The rest of its output without blocking: the container's monitor, forked by the helper, may
+  // briefly still hold the pipe.
+  if (pipe_open && ::fcntl(out_read.get(), F_SETFL, O_NONBLOCK) == 0) (void)read_available(out_read.get(), output);
+  const int st = *status;
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return {};
+  const std::string said = one_line(output);
+  const std::string helper_said = said.empty() ? describe_status(st) : said + "; " + describe_status(st);
+  if (WIFEXITED(st) && WEXITSTATUS(st) == forkstart_exit::conflict) {
+    return make_error(ErrorKind::conflict, where + ": already running");
+  }
+  if (WIFEXITED(st) && WEXITSTATUS(st) == forkstart_exit::timeout) {
+    return make_error(ErrorKind::timeout, where + ": not RUNNING " + std::to_string(start_wait_seconds) +
+                                              " s after start (helper: " + helper_said + "); see " + log.string());
+  }
+  return make_error(ErrorKind::io, where + ": liblxc could not start it: " + log_tail(log) + " (helper " + helper +
+                                       ": " + helper_said + "; full log: " + log.string() + ")");
 }
 
 Result<void> LxcDriver::stop(const std::string& name, int timeout_seconds, bool force) {
@@ -714,6 +960,48 @@ std::vector<std::string> LxcDriver::running() const {
   std::free(static_cast<void*>(names));  // NOLINT
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// ---- the start helper's body ----
+
+int forkstart_main(const std::string& lxcpath, const std::string& name) {
+  // Nothing inherited beyond stdin/stdout/stderr reaches liblxc (posix_spawn closed them already
+  // when berthd started us; this covers other callers).
+  if (::syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
+    for (int fd = 3; fd < 1024; ++fd) ::close(fd);
+  }
+  const std::string where = "container " + name;
+  const auto say = [](const std::string& line) { std::fprintf(stderr, "berthd forkstart: %s\n", line.c_str()); };
+  if (auto r = validate_instance_name(name); !r) {
+    say(r.error().message);
+    return forkstart_exit::usage;
+  }
+  if (lxcpath.empty() || lxcpath.front() != '/') {
+    say("LXCPATH must be an absolute path, not \"" + lxcpath + "\"");
+    return forkstart_exit::usage;
+  }
+  auto c = open_defined(lxcpath, name);  // loads LXCPATH/NAME/config
+  if (!c) {
+    say(c.error().message);
+    return forkstart_exit::usage;
+  }
+  lxc_container* ct = c->get();
+  if (ct->is_running(ct)) {
+    say(where + ": already running");
+    return forkstart_exit::conflict;
+  }
+  ct->want_daemonize(ct, true);
+  ct->want_close_all_fds(ct, true);  // our stdout/stderr pipe must not stay open in the monitor
+  const fs::path log = fs::path(lxcpath) / name / (name + ".log");
+  if (!ct->start(ct, 0, nullptr)) {
+    say(where + ": liblxc could not start it; see " + log.string());
+    return forkstart_exit::failed;
+  }
+  if (!ct->wait(ct, "RUNNING", start_wait_seconds)) {
+    say(where + ": not RUNNING " + std::to_string(start_wait_seconds) + " s after start (state " + ct->state(ct) + ")");
+    return forkstart_exit::timeout;
+  }
+  return 0;
 }
 
 }  // namespace berth::daemon

@@ -8,17 +8,26 @@
 // LXCPATH/NAME/NAME.log (liblxc's log, named in every start failure). Rootfs and its volume belong
 // to the storage pool; the driver never deletes them (remove drops only LXCPATH/NAME).
 //
-// Thread and ownership contract: the driver holds only LXCPATH; each call opens its own
-// lxc_container and puts it before returning, so any thread may call. Calls on the same container
-// must be serialised by the caller (berthd runs one operation per instance at a time). A started
-// container is daemonized (its monitor is re-parented to init, with our file descriptors closed):
-// it keeps running when berthd exits and running() finds it again after a restart.
+// Thread and ownership contract: the driver holds only LXCPATH and its options; each call opens its
+// own lxc_container and puts it before returning, so any thread may call. Calls on the same
+// container must be serialised by the caller (berthd runs one operation per instance at a time). A
+// started container is daemonized (its monitor is re-parented to init, with our file descriptors
+// closed): it keeps running when berthd exits and running() finds it again after a restart.
 //
-// Known limit: liblxc's start forks the calling process and keeps running liblxc code in the child
-// without exec. From a multithreaded berthd that is only safe if no other thread holds a lock the
-// child needs (malloc is the usual one); LXD avoids it with a re-exec ("lxd forkstart"), and berthd
-// should do the same before it starts containers from its worker threads.
+// How a start runs: liblxc's daemonized start forks the calling process and keeps running liblxc
+// code in the child without exec, which is unsafe from a multithreaded process (the child inherits
+// malloc's and other locks in whatever state other threads left them). So with a start helper
+// configured (LxcDriverOptions::start_helper, berthd's own executable) start() spawns
+// "HELPER forkstart LXCPATH NAME" (see forkstart_main) with posix_spawn: a fresh single-threaded
+// process that does liblxc's start, with only PATH in its environment, stdin on /dev/null, stdout
+// and stderr on a pipe for the failure message, and no other file descriptor. berthd hands over
+// its own executable for this (DaemonOptions::start_helper, from /proc/self/exe).
+//
+// Without a helper (unit tests, tools) start() calls liblxc in the calling process, which is for
+// single-threaded callers only. We keep that fallback rather than require the helper so the driver
+// stays usable where there is no berthd executable; a multithreaded caller must set the helper.
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -93,18 +102,45 @@ struct CgroupSetting {
 [[nodiscard]] Result<std::vector<std::pair<std::string, std::string>>> lxc_config_items(
     const ContainerSpec& spec, const HostFacts& host, const std::filesystem::path& lxcpath);
 
+struct LxcDriverOptions {
+  // The executable start() runs as "start_helper forkstart LXCPATH NAME" (berthd sets its own,
+  // from /proc/self/exe). Empty: start in the calling process (single-threaded callers only).
+  std::filesystem::path start_helper;
+  // How long the helper may take (liblxc's own wait for RUNNING is 30 s); then it is killed and
+  // start() is ErrorKind::timeout.
+  std::chrono::seconds start_helper_timeout{60};
+};
+
+// The start helper's body, for "berthd forkstart LXCPATH NAME": in a fresh process, loads
+// LXCPATH/NAME/config, starts the container daemonized and returns once it is RUNNING. Returns the
+// process exit status: 0 running; otherwise liblxc's reason is on stderr and the status is one of
+// the forkstart_exit values. Touches nothing but LXCPATH/NAME (no berthd directory, database or
+// socket); closes every inherited descriptor above stderr first.
+[[nodiscard]] int forkstart_main(const std::string& lxcpath, const std::string& name);
+namespace forkstart_exit {
+inline constexpr int failed = 1;    // liblxc could not start it (its log says why)
+inline constexpr int usage = 2;     // bad arguments, or not defined under LXCPATH
+inline constexpr int timeout = 3;   // started but not RUNNING in time
+inline constexpr int conflict = 4;  // already running
+}  // namespace forkstart_exit
+
 class LxcDriver {
  public:
   explicit LxcDriver(std::filesystem::path lxcpath);
   LxcDriver(std::filesystem::path lxcpath, HostFacts host);
+  LxcDriver(std::filesystem::path lxcpath, LxcDriverOptions options);
+  LxcDriver(std::filesystem::path lxcpath, HostFacts host, LxcDriverOptions options);
 
   [[nodiscard]] const std::filesystem::path& lxcpath() const { return lxcpath_; }
   [[nodiscard]] std::filesystem::path log_path(const std::string& name) const;
 
   // Writes LXCPATH/NAME/config from the spec (validated first).
   [[nodiscard]] Result<void> define(const ContainerSpec& spec);
-  // define, then a daemonized start; returns once liblxc reports RUNNING. A failure quotes liblxc's
-  // last errors and names the log. ErrorKind::conflict when it is already running.
+  // define, then a daemonized start (through the start helper when one is configured); returns
+  // once liblxc reports RUNNING. A failure quotes liblxc's last errors (and what the helper said)
+  // and names the log. ErrorKind::conflict when it is already running; ErrorKind::timeout when it
+  // is not RUNNING in time or the helper overran its timeout (then the helper is killed and the
+  // container, if liblxc got it going, is killed too).
   [[nodiscard]] Result<void> start(const ContainerSpec& spec);
   // As LXD: with `force` or a zero timeout the container is killed at once; otherwise init gets
   // the halt signal (SIGPWR) and `timeout_seconds` to stop (-1: wait as long as it takes), and
@@ -127,8 +163,13 @@ class LxcDriver {
   [[nodiscard]] std::vector<std::string> running() const;
 
  private:
+  [[nodiscard]] Result<void> start_in_process(const std::string& name, const std::filesystem::path& log);
+  [[nodiscard]] Result<void> start_with_helper(const std::string& name, const std::filesystem::path& log);
+
   std::filesystem::path lxcpath_;
   HostFacts host_;
+  LxcDriverOptions options_;
+  std::string helper_path_env_;  // "PATH=..." for the helper, taken once at construction
 };
 
 }  // namespace berth::daemon

@@ -1,18 +1,25 @@
 // The liblxc driver against real containers (root only): a busybox rootfs owned by the shifted
 // ids, started unprivileged with the host's default map, seen by lxc-info and lxc-attach, limited
-// through its cgroup, frozen, stopped cleanly and by force, renamed and removed. Every container
-// a test starts is killed and removed by a guard, whatever the test's outcome. Validation tests
-// need no root.
+// through its cgroup, frozen, stopped cleanly and by force, renamed and removed; started through
+// berthd's forkstart helper (a clean process: PATH only, stdin /dev/null, no inherited descriptor;
+// reaped; killed at its timeout), also from several threads at once. Every container a test starts
+// is killed and removed by a guard, whatever the test's outcome. Validation tests need no root.
 
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -86,6 +93,41 @@ void make_busybox_rootfs(const fs::path& rootfs, const Idmap& map) {
   std::ofstream(rootfs / "etc/inittab") << "::respawn:/bin/sleep 100000\n";
   auto shifted = shift_tree(rootfs, {}, map);
   ASSERT_TRUE(shifted.ok()) << shifted.error().message;
+}
+
+// berthd, the start helper: BERTHD_BIN (set by ctest for integration tests), else the build tree's
+// (build/tests/berth_unit_tests → build/daemon/berthd); empty when neither exists.
+fs::path berthd_binary() {
+  if (const char* env = std::getenv("BERTHD_BIN"); env != nullptr && *env != '\0' && fs::exists(env)) return env;
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return {};
+  fs::path candidate = self.parent_path().parent_path() / "daemon" / "berthd";
+  return fs::exists(candidate, ec) ? candidate : fs::path{};
+}
+
+// True when this process has a child it has not reaped (a zombie or a live one).
+bool has_unreaped_child() {
+  errno = 0;
+  const pid_t r = ::waitpid(-1, nullptr, WNOHANG | __WALL);
+  return !(r == -1 && errno == ECHILD);
+}
+
+// Pids whose command line contains every one of `parts` (NUL-separated arguments joined by ' ').
+std::vector<int> processes_with(const std::vector<std::string>& parts) {
+  std::vector<int> out;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string pid = entry.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmdline = read_file(entry.path() / "cmdline");
+    for (char& c : cmdline) {
+      if (c == '\0') c = ' ';
+    }
+    bool all = !cmdline.empty();
+    for (const std::string& p : parts) all = all && cmdline.find(p) != std::string::npos;
+    if (all) out.push_back(std::stoi(pid));
+  }
+  return out;
 }
 
 class LxcDriverTest : public ::testing::Test {
@@ -277,6 +319,168 @@ TEST_F(LxcDriverTest, StartFailureSaysWhyAndWhereTheLogIs) {
   EXPECT_NE(started.error().message.find("ERROR"), std::string::npos) << started.error().message << "\nlog:\n"
                                                                       << read_file(driver_->log_path(s.name));
   EXPECT_EQ(driver_->state(s.name).status, "Stopped");
+}
+
+// ---- through the start helper (berthd forkstart) ----
+
+TEST_F(LxcDriverTest, StartsThroughTheHelperInACleanProcessThatIsReaped) {
+  const fs::path berthd = berthd_binary();
+  if (berthd.empty()) GTEST_SKIP() << "no berthd to run as start helper (set BERTHD_BIN or build target berthd)";
+  // A wrapper that records what the helper inherits, then becomes berthd.
+  const fs::path record = tmp_.path() / "helper.record";
+  const fs::path wrapper = tmp_.path() / "helper.sh";
+  std::ofstream(wrapper) << "#!/bin/sh\n"
+                         << "{ echo \"args: $*\"; echo \"stdin: $(readlink /proc/$$/fd/0)\";"
+                         << " tr '\\0' '\\n' < /proc/$$/environ | sed 's/^/env: /';"
+                         << " ls -l /proc/$$/fd/ | sed 's/^/fd: /'; } > " << record.string() << "\n"
+                         << "exec " << berthd.string() << " \"$@\"\n";
+  fs::permissions(wrapper, fs::perms(0755));
+  // A descriptor without O_CLOEXEC, as a careless library might hold: it must not reach the helper.
+  const fs::path marker = tmp_.path() / "leak-marker";
+  std::ofstream(marker) << "x";
+  const int leaky = ::open(marker.c_str(), O_RDONLY);  // NOLINT: deliberately without O_CLOEXEC
+  ASSERT_GE(leaky, 0);
+  ::setenv("BERTH_TEST_SECRET", "must-not-leak", 1);
+
+  LxcDriver helper_driver(driver_->lxcpath(), LxcDriverOptions{.start_helper = wrapper});
+  ContainerSpec s = spec(unique_name("h"));
+  Guard guard(helper_driver, s.name);
+  auto started = helper_driver.start(s);
+  ::close(leaky);
+  ::unsetenv("BERTH_TEST_SECRET");
+  ASSERT_TRUE(started.ok()) << started.error().message;
+
+  EXPECT_NE(squeeze_spaces(lxc_cmd("lxc-info", s.name, "-s")).find("State: RUNNING"), std::string::npos);
+  EXPECT_FALSE(has_unreaped_child()) << "the helper was not waited for";
+  EXPECT_TRUE(processes_with({"forkstart", driver_->lxcpath().string(), s.name}).empty());
+
+  const std::string seen = read_file(record);
+  EXPECT_NE(seen.find("args: forkstart " + driver_->lxcpath().string() + " " + s.name + "\n"), std::string::npos)
+      << seen;
+  EXPECT_NE(seen.find("stdin: /dev/null\n"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("env: PATH="), std::string::npos) << seen;
+  EXPECT_EQ(seen.find("BERTH_TEST_SECRET"), std::string::npos) << seen;
+  std::size_t env_lines = 0;
+  for (std::size_t at = seen.find("env: "); at != std::string::npos; at = seen.find("env: ", at + 1)) ++env_lines;
+  EXPECT_EQ(env_lines, 1U) << seen;
+  EXPECT_EQ(seen.find(marker.string()), std::string::npos) << seen;
+  EXPECT_NE(seen.find("pipe:"), std::string::npos) << seen;  // stdout and stderr, for the error message
+
+  // The container outlives the helper, and a second start is a conflict (found before the helper).
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  EXPECT_EQ(helper_driver.state(s.name).status, "Running");
+  auto again = helper_driver.start(s);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().kind, ErrorKind::conflict);
+  // The helper itself refuses a running container with its conflict status.
+  const std::string direct =
+      run(berthd.string() + " forkstart " + driver_->lxcpath().string() + " " + s.name + " 2>&1; echo status=$?");
+  EXPECT_NE(direct.find("already running"), std::string::npos) << direct;
+  EXPECT_NE(direct.find("status=" + std::to_string(forkstart_exit::conflict)), std::string::npos) << direct;
+  ASSERT_TRUE(helper_driver.stop(s.name, 0, true).ok());
+  EXPECT_FALSE(has_unreaped_child());
+}
+
+TEST_F(LxcDriverTest, HelperStartFailureQuotesLiblxcAndNamesTheLog) {
+  const fs::path berthd = berthd_binary();
+  if (berthd.empty()) GTEST_SKIP() << "no berthd to run as start helper (set BERTHD_BIN or build target berthd)";
+  LxcDriver helper_driver(driver_->lxcpath(), LxcDriverOptions{.start_helper = berthd});
+  ContainerSpec s = spec(unique_name("hf"));
+  Guard guard(helper_driver, s.name);
+  fs::remove(s.rootfs / "sbin/init");
+  auto started = helper_driver.start(s);
+  ASSERT_FALSE(started.ok());
+  EXPECT_EQ(started.error().kind, ErrorKind::io);
+  const std::string& message = started.error().message;
+  EXPECT_NE(message.find(helper_driver.log_path(s.name).string()), std::string::npos) << message;
+  EXPECT_NE(message.find("ERROR"), std::string::npos) << message << "\nlog:\n"
+                                                      << read_file(helper_driver.log_path(s.name));
+  EXPECT_NE(message.find("exit status " + std::to_string(forkstart_exit::failed)), std::string::npos) << message;
+  EXPECT_EQ(helper_driver.state(s.name).status, "Stopped");
+  EXPECT_FALSE(has_unreaped_child());
+
+  // A helper that cannot be run says so, naming it.
+  LxcDriver missing(driver_->lxcpath(), LxcDriverOptions{.start_helper = tmp_.path() / "no-such-berthd"});
+  fs::create_symlink("../bin/busybox", s.rootfs / "sbin/init");
+  auto not_run = missing.start(s);
+  ASSERT_FALSE(not_run.ok());
+  EXPECT_NE(not_run.error().message.find("no-such-berthd"), std::string::npos) << not_run.error().message;
+  EXPECT_EQ(missing.state(s.name).status, "Stopped");
+}
+
+TEST_F(LxcDriverTest, HelperThatOverrunsItsTimeoutIsKilledWithItsChildren) {
+  // A helper that never finishes, with a child of its own in its process group.
+  const fs::path wrapper = tmp_.path() / "stuck.sh";
+  std::ofstream(wrapper) << "#!/bin/sh\necho stuck starting $4\nsleep 987653\n";
+  fs::permissions(wrapper, fs::perms(0755));
+  LxcDriver stuck(driver_->lxcpath(),
+                  LxcDriverOptions{.start_helper = wrapper, .start_helper_timeout = std::chrono::seconds(2)});
+  ContainerSpec s = spec(unique_name("hs"));
+  Guard guard(stuck, s.name);
+  const auto before = std::chrono::steady_clock::now();
+  auto started = stuck.start(s);
+  ASSERT_FALSE(started.ok());
+  EXPECT_EQ(started.error().kind, ErrorKind::timeout);
+  EXPECT_NE(started.error().message.find("did not finish within 2 s"), std::string::npos) << started.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - before, std::chrono::seconds(20));
+  EXPECT_FALSE(has_unreaped_child());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_TRUE(processes_with({"sleep", "987653"}).empty()) << "the helper's child survived";
+  EXPECT_EQ(stuck.state(s.name).status, "Stopped");
+}
+
+TEST_F(LxcDriverTest, FourThreadsStartFourContainersWhileAnotherChurnsMalloc) {
+  const fs::path berthd = berthd_binary();
+  if (berthd.empty()) GTEST_SKIP() << "no berthd to run as start helper (set BERTHD_BIN or build target berthd)";
+  LxcDriver helper_driver(driver_->lxcpath(), LxcDriverOptions{.start_helper = berthd});
+  constexpr int count = 4;
+  std::vector<ContainerSpec> specs;
+  std::vector<std::unique_ptr<Guard>> guards;
+  for (int i = 0; i < count; ++i) {
+    ContainerSpec s = spec(unique_name("m"));
+    s.rootfs = tmp_.path() / ("vol/rootfs" + std::to_string(i));
+    make_busybox_rootfs(s.rootfs, map_);
+    guards.push_back(std::make_unique<Guard>(helper_driver, s.name));
+    specs.push_back(std::move(s));
+  }
+  ASSERT_FALSE(HasFatalFailure());
+
+  std::atomic<bool> done{false};
+  std::atomic<std::uint64_t> allocations{0};
+  std::thread churn([&done, &allocations] {
+    std::vector<std::unique_ptr<char[]>> held(256);
+    std::uint64_t n = 0;
+    while (!done.load()) {
+      const std::size_t size = 16 + (n * 7919) % 65536;
+      held[n % held.size()] = std::make_unique<char[]>(size);
+      held[n % held.size()][0] = static_cast<char>(n);
+      ++n;
+    }
+    allocations = n;
+  });
+  std::vector<std::string> errors(count);
+  std::atomic<int> ready{0};
+  std::vector<std::thread> starters;
+  for (int i = 0; i < count; ++i) {
+    starters.emplace_back([&, i] {
+      ready.fetch_add(1);
+      while (ready.load() < count) std::this_thread::yield();  // all at once
+      auto r = helper_driver.start(specs[static_cast<std::size_t>(i)]);
+      if (!r) errors[static_cast<std::size_t>(i)] = r.error().message;
+    });
+  }
+  for (std::thread& t : starters) t.join();
+  done = true;
+  churn.join();
+  EXPECT_GT(allocations.load(), 0U);
+
+  for (int i = 0; i < count; ++i) {
+    const ContainerSpec& s = specs[static_cast<std::size_t>(i)];
+    EXPECT_TRUE(errors[static_cast<std::size_t>(i)].empty()) << s.name << ": " << errors[static_cast<std::size_t>(i)];
+    EXPECT_NE(squeeze_spaces(lxc_cmd("lxc-info", s.name, "-s")).find("State: RUNNING"), std::string::npos) << s.name;
+  }
+  EXPECT_EQ(helper_driver.running().size(), static_cast<std::size_t>(count));
+  EXPECT_FALSE(has_unreaped_child());
 }
 
 // ---- validation and config (no root) ----
