@@ -235,10 +235,13 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
   http::ServerOptions server_options;
   server_options.timeout = std::chrono::seconds{60};
   server_options.max_connections = 256;
-  // Only image uploads need more.
   server_options.body_limit = 64 * 1024;
-  server_options.body_limit_for = [](std::string_view method, std::string_view target) -> std::size_t {
-    return method == "POST" && target.substr(0, target.find('?')) == "/1.0/images" ? api::max_image_upload : 0;
+  // Only image uploads need more, and only from a trusted client: an untrusted one is answered
+  // 403 after its body is read, so it gets no more than any other request.
+  server_options.body_limit_for = [raw](const http::Request& head) -> std::size_t {
+    const std::string_view target = head.target;
+    if (head.method != "POST" || target.substr(0, target.find('?')) != "/1.0/images") return 0;
+    return raw->api->trusts(head) ? api::max_image_upload : 0;
   };
 
   const auto socket_path = (dir / "unix.socket").string();

@@ -353,10 +353,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void on_read_header(error_code ec) {
     if (ec) return on_read_error(ec);
     if (shared_.options.body_limit_for) {
-      const auto& req = parser_->get();
-      const auto limit =
-          shared_.options.body_limit_for(std::string_view(req.method_string().data(), req.method_string().size()),
-                                         std::string_view(req.target().data(), req.target().size()));
+      const auto limit = shared_.options.body_limit_for(request_of(parser_->get(), {}));
       if (limit > body_limit_) {
         body_limit_ = limit;
         body_timeout_ = shared_.options.large_body_timeout;
@@ -402,16 +399,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (ec) return on_read_error(ec);
     auto& req = parser_->get();
     const bool head = req.method() == bhttp::verb::head;
-    Request request{head ? "GET" : std::string(req.method_string()),
-                    std::string(req.target()),
-                    std::string(req[bhttp::field::authorization]),
-                    std::move(req.body()),
-                    peer_,
-                    {},
-                    std::is_same_v<Stream, UnixStream>,
-                    websocket::is_upgrade(req),
-                    peer_certificate_};
-    for (const auto& field : req) request.headers.emplace_back(field.name_string(), field.value());
+    const Request request = request_of(req, std::move(req.body()));
     Response response = call_handler(request);
     spdlog::debug("http: {} {} {} -> {} ({} bytes)", peer_, std::string(req.method_string()), path_of(request.target),
                   response.status, response.body.size());
@@ -426,8 +414,11 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   // Waits for the deferred answer or its timeout, whichever comes first; the connection reads
   // nothing meanwhile (HTTP/1.1 answers in order).
   void defer(std::shared_ptr<Deferred> deferred, bool head, unsigned version, bool keep_alive) {
-    const auto answer = [head, version, keep_alive](Session& self, Response response) {
-      if (self.answered_) return;
+    // Each deferred request has its own generation: a reply (or timer) of an earlier one on this
+    // connection, arriving late, must not answer this one.
+    const std::uint64_t generation = ++defer_generation_;
+    const auto answer = [head, version, keep_alive, generation](Session& self, Response response) {
+      if (self.answered_ || self.defer_generation_ != generation) return;
       self.answered_ = true;
       self.defer_timer_.cancel();
       self.do_write(std::move(response), head, version, keep_alive);
@@ -435,8 +426,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     answered_ = false;
     layer().expires_never();
     defer_timer_.expires_after(deferred->timeout);
-    defer_timer_.async_wait([self = this->shared_from_this(), deferred, answer](error_code ec) {
-      if (ec || self->answered_) return;
+    defer_timer_.async_wait([self = this->shared_from_this(), deferred, answer, generation](error_code ec) {
+      if (ec || self->answered_ || self->defer_generation_ != generation) return;
       Response response = error_response(500, "internal server error");
       try {
         if (deferred->on_timeout) response = deferred->on_timeout();
@@ -457,6 +448,23 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       spdlog::warn("http: a deferred answer failed to start: {}", e.what());
       answer(*this, error_response(500, "internal server error"));
     }
+  }
+
+  // What the handler sees of a request.
+  template <class Message>
+  Request request_of(const Message& req, std::string body) const {
+    const bool head = req.method() == bhttp::verb::head;
+    Request request{head ? "GET" : std::string(req.method_string()),
+                    std::string(req.target()),
+                    std::string(req[bhttp::field::authorization]),
+                    std::move(body),
+                    peer_,
+                    {},
+                    std::is_same_v<Stream, UnixStream>,
+                    websocket::is_upgrade(req),
+                    peer_certificate_};
+    for (const auto& field : req) request.headers.emplace_back(field.name_string(), field.value());
+    return request;
   }
 
   // Never throws: a handler's exception is a bug of the handler, answered 500, not the process's end.
@@ -561,6 +569,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   std::size_t body_limit_ = 0;  // this request's
   net::steady_timer defer_timer_{stream_.get_executor()};
   bool answered_ = true;
+  std::uint64_t defer_generation_ = 0;
 };
 
 }  // namespace

@@ -88,9 +88,10 @@ struct ServerOptions {
   std::size_t body_limit = 64 * 1024;  // larger request bodies are answered 413
   std::chrono::seconds timeout{30};    // for every read and write, including a keep-alive wait
   int max_connections = 64;            // connections beyond it are closed as soon as accepted
-  // A larger body limit for some requests (image uploads), from the method and target; the body
-  // of such a request may take `large_body_timeout` to arrive.
-  std::function<std::size_t(std::string_view method, std::string_view target)> body_limit_for;
+  // A larger body limit for some requests (image uploads), decided from the request before its
+  // body is read (`body` is empty; method, target, headers, peer certificate are set); the body of
+  // such a request may take `large_body_timeout` to arrive. Called on the server thread.
+  std::function<std::size_t(const Request& head)> body_limit_for;
   std::chrono::seconds large_body_timeout{3600};
 };
 

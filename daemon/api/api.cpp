@@ -175,6 +175,11 @@ void Api::add_routes(const std::function<void(Router&)>& add, const std::vector<
   extensions_.insert(extensions_.end(), extensions.begin(), extensions.end());
 }
 
+bool Api::trusts(const http::Request& request) const {
+  return trusted(request,
+                 request.peer_certificate.empty() ? std::string{} : util::sha256_hex(request.peer_certificate));
+}
+
 bool Api::trusted(const http::Request& request, const std::string& fingerprint) const {
   if (request.local) return true;
   if (fingerprint.empty()) return false;

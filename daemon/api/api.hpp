@@ -55,6 +55,9 @@ class Api {
 
   [[nodiscard]] http::Response handle(const http::Request& request) const { return router_.handle(request); }
 
+  // Whether the request's client is trusted (the unix socket, or a certificate in the trust store).
+  [[nodiscard]] bool trusts(const http::Request& request) const;
+
   // More routes (instances, images), and the API extensions they implement, before serving.
   void add_routes(const std::function<void(Router&)>& add, const std::vector<std::string>& extensions);
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iterator>
@@ -35,7 +36,12 @@ int recursion_of(const Call& call) {
   return it != call.query.end() && (it->second == "1" || it->second == "2") ? 1 : 0;
 }
 
+// A metadata.yaml date as RFC 3339, clamped to 1970-2199: what the clock type holds without
+// overflow (nanoseconds since 1970) and Go parses.
 std::string rfc3339_of_unix(std::int64_t seconds) {
+  constexpr std::int64_t first = 0;
+  constexpr std::int64_t last = 7258118399;  // 2199-12-31T23:59:59Z
+  seconds = std::clamp(seconds, first, last);
   return util::rfc3339_utc(std::chrono::system_clock::time_point{std::chrono::seconds{seconds}});
 }
 
@@ -153,27 +159,29 @@ class ImageRoutes {
     if (!saved) return failure(saved.error());
     const bool multipart = content_type.rfind("multipart/form-data", 0) == 0;
     const auto body_path = *saved;
-    auto work = [this, body_path, multipart, content_type, expected, extra_properties, filename,
+    // The task holds the store and the database (which outlive the operations), not this.
+    auto work = [&images = images_, &db = db_, body_path, multipart, content_type, expected, extra_properties, filename,
                  is_public]() -> Result<nlohmann::json> {
       Result<StoredImage> stored = lxd::make_error(ErrorKind::io, "no image");
       if (multipart) {
-        auto parts = split_multipart(body_path, content_type, images_.dir());
+        auto parts = split_multipart(body_path, content_type, images.dir());
         std::error_code ignored;
         std::filesystem::remove(body_path, ignored);
         if (!parts) return parts.error();
-        stored = images_.import_split(parts->first, parts->second, expected);
+        stored = images.import_split(parts->first, parts->second, expected);
       } else {
-        stored = images_.import_unified(body_path, expected);
+        stored = images.import_unified(body_path, expected);
       }
       if (!stored) return stored.error();
-      return record(*stored, filename, is_public, extra_properties);
+      return record(images, db, *stored, filename, is_public, extra_properties);
     };
     return async_response(operations_.add_task("Downloading image", nlohmann::json::object(), std::move(work)));
   }
 
   // The image's document, once its files are in; the files go again if it cannot be stored.
-  Result<nlohmann::json> record(const StoredImage& image, const std::string& filename, bool is_public,
-                                const std::map<std::string, std::string>& extra_properties) const {
+  static Result<nlohmann::json> record(ImageStore& images, Database& db, const StoredImage& image,
+                                       const std::string& filename, bool is_public,
+                                       const std::map<std::string, std::string>& extra_properties) {
     auto properties = image.metadata.properties;
     for (const auto& [k, v] : extra_properties) properties[k] = v;
     const auto now = util::rfc3339_utc(std::chrono::system_clock::now());
@@ -192,9 +200,9 @@ class ImageRoutes {
                        {"last_used_at", "0001-01-01T00:00:00Z"},
                        {"properties", properties},
                        {"profiles", {"default"}}};
-    if (auto stored = db_.change({{Op::insert, DocumentKind::image, image.fingerprint, doc, {}}}); !stored) {
+    if (auto stored = db.change({{Op::insert, DocumentKind::image, image.fingerprint, doc, {}}}); !stored) {
       if (stored.error().kind != ErrorKind::conflict) {
-        if (auto removed = images_.remove(image.fingerprint); !removed) {
+        if (auto removed = images.remove(image.fingerprint); !removed) {
           spdlog::error("api: image {}: {}", image.fingerprint, removed.error().message);
         }
       }
@@ -253,9 +261,9 @@ class ImageRoutes {
     auto fp = resolve(call.params.at("fingerprint"));
     if (!fp) return failure(fp.error());
     const std::string fingerprint = *fp;
-    auto work = [this, fingerprint]() -> Result<nlohmann::json> {
+    auto work = [&images = images_, &db = db_, fingerprint]() -> Result<nlohmann::json> {
       std::vector<DocumentChange> changes{{Op::remove, DocumentKind::image, fingerprint, nullptr, {}}};
-      auto aliases = db_.documents(DocumentKind::image_alias);
+      auto aliases = db.documents(DocumentKind::image_alias);
       if (!aliases) return aliases.error();
       for (const auto& a : *aliases) {
         if (a.body.value("target", "") == fingerprint) {
@@ -263,8 +271,8 @@ class ImageRoutes {
         }
       }
       // The record first: an image whose files outlive it is cleaned up; one without files is not.
-      if (auto stored = db_.change(changes); !stored) return stored.error();
-      if (auto removed = images_.remove(fingerprint); !removed && removed.error().kind != ErrorKind::not_found) {
+      if (auto stored = db.change(changes); !stored) return stored.error();
+      if (auto removed = images.remove(fingerprint); !removed && removed.error().kind != ErrorKind::not_found) {
         return removed.error();
       }
       return nlohmann::json::object();

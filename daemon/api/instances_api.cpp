@@ -96,7 +96,7 @@ class InstanceRoutes {
     auto request = instances_.check_create(*body);
     if (!request) return failure(request.error());
     return run(operations_, "Creating instance", resources_of(request->name),
-               [this, r = *request] { return instances_.create(r); });
+               [&instances = instances_, r = *request] { return instances.create(r); });
   }
 
   http::Response get(const Call& call) const {
@@ -128,7 +128,7 @@ class InstanceRoutes {
       }
       if (auto found = instances_.render_snapshot(name, snap); !found) return failure(found.error());
       return run(operations_, "Restoring snapshot", resources_of(name),
-                 [this, name, snap] { return instances_.restore(name, snap); });
+                 [&instances = instances_, name, snap] { return instances.restore(name, snap); });
     }
     if (patch) {
       // PATCH is answered when done (LXD answers it sync).
@@ -136,7 +136,7 @@ class InstanceRoutes {
       return sync_response(nullptr);
     }
     return run(operations_, "Updating instance", resources_of(name),
-               [this, name, b = *body] { return instances_.update(name, b, false); });
+               [&instances = instances_, name, b = *body] { return instances.update(name, b, false); });
   }
 
   http::Response rename(const Call& call) const {
@@ -151,13 +151,15 @@ class InstanceRoutes {
     if (to.empty()) return error_response(400, "A new name is required");
     if (auto found = instances_.writable(name); !found) return failure(found.error());
     return run(operations_, "Renaming instance", resources_of(name),
-               [this, name, to] { return instances_.rename(name, to); });
+               [&instances = instances_, name, to] { return instances.rename(name, to); });
   }
 
   http::Response remove(const Call& call) const {
     const auto& name = call.params.at("name");
     if (auto found = instances_.writable(name); !found) return failure(found.error());
-    return run(operations_, "Deleting instance", resources_of(name), [this, name] { return instances_.remove(name); });
+    if (instances_.active(name)) return error_response(400, "Instance is running");
+    return run(operations_, "Deleting instance", resources_of(name),
+               [&instances = instances_, name] { return instances.remove(name); });
   }
 
   http::Response get_state(const Call& call) const {
@@ -179,7 +181,7 @@ class InstanceRoutes {
                                                                  {"freeze", "Freezing instance"},
                                                                  {"unfreeze", "Unfreezing instance"}};
     return run(operations_, descriptions.at(change->action), resources_of(name),
-               [this, name, c = *change] { return instances_.change_state(name, c); });
+               [&instances = instances_, name, c = *change] { return instances.change_state(name, c); });
   }
 
   http::Response list_snapshots(const Call& call) const {
@@ -217,7 +219,7 @@ class InstanceRoutes {
     auto resources = resources_of(name);
     resources["instances_snapshots"] = {instance_url(name) + "/snapshots/" + snap};
     return run(operations_, "Snapshotting instance", resources,
-               [this, name, snap] { return instances_.create_snapshot(name, snap); });
+               [&instances = instances_, name, snap] { return instances.create_snapshot(name, snap); });
   }
 
   http::Response get_snapshot(const Call& call) const {
@@ -231,7 +233,7 @@ class InstanceRoutes {
     const auto& snap = call.params.at("snapshot");
     if (auto found = instances_.render_snapshot(name, snap); !found) return failure(found.error());
     return run(operations_, "Deleting snapshot", resources_of(name),
-               [this, name, snap] { return instances_.remove_snapshot(name, snap); });
+               [&instances = instances_, name, snap] { return instances.remove_snapshot(name, snap); });
   }
 
   http::Response rename_snapshot(const Call& call) const {
@@ -245,7 +247,7 @@ class InstanceRoutes {
     if (to.empty()) return error_response(400, "A new name is required");
     if (auto found = instances_.render_snapshot(name, snap); !found) return failure(found.error());
     return run(operations_, "Renaming snapshot", resources_of(name),
-               [this, name, snap, to] { return instances_.rename_snapshot(name, snap, to); });
+               [&instances = instances_, name, snap, to] { return instances.rename_snapshot(name, snap, to); });
   }
 
   // ---- profiles ----

@@ -359,7 +359,10 @@ Result<void> Database::change(const std::vector<DocumentChange>& changes) {
         case DocumentChange::Op::insert: {
           Statement s(db_, "INSERT INTO documents (kind, key, body) VALUES (?, ?, ?)");
           try {
-            s.bind(1, kind).bind(2, c.key).bind(3, c.body.dump()).step();
+            s.bind(1, kind)
+                .bind(2, c.key)
+                .bind(3, c.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+                .step();
           } catch (const DbError& e) {
             if (e.kind == ErrorKind::conflict)
               throw DbError(ErrorKind::conflict, kind + " " + c.key + " already exists");
@@ -369,7 +372,10 @@ Result<void> Database::change(const std::vector<DocumentChange>& changes) {
         }
         case DocumentChange::Op::replace: {
           Statement s(db_, "UPDATE documents SET body = ? WHERE kind = ? AND key = ?");
-          s.bind(1, c.body.dump()).bind(2, kind).bind(3, c.key).step();
+          s.bind(1, c.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+              .bind(2, kind)
+              .bind(3, c.key)
+              .step();
           if (sqlite3_changes(db_) == 0) throw missing();
           break;
         }

@@ -165,13 +165,18 @@ Result<nlohmann::json> Instances::expanded(const nlohmann::json& doc, const char
 Result<nlohmann::json> Instances::writable(const std::string& name) const {
   auto doc = load(name);
   if (!doc) return doc;
-  return nlohmann::json{{"architecture", doc->value("architecture", architecture_)},
-                        {"config", doc->value("config", nlohmann::json::object())},
-                        {"devices", doc->value("devices", nlohmann::json::object())},
-                        {"ephemeral", doc->value("ephemeral", false)},
-                        {"profiles", doc->value("profiles", nlohmann::json::array())},
+  return writable_of(*doc);
+}
+
+nlohmann::json Instances::writable_of(const nlohmann::json& doc) const {
+  const auto* d = &doc;
+  return nlohmann::json{{"architecture", d->value("architecture", architecture_)},
+                        {"config", d->value("config", nlohmann::json::object())},
+                        {"devices", d->value("devices", nlohmann::json::object())},
+                        {"ephemeral", d->value("ephemeral", false)},
+                        {"profiles", d->value("profiles", nlohmann::json::array())},
                         {"stateful", false},
-                        {"description", doc->value("description", "")}};
+                        {"description", d->value("description", "")}};
 }
 
 Result<nlohmann::json> Instances::render(const std::string& name, bool full) const {
@@ -181,7 +186,7 @@ Result<nlohmann::json> Instances::render(const std::string& name, bool full) con
   if (!config) return config;
   auto devices = expanded(*doc, "devices");
   if (!devices) return devices;
-  auto out = *writable(name);
+  auto out = writable_of(*doc);
   const auto state = driver_.state(name);
   out["name"] = name;
   out["created_at"] = doc->value("created_at", never);
@@ -232,7 +237,9 @@ Result<std::vector<std::string>> Instances::snapshot_names(const std::string& na
   if (!docs) return docs.error();
   // Oldest first, as LXD lists them.
   std::sort(docs->begin(), docs->end(), [](const Document& a, const Document& b) {
-    return a.body.value("created_at", "") < b.body.value("created_at", "");
+    const auto ta = a.body.value("created_at", "");
+    const auto tb = b.body.value("created_at", "");
+    return ta != tb ? ta < tb : a.key < b.key;
   });
   std::vector<std::string> out;
   for (const auto& d : *docs) out.push_back(d.key.substr(name.size() + 1));
@@ -375,7 +382,14 @@ Result<void> Instances::create(const CreateRequest& request) {
     // A copy keeps the source's config (without its volatile keys but volatile.base_image and
     // volatile.last_state.idmap: the same host, the same map) under what the request says.
     StringMap merged;
-    for (const auto& [k, v] : config_of(*source)) {
+    StringMap from_config = config_of(*source);
+    if (!request.copy_snapshot.empty()) {
+      auto snap = db_.document(DocumentKind::snapshot, request.copy_of + "/" + request.copy_snapshot);
+      if (!snap) return snap.error();
+      if (!snap->has_value()) return make_error(ErrorKind::not_found, "Snapshot not found");
+      from_config = config_of(**snap);  // its files are owned as its config says
+    }
+    for (const auto& [k, v] : from_config) {
       if (k.rfind("volatile.", 0) == 0 && k != "volatile.base_image" && k != "volatile.last_state.idmap") continue;
       merged[k] = v;
     }
@@ -488,7 +502,9 @@ Result<void> Instances::start_locked(const std::string& name) {
     if (auto shifted = shift_tree(spec->rootfs, *from, spec->privileged ? Idmap{} : spec->idmap); !shifted) {
       return shifted.error();
     }
+    // Recorded at once: a failed start must not shift the files a second time at the next one.
     (*doc)["config"]["volatile.last_state.idmap"] = next;
+    if (auto stored = db_.change({{Op::replace, DocumentKind::instance, name, *doc, {}}}); !stored) return stored;
   }
   if (auto started = driver_.start(*spec); !started) return started.error();
   (*doc)["config"]["volatile.idmap.current"] = next;
@@ -527,8 +543,16 @@ Result<StateChange> Instances::check_state_change(const std::string& name, const
   return c;
 }
 
+bool Instances::active(const std::string& name) const {
+  const auto code = driver_.state(name).status_code;
+  return code != 102 && code != 112;
+}
+
 Result<void> Instances::change_state(const std::string& name, const StateChange& change) {
-  auto guard = lock(name);
+  // A forced stop does not queue behind a clean stop still waiting for init to go (lxc stop -f
+  // after an lxc stop that hangs): it kills at once, and the waiting stop then returns.
+  const bool forced_stop = change.action == "stop" && change.force;
+  auto guard = forced_stop ? std::unique_lock<std::mutex>{} : lock(name);
   auto doc = load(name);
   if (!doc) return doc.error();
   if (change.action == "start") return start_locked(name);
@@ -547,7 +571,7 @@ Result<void> Instances::change_state(const std::string& name, const StateChange&
   if (auto stopped = stop_locked(name, change.timeout, change.force); !stopped) return stopped;
   if (change.action == "restart") return start_locked(name);
   if (doc->value("ephemeral", false)) {
-    guard.unlock();
+    if (guard.owns_lock()) guard.unlock();
     return remove(name);
   }
   return {};
@@ -735,6 +759,10 @@ Result<void> Instances::restore(const std::string& name, const std::string& snap
   for (const auto& [k, v] : config_of(*doc)) {
     if (k.rfind("volatile.", 0) == 0) config[k] = v;
   }
+  // The files are owned as they were when the snapshot was taken.
+  const auto snap_config = config_of(**snapshot);
+  const auto owned = snap_config.find("volatile.last_state.idmap");
+  config["volatile.last_state.idmap"] = owned != snap_config.end() ? owned->second : "[]";
   next["config"] = config;
   next["devices"] = (**snapshot).value("devices", nlohmann::json::object());
   next["profiles"] = (**snapshot).value("profiles", nlohmann::json::array());

@@ -85,11 +85,15 @@ class Instances {
   // and started again after.
   [[nodiscard]] Result<void> restore(const std::string& name, const std::string& snap);
 
+  // Running or frozen, as liblxc says.
+  [[nodiscard]] bool active(const std::string& name) const;
+
   // The next free "snapN" for a snapshot without a name.
   [[nodiscard]] Result<std::string> next_snapshot_name(const std::string& name) const;
 
  private:
   [[nodiscard]] Result<nlohmann::json> load(const std::string& name) const;
+  [[nodiscard]] nlohmann::json writable_of(const nlohmann::json& doc) const;
   [[nodiscard]] Result<nlohmann::json> expanded(const nlohmann::json& doc, const char* field) const;
   [[nodiscard]] Result<ContainerSpec> spec_of(const std::string& name, const nlohmann::json& doc) const;
   [[nodiscard]] Result<void> start_locked(const std::string& name);

@@ -232,8 +232,8 @@ TEST(HttpServer, AnOversizedBodyIsAnswered413AndNeverReachesTheHandler) {
 TEST(HttpServer, ALargerBodyLimitForSomeRequests) {
   ServerOptions options;
   options.body_limit = 1024;
-  options.body_limit_for = [](std::string_view method, std::string_view target) -> std::size_t {
-    return method == "POST" && target == "/upload" ? 8192 : 0;
+  options.body_limit_for = [](const Request& head) -> std::size_t {
+    return head.method == "POST" && head.target == "/upload" && head.body.empty() ? 8192 : 0;
   };
   auto server = serve([](const Request& request) { return text(std::to_string(request.body.size())); }, options);
   Client client(server->port());
@@ -300,7 +300,15 @@ TEST(HttpServer, ADeferredAnswerComesFromAnotherThreadOrAtItsTimeout) {
   ASSERT_FALSE(answer.ec) << answer.ec.message();
   EXPECT_EQ(answer.res.body(), "timed out");
   EXPECT_GE(std::chrono::steady_clock::now() - started, 200ms);
-  late(text("too late"));                   // dropped
+  // A late reply to the earlier request does not answer the next one on the connection.
+  ASSERT_FALSE(client.send("GET", "/long"));
+  auto second = take_reply();
+  ASSERT_TRUE(second);
+  late(text("too late"));
+  second(text("second"));
+  answer = client.read();
+  ASSERT_FALSE(answer.ec) << answer.ec.message();
+  EXPECT_EQ(answer.res.body(), "second");
   const auto plain = client.get("/plain");  // the connection goes on
   ASSERT_FALSE(plain.ec) << plain.ec.message();
   EXPECT_EQ(plain.res.body(), "plain");
