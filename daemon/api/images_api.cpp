@@ -22,20 +22,6 @@ namespace {
 using lxd::ErrorKind;
 using Op = DocumentChange::Op;
 
-http::Response failure(const lxd::Error& error) {
-  switch (error.kind) {
-    case ErrorKind::invalid_argument: return error_response(400, error.message);
-    case ErrorKind::not_found: return error_response(404, error.message);
-    case ErrorKind::conflict: return error_response(409, error.message);
-    default: spdlog::error("api: {}", error.message); return error_response(500, error.message);
-  }
-}
-
-int recursion_of(const Call& call) {
-  const auto it = call.query.find("recursion");
-  return it != call.query.end() && (it->second == "1" || it->second == "2") ? 1 : 0;
-}
-
 // A metadata.yaml date as RFC 3339, clamped to 1970-2199: what the clock type holds without
 // overflow (nanoseconds since 1970) and Go parses.
 std::string rfc3339_of_unix(std::int64_t seconds) {
@@ -113,7 +99,7 @@ class ImageRoutes {
 
   http::Response list(const Call& call) const {
     auto docs = db_.documents(DocumentKind::image);
-    if (!docs) return failure(docs.error());
+    if (!docs) return error_response(docs.error());
     const auto filter_it = call.query.find("filter");
     const std::string filter = filter_it == call.query.end() ? "" : filter_it->second;
     nlohmann::json out = nlohmann::json::array();
@@ -126,7 +112,7 @@ class ImageRoutes {
         if (!matches) return error_response(400, error);
         if (!*matches) continue;
       }
-      if (recursion_of(call) == 0) {
+      if (call.recursion() == 0) {
         out.push_back("/1.0/images/" + d.key);
       } else {
         out.push_back(std::move(*object));
@@ -148,7 +134,7 @@ class ImageRoutes {
     std::map<std::string, std::string> extra_properties;
     if (auto header = request.header("X-LXD-properties"); !header.empty()) {
       auto parsed = parse_properties_header(header);
-      if (!parsed) return failure(parsed.error());
+      if (!parsed) return error_response(parsed.error());
       extra_properties = std::move(*parsed);
     }
     const std::string filename = request.header("X-LXD-filename");
@@ -156,7 +142,7 @@ class ImageRoutes {
     if (request.body.empty()) return error_response(400, "No image in the request body");
 
     auto saved = save_upload(images_, request.body);
-    if (!saved) return failure(saved.error());
+    if (!saved) return error_response(saved.error());
     const bool multipart = content_type.rfind("multipart/form-data", 0) == 0;
     const auto body_path = *saved;
     // The task holds the store and the database (which outlive the operations), not this.
@@ -213,9 +199,9 @@ class ImageRoutes {
 
   http::Response get(const Call& call) const {
     auto fp = resolve(call.params.at("fingerprint"));
-    if (!fp) return failure(fp.error());
+    if (!fp) return error_response(fp.error());
     auto object = render(*fp);
-    if (!object) return failure(object.error());
+    if (!object) return error_response(object.error());
     return sync_response(*object, etag_of(nlohmann::json{{"auto_update", (*object)["auto_update"]},
                                                          {"properties", (*object)["properties"]},
                                                          {"public", (*object)["public"]},
@@ -225,12 +211,12 @@ class ImageRoutes {
 
   http::Response update(const Call& call, bool patch) const {
     auto fp = resolve(call.params.at("fingerprint"));
-    if (!fp) return failure(fp.error());
+    if (!fp) return error_response(fp.error());
     std::string error;
     auto body = call.json_object(error);
     if (!body) return error_response(400, error);
     auto doc = db_.document(DocumentKind::image, *fp);
-    if (!doc) return failure(doc.error());
+    if (!doc) return error_response(doc.error());
     if (!doc->has_value()) return error_response(404, "Image not found");
     nlohmann::json next = **doc;
     if (body->contains("properties")) {
@@ -252,14 +238,14 @@ class ImageRoutes {
     }
     if (body->contains("profiles") && (*body)["profiles"].is_array()) next["profiles"] = (*body)["profiles"];
     if (auto stored = db_.change({{Op::replace, DocumentKind::image, *fp, next, {}}}); !stored) {
-      return failure(stored.error());
+      return error_response(stored.error());
     }
     return sync_response(nullptr);
   }
 
   http::Response remove(const Call& call) const {
     auto fp = resolve(call.params.at("fingerprint"));
-    if (!fp) return failure(fp.error());
+    if (!fp) return error_response(fp.error());
     const std::string fingerprint = *fp;
     auto work = [&images = images_, &db = db_, fingerprint]() -> Result<nlohmann::json> {
       std::vector<DocumentChange> changes{{Op::remove, DocumentKind::image, fingerprint, nullptr, {}}};
@@ -283,7 +269,7 @@ class ImageRoutes {
 
   http::Response export_image(const Call& call) const {
     auto fp = resolve(call.params.at("fingerprint"));
-    if (!fp) return failure(fp.error());
+    if (!fp) return error_response(fp.error());
     const auto files = images_.files(*fp);
     if (files.empty()) return error_response(404, "Image files not found");
     auto doc = db_.document(DocumentKind::image, *fp);
@@ -317,10 +303,10 @@ class ImageRoutes {
   // ---- aliases ----
   http::Response list_aliases(const Call& call) const {
     auto docs = db_.documents(DocumentKind::image_alias);
-    if (!docs) return failure(docs.error());
+    if (!docs) return error_response(docs.error());
     nlohmann::json out = nlohmann::json::array();
     for (const auto& d : *docs) {
-      if (recursion_of(call) == 0) {
+      if (call.recursion() == 0) {
         out.push_back("/1.0/images/aliases/" + d.key);
       } else {
         out.push_back(d.body);
@@ -336,20 +322,20 @@ class ImageRoutes {
     const std::string name = body->value("name", "");
     if (name.empty() || name.find('/') != std::string::npos) return error_response(400, "Invalid alias name");
     auto fp = resolve(body->value("target", ""));
-    if (!fp) return failure(fp.error());
+    if (!fp) return error_response(fp.error());
     nlohmann::json doc{
         {"name", name}, {"description", body->value("description", "")}, {"target", *fp}, {"type", "container"}};
     if (auto stored = db_.change({{Op::insert, DocumentKind::image_alias, name, doc, {}}}); !stored) {
       if (stored.error().kind == ErrorKind::conflict)
         return error_response(409, "Alias \"" + name + "\" already exists");
-      return failure(stored.error());
+      return error_response(stored.error());
     }
     return sync_response(nullptr, {}, "/1.0/images/aliases/" + name);
   }
 
   http::Response get_alias(const Call& call) const {
     auto doc = db_.document(DocumentKind::image_alias, call.params.at("name"));
-    if (!doc) return failure(doc.error());
+    if (!doc) return error_response(doc.error());
     if (!doc->has_value()) return error_response(404, "Alias not found");
     return sync_response(**doc, etag_of(**doc));
   }
@@ -360,17 +346,17 @@ class ImageRoutes {
     auto body = call.json_object(error);
     if (!body) return error_response(400, error);
     auto doc = db_.document(DocumentKind::image_alias, name);
-    if (!doc) return failure(doc.error());
+    if (!doc) return error_response(doc.error());
     if (!doc->has_value()) return error_response(404, "Alias not found");
     nlohmann::json next = **doc;
     if (body->contains("target") || !patch) {
       auto fp = resolve(body->value("target", ""));
-      if (!fp) return failure(fp.error());
+      if (!fp) return error_response(fp.error());
       next["target"] = *fp;
     }
     if (body->contains("description") || !patch) next["description"] = body->value("description", "");
     if (auto stored = db_.change({{Op::replace, DocumentKind::image_alias, name, next, {}}}); !stored) {
-      return failure(stored.error());
+      return error_response(stored.error());
     }
     return sync_response(nullptr);
   }
@@ -383,7 +369,7 @@ class ImageRoutes {
     const std::string to = body->value("name", "");
     if (to.empty() || to.find('/') != std::string::npos) return error_response(400, "Invalid alias name");
     auto doc = db_.document(DocumentKind::image_alias, name);
-    if (!doc) return failure(doc.error());
+    if (!doc) return error_response(doc.error());
     if (!doc->has_value()) return error_response(404, "Alias not found");
     nlohmann::json next = **doc;
     next["name"] = to;
@@ -391,7 +377,7 @@ class ImageRoutes {
                                   {Op::insert, DocumentKind::image_alias, to, next, {}}});
         !stored) {
       if (stored.error().kind == ErrorKind::conflict) return error_response(409, "Alias \"" + to + "\" already exists");
-      return failure(stored.error());
+      return error_response(stored.error());
     }
     return sync_response(nullptr, {}, "/1.0/images/aliases/" + to);
   }
@@ -400,7 +386,7 @@ class ImageRoutes {
     const auto& name = call.params.at("name");
     if (auto stored = db_.change({{Op::remove, DocumentKind::image_alias, name, nullptr, {}}}); !stored) {
       if (stored.error().kind == ErrorKind::not_found) return error_response(404, "Alias not found");
-      return failure(stored.error());
+      return error_response(stored.error());
     }
     return sync_response(nullptr);
   }

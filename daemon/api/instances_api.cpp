@@ -11,29 +11,12 @@ namespace {
 
 using lxd::ErrorKind;
 
-http::Response failure(const lxd::Error& error) {
-  switch (error.kind) {
-    case ErrorKind::invalid_argument: return error_response(400, error.message);
-    case ErrorKind::not_found: return error_response(404, error.message);
-    case ErrorKind::conflict: return error_response(409, error.message);
-    default: spdlog::error("api: {}", error.message); return error_response(500, error.message);
-  }
-}
-
 std::string instance_url(const std::string& name) {
   return "/1.0/instances/" + name;
 }
 
 nlohmann::json resources_of(const std::string& name) {
   return {{"instances", {instance_url(name)}}, {"containers", {"/1.0/containers/" + name}}};
-}
-
-int recursion_of(const Call& call) {
-  const auto it = call.query.find("recursion");
-  if (it == call.query.end()) return 0;
-  if (it->second == "1") return 1;
-  if (it->second == "2") return 2;
-  return 0;
 }
 
 // A task whose work gives nothing but success or an error.
@@ -59,8 +42,8 @@ class InstanceRoutes {
 
   http::Response list(const Call& call) const {
     auto names = instances_.names();
-    if (!names) return failure(names.error());
-    const auto recursion = recursion_of(call);
+    if (!names) return error_response(names.error());
+    const auto recursion = call.recursion();
     const auto filter_it = call.query.find("filter");
     const std::string filter = filter_it == call.query.end() ? "" : filter_it->second;
     nlohmann::json out = nlohmann::json::array();
@@ -72,7 +55,7 @@ class InstanceRoutes {
       auto object = instances_.render(name, recursion == 2);
       if (!object) {
         if (object.error().kind == ErrorKind::not_found) continue;  // deleted meanwhile
-        return failure(object.error());
+        return error_response(object.error());
       }
       if (!filter.empty()) {
         std::string error;
@@ -94,17 +77,17 @@ class InstanceRoutes {
     auto body = call.json_object(error);
     if (!body) return error_response(400, error);
     auto request = instances_.check_create(*body);
-    if (!request) return failure(request.error());
+    if (!request) return error_response(request.error());
     return run(operations_, "Creating instance", resources_of(request->name),
                [&instances = instances_, r = *request] { return instances.create(r); });
   }
 
   http::Response get(const Call& call) const {
     const auto& name = call.params.at("name");
-    auto object = instances_.render(name, recursion_of(call) >= 1);
-    if (!object) return failure(object.error());
+    auto object = instances_.render(name, call.recursion() >= 1);
+    if (!object) return error_response(object.error());
     auto writable = instances_.writable(name);
-    if (!writable) return failure(writable.error());
+    if (!writable) return error_response(writable.error());
     return sync_response(*object, etag_of(*writable));
   }
 
@@ -114,7 +97,7 @@ class InstanceRoutes {
     auto body = call.json_object(error);
     if (!body) return error_response(400, error);
     auto writable = instances_.writable(name);
-    if (!writable) return failure(writable.error());
+    if (!writable) return error_response(writable.error());
     if (const auto want = if_match(call); !want.empty() && want != etag_of(*writable)) {
       return error_response(412, "ETag doesn't match: " + want);
     }
@@ -126,13 +109,13 @@ class InstanceRoutes {
         if (snap.substr(0, slash) != name) return error_response(400, "Cannot restore another instance's snapshot");
         snap = snap.substr(slash + 1);
       }
-      if (auto found = instances_.render_snapshot(name, snap); !found) return failure(found.error());
+      if (auto found = instances_.render_snapshot(name, snap); !found) return error_response(found.error());
       return run(operations_, "Restoring snapshot", resources_of(name),
                  [&instances = instances_, name, snap] { return instances.restore(name, snap); });
     }
     if (patch) {
       // PATCH is answered when done (LXD answers it sync).
-      if (auto done = instances_.update(name, *body, true); !done) return failure(done.error());
+      if (auto done = instances_.update(name, *body, true); !done) return error_response(done.error());
       return sync_response(nullptr);
     }
     return run(operations_, "Updating instance", resources_of(name),
@@ -149,14 +132,14 @@ class InstanceRoutes {
     }
     const std::string to = body->value("name", "");
     if (to.empty()) return error_response(400, "A new name is required");
-    if (auto found = instances_.writable(name); !found) return failure(found.error());
+    if (auto found = instances_.writable(name); !found) return error_response(found.error());
     return run(operations_, "Renaming instance", resources_of(name),
                [&instances = instances_, name, to] { return instances.rename(name, to); });
   }
 
   http::Response remove(const Call& call) const {
     const auto& name = call.params.at("name");
-    if (auto found = instances_.writable(name); !found) return failure(found.error());
+    if (auto found = instances_.writable(name); !found) return error_response(found.error());
     if (instances_.active(name)) return error_response(400, "Instance is running");
     return run(operations_, "Deleting instance", resources_of(name),
                [&instances = instances_, name] { return instances.remove(name); });
@@ -164,7 +147,7 @@ class InstanceRoutes {
 
   http::Response get_state(const Call& call) const {
     auto state = instances_.render_state(call.params.at("name"));
-    if (!state) return failure(state.error());
+    if (!state) return error_response(state.error());
     return sync_response(*state);
   }
 
@@ -174,7 +157,7 @@ class InstanceRoutes {
     auto body = call.json_object(error);
     if (!body) return error_response(400, error);
     auto change = instances_.check_state_change(name, *body);
-    if (!change) return failure(change.error());
+    if (!change) return error_response(change.error());
     static const std::map<std::string, std::string> descriptions{{"start", "Starting instance"},
                                                                  {"stop", "Stopping instance"},
                                                                  {"restart", "Restarting instance"},
@@ -186,12 +169,12 @@ class InstanceRoutes {
 
   http::Response list_snapshots(const Call& call) const {
     const auto& name = call.params.at("name");
-    if (auto found = instances_.writable(name); !found) return failure(found.error());
+    if (auto found = instances_.writable(name); !found) return error_response(found.error());
     auto names = instances_.snapshot_names(name);
-    if (!names) return failure(names.error());
+    if (!names) return error_response(names.error());
     nlohmann::json out = nlohmann::json::array();
     for (const auto& snap : *names) {
-      if (recursion_of(call) == 0) {
+      if (call.recursion() == 0) {
         out.push_back(instance_url(name) + "/snapshots/" + snap);
       } else if (auto object = instances_.render_snapshot(name, snap)) {
         out.push_back(std::move(*object));
@@ -206,11 +189,11 @@ class InstanceRoutes {
     auto body = call.json_object(error);
     if (!body) return error_response(400, error);
     if (body->value("stateful", false)) return error_response(400, "Stateful snapshots need CRIU, which berthd lacks");
-    if (auto found = instances_.writable(name); !found) return failure(found.error());
+    if (auto found = instances_.writable(name); !found) return error_response(found.error());
     std::string snap = body->value("name", "");
     if (snap.empty()) {
       auto next = instances_.next_snapshot_name(name);
-      if (!next) return failure(next.error());
+      if (!next) return error_response(next.error());
       snap = *next;
     }
     if (auto existing = instances_.render_snapshot(name, snap); existing) {
@@ -224,14 +207,14 @@ class InstanceRoutes {
 
   http::Response get_snapshot(const Call& call) const {
     auto object = instances_.render_snapshot(call.params.at("name"), call.params.at("snapshot"));
-    if (!object) return failure(object.error());
+    if (!object) return error_response(object.error());
     return sync_response(*object, etag_of((*object)["expires_at"]));
   }
 
   http::Response remove_snapshot(const Call& call) const {
     const auto& name = call.params.at("name");
     const auto& snap = call.params.at("snapshot");
-    if (auto found = instances_.render_snapshot(name, snap); !found) return failure(found.error());
+    if (auto found = instances_.render_snapshot(name, snap); !found) return error_response(found.error());
     return run(operations_, "Deleting snapshot", resources_of(name),
                [&instances = instances_, name, snap] { return instances.remove_snapshot(name, snap); });
   }
@@ -245,7 +228,7 @@ class InstanceRoutes {
     if (body->value("migration", false)) return error_response(400, "Migration is not supported by berthd yet");
     const std::string to = body->value("name", "");
     if (to.empty()) return error_response(400, "A new name is required");
-    if (auto found = instances_.render_snapshot(name, snap); !found) return failure(found.error());
+    if (auto found = instances_.render_snapshot(name, snap); !found) return error_response(found.error());
     return run(operations_, "Renaming snapshot", resources_of(name),
                [&instances = instances_, name, snap, to] { return instances.rename_snapshot(name, snap, to); });
   }
@@ -268,10 +251,10 @@ class InstanceRoutes {
 
   http::Response list_profiles(const Call& call) const {
     auto docs = db_.documents(DocumentKind::profile);
-    if (!docs) return failure(docs.error());
+    if (!docs) return error_response(docs.error());
     nlohmann::json out = nlohmann::json::array();
     for (const auto& d : *docs) {
-      if (recursion_of(call) == 0) {
+      if (call.recursion() == 0) {
         out.push_back("/1.0/profiles/" + d.key);
       } else {
         out.push_back(profile_object(d));
@@ -283,7 +266,7 @@ class InstanceRoutes {
   http::Response get_profile(const Call& call) const {
     const auto& name = call.params.at("name");
     auto doc = db_.document(DocumentKind::profile, name);
-    if (!doc) return failure(doc.error());
+    if (!doc) return error_response(doc.error());
     if (!doc->has_value()) return error_response(404, "Profile not found");
     const auto object = profile_object(Document{name, **doc});
     return sync_response(object, etag_of(**doc));
@@ -336,12 +319,12 @@ class InstanceRoutes {
       return error_response(400, "Invalid profile name \"" + name + "\"");
     }
     auto doc = profile_body(*body);
-    if (!doc) return failure(doc.error());
+    if (!doc) return error_response(doc.error());
     (*doc)["name"] = name;
     if (auto stored = db_.change({{DocumentChange::Op::insert, DocumentKind::profile, name, *doc, {}}}); !stored) {
       if (stored.error().kind == ErrorKind::conflict)
         return error_response(409, "Profile \"" + name + "\" already exists");
-      return failure(stored.error());
+      return error_response(stored.error());
     }
     return sync_response(nullptr, {}, "/1.0/profiles/" + name);
   }
@@ -352,7 +335,7 @@ class InstanceRoutes {
     auto body = call.json_object(error);
     if (!body) return error_response(400, error);
     auto doc = db_.document(DocumentKind::profile, name);
-    if (!doc) return failure(doc.error());
+    if (!doc) return error_response(doc.error());
     if (!doc->has_value()) return error_response(404, "Profile not found");
     if (const auto want = if_match(call); !want.empty() && want != etag_of(**doc)) {
       return error_response(412, "ETag doesn't match: " + want);
@@ -365,11 +348,11 @@ class InstanceRoutes {
       if (body->contains("description")) merged["description"] = (*body)["description"];
     }
     auto next = profile_body(merged);
-    if (!next) return failure(next.error());
+    if (!next) return error_response(next.error());
     (*next)["name"] = name;
     // Instances using it must stay valid: their expanded config is checked when they start.
     if (auto stored = db_.change({{DocumentChange::Op::replace, DocumentKind::profile, name, *next, {}}}); !stored) {
-      return failure(stored.error());
+      return error_response(stored.error());
     }
     return sync_response(nullptr);
   }
@@ -383,7 +366,7 @@ class InstanceRoutes {
     const std::string to = body->value("name", "");
     if (to.empty() || to.find('/') != std::string::npos) return error_response(400, "Invalid profile name");
     auto doc = db_.document(DocumentKind::profile, name);
-    if (!doc) return failure(doc.error());
+    if (!doc) return error_response(doc.error());
     if (!doc->has_value()) return error_response(404, "Profile not found");
     if (!profile_object(Document{name, **doc})["used_by"].empty()) {
       return error_response(400, "Profile \"" + name + "\" is in use");
@@ -395,7 +378,7 @@ class InstanceRoutes {
         !stored) {
       if (stored.error().kind == ErrorKind::conflict)
         return error_response(409, "Profile \"" + to + "\" already exists");
-      return failure(stored.error());
+      return error_response(stored.error());
     }
     return sync_response(nullptr, {}, "/1.0/profiles/" + to);
   }
@@ -404,13 +387,13 @@ class InstanceRoutes {
     const auto& name = call.params.at("name");
     if (name == "default") return error_response(403, "The \"default\" profile cannot be deleted");
     auto doc = db_.document(DocumentKind::profile, name);
-    if (!doc) return failure(doc.error());
+    if (!doc) return error_response(doc.error());
     if (!doc->has_value()) return error_response(404, "Profile not found");
     if (!profile_object(Document{name, **doc})["used_by"].empty()) {
       return error_response(400, "Profile is currently in use");
     }
     if (auto stored = db_.change({{DocumentChange::Op::remove, DocumentKind::profile, name, nullptr, {}}}); !stored) {
-      return failure(stored.error());
+      return error_response(stored.error());
     }
     return sync_response(nullptr);
   }
@@ -428,7 +411,7 @@ class InstanceRoutes {
   }
 
   http::Response list_pools(const Call& call) const {
-    if (recursion_of(call) == 0) return sync_response(nlohmann::json::array({"/1.0/storage-pools/" + pool_.name()}));
+    if (call.recursion() == 0) return sync_response(nlohmann::json::array({"/1.0/storage-pools/" + pool_.name()}));
     return sync_response(nlohmann::json::array({pool_object()}));
   }
 
@@ -440,13 +423,13 @@ class InstanceRoutes {
   http::Response list_volumes(const Call& call) const {
     if (call.params.at("pool") != pool_.name()) return error_response(404, "Storage pool not found");
     auto names = instances_.names();
-    if (!names) return failure(names.error());
+    if (!names) return error_response(names.error());
     nlohmann::json out = nlohmann::json::array();
     const std::string base = "/1.0/storage-pools/" + pool_.name() + "/volumes/container/";
     // Each instance's volume, then its snapshots' as "NAME/SNAP", as LXD lists them (berth reads
     // snapshot names from here).
     const auto add = [&](const std::string& volume, const std::string& instance) {
-      if (recursion_of(call) == 0) {
+      if (call.recursion() == 0) {
         out.push_back(base + volume);
         return;
       }
@@ -463,7 +446,7 @@ class InstanceRoutes {
     for (const auto& name : *names) {
       add(name, name);
       auto snaps = instances_.snapshot_names(name);
-      if (!snaps) return failure(snaps.error());
+      if (!snaps) return error_response(snaps.error());
       for (const auto& snap : *snaps) add(name + "/" + snap, name);
     }
     return sync_response(out);

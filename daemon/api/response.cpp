@@ -1,5 +1,7 @@
 #include "daemon/api/response.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include "engine/util/sha256.hpp"
 
 namespace berth::daemon::api {
@@ -62,6 +64,15 @@ http::Response error_response(int status, const std::string& message) {
 
 std::string etag_of(const nlohmann::json& value) {
   return util::sha256_hex(dump(value));
+}
+
+http::Response error_response(const lxd::Error& error) {
+  switch (error.kind) {
+    case lxd::ErrorKind::invalid_argument: return error_response(400, error.message);
+    case lxd::ErrorKind::not_found: return error_response(404, error.message);
+    case lxd::ErrorKind::conflict: return error_response(409, error.message);
+    default: spdlog::error("api: {}", error.message); return error_response(500, error.message);
+  }
 }
 
 }  // namespace berth::daemon::api

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "http/server.hpp"
+#include "providers/lxd/result.hpp"
 
 namespace berth::daemon::api {
 
@@ -20,6 +21,10 @@ namespace berth::daemon::api {
 
 // An error envelope with `status` as HTTP status and error_code.
 [[nodiscard]] http::Response error_response(int status, const std::string& message);
+
+// An expected failure as its envelope: invalid_argument 400, not_found 404, conflict 409; anything
+// else is 500 and logged.
+[[nodiscard]] http::Response error_response(const lxd::Error& error);
 
 // The value an ETag is made of: the sha256 hex of its JSON. Clients treat it as opaque
 // (lxd-protocol.md §1.7), so it only has to be stable for one value.

@@ -79,6 +79,14 @@ bool nests_deeper_than(std::string_view text, int limit) {
 
 }  // namespace
 
+int Call::recursion() const {
+  const auto it = query.find("recursion");
+  if (it == query.end()) return 0;
+  if (it->second == "1") return 1;
+  if (it->second == "2") return 2;
+  return 0;
+}
+
 std::optional<nlohmann::json> Call::json_object(std::string& error) const {
   if (nests_deeper_than(request.body, max_json_depth)) {
     error = "the request body nests deeper than " + std::to_string(max_json_depth) + " levels";

@@ -28,6 +28,9 @@ struct Call {
   bool trusted = false;
   std::string client_fingerprint;  // TLS: sha256 hex of the client's certificate; "" otherwise
 
+  // ?recursion=: 0, 1 or 2 (anything else is 0).
+  [[nodiscard]] int recursion() const;
+
   // The request body as JSON: nullopt (with `error` set) when it is not JSON or not an object.
   [[nodiscard]] std::optional<nlohmann::json> json_object(std::string& error) const;
 };

@@ -199,7 +199,7 @@ Result<nlohmann::json> Instances::render(const std::string& name, bool full) con
   out["type"] = "container";
   out["project"] = "default";
   if (!full) return out;
-  auto rendered_state = render_state(name);
+  auto rendered_state = render_state(name, false);
   if (!rendered_state) return rendered_state;
   out["state"] = std::move(*rendered_state);
   auto snaps = snapshot_names(name);
@@ -214,12 +214,15 @@ Result<nlohmann::json> Instances::render(const std::string& name, bool full) con
   return out;
 }
 
-Result<nlohmann::json> Instances::render_state(const std::string& name) const {
+Result<nlohmann::json> Instances::render_state(const std::string& name, bool disk_usage) const {
   if (auto doc = load(name); !doc) return doc.error();
   const auto s = driver_.state(name);
   const bool running = s.status_code != 102 && s.status_code != 112;
   nlohmann::json disk = nlohmann::json::object();
-  if (auto used = pool_.usage(name)) disk["root"] = {{"usage", *used}};
+  // A walk of the whole rootfs: for one instance's state, not for every instance of a list.
+  if (disk_usage) {
+    if (auto used = pool_.usage(name)) disk["root"] = {{"usage", *used}};
+  }
   return nlohmann::json{
       {"status", s.status},
       {"status_code", s.status_code},
@@ -444,12 +447,15 @@ Result<void> Instances::create(const CreateRequest& request) {
                      {"ephemeral", request.ephemeral}, {"stateful", false},        {"description", request.description},
                      {"profiles", request.profiles},   {"created_at", now_text()}, {"last_used_at", never}};
   std::vector<DocumentChange> changes{{Op::insert, DocumentKind::instance, request.name, doc, {}}};
-  if (auto spec = spec_of(request.name, doc); !spec) {
-    return spec.error();
-  } else if (auto defined = driver_.define(*spec); !defined) {
-    return defined.error();
-  }
-  revert.add([&] { log_undo(driver_.remove(request.name), "the container's config"); });
+  auto spec = spec_of(request.name, doc);
+  if (!spec) return spec.error();
+  // Whatever define wrote goes with a failure, even a config it could not finish.
+  revert.add([&] {
+    std::error_code ec;
+    std::filesystem::remove_all(driver_.lxcpath() / request.name, ec);
+    if (ec) spdlog::error("instances: undo the container's config: {}", ec.message());
+  });
+  if (auto defined = driver_.define(*spec); !defined) return defined.error();
   if (auto stored = db_.change(changes); !stored) return stored.error();
   revert.success();
   return {};
@@ -752,7 +758,10 @@ Result<void> Instances::restore(const std::string& name, const std::string& snap
       if (auto killed = stop_locked(name, 0, true); !killed) return killed;
     }
   }
-  if (auto restored = pool_.restore_snapshot(name, snap); !restored) return restored;
+  if (auto restored = pool_.restore_snapshot(name, snap); !restored) {
+    if (was_running) log_undo(start_locked(name), "restarting after a failed restore");
+    return restored;
+  }
   // Config and devices come back from the snapshot; the instance's volatile state stays.
   nlohmann::json next = *doc;
   nlohmann::json config = (**snapshot).value("config", nlohmann::json::object());

@@ -61,7 +61,8 @@ class Instances {
   [[nodiscard]] Result<std::vector<std::string>> names() const;
   // Instance, or InstanceFull (with state, snapshots, backups) when `full`.
   [[nodiscard]] Result<nlohmann::json> render(const std::string& name, bool full) const;
-  [[nodiscard]] Result<nlohmann::json> render_state(const std::string& name) const;
+  // InstanceState; `disk_usage` walks the rootfs for disk.root.usage (one instance's state only).
+  [[nodiscard]] Result<nlohmann::json> render_state(const std::string& name, bool disk_usage = true) const;
   [[nodiscard]] Result<std::vector<std::string>> snapshot_names(const std::string& name) const;
   [[nodiscard]] Result<nlohmann::json> render_snapshot(const std::string& name, const std::string& snap) const;
   // The instance's writable part as stored (for ETag and If-Match).
