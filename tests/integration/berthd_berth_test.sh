@@ -26,7 +26,8 @@ cleanup_containers() {
     local c
     for c in $(lxc-ls -P "$LXCPATH" 2>/dev/null); do lxc-stop -P "$LXCPATH" -n "$c" -k >/dev/null 2>&1 || true; done
 }
-trap 'cleanup_containers' EXIT
+# Then lib.sh's own clean-up (berthd stopped, the work dir removed), with the test's exit status.
+trap 'rc=$?; cleanup_containers; (exit $rc); _cleanup' EXIT
 state_of() { lxc-info -P "$LXCPATH" -n "$1" -sH 2>/dev/null || echo MISSING; }
 
 # The busybox image, imported with the stock client.

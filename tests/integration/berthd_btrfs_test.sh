@@ -23,7 +23,8 @@ cleanup_pool() {
     for pid in ${BERTHD_PIDS[@]+"${BERTHD_PIDS[@]}"}; do wait "$pid" 2>/dev/null || true; done
     umount "$POOL" 2>/dev/null || umount -l "$POOL" 2>/dev/null || true
 }
-trap 'cleanup_pool' EXIT
+# Then lib.sh's own clean-up (berthd stopped, the work dir removed), with the test's exit status.
+trap 'rc=$?; cleanup_pool; (exit $rc); _cleanup' EXIT
 
 BERTHD_PORT=$(free_port)
 export BERTHD_PORT
