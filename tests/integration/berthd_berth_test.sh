@@ -22,23 +22,12 @@ mkdir -p "$LXD_CONF"
 STATE=$WORK/state.db
 export BERTH_STATE=$STATE
 FLEET=$WORK/fleet.yaml
-cleanup_containers() {
-    local c
-    for c in $(lxc-ls -P "$LXCPATH" 2>/dev/null); do lxc-stop -P "$LXCPATH" -n "$c" -k >/dev/null 2>&1 || true; done
-}
 # Then lib.sh's own clean-up (berthd stopped, the work dir removed), with the test's exit status.
-trap 'rc=$?; cleanup_containers; (exit $rc); _cleanup' EXIT
+trap 'rc=$?; kill_containers "$LXCPATH"; (exit $rc); _cleanup' EXIT
 state_of() { lxc-info -P "$LXCPATH" -n "$1" -sH 2>/dev/null || echo MISSING; }
 
 # The busybox image, imported with the stock client.
-IMG=$WORK/img
-mkdir -p "$IMG"/rootfs/{bin,sbin,etc,proc,sys,dev,tmp,root}
-cp /bin/busybox "$IMG/rootfs/bin/"
-for a in sh ls cat echo sleep hostname ps mount; do ln -s busybox "$IMG/rootfs/bin/$a"; done
-ln -s ../bin/busybox "$IMG/rootfs/sbin/init"
-printf 'architecture: x86_64\ncreation_date: %s\nproperties: {os: busybox, description: bb}\n' "$(date +%s)" \
-    >"$IMG/metadata.yaml"
-tar -C "$IMG" -czf "$WORK/bb.tar.gz" metadata.yaml rootfs
+bb_image "$WORK/bb.tar.gz"
 tb_lxc_q remote add b1 "$BERTHD_URL" --accept-certificate --password "$PASSWORD"
 tb_lxc_q image import "$WORK/bb.tar.gz" b1: --alias bb
 

@@ -17,8 +17,7 @@ mount -o loop "$WORK/pool.img" "$POOL"
 DIR=$WORK/berthd
 LXCPATH=$DIR/containers
 cleanup_pool() {
-    local c
-    for c in $(lxc-ls -P "$LXCPATH" 2>/dev/null); do lxc-stop -P "$LXCPATH" -n "$c" -k >/dev/null 2>&1 || true; done
+    kill_containers "$LXCPATH"
     for pid in ${BERTHD_PIDS[@]+"${BERTHD_PIDS[@]}"}; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in ${BERTHD_PIDS[@]+"${BERTHD_PIDS[@]}"}; do wait "$pid" 2>/dev/null || true; done
     umount "$POOL" 2>/dev/null || umount -l "$POOL" 2>/dev/null || true
@@ -34,13 +33,7 @@ mkdir -p "$LXD_CONF"
 l() { lxc "$@" </dev/null; }
 is_subvolume() { [[ $(stat -c %i "$1" 2>/dev/null) == 256 ]] && echo yes || echo no; }
 
-IMG=$WORK/img
-mkdir -p "$IMG"/rootfs/{bin,sbin,etc,proc,sys,dev,tmp,root}
-cp /bin/busybox "$IMG/rootfs/bin/"
-for a in sh ls cat echo sleep; do ln -s busybox "$IMG/rootfs/bin/$a"; done
-ln -s ../bin/busybox "$IMG/rootfs/sbin/init"
-printf 'architecture: x86_64\ncreation_date: %s\nproperties: {os: busybox}\n' "$(date +%s)" >"$IMG/metadata.yaml"
-tar -C "$IMG" -czf "$WORK/bb.tar.gz" metadata.yaml rootfs
+bb_image "$WORK/bb.tar.gz"
 tb_lxc_q remote add b "$BERTHD_URL" --accept-certificate --password "$PASSWORD"
 tb_lxc_q image import "$WORK/bb.tar.gz" b: --alias bb
 

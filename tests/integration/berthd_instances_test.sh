@@ -28,25 +28,11 @@ l() { lxc "$@" </dev/null; }
 state_of() { lxc-info -P "$LXCPATH" -n "$1" -sH 2>/dev/null || echo MISSING; }
 
 # The containers this test starts are stopped when it ends, whatever happened.
-cleanup_containers() {
-    local c
-    for c in $(lxc-ls -P "$LXCPATH" 2>/dev/null); do lxc-stop -P "$LXCPATH" -n "$c" -k >/dev/null 2>&1 || true; done
-}
 # Then lib.sh's own clean-up (berthd stopped, the work dir removed), with the test's exit status.
-trap 'rc=$?; cleanup_containers; (exit $rc); _cleanup' EXIT
+trap 'rc=$?; kill_containers "$LXCPATH"; (exit $rc); _cleanup' EXIT
 
 # --- the test bed's busybox image
-IMG=$WORK/img
-mkdir -p "$IMG"/rootfs/{bin,sbin,etc,proc,sys,dev,tmp,root}
-cp /bin/busybox "$IMG/rootfs/bin/"
-for a in sh ls cat echo sleep hostname ps mount id; do ln -s busybox "$IMG/rootfs/bin/$a"; done
-ln -s ../bin/busybox "$IMG/rootfs/sbin/init"
-cat >"$IMG/metadata.yaml" <<EOF
-architecture: x86_64
-creation_date: $(date +%s)
-properties: {os: busybox, release: "1.35", description: busybox test image}
-EOF
-tar -C "$IMG" -czf "$WORK/bb.tar.gz" metadata.yaml rootfs
+bb_image "$WORK/bb.tar.gz"
 FP=$(sha256sum "$WORK/bb.tar.gz" | cut -d' ' -f1)
 
 run l remote add b "$URL" --accept-certificate --password "$PASSWORD"

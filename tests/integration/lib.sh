@@ -99,6 +99,26 @@ berthd_start() {
     exit 1
 }
 
+# bb_image FILE: the test bed's busybox image (testbed.md) as a unified tarball at FILE, for a
+# berthd the test started itself (LXD test beds import theirs through tb.sh).
+bb_image() {
+    local img=$WORK/bb-image a
+    mkdir -p "$img"/rootfs/{bin,sbin,etc,proc,sys,dev,tmp,root}
+    cp /bin/busybox "$img/rootfs/bin/"
+    for a in sh ls cat echo sleep hostname ps mount id; do ln -s busybox "$img/rootfs/bin/$a"; done
+    ln -s ../bin/busybox "$img/rootfs/sbin/init"
+    printf 'architecture: x86_64\ncreation_date: %s\nproperties: {os: busybox, release: "1.35", description: busybox test image}\n' \
+        "$(date +%s)" >"$img/metadata.yaml"
+    tar -C "$img" -czf "$1" metadata.yaml rootfs
+}
+
+# kill_containers LXCPATH: stop, at once, every container liblxc runs under LXCPATH (the
+# clean-up of a test that started berthd: its containers outlive it by design).
+kill_containers() {
+    local c
+    for c in $(lxc-ls -P "$1" 2>/dev/null); do lxc-stop -P "$1" -n "$c" -k >/dev/null 2>&1 || true; done
+}
+
 # Password of host i (never print it).
 tb_password() { cat "$TB_DIR/host$1.password"; }
 
