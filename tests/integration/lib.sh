@@ -1,13 +1,15 @@
 # shellcheck shell=bash
 # lib.sh — helpers for berth's integration tests (sourced, not run).
 #
-# A test sources this file, calls tb_start to get its own test bed of real LXD
-# hosts (stopped again on exit, whatever happens), runs berth through `berth`
+# A test sources this file, calls tb_start to get its own test bed of real
+# hosts, LXD or berthd (stopped again on exit, whatever happens), runs berth through `berth`
 # (private --config-dir, no colour) or `run` (captures OUT, ERR, RC), checks
 # with the assert_* functions, and ends with `finish`.
 #
 # Environment: BERTH_BIN (berth binary), BERTH_SOURCE_DIR (repository root),
 # optional BERTH_TB_ROOT (where test beds are created; default /tmp),
+# optional BERTH_TB_KINDS (the test bed's host kinds, tb.sh start --kinds: lxd,
+# berthd or a list; default lxd), BERTHD_BIN (the berthd binary for those),
 # optional BERTH_TEST_KEEP=1 (keep the test bed and work dir for debugging).
 set -euo pipefail
 
@@ -53,20 +55,30 @@ _cleanup() {
 trap _cleanup EXIT
 trap 'exit 130' INT TERM
 
-# tb_start N: start a test bed with N hosts, import the bb image on all of
-# them, and source its env (TB_HOST<i>_URL, LXD_CONF, ...).
+# tb_start N [KINDS]: start a test bed with N hosts, import the bb image on all
+# of them, and source its env (TB_HOST<i>_URL, TB_HOST<i>_KIND, LXD_CONF, ...).
+# KINDS (tb.sh start --kinds: "berthd", "berthd,lxd", ...) is for a test that
+# wants a mixed bed; without it the hosts are BERTH_TB_KINDS (default lxd).
 tb_start() {
-    local n=${1:-2} t0
+    local n=${1:-2} kinds=${2:-${BERTH_TB_KINDS:-lxd}} t0 i list=
     [[ -x "$BERTH_BIN" ]] || { echo "BERTH_BIN '$BERTH_BIN' is not executable" >&2; exit 1; }
     t0=$(date +%s)
     TB_DIR=$(mktemp -d "${BERTH_TB_ROOT:-/tmp}/tb.XXXXXX")
-    "$TB_SH" start "$n" "$TB_DIR"
+    "$TB_SH" start "$n" "$TB_DIR" --kinds "$kinds"
     "$TB_SH" image "$TB_DIR"
     # shellcheck disable=SC1091
     source "$TB_DIR/env"
-    local i
-    for ((i = 1; i <= n; i++)); do add_secret "$(tb_password "$i")"; done
-    log "test bed $TB_DIR with $n host(s) ready in $(($(date +%s) - t0)) s"
+    for ((i = 1; i <= n; i++)); do
+        add_secret "$(tb_password "$i")"
+        list+="${list:+,}$(tb_kind "$i")"
+    done
+    log "test bed $TB_DIR with $n host(s) ($list) ready in $(($(date +%s) - t0)) s"
+}
+
+# Kind of host i of the test bed: lxd or berthd.
+tb_kind() {
+    local kind="TB_HOST$1_KIND"
+    printf '%s\n' "${!kind:-lxd}"
 }
 
 # A free TCP port on 127.0.0.1.
@@ -155,6 +167,7 @@ tb_container() {
 berth_marks() {
     local keys
     keys=$(printf '%s\n' "$@" | jq -R 'select(length > 0)' | jq -cs 'sort')
+    # shellcheck disable=SC2034 # used by the tests that source this file
     BERTH_MARKS=(-c user.berth.fleet=default
         -c "user.berth.managed={\"config\":$keys,\"devices\":[],\"profiles\":[]}")
 }
@@ -362,12 +375,15 @@ lxc_names() {
     tb_lxc query "$1:/1.0/instances" | jq -r --arg p "${2:-}" \
         '[.[] | split("/") | last | select(startswith($p))] | sort | join(",")'
 }
-# rootfs HOSTINDEX NAME [SNAPSHOT]: the container's (or snapshot's) rootfs on that host (dir pool).
+# rootfs HOSTINDEX NAME [SNAPSHOT]: the container's (or snapshot's) rootfs on that host (dir pool:
+# LXD's storage-pools/default, berthd's storage; the layout below is the same).
 rootfs() {
-    local dir="TB_HOST$1_LXD_DIR"
+    local dir="TB_HOST$1_LXD_DIR" pool
+    pool=${!dir}/storage-pools/default
+    [[ "$(tb_kind "$1")" == berthd ]] && pool=${!dir}/storage
     if [[ -n "${3:-}" ]]; then
-        printf '%s/storage-pools/default/containers-snapshots/%s/%s/rootfs\n' "${!dir}" "$2" "$3"
+        printf '%s/containers-snapshots/%s/%s/rootfs\n' "$pool" "$2" "$3"
     else
-        printf '%s/storage-pools/default/containers/%s/rootfs\n' "${!dir}" "$2"
+        printf '%s/containers/%s/rootfs\n' "$pool" "$2"
     fi
 }

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# tb.sh — start and stop a test bed of N real LXD 5.0 hosts on loopback.
+# tb.sh — start and stop a test bed of N real hosts on loopback: LXD 5.0 or berthd.
 #
-# Each host is a separate `lxd` daemon (Debian's package) with its own
-# LXD_DIR under the test bed directory, its own address 127.<slot>.0.<i>:8443,
-# a random trust password and a `dir` storage pool. Nothing here touches
-# /var/lib/lxd or the system's LXD service. See docs/testbed.md.
+# Each host is a separate daemon, either `lxd` (Debian's package) or berth's own
+# `berthd` (BERTHD_BIN), with its own directory (LXD_DIR) under the test bed
+# directory, its own address 127.<slot>.0.<i>:8443, a random trust password and
+# a `dir` storage pool. Nothing here touches /var/lib/lxd or the system's LXD
+# service. See docs/testbed.md.
 #
 # Usage:
-#   tb.sh start N DIR          start N hosts in DIR (DIR must not exist or be empty)
+#   tb.sh start N DIR [--kinds K1,K2,...]
+#                              start N hosts in DIR (DIR must not exist or be empty);
+#                              each K is lxd or berthd, host by host (default lxd,
+#                              or env TB_KINDS); a single K applies to every host
 #   tb.sh image DIR [i...]     build the busybox image once, import it as `bb`
 #   tb.sh stop DIR             stop everything, unmount, remove DIR (idempotent)
 #   tb.sh stop-host DIR i      stop host i's daemon
@@ -25,6 +29,8 @@ readonly TB_MARKER=.berth-testbed
 # LXD must never reach the internet: it tries images.linuxcontainers.org at
 # startup. A proxy on the discard port makes those attempts fail at once.
 readonly TB_PROXY=http://127.0.0.1:9
+# berthd hands running tasks up to 60 s after SIGTERM before it exits.
+readonly TB_BERTHD_STOP_SECS=70
 
 PROG=$(basename "$0")
 
@@ -70,6 +76,10 @@ bed_slot() { cat "$1/slot"; }
 host_addr() { printf '127.%s.0.%s\n' "$(bed_slot "$1")" "$2"; }
 host_dir() { printf '%s/host%s\n' "$1" "$2"; }
 host_pid() { cat "$1/host$2.pid" 2>/dev/null || true; }
+# lxd or berthd; a bed started before kinds existed has only lxd hosts.
+host_kind() { cat "$1/host$2.kind" 2>/dev/null || echo lxd; }
+# berthd keeps its containers in liblxc's lxcpath DIR/containers (daemon/daemon.cpp).
+host_lxcpath() { printf '%s/containers\n' "$(host_dir "$1" "$2")"; }
 
 check_host_index() {
     local dir=$1 i=$2 n
@@ -157,6 +167,60 @@ random_password() {
     head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'
 }
 
+# parse_kinds N SPEC: KINDS, the kind of each host in order. SPEC is K1,K2,...
+# with each K lxd or berthd; missing or empty entries are lxd; a SPEC without a
+# comma is every host's kind.
+KINDS=()
+parse_kinds() {
+    local n=$1 spec=${2:-lxd} i k given=()
+    IFS=, read -r -a given <<<"$spec"
+    ((${#given[@]} <= n)) || die "kinds '$spec' name ${#given[@]} hosts, but the bed has $n"
+    for k in "${given[@]}"; do
+        [[ -z "$k" || "$k" == lxd || "$k" == berthd ]] || die "unknown host kind '$k' in '$spec'; each must be lxd or berthd"
+    done
+    KINDS=()
+    for ((i = 0; i < n; i++)); do
+        if [[ "$spec" != *,* ]]; then
+            KINDS+=("$spec")
+        else
+            k=${given[i]:-}
+            KINDS+=("${k:-lxd}")
+        fi
+    done
+}
+
+# The berthd executable: env BERTHD_BIN, else the one host i was started with,
+# else `berthd` in PATH. Printed as an absolute path.
+berthd_bin() {
+    local dir=$1 i=$2 bin
+    bin=${BERTHD_BIN:-$(cat "$dir/host$i.berthd" 2>/dev/null || echo berthd)}
+    if [[ "$bin" != */* ]]; then
+        bin=$(command -v "$bin" 2>/dev/null) ||
+            die "berthd not found in PATH; set BERTHD_BIN to the berthd binary (e.g. build/daemon/berthd)"
+    fi
+    [[ -f "$bin" && -x "$bin" ]] || die "berthd binary '$bin' is missing or not executable; set BERTHD_BIN (e.g. build/daemon/berthd)"
+    realpath -- "$bin"
+}
+
+# If setsid had to fork, $! was not the daemon: find it by its command line.
+find_daemon_pid() {
+    local dir=$1 i=$2 cmdline=$3 p
+    pid_alive "$(host_pid "$dir" "$i")" && return 0
+    for p in /proc/[0-9]*; do
+        if [[ "$(tr '\0' ' ' 2>/dev/null <"$p/cmdline")" == "$cmdline" ]]; then
+            printf '%s\n' "${p#/proc/}" >"$dir/host$i.pid"
+        fi
+    done
+}
+
+# The trust password, made once per host and kept (mode 600).
+make_password() {
+    local pwfile="$1/host$2.password"
+    [[ -s "$pwfile" ]] && return 0
+    (umask 077 && random_password >"$pwfile")
+    chmod 600 "$pwfile"
+}
+
 # Start host i's daemon (not init) and wait until it answers.
 spawn_daemon() {
     local dir=$1 i=$2 hdir pid
@@ -168,6 +232,35 @@ spawn_daemon() {
     fi
     mkdir -p "$hdir"
     chmod 0711 "$hdir"
+    case "$(host_kind "$dir" "$i")" in
+        berthd) spawn_berthd "$dir" "$i" ;;
+        *) spawn_lxd "$dir" "$i" ;;
+    esac
+}
+
+berthd_cmdline() {
+    local dir=$1 i=$2
+    printf '%s --dir %s --listen %s --trust-password-file %s --log-level debug ' \
+        "$(berthd_bin "$dir" "$i")" "$(host_dir "$dir" "$i")" "$(host_addr "$dir" "$i"):$TB_PORT" "$dir/host$i.password"
+}
+
+# berthd takes its https address and trust password at every start (the
+# password from the file, never the command line); it has a default profile
+# with the root disk on its pool, so there is nothing to init. It logs to stderr.
+spawn_berthd() {
+    local dir=$1 i=$2 bin
+    bin=$(berthd_bin "$dir" "$i")
+    printf '%s\n' "$bin" >"$dir/host$i.berthd"
+    make_password "$dir" "$i"
+    setsid "$bin" --dir "$(host_dir "$dir" "$i")" --listen "$(host_addr "$dir" "$i"):$TB_PORT" \
+        --trust-password-file "$dir/host$i.password" --log-level debug \
+        </dev/null >>"$dir/host$i.log" 2>&1 &
+    printf '%s\n' "$!" >"$dir/host$i.pid"
+}
+
+spawn_lxd() {
+    local dir=$1 i=$2 hdir
+    hdir=$(host_dir "$dir" "$i")
     # setsid: the daemon must not die with the shell that started it, nor get
     # its terminal's signals. No stdin; its own log file.
     env LXD_DIR="$hdir" \
@@ -179,34 +272,49 @@ spawn_daemon() {
     printf '%s\n' "$!" >"$dir/host$i.pid"
 }
 
+# Does host i answer GET /1.0 on its unix socket (or, failing that, its https address)?
+berthd_answers() {
+    local dir=$1 i=$2
+    curl -sf --max-time 2 --unix-socket "$(host_dir "$dir" "$i")/unix.socket" http://x/1.0 >/dev/null 2>&1 ||
+        curl -skf --max-time 2 "https://$(host_addr "$dir" "$i"):$TB_PORT/1.0" >/dev/null 2>&1
+}
+
 wait_daemon() {
-    local dir=$1 i=$2 p
+    local dir=$1 i=$2 t cmdline
+    if [[ "$(host_kind "$dir" "$i")" == berthd ]]; then
+        cmdline=$(berthd_cmdline "$dir" "$i")
+        for ((t = 0; t < 100; t++)); do
+            find_daemon_pid "$dir" "$i" "$cmdline"
+            berthd_answers "$dir" "$i" && return 0
+            # Gone (a bad option, a held lock, a taken port): no use waiting.
+            pid_alive "$(host_pid "$dir" "$i")" || break
+            sleep 0.1
+        done
+        note "host$i (berthd) did not answer on its unix socket or https address; last lines of its log:"
+        tail -n 20 "$dir/host$i.log" >&2 2>/dev/null || true
+        return 1
+    fi
     if ! lxd_local "$dir" "$i" lxd waitready --timeout 60; then
         note "host$i did not become ready; last lines of its log:"
         tail -n 20 "$dir/host$i.log" "$dir/host$i.out" >&2 2>/dev/null || true
         return 1
     fi
-    # If setsid had to fork, $! was not the daemon: find it by its log file.
-    if ! pid_alive "$(host_pid "$dir" "$i")"; then
-        for p in /proc/[0-9]*; do
-            if [[ "$(tr '\0' ' ' 2>/dev/null <"$p/cmdline")" == "lxd --group root --logfile $dir/host$i.log " ]]; then
-                printf '%s\n' "${p#/proc/}" >"$dir/host$i.pid"
-            fi
-        done
-    fi
+    find_daemon_pid "$dir" "$i" "lxd --group root --logfile $dir/host$i.log "
 }
 
 init_host() {
-    local dir=$1 i=$2 addr pwfile
+    local dir=$1 i=$2 addr
     addr=$(host_addr "$dir" "$i")
-    pwfile="$dir/host$i.password"
-    (umask 077 && random_password >"$pwfile")
-    chmod 600 "$pwfile"
+    make_password "$dir" "$i"
+    if [[ "$(host_kind "$dir" "$i")" == berthd ]]; then
+        touch "$dir/host$i.initialized"
+        return 0
+    fi
     # The password goes through stdin, never on a command line.
     lxd_local "$dir" "$i" lxd init --preseed <<EOF
 config:
   core.https_address: "$addr:$TB_PORT"
-  core.trust_password: "$(cat "$pwfile")"
+  core.trust_password: "$(cat "$dir/host$i.password")"
   images.auto_update_interval: "0"
 storage_pools:
 - name: default
@@ -235,10 +343,50 @@ wait_https() {
     die "host$i does not listen on $addr:$TB_PORT"
 }
 
-# Stop host i: `lxd shutdown` (which stops its containers and restarts them
-# when the daemon starts again), then kill what is left. With "force", the
-# containers are force-stopped first (fast; used when the bed is removed).
+# Stop host i. With "force", its containers are stopped too, fast (used when
+# the bed is removed); without, they come back (LXD) or keep running (berthd).
 halt_daemon() {
+    case "$(host_kind "$1" "$2")" in
+        berthd) halt_berthd "$@" ;;
+        *) halt_lxd "$@" ;;
+    esac
+}
+
+# berthd: SIGTERM, then wait for it to exit (it finishes running tasks first).
+# Its containers run under their own liblxc monitors and outlive it by design;
+# with "force" they are killed through liblxc afterwards, then whatever else
+# names the host's directory.
+halt_berthd() {
+    local dir=$1 i=$2 mode=${3:-} pid hdir lxcpath t c
+    hdir=$(host_dir "$dir" "$i")
+    pid=$(host_pid "$dir" "$i")
+    if pid_alive "$pid"; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((t = 0; t < TB_BERTHD_STOP_SECS * 10; t++)); do
+            pid_alive "$pid" || break
+            sleep 0.1
+        done
+        if pid_alive "$pid"; then
+            note "host$i (berthd, pid $pid) did not exit ${TB_BERTHD_STOP_SECS} s after SIGTERM; killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    rm -f "$dir/host$i.pid"
+    [[ "$mode" == force ]] || return 0
+    lxcpath=$(host_lxcpath "$dir" "$i")
+    if [[ -d "$lxcpath" ]]; then
+        while IFS= read -r c; do
+            [[ -n "$c" ]] || continue
+            timeout 30 lxc-stop -P "$lxcpath" -n "$c" -k </dev/null >/dev/null 2>&1 ||
+                note "host$i: lxc-stop -P $lxcpath -n $c -k failed"
+        done < <(lxc-ls -P "$lxcpath" -1 --active 2>/dev/null)
+    fi
+    kill_leftovers "$hdir"
+}
+
+# LXD: `lxd shutdown` (which stops its containers and restarts them when the
+# daemon starts again), then kill what is left.
+halt_lxd() {
     local dir=$1 i=$2 mode=${3:-} pid hdir t
     hdir=$(host_dir "$dir" "$i")
     pid=$(host_pid "$dir" "$i")
@@ -262,7 +410,8 @@ halt_daemon() {
 }
 
 # Kill processes that belong to this host (container monitors, forkstart,
-# callhooks): only those whose command line names this host's directory.
+# callhooks, berthd itself): only those whose command line names this host's
+# directory.
 kill_leftovers() {
     local hdir=$1 p cmd pids=()
     for p in /proc/[0-9]*; do
@@ -277,7 +426,8 @@ kill_leftovers() {
 
 # After a hard kill liblxc leaves the (empty) cgroups of the host's containers
 # behind. rmdir removes only empty ones, so a busy cgroup of the same name
-# (another bed's container) is never touched.
+# (another bed's container) is never touched. DIR/containers holds one entry
+# per container for both kinds (LXD's links, berthd's lxcpath).
 remove_stale_cgroups() {
     local hdir=$1 c name
     for c in "$hdir"/containers/*; do
@@ -320,6 +470,7 @@ write_env() {
             printf 'export TB_HOST%s_LXD_DIR=%q\n' "$i" "$(host_dir "$dir" "$i")"
             printf 'export TB_HOST%s_SOCKET=%q\n' "$i" "$(host_dir "$dir" "$i")/unix.socket"
             printf 'export TB_HOST%s_PASSWORD_FILE=%q\n' "$i" "$dir/host$i.password"
+            printf 'export TB_HOST%s_KIND=%q\n' "$i" "$(host_kind "$dir" "$i")"
         done
         printf 'export LXD_CONF=%q\n' "$dir/lxc-conf"
     } >"$dir/env"
@@ -340,14 +491,30 @@ add_lxc_remote() {
 # ---------------------------------------------------------------- commands
 
 cmd_start() {
-    (($# == 2)) || usage
-    local n=$1 dir i slot
+    local args=() spec=${TB_KINDS:-} n dir i slot list
+    while (($# > 0)); do
+        case "$1" in
+            --kinds) (($# >= 2)) || usage; spec=$2; shift 2 ;;
+            --kinds=*) spec=${1#--kinds=}; shift ;;
+            -*) note "unknown option '$1'"; usage ;;
+            *) args+=("$1"); shift ;;
+        esac
+    done
+    ((${#args[@]} == 2)) || usage
+    n=${args[0]}
     if ! [[ "$n" =~ ^[0-9]+$ ]] || ((n < 1 || n > 100)); then
-        die "N must be 1..100, got '$1'"
+        die "N must be 1..100, got '$n'"
     fi
-    dir=$(abs_dir "$2")
-    need_cmd lxd lxc ss setsid realpath flock od
-    [[ $EUID -eq 0 ]] || die "must run as root (LXD daemons)"
+    dir=$(abs_dir "${args[1]}")
+    parse_kinds "$n" "$spec"
+    list=$(IFS=, && printf '%s' "${KINDS[*]}")
+    need_cmd lxc ss setsid realpath flock od
+    if [[ ",$list," == *,lxd,* ]]; then need_cmd lxd; fi
+    if [[ ",$list," == *,berthd,* ]]; then
+        need_cmd curl lxc-ls lxc-stop
+        berthd_bin "$dir" 0 >/dev/null # dies now, before anything is made, if it is missing
+    fi
+    [[ $EUID -eq 0 ]] || die "must run as root (the daemons make namespaces, cgroups and mounts)"
     if [[ -e "$dir" ]]; then
         [[ -d "$dir" && -z "$(ls -A "$dir")" ]] || die "'$dir' exists and is not empty"
     fi
@@ -361,6 +528,7 @@ cmd_start() {
     printf '%s\n' "$n" >"$dir/n"
     slot=$(claim_slot "$dir")
     printf '%s\n' "$slot" >"$dir/slot"
+    for ((i = 1; i <= n; i++)); do printf '%s\n' "${KINDS[i - 1]}" >"$dir/host$i.kind"; done
     mkdir -p "$dir/lxc-conf"
     chmod 700 "$dir/lxc-conf"
 
@@ -373,7 +541,7 @@ cmd_start() {
     write_env "$dir"
     for ((i = 1; i <= n; i++)); do add_lxc_remote "$dir" "$i"; done
     trap - ERR
-    note "started $n host(s) on 127.$slot.0.1..$n:$TB_PORT; source $dir/env"
+    note "started $n host(s) ($list) on 127.$slot.0.1..$n:$TB_PORT; source $dir/env"
 }
 
 cmd_start_host() {
@@ -499,16 +667,21 @@ cmd_token() {
 
 cmd_status() {
     (($# == 1)) || usage
-    local dir i pid state
+    local dir i pid kind state
     dir=$(abs_dir "$1")
     check_bed "$dir"
     for ((i = 1; i <= $(bed_n "$dir"); i++)); do
         pid=$(host_pid "$dir" "$i")
+        kind=$(host_kind "$dir" "$i")
         state=down
-        if pid_alive "$pid" && lxd_local "$dir" "$i" timeout 5 lxd waitready --timeout 2 >/dev/null 2>&1; then
-            state=up
+        if pid_alive "$pid"; then
+            if [[ "$kind" == berthd ]]; then
+                berthd_answers "$dir" "$i" && state=up
+            elif lxd_local "$dir" "$i" timeout 5 lxd waitready --timeout 2 >/dev/null 2>&1; then
+                state=up
+            fi
         fi
-        printf 'host%s https://%s:%s pid=%s %s\n' "$i" "$(host_addr "$dir" "$i")" "$TB_PORT" "${pid:--}" "$state"
+        printf 'host%s https://%s:%s %s pid=%s %s\n' "$i" "$(host_addr "$dir" "$i")" "$TB_PORT" "$kind" "${pid:--}" "$state"
     done
 }
 
