@@ -221,8 +221,17 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
   impl->api = std::make_unique<api::Api>(*impl->db, impl->operations, impl->events, std::move(identity));
   impl->api->add_routes(
       [raw](api::Router& router) {
-        api::add_instance_routes(router, *raw->instances, raw->operations, *raw->db, *raw->pool);
-        api::add_image_routes(router, *raw->images, raw->operations, *raw->db);
+        api::add_instance_routes(router, *raw->instances, raw->operations, *raw->db, *raw->pool,
+                                 [raw](const PullSource& source) {
+                                   api::FetchOptions fetch;
+                                   fetch.cached = true;  // as LXD marks an image fetched for a launch
+                                   return api::fetch_image(*raw->images, *raw->db, source, fetch);
+                                 });
+        api::add_image_routes(router, *raw->images, raw->operations, *raw->db,
+                              [raw](const std::string& instance, const std::string& snapshot,
+                                    const std::optional<std::map<std::string, std::string>>& properties) {
+                                return raw->instances->publish(instance, snapshot, properties);
+                              });
       },
       [] {
         auto extensions = api::instance_extensions();

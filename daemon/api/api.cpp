@@ -343,7 +343,7 @@ http::Response Api::add_certificate(const Call& call) const {
     bool allowed = false;
     // A certificate add token first: used up at once (single use), then checked for expiry.
     if (auto token = lxd::decode_token(password)) {
-      if (auto used = operations_.consume_token(token->secret)) {
+      if (auto used = operations_.consume_token(TokenKind::certificate_add, token->secret)) {
         if (const auto expires = used->find("expiresAt"); expires != used->end() && expires->is_string()) {
           const auto when = util::parse_rfc3339_utc(expires->get<std::string>());
           if (!when || std::chrono::system_clock::now() > *when) return error_response(403, "Token has expired");
@@ -398,8 +398,8 @@ http::Response Api::add_certificate(const Call& call) const {
       if (!when) return error_response(500, "core.remote_token_expiry is not a valid expiry expression");
       metadata["expiresAt"] = util::rfc3339_utc(*when);
     }
-    return async_response(
-        operations_.add_token("Generating certificate add token", std::move(metadata), nlohmann::json::object()));
+    return async_response(operations_.add_token(TokenKind::certificate_add, "Generating certificate add token",
+                                                std::move(metadata), nlohmann::json::object()));
   }
 
   X509Ptr cert;

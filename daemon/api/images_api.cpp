@@ -13,6 +13,7 @@
 
 #include "daemon/api/instances_api.hpp"
 #include "daemon/api/response.hpp"
+#include "daemon/images/image_pull.hpp"
 #include "daemon/images/multipart.hpp"
 #include "engine/util/time.hpp"
 
@@ -65,8 +66,8 @@ std::string read_file(const std::filesystem::path& path) {
 
 class ImageRoutes {
  public:
-  ImageRoutes(ImageStore& images, Operations& operations, Database& db)
-      : images_(images), operations_(operations), db_(db) {}
+  ImageRoutes(ImageStore& images, Operations& operations, Database& db, ImagePublisher publish)
+      : images_(images), operations_(operations), db_(db), publish_(std::move(publish)) {}
 
   // The image's fingerprint from a full one or a unique prefix.
   Result<std::string> resolve(const std::string& prefix) const {
@@ -97,6 +98,15 @@ class ImageRoutes {
     return out;
   }
 
+  // Whether the caller may see the image: a trusted one always; an untrusted one when it is public
+  // or the request carries a secret of POST /1.0/images/FP/secret for it (which this uses up).
+  bool readable(const Call& call, const std::string& fingerprint, const nlohmann::json& object) const {
+    if (call.trusted || object.value("public", false)) return true;
+    const auto secret = call.query.find("secret");
+    return secret != call.query.end() &&
+           operations_.consume_token(TokenKind::image_download, secret->second, "/1.0/images/" + fingerprint);
+  }
+
   http::Response list(const Call& call) const {
     auto docs = db_.documents(DocumentKind::image);
     if (!docs) return error_response(docs.error());
@@ -106,6 +116,7 @@ class ImageRoutes {
     for (const auto& d : *docs) {
       auto object = render(d.key);
       if (!object) continue;
+      if (!call.trusted && !object->value("public", false)) continue;
       if (!filter.empty()) {
         std::string error;
         const auto matches = filter_matches(filter, *object, error);
@@ -124,11 +135,7 @@ class ImageRoutes {
   http::Response create(const Call& call) const {
     const auto& request = call.request;
     const auto content_type = request.header("Content-Type");
-    if (content_type.rfind("application/json", 0) == 0) {
-      return error_response(400,
-                            "berthd imports images from an uploaded tarball only (lxc image import FILE); "
-                            "copying from another server or a URL is not supported yet");
-    }
+    if (content_type.rfind("application/json", 0) == 0) return create_json(call);
     std::optional<std::string> expected;
     if (auto fp = request.header("X-LXD-fingerprint"); !fp.empty()) expected = fp;
     std::map<std::string, std::string> extra_properties;
@@ -159,14 +166,126 @@ class ImageRoutes {
         stored = images.import_unified(body_path, expected);
       }
       if (!stored) return stored.error();
-      return record(images, db, *stored, filename, is_public, extra_properties);
+      return record(images, db, *stored, filename, is_public, false, extra_properties);
     };
     return async_response(operations_.add_task("Downloading image", nlohmann::json::object(), std::move(work)));
   }
 
+  // An ImagesPost with a JSON body: `lxc image copy SRC:IMG berthd:` (source type "image", mode
+  // "pull": the image from another server) or `lxc publish` (source type "instance", "container"
+  // or "snapshot"), with the aliases, properties and flags the request adds.
+  http::Response create_json(const Call& call) const {
+    std::string error;
+    auto body = call.json_object(error);
+    if (!body) return error_response(400, error);
+    const auto source_it = body->find("source");
+    if (source_it == body->end() || !source_it->is_object()) {
+      return error_response(400,
+                            "berthd imports an uploaded tarball (lxc image import FILE), copies from another "
+                            "server or publishes an instance; this request has no source");
+    }
+    const auto& source = *source_it;
+    const std::string type = source.value("type", "");
+    FetchOptions options;
+    const auto flag = [&body](const char* name) {
+      const auto it = body->find(name);
+      return it != body->end() && it->is_boolean() && it->get<bool>();
+    };
+    options.is_public = flag("public");
+    // null or absent: the image's own properties; an object (even empty) replaces them, as LXD does.
+    std::optional<std::map<std::string, std::string>> properties;
+    if (const auto it = body->find("properties"); it != body->end() && !it->is_null()) {
+      if (!it->is_object()) return error_response(400, "properties must be an object");
+      properties.emplace();
+      for (const auto& [k, v] : it->items()) {
+        if (!v.is_string()) return error_response(400, "property " + k + " must be a string");
+        (*properties)[k] = v.get<std::string>();
+      }
+    }
+    options.filename = body->value("filename", "");
+    std::vector<std::pair<std::string, std::string>> aliases;  // name, description
+    if (const auto it = body->find("aliases"); it != body->end() && !it->is_null()) {
+      if (!it->is_array()) return error_response(400, "aliases must be a list");
+      for (const auto& a : *it) {
+        const std::string name = a.is_object() ? a.value("name", "") : "";
+        if (name.empty() || name.find('/') != std::string::npos) return error_response(400, "Invalid alias name");
+        aliases.emplace_back(name, a.value("description", ""));
+      }
+    }
+    // Makes the image, then its aliases; the operation's metadata is what lxc reads.
+    using Make = std::function<Result<std::string>()>;
+    const auto task = [this, aliases](Make make) {
+      auto work = [&db = db_, make = std::move(make), aliases]() -> Result<nlohmann::json> {
+        auto fingerprint = make();
+        if (!fingerprint) return fingerprint.error();
+        if (auto added = add_aliases(db, *fingerprint, aliases); !added) return added.error();
+        auto doc = db.document(DocumentKind::image, *fingerprint);
+        const auto size = doc && doc->has_value() ? (**doc).value("size", std::uint64_t{0}) : 0;
+        return nlohmann::json{{"fingerprint", *fingerprint}, {"size", std::to_string(size)}};
+      };
+      return async_response(operations_.add_task("Downloading image", nlohmann::json::object(), std::move(work)));
+    };
+
+    if (type == "image") {
+      if (source.value("mode", "pull") != "pull") {
+        return error_response(400, "berthd copies images from another server in pull mode only (mode \"" +
+                                       source.value("mode", "") + "\")");
+      }
+      auto pull = parse_pull_source(source);
+      if (!pull) return error_response(pull.error());
+      if (properties) options.properties = *properties;
+      return task([&images = images_, &db = db_, pull = std::move(*pull), options] {
+        return fetch_image(images, db, pull, options);
+      });
+    }
+    if (type == "instance" || type == "container" || type == "snapshot") {
+      const std::string name = source.value("name", "");
+      const auto slash = name.find('/');
+      if (name.empty()) return error_response(400, "No source provided");
+      if (type == "snapshot" && slash == std::string::npos) return error_response(400, "Not a snapshot");
+      if (type != "snapshot" && slash != std::string::npos) return error_response(400, "This is a snapshot");
+      const std::string instance = name.substr(0, slash);
+      const std::string snapshot = slash == std::string::npos ? "" : name.substr(slash + 1);
+      return task([&images = images_, &db = db_, publish = publish_, instance, snapshot, properties,
+                   options]() -> Result<std::string> {
+        auto stored = publish(instance, snapshot, properties);
+        if (!stored) return stored.error();
+        auto recorded = record(images, db, *stored, options.filename, options.is_public, false, {});
+        if (!recorded) return recorded.error();
+        return stored->fingerprint;
+      });
+    }
+    return error_response(400,
+                          "Unsupported image source type \"" + type +
+                              "\" (berthd takes an upload, an image on another server, an instance or a snapshot)");
+  }
+
+  static Result<void> add_aliases(Database& db, const std::string& fingerprint,
+                                  const std::vector<std::pair<std::string, std::string>>& aliases) {
+    for (const auto& [name, description] : aliases) {
+      nlohmann::json doc{{"name", name}, {"description", description}, {"target", fingerprint}, {"type", "container"}};
+      if (auto stored = db.change({{Op::insert, DocumentKind::image_alias, name, doc, {}}}); !stored) {
+        if (stored.error().kind == ErrorKind::conflict) {
+          return lxd::make_error(ErrorKind::conflict, "Alias \"" + name + "\" already exists");
+        }
+        return stored.error();
+      }
+    }
+    return {};
+  }
+
+  // POST /1.0/images/FP/secret: a token operation whose secret lets one untrusted download read
+  // this image (its object, then its export), as a launch or copy on another server needs.
+  http::Response make_secret(const Call& call) const {
+    auto fp = resolve(call.params.at("fingerprint"));
+    if (!fp) return error_response(fp.error());
+    return async_response(operations_.add_token(TokenKind::image_download, "Image download token",
+                                                {{"secret", random_secret()}}, {{"images", {"/1.0/images/" + *fp}}}));
+  }
+
   // The image's document, once its files are in; the files go again if it cannot be stored.
   static Result<nlohmann::json> record(ImageStore& images, Database& db, const StoredImage& image,
-                                       const std::string& filename, bool is_public,
+                                       const std::string& filename, bool is_public, bool cached,
                                        const std::map<std::string, std::string>& extra_properties) {
     auto properties = image.metadata.properties;
     for (const auto& [k, v] : extra_properties) properties[k] = v;
@@ -178,7 +297,7 @@ class ImageRoutes {
                        {"type", "container"},
                        {"public", is_public},
                        {"auto_update", false},
-                       {"cached", false},
+                       {"cached", cached},
                        {"created_at", rfc3339_of_unix(image.metadata.creation_date)},
                        {"uploaded_at", now},
                        {"expires_at", image.metadata.expiry_date ? rfc3339_of_unix(*image.metadata.expiry_date)
@@ -202,6 +321,7 @@ class ImageRoutes {
     if (!fp) return error_response(fp.error());
     auto object = render(*fp);
     if (!object) return error_response(object.error());
+    if (!readable(call, *fp, *object)) return error_response(404, "Image not found");
     return sync_response(*object, etag_of(nlohmann::json{{"auto_update", (*object)["auto_update"]},
                                                          {"properties", (*object)["properties"]},
                                                          {"public", (*object)["public"]},
@@ -270,11 +390,13 @@ class ImageRoutes {
   http::Response export_image(const Call& call) const {
     auto fp = resolve(call.params.at("fingerprint"));
     if (!fp) return error_response(fp.error());
+    auto doc = db_.document(DocumentKind::image, *fp);
+    if (!doc) return error_response(doc.error());
+    if (!doc->has_value() || !readable(call, *fp, **doc)) return error_response(404, "Image not found");
     const auto files = images_.files(*fp);
     if (files.empty()) return error_response(404, "Image files not found");
-    auto doc = db_.document(DocumentKind::image, *fp);
     std::string filename = *fp + ".tar.gz";
-    if (doc && doc->has_value() && !(**doc).value("filename", "").empty()) filename = (**doc).value("filename", "");
+    if (!(**doc).value("filename", "").empty()) filename = (**doc).value("filename", "");
     http::Response r;
     if (files.size() == 1) {
       r.content_type = "application/octet-stream";
@@ -301,11 +423,19 @@ class ImageRoutes {
   }
 
   // ---- aliases ----
+  // An untrusted caller sees the aliases of public images only.
+  bool alias_visible(const Call& call, const nlohmann::json& alias) const {
+    if (call.trusted) return true;
+    auto image = db_.document(DocumentKind::image, alias.value("target", ""));
+    return image && image->has_value() && (**image).value("public", false);
+  }
+
   http::Response list_aliases(const Call& call) const {
     auto docs = db_.documents(DocumentKind::image_alias);
     if (!docs) return error_response(docs.error());
     nlohmann::json out = nlohmann::json::array();
     for (const auto& d : *docs) {
+      if (!alias_visible(call, d.body)) continue;
       if (call.recursion() == 0) {
         out.push_back("/1.0/images/aliases/" + d.key);
       } else {
@@ -336,7 +466,7 @@ class ImageRoutes {
   http::Response get_alias(const Call& call) const {
     auto doc = db_.document(DocumentKind::image_alias, call.params.at("name"));
     if (!doc) return error_response(doc.error());
-    if (!doc->has_value()) return error_response(404, "Alias not found");
+    if (!doc->has_value() || !alias_visible(call, **doc)) return error_response(404, "Alias not found");
     return sync_response(**doc, etag_of(**doc));
   }
 
@@ -395,39 +525,72 @@ class ImageRoutes {
   ImageStore& images_;
   Operations& operations_;
   Database& db_;
+  ImagePublisher publish_;
 };
 
 }  // namespace
+
+Result<std::string> fetch_image(ImageStore& images, Database& db, const PullSource& source,
+                                const FetchOptions& options) {
+  const auto have = [&db](const std::string& fingerprint) {
+    auto doc = db.document(DocumentKind::image, fingerprint);
+    return doc && doc->has_value();
+  };
+  auto pulled = pull_image(images, source, have);
+  if (!pulled) return pulled.error();
+  if (!pulled->stored) return pulled->fingerprint;
+  // What the server says about the image (its properties as edited there, its file name) over
+  // what the image's metadata.yaml says; the request's properties over both.
+  std::map<std::string, std::string> properties;
+  if (const auto it = pulled->info.find("properties"); it != pulled->info.end() && it->is_object()) {
+    for (const auto& [k, v] : it->items()) {
+      if (v.is_string()) properties[k] = v.get<std::string>();
+    }
+  }
+  for (const auto& [k, v] : options.properties) properties[k] = v;
+  std::string filename = options.filename;
+  if (filename.empty() && pulled->info.contains("filename") && pulled->info["filename"].is_string()) {
+    filename = pulled->info["filename"].get<std::string>();
+  }
+  auto recorded =
+      ImageRoutes::record(images, db, *pulled->stored, filename, options.is_public, options.cached, properties);
+  // Recorded meanwhile by another download of the same image: that is the image wanted.
+  if (!recorded && recorded.error().kind != ErrorKind::conflict) return recorded.error();
+  return pulled->fingerprint;
+}
 
 const std::vector<std::string>& image_extensions() {
   static const std::vector<std::string> list = {"image_create_aliases"};
   return list;
 }
 
-void add_image_routes(Router& router, ImageStore& images, Operations& operations, Database& db) {
-  auto routes = std::make_shared<ImageRoutes>(images, operations, db);
+void add_image_routes(Router& router, ImageStore& images, Operations& operations, Database& db,
+                      ImagePublisher publish) {
+  auto routes = std::make_shared<ImageRoutes>(images, operations, db, std::move(publish));
   const auto bind = [routes](http::Response (ImageRoutes::*method)(const Call&) const) {
     return [routes, method](const Call& call) { return ((*routes).*method)(call); };
   };
-  router.add("/1.0/images", "GET", Access::trusted, bind(&ImageRoutes::list));
+  // Untrusted callers see public images, and a private one with its download secret.
+  router.add("/1.0/images", "GET", Access::untrusted, bind(&ImageRoutes::list));
   router.add("/1.0/images", "POST", Access::trusted, bind(&ImageRoutes::create));
   // Aliases come before the {fingerprint} pattern so that "aliases" is not taken for one.
-  router.add("/1.0/images/aliases", "GET", Access::trusted, bind(&ImageRoutes::list_aliases));
+  router.add("/1.0/images/aliases", "GET", Access::untrusted, bind(&ImageRoutes::list_aliases));
   router.add("/1.0/images/aliases", "POST", Access::trusted, bind(&ImageRoutes::add_alias));
-  router.add("/1.0/images/aliases/{name}", "GET", Access::trusted, bind(&ImageRoutes::get_alias));
+  router.add("/1.0/images/aliases/{name}", "GET", Access::untrusted, bind(&ImageRoutes::get_alias));
   router.add("/1.0/images/aliases/{name}", "PUT", Access::trusted,
              [routes](const Call& call) { return routes->update_alias(call, false); });
   router.add("/1.0/images/aliases/{name}", "PATCH", Access::trusted,
              [routes](const Call& call) { return routes->update_alias(call, true); });
   router.add("/1.0/images/aliases/{name}", "POST", Access::trusted, bind(&ImageRoutes::rename_alias));
   router.add("/1.0/images/aliases/{name}", "DELETE", Access::trusted, bind(&ImageRoutes::remove_alias));
-  router.add("/1.0/images/{fingerprint}", "GET", Access::trusted, bind(&ImageRoutes::get));
+  router.add("/1.0/images/{fingerprint}", "GET", Access::untrusted, bind(&ImageRoutes::get));
   router.add("/1.0/images/{fingerprint}", "PUT", Access::trusted,
              [routes](const Call& call) { return routes->update(call, false); });
   router.add("/1.0/images/{fingerprint}", "PATCH", Access::trusted,
              [routes](const Call& call) { return routes->update(call, true); });
   router.add("/1.0/images/{fingerprint}", "DELETE", Access::trusted, bind(&ImageRoutes::remove));
-  router.add("/1.0/images/{fingerprint}/export", "GET", Access::trusted, bind(&ImageRoutes::export_image));
+  router.add("/1.0/images/{fingerprint}/export", "GET", Access::untrusted, bind(&ImageRoutes::export_image));
+  router.add("/1.0/images/{fingerprint}/secret", "POST", Access::trusted, bind(&ImageRoutes::make_secret));
 }
 
 }  // namespace berth::daemon::api

@@ -37,8 +37,8 @@ std::string if_match(const Call& call) {
 
 class InstanceRoutes {
  public:
-  InstanceRoutes(Instances& instances, Operations& operations, Database& db, StoragePool& pool)
-      : instances_(instances), operations_(operations), db_(db), pool_(pool) {}
+  InstanceRoutes(Instances& instances, Operations& operations, Database& db, StoragePool& pool, ImageFetcher fetch)
+      : instances_(instances), operations_(operations), db_(db), pool_(pool), fetch_(std::move(fetch)) {}
 
   http::Response list(const Call& call) const {
     auto names = instances_.names();
@@ -78,6 +78,17 @@ class InstanceRoutes {
     if (!body) return error_response(400, error);
     auto request = instances_.check_create(*body);
     if (!request) return error_response(request.error());
+    if (request->pull) {
+      // From another server's image: fetched first (unless it is here), then as from a local one.
+      return run(operations_, "Creating instance", resources_of(request->name),
+                 [&instances = instances_, fetch = fetch_, r = *request]() mutable -> Result<void> {
+                   auto fingerprint = fetch(*r.pull);
+                   if (!fingerprint) return fingerprint.error();
+                   r.image = std::move(*fingerprint);
+                   r.pull.reset();
+                   return instances.create(r);
+                 });
+    }
     return run(operations_, "Creating instance", resources_of(request->name),
                [&instances = instances_, r = *request] { return instances.create(r); });
   }
@@ -457,6 +468,7 @@ class InstanceRoutes {
   Operations& operations_;
   Database& db_;
   StoragePool& pool_;
+  ImageFetcher fetch_;
 };
 
 }  // namespace
@@ -516,9 +528,9 @@ std::optional<bool> filter_matches(const std::string& filter, const nlohmann::js
   return all;
 }
 
-void add_instance_routes(Router& router, Instances& instances, Operations& operations, Database& db,
-                         StoragePool& pool) {
-  auto routes = std::make_shared<InstanceRoutes>(instances, operations, db, pool);
+void add_instance_routes(Router& router, Instances& instances, Operations& operations, Database& db, StoragePool& pool,
+                         ImageFetcher fetch) {
+  auto routes = std::make_shared<InstanceRoutes>(instances, operations, db, pool, std::move(fetch));
   const auto bind = [routes](http::Response (InstanceRoutes::*method)(const Call&) const) {
     return [routes, method](const Call& call) { return ((*routes).*method)(call); };
   };

@@ -3,6 +3,9 @@
 // at once; every change is checked first (so a bad request is a 4xx at once) and then runs as a
 // task operation (202), as LXD answers them.
 
+#include <functional>
+#include <string>
+
 #include "daemon/api/router.hpp"
 #include "daemon/db/database.hpp"
 #include "daemon/instances/instances.hpp"
@@ -11,8 +14,13 @@
 
 namespace berth::daemon::api {
 
+// Brings an image from another server here (and records it); its fingerprint. Called on a task's
+// worker for a launch from another remote's image.
+using ImageFetcher = std::function<Result<std::string>(const PullSource&)>;
+
 // The routes hold references to all four: they must outlive the router.
-void add_instance_routes(Router& router, Instances& instances, Operations& operations, Database& db, StoragePool& pool);
+void add_instance_routes(Router& router, Instances& instances, Operations& operations, Database& db, StoragePool& pool,
+                         ImageFetcher fetch);
 
 // The API extensions these routes implement (lxd-protocol.md §3.0).
 [[nodiscard]] const std::vector<std::string>& instance_extensions();

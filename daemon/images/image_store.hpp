@@ -80,6 +80,14 @@ class ImageStore {
   [[nodiscard]] lxd::Result<void> unpack(const std::string& fingerprint, const std::filesystem::path& target,
                                          const IdShift& shift) const;
 
+  // Packs an instance's volume (`volume`: rootfs/ and templates/, as unpack lays them out) with
+  // `metadata_yaml` into a new unified image (tar, gzip) and imports it, as `lxc publish` wants:
+  // owners are mapped back through `unshift` (host id to the image's id; an id outside the map is
+  // written as 65534, which is how the container sees it); modes, times, symlinks, hard links and
+  // xattrs are kept. The volume must not change meanwhile (the instance is stopped, or a snapshot).
+  [[nodiscard]] lxd::Result<StoredImage> publish(const std::filesystem::path& volume, const std::string& metadata_yaml,
+                                                 const IdShift& unshift);
+
   [[nodiscard]] const std::filesystem::path& dir() const { return dir_; }
 
  private:

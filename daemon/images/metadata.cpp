@@ -137,6 +137,35 @@ lxd::Result<ImageMetadata> parse_image_metadata(const std::string& yaml) {
   }
 }
 
+lxd::Result<std::string> published_metadata(const std::optional<std::string>& existing, const std::string& architecture,
+                                            std::int64_t now,
+                                            const std::optional<std::map<std::string, std::string>>& properties) {
+  const auto property_node = [&properties] {
+    YAML::Node node(YAML::NodeType::Map);
+    if (properties) {
+      for (const auto& [k, v] : *properties) node[k] = v;
+    }
+    return node;
+  };
+  try {
+    YAML::Node root;
+    if (existing) {
+      root = YAML::Load(*existing);
+      if (!root.IsMap()) return invalid("the instance's metadata.yaml is not a mapping");
+      if (properties) root["properties"] = property_node();
+    } else {
+      root["architecture"] = architecture;
+      root["creation_date"] = now;
+      root["properties"] = property_node();
+    }
+    YAML::Emitter out;
+    out << root;
+    return std::string{out.c_str()} + "\n";
+  } catch (const YAML::Exception& e) {  // yaml-cpp reports malformed input only by throwing
+    return invalid(std::string{"the instance's metadata.yaml is not valid YAML: "} + e.what());
+  }
+}
+
 lxd::Result<ImageFile> read_image_file(const std::filesystem::path& tarball, TarballRole role, ReadExtent extent,
                                        images::Sha256* hash) {
   const std::string what = role == TarballRole::unified ? "image tarball" : "metadata tarball";

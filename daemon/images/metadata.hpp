@@ -32,6 +32,14 @@ struct ImageMetadata {
 // Parses metadata.yaml's text; invalid_argument saying what is wrong.
 [[nodiscard]] lxd::Result<ImageMetadata> parse_image_metadata(const std::string& yaml);
 
+// metadata.yaml for an image published from an instance, as LXD's instance Export writes it: the
+// instance's own metadata.yaml (`existing`; nullopt when its volume has none) with its properties
+// replaced by `properties` when the request gives some, or else a new one with `architecture`,
+// creation date `now` (unix seconds) and `properties`. invalid_argument when `existing` is not YAML.
+[[nodiscard]] lxd::Result<std::string> published_metadata(
+    const std::optional<std::string>& existing, const std::string& architecture, std::int64_t now,
+    const std::optional<std::map<std::string, std::string>>& properties);
+
 enum class TarballRole { unified, split_metadata };
 
 // How much of a tarball to read: all of it when importing (a truncated or corrupt one is refused

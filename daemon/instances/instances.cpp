@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <set>
 #include <utility>
 
@@ -341,9 +343,10 @@ Result<CreateRequest> Instances::check_create(const nlohmann::json& body) const 
   const std::string type = source.value("type", "");
   if (type == "image") {
     if (source.value("mode", "local") == "pull" && !source.value("server", "").empty()) {
-      return make_error(ErrorKind::invalid_argument,
-                        "Creating an instance from another server's image is not supported by berthd yet; "
-                        "copy the image first (lxc image copy)");
+      auto pull = parse_pull_source(source);
+      if (!pull) return pull.error();
+      r.pull = std::move(*pull);
+      return r;
     }
     auto fp = resolve_image(!source.value("fingerprint", "").empty() ? source.value("fingerprint", "")
                                                                      : source.value("alias", ""));
@@ -621,14 +624,10 @@ Result<void> Instances::update(const std::string& name, const nlohmann::json& bo
   auto next_devices = device_map(next.value("devices", nlohmann::json::object()));
   if (!next_devices) return next_devices.error();
   if (auto ok = validate_devices(*next_devices); !ok) return ok.error();
-  const auto before = config_of(*doc);
-  const auto after = config_of(next);
   const auto state = driver_.state(name);
   if (state.status_code == 103 || state.status_code == 110) {
-    if (config_true(before, "security.privileged") != config_true(after, "security.privileged")) {
-      return make_error(ErrorKind::invalid_argument,
-                        "security.privileged can only change while the instance is stopped");
-    }
+    // Limits change live. security.privileged, as in LXD, takes effect at the next start, which
+    // shifts the rootfs to the new map (start_locked).
     auto expanded_after = spec_of(name, next);
     if (!expanded_after) return expanded_after.error();
     if (auto applied = driver_.apply_limits(name, expanded_after->config); !applied) return applied;
@@ -707,6 +706,52 @@ Result<void> Instances::create_snapshot(const std::string& name, const std::stri
   }
   revert.success();
   return {};
+}
+
+Result<StoredImage> Instances::publish(const std::string& name, const std::string& snapshot,
+                                       const std::optional<std::map<std::string, std::string>>& properties) {
+  auto guard = lock(name);
+  auto doc = load(name);
+  if (!doc) return doc.error();
+  StringMap config = config_of(*doc);
+  std::filesystem::path volume = pool_.volume_path(name);
+  if (snapshot.empty()) {
+    if (active(name)) return make_error(ErrorKind::invalid_argument, "Cannot export a running instance as an image");
+  } else {
+    auto snap = db_.document(DocumentKind::snapshot, name + "/" + snapshot);
+    if (!snap) return snap.error();
+    if (!snap->has_value()) return make_error(ErrorKind::not_found, "Snapshot not found");
+    config = config_of(**snap);  // its files are owned as its own config says
+    volume = pool_.snapshot_path(name, snapshot);
+  }
+  // The files are owned as the map they were last shifted to says ("[]": host ids, privileged).
+  const auto last = config.count("volatile.last_state.idmap") != 0 ? config.at("volatile.last_state.idmap") : "[]";
+  auto map = idmap_from_json(last);
+  if (!map) return map.error();
+  ImageStore::IdShift unshift;
+  if (map->empty()) {
+    unshift.uid = [](std::int64_t id) { return std::optional<std::int64_t>{id}; };
+  } else {
+    unshift.uid = [m = *map](std::int64_t id) { return unshift_uid(m, id); };
+  }
+  unshift.gid = map->empty() ? unshift.uid : [m = *map](std::int64_t id) { return unshift_gid(m, id); };
+
+  std::optional<std::string> existing;
+  const auto metadata_path = volume / "metadata.yaml";
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(std::filesystem::symlink_status(metadata_path, ec))) {
+    constexpr std::uintmax_t limit = std::uintmax_t{1} << 20;
+    if (std::filesystem::file_size(metadata_path, ec) > limit) {
+      return make_error(ErrorKind::invalid_argument, "the instance's metadata.yaml is larger than 1 MiB");
+    }
+    std::ifstream in(metadata_path, std::ios::binary);
+    existing = std::string{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  }
+  const auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  auto metadata = published_metadata(existing, doc->value("architecture", architecture_), now, properties);
+  if (!metadata) return metadata.error();
+  return images_.publish(volume, *metadata, unshift);
 }
 
 Result<void> Instances::remove_snapshot(const std::string& name, const std::string& snap) {

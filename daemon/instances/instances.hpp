@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/db/database.hpp"
+#include "daemon/images/image_pull.hpp"
 #include "daemon/images/image_store.hpp"
 #include "daemon/instances/idmap.hpp"
 #include "daemon/instances/lxc_driver.hpp"
@@ -38,8 +39,10 @@ struct CreateRequest {
   std::vector<std::string> profiles;
   std::map<std::string, std::string> config;
   std::map<std::string, std::map<std::string, std::string>> devices;
-  // From an image: its fingerprint. From a copy: the source instance and, for a snapshot, its name.
+  // From an image: its fingerprint, or (`pull`) the other server to fetch it from first, which
+  // sets `image`. From a copy: the source instance and, for a snapshot, its name.
   std::string image;
+  std::optional<PullSource> pull;
   std::string copy_of;
   std::string copy_snapshot;
   bool instance_only = false;
@@ -85,6 +88,13 @@ class Instances {
   // The instance becomes the snapshot (volume, config, devices); a running one is stopped first
   // and started again after.
   [[nodiscard]] Result<void> restore(const std::string& name, const std::string& snap);
+
+  // An image from the instance (which must be stopped) or from one of its snapshots, as `lxc
+  // publish` makes it: its volume packed with the owners mapped back to the image's ids and a
+  // metadata.yaml whose properties `properties` replaces when given (LXD's instance Export). The
+  // image's files are in the store; its record is the caller's.
+  [[nodiscard]] Result<StoredImage> publish(const std::string& name, const std::string& snapshot,
+                                            const std::optional<std::map<std::string, std::string>>& properties);
 
   // Running or frozen, as liblxc says.
   [[nodiscard]] bool active(const std::string& name) const;

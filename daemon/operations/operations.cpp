@@ -118,14 +118,14 @@ nlohmann::json Operations::new_object(const std::string& id, OperationClass c, c
                         {"location", location_}};
 }
 
-nlohmann::json Operations::add_token(const std::string& description, nlohmann::json metadata,
+nlohmann::json Operations::add_token(TokenKind kind, const std::string& description, nlohmann::json metadata,
                                      nlohmann::json resources) {
   std::lock_guard lock(mu_);
   forget_old();
   const auto id = random_uuid();
-  Entry entry{new_object(id, OperationClass::token, description, std::move(metadata), std::move(resources), true),
-              std::nullopt,
-              {}};
+  Entry entry;
+  entry.object = new_object(id, OperationClass::token, description, std::move(metadata), std::move(resources), true);
+  entry.token = kind;
   auto object = entry.object;
   table_.emplace(id, std::move(entry));
   if (changed_) changed_(object);
@@ -137,10 +137,9 @@ nlohmann::json Operations::add_task(const std::string& description, nlohmann::js
   std::unique_lock lock(mu_);
   forget_old();
   const auto id = random_uuid();
-  auto [it, inserted] = table_.emplace(
-      id, Entry{new_object(id, OperationClass::task, description, std::move(metadata), std::move(resources), false),
-                std::nullopt,
-                {}});
+  Entry entry;
+  entry.object = new_object(id, OperationClass::task, description, std::move(metadata), std::move(resources), false);
+  auto [it, inserted] = table_.emplace(id, std::move(entry));
   if (changed_) changed_(it->second.object);
   if (shutting_down_) {
     it->second.object["err"] = "berthd is stopping";
@@ -251,6 +250,7 @@ std::string Operations::cancel(const std::string& id, int& status) {
     return "not found";
   }
   auto& entry = it->second;
+  entry.used = false;  // a token its holder revokes answers no more, even in a used one's grace
   if (entry.object.value("status_code", 0) != running || !entry.object.value("may_cancel", false)) {
     status = 400;
     return "Only running operations can be cancelled";
@@ -260,17 +260,36 @@ std::string Operations::cancel(const std::string& id, int& status) {
   return {};
 }
 
-std::optional<nlohmann::json> Operations::consume_token(const std::string& secret) {
+std::optional<nlohmann::json> Operations::consume_token(TokenKind kind, const std::string& secret,
+                                                        const std::string& resource) {
   std::lock_guard lock(mu_);
   forget_old();
+  if (secret.empty()) return std::nullopt;
+  const auto lists = [&resource](const nlohmann::json& resources) {
+    if (!resources.is_object()) return false;
+    for (const auto& [name, urls] : resources.items()) {
+      if (!urls.is_array()) continue;
+      for (const auto& url : urls) {
+        if (url.is_string() && url.get_ref<const std::string&>() == resource) return true;
+      }
+    }
+    return false;
+  };
   for (auto& [id, entry] : table_) {
-    if (entry.object.value("class", "") != "token" || entry.object.value("status_code", 0) != running) continue;
+    if (entry.token != kind) continue;
+    const bool live = entry.object.value("status_code", 0) == running;
+    const bool reusable = kind == TokenKind::image_download && entry.used;
+    if (!live && !reusable) continue;
     const auto& metadata = entry.object["metadata"];
     if (!metadata.is_object() || !metadata.contains("secret") || !metadata["secret"].is_string()) continue;
     const auto& known = metadata["secret"].get_ref<const std::string&>();
     if (known.size() != secret.size() || CRYPTO_memcmp(known.data(), secret.data(), secret.size()) != 0) continue;
+    if (!resource.empty() && !lists(entry.object["resources"])) continue;
     auto out = metadata;
-    set_status(entry, cancelled);
+    if (live) {
+      entry.used = true;
+      set_status(entry, cancelled);
+    }
     return out;
   }
   return std::nullopt;

@@ -26,6 +26,12 @@ namespace berth::daemon {
 
 enum class OperationClass { task, websocket, token };
 
+// What a token operation grants; a secret only ever answers for its own kind.
+enum class TokenKind {
+  certificate_add,  // joins the trust store once (lxc config trust add)
+  image_download,   // reads one private image (POST /1.0/images/FP/secret)
+};
+
 // A task's work, run on a worker thread: the metadata to merge into the operation's when it
 // succeeds, or the error that fails it (its message becomes the operation's `err`).
 using TaskWork = std::function<lxd::Result<nlohmann::json>()>;
@@ -45,8 +51,10 @@ class Operations {
   Operations(const Operations&) = delete;
   Operations& operator=(const Operations&) = delete;
 
-  // A token operation, Running, with `metadata` (which holds its secret). Returns the operation object.
-  nlohmann::json add_token(const std::string& description, nlohmann::json metadata, nlohmann::json resources);
+  // A token operation of `kind`, Running, with `metadata` (which holds its secret). Returns the
+  // operation object.
+  nlohmann::json add_token(TokenKind kind, const std::string& description, nlohmann::json metadata,
+                           nlohmann::json resources);
 
   // A task operation, Running at once; `work` runs on a worker thread (queued when all are busy).
   // Returns the operation object. After shutdown() began, the task is Cancelled without running.
@@ -71,15 +79,23 @@ class Operations {
   // 404 or 400, set to what the API answers).
   std::string cancel(const std::string& id, int& status);
 
-  // Uses up the Running token operation whose metadata.secret is `secret`: it is cancelled (single
-  // use) and its metadata returned. nullopt when there is none. The secret is compared in constant time.
-  [[nodiscard]] std::optional<nlohmann::json> consume_token(const std::string& secret);
+  // Uses up the Running token operation of `kind` whose metadata.secret is `secret` and, when
+  // `resource` is given, whose resources list it ("/1.0/images/FP"): it is cancelled (single use)
+  // and its metadata returned. nullopt when there is none. The secret is compared in constant time.
+  // An image_download token used so still answers while its finished operation is kept: a download
+  // reads the image and then exports it with the one secret, as LXD's does (its used token stays
+  // matchable for the 5 s it keeps the operation). A DELETE of the token, before or after its
+  // use, ends that: a revoked secret never answers again.
+  [[nodiscard]] std::optional<nlohmann::json> consume_token(TokenKind kind, const std::string& secret,
+                                                            const std::string& resource = "");
 
  private:
   struct Entry {
     nlohmann::json object;
     std::optional<Clock::time_point> finished;
     std::vector<std::function<void(const nlohmann::json&)>> waiters;
+    std::optional<TokenKind> token;  // set for token operations
+    bool used = false;               // a token consumed (not cancelled by a client)
   };
   struct Queued {
     std::string id;

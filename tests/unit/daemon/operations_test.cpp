@@ -15,16 +15,17 @@ namespace {
 
 TEST(Operations, ATokenIsUsedOnceAndThenCancelled) {
   Operations ops;
-  const auto op = ops.add_token("Generating certificate add token", {{"secret", "abc"}}, nlohmann::json::object());
+  const auto op = ops.add_token(TokenKind::certificate_add, "Generating certificate add token", {{"secret", "abc"}},
+                                nlohmann::json::object());
   EXPECT_EQ(op["class"], "token");
   EXPECT_EQ(op["status_code"], 103);
   EXPECT_EQ(op["id"].get<std::string>().size(), 36u);
-  EXPECT_FALSE(ops.consume_token("abd"));
-  EXPECT_FALSE(ops.consume_token(""));
-  const auto used = ops.consume_token("abc");
+  EXPECT_FALSE(ops.consume_token(TokenKind::certificate_add, "abd"));
+  EXPECT_FALSE(ops.consume_token(TokenKind::certificate_add, ""));
+  const auto used = ops.consume_token(TokenKind::certificate_add, "abc");
   ASSERT_TRUE(used);
   EXPECT_EQ((*used)["secret"], "abc");
-  EXPECT_FALSE(ops.consume_token("abc"));
+  EXPECT_FALSE(ops.consume_token(TokenKind::certificate_add, "abc"));
   const auto after = ops.get(op["id"]);
   ASSERT_TRUE(after);
   EXPECT_EQ((*after)["status"], "Cancelled");
@@ -33,21 +34,21 @@ TEST(Operations, ATokenIsUsedOnceAndThenCancelled) {
 
 TEST(Operations, CancelIsForRunningOperationsOnly) {
   Operations ops;
-  const auto op = ops.add_token("t", {{"secret", "s"}}, nlohmann::json::object());
+  const auto op = ops.add_token(TokenKind::certificate_add, "t", {{"secret", "s"}}, nlohmann::json::object());
   int status = 0;
   EXPECT_EQ(ops.cancel("nope", status), "not found");
   EXPECT_EQ(status, 404);
   EXPECT_EQ(ops.cancel(op["id"], status), "");
   EXPECT_FALSE(ops.cancel(op["id"], status).empty());
   EXPECT_EQ(status, 400);
-  EXPECT_FALSE(ops.consume_token("s"));
+  EXPECT_FALSE(ops.consume_token(TokenKind::certificate_add, "s"));
 }
 
 TEST(Operations, FinishedOperationsAreForgottenAfterAWhile) {
   auto now = Operations::Clock::now();
   Operations ops("none", std::chrono::seconds{5}, [&] { return now; });
-  const auto op = ops.add_token("t", {{"secret", "s"}}, nlohmann::json::object());
-  ASSERT_TRUE(ops.consume_token("s"));
+  const auto op = ops.add_token(TokenKind::certificate_add, "t", {{"secret", "s"}}, nlohmann::json::object());
+  ASSERT_TRUE(ops.consume_token(TokenKind::certificate_add, "s"));
   now += std::chrono::seconds{4};
   EXPECT_TRUE(ops.get(op["id"]));
   now += std::chrono::seconds{2};
@@ -58,13 +59,55 @@ TEST(Operations, FinishedOperationsAreForgottenAfterAWhile) {
 TEST(Operations, AnExpiredTokenIsCancelledAndCannotBeUsed) {
   auto now = *util::parse_rfc3339_utc("2026-01-01T00:00:00Z");
   Operations ops("none", std::chrono::seconds{5}, [&] { return now; });
-  const auto op =
-      ops.add_token("t", {{"secret", "s"}, {"expiresAt", "2026-01-01T00:00:10Z"}}, nlohmann::json::object());
+  const auto op = ops.add_token(TokenKind::certificate_add, "t",
+                                {{"secret", "s"}, {"expiresAt", "2026-01-01T00:00:10Z"}}, nlohmann::json::object());
   now += std::chrono::seconds{11};
-  EXPECT_FALSE(ops.consume_token("s"));
+  EXPECT_FALSE(ops.consume_token(TokenKind::certificate_add, "s"));
   const auto after = ops.get(op["id"]);
   ASSERT_TRUE(after);
   EXPECT_EQ((*after)["status"], "Cancelled");
+}
+
+TEST(Operations, ASecretAnswersOnlyForItsOwnKindOfToken) {
+  Operations ops;
+  (void)ops.add_token(TokenKind::image_download, "Image download token", {{"secret", "img"}},
+                      {{"images", {"/1.0/images/aa"}}});
+  (void)ops.add_token(TokenKind::certificate_add, "t", {{"secret", "cert"}}, nlohmann::json::object());
+  // An image secret cannot join the trust store, nor a trust token read an image.
+  EXPECT_FALSE(ops.consume_token(TokenKind::certificate_add, "img"));
+  EXPECT_FALSE(ops.consume_token(TokenKind::image_download, "cert", "/1.0/images/aa"));
+  // An image secret reads its own image only.
+  EXPECT_FALSE(ops.consume_token(TokenKind::image_download, "img", "/1.0/images/bb"));
+  EXPECT_TRUE(ops.consume_token(TokenKind::image_download, "img", "/1.0/images/aa"));
+  EXPECT_TRUE(ops.consume_token(TokenKind::certificate_add, "cert"));
+}
+
+TEST(Operations, AUsedImageTokenAnswersWhileItsOperationIsKeptButARevokedOneNever) {
+  auto now = Operations::Clock::now();
+  Operations ops("none", std::chrono::seconds{5}, [&] { return now; });
+  const auto used = ops.add_token(TokenKind::image_download, "t", {{"secret", "s1"}}, {{"images", {"/1.0/images/aa"}}});
+  const auto revoked =
+      ops.add_token(TokenKind::image_download, "t", {{"secret", "s2"}}, {{"images", {"/1.0/images/aa"}}});
+  ASSERT_TRUE(ops.consume_token(TokenKind::image_download, "s1", "/1.0/images/aa"));
+  EXPECT_EQ((*ops.get(used["id"]))["status"], "Cancelled");
+  // The export that follows the image's GET, with the same secret.
+  EXPECT_TRUE(ops.consume_token(TokenKind::image_download, "s1", "/1.0/images/aa"));
+  now += std::chrono::seconds{6};
+  EXPECT_FALSE(ops.consume_token(TokenKind::image_download, "s1", "/1.0/images/aa")) << "gone with its operation";
+
+  int status = 0;
+  EXPECT_EQ(ops.cancel(revoked["id"], status), "");
+  EXPECT_FALSE(ops.consume_token(TokenKind::image_download, "s2", "/1.0/images/aa"));
+}
+
+TEST(Operations, ADeleteAfterUseEndsAnImageTokensGraceToo) {
+  Operations ops;
+  const auto op = ops.add_token(TokenKind::image_download, "t", {{"secret", "s"}}, {{"images", {"/1.0/images/aa"}}});
+  ASSERT_TRUE(ops.consume_token(TokenKind::image_download, "s", "/1.0/images/aa"));
+  int status = 0;
+  EXPECT_FALSE(ops.cancel(op["id"], status).empty()) << "no longer Running: 400, as LXD answers";
+  EXPECT_EQ(status, 400);
+  EXPECT_FALSE(ops.consume_token(TokenKind::image_download, "s", "/1.0/images/aa"));
 }
 
 TEST(Operations, IdsAndSecretsAreFresh) {
