@@ -474,8 +474,9 @@ class InstanceRoutes {
 }  // namespace
 
 const std::vector<std::string>& instance_extensions() {
-  static const std::vector<std::string> list = {"storage", "instances", "container_full", "api_filtering",
-                                                "instance_get_full"};
+  // container_only_migration: `instance_only` of a copy (lxc copy --instance-only), here on one host.
+  static const std::vector<std::string> list = {"storage",       "instances",         "container_full",
+                                                "api_filtering", "instance_get_full", "container_only_migration"};
   return list;
 }
 

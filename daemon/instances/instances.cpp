@@ -381,6 +381,7 @@ Result<void> Instances::create(const CreateRequest& request) {
   const bool privileged = config_true(config, "security.privileged");
   const Idmap map = privileged ? Idmap{} : idmap_;
   std::string architecture = architecture_;
+  std::vector<DocumentChange> snapshot_copies;
 
   if (!request.copy_of.empty()) {
     auto source = load(request.copy_of);
@@ -409,7 +410,20 @@ Result<void> Instances::create(const CreateRequest& request) {
                       ? pool_.copy_volume(request.copy_of, request.name)
                       : pool_.copy_snapshot_to_volume(request.copy_of, request.copy_snapshot, request.name);
     if (!copied) return copied.error();
+    // With its snapshots, as `lxc copy` makes it unless --instance-only (the volume's removal
+    // below takes them too).
     revert.add([&] { log_undo(pool_.delete_volume(request.name), "the copied volume"); });
+    if (request.copy_snapshot.empty() && !request.instance_only) {
+      auto snaps = snapshot_names(request.copy_of);
+      if (!snaps) return snaps.error();
+      for (const auto& snap : *snaps) {
+        auto snap_doc = db_.document(DocumentKind::snapshot, request.copy_of + "/" + snap);
+        if (!snap_doc) return snap_doc.error();
+        if (!snap_doc->has_value()) continue;
+        if (auto made = pool_.copy_snapshot(request.copy_of, snap, request.name); !made) return made.error();
+        snapshot_copies.push_back({Op::insert, DocumentKind::snapshot, request.name + "/" + snap, **snap_doc, {}});
+      }
+    }
   } else {
     if (auto made = pool_.create_volume(request.name); !made) return made.error();
     revert.add([&] { log_undo(pool_.delete_volume(request.name), "the new volume"); });
@@ -450,6 +464,7 @@ Result<void> Instances::create(const CreateRequest& request) {
                      {"ephemeral", request.ephemeral}, {"stateful", false},        {"description", request.description},
                      {"profiles", request.profiles},   {"created_at", now_text()}, {"last_used_at", never}};
   std::vector<DocumentChange> changes{{Op::insert, DocumentKind::instance, request.name, doc, {}}};
+  changes.insert(changes.end(), snapshot_copies.begin(), snapshot_copies.end());
   auto spec = spec_of(request.name, doc);
   if (!spec) return spec.error();
   // Whatever define wrote goes with a failure, even a config it could not finish.

@@ -435,6 +435,23 @@ Result<void> StoragePool::copy_snapshot_to_volume(const std::string& instance, c
   return {};
 }
 
+Result<void> StoragePool::copy_snapshot(const std::string& instance, const std::string& snap, const std::string& to) {
+  if (auto r = check_name("instance", instance); !r) return r;
+  if (auto r = check_name("snapshot", snap); !r) return r;
+  if (auto r = check_name("instance", to); !r) return r;
+  const fs::path src = snapshot_path(instance, snap);
+  if (!path_exists(src)) return make_error(ErrorKind::not_found, where("no snapshot " + instance + "/" + snap));
+  if (!path_exists(volume_path(to))) return make_error(ErrorKind::not_found, where("no volume " + to));
+  const fs::path dst = snapshot_path(to, snap);
+  if (path_exists(dst)) return make_error(ErrorKind::conflict, where("snapshot " + to + "/" + snap + " exists"));
+  if (::mkdir(snapshots_dir(to).c_str(), 0700) != 0 && errno != EEXIST) {
+    return io_error(where("create " + snapshots_dir(to).string()), errno);
+  }
+  if (!btrfs()) return clone(src, dst);
+  auto r = run_btrfs({"subvolume", "snapshot", "-r", src.string(), dst.string()});
+  return r ? r : make_error(r.error().kind, where(r.error().message));
+}
+
 namespace {
 std::vector<std::string> list_dir(const fs::path& dir) {
   std::vector<std::string> out;

@@ -57,6 +57,10 @@ class StoragePool {
   [[nodiscard]] Result<void> copy_snapshot_to_volume(const std::string& instance, const std::string& snap,
                                                      const std::string& to);
 
+  // `instance`'s snapshot `snap` as snapshot `snap` of volume `to` (which must exist): what a copy
+  // of an instance with its snapshots makes. ErrorKind::conflict when that snapshot exists.
+  [[nodiscard]] Result<void> copy_snapshot(const std::string& instance, const std::string& snap, const std::string& to);
+
   // Sorted names.
   [[nodiscard]] std::vector<std::string> volumes() const;
   [[nodiscard]] std::vector<std::string> snapshots(const std::string& instance) const;

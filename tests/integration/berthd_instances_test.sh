@@ -5,7 +5,8 @@
 # - image import with an alias, image list/info, the fingerprint LXD computes, image delete;
 # - launch (unprivileged, LXD's id map), list, info, config set/get (limits.memory in the cgroup; an
 #   unknown key refused naming it), stop/start/restart, pause/resume;
-# - snapshot, restore, copy of a container and of a snapshot, rename, delete, delete --force;
+# - snapshot, restore, copy of a container (with its snapshots, or --instance-only) and of a
+#   snapshot, rename, delete, delete --force;
 # - a running container survives a restart of berthd and is found again.
 # shellcheck disable=SC2016 # jq filters use jq's $variables
 set -euo pipefail
@@ -130,6 +131,14 @@ assert_exit 0 "lxc copy of a container"
 assert_eq before "$(cat "$POOL/containers/c2/rootfs/root/mark")" "the copy has the files"
 run l config get b:c2 user.note
 assert_eq hello "$OUT" "and the config"
+assert_eq "s1,snap0" "$(l query b:/1.0/instances/c2/snapshots | jq -r '[.[] | split("/") | last] | sort | join(",")')" \
+    "and the snapshots (lxc copy without --instance-only)"
+assert_eq before "$(cat "$POOL/containers-snapshots/c2/s1/rootfs/root/mark")" "a copied snapshot holds its files"
+run l copy b:c1 b:c1-only --instance-only
+assert_exit 0 "lxc copy --instance-only"
+assert_eq "[]" "$(l query b:/1.0/instances/c1-only/snapshots | jq -c .)" "copies no snapshot"
+run l delete b:c1-only
+assert_exit 0 "lxc delete of the instance-only copy"
 run l copy b:c1/s1 b:c3
 assert_exit 0 "lxc copy of a snapshot"
 assert_eq before "$(cat "$POOL/containers/c3/rootfs/root/mark")" "the snapshot copy has its files"
