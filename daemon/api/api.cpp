@@ -152,6 +152,7 @@ Api::Api(Database& db, Operations& operations, Events& events, ServerIdentity id
     : db_(db),
       operations_(operations),
       events_(events),
+      sockets_(operations),
       identity_(std::move(identity)),
       router_([this](const http::Request& r, const std::string& fp) { return trusted(r, fp); }) {
   auto bind = [this](auto method) { return [this, method](const Call& call) { return (this->*method)(call); }; };
@@ -167,6 +168,8 @@ Api::Api(Database& db, Operations& operations, Events& events, ServerIdentity id
   router_.add("/1.0/operations/{id}", "GET", Access::trusted, bind(&Api::get_operation));
   router_.add("/1.0/operations/{id}", "DELETE", Access::trusted, bind(&Api::cancel_operation));
   router_.add("/1.0/operations/{id}/wait", "GET", Access::trusted, bind(&Api::wait_operation));
+  // The secret is the credential: other servers' daemons connect without a trusted certificate.
+  router_.add("/1.0/operations/{id}/websocket", "GET", Access::untrusted, bind(&Api::connect_operation));
   router_.add("/1.0/events", "GET", Access::trusted, bind(&Api::get_events));
 }
 
@@ -521,6 +524,24 @@ http::Response Api::cancel_operation(const Call& call) const {
   const auto why = operations_.cancel(call.params.at("id"), status);
   if (!why.empty()) return error_response(status, why);
   return sync_response(nullptr);
+}
+
+http::Response Api::connect_operation(const Call& call) const {
+  const auto& id = call.params.at("id");
+  const auto op = operations_.get(id);
+  if (!op) return error_response(404, "Operation not found");
+  if (op->value("class", "") != "websocket" || op->value("status_code", 0) != 103) {
+    return error_response(400, "Only a running websocket operation takes connections");
+  }
+  const auto secret = call.query.find("secret");
+  if (secret == call.query.end() || secret->second.empty()) return error_response(400, "Missing secret");
+  // Checked before the secret is used up: a plain GET must not spend it.
+  if (!call.request.websocket_upgrade) return error_response(400, "This endpoint is a websocket");
+  auto accept = sockets_.take(id, secret->second);
+  if (!accept) return error_response(403, "permission denied");
+  http::Response r;
+  r.accept_websocket = std::move(*accept);
+  return r;
 }
 
 http::Response Api::get_events(const Call& call) const {

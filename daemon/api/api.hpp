@@ -12,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include "daemon/api/operation_sockets.hpp"
 #include "daemon/api/router.hpp"
 #include "daemon/db/database.hpp"
 #include "daemon/events/events.hpp"
@@ -61,6 +62,9 @@ class Api {
   // More routes (instances, images), and the API extensions they implement, before serving.
   void add_routes(const std::function<void(Router&)>& add, const std::vector<std::string>& extensions);
 
+  // The channels of websocket operations, which /1.0/operations/{id}/websocket connects.
+  [[nodiscard]] OperationSockets& sockets() const { return sockets_; }
+
   // The server config keys berthd accepts: core.https_address, core.trust_password,
   // core.remote_token_expiry and user.*.
   [[nodiscard]] static bool known_config_key(const std::string& key);
@@ -80,12 +84,14 @@ class Api {
   http::Response get_operation(const Call& call) const;
   http::Response cancel_operation(const Call& call) const;
   http::Response wait_operation(const Call& call) const;
+  http::Response connect_operation(const Call& call) const;
   http::Response get_events(const Call& call) const;
 
   Database& db_;
   std::vector<std::string> extensions_{"certificate_token"};
   Operations& operations_;
   Events& events_;
+  mutable OperationSockets sockets_;
   ServerIdentity identity_;
   mutable AttemptLimiter password_attempts_{20, 20};  // a burst of 20, then 20 a second
   Router router_;

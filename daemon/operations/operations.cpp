@@ -178,20 +178,46 @@ void Operations::work_loop() {
   }
 }
 
+nlohmann::json Operations::add_websocket(const std::string& description, nlohmann::json resources,
+                                         nlohmann::json metadata) {
+  std::lock_guard lock(mu_);
+  forget_old();
+  const auto id = random_uuid();
+  Entry entry;
+  entry.object =
+      new_object(id, OperationClass::websocket, description, std::move(metadata), std::move(resources), false);
+  auto object = entry.object;
+  table_.emplace(id, std::move(entry));
+  if (changed_) changed_(object);
+  return object;
+}
+
+bool Operations::finish(const std::string& id, lxd::Result<nlohmann::json> outcome) {
+  const std::lock_guard lock(mu_);
+  const auto it = table_.find(id);
+  if (it == table_.end() || it->second.finished || it->second.object.value("class", "") != "websocket") return false;
+  conclude(it->second, std::move(outcome));
+  return true;
+}
+
 void Operations::finish_task(const std::string& id, lxd::Result<nlohmann::json> outcome) {
   const std::lock_guard lock(mu_);
   const auto it = table_.find(id);
-  if (it == table_.end()) return;
-  auto& object = it->second.object;
+  if (it == table_.end() || it->second.finished) return;
+  conclude(it->second, std::move(outcome));
+}
+
+void Operations::conclude(Entry& entry, lxd::Result<nlohmann::json> outcome) {
+  auto& object = entry.object;
   if (outcome) {
     if (outcome.value().is_object()) {
       if (!object["metadata"].is_object()) object["metadata"] = nlohmann::json::object();
       object["metadata"].update(outcome.value());
     }
-    set_status(it->second, success);
+    set_status(entry, success);
   } else {
     object["err"] = outcome.error().message;
-    set_status(it->second, failure);
+    set_status(entry, failure);
   }
 }
 

@@ -61,6 +61,14 @@ class Operations {
   nlohmann::json add_task(const std::string& description, nlohmann::json resources, TaskWork work,
                           nlohmann::json metadata = nullptr);
 
+  // A websocket operation, Running, with `metadata` (what the client reads: its channels'
+  // secrets, for exec and migration). Clients connect its channels through
+  // /1.0/operations/{id}/websocket (api::OperationSockets); it ends with finish() or a cancel.
+  nlohmann::json add_websocket(const std::string& description, nlohmann::json resources, nlohmann::json metadata);
+  // Ends a Running websocket operation: Success with `outcome`'s metadata merged, or Failure with
+  // its error. False when there is no such Running websocket operation.
+  bool finish(const std::string& id, lxd::Result<nlohmann::json> outcome);
+
   // Calls `done` with the final operation object once it finished (at once when it already has).
   // False when there is no such operation.
   bool when_finished(const std::string& id, std::function<void(const nlohmann::json&)> done);
@@ -107,6 +115,8 @@ class Operations {
                             nlohmann::json metadata, nlohmann::json resources, bool may_cancel) const;
   void work_loop();
   void finish_task(const std::string& id, lxd::Result<nlohmann::json> outcome);
+  // Success with the outcome's metadata merged, or Failure with its error; under the lock.
+  void conclude(Entry& entry, lxd::Result<nlohmann::json> outcome);
 
   static constexpr std::size_t worker_count = 8;
   static constexpr std::size_t max_waiters = 256;  // per operation: a client polling /wait forever

@@ -155,3 +155,57 @@ TEST_F(ApiTest, HostileBodiesAre400s) {
 
 }  // namespace
 }  // namespace berth::daemon::api
+
+namespace berth::daemon::api {
+namespace {
+
+// GET /1.0/operations/{id}/websocket?secret=: the secret is the credential (no trusted certificate
+// needed), opens one channel once, is not spent by a request that is no upgrade, and dies with
+// its operation.
+TEST_F(ApiTest, AWebsocketOperationsSecretOpensOneChannelOnceAndDiesWithTheOperation) {
+  const auto op = ops_.add_websocket("Executing command", nlohmann::json::object(),
+                                     {{"fds", {{"0", "s0"}, {"1", "s1"}, {"control", "sc"}}}});
+  const std::string id = op["id"];
+  std::vector<std::string> opened;
+  const auto channel = [&opened](std::string name) {
+    return [&opened, name](const std::shared_ptr<http::WebSocket>&) { opened.push_back(name); };
+  };
+  ASSERT_TRUE(api_.sockets().add(id, {{"s0", channel("0")}, {"s1", channel("1")}, {"sc", channel("control")}}));
+  const auto connect = [this](const std::string& target, bool upgrade = true) {
+    http::Request r;
+    r.method = "GET";
+    r.target = target;
+    r.peer = "127.0.0.1:5000";  // untrusted: no certificate
+    r.websocket_upgrade = upgrade;
+    return api_.handle(r);
+  };
+  const std::string base = "/1.0/operations/" + id + "/websocket";
+
+  auto r = connect(base + "?secret=s0");
+  ASSERT_TRUE(r.accept_websocket) << r.status << " " << r.body;
+  r.accept_websocket(nullptr);
+  EXPECT_EQ(opened, std::vector<std::string>{"0"});
+  EXPECT_EQ(connect(base + "?secret=s0").status, 403) << "a secret opens its channel once";
+  EXPECT_EQ(connect(base + "?secret=nope").status, 403);
+  EXPECT_EQ(connect(base).status, 400) << "no secret";
+  EXPECT_EQ(connect(base + "?secret=sc", false).status, 400) << "not an upgrade";
+  r = connect(base + "?secret=sc");
+  ASSERT_TRUE(r.accept_websocket) << "the plain GET did not spend the secret";
+  r.accept_websocket(nullptr);
+  EXPECT_EQ(opened, (std::vector<std::string>{"0", "control"}));
+
+  EXPECT_TRUE(ops_.finish(id, nlohmann::json{{"return", 0}}));
+  EXPECT_FALSE(ops_.finish(id, nlohmann::json::object())) << "once";
+  EXPECT_EQ(json(call("GET", "/1.0/operations/" + id, "", true))["metadata"]["metadata"]["return"], 0);
+  EXPECT_EQ(connect(base + "?secret=s1").status, 400) << "an ended operation takes no connection";
+  EXPECT_FALSE(api_.sockets().take(id, "s1")) << "its channels went with it";
+  EXPECT_EQ(connect("/1.0/operations/no-such-op/websocket?secret=s1").status, 404);
+
+  const auto token = ops_.add_token(TokenKind::certificate_add, "t", {{"secret", "tok"}}, nlohmann::json::object());
+  EXPECT_EQ(connect("/1.0/operations/" + token["id"].get<std::string>() + "/websocket?secret=tok").status, 400)
+      << "a token operation is no websocket";
+  EXPECT_FALSE(api_.sockets().add(token["id"], {{"x", channel("x")}}));
+}
+
+}  // namespace
+}  // namespace berth::daemon::api
