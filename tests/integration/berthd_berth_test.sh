@@ -23,7 +23,7 @@ STATE=$WORK/state.db
 export BERTH_STATE=$STATE
 FLEET=$WORK/fleet.yaml
 # Then lib.sh's own clean-up (berthd stopped, the work dir removed), with the test's exit status.
-trap 'rc=$?; kill_containers "$LXCPATH"; (exit $rc); _cleanup' EXIT
+trap 'rc=$?; set +e; kill_containers "$LXCPATH"; (exit $rc); _cleanup' EXIT
 state_of() { lxc-info -P "$LXCPATH" -n "$1" -sH 2>/dev/null || echo MISSING; }
 
 # The busybox image, imported with the stock client.

@@ -23,7 +23,7 @@ cleanup_pool() {
     umount "$POOL" 2>/dev/null || umount -l "$POOL" 2>/dev/null || true
 }
 # Then lib.sh's own clean-up (berthd stopped, the work dir removed), with the test's exit status.
-trap 'rc=$?; cleanup_pool; (exit $rc); _cleanup' EXIT
+trap 'rc=$?; set +e; cleanup_pool; (exit $rc); _cleanup' EXIT
 
 BERTHD_PORT=$(free_port)
 export BERTHD_PORT

@@ -30,7 +30,7 @@ state_of() { lxc-info -P "$LXCPATH" -n "$1" -sH 2>/dev/null || echo MISSING; }
 
 # The containers this test starts are stopped when it ends, whatever happened.
 # Then lib.sh's own clean-up (berthd stopped, the work dir removed), with the test's exit status.
-trap 'rc=$?; kill_containers "$LXCPATH"; (exit $rc); _cleanup' EXIT
+trap 'rc=$?; set +e; kill_containers "$LXCPATH"; (exit $rc); _cleanup' EXIT
 
 # --- the test bed's busybox image
 bb_image "$WORK/bb.tar.gz"
