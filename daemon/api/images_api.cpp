@@ -395,27 +395,27 @@ class ImageRoutes {
     if (!doc->has_value() || !readable(call, *fp, **doc)) return error_response(404, "Image not found");
     const auto files = images_.files(*fp);
     if (files.empty()) return error_response(404, "Image files not found");
-    std::string filename = *fp + ".tar.gz";
-    if (!(**doc).value("filename", "").empty()) filename = (**doc).value("filename", "");
+    // Named as LXD names them, from the fingerprint: never the recorded filename, which an upload
+    // or another server chose and lxc would write to (a "../" in it would leave the target dir).
     http::Response r;
     if (files.size() == 1) {
       r.content_type = "application/octet-stream";
       r.body = read_file(files[0]);
-      r.headers.emplace_back("Content-Disposition", "attachment; filename=" + filename);
+      r.headers.emplace_back("Content-Disposition", "attachment; filename=" + *fp + export_extension(files[0]));
       return r;
     }
     // A split image goes out as LXD sends it: multipart with the metadata part, then the rootfs.
     const std::string boundary = "berthd-" + random_secret().substr(0, 32);
     std::string body;
-    const auto part = [&](const std::string& name, const std::filesystem::path& path) {
+    const auto part = [&](const std::string& name, const std::string& filename, const std::filesystem::path& path) {
       body += "--" + boundary + "\r\n";
-      body += "Content-Disposition: form-data; name=\"" + name + "\"; filename=\"" + path.filename().string() +
+      body += "Content-Disposition: form-data; name=\"" + name + "\"; filename=\"" + filename +
               "\"\r\nContent-Type: application/octet-stream\r\n\r\n";
       body += read_file(path);
       body += "\r\n";
     };
-    part("metadata", files[0]);
-    part("rootfs", files[1]);
+    part("metadata", "meta-" + *fp + export_extension(files[0]), files[0]);
+    part("rootfs", *fp + export_extension(files[1]), files[1]);
     body += "--" + boundary + "--\r\n";
     r.content_type = "multipart/form-data; boundary=" + boundary;
     r.body = std::move(body);

@@ -12,12 +12,15 @@ bool OperationSockets::add(const std::string& id, std::map<std::string, Accept> 
     state_->table[id] = std::move(channels);
   }
   // Forgotten when it ends (at once, should it have ended meanwhile).
-  return operations_.when_finished(id, [weak = std::weak_ptr<State>(state_), id](const nlohmann::json&) {
+  const auto forget = [weak = std::weak_ptr<State>(state_), id](const nlohmann::json&) {
     if (const auto state = weak.lock()) {
       const std::lock_guard lock(state->mu);
       state->table.erase(id);
     }
-  });
+  };
+  if (operations_.when_finished(id, forget, /*internal=*/true)) return true;
+  forget(nullptr);  // gone meanwhile (and long enough ago to be forgotten)
+  return false;
 }
 
 std::optional<OperationSockets::Accept> OperationSockets::take(const std::string& id, const std::string& secret) {

@@ -274,6 +274,19 @@ bool is_fingerprint(const std::string& text) {
          std::all_of(text.begin(), text.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
+std::string export_extension(const fs::path& file) {
+  auto head = images::read_prefix(file, 262);
+  if (!head) return "";
+  const std::string_view h = *head;
+  if (h.starts_with("BZh")) return ".tar.bz2";
+  if (h.starts_with("\x1f\x8b")) return ".tar.gz";
+  if (h.starts_with(std::string_view{"\xfd\x37\x7a\x58\x5a\x00", 6})) return ".tar.xz";
+  if (h.starts_with(std::string_view{"\x5d\x00\x00", 3})) return ".tar.lzma";
+  if (h.starts_with("\x28\xb5\x2f\xfd")) return ".tar.zst";
+  if (h.size() >= 262 && h.substr(257, 5) == "ustar") return ".tar";
+  return "";
+}
+
 Result<std::unique_ptr<ImageStore>> ImageStore::open(fs::path dir) {
   auto made = make_private_dir(dir);
   if (!made) return made.error();

@@ -98,6 +98,10 @@ class ImageStore {
   std::mutex mu_;  // over deciding existence and renaming/removing image files
 };
 
+// The extension LXD gives an image file it exports, from the file's first bytes (its
+// DetectCompression): ".tar.gz", ".tar.xz", ".tar.bz2", ".tar.lzma", ".tar.zst", ".tar", or "".
+[[nodiscard]] std::string export_extension(const std::filesystem::path& file);
+
 // Whether `text` is a full fingerprint: 64 lowercase hex digits.
 [[nodiscard]] bool is_fingerprint(const std::string& text);
 

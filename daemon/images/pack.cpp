@@ -12,7 +12,11 @@
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <string_view>
 #include <system_error>
+#include <tuple>
+#include <vector>
 
 #include "daemon/images/files.hpp"
 #include "daemon/images/image_store.hpp"
@@ -55,6 +59,8 @@ class Packer {
     }
     archive_entry_linkresolver_set_strategy(links_.get(), archive_format(writer_.get()));
     archive_read_disk_set_symlink_physical(disk_.get());
+    // ACLs name host ids; not carried into the image (LXD maps them back, berthd leaves them out).
+    archive_read_disk_set_behavior(disk_.get(), ARCHIVE_READDISK_NO_ACL | ARCHIVE_READDISK_NO_FFLAGS);
     return {};
   }
 
@@ -99,7 +105,8 @@ class Packer {
     archive_entry* sparse = nullptr;
     archive_entry_linkify(links_.get(), &entry, &sparse);
     while (entry != nullptr) {
-      if (auto written = write_entry(entry, ""); !written) return written;
+      EntryPtr owned{entry};  // handed back to us to write and free
+      if (auto written = write_entry(owned.get(), ""); !written) return written;
       entry = nullptr;
       archive_entry_linkify(links_.get(), &entry, &sparse);
     }
@@ -112,12 +119,15 @@ class Packer {
   Result<void> add_path(const fs::path& path, const std::string& name) {
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0) return images::io_error("cannot read", path, errno);
+    if (S_ISSOCK(st.st_mode)) return {};  // a socket is no file to ship (LXD leaves them out too)
     EntryPtr entry{archive_entry_new()};
     archive_entry_copy_sourcepath(entry.get(), path.c_str());
     archive_entry_copy_pathname(entry.get(), name.c_str());
-    if (archive_read_disk_entry_from_file(disk_.get(), entry.get(), -1, &st) != ARCHIVE_OK) {
+    // ARCHIVE_WARN (an xattr it could not read) still gives the entry.
+    if (archive_read_disk_entry_from_file(disk_.get(), entry.get(), -1, &st) < ARCHIVE_WARN) {
       return make_error(ErrorKind::io, "cannot read " + path.string() + ": " + images::archive_error_text(disk_.get()));
     }
+    unshift_capabilities(entry.get());
     const auto uid = unshift_.uid(static_cast<std::int64_t>(st.st_uid));
     const auto gid = unshift_.gid(static_cast<std::int64_t>(st.st_gid));
     archive_entry_set_uid(entry.get(), uid.value_or(kNobody));
@@ -133,6 +143,40 @@ class Packer {
     if (out == nullptr) return {};
     EntryPtr owned{out};
     return write_entry(owned.get(), path.string());
+  }
+
+  // A file capability of version 3 names the root id of the namespace it was set in (a host id
+  // here): mapped back as the owners are, as LXD's export does; one outside the map is dropped.
+  void unshift_capabilities(archive_entry* entry) const {
+    constexpr std::string_view kName = "security.capability";
+    constexpr std::uint32_t kRevision3 = 0x03000000;
+    constexpr std::size_t kV3Size = 24;  // magic_etc, 2 x {permitted, inheritable}, rootid
+    std::vector<std::tuple<std::string, std::string>> kept;
+    bool changed = false;
+    const char* xname = nullptr;
+    const void* value = nullptr;
+    std::size_t size = 0;
+    archive_entry_xattr_reset(entry);
+    while (archive_entry_xattr_next(entry, &xname, &value, &size) == ARCHIVE_OK) {
+      std::string data(static_cast<const char*>(value), size);
+      if (xname != nullptr && xname == kName && size == kV3Size) {
+        std::uint32_t magic = 0;
+        std::uint32_t rootid = 0;
+        std::memcpy(&magic, data.data(), sizeof magic);  // little-endian on disk, as on this host
+        std::memcpy(&rootid, data.data() + 20, sizeof rootid);
+        if ((magic & 0xff000000U) == kRevision3) {
+          changed = true;
+          const auto mapped = unshift_.uid(static_cast<std::int64_t>(rootid));
+          if (!mapped) continue;
+          const auto id = static_cast<std::uint32_t>(*mapped);
+          std::memcpy(data.data() + 20, &id, sizeof id);
+        }
+      }
+      kept.emplace_back(xname != nullptr ? xname : "", std::move(data));
+    }
+    if (!changed) return;
+    archive_entry_xattr_clear(entry);
+    for (const auto& [n, d] : kept) archive_entry_xattr_add_entry(entry, n.c_str(), d.data(), d.size());
   }
 
   Result<void> write_entry(archive_entry* entry, std::string source) {

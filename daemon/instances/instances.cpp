@@ -370,7 +370,17 @@ Result<CreateRequest> Instances::check_create(const nlohmann::json& body) const 
 }
 
 Result<void> Instances::create(const CreateRequest& request) {
-  auto guard = lock(request.name);
+  // A copy holds its source too (its snapshots must not go meanwhile): both locks in name order,
+  // the only place two are held, so no two tasks wait on each other.
+  std::unique_lock<std::mutex> guard;
+  std::unique_lock<std::mutex> source_guard;
+  if (!request.copy_of.empty() && request.copy_of != request.name) {
+    const bool source_first = request.copy_of < request.name;
+    (source_first ? source_guard : guard) = lock(source_first ? request.copy_of : request.name);
+    (source_first ? guard : source_guard) = lock(source_first ? request.name : request.copy_of);
+  } else {
+    guard = lock(request.name);
+  }
   if (auto existing = db_.document(DocumentKind::instance, request.name); !existing) {
     return existing.error();
   } else if (existing->has_value()) {

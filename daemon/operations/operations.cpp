@@ -221,13 +221,17 @@ void Operations::conclude(Entry& entry, lxd::Result<nlohmann::json> outcome) {
   }
 }
 
-bool Operations::when_finished(const std::string& id, std::function<void(const nlohmann::json&)> done) {
+bool Operations::when_finished(const std::string& id, std::function<void(const nlohmann::json&)> done, bool internal) {
   const std::lock_guard lock(mu_);
   forget_old();
   const auto it = table_.find(id);
   if (it == table_.end()) return false;
   if (it->second.finished) {
     done(it->second.object);
+    return true;
+  }
+  if (internal) {
+    it->second.internal_waiters.push_back(std::move(done));
     return true;
   }
   auto& waiters = it->second.waiters;
@@ -332,7 +336,9 @@ void Operations::set_status(Entry& entry, int code) {
   if (changed_) changed_(entry.object);
   if (code >= 200) {
     for (auto& waiter : entry.waiters) waiter(entry.object);
+    for (auto& waiter : entry.internal_waiters) waiter(entry.object);
     entry.waiters.clear();
+    entry.internal_waiters.clear();
   }
 }
 

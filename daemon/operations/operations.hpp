@@ -70,8 +70,9 @@ class Operations {
   bool finish(const std::string& id, lxd::Result<nlohmann::json> outcome);
 
   // Calls `done` with the final operation object once it finished (at once when it already has).
-  // False when there is no such operation.
-  bool when_finished(const std::string& id, std::function<void(const nlohmann::json&)> done);
+  // False when there is no such operation. A client's waiters (a /wait) are bounded per operation,
+  // the oldest dropped past the bound; berthd's own (`internal`: clean-up) never are.
+  bool when_finished(const std::string& id, std::function<void(const nlohmann::json&)> done, bool internal = false);
 
   // For SIGTERM: queued tasks are Cancelled, running ones get until `deadline` to finish; true
   // when they all did. New tasks are refused from now on.
@@ -102,8 +103,9 @@ class Operations {
     nlohmann::json object;
     std::optional<Clock::time_point> finished;
     std::vector<std::function<void(const nlohmann::json&)>> waiters;
-    std::optional<TokenKind> token;  // set for token operations
-    bool used = false;               // a token consumed (not cancelled by a client)
+    std::vector<std::function<void(const nlohmann::json&)>> internal_waiters;  // never dropped
+    std::optional<TokenKind> token;                                            // set for token operations
+    bool used = false;  // a token consumed (not cancelled by a client)
   };
   struct Queued {
     std::string id;

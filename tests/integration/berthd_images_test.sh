@@ -78,6 +78,19 @@ run tar -tzf "$TB_HOST2_LXD_DIR/images/$SNAP_IMG"
 assert_not_contains "$OUT" "rootfs/root/marker" "the snapshot's image is the snapshot (no later file)"
 tb_lxc_q start h2:from-berthd
 
+# --- an export is named by its fingerprint, never by a recorded filename (lxc writes the file under
+# the name it is given)
+bb_image "$WORK/other.tar.gz"
+OTHER=$(sha256sum "$WORK/other.tar.gz" | cut -d' ' -f1)
+op=$(curl -sf --max-time 20 --unix-socket "$TB_HOST1_SOCKET" -X POST -H "X-LXD-filename: ../../escaped.tar.gz" \
+    --data-binary @"$WORK/other.tar.gz" http://b/1.0/images | jq -r .operation)
+tb_lxc_q query "h1:$op/wait"
+mkdir -p "$WORK/exported/inner"
+run tb_lxc image export "h1:$OTHER" "$WORK/exported/inner/"
+assert_exit 0 "lxc image export of an image uploaded with a hostile filename"
+assert_eq "$OTHER.tar.gz" "$(ls "$WORK/exported/inner")" "the file is named FINGERPRINT.tar.gz, in the target dir"
+assert_eq "" "$(find "$WORK" -name escaped.tar.gz)" "nothing is written where the recorded name points"
+
 # --- the image endpoints for a stranger
 assert_eq 404 "$(ucurl "$TB_HOST1_URL/1.0/images/$FP")" "a private image without a secret: 404"
 assert_eq 404 "$(ucurl "$TB_HOST1_URL/1.0/images/$FP/export")" "its export without a secret: 404"

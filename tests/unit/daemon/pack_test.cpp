@@ -2,11 +2,20 @@
 // the container's map, links and modes kept; and the metadata.yaml it gets. Real files, run as
 // root (the owners are chown'ed), as the other image store tests are.
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
+#include <array>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
+#include <map>
 
 #include "../lxd/temp_dir.hpp"
 #include "daemon/images/image_store.hpp"
@@ -90,6 +99,65 @@ TEST(Publish, AVolumeBecomesAnImageWithItsOwnersMappedBackAndItsLinksKept) {
       << "a hard link stays one";
   EXPECT_EQ(read_file(out / "templates/hostname.tpl"), "{{ container.name }}");
   EXPECT_EQ(read_file(out / "metadata.yaml"), "architecture: x86_64\ncreation_date: 1700000000\n");
+}
+
+// The xattrs of `name` in the image's tarball.
+std::map<std::string, std::string> xattrs_in(const fs::path& tarball, const std::string& name, bool& found) {
+  std::map<std::string, std::string> out;
+  found = false;
+  archive* a = archive_read_new();
+  archive_read_support_filter_all(a);
+  archive_read_support_format_all(a);
+  EXPECT_EQ(archive_read_open_filename(a, tarball.c_str(), 1 << 16), ARCHIVE_OK);
+  archive_entry* entry = nullptr;
+  while (archive_read_next_header(a, &entry) == ARCHIVE_OK) {
+    if (name != archive_entry_pathname(entry)) continue;
+    found = true;
+    const char* key = nullptr;
+    const void* value = nullptr;
+    std::size_t size = 0;
+    archive_entry_xattr_reset(entry);
+    while (archive_entry_xattr_next(entry, &key, &value, &size) == ARCHIVE_OK) {
+      out[key] = std::string(static_cast<const char*>(value), size);
+    }
+  }
+  archive_read_free(a);
+  return out;
+}
+
+TEST(Publish, FileCapabilitiesAreMappedBackAndSocketsLeftOut) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to set a file capability";
+  lxd::testing::TempDir tmp;
+  auto store = ImageStore::open(tmp.path() / "images");
+  ASSERT_TRUE(store);
+  const auto volume = tmp.path() / "volume";
+  write_file(volume / "rootfs/bin/ping", "ping");
+  // cap_net_raw, version 3, set inside the container: its root id is the map's base.
+  std::array<std::uint32_t, 6> cap{0x03000000 | 0x1, 1U << 13, 0, 0, 0, static_cast<std::uint32_t>(kBase)};
+  ASSERT_EQ(::setxattr((volume / "rootfs/bin/ping").c_str(), "security.capability", cap.data(), sizeof cap, 0), 0)
+      << std::strerror(errno);
+  const int sock = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const auto sock_path = (volume / "rootfs/s").string();
+  std::memcpy(addr.sun_path, sock_path.c_str(), sock_path.size() + 1);
+  ASSERT_EQ(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
+
+  auto image = (*store)->publish(volume, "architecture: x86_64\ncreation_date: 1\n", unshift_from_base());
+  ::close(sock);
+  ASSERT_TRUE(image) << image.error().message;
+  const auto tarball = tmp.path() / "images" / image->fingerprint;
+  bool found = false;
+  const auto xattrs = xattrs_in(tarball, "rootfs/bin/ping", found);
+  ASSERT_TRUE(found);
+  ASSERT_EQ(xattrs.count("security.capability"), 1u);
+  const auto& packed = xattrs.at("security.capability");
+  ASSERT_EQ(packed.size(), sizeof cap);
+  std::uint32_t rootid = 1;
+  std::memcpy(&rootid, packed.data() + 20, sizeof rootid);
+  EXPECT_EQ(rootid, 0u) << "the capability's root id is the image's root, not the host's id";
+  xattrs_in(tarball, "rootfs/s", found);
+  EXPECT_FALSE(found) << "a socket is not packed";
 }
 
 TEST(Publish, AVolumeWithoutRootfsIsNoImageAndLeavesNothing) {
