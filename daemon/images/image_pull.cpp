@@ -32,17 +32,6 @@ bool plain_token(const std::string& text) {
                      [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_'; });
 }
 
-std::string header_of(const lxd::Headers& headers, std::string_view name) {
-  for (const auto& [k, v] : headers) {
-    if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
-          return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
-        })) {
-      return v;
-    }
-  }
-  return {};
-}
-
 class Puller {
  public:
   Puller(ImageStore& store, const PullSource& source, lxd::Client client)
@@ -90,7 +79,7 @@ class Puller {
       std::filesystem::remove(path, ignored);
       return written.error();
     }
-    const auto content_type = header_of(answer->headers, "Content-Type");
+    const auto content_type = answer->header("Content-Type");
     Result<StoredImage> stored = make_error(ErrorKind::io, "no image");
     if (content_type.rfind("multipart/form-data", 0) == 0) {
       auto parts = split_multipart(path, content_type, store_.dir());

@@ -346,6 +346,10 @@ Result<void> StoragePool::create_snapshot(const std::string& instance, const std
   if (auto r = check_name("snapshot", snap); !r) return r;
   const fs::path src = volume_path(instance);
   if (!path_exists(src)) return make_error(ErrorKind::not_found, where("no volume " + instance));
+  return snapshot_into(src, instance, snap);
+}
+
+Result<void> StoragePool::snapshot_into(const fs::path& src, const std::string& instance, const std::string& snap) {
   const fs::path dst = snapshot_path(instance, snap);
   if (path_exists(dst)) return make_error(ErrorKind::conflict, where("snapshot " + instance + "/" + snap + " exists"));
   if (::mkdir(snapshots_dir(instance).c_str(), 0700) != 0 && errno != EEXIST) {
@@ -442,14 +446,7 @@ Result<void> StoragePool::copy_snapshot(const std::string& instance, const std::
   const fs::path src = snapshot_path(instance, snap);
   if (!path_exists(src)) return make_error(ErrorKind::not_found, where("no snapshot " + instance + "/" + snap));
   if (!path_exists(volume_path(to))) return make_error(ErrorKind::not_found, where("no volume " + to));
-  const fs::path dst = snapshot_path(to, snap);
-  if (path_exists(dst)) return make_error(ErrorKind::conflict, where("snapshot " + to + "/" + snap + " exists"));
-  if (::mkdir(snapshots_dir(to).c_str(), 0700) != 0 && errno != EEXIST) {
-    return io_error(where("create " + snapshots_dir(to).string()), errno);
-  }
-  if (!btrfs()) return clone(src, dst);
-  auto r = run_btrfs({"subvolume", "snapshot", "-r", src.string(), dst.string()});
-  return r ? r : make_error(r.error().kind, where(r.error().message));
+  return snapshot_into(src, to, snap);
 }
 
 namespace {

@@ -73,6 +73,10 @@ class StoragePool {
   StoragePool(std::string name, std::filesystem::path path, std::string driver);
   [[nodiscard]] bool btrfs() const { return driver_ == "btrfs"; }
   [[nodiscard]] std::filesystem::path snapshots_dir(const std::string& instance) const;
+  // `src` (a volume or snapshot) as `instance`'s snapshot `snap` (read-only on btrfs); conflict
+  // when that snapshot exists.
+  [[nodiscard]] Result<void> snapshot_into(const std::filesystem::path& src, const std::string& instance,
+                                           const std::string& snap);
   // A writable copy of `src` (a volume or snapshot) at `dst`, which must not exist.
   [[nodiscard]] Result<void> clone(const std::filesystem::path& src, const std::filesystem::path& dst) const;
   // Removes a volume or snapshot (a subvolume on btrfs).

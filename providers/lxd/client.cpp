@@ -418,11 +418,21 @@ std::string_view to_string(Method m) {
   return "?";
 }
 
-std::string Response::header(std::string_view name) const {
+namespace {
+std::string find_header(const Headers& headers, std::string_view name) {
   for (const auto& [k, v] : headers) {
     if (iequals(k, name)) return v;
   }
   return {};
+}
+}  // namespace
+
+std::string Response::header(std::string_view name) const {
+  return find_header(headers, name);
+}
+
+std::string HttpResponse::header(std::string_view name) const {
+  return find_header(headers, name);
 }
 
 std::string Response::etag() const {

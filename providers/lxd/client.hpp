@@ -107,6 +107,9 @@ struct HttpResponse {
   int status = 0;
   Headers headers;
   std::string body;
+
+  // Case-insensitive header lookup; empty if absent.
+  [[nodiscard]] std::string header(std::string_view name) const;
 };
 
 class Client {
