@@ -11,9 +11,13 @@
 #include <arpa/inet.h>
 #include <array>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <fstream>
+#include <mutex>
 #include <sstream>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -91,6 +95,78 @@ std::vector<std::string> interface_addresses(bool v6, std::uint16_t port) {
   return out;
 }
 
+// A thread of berthd's own: it runs posted jobs in order and, when `period` passes without one,
+// the periodic job. stop() lets the running job finish (it sees the stop token), drops the rest
+// and joins.
+class Worker {
+ public:
+  using Job = std::function<void(const std::stop_token&)>;
+  Worker(std::chrono::seconds period, Job every) : period_(period), every_(std::move(every)) {
+    thread_ = std::jthread([this](const std::stop_token& stop) { run(stop); });
+  }
+  ~Worker() { stop(); }
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  void post(Job job) {
+    {
+      const std::lock_guard guard(mu_);
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+  }
+  void stop() {
+    if (!thread_.joinable()) return;
+    thread_.request_stop();
+    cv_.notify_one();
+    thread_.join();
+  }
+
+ private:
+  void run(const std::stop_token& stop) {
+    auto next_tick = std::chrono::steady_clock::now() + period_;
+    while (!stop.stop_requested()) {
+      Job job;
+      {
+        std::unique_lock guard(mu_);
+        cv_.wait_until(guard, next_tick, [&] { return stop.stop_requested() || !jobs_.empty(); });
+        if (stop.stop_requested()) return;
+        if (!jobs_.empty()) {
+          job = std::move(jobs_.front());
+          jobs_.pop_front();
+        }
+      }
+      if (!job) {
+        job = every_;
+        next_tick = std::chrono::steady_clock::now() + period_;
+      }
+      try {
+        job(stop);
+      } catch (const std::exception& e) {
+        spdlog::error("berthd: a background job failed: {}", e.what());
+      }
+    }
+  }
+
+  std::chrono::seconds period_;
+  Job every_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> jobs_;
+  std::jthread thread_;  // last: it uses the members above
+};
+
+using Endpoint = std::pair<std::string, std::uint16_t>;
+
+// The addresses clients reach an HTTPS listener on.
+std::vector<std::string> reachable_addresses(const std::string& host, std::uint16_t port) {
+  if (host == "0.0.0.0" || host == "::") return interface_addresses(host == "::", port);
+  return {(host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port)};
+}
+
+// How long a listener that core.https_address moved away from keeps serving the connections it had.
+constexpr std::chrono::seconds retired_listener_grace{90};
+
 }  // namespace
 
 struct Daemon::Impl {
@@ -110,8 +186,91 @@ struct Daemon::Impl {
                         [this](const nlohmann::json& op) { events.publish("operation", op); }};
   std::unique_ptr<api::Api> api;
   std::unique_ptr<http::Server> unix_server;
+  // The HTTPS listener, and those core.https_address moved away from (still serving their open
+  // connections for a while): the listener worker's after start.
   std::unique_ptr<http::Server> https_server;
-  std::vector<std::string> addresses;  // fixed once the listeners are up
+  std::optional<Endpoint> https_endpoint;
+  std::vector<std::pair<std::chrono::steady_clock::time_point, std::unique_ptr<http::Server>>> retired;
+  http::Handler handler;
+  http::ServerOptions server_options;
+  http::TlsIdentity tls;
+
+  mutable std::mutex addresses_mu;
+  std::vector<std::string> addresses;  // where HTTPS is reached; the API threads read it
+
+  std::vector<std::string> current_addresses() const {
+    const std::lock_guard guard(addresses_mu);
+    return addresses;
+  }
+
+  // A started HTTPS listener on `at`, or why not.
+  std::variant<std::unique_ptr<http::Server>, std::string> open_https(const Endpoint& at) {
+    auto made = http::Server::listen_tls(at.first, at.second, tls, handler, server_options);
+    if (auto* server = std::get_if<std::unique_ptr<http::Server>>(&made)) (*server)->start();
+    return made;
+  }
+
+  void use_https(std::unique_ptr<http::Server> server, std::optional<Endpoint> at) {
+    if (https_server) {
+      https_server->stop_accepting();
+      retired.emplace_back(std::chrono::steady_clock::now(), std::move(https_server));
+    }
+    https_server = std::move(server);
+    https_endpoint = std::move(at);
+    auto now_reached =
+        https_endpoint ? reachable_addresses(https_endpoint->first, https_server->port()) : std::vector<std::string>{};
+    const std::lock_guard guard(addresses_mu);
+    addresses = std::move(now_reached);
+  }
+
+  // On the listener worker: HTTPS moves to `text` (core.https_address; "" stops it).
+  std::optional<std::string> relisten(const std::string& text) {
+    std::optional<Endpoint> at;
+    if (!text.empty()) {
+      auto parsed = api::https_listen_address(text);
+      if (auto* error = std::get_if<std::string>(&parsed)) return *error;
+      at = std::get<Endpoint>(parsed);
+    }
+    if (at == https_endpoint) return std::nullopt;
+    if (!at) {
+      use_https(nullptr, std::nullopt);
+      spdlog::info("berthd: no longer listening on the network");
+      return std::nullopt;
+    }
+    auto made = open_https(*at);
+    if (std::holds_alternative<std::string>(made) && https_server) {
+      // The new address overlaps the old one (the same port on every interface): as LXD does, the
+      // old listener closes first, and opens again when the new one still cannot be had.
+      https_server->stop_accepting();
+      made = open_https(*at);
+      if (std::holds_alternative<std::string>(made)) {
+        auto back = open_https(*https_endpoint);
+        if (auto* server = std::get_if<std::unique_ptr<http::Server>>(&back)) {
+          use_https(std::move(*server), https_endpoint);
+        } else {
+          spdlog::error("berthd: cannot listen on the old address again: {}", std::get<std::string>(back));
+          use_https(nullptr, std::nullopt);
+        }
+      }
+    }
+    if (auto* error = std::get_if<std::string>(&made)) return *error;
+    use_https(std::move(std::get<std::unique_ptr<http::Server>>(made)), at);
+    spdlog::info("berthd: listening on {}", text);
+    return std::nullopt;
+  }
+
+  // On the listener worker: listeners moved away from long enough ago are stopped.
+  void stop_retired(std::chrono::steady_clock::time_point before) {
+    std::erase_if(retired, [&](auto& entry) {
+      if (entry.first > before) return false;
+      entry.second->stop();
+      return true;
+    });
+  }
+
+  // Last: they use everything above, and stop before it goes.
+  std::unique_ptr<Worker> listener;
+  std::unique_ptr<Worker> housekeeping;
 };
 
 Daemon::Daemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -121,12 +280,15 @@ Daemon::~Daemon() {
 }
 
 void Daemon::stop() {
+  if (impl_->housekeeping) impl_->housekeeping->stop();
+  if (impl_->listener) impl_->listener->stop();
   // Running tasks finish first (their clients still see the end through events and /wait); queued
   // ones and any asked for from now on are cancelled.
   if (!impl_->operations.shutdown(std::chrono::steady_clock::now() + std::chrono::seconds{60})) {
     spdlog::warn("berthd: tasks still running after 60 s; stopping anyway");
   }
   if (impl_->https_server) impl_->https_server->stop();
+  impl_->stop_retired(std::chrono::steady_clock::time_point::max());
   if (impl_->unix_server) impl_->unix_server->stop();
 }
 
@@ -188,11 +350,22 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
     if (auto stored = impl->db->set_config(*config); !stored) return stored.error().message;
   }
 
-  std::string listen;
+  // --listen must work; a stored address that cannot be had (taken, or gone with an interface)
+  // leaves berthd on its unix socket, from which it can be changed, as LXD does.
+  std::optional<Endpoint> listen;
+  bool listen_required = false;
   if (options.listen) {
-    listen = *options.listen;
-  } else if (const auto it = config->find("core.https_address"); it != config->end()) {
-    listen = it->second;
+    auto parsed = http::parse_listen_address(*options.listen);
+    if (auto* error = std::get_if<std::string>(&parsed)) return "the listen address " + *error;
+    listen = std::get<Endpoint>(parsed);
+    listen_required = true;
+  } else if (const auto it = config->find("core.https_address"); it != config->end() && !it->second.empty()) {
+    auto parsed = api::https_listen_address(it->second);
+    if (auto* error = std::get_if<std::string>(&parsed)) {
+      spdlog::error("berthd: core.https_address: {}; not listening on the network", *error);
+    } else {
+      listen = std::get<Endpoint>(parsed);
+    }
   }
 
   auto pool = StoragePool::open("default", options.storage_pool.value_or(dir / "storage"));
@@ -217,7 +390,7 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
                impl->pool->path().string());
 
   Impl* raw = impl.get();
-  api::ServerIdentity identity{host_name(), *cert_pem, *fingerprint, [raw] { return raw->addresses; }};
+  api::ServerIdentity identity{host_name(), *cert_pem, *fingerprint, [raw] { return raw->current_addresses(); }};
   impl->api = std::make_unique<api::Api>(*impl->db, impl->operations, impl->events, std::move(identity));
   impl->api->add_routes(
       [raw](api::Router& router) {
@@ -239,9 +412,10 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
         extensions.insert(extensions.end(), more.begin(), more.end());
         return extensions;
       }());
-  auto handler = [raw](const http::Request& r) { return raw->api->handle(r); };
+  impl->handler = [raw](const http::Request& r) { return raw->api->handle(r); };
+  auto& handler = impl->handler;
 
-  http::ServerOptions server_options;
+  http::ServerOptions& server_options = impl->server_options;
   server_options.timeout = std::chrono::seconds{60};
   server_options.max_connections = 256;
   server_options.body_limit = 64 * 1024;
@@ -259,23 +433,34 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
   impl->unix_server = std::move(std::get<std::unique_ptr<http::Server>>(unix_server));
   if (::chmod(socket_path.c_str(), 0660) != 0) return "cannot set the mode of " + socket_path;
 
-  if (!listen.empty()) {
-    auto parsed = http::parse_listen_address(listen);
-    if (auto* error = std::get_if<std::string>(&parsed)) return "the listen address " + *error;
-    const auto [host, port] = std::get<std::pair<std::string, std::uint16_t>>(parsed);
-    auto https = http::Server::listen_tls(host, port, {*cert_pem, *key_pem}, handler, server_options);
-    if (auto* error = std::get_if<std::string>(&https)) return *error;
-    impl->https_server = std::move(std::get<std::unique_ptr<http::Server>>(https));
-    const auto bound = impl->https_server->port();
-    if (host == "0.0.0.0" || host == "::") {
-      impl->addresses = interface_addresses(host == "::", bound);
+  impl->tls = {*cert_pem, *key_pem};
+  if (listen) {
+    auto https = impl->open_https(*listen);
+    if (auto* error = std::get_if<std::string>(&https)) {
+      if (listen_required) return *error;
+      spdlog::error("berthd: core.https_address: {}; not listening on the network", *error);
     } else {
-      impl->addresses = {(host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(bound)};
+      impl->use_https(std::move(std::get<std::unique_ptr<http::Server>>(https)), listen);
+      const auto addresses = impl->current_addresses();
+      spdlog::info("berthd: listening on {}", addresses.empty() ? listen->first : addresses.front());
     }
-    impl->https_server->start();
-    spdlog::info("berthd: listening on {}", impl->addresses.empty() ? listen : impl->addresses.front());
   }
+  // The listener worker moves HTTPS when core.https_address changes, and stops listeners moved
+  // away from once their connections have had time to end.
+  impl->listener = std::make_unique<Worker>(std::chrono::seconds{30}, [raw](const std::stop_token&) {
+    raw->stop_retired(std::chrono::steady_clock::now() - retired_listener_grace);
+  });
+  impl->api->set_relisten([raw](const std::string& address, std::function<void(std::optional<std::string>)> done) {
+    raw->listener->post(
+        [raw, address, done = std::move(done)](const std::stop_token&) { done(raw->relisten(address)); });
+  });
   impl->unix_server->start();
+  // Instances that should run are started, then what happened without berthd is noticed every
+  // few seconds: containers that stopped by themselves, snapshots that expired.
+  impl->housekeeping = std::make_unique<Worker>(std::chrono::seconds{5}, [raw](const std::stop_token&) {
+    raw->instances->housekeep(std::chrono::system_clock::now());
+  });
+  impl->housekeeping->post([raw](const std::stop_token& stop) { raw->instances->autostart(stop); });
   spdlog::info("berthd: serving {} (schema {})", socket_path, impl->db->schema_version());
   return std::unique_ptr<Daemon>(new Daemon(std::move(impl)));
 }

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <deque>
 #include <exception>
+#include <future>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -604,12 +605,12 @@ struct Server::Impl {
 
   // False when there is nothing to start: stopping, or a failed accept (retried shortly).
   bool accepted(error_code ec) {
-    if (shared.stopping) return false;
+    if (shared.stopping || !accepting) return false;
     if (!ec) return true;
     fail(ec, "accept", "listener");
     retry.expires_after(accept_retry);
     retry.async_wait([this](error_code wec) {
-      if (!wec && !shared.stopping) do_accept();
+      if (!wec && !shared.stopping && accepting) do_accept();
     });
     return false;
   }
@@ -623,6 +624,15 @@ struct Server::Impl {
       std::make_shared<Session<Stream>>(std::move(stream), shared, peer)->run();
     }
     do_accept();
+  }
+
+  // On the server thread (or before it starts).
+  void close_listener() {
+    accepting = false;
+    error_code ignored;
+    acceptor.close(ignored);
+    if (unix_acceptor) unix_acceptor->close(ignored);
+    retry.cancel();
   }
 
   // On the server thread.
@@ -647,6 +657,8 @@ struct Server::Impl {
   std::uint16_t port = 0;  // read once at listen(): the acceptor belongs to the server thread after start()
   bool started = false;
   bool stopped = false;
+  bool accepting = true;                          // the server thread's
+  std::atomic<bool> stop_accepting_asked{false};  // stop_accepting() is done at most once
 };
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -769,6 +781,23 @@ void Server::start() {
       }
     }
   });
+}
+
+void Server::stop_accepting() {
+  auto& impl = *impl_;
+  if (impl.stop_accepting_asked.exchange(true) || impl.stopped) return;
+  if (!impl.thread.joinable() || impl.thread.get_id() == std::this_thread::get_id()) {
+    impl.close_listener();
+    return;
+  }
+  // The listener is the server thread's; it has work (the pending accept), so the post runs.
+  std::promise<void> closed;
+  auto done = closed.get_future();
+  net::post(impl.ioc, [&impl, &closed] {
+    impl.close_listener();
+    closed.set_value();
+  });
+  done.wait();
 }
 
 void Server::stop() {

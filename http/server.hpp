@@ -129,6 +129,10 @@ class Server {
   [[nodiscard]] std::uint16_t port() const;
   // Starts serving on the server thread. Once only; after stop() it does nothing.
   void start();
+  // Stops accepting new connections and frees the address; the open ones are served until they
+  // end. From any thread, the handler included (it then waits for the server thread to close the
+  // listener, so never while holding something that thread may wait for). Idempotent.
+  void stop_accepting();
   // Stops accepting, closes every connection (an answer still being written is cut off), and
   // joins the server thread. Idempotent; the destructor calls it. Not from the handler.
   void stop();

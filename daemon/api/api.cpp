@@ -27,6 +27,7 @@ namespace {
 
 constexpr const char* api_version = "1.0";
 constexpr const char* hidden_password_key = "core.trust_password";
+constexpr const char* https_address_key = "core.https_address";
 
 // Extensions whose endpoints berthd serves (lxd-protocol.md §3.0); the list grows with them.
 struct X509Deleter {
@@ -133,6 +134,27 @@ std::string host_of_peer(const std::string& peer) {
 
 }  // namespace
 
+std::variant<std::pair<std::string, std::uint16_t>, std::string> https_listen_address(const std::string& text) {
+  constexpr const char* default_port = "8443";  // LXD's (shared.HTTPSDefaultPort)
+  std::string full = text;
+  const auto colons = std::count(text.begin(), text.end(), ':');
+  if (text.empty()) return "empty address";
+  if (text.front() == ':' && colons == 1) {
+    full = "[::]" + text;  // ":PORT": every interface
+  } else if (text.front() == '[' && text.back() == ']') {
+    full = text + ":" + default_port;
+  } else if (text.front() != '[' && colons >= 2) {
+    full = "[" + text + "]:" + default_port;  // a bare IPv6 address
+  } else if (colons == 0) {
+    full = text + ":" + default_port;
+  } else if (text.back() == ':') {
+    full = text + default_port;
+  }
+  auto parsed = http::parse_listen_address(full);
+  if (auto* error = std::get_if<std::string>(&parsed)) return "'" + text + "' is no listen address: " + *error;
+  return parsed;
+}
+
 bool AttemptLimiter::try_take() {
   std::lock_guard lock(mu_);
   const auto now = std::chrono::steady_clock::now();
@@ -144,7 +166,7 @@ bool AttemptLimiter::try_take() {
 }
 
 bool Api::known_config_key(const std::string& key) {
-  return key == "core.https_address" || key == hidden_password_key || key == "core.remote_token_expiry" ||
+  return key == https_address_key || key == hidden_password_key || key == "core.remote_token_expiry" ||
          (key.starts_with("user.") && key.size() > 5);
 }
 
@@ -260,6 +282,8 @@ http::Response Api::update_server(const Call& call, bool patch) const {
   }
   // Read, check and write in one transaction: the unix socket's and HTTPS's threads may both update.
   std::optional<http::Response> refused;
+  std::string old_address;
+  std::string new_address;
   auto updated = db_.update_config([&](std::map<std::string, std::string>& config) {
     if (!want.empty() && want != etag_of(shown_config(config))) {
       refused = error_response(412, "ETag doesn't match: " + want);
@@ -290,15 +314,52 @@ http::Response Api::update_server(const Call& call, bool patch) const {
           refused = error_response(400, "Invalid config key \"" + key + "\": invalid expiry expression " + text);
           return false;
         }
+        if (key == https_address_key) {
+          if (const auto parsed = https_listen_address(text); std::holds_alternative<std::string>(parsed)) {
+            refused = error_response(400, "Invalid config key \"" + key + "\": " + std::get<std::string>(parsed));
+            return false;
+          }
+        }
         next[key] = key == hidden_password_key ? *new_password_hash : text;
       }
     }
+    const auto address = [](const std::map<std::string, std::string>& c) {
+      const auto it = c.find(https_address_key);
+      return it == c.end() ? std::string{} : it->second;
+    };
+    old_address = address(config);
+    new_address = address(next);
     config = std::move(next);
     return true;
   });
   if (refused) return *refused;
   if (!updated) return db_failure(updated.error());
-  return sync_response(nullptr);
+  if (new_address == old_address || !relisten_) return sync_response(nullptr);
+
+  // The listener moves as LXD moves it: the answer comes when it listens at the new address; when
+  // it cannot, the old address is put back (unless it changed again meanwhile) and kept.
+  http::Response response;
+  response.deferred = std::make_shared<http::Deferred>();
+  response.deferred->timeout = std::chrono::seconds{30};
+  response.deferred->on_timeout = [] { return error_response(500, "Moving the HTTPS listener took too long"); };
+  response.deferred->start = [this, old_address, new_address](std::function<void(http::Response)> reply) {
+    relisten_(new_address, [this, old_address, new_address, reply](std::optional<std::string> failure) {
+      if (!failure) return reply(sync_response(nullptr));
+      auto restored = db_.update_config([&](std::map<std::string, std::string>& config) {
+        const auto it = config.find(https_address_key);
+        if ((it == config.end() ? std::string{} : it->second) != new_address) return false;
+        if (old_address.empty()) {
+          config.erase(https_address_key);
+        } else {
+          config[https_address_key] = old_address;
+        }
+        return true;
+      });
+      if (!restored) spdlog::error("api: putting core.https_address back: {}", restored.error().message);
+      reply(error_response(400, "Invalid config key \"" + std::string(https_address_key) + "\": " + *failure));
+    });
+  };
+  return response;
 }
 
 http::Response Api::list_certificates(const Call& call) const {

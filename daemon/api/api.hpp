@@ -8,7 +8,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -36,6 +38,12 @@ class AttemptLimiter {
   double tokens_;
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
+
+// core.https_address as LXD reads it (CanonicalNetworkAddress): "HOST:PORT", "[V6]:PORT", a bare
+// address ("127.0.0.1", "::", "[::]") on LXD's port 8443, ":PORT" on every interface. Returns the
+// host (no brackets) and port, or what is wrong with `text`.
+[[nodiscard]] std::variant<std::pair<std::string, std::uint16_t>, std::string> https_listen_address(
+    const std::string& text);
 
 // What the daemon is, as GET /1.0 reports it.
 struct ServerIdentity {
@@ -65,6 +73,14 @@ class Api {
   // The channels of websocket operations, which /1.0/operations/{id}/websocket connects.
   [[nodiscard]] OperationSockets& sockets() const { return sockets_; }
 
+  // Moves the HTTPS listener to a new core.https_address ("" stops it) and calls `done` once
+  // with nullopt when it listens there, or with why it cannot (then the old listener is kept).
+  // Must not block: the work happens on another thread, and `done` may be called from it.
+  using Relisten =
+      std::function<void(const std::string& address, std::function<void(std::optional<std::string> error)> done)>;
+  // Set before serving; without it a changed address is stored only (it counts at the next start).
+  void set_relisten(Relisten relisten) { relisten_ = std::move(relisten); }
+
   // The server config keys berthd accepts: core.https_address, core.trust_password,
   // core.remote_token_expiry and user.*.
   [[nodiscard]] static bool known_config_key(const std::string& key);
@@ -93,6 +109,7 @@ class Api {
   Events& events_;
   mutable OperationSockets sockets_;
   ServerIdentity identity_;
+  Relisten relisten_;
   mutable AttemptLimiter password_attempts_{20, 20};  // a burst of 20, then 20 a second
   Router router_;
 };

@@ -1,10 +1,13 @@
 #include "daemon/api/instances_api.hpp"
 
+#include <chrono>
+#include <optional>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
 
 #include "daemon/api/response.hpp"
+#include "engine/util/time.hpp"
 
 namespace berth::daemon::api {
 namespace {
@@ -210,10 +213,21 @@ class InstanceRoutes {
     if (auto existing = instances_.render_snapshot(name, snap); existing) {
       return error_response(409, "Snapshot \"" + snap + "\" already exists");
     }
+    // LXD's ExpiresAt: a time, or null / Go's zero time for never.
+    std::optional<std::chrono::system_clock::time_point> expires;
+    if (const auto it = body->find("expires_at"); it != body->end() && !it->is_null()) {
+      if (!it->is_string()) return error_response(400, "expires_at is not a time");
+      const auto& text = it->get_ref<const std::string&>();
+      if (!text.starts_with("0001-01-01T00:00:00")) {
+        expires = util::parse_rfc3339(text);
+        if (!expires) return error_response(400, "expires_at is not an RFC 3339 time: " + text);
+      }
+    }
     auto resources = resources_of(name);
     resources["instances_snapshots"] = {instance_url(name) + "/snapshots/" + snap};
-    return run(operations_, "Snapshotting instance", resources,
-               [&instances = instances_, name, snap] { return instances.create_snapshot(name, snap); });
+    return run(operations_, "Snapshotting instance", resources, [&instances = instances_, name, snap, expires] {
+      return instances.create_snapshot(name, snap, expires);
+    });
   }
 
   http::Response get_snapshot(const Call& call) const {
@@ -475,8 +489,14 @@ class InstanceRoutes {
 
 const std::vector<std::string>& instance_extensions() {
   // container_only_migration: `instance_only` of a copy (lxc copy --instance-only), here on one host.
-  static const std::vector<std::string> list = {"storage",       "instances",         "container_full",
-                                                "api_filtering", "instance_get_full", "container_only_migration"};
+  // snapshot_expiry_creation: `expires_at` of a new snapshot (lxc snapshot --no-expiry sends it).
+  static const std::vector<std::string> list = {"storage",
+                                                "instances",
+                                                "container_full",
+                                                "api_filtering",
+                                                "instance_get_full",
+                                                "container_only_migration",
+                                                "snapshot_expiry_creation"};
   return list;
 }
 

@@ -92,13 +92,18 @@ Result<std::vector<std::string>> string_list(const nlohmann::json& j, const std:
   return out;
 }
 
-StringMap config_of(const nlohmann::json& doc) {
+// The string values of a JSON object (a config); anything else is left out.
+StringMap string_values(const nlohmann::json& object) {
   StringMap out;
-  if (!doc.contains("config") || !doc["config"].is_object()) return out;
-  for (const auto& [k, v] : doc["config"].items()) {
+  if (!object.is_object()) return out;
+  for (const auto& [k, v] : object.items()) {
     if (v.is_string()) out[k] = v.get<std::string>();
   }
   return out;
+}
+
+StringMap config_of(const nlohmann::json& doc) {
+  return doc.contains("config") ? string_values(doc["config"]) : StringMap{};
 }
 
 // Keys a user may set: the driver's set, without volatile.* and image.* that berthd keeps.
@@ -125,15 +130,20 @@ Instances::Instances(Database& db, StoragePool& pool, LxcDriver& driver, ImageSt
       idmap_(std::move(idmap)),
       architecture_(std::move(architecture)) {}
 
+std::shared_ptr<std::mutex> Instances::mutex_of(const std::string& name) {
+  const std::lock_guard guard(locks_mu_);
+  auto& slot = locks_[name];
+  if (!slot) slot = std::make_shared<std::mutex>();
+  return slot;
+}
+
+// The mutexes live in locks_ for as long as the Instances: a returned lock never outlives its mutex.
 std::unique_lock<std::mutex> Instances::lock(const std::string& name) {
-  std::shared_ptr<std::mutex> m;
-  {
-    const std::lock_guard guard(locks_mu_);
-    auto& slot = locks_[name];
-    if (!slot) slot = std::make_shared<std::mutex>();
-    m = slot;
-  }
-  return std::unique_lock(*m);
+  return std::unique_lock(*mutex_of(name));
+}
+
+std::unique_lock<std::mutex> Instances::try_lock(const std::string& name) {
+  return {*mutex_of(name), std::try_to_lock};
 }
 
 Result<nlohmann::json> Instances::load(const std::string& name) const {
@@ -703,7 +713,8 @@ Result<void> Instances::remove(const std::string& name) {
                      {Op::remove_prefix, DocumentKind::snapshot, name + "/", nullptr, {}}});
 }
 
-Result<void> Instances::create_snapshot(const std::string& name, const std::string& snap) {
+Result<void> Instances::create_snapshot(const std::string& name, const std::string& snap,
+                                        std::optional<std::chrono::system_clock::time_point> expires) {
   if (auto ok = check_snapshot_name(snap); !ok) return ok;
   auto guard = lock(name);
   auto doc = load(name);
@@ -725,7 +736,7 @@ Result<void> Instances::create_snapshot(const std::string& name, const std::stri
                       {"description", doc->value("description", "")},
                       {"created_at", now_text()},
                       {"last_used_at", never},
-                      {"expires_at", never}};
+                      {"expires_at", expires ? util::rfc3339_utc(*expires) : never}};
   if (auto stored = db_.change({{Op::insert, DocumentKind::snapshot, name + "/" + snap, body, {}}}); !stored) {
     return stored;
   }
@@ -781,6 +792,10 @@ Result<StoredImage> Instances::publish(const std::string& name, const std::strin
 
 Result<void> Instances::remove_snapshot(const std::string& name, const std::string& snap) {
   auto guard = lock(name);
+  return remove_snapshot_locked(name, snap);
+}
+
+Result<void> Instances::remove_snapshot_locked(const std::string& name, const std::string& snap) {
   if (auto found = render_snapshot(name, snap); !found) return found.error();
   if (auto deleted = pool_.delete_snapshot(name, snap); !deleted && deleted.error().kind != ErrorKind::not_found) {
     return deleted;
@@ -848,6 +863,83 @@ Result<void> Instances::restore(const std::string& name, const std::string& snap
   if (auto stored = db_.change({{Op::replace, DocumentKind::instance, name, next, {}}}); !stored) return stored;
   if (was_running) return start_locked(name);
   return {};
+}
+
+void Instances::autostart(const std::stop_token& stop) {
+  auto all = names();
+  if (!all) {
+    spdlog::error("instances: autostart: {}", all.error().message);
+    return;
+  }
+  for (const auto& name : *all) {
+    if (stop.stop_requested()) return;
+    auto doc = load(name);
+    if (!doc) continue;
+    auto expanded_config = expanded(*doc, "config");
+    if (!expanded_config) continue;
+    auto config = string_values(*expanded_config);
+    const bool wanted = config["boot.autostart"].empty() ? config["volatile.last_state.power"] == "RUNNING"
+                                                         : config_true(config, "boot.autostart");
+    if (!wanted) continue;
+    auto guard = lock(name);
+    if (active(name)) continue;
+    spdlog::info("instances: starting {} (boot.autostart or running when berthd last saw it)", name);
+    if (auto started = start_locked(name); !started) {
+      spdlog::error("instances: autostart of {} failed: {}", name, started.error().message);
+    }
+  }
+}
+
+void Instances::housekeep(std::chrono::system_clock::time_point now) {
+  auto docs = db_.documents(DocumentKind::instance);
+  if (!docs) {
+    spdlog::error("instances: housekeeping: {}", docs.error().message);
+    return;
+  }
+  std::set<std::string> stopped_now;
+  for (const auto& d : *docs) {
+    if (config_of(d.body)["volatile.last_state.power"] != "RUNNING" || active(d.key)) continue;
+    stopped_now.insert(d.key);
+    if (seen_stopped_.count(d.key) == 0) continue;
+    auto guard = try_lock(d.key);
+    if (!guard.owns_lock()) continue;
+    // Again under the lock: a start or a stop may have ended since.
+    auto doc = load(d.key);
+    if (!doc || config_of(*doc)["volatile.last_state.power"] != "RUNNING" || active(d.key)) continue;
+    if (doc->value("ephemeral", false)) {
+      spdlog::info("instances: the ephemeral {} stopped; deleting it", d.key);
+      guard.unlock();
+      if (auto removed = remove(d.key); !removed) {
+        spdlog::error("instances: deleting the ephemeral {}: {}", d.key, removed.error().message);
+      }
+    } else {
+      spdlog::info("instances: {} stopped without berthd", d.key);
+      if (auto stored = set_config_key(d.key, "volatile.last_state.power", "STOPPED"); !stored) {
+        spdlog::error("instances: recording {} stopped: {}", d.key, stored.error().message);
+      }
+    }
+  }
+  seen_stopped_ = std::move(stopped_now);
+
+  auto snapshots = db_.documents(DocumentKind::snapshot);
+  if (!snapshots) {
+    spdlog::error("instances: housekeeping: {}", snapshots.error().message);
+    return;
+  }
+  for (const auto& d : *snapshots) {
+    const auto expires = util::parse_rfc3339(d.body.value("expires_at", std::string{never}));
+    if (!expires || *expires > now) continue;  // never is Go's zero time, which parse_rfc3339 refuses
+    const auto slash = d.key.find('/');
+    if (slash == std::string::npos) continue;
+    const auto name = d.key.substr(0, slash);
+    const auto snap = d.key.substr(slash + 1);
+    auto guard = try_lock(name);
+    if (!guard.owns_lock()) continue;
+    spdlog::info("instances: snapshot {}/{} expired; deleting it", name, snap);
+    if (auto removed = remove_snapshot_locked(name, snap); !removed) {
+      spdlog::error("instances: deleting the expired snapshot {}/{}: {}", name, snap, removed.error().message);
+    }
+  }
 }
 
 }  // namespace berth::daemon

@@ -12,11 +12,14 @@
 // Thread contract: any thread may call. Changes to one instance are serialised by a lock per
 // name (they run as task operations, on workers); reads take no instance lock.
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -82,7 +85,9 @@ class Instances {
   [[nodiscard]] Result<void> update(const std::string& name, const nlohmann::json& body, bool patch);
   [[nodiscard]] Result<void> rename(const std::string& from, const std::string& to);
   [[nodiscard]] Result<void> remove(const std::string& name);
-  [[nodiscard]] Result<void> create_snapshot(const std::string& name, const std::string& snap);
+  // `expires`: when it is deleted (housekeep), as LXD prunes expired snapshots; none: never.
+  [[nodiscard]] Result<void> create_snapshot(const std::string& name, const std::string& snap,
+                                             std::optional<std::chrono::system_clock::time_point> expires = {});
   [[nodiscard]] Result<void> remove_snapshot(const std::string& name, const std::string& snap);
   [[nodiscard]] Result<void> rename_snapshot(const std::string& name, const std::string& from, const std::string& to);
   // The instance becomes the snapshot (volume, config, devices); a running one is stopped first
@@ -95,6 +100,17 @@ class Instances {
   // image's files are in the store; its record is the caller's.
   [[nodiscard]] Result<StoredImage> publish(const std::string& name, const std::string& snapshot,
                                             const std::optional<std::map<std::string, std::string>>& properties);
+
+  // ---- what berthd does by itself (its housekeeping thread) ----
+  // Once at start: every stopped instance that should run is started, as LXD's instancesStart
+  // decides: boot.autostart true, or unset and the last recorded power state RUNNING. A failure
+  // is logged and the others are still started; a stop request ends it between two starts.
+  void autostart(const std::stop_token& stop);
+  // Called every few seconds: a container that stopped without berthd (poweroff inside it, or
+  // lxc-stop) is recorded STOPPED, or deleted when ephemeral, once it has been seen so on two
+  // calls in a row (a stop berthd is making is not mistaken for one); snapshots whose expires_at
+  // is before `now` are deleted. Instances busy with a change are left for the next call.
+  void housekeep(std::chrono::system_clock::time_point now);
 
   // Running or frozen, as liblxc says.
   [[nodiscard]] bool active(const std::string& name) const;
@@ -111,7 +127,10 @@ class Instances {
   [[nodiscard]] Result<void> stop_locked(const std::string& name, int timeout, bool force);
   [[nodiscard]] Result<void> set_config_key(const std::string& name, const std::string& key, const std::string& value);
   [[nodiscard]] Result<std::string> resolve_image(const std::string& ref) const;
+  [[nodiscard]] Result<void> remove_snapshot_locked(const std::string& name, const std::string& snap);
+  [[nodiscard]] std::shared_ptr<std::mutex> mutex_of(const std::string& name);
   [[nodiscard]] std::unique_lock<std::mutex> lock(const std::string& name);
+  [[nodiscard]] std::unique_lock<std::mutex> try_lock(const std::string& name);
 
   Database& db_;
   StoragePool& pool_;
@@ -122,6 +141,8 @@ class Instances {
 
   std::mutex locks_mu_;
   std::map<std::string, std::shared_ptr<std::mutex>> locks_;
+
+  std::set<std::string> seen_stopped_;  // housekeep's: stopped without berthd at its last call
 };
 
 }  // namespace berth::daemon

@@ -50,7 +50,7 @@ struct ContainerSpec {
 
 // Instance config berthd honours: limits.memory ("256MB", "1GiB", "50%"), limits.cpu ("2": that
 // many cpus; "0-1,3": those cpus), limits.processes, security.privileged, security.nesting,
-// boot.autostart (stored only), user.*, environment.*, image.*, volatile.*. Anything else, or a
+// boot.autostart (Instances::autostart), user.*, environment.*, image.*, volatile.*. Anything else, or a
 // value of the wrong form, is ErrorKind::invalid_argument naming the key. An empty value is unset.
 [[nodiscard]] Result<void> validate_instance_config(const std::map<std::string, std::string>& config);
 // Devices: disk {path, source (unless path is "/"), readonly, pool} and nic {nictype: bridged,

@@ -14,7 +14,12 @@ namespace berth::util {
 }
 
 // The time a "YYYY-MM-DDTHH:MM:SSZ" text (as rfc3339_utc writes it; a fraction of a second is
-// allowed and dropped) names; nullopt for anything else.
+// allowed and dropped) names; nullopt for anything else, and for a year outside 1678-2261 (what a
+// system_clock time point holds).
 [[nodiscard]] std::optional<std::chrono::system_clock::time_point> parse_rfc3339_utc(std::string_view text);
+
+// Any RFC 3339 time a client may send: "Z" or a "+HH:MM"/"-HH:MM" offset (Go's time marshalling
+// writes both), a fraction of a second dropped; nullopt for anything else.
+[[nodiscard]] std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text);
 
 }  // namespace berth::util

@@ -7,6 +7,8 @@
 #   unknown key refused naming it), stop/start/restart, pause/resume;
 # - snapshot, restore, copy of a container (with its snapshots, or --instance-only) and of a
 #   snapshot, rename, delete, delete --force;
+# - snapshots with expires_at are deleted when it passes; an ephemeral container that powers itself
+#   off is deleted, another is recorded stopped; boot.autostart starts a container when berthd starts;
 # - a running container survives a restart of berthd and is found again.
 # shellcheck disable=SC2016 # jq filters use jq's $variables
 set -euo pipefail
@@ -27,6 +29,14 @@ export LXD_CONF=$WORK/lxc
 mkdir -p "$LXD_CONF"
 l() { lxc "$@" </dev/null; }
 state_of() { lxc-info -P "$LXCPATH" -n "$1" -sH 2>/dev/null || echo MISSING; }
+# wait_until SECONDS CONDITION: until the shell condition holds (berthd's housekeeping runs every 5 s).
+wait_until() {
+    local end=$((SECONDS + $1))
+    until eval "$2"; do
+        [ "$SECONDS" -lt "$end" ] || return 0
+        sleep 0.5
+    done
+}
 
 # The containers this test starts are stopped when it ends, whatever happened.
 # Then lib.sh's own clean-up (berthd stopped, the work dir removed), with the test's exit status.
@@ -125,6 +135,25 @@ assert_exit 0 "lxc restore"
 assert_eq before "$(cat "$POOL/containers/c1/rootfs/root/mark")" "restore brought the snapshot's files back"
 assert_eq RUNNING "$(state_of c1)" "a running container runs again after restore"
 
+# --- snapshot expiry: one with expires_at goes when it passes (as LXD prunes them), one made
+# with --no-expiry stays
+WHEN=$(date -u -d '+2 seconds' +%Y-%m-%dT%H:%M:%S+00:00)
+run l query -X POST -d "{\"name\":\"brief\",\"expires_at\":\"$WHEN\"}" b:/1.0/instances/c1/snapshots
+assert_exit 0 "a snapshot with expires_at"
+assert_eq "$(date -u -d "$WHEN" +%Y-%m-%dT%H:%M:%SZ)" "$(l query b:/1.0/instances/c1/snapshots/brief | jq -r .expires_at)" \
+    "its expires_at, in UTC"
+run l snapshot b:c1 kept --no-expiry
+assert_exit 0 "lxc snapshot --no-expiry"
+wait_until 30 '! l query b:/1.0/instances/c1/snapshots | grep -q /brief'
+assert_eq 0 "$(find "$POOL/containers-snapshots/c1" -maxdepth 1 -name brief | wc -l)" \
+    "the expired snapshot is gone, with its files"
+assert_eq "0001-01-01T00:00:00Z" "$(l query b:/1.0/instances/c1/snapshots/kept | jq -r .expires_at)" \
+    "the one without expiry stays"
+run l delete b:c1/kept
+assert_exit 0 "lxc delete of a snapshot"
+run l query -X POST -d '{"name":"bad","expires_at":"tomorrow"}' b:/1.0/instances/c1/snapshots
+assert_exit 1 "an expires_at that is no time is refused"
+
 # --- copies, rename, delete
 run l copy b:c1 b:c2
 assert_exit 0 "lxc copy of a container"
@@ -157,15 +186,38 @@ assert_eq 0 "$(find "$POOL/containers" "$LXCPATH" -maxdepth 1 -name c2 | wc -l)"
 run l delete b:c4
 assert_exit 0 "lxc delete"
 
+# --- what happens without berthd: an ephemeral container that powers itself off is deleted; another
+# one is recorded stopped, and stays stopped across a restart of berthd, while one with
+# boot.autostart is started by it
+run l launch b:bb b:e1 --ephemeral
+assert_exit 0 "lxc launch --ephemeral"
+run l launch b:bb b:c5
+assert_exit 0 "lxc launch c5"
+for c in e1 c5; do lxc-attach -P "$LXCPATH" -n "$c" -- /bin/busybox poweroff </dev/null || true; done
+wait_until 30 '[ "$(state_of e1)" = MISSING ]'
+assert_eq "" "$(l list b:e1 --format csv -c n)" "the ephemeral container that powered off is deleted"
+assert_eq 0 "$(find "$POOL/containers" -maxdepth 1 -name e1 | wc -l)" "with its volume"
+wait_until 30 '[ "$(l config get b:c5 volatile.last_state.power)" = STOPPED ]'
+assert_eq STOPPED "$(state_of c5)" "c5 powered off"
+run l init b:bb b:c6
+assert_exit 0 "lxc init c6"
+run l config set b:c6 boot.autostart true
+assert_exit 0 "boot.autostart on a stopped container"
+
 # --- a restart of berthd leaves running containers running, and finds them again
 PID=$(lxc-info -P "$LXCPATH" -n c1 -pH)
 kill -TERM "$BERTHD_PID"
 wait "$BERTHD_PID" 2>/dev/null || true
 assert_eq RUNNING "$(state_of c1)" "c1 keeps running while berthd is down"
 berthd_start "$DIR" "$PASSWORD"
-run l list b: --format csv -c ns
+run l list b:c1 --format csv -c ns
 assert_eq "c1,RUNNING" "$OUT" "berthd finds c1 running after a restart"
 assert_eq "$PID" "$(lxc-info -P "$LXCPATH" -n c1 -pH)" "the same init"
+wait_until 30 '[ "$(state_of c6)" = RUNNING ]'
+assert_eq RUNNING "$(state_of c6)" "berthd starts the container with boot.autostart"
+assert_eq STOPPED "$(state_of c5)" "and not the one that powered itself off"
+run l delete --force b:c5 b:c6
+assert_exit 0 "delete c5 and c6"
 
 # --- the image goes
 run l delete --force b:c1

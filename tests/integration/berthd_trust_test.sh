@@ -3,6 +3,7 @@
 # client with its own LXD_CONF) and curl, on a berthd the test starts on loopback:
 # - `lxc remote add` with the trust password; a wrong one refused; `remote list`; `lxc info`;
 # - `lxc config set/get` of user.* keys (persisted), the password shown hidden, an unknown key refused;
+# - core.https_address moves the listener at once; a taken address or a host name is refused;
 # - certificate add tokens (`lxc config trust add`): remote add with one, used once only, an expired
 #   one refused; `config trust list/remove`, and a removed certificate is no longer trusted;
 # - an untrusted client gets 403 everywhere but GET /, GET /1.0 and POST /1.0/certificates; bad paths,
@@ -23,6 +24,7 @@ SOCKET=$DIR/unix.socket
 
 # lxcN: the stock client with its own config dir (client certificate, remotes).
 for n in 1 2 3 4; do mkdir -p "$WORK/lxc$n"; done
+# shellcheck disable=SC2317 # called through run, which shellcheck does not follow
 lxcn() { local n=$1; shift; LXD_CONF="$WORK/lxc$n" lxc "$@" </dev/null; }
 # curl as an untrusted client, and through the unix socket (trusted).
 ucurl() { curl -sk --max-time 10 -o "$WORK/body" -w '%{http_code}' "$@"; }
@@ -66,6 +68,38 @@ run lxcn 2 remote add b "$URL" --accept-certificate --password "$PASSWORD"
 assert_exit 0 "the password still works after other keys changed"
 run lxcn 2 config trust list b: --format csv
 assert_exit 0 "a second client is trusted too"
+
+# --- core.https_address: berthd listens at a new address at once and no longer accepts at the old
+# one; an address that is taken, or no address, is refused and the old one kept
+PORT2=$(free_port)
+run lxcn 1 config set b: core.https_address "127.0.0.1:$PORT2"
+assert_exit 0 "lxc config set core.https_address"
+assert_eq 200 "$(ucurl "https://127.0.0.1:$PORT2/1.0")" "berthd listens at the new address at once"
+assert_eq 000 "$(ucurl "$URL/1.0")" "and accepts nothing at the old one"
+run lxcn 1 remote add b2 "https://127.0.0.1:$PORT2" --accept-certificate
+assert_exit 0 "lxc remote add at the new address (the client is trusted already)"
+run lxcn 1 info b2:
+assert_contains "$OUT" "127.0.0.1:$PORT2" "lxc info lists the new address"
+TAKEN=$(free_port)
+HOLD='import socket, sys, time; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(60)'
+python3 -c "$HOLD" "$TAKEN" &
+HOLDER=$!
+for ((i = 0; i < 50; i++)); do ss -Hltn "sport = :$TAKEN" | grep -q . && break; sleep 0.1; done
+run lxcn 1 config set b2: core.https_address "127.0.0.1:$TAKEN"
+assert_exit 1 "an address another process holds is refused"
+assert_contains "$ERR" "core.https_address" "the error names the key"
+kill "$HOLDER"
+wait "$HOLDER" 2>/dev/null || true
+run lxcn 1 config set b2: core.https_address "nowhere.example:1"
+assert_exit 1 "a host name is refused"
+run lxcn 1 config get b2: core.https_address
+assert_eq "127.0.0.1:$PORT2" "$OUT" "the old address is kept"
+assert_eq 200 "$(ucurl "https://127.0.0.1:$PORT2/1.0")" "and still listened on"
+run lxcn 1 config set b2: core.https_address "127.0.0.1:$BERTHD_PORT"
+assert_exit 0 "and back to the first address"
+assert_eq 200 "$(ucurl "$URL/1.0")" "which answers again"
+run lxcn 1 remote remove b2
+assert_exit 0 "lxc remote remove b2"
 
 # --- events: lxc monitor sees the token operation come and go
 LXD_CONF="$WORK/lxc1" lxc monitor b: --type operation >"$WORK/monitor.out" 2>&1 </dev/null &

@@ -207,5 +207,66 @@ TEST_F(ApiTest, AWebsocketOperationsSecretOpensOneChannelOnceAndDiesWithTheOpera
   EXPECT_FALSE(api_.sockets().add(token["id"], {{"x", channel("x")}}));
 }
 
+TEST(HttpsListenAddress, ReadsWhatLxdReads) {
+  using Endpoint = std::pair<std::string, std::uint16_t>;
+  const auto read = [](const std::string& text) {
+    const auto parsed = https_listen_address(text);
+    return std::holds_alternative<Endpoint>(parsed) ? std::get<Endpoint>(parsed) : Endpoint{"error", 0};
+  };
+  EXPECT_EQ(read("127.0.0.1:9443"), Endpoint("127.0.0.1", 9443));
+  EXPECT_EQ(read("127.0.0.1"), Endpoint("127.0.0.1", 8443));
+  EXPECT_EQ(read("127.0.0.1:"), Endpoint("127.0.0.1", 8443));
+  EXPECT_EQ(read("[::1]:9443"), Endpoint("::1", 9443));
+  EXPECT_EQ(read("[::]"), Endpoint("::", 8443));
+  EXPECT_EQ(read("::"), Endpoint("::", 8443));
+  EXPECT_EQ(read(":9443"), Endpoint("::", 9443));
+  EXPECT_TRUE(std::holds_alternative<std::string>(https_listen_address("")));
+  for (const char* bad : {"example.com:8443", "127.0.0.1:99999", "127.0.0.1:x", "[::1", "1.2.3.4.5"}) {
+    const auto parsed = https_listen_address(bad);
+    ASSERT_TRUE(std::holds_alternative<std::string>(parsed)) << bad;
+    EXPECT_NE(std::get<std::string>(parsed).find('\''), std::string::npos) << "names the address: " << bad;
+  }
+}
+
+TEST_F(ApiTest, AChangedHttpsAddressMovesTheListenerOrIsPutBack) {
+  std::vector<std::string> asked;
+  std::optional<std::string> outcome;  // what the listener answers
+  api_.set_relisten([&](const std::string& address, std::function<void(std::optional<std::string>)> done) {
+    asked.push_back(address);
+    done(outcome);
+  });
+  const auto answer = [&](const http::Response& r) {
+    if (!r.deferred) return r;
+    http::Response got;
+    r.deferred->start([&](http::Response reply) { got = std::move(reply); });
+    return got;
+  };
+  const auto stored = [&] {
+    auto config = db_->config();
+    return config && config->count("core.https_address") ? config->at("core.https_address") : std::string("-");
+  };
+  EXPECT_EQ(answer(call("PATCH", "/1.0", R"({"config":{"core.https_address":"127.0.0.1:9443"}})", true)).status, 200);
+  EXPECT_EQ(stored(), "127.0.0.1:9443");
+  EXPECT_EQ(asked, std::vector<std::string>{"127.0.0.1:9443"});
+  // The same again moves nothing; another key neither.
+  EXPECT_EQ(answer(call("PATCH", "/1.0", R"({"config":{"core.https_address":"127.0.0.1:9443"}})", true)).status, 200);
+  EXPECT_EQ(answer(call("PATCH", "/1.0", R"({"config":{"user.x":"y"}})", true)).status, 200);
+  EXPECT_EQ(asked.size(), 1u);
+  // An address that cannot be bound: 400 naming the key, and the old one stays.
+  outcome = "listen on 127.0.0.1:1: Permission denied";
+  const auto refused = answer(call("PATCH", "/1.0", R"({"config":{"core.https_address":"127.0.0.1:1"}})", true));
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_NE(refused.body.find("core.https_address"), std::string::npos) << refused.body;
+  EXPECT_EQ(stored(), "127.0.0.1:9443");
+  // One that is no address is refused before the listener is asked.
+  EXPECT_EQ(call("PATCH", "/1.0", R"({"config":{"core.https_address":"example.com:1"}})", true).status, 400);
+  EXPECT_EQ(asked.size(), 2u);
+  // Unset: the listener stops.
+  outcome.reset();
+  EXPECT_EQ(answer(call("PATCH", "/1.0", R"({"config":{"core.https_address":""}})", true)).status, 200);
+  EXPECT_EQ(asked.back(), "");
+  EXPECT_EQ(stored(), "-");
+}
+
 }  // namespace
 }  // namespace berth::daemon::api

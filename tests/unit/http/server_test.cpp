@@ -488,6 +488,36 @@ TEST(HttpServer, ListenReportsAnAddressThatCannotBeBound) {
   ASSERT_TRUE(std::holds_alternative<std::unique_ptr<Server>>(local));
 }
 
+TEST(HttpServer, StopAcceptingFreesTheAddressAndServesOpenConnections) {
+  std::unique_ptr<Server> server;
+  // Called from the handler itself, as berthd's API does when core.https_address moves.
+  server = serve([&](const Request& request) {
+    if (request.target == "/close") server->stop_accepting();
+    return text(request.target);
+  });
+  const auto port = server->port();
+  Client client(port);
+  const auto closed = client.get("/close");
+  ASSERT_FALSE(closed.ec) << closed.ec.message();
+  EXPECT_EQ(closed.res.body(), "/close");
+  // The open connection is still served.
+  const auto after = client.get("/after");
+  ASSERT_FALSE(after.ec) << after.ec.message();
+  EXPECT_EQ(after.res.body(), "/after");
+  // A new one is not, and the address can be bound again.
+  Client late(port);
+  EXPECT_TRUE(late.connected() || late.read_some()) << "a connection after stop_accepting was accepted";
+  auto again = Server::listen("127.0.0.1", port, [](const Request&) { return text("new"); });
+  ASSERT_TRUE(std::holds_alternative<std::unique_ptr<Server>>(again)) << std::get<std::string>(again);
+  // From another thread too, and twice.
+  auto other = std::move(std::get<std::unique_ptr<Server>>(again));
+  other->start();
+  other->stop_accepting();
+  other->stop_accepting();
+  server->stop();
+  other->stop();
+}
+
 TEST(HttpServer, AServerNeverStartedStopsCleanly) {
   auto listened = Server::listen("127.0.0.1", 0, [](const Request&) { return text("ok"); });
   ASSERT_TRUE(std::holds_alternative<std::unique_ptr<Server>>(listened));
