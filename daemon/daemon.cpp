@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/api/api.hpp"
+#include "daemon/api/exec_api.hpp"
 #include "daemon/api/images_api.hpp"
 #include "daemon/api/instances_api.hpp"
 #include "daemon/api/trust.hpp"
@@ -185,6 +186,8 @@ struct Daemon::Impl {
   Operations operations{"none", std::chrono::seconds{10}, [] { return Operations::Clock::now(); },
                         [this](const nlohmann::json& op) { events.publish("operation", op); }};
   std::unique_ptr<api::Api> api;
+  // Commands running in containers; killed when berthd stops, before the operations go.
+  api::ExecSessions exec_sessions;
   std::unique_ptr<http::Server> unix_server;
   // The HTTPS listener, and those core.https_address moved away from (still serving their open
   // connections for a while): the listener worker's after start.
@@ -282,6 +285,7 @@ Daemon::~Daemon() {
 void Daemon::stop() {
   if (impl_->housekeeping) impl_->housekeeping->stop();
   if (impl_->listener) impl_->listener->stop();
+  impl_->exec_sessions.stop();
   // Running tasks finish first (their clients still see the end through events and /wait); queued
   // ones and any asked for from now on are cancelled.
   if (!impl_->operations.shutdown(std::chrono::steady_clock::now() + std::chrono::seconds{60})) {
@@ -400,6 +404,7 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
                                    fetch.cached = true;  // as LXD marks an image fetched for a launch
                                    return api::fetch_image(*raw->images, *raw->db, source, fetch);
                                  });
+        api::add_exec_routes(router, *raw->instances, raw->operations, raw->api->sockets(), raw->exec_sessions);
         api::add_image_routes(router, *raw->images, raw->operations, *raw->db,
                               [raw](const std::string& instance, const std::string& snapshot,
                                     const std::optional<std::map<std::string, std::string>>& properties) {
@@ -408,8 +413,9 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
       },
       [] {
         auto extensions = api::instance_extensions();
-        const auto& more = api::image_extensions();
-        extensions.insert(extensions.end(), more.begin(), more.end());
+        for (const auto* more : {&api::image_extensions(), &api::exec_extensions()}) {
+          extensions.insert(extensions.end(), more->begin(), more->end());
+        }
         return extensions;
       }());
   impl->handler = [raw](const http::Request& r) { return raw->api->handle(r); };

@@ -10,11 +10,14 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
 #include "daemon/daemon.hpp"
+#include "daemon/instances/exec.hpp"
 #include "daemon/instances/lxc_driver.hpp"
 
 namespace {
@@ -72,6 +75,11 @@ int main(int argc, char** argv) {
           ->group("");
   forkstart->add_option("LXCPATH", forkstart_lxcpath, "The liblxc container path")->required();
   forkstart->add_option("NAME", forkstart_name, "The container's name")->required();
+  // Internal too: "berthd forkexec LXCPATH NAME UID GID CWD MODE -- COMMAND...", the process a
+  // command in a container runs through (daemon/instances/exec.hpp). Its arguments are its own.
+  if (argc >= 2 && std::string_view(argv[1]) == "forkexec") {
+    return berth::daemon::forkexec_main(std::vector<std::string>(argv + 2, argv + argc));
+  }
   try {
     app.parse(argc, argv);
     if (!*forkstart && dir.empty()) throw CLI::RequiredError("--dir");

@@ -865,6 +865,44 @@ Result<void> Instances::restore(const std::string& name, const std::string& snap
   return {};
 }
 
+Result<void> Instances::check_exec(const std::string& name) const {
+  if (auto doc = load(name); !doc) return doc.error();
+  const auto code = driver_.state(name).status_code;
+  if (code == 110) return make_error(ErrorKind::invalid_argument, "Instance is frozen");
+  if (code != 103) return make_error(ErrorKind::invalid_argument, "Instance is not running");
+  return {};
+}
+
+Result<std::unique_ptr<ExecProcess>> Instances::exec(const std::string& name, ExecRequest request) const {
+  auto doc = load(name);
+  if (!doc) return doc.error();
+  auto config = expanded(*doc, "config");
+  if (!config) return config.error();
+  add_default_environment(request, string_values(*config));
+  // The container's root as the host sees it, from the map it runs with ("[]": privileged).
+  const auto own = config_of(*doc);
+  const auto current = own.count("volatile.idmap.current") != 0 ? own.at("volatile.idmap.current") : "[]";
+  auto map = idmap_from_json(current);
+  if (!map) return map.error();
+  const auto root_uid = map->empty() ? std::optional<std::int64_t>{0} : shift_uid(*map, 0);
+  const auto root_gid = map->empty() ? std::optional<std::int64_t>{0} : shift_gid(*map, 0);
+  if (!root_uid || !root_gid) return make_error(ErrorKind::io, "container " + name + ": its id map has no root");
+  if (driver_.helper().empty()) return make_error(ErrorKind::io, "no exec helper: berthd cannot find its executable");
+  const auto init = driver_.state(name).pid;
+  const auto ptmx = init > 0 ? std::filesystem::path("/proc/" + std::to_string(init) + "/root/dev/pts/ptmx")
+                             : std::filesystem::path{};
+  return ExecProcess::start(driver_.helper(), driver_.lxcpath(), name, request,
+                            {static_cast<uid_t>(*root_uid), static_cast<gid_t>(*root_gid)}, ptmx);
+}
+
+std::filesystem::path Instances::log_dir(const std::string& name) const {
+  return driver_.lxcpath() / name;
+}
+
+std::filesystem::path Instances::lxc_log(const std::string& name) const {
+  return driver_.log_path(name);
+}
+
 void Instances::autostart(const std::stop_token& stop) {
   auto all = names();
   if (!all) {

@@ -28,6 +28,7 @@
 #include "daemon/db/database.hpp"
 #include "daemon/images/image_pull.hpp"
 #include "daemon/images/image_store.hpp"
+#include "daemon/instances/exec.hpp"
 #include "daemon/instances/idmap.hpp"
 #include "daemon/instances/lxc_driver.hpp"
 #include "daemon/storage/pool.hpp"
@@ -100,6 +101,16 @@ class Instances {
   // image's files are in the store; its record is the caller's.
   [[nodiscard]] Result<StoredImage> publish(const std::string& name, const std::string& snapshot,
                                             const std::optional<std::map<std::string, std::string>>& properties);
+
+  // ---- commands in a running container ----
+  // Whether `name` can run a command now: 404 unknown, 400 not running or frozen (as LXD says).
+  [[nodiscard]] Result<void> check_exec(const std::string& name) const;
+  // Starts the command with LXD's default environment added (the instance's environment.*,
+  // PATH, HOME, USER, LANG); an interactive one gets a pty owned by the container's root.
+  [[nodiscard]] Result<std::unique_ptr<ExecProcess>> exec(const std::string& name, ExecRequest request) const;
+  // Where the instance's logs are: liblxc's log (served as lxc.log) and recorded exec output.
+  [[nodiscard]] std::filesystem::path log_dir(const std::string& name) const;
+  [[nodiscard]] std::filesystem::path lxc_log(const std::string& name) const;
 
   // ---- what berthd does by itself (its housekeeping thread) ----
   // Once at start: every stopped instance that should run is started, as LXD's instancesStart

@@ -1,5 +1,7 @@
 #include "daemon/instances/lxc_driver.hpp"
 
+#include "daemon/instances/lxc_plumbing.hpp"
+
 #include <fcntl.h>
 #include <lxc/lxccontainer.h>
 #include <poll.h>
@@ -140,7 +142,8 @@ std::string cpu_list_text(const std::vector<int>& cpus) {
 // One rule per supported key: its value check (empty values are "unset" and always valid).
 Result<void> validate_value(const std::string& key, const std::string& value) {
   const auto bad = [&](const std::string& expected) {
-    return invalid("instance config key \"" + key + "\": \"" + value + "\" is not " + expected);
+    // "Invalid value" as LXD words it, so that what users and scripts look for is there.
+    return invalid("Invalid value for instance config key \"" + key + "\": \"" + value + "\" is not " + expected);
   };
   if (value.empty()) return {};
   if (key == "limits.memory") {
@@ -204,40 +207,7 @@ std::string device_value(const std::map<std::string, std::string>& device, const
   return it == device.end() ? std::string{} : it->second;
 }
 
-std::string errno_text(int err) {
-  return std::error_code(err, std::generic_category()).message();
-}
-
 // ---- liblxc ----
-
-struct ContainerPut {
-  void operator()(lxc_container* c) const { lxc_container_put(c); }
-};
-using ContainerPtr = std::unique_ptr<lxc_container, ContainerPut>;
-
-Result<ContainerPtr> open_container(const fs::path& lxcpath, const std::string& name) {
-  ContainerPtr c(lxc_container_new(name.c_str(), lxcpath.c_str()));
-  if (!c) {
-    return make_error(ErrorKind::io, "container " + name + ": liblxc could not load it from " +
-                                         (lxcpath / name / "config").string() + " (unreadable or invalid config)");
-  }
-  return c;
-}
-
-Result<ContainerPtr> open_defined(const fs::path& lxcpath, const std::string& name) {
-  if (auto r = validate_instance_name(name); !r) return r.error();
-  // liblxc makes LXCPATH/NAME/NAME.log for any name it is asked about: look before asking.
-  std::error_code ec;
-  if (!fs::exists(lxcpath / name / "config", ec)) {
-    return make_error(ErrorKind::not_found, "container " + name + ": not defined in " + lxcpath.string());
-  }
-  auto c = open_container(lxcpath, name);
-  if (!c) return c.error();
-  if (!(*c)->is_defined(c->get())) {
-    return make_error(ErrorKind::not_found, "container " + name + ": not defined in " + lxcpath.string());
-  }
-  return c;
-}
 
 // liblxc's last error lines from the container's log, for a failure message.
 std::string log_tail(const fs::path& log) {
@@ -258,59 +228,6 @@ std::string log_tail(const fs::path& log) {
 }
 
 // ---- the start helper's plumbing ----
-
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  ~UniqueFd() { reset(); }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  [[nodiscard]] int get() const { return fd_; }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
-
-// posix_spawn's attribute objects, destroyed however start() returns.
-struct SpawnActions {
-  posix_spawn_file_actions_t value{};
-  SpawnActions() { posix_spawn_file_actions_init(&value); }
-  ~SpawnActions() { posix_spawn_file_actions_destroy(&value); }
-  SpawnActions(const SpawnActions&) = delete;
-  SpawnActions& operator=(const SpawnActions&) = delete;
-};
-struct SpawnAttr {
-  posix_spawnattr_t value{};
-  SpawnAttr() { posix_spawnattr_init(&value); }
-  ~SpawnAttr() { posix_spawnattr_destroy(&value); }
-  SpawnAttr(const SpawnAttr&) = delete;
-  SpawnAttr& operator=(const SpawnAttr&) = delete;
-};
-
-// waitpid that survives signals; the status, or nullopt on an error other than EINTR.
-std::optional<int> wait_child(pid_t pid, int flags, bool& exited) {
-  int status = 0;
-  for (;;) {
-    const pid_t r = ::waitpid(pid, &status, flags);
-    if (r == pid) {
-      exited = true;
-      return status;
-    }
-    if (r == 0) {
-      exited = false;
-      return status;
-    }
-    if (errno != EINTR) {
-      exited = false;
-      return std::nullopt;
-    }
-  }
-}
 
 // Appends what is readable now (or until EOF with a blocking fd); false at EOF or on an error.
 bool read_available(int fd, std::string& out) {
@@ -386,6 +303,70 @@ std::string read_first_line(const char* path) {
 }
 
 }  // namespace
+
+// ---- the plumbing shared with exec (lxc_plumbing.hpp) ----
+
+int set_helper_attributes(SpawnAttr& attr) {
+  sigset_t none;
+  sigemptyset(&none);
+  sigset_t all;  // back to default: berthd ignores SIGPIPE and blocks SIGTERM/SIGINT
+  sigfillset(&all);
+  sigdelset(&all, SIGKILL);
+  sigdelset(&all, SIGSTOP);
+  int err = posix_spawnattr_setflags(
+      &attr.value, static_cast<short>(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF));
+  if (err == 0) err = posix_spawnattr_setpgroup(&attr.value, 0);
+  if (err == 0) err = posix_spawnattr_setsigmask(&attr.value, &none);
+  if (err == 0) err = posix_spawnattr_setsigdefault(&attr.value, &all);
+  return err;
+}
+
+std::string errno_text(int err) {
+  return std::error_code(err, std::generic_category()).message();
+}
+
+Result<ContainerPtr> open_container(const std::filesystem::path& lxcpath, const std::string& name) {
+  ContainerPtr c(lxc_container_new(name.c_str(), lxcpath.c_str()));
+  if (!c) {
+    return make_error(ErrorKind::io, "container " + name + ": liblxc could not load it from " +
+                                         (lxcpath / name / "config").string() + " (unreadable or invalid config)");
+  }
+  return c;
+}
+
+Result<ContainerPtr> open_defined(const std::filesystem::path& lxcpath, const std::string& name) {
+  if (auto r = validate_instance_name(name); !r) return r.error();
+  // liblxc makes LXCPATH/NAME/NAME.log for any name it is asked about: look before asking.
+  std::error_code ec;
+  if (!fs::exists(lxcpath / name / "config", ec)) {
+    return make_error(ErrorKind::not_found, "container " + name + ": not defined in " + lxcpath.string());
+  }
+  auto c = open_container(lxcpath, name);
+  if (!c) return c.error();
+  if (!(*c)->is_defined(c->get())) {
+    return make_error(ErrorKind::not_found, "container " + name + ": not defined in " + lxcpath.string());
+  }
+  return c;
+}
+
+std::optional<int> wait_child(pid_t pid, int flags, bool& exited) {
+  int status = 0;
+  for (;;) {
+    const pid_t r = ::waitpid(pid, &status, flags);
+    if (r == pid) {
+      exited = true;
+      return status;
+    }
+    if (r == 0) {
+      exited = false;
+      return status;
+    }
+    if (errno != EINTR) {
+      exited = false;
+      return std::nullopt;
+    }
+  }
+}
 
 // ---- validation ----
 
@@ -718,19 +699,9 @@ Result<void> LxcDriver::start_with_helper(const std::string& name, const fs::pat
   if (err == 0) err = posix_spawn_file_actions_addclosefrom_np(&actions.value, STDERR_FILENO + 1);
 #endif
   if (err != 0) return io_error("file actions", err);
-  SpawnAttr attr;
-  sigset_t none;
-  sigemptyset(&none);
-  sigset_t all;  // back to default: berthd ignores SIGPIPE and blocks SIGTERM/SIGINT
-  sigfillset(&all);
-  sigdelset(&all, SIGKILL);
-  sigdelset(&all, SIGSTOP);
   // Its own process group, so a timeout kills the helper and whatever it forked that is still in it.
-  err = posix_spawnattr_setflags(
-      &attr.value, static_cast<short>(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF));
-  if (err == 0) err = posix_spawnattr_setpgroup(&attr.value, 0);
-  if (err == 0) err = posix_spawnattr_setsigmask(&attr.value, &none);
-  if (err == 0) err = posix_spawnattr_setsigdefault(&attr.value, &all);
+  SpawnAttr attr;
+  err = set_helper_attributes(attr);
   if (err != 0) return io_error("spawn attributes", err);
 
   std::string arg0 = helper;

@@ -132,6 +132,8 @@ class LxcDriver {
   LxcDriver(std::filesystem::path lxcpath, HostFacts host, LxcDriverOptions options);
 
   [[nodiscard]] const std::filesystem::path& lxcpath() const { return lxcpath_; }
+  // berthd's own executable, which runs the forkstart and forkexec helpers ("" when none).
+  [[nodiscard]] const std::filesystem::path& helper() const { return options_.start_helper; }
   [[nodiscard]] std::filesystem::path log_path(const std::string& name) const;
 
   // Writes LXCPATH/NAME/config from the spec (validated first).
