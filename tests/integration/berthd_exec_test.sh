@@ -48,7 +48,7 @@ run l exec b:c1 --env FOO=bar -- sh -c 'echo "$FOO|$PATH|$HOME|$USER|$LANG"'
 assert_eq "bar|/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin|/root|root|C.UTF-8" "$OUT" \
     "--env, and LXD's default environment"
 run l exec b:c1 --user 1000 --group 1001 --cwd /tmp -- sh -c 'id -u; id -g; pwd'
-assert_eq "1000 1001 /tmp" "$(echo $OUT)" "--user, --group and --cwd"
+assert_eq "1000 1001 /tmp" "$(tr '\n' ' ' <<<"$OUT" | sed 's/ $//')" "--user, --group and --cwd"
 SUBUID_BASE=$(awk -F: '$1=="root"{print $2; exit}' /etc/subuid)
 run l exec b:c1 -- cat /proc/self/uid_map
 assert_eq "0 ${SUBUID_BASE:-1000000}" "$(awk '{print $1, $2; exit}' <<<"$OUT")" \
