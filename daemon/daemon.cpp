@@ -23,6 +23,7 @@
 
 #include "daemon/api/api.hpp"
 #include "daemon/api/exec_api.hpp"
+#include "daemon/api/files_api.hpp"
 #include "daemon/api/images_api.hpp"
 #include "daemon/api/instances_api.hpp"
 #include "daemon/api/trust.hpp"
@@ -405,6 +406,7 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
                                    return api::fetch_image(*raw->images, *raw->db, source, fetch);
                                  });
         api::add_exec_routes(router, *raw->instances, raw->operations, raw->api->sockets(), raw->exec_sessions);
+        api::add_file_routes(router, *raw->instances);
         api::add_image_routes(router, *raw->images, raw->operations, *raw->db,
                               [raw](const std::string& instance, const std::string& snapshot,
                                     const std::optional<std::map<std::string, std::string>>& properties) {
@@ -413,7 +415,7 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
       },
       [] {
         auto extensions = api::instance_extensions();
-        for (const auto* more : {&api::image_extensions(), &api::exec_extensions()}) {
+        for (const auto* more : {&api::image_extensions(), &api::exec_extensions(), &api::file_extensions()}) {
           extensions.insert(extensions.end(), more->begin(), more->end());
         }
         return extensions;
@@ -425,12 +427,15 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
   server_options.timeout = std::chrono::seconds{60};
   server_options.max_connections = 256;
   server_options.body_limit = 64 * 1024;
-  // Only image uploads need more, and only from a trusted client: an untrusted one is answered
+  // Only image uploads and file pushes need more, and only from a trusted client: an untrusted one is answered
   // 403 after its body is read, so it gets no more than any other request.
   server_options.body_limit_for = [raw](const http::Request& head) -> std::size_t {
     const std::string_view target = head.target;
-    if (head.method != "POST" || target.substr(0, target.find('?')) != "/1.0/images") return 0;
-    return raw->api->trusts(head) ? api::max_image_upload : 0;
+    if (head.method == "POST" && target.substr(0, target.find('?')) == "/1.0/images") {
+      return raw->api->trusts(head) ? api::max_image_upload : 0;
+    }
+    if (api::is_file_push(head.method, head.target)) return raw->api->trusts(head) ? api::max_file_transfer : 0;
+    return 0;
   };
 
   const auto socket_path = (dir / "unix.socket").string();

@@ -111,6 +111,24 @@ Result<void> check_user_config(const StringMap& config) {
   return validate_instance_config(config);
 }
 
+// The files' owners under `config`'s volatile.last_state.idmap ("[]": host ids, privileged):
+// container ids to the host's (`to_host`) or back.
+Result<IdMappings> file_owner_mappings(const StringMap& config, bool to_host) {
+  const auto last = config.count("volatile.last_state.idmap") != 0 ? config.at("volatile.last_state.idmap") : "[]";
+  auto map = idmap_from_json(last);
+  if (!map) return map.error();
+  if (map->empty()) {
+    const IdMapping same = [](std::int64_t id) { return std::optional<std::int64_t>{id}; };
+    return IdMappings{same, same};
+  }
+  if (to_host) {
+    return IdMappings{[m = *map](std::int64_t id) { return shift_uid(m, id); },
+                      [m = *map](std::int64_t id) { return shift_gid(m, id); }};
+  }
+  return IdMappings{[m = *map](std::int64_t id) { return unshift_uid(m, id); },
+                    [m = *map](std::int64_t id) { return unshift_gid(m, id); }};
+}
+
 Result<void> check_snapshot_name(const std::string& snap) {
   if (snap.empty() || snap.size() > 63 || snap.find('/') != std::string::npos || snap == "." || snap == ".." ||
       snap.find_first_of(std::string_view("\0 \t\n", 4)) != std::string::npos) {
@@ -760,17 +778,12 @@ Result<StoredImage> Instances::publish(const std::string& name, const std::strin
     config = config_of(**snap);  // its files are owned as its own config says
     volume = pool_.snapshot_path(name, snapshot);
   }
-  // The files are owned as the map they were last shifted to says ("[]": host ids, privileged).
-  const auto last = config.count("volatile.last_state.idmap") != 0 ? config.at("volatile.last_state.idmap") : "[]";
-  auto map = idmap_from_json(last);
-  if (!map) return map.error();
+  // The files are owned as the map they were last shifted to says.
+  auto mappings = file_owner_mappings(config, false);
+  if (!mappings) return mappings.error();
   ImageStore::IdShift unshift;
-  if (map->empty()) {
-    unshift.uid = [](std::int64_t id) { return std::optional<std::int64_t>{id}; };
-  } else {
-    unshift.uid = [m = *map](std::int64_t id) { return unshift_uid(m, id); };
-  }
-  unshift.gid = map->empty() ? unshift.uid : [m = *map](std::int64_t id) { return unshift_gid(m, id); };
+  unshift.uid = mappings->uid;
+  unshift.gid = mappings->gid;
 
   std::optional<std::string> existing;
   const auto metadata_path = volume / "metadata.yaml";
@@ -901,6 +914,36 @@ std::filesystem::path Instances::log_dir(const std::string& name) const {
 
 std::filesystem::path Instances::lxc_log(const std::string& name) const {
   return driver_.log_path(name);
+}
+
+Result<Instances::RootfsView> Instances::rootfs_view(const std::string& name) const {
+  auto doc = load(name);
+  if (!doc) return doc.error();
+  const auto config = config_of(*doc);
+  auto shift = file_owner_mappings(config, true);
+  if (!shift) return shift.error();
+  auto unshift = file_owner_mappings(config, false);
+  if (!unshift) return unshift.error();
+  return RootfsView{pool_.volume_path(name) / "rootfs", std::move(*shift), std::move(*unshift)};
+}
+
+Result<RootfsEntry> Instances::read_file(const std::string& name, const std::string& path,
+                                         std::uintmax_t max_size) const {
+  auto view = rootfs_view(name);
+  if (!view) return view.error();
+  return read_in_root(view->root, path, view->unshift, max_size);
+}
+
+Result<void> Instances::write_file(const std::string& name, const std::string& path, const RootfsWrite& what) {
+  auto view = rootfs_view(name);
+  if (!view) return view.error();
+  return write_in_root(view->root, path, what, view->shift);
+}
+
+Result<void> Instances::delete_file(const std::string& name, const std::string& path) {
+  auto view = rootfs_view(name);
+  if (!view) return view.error();
+  return remove_in_root(view->root, path);
 }
 
 void Instances::autostart(const std::stop_token& stop) {

@@ -31,6 +31,7 @@
 #include "daemon/instances/exec.hpp"
 #include "daemon/instances/idmap.hpp"
 #include "daemon/instances/lxc_driver.hpp"
+#include "daemon/instances/rootfs_files.hpp"
 #include "daemon/storage/pool.hpp"
 
 namespace berth::daemon {
@@ -112,6 +113,13 @@ class Instances {
   [[nodiscard]] std::filesystem::path log_dir(const std::string& name) const;
   [[nodiscard]] std::filesystem::path lxc_log(const std::string& name) const;
 
+  // ---- files in the instance's root filesystem (lxc file pull/push/delete), running or not ----
+  // Owners are the container's ids, mapped through the map its files are shifted to.
+  [[nodiscard]] Result<RootfsEntry> read_file(const std::string& name, const std::string& path,
+                                              std::uintmax_t max_size) const;
+  [[nodiscard]] Result<void> write_file(const std::string& name, const std::string& path, const RootfsWrite& what);
+  [[nodiscard]] Result<void> delete_file(const std::string& name, const std::string& path);
+
   // ---- what berthd does by itself (its housekeeping thread) ----
   // Once at start: every stopped instance that should run is started, as LXD's instancesStart
   // decides: boot.autostart true, or unset and the last recorded power state RUNNING. A failure
@@ -138,6 +146,13 @@ class Instances {
   [[nodiscard]] Result<void> stop_locked(const std::string& name, int timeout, bool force);
   [[nodiscard]] Result<void> set_config_key(const std::string& name, const std::string& key, const std::string& value);
   [[nodiscard]] Result<std::string> resolve_image(const std::string& ref) const;
+  // The rootfs and the id mappings (container to host, and back) its files are owned by now.
+  struct RootfsView {
+    std::filesystem::path root;
+    IdMappings shift;
+    IdMappings unshift;
+  };
+  [[nodiscard]] Result<RootfsView> rootfs_view(const std::string& name) const;
   [[nodiscard]] Result<void> remove_snapshot_locked(const std::string& name, const std::string& snap);
   [[nodiscard]] std::shared_ptr<std::mutex> mutex_of(const std::string& name);
   [[nodiscard]] std::unique_lock<std::mutex> lock(const std::string& name);

@@ -1,5 +1,5 @@
 #pragma once
-// What the liblxc driver and exec share inside berthd_lxc: owned descriptors, posix_spawn's
+// What the liblxc driver and exec share inside berthd_lxc: posix_spawn's
 // attribute objects, liblxc container handles, waitpid. Not for use outside daemon/instances.
 
 #include <lxc/lxccontainer.h>
@@ -12,36 +12,10 @@
 #include <string>
 #include <utility>
 
+#include "daemon/instances/unique_fd.hpp"
 #include "providers/lxd/result.hpp"
 
 namespace berth::daemon {
-
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  ~UniqueFd() { reset(); }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  [[nodiscard]] int get() const { return fd_; }
-  // Gives the descriptor up (the caller closes it).
-  [[nodiscard]] int release() { return std::exchange(fd_, -1); }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
 
 // posix_spawn's attribute objects, destroyed however the spawning function returns.
 struct SpawnActions {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# berthd_exec_test.sh — commands in containers on a berthd the test starts, driven by the stock lxc
+# berthd_exec_test.sh — commands and files in containers on a berthd the test starts, driven by the stock lxc
 # client, with the effects checked in the container (through lxc-attach, not berthd):
 # - lxc exec: stdout and stderr apart, the exit code, stdin piped (5 MB, byte for byte), output of
 #   20000 lines, --env with LXD's default PATH/HOME, --user/--group/--cwd, a missing command (127);
@@ -8,6 +8,8 @@
 #   running in the container;
 # - record-output without websockets: the exit code and the output files under /logs, deleted
 #   after; lxc info --show-log; a stopped container refuses exec;
+# - lxc file push (owner, mode; a tree with a symlink), pull (-r), delete; a symlink pointing out of
+#   the container resolves inside it, for reading and writing (the host's /etc is untouched);
 # - after a restart of berthd, lxc exec into the container that kept running works.
 # shellcheck disable=SC2016 # sh -c scripts are for the container's shell
 set -euo pipefail
@@ -100,11 +102,16 @@ kill -TERM "$P"
 RC=0
 wait "$P" || RC=$?
 assert_eq 143 "$RC" "SIGTERM to lxc exec reaches the command (128+15)"
-lxc exec b:c1 -- sleep 102 </dev/null &
+# In a subshell whose stderr is dropped: bash reports a job killed by a signal.
+(
+    lxc exec b:c1 -- sleep 102 </dev/null &
+    echo $! >"$WORK/exec.pid"
+    wait
+) 2>/dev/null &
 P=$!
 for ((i = 0; i < 50; i++)); do in_c1 ps | grep -q "sleep 102" && break; sleep 0.1; done
-kill -9 "$P"
-{ wait "$P"; } 2>/dev/null || true
+kill -9 "$(cat "$WORK/exec.pid")"
+wait "$P" || true
 for ((i = 0; i < 50; i++)); do in_c1 ps | grep -q "sleep 102" || break; sleep 0.1; done
 assert_eq 0 "$(in_c1 ps | grep -c "sleep 102" || true)" "a client killed with -9 leaves no command behind"
 
@@ -139,6 +146,39 @@ tb_lxc_q init b:bb b:c2
 run l exec b:c2 -- true
 assert_exit 1 "exec in a stopped container is refused"
 assert_contains "$ERR" "not running" "saying why"
+
+# --- files: push with owner and mode, pull, a tree, symlinks, delete; paths stay in the container
+printf 'hello\n' >"$WORK/f1"
+run l file push "$WORK/f1" b:c1/root/f1 --uid 1000 --gid 1001 --mode 0640
+assert_exit 0 "lxc file push with --uid, --gid and --mode"
+assert_eq "1000 1001 640 hello" "$(in_c1 sh -c 'stat -c "%u %g %a" /root/f1 | tr "\n" " "; cat /root/f1')" \
+    "the container sees the file with that owner and mode"
+assert_eq "$((${SUBUID_BASE:-1000000} + 1000))" "$(stat -c %u "$DIR/storage/containers/c1/rootfs/root/f1")" \
+    "owned on the host by the mapped id"
+run l file pull b:c1/root/f1 "$WORK/f1.back"
+assert_exit 0 "lxc file pull"
+assert_eq hello "$(cat "$WORK/f1.back")" "the pulled file has the content"
+assert_eq 640 "$(stat -c %a "$WORK/f1.back")" "and the mode"
+mkdir -p "$WORK/tree/a/b"
+echo x >"$WORK/tree/a/b/x"
+ln -s x "$WORK/tree/a/b/lnk"
+run l file push -r "$WORK/tree" b:c1/root/
+assert_exit 0 "lxc file push -r of a tree with a symlink"
+assert_eq "x x" "$(in_c1 sh -c 'cat /root/tree/a/b/x; readlink /root/tree/a/b/lnk' | tr '\n' ' ' | sed 's/ $//')" \
+    "the tree and its symlink are in the container"
+run l file pull -r b:c1/root/tree "$WORK/back"
+assert_exit 0 "lxc file pull -r"
+assert_eq x "$(cat "$WORK/back/tree/a/b/x")" "the tree comes back"
+run l file delete b:c1/root/f1
+assert_exit 0 "lxc file delete"
+assert_eq gone "$(in_c1 sh -c '[ -e /root/f1 ] && echo there || echo gone')" "the file is gone from the container"
+in_c1 ln -s /../../../../../etc "/root/escape"
+run l file pull b:c1/root/escape/passwd "$WORK/passwd"
+assert_exit 1 "a symlink pointing out of the container resolves inside it (no /etc/passwd there)"
+run l file push "$WORK/f1" b:c1/root/escape/pushed
+assert_exit 0 "a push through it"
+assert_eq hello "$(in_c1 cat /etc/pushed)" "lands in the container's /etc"
+assert_eq 0 "$(find /etc -maxdepth 1 -name pushed | wc -l)" "and the host's /etc is untouched"
 
 # --- after a restart of berthd
 kill -TERM "$BERTHD_PID"
