@@ -24,6 +24,7 @@
 #include "daemon/api/api.hpp"
 #include "daemon/api/exec_api.hpp"
 #include "daemon/api/files_api.hpp"
+#include "daemon/api/host_api.hpp"
 #include "daemon/api/images_api.hpp"
 #include "daemon/api/instances_api.hpp"
 #include "daemon/api/trust.hpp"
@@ -407,6 +408,7 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
                                  });
         api::add_exec_routes(router, *raw->instances, raw->operations, raw->api->sockets(), raw->exec_sessions);
         api::add_file_routes(router, *raw->instances);
+        api::add_host_routes(router, *raw->instances);
         api::add_image_routes(router, *raw->images, raw->operations, *raw->db,
                               [raw](const std::string& instance, const std::string& snapshot,
                                     const std::optional<std::map<std::string, std::string>>& properties) {
@@ -415,11 +417,21 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
       },
       [] {
         auto extensions = api::instance_extensions();
-        for (const auto* more : {&api::image_extensions(), &api::exec_extensions(), &api::file_extensions()}) {
+        for (const auto* more :
+             {&api::image_extensions(), &api::exec_extensions(), &api::file_extensions(), &api::host_extensions()}) {
           extensions.insert(extensions.end(), more->begin(), more->end());
         }
         return extensions;
       }());
+  impl->api->set_metrics([raw] {
+    std::vector<std::pair<std::string, ContainerUsage>> usage;
+    if (auto names = raw->instances->names()) {
+      for (const auto& name : *names) {
+        if (auto u = raw->instances->usage(name)) usage.emplace_back(name, std::move(*u));
+      }
+    }
+    return api::metrics_text(usage);
+  });
   impl->handler = [raw](const http::Request& r) { return raw->api->handle(r); };
   auto& handler = impl->handler;
 

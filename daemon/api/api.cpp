@@ -193,6 +193,22 @@ Api::Api(Database& db, Operations& operations, Events& events, ServerIdentity id
   // The secret is the credential: other servers' daemons connect without a trusted certificate.
   router_.add("/1.0/operations/{id}/websocket", "GET", Access::untrusted, bind(&Api::connect_operation));
   router_.add("/1.0/events", "GET", Access::trusted, bind(&Api::get_events));
+  // Trusted clients and metrics certificates (which are trusted for nothing else): decided inside.
+  router_.add("/1.0/metrics", "GET", Access::untrusted, bind(&Api::get_metrics));
+}
+
+http::Response Api::get_metrics(const Call& call) const {
+  bool allowed = call.trusted;
+  if (!allowed && !call.client_fingerprint.empty()) {
+    auto found = db_.certificate(call.client_fingerprint);
+    allowed =
+        found && found->has_value() && (*found)->type == "metrics" && within_validity(call.request.peer_certificate);
+  }
+  if (!allowed) return error_response(403, "not authorized");
+  http::Response response;
+  response.content_type = "text/plain; version=0.0.4";
+  response.body = metrics_ ? metrics_() : std::string{};
+  return response;
 }
 
 void Api::add_routes(const std::function<void(Router&)>& add, const std::vector<std::string>& extensions) {

@@ -81,6 +81,9 @@ class Api {
   // Set before serving; without it a changed address is stored only (it counts at the next start).
   void set_relisten(Relisten relisten) { relisten_ = std::move(relisten); }
 
+  // What GET /1.0/metrics answers (Prometheus text), asked per request; set before serving.
+  void set_metrics(std::function<std::string()> metrics) { metrics_ = std::move(metrics); }
+
   // The server config keys berthd accepts: core.https_address, core.trust_password,
   // core.remote_token_expiry and user.*.
   [[nodiscard]] static bool known_config_key(const std::string& key);
@@ -102,6 +105,7 @@ class Api {
   http::Response wait_operation(const Call& call) const;
   http::Response connect_operation(const Call& call) const;
   http::Response get_events(const Call& call) const;
+  http::Response get_metrics(const Call& call) const;
 
   Database& db_;
   std::vector<std::string> extensions_{"certificate_token"};
@@ -110,6 +114,7 @@ class Api {
   mutable OperationSockets sockets_;
   ServerIdentity identity_;
   Relisten relisten_;
+  std::function<std::string()> metrics_;
   mutable AttemptLimiter password_attempts_{20, 20};  // a burst of 20, then 20 a second
   Router router_;
 };

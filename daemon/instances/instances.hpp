@@ -131,6 +131,10 @@ class Instances {
   // is before `now` are deleted. Instances busy with a change are left for the next call.
   void housekeep(std::chrono::system_clock::time_point now);
 
+  // A running container's cgroup figures for /1.0/metrics; nullopt unless it runs.
+  [[nodiscard]] std::optional<ContainerUsage> usage(const std::string& name) const { return driver_.usage(name); }
+  [[nodiscard]] const std::string& architecture() const { return architecture_; }
+
   // Running or frozen, as liblxc says.
   [[nodiscard]] bool active(const std::string& name) const;
 

@@ -875,6 +875,84 @@ ContainerState LxcDriver::state(const std::string& name) const {
   return s;
 }
 
+std::optional<ContainerUsage> LxcDriver::usage(const std::string& name) const {
+  auto c = open_defined(lxcpath_, name);
+  if (!c) return std::nullopt;
+  lxc_container* ct = c->get();
+  if (!ct->is_running(ct)) return std::nullopt;
+  const auto item = [ct](const char* key) -> std::optional<std::string> {
+    std::array<char, 16384> buf{};
+    const int n = ct->get_cgroup_item(ct, key, buf.data(), static_cast<int>(buf.size() - 1));
+    if (n <= 0) return std::nullopt;
+    return std::string(buf.data(), static_cast<std::size_t>(n));
+  };
+  ContainerUsage u;
+  if (host_.cpu == CgroupVersion::v1) {
+    // "cpu user system" then one line per cpu, in nanoseconds.
+    std::istringstream in(item("cpuacct.usage_all").value_or(""));
+    std::string line;
+    std::getline(in, line);
+    int cpu = 0;
+    ContainerUsage::Cpu sample;
+    while (in >> cpu >> sample.user_ns >> sample.system_ns) {
+      sample.cpu = cpu;
+      u.cpus.push_back(sample);
+    }
+  } else {
+    ContainerUsage::Cpu sample;
+    sample.user_ns = cgroup_stat_field(ct, "cpu.stat", "user_usec").value_or(0) * 1000;
+    sample.system_ns = cgroup_stat_field(ct, "cpu.stat", "system_usec").value_or(0) * 1000;
+    u.cpus.push_back(sample);
+  }
+  // memory.stat's names (v1 with the hierarchy's total_ ones) to LXD's.
+  const bool v1 = host_.memory == CgroupVersion::v1;
+  static const std::vector<std::pair<std::string, std::string>> v1_names = {{"total_active_anon", "Active_anon"},
+                                                                            {"total_active_file", "Active_file"},
+                                                                            {"total_inactive_anon", "Inactive_anon"},
+                                                                            {"total_inactive_file", "Inactive_file"},
+                                                                            {"total_unevictable", "Unevictable"},
+                                                                            {"total_writeback", "Writeback"},
+                                                                            {"total_dirty", "Dirty"},
+                                                                            {"total_mapped_file", "Mapped"},
+                                                                            {"total_rss", "RSS"},
+                                                                            {"total_shmem", "Shmem"},
+                                                                            {"total_cache", "Cached"}};
+  static const std::vector<std::pair<std::string, std::string>> v2_names = {{"active_anon", "Active_anon"},
+                                                                            {"active_file", "Active_file"},
+                                                                            {"inactive_anon", "Inactive_anon"},
+                                                                            {"inactive_file", "Inactive_file"},
+                                                                            {"unevictable", "Unevictable"},
+                                                                            {"file_writeback", "Writeback"},
+                                                                            {"file_dirty", "Dirty"},
+                                                                            {"file_mapped", "Mapped"},
+                                                                            {"anon", "RSS"},
+                                                                            {"shmem", "Shmem"},
+                                                                            {"file", "Cached"}};
+  std::map<std::string, std::int64_t> stat;
+  {
+    std::istringstream in(item("memory.stat").value_or(""));
+    std::string key;
+    std::int64_t value = 0;
+    while (in >> key >> value) stat[key] = value;
+  }
+  for (const auto& [from, to] : v1 ? v1_names : v2_names) {
+    if (const auto it = stat.find(from); it != stat.end()) u.memory[to] = it->second;
+  }
+  u.memory["Active"] = u.memory["Active_anon"] + u.memory["Active_file"];
+  u.memory["Inactive"] = u.memory["Inactive_anon"] + u.memory["Inactive_file"];
+  u.memory_usage = cgroup_number(ct, v1 ? "memory.usage_in_bytes" : "memory.current").value_or(0);
+  const auto limit = cgroup_number(ct, v1 ? "memory.limit_in_bytes" : "memory.max");  // "max": none
+  const auto host_total = static_cast<std::int64_t>(host_.memory_total);
+  u.memory_limit = limit && *limit > 0 && (host_total == 0 || *limit < host_total) ? *limit : host_total;
+  if (v1) {
+    if (const auto both = cgroup_number(ct, "memory.memsw.usage_in_bytes")) u.swap_usage = *both - u.memory_usage;
+  } else {
+    u.swap_usage = cgroup_number(ct, "memory.swap.current");
+  }
+  u.processes = cgroup_number(ct, "pids.current").value_or(0);
+  return u;
+}
+
 Result<void> LxcDriver::apply_limits(const std::string& name, const std::map<std::string, std::string>& config) {
   if (auto r = validate_instance_config(config); !r) return r;
   auto c = open_defined(lxcpath_, name);

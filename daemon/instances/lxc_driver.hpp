@@ -73,6 +73,23 @@ struct ContainerState {
   std::int64_t cpu_usage_ns = 0;
 };
 
+// What /1.0/metrics reports of a running container, from its cgroup, as LXD's Metrics reads it.
+struct ContainerUsage {
+  struct Cpu {
+    int cpu = 0;  // cgroup v2 has no per-cpu figures: one entry, cpu 0
+    std::int64_t user_ns = 0;
+    std::int64_t system_ns = 0;
+  };
+  std::vector<Cpu> cpus;
+  // memory.stat in LXD's names (Active_anon, Active_file, Active, Inactive_anon, Inactive_file,
+  // Inactive, Unevictable, Writeback, Dirty, Mapped, RSS, Shmem, Cached), bytes.
+  std::map<std::string, std::int64_t> memory;
+  std::int64_t memory_usage = 0;
+  std::int64_t memory_limit = 0;  // the limit, or the host's memory when there is none
+  std::optional<std::int64_t> swap_usage;
+  std::int64_t processes = 0;
+};
+
 // What the host offers that decides how limits are written; probed once per driver.
 struct HostFacts {
   enum class CgroupVersion { v1, v2 };
@@ -153,6 +170,8 @@ class LxcDriver {
   [[nodiscard]] Result<void> unfreeze(const std::string& name);
   // Stopped (102) when not defined.
   [[nodiscard]] ContainerState state(const std::string& name) const;
+  // nullopt unless the container runs.
+  [[nodiscard]] std::optional<ContainerUsage> usage(const std::string& name) const;
   // Sets limits.* on a running container's cgroups; unset keys lift their limit.
   [[nodiscard]] Result<void> apply_limits(const std::string& name, const std::map<std::string, std::string>& config);
   // Drops LXCPATH/NAME; the container must be stopped. Not liblxc's destroy: that would delete the

@@ -10,6 +10,9 @@
 #   after; lxc info --show-log; a stopped container refuses exec;
 # - lxc file push (owner, mode; a tree with a symlink), pull (-r), delete; a symlink pointing out of
 #   the container resolves inside it, for reading and writing (the host's /etc is untouched);
+# - /1.0/resources (cpus, memory, disks as the host counts them; lxc info --resources) and
+#   /1.0/metrics (lxd_procs_total against the container's ps, LXD's names and labels; 403 to an
+#   untrusted client; a metrics certificate reads it and nothing else);
 # - after a restart of berthd, lxc exec into the container that kept running works.
 # shellcheck disable=SC2016 # sh -c scripts are for the container's shell
 set -euo pipefail
@@ -179,6 +182,35 @@ run l file push "$WORK/f1" b:c1/root/escape/pushed
 assert_exit 0 "a push through it"
 assert_eq hello "$(in_c1 cat /etc/pushed)" "lands in the container's /etc"
 assert_eq 0 "$(find /etc -maxdepth 1 -name pushed | wc -l)" "and the host's /etc is untouched"
+
+# --- the host's resources and the containers' metrics
+run l query b:/1.0/resources
+assert_eq "$(nproc --all)" "$(jq -r .cpu.total <<<"$OUT")" "/1.0/resources counts this host's cpus"
+assert_eq "$(($(awk '/^MemTotal:/{print $2}' /proc/meminfo) * 1024))" "$(jq -r .memory.total <<<"$OUT")" \
+    "and its memory"
+assert_eq "$(find /sys/block -mindepth 1 -maxdepth 1 ! -name 'loop*' ! -name 'ram*' ! -name 'zram*' ! -name 'dm-*' | wc -l)" \
+    "$(jq -r .storage.total <<<"$OUT")" "and its disks"
+run l info --resources b:
+assert_exit 0 "lxc info --resources"
+assert_contains "$OUT" "Total: " "shows the memory"
+run l query --raw b:/1.0/metrics
+assert_exit 0 "lxc query /1.0/metrics"
+PROCS=$(awk '/^lxd_procs_total\{.*name="c1"/{print $2}' <<<"$OUT")
+# ps itself is one of the processes it lists.
+assert_eq "$(($(in_c1 ps -o pid | tail -n +2 | wc -l) - 1))" "$PROCS" "lxd_procs_total is c1's number of processes"
+assert_contains "$OUT" 'lxd_cpu_seconds_total{cpu="0",mode="user",name="c1",project="default",type="container"}' \
+    "CPU time per cpu and mode, with LXD's labels"
+assert_contains "$OUT" 'lxd_memory_MemTotal_bytes{name="c1",project="default",type="container"}' "and memory"
+assert_not_contains "$OUT" 'name="c2"' "a stopped container has no metrics"
+assert_eq 403 "$(curl -sk -o /dev/null -w '%{http_code}' "$BERTHD_URL/1.0/metrics")" "an untrusted client gets 403"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=metrics \
+    -keyout "$WORK/metrics.key" -out "$WORK/metrics.crt" 2>/dev/null
+run l config trust add b: "$WORK/metrics.crt" --type metrics
+assert_exit 0 "lxc config trust add --type metrics"
+MCURL=(curl -sk --cert "$WORK/metrics.crt" --key "$WORK/metrics.key" -o "$WORK/m.out" -w '%{http_code}')
+assert_eq 200 "$("${MCURL[@]}" "$BERTHD_URL/1.0/metrics")" "a metrics certificate reads /1.0/metrics"
+assert_contains "$(cat "$WORK/m.out")" "lxd_procs_total" "and gets the metrics"
+assert_eq 403 "$("${MCURL[@]}" "$BERTHD_URL/1.0/instances")" "and nothing else"
 
 # --- after a restart of berthd
 kill -TERM "$BERTHD_PID"
