@@ -120,7 +120,11 @@ class Worker {
   }
   void stop() {
     if (!thread_.joinable()) return;
-    thread_.request_stop();
+    {
+      // Under the mutex, so that the wait cannot miss it between its check and its sleep.
+      const std::lock_guard guard(mu_);
+      thread_.request_stop();
+    }
     cv_.notify_one();
     thread_.join();
   }
@@ -167,9 +171,6 @@ std::vector<std::string> reachable_addresses(const std::string& host, std::uint1
   return {(host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port)};
 }
 
-// How long a listener that core.https_address moved away from keeps serving the connections it had.
-constexpr std::chrono::seconds retired_listener_grace{90};
-
 }  // namespace
 
 struct Daemon::Impl {
@@ -195,7 +196,7 @@ struct Daemon::Impl {
   // connections for a while): the listener worker's after start.
   std::unique_ptr<http::Server> https_server;
   std::optional<Endpoint> https_endpoint;
-  std::vector<std::pair<std::chrono::steady_clock::time_point, std::unique_ptr<http::Server>>> retired;
+  std::vector<std::pair<std::chrono::steady_clock::time_point, std::unique_ptr<http::Server>>> retired;  // until stop
   http::Handler handler;
   http::ServerOptions server_options;
   http::TlsIdentity tls;
@@ -264,13 +265,12 @@ struct Daemon::Impl {
     return std::nullopt;
   }
 
-  // On the listener worker: listeners moved away from long enough ago are stopped.
-  void stop_retired(std::chrono::steady_clock::time_point before) {
-    std::erase_if(retired, [&](auto& entry) {
-      if (entry.first > before) return false;
-      entry.second->stop();
-      return true;
-    });
+  // At berthd's stop: the listeners moved away from. They are kept until then, serving the
+  // connections they had, because websockets they accepted (an exec's, the events') may be held
+  // elsewhere and must not outlive their server.
+  void stop_retired() {
+    for (auto& entry : retired) entry.second->stop();
+    retired.clear();
   }
 
   // Last: they use everything above, and stop before it goes.
@@ -294,7 +294,7 @@ void Daemon::stop() {
     spdlog::warn("berthd: tasks still running after 60 s; stopping anyway");
   }
   if (impl_->https_server) impl_->https_server->stop();
-  impl_->stop_retired(std::chrono::steady_clock::time_point::max());
+  impl_->stop_retired();
   if (impl_->unix_server) impl_->unix_server->stop();
 }
 
@@ -457,6 +457,13 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
   if (::chmod(socket_path.c_str(), 0660) != 0) return "cannot set the mode of " + socket_path;
 
   impl->tls = {*cert_pem, *key_pem};
+  // The listener worker moves HTTPS when core.https_address changes; set before any request can
+  // ask for it.
+  impl->listener = std::make_unique<Worker>(std::chrono::hours{1}, [](const std::stop_token&) {});
+  impl->api->set_relisten([raw](const std::string& address, std::function<void(std::optional<std::string>)> done) {
+    raw->listener->post(
+        [raw, address, done = std::move(done)](const std::stop_token&) { done(raw->relisten(address)); });
+  });
   if (listen) {
     auto https = impl->open_https(*listen);
     if (auto* error = std::get_if<std::string>(&https)) {
@@ -468,15 +475,6 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
       spdlog::info("berthd: listening on {}", addresses.empty() ? listen->first : addresses.front());
     }
   }
-  // The listener worker moves HTTPS when core.https_address changes, and stops listeners moved
-  // away from once their connections have had time to end.
-  impl->listener = std::make_unique<Worker>(std::chrono::seconds{30}, [raw](const std::stop_token&) {
-    raw->stop_retired(std::chrono::steady_clock::now() - retired_listener_grace);
-  });
-  impl->api->set_relisten([raw](const std::string& address, std::function<void(std::optional<std::string>)> done) {
-    raw->listener->post(
-        [raw, address, done = std::move(done)](const std::stop_token&) { done(raw->relisten(address)); });
-  });
   impl->unix_server->start();
   // Instances that should run are started, then what happened without berthd is noticed every
   // few seconds: containers that stopped by themselves, snapshots that expired.

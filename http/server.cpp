@@ -190,11 +190,13 @@ std::string peer_certificate_of(Stream& stream) {
 template <class Stream>
 class WsSession final : public SessionBase, public WebSocket, public std::enable_shared_from_this<WsSession<Stream>> {
  public:
+  // The session is registered with the listener until it ends, on the server thread; the
+  // application may hold it longer, from any thread, and then touches only what it owns.
   WsSession(Stream stream, Shared& shared, std::string peer)
-      : ws_(std::move(stream)), shared_(shared), peer_(std::move(peer)) {
+      : ws_(std::move(stream)), shared_(shared), gate_(shared.gate), peer_(std::move(peer)) {
     shared_.sessions.insert(this);
   }
-  ~WsSession() override { shared_.sessions.erase(this); }
+  ~WsSession() override { unregister(); }
   WsSession(const WsSession&) = delete;
   WsSession& operator=(const WsSession&) = delete;
 
@@ -203,7 +205,10 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
     beast::get_lowest_layer(ws_).expires_never();
     ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
     ws_.async_accept(request, [self = this->shared_from_this(), accepted = std::move(accepted)](error_code ec) {
-      if (ec) return fail(ec, "websocket handshake", self->peer_);
+      if (ec) {
+        self->unregister();
+        return fail(ec, "websocket handshake", self->peer_);
+      }
       self->open_ = true;
       accepted(self);
       self->do_read();
@@ -213,7 +218,8 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
   void send_text(std::string message) override { enqueue(std::move(message), true); }
   void send_binary(std::string message) override { enqueue(std::move(message), false); }
   void close() override {
-    net::post(ws_.get_executor(), [self = this->shared_from_this()] {
+    // Through the gate: once the server stopped, nothing is posted to its io_context.
+    gate_->post([self = this->shared_from_this()] {
       self->closing_ = true;
       if (!self->writing_) self->do_close();
     });
@@ -225,7 +231,7 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
 
  private:
   void enqueue(std::string message, bool text) {
-    net::post(ws_.get_executor(), [self = this->shared_from_this(), message = std::move(message), text]() mutable {
+    gate_->post([self = this->shared_from_this(), message = std::move(message), text]() mutable {
       if (!self->open_ || self->closing_) return;
       if (self->queue_.size() >= max_queued_messages) {
         spdlog::warn("http: {} websocket: {} messages wait unread; disconnected", self->peer_, self->queue_.size());
@@ -247,7 +253,13 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
     }
     const std::string message = beast::buffers_to_string(buffer_.data());
     buffer_.consume(buffer_.size());
-    if (on_message) on_message(message, ws_.got_text());
+    if (on_message) {
+      try {
+        on_message(message, ws_.got_text());
+      } catch (const std::exception& e) {
+        spdlog::error("http: {} websocket: the message handler failed: {}", peer_, e.what());
+      }
+    }
     do_read();
   }
 
@@ -273,8 +285,9 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
     ws_.async_close(websocket::close_code::normal, [self = this->shared_from_this()](error_code) {});
   }
 
-  // Once, however the socket ended.
+  // Once, however the socket ended; on the server thread.
   void ended() {
+    unregister();
     if (!open_) return;
     open_ = false;
     if (on_close) on_close();
@@ -282,8 +295,17 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
     on_close = nullptr;
   }
 
+  // On the server thread (or in the destructor when it never left it).
+  void unregister() {
+    if (!registered_) return;
+    registered_ = false;
+    shared_.sessions.erase(this);
+  }
+
   websocket::stream<Stream> ws_;
   Shared& shared_;
+  std::shared_ptr<PostGate> gate_;
+  bool registered_ = true;
   std::string peer_;
   beast::flat_buffer buffer_;
   std::deque<std::pair<std::string, bool>> queue_;
@@ -814,6 +836,9 @@ void Server::stop() {
   // Closing everything on the server thread leaves the io_context without work: run() returns.
   net::post(impl.ioc, [&impl] { impl.close_all(); });
   impl.thread.join();
+  // run() may have returned before (a listener that stopped accepting and had no connection
+  // left): nothing may be posted to the io_context from now on either way.
+  impl.shared.gate->close();
 }
 
 std::variant<std::pair<std::string, std::uint16_t>, std::string> parse_listen_address(std::string_view text) {

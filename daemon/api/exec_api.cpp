@@ -114,6 +114,11 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     {
       const std::lock_guard guard(mu_);
+      if (done_) {
+        // Too late: the command ran already (or never will).
+        ws->close();
+        return;
+      }
       sockets_[fd] = ws;
     }
     cv_.notify_all();
@@ -177,8 +182,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void control(const std::string& message) {
     const auto j = nlohmann::json::parse(message, nullptr, false);
-    if (!j.is_object()) return;
-    const std::string command = j.value("command", "");
+    if (!j.is_object() || !j.contains("command") || !j["command"].is_string()) return;
+    const std::string command = j["command"].get<std::string>();
     std::shared_ptr<ExecProcess> process;
     {
       const std::lock_guard guard(mu_);

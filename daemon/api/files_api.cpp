@@ -37,7 +37,7 @@ class FileRoutes {
     auto entry = instances_.read_file(call.params.at("name"), path->second, max_file_transfer);
     if (!entry) return error_response(entry.error());
     std::array<char, 8> mode{};
-    std::snprintf(mode.data(), mode.size(), "%04o", entry->mode & 07777);
+    std::snprintf(mode.data(), mode.size(), "%04o", entry->mode & 0777);
     const std::vector<std::pair<std::string, std::string>> headers = {{"X-LXD-uid", std::to_string(entry->uid)},
                                                                       {"X-LXD-gid", std::to_string(entry->gid)},
                                                                       {"X-LXD-mode", mode.data()},

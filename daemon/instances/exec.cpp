@@ -219,8 +219,7 @@ void ExecProcess::Input::close() {
 
 lxd::Result<std::unique_ptr<ExecProcess>> ExecProcess::start(const fs::path& helper, const fs::path& lxcpath,
                                                              const std::string& name, const ExecRequest& request,
-                                                             std::pair<uid_t, gid_t> pty_owner,
-                                                             const fs::path& devpts_ptmx) {
+                                                             std::pair<uid_t, gid_t> pty_owner, int devpts) {
   const std::string where = "exec in " + name;
   const auto io_error = [&](const std::string& what, int err) {
     return make_error(ErrorKind::io, where + ": " + what + ": " + errno_text(err));
@@ -234,7 +233,7 @@ lxd::Result<std::unique_ptr<ExecProcess>> ExecProcess::start(const fs::path& hel
     // A pty of the container's own devpts, so that the command sees its terminal in /dev/pts (tty,
     // ttyname), as LXD's OpenPtyInDevpts gives it; the host's when that cannot be opened.
     UniqueFd master;
-    if (!devpts_ptmx.empty()) master = UniqueFd(::open(devpts_ptmx.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (devpts >= 0) master = UniqueFd(::openat(devpts, "ptmx", O_RDWR | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC));
     if (master.get() < 0) master = UniqueFd(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
     if (master.get() < 0) return io_error("open a pty", errno);
     int unlock = 0;
@@ -360,11 +359,9 @@ ExecProcess::~ExecProcess() {
 
 void ExecProcess::signal(int sig) const {
   if (sig <= 0 || sig >= NSIG) return;
-  if (command_pid_fd_ >= 0) {
-    (void)::syscall(SYS_pidfd_send_signal, command_pid_fd_, sig, nullptr, 0U);
-  } else if (command_pid_ > 0 && !reaped_) {
-    ::kill(command_pid_, sig);
-  }
+  // Only through the pidfd: without one the command was gone already, and its pid may name
+  // another process by now.
+  if (command_pid_fd_ >= 0) (void)::syscall(SYS_pidfd_send_signal, command_pid_fd_, sig, nullptr, 0U);
 }
 
 void ExecProcess::resize(int width, int height) const {
@@ -379,6 +376,7 @@ int ExecProcess::pump(Input& input, const std::function<void(int fd, std::string
   std::string pending;  // taken from input, not yet written
   bool input_closed = false;
   int status = 0;
+  bool wait_failed = false;  // no exit status to report: -1, as LXD reports a failed wait
   std::optional<Clock::time_point> exited_at;
   std::array<bool, 2> open{stdout_fd_ >= 0, stderr_fd_ >= 0};
   const std::array<int, 2> out_fds{stdout_fd_, stderr_fd_};
@@ -388,6 +386,7 @@ int ExecProcess::pump(Input& input, const std::function<void(int fd, std::string
       bool exited = false;
       if (auto st = wait_child(helper_pid_, WNOHANG, exited); exited || !st) {
         status = st.value_or(0);
+        wait_failed = !st;
         exited_at = Clock::now();
         reaped_ = true;
       }
@@ -442,7 +441,7 @@ int ExecProcess::pump(Input& input, const std::function<void(int fd, std::string
       }
     }
   }
-  return exit_code_of(status);
+  return wait_failed ? -1 : exit_code_of(status);
 }
 
 // ---- the helper ----

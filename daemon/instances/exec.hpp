@@ -52,11 +52,11 @@ class ExecProcess {
  public:
   // Starts "HELPER forkexec" for the command; returns once it runs in the container, or with why
   // it cannot (the container is not running, liblxc could not attach). `pty_owner`: the host ids
-  // of the container's root, who gets the pty of an interactive command; `devpts_ptmx`: the
-  // container's /dev/pts/ptmx as the host reaches it, for a pty of its own devpts.
+  // of the container's root, who gets the pty of an interactive command; `devpts`: a descriptor
+  // of the container's devpts mount (LxcDriver::devpts_fd), for a pty of its own, or -1.
   [[nodiscard]] static lxd::Result<std::unique_ptr<ExecProcess>> start(
       const std::filesystem::path& helper, const std::filesystem::path& lxcpath, const std::string& name,
-      const ExecRequest& request, std::pair<uid_t, gid_t> pty_owner, const std::filesystem::path& devpts_ptmx = {});
+      const ExecRequest& request, std::pair<uid_t, gid_t> pty_owner, int devpts = -1);
   // Kills the command and the helper if they still run, and reaps the helper.
   ~ExecProcess();
   ExecProcess(const ExecProcess&) = delete;

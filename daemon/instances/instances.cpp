@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/instances/shift.hpp"
+#include "daemon/instances/unique_fd.hpp"
 #include "daemon/operations/operations.hpp"
 #include "engine/util/time.hpp"
 
@@ -901,11 +902,11 @@ Result<std::unique_ptr<ExecProcess>> Instances::exec(const std::string& name, Ex
   const auto root_gid = map->empty() ? std::optional<std::int64_t>{0} : shift_gid(*map, 0);
   if (!root_uid || !root_gid) return make_error(ErrorKind::io, "container " + name + ": its id map has no root");
   if (driver_.helper().empty()) return make_error(ErrorKind::io, "no exec helper: berthd cannot find its executable");
-  const auto init = driver_.state(name).pid;
-  const auto ptmx = init > 0 ? std::filesystem::path("/proc/" + std::to_string(init) + "/root/dev/pts/ptmx")
-                             : std::filesystem::path{};
+  // The container's own devpts, as its monitor holds it (never a path inside the container,
+  // which the container controls).
+  UniqueFd devpts(request.interactive ? driver_.devpts_fd(name) : -1);
   return ExecProcess::start(driver_.helper(), driver_.lxcpath(), name, request,
-                            {static_cast<uid_t>(*root_uid), static_cast<gid_t>(*root_gid)}, ptmx);
+                            {static_cast<uid_t>(*root_uid), static_cast<gid_t>(*root_gid)}, devpts.get());
 }
 
 std::filesystem::path Instances::log_dir(const std::string& name) const {

@@ -875,6 +875,12 @@ ContainerState LxcDriver::state(const std::string& name) const {
   return s;
 }
 
+int LxcDriver::devpts_fd(const std::string& name) const {
+  auto c = open_defined(lxcpath_, name);
+  if (!c || !(*c)->is_running(c->get())) return -1;
+  return (*c)->devpts_fd(c->get());
+}
+
 std::optional<ContainerUsage> LxcDriver::usage(const std::string& name) const {
   auto c = open_defined(lxcpath_, name);
   if (!c) return std::nullopt;

@@ -172,6 +172,9 @@ class LxcDriver {
   [[nodiscard]] ContainerState state(const std::string& name) const;
   // nullopt unless the container runs.
   [[nodiscard]] std::optional<ContainerUsage> usage(const std::string& name) const;
+  // A descriptor of the running container's devpts mount, from its monitor (liblxc's devpts_fd),
+  // for a pty of its own; -1 when there is none. The caller closes it.
+  [[nodiscard]] int devpts_fd(const std::string& name) const;
   // Sets limits.* on a running container's cgroups; unset keys lift their limit.
   [[nodiscard]] Result<void> apply_limits(const std::string& name, const std::map<std::string, std::string>& config);
   // Drops LXCPATH/NAME; the container must be stopped. Not liblxc's destroy: that would delete the

@@ -118,7 +118,7 @@ lxd::Result<RootfsEntry> read_in_root(const std::filesystem::path& root_dir, con
   RootfsEntry e;
   e.uid = unshift.uid(st.st_uid).value_or(-1);
   e.gid = unshift.gid(st.st_gid).value_or(-1);
-  e.mode = st.st_mode & 07777;
+  e.mode = st.st_mode & 0777;  // the permission bits, as LXD's Perm()
   e.modified = st.st_mtim.tv_sec;
   if (S_ISLNK(st.st_mode)) {
     e.type = "symlink";
@@ -149,6 +149,11 @@ lxd::Result<RootfsEntry> read_in_root(const std::filesystem::path& root_dir, con
   }
   UniqueFd file(open_in(root.get(), path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK));
   if (file.get() < 0) return failure(path, "open", errno);
+  struct stat opened {};
+  if (::fstat(file.get(), &opened) != 0) return failure(path, "stat", errno);
+  if (opened.st_ino != st.st_ino || opened.st_dev != st.st_dev || !S_ISREG(opened.st_mode)) {
+    return make_error(ErrorKind::conflict, path + ": changed while read; try again");
+  }
   std::array<char, 65536> buf{};
   for (;;) {
     const ssize_t n = ::read(file.get(), buf.data(), buf.size());
@@ -173,7 +178,8 @@ lxd::Result<void> write_in_root(const std::filesystem::path& root_dir, const std
   }
   UniqueFd root(::open(root_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (root.get() < 0) return failure(root_dir.string(), "open the root", errno);
-  UniqueFd existing(open_in(root.get(), path, O_PATH | O_NOFOLLOW));
+  // As LXD's Stat: a file or directory behind a symlink counts as there; a symlink is itself.
+  UniqueFd existing(open_in(root.get(), path, what.type == "symlink" ? O_PATH | O_NOFOLLOW : O_PATH));
   const bool exists = existing.get() >= 0;
   auto owner = owner_for(what, shift, path);
   if (!owner) return owner.error();
@@ -206,10 +212,12 @@ lxd::Result<void> write_in_root(const std::filesystem::path& root_dir, const std
     if (exists) return {};
     const auto mode = static_cast<mode_t>(what.mode >= 0 ? what.mode & 07777 : 0750);
     if (::mkdirat(parent_fd.get(), parent->name.c_str(), mode) != 0) return failure(path, "mkdir", errno);
-    if (::fchownat(parent_fd.get(), parent->name.c_str(), owner->first, owner->second, AT_SYMLINK_NOFOLLOW) != 0) {
-      return failure(path, "chown", errno);
-    }
-    if (::fchmodat(parent_fd.get(), parent->name.c_str(), mode, 0) != 0) return failure(path, "chmod", errno);
+    // Owner and mode through a descriptor of what was made: the container may swap the name for a
+    // symlink meanwhile, and a path would follow it out of the root.
+    UniqueFd made(::openat(parent_fd.get(), parent->name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (made.get() < 0) return failure(path, "open", errno);
+    if (::fchown(made.get(), owner->first, owner->second) != 0) return failure(path, "chown", errno);
+    if (::fchmod(made.get(), mode) != 0) return failure(path, "chmod", errno);
     return {};
   }
   // A symlink: nothing to do when it is there already.
