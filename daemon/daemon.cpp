@@ -196,7 +196,7 @@ struct Daemon::Impl {
   // connections for a while): the listener worker's after start.
   std::unique_ptr<http::Server> https_server;
   std::optional<Endpoint> https_endpoint;
-  std::vector<std::pair<std::chrono::steady_clock::time_point, std::unique_ptr<http::Server>>> retired;  // until stop
+  std::vector<std::unique_ptr<http::Server>> retired;  // kept until stop
   http::Handler handler;
   http::ServerOptions server_options;
   http::TlsIdentity tls;
@@ -219,7 +219,7 @@ struct Daemon::Impl {
   void use_https(std::unique_ptr<http::Server> server, std::optional<Endpoint> at) {
     if (https_server) {
       https_server->stop_accepting();
-      retired.emplace_back(std::chrono::steady_clock::now(), std::move(https_server));
+      retired.push_back(std::move(https_server));
     }
     https_server = std::move(server);
     https_endpoint = std::move(at);
@@ -269,7 +269,7 @@ struct Daemon::Impl {
   // connections they had, because websockets they accepted (an exec's, the events') may be held
   // elsewhere and must not outlive their server.
   void stop_retired() {
-    for (auto& entry : retired) entry.second->stop();
+    for (auto& server : retired) server->stop();
     retired.clear();
   }
 
