@@ -171,6 +171,43 @@ std::vector<std::string> reachable_addresses(const std::string& host, std::uint1
   return {(host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port)};
 }
 
+// Task operations are journalled in the database while they run (DocumentKind::operation).
+OperationJournal operation_journal(Database& db) {
+  OperationJournal journal;
+  journal.begun = [&db](const nlohmann::json& operation) {
+    const auto id = operation.value("id", "");
+    if (auto r = db.change({{DocumentChange::Op::insert, DocumentKind::operation, id, operation, {}}}); !r) {
+      spdlog::error("berthd: cannot journal operation {}: {}", id, r.error().message);
+    }
+  };
+  journal.ended = [&db](const std::string& id) {
+    if (auto r = db.change({{DocumentChange::Op::remove, DocumentKind::operation, id, {}, {}}}); !r) {
+      spdlog::error("berthd: cannot clear operation {} from the journal: {}", id, r.error().message);
+    }
+  };
+  return journal;
+}
+
+// The tasks an earlier run began and never ended: Failure, readable for an hour.
+void recover_operations(Database& db, Operations& operations) {
+  auto left = db.documents(DocumentKind::operation);
+  if (!left) {
+    spdlog::error("berthd: cannot read the operation journal: {}", left.error().message);
+    return;
+  }
+  for (const auto& entry : *left) {
+    spdlog::warn("berthd: operation {} ({}) did not finish before berthd stopped: reported failed", entry.key,
+                 entry.body.is_object() ? entry.body.value("description", "") : std::string{});
+    operations.add_interrupted(entry.body,
+                               "berthd stopped before this operation finished (anything it had half made was "
+                               "removed when berthd started again)",
+                               std::chrono::hours{1});
+    if (auto r = db.change({{DocumentChange::Op::remove, DocumentKind::operation, entry.key, {}, {}}}); !r) {
+      spdlog::error("berthd: cannot clear operation {} from the journal: {}", entry.key, r.error().message);
+    }
+  }
+}
+
 }  // namespace
 
 struct Daemon::Impl {
@@ -394,6 +431,11 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
   impl->instances = std::make_unique<Instances>(*impl->db, *impl->pool, *impl->driver, *impl->images, idmap, "x86_64");
   spdlog::info("berthd: storage pool {} ({}) at {}", impl->pool->name(), impl->pool->driver(),
                impl->pool->path().string());
+  // What an earlier run was in the middle of when it died: half-made volumes go, and its
+  // unfinished tasks are reported failed; from now on every task is journalled while it runs.
+  for (const auto& line : impl->instances->recover()) spdlog::warn("berthd: at start: {}", line);
+  recover_operations(*impl->db, impl->operations);
+  impl->operations.set_journal(operation_journal(*impl->db));
 
   Impl* raw = impl.get();
   api::ServerIdentity identity{host_name(), *cert_pem, *fingerprint, [raw] { return raw->current_addresses(); }};

@@ -15,8 +15,8 @@ struct DaemonOptions {
   std::optional<std::string> listen;                  // ADDR:PORT; overrides core.https_address for this run
   std::optional<std::string> trust_password;          // set as core.trust_password at start (a secret)
   std::optional<std::filesystem::path> storage_pool;  // the "default" pool; DIR/storage when not given
-  // berthd's own executable (main sets it from /proc/self/exe): the LxcDriver's start helper
-  // (LxcDriverOptions::start_helper), so containers start through "berthd forkstart".
+  // The executable containers and commands start through (LxcDriverOptions::start_helper):
+  // main picks berthd-helper next to its own executable, or berthd itself ("berthd forkstart").
   std::filesystem::path start_helper;
 };
 

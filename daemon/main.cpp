@@ -1,7 +1,9 @@
 // berthd: a host daemon on liblxc speaking the subset of the LXD 5.0 REST API that the stock lxc
 // client and berth use. See docs/berthd.md.
 
+#include <malloc.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -97,11 +99,28 @@ int main(int argc, char** argv) {
   std::error_code ec;
   options.start_helper = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (ec) options.start_helper = "/proc/self/exe";  // still this executable, when exec'd from here
+  // The small helper next to this executable when there is one (each container's monitor is a
+  // fork of it: daemon/helper_main.cpp); this executable otherwise, which answers the same jobs.
+  if (!ec) {
+    const auto helper = options.start_helper.parent_path() / "berthd-helper";
+    if (::access(helper.c_str(), X_OK) == 0) options.start_helper = helper;
+  }
   options.trust_password = trust_password(password_file, error);
   if (!error.empty()) {
     std::cerr << "berthd: " << error << "\n";
     return 1;
   }
+
+  // Before any thread starts: glibc gives each thread that allocates an arena of its own (up to 8
+  // per core), and memory freed in one is kept for that thread; berthd's threads mostly wait, and
+  // two arenas keep its idle size down without making the few busy ones contend. Fixed thresholds
+  // too: by default freeing one large block (an image upload's 16 MiB) raises the mmap threshold to
+  // its size and the trim threshold to twice that, and a thread's arena then kept 16 MiB it no
+  // longer used (malloc_trim does not shrink a thread arena's top). Large blocks are mapped and
+  // unmapped on their own; a free top above 2 MiB goes back to the system.
+  ::mallopt(M_ARENA_MAX, 2);
+  ::mallopt(M_MMAP_THRESHOLD, 512 * 1024);
+  ::mallopt(M_TRIM_THRESHOLD, 2 * 1024 * 1024);
 
   // Signals are taken by sigwait below, on this thread only: block them before any thread starts.
   sigset_t signals;

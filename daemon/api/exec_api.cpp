@@ -11,6 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/api/requests.hpp"
 #include "daemon/api/response.hpp"
 #include "engine/util/random.hpp"
 
@@ -181,29 +182,18 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void control(const std::string& message) {
-    const auto j = nlohmann::json::parse(message, nullptr, false);
-    if (!j.is_object() || !j.contains("command") || !j["command"].is_string()) return;
-    const std::string command = j["command"].get<std::string>();
+    const auto command = parse_exec_control(message);
+    if (!command) return;
     std::shared_ptr<ExecProcess> process;
     {
       const std::lock_guard guard(mu_);
       process = process_;
     }
     if (!process) return;
-    if (command == "window-resize" && j.contains("args") && j["args"].is_object()) {
-      const auto number = [&](const char* key) {
-        const auto& args = j["args"];
-        if (!args.contains(key) || !args[key].is_string()) return -1;
-        try {
-          return std::stoi(args[key].get<std::string>());
-        } catch (const std::exception&) {
-          return -1;
-        }
-      };
-      process->resize(number("width"), number("height"));
-    } else if (command == "signal" && j.contains("signal") && j["signal"].is_number_integer()) {
-      const auto sig = j["signal"].get<std::int64_t>();
-      if (sig > 0 && sig < NSIG) process->signal(static_cast<int>(sig));
+    if (command->kind == ExecControl::Kind::resize) {
+      process->resize(command->width, command->height);
+    } else {
+      process->signal(command->signal);
     }
   }
 

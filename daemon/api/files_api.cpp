@@ -4,19 +4,11 @@
 #include <cstdio>
 #include <ctime>
 
+#include "daemon/api/requests.hpp"
 #include "daemon/api/response.hpp"
 
 namespace berth::daemon::api {
 namespace {
-
-// An X-LXD-uid/gid/mode header as LXD reads it (ParseLXDFileHeaders): a number, the mode octal
-// when it starts with 0; -1 when missing or not a number.
-std::int64_t header_number(const Call& call, const char* name, bool mode) {
-  const auto text = call.request.header(name);
-  if (text.empty() || text.size() > 12 || text.find_first_not_of("0123456789") != std::string::npos) return -1;
-  const auto value = std::stoll(text, nullptr, mode && text.size() > 1 && text.front() == '0' ? 8 : 10);
-  return mode ? (value & 0777) : value;
-}
 
 std::string rfc1123ish(std::int64_t seconds) {
   const std::time_t t = static_cast<std::time_t>(seconds);
@@ -57,12 +49,10 @@ class FileRoutes {
   http::Response push(const Call& call) const {
     const auto path = call.query.find("path");
     if (path == call.query.end() || path->second.empty()) return error_response(400, "Missing path argument");
-    RootfsWrite what;
-    what.uid = header_number(call, "X-LXD-uid", false);
-    what.gid = header_number(call, "X-LXD-gid", false);
-    what.mode = static_cast<int>(header_number(call, "X-LXD-mode", true));
-    if (const auto type = call.request.header("X-LXD-type"); !type.empty()) what.type = type;
-    if (const auto write = call.request.header("X-LXD-write"); !write.empty()) what.write = write;
+    const auto& request = call.request;
+    RootfsWrite what =
+        parse_file_headers({request.header("X-LXD-uid"), request.header("X-LXD-gid"), request.header("X-LXD-mode"),
+                            request.header("X-LXD-type"), request.header("X-LXD-write")});
     what.content = call.request.body;
     if (auto done = instances_.write_file(call.params.at("name"), path->second, what); !done) {
       return error_response(done.error());

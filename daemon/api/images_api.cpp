@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/api/instances_api.hpp"
+#include "daemon/api/requests.hpp"
 #include "daemon/api/response.hpp"
 #include "daemon/images/image_pull.hpp"
 #include "daemon/images/multipart.hpp"
@@ -30,10 +31,6 @@ std::string rfc3339_of_unix(std::int64_t seconds) {
   constexpr std::int64_t last = 7258118399;  // 2199-12-31T23:59:59Z
   seconds = std::clamp(seconds, first, last);
   return util::rfc3339_utc(std::chrono::system_clock::time_point{std::chrono::seconds{seconds}});
-}
-
-bool truthy(const std::string& v) {
-  return v == "true" || v == "1" || v == "yes" || v == "on";
 }
 
 // Writes an upload to a fresh file of the store's; the path, or an error.
@@ -145,7 +142,7 @@ class ImageRoutes {
       extra_properties = std::move(*parsed);
     }
     const std::string filename = request.header("X-LXD-filename");
-    const bool is_public = truthy(request.header("X-LXD-public"));
+    const bool is_public = header_truthy(request.header("X-LXD-public"));
     if (request.body.empty()) return error_response(400, "No image in the request body");
 
     auto saved = save_upload(images_, request.body);
@@ -178,40 +175,13 @@ class ImageRoutes {
     std::string error;
     auto body = call.json_object(error);
     if (!body) return error_response(400, error);
-    const auto source_it = body->find("source");
-    if (source_it == body->end() || !source_it->is_object()) {
-      return error_response(400,
-                            "berthd imports an uploaded tarball (lxc image import FILE), copies from another "
-                            "server or publishes an instance; this request has no source");
-    }
-    const auto& source = *source_it;
-    const std::string type = source.value("type", "");
+    auto request = parse_image_create(*body);
+    if (!request) return error_response(request.error());
     FetchOptions options;
-    const auto flag = [&body](const char* name) {
-      const auto it = body->find(name);
-      return it != body->end() && it->is_boolean() && it->get<bool>();
-    };
-    options.is_public = flag("public");
-    // null or absent: the image's own properties; an object (even empty) replaces them, as LXD does.
-    std::optional<std::map<std::string, std::string>> properties;
-    if (const auto it = body->find("properties"); it != body->end() && !it->is_null()) {
-      if (!it->is_object()) return error_response(400, "properties must be an object");
-      properties.emplace();
-      for (const auto& [k, v] : it->items()) {
-        if (!v.is_string()) return error_response(400, "property " + k + " must be a string");
-        (*properties)[k] = v.get<std::string>();
-      }
-    }
-    options.filename = body->value("filename", "");
-    std::vector<std::pair<std::string, std::string>> aliases;  // name, description
-    if (const auto it = body->find("aliases"); it != body->end() && !it->is_null()) {
-      if (!it->is_array()) return error_response(400, "aliases must be a list");
-      for (const auto& a : *it) {
-        const std::string name = a.is_object() ? a.value("name", "") : "";
-        if (name.empty() || name.find('/') != std::string::npos) return error_response(400, "Invalid alias name");
-        aliases.emplace_back(name, a.value("description", ""));
-      }
-    }
+    options.is_public = request->is_public;
+    options.filename = request->filename;
+    const auto& properties = request->properties;
+    const auto& aliases = request->aliases;
     // Makes the image, then its aliases; the operation's metadata is what lxc reads.
     using Make = std::function<Result<std::string>()>;
     const auto task = [this, aliases](Make make) {
@@ -226,38 +196,20 @@ class ImageRoutes {
       return async_response(operations_.add_task("Downloading image", nlohmann::json::object(), std::move(work)));
     };
 
-    if (type == "image") {
-      if (source.value("mode", "pull") != "pull") {
-        return error_response(400, "berthd copies images from another server in pull mode only (mode \"" +
-                                       source.value("mode", "") + "\")");
-      }
-      auto pull = parse_pull_source(source);
-      if (!pull) return error_response(pull.error());
+    if (request->pull) {
       if (properties) options.properties = *properties;
-      return task([&images = images_, &db = db_, pull = std::move(*pull), options] {
+      return task([&images = images_, &db = db_, pull = std::move(*request->pull), options] {
         return fetch_image(images, db, pull, options);
       });
     }
-    if (type == "instance" || type == "container" || type == "snapshot") {
-      const std::string name = source.value("name", "");
-      const auto slash = name.find('/');
-      if (name.empty()) return error_response(400, "No source provided");
-      if (type == "snapshot" && slash == std::string::npos) return error_response(400, "Not a snapshot");
-      if (type != "snapshot" && slash != std::string::npos) return error_response(400, "This is a snapshot");
-      const std::string instance = name.substr(0, slash);
-      const std::string snapshot = slash == std::string::npos ? "" : name.substr(slash + 1);
-      return task([&images = images_, &db = db_, publish = publish_, instance, snapshot, properties,
-                   options]() -> Result<std::string> {
-        auto stored = publish(instance, snapshot, properties);
-        if (!stored) return stored.error();
-        auto recorded = record(images, db, *stored, options.filename, options.is_public, false, {});
-        if (!recorded) return recorded.error();
-        return stored->fingerprint;
-      });
-    }
-    return error_response(400,
-                          "Unsupported image source type \"" + type +
-                              "\" (berthd takes an upload, an image on another server, an instance or a snapshot)");
+    return task([&images = images_, &db = db_, publish = publish_, instance = request->instance,
+                 snapshot = request->snapshot, properties, options]() -> Result<std::string> {
+      auto stored = publish(instance, snapshot, properties);
+      if (!stored) return stored.error();
+      auto recorded = record(images, db, *stored, options.filename, options.is_public, false, {});
+      if (!recorded) return recorded.error();
+      return stored->fingerprint;
+    });
   }
 
   static Result<void> add_aliases(Database& db, const std::string& fingerprint,
@@ -338,26 +290,9 @@ class ImageRoutes {
     auto doc = db_.document(DocumentKind::image, *fp);
     if (!doc) return error_response(doc.error());
     if (!doc->has_value()) return error_response(404, "Image not found");
-    nlohmann::json next = **doc;
-    if (body->contains("properties")) {
-      const auto& p = (*body)["properties"];
-      if (!p.is_object() && !p.is_null()) return error_response(400, "properties must be an object");
-      if (!patch) next["properties"] = nlohmann::json::object();
-      if (p.is_object()) {
-        for (const auto& [k, v] : p.items()) {
-          if (!v.is_string()) return error_response(400, "property " + k + " must be a string");
-          next["properties"][k] = v;
-        }
-      }
-    }
-    for (const char* flag : {"public", "auto_update"}) {
-      if (body->contains(flag)) {
-        if (!(*body)[flag].is_boolean()) return error_response(400, std::string(flag) + " must be true or false");
-        next[flag] = (*body)[flag];
-      }
-    }
-    if (body->contains("profiles") && (*body)["profiles"].is_array()) next["profiles"] = (*body)["profiles"];
-    if (auto stored = db_.change({{Op::replace, DocumentKind::image, *fp, next, {}}}); !stored) {
+    auto next = apply_image_put(**doc, *body, patch);
+    if (!next) return error_response(next.error());
+    if (auto stored = db_.change({{Op::replace, DocumentKind::image, *fp, *next, {}}}); !stored) {
       return error_response(stored.error());
     }
     return sync_response(nullptr);
@@ -449,12 +384,13 @@ class ImageRoutes {
     std::string error;
     auto body = call.json_object(error);
     if (!body) return error_response(400, error);
-    const std::string name = body->value("name", "");
-    if (name.empty() || name.find('/') != std::string::npos) return error_response(400, "Invalid alias name");
-    auto fp = resolve(body->value("target", ""));
+    const auto request = parse_alias(*body, true);
+    if (!request) return error_response(request.error());
+    const std::string& name = request->name;
+    auto fp = resolve(request->target.value_or(""));
     if (!fp) return error_response(fp.error());
     nlohmann::json doc{
-        {"name", name}, {"description", body->value("description", "")}, {"target", *fp}, {"type", "container"}};
+        {"name", name}, {"description", request->description.value_or("")}, {"target", *fp}, {"type", "container"}};
     if (auto stored = db_.change({{Op::insert, DocumentKind::image_alias, name, doc, {}}}); !stored) {
       if (stored.error().kind == ErrorKind::conflict)
         return error_response(409, "Alias \"" + name + "\" already exists");
@@ -475,16 +411,18 @@ class ImageRoutes {
     std::string error;
     auto body = call.json_object(error);
     if (!body) return error_response(400, error);
+    const auto request = parse_alias(*body, false);
+    if (!request) return error_response(request.error());
     auto doc = db_.document(DocumentKind::image_alias, name);
     if (!doc) return error_response(doc.error());
     if (!doc->has_value()) return error_response(404, "Alias not found");
     nlohmann::json next = **doc;
-    if (body->contains("target") || !patch) {
-      auto fp = resolve(body->value("target", ""));
+    if (request->target || !patch) {
+      auto fp = resolve(request->target.value_or(""));
       if (!fp) return error_response(fp.error());
       next["target"] = *fp;
     }
-    if (body->contains("description") || !patch) next["description"] = body->value("description", "");
+    if (request->description || !patch) next["description"] = request->description.value_or("");
     if (auto stored = db_.change({{Op::replace, DocumentKind::image_alias, name, next, {}}}); !stored) {
       return error_response(stored.error());
     }
@@ -496,8 +434,9 @@ class ImageRoutes {
     std::string error;
     auto body = call.json_object(error);
     if (!body) return error_response(400, error);
-    const std::string to = body->value("name", "");
-    if (to.empty() || to.find('/') != std::string::npos) return error_response(400, "Invalid alias name");
+    const auto request = parse_alias(*body, true);
+    if (!request) return error_response(request.error());
+    const std::string& to = request->name;
     auto doc = db_.document(DocumentKind::image_alias, name);
     if (!doc) return error_response(doc.error());
     if (!doc->has_value()) return error_response(404, "Alias not found");

@@ -132,6 +132,8 @@ std::string_view kind_name(DocumentKind kind) {
     case DocumentKind::instance: return "instance";
     case DocumentKind::snapshot: return "snapshot";
     case DocumentKind::profile: return "profile";
+    case DocumentKind::pending: return "pending";
+    case DocumentKind::operation: return "operation";
   }
   return "unknown";
 }

@@ -42,7 +42,12 @@ struct TrustedCertificate {
 // document (the stored part of its LXD object) under its key: the fingerprint, the alias name,
 // the instance name, "INSTANCE/SNAPSHOT" (as LXD names snapshots in its database), the profile
 // name. The API layer decides what a document holds; the database only keeps it.
-enum class DocumentKind { image, image_alias, instance, snapshot, profile };
+// Two more kinds are berthd's journal, for what a crash must not leave unaccounted for: a
+// `pending` document (key: the instance or "INSTANCE/SNAPSHOT") is written before a create puts
+// anything on disk and removed with the transaction that records what it made, so one left over
+// at start names a half-made volume to remove (Instances::recover); an `operation` document (key:
+// its id) is a task operation running, so one left over was interrupted and is reported failed.
+enum class DocumentKind { image, image_alias, instance, snapshot, profile, pending, operation };
 
 struct Document {
   std::string key;

@@ -45,17 +45,34 @@ std::optional<std::int64_t> to_int64(const std::string& text) {
   return value;
 }
 
-// A YAML node as JSON: plain scalars that read as booleans or integers become those, the rest strings.
-nlohmann::json to_json(const YAML::Node& node) {
+// How much of metadata.yaml's templates is converted to JSON: aliases (*name) share one node in
+// yaml-cpp but are copied here, so a few hundred bytes of nested aliases would expand to billions
+// of values; and the conversion recurses once per level. Real templates are a handful of small maps.
+constexpr std::size_t kMaxTemplateValues = 100'000;
+constexpr std::size_t kMaxTemplateDepth = 32;
+
+// A YAML node as JSON: plain scalars that read as booleans or integers become those, the rest
+// strings. nullopt once `budget` values are used up or the nesting is deeper than kMaxTemplateDepth.
+std::optional<nlohmann::json> to_json(const YAML::Node& node, std::size_t& budget, std::size_t depth = 0) {
+  if (budget == 0 || depth > kMaxTemplateDepth) return std::nullopt;
+  --budget;
   switch (node.Type()) {
     case YAML::NodeType::Sequence: {
       auto out = nlohmann::json::array();
-      for (const auto& item : node) out.push_back(to_json(item));
+      for (const auto& item : node) {
+        auto value = to_json(item, budget, depth + 1);
+        if (!value) return std::nullopt;
+        out.push_back(std::move(*value));
+      }
       return out;
     }
     case YAML::NodeType::Map: {
       auto out = nlohmann::json::object();
-      for (const auto& item : node) out[item.first.as<std::string>()] = to_json(item.second);
+      for (const auto& item : node) {
+        auto value = to_json(item.second, budget, depth + 1);
+        if (!value) return std::nullopt;
+        out[item.first.as<std::string>()] = std::move(*value);
+      }
       return out;
     }
     case YAML::NodeType::Scalar: {
@@ -67,7 +84,7 @@ nlohmann::json to_json(const YAML::Node& node) {
       }
       return text;
     }
-    default: return nullptr;
+    default: return nlohmann::json(nullptr);
   }
 }
 
@@ -112,7 +129,12 @@ lxd::Result<ImageMetadata> parse_root(const YAML::Node& root) {
   }
   if (const auto templates = root["templates"]; templates && !templates.IsNull()) {
     if (!templates.IsMap()) return invalid("metadata.yaml: templates is not a mapping of paths to templates");
-    for (const auto& item : templates) out.templates[item.first.Scalar()] = to_json(item.second);
+    std::size_t budget = kMaxTemplateValues;
+    for (const auto& item : templates) {
+      auto value = to_json(item.second, budget);
+      if (!value) return invalid("metadata.yaml: the templates are too large or too deeply nested");
+      out.templates[item.first.Scalar()] = std::move(*value);
+    }
   }
   return out;
 }

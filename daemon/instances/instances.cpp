@@ -58,41 +58,6 @@ void log_undo(const Result<void>& r, const char* what) {
   if (!r) spdlog::error("instances: undo {}: {}", what, r.error().message);
 }
 
-// A JSON object of strings as a map; a value of another type is an error naming the key.
-Result<StringMap> string_map(const nlohmann::json& j, const std::string& what) {
-  StringMap out;
-  if (j.is_null()) return out;
-  if (!j.is_object()) return make_error(ErrorKind::invalid_argument, what + " must be an object");
-  for (const auto& [key, value] : j.items()) {
-    if (!value.is_string()) return make_error(ErrorKind::invalid_argument, what + " key " + key + " must be a string");
-    out[key] = value.get<std::string>();
-  }
-  return out;
-}
-
-Result<DeviceMap> device_map(const nlohmann::json& j) {
-  DeviceMap out;
-  if (j.is_null()) return out;
-  if (!j.is_object()) return make_error(ErrorKind::invalid_argument, "devices must be an object");
-  for (const auto& [name, device] : j.items()) {
-    auto m = string_map(device, "device " + name);
-    if (!m) return m.error();
-    out[name] = std::move(*m);
-  }
-  return out;
-}
-
-Result<std::vector<std::string>> string_list(const nlohmann::json& j, const std::string& what) {
-  std::vector<std::string> out;
-  if (j.is_null()) return out;
-  if (!j.is_array()) return make_error(ErrorKind::invalid_argument, what + " must be a list");
-  for (const auto& v : j) {
-    if (!v.is_string()) return make_error(ErrorKind::invalid_argument, what + " must be a list of strings");
-    out.push_back(v.get<std::string>());
-  }
-  return out;
-}
-
 // The string values of a JSON object (a config); anything else is left out.
 StringMap string_values(const nlohmann::json& object) {
   StringMap out;
@@ -105,6 +70,41 @@ StringMap string_values(const nlohmann::json& object) {
 
 StringMap config_of(const nlohmann::json& doc) {
   return doc.contains("config") ? string_values(doc["config"]) : StringMap{};
+}
+
+// The profiles' config or devices, in the document's order, then the instance's own. `profiles`
+// holds the stored profiles (a missing one adds nothing).
+nlohmann::json expand(const nlohmann::json& doc, const char* field,
+                      const std::map<std::string, nlohmann::json>& profiles) {
+  nlohmann::json out = nlohmann::json::object();
+  const auto listed = doc.find("profiles");
+  if (listed != doc.end()) {
+    for (const auto& profile : *listed) {
+      if (!profile.is_string()) continue;
+      const auto p = profiles.find(profile.get_ref<const std::string&>());
+      if (p == profiles.end()) continue;
+      const auto part = p->second.find(field);
+      if (part != p->second.end() && part->is_object()) out.update(*part);
+    }
+  }
+  const auto own = doc.find(field);
+  if (own != doc.end() && own->is_object()) out.update(*own);
+  return out;
+}
+
+// InstanceState (lxd-protocol.md §5.1) from the driver's figures; a stopped one shows zeros.
+nlohmann::json state_object(const ContainerState& s, nlohmann::json disk) {
+  const bool running = s.status_code != 102 && s.status_code != 112;
+  return nlohmann::json{
+      {"status", s.status},
+      {"status_code", s.status_code},
+      {"disk", std::move(disk)},
+      {"memory",
+       {{"usage", running ? s.memory_usage : 0}, {"usage_peak", 0}, {"swap_usage", 0}, {"swap_usage_peak", 0}}},
+      {"network", nlohmann::json::object()},
+      {"pid", running ? s.pid : 0},
+      {"processes", running ? s.processes : 0},
+      {"cpu", {{"usage", running ? s.cpu_usage_ns : 0}}}};
 }
 
 // Keys a user may set: the driver's set, without volatile.* and image.* that berthd keeps.
@@ -139,6 +139,40 @@ Result<void> check_snapshot_name(const std::string& snap) {
 }
 
 }  // namespace
+
+Result<StringMap> read_string_map(const nlohmann::json& j, const std::string& what) {
+  StringMap out;
+  if (j.is_null()) return out;
+  if (!j.is_object()) return make_error(ErrorKind::invalid_argument, what + " must be an object");
+  for (const auto& [key, value] : j.items()) {
+    if (!value.is_string()) return make_error(ErrorKind::invalid_argument, what + " key " + key + " must be a string");
+    out[key] = value.get<std::string>();
+  }
+  return out;
+}
+
+Result<DeviceMap> read_devices(const nlohmann::json& j) {
+  DeviceMap out;
+  if (j.is_null()) return out;
+  if (!j.is_object()) return make_error(ErrorKind::invalid_argument, "devices must be an object");
+  for (const auto& [name, device] : j.items()) {
+    auto m = read_string_map(device, "device " + name);
+    if (!m) return m.error();
+    out[name] = std::move(*m);
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> read_string_list(const nlohmann::json& j, const std::string& what) {
+  std::vector<std::string> out;
+  if (j.is_null()) return out;
+  if (!j.is_array()) return make_error(ErrorKind::invalid_argument, what + " must be a list");
+  for (const auto& v : j) {
+    if (!v.is_string()) return make_error(ErrorKind::invalid_argument, what + " must be a list of strings");
+    out.push_back(v.get<std::string>());
+  }
+  return out;
+}
 
 Instances::Instances(Database& db, StoragePool& pool, LxcDriver& driver, ImageStore& images, Idmap idmap,
                      std::string architecture)
@@ -180,17 +214,21 @@ Result<std::vector<std::string>> Instances::names() const {
   return out;
 }
 
-// Profiles' config or devices, in order, then the instance's own.
-Result<nlohmann::json> Instances::expanded(const nlohmann::json& doc, const char* field) const {
-  nlohmann::json out = nlohmann::json::object();
+Result<Instances::Profiles> Instances::profiles_of(const nlohmann::json& doc) const {
+  Profiles out;
   for (const auto& profile : doc.value("profiles", nlohmann::json::array())) {
-    if (!profile.is_string()) continue;
+    if (!profile.is_string() || out.count(profile.get_ref<const std::string&>()) != 0) continue;
     auto p = db_.document(DocumentKind::profile, profile.get<std::string>());
     if (!p) return p.error();
-    if (p->has_value() && (**p).contains(field) && (**p)[field].is_object()) out.update((**p)[field]);
+    if (p->has_value()) out.emplace(profile.get<std::string>(), std::move(**p));
   }
-  if (doc.contains(field) && doc[field].is_object()) out.update(doc[field]);
   return out;
+}
+
+Result<nlohmann::json> Instances::expanded(const nlohmann::json& doc, const char* field) const {
+  auto profiles = profiles_of(doc);
+  if (!profiles) return profiles.error();
+  return expand(doc, field, *profiles);
 }
 
 Result<nlohmann::json> Instances::writable(const std::string& name) const {
@@ -213,26 +251,63 @@ nlohmann::json Instances::writable_of(const nlohmann::json& doc) const {
 Result<nlohmann::json> Instances::render(const std::string& name, bool full) const {
   auto doc = load(name);
   if (!doc) return doc;
-  auto config = expanded(*doc, "config");
-  if (!config) return config;
-  auto devices = expanded(*doc, "devices");
-  if (!devices) return devices;
-  auto out = writable_of(*doc);
+  auto profiles = profiles_of(*doc);
+  if (!profiles) return profiles.error();
+  if (!full) return render_loaded(name, *doc, *profiles, driver_.status(name));
   const auto state = driver_.state(name);
+  auto out = render_loaded(name, *doc, *profiles, {state.status, state.status_code});
+  if (auto added = add_full_parts(name, state, out); !added) return added.error();
+  return out;
+}
+
+Result<std::vector<std::pair<std::string, nlohmann::json>>> Instances::render_all(bool full) const {
+  auto docs = db_.documents(DocumentKind::instance);
+  if (!docs) return docs.error();
+  auto profile_docs = db_.documents(DocumentKind::profile);
+  if (!profile_docs) return profile_docs.error();
+  Profiles profiles;
+  for (auto& p : *profile_docs) profiles.emplace(std::move(p.key), std::move(p.body));
+  std::map<std::string, ContainerStatus> statuses;
+  if (!full) {
+    std::vector<std::string> names;
+    names.reserve(docs->size());
+    for (const auto& d : *docs) names.push_back(d.key);
+    statuses = driver_.statuses(names);
+  }
+  std::vector<std::pair<std::string, nlohmann::json>> out;
+  out.reserve(docs->size());
+  for (const auto& d : *docs) {
+    if (!full) {
+      out.emplace_back(d.key, render_loaded(d.key, d.body, profiles, statuses[d.key]));
+      continue;
+    }
+    const auto state = driver_.state(d.key);
+    auto object = render_loaded(d.key, d.body, profiles, {state.status, state.status_code});
+    if (auto added = add_full_parts(d.key, state, object); !added) return added.error();
+    out.emplace_back(d.key, std::move(object));
+  }
+  return out;
+}
+
+nlohmann::json Instances::render_loaded(const std::string& name, const nlohmann::json& doc, const Profiles& profiles,
+                                        const ContainerStatus& status) const {
+  auto out = writable_of(doc);
   out["name"] = name;
-  out["created_at"] = doc->value("created_at", never);
-  out["last_used_at"] = doc->value("last_used_at", never);
-  out["expanded_config"] = std::move(*config);
-  out["expanded_devices"] = std::move(*devices);
-  out["status"] = state.status;
-  out["status_code"] = state.status_code;
+  out["created_at"] = doc.value("created_at", never);
+  out["last_used_at"] = doc.value("last_used_at", never);
+  out["expanded_config"] = expand(doc, "config", profiles);
+  out["expanded_devices"] = expand(doc, "devices", profiles);
+  out["status"] = status.status;
+  out["status_code"] = status.status_code;
   out["location"] = "none";
   out["type"] = "container";
   out["project"] = "default";
-  if (!full) return out;
-  auto rendered_state = render_state(name, false);
-  if (!rendered_state) return rendered_state;
-  out["state"] = std::move(*rendered_state);
+  return out;
+}
+
+Result<void> Instances::add_full_parts(const std::string& name, const ContainerState& state,
+                                       nlohmann::json& out) const {
+  out["state"] = state_object(state, nlohmann::json::object());
   auto snaps = snapshot_names(name);
   if (!snaps) return snaps.error();
   nlohmann::json snapshots = nlohmann::json::array();
@@ -242,28 +317,17 @@ Result<nlohmann::json> Instances::render(const std::string& name, bool full) con
   }
   out["snapshots"] = snapshots.empty() ? nlohmann::json(nullptr) : snapshots;
   out["backups"] = nullptr;
-  return out;
+  return {};
 }
 
 Result<nlohmann::json> Instances::render_state(const std::string& name, bool disk_usage) const {
   if (auto doc = load(name); !doc) return doc.error();
-  const auto s = driver_.state(name);
-  const bool running = s.status_code != 102 && s.status_code != 112;
   nlohmann::json disk = nlohmann::json::object();
   // A walk of the whole rootfs: for one instance's state, not for every instance of a list.
   if (disk_usage) {
     if (auto used = pool_.usage(name)) disk["root"] = {{"usage", *used}};
   }
-  return nlohmann::json{
-      {"status", s.status},
-      {"status_code", s.status_code},
-      {"disk", disk},
-      {"memory",
-       {{"usage", running ? s.memory_usage : 0}, {"usage_peak", 0}, {"swap_usage", 0}, {"swap_usage_peak", 0}}},
-      {"network", nlohmann::json::object()},
-      {"pid", running ? s.pid : 0},
-      {"processes", running ? s.processes : 0},
-      {"cpu", {{"usage", running ? s.cpu_usage_ns : 0}}}};
+  return state_object(driver_.state(name), std::move(disk));
 }
 
 Result<std::vector<std::string>> Instances::snapshot_names(const std::string& name) const {
@@ -344,7 +408,7 @@ Result<CreateRequest> Instances::check_create(const nlohmann::json& body) const 
   } else if (existing->has_value()) {
     return make_error(ErrorKind::conflict, "Instance \"" + r.name + "\" already exists");
   }
-  auto config = string_map(body.value("config", nlohmann::json(nullptr)), "config");
+  auto config = read_string_map(body.value("config", nlohmann::json(nullptr)), "config");
   if (!config) return config.error();
   for (const auto& [key, value] : *config) {
     if (key.rfind("volatile.", 0) == 0 || key.rfind("image.", 0) == 0) continue;  // kept as given
@@ -352,11 +416,11 @@ Result<CreateRequest> Instances::check_create(const nlohmann::json& body) const 
   }
   if (auto ok = check_user_config(r.config); !ok) return ok.error();
   for (const auto& [key, value] : *config) r.config[key] = value;
-  auto devices = device_map(body.value("devices", nlohmann::json(nullptr)));
+  auto devices = read_devices(body.value("devices", nlohmann::json(nullptr)));
   if (!devices) return devices.error();
   if (auto ok = validate_devices(*devices); !ok) return ok.error();
   r.devices = std::move(*devices);
-  auto profiles = string_list(body.value("profiles", nlohmann::json(nullptr)), "profiles");
+  auto profiles = read_string_list(body.value("profiles", nlohmann::json(nullptr)), "profiles");
   if (!profiles) return profiles.error();
   r.profiles = profiles->empty() && body.value("profiles", nlohmann::json(nullptr)).is_null()
                    ? std::vector<std::string>{"default"}
@@ -415,7 +479,11 @@ Result<void> Instances::create(const CreateRequest& request) {
   } else if (existing->has_value()) {
     return make_error(ErrorKind::conflict, "Instance \"" + request.name + "\" already exists");
   }
+  // Written down before the first step on disk: should berthd die before the record below is
+  // stored, the next start removes what was made (recover).
+  if (auto noted = note_pending(request.name, "create"); !noted) return noted;
   Reverter revert;
+  revert.add([&] { log_undo(db_.change({{Op::remove, DocumentKind::pending, request.name, {}, {}}}), "the journal"); });
   StringMap config = request.config;
   const bool privileged = config_true(config, "security.privileged");
   const Idmap map = privileged ? Idmap{} : idmap_;
@@ -502,7 +570,8 @@ Result<void> Instances::create(const CreateRequest& request) {
   nlohmann::json doc{{"architecture", architecture},   {"config", config},         {"devices", request.devices},
                      {"ephemeral", request.ephemeral}, {"stateful", false},        {"description", request.description},
                      {"profiles", request.profiles},   {"created_at", now_text()}, {"last_used_at", never}};
-  std::vector<DocumentChange> changes{{Op::insert, DocumentKind::instance, request.name, doc, {}}};
+  std::vector<DocumentChange> changes{{Op::insert, DocumentKind::instance, request.name, doc, {}},
+                                      {Op::remove, DocumentKind::pending, request.name, {}, {}}};
   changes.insert(changes.end(), snapshot_copies.begin(), snapshot_copies.end());
   auto spec = spec_of(request.name, doc);
   if (!spec) return spec.error();
@@ -536,7 +605,7 @@ Result<ContainerSpec> Instances::spec_of(const std::string& name, const nlohmann
     if (!map) return map.error();
     spec.idmap = std::move(*map);
   }
-  auto device_set = device_map(*devices);
+  auto device_set = read_devices(*devices);
   if (!device_set) return device_set.error();
   spec.devices = std::move(*device_set);
   return spec;
@@ -645,9 +714,9 @@ Result<void> Instances::update(const std::string& name, const nlohmann::json& bo
   auto doc = load(name);
   if (!doc) return doc.error();
   nlohmann::json next = *doc;
-  auto config = string_map(body.value("config", nlohmann::json(nullptr)), "config");
+  auto config = read_string_map(body.value("config", nlohmann::json(nullptr)), "config");
   if (!config) return config.error();
-  auto devices = device_map(body.value("devices", nlohmann::json(nullptr)));
+  auto devices = read_devices(body.value("devices", nlohmann::json(nullptr)));
   if (!devices) return devices.error();
   if (patch) {
     for (const auto& [k, v] : *config) next["config"][k] = v;
@@ -663,7 +732,7 @@ Result<void> Instances::update(const std::string& name, const nlohmann::json& bo
     next["devices"] = *devices;
   }
   if (body.contains("profiles") && !body["profiles"].is_null()) {
-    auto profiles = string_list(body["profiles"], "profiles");
+    auto profiles = read_string_list(body["profiles"], "profiles");
     if (!profiles) return profiles.error();
     for (const auto& p : *profiles) {
       auto found = db_.document(DocumentKind::profile, p);
@@ -675,7 +744,7 @@ Result<void> Instances::update(const std::string& name, const nlohmann::json& bo
   if (body.contains("description") && body["description"].is_string()) next["description"] = body["description"];
   if (body.contains("ephemeral") && body["ephemeral"].is_boolean()) next["ephemeral"] = body["ephemeral"];
   if (auto ok = validate_instance_config(config_of(next)); !ok) return ok.error();
-  auto next_devices = device_map(next.value("devices", nlohmann::json::object()));
+  auto next_devices = read_devices(next.value("devices", nlohmann::json::object()));
   if (!next_devices) return next_devices.error();
   if (auto ok = validate_devices(*next_devices); !ok) return ok.error();
   const auto state = driver_.state(name);
@@ -743,7 +812,10 @@ Result<void> Instances::create_snapshot(const std::string& name, const std::stri
   } else if (existing->has_value()) {
     return make_error(ErrorKind::conflict, "Snapshot \"" + snap + "\" already exists");
   }
+  const auto key = name + "/" + snap;
+  if (auto noted = note_pending(key, "snapshot"); !noted) return noted;
   Reverter revert;
+  revert.add([&] { log_undo(db_.change({{Op::remove, DocumentKind::pending, key, {}, {}}}), "the journal"); });
   if (auto made = pool_.create_snapshot(name, snap); !made) return made;
   revert.add([&] { log_undo(pool_.delete_snapshot(name, snap), "the new snapshot"); });
   nlohmann::json body{{"architecture", doc->value("architecture", architecture_)},
@@ -756,7 +828,9 @@ Result<void> Instances::create_snapshot(const std::string& name, const std::stri
                       {"created_at", now_text()},
                       {"last_used_at", never},
                       {"expires_at", expires ? util::rfc3339_utc(*expires) : never}};
-  if (auto stored = db_.change({{Op::insert, DocumentKind::snapshot, name + "/" + snap, body, {}}}); !stored) {
+  if (auto stored = db_.change(
+          {{Op::insert, DocumentKind::snapshot, key, body, {}}, {Op::remove, DocumentKind::pending, key, {}, {}}});
+      !stored) {
     return stored;
   }
   revert.success();
@@ -945,6 +1019,107 @@ Result<void> Instances::delete_file(const std::string& name, const std::string& 
   auto view = rootfs_view(name);
   if (!view) return view.error();
   return remove_in_root(view->root, path);
+}
+
+Result<void> Instances::note_pending(const std::string& key, const std::string& action) {
+  const nlohmann::json body{{"action", action}, {"since", now_text()}};
+  auto noted = db_.change({{Op::insert, DocumentKind::pending, key, body, {}}});
+  if (!noted && noted.error().kind == ErrorKind::conflict) {
+    noted = db_.change({{Op::replace, DocumentKind::pending, key, body, {}}});
+  }
+  return noted;
+}
+
+std::vector<std::string> Instances::recover() {
+  std::vector<std::string> done = pool_.recover_restores();
+  auto pending = db_.documents(DocumentKind::pending);
+  if (!pending) {
+    done.push_back("cannot read the journal: " + pending.error().message);
+    return done;
+  }
+  // Whether the record exists; nullopt when the database cannot say (then nothing is removed).
+  const auto has = [this, &done](DocumentKind kind, const std::string& key) -> std::optional<bool> {
+    auto d = db_.document(kind, key);
+    if (!d) {
+      done.push_back("cannot read the record of " + key + ", so its journal entry is kept: " + d.error().message);
+      return std::nullopt;
+    }
+    return d->has_value();
+  };
+  for (const auto& entry : *pending) {
+    const auto action = entry.body.is_object() && entry.body.contains("action") && entry.body["action"].is_string()
+                            ? entry.body["action"].get<std::string>()
+                            : std::string{};
+    const auto slash = entry.key.find('/');
+    // A damaged entry must not name a path outside the pool or lxcpath.
+    const auto usable = [](const std::string& part) {
+      return !part.empty() && part.front() != '.' && part.find('/') == std::string::npos &&
+             part.find('\0') == std::string::npos;
+    };
+    const bool one_name = slash == std::string::npos && usable(entry.key);
+    const bool two_names =
+        slash != std::string::npos && usable(entry.key.substr(0, slash)) && usable(entry.key.substr(slash + 1));
+    bool cleared = false;
+    if (action == "create" && one_name) {
+      const auto& name = entry.key;
+      const auto stored = has(DocumentKind::instance, name);
+      if (!stored) {
+        continue;
+      } else if (*stored) {
+        cleared = true;  // its record was stored: nothing is half-made
+      } else {
+        cleared = true;
+        if (std::filesystem::exists(pool_.volume_path(name))) {  // with the snapshots a copy made
+          if (auto r = pool_.delete_volume(name); !r) {
+            done.push_back("cannot remove the half-made volume of " + name + ": " + r.error().message);
+            cleared = false;
+          }
+        }
+        std::error_code ec;
+        std::filesystem::remove_all(driver_.lxcpath() / name, ec);
+        if (ec) {
+          done.push_back("cannot remove the half-made liblxc config of " + name + ": " + ec.message());
+          cleared = false;
+        }
+        if (cleared) done.push_back("removed instance " + name + ", which berthd stopped before it finished making");
+      }
+    } else if (action == "snapshot" && two_names) {
+      const auto name = entry.key.substr(0, slash);
+      const auto snap = entry.key.substr(slash + 1);
+      const auto stored = has(DocumentKind::snapshot, entry.key);
+      if (!stored) continue;
+      cleared = true;
+      if (!*stored && std::filesystem::exists(pool_.snapshot_path(name, snap))) {
+        if (auto r = pool_.delete_snapshot(name, snap); !r) {
+          done.push_back("cannot remove the half-made snapshot " + entry.key + ": " + r.error().message);
+          cleared = false;
+        } else {
+          done.push_back("removed snapshot " + entry.key + ", which berthd stopped before it finished making");
+        }
+      }
+    } else {
+      done.push_back("journal entry " + entry.key + " (" + action + ") is not one this berthd knows; left as is");
+    }
+    if (cleared) log_undo(db_.change({{Op::remove, DocumentKind::pending, entry.key, {}, {}}}), "the journal entry");
+  }
+  // What the journal does not explain is reported, not guessed at: a volume may hold someone's data.
+  auto records = names();
+  if (records) {
+    const std::set<std::string> known(records->begin(), records->end());
+    for (const auto& volume : pool_.volumes()) {
+      if (known.count(volume) == 0) {
+        done.push_back("volume " + pool_.volume_path(volume).string() +
+                       " belongs to no instance; left in place (remove it by hand if it is not wanted)");
+      }
+    }
+    for (const auto& name : known) {
+      if (!std::filesystem::exists(pool_.volume_path(name))) {
+        done.push_back("instance " + name + " has no volume at " + pool_.volume_path(name).string() +
+                       "; it cannot start until one is restored");
+      }
+    }
+  }
+  return done;
 }
 
 void Instances::autostart(const std::stop_token& stop) {

@@ -21,6 +21,7 @@
 #include <set>
 #include <stop_token>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -35,6 +36,13 @@
 #include "daemon/storage/pool.hpp"
 
 namespace berth::daemon {
+
+// The shapes an instance's or a profile's body holds, read as the API reads them: an object of
+// strings (config, one device), the devices (an object of such objects), a list of strings
+// (profiles). null is empty; a value of another type is an invalid_argument naming it (`what`).
+lxd::Result<std::map<std::string, std::string>> read_string_map(const nlohmann::json& j, const std::string& what);
+lxd::Result<std::map<std::string, std::map<std::string, std::string>>> read_devices(const nlohmann::json& j);
+lxd::Result<std::vector<std::string>> read_string_list(const nlohmann::json& j, const std::string& what);
 
 // What POST /1.0/instances asks for, checked (Instances::check_create) before the 202.
 struct CreateRequest {
@@ -69,6 +77,9 @@ class Instances {
   [[nodiscard]] Result<std::vector<std::string>> names() const;
   // Instance, or InstanceFull (with state, snapshots, backups) when `full`.
   [[nodiscard]] Result<nlohmann::json> render(const std::string& name, bool full) const;
+  // Every instance (by name) as render() makes it, for a list: one read of all the instances and
+  // one of all the profiles, and without `full` one look at the statuses (LxcDriver::statuses).
+  [[nodiscard]] Result<std::vector<std::pair<std::string, nlohmann::json>>> render_all(bool full) const;
   // InstanceState; `disk_usage` walks the rootfs for disk.root.usage (one instance's state only).
   [[nodiscard]] Result<nlohmann::json> render_state(const std::string& name, bool disk_usage = true) const;
   [[nodiscard]] Result<std::vector<std::string>> snapshot_names(const std::string& name) const;
@@ -120,7 +131,16 @@ class Instances {
   [[nodiscard]] Result<void> write_file(const std::string& name, const std::string& path, const RootfsWrite& what);
   [[nodiscard]] Result<void> delete_file(const std::string& name, const std::string& path);
 
-  // ---- what berthd does by itself (its housekeeping thread) ----
+  // ---- what berthd does by itself ----
+  // Once at start, before the API serves: what a crash left half-made goes (lxd-protocol.md has
+  // no such thing; LXD leaves it). A create or snapshot whose journal entry (DocumentKind::pending)
+  // is still there never stored its record: its volume, snapshot and liblxc config are removed.
+  // An interrupted restore is finished or undone (StoragePool::recover_restores). A volume with
+  // no record and a record with no volume are logged, not touched. Returns what it did, one line
+  // per change, for the log.
+  std::vector<std::string> recover();
+
+  // (on the housekeeping thread)
   // Once at start: every stopped instance that should run is started, as LXD's instancesStart
   // decides: boot.autostart true, or unset and the last recorded power state RUNNING. A failure
   // is logged and the others are still started; a stop request ends it between two starts.
@@ -144,7 +164,16 @@ class Instances {
  private:
   [[nodiscard]] Result<nlohmann::json> load(const std::string& name) const;
   [[nodiscard]] nlohmann::json writable_of(const nlohmann::json& doc) const;
+  using Profiles = std::map<std::string, nlohmann::json>;  // profile name -> its stored document
+  // The stored profiles `doc` names.
+  [[nodiscard]] Result<Profiles> profiles_of(const nlohmann::json& doc) const;
   [[nodiscard]] Result<nlohmann::json> expanded(const nlohmann::json& doc, const char* field) const;
+  // render's Instance from a loaded document, its profiles and its status.
+  [[nodiscard]] nlohmann::json render_loaded(const std::string& name, const nlohmann::json& doc,
+                                             const Profiles& profiles, const ContainerStatus& status) const;
+  // What InstanceFull adds: state (without disk usage), snapshots, backups.
+  [[nodiscard]] Result<void> add_full_parts(const std::string& name, const ContainerState& state,
+                                            nlohmann::json& out) const;
   [[nodiscard]] Result<ContainerSpec> spec_of(const std::string& name, const nlohmann::json& doc) const;
   [[nodiscard]] Result<void> start_locked(const std::string& name);
   [[nodiscard]] Result<void> stop_locked(const std::string& name, int timeout, bool force);
@@ -158,6 +187,8 @@ class Instances {
   };
   [[nodiscard]] Result<RootfsView> rootfs_view(const std::string& name) const;
   [[nodiscard]] Result<void> remove_snapshot_locked(const std::string& name, const std::string& snap);
+  // The journal entry recover() reads: `key` (an instance or "INSTANCE/SNAPSHOT") is being made.
+  [[nodiscard]] Result<void> note_pending(const std::string& key, const std::string& action);
   [[nodiscard]] std::shared_ptr<std::mutex> mutex_of(const std::string& name);
   [[nodiscard]] std::unique_lock<std::mutex> lock(const std::string& name);
   [[nodiscard]] std::unique_lock<std::mutex> try_lock(const std::string& name);

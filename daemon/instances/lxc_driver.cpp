@@ -22,8 +22,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -259,6 +261,24 @@ std::string describe_status(int status) {
   if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
   if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
   return "status " + std::to_string(status);
+}
+
+// liblxc's state names to LXD's status and code (lxd-protocol.md §1.4); anything else is Error.
+ContainerStatus status_of(const char* raw) {
+  static const std::array<std::pair<std::string_view, std::pair<const char*, int>>, 8> codes = {{
+      {"STOPPED", {"Stopped", 102}},
+      {"STARTING", {"Starting", 106}},
+      {"RUNNING", {"Running", 103}},
+      {"STOPPING", {"Stopping", 107}},
+      {"ABORTING", {"Aborting", 108}},
+      {"FREEZING", {"Freezing", 109}},
+      {"FROZEN", {"Frozen", 110}},
+      {"THAWED", {"Thawed", 111}},
+  }};
+  for (const auto& [lxc_state, status] : codes) {
+    if (raw != nullptr && lxc_state == raw) return {status.first, status.second};
+  }
+  return {"Error", 112};
 }
 
 std::optional<std::int64_t> cgroup_number(lxc_container* c, const char* key) {
@@ -616,6 +636,7 @@ fs::path LxcDriver::log_path(const std::string& name) const {
 }
 
 Result<void> LxcDriver::define(const ContainerSpec& spec) {
+  forget_handle(spec.name);
   auto items = lxc_config_items(spec, host_, lxcpath_);
   if (!items) return items.error();
   const std::string where = "container " + spec.name;
@@ -843,25 +864,9 @@ ContainerState LxcDriver::state(const std::string& name) const {
   auto c = open_defined(lxcpath_, name);
   if (!c) return s;
   lxc_container* ct = c->get();
-  static const std::array<std::pair<std::string_view, std::pair<const char*, int>>, 8> codes = {{
-      {"STOPPED", {"Stopped", 102}},
-      {"STARTING", {"Starting", 106}},
-      {"RUNNING", {"Running", 103}},
-      {"STOPPING", {"Stopping", 107}},
-      {"ABORTING", {"Aborting", 108}},
-      {"FREEZING", {"Freezing", 109}},
-      {"FROZEN", {"Frozen", 110}},
-      {"THAWED", {"Thawed", 111}},
-  }};
-  const char* raw = ct->state(ct);
-  s.status = "Error";
-  s.status_code = 112;
-  for (const auto& [lxc_state, status] : codes) {
-    if (raw != nullptr && lxc_state == raw) {
-      s.status = status.first;
-      s.status_code = status.second;
-    }
-  }
+  const ContainerStatus status = status_of(ct->state(ct));
+  s.status = status.status;
+  s.status_code = status.status_code;
   if (s.status_code == 102) return s;
   s.pid = ct->init_pid(ct);
   s.processes = cgroup_number(ct, "pids.current").value_or(0);
@@ -873,6 +878,46 @@ ContainerState LxcDriver::state(const std::string& name) const {
     s.cpu_usage_ns = cgroup_stat_field(ct, "cpu.stat", "usage_usec").value_or(0) * 1000;
   }
   return s;
+}
+
+ContainerStatus LxcDriver::status(const std::string& name) const {
+  auto c = open_defined(lxcpath_, name);
+  if (!c) return {};
+  return status_of((*c)->state(c->get()));
+}
+
+std::map<std::string, ContainerStatus> LxcDriver::statuses(const std::vector<std::string>& names) const {
+  std::map<std::string, ContainerStatus> out;
+  for (const auto& name : names) out[name];  // Stopped unless active
+  const auto active = running();
+  for (const auto& name : active) {
+    if (out.count(name) == 0) continue;
+    std::shared_ptr<lxc_container> handle;
+    {
+      const std::lock_guard guard(handles_mu_);
+      handle = handles_[name];
+    }
+    if (!handle) {
+      auto opened = open_defined(lxcpath_, name);
+      if (!opened) continue;  // active but no longer defined: Stopped, as state() says
+      handle = std::shared_ptr<lxc_container>(opened->release(), ContainerPut{});
+      const std::lock_guard guard(handles_mu_);
+      handles_[name] = handle;
+    }
+    out[name] = status_of(handle->state(handle.get()));
+  }
+  // Only active containers keep a handle (an empty slot too is dropped).
+  const std::lock_guard guard(handles_mu_);
+  for (auto it = handles_.begin(); it != handles_.end();) {
+    const bool keep = it->second && std::binary_search(active.begin(), active.end(), it->first);
+    it = keep ? std::next(it) : handles_.erase(it);
+  }
+  return out;
+}
+
+void LxcDriver::forget_handle(const std::string& name) const {
+  const std::lock_guard guard(handles_mu_);
+  handles_.erase(name);
 }
 
 int LxcDriver::devpts_fd(const std::string& name) const {
@@ -975,6 +1020,7 @@ Result<void> LxcDriver::apply_limits(const std::string& name, const std::map<std
 }
 
 Result<void> LxcDriver::remove(const std::string& name) {
+  forget_handle(name);
   auto c = open_defined(lxcpath_, name);
   if (!c) return c.error();
   if ((*c)->is_running(c->get())) return make_error(ErrorKind::conflict, "container " + name + ": stop it first");
@@ -988,6 +1034,8 @@ Result<void> LxcDriver::remove(const std::string& name) {
 }
 
 Result<void> LxcDriver::rename(const std::string& from, const std::string& to) {
+  forget_handle(from);
+  forget_handle(to);
   if (auto r = validate_instance_name(to); !r) return r;
   auto c = open_defined(lxcpath_, from);
   if (!c) return c.error();

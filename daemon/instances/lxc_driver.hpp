@@ -8,8 +8,9 @@
 // LXCPATH/NAME/NAME.log (liblxc's log, named in every start failure). Rootfs and its volume belong
 // to the storage pool; the driver never deletes them (remove drops only LXCPATH/NAME).
 //
-// Thread and ownership contract: the driver holds only LXCPATH and its options; each call opens its
-// own lxc_container and puts it before returning, so any thread may call. Calls on the same
+// Thread and ownership contract: the driver holds LXCPATH, its options and (for statuses()) a
+// handle per active container under a mutex; every other call opens its own lxc_container and puts
+// it before returning, so any thread may call. Calls on the same
 // container must be serialised by the caller (berthd runs one operation per instance at a time). A
 // started container is daemonized (its monitor is re-parented to init, with our file descriptors
 // closed): it keeps running when berthd exits and running() finds it again after a restart.
@@ -21,7 +22,10 @@
 // "HELPER forkstart LXCPATH NAME" (see forkstart_main) with posix_spawn: a fresh single-threaded
 // process that does liblxc's start, with only PATH in its environment, stdin on /dev/null, stdout
 // and stderr on a pipe for the failure message, and no other file descriptor. berthd hands over
-// its own executable for this (DaemonOptions::start_helper, from /proc/self/exe).
+// berthd-helper for this when it sits next to berthd, and its own executable otherwise (both answer
+// forkstart and forkexec; DaemonOptions::start_helper, from /proc/self/exe). The container's monitor
+// is a fork of the helper and keeps what it had touched: from berthd-helper (liblxc and libc only)
+// a monitor is ~3 MB, from berthd ~4.5 MB.
 //
 // Without a helper (unit tests, tools) start() calls liblxc in the calling process, which is for
 // single-threaded callers only. We keep that fallback rather than require the helper so the driver
@@ -31,11 +35,15 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "daemon/instances/idmap.hpp"
+
+struct lxc_container;
 
 namespace berth::daemon {
 
@@ -71,6 +79,12 @@ struct ContainerState {
   std::int64_t processes = 0;
   std::int64_t memory_usage = 0;  // bytes
   std::int64_t cpu_usage_ns = 0;
+};
+
+// What a list of instances shows of the live state: ContainerState's status and status_code.
+struct ContainerStatus {
+  std::string status = "Stopped";
+  int status_code = 102;
 };
 
 // What /1.0/metrics reports of a running container, from its cgroup, as LXD's Metrics reads it.
@@ -120,8 +134,8 @@ struct CgroupSetting {
     const ContainerSpec& spec, const HostFacts& host, const std::filesystem::path& lxcpath);
 
 struct LxcDriverOptions {
-  // The executable start() runs as "start_helper forkstart LXCPATH NAME" (berthd sets its own,
-  // from /proc/self/exe). Empty: start in the calling process (single-threaded callers only).
+  // The executable start() runs as "start_helper forkstart LXCPATH NAME" (berthd sets
+  // berthd-helper, or its own executable). Empty: start in the calling process (single-threaded callers only).
   std::filesystem::path start_helper;
   // How long the helper may take (liblxc's own wait for RUNNING is 30 s); then it is killed and
   // start() is ErrorKind::timeout.
@@ -149,7 +163,7 @@ class LxcDriver {
   LxcDriver(std::filesystem::path lxcpath, HostFacts host, LxcDriverOptions options);
 
   [[nodiscard]] const std::filesystem::path& lxcpath() const { return lxcpath_; }
-  // berthd's own executable, which runs the forkstart and forkexec helpers ("" when none).
+  // The helper executable (berthd-helper or berthd) that runs forkstart and forkexec ("" when none).
   [[nodiscard]] const std::filesystem::path& helper() const { return options_.start_helper; }
   [[nodiscard]] std::filesystem::path log_path(const std::string& name) const;
 
@@ -170,6 +184,12 @@ class LxcDriver {
   [[nodiscard]] Result<void> unfreeze(const std::string& name);
   // Stopped (102) when not defined.
   [[nodiscard]] ContainerState state(const std::string& name) const;
+  // state()'s status alone, without its cgroup reads.
+  [[nodiscard]] ContainerStatus status(const std::string& name) const;
+  // The status of each of `names`, for a list, cheaply: one look at which containers under LXCPATH
+  // have a monitor (those without one are Stopped, as liblxc would say), then liblxc's state() for
+  // those only, on a handle kept while the container is active (see handles_).
+  [[nodiscard]] std::map<std::string, ContainerStatus> statuses(const std::vector<std::string>& names) const;
   // nullopt unless the container runs.
   [[nodiscard]] std::optional<ContainerUsage> usage(const std::string& name) const;
   // A descriptor of the running container's devpts mount, from its monitor (liblxc's devpts_fd),
@@ -194,6 +214,16 @@ class LxcDriver {
   HostFacts host_;
   LxcDriverOptions options_;
   std::string helper_path_env_;  // "PATH=..." for the helper, taken once at construction
+
+  // A liblxc handle per active container, for statuses(): opening one parses the config (and
+  // costs a few mmaps), which made a list of 50 instances take ~50 ms. state() asks the monitor by
+  // name and LXCPATH only, so a handle whose config is older than the file still answers right;
+  // define, remove and rename drop the name's handle all the same, and statuses() drops those of
+  // containers no longer active. Guarded by handles_mu_; a handle is used outside the lock through
+  // its own shared_ptr copy.
+  void forget_handle(const std::string& name) const;
+  mutable std::mutex handles_mu_;
+  mutable std::map<std::string, std::shared_ptr<lxc_container>> handles_;
 };
 
 }  // namespace berth::daemon

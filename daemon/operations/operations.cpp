@@ -134,17 +134,22 @@ nlohmann::json Operations::add_token(TokenKind kind, const std::string& descript
 
 nlohmann::json Operations::add_task(const std::string& description, nlohmann::json resources, TaskWork work,
                                     nlohmann::json metadata) {
-  std::unique_lock lock(mu_);
-  forget_old();
   const auto id = random_uuid();
   Entry entry;
   entry.object = new_object(id, OperationClass::task, description, std::move(metadata), std::move(resources), false);
+  // Written down before it can begin, so that no step of its work happens unrecorded.
+  if (journal_.begun) journal_.begun(entry.object);
+  std::unique_lock lock(mu_);
+  forget_old();
   auto [it, inserted] = table_.emplace(id, std::move(entry));
   if (changed_) changed_(it->second.object);
   if (shutting_down_) {
     it->second.object["err"] = "berthd is stopping";
     set_status(it->second, cancelled);
-    return it->second.object;
+    auto object = it->second.object;
+    lock.unlock();
+    if (journal_.ended) journal_.ended(id);
+    return object;
   }
   queue_.push_back(Queued{id, std::move(work)});
   if (workers_.size() < worker_count && busy_ + queue_.size() > workers_.size()) {
@@ -154,6 +159,20 @@ nlohmann::json Operations::add_task(const std::string& description, nlohmann::js
   lock.unlock();
   work_ready_.notify_one();
   return object;
+}
+
+void Operations::add_interrupted(nlohmann::json operation, const std::string& err, std::chrono::seconds keep) {
+  if (!operation.is_object() || !operation.contains("id") || !operation["id"].is_string()) return;
+  const auto id = operation["id"].get<std::string>();
+  const std::lock_guard lock(mu_);
+  if (table_.count(id) != 0) return;
+  Entry entry;
+  entry.object = std::move(operation);
+  entry.object["err"] = err;
+  entry.object["location"] = location_;
+  entry.keep = keep;
+  auto& added = table_.emplace(id, std::move(entry)).first->second;
+  set_status(added, failure);
 }
 
 void Operations::work_loop() {
@@ -201,10 +220,12 @@ bool Operations::finish(const std::string& id, lxd::Result<nlohmann::json> outco
 }
 
 void Operations::finish_task(const std::string& id, lxd::Result<nlohmann::json> outcome) {
-  const std::lock_guard lock(mu_);
-  const auto it = table_.find(id);
-  if (it == table_.end() || it->second.finished) return;
-  conclude(it->second, std::move(outcome));
+  {
+    const std::lock_guard lock(mu_);
+    const auto it = table_.find(id);
+    if (it != table_.end() && !it->second.finished) conclude(it->second, std::move(outcome));
+  }
+  if (journal_.ended) journal_.ended(id);
 }
 
 void Operations::conclude(Entry& entry, lxd::Result<nlohmann::json> outcome) {
@@ -243,7 +264,9 @@ bool Operations::when_finished(const std::string& id, std::function<void(const n
 bool Operations::shutdown(std::chrono::steady_clock::time_point deadline) {
   std::unique_lock lock(mu_);
   shutting_down_ = true;
+  std::vector<std::string> never_ran;
   for (auto& queued : queue_) {
+    never_ran.push_back(queued.id);
     const auto it = table_.find(queued.id);
     if (it == table_.end()) continue;
     it->second.object["err"] = "berthd is stopping";
@@ -251,6 +274,11 @@ bool Operations::shutdown(std::chrono::steady_clock::time_point deadline) {
   }
   queue_.clear();
   work_ready_.notify_all();
+  if (journal_.ended) {
+    lock.unlock();
+    for (const auto& id : never_ran) journal_.ended(id);
+    lock.lock();
+  }
   return work_done_.wait_until(lock, deadline, [this] { return busy_ == 0; });
 }
 
@@ -353,7 +381,7 @@ void Operations::forget_old() {
     if (expires && now > *expires) set_status(entry, cancelled);
   }
   for (auto it = table_.begin(); it != table_.end();) {
-    if (it->second.finished && now - *it->second.finished > keep_finished_) {
+    if (it->second.finished && now - *it->second.finished > it->second.keep.value_or(keep_finished_)) {
       it = table_.erase(it);
     } else {
       ++it;

@@ -36,6 +36,15 @@ enum class TokenKind {
 // succeeds, or the error that fails it (its message becomes the operation's `err`).
 using TaskWork = std::function<lxd::Result<nlohmann::json>()>;
 
+// Where task operations are written down while they run, so that one berthd did not see to its
+// end (it was killed, or stopped past its shutdown deadline) is reported failed after a restart
+// (Operations::add_interrupted). Both are called outside the table's lock, on the caller's or the
+// worker's thread; a failure to record is theirs to log.
+struct OperationJournal {
+  std::function<void(const nlohmann::json& operation)> begun;  // before its work is queued
+  std::function<void(const std::string& id)> ended;            // once it finished, however
+};
+
 class Operations {
  public:
   using Clock = std::chrono::system_clock;
@@ -50,6 +59,14 @@ class Operations {
   ~Operations();
   Operations(const Operations&) = delete;
   Operations& operator=(const Operations&) = delete;
+
+  // Set once, before the first task is added.
+  void set_journal(OperationJournal journal) { journal_ = std::move(journal); }
+
+  // A task an earlier run of berthd began and did not finish (`operation` as its journal kept
+  // it): Failure with `err`, readable for `keep` (longer than a finished one's few seconds, so
+  // that a client cut off by the crash can still learn how it ended).
+  void add_interrupted(nlohmann::json operation, const std::string& err, std::chrono::seconds keep);
 
   // A token operation of `kind`, Running, with `metadata` (which holds its secret). Returns the
   // operation object.
@@ -105,7 +122,8 @@ class Operations {
     std::vector<std::function<void(const nlohmann::json&)>> waiters;
     std::vector<std::function<void(const nlohmann::json&)>> internal_waiters;  // never dropped
     std::optional<TokenKind> token;                                            // set for token operations
-    bool used = false;  // a token consumed (not cancelled by a client)
+    bool used = false;                         // a token consumed (not cancelled by a client)
+    std::optional<std::chrono::seconds> keep;  // how long it stays once finished, when not keep_finished
   };
   struct Queued {
     std::string id;
@@ -134,6 +152,7 @@ class Operations {
   std::chrono::seconds keep_finished_;
   std::function<Clock::time_point()> now_;
   std::function<void(const nlohmann::json&)> changed_;
+  OperationJournal journal_;
   std::map<std::string, Entry> table_;
 };
 

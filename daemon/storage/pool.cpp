@@ -419,6 +419,40 @@ Result<void> StoragePool::restore_snapshot(const std::string& instance, const st
   return remove(old);
 }
 
+std::vector<std::string> StoragePool::recover_restores() {
+  std::vector<std::string> done;
+  const fs::path containers = path_ / "containers";
+  std::vector<std::string> entries;
+  std::error_code ec;
+  for (fs::directory_iterator it(containers, ec), end; !ec && it != end; it.increment(ec)) {
+    entries.push_back(it->path().filename().string());
+  }
+  const auto has_suffix = [](const std::string& n, std::string_view suffix) {
+    return n.size() > suffix.size() + 1 && n.front() == '.' &&
+           n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  // The new content (".NAME.restoring") was never moved in: it goes. The old one (".NAME.old")
+  // goes when the restored content is in place, and goes back when the volume is missing.
+  for (const auto& n : entries) {
+    if (!has_suffix(n, ".restoring")) continue;
+    const auto r = remove(containers / n);
+    done.push_back(r ? "removed the unfinished restore " + where(n) : r.error().message);
+  }
+  for (const auto& n : entries) {
+    if (!has_suffix(n, ".old")) continue;
+    const std::string instance = n.substr(1, n.size() - 1 - 4);
+    if (path_exists(volume_path(instance))) {
+      const auto r = remove(containers / n);
+      done.push_back(r ? "removed the content a restore of " + instance + " replaced" : r.error().message);
+    } else if (::rename((containers / n).c_str(), volume_path(instance).c_str()) == 0) {
+      done.push_back("put back the content of " + instance + " that an unfinished restore had moved aside");
+    } else {
+      done.push_back(io_error(where("put back " + n), errno).message);
+    }
+  }
+  return done;
+}
+
 Result<void> StoragePool::copy_volume(const std::string& from, const std::string& to) {
   if (auto r = check_name("instance", from); !r) return r;
   if (auto r = check_name("instance", to); !r) return r;

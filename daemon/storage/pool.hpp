@@ -61,6 +61,10 @@ class StoragePool {
   // of an instance with its snapshots makes. ErrorKind::conflict when that snapshot exists.
   [[nodiscard]] Result<void> copy_snapshot(const std::string& instance, const std::string& snap, const std::string& to);
 
+  // At start: finishes or undoes a restore_snapshot that a crash cut short, so that each volume
+  // holds either its old content or the snapshot's, never neither. Says what it did, one line each.
+  [[nodiscard]] std::vector<std::string> recover_restores();
+
   // Sorted names.
   [[nodiscard]] std::vector<std::string> volumes() const;
   [[nodiscard]] std::vector<std::string> snapshots(const std::string& instance) const;

@@ -63,6 +63,7 @@ ok "cpack made $(basename "$DEB")"
 {
     echo "-rwxr-xr-x root/root ./usr/bin/berth"
     echo "-rwxr-xr-x root/root ./usr/bin/berthd"
+    echo "-rwxr-xr-x root/root ./usr/bin/berthd-helper"
     for schema in "$SOURCE_DIR"/schemas/*.json; do
         echo "-rw-r--r-- root/root ./usr/share/berth/schemas/$(basename "$schema")"
     done
@@ -77,7 +78,7 @@ if ! diff -u "$WORK/expected" "$WORK/files" >"$WORK/diff"; then
     fail "the package's files (- expected, + in the package):"
     cat "$WORK/diff" >&2
 else
-    ok "the package holds exactly berth, berthd, $(grep -c schemas/ "$WORK/expected") schemas," \
+    ok "the package holds exactly berth, berthd, berthd-helper, $(grep -c schemas/ "$WORK/expected") schemas," \
         "$(grep -c man1/ "$WORK/expected") man pages and the completion"
 fi
 bad_dirs=$(awk '$1 ~ /^d/ && ($1 != "drwxr-xr-x" || $2 != "root/root") { print $1, $2, $6 }' "$WORK/contents")
@@ -109,6 +110,9 @@ packaged=$WORK/root/usr/bin/berth
 "$packaged" --help | grep -q '^  plan ' || fail "the packaged berth --help does not list plan"
 readelf -S "$packaged" | grep -qE '\.(symtab|debug_info)' && fail "the packaged berth is not stripped"
 "$WORK/root/usr/bin/berthd" --help | grep -q -- '--dir' || fail "the packaged berthd --help does not list --dir"
+# berthd starts containers through the helper beside it; run without a job, it prints its usage.
+helper_usage=$("$WORK/root/usr/bin/berthd-helper" 2>&1 || true)
+[[ $helper_usage == *forkstart* ]] || fail "the packaged berthd-helper does not run: $helper_usage"
 for wanted in 'liblxc' 'libarchive'; do
     grep -qE "^$wanted" <<<"$depends_names" || fail "Depends names no $wanted package (berthd needs it): $depends"
 done

@@ -242,6 +242,50 @@ TEST_F(LxcDriverTest, RunsUnprivilegedWithLimitsFreezesAndShutsDown) {
   EXPECT_EQ(driver_->stop(s.name, 30, false).error().kind, ErrorKind::conflict);
 }
 
+// The list's statuses (one look at the active containers, a handle kept for each) say what
+// state() says, through start, freeze, stop, rename and remove.
+TEST_F(LxcDriverTest, StatusesAgreeWithStateForEveryLifeCycleStep) {
+  ContainerSpec run_spec = spec(unique_name("r"));
+  ContainerSpec idle_spec = spec(unique_name("i"));
+  Guard run_guard(*driver_, run_spec.name);
+  Guard idle_guard(*driver_, idle_spec.name);
+  ASSERT_TRUE(driver_->define(idle_spec).ok());
+  auto started = driver_->start(run_spec);
+  ASSERT_TRUE(started.ok()) << started.error().message;
+  const std::string undefined = unique_name("u");
+  const std::vector<std::string> names{run_spec.name, idle_spec.name, undefined};
+  const auto expect = [&](const std::string& name, const char* status, int code) {
+    const auto all = driver_->statuses(names);
+    ASSERT_EQ(all.size(), 3U);
+    EXPECT_EQ(all.at(name).status, status) << name;
+    EXPECT_EQ(all.at(name).status_code, code) << name;
+    EXPECT_EQ(driver_->status(name).status, status) << name;
+    EXPECT_EQ(driver_->state(name).status, status) << name;
+  };
+  for (int i = 0; i < 2; ++i) expect(run_spec.name, "Running", 103);  // the second from the kept handle
+  expect(idle_spec.name, "Stopped", 102);
+  expect(undefined, "Stopped", 102);
+  EXPECT_FALSE(fs::exists(driver_->lxcpath() / undefined)) << "asking about a name must not create it";
+
+  ASSERT_TRUE(driver_->freeze(run_spec.name).ok());
+  expect(run_spec.name, "Frozen", 110);
+  ASSERT_TRUE(driver_->unfreeze(run_spec.name).ok());
+  expect(run_spec.name, "Running", 103);
+  ASSERT_TRUE(driver_->stop(run_spec.name, 0, true).ok());
+  expect(run_spec.name, "Stopped", 102);
+
+  // Started again under a new name: the old name's handle must not answer for it.
+  const std::string renamed = unique_name("n");
+  ASSERT_TRUE(driver_->rename(run_spec.name, renamed).ok());
+  run_guard.renamed(renamed);
+  run_spec.name = renamed;
+  started = driver_->start(run_spec);
+  ASSERT_TRUE(started.ok()) << started.error().message;
+  const auto after = driver_->statuses({renamed, names[0]});
+  EXPECT_EQ(after.at(renamed).status, "Running");
+  EXPECT_EQ(after.at(names[0]).status, "Stopped");
+}
+
 TEST_F(LxcDriverTest, OutlivesTheProcessThatStartedItThenForceStopRenameRemove) {
   ContainerSpec s = spec(unique_name("d"));
   Guard guard(*driver_, s.name);

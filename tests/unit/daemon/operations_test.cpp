@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <future>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "daemon/operations/operations.hpp"
@@ -226,6 +228,95 @@ TEST(Operations, ShutdownCancelsQueuedTasksAndWaitsForRunningOnes) {
   // After shutdown, a new task never runs.
   const auto late = ops.add_task("t", {}, []() -> lxd::Result<nlohmann::json> { return nlohmann::json::object(); });
   EXPECT_EQ(late["status_code"], 401);
+}
+
+// What the journal is told: a task is written down before its work can run and cleared once it
+// ended, whether it succeeded, failed or never ran (cancelled at shutdown).
+TEST(Operations, TheJournalHoldsATaskExactlyWhileItRuns) {
+  std::mutex mu;
+  std::set<std::string> journal;
+  std::vector<std::string> ended;
+  Operations ops;
+  ops.set_journal({[&](const nlohmann::json& op) {
+                     const std::lock_guard lock(mu);
+                     journal.insert(op["id"].get<std::string>());
+                   },
+                   [&](const std::string& id) {
+                     const std::lock_guard lock(mu);
+                     journal.erase(id);
+                     ended.push_back(id);
+                   }});
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  bool journalled_when_it_ran = false;
+  const std::string id = ops.add_task("t", {}, [&, released]() -> lxd::Result<nlohmann::json> {
+    {
+      const std::lock_guard lock(mu);
+      journalled_when_it_ran = journal.size() == 1;
+    }
+    released.wait();
+    return lxd::make_error(lxd::ErrorKind::io, "no");
+  })["id"];
+  {
+    const std::lock_guard lock(mu);
+    EXPECT_EQ(journal.count(id), 1U);
+  }
+  release.set_value();
+  std::promise<void> done;
+  ASSERT_TRUE(ops.when_finished(id, [&](const nlohmann::json&) { done.set_value(); }));
+  done.get_future().wait();
+  EXPECT_TRUE(ops.shutdown(std::chrono::steady_clock::now() + std::chrono::seconds{10}));
+  {
+    const std::lock_guard lock(mu);
+    EXPECT_TRUE(journalled_when_it_ran);
+    EXPECT_TRUE(journal.empty());
+    EXPECT_EQ(ended, std::vector<std::string>{id});
+  }
+
+  // One added after shutdown began never runs, and leaves nothing in the journal either.
+  const auto late = ops.add_task("t", {}, []() -> lxd::Result<nlohmann::json> { return nlohmann::json::object(); });
+  EXPECT_EQ(late["status_code"], 401);
+  const std::lock_guard lock(mu);
+  EXPECT_TRUE(journal.empty());
+  EXPECT_EQ(ended.size(), 2U);
+}
+
+// A task an earlier berthd left unfinished is a Failure with the reason, kept past keep_finished.
+TEST(Operations, AnInterruptedTaskIsAFailureKeptLongerThanAFinishedOne) {
+  auto now = Operations::Clock::now();
+  std::vector<std::string> events;
+  Operations ops(
+      "none", std::chrono::seconds{10}, [&] { return now; },
+      [&](const nlohmann::json& op) { events.push_back(op["status"].get<std::string>()); });
+  const nlohmann::json journalled{{"id", "1d6a0c0e-0000-4000-8000-000000000001"},
+                                  {"class", "task"},
+                                  {"description", "Creating instance"},
+                                  {"created_at", "2026-12-03T10:00:00Z"},
+                                  {"status", "Running"},
+                                  {"status_code", 103},
+                                  {"resources", {{"instances", {"/1.0/instances/c1"}}}},
+                                  {"metadata", nullptr},
+                                  {"may_cancel", false},
+                                  {"err", ""},
+                                  {"location", "elsewhere"}};
+  ops.add_interrupted(journalled, "berthd stopped", std::chrono::seconds{3600});
+  ops.add_interrupted(nlohmann::json::array(), "not an operation", std::chrono::seconds{3600});
+  ops.add_interrupted({{"id", 7}}, "an id that is no string", std::chrono::seconds{3600});
+  const auto op = ops.get(journalled["id"]);
+  ASSERT_TRUE(op);
+  EXPECT_EQ((*op)["status"], "Failure");
+  EXPECT_EQ((*op)["status_code"], 400);
+  EXPECT_EQ((*op)["err"], "berthd stopped");
+  EXPECT_EQ((*op)["description"], "Creating instance");
+  EXPECT_EQ((*op)["created_at"], "2026-12-03T10:00:00Z");
+  EXPECT_EQ((*op)["resources"], journalled["resources"]);
+  EXPECT_EQ((*op)["location"], "none");
+  EXPECT_EQ(ops.list().size(), 1U);
+  EXPECT_EQ(events, std::vector<std::string>{"Failure"});
+  now += std::chrono::minutes{30};
+  EXPECT_TRUE(ops.get(journalled["id"]));
+  now += std::chrono::minutes{31};
+  EXPECT_FALSE(ops.get(journalled["id"]));
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -135,6 +136,42 @@ TEST_P(StoragePoolTest, SnapshotKeepsItsContentAndRestoreBringsItBack) {
   EXPECT_EQ(read(vol / "rootfs/etc/hostname"), "writable again\n");
   EXPECT_EQ(pool_->volumes(), (std::vector<std::string>{"c1"}));  // no temporary left visible
   EXPECT_EQ(read(pool_->snapshot_path("c1", "snap0") / "rootfs/etc/hostname"), "before\n");
+}
+
+// A restore cut short by a crash: before the swap (".c1.restoring" only) the volume keeps its old
+// content; between the two renames (".c1.old", no volume) the old content goes back; after the
+// swap (the volume and ".c1.old") the restored content stays. No temporary is left in any case.
+TEST_P(StoragePoolTest, RecoverRestoresLeavesEachVolumeWhole) {
+  for (const char* name : {"c1", "c2", "c3"}) {
+    ASSERT_TRUE(pool_->create_volume(name).ok());
+    fs::create_directories(pool_->volume_path(name) / "rootfs");
+    write(pool_->volume_path(name) / "rootfs/which", "current\n");
+  }
+  const fs::path containers = pool_->path() / "containers";
+  // c1: cut before the swap.
+  // (a writable volume stands in for the clone: a btrfs snapshot subvolume is read-only, and
+  // restore makes its clone writable before anything else happens.)
+  ASSERT_TRUE(pool_->create_volume("c1-new").ok());
+  write(pool_->volume_path("c1-new") / "half", "restored\n");
+  fs::rename(pool_->volume_path("c1-new"), containers / ".c1.restoring");
+  // c2: cut between moving the volume aside and moving the new content in.
+  fs::rename(pool_->volume_path("c2"), containers / ".c2.old");
+  // c3: cut after the swap, before the old content was removed.
+  ASSERT_TRUE(pool_->create_volume("c3-old").ok());
+  write(pool_->volume_path("c3-old") / "stale", "old\n");
+  fs::rename(pool_->volume_path("c3-old"), containers / ".c3.old");
+
+  const auto done = pool_->recover_restores();
+  EXPECT_EQ(done.size(), 3U);
+  EXPECT_EQ(pool_->volumes(), (std::vector<std::string>{"c1", "c2", "c3"}));
+  for (const char* name : {"c1", "c2", "c3"}) {
+    EXPECT_EQ(read(pool_->volume_path(name) / "rootfs/which"), "current\n") << name;
+  }
+  std::vector<std::string> hidden;
+  for (const auto& e : fs::directory_iterator(containers)) hidden.push_back(e.path().filename().string());
+  std::sort(hidden.begin(), hidden.end());
+  EXPECT_EQ(hidden, (std::vector<std::string>{"c1", "c2", "c3"}));
+  EXPECT_TRUE(pool_->recover_restores().empty());
 }
 
 TEST_P(StoragePoolTest, RenameCarriesSnapshotsAndDeleteTakesThem) {
