@@ -54,6 +54,12 @@ class InstanceRoutes {
       for (const auto& name : *names) out.push_back(instance_url(name));
       return sync_response(out);
     }
+    // The common list (lxc list, berth's reads) from text kept between changes (bench/api).
+    if (recursion == 1 && filter.empty()) {
+      auto text = instances_.render_all_text();
+      if (!text) return error_response(text.error());
+      return sync_response_text(*text);
+    }
     // All of them at once: per-instance reads made a list of 50 take ~50 ms.
     auto objects = instances_.render_all(recursion == 2);
     if (!objects) return error_response(objects.error());

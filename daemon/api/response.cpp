@@ -16,14 +16,22 @@ std::string dump(const nlohmann::json& value) {
 
 }  // namespace
 
-http::Response sync_response(const nlohmann::json& metadata, const std::string& etag, const std::string& location) {
+http::Response sync_response_text(std::string_view metadata) {
   http::Response r;
-  r.status = location.empty() ? 200 : 201;
+  r.status = 200;
   r.content_type = json_type;
   // The envelope's text around the metadata's, as dump() orders the keys: no copy of a large
   // metadata (a list of instances) into an envelope object.
-  r.body = R"({"error":"","error_code":0,"metadata":)" + dump(metadata) +
-           R"(,"operation":"","status":"Success","status_code":200,"type":"sync"})";
+  constexpr std::string_view head = R"({"error":"","error_code":0,"metadata":)";
+  constexpr std::string_view tail = R"(,"operation":"","status":"Success","status_code":200,"type":"sync"})";
+  r.body.reserve(head.size() + metadata.size() + tail.size());
+  r.body.append(head).append(metadata).append(tail);
+  return r;
+}
+
+http::Response sync_response(const nlohmann::json& metadata, const std::string& etag, const std::string& location) {
+  http::Response r = sync_response_text(dump(metadata));
+  if (!location.empty()) r.status = 201;
   if (!etag.empty()) r.headers.emplace_back("ETag", "\"" + etag + "\"");
   if (!location.empty()) r.headers.emplace_back("Location", location);
   return r;

@@ -3,6 +3,7 @@
 // status, the keys and their types are decided in one place.
 
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -15,6 +16,8 @@ namespace berth::daemon::api {
 // hex) becomes the ETag header; `location` the Location header, and then the status is 201.
 [[nodiscard]] http::Response sync_response(const nlohmann::json& metadata, const std::string& etag = {},
                                            const std::string& location = {});
+// The same, 200, with the metadata as JSON text the caller made (Instances::render_all_text).
+[[nodiscard]] http::Response sync_response_text(std::string_view metadata);
 
 // 202 with Location: /1.0/operations/<id> and the operation object as metadata.
 [[nodiscard]] http::Response async_response(const nlohmann::json& operation);

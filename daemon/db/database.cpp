@@ -353,7 +353,7 @@ Result<std::optional<nlohmann::json>> Database::document(DocumentKind kind, cons
 
 Result<void> Database::change(const std::vector<DocumentChange>& changes) {
   std::lock_guard lock(mu_);
-  return transaction(db_, [&] {
+  auto done = transaction(db_, [&] {
     for (const auto& c : changes) {
       const std::string kind{kind_name(c.kind)};
       const auto missing = [&] { return DbError(ErrorKind::not_found, kind + " " + c.key + " not found"); };
@@ -412,6 +412,9 @@ Result<void> Database::change(const std::vector<DocumentChange>& changes) {
       }
     }
   });
+  // Committed or rolled back, never in between: a reader that saw the old number read before this.
+  generation_.fetch_add(1, std::memory_order_release);
+  return done;
 }
 
 }  // namespace berth::daemon

@@ -8,6 +8,7 @@
 // Every call is one transaction. Expected failures (disk full, a locked or damaged file) are
 // values, never exceptions.
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -109,12 +110,16 @@ class Database {
   [[nodiscard]] Result<std::optional<nlohmann::json>> document(DocumentKind kind, const std::string& key);
   // All of `changes` or none of them.
   [[nodiscard]] Result<void> change(const std::vector<DocumentChange>& changes);
+  // A number that moves on after every change() (once it is committed, or rolled back): when two
+  // reads of it are equal, no document changed in between. For caches of what documents render to.
+  [[nodiscard]] std::uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
  private:
   Database(sqlite3* db, std::filesystem::path path);
   Result<void> migrate();
 
   std::mutex mu_;
+  std::atomic<std::uint64_t> generation_{0};
   sqlite3* db_;
   std::filesystem::path path_;
 };

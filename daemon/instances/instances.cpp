@@ -289,6 +289,57 @@ Result<std::vector<std::pair<std::string, nlohmann::json>>> Instances::render_al
   return out;
 }
 
+Result<std::string> Instances::render_all_text() const {
+  std::shared_ptr<const RenderedList> list;
+  {
+    const std::lock_guard guard(rendered_mu_);
+    list = rendered_;
+  }
+  // Read before the documents: a change committed after this read moves it on, and the next call
+  // renders again (a list is never kept under a number newer than what it shows).
+  const auto generation = db_.generation();
+  if (!list || list->generation != generation) {
+    auto docs = db_.documents(DocumentKind::instance);
+    if (!docs) return docs.error();
+    auto profile_docs = db_.documents(DocumentKind::profile);
+    if (!profile_docs) return profile_docs.error();
+    Profiles profiles;
+    for (auto& p : *profile_docs) profiles.emplace(std::move(p.key), std::move(p.body));
+    auto fresh = std::make_shared<RenderedList>();
+    fresh->generation = generation;
+    for (const auto& d : *docs) {
+      auto object = render_loaded(d.key, d.body, profiles, {});
+      object.erase("status");
+      object.erase("status_code");
+      fresh->names.push_back(d.key);
+      fresh->members.push_back(object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).substr(1));
+    }
+    list = fresh;
+    const std::lock_guard guard(rendered_mu_);
+    rendered_ = std::move(fresh);
+  }
+  const auto statuses = driver_.statuses(list->names);
+  std::size_t size = 2;
+  for (const auto& m : list->members) size += m.size() + 64;
+  std::string out;
+  out.reserve(size);
+  out += '[';
+  for (std::size_t i = 0; i < list->names.size(); ++i) {
+    const auto it = statuses.find(list->names[i]);
+    const ContainerStatus status = it == statuses.end() ? ContainerStatus{} : it->second;
+    if (i != 0) out += ',';
+    out += R"({"status":)";
+    out += nlohmann::json(status.status).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    out += R"(,"status_code":)";
+    out += std::to_string(status.status_code);
+    const auto& rest = list->members[i];
+    if (rest != "}") out += ',';
+    out += rest;
+  }
+  out += ']';
+  return out;
+}
+
 nlohmann::json Instances::render_loaded(const std::string& name, const nlohmann::json& doc, const Profiles& profiles,
                                         const ContainerStatus& status) const {
   auto out = writable_of(doc);

@@ -80,6 +80,10 @@ class Instances {
   // Every instance (by name) as render() makes it, for a list: one read of all the instances and
   // one of all the profiles, and without `full` one look at the statuses (LxcDriver::statuses).
   [[nodiscard]] Result<std::vector<std::pair<std::string, nlohmann::json>>> render_all(bool full) const;
+  // render_all(false) as the JSON text of an array, for GET /1.0/instances?recursion=1: the
+  // objects' text is kept while no document changes (Database::generation), and only the
+  // statuses are looked at anew. Each object's "status" and "status_code" come first.
+  [[nodiscard]] Result<std::string> render_all_text() const;
   // InstanceState; `disk_usage` walks the rootfs for disk.root.usage (one instance's state only).
   [[nodiscard]] Result<nlohmann::json> render_state(const std::string& name, bool disk_usage = true) const;
   [[nodiscard]] Result<std::vector<std::string>> snapshot_names(const std::string& name) const;
@@ -204,6 +208,15 @@ class Instances {
   std::map<std::string, std::shared_ptr<std::mutex>> locks_;
 
   std::set<std::string> seen_stopped_;  // housekeep's: stopped without berthd at its last call
+
+  // render_all_text's: each instance's rendered text without its status, as of `generation`.
+  struct RenderedList {
+    std::uint64_t generation = 0;
+    std::vector<std::string> names;
+    std::vector<std::string> members;  // an object's text after its "{": `"architecture":...}`
+  };
+  mutable std::mutex rendered_mu_;
+  mutable std::shared_ptr<const RenderedList> rendered_;
 };
 
 }  // namespace berth::daemon

@@ -96,6 +96,21 @@ assert_exit 0 "user.* keys are stored"
 run l config set b:c1 bogus.key 1
 assert_exit 1 "an unknown key is refused"
 assert_contains "$ERR" "bogus.key" "and the error names it"
+# The list (recursion=1) is made from text kept between changes: it must show each change at once,
+# and agree with the same list made from the objects (a filter takes that path) and with a GET.
+# list1 QUERY [JQ ARGS...]: the list with QUERY appended, through jq -S (by default the whole).
+list1() {
+    local query=$1
+    shift
+    [[ $# -gt 0 ]] || set -- .
+    l query "b:/1.0/instances?recursion=1$query" | jq -S "$@"
+}
+assert_eq "hello" "$(list1 "" -r '.[] | select(.name == "c1") | .config["user.note"]')" \
+    "the instance list shows a key set a moment before"
+assert_eq "$(list1 "&filter=type%20eq%20container")" "$(list1 "")" \
+    "the instance list is the same as the list made from the objects"
+assert_eq "$(l query b:/1.0/instances/c1 | jq -S .)" "$(list1 "" '.[] | select(.name == "c1")')" \
+    "and its c1 is GET /1.0/instances/c1"
 
 # --- power
 run l stop b:c1
@@ -115,6 +130,8 @@ assert_exit 0 "lxc pause"
 assert_eq FROZEN "$(state_of c1)" "liblxc froze c1"
 run l list b:c1 --format csv -c ns
 assert_eq "c1,FROZEN" "$OUT" "lxc list shows FROZEN"
+assert_eq "Frozen 110" "$(list1 "" -r '.[] | select(.name == "c1") | "\(.status) \(.status_code)"')" \
+    "the instance list (recursion=1) shows it frozen at once"
 run l start b:c1
 assert_exit 0 "lxc start of a frozen container resumes it"
 assert_eq RUNNING "$(state_of c1)" "c1 runs again"

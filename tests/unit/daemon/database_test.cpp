@@ -152,5 +152,25 @@ TEST(DatabaseDocuments, InsertReplaceRemoveAndRenameInOneTransaction) {
   EXPECT_EQ(db.documents(DocumentKind::snapshot)->size(), 1u);
   EXPECT_EQ(db.documents(DocumentKind::instance)->size(), 1u);
 }
+
+// What Instances::render_all_text's cache is kept by: reads leave the number alone; every change,
+// a failed one too (the caller cannot tell what it saw), moves it on.
+TEST(Database, TheGenerationMovesOnWithEveryChangeAndOnlyThen) {
+  TempDir tmp;
+  auto opened = Database::open(tmp.path() / "berthd.db");
+  ASSERT_TRUE(opened) << opened.error().message;
+  auto& db = **opened;
+  using Op = DocumentChange::Op;
+  const auto start = db.generation();
+  ASSERT_TRUE(db.documents(DocumentKind::instance));
+  ASSERT_TRUE(db.document(DocumentKind::profile, "default"));
+  ASSERT_TRUE(db.set_config({{"user.a", "b"}}));
+  EXPECT_EQ(db.generation(), start);
+  ASSERT_TRUE(db.change({{Op::insert, DocumentKind::instance, "c1", {{"name", "c1"}}, {}}}));
+  const auto after_insert = db.generation();
+  EXPECT_NE(after_insert, start);
+  ASSERT_FALSE(db.change({{Op::replace, DocumentKind::instance, "missing", {{"name", "x"}}, {}}}));
+  EXPECT_NE(db.generation(), after_insert);
+}
 }  // namespace
 }  // namespace berth::daemon
