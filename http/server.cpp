@@ -203,7 +203,12 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
   void run(bhttp::request<bhttp::string_body> request, std::function<void(std::shared_ptr<WebSocket>)> accepted) {
     // The websocket's own timeouts (idle with pings) replace the HTTP ones.
     beast::get_lowest_layer(ws_).expires_never();
-    ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+    // A quiet peer is pinged (and answers by itself, as every websocket library does) rather than
+    // dropped: an idle interactive exec, or a migration's control channel while the fs channel
+    // carries gigabytes, stays open; a peer that is gone is still noticed within the idle timeout.
+    auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
+    timeouts.keep_alive_pings = true;
+    ws_.set_option(timeouts);
     ws_.async_accept(request, [self = this->shared_from_this(), accepted = std::move(accepted)](error_code ec) {
       if (ec) {
         self->unregister();
@@ -225,15 +230,27 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
     });
   }
   [[nodiscard]] bool is_open() const override { return open_; }
+  [[nodiscard]] std::size_t queued_bytes() const override { return queued_bytes_; }
+  void pause_reading(bool paused) override {
+    gate_->post([self = this->shared_from_this(), paused] {
+      self->read_paused_ = paused;
+      if (!paused && self->open_ && !self->reading_) self->do_read();
+    });
+  }
 
   // From stop().
   void stop() override { beast::get_lowest_layer(ws_).close(); }
 
  private:
   void enqueue(std::string message, bool text) {
+    queued_bytes_ += message.size();
     gate_->post([self = this->shared_from_this(), message = std::move(message), text]() mutable {
-      if (!self->open_ || self->closing_) return;
+      if (!self->open_ || self->closing_) {
+        self->queued_bytes_ -= message.size();
+        return;
+      }
       if (self->queue_.size() >= max_queued_messages) {
+        self->queued_bytes_ -= message.size();
         spdlog::warn("http: {} websocket: {} messages wait unread; disconnected", self->peer_, self->queue_.size());
         return self->stop();
       }
@@ -243,10 +260,12 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
   }
 
   void do_read() {
+    reading_ = true;
     ws_.async_read(buffer_, [self = this->shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void on_read(error_code ec) {
+    reading_ = false;
     if (ec) {
       if (ec != websocket::error::closed) fail(ec, "websocket read", peer_);
       return ended();
@@ -260,7 +279,7 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
         spdlog::error("http: {} websocket: the message handler failed: {}", peer_, e.what());
       }
     }
-    do_read();
+    if (!read_paused_) do_read();
   }
 
   void do_write() {
@@ -276,7 +295,15 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
       fail(ec, "websocket write", peer_);
       return stop();
     }
+    queued_bytes_ -= queue_.front().first.size();
     queue_.pop_front();
+    if (on_written) {
+      try {
+        on_written();
+      } catch (const std::exception& e) {
+        spdlog::error("http: {} websocket: the written handler failed: {}", peer_, e.what());
+      }
+    }
     if (!queue_.empty()) return do_write();
     if (closing_) do_close();
   }
@@ -293,6 +320,7 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
     if (on_close) on_close();
     on_message = nullptr;
     on_close = nullptr;
+    on_written = nullptr;
   }
 
   // On the server thread (or in the destructor when it never left it).
@@ -309,8 +337,11 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
   std::string peer_;
   beast::flat_buffer buffer_;
   std::deque<std::pair<std::string, bool>> queue_;
+  std::atomic<std::size_t> queued_bytes_{0};  // sent by the application, not yet written
   bool writing_ = false;
   bool closing_ = false;
+  bool reading_ = false;
+  bool read_paused_ = false;
   std::atomic<bool> open_{false};
 };
 

@@ -51,9 +51,16 @@ class WebSocket {
   virtual void close() = 0;
   // False once the socket ended, however it ended.
   [[nodiscard]] virtual bool is_open() const = 0;
+  // Bytes sent and not yet written to the connection: a sender that must not outrun the peer
+  // waits for on_written while this is high.
+  [[nodiscard]] virtual std::size_t queued_bytes() const = 0;
+  // Stops reading from the peer after the message being read (TCP then holds the peer back), or
+  // reads on; from any thread. For a receiver that cannot keep up with on_message.
+  virtual void pause_reading(bool paused) = 0;
 
   std::function<void(const std::string& message, bool text)> on_message;
-  std::function<void()> on_close;  // once, when the socket ended
+  std::function<void()> on_close;    // once, when the socket ended
+  std::function<void()> on_written;  // after each message went out
 };
 
 struct Response {

@@ -7,12 +7,13 @@ set -euo pipefail
 
 # Build: compilers, CMake and the libraries berth links against. clang and its
 # runtime libraries (libFuzzer) build the fuzz targets in fuzz/. dpkg-dev
-# (dpkg-shlibdeps) gives the .deb of scripts/build-deb.sh its Depends.
+# (dpkg-shlibdeps) gives the .deb of scripts/build-deb.sh its Depends. protoc
+# and libprotobuf build berthd's migration messages (daemon/migration/migrate.proto).
 readonly BUILD_PACKAGES=(
     cmake g++ make pkg-config clang libclang-rt-14-dev clang-format git dpkg-dev
     libboost-dev libboost-program-options-dev libssl-dev libyaml-cpp-dev
     nlohmann-json3-dev libsqlite3-dev libspdlog-dev libfmt-dev libcli11-dev
-    libarchive-dev libvalijson-dev
+    libarchive-dev libvalijson-dev libprotobuf-dev protobuf-compiler
     libgtest-dev libgmock-dev libbenchmark-dev
     lxc-dev
 )

@@ -43,6 +43,17 @@ std::string openssl_error_text(const std::string& fallback) {
   return buf;
 }
 
+int verify_pinned(X509_STORE_CTX* store, void* arg) {
+  auto* pin = static_cast<PinState*>(arg);
+  X509* leaf = X509_STORE_CTX_get0_cert(store);
+  if (leaf == nullptr) return 0;
+  pin->seen_fingerprint = fingerprint_of(leaf);
+  pin->seen_pem = pem_of(leaf);
+  if (pin->accept_any || pin->seen_fingerprint == pin->expected) return 1;
+  X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
+  return 0;
+}
+
 }  // namespace detail
 
 namespace {

@@ -182,28 +182,6 @@ class UnixTransport final : public Transport {
   beast::flat_buffer buffer_;
 };
 
-// What the certificate check saw; lives as long as the SSL_CTX that points at it.
-struct PinState {
-  std::string expected;  // normalized; empty with accept_any
-  bool accept_any = false;
-  std::string seen_fingerprint;
-  std::string seen_pem;
-};
-
-// Replaces OpenSSL's chain verification entirely: the only question is whether the leaf is the
-// pinned certificate. Runs inside the handshake, so a wrong server never sees our client
-// certificate's proof of possession nor any request.
-int verify_pinned(X509_STORE_CTX* store, void* arg) {
-  auto* pin = static_cast<PinState*>(arg);
-  X509* leaf = X509_STORE_CTX_get0_cert(store);
-  if (leaf == nullptr) return 0;
-  pin->seen_fingerprint = detail::fingerprint_of(leaf);
-  pin->seen_pem = detail::pem_of(leaf);
-  if (pin->accept_any || pin->seen_fingerprint == pin->expected) return 1;
-  X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
-  return 0;
-}
-
 int no_passphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*userdata*/) {
   return 0;
 }
@@ -250,7 +228,7 @@ class TlsTransport final : public Transport {
                         "the pinned server fingerprint is not a sha256 fingerprint (64 hex digits)");
     }
     SSL_CTX_set_verify(native, SSL_VERIFY_PEER, nullptr);
-    SSL_CTX_set_cert_verify_callback(native, verify_pinned, &pin_);
+    SSL_CTX_set_cert_verify_callback(native, detail::verify_pinned, &pin_);
     return {};
   }
 
@@ -367,7 +345,7 @@ class TlsTransport final : public Transport {
   ssl::context ctx_{ssl::context::tls_client};
   Endpoint endpoint_;
   Timeouts timeouts_;
-  PinState pin_;
+  detail::PinState pin_;
   bool verify_host_ = false;  // verify_with_system_cas: the CAs and the host name decide, not the pin
   std::optional<beast::ssl_stream<beast::tcp_stream>> stream_;
   beast::flat_buffer buffer_;

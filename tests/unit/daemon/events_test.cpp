@@ -15,6 +15,8 @@ class RecordingSocket final : public http::WebSocket {
   void send_binary(std::string message) override { sent.push_back(std::move(message)); }
   void close() override { open = false; }
   [[nodiscard]] bool is_open() const override { return open; }
+  [[nodiscard]] std::size_t queued_bytes() const override { return 0; }
+  void pause_reading(bool) override {}
   std::vector<std::string> sent;
   bool open = true;
 };

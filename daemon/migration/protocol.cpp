@@ -1,0 +1,346 @@
+#include "daemon/migration/protocol.hpp"
+
+#include <array>
+#include <charconv>
+#include <limits>
+#include <utility>
+
+#include "daemon/migration/migrate.pb.h"
+
+namespace berth::daemon::migration {
+namespace {
+
+using lxd::ErrorKind;
+using lxd::make_error;
+
+lxd::Error invalid(std::string message) {
+  return make_error(ErrorKind::invalid_argument, std::move(message));
+}
+
+// shared/osarch: the names and the aliases LXD reads, by number.
+struct Architecture {
+  int id;
+  std::string_view name;
+  std::array<std::string_view, 5> aliases;
+};
+constexpr std::array<Architecture, 14> architectures{{
+    {1, "i686", {"i386", "i586", "386", "x86", "generic_32"}},
+    {2, "x86_64", {"amd64", "generic_64"}},
+    {3, "armv7l", {"armhf", "armhfp", "armv7a_hardfp", "armv7", "armv7a_vfpv3_hardfp"}},
+    {4, "aarch64", {"arm64", "arm64_generic"}},
+    {5, "ppc", {"powerpc"}},
+    {6, "ppc64", {"powerpc64"}},
+    {7, "ppc64le", {"ppc64el"}},
+    {8, "s390x", {}},
+    {9, "mips", {"mipsel"}},
+    {10, "mips64", {"mips64el"}},
+    {11, "riscv32", {}},
+    {12, "riscv64", {}},
+    {13, "armv6l", {"armel", "arm"}},
+    {14, "armv8l", {}},
+}};
+
+// A time as LXD sends it: none as Go's zero time. Read back, LXD takes only 0 as "not set"; the
+// zero time itself means the same (it is what an unset Go time.Time is).
+std::int64_t wire_time(const std::optional<std::int64_t>& t) {
+  return t ? *t : go_zero_time;
+}
+std::optional<std::int64_t> time_of(bool present, std::int64_t value) {
+  if (!present || value == 0 || value == go_zero_time) return std::nullopt;
+  return value;
+}
+
+void put_config(const std::map<std::string, std::string>& config,
+                google::protobuf::RepeatedPtrField<wire::Config>* out) {
+  for (const auto& [key, value] : config) {
+    auto* c = out->Add();
+    c->set_key(key);
+    c->set_value(value);
+  }
+}
+
+std::map<std::string, std::string> config_of(const google::protobuf::RepeatedPtrField<wire::Config>& in) {
+  std::map<std::string, std::string> out;
+  for (const auto& c : in) out[c.key()] = c.value();
+  return out;
+}
+
+void put_features(const RsyncFeatures& f, wire::rsyncFeatures* out) {
+  // All four set explicitly, as LXD does: an unset bidirectional reads as an LXD 3.7 peer.
+  out->set_xattrs(f.xattrs);
+  out->set_delete_(f.delete_files);
+  out->set_compress(f.compress);
+  out->set_bidirectional(f.bidirectional);
+}
+
+// The features a side goes by, from what the other side sent (MatchTypes): a peer without
+// `bidirectional` is an LXD 3.7 one and gets xattrs, delete and compress whatever it said;
+// otherwise what both sides have.
+RsyncFeatures agreed_features(const RsyncFeatures& theirs) {
+  if (!theirs.bidirectional) return {true, true, true, false};
+  return {theirs.xattrs && all_rsync_features.xattrs, theirs.delete_files && all_rsync_features.delete_files,
+          theirs.compress && all_rsync_features.compress, true};
+}
+
+std::string fs_name(FsType fs) {
+  switch (fs) {
+    case FsType::rsync: return "rsync";
+    case FsType::btrfs: return "btrfs";
+    case FsType::zfs: return "zfs";
+    case FsType::rbd: return "rbd";
+    case FsType::block_and_rsync: return "block_and_rsync";
+  }
+  return "unknown";
+}
+
+std::vector<std::string> feature_args(const RsyncFeatures& f, bool rsync_3_1_3) {
+  std::vector<std::string> out;
+  if (f.xattrs) {
+    out.emplace_back("--xattrs");
+    if (rsync_3_1_3) out.emplace_back("--filter=-x security.selinux");
+  }
+  if (f.delete_files) out.emplace_back("--delete");
+  if (f.compress) {
+    out.emplace_back("--compress");
+    out.emplace_back("--compress-level=2");
+  }
+  return out;
+}
+
+// A volume directory as rsync names it: with the trailing slash, so that its content is what travels.
+std::string with_slash(const std::filesystem::path& p) {
+  std::string s = p.string();
+  if (s.empty() || s.back() != '/') s += '/';
+  return s;
+}
+
+}  // namespace
+
+std::string encode_header(const Header& h) {
+  wire::MigrationHeader m;
+  m.set_fs(static_cast<wire::MigrationFSType>(h.fs));
+  if (h.criu) m.set_criu(static_cast<wire::CRIUType>(*h.criu));
+  for (const auto& e : h.idmap) {
+    auto* entry = m.add_idmap();
+    entry->set_isuid(e.isuid);
+    entry->set_isgid(e.isgid);
+    entry->set_hostid(static_cast<std::int32_t>(e.hostid));
+    entry->set_nsid(static_cast<std::int32_t>(e.nsid));
+    entry->set_maprange(static_cast<std::int32_t>(e.maprange));
+  }
+  for (const auto& s : h.snapshots) {
+    m.add_snapshotnames(s.name);
+    auto* snap = m.add_snapshots();
+    snap->set_name(s.name);
+    put_config(s.config, snap->mutable_localconfig());
+    for (const auto& p : s.profiles) snap->add_profiles(p);
+    snap->set_ephemeral(s.ephemeral);
+    for (const auto& [name, device] : s.devices) {
+      auto* d = snap->add_localdevices();
+      d->set_name(name);
+      put_config(device, d->mutable_config());
+    }
+    snap->set_architecture(architecture_id(s.architecture).value_or(0));
+    snap->set_stateful(s.stateful);
+    snap->set_creation_date(wire_time(s.created));
+    snap->set_last_used_date(wire_time(s.last_used));
+    snap->set_expiry_date(wire_time(s.expires));
+  }
+  if (h.predump) m.set_predump(true);
+  if (h.rsync_features) put_features(*h.rsync_features, m.mutable_rsyncfeatures());
+  m.set_refresh(h.refresh);
+  m.set_indexheaderversion(h.index_header_version);
+  return m.SerializeAsString();
+}
+
+Result<Header> decode_header(std::string_view bytes) {
+  wire::MigrationHeader m;
+  if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()) ||
+      !m.ParsePartialFromArray(bytes.data(), static_cast<int>(bytes.size())) || !m.IsInitialized()) {
+    return invalid("the migration header is not a MigrationHeader with all its required fields");
+  }
+  Header h;
+  if (!wire::MigrationFSType_IsValid(m.fs())) return invalid("the migration header names an unknown transfer type");
+  h.fs = static_cast<FsType>(m.fs());
+  if (m.has_criu()) h.criu = static_cast<Criu>(m.criu());
+  for (const auto& e : m.idmap()) {
+    if (e.hostid() < 0 || e.nsid() < 0 || e.maprange() <= 0) {
+      return invalid("the migration header's id map has an entry with a negative id or an empty range");
+    }
+    h.idmap.push_back({e.isuid(), e.isgid(), e.hostid(), e.nsid(), e.maprange()});
+  }
+  if (m.snapshots_size() == m.snapshotnames_size()) {
+    for (const auto& s : m.snapshots()) {
+      SnapshotInfo info;
+      info.name = s.name();
+      info.config = config_of(s.localconfig());
+      for (const auto& d : s.localdevices()) info.devices[d.name()] = config_of(d.config());
+      info.profiles.assign(s.profiles().begin(), s.profiles().end());
+      info.ephemeral = s.ephemeral();
+      info.stateful = s.stateful();
+      // A number LXD does not know leaves it empty: the snapshot then has its instance's.
+      info.architecture = architecture_name(s.architecture()).value_or("");
+      info.created = time_of(s.has_creation_date(), s.creation_date());
+      info.last_used = time_of(s.has_last_used_date(), s.last_used_date());
+      info.expires = time_of(s.has_expiry_date(), s.expiry_date());
+      h.snapshots.push_back(std::move(info));
+    }
+  } else {
+    // An LXD older than the snapshot messages: names only (§4.5, the legacy case).
+    for (const auto& name : m.snapshotnames()) {
+      SnapshotInfo info;
+      info.name = name;
+      h.snapshots.push_back(std::move(info));
+    }
+  }
+  if (m.has_rsyncfeatures()) {
+    const auto& f = m.rsyncfeatures();
+    h.rsync_features = RsyncFeatures{f.xattrs(), f.delete_(), f.compress(), f.bidirectional()};
+  }
+  h.predump = m.predump();
+  h.refresh = m.refresh();
+  h.index_header_version = m.indexheaderversion();
+  return h;
+}
+
+std::string encode_control(const Control& c) {
+  wire::MigrationControl m;
+  m.set_success(c.success);
+  m.set_message(c.message);
+  return m.SerializeAsString();
+}
+
+Result<Control> decode_control(std::string_view bytes) {
+  wire::MigrationControl m;
+  if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()) ||
+      !m.ParsePartialFromArray(bytes.data(), static_cast<int>(bytes.size())) || !m.IsInitialized()) {
+    return invalid("the migration control message is not a MigrationControl");
+  }
+  return Control{m.success(), m.message()};
+}
+
+Header make_offer(const OfferInput& input) {
+  Header h;
+  h.fs = FsType::rsync;
+  if (input.running) h.criu = Criu::none;
+  h.idmap = input.idmap;
+  h.snapshots = input.snapshots;
+  h.rsync_features = all_rsync_features;
+  h.index_header_version = 0;
+  return h;
+}
+
+Result<SinkAnswer> answer_offer(const Header& offer, bool live) {
+  if (live || (offer.criu && *offer.criu != Criu::none)) {
+    return invalid(
+        "live migration is not supported: berthd has no CRIU (move the container stopped, or with "
+        "--stateless)");
+  }
+  if (offer.fs == FsType::block_and_rsync) {
+    return invalid("the source offers a virtual machine's block volume; berthd runs containers only");
+  }
+  // Whatever the offered type, rsync is its fallback for a container's filesystem volume (§4.3).
+  if (!offer.rsync_features) {
+    return invalid("no matching migration types found: the source offers " + fs_name(offer.fs) +
+                   " without rsync, and berthd moves containers with rsync");
+  }
+  SinkAnswer out;
+  out.agreement.features = agreed_features(*offer.rsync_features);
+  out.agreement.snapshots = offer.snapshots;
+  out.agreement.final_sync = offer.criu == Criu::none;
+  Header& r = out.response;
+  r.fs = FsType::rsync;
+  r.criu = offer.criu;  // none when offered, else unset
+  r.snapshots = offer.snapshots;
+  // The answer carries what this side has: all four, bidirectional saying it is no LXD 3.7.
+  r.rsync_features = out.agreement.features;
+  r.rsync_features->bidirectional = true;
+  r.predump = offer.predump;
+  r.refresh = false;
+  r.index_header_version = 0;  // no index header (LXD honours 0 in both directions)
+  return out;
+}
+
+Result<Agreement> read_answer(const Header& offer, const Header& response) {
+  if (response.fs != FsType::rsync) {
+    return invalid("the target answered with the " + fs_name(response.fs) +
+                   " transfer, which was not offered (berthd offers rsync)");
+  }
+  if (response.criu && *response.criu != Criu::none) {
+    return invalid("the target asks for a live migration; berthd has no CRIU");
+  }
+  Agreement a;
+  a.features = agreed_features(response.rsync_features.value_or(RsyncFeatures{}));
+  // The snapshots the answer names, in its order, as the source holds them (a refresh asks for fewer).
+  for (const auto& wanted : response.snapshots) {
+    bool found = false;
+    for (const auto& s : offer.snapshots) {
+      if (s.name != wanted.name) continue;
+      a.snapshots.push_back(s);
+      found = true;
+      break;
+    }
+    if (!found) return invalid("the target asks for snapshot " + wanted.name + ", which was not offered");
+  }
+  a.final_sync = offer.criu == Criu::none && response.criu == Criu::none;
+  return a;
+}
+
+std::vector<std::string> rsync_send_args(const std::filesystem::path& volume, const RsyncFeatures& f, bool rsync_3_1_3,
+                                         const std::string& remote_shell) {
+  std::vector<std::string> args{"-ar", "--devices", "--numeric-ids", "--partial", "--sparse"};
+  for (auto& a : feature_args(f, rsync_3_1_3)) args.push_back(std::move(a));
+  // The remote path is ignored: the receiver's own command line names its directory.
+  for (std::string a : {with_slash(volume), std::string("localhost:/tmp/foo"), std::string("-e"), remote_shell}) {
+    args.push_back(std::move(a));
+  }
+  return args;
+}
+
+std::vector<std::string> rsync_receive_args(const std::filesystem::path& volume, const RsyncFeatures& f,
+                                            bool rsync_3_1_3) {
+  // The compat string is the one LXD hard-wires: the receiving side decides the protocol options.
+  std::vector<std::string> args{"--server", "-vlogDtpre.iLsfx", "--numeric-ids", "--devices", "--partial", "--sparse"};
+  for (auto& a : feature_args(f, rsync_3_1_3)) args.push_back(std::move(a));
+  args.emplace_back(".");
+  args.push_back(with_slash(volume));
+  return args;
+}
+
+bool rsync_at_least_3_1_3(std::string_view text) {
+  // "rsync  version 3.2.7  protocol version 31"
+  const auto at = text.find("version ");
+  if (at == std::string_view::npos) return false;
+  std::string_view rest = text.substr(at + 8);
+  std::array<int, 3> parts{0, 0, 0};
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), parts[i]);
+    if (ec != std::errc{}) {
+      if (i == 0) return false;
+      break;
+    }
+    rest.remove_prefix(static_cast<std::size_t>(end - rest.data()));
+    if (rest.empty() || rest.front() != '.') break;
+    rest.remove_prefix(1);
+  }
+  return parts >= std::array<int, 3>{3, 1, 3};
+}
+
+std::optional<int> architecture_id(std::string_view name) {
+  for (const auto& a : architectures) {
+    if (a.name == name) return a.id;
+    for (const auto alias : a.aliases) {
+      if (!alias.empty() && alias == name) return a.id;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> architecture_name(int id) {
+  for (const auto& a : architectures) {
+    if (a.id == id) return std::string(a.name);
+  }
+  return std::nullopt;
+}
+
+}  // namespace berth::daemon::migration

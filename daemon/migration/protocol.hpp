@@ -1,0 +1,142 @@
+#pragma once
+// The control channel of LXD 5.0.2's instance migration as data (lxd-protocol.md §4.3-§4.5): the
+// MigrationHeader each side sends, what the two sides agree from it, the final MigrationControl,
+// and the rsync command lines of the fs channel (§4.4 c). Pure: no I/O; the protobuf encoding
+// (daemon/migration/migrate.proto) stays inside protocol.cpp.
+//
+// berthd moves containers with rsync only (dir and btrfs pools alike; btrfs send/receive comes
+// later), never live (no CRIU), and without the index header (it offers and answers version 0,
+// which LXD honours in both directions).
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/instances/idmap.hpp"
+#include "providers/lxd/result.hpp"
+
+namespace berth::daemon::migration {
+
+using lxd::Result;
+
+// MigrationFSType, by LXD's numbers.
+enum class FsType : int { rsync = 0, btrfs = 1, zfs = 2, rbd = 3, block_and_rsync = 4 };
+// CRIUType, by LXD's numbers. A stopped container's offer has none; a running one moved without
+// its memory (stateless) says `none`, and the source then syncs the volume a second time.
+enum class Criu : int { rsync = 0, phaul = 1, none = 2 };
+
+struct RsyncFeatures {
+  bool xattrs = false;
+  bool delete_files = false;  // --delete
+  bool compress = false;
+  bool bidirectional = false;  // no flag: marks a peer newer than LXD 3.7
+
+  friend bool operator==(const RsyncFeatures&, const RsyncFeatures&) = default;
+};
+// What berthd offers and accepts: all four, as LXD 5.0.2 does by default.
+inline constexpr RsyncFeatures all_rsync_features{true, true, true, true};
+
+// One snapshot as the header carries it: its own (not expanded) config, devices and profiles.
+struct SnapshotInfo {
+  std::string name;
+  std::map<std::string, std::string> config;
+  std::map<std::string, std::map<std::string, std::string>> devices;
+  std::vector<std::string> profiles;
+  bool ephemeral = false;
+  bool stateful = false;
+  std::string architecture;  // "x86_64"; LXD's numeric id on the wire
+  // Unix seconds; none travels as Go's zero time (-62135596800) and reads back as none.
+  std::optional<std::int64_t> created;
+  std::optional<std::int64_t> last_used;
+  std::optional<std::int64_t> expires;
+
+  friend bool operator==(const SnapshotInfo&, const SnapshotInfo&) = default;
+};
+
+// A MigrationHeader, the fields berthd reads or writes.
+struct Header {
+  FsType fs = FsType::rsync;
+  std::optional<Criu> criu;
+  Idmap idmap;  // how the files are owned on the source's disk; empty: privileged or unshifted
+  // Oldest first. A header whose names and snapshots differ in number (an old LXD) carries the
+  // names only: each snapshot then has just its name here.
+  std::vector<SnapshotInfo> snapshots;
+  std::optional<RsyncFeatures> rsync_features;
+  bool predump = false;
+  bool refresh = false;
+  std::uint32_t index_header_version = 0;
+
+  friend bool operator==(const Header&, const Header&) = default;
+};
+
+// The bytes of one control-channel message (one binary websocket frame), every required field set.
+[[nodiscard]] std::string encode_header(const Header& header);
+// A header from a peer; invalid_argument (naming what is wrong) when the bytes are not a
+// MigrationHeader with its required fields, or its id map has a negative id or an empty range. A
+// snapshot's architecture number LXD does not know reads as "" (the instance's then applies).
+[[nodiscard]] Result<Header> decode_header(std::string_view bytes);
+
+struct Control {
+  bool success = false;
+  std::string message;  // why, when not a success
+};
+[[nodiscard]] std::string encode_control(const Control& control);
+[[nodiscard]] Result<Control> decode_control(std::string_view bytes);
+
+// The source's offer for a container: RSYNC with all features, no index header; `criu` none when
+// it runs (moved stateless: a final sync follows), unset when stopped; no snapshots when the
+// request was instance-only.
+struct OfferInput {
+  bool running = false;
+  Idmap idmap;
+  std::vector<SnapshotInfo> snapshots;
+};
+[[nodiscard]] Header make_offer(const OfferInput& input);
+
+// What both sides go by once the sink has answered.
+struct Agreement {
+  RsyncFeatures features;
+  // The snapshots that travel, in this order (one rsync session each), before the volume.
+  std::vector<SnapshotInfo> snapshots;
+  // The volume travels twice: the source ran while it was sent (the offer's and answer's criu are none).
+  bool final_sync = false;
+};
+
+// The sink's answer to an offer (`response`) and what it agrees to. An offer it cannot take is an
+// error saying why: a live migration (criu other than none: berthd has no CRIU; `live` is the
+// sink's own request asking for one), a VM's block volume, no rsync features where rsync is the
+// only way berthd has.
+struct SinkAnswer {
+  Header response;
+  Agreement agreement;
+};
+[[nodiscard]] Result<SinkAnswer> answer_offer(const Header& offer, bool live);
+
+// The source's reading of the sink's answer to its offer.
+[[nodiscard]] Result<Agreement> read_answer(const Header& offer, const Header& response);
+
+// rsync's arguments (without "rsync" itself), as LXD's rsync.Send and rsync.Recv build them, for
+// a volume directory. The sender is the client end and reaches the receiver through
+// `remote_shell` (rsync's -e: a command whose stdin and stdout are the fs channel); the receiver
+// runs as rsync's server end on the fs channel itself. `rsync_3_1_3` says the local rsync is at
+// least 3.1.3 (it then leaves security.selinux out of the xattrs, as LXD does).
+[[nodiscard]] std::vector<std::string> rsync_send_args(const std::filesystem::path& volume, const RsyncFeatures& f,
+                                                       bool rsync_3_1_3, const std::string& remote_shell);
+[[nodiscard]] std::vector<std::string> rsync_receive_args(const std::filesystem::path& volume, const RsyncFeatures& f,
+                                                          bool rsync_3_1_3);
+// Whether `rsync --version`'s first line names a version at least 3.1.3.
+[[nodiscard]] bool rsync_at_least_3_1_3(std::string_view version_text);
+
+// LXD's architecture numbers (shared/osarch): "x86_64" is 2. nullopt for a name or number LXD
+// does not know.
+[[nodiscard]] std::optional<int> architecture_id(std::string_view name);
+[[nodiscard]] std::optional<std::string> architecture_name(int id);
+
+// Go's zero time in Unix seconds: what LXD sends for a snapshot time that is not set.
+inline constexpr std::int64_t go_zero_time = -62135596800;
+
+}  // namespace berth::daemon::migration

@@ -1,0 +1,192 @@
+// The migration control messages and negotiation (daemon/migration/protocol.hpp) against the facts
+// of lxd-protocol.md §4.3-§4.5: LXD's field numbers on the wire, its zero time, what each side
+// agrees to, and rsync's command lines.
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "daemon/migration/protocol.hpp"
+
+namespace berth::daemon::migration {
+namespace {
+
+std::string bytes(std::initializer_list<unsigned char> b) {
+  return std::string(b.begin(), b.end());
+}
+
+SnapshotInfo snapshot(const std::string& name, std::optional<std::int64_t> created) {
+  SnapshotInfo s;
+  s.name = name;
+  s.config = {{"user.a", "1"}, {"volatile.base_image", "abc"}};
+  s.devices = {{"data", {{"type", "disk"}, {"path", "/data"}, {"source", "/srv"}}}};
+  s.profiles = {"default"};
+  s.architecture = "x86_64";
+  s.created = created;
+  return s;
+}
+
+TEST(MigrationProtocol, AStoppedContainersOfferIsLxdsBytes) {
+  // fs=RSYNC (field 1), rsyncFeatures (8) with all four set, refresh (9), indexHeaderVersion (13);
+  // no criu for a stopped container.
+  const auto encoded = encode_header(make_offer({}));
+  EXPECT_EQ(encoded,
+            bytes({0x08, 0x00, 0x42, 0x08, 0x08, 0x01, 0x10, 0x01, 0x18, 0x01, 0x20, 0x01, 0x48, 0x00, 0x68, 0x00}));
+  OfferInput running;
+  running.running = true;
+  const auto offer = decode_header(encode_header(make_offer(running)));
+  ASSERT_TRUE(offer) << offer.error().message;
+  EXPECT_EQ(offer->criu, Criu::none);
+}
+
+TEST(MigrationProtocol, AHeaderComesBackWhole) {
+  OfferInput input;
+  input.idmap = {{true, false, 1000000, 0, 1000000000}, {false, true, 1000000, 0, 1000000000}};
+  input.snapshots = {snapshot("snap0", 1764806400), snapshot("snap1", std::nullopt)};
+  input.snapshots[1].expires = 1780000000;
+  input.snapshots[1].ephemeral = true;
+  const Header offer = make_offer(input);
+  const auto back = decode_header(encode_header(offer));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(*back, offer);
+}
+
+TEST(MigrationProtocol, GoZeroTimeAndZeroAreNoTime) {
+  // A Snapshot with name "s", ephemeral false, architecture 2, stateful false, creation_date the Go
+  // zero time and last_used_date 0, inside a header (fs RSYNC) that also names it.
+  std::string snap = bytes({0x0a, 0x01, 's', 0x20, 0x00, 0x30, 0x02, 0x38, 0x00});
+  snap += bytes({0x40});  // creation_date, varint of -62135596800 (ten bytes, two's complement)
+  snap += bytes({0x80, 0x92, 0xb8, 0xc3, 0x98, 0xfe, 0xff, 0xff, 0xff, 0x01});
+  snap += bytes({0x48, 0x00});  // last_used_date 0
+  std::string header = bytes({0x08, 0x00, 0x22, 0x01, 's', 0x2a, static_cast<unsigned char>(snap.size())}) + snap;
+  const auto h = decode_header(header);
+  ASSERT_TRUE(h) << h.error().message;
+  ASSERT_EQ(h->snapshots.size(), 1U);
+  EXPECT_EQ(h->snapshots[0].architecture, "x86_64");
+  EXPECT_FALSE(h->snapshots[0].created);
+  EXPECT_FALSE(h->snapshots[0].last_used);
+  EXPECT_FALSE(h->snapshots[0].expires);
+  // Sent back out, "no time" is Go's zero time again.
+  EXPECT_NE(encode_header(*h).find(bytes({0x40, 0x80, 0x92, 0xb8, 0xc3, 0x98, 0xfe, 0xff, 0xff, 0xff, 0x01})),
+            std::string::npos);
+}
+
+TEST(MigrationProtocol, WhatIsNoHeaderIsRefused) {
+  EXPECT_FALSE(decode_header(""));                      // fs is required
+  EXPECT_FALSE(decode_header(bytes({0x08})));           // cut short
+  EXPECT_FALSE(decode_header(bytes({0x08, 0x07})));     // no such transfer type
+  EXPECT_FALSE(decode_header("\xff\xff\xff\xff\xff"));  // not protobuf
+  // An idmap entry without its required maprange.
+  EXPECT_FALSE(decode_header(bytes({0x08, 0x00, 0x1a, 0x08, 0x08, 0x01, 0x10, 0x00, 0x18, 0x01, 0x20, 0x00})));
+  const auto old_lxd = decode_header(bytes({0x08, 0x00, 0x22, 0x02, 's', '0', 0x22, 0x02, 's', '1'}));
+  ASSERT_TRUE(old_lxd) << old_lxd.error().message;
+  ASSERT_EQ(old_lxd->snapshots.size(), 2U);  // names only: an LXD without the snapshot messages
+  EXPECT_EQ(old_lxd->snapshots[1].name, "s1");
+}
+
+TEST(MigrationProtocol, ControlMessagesAreLxdsBytes) {
+  EXPECT_EQ(encode_control({true, ""}), bytes({0x08, 0x01, 0x12, 0x00}));
+  const auto failed = decode_control(bytes({0x08, 0x00, 0x12, 0x04, 'g', 'o', 'n', 'e'}));
+  ASSERT_TRUE(failed);
+  EXPECT_FALSE(failed->success);
+  EXPECT_EQ(failed->message, "gone");
+  EXPECT_FALSE(decode_control(bytes({0x12, 0x00})));  // success is required
+}
+
+TEST(MigrationProtocol, TheSinkTakesRsyncAndRefusesWhatItCannotDo) {
+  OfferInput input;
+  input.running = true;
+  input.snapshots = {snapshot("a", 1), snapshot("b", 2)};
+  const auto answer = answer_offer(make_offer(input), false);
+  ASSERT_TRUE(answer) << answer.error().message;
+  EXPECT_EQ(answer->response.fs, FsType::rsync);
+  EXPECT_EQ(answer->response.criu, Criu::none);
+  EXPECT_EQ(answer->response.rsync_features, all_rsync_features);
+  EXPECT_EQ(answer->response.index_header_version, 0U);
+  EXPECT_EQ(answer->response.snapshots, input.snapshots);
+  EXPECT_TRUE(answer->agreement.final_sync);
+  EXPECT_EQ(answer->agreement.features, all_rsync_features);
+
+  Header btrfs = make_offer({});
+  btrfs.fs = FsType::btrfs;  // btrfs with rsync as the fallback: rsync it is
+  const auto fallback = answer_offer(btrfs, false);
+  ASSERT_TRUE(fallback);
+  EXPECT_EQ(fallback->response.fs, FsType::rsync);
+  EXPECT_FALSE(fallback->response.criu);
+  EXPECT_FALSE(fallback->agreement.final_sync);
+
+  Header old = make_offer({});
+  old.rsync_features = RsyncFeatures{true, false, false, false};  // no bidirectional: LXD 3.7
+  EXPECT_EQ(answer_offer(old, false)->agreement.features, (RsyncFeatures{true, true, true, false}));
+
+  Header live = make_offer({});
+  live.criu = Criu::rsync;
+  const auto refused = answer_offer(live, false);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("CRIU"), std::string::npos);
+  EXPECT_FALSE(answer_offer(make_offer({}), true));
+  Header vm = make_offer({});
+  vm.fs = FsType::block_and_rsync;
+  EXPECT_FALSE(answer_offer(vm, false));
+  Header no_rsync = make_offer({});
+  no_rsync.fs = FsType::zfs;
+  no_rsync.rsync_features.reset();
+  EXPECT_FALSE(answer_offer(no_rsync, false));
+}
+
+TEST(MigrationProtocol, TheSourceSendsWhatTheAnswerAsksFor) {
+  OfferInput input;
+  input.running = true;
+  input.snapshots = {snapshot("a", 1), snapshot("b", 2), snapshot("c", 3)};
+  const Header offer = make_offer(input);
+  Header response = answer_offer(offer, false)->response;
+  response.snapshots = {snapshot("a", 1), snapshot("c", 3)};  // a refresh that has b already
+  const auto agreed = read_answer(offer, response);
+  ASSERT_TRUE(agreed) << agreed.error().message;
+  ASSERT_EQ(agreed->snapshots.size(), 2U);
+  EXPECT_EQ(agreed->snapshots[0].name, "a");
+  EXPECT_EQ(agreed->snapshots[1].name, "c");
+  EXPECT_TRUE(agreed->final_sync);
+
+  Header unknown = response;
+  unknown.snapshots.push_back(snapshot("zzz", 4));
+  EXPECT_FALSE(read_answer(offer, unknown));
+  Header btrfs = response;
+  btrfs.fs = FsType::btrfs;
+  EXPECT_FALSE(read_answer(offer, btrfs));
+  Header old = response;
+  old.rsync_features = RsyncFeatures{false, false, false, false};
+  EXPECT_EQ(read_answer(offer, old)->features, (RsyncFeatures{true, true, true, false}));
+  Header no_criu = response;
+  no_criu.criu.reset();
+  EXPECT_FALSE(read_answer(offer, no_criu)->final_sync);
+}
+
+TEST(MigrationProtocol, RsyncCommandLinesAreLxds) {
+  EXPECT_EQ(rsync_send_args("/pool/containers/c1", all_rsync_features, true, "berthd-helper netcat 3"),
+            (std::vector<std::string>{"-ar", "--devices", "--numeric-ids", "--partial", "--sparse", "--xattrs",
+                                      "--filter=-x security.selinux", "--delete", "--compress", "--compress-level=2",
+                                      "/pool/containers/c1/", "localhost:/tmp/foo", "-e", "berthd-helper netcat 3"}));
+  EXPECT_EQ(rsync_receive_args("/pool/containers/c1/", RsyncFeatures{true, false, false, true}, false),
+            (std::vector<std::string>{"--server", "-vlogDtpre.iLsfx", "--numeric-ids", "--devices", "--partial",
+                                      "--sparse", "--xattrs", ".", "/pool/containers/c1/"}));
+}
+
+TEST(MigrationProtocol, RsyncVersionsAndArchitectures) {
+  EXPECT_TRUE(rsync_at_least_3_1_3("rsync  version 3.2.7  protocol version 31\nCopyright"));
+  EXPECT_TRUE(rsync_at_least_3_1_3("rsync  version 3.1.3  protocol version 31"));
+  EXPECT_FALSE(rsync_at_least_3_1_3("rsync  version v4.0  protocol"));
+  EXPECT_FALSE(rsync_at_least_3_1_3("rsync  version 3.1.2  protocol version 31"));
+  EXPECT_FALSE(rsync_at_least_3_1_3(""));
+  EXPECT_EQ(architecture_id("x86_64"), 2);
+  EXPECT_EQ(architecture_id("amd64"), 2);
+  EXPECT_EQ(architecture_id("aarch64"), 4);
+  EXPECT_EQ(architecture_id("riscv64"), 12);
+  EXPECT_FALSE(architecture_id(""));
+  EXPECT_FALSE(architecture_id("sparc"));
+  EXPECT_EQ(architecture_name(7), "ppc64le");
+  EXPECT_FALSE(architecture_name(0));
+}
+
+}  // namespace
+}  // namespace berth::daemon::migration
