@@ -228,6 +228,8 @@ struct Daemon::Impl {
   std::unique_ptr<api::Api> api;
   // Commands running in containers; killed when berthd stops, before the operations go.
   api::ExecSessions exec_sessions;
+  // Migrations in either direction; ended when berthd stops, before the operations go.
+  std::unique_ptr<api::Migrations> migrations;
   std::unique_ptr<http::Server> unix_server;
   // The HTTPS listener, and those core.https_address moved away from (still serving their open
   // connections for a while): the listener worker's after start.
@@ -325,6 +327,7 @@ void Daemon::stop() {
   if (impl_->housekeeping) impl_->housekeeping->stop();
   if (impl_->listener) impl_->listener->stop();
   impl_->exec_sessions.stop();
+  if (impl_->migrations) impl_->migrations->stop();
   // Running tasks finish first (their clients still see the end through events and /wait); queued
   // ones and any asked for from now on are cancelled.
   if (!impl_->operations.shutdown(std::chrono::steady_clock::now() + std::chrono::seconds{60})) {
@@ -440,14 +443,18 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
   Impl* raw = impl.get();
   api::ServerIdentity identity{host_name(), *cert_pem, *fingerprint, [raw] { return raw->current_addresses(); }};
   impl->api = std::make_unique<api::Api>(*impl->db, impl->operations, impl->events, std::move(identity));
+  impl->migrations =
+      std::make_unique<api::Migrations>(*impl->instances, impl->operations, impl->api->sockets(), options.start_helper);
   impl->api->add_routes(
       [raw](api::Router& router) {
-        api::add_instance_routes(router, *raw->instances, raw->operations, *raw->db, *raw->pool,
-                                 [raw](const PullSource& source) {
-                                   api::FetchOptions fetch;
-                                   fetch.cached = true;  // as LXD marks an image fetched for a launch
-                                   return api::fetch_image(*raw->images, *raw->db, source, fetch);
-                                 });
+        api::add_instance_routes(
+            router, *raw->instances, raw->operations, *raw->db, *raw->pool,
+            [raw](const PullSource& source) {
+              api::FetchOptions fetch;
+              fetch.cached = true;  // as LXD marks an image fetched for a launch
+              return api::fetch_image(*raw->images, *raw->db, source, fetch);
+            },
+            *raw->migrations);
         api::add_exec_routes(router, *raw->instances, raw->operations, raw->api->sockets(), raw->exec_sessions);
         api::add_file_routes(router, *raw->instances);
         api::add_host_routes(router, *raw->instances);

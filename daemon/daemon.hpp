@@ -15,8 +15,9 @@ struct DaemonOptions {
   std::optional<std::string> listen;                  // ADDR:PORT; overrides core.https_address for this run
   std::optional<std::string> trust_password;          // set as core.trust_password at start (a secret)
   std::optional<std::filesystem::path> storage_pool;  // the "default" pool; DIR/storage when not given
-  // The executable containers and commands start through (LxcDriverOptions::start_helper):
-  // main picks berthd-helper next to its own executable, or berthd itself ("berthd forkstart").
+  // The executable containers and commands start through (LxcDriverOptions::start_helper), and
+  // migrations' rsync reaches its websocket through ("netcat FD"): main picks berthd-helper next
+  // to its own executable, or berthd itself, which answers the same jobs.
   std::filesystem::path start_helper;
 };
 

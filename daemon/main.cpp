@@ -21,6 +21,7 @@
 #include "daemon/daemon.hpp"
 #include "daemon/instances/exec.hpp"
 #include "daemon/instances/lxc_driver.hpp"
+#include "daemon/migration/netcat.hpp"
 
 namespace {
 
@@ -79,6 +80,8 @@ int main(int argc, char** argv) {
   forkstart->add_option("NAME", forkstart_name, "The container's name")->required();
   // Internal too: "berthd forkexec LXCPATH NAME UID GID CWD MODE -- COMMAND...", the process a
   // command in a container runs through (daemon/instances/exec.hpp). Its arguments are its own.
+  if (argc >= 3 && std::string_view(argv[1]) == "netcat")
+    return berth::daemon::migration::netcat_main(std::atoi(argv[2]));
   if (argc >= 2 && std::string_view(argv[1]) == "forkexec") {
     return berth::daemon::forkexec_main(std::vector<std::string>(argv + 2, argv + argc));
   }

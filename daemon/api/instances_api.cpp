@@ -40,8 +40,14 @@ std::string if_match(const Call& call) {
 
 class InstanceRoutes {
  public:
-  InstanceRoutes(Instances& instances, Operations& operations, Database& db, StoragePool& pool, ImageFetcher fetch)
-      : instances_(instances), operations_(operations), db_(db), pool_(pool), fetch_(std::move(fetch)) {}
+  InstanceRoutes(Instances& instances, Operations& operations, Database& db, StoragePool& pool, ImageFetcher fetch,
+                 Migrations& migrations)
+      : instances_(instances),
+        operations_(operations),
+        db_(db),
+        pool_(pool),
+        fetch_(std::move(fetch)),
+        migrations_(migrations) {}
 
   http::Response list(const Call& call) const {
     const auto recursion = call.recursion();
@@ -84,9 +90,14 @@ class InstanceRoutes {
     auto body = call.json_object(error);
     if (!body) return error_response(400, error);
     // The body's shape and values first (a 400 whatever exists); then what it names.
-    if (auto parsed = parse_instance_create(*body); !parsed) return error_response(parsed.error());
+    auto parsed = parse_instance_create(*body);
+    if (!parsed) return error_response(parsed.error());
     auto request = instances_.check_create(*body);
     if (!request) return error_response(request.error());
+    if (parsed->migration) {
+      request->migration = std::move(parsed->migration);
+      return migrations_.target(std::move(*request), *body);
+    }
     if (request->pull) {
       // From another server's image: fetched first (unless it is here), then as from a local one.
       return run(operations_, "Creating instance", resources_of(request->name),
@@ -148,6 +159,13 @@ class InstanceRoutes {
     std::string error;
     auto body = call.json_object(error);
     if (!body) return error_response(400, error);
+    const auto migrating = is_migration(*body);
+    if (!migrating) return error_response(migrating.error());
+    if (*migrating) {
+      const auto request = parse_migration_source(*body);
+      if (!request) return error_response(request.error());
+      return migrations_.source(name, *request);
+    }
     const auto to = parse_rename(*body);
     if (!to) return error_response(to.error());
     if (auto found = instances_.writable(name); !found) return error_response(found.error());
@@ -441,6 +459,7 @@ class InstanceRoutes {
   Database& db_;
   StoragePool& pool_;
   ImageFetcher fetch_;
+  Migrations& migrations_;
 };
 
 }  // namespace
@@ -508,8 +527,8 @@ std::optional<bool> filter_matches(const std::string& filter, const nlohmann::js
 }
 
 void add_instance_routes(Router& router, Instances& instances, Operations& operations, Database& db, StoragePool& pool,
-                         ImageFetcher fetch) {
-  auto routes = std::make_shared<InstanceRoutes>(instances, operations, db, pool, std::move(fetch));
+                         ImageFetcher fetch, Migrations& migrations) {
+  auto routes = std::make_shared<InstanceRoutes>(instances, operations, db, pool, std::move(fetch), migrations);
   const auto bind = [routes](http::Response (InstanceRoutes::*method)(const Call&) const) {
     return [routes, method](const Call& call) { return ((*routes).*method)(call); };
   };

@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 
+#include "daemon/api/migration_api.hpp"
 #include "daemon/api/router.hpp"
 #include "daemon/db/database.hpp"
 #include "daemon/instances/instances.hpp"
@@ -18,9 +19,10 @@ namespace berth::daemon::api {
 // worker for a launch from another remote's image.
 using ImageFetcher = std::function<Result<std::string>(const PullSource&)>;
 
-// The routes hold references to all four: they must outlive the router.
+// The routes hold references to all of these: they must outlive the router. A POST that asks for
+// a migration (either end) goes to `migrations`.
 void add_instance_routes(Router& router, Instances& instances, Operations& operations, Database& db, StoragePool& pool,
-                         ImageFetcher fetch);
+                         ImageFetcher fetch, Migrations& migrations);
 
 // The API extensions these routes implement (lxd-protocol.md §3.0).
 [[nodiscard]] const std::vector<std::string>& instance_extensions();

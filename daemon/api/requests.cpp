@@ -118,6 +118,60 @@ CertificateAdd parse_certificate_add(const nlohmann::json& body) {
   return out;
 }
 
+namespace {
+
+// A migration target's `source` object (lxd-protocol.md §4.1 B).
+Result<CreateRequest::Migration> parse_migration_pull(const nlohmann::json& from) {
+  CreateRequest::Migration m;
+  auto mode = text_of(from, "mode");
+  if (!mode) return mode.error();
+  if (*mode != "pull") {
+    return invalid("Migration mode \"" + *mode +
+                   "\" is not supported: berthd pulls (lxc copy --mode pull, the default)");
+  }
+  auto operation = text_of(from, "operation");
+  if (!operation) return operation.error();
+  if (!operation->starts_with("https://") || operation->find("/1.0/operations/") == std::string::npos ||
+      operation->find_first_of("?# \r\n") != std::string::npos) {
+    return invalid("source.operation must be the source's https://HOST:PORT/1.0/operations/ID");
+  }
+  m.operation = std::move(*operation);
+  const auto& secrets = member(from, "secrets");
+  if (!secrets.is_object()) return invalid("source.secrets must be an object of the channels' secrets");
+  for (const auto& [channel, secret] : secrets.items()) {
+    if (!secret.is_string()) return invalid("source.secrets." + channel + " must be a string");
+    const auto& text = secret.get_ref<const std::string&>();
+    if (text.empty() || text.size() > 256 || text.find_first_of("&?#% \r\n") != std::string::npos) {
+      return invalid("source.secrets." + channel + " is not a secret");
+    }
+    m.secrets[channel] = text;
+  }
+  if (m.secrets.count("control") == 0 || m.secrets.count("fs") == 0) {
+    return invalid("source.secrets must hold the control and fs channels' secrets");
+  }
+  auto certificate = text_of(from, "certificate");
+  if (!certificate) return certificate.error();
+  if (certificate->find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+    return invalid("source.certificate must be the source's certificate (PEM): berthd pins it");
+  }
+  m.certificate = std::move(*certificate);
+  auto live = flag_of(from, "live");
+  if (!live) return live.error();
+  // A criu channel means the source runs a live migration too.
+  m.live = *live || m.secrets.count("criu") != 0;
+  for (const char* key : {"instance_only", "container_only"}) {
+    auto only = flag_of(from, key);
+    if (!only) return only.error();
+    m.instance_only = m.instance_only || *only;
+  }
+  auto refresh = flag_of(from, "refresh");
+  if (!refresh) return refresh.error();
+  if (*refresh) return invalid("berthd cannot refresh an instance from another host yet (lxc copy --refresh)");
+  return m;
+}
+
+}  // namespace
+
 Result<CreateRequest> parse_instance_create(const nlohmann::json& body) {
   CreateRequest r;
   auto name = text_of(body, "name");
@@ -185,8 +239,19 @@ Result<CreateRequest> parse_instance_create(const nlohmann::json& body) {
     auto instance_only = flag_of(from, "instance_only");
     if (!instance_only) return instance_only.error();
     r.instance_only = *instance_only;
+  } else if (*type == "migration") {
+    auto migration = parse_migration_pull(from);
+    if (!migration) return migration.error();
+    r.migration = std::move(*migration);
+    auto base = text_of(from, "base-image");
+    if (!base) return base.error();
+    if (base->size() > 64 || base->find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return invalid("source.base-image is not an image fingerprint");
+    }
+    r.image = std::move(*base);
   } else {
-    return invalid("Unsupported instance source type \"" + *type + "\" (berthd creates from an image or a copy)");
+    return invalid("Unsupported instance source type \"" + *type +
+                   "\" (berthd creates from an image, a copy or a migration)");
   }
   return r;
 }
@@ -228,6 +293,33 @@ Result<StateChange> parse_state_change(const nlohmann::json& body) {
   if (!stateful) return stateful.error();
   if (*stateful) return invalid("Stateful start and stop need CRIU, which berthd does not support");
   return c;
+}
+
+Result<bool> is_migration(const nlohmann::json& body) {
+  return flag_of(body, "migration");
+}
+
+Result<MigrationSourceRequest> parse_migration_source(const nlohmann::json& body) {
+  MigrationSourceRequest r;
+  // An absent `live` is true (LXD's backward compatibility): lxc and berth always send it.
+  if (const auto& live = member(body, "live"); !live.is_null()) {
+    if (!live.is_boolean()) return invalid("live must be true or false");
+    r.live = live.get<bool>();
+  }
+  for (const char* key : {"instance_only", "container_only"}) {
+    auto only = flag_of(body, key);
+    if (!only) return only.error();
+    r.instance_only = r.instance_only || *only;
+  }
+  if (const auto& target = member(body, "target"); !target.is_null()) {
+    return invalid("berthd sends in pull mode only: push and relay need container_push, which it does not offer");
+  }
+  for (const char* key : {"pool", "project"}) {
+    auto value = text_of(body, key);
+    if (!value) return value.error();
+    if (!value->empty()) return invalid(std::string("Moving an instance to another ") + key + " is not supported");
+  }
+  return r;
 }
 
 Result<std::string> parse_rename(const nlohmann::json& body) {

@@ -61,8 +61,10 @@ struct CertificateAdd {
 // ---- instances ----
 
 // POST /1.0/instances: the request, before it is checked against what exists. `image` holds the
-// fingerprint or, when there is none, the alias the source names; `profiles` is {"default"} when
-// the request gives none (null).
+// fingerprint or, when there is none, the alias the source names (a migration's base-image);
+// `profiles` is {"default"} when the request gives none (null). A migration (source type
+// "migration") must be in pull mode, name the source's operation, its control and fs secrets and
+// its certificate, and ask for no refresh; `migration` holds them.
 [[nodiscard]] Result<CreateRequest> parse_instance_create(const nlohmann::json& body);
 
 // PUT and PATCH /1.0/instances/NAME.
@@ -81,6 +83,17 @@ struct InstancePut {
 // POST /1.0/instances/NAME and POST /1.0/instances/NAME/snapshots/SNAP (a rename; migration is
 // refused): the new name, not empty.
 [[nodiscard]] Result<std::string> parse_rename(const nlohmann::json& body);
+
+// POST /1.0/instances/NAME with migration true: a pull-mode migration source (lxd-protocol.md
+// §4.1 A). An absent `live` means true, as LXD reads it. Push mode (a target), and a move to
+// another pool or project on this host, are refused.
+struct MigrationSourceRequest {
+  bool live = true;
+  bool instance_only = false;
+};
+// Whether the body asks for a migration (migration: true); errors: migration not a boolean.
+[[nodiscard]] Result<bool> is_migration(const nlohmann::json& body);
+[[nodiscard]] Result<MigrationSourceRequest> parse_migration_source(const nlohmann::json& body);
 
 // POST /1.0/instances/NAME/snapshots.
 struct SnapshotCreate {

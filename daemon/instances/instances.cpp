@@ -8,6 +8,8 @@
 #include <set>
 #include <utility>
 
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 #include "daemon/instances/shift.hpp"
@@ -506,6 +508,9 @@ Result<CreateRequest> Instances::check_create(const nlohmann::json& body) const 
     if (!r.copy_snapshot.empty()) {
       if (auto snap = render_snapshot(r.copy_of, r.copy_snapshot); !snap) return snap.error();
     }
+  } else if (type == "migration") {
+    // The rest (the source's operation, secrets, certificate) is the migration's to check.
+    r.image = source.value("base-image", "");
   } else {
     return make_error(ErrorKind::invalid_argument,
                       "Unsupported instance source type \"" + type + "\" (berthd creates from an image or a copy)");
@@ -884,6 +889,147 @@ Result<void> Instances::create_snapshot(const std::string& name, const std::stri
       !stored) {
     return stored;
   }
+  revert.success();
+  return {};
+}
+
+Result<void> Instances::send(const std::string& name, bool instance_only,
+                             const std::function<Result<void>(const Outgoing&)>& transfer) {
+  auto guard = lock(name);
+  auto doc = load(name);
+  if (!doc) return doc.error();
+  const auto config = config_of(*doc);
+  Outgoing out;
+  out.architecture = doc->value("architecture", architecture_);
+  out.volume = pool_.volume_path(name);
+  out.running = active(name);
+  const auto owned = config.find("volatile.last_state.idmap");
+  out.disk_idmap = owned != config.end() && !owned->second.empty() ? owned->second : "[]";
+  if (!instance_only) {
+    auto snaps = snapshot_names(name);
+    if (!snaps) return snaps.error();
+    for (const auto& snap : *snaps) {
+      auto snap_doc = db_.document(DocumentKind::snapshot, name + "/" + snap);
+      if (!snap_doc) return snap_doc.error();
+      if (!snap_doc->has_value()) continue;
+      out.snapshots.push_back({snap, **snap_doc, pool_.snapshot_path(name, snap)});
+    }
+  }
+  out.freeze = [this, name](bool frozen) { return frozen ? driver_.freeze(name) : driver_.unfreeze(name); };
+  return transfer(out);
+}
+
+Result<void> Instances::check_arrival(const std::string& name, const std::vector<std::string>& profiles) const {
+  if (auto ok = validate_instance_name(name); !ok) return ok.error();
+  if (auto existing = db_.document(DocumentKind::instance, name); !existing) {
+    return existing.error();
+  } else if (existing->has_value()) {
+    return make_error(ErrorKind::conflict, "Instance \"" + name + "\" already exists");
+  }
+  for (const auto& p : profiles) {
+    auto found = db_.document(DocumentKind::profile, p);
+    if (!found) return found.error();
+    if (!found->has_value()) return make_error(ErrorKind::not_found, "Requested profile \"" + p + "\" doesn't exist");
+  }
+  return {};
+}
+
+Result<void> Instances::receive(const Arrival& arrival,
+                                const std::function<Result<void>(const std::filesystem::path&, std::size_t)>& fill) {
+  const auto& request = arrival.request;
+  auto guard = lock(request.name);
+  if (auto ok = check_arrival(request.name, request.profiles); !ok) return ok;
+  auto disk_map = idmap_from_json(arrival.disk_idmap);
+  if (!disk_map) return disk_map.error();
+  for (const auto& [snap, doc] : arrival.snapshots) {
+    if (auto ok = check_snapshot_name(snap); !ok) return ok;
+  }
+  if (auto noted = note_pending(request.name, "create"); !noted) return noted;
+  Reverter revert;
+  revert.add([&] { log_undo(db_.change({{Op::remove, DocumentKind::pending, request.name, {}, {}}}), "the journal"); });
+  if (auto made = pool_.create_volume(request.name); !made) return made.error();
+  revert.add([&] { log_undo(pool_.delete_volume(request.name), "the arriving volume"); });
+  const auto volume = pool_.volume_path(request.name);
+
+  // The base image first, owned as the files will arrive, so that rsync sends only what differs.
+  bool prefilled = false;
+  if (!request.image.empty()) {
+    auto image = db_.document(DocumentKind::image, request.image);
+    if (image && image->has_value()) {
+      ImageStore::IdShift shift;
+      if (disk_map->empty()) {
+        shift.uid = [](std::int64_t id) { return std::optional<std::int64_t>{id}; };
+        shift.gid = shift.uid;
+        shift.skip_devices = false;
+      } else {
+        shift.uid = [&map = *disk_map](std::int64_t id) { return shift_uid(map, id); };
+        shift.gid = [&map = *disk_map](std::int64_t id) { return shift_gid(map, id); };
+      }
+      if (auto unpacked = images_.unpack(request.image, volume, shift); unpacked) {
+        prefilled = true;
+      } else {
+        // Only slower: rsync sends it all. What the unpack left is cleared first.
+        spdlog::warn("instances: {} arrives without its base image {}: {}", request.name, request.image,
+                     unpacked.error().message);
+        if (auto cleared = pool_.delete_volume(request.name); !cleared) return cleared.error();
+        if (auto made = pool_.create_volume(request.name); !made) return made.error();
+      }
+    }
+  }
+  spdlog::info("instances: receiving {} ({} snapshots{})", request.name, arrival.snapshots.size(),
+               prefilled ? ", pre-filled from its base image" : "");
+  // Whatever the source's volume directory was, this one is berthd's (root's, 0711).
+  const auto own_volume = [&]() -> Result<void> {
+    std::error_code ec;
+    std::filesystem::permissions(volume, static_cast<std::filesystem::perms>(0711), ec);
+    if (ec || ::chown(volume.c_str(), 0, 0) != 0) {
+      return make_error(ErrorKind::io, "cannot set the owner and mode of " + volume.string());
+    }
+    return {};
+  };
+
+  std::vector<DocumentChange> changes;
+  for (std::size_t i = 0; i < arrival.snapshots.size(); ++i) {
+    const auto& [snap, snap_doc] = arrival.snapshots[i];
+    if (auto filled = fill(volume, i); !filled) return filled;
+    if (auto owned = own_volume(); !owned) return owned;
+    if (auto made = pool_.create_snapshot(request.name, snap); !made) return made;
+    auto doc = snap_doc;
+    doc["config"]["volatile.last_state.idmap"] = arrival.disk_idmap;  // how its files are owned
+    changes.push_back({Op::insert, DocumentKind::snapshot, request.name + "/" + snap, doc, {}});
+  }
+  if (auto filled = fill(volume, arrival.snapshots.size()); !filled) return filled;
+  if (auto owned = own_volume(); !owned) return owned;
+
+  StringMap config = request.config;
+  const bool privileged = config_true(config, "security.privileged");
+  config["volatile.last_state.idmap"] = arrival.disk_idmap;  // the next start shifts from there
+  if (config["volatile.uuid"].empty()) config["volatile.uuid"] = random_uuid();
+  config["volatile.idmap.base"] = "0";
+  config["volatile.idmap.next"] = idmap_to_json(privileged ? Idmap{} : idmap_);
+  config["volatile.last_state.power"] = "STOPPED";
+  config.erase("volatile.idmap.current");
+  if (!request.image.empty()) config["volatile.base_image"] = request.image;
+  nlohmann::json doc{{"architecture", arrival.architecture.empty() ? architecture_ : arrival.architecture},
+                     {"config", config},
+                     {"devices", request.devices},
+                     {"ephemeral", request.ephemeral},
+                     {"stateful", false},
+                     {"description", request.description},
+                     {"profiles", request.profiles},
+                     {"created_at", now_text()},
+                     {"last_used_at", never}};
+  changes.insert(changes.begin(), {{Op::insert, DocumentKind::instance, request.name, doc, {}},
+                                   {Op::remove, DocumentKind::pending, request.name, {}, {}}});
+  auto spec = spec_of(request.name, doc);
+  if (!spec) return spec.error();
+  revert.add([&] {
+    std::error_code ec;
+    std::filesystem::remove_all(driver_.lxcpath() / request.name, ec);
+    if (ec) spdlog::error("instances: undo the container's config: {}", ec.message());
+  });
+  if (auto defined = driver_.define(*spec); !defined) return defined.error();
+  if (auto stored = db_.change(changes); !stored) return stored.error();
   revert.success();
   return {};
 }

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -59,6 +60,17 @@ struct CreateRequest {
   std::string copy_of;
   std::string copy_snapshot;
   bool instance_only = false;
+  // From a migration (source type "migration", mode "pull"): the source's operation and its
+  // channels' secrets, and the certificate it must present. `image` is then the base image
+  // (source.base-image), which pre-fills the volume when this host holds it.
+  struct Migration {
+    std::string operation;  // https://HOST:PORT/1.0/operations/ID
+    std::map<std::string, std::string> secrets;
+    std::string certificate;  // PEM
+    bool live = false;
+    bool instance_only = false;
+  };
+  std::optional<Migration> migration;
 };
 
 // PUT /1.0/instances/NAME/state.
@@ -66,6 +78,37 @@ struct StateChange {
   std::string action;  // start, stop, restart, freeze, unfreeze
   int timeout = -1;    // seconds for a clean stop; -1: as long as it takes
   bool force = false;
+};
+
+// An instance as a migration sends it (Instances::send): its volume and snapshots as they are on
+// disk, under the instance's lock for as long as the transfer runs.
+struct Outgoing {
+  struct Snapshot {
+    std::string name;
+    nlohmann::json doc;  // its stored document (config, devices, profiles, times, ...)
+    std::filesystem::path path;
+  };
+  std::string architecture;
+  std::filesystem::path volume;
+  bool running = false;
+  // How the files are owned on disk: volatile.last_state.idmap ("[]": as the container sees them).
+  std::string disk_idmap;
+  std::vector<Snapshot> snapshots;  // oldest first; none when instance_only
+  // Freezes (true) or thaws a running container, for a consistent last pass.
+  std::function<Result<void>(bool frozen)> freeze;
+};
+
+// An instance a migration brings here (Instances::receive).
+struct Arrival {
+  // name, config (the client's, volatile.* as it sent them), devices, profiles, description,
+  // ephemeral; `image` the base image to pre-fill the volume from when this host holds it.
+  CreateRequest request;
+  std::string architecture;
+  // How the files arrive owned (the source's disk map, as JSON); "[]": as the container sees them.
+  std::string disk_idmap;
+  // Oldest first, each with its document's fields (config, devices, profiles, ephemeral, stateful,
+  // description, created_at, last_used_at, expires_at).
+  std::vector<std::pair<std::string, nlohmann::json>> snapshots;
 };
 
 class Instances {
@@ -117,6 +160,20 @@ class Instances {
   // image's files are in the store; its record is the caller's.
   [[nodiscard]] Result<StoredImage> publish(const std::string& name, const std::string& snapshot,
                                             const std::optional<std::map<std::string, std::string>>& properties);
+
+  // ---- migration (daemon/api/migration_api.hpp) ----
+  // Calls `transfer` with what the instance is made of, holding its lock throughout (no other
+  // change to it runs meanwhile); `transfer`'s outcome.
+  [[nodiscard]] Result<void> send(const std::string& name, bool instance_only,
+                                  const std::function<Result<void>(const Outgoing&)>& transfer);
+  // Makes the instance `arrival` names from what `fill` writes: fill(volume, i) for each snapshot
+  // i in order (the volume then becomes that snapshot), then fill(volume, snapshots.size()) for
+  // the instance itself. It is journalled like a create: a failure, or a crash of berthd, leaves
+  // no volume, snapshot, config or record behind.
+  [[nodiscard]] Result<void> receive(
+      const Arrival& arrival, const std::function<Result<void>(const std::filesystem::path&, std::size_t)>& fill);
+  // Whether an instance of that name can arrive: 409 when one exists, 404 for an unknown profile.
+  [[nodiscard]] Result<void> check_arrival(const std::string& name, const std::vector<std::string>& profiles) const;
 
   // ---- commands in a running container ----
   // Whether `name` can run a command now: 404 unknown, 400 not running or frozen (as LXD says).

@@ -198,17 +198,30 @@ void Operations::work_loop() {
 }
 
 nlohmann::json Operations::add_websocket(const std::string& description, nlohmann::json resources,
-                                         nlohmann::json metadata) {
+                                         nlohmann::json metadata, bool may_cancel) {
   std::lock_guard lock(mu_);
   forget_old();
   const auto id = random_uuid();
   Entry entry;
   entry.object =
-      new_object(id, OperationClass::websocket, description, std::move(metadata), std::move(resources), false);
+      new_object(id, OperationClass::websocket, description, std::move(metadata), std::move(resources), may_cancel);
   auto object = entry.object;
   table_.emplace(id, std::move(entry));
   if (changed_) changed_(object);
   return object;
+}
+
+bool Operations::set_metadata(const std::string& id, const std::string& key, nlohmann::json value) {
+  const std::lock_guard lock(mu_);
+  const auto it = table_.find(id);
+  if (it == table_.end() || it->second.object.value("status_code", 0) != running) return false;
+  auto& object = it->second.object;
+  if (!object["metadata"].is_object()) object["metadata"] = nlohmann::json::object();
+  if (object["metadata"].value(key, nlohmann::json()) == value) return true;
+  object["metadata"][key] = std::move(value);
+  object["updated_at"] = timestamp(now_());
+  if (changed_) changed_(object);
+  return true;
 }
 
 bool Operations::finish(const std::string& id, lxd::Result<nlohmann::json> outcome) {

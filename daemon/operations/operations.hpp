@@ -81,7 +81,13 @@ class Operations {
   // A websocket operation, Running, with `metadata` (what the client reads: its channels'
   // secrets, for exec and migration). Clients connect its channels through
   // /1.0/operations/{id}/websocket (api::OperationSockets); it ends with finish() or a cancel.
-  nlohmann::json add_websocket(const std::string& description, nlohmann::json resources, nlohmann::json metadata);
+  // `may_cancel`: a DELETE cancels it (a migration source's; the caller sees that through
+  // when_finished).
+  nlohmann::json add_websocket(const std::string& description, nlohmann::json resources, nlohmann::json metadata,
+                               bool may_cancel = false);
+  // Sets `key` in a Running operation's metadata (progress, as fs_progress), telling `changed`
+  // when the value is new. False when there is no such Running operation.
+  bool set_metadata(const std::string& id, const std::string& key, nlohmann::json value);
   // Ends a Running websocket operation: Success with `outcome`'s metadata merged, or Failure with
   // its error. False when there is no such Running websocket operation.
   bool finish(const std::string& id, lxd::Result<nlohmann::json> outcome);

@@ -1,0 +1,443 @@
+#include "daemon/api/migration_api.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/api/response.hpp"
+#include "daemon/migration/protocol.hpp"
+#include "daemon/migration/transfer.hpp"
+#include "engine/util/time.hpp"
+#include "providers/lxd/certificate.hpp"
+#include "providers/lxd/websocket.hpp"
+
+namespace berth::daemon::api {
+
+namespace mig = migration;
+using lxd::ErrorKind;
+using lxd::make_error;
+using Clock = std::chrono::steady_clock;
+using Kind = http::MessageChannel::Message::Kind;
+
+// One migration's shared state: its channels (the source's, as the target connects them) and the
+// flag that ends its transfer.
+struct Migrations::Transfer {
+  std::mutex mu;
+  std::condition_variable connected;
+  std::shared_ptr<http::MessageChannel> control;
+  std::shared_ptr<http::MessageChannel> fs;
+  std::atomic<bool> cancelled{false};
+  std::string op_id;  // a target's task (known once it is queued)
+
+  std::string operation() {
+    const std::lock_guard lock(mu);
+    return op_id;
+  }
+  void cancel() {
+    cancelled = true;
+    const std::lock_guard lock(mu);
+    connected.notify_all();
+  }
+  void close_channels() {
+    const std::lock_guard lock(mu);
+    if (control) control->close();
+    if (fs) fs->close();
+  }
+};
+
+namespace {
+
+constexpr auto connect_timeout = std::chrono::seconds{10};  // as LXD waits for its channels
+constexpr auto answer_timeout = std::chrono::seconds{60};
+// The last word after the last byte: the target stores the instance before it answers.
+constexpr auto outcome_timeout = std::chrono::minutes{10};
+constexpr const char* live_refused =
+    "Unable to perform container live migration. CRIU isn't installed on the source server "
+    "(berthd moves containers stopped, or running with --stateless)";
+
+nlohmann::json resources_of(const std::string& name) {
+  return {{"instances", {"/1.0/instances/" + name}}, {"containers", {"/1.0/containers/" + name}}};
+}
+
+// The next control message, which must be binary (LXD: "Only binary messages allowed").
+Result<std::string> receive_control(http::MessageChannel& control, Clock::duration timeout, const char* waiting_for) {
+  auto m = control.receive(Clock::now() + timeout);
+  switch (m.kind) {
+    case Kind::binary: return std::move(m.data);
+    case Kind::text:
+      return make_error(ErrorKind::protocol,
+                        std::string("the other side sent a text message while berthd waited for ") + waiting_for +
+                            " (only binary messages are allowed)");
+    case Kind::timeout: return make_error(ErrorKind::timeout, std::string("timed out waiting for ") + waiting_for);
+    case Kind::closed: break;
+  }
+  return make_error(ErrorKind::connect,
+                    std::string("the other side closed the connection while berthd waited for ") + waiting_for);
+}
+
+// A failure the other side explained on control before it closed, when there is one: it says
+// more than the broken transfer it caused.
+lxd::Error explained(http::MessageChannel& control, lxd::Error error) {
+  auto m = control.receive(Clock::now() + std::chrono::seconds{1});
+  if (m.kind != Kind::binary) return error;
+  auto said = mig::decode_control(m.data);
+  if (said && !said->success && !said->message.empty()) {
+    error.message = "the other side failed: " + said->message;
+  }
+  return error;
+}
+
+std::optional<std::int64_t> unix_seconds(const nlohmann::json& doc, const char* key) {
+  const auto text = doc.value(key, "");
+  if (text.empty() || text.starts_with("0001-01-01")) return std::nullopt;
+  const auto t = util::parse_rfc3339(text);
+  if (!t) return std::nullopt;
+  return std::chrono::duration_cast<std::chrono::seconds>(t->time_since_epoch()).count();
+}
+
+std::string time_text(const std::optional<std::int64_t>& seconds) {
+  if (!seconds) return "0001-01-01T00:00:00Z";
+  return util::rfc3339_utc(std::chrono::system_clock::time_point{std::chrono::seconds{*seconds}});
+}
+
+// A snapshot's stored document as the header carries it (lxd-protocol.md §4.3: local config and
+// devices, times in Unix seconds).
+mig::SnapshotInfo snapshot_info(const Outgoing::Snapshot& snap) {
+  mig::SnapshotInfo info;
+  info.name = snap.name;
+  // Stored documents were checked when they were made: a part that does not read travels empty.
+  if (auto config = read_string_map(snap.doc.value("config", nlohmann::json()), "config")) info.config = *config;
+  if (auto devices = read_devices(snap.doc.value("devices", nlohmann::json()))) info.devices = *devices;
+  if (auto profiles = read_string_list(snap.doc.value("profiles", nlohmann::json()), "profiles")) {
+    info.profiles = *profiles;
+  }
+  info.ephemeral = snap.doc.value("ephemeral", false);
+  info.stateful = snap.doc.value("stateful", false);
+  info.architecture = snap.doc.value("architecture", "x86_64");
+  info.created = unix_seconds(snap.doc, "created_at");
+  info.last_used = unix_seconds(snap.doc, "last_used_at");
+  info.expires = unix_seconds(snap.doc, "expires_at");
+  return info;
+}
+
+// The document a snapshot that arrives is stored with; `instance` fills what an old source's
+// header leaves out (a snapshot with its name only).
+nlohmann::json snapshot_doc(const mig::SnapshotInfo& info, const CreateRequest& instance,
+                            const std::string& architecture) {
+  const bool bare = info.config.empty() && info.devices.empty() && info.profiles.empty();
+  nlohmann::json config = bare ? nlohmann::json(instance.config) : nlohmann::json(info.config);
+  if (!config.is_object()) config = nlohmann::json::object();
+  return {{"architecture", info.architecture.empty() ? architecture : info.architecture},
+          {"config", config},
+          {"devices", bare ? nlohmann::json(instance.devices) : nlohmann::json(info.devices)},
+          {"profiles", bare ? nlohmann::json(instance.profiles) : nlohmann::json(info.profiles)},
+          {"ephemeral", info.ephemeral},
+          {"stateful", false},
+          {"description", ""},
+          {"created_at", time_text(info.created)},
+          {"last_used_at", time_text(info.last_used)},
+          {"expires_at", time_text(info.expires)}};
+}
+
+// fs_progress, as LXD reports it: what has gone so far and the rate since the session began.
+std::function<void(std::uint64_t)> progress_to(Operations& operations, std::function<std::string()> op_id,
+                                               const std::string& name) {
+  const auto began = Clock::now();
+  return [&operations, op_id = std::move(op_id), name, began](std::uint64_t bytes) {
+    const auto seconds = std::chrono::duration<double>(Clock::now() - began).count();
+    const auto rate = seconds > 0 ? static_cast<std::uint64_t>(static_cast<double>(bytes) / seconds) : 0;
+    operations.set_metadata(op_id(), "fs_progress", mig::progress_text(name, bytes, rate));
+  };
+}
+
+}  // namespace
+
+Migrations::Migrations(Instances& instances, Operations& operations, OperationSockets& sockets,
+                       std::filesystem::path netcat)
+    : instances_(instances), operations_(operations), sockets_(sockets), netcat_(std::move(netcat)) {}
+
+std::shared_ptr<Migrations::Transfer> Migrations::track() {
+  auto transfer = std::make_shared<Transfer>();
+  const std::lock_guard lock(mu_);
+  std::erase_if(transfers_, [](const std::weak_ptr<Transfer>& t) { return t.expired(); });
+  transfers_.push_back(transfer);
+  if (stopping_) transfer->cancelled = true;
+  return transfer;
+}
+
+void Migrations::stop() {
+  std::vector<std::thread> threads;
+  {
+    const std::lock_guard lock(mu_);
+    stopping_ = true;
+    for (auto& weak : transfers_) {
+      if (auto t = weak.lock()) {
+        t->cancel();
+        t->close_channels();
+      }
+    }
+    threads.swap(threads_);
+  }
+  for (auto& t : threads) t.join();
+}
+
+http::Response Migrations::source(const std::string& name, const MigrationSourceRequest& request) {
+  if (auto found = instances_.writable(name); !found) return error_response(found.error());
+  // lxc asks for a live migration of every running container unless --stateless.
+  if (request.live && instances_.active(name)) return error_response(400, live_refused);
+  const std::string control_secret = random_secret();
+  const std::string fs_secret = random_secret();
+  auto transfer = track();
+  auto op = operations_.add_websocket("Migrating instance", resources_of(name),
+                                      {{"control", control_secret}, {"fs", fs_secret}}, /*may_cancel=*/true);
+  const std::string id = op.value("id", "");
+  const auto accept = [transfer](std::shared_ptr<http::MessageChannel> Transfer::*slot) {
+    return [transfer, slot](std::shared_ptr<http::WebSocket> ws) {
+      const std::lock_guard lock(transfer->mu);
+      (*transfer).*slot = http::channel_of(ws);
+      transfer->connected.notify_all();
+    };
+  };
+  sockets_.add(id, {{control_secret, accept(&Transfer::control)}, {fs_secret, accept(&Transfer::fs)}});
+  // A DELETE of the operation (the client gave up) ends the transfer; so does its own end.
+  operations_.when_finished(
+      id, [transfer](const nlohmann::json&) { transfer->cancel(); }, /*internal=*/true);
+  {
+    const std::lock_guard lock(mu_);
+    if (stopping_) {
+      operations_.finish(id, make_error(ErrorKind::io, "berthd is stopping"));
+    } else {
+      threads_.emplace_back([this, id, name, request, transfer] { run_source(id, name, request, transfer); });
+    }
+  }
+  return async_response(op);
+}
+
+void Migrations::run_source(const std::string& op_id, const std::string& name, const MigrationSourceRequest& request,
+                            const std::shared_ptr<Transfer>& transfer) {
+  std::shared_ptr<http::MessageChannel> control;
+  std::shared_ptr<http::MessageChannel> fs;
+  {
+    std::unique_lock lock(transfer->mu);
+    const bool all = transfer->connected.wait_for(
+        lock, connect_timeout, [&] { return transfer->cancelled || (transfer->control && transfer->fs); });
+    control = transfer->control;
+    fs = transfer->fs;
+    if (!all || transfer->cancelled) {
+      lock.unlock();
+      transfer->close_channels();
+      operations_.finish(op_id, make_error(transfer->cancelled ? ErrorKind::io : ErrorKind::timeout,
+                                           transfer->cancelled ? "The migration was cancelled"
+                                                               : "Timed out waiting for migration connections"));
+      return;
+    }
+  }
+  spdlog::info("migration: sending {} (operation {})", name, op_id);
+  auto sent = instances_.send(name, request.instance_only, [&](const Outgoing& out) -> Result<void> {
+    auto disk_map = idmap_from_json(out.disk_idmap);
+    if (!disk_map) return disk_map.error();
+    mig::OfferInput input{out.running, *disk_map, {}};
+    for (const auto& snap : out.snapshots) input.snapshots.push_back(snapshot_info(snap));
+    const auto offer = mig::make_offer(input);
+    if (!control->send(mig::encode_header(offer), false)) {
+      return make_error(ErrorKind::connect, "the target closed the connection before the offer");
+    }
+    auto answer_bytes = receive_control(*control, answer_timeout, "the target's answer to the offer");
+    if (!answer_bytes) return answer_bytes.error();
+    auto answer = mig::decode_header(*answer_bytes);
+    if (!answer) return answer.error();
+    auto agreed = mig::read_answer(offer, *answer);
+    if (!agreed) return agreed.error();
+
+    const auto session = [&](const std::string& what) {
+      mig::Session s;
+      s.netcat = netcat_;
+      s.name = what;
+      s.progress = progress_to(
+          operations_, [op_id] { return op_id; }, what);
+      s.cancelled = &transfer->cancelled;
+      return s;
+    };
+    for (const auto& snap : agreed->snapshots) {
+      const auto it = std::find_if(out.snapshots.begin(), out.snapshots.end(),
+                                   [&](const Outgoing::Snapshot& s) { return s.name == snap.name; });
+      if (it == out.snapshots.end()) {
+        return make_error(ErrorKind::protocol,
+                          "the target asked for snapshot " + snap.name + ", which " + name + " does not have");
+      }
+      if (auto done = mig::send_tree(it->path, agreed->features, *fs, session(name + "/" + snap.name)); !done) {
+        return explained(*control, done.error());
+      }
+    }
+    if (auto done = mig::send_tree(out.volume, agreed->features, *fs, session(name)); !done) {
+      return explained(*control, done.error());
+    }
+    if (agreed->final_sync) {
+      // The container ran during the first pass: the last one sees it frozen, so the target gets
+      // one consistent state.
+      const bool freeze = out.running && static_cast<bool>(out.freeze(true));
+      auto done = mig::send_tree(out.volume, agreed->features, *fs, session(name));
+      if (freeze) {
+        if (auto thawed = out.freeze(false); !thawed) {
+          spdlog::error("migration: cannot thaw {}: {}", name, thawed.error().message);
+        }
+      }
+      if (!done) return explained(*control, done.error());
+    }
+    auto outcome_bytes = receive_control(*control, outcome_timeout, "the target's outcome");
+    if (!outcome_bytes) return outcome_bytes.error();
+    auto outcome = mig::decode_control(*outcome_bytes);
+    if (!outcome) return outcome.error();
+    if (!outcome->success) return make_error(ErrorKind::io, "the target failed: " + outcome->message);
+    return {};
+  });
+  if (!sent && !transfer->cancelled) {
+    // Told to the target (which fails with it), as LXD's sendControl does.
+    control->send(mig::encode_control({false, sent.error().message}), false);
+    spdlog::warn("migration: sending {} failed: {}", name, sent.error().message);
+  } else if (sent) {
+    spdlog::info("migration: {} sent", name);
+  }
+  transfer->close_channels();
+  if (transfer->cancelled && !sent) {
+    operations_.finish(op_id, make_error(ErrorKind::io, "The migration was cancelled"));
+    return;
+  }
+  operations_.finish(op_id, sent ? Result<nlohmann::json>(nlohmann::json::object()) : sent.error());
+}
+
+http::Response Migrations::target(CreateRequest request, const nlohmann::json& body) {
+  const auto& migration = *request.migration;
+  if (migration.live) {
+    return error_response(400,
+                          "Live migration needs CRIU, which berthd lacks: copy or move the instance stopped, or "
+                          "running with --stateless");
+  }
+  std::string architecture = body.contains("architecture") && body["architecture"].is_string()
+                                 ? body["architecture"].get<std::string>()
+                                 : std::string{};
+  if (!architecture.empty()) {
+    const auto id = mig::architecture_id(architecture);
+    if (!id) return error_response(400, "Unknown architecture: " + architecture);
+    architecture = *mig::architecture_name(*id);
+  }
+  if (auto ok = instances_.check_arrival(request.name, request.profiles); !ok) return error_response(ok.error());
+  if (auto fp = lxd::fingerprint_of_pem(migration.certificate); !fp) {
+    return error_response(400, "source.certificate is not a certificate: " + fp.error().message);
+  }
+  auto transfer = track();
+  const auto name = request.name;
+  auto op =
+      operations_.add_task("Creating instance", resources_of(name),
+                           [this, request = std::move(request), architecture, transfer]() -> Result<nlohmann::json> {
+                             if (auto done = run_target(request, architecture, transfer); !done) {
+                               return done.error();
+                             }
+                             return nlohmann::json::object();
+                           });
+  {
+    const std::lock_guard lock(transfer->mu);
+    transfer->op_id = op.value("id", "");
+  }
+  return async_response(op);
+}
+
+Result<void> Migrations::run_target(const CreateRequest& request, const std::string& architecture,
+                                    const std::shared_ptr<Transfer>& transfer) {
+  const auto& migration = *request.migration;
+  lxd::TlsOptions tls;
+  if (auto fp = lxd::fingerprint_of_pem(migration.certificate)) tls.pinned_fingerprint = *fp;
+  lxd::Timeouts timeouts;
+  timeouts.connect = connect_timeout;
+  const auto dial = [&](const char* channel) -> Result<std::shared_ptr<http::MessageChannel>> {
+    auto ws =
+        lxd::dial_websocket(migration.operation + "/websocket?secret=" + migration.secrets.at(channel), tls, timeouts);
+    if (!ws) {
+      auto e = ws.error();
+      e.message = std::string("cannot connect to the source's ") + channel + " channel: " + e.message;
+      return e;
+    }
+    return ws;
+  };
+  // In LXD's order: control, then fs.
+  auto control = dial("control");
+  if (!control) return control.error();
+  {
+    const std::lock_guard lock(transfer->mu);
+    transfer->control = *control;
+  }
+  auto fs = dial("fs");
+  if (!fs) {
+    (*control)->send(mig::encode_control({false, fs.error().message}), false);
+    transfer->close_channels();
+    return fs.error();
+  }
+  {
+    const std::lock_guard lock(transfer->mu);
+    transfer->fs = *fs;
+  }
+  const auto fail = [&](lxd::Error e, bool tell) -> Result<void> {
+    if (tell) (*control)->send(mig::encode_control({false, e.message}), false);
+    transfer->close_channels();
+    spdlog::warn("migration: receiving {} failed: {}", request.name, e.message);
+    return e;
+  };
+  auto offer_bytes = receive_control(**control, answer_timeout, "the source's offer");
+  if (!offer_bytes) return fail(offer_bytes.error(), false);
+  auto offer = mig::decode_header(*offer_bytes);
+  if (!offer) return fail(offer.error(), true);
+  // An offer berthd cannot take closes the channels without a word, as LXD's sink does.
+  auto answer = mig::answer_offer(*offer, migration.live);
+  if (!answer) return fail(answer.error(), false);
+  if (!(*control)->send(mig::encode_header(answer->response), false)) {
+    return fail(make_error(ErrorKind::connect, "the source closed the connection before the answer"), false);
+  }
+
+  Arrival arrival;
+  arrival.request = request;
+  arrival.architecture = architecture;
+  arrival.disk_idmap = idmap_to_json(offer->idmap);
+  for (const auto& snap : answer->agreement.snapshots) {
+    arrival.snapshots.emplace_back(snap.name, snapshot_doc(snap, request, architecture));
+  }
+  const auto& agreed = answer->agreement;
+  const auto session = [&](const std::string& what) {
+    mig::Session s;
+    s.netcat = netcat_;
+    s.name = what;
+    s.progress = progress_to(
+        operations_, [transfer] { return transfer->operation(); }, what);
+    s.cancelled = &transfer->cancelled;
+    return s;
+  };
+  spdlog::info("migration: receiving {} from {}", request.name, migration.operation);
+  auto received = instances_.receive(arrival, [&](const std::filesystem::path& volume, std::size_t i) -> Result<void> {
+    const bool main = i == agreed.snapshots.size();
+    const auto what = main ? request.name : request.name + "/" + agreed.snapshots[i].name;
+    if (auto done = mig::receive_tree(volume, agreed.features, **fs, session(what)); !done) {
+      return explained(**control, done.error());
+    }
+    if (main && agreed.final_sync) {
+      if (auto done = mig::receive_tree(volume, agreed.features, **fs, session(what)); !done) {
+        return explained(**control, done.error());
+      }
+    }
+    return {};
+  });
+  if (!received) return fail(received.error(), true);
+  (*control)->send(mig::encode_control({true, ""}), false);
+  // The close frame follows the success message; its answer says both arrived.
+  (*control)->close();
+  for (auto until = Clock::now() + std::chrono::seconds{5}; Clock::now() < until;) {
+    const auto m = (*control)->receive(until);
+    if (m.kind == Kind::closed || m.kind == Kind::timeout) break;
+  }
+  transfer->close_channels();
+  spdlog::info("migration: {} received", request.name);
+  return {};
+}
+
+}  // namespace berth::daemon::api

@@ -1,0 +1,354 @@
+#include "daemon/migration/transfer.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace berth::daemon::migration {
+namespace {
+
+using lxd::ErrorKind;
+using lxd::make_error;
+using Clock = std::chrono::steady_clock;
+using Kind = http::MessageChannel::Message::Kind;
+
+constexpr std::size_t chunk_size = 256 * 1024;
+// After the local rsync exited, how long the peer's barrier may take.
+constexpr auto barrier_grace = std::chrono::seconds{30};
+// Nothing from the peer for this long while rsync runs: the session is given up.
+constexpr auto idle_limit = std::chrono::minutes{10};
+constexpr auto tick = std::chrono::milliseconds{250};
+constexpr std::size_t stderr_kept = 4096;
+
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() { reset(); }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  [[nodiscard]] int get() const { return fd_; }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+bool write_all(int fd, const char* data, std::size_t size) {
+  while (size > 0) {
+    const ssize_t n = ::write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+std::string errno_text(const char* what) {
+  return std::string(what) + ": " + std::strerror(errno);
+}
+
+class Spawned {
+ public:
+  Spawned() = default;
+  Spawned(const Spawned&) = delete;
+  Spawned& operator=(const Spawned&) = delete;
+  ~Spawned() {
+    if (pid_ > 0 && !exited_) {
+      kill_all();
+      wait(true);
+    }
+  }
+
+  // rsync `args`, in a process group of its own, with `stdio` as its stdin and stdout (the
+  // receiver) or as fd 3 (the sender, for its remote shell), and `err` as its stderr.
+  Result<void> start(const std::vector<std::string>& args, int socket, bool sender, int err) {
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawnattr_init(&attr);
+    if (sender) {
+      posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+      posix_spawn_file_actions_adddup2(&actions, err, 1);
+      posix_spawn_file_actions_adddup2(&actions, socket, 3);  // socket > 3: the copy keeps no CLOEXEC
+    } else {
+      posix_spawn_file_actions_adddup2(&actions, socket, 0);
+      posix_spawn_file_actions_adddup2(&actions, socket, 1);
+    }
+    posix_spawn_file_actions_adddup2(&actions, err, 2);
+    sigset_t none;
+    sigemptyset(&none);
+    sigset_t defaults;
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGPIPE);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+    std::vector<char*> argv;
+    std::string program = "rsync";
+    argv.push_back(program.data());
+    std::vector<std::string> copies = args;
+    for (auto& a : copies) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const int rc = posix_spawnp(&pid_, "rsync", &actions, &attr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) {
+      pid_ = -1;
+      return make_error(ErrorKind::io, std::string("cannot run rsync: ") + std::strerror(rc));
+    }
+    return {};
+  }
+
+  // Whether it exited (reaped); `block` waits for it.
+  bool wait(bool block) {
+    if (exited_) return true;
+    int status = 0;
+    pid_t r = 0;
+    do {
+      r = ::waitpid(pid_, &status, block ? 0 : WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r != pid_) return false;
+    exited_ = true;
+    status_ = status;
+    return true;
+  }
+
+  // rsync and what it started (the remote shell).
+  void kill_all() const {
+    if (pid_ > 0) ::kill(-pid_, SIGKILL);
+  }
+
+  [[nodiscard]] std::string outcome() const {
+    if (WIFEXITED(status_)) return "exit status " + std::to_string(WEXITSTATUS(status_));
+    if (WIFSIGNALED(status_)) return std::string("killed by ") + ::strsignal(WTERMSIG(status_));
+    return "ended";
+  }
+  [[nodiscard]] bool succeeded() const { return exited_ && WIFEXITED(status_) && WEXITSTATUS(status_) == 0; }
+
+ private:
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  int status_ = 0;
+};
+
+Result<void> run(const std::filesystem::path& dir, const std::vector<std::string>& args, bool sender,
+                 http::MessageChannel& fs, const Session& session) {
+  const char* verb = sender ? "send" : "receive";
+  const auto failed = [&](const std::string& why) {
+    return make_error(ErrorKind::io,
+                      std::string("Rsync ") + verb + " failed: " + session.name + ", " + dir.string() + ": " + why);
+  };
+  std::array<int, 2> pair{};
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair.data()) != 0) return failed(errno_text("socketpair"));
+  Fd ours(pair[0]);
+  Fd theirs(pair[1]);
+  if (theirs.get() <= 3) {
+    // Above 3, so that the sender's dup to fd 3 is a real copy (one without CLOEXEC).
+    theirs.reset(::fcntl(theirs.get(), F_DUPFD_CLOEXEC, 10));
+    if (theirs.get() < 0) return failed(errno_text("fcntl"));
+  }
+  std::array<int, 2> errs{};
+  if (::pipe2(errs.data(), O_CLOEXEC) != 0) return failed(errno_text("pipe"));
+  Fd err_read(errs[0]);
+  Fd err_write(errs[1]);
+
+  Spawned rsync;
+  if (auto started = rsync.start(args, theirs.get(), sender, err_write.get()); !started) {
+    return failed(started.error().message);
+  }
+  theirs.reset();
+  err_write.reset();
+
+  std::atomic<bool> abort{false};
+  std::atomic<std::uint64_t> moved{0};
+  std::atomic<bool> channel_failed{false};  // the channel ended before the peer's barrier
+  std::atomic<bool> barrier_seen{false};
+  std::atomic<bool> idle{false};
+
+  // rsync's output to the peer, then the barrier.
+  std::thread out([&] {
+    std::string buffer(chunk_size, '\0');
+    for (;;) {
+      const ssize_t n = ::read(ours.get(), buffer.data(), buffer.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      if (!fs.send(buffer.substr(0, static_cast<std::size_t>(n)), false)) {
+        channel_failed = true;
+        return;
+      }
+      if (sender) moved += static_cast<std::uint64_t>(n);
+    }
+    if (!fs.send("", true)) channel_failed = true;
+  });
+  // The peer's output to rsync, until its barrier (what rsync no longer takes is drained).
+  std::thread in([&] {
+    bool writable = true;
+    auto last = Clock::now();
+    for (;;) {
+      auto m = fs.receive(Clock::now() + tick);
+      if (m.kind == Kind::timeout) {
+        if (abort) break;
+        if (Clock::now() - last > idle_limit) {
+          idle = true;
+          break;
+        }
+        continue;
+      }
+      last = Clock::now();
+      if (m.kind == Kind::closed) {
+        channel_failed = true;
+        break;
+      }
+      if (m.kind == Kind::text) {
+        barrier_seen = true;
+        break;
+      }
+      if (!sender) moved += m.data.size();
+      if (writable && !write_all(ours.get(), m.data.data(), m.data.size())) writable = false;
+    }
+    ::shutdown(ours.get(), SHUT_WR);
+  });
+
+  std::string stderr_text;
+  std::optional<Clock::time_point> exited_at;
+  auto reported = Clock::now();
+  std::uint64_t last_reported = 0;
+  bool err_open = true;
+  bool killed = false;
+  const auto stop_everything = [&] {
+    abort = true;
+    rsync.kill_all();
+    ::shutdown(ours.get(), SHUT_RDWR);
+    fs.close();
+  };
+  for (;;) {
+    if (err_open) {
+      pollfd p{err_read.get(), POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(tick.count())) > 0) {
+        std::array<char, 4096> buf{};
+        const ssize_t n = ::read(err_read.get(), buf.data(), buf.size());
+        if (n > 0) {
+          stderr_text.append(buf.data(), static_cast<std::size_t>(n));
+          if (stderr_text.size() > stderr_kept) stderr_text.erase(0, stderr_text.size() - stderr_kept);
+        } else if (n == 0 || errno != EINTR) {
+          err_open = false;
+        }
+      }
+    } else {
+      std::this_thread::sleep_for(tick);
+    }
+    if (session.progress && Clock::now() - reported > std::chrono::milliseconds{500} && moved != last_reported) {
+      last_reported = moved;
+      reported = Clock::now();
+      session.progress(last_reported);
+    }
+    if (!killed && ((session.cancelled != nullptr && *session.cancelled) || idle || channel_failed)) {
+      killed = true;
+      stop_everything();
+    }
+    if (!exited_at && rsync.wait(false)) exited_at = Clock::now();
+    if (exited_at && !err_open && barrier_seen) break;
+    if (exited_at && (killed || Clock::now() - *exited_at > barrier_grace)) {
+      if (!killed) {
+        killed = true;
+        stop_everything();
+      }
+      break;
+    }
+  }
+  abort = true;
+  in.join();
+  ::shutdown(ours.get(), SHUT_RDWR);  // the out thread's read ends, whatever still holds the socket
+  out.join();
+  if (session.progress) session.progress(moved);
+
+  while (!stderr_text.empty() && (stderr_text.back() == '\n' || stderr_text.back() == ' ')) stderr_text.pop_back();
+  const auto with_stderr = [&](std::string why) {
+    if (!stderr_text.empty()) why += " (" + stderr_text + ")";
+    return why;
+  };
+  if (session.cancelled != nullptr && *session.cancelled) return failed("cancelled");
+  if (idle) return failed("nothing came from the other side for " + std::to_string(idle_limit.count()) + " minutes");
+  if (!rsync.succeeded()) {
+    return failed(with_stderr(channel_failed ? "the connection to the other side ended; rsync " + rsync.outcome()
+                                             : "rsync " + rsync.outcome()));
+  }
+  if (channel_failed || !barrier_seen) return failed("the connection to the other side ended before the stream did");
+  return {};
+}
+
+}  // namespace
+
+Result<void> send_tree(const std::filesystem::path& dir, const RsyncFeatures& features, http::MessageChannel& fs,
+                       const Session& session) {
+  // rsync splits -e itself; the extra words it appends (host, "rsync --server ...") go to netcat,
+  // which ignores them.
+  const std::string shell = session.netcat.string() + " netcat 3";
+  return run(dir, rsync_send_args(dir, features, local_rsync_at_least_3_1_3(), shell), true, fs, session);
+}
+
+Result<void> receive_tree(const std::filesystem::path& dir, const RsyncFeatures& features, http::MessageChannel& fs,
+                          const Session& session) {
+  auto args = rsync_receive_args(dir, features, local_rsync_at_least_3_1_3());
+  if (local_rsync_at_least_3_1_3()) {
+    // One flag more than LXD's list, local to this end (the receiver's generator decides what to
+    // ask for): times compared to the nanosecond. A volume receives each snapshot in turn, and a
+    // file that changed between two snapshots taken in the same second, keeping its size, would
+    // otherwise be taken as unchanged and the later snapshot keep the earlier content.
+    args.insert(args.end() - 2, "--modify-window=-1");
+  }
+  return run(dir, args, false, fs, session);
+}
+
+bool local_rsync_at_least_3_1_3() {
+  static const bool answer = [] {
+    FILE* p = ::popen("rsync --version 2>/dev/null", "re");
+    if (p == nullptr) return false;
+    std::array<char, 256> line{};
+    const bool read = std::fgets(line.data(), static_cast<int>(line.size()), p) != nullptr;
+    ::pclose(p);
+    return read && rsync_at_least_3_1_3(line.data());
+  }();
+  return answer;
+}
+
+std::string progress_text(const std::string& name, std::uint64_t bytes, std::uint64_t bytes_per_second) {
+  const auto size = [](std::uint64_t n) {
+    if (n < 1000) return std::to_string(n) + "B";
+    double value = static_cast<double>(n);
+    std::string text;
+    for (const char* unit : {"kB", "MB", "GB", "TB", "PB", "EB"}) {
+      value /= 1000;
+      if (value < 1000 || std::strcmp(unit, "EB") == 0) {
+        std::array<char, 32> buf{};
+        std::snprintf(buf.data(), buf.size(), "%.2f%s", value, unit);
+        return std::string(buf.data());
+      }
+    }
+    return text;
+  };
+  return name + ": " + size(bytes) + " (" + size(bytes_per_second) + "/s)";
+}
+
+}  // namespace berth::daemon::migration
