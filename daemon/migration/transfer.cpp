@@ -256,7 +256,9 @@ Result<void> run(const std::filesystem::path& dir, const std::vector<std::string
         }
       }
     } else {
-      std::this_thread::sleep_for(tick);
+      // Once rsync is gone only the peer's barrier is awaited: looked for often, as the caller
+      // (a frozen container's last pass) waits on it.
+      std::this_thread::sleep_for(exited_at ? std::chrono::milliseconds{5} : tick);
     }
     if (session.progress && Clock::now() - reported > std::chrono::milliseconds{500} && moved != last_reported) {
       last_reported = moved;
