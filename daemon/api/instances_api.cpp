@@ -164,7 +164,7 @@ class InstanceRoutes {
     if (*migrating) {
       const auto request = parse_migration_source(*body);
       if (!request) return error_response(request.error());
-      return migrations_.source(name, *request);
+      return migrations_.source(name, "", *request);
     }
     const auto to = parse_rename(*body);
     if (!to) return error_response(to.error());
@@ -265,6 +265,13 @@ class InstanceRoutes {
     std::string error;
     auto body = call.json_object(error);
     if (!body) return error_response(400, error);
+    const auto migrating = is_migration(*body);
+    if (!migrating) return error_response(migrating.error());
+    if (*migrating) {
+      const auto request = parse_migration_source(*body);
+      if (!request) return error_response(request.error());
+      return migrations_.source(name, snap, *request);
+    }
     const auto to = parse_rename(*body);
     if (!to) return error_response(to.error());
     if (auto found = instances_.render_snapshot(name, snap); !found) return error_response(found.error());

@@ -184,10 +184,14 @@ void Migrations::stop() {
   for (auto& t : threads) t.join();
 }
 
-http::Response Migrations::source(const std::string& name, const MigrationSourceRequest& request) {
+http::Response Migrations::source(const std::string& name, const std::string& snapshot,
+                                  const MigrationSourceRequest& request) {
   if (auto found = instances_.writable(name); !found) return error_response(found.error());
+  if (!snapshot.empty()) {
+    if (auto found = instances_.render_snapshot(name, snapshot); !found) return error_response(found.error());
+  }
   // lxc asks for a live migration of every running container unless --stateless.
-  if (request.live && instances_.active(name)) return error_response(400, live_refused);
+  if (request.live && snapshot.empty() && instances_.active(name)) return error_response(400, live_refused);
   const std::string control_secret = random_secret();
   const std::string fs_secret = random_secret();
   auto transfer = track();
@@ -210,14 +214,15 @@ http::Response Migrations::source(const std::string& name, const MigrationSource
     if (stopping_) {
       operations_.finish(id, make_error(ErrorKind::io, "berthd is stopping"));
     } else {
-      threads_.emplace_back([this, id, name, request, transfer] { run_source(id, name, request, transfer); });
+      threads_.emplace_back(
+          [this, id, name, snapshot, request, transfer] { run_source(id, name, snapshot, request, transfer); });
     }
   }
   return async_response(op);
 }
 
-void Migrations::run_source(const std::string& op_id, const std::string& name, const MigrationSourceRequest& request,
-                            const std::shared_ptr<Transfer>& transfer) {
+void Migrations::run_source(const std::string& op_id, const std::string& name, const std::string& snapshot,
+                            const MigrationSourceRequest& request, const std::shared_ptr<Transfer>& transfer) {
   std::shared_ptr<http::MessageChannel> control;
   std::shared_ptr<http::MessageChannel> fs;
   {
@@ -236,7 +241,7 @@ void Migrations::run_source(const std::string& op_id, const std::string& name, c
     }
   }
   spdlog::info("migration: sending {} (operation {})", name, op_id);
-  auto sent = instances_.send(name, request.instance_only, [&](const Outgoing& out) -> Result<void> {
+  auto sent = instances_.send(name, snapshot, request.instance_only, [&](const Outgoing& out) -> Result<void> {
     auto disk_map = idmap_from_json(out.disk_idmap);
     if (!disk_map) return disk_map.error();
     mig::OfferInput input{out.running, *disk_map, {}};

@@ -42,8 +42,10 @@ class Migrations {
   Migrations(const Migrations&) = delete;
   Migrations& operator=(const Migrations&) = delete;
 
-  // POST /1.0/instances/NAME with migration: true.
-  [[nodiscard]] http::Response source(const std::string& name, const MigrationSourceRequest& request);
+  // POST /1.0/instances/NAME (or /snapshots/SNAPSHOT: that snapshot goes, as an instance of its
+  // own) with migration: true.
+  [[nodiscard]] http::Response source(const std::string& name, const std::string& snapshot,
+                                      const MigrationSourceRequest& request);
   // POST /1.0/instances with a migration source (`request.migration` set), as parsed and checked.
   [[nodiscard]] http::Response target(CreateRequest request, const nlohmann::json& body);
 
@@ -52,8 +54,8 @@ class Migrations {
 
  private:
   struct Transfer;
-  void run_source(const std::string& op_id, const std::string& name, const MigrationSourceRequest& request,
-                  const std::shared_ptr<Transfer>& transfer);
+  void run_source(const std::string& op_id, const std::string& name, const std::string& snapshot,
+                  const MigrationSourceRequest& request, const std::shared_ptr<Transfer>& transfer);
   Result<void> run_target(const CreateRequest& request, const std::string& architecture,
                           const std::shared_ptr<Transfer>& transfer);
   std::shared_ptr<Transfer> track();

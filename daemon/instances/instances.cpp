@@ -893,16 +893,25 @@ Result<void> Instances::create_snapshot(const std::string& name, const std::stri
   return {};
 }
 
-Result<void> Instances::send(const std::string& name, bool instance_only,
+Result<void> Instances::send(const std::string& name, const std::string& snapshot, bool instance_only,
                              const std::function<Result<void>(const Outgoing&)>& transfer) {
   auto guard = lock(name);
   auto doc = load(name);
   if (!doc) return doc.error();
-  const auto config = config_of(*doc);
   Outgoing out;
-  out.architecture = doc->value("architecture", architecture_);
   out.volume = pool_.volume_path(name);
   out.running = active(name);
+  if (!snapshot.empty()) {
+    auto snap = db_.document(DocumentKind::snapshot, name + "/" + snapshot);
+    if (!snap) return snap.error();
+    if (!snap->has_value()) return make_error(ErrorKind::not_found, "Snapshot not found");
+    doc = std::move(**snap);
+    out.volume = pool_.snapshot_path(name, snapshot);
+    out.running = false;
+    instance_only = true;
+  }
+  const auto config = config_of(*doc);  // its files are owned as its own config says
+  out.architecture = doc->value("architecture", architecture_);
   const auto owned = config.find("volatile.last_state.idmap");
   out.disk_idmap = owned != config.end() && !owned->second.empty() ? owned->second : "[]";
   if (!instance_only) {

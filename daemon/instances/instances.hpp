@@ -163,8 +163,9 @@ class Instances {
 
   // ---- migration (daemon/api/migration_api.hpp) ----
   // Calls `transfer` with what the instance is made of, holding its lock throughout (no other
-  // change to it runs meanwhile); `transfer`'s outcome.
-  [[nodiscard]] Result<void> send(const std::string& name, bool instance_only,
+  // change to it runs meanwhile); `transfer`'s outcome. With `snapshot`, what goes is that
+  // snapshot, as an instance of its own (stopped, without snapshots).
+  [[nodiscard]] Result<void> send(const std::string& name, const std::string& snapshot, bool instance_only,
                                   const std::function<Result<void>(const Outgoing&)>& transfer);
   // Makes the instance `arrival` names from what `fill` writes: fill(volume, i) for each snapshot
   // i in order (the volume then becomes that snapshot), then fill(volume, snapshots.size()) for

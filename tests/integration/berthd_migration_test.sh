@@ -6,7 +6,7 @@
 #   the container after it starts on the target, and the files on disk are shifted to its map;
 # - lxc copy back (the base image pre-fills the target: the image is on both hosts), and of a
 #   running container with --stateless (a second pass while it is frozen); without --stateless
-#   (a live migration) it is refused at once, naming CRIU;
+#   (a live migration) it is refused at once, naming CRIU; --instance-only leaves the snapshots;
 # - fs_progress in the target's operation; a wrong secret and a used one are refused; a target
 #   given another certificate refuses to pull and keeps nothing.
 # shellcheck disable=SC2016 # jq filters use jq's $variables
@@ -106,6 +106,11 @@ assert_eq RUNNING "$(state_of b c1)" "the source still runs after a stateless co
 run l start a:c3
 run l exec a:c3 -- cat /root/marker
 assert_eq one "$OUT" "the stateless copy starts with the content"
+
+run l copy b:c1 a:c6 --stateless --instance-only
+assert_exit 0 "lxc copy --instance-only"
+run l query a:/1.0/instances/c6/snapshots
+assert_eq "[]" "$(jq -c . <<<"$OUT")" "an instance-only copy has no snapshots"
 
 # --- the source's secrets: a wrong one and a used one are refused
 SRC=$(curl -sk --cert "$LXD_CONF/client.crt" --key "$LXD_CONF/client.key" -X POST "$A_URL/1.0/instances/c2" \

@@ -42,18 +42,18 @@ run berth plan -f "$WORK/fleet.yaml" --detailed-exitcode
 assert_exit 0 "nothing left to do"
 
 marker="marker-$RANDOM-$RANDOM"
-echo "$marker" >"$TB_HOST1_LXD_DIR/storage-pools/default/containers/mover/rootfs/root/marker"
+echo "$marker" >"$(rootfs 1 mover)/root/marker"
 fleet h2
 apply
 assert_exit 0 "the move applies"
-assert_eq "$marker" "$(cat "$TB_HOST2_LXD_DIR/storage-pools/default/containers/mover/rootfs/root/marker")" \
+assert_eq "$marker" "$(cat "$(rootfs 2 mover)/root/marker")" \
     "the marker file came along"
 assert_eq "2" "$(tb_lxc list h2: -c nS --format csv | awk -F, '$1 == "mover" {print $2}')" "the snapshots came along"
 assert_eq "" "$(state_of h1 mover)" "the source is gone"
 fleet h1
 apply
 assert_exit 0 "the move back applies"
-assert_eq "$marker" "$(cat "$TB_HOST1_LXD_DIR/storage-pools/default/containers/mover/rootfs/root/marker")" \
+assert_eq "$marker" "$(cat "$(rootfs 1 mover)/root/marker")" \
     "the marker survived the way back"
 
 fleet h1 absent
