@@ -209,6 +209,11 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
     auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
     timeouts.keep_alive_pings = true;
     ws_.set_option(timeouts);
+    // A message goes out as one frame, written in large pieces: Beast's default cuts it into
+    // frames of 4 KiB, each its own TLS record and system call (a migration's fs channel carries
+    // gigabytes).
+    ws_.auto_fragment(false);
+    ws_.write_buffer_bytes(64 * 1024);
     ws_.async_accept(request, [self = this->shared_from_this(), accepted = std::move(accepted)](error_code ec) {
       if (ec) {
         self->unregister();

@@ -78,8 +78,8 @@ void put_features(const RsyncFeatures& f, wire::rsyncFeatures* out) {
 // otherwise what both sides have.
 RsyncFeatures agreed_features(const RsyncFeatures& theirs) {
   if (!theirs.bidirectional) return {true, true, true, false};
-  return {theirs.xattrs && all_rsync_features.xattrs, theirs.delete_files && all_rsync_features.delete_files,
-          theirs.compress && all_rsync_features.compress, true};
+  return {theirs.xattrs && berthd_rsync_features.xattrs, theirs.delete_files && berthd_rsync_features.delete_files,
+          theirs.compress && berthd_rsync_features.compress, true};
 }
 
 std::string fs_name(FsType fs) {
@@ -225,7 +225,7 @@ Header make_offer(const OfferInput& input) {
   if (input.running) h.criu = Criu::none;
   h.idmap = input.idmap;
   h.snapshots = input.snapshots;
-  h.rsync_features = all_rsync_features;
+  h.rsync_features = berthd_rsync_features;
   h.index_header_version = 0;
   return h;
 }

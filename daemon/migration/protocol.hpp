@@ -37,8 +37,13 @@ struct RsyncFeatures {
 
   friend bool operator==(const RsyncFeatures&, const RsyncFeatures&) = default;
 };
-// What berthd offers and accepts: all four, as LXD 5.0.2 does by default.
-inline constexpr RsyncFeatures all_rsync_features{true, true, true, true};
+// LXD 5.0.2's default: all four.
+inline constexpr RsyncFeatures lxd_rsync_features{true, true, true, true};
+// What berthd offers and accepts: LXD's without compress, as an LXD pool with
+// rsync.compression=false (LXD peers agree to it: each side keeps what both have). rsync's zlib,
+// which LXD's fixed receiver options leave it with, holds incompressible data to about 30 MB/s
+// per core here (bench/migrate: LXD to LXD), slower than the link between two hosts.
+inline constexpr RsyncFeatures berthd_rsync_features{true, true, false, true};
 
 // One snapshot as the header carries it: its own (not expanded) config, devices and profiles.
 struct SnapshotInfo {
@@ -87,7 +92,7 @@ struct Control {
 [[nodiscard]] std::string encode_control(const Control& control);
 [[nodiscard]] Result<Control> decode_control(std::string_view bytes);
 
-// The source's offer for a container: RSYNC with all features, no index header; `criu` none when
+// The source's offer for a container: RSYNC with berthd's features, no index header; `criu` none when
 // it runs (moved stateless: a final sync follows), unset when stopped; no snapshots when the
 // request was instance-only.
 struct OfferInput {

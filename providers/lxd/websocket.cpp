@@ -143,6 +143,9 @@ class DialledChannel final : public http::MessageChannel {
     options.keep_alive_pings = true;
     ws_->set_option(options);
     ws_->binary(true);
+    // One frame per message, masked and written 64 KiB at a time (Beast's default: 4 KiB frames).
+    ws_->auto_fragment(false);
+    ws_->write_buffer_bytes(64 * 1024);
     ws_->read_message_max(64 * 1024 * 1024);
 
     ioc_.restart();

@@ -27,11 +27,11 @@ SnapshotInfo snapshot(const std::string& name, std::optional<std::int64_t> creat
 }
 
 TEST(MigrationProtocol, AStoppedContainersOfferIsLxdsBytes) {
-  // fs=RSYNC (field 1), rsyncFeatures (8) with all four set, refresh (9), indexHeaderVersion (13);
-  // no criu for a stopped container.
+  // fs=RSYNC (field 1), rsyncFeatures (8) with all four set (compress false: berthd's choice),
+  // refresh (9), indexHeaderVersion (13); no criu for a stopped container.
   const auto encoded = encode_header(make_offer({}));
   EXPECT_EQ(encoded,
-            bytes({0x08, 0x00, 0x42, 0x08, 0x08, 0x01, 0x10, 0x01, 0x18, 0x01, 0x20, 0x01, 0x48, 0x00, 0x68, 0x00}));
+            bytes({0x08, 0x00, 0x42, 0x08, 0x08, 0x01, 0x10, 0x01, 0x18, 0x00, 0x20, 0x01, 0x48, 0x00, 0x68, 0x00}));
   OfferInput running;
   running.running = true;
   const auto offer = decode_header(encode_header(make_offer(running)));
@@ -101,11 +101,19 @@ TEST(MigrationProtocol, TheSinkTakesRsyncAndRefusesWhatItCannotDo) {
   ASSERT_TRUE(answer) << answer.error().message;
   EXPECT_EQ(answer->response.fs, FsType::rsync);
   EXPECT_EQ(answer->response.criu, Criu::none);
-  EXPECT_EQ(answer->response.rsync_features, all_rsync_features);
+  EXPECT_EQ(answer->response.rsync_features, berthd_rsync_features);
   EXPECT_EQ(answer->response.index_header_version, 0U);
   EXPECT_EQ(answer->response.snapshots, input.snapshots);
   EXPECT_TRUE(answer->agreement.final_sync);
-  EXPECT_EQ(answer->agreement.features, all_rsync_features);
+  EXPECT_EQ(answer->agreement.features, berthd_rsync_features);
+
+  // An LXD source offers compress too: berthd agrees to what both have, without it.
+  Header lxd_offer = make_offer(input);
+  lxd_offer.rsync_features = lxd_rsync_features;
+  const auto from_lxd = answer_offer(lxd_offer, false);
+  ASSERT_TRUE(from_lxd);
+  EXPECT_EQ(from_lxd->response.rsync_features, (RsyncFeatures{true, true, false, true}));
+  EXPECT_EQ(from_lxd->agreement.features, from_lxd->response.rsync_features);
 
   Header btrfs = make_offer({});
   btrfs.fs = FsType::btrfs;  // btrfs with rsync as the fallback: rsync it is
@@ -163,7 +171,7 @@ TEST(MigrationProtocol, TheSourceSendsWhatTheAnswerAsksFor) {
 }
 
 TEST(MigrationProtocol, RsyncCommandLinesAreLxds) {
-  EXPECT_EQ(rsync_send_args("/pool/containers/c1", all_rsync_features, true, "berthd-helper netcat 3"),
+  EXPECT_EQ(rsync_send_args("/pool/containers/c1", lxd_rsync_features, true, "berthd-helper netcat 3"),
             (std::vector<std::string>{"-ar", "--devices", "--numeric-ids", "--partial", "--sparse", "--xattrs",
                                       "--filter=-x security.selinux", "--delete", "--compress", "--compress-level=2",
                                       "/pool/containers/c1/", "localhost:/tmp/foo", "-e", "berthd-helper netcat 3"}));
