@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # quickstart.sh — see berth work, on a fresh Debian 12 machine as root:
-# installs what it needs, builds berth (Release, in build/), starts two local
-# LXD hosts on loopback (tests/testbed/tb.sh), trusts them with
-# `berth remote add`, and runs `berth validate` and `berth plan` on
-# examples/quickstart.yaml. The hosts are stopped and removed on exit.
+# installs what it needs, builds berth and berthd (Release, in build/), starts
+# two local berthd hosts on loopback (tests/testbed/tb.sh; no LXD runs), trusts
+# them with `berth remote add`, and runs `berth validate`, `berth plan` and
+# `berth apply` on examples/quickstart.yaml (a copy across the two hosts
+# included), then shows that the next plan is empty. The hosts are stopped and
+# removed on exit.
 #
 # Environment:
 #   BERTH_BIN=PATH            use this berth binary instead of building one
@@ -12,12 +14,15 @@
 #   BERTH_QUICKSTART_KEEP=1   leave the hosts running (stop them with
 #                             tests/testbed/tb.sh stop DIR, DIR is printed)
 #   BERTH_JOBS=N              parallel build jobs (default 2)
+#   BERTH_QUICKSTART_KINDS=K  the hosts' kind: berthd (default), lxd (two LXD 5.0
+#                             hosts from Debian's lxd package), or lxd,berthd
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly ROOT
 readonly TB_SH="$ROOT/tests/testbed/tb.sh"
 FLEET=${BERTH_QUICKSTART_FILE:-$ROOT/examples/quickstart.yaml}
+KINDS=${BERTH_QUICKSTART_KINDS:-berthd}
 WORK=
 TB=
 
@@ -61,12 +66,17 @@ build() {
     if [[ -n "${BERTH_BIN:-}" ]]; then
         [[ -x "$BERTH_BIN" ]] || die "BERTH_BIN '$BERTH_BIN' is not executable"
         BERTH=$BERTH_BIN
+        if [[ "$KINDS" == *berthd* ]]; then
+            export BERTHD_BIN=${BERTHD_BIN:-$(dirname "$BERTH_BIN")/../daemon/berthd}
+            [[ -x "$BERTHD_BIN" ]] || die "no berthd at $BERTHD_BIN (set BERTHD_BIN)"
+        fi
         return 0
     fi
-    step "Building berth (Release) in build/"
+    step "Building berth and berthd (Release) in build/"
     cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=Release -DBERTH_SANITIZE=OFF >/dev/null
-    cmake --build "$ROOT/build" -j "${BERTH_JOBS:-2}" --target berth
+    cmake --build "$ROOT/build" -j "${BERTH_JOBS:-2}" --target berth berthd berthd-helper
     BERTH="$ROOT/build/cli/berth"
+    export BERTHD_BIN="$ROOT/build/daemon/berthd"
 }
 
 main() {
@@ -85,8 +95,8 @@ main() {
     trap cleanup EXIT
     trap 'exit 130' INT TERM
 
-    step "Starting two LXD hosts on loopback"
-    "$TB_SH" start 2 "$TB"
+    step "Starting two hosts ($KINDS) on loopback"
+    "$TB_SH" start 2 "$TB" --kinds "$KINDS"
     "$TB_SH" image "$TB" 1
     # shellcheck disable=SC1091
     source "$TB/env"
