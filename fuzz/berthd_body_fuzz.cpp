@@ -78,8 +78,22 @@ void instance_create(const nlohmann::json& body) {
   expect_invalid_argument(create, "instance-create");
   if (!create) return;
   if (create->name.empty()) fail("an instance without a name", body.dump());
-  if (!create->pull && create->image.empty() && create->copy_of.empty() && create->copy_snapshot.empty()) {
+  if (!create->pull && !create->migration && create->image.empty() && create->copy_of.empty() &&
+      create->copy_snapshot.empty()) {
     fail("an instance from nothing", body.dump());
+  }
+  if (const auto& m = create->migration) {
+    // What the target dials and pins: never a URL with a query of its own, never no secret.
+    if (!m->operation.starts_with("https://") || m->operation.find('?') != std::string::npos) {
+      fail("a migration source that is no https operation URL", body.dump());
+    }
+    if (m->secrets.count("control") == 0 || m->secrets.count("fs") == 0)
+      fail("a migration without its secrets", body.dump());
+    for (const auto& [channel, secret] : m->secrets) {
+      if (secret.empty() || secret.find_first_of("&?#% ") != std::string::npos)
+        fail("a secret unfit for a URL", body.dump());
+    }
+    if (m->certificate.empty()) fail("a migration without a certificate to pin", body.dump());
   }
 }
 
@@ -114,6 +128,11 @@ void json_body(const std::string& kind, const std::string& text) {
     const auto change = api::parse_state_change(*body);
     expect_invalid_argument(change, "instance-state");
     if (change && change->timeout < -1) fail("a negative timeout", body->dump());
+  } else if (kind == "instance-migrate") {
+    // POST /1.0/instances/NAME (or a snapshot's) with migration: true.
+    const auto migrating = api::is_migration(*body);
+    expect_invalid_argument(migrating, "instance-migrate");
+    if (migrating && *migrating) expect_invalid_argument(api::parse_migration_source(*body), "instance-migrate");
   } else if (kind == "instance-rename" || kind == "snapshot-rename") {
     const auto to = api::parse_rename(*body);
     expect_invalid_argument(to, "rename");
