@@ -71,8 +71,17 @@ apply::EventSink text_events(bool color) {
       last = now;
       std::cout << "  " << id << ": " << util::printable(e.value("message", ""));
       if (e.contains("bytes")) std::cout << ", " << human_bytes(e["bytes"].get<double>());
-      if (e.contains("bytes_per_second"))
-        std::cout << " at " << human_bytes(e["bytes_per_second"].get<double>()) << "/s";
+      if (e.contains("bytes") && e.contains("total_bytes")) {
+        std::cout << " of " << human_bytes(e["total_bytes"].get<double>());
+      }
+      if (e.contains("bytes_per_second")) {
+        const double rate = e["bytes_per_second"].get<double>();
+        std::cout << " at " << human_bytes(rate) << "/s";
+        if (rate > 0 && e.contains("bytes") && e.contains("total_bytes")) {
+          const double left = e["total_bytes"].get<double>() - e["bytes"].get<double>();
+          if (left > 0) std::cout << ", about " << static_cast<long long>(left / rate + 0.5) << " s left";
+        }
+      }
       std::cout << '\n';
     } else if (event == "finished") {
       std::cout << green << "  " << id << ": done" << reset << " (" << std::fixed;

@@ -73,6 +73,9 @@ struct Progress {
   std::string message;                 // "migrating", "waiting for operation", ...
   std::optional<std::uint64_t> bytes;  // transferred so far
   std::optional<double> bytes_per_second;
+  // The whole of what `bytes` counts, where the host says (a move's or copy's source volume): the
+  // progress line then shows it and an ETA.
+  std::optional<std::uint64_t> total_bytes;
 };
 
 // The step journal (engine/state): every call that changes a host is recorded before it is made

@@ -122,6 +122,7 @@ RunSummary run_plan(const plan::Plan& plan, const model::Fleet& fleet, providers
             nlohmann::json e = {{"event", "progress"}, {"action", id}, {"message", p.message}};
             if (p.bytes) e["bytes"] = *p.bytes;
             if (p.bytes_per_second) e["bytes_per_second"] = *p.bytes_per_second;
+            if (p.total_bytes) e["total_bytes"] = *p.total_bytes;
             emit(e);
           };
           providers::ExecuteResponse response;

@@ -177,7 +177,9 @@ class Run {
     return w;
   }
 
-  void report(const std::string& message, const ProgressReading* p = nullptr) {
+  // `total`: what `p`'s bytes count up to, when known.
+  void report(const std::string& message, const ProgressReading* p = nullptr,
+              std::optional<std::uint64_t> total = std::nullopt) {
     if (!request_.progress) return;
     providers::Progress progress;
     progress.action_id = action_.id;
@@ -185,8 +187,23 @@ class Run {
     if (p != nullptr) {
       progress.bytes = p->bytes;
       progress.bytes_per_second = p->bytes_per_second;
+      if (p->bytes) progress.total_bytes = total;
     }
     request_.progress(progress);
+  }
+
+  // The bytes the source's volume holds, as its state says (disk.root.usage), when the host
+  // reports it (berthd does; LXD's dir pools do not): a transfer's total.
+  std::optional<std::uint64_t> volume_usage(RemoteHandle& r, const std::string& name) {
+    auto res = r.client.get("/1.0/instances/" + path_segment(name) + "/state");
+    if (!res || !res->metadata.is_object()) return std::nullopt;
+    const auto disk = res->metadata.find("disk");
+    if (disk == res->metadata.end() || !disk->is_object()) return std::nullopt;
+    const auto root = disk->find("root");
+    if (root == disk->end() || !root->is_object()) return std::nullopt;
+    const auto usage = root->find("usage");
+    if (usage == root->end() || !usage->is_number_unsigned() || usage->get<std::uint64_t>() == 0) return std::nullopt;
+    return usage->get<std::uint64_t>();
   }
 
   bool cancelled() const { return request_.cancel != nullptr && request_.cancel->load(); }
@@ -1158,6 +1175,14 @@ class Run {
           target_op = res->operation;
           target_created = true;
           WaitOptions w = wait("migrating " + plan::to_string(from) + " to " + dst.name() + ":" + name);
+          // The volume's own session ("c1: 12.34MB (...)") counts up to its size; a snapshot's
+          // session ("c1/s1: ...") has no total here.
+          if (const auto total = from.snapshot ? std::nullopt : volume_usage(src, from.container)) {
+            const std::string volume_session = from.container + ":";
+            w.on_progress = [this, m = w.what, total, volume_session](const ProgressReading& p) {
+              report(m + ": " + p.text, &p, p.text.starts_with(volume_session) ? total : std::nullopt);
+            };
+          }
           // The bytes moved show up on the source operation (fs_progress); read it when the target's
           // own operation reports none.
           bool seen_on_target = false;

@@ -109,6 +109,7 @@ nothing_on b
 assert_contains "$(cat "$WORK/b.log")" "removed instance big" "b's restart removed what the crash left"
 run apply
 assert_exit 0 "the next berth apply converges: big moves to b"
+assert_contains "$OUT" "s left" "berth's progress line shows the volume's total and an ETA"
 run l list a: --format csv -c n
 assert_not_contains "$OUT" "big" "a no longer has big"
 intact b
