@@ -599,7 +599,10 @@ Result<std::vector<std::pair<std::string, std::string>>> lxc_config_items(const 
         return make_error(ErrorKind::not_found,
                           where + ": device \"" + name + "\": source " + source + " does not exist");
       }
-      std::string options = is_dir ? "bind,create=dir" : "bind,create=file";
+      // A directory is bound with what is mounted below it (rbind): in an unprivileged container's
+      // user namespace those mounts are locked, and the kernel refuses a plain bind of a directory
+      // that has any (EINVAL), as /tmp does whenever a loop device or tmpfs is mounted below it.
+      std::string options = is_dir ? "rbind,create=dir" : "bind,create=file";
       if (parse_bool(get("readonly")).value_or(false)) options += ",ro";
       set("lxc.mount.entry", source + " " + path.substr(1) + " none " + options + " 0 0");
     } else {  // nic, bridged

@@ -628,7 +628,7 @@ TEST(LxcDriverConfig, ItemsFollowTheSpecAndTheHost) {
   EXPECT_TRUE(has("lxc.net.0.type", "veth"));
   EXPECT_TRUE(has("lxc.net.0.link", "br0"));
   EXPECT_TRUE(has("lxc.net.0.name", "eth0"));
-  EXPECT_TRUE(has("lxc.mount.entry", tmp.path().string() + " srv/data none bind,create=dir,ro 0 0"));
+  EXPECT_TRUE(has("lxc.mount.entry", tmp.path().string() + " srv/data none rbind,create=dir,ro 0 0"));
   EXPECT_FALSE(has("lxc.net.0.type", "empty"));
 
   HostFacts v2 = v1;
