@@ -629,12 +629,20 @@ Result<void> Instances::create(const CreateRequest& request) {
   std::vector<DocumentChange> changes{{Op::insert, DocumentKind::instance, request.name, doc, {}},
                                       {Op::remove, DocumentKind::pending, request.name, {}, {}}};
   changes.insert(changes.end(), snapshot_copies.begin(), snapshot_copies.end());
-  auto spec = spec_of(request.name, doc);
+  if (auto done = define_and_store(request.name, doc, changes); !done) return done;
+  revert.success();
+  return {};
+}
+
+Result<void> Instances::define_and_store(const std::string& name, const nlohmann::json& doc,
+                                         const std::vector<DocumentChange>& changes) {
+  auto spec = spec_of(name, doc);
   if (!spec) return spec.error();
   // Whatever define wrote goes with a failure, even a config it could not finish.
+  Reverter revert;
   revert.add([&] {
     std::error_code ec;
-    std::filesystem::remove_all(driver_.lxcpath() / request.name, ec);
+    std::filesystem::remove_all(driver_.lxcpath() / name, ec);
     if (ec) spdlog::error("instances: undo the container's config: {}", ec.message());
   });
   if (auto defined = driver_.define(*spec); !defined) return defined.error();
@@ -1030,15 +1038,7 @@ Result<void> Instances::receive(const Arrival& arrival,
                      {"last_used_at", never}};
   changes.insert(changes.begin(), {{Op::insert, DocumentKind::instance, request.name, doc, {}},
                                    {Op::remove, DocumentKind::pending, request.name, {}, {}}});
-  auto spec = spec_of(request.name, doc);
-  if (!spec) return spec.error();
-  revert.add([&] {
-    std::error_code ec;
-    std::filesystem::remove_all(driver_.lxcpath() / request.name, ec);
-    if (ec) spdlog::error("instances: undo the container's config: {}", ec.message());
-  });
-  if (auto defined = driver_.define(*spec); !defined) return defined.error();
-  if (auto stored = db_.change(changes); !stored) return stored.error();
+  if (auto done = define_and_store(request.name, doc, changes); !done) return done;
   revert.success();
   return {};
 }

@@ -237,6 +237,10 @@ class Instances {
   [[nodiscard]] Result<void> add_full_parts(const std::string& name, const ContainerState& state,
                                             nlohmann::json& out) const;
   [[nodiscard]] Result<ContainerSpec> spec_of(const std::string& name, const nlohmann::json& doc) const;
+  // The last steps of a create: liblxc's config from `doc`, then `changes` stored (the record);
+  // the config goes again when storing fails.
+  [[nodiscard]] Result<void> define_and_store(const std::string& name, const nlohmann::json& doc,
+                                              const std::vector<DocumentChange>& changes);
   [[nodiscard]] Result<void> start_locked(const std::string& name);
   [[nodiscard]] Result<void> stop_locked(const std::string& name, int timeout, bool force);
   [[nodiscard]] Result<void> set_config_key(const std::string& name, const std::string& key, const std::string& value);

@@ -10,8 +10,6 @@
 #include <thread>
 
 namespace berth::daemon::migration {
-namespace {
-
 bool write_all(int fd, const char* data, std::size_t size) {
   while (size > 0) {
     const ssize_t n = ::write(fd, data, size);
@@ -22,6 +20,8 @@ bool write_all(int fd, const char* data, std::size_t size) {
   }
   return true;
 }
+
+namespace {
 
 // From `from` to `to` until the end or an error.
 void copy(int from, int to) {

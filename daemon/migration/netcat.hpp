@@ -5,9 +5,14 @@
 // hands the socket down as an inherited descriptor. In berthd-helper and in berthd itself, with
 // libc only (each container's monitor is a fork of the helper: nothing more may be linked in).
 
+#include <cstddef>
+
 namespace berth::daemon::migration {
 
 // The exit code.
 int netcat_main(int fd);
+
+// Writes all of `data` to `fd` (EINTR retried); false on an error or a closed peer.
+bool write_all(int fd, const char* data, std::size_t size);
 
 }  // namespace berth::daemon::migration

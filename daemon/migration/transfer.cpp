@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "daemon/migration/netcat.hpp"
+
 extern char** environ;
 
 namespace berth::daemon::migration {
@@ -51,17 +53,6 @@ class Fd {
  private:
   int fd_ = -1;
 };
-
-bool write_all(int fd, const char* data, std::size_t size) {
-  while (size > 0) {
-    const ssize_t n = ::write(fd, data, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return true;
-}
 
 std::string errno_text(const char* what) {
   return std::string(what) + ": " + std::strerror(errno);
