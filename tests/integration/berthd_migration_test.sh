@@ -24,12 +24,6 @@ export LXD_CONF=$WORK/lxc
 mkdir -p "$LXD_CONF"
 l() { timeout -k 5 120 lxc "$@" </dev/null; }
 state_of() { lxc-info -P "$WORK/$1/containers" -n "$2" -sH 2>/dev/null || echo MISSING; }
-# check MESSAGE COMMAND...: passes when the command succeeds.
-check() {
-    local message=$1
-    shift
-    if "$@"; then _pass "$message"; else _fail "$message"; fi
-}
 trap 'rc=$?; set +e; kill_containers "$WORK/a/containers"; kill_containers "$WORK/b/containers"; (exit $rc); _cleanup' EXIT
 
 bb_image "$WORK/bb.tar.gz"

@@ -257,6 +257,13 @@ assert_not_contains() {
 }
 
 # assert_exit EXPECTED [MSG]: the last `run` exited with EXPECTED.
+# check MESSAGE COMMAND...: passes when the command succeeds, fails otherwise.
+check() {
+    local message=$1
+    shift
+    if "$@"; then _pass "$message"; else _fail "$message"; fi
+}
+
 assert_exit() {
     local expected=$1 msg=${2:-exit status $1}
     if [[ "$RC" == "$expected" ]]; then

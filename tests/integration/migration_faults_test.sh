@@ -27,11 +27,6 @@ export LXD_CONF=$WORK/lxc
 mkdir -p "$LXD_CONF"
 # shellcheck disable=SC2317 # called through `run`
 l() { timeout -k 5 180 lxc "$@" </dev/null; }
-check() {
-    local message=$1
-    shift
-    if "$@"; then _pass "$message"; else _fail "$message"; fi
-}
 trap 'rc=$?; set +e; kill ${PROXY_PID:-} 2>/dev/null; kill_containers "$WORK/a/containers"; kill_containers "$WORK/b/containers"; (exit $rc); _cleanup' EXIT
 
 bb_image "$WORK/bb.tar.gz"
@@ -132,33 +127,7 @@ intact a
 
 # --- the connection cut between the hosts
 PROXY_PORT=$(free_port)
-python3 - "$PROXY_PORT" "$A_PORT" <<'EOF' &
-import socket, sys, threading
-listen, target = int(sys.argv[1]), int(sys.argv[2])
-server = socket.socket()
-server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-server.bind(("127.0.0.1", listen))
-server.listen(16)
-def pipe(a, b):
-    try:
-        while True:
-            data = a.recv(65536)
-            if not data:
-                break
-            b.sendall(data)
-    except OSError:
-        pass
-    for s in (a, b):
-        try:
-            s.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-while True:
-    client, _ = server.accept()
-    upstream = socket.create_connection(("127.0.0.1", target))
-    threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
-    threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
-EOF
+"$BERTH_SOURCE_DIR/tests/testbed/tcp_proxy.py" "$PROXY_PORT" 127.0.0.1 "$A_PORT" &
 PROXY_PID=$!
 # Until the proxy listens (python starts slowly on a busy machine).
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PROXY_PORT") 2>/dev/null && break; sleep 0.1; done

@@ -11,11 +11,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # shellcheck disable=SC2317 # called through `run`
 l() { timeout -k 5 180 lxc "$@" </dev/null; }
-check() {
-    local message=$1
-    shift
-    if "$@"; then _pass "$message"; else _fail "$message"; fi
-}
 marker() { cat "$1/root/marker" 2>/dev/null || echo "<missing>"; }
 
 tb_start 2 lxd,berthd
