@@ -233,9 +233,13 @@ Result<CreateRequest> parse_instance_create(const nlohmann::json& body) {
   } else if (*type == "copy") {
     auto copy = text_of(from, "source");
     if (!copy) return copy.error();
+    if (copy->empty()) return invalid("Must specify a source instance");
     const auto slash = copy->find('/');
     r.copy_of = copy->substr(0, slash);
     if (slash != std::string::npos) r.copy_snapshot = copy->substr(slash + 1);
+    if (r.copy_of.empty() || (slash != std::string::npos && r.copy_snapshot.empty())) {
+      return invalid("source.source \"" + *copy + "\" names no instance or snapshot (INSTANCE or INSTANCE/SNAPSHOT)");
+    }
     auto instance_only = flag_of(from, "instance_only");
     if (!instance_only) return instance_only.error();
     r.instance_only = *instance_only;

@@ -45,6 +45,12 @@ TEST(InstanceCreateBody, WrongTypesAre400NotExceptions) {
   expect_400(parse_instance_create(json{{"name", "c1"}, {"source", {{"type", 3}}}}), "type must be a string");
   expect_400(parse_instance_create(json{{"name", "c1"}, {"source", {{"type", "image"}}}}), "No image given");
   expect_400(parse_instance_create(json{{"name", "c1"}, {"profiles", {1}}}), "profiles");
+  expect_400(parse_instance_create(json{{"name", "c3"}, {"source", {{"type", "copy"}, {"souyce", "c1/snap0"}}}}),
+             "Must specify a source instance");
+  expect_400(parse_instance_create(json{{"name", "c3"}, {"source", {{"type", "copy"}, {"source", "/snap0"}}}}),
+             "names no instance");
+  expect_400(parse_instance_create(json{{"name", "c3"}, {"source", {{"type", "copy"}, {"source", "c1/"}}}}),
+             "names no instance");
 }
 
 TEST(StateChangeBody, ReadsLxcActionsAndRefusesOddOnes) {
