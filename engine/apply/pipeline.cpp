@@ -167,11 +167,13 @@ Settlement settle_open_intents(state::Store* store, const model::Fleet& fleet, p
 
 plan::Plan prepare_plan(const model::Fleet& fleet, state::Store* store, const Providers& providers, Goal goal,
                         bool prune, plan::ConsentFlags consent, int read_parallelism, const Selection& selection) {
-  const auto read = read_live_state(fleet, *providers.reader, read_parallelism);
+  // Settled before the read: recovery waits for what an interrupted run left running on the hosts
+  // (a migration still arriving), so that the read sees the hosts as that left them.
   Settlement settlement;
   std::optional<state::LockHolder> busy;
   if (store != nullptr) busy = store->live_lock_holder();
   if (!busy) settlement = settle_open_intents(store, fleet, *providers.recoverer);
+  const auto read = read_live_state(fleet, *providers.reader, read_parallelism);
   plan::Plan plan = plan_rest(fleet, read, settlement, goal, prune, selection);
   if (busy) {
     plan.diagnostics.warning("another run holds the state file's lock (" + busy->command + ", pid " +
@@ -208,9 +210,9 @@ PipelineResult run_pipeline(const model::Fleet& fleet, state::Store& store, cons
   result.took_over_lock = lock.took_over_stale;
   if (lock.took_over_stale) notice("took over the lock of a berth process that no longer runs");
 
-  // read, settle, plan
-  const auto read = read_live_state(fleet, *providers.reader, options.read_parallelism);
+  // settle, read, plan (in that order: see prepare_plan)
   const Settlement settlement = settle_open_intents(&store, fleet, *providers.recoverer);
+  const auto read = read_live_state(fleet, *providers.reader, options.read_parallelism);
   for (const auto& n : settlement.notes) notice("recovery: " + n);
   if (options.saved != nullptr) {
     result.plan = *options.saved;

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -251,9 +252,12 @@ class CannedRecoverer final : public providers::Recoverer {
     const std::lock_guard lock(mutex_);
     return calls_;
   }
+  // Runs inside settle(): what the hosts do while recovery waits for them (a transfer arrives).
+  void while_settling(std::function<void()> f) { while_settling_ = std::move(f); }
   providers::SettleResponse settle(const providers::SettleRequest& request) override {
     const std::lock_guard lock(mutex_);
     calls_.push_back(request);
+    if (while_settling_) while_settling_();
     const auto it = answers_.find(request.action_id);
     if (it == answers_.end()) {
       ADD_FAILURE() << "no canned settle response for " << request.action_id;
@@ -266,6 +270,7 @@ class CannedRecoverer final : public providers::Recoverer {
   mutable std::mutex mutex_;
   std::map<std::string, providers::SettleResponse> answers_;
   std::vector<providers::SettleRequest> calls_;
+  std::function<void()> while_settling_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -821,6 +826,31 @@ TEST_F(PipelineRecovery, TheRestIsPlannedAsTheHostsWillBeAfterRecovery) {
   EXPECT_LT(position(executed, "undo_transfer a:c1"), position(executed, "launch a:c1"));
   EXPECT_TRUE(result.success());
   EXPECT_TRUE(store_->open_intents().empty());
+}
+
+// A daemon may list an arriving instance only once it arrived (berthd): recovery waits for the
+// transfer to end, and the plan must be made from the hosts as they are after that wait.
+TEST_F(PipelineRecovery, TheHostsAreReadAfterRecoveryWaitedForThem) {
+  const auto fleet = fleet_of(kTwoUpdates);
+  hosts_.set(live_of(R"({"remotes": {"a": {"status": "ok", "instances": [
+    {"name": "c2", "status_code": 103, "config": {"limits.memory": "1GiB"}}]}}})"));
+  interrupt("copy a:c1");
+  recoverer_.while_settling([this] { hosts_.set(live_of(kRecoveryLive)); });
+  recoverer_.answer("copy a:c1", recover(finish_transfer("a", "c1")));
+  const auto result = run(fleet);
+
+  ASSERT_EQ(result.outcome, RunOutcome::applied);
+  EXPECT_EQ(result.plan.actions[0].id, "finish_transfer a:c1");
+  EXPECT_EQ(find(result.plan, "launch a:c1"), nullptr) << "c1 arrived while recovery waited";
+  EXPECT_NE(find(result.plan, "update a:c1"), nullptr);
+  EXPECT_TRUE(result.success());
+
+  // And the same for a plan alone.
+  hosts_.set(live_of(R"({"remotes": {"a": {"status": "ok", "instances": [
+    {"name": "c2", "status_code": 103, "config": {"limits.memory": "1GiB"}}]}}})"));
+  interrupt("copy a:c1");
+  const auto plan = prepare(fleet);
+  EXPECT_EQ(find(plan, "launch a:c1"), nullptr);
 }
 
 TEST_F(PipelineRecovery, SettledIntentsAreClosedByAConfirmedApply) {
