@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # test.sh — the whole test suite, on a fresh Debian 12 machine as root:
-# installs what it needs, checks every C++ file with clang-format, builds berth twice (Release in build/, Debug with
-# ASan+UBSan in build-asan/) and its fuzz targets with clang (build-fuzz/),
-# runs the unit tests under both, the Debian package test on the Release build,
-# each fuzz target over its seed corpus for a bounded time, and the integration
-# tests (real LXD hosts from tests/testbed/) against the Release binary, in the
-# background while the other two trees build (they mostly wait on LXD). Exits
+# installs what it needs, checks every C++ file with clang-format, builds berth twice: Release
+# with gcc in build/ (the programs, not the unit tests), and with clang in build-asan/ (ASan+UBSan,
+# libFuzzer's coverage, -O1: the programs, the unit tests and the fuzz targets). Runs the
+# integration tests (real hosts from tests/testbed/) against the Release programs, in the
+# background while build-asan/ builds at a lower priority (they mostly wait on their daemons,
+# which must not starve); then the unit tests under the sanitizers, the shell and Debian package
+# tests on the Release build, and each fuzz target over its seed corpus for a bounded time. Exits
 # non-zero if anything fails.
 #
 # Environment:
@@ -18,7 +19,7 @@
 #   BERTH_CMAKE_ARGS="..."        extra arguments for every cmake configure run
 #   BERTH_FUZZ_SECONDS=N          how long each fuzz target runs (default 30; a
 #                                 crash fails the run and stays in
-#                                 build-fuzz/fuzz/runs/NAME/artifacts/)
+#                                 build-asan/fuzz/runs/NAME/artifacts/)
 #   BERTH_SKIP_FUZZ=1             neither build nor run the fuzz targets
 #   BERTH_SKIP_DEPS=1             do not run scripts/install-deps.sh
 set -euo pipefail
@@ -52,14 +53,15 @@ cleanup() {
     fi
 }
 
-# configure_and_build DIR TARGET CMAKE_ARGS...: TARGET is "all" for everything.
+# configure_and_build DIR TARGET CMAKE_ARGS...: TARGET is "all" for everything. NICE (the
+# environment) is the build's nice value.
 configure_and_build() {
     local dir=$1 target=$2
     shift 2
     log "configure $dir ($*)"
     cmake -S "$ROOT" -B "$ROOT/$dir" "$@" ${CMAKE_ARGS[@]+"${CMAKE_ARGS[@]}"}
     log "build $dir ($target)"
-    cmake --build "$ROOT/$dir" --target "$target" -j "$JOBS"
+    nice -n "${NICE:-0}" cmake --build "$ROOT/$dir" --target "$target" -j "$JOBS"
 }
 
 # Run ctest, keep going on failure, and count its results.
@@ -136,7 +138,8 @@ main() {
 
     check_format
 
-    configure_and_build build all -DCMAKE_BUILD_TYPE=Release -DBERTH_SANITIZE=OFF
+    # The unit tests build and run in build-asan/ only: here they would cost a third of the build.
+    configure_and_build build all -DCMAKE_BUILD_TYPE=Release -DBERTH_SANITIZE=OFF -DBERTH_UNIT_TESTS=OFF
 
     # Integration tests put their test beds below this directory, so that
     # whatever a killed test leaves behind is stopped on exit.
@@ -150,26 +153,28 @@ main() {
         start_ctest "integration (build)" --test-dir "$ROOT/build" -L integration --output-on-failure \
             -j "$INTEGRATION_JOBS"
     fi
-    configure_and_build build-asan all -DCMAKE_BUILD_TYPE=Debug -DBERTH_SANITIZE=ON
-    if [[ "${BERTH_SKIP_FUZZ:-0}" != 1 ]]; then
-        # Only the fuzz executables and the libraries they link: not the CLI nor the tests.
-        CC=clang CXX=clang++ configure_and_build build-fuzz berth_fuzzers \
-            -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBERTH_FUZZ=ON -DBERTH_TESTS=OFF
-    fi
+    # One clang tree for the sanitizers and the fuzzers (BERTH_FUZZ adds libFuzzer's coverage to
+    # ASan+UBSan): -O1 with line tables, which compiles about as fast as -O0 with full debug
+    # information and runs the unit tests and the fuzzers several times faster.
+    local fuzz=ON
+    [[ "${BERTH_SKIP_FUZZ:-0}" == 1 ]] && fuzz=OFF
+    CC=clang CXX=clang++ NICE=15 configure_and_build build-asan all -DCMAKE_BUILD_TYPE=Debug \
+        "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -gline-tables-only" -DBERTH_SANITIZE=ON -DBERTH_FUZZ="$fuzz"
     finish_ctest
 
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
     run_ctest "unit (ASan+UBSan)" --test-dir "$ROOT/build-asan" -L unit --output-on-failure -j "$JOBS"
-    run_ctest "unit (Release)" --test-dir "$ROOT/build" -L unit --output-on-failure -j "$JOBS"
+    # The shell tests (label unit) against the Release programs: those are what is shipped.
+    run_ctest "shell (Release)" --test-dir "$ROOT/build" -L unit --output-on-failure -j "$JOBS"
     # The .deb scripts/build-deb.sh would make, from build/ (CPack, no second build).
     run_ctest "package (Release)" --test-dir "$ROOT/build" -L package --output-on-failure
-    if [[ "${BERTH_SKIP_FUZZ:-0}" != 1 ]]; then
+    if [[ "$fuzz" == ON ]]; then
         # One after the other: each is capped by time, not work, so running two at once on few
         # cores would only halve what each explores.
         BERTH_FUZZ_SECONDS=${BERTH_FUZZ_SECONDS:-30} \
-            run_ctest "fuzz" --test-dir "$ROOT/build-fuzz" -L fuzz --output-on-failure
+            run_ctest "fuzz" --test-dir "$ROOT/build-asan" -L fuzz --output-on-failure
     fi
     if [[ "$INTEGRATION_BUILD" != build ]]; then
         run_ctest "integration ($INTEGRATION_BUILD)" --test-dir "$ROOT/$INTEGRATION_BUILD" -L integration \

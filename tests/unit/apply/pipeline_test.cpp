@@ -194,6 +194,8 @@ void apply_effect(const plan::Action& a, const std::string& fleet_name, model::L
     case ActionKind::finish_transfer:
       if (inst != nullptr) inst->config.erase(std::string{model::incomplete_key});
       break;
+    case ActionKind::push:
+    case ActionKind::exec: break;  // what is inside a container is not modelled here
   }
 }
 

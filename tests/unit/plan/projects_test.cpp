@@ -1,6 +1,8 @@
 // LXD projects in the plan (addresses, keys, moves, pruning, targets, saved plans) and the
 // ephemeral and description fields of containers.
 
+#include <vector>
+
 #include <gtest/gtest.h>
 
 #include "engine/config/load.hpp"
@@ -37,9 +39,12 @@ nlohmann::json instance(const std::string& name, const std::string& project, int
   return j;
 }
 
-model::LiveState live_of(nlohmann::json a, nlohmann::json b = nlohmann::json::array()) {
-  return model::live_state_from_json(
-      {{"remotes", {{"a", {{"status", "ok"}, {"instances", a}}}, {"b", {{"status", "ok"}, {"instances", b}}}}}});
+// The instances of remote a and of b. Vectors, not json: a braced list of one json is that json
+// itself to clang (CWG 2137), an array of it to gcc.
+model::LiveState live_of(const std::vector<nlohmann::json>& a, const std::vector<nlohmann::json>& b = {}) {
+  return model::live_state_from_json({{"remotes",
+                                       {{"a", {{"status", "ok"}, {"instances", nlohmann::json(a)}}},
+                                        {"b", {{"status", "ok"}, {"instances", nlohmann::json(b)}}}}}});
 }
 
 std::vector<std::string> ids(const Plan& plan) {
