@@ -116,6 +116,9 @@ class DialledChannel final : public http::MessageChannel {
     tcp.expires_after(timeouts.connect);
     ec = run_once(ioc_, [&](auto handler) { tcp.async_connect(endpoints, std::move(handler)); });
     if (ec) return failed("connect", ec);
+    // Small messages (rsync's requests for the next file) must not wait for Nagle's delayed ACK.
+    boost::system::error_code ignored;
+    tcp.socket().set_option(boost::asio::ip::tcp::no_delay(true), ignored);
     if (!endpoint.host_is_ip()) {
       // SNI (SSL_set_tlsext_host_name is a macro with a C cast; this is what it expands to).
       SSL_ctrl(ws_->next_layer().native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
