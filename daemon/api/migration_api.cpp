@@ -283,13 +283,19 @@ void Migrations::run_source(const std::string& op_id, const std::string& name, c
     if (agreed->final_sync) {
       // The container ran during the first pass: the last one sees it frozen, so the target gets
       // one consistent state.
-      const bool freeze = out.running && static_cast<bool>(out.freeze(true));
-      auto done = mig::send_tree(out.volume, agreed->features, *fs, session(name));
-      if (freeze) {
+      // It is thawed as soon as rsync read it all, before the target can hear the stream ended
+      // and report success: a client told the copy is done finds the source running.
+      bool frozen = out.running && static_cast<bool>(out.freeze(true));
+      const auto thaw = [&] {
+        if (!std::exchange(frozen, false)) return;
         if (auto thawed = out.freeze(false); !thawed) {
           spdlog::error("migration: cannot thaw {}: {}", name, thawed.error().message);
         }
-      }
+      };
+      auto last = session(name);
+      last.local_done = thaw;
+      auto done = mig::send_tree(out.volume, agreed->features, *fs, last);
+      thaw();  // if rsync never started
       if (!done) return explained(*control, done.error());
     }
     auto outcome_bytes = receive_control(*control, outcome_timeout, "the target's outcome");

@@ -180,17 +180,19 @@ Result<void> run(const std::filesystem::path& dir, const std::vector<std::string
   // rsync's output to the peer, then the barrier.
   std::thread out([&] {
     std::string buffer(chunk_size, '\0');
+    bool sent_all = true;
     for (;;) {
       const ssize_t n = ::read(ours.get(), buffer.data(), buffer.size());
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       if (!fs.send(buffer.substr(0, static_cast<std::size_t>(n)), false)) {
-        channel_failed = true;
-        return;
+        sent_all = false;
+        break;
       }
       if (sender) moved += static_cast<std::uint64_t>(n);
     }
-    if (!fs.send("", true)) channel_failed = true;
+    if (session.local_done) session.local_done();
+    if (!sent_all || !fs.send("", true)) channel_failed = true;
   });
   // The peer's output to rsync, until its barrier (what rsync no longer takes is drained).
   std::thread in([&] {

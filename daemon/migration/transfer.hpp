@@ -32,6 +32,10 @@ struct Session {
   std::function<void(std::uint64_t bytes)> progress;
   // Set by another thread to end the session at once: rsync is killed, the call fails.
   const std::atomic<bool>* cancelled = nullptr;
+  // Called once, when the local rsync's output has ended (it read all it sends) and before this
+  // side's end-of-stream goes to the peer, which the peer waits for before it reports success: a
+  // frozen source is thawed here, so that it runs again before the client hears the copy is done.
+  std::function<void()> local_done;
 };
 
 // Sends the content of `dir` (a volume or snapshot directory, sent as "dir/").
