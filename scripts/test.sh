@@ -158,6 +158,12 @@ main() {
     # information and runs the unit tests and the fuzzers several times faster.
     local fuzz=ON
     [[ "${BERTH_SKIP_FUZZ:-0}" == 1 ]] && fuzz=OFF
+    # A build-asan/ an older test.sh configured with gcc keeps gcc (CMake caches the compiler).
+    if [[ -f "$ROOT/build-asan/CMakeCache.txt" ]] &&
+        ! grep -q '^CMAKE_CXX_COMPILER:[A-Z]*=.*clang++' "$ROOT/build-asan/CMakeCache.txt"; then
+        log "build-asan was configured with another compiler than clang++: removing it"
+        rm -rf "$ROOT/build-asan"
+    fi
     CC=clang CXX=clang++ NICE=15 configure_and_build build-asan all -DCMAKE_BUILD_TYPE=Debug \
         "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -gline-tables-only" -DBERTH_SANITIZE=ON -DBERTH_FUZZ="$fuzz"
     finish_ctest

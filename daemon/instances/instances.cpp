@@ -932,7 +932,13 @@ Result<void> Instances::send(const std::string& name, const std::string& snapsho
       out.snapshots.push_back({snap, **snap_doc, pool_.snapshot_path(name, snap)});
     }
   }
-  out.freeze = [this, name](bool frozen) { return frozen ? driver_.freeze(name) : driver_.unfreeze(name); };
+  // Only a running container is frozen for the last pass (and so thawed after it): one the user
+  // froze stays frozen.
+  out.freeze = [this, name](bool frozen) -> Result<void> {
+    if (!frozen) return driver_.unfreeze(name);
+    if (driver_.state(name).status_code != 103) return make_error(ErrorKind::conflict, "not running");
+    return driver_.freeze(name);
+  };
   return transfer(out);
 }
 

@@ -106,6 +106,14 @@ assert_exit 0 "lxc copy --instance-only"
 run l query a:/1.0/instances/c6/snapshots
 assert_eq "[]" "$(jq -c . <<<"$OUT")" "an instance-only copy has no snapshots"
 
+# A container the user froze is copied as it is, and stays frozen.
+run l pause b:c1
+run l copy b:c1 a:c7 --stateless --instance-only
+assert_exit 0 "lxc copy --stateless of a frozen container"
+assert_eq FROZEN "$(state_of b c1)" "a frozen source stays frozen after the copy"
+run l start b:c1
+run l delete a:c7
+
 # --- the source's secrets: a wrong one and a used one are refused
 SRC=$(curl -sk --cert "$LXD_CONF/client.crt" --key "$LXD_CONF/client.key" -X POST "$A_URL/1.0/instances/c2" \
     -d '{"name":"c2","migration":true,"live":false}')
