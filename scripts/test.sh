@@ -4,8 +4,8 @@
 # with gcc in build/ (the programs, not the unit tests), and with clang in build-asan/ (ASan+UBSan,
 # libFuzzer's coverage, -O1: the programs, the unit tests and the fuzz targets). Runs the
 # integration tests (real hosts from tests/testbed/) against the Release programs, in the
-# background while build-asan/ builds at a lower priority (they mostly wait on their daemons,
-# which must not starve); then the unit tests under the sanitizers, the shell and Debian package
+# background while build-asan/ builds at a lower priority (their daemons need the CPU more
+# than the build does: starved, the tests took three times as long); then the unit tests under the sanitizers, the shell and Debian package
 # tests on the Release build, and each fuzz target over its seed corpus for a bounded time. Exits
 # non-zero if anything fails.
 #
@@ -154,8 +154,8 @@ main() {
             -j "$INTEGRATION_JOBS"
     fi
     # One clang tree for the sanitizers and the fuzzers (BERTH_FUZZ adds libFuzzer's coverage to
-    # ASan+UBSan): -O1 with line tables, which compiles about as fast as -O0 with full debug
-    # information and runs the unit tests and the fuzzers several times faster.
+    # ASan+UBSan): -O1 with line tables, which compiles about as fast as gcc's -O0 with full
+    # debug information did and runs the unit tests in less than half the time.
     local fuzz=ON
     [[ "${BERTH_SKIP_FUZZ:-0}" == 1 ]] && fuzz=OFF
     # A build-asan/ an older test.sh configured with gcc keeps gcc (CMake caches the compiler).
