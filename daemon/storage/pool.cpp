@@ -9,12 +9,17 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <set>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 namespace berth::daemon {
@@ -236,8 +241,79 @@ Result<void> copy_tree(const fs::path& src, const fs::path& dst) {
   return r;
 }
 
+// Removes the entries under POOL/deleted, oldest name first, whenever woken and once at start.
+// An entry it cannot remove (a file made immutable, an I/O error) is logged and tried again at the
+// next wake.
+class StoragePool::Reaper {
+ public:
+  explicit Reaper(const StoragePool& pool) : pool_(pool), thread_([this] { run(); }) {}
+  ~Reaper() {
+    {
+      const std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    changed_.notify_all();
+    thread_.join();
+  }
+  Reaper(const Reaper&) = delete;
+  Reaper& operator=(const Reaper&) = delete;
+
+  void wake() {
+    {
+      const std::lock_guard lock(mu_);
+      ++requested_;
+    }
+    changed_.notify_all();
+  }
+
+  void wait_idle() {
+    std::unique_lock lock(mu_);
+    const std::uint64_t target = requested_;
+    changed_.wait(lock, [&] { return stop_ || done_ >= target; });
+  }
+
+ private:
+  void run() {
+    for (;;) {
+      std::uint64_t sweep = 0;
+      {
+        std::unique_lock lock(mu_);
+        changed_.wait(lock, [&] { return stop_ || requested_ > done_; });
+        if (stop_) return;
+        sweep = requested_;
+      }
+      const fs::path dir = pool_.path_ / "deleted";
+      std::vector<fs::path> entries;
+      std::error_code ec;
+      for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) entries.push_back(it->path());
+      std::sort(entries.begin(), entries.end());
+      for (const fs::path& entry : entries) {
+        if (auto r = pool_.remove(entry, &stop_); !r) {
+          if (stop_) return;
+          spdlog::warn("{}", r.error().message);
+        }
+      }
+      {
+        const std::lock_guard lock(mu_);
+        done_ = sweep;
+      }
+      changed_.notify_all();
+    }
+  }
+
+  const StoragePool& pool_;
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::uint64_t requested_ = 1;  // the sweep at start
+  std::uint64_t done_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;  // last: it starts once the rest is ready
+};
+
 StoragePool::StoragePool(std::string name, fs::path path, std::string driver)
     : name_(std::move(name)), path_(std::move(path)), driver_(std::move(driver)) {}
+
+StoragePool::~StoragePool() = default;
 
 Result<std::unique_ptr<StoragePool>> StoragePool::open(std::string name, fs::path path) {
   const std::string where = "storage pool " + name + " (" + path.string() + ")";
@@ -245,7 +321,7 @@ Result<std::unique_ptr<StoragePool>> StoragePool::open(std::string name, fs::pat
   std::error_code ec;
   fs::create_directories(path, ec);
   if (ec) return make_error(ErrorKind::io, where + ": create: " + ec.message());
-  for (const char* sub : {"containers", "containers-snapshots"}) {
+  for (const char* sub : {"containers", "containers-snapshots", "deleted"}) {
     if (::mkdir((path / sub).c_str(), volume_mode) != 0 && errno != EEXIST) {
       return io_error(where + ": create " + sub, errno);
     }
@@ -253,7 +329,13 @@ Result<std::unique_ptr<StoragePool>> StoragePool::open(std::string name, fs::pat
   struct statfs sfs {};
   if (::statfs(path.c_str(), &sfs) != 0) return io_error(where + ": statfs", errno);
   const bool on_btrfs = static_cast<unsigned long>(sfs.f_type) == btrfs_super_magic;
-  return std::unique_ptr<StoragePool>(new StoragePool(std::move(name), std::move(path), on_btrfs ? "btrfs" : "dir"));
+  std::unique_ptr<StoragePool> pool(new StoragePool(std::move(name), std::move(path), on_btrfs ? "btrfs" : "dir"));
+  pool->reaper_ = std::make_unique<Reaper>(*pool);
+  return pool;
+}
+
+void StoragePool::wait_for_reaper() const {
+  reaper_->wait_idle();
 }
 
 std::string StoragePool::where(const std::string& what) const {
@@ -282,16 +364,44 @@ Result<void> StoragePool::clone(const fs::path& src, const fs::path& dst) const 
   return r ? r : make_error(r.error().kind, where(r.error().message));
 }
 
-Result<void> StoragePool::remove(const fs::path& p) const {
+Result<void> StoragePool::remove(const fs::path& p, const std::atomic<bool>* stop) const {
+  if (stop != nullptr && *stop) return make_error(ErrorKind::io, where("stopped before removing " + p.string()));
   struct stat st {};
-  if (btrfs() && ::lstat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_ino == btrfs_subvolume_ino) {
+  if (::lstat(p.c_str(), &st) != 0) {
+    return errno == ENOENT ? Result<void>{} : io_error(where("stat " + p.string()), errno);
+  }
+  if (btrfs() && S_ISDIR(st.st_mode) && st.st_ino == btrfs_subvolume_ino) {
     auto r = run_btrfs({"subvolume", "delete", p.string()});
     return r ? r : make_error(r.error().kind, where(r.error().message));
   }
-  std::error_code ec;
-  fs::remove_all(p, ec);
-  if (ec) return make_error(ErrorKind::io, where("remove " + p.string() + ": " + ec.message()));
+  if (S_ISDIR(st.st_mode)) {
+    // Depth first, entry by entry (a tree may hold subvolumes, and a stop is seen between files).
+    std::error_code ec;
+    for (fs::directory_iterator it(p, ec), end; !ec && it != end; it.increment(ec)) {
+      if (auto r = remove(it->path(), stop); !r) return r;
+    }
+    if (ec) return make_error(ErrorKind::io, where("read directory " + p.string() + ": " + ec.message()));
+    if (::rmdir(p.c_str()) != 0 && errno != ENOENT) return io_error(where("remove " + p.string()), errno);
+    return {};
+  }
+  if (::unlink(p.c_str()) != 0 && errno != ENOENT) return io_error(where("remove " + p.string()), errno);
   return {};
+}
+
+Result<void> StoragePool::discard(const std::vector<fs::path>& paths) {
+  std::string entry_template = (path_ / "deleted" / "entry.XXXXXX").string();
+  if (::mkdtemp(entry_template.data()) == nullptr) return io_error(where("create an entry under deleted/"), errno);
+  const fs::path entry = entry_template;
+  std::size_t index = 0;
+  Result<void> result;
+  for (const fs::path& p : paths) {
+    if (::rename(p.c_str(), (entry / std::to_string(index++)).c_str()) != 0) {
+      result = io_error(where("move " + p.string() + " to " + entry.string()), errno);
+      break;
+    }
+  }
+  reaper_->wake();
+  return result;
 }
 
 Result<void> StoragePool::create_volume(const std::string& instance) {
@@ -316,11 +426,11 @@ Result<void> StoragePool::delete_volume(const std::string& instance) {
   if (auto r = check_name("instance", instance); !r) return r;
   const fs::path p = volume_path(instance);
   if (!path_exists(p)) return make_error(ErrorKind::not_found, where("no volume " + instance));
-  for (const std::string& snap : snapshots(instance)) {
-    if (auto r = remove(snapshot_path(instance, snap)); !r) return r;
-  }
-  if (auto r = remove(snapshots_dir(instance)); !r) return r;
-  return remove(p);
+  // The snapshots first: a crash in between leaves the volume, which a second delete finds.
+  std::vector<fs::path> gone;
+  if (path_exists(snapshots_dir(instance))) gone.push_back(snapshots_dir(instance));
+  gone.push_back(p);
+  return discard(gone);
 }
 
 Result<void> StoragePool::rename_volume(const std::string& from, const std::string& to) {
@@ -416,7 +526,7 @@ Result<void> StoragePool::restore_snapshot(const std::string& instance, const st
     (void)remove(fresh);
     return io_error(where("move the restored content to " + vol.string()), err);
   }
-  return remove(old);
+  return discard({old});
 }
 
 std::vector<std::string> StoragePool::recover_restores() {

@@ -7,11 +7,18 @@
 // subvolume snapshots, copies are snapshots), else "dir" (plain directories; a snapshot or a copy
 // is a full copy keeping owners, modes, xattrs, hardlinks, device nodes and times).
 //
+//   POOL/deleted/ENTRY                   what was deleted, until the pool's reaper removed it
+// A delete moves the volume and its snapshots aside in one rename each and returns: a thread of
+// the pool's own removes them (a large volume takes seconds to remove, and nobody needs to wait
+// for it); what a stop or a crash left there is removed after the next open.
+//
 // Thread and ownership contract: the pool owns the directory tree below POOL and keeps no state
-// in memory but its path and driver, so concurrent calls are safe as long as no two of them touch
-// the same instance; berthd serialises work per instance (one operation at a time). Failures are
-// values saying what and where; a failed call leaves no half-made volume or snapshot behind.
+// in memory but its path, its driver and the reaper, so concurrent calls are safe as long as no
+// two of them touch the same instance; berthd serialises work per instance (one operation at a
+// time). Failures are values saying what and where; a failed call leaves no half-made volume or
+// snapshot behind.
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -26,8 +33,12 @@ using lxd::Result;
 
 class StoragePool {
  public:
-  // Opens the pool at `path`, creating it and its layout when missing.
+  // Opens the pool at `path`, creating it and its layout when missing, and starts its reaper.
   [[nodiscard]] static Result<std::unique_ptr<StoragePool>> open(std::string name, std::filesystem::path path);
+  // Stops the reaper (a removal under way stops at its next file).
+  ~StoragePool();
+  StoragePool(const StoragePool&) = delete;
+  StoragePool& operator=(const StoragePool&) = delete;
 
   [[nodiscard]] const std::string& name() const { return name_; }
   [[nodiscard]] const std::string& driver() const { return driver_; }
@@ -39,7 +50,8 @@ class StoragePool {
   // An empty volume, mode 0711 (so an unprivileged container's root can reach NAME/rootfs).
   // ErrorKind::conflict when it exists.
   [[nodiscard]] Result<void> create_volume(const std::string& instance);
-  // The volume and all its snapshots. ErrorKind::not_found when there is no volume.
+  // The volume and all its snapshots, gone from their places when this returns (their space comes
+  // back once the reaper removed them). ErrorKind::not_found when there is no volume.
   [[nodiscard]] Result<void> delete_volume(const std::string& instance);
   // Snapshots follow. ErrorKind::conflict when `to` exists.
   [[nodiscard]] Result<void> rename_volume(const std::string& from, const std::string& to);
@@ -65,6 +77,9 @@ class StoragePool {
   // holds either its old content or the snapshot's, never neither. Says what it did, one line each.
   [[nodiscard]] std::vector<std::string> recover_restores();
 
+  // Waits until the reaper has removed everything deleted so far (tests; a stop does not wait).
+  void wait_for_reaper() const;
+
   // Sorted names.
   [[nodiscard]] std::vector<std::string> volumes() const;
   [[nodiscard]] std::vector<std::string> snapshots(const std::string& instance) const;
@@ -83,13 +98,21 @@ class StoragePool {
                                            const std::string& snap);
   // A writable copy of `src` (a volume or snapshot) at `dst`, which must not exist.
   [[nodiscard]] Result<void> clone(const std::filesystem::path& src, const std::filesystem::path& dst) const;
-  // Removes a volume or snapshot (a subvolume on btrfs).
-  [[nodiscard]] Result<void> remove(const std::filesystem::path& p) const;
+  // Removes a volume or snapshot (a subvolume on btrfs), or a tree holding them; when `stop` is
+  // given and becomes true, stops at the next entry (an error saying so).
+  [[nodiscard]] Result<void> remove(const std::filesystem::path& p, const std::atomic<bool>* stop = nullptr) const;
+  // Moves the volumes or snapshot directories `paths` into one new entry under POOL/deleted (in
+  // order, as "0", "1", ...) and wakes the reaper. On failure what moved stays moved (it is
+  // deleted either way) and what did not stays in place.
+  [[nodiscard]] Result<void> discard(const std::vector<std::filesystem::path>& paths);
   [[nodiscard]] std::string where(const std::string& what) const;
+
+  class Reaper;
 
   std::string name_;
   std::filesystem::path path_;
   std::string driver_;
+  std::unique_ptr<Reaper> reaper_;
 };
 
 // The dir driver's copy, exposed for tests and for other parts that copy trees (migration):
