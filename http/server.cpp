@@ -31,9 +31,12 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 #pragma GCC diagnostic pop
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -288,6 +291,7 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
   }
 
   void do_write() {
+    if (!writing_) cork(true);
     writing_ = true;
     ws_.text(queue_.front().second);
     ws_.async_write(net::buffer(queue_.front().first),
@@ -310,7 +314,19 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
       }
     }
     if (!queue_.empty()) return do_write();
+    cork(false);
     if (closing_) do_close();
+  }
+
+  // While messages are written back to back, TCP sends full segments only (the last one goes at
+  // the uncork): TLS hands the socket one record of 16 KiB per system call, and without the cork
+  // each would travel as its own packet, with its own wake-up of the reader.
+  void cork(bool on) {
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      const int value = on ? 1 : 0;
+      (void)::setsockopt(beast::get_lowest_layer(ws_).socket().native_handle(), IPPROTO_TCP, TCP_CORK, &value,
+                         sizeof value);
+    }
   }
 
   void do_close() {
