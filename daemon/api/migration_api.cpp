@@ -244,7 +244,7 @@ void Migrations::run_source(const std::string& op_id, const std::string& name, c
   auto sent = instances_.send(name, snapshot, request.instance_only, [&](const Outgoing& out) -> Result<void> {
     auto disk_map = idmap_from_json(out.disk_idmap);
     if (!disk_map) return disk_map.error();
-    mig::OfferInput input{out.running, *disk_map, {}};
+    mig::OfferInput input{out.running, mig::local_rsync_negotiates(), *disk_map, {}};
     for (const auto& snap : out.snapshots) input.snapshots.push_back(snapshot_info(snap));
     const auto offer = mig::make_offer(input);
     if (!control->send(mig::encode_header(offer), false)) {

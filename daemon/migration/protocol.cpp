@@ -70,6 +70,7 @@ void put_features(const RsyncFeatures& f, wire::rsyncFeatures* out) {
   out->set_xattrs(f.xattrs);
   out->set_delete_(f.delete_files);
   out->set_compress(f.compress);
+  if (f.negotiation) out->set_berthd_negotiation(true);
   out->set_bidirectional(f.bidirectional);
 }
 
@@ -77,9 +78,10 @@ void put_features(const RsyncFeatures& f, wire::rsyncFeatures* out) {
 // `bidirectional` is an LXD 3.7 one and gets xattrs, delete and compress whatever it said;
 // otherwise what both sides have.
 RsyncFeatures agreed_features(const RsyncFeatures& theirs) {
-  if (!theirs.bidirectional) return {true, true, true, false};
+  if (!theirs.bidirectional) return {true, true, true, false, false};
   return {theirs.xattrs && berthd_rsync_features.xattrs, theirs.delete_files && berthd_rsync_features.delete_files,
-          theirs.compress && berthd_rsync_features.compress, true};
+          theirs.compress && berthd_rsync_features.compress, true,
+          theirs.negotiation && berthd_rsync_features.negotiation};
 }
 
 std::string fs_name(FsType fs) {
@@ -195,7 +197,7 @@ Result<Header> decode_header(std::string_view bytes) {
   }
   if (m.has_rsyncfeatures()) {
     const auto& f = m.rsyncfeatures();
-    h.rsync_features = RsyncFeatures{f.xattrs(), f.delete_(), f.compress(), f.bidirectional()};
+    h.rsync_features = RsyncFeatures{f.xattrs(), f.delete_(), f.compress(), f.bidirectional(), f.berthd_negotiation()};
   }
   h.predump = m.predump();
   h.refresh = m.refresh();
@@ -226,6 +228,7 @@ Header make_offer(const OfferInput& input) {
   h.idmap = input.idmap;
   h.snapshots = input.snapshots;
   h.rsync_features = berthd_rsync_features;
+  h.rsync_features->negotiation = input.rsync_negotiates;
   h.index_header_version = 0;
   return h;
 }
@@ -299,31 +302,48 @@ std::vector<std::string> rsync_send_args(const std::filesystem::path& volume, co
 
 std::vector<std::string> rsync_receive_args(const std::filesystem::path& volume, const RsyncFeatures& f,
                                             bool rsync_3_1_3) {
-  // The compat string is the one LXD hard-wires: the receiving side decides the protocol options.
-  std::vector<std::string> args{"--server", "-vlogDtpre.iLsfx", "--numeric-ids", "--devices", "--partial", "--sparse"};
+  // The compat string is the one LXD hard-wires (the receiving side decides the protocol options),
+  // or, agreed with a sender that negotiates, the one such an rsync client sends itself.
+  std::vector<std::string> args{"--server",      f.negotiation ? "-vlogDtpre.iLsfxCIv" : "-vlogDtpre.iLsfx",
+                                "--numeric-ids", "--devices",
+                                "--partial",     "--sparse"};
   for (auto& a : feature_args(f, rsync_3_1_3)) args.push_back(std::move(a));
   args.emplace_back(".");
   args.push_back(with_slash(volume));
   return args;
 }
 
-bool rsync_at_least_3_1_3(std::string_view text) {
-  // "rsync  version 3.2.7  protocol version 31"
+namespace {
+
+// "rsync  version 3.2.7  protocol version 31": {3, 2, 7}; nullopt when there is no version.
+std::optional<std::array<int, 3>> rsync_version(std::string_view text) {
   const auto at = text.find("version ");
-  if (at == std::string_view::npos) return false;
+  if (at == std::string_view::npos) return std::nullopt;
   std::string_view rest = text.substr(at + 8);
   std::array<int, 3> parts{0, 0, 0};
   for (std::size_t i = 0; i < parts.size(); ++i) {
     const auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), parts[i]);
     if (ec != std::errc{}) {
-      if (i == 0) return false;
+      if (i == 0) return std::nullopt;
       break;
     }
     rest.remove_prefix(static_cast<std::size_t>(end - rest.data()));
     if (rest.empty() || rest.front() != '.') break;
     rest.remove_prefix(1);
   }
-  return parts >= std::array<int, 3>{3, 1, 3};
+  return parts;
+}
+
+}  // namespace
+
+bool rsync_at_least_3_1_3(std::string_view text) {
+  const auto v = rsync_version(text);
+  return v && *v >= std::array<int, 3>{3, 1, 3};
+}
+
+bool rsync_negotiates(std::string_view text) {
+  const auto v = rsync_version(text);
+  return v && *v >= std::array<int, 3>{3, 2, 0};
 }
 
 std::optional<int> architecture_id(std::string_view name) {

@@ -34,16 +34,22 @@ struct RsyncFeatures {
   bool delete_files = false;  // --delete
   bool compress = false;
   bool bidirectional = false;  // no flag: marks a peer newer than LXD 3.7
+  // berthd's extension (rsyncFeatures field 1000; LXD ignores it and never sends it): in an offer,
+  // the source's rsync negotiates checksums and compression (3.2.0 and later); agreed, the
+  // receiver runs with the capability string such an rsync client sends (".iLsfxCIv") instead of
+  // the one LXD hard-wires (".iLsfx", which holds both ends to MD5 whole-file checksums).
+  bool negotiation = false;
 
   friend bool operator==(const RsyncFeatures&, const RsyncFeatures&) = default;
 };
 // LXD 5.0.2's default: all four.
-inline constexpr RsyncFeatures lxd_rsync_features{true, true, true, true};
+inline constexpr RsyncFeatures lxd_rsync_features{true, true, true, true, false};
 // What berthd offers and accepts: LXD's without compress, as an LXD pool with
 // rsync.compression=false (LXD peers agree to it: each side keeps what both have). rsync's zlib,
 // which LXD's fixed receiver options leave it with, holds incompressible data to about 30 MB/s
 // per core here (bench/migrate: LXD to LXD), slower than the link between two hosts.
-inline constexpr RsyncFeatures berthd_rsync_features{true, true, false, true};
+// `negotiation` is set in an offer only when the local rsync can (OfferInput).
+inline constexpr RsyncFeatures berthd_rsync_features{true, true, false, true, true};
 
 // One snapshot as the header carries it: its own (not expanded) config, devices and profiles.
 struct SnapshotInfo {
@@ -97,6 +103,8 @@ struct Control {
 // request was instance-only.
 struct OfferInput {
   bool running = false;
+  // The local rsync negotiates (rsync_negotiates): the offer says so.
+  bool rsync_negotiates = false;
   Idmap idmap;
   std::vector<SnapshotInfo> snapshots;
 };
@@ -127,14 +135,17 @@ struct SinkAnswer {
 // rsync's arguments (without "rsync" itself), as LXD's rsync.Send and rsync.Recv build them, for
 // a volume directory. The sender is the client end and reaches the receiver through
 // `remote_shell` (rsync's -e: a command whose stdin and stdout are the fs channel); the receiver
-// runs as rsync's server end on the fs channel itself. `rsync_3_1_3` says the local rsync is at
-// least 3.1.3 (it then leaves security.selinux out of the xattrs, as LXD does).
+// runs as rsync's server end on the fs channel itself, with LXD's capability string unless `f`
+// has `negotiation` (the caller clears it when the local rsync cannot). `rsync_3_1_3` says the
+// local rsync is at least 3.1.3 (it then leaves security.selinux out of the xattrs, as LXD does).
 [[nodiscard]] std::vector<std::string> rsync_send_args(const std::filesystem::path& volume, const RsyncFeatures& f,
                                                        bool rsync_3_1_3, const std::string& remote_shell);
 [[nodiscard]] std::vector<std::string> rsync_receive_args(const std::filesystem::path& volume, const RsyncFeatures& f,
                                                           bool rsync_3_1_3);
 // Whether `rsync --version`'s first line names a version at least 3.1.3.
 [[nodiscard]] bool rsync_at_least_3_1_3(std::string_view version_text);
+// Whether it names a version that negotiates checksums and compression: at least 3.2.0.
+[[nodiscard]] bool rsync_negotiates(std::string_view version_text);
 
 // LXD's architecture numbers (shared/osarch): "x86_64" is 2. nullopt for a name or number LXD
 // does not know.

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -108,8 +109,15 @@ class Spawned {
       pid_ = -1;
       return make_error(ErrorKind::io, std::string("cannot run rsync: ") + std::strerror(rc));
     }
+    // Readable once rsync exited, so that its end is seen when it happens (its stderr closes a
+    // moment before it can be reaped). -1 on a kernel without pidfds: then exit_fd() is polled for nothing
+    // and the wait loop looks every few milliseconds instead.
+    // (The syscall: glibc 2.36 declares pidfd_open without C linkage.)
+    exit_fd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
     return {};
   }
+
+  [[nodiscard]] int exit_fd() const { return exit_fd_.get(); }
 
   // Whether it exited (reaped); `block` waits for it.
   bool wait(bool block) {
@@ -139,6 +147,7 @@ class Spawned {
 
  private:
   pid_t pid_ = -1;
+  Fd exit_fd_;
   bool exited_ = false;
   int status_ = 0;
 };
@@ -236,22 +245,23 @@ Result<void> run(const std::filesystem::path& dir, const std::vector<std::string
     fs.close();
   };
   for (;;) {
-    if (err_open) {
-      pollfd p{err_read.get(), POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(tick.count())) > 0) {
-        std::array<char, 4096> buf{};
-        const ssize_t n = ::read(err_read.get(), buf.data(), buf.size());
-        if (n > 0) {
-          stderr_text.append(buf.data(), static_cast<std::size_t>(n));
-          if (stderr_text.size() > stderr_kept) stderr_text.erase(0, stderr_text.size() - stderr_kept);
-        } else if (n == 0 || errno != EINTR) {
-          err_open = false;
-        }
+    // rsync's stderr and its end, or (once it is gone) the peer's barrier, awaited: looked for
+    // often, as the caller (a frozen container's last pass) waits on it.
+    std::array<pollfd, 2> watched{};
+    nfds_t count = 0;
+    if (err_open) watched[count++] = {err_read.get(), POLLIN, 0};
+    if (!exited_at && rsync.exit_fd() >= 0) watched[count++] = {rsync.exit_fd(), POLLIN, 0};
+    const bool short_wait = exited_at || rsync.exit_fd() < 0;
+    const int timeout_ms = short_wait ? 5 : static_cast<int>(tick.count());
+    if (::poll(watched.data(), count, timeout_ms) > 0 && err_open && watched[0].revents != 0) {
+      std::array<char, 4096> buf{};
+      const ssize_t n = ::read(err_read.get(), buf.data(), buf.size());
+      if (n > 0) {
+        stderr_text.append(buf.data(), static_cast<std::size_t>(n));
+        if (stderr_text.size() > stderr_kept) stderr_text.erase(0, stderr_text.size() - stderr_kept);
+      } else if (n == 0 || errno != EINTR) {
+        err_open = false;
       }
-    } else {
-      // Once rsync is gone only the peer's barrier is awaited: looked for often, as the caller
-      // (a frozen container's last pass) waits on it.
-      std::this_thread::sleep_for(exited_at ? std::chrono::milliseconds{5} : tick);
     }
     if (session.progress && Clock::now() - reported > std::chrono::milliseconds{500} && moved != last_reported) {
       last_reported = moved;
@@ -305,7 +315,9 @@ Result<void> send_tree(const std::filesystem::path& dir, const RsyncFeatures& fe
 
 Result<void> receive_tree(const std::filesystem::path& dir, const RsyncFeatures& features, http::MessageChannel& fs,
                           const Session& session) {
-  auto args = rsync_receive_args(dir, features, local_rsync_at_least_3_1_3());
+  RsyncFeatures used = features;
+  used.negotiation = features.negotiation && local_rsync_negotiates();
+  auto args = rsync_receive_args(dir, used, local_rsync_at_least_3_1_3());
   if (local_rsync_at_least_3_1_3()) {
     // One flag more than LXD's list, local to this end (the receiver's generator decides what to
     // ask for): times compared to the nanosecond. A volume receives each snapshot in turn, and a
@@ -316,16 +328,29 @@ Result<void> receive_tree(const std::filesystem::path& dir, const RsyncFeatures&
   return run(dir, args, false, fs, session);
 }
 
-bool local_rsync_at_least_3_1_3() {
-  static const bool answer = [] {
+namespace {
+
+// The first line of `rsync --version` (asked once); empty when rsync cannot be run.
+const std::string& local_rsync_version() {
+  static const std::string line = [] {
     FILE* p = ::popen("rsync --version 2>/dev/null", "re");
-    if (p == nullptr) return false;
-    std::array<char, 256> line{};
-    const bool read = std::fgets(line.data(), static_cast<int>(line.size()), p) != nullptr;
+    if (p == nullptr) return std::string();
+    std::array<char, 256> buf{};
+    const bool read = std::fgets(buf.data(), static_cast<int>(buf.size()), p) != nullptr;
     ::pclose(p);
-    return read && rsync_at_least_3_1_3(line.data());
+    return read ? std::string(buf.data()) : std::string();
   }();
-  return answer;
+  return line;
+}
+
+}  // namespace
+
+bool local_rsync_at_least_3_1_3() {
+  return rsync_at_least_3_1_3(local_rsync_version());
+}
+
+bool local_rsync_negotiates() {
+  return rsync_negotiates(local_rsync_version());
 }
 
 std::string progress_text(const std::string& name, std::uint64_t bytes, std::uint64_t bytes_per_second) {

@@ -47,6 +47,9 @@ struct Session {
 
 // Whether this host's rsync is at least 3.1.3 (asked once: `rsync --version`).
 [[nodiscard]] bool local_rsync_at_least_3_1_3();
+// Whether it negotiates checksums and compression (3.2.0 and later): the offer says so, and a
+// receiver agreed to negotiate uses it only then.
+[[nodiscard]] bool local_rsync_negotiates();
 
 // "c1: 12.34MB (1.23MB/s)", as LXD writes fs_progress (units of 1000, two decimals).
 [[nodiscard]] std::string progress_text(const std::string& name, std::uint64_t bytes, std::uint64_t bytes_per_second);

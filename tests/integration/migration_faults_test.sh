@@ -60,7 +60,9 @@ run apply
 assert_exit 0 "big made on a"
 ROOTFS_A=$WORK/a/storage/containers/big/rootfs
 mkdir -p "$ROOTFS_A/data"
-for i in 1 2 3 4; do head -c 50M /dev/urandom >"$ROOTFS_A/data/blob$i"; done
+# 600 MB: a move takes long enough (about 2 s between berthd hosts) to be killed in the middle,
+# and for berth's progress line to show a total and an ETA.
+for i in 1 2 3 4; do head -c 150M /dev/urandom >"$ROOTFS_A/data/blob$i"; done
 echo marker >"$ROOTFS_A/root/marker"
 SUM=$(cat "$ROOTFS_A"/data/blob* | sha256sum | cut -d' ' -f1)
 

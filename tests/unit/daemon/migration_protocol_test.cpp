@@ -101,18 +101,20 @@ TEST(MigrationProtocol, TheSinkTakesRsyncAndRefusesWhatItCannotDo) {
   ASSERT_TRUE(answer) << answer.error().message;
   EXPECT_EQ(answer->response.fs, FsType::rsync);
   EXPECT_EQ(answer->response.criu, Criu::none);
-  EXPECT_EQ(answer->response.rsync_features, berthd_rsync_features);
+  // The offer did not say its rsync negotiates: the answer does not either.
+  const RsyncFeatures without_negotiation{true, true, false, true, false};
+  EXPECT_EQ(answer->response.rsync_features, without_negotiation);
   EXPECT_EQ(answer->response.index_header_version, 0U);
   EXPECT_EQ(answer->response.snapshots, input.snapshots);
   EXPECT_TRUE(answer->agreement.final_sync);
-  EXPECT_EQ(answer->agreement.features, berthd_rsync_features);
+  EXPECT_EQ(answer->agreement.features, without_negotiation);
 
   // An LXD source offers compress too: berthd agrees to what both have, without it.
   Header lxd_offer = make_offer(input);
   lxd_offer.rsync_features = lxd_rsync_features;
   const auto from_lxd = answer_offer(lxd_offer, false);
   ASSERT_TRUE(from_lxd);
-  EXPECT_EQ(from_lxd->response.rsync_features, (RsyncFeatures{true, true, false, true}));
+  EXPECT_EQ(from_lxd->response.rsync_features, without_negotiation);
   EXPECT_EQ(from_lxd->agreement.features, from_lxd->response.rsync_features);
 
   Header btrfs = make_offer({});
@@ -140,6 +142,33 @@ TEST(MigrationProtocol, TheSinkTakesRsyncAndRefusesWhatItCannotDo) {
   no_rsync.fs = FsType::zfs;
   no_rsync.rsync_features.reset();
   EXPECT_FALSE(answer_offer(no_rsync, false));
+}
+
+TEST(MigrationProtocol, TwoBerthdsAgreeToNegotiateAndLxdNeverSeesIt) {
+  OfferInput input;
+  input.rsync_negotiates = true;
+  const Header offer = make_offer(input);
+  ASSERT_TRUE(offer.rsync_features);
+  EXPECT_TRUE(offer.rsync_features->negotiation);
+  const auto back = decode_header(encode_header(offer));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(*back, offer);
+  const auto answer = answer_offer(*back, false);
+  ASSERT_TRUE(answer);
+  EXPECT_TRUE(answer->agreement.features.negotiation);
+  EXPECT_TRUE(read_answer(offer, answer->response)->features.negotiation);
+
+  // Field 1000 (key 8000: bytes c0 3e) is on the wire only when set: an offer from a berthd whose
+  // rsync cannot, and every answer to LXD, are LXD's bytes.
+  const std::string field_1000 = bytes({0xc0, 0x3e, 0x01});
+  EXPECT_NE(encode_header(offer).find(field_1000), std::string::npos);
+  EXPECT_EQ(encode_header(make_offer({})).find(field_1000), std::string::npos);
+  Header lxd_offer = make_offer({});
+  lxd_offer.rsync_features = lxd_rsync_features;
+  const auto to_lxd = answer_offer(lxd_offer, false);
+  ASSERT_TRUE(to_lxd);
+  EXPECT_FALSE(to_lxd->agreement.features.negotiation);
+  EXPECT_EQ(encode_header(to_lxd->response).find(field_1000), std::string::npos);
 }
 
 TEST(MigrationProtocol, TheSourceSendsWhatTheAnswerAsksFor) {
@@ -178,6 +207,11 @@ TEST(MigrationProtocol, RsyncCommandLinesAreLxds) {
   EXPECT_EQ(rsync_receive_args("/pool/containers/c1/", RsyncFeatures{true, false, false, true}, false),
             (std::vector<std::string>{"--server", "-vlogDtpre.iLsfx", "--numeric-ids", "--devices", "--partial",
                                       "--sparse", "--xattrs", ".", "/pool/containers/c1/"}));
+  // Agreed with a sender whose rsync negotiates: the capability string such a client sends.
+  EXPECT_EQ(rsync_receive_args("/pool/containers/c1", RsyncFeatures{true, true, false, true, true}, true),
+            (std::vector<std::string>{"--server", "-vlogDtpre.iLsfxCIv", "--numeric-ids", "--devices", "--partial",
+                                      "--sparse", "--xattrs", "--filter=-x security.selinux", "--delete", ".",
+                                      "/pool/containers/c1/"}));
 }
 
 TEST(MigrationProtocol, RsyncVersionsAndArchitectures) {
@@ -186,6 +220,10 @@ TEST(MigrationProtocol, RsyncVersionsAndArchitectures) {
   EXPECT_FALSE(rsync_at_least_3_1_3("rsync  version v4.0  protocol"));
   EXPECT_FALSE(rsync_at_least_3_1_3("rsync  version 3.1.2  protocol version 31"));
   EXPECT_FALSE(rsync_at_least_3_1_3(""));
+  EXPECT_TRUE(rsync_negotiates("rsync  version 3.2.0  protocol version 31"));
+  EXPECT_TRUE(rsync_negotiates("rsync  version 3.5.0  protocol version 32"));
+  EXPECT_FALSE(rsync_negotiates("rsync  version 3.1.3  protocol version 31"));
+  EXPECT_FALSE(rsync_negotiates("no version here"));
   EXPECT_EQ(architecture_id("x86_64"), 2);
   EXPECT_EQ(architecture_id("amd64"), 2);
   EXPECT_EQ(architecture_id("aarch64"), 4);
