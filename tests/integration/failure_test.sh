@@ -188,9 +188,12 @@ test_kill_during_move() {
     run berth_t apply -f "$fleet" --auto-approve --state "$STATE"
     check_hung apply
     assert_exit 0 "setup: crashmv launched on h1"
-    # Data, so that the transfer takes a moment, and a marker.
+    # Data, so that the transfer takes a moment (a second or more: berthd hosts move ~300 MB/s
+    # here, LXD hosts ~40 MB/s), and a marker.
+    local mb=100
+    [[ "$TB_HOST1_KIND" == berthd ]] && mb=600
     mkdir -p "$(rootfs 1 crashmv)/root"
-    dd if=/dev/urandom of="$(rootfs 1 crashmv)/root/data" bs=1M count=100 status=none
+    dd if=/dev/urandom of="$(rootfs 1 crashmv)/root/data" bs=1M count="$mb" status=none
     echo moved-once >"$(rootfs 1 crashmv)/root/berth-marker"
 
     sed -i 's/crashmv: {remote: h1/crashmv: {remote: h2/' "$fleet"
@@ -208,7 +211,8 @@ test_kill_during_move() {
     assert_eq "crashmv" "$(lxc_names h2 crashmv)" "the container exists exactly once, on h2"
     assert_eq moved-once "$(cat "$(rootfs 2 crashmv)/root/berth-marker" 2>/dev/null || echo '<missing>')" \
         "its marker file came along"
-    assert_eq 104857600 "$(stat -c %s "$(rootfs 2 crashmv)/root/data" 2>/dev/null || echo 0)" "its data came along whole"
+    assert_eq $((mb * 1048576)) "$(stat -c %s "$(rootfs 2 crashmv)/root/data" 2>/dev/null || echo 0)" \
+        "its data came along whole"
     assert_eq before "$(lxc_snaps h2 crashmv)" "its snapshot came along"
     assert_eq Stopped "$(lxc_status h2 crashmv)" "it is stopped, as declared"
     assert_jq "$(inst_json h2 crashmv)" '[.config | keys[] | select(startswith("user.berth.") and . != "user.berth.fleet" and . != "user.berth.managed")] | join(",")' "" \
