@@ -1,13 +1,13 @@
 #include "daemon/migration/netcat.hpp"
 
-#include <signal.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <array>
 #include <cerrno>
 #include <cstddef>
-#include <thread>
+#include <cstring>
 
 namespace berth::daemon::migration {
 bool write_all(int fd, const char* data, std::size_t size) {
@@ -21,32 +21,25 @@ bool write_all(int fd, const char* data, std::size_t size) {
   return true;
 }
 
-namespace {
-
-// From `from` to `to` until the end or an error.
-void copy(int from, int to) {
-  std::array<char, 64 * 1024> buf{};
-  for (;;) {
-    const ssize_t n = ::read(from, buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0 || !write_all(to, buf.data(), static_cast<std::size_t>(n))) return;
-  }
-}
-
-}  // namespace
-
 int netcat_main(int fd) {
-  ::signal(SIGPIPE, SIG_IGN);
-  // Each direction blocks on its own, as rsync reads and writes at once. The end of what comes
-  // from the socket ends netcat, as LXD's does: rsync waits for its remote shell to exit before it
-  // closes that shell's stdin, so waiting for stdin's end too would wait forever.
-  std::thread([fd] {
-    copy(0, fd);
-    ::shutdown(fd, SHUT_WR);
-  }).detach();
-  copy(fd, 1);
-  ::close(1);
-  ::close(fd);
+  // One byte, with stdin and stdout as SCM_RIGHTS: berthd waits for exactly this.
+  char byte = 'p';
+  iovec data{&byte, 1};
+  alignas(cmsghdr) std::array<char, CMSG_SPACE(2 * sizeof(int))> control{};
+  msghdr message{};
+  message.msg_iov = &data;
+  message.msg_iovlen = 1;
+  message.msg_control = control.data();
+  message.msg_controllen = control.size();
+  cmsghdr* header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(2 * sizeof(int));
+  const std::array<int, 2> fds{0, 1};
+  std::memcpy(CMSG_DATA(header), fds.data(), sizeof(int) * fds.size());
+  while (::sendmsg(fd, &message, MSG_NOSIGNAL) < 0) {
+    if (errno != EINTR) return 1;
+  }
   return 0;
 }
 

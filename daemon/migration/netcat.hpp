@@ -1,9 +1,11 @@
 #pragma once
 // "netcat FD", the remote shell a migration's sending rsync runs (daemon/migration/transfer.hpp):
-// copies stdin to FD and FD to stdout until FD ends, and shuts FD for writing when stdin ends so
-// that the other side sees the end. LXD's "lxd netcat" does this over an abstract socket; berthd
-// hands the socket down as an inherited descriptor. In berthd-helper and in berthd itself, with
-// libc only (each container's monitor is a fork of the helper: nothing more may be linked in).
+// it hands its stdin and stdout, the pipes rsync talks to its remote shell through, to berthd over
+// FD (a unix socket berthd hands down as an inherited descriptor), and exits; berthd then reads
+// and writes rsync's pipes itself, with no process copying between them. LXD's "lxd netcat" copies
+// between those pipes and an abstract socket instead; the wire is the same. In berthd-helper and
+// in berthd itself, with libc only (each container's monitor is a fork of the helper: nothing
+// more may be linked in).
 
 #include <cstddef>
 

@@ -152,6 +152,71 @@ class Spawned {
   int status_ = 0;
 };
 
+// Reads what is left on rsync's stderr (it has been killed) for an error message.
+std::string drain(int fd) {
+  std::string text;
+  std::array<char, 4096> buf{};
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 1000) <= 0) break;
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buf.data(), static_cast<std::size_t>(n));
+    if (text.size() > stderr_kept) text.erase(0, text.size() - stderr_kept);
+  }
+  return text;
+}
+
+// The sender's remote shell hands over the two sockets rsync talks to it through (netcat.hpp):
+// its stdin, which carries rsync's output, and its stdout, rsync's input. Waits while rsync runs
+// (its end is `exit_fd`), at most 30 s. Empty when it worked, else why not.
+std::string receive_pipes(int socket, int exit_fd, const std::atomic<bool>* cancelled, Fd& from_rsync, Fd& to_rsync) {
+  const auto deadline = Clock::now() + std::chrono::seconds{30};
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return "rsync's remote shell did not hand over its pipes within 30 s";
+    if (cancelled != nullptr && *cancelled) return "cancelled";
+    std::array<pollfd, 2> watched{{{socket, POLLIN, 0}, {exit_fd, POLLIN, 0}}};
+    const int r = ::poll(watched.data(), exit_fd >= 0 ? 2 : 1, static_cast<int>(std::min<long long>(left, 250)));
+    if (r < 0 && errno != EINTR) return errno_text("poll");
+    if (watched[0].revents != 0) break;
+    if (exit_fd >= 0 && watched[1].revents != 0) return "rsync ended before its remote shell handed over its pipes";
+  }
+  char byte = 0;
+  iovec data{&byte, 1};
+  alignas(cmsghdr) std::array<char, CMSG_SPACE(2 * sizeof(int))> control{};
+  msghdr message{};
+  message.msg_iov = &data;
+  message.msg_iovlen = 1;
+  message.msg_control = control.data();
+  message.msg_controllen = control.size();
+  ssize_t n = 0;
+  do {
+    n = ::recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return errno_text("recvmsg");
+  const cmsghdr* header = CMSG_FIRSTHDR(&message);
+  if (n != 1 || (message.msg_flags & MSG_CTRUNC) != 0 || header == nullptr || header->cmsg_level != SOL_SOCKET ||
+      header->cmsg_type != SCM_RIGHTS || header->cmsg_len != CMSG_LEN(2 * sizeof(int))) {
+    // Whatever descriptors did arrive are closed with the message's buffer left unread.
+    if (header != nullptr && header->cmsg_type == SCM_RIGHTS) {
+      const std::size_t count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (std::size_t i = 0; i < count; ++i) {
+        int fd = -1;
+        std::memcpy(&fd, CMSG_DATA(header) + i * sizeof(int), sizeof fd);
+        ::close(fd);
+      }
+    }
+    return "rsync's remote shell sent something other than its pipes";
+  }
+  std::array<int, 2> fds{};
+  std::memcpy(fds.data(), CMSG_DATA(header), sizeof(int) * fds.size());
+  from_rsync.reset(fds[0]);
+  to_rsync.reset(fds[1]);
+  return {};
+}
+
 Result<void> run(const std::filesystem::path& dir, const std::vector<std::string>& args, bool sender,
                  http::MessageChannel& fs, const Session& session) {
   const char* verb = sender ? "send" : "receive";
@@ -180,6 +245,23 @@ Result<void> run(const std::filesystem::path& dir, const std::vector<std::string
   theirs.reset();
   err_write.reset();
 
+  // Where the threads read rsync's output and write its input: the socket (the receiver), or the
+  // sockets the sender's remote shell handed over.
+  Fd from_rsync;
+  Fd to_rsync;
+  if (sender) {
+    const std::string why = receive_pipes(ours.get(), rsync.exit_fd(), session.cancelled, from_rsync, to_rsync);
+    if (!why.empty()) {
+      rsync.kill_all();
+      rsync.wait(true);
+      std::string text = drain(err_read.get());
+      while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+      return failed(text.empty() ? why : why + " (" + text + ")");
+    }
+  }
+  const int output = sender ? from_rsync.get() : ours.get();
+  const int input = sender ? to_rsync.get() : ours.get();
+
   std::atomic<bool> abort{false};
   std::atomic<std::uint64_t> moved{0};
   std::atomic<bool> channel_failed{false};  // the channel ended before the peer's barrier
@@ -188,17 +270,25 @@ Result<void> run(const std::filesystem::path& dir, const std::vector<std::string
 
   // rsync's output to the peer, then the barrier.
   std::thread out([&] {
-    std::string buffer(chunk_size, '\0');
     bool sent_all = true;
     for (;;) {
-      const ssize_t n = ::read(ours.get(), buffer.data(), buffer.size());
+      std::string buffer(chunk_size, '\0');
+      const ssize_t n = ::read(output, buffer.data(), buffer.size());
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
-      if (!fs.send(buffer.substr(0, static_cast<std::size_t>(n)), false)) {
+      const auto size = static_cast<std::size_t>(n);
+      // A full read goes as it is; a short one is copied to its size, as the channel may hold
+      // many small messages and each would otherwise keep a whole chunk.
+      if (size < chunk_size / 2) {
+        buffer = buffer.substr(0, size);
+      } else {
+        buffer.resize(size);
+      }
+      if (!fs.send(std::move(buffer), false)) {
         sent_all = false;
         break;
       }
-      if (sender) moved += static_cast<std::uint64_t>(n);
+      if (sender) moved += size;
     }
     if (session.local_done) session.local_done();
     if (!sent_all || !fs.send("", true)) channel_failed = true;
@@ -227,9 +317,9 @@ Result<void> run(const std::filesystem::path& dir, const std::vector<std::string
         break;
       }
       if (!sender) moved += m.data.size();
-      if (writable && !write_all(ours.get(), m.data.data(), m.data.size())) writable = false;
+      if (writable && !write_all(input, m.data.data(), m.data.size())) writable = false;
     }
-    ::shutdown(ours.get(), SHUT_WR);
+    ::shutdown(input, SHUT_WR);
   });
 
   std::string stderr_text;
@@ -241,7 +331,8 @@ Result<void> run(const std::filesystem::path& dir, const std::vector<std::string
   const auto stop_everything = [&] {
     abort = true;
     rsync.kill_all();
-    ::shutdown(ours.get(), SHUT_RDWR);
+    ::shutdown(output, SHUT_RDWR);
+    ::shutdown(input, SHUT_RDWR);
     fs.close();
   };
   for (;;) {
@@ -284,7 +375,7 @@ Result<void> run(const std::filesystem::path& dir, const std::vector<std::string
   }
   abort = true;
   in.join();
-  ::shutdown(ours.get(), SHUT_RDWR);  // the out thread's read ends, whatever still holds the socket
+  ::shutdown(output, SHUT_RDWR);  // the out thread's read ends, whatever still holds the socket
   out.join();
   if (session.progress) session.progress(moved);
 

@@ -6,8 +6,10 @@
 // and both barriers passed, so that the next session on the same channel starts clean.
 //
 // The sender is rsync's client end: it reaches the receiver through a remote shell, `HELPER
-// netcat 3` (daemon/migration/netcat.hpp), which bridges its stdin and stdout to a socket berthd hands it as fd 3.
-// The receiver is rsync's server end, with that socket as its stdin and stdout.
+// netcat 3` (daemon/migration/netcat.hpp), which hands its stdin and stdout (the two sockets rsync
+// made for it: rsync on Linux talks to its remote shell over socketpairs) to berthd over a socket
+// berthd gave it as fd 3, and exits. The receiver is rsync's server end, with a socket as its
+// stdin and stdout.
 //
 // Blocking; each call runs on the caller's thread plus two of its own while rsync runs.
 

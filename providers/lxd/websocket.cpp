@@ -198,11 +198,13 @@ class DialledChannel final : public http::MessageChannel {
  private:
   // On the io thread from here on.
   void read() {
-    ws_->async_read(buffer_, [this](error_code ec, std::size_t) {
+    // Read into a string that then moves to the inbox whole: no copy of what may be gigabytes.
+    incoming_.clear();
+    incoming_buffer_.emplace(incoming_);  // a fresh view: the last one still counts the moved-out bytes
+    ws_->async_read(*incoming_buffer_, [this](error_code ec, std::size_t) {
       if (ec) return end();
-      Message m{ws_->got_text() ? Message::Kind::text : Message::Kind::binary,
-                beast::buffers_to_string(buffer_.data())};
-      buffer_.consume(buffer_.size());
+      Message m{ws_->got_text() ? Message::Kind::text : Message::Kind::binary, std::move(incoming_)};
+      incoming_ = std::string();
       bool go_on = true;
       {
         const std::lock_guard lock(mu_);
@@ -249,7 +251,8 @@ class DialledChannel final : public http::MessageChannel {
   std::optional<websocket::stream<beast::ssl_stream<beast::tcp_stream>>> ws_;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
   std::thread io_;
-  beast::flat_buffer buffer_;
+  std::string incoming_;  // io thread
+  std::optional<net::dynamic_string_buffer<char, std::char_traits<char>, std::allocator<char>>> incoming_buffer_;
   std::deque<std::pair<std::string, bool>> outbox_;  // io thread
   bool writing_ = false;                             // io thread
   bool closing_ = false;                             // io thread
