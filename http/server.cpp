@@ -40,6 +40,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "http/tls.hpp"
+
 namespace berth::http {
 
 namespace {
@@ -771,6 +773,7 @@ std::variant<std::unique_ptr<Server>, std::string> Server::listen_tls(const std:
   ctx.set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 | net::ssl::context::no_sslv3 |
                   net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use);
   SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+  SSL_CTX_set_ciphersuites(ctx.native_handle(), tls13_ciphersuites);
   // Ask for a client certificate and accept whatever comes: trust is the handler's decision, per
   // request, from the certificate's fingerprint.
   SSL_CTX_set_verify(ctx.native_handle(), SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });

@@ -24,6 +24,7 @@
 #include "engine/config/url.hpp"
 #include "engine/model/desired.hpp"
 #include "engine/util/json_parse.hpp"
+#include "http/tls.hpp"
 #include "providers/lxd/certificate.hpp"
 #include "providers/lxd/openssl_util.hpp"
 
@@ -193,6 +194,7 @@ class TlsTransport final : public Transport {
   Result<void> init(const TlsOptions& options) {
     SSL_CTX* native = ctx_.native_handle();
     SSL_CTX_set_min_proto_version(native, options.min_version == TlsVersion::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION);
+    SSL_CTX_set_ciphersuites(native, berth::http::tls13_ciphersuites);
     // Resumption would skip the certificate callback on reconnects; every connection re-checks the pin.
     SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_options(native, SSL_OP_NO_TICKET);

@@ -26,6 +26,7 @@
 #include <openssl/ssl.h>
 
 #include "engine/config/url.hpp"
+#include "http/tls.hpp"
 #include "providers/lxd/openssl_util.hpp"
 
 namespace berth::lxd {
@@ -72,6 +73,7 @@ class DialledChannel final : public http::MessageChannel {
     const std::string where = "wss://" + endpoint.authority() + target.substr(0, target.find('?'));
     SSL_CTX* native = ctx_.native_handle();
     SSL_CTX_set_min_proto_version(native, tls.min_version == TlsVersion::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION);
+    SSL_CTX_set_ciphersuites(native, berth::http::tls13_ciphersuites);
     SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_OFF);
     if (tls.client_certificate) {
       error_code ec;
