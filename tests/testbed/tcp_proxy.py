@@ -4,6 +4,7 @@
 Tests place it between two hosts to cut their connection (kill it) and benchmarks to count the
 bytes that cross (both ways; the total is written to COUNT_FILE after every chunk).
 """
+import os
 import socket
 import sys
 import threading
@@ -25,8 +26,10 @@ def pipe(a, b):
             if count_file:
                 with lock:
                     total += len(data)
-                    with open(count_file, "w") as f:
+                    # Replaced whole, so that a reader never sees it empty or half written.
+                    with open(count_file + ".new", "w") as f:
                         f.write(str(total))
+                    os.replace(count_file + ".new", count_file)
     except OSError:
         pass
     for s in (a, b):
