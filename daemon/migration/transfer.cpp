@@ -183,21 +183,14 @@ std::string receive_pipes(int socket, int exit_fd, const std::atomic<bool>* canc
     if (watched[0].revents != 0) break;
     if (exit_fd >= 0 && watched[1].revents != 0) return "rsync ended before its remote shell handed over its pipes";
   }
-  char byte = 0;
-  iovec data{&byte, 1};
-  alignas(cmsghdr) std::array<char, CMSG_SPACE(2 * sizeof(int))> control{};
-  msghdr message{};
-  message.msg_iov = &data;
-  message.msg_iovlen = 1;
-  message.msg_control = control.data();
-  message.msg_controllen = control.size();
+  PipesMessage m;
   ssize_t n = 0;
   do {
-    n = ::recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
+    n = ::recvmsg(socket, &m.message, MSG_CMSG_CLOEXEC);
   } while (n < 0 && errno == EINTR);
   if (n < 0) return errno_text("recvmsg");
-  const cmsghdr* header = CMSG_FIRSTHDR(&message);
-  if (n != 1 || (message.msg_flags & MSG_CTRUNC) != 0 || header == nullptr || header->cmsg_level != SOL_SOCKET ||
+  const cmsghdr* header = CMSG_FIRSTHDR(&m.message);
+  if (n != 1 || (m.message.msg_flags & MSG_CTRUNC) != 0 || header == nullptr || header->cmsg_level != SOL_SOCKET ||
       header->cmsg_type != SCM_RIGHTS || header->cmsg_len != CMSG_LEN(2 * sizeof(int))) {
     // Whatever descriptors did arrive are closed with the message's buffer left unread.
     if (header != nullptr && header->cmsg_type == SCM_RIGHTS) {
