@@ -171,7 +171,8 @@ std::string drain(int fd) {
 // The sender's remote shell hands over the two sockets rsync talks to it through (netcat.hpp):
 // its stdin, which carries rsync's output, and its stdout, rsync's input. Waits while rsync runs
 // (its end is `exit_fd`), at most 30 s. Empty when it worked, else why not.
-std::string receive_pipes(int socket, int exit_fd, const std::atomic<bool>* cancelled, Fd& from_rsync, Fd& to_rsync) {
+std::string receive_rsync_sockets(int socket, int exit_fd, const std::atomic<bool>* cancelled,
+                                  const std::filesystem::path& helper, Fd& from_rsync, Fd& to_rsync) {
   const auto deadline = Clock::now() + std::chrono::seconds{30};
   for (;;) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -201,12 +202,19 @@ std::string receive_pipes(int socket, int exit_fd, const std::atomic<bool>* canc
         ::close(fd);
       }
     }
-    return "rsync's remote shell sent something other than its pipes";
+    return "rsync's remote shell sent something other than its two sockets: is " + helper.string() +
+           " the berthd-helper this berthd came with? Reinstall berthd, or restart it";
   }
   std::array<int, 2> fds{};
   std::memcpy(fds.data(), CMSG_DATA(header), sizeof(int) * fds.size());
   from_rsync.reset(fds[0]);
   to_rsync.reset(fds[1]);
+  // rsync makes the sockets to its remote shell non-blocking (and only the shell's stdin blocking
+  // again): berthd's threads block on them, so both are made blocking (only berthd holds these ends).
+  for (const int fd : fds) {
+    const int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0 || ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) return errno_text("fcntl");
+  }
   return {};
 }
 
@@ -243,7 +251,8 @@ Result<void> run(const std::filesystem::path& dir, const std::vector<std::string
   Fd from_rsync;
   Fd to_rsync;
   if (sender) {
-    const std::string why = receive_pipes(ours.get(), rsync.exit_fd(), session.cancelled, from_rsync, to_rsync);
+    const std::string why =
+        receive_rsync_sockets(ours.get(), rsync.exit_fd(), session.cancelled, session.netcat, from_rsync, to_rsync);
     if (!why.empty()) {
       rsync.kill_all();
       rsync.wait(true);

@@ -1,5 +1,6 @@
 #include "daemon/storage/pool.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -241,7 +242,7 @@ Result<void> copy_tree(const fs::path& src, const fs::path& dst) {
   return r;
 }
 
-// Removes the entries under POOL/deleted, oldest name first, whenever woken and once at start.
+// Removes the entries under POOL/deleted, in name order, whenever woken and once at start.
 // An entry it cannot remove (a file made immutable, an I/O error) is logged and tried again at the
 // next wake.
 class StoragePool::Reaper {
@@ -266,6 +267,9 @@ class StoragePool::Reaper {
     changed_.notify_all();
   }
 
+  // Held while an entry is being filled (discard), so that a sweep lists only complete entries.
+  [[nodiscard]] std::unique_lock<std::mutex> hold_entries() { return std::unique_lock(entries_mu_); }
+
   void wait_idle() {
     std::unique_lock lock(mu_);
     const std::uint64_t target = requested_;
@@ -284,13 +288,16 @@ class StoragePool::Reaper {
       }
       const fs::path dir = pool_.path_ / "deleted";
       std::vector<fs::path> entries;
-      std::error_code ec;
-      for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) entries.push_back(it->path());
+      {
+        const std::lock_guard held(entries_mu_);
+        std::error_code ec;
+        for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) entries.push_back(it->path());
+      }
       std::sort(entries.begin(), entries.end());
       for (const fs::path& entry : entries) {
         if (auto r = pool_.remove(entry, &stop_); !r) {
           if (stop_) return;
-          spdlog::warn("{}", r.error().message);
+          spdlog::warn("{} (tried again after the next delete, or the next start)", r.error().message);
         }
       }
       {
@@ -302,6 +309,7 @@ class StoragePool::Reaper {
   }
 
   const StoragePool& pool_;
+  std::mutex entries_mu_;
   std::mutex mu_;
   std::condition_variable changed_;
   std::uint64_t requested_ = 1;  // the sweep at start
@@ -365,30 +373,61 @@ Result<void> StoragePool::clone(const fs::path& src, const fs::path& dst) const 
 }
 
 Result<void> StoragePool::remove(const fs::path& p, const std::atomic<bool>* stop) const {
-  if (stop != nullptr && *stop) return make_error(ErrorKind::io, where("stopped before removing " + p.string()));
+  return remove_at(AT_FDCWD, p.string(), p, stop);
+}
+
+Result<void> StoragePool::remove_at(int dir, const std::string& name, const fs::path& shown,
+                                    const std::atomic<bool>* stop) const {
+  if (stop != nullptr && *stop) return make_error(ErrorKind::io, where("stopped before removing " + shown.string()));
   struct stat st {};
-  if (::lstat(p.c_str(), &st) != 0) {
-    return errno == ENOENT ? Result<void>{} : io_error(where("stat " + p.string()), errno);
+  if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    return errno == ENOENT ? Result<void>{} : io_error(where("stat " + shown.string()), errno);
   }
-  if (btrfs() && S_ISDIR(st.st_mode) && st.st_ino == btrfs_subvolume_ino) {
-    auto r = run_btrfs({"subvolume", "delete", p.string()});
-    return r ? r : make_error(r.error().kind, where(r.error().message));
-  }
-  if (S_ISDIR(st.st_mode)) {
-    // Depth first, entry by entry (a tree may hold subvolumes, and a stop is seen between files).
-    std::error_code ec;
-    for (fs::directory_iterator it(p, ec), end; !ec && it != end; it.increment(ec)) {
-      if (auto r = remove(it->path(), stop); !r) return r;
-    }
-    if (ec) return make_error(ErrorKind::io, where("read directory " + p.string() + ": " + ec.message()));
-    if (::rmdir(p.c_str()) != 0 && errno != ENOENT) return io_error(where("remove " + p.string()), errno);
+  if (!S_ISDIR(st.st_mode)) {
+    if (::unlinkat(dir, name.c_str(), 0) != 0 && errno != ENOENT)
+      return io_error(where("remove " + shown.string()), errno);
     return {};
   }
-  if (::unlink(p.c_str()) != 0 && errno != ENOENT) return io_error(where("remove " + p.string()), errno);
+  if (btrfs() && st.st_ino == btrfs_subvolume_ino) {
+    // Subvolumes sit at the top of a volume or snapshot: their paths are short.
+    auto r = run_btrfs({"subvolume", "delete", shown.string()});
+    return r ? r : make_error(r.error().kind, where(r.error().message));
+  }
+  // Depth first, by descriptors (no limit on how deep the paths below go), entry by entry (a tree
+  // may hold subvolumes, and a stop is seen between files).
+  const int fd = ::openat(dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return io_error(where("open " + shown.string()), errno);
+  DIR* entries = ::fdopendir(fd);
+  if (entries == nullptr) {
+    const int err = errno;
+    ::close(fd);
+    return io_error(where("read directory " + shown.string()), err);
+  }
+  for (;;) {
+    errno = 0;
+    const dirent* e = ::readdir(entries);
+    if (e == nullptr) {
+      const int err = errno;
+      if (err == 0) break;
+      ::closedir(entries);
+      return io_error(where("read directory " + shown.string()), err);
+    }
+    const std::string child = e->d_name;
+    if (child == "." || child == "..") continue;
+    if (auto r = remove_at(::dirfd(entries), child, shown / child, stop); !r) {
+      ::closedir(entries);
+      return r;
+    }
+  }
+  ::closedir(entries);
+  if (::unlinkat(dir, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
+    return io_error(where("remove " + shown.string()), errno);
+  }
   return {};
 }
 
 Result<void> StoragePool::discard(const std::vector<fs::path>& paths) {
+  auto held = reaper_->hold_entries();
   std::string entry_template = (path_ / "deleted" / "entry.XXXXXX").string();
   if (::mkdtemp(entry_template.data()) == nullptr) return io_error(where("create an entry under deleted/"), errno);
   const fs::path entry = entry_template;
@@ -400,6 +439,7 @@ Result<void> StoragePool::discard(const std::vector<fs::path>& paths) {
       break;
     }
   }
+  held.unlock();
   reaper_->wake();
   return result;
 }

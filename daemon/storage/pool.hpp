@@ -101,6 +101,10 @@ class StoragePool {
   // Removes a volume or snapshot (a subvolume on btrfs), or a tree holding them; when `stop` is
   // given and becomes true, stops at the next entry (an error saying so).
   [[nodiscard]] Result<void> remove(const std::filesystem::path& p, const std::atomic<bool>* stop = nullptr) const;
+  // The same for the entry `name` of the directory `dir` (a descriptor, or AT_FDCWD with a path);
+  // `shown` is its path, for errors and for btrfs.
+  [[nodiscard]] Result<void> remove_at(int dir, const std::string& name, const std::filesystem::path& shown,
+                                       const std::atomic<bool>* stop) const;
   // Moves the volumes or snapshot directories `paths` into one new entry under POOL/deleted (in
   // order, as "0", "1", ...) and wakes the reaper. On failure what moved stays moved (it is
   // deleted either way) and what did not stays in place.

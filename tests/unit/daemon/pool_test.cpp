@@ -3,6 +3,7 @@
 // both: layout, snapshots that do not follow later writes, restore, rename with snapshots, copies
 // keeping owners, modes, hardlinks and xattrs.
 
+#include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -12,6 +13,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -316,6 +318,53 @@ TEST_P(StoragePoolTest, WhatAStopLeftDeletedIsRemovedAfterTheNextOpen) {
   pool_ = std::move(*reopened);
   pool_->wait_for_reaper();
   EXPECT_TRUE(entries_of(where / "deleted").empty());
+  EXPECT_TRUE(pool_->volumes().empty());
+}
+
+TEST_P(StoragePoolTest, ATreeDeeperThanAPathCanNameIsRemovedToo) {
+  ASSERT_TRUE(pool_->create_volume("c1").ok());
+  // 300 levels of 30 characters: 9,000 characters, past PATH_MAX (4,096); made by descriptors.
+  int fd = ::open(pool_->volume_path("c1").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  const std::string level(30, 'd');
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_EQ(::mkdirat(fd, level.c_str(), 0755), 0) << i;
+    const int next = ::openat(fd, level.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ::close(fd);
+    ASSERT_GE(next, 0) << i;
+    fd = next;
+  }
+  const int file = ::openat(fd, "bottom", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(file, 0);
+  ::close(file);
+  ::close(fd);
+
+  ASSERT_TRUE(pool_->delete_volume("c1").ok());
+  pool_->wait_for_reaper();
+  EXPECT_TRUE(entries_of(pool_->path() / "deleted").empty());
+}
+
+TEST_P(StoragePoolTest, DeletesAtTheSameTimeAllSucceedWhileTheReaperSweeps) {
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 5; ++round) {
+        const std::string name = "c" + std::to_string(t);
+        if (!pool_->create_volume(name).ok()) ++failures;
+        write(pool_->volume_path(name) / "f", "x");
+        if (!pool_->create_snapshot(name, "s").ok()) ++failures;
+        if (auto r = pool_->delete_volume(name); !r) {
+          ADD_FAILURE() << r.error().message;
+          ++failures;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures, 0);
+  pool_->wait_for_reaper();
+  EXPECT_TRUE(entries_of(pool_->path() / "deleted").empty());
   EXPECT_TRUE(pool_->volumes().empty());
 }
 
