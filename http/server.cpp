@@ -241,6 +241,7 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
   }
   [[nodiscard]] bool is_open() const override { return open_; }
   [[nodiscard]] std::size_t queued_bytes() const override { return queued_bytes_; }
+  [[nodiscard]] std::size_t queued_messages() const override { return queued_messages_; }
   void pause_reading(bool paused) override {
     gate_->post([self = this->shared_from_this(), paused] {
       self->read_paused_ = paused;
@@ -254,13 +255,16 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
  private:
   void enqueue(std::string message, bool text) {
     queued_bytes_ += message.size();
+    ++queued_messages_;
     gate_->post([self = this->shared_from_this(), message = std::move(message), text]() mutable {
       if (!self->open_ || self->closing_) {
         self->queued_bytes_ -= message.size();
+        --self->queued_messages_;
         return;
       }
       if (self->queue_.size() >= max_queued_messages) {
         self->queued_bytes_ -= message.size();
+        --self->queued_messages_;
         spdlog::warn("http: {} websocket: {} messages wait unread; disconnected", self->peer_, self->queue_.size());
         return self->stop();
       }
@@ -293,7 +297,7 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
   }
 
   void do_write() {
-    if (!writing_) cork(true);
+    cork(true);
     writing_ = true;
     ws_.text(queue_.front().second);
     ws_.async_write(net::buffer(queue_.front().first),
@@ -307,6 +311,7 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
       return stop();
     }
     queued_bytes_ -= queue_.front().first.size();
+    --queued_messages_;
     queue_.pop_front();
     if (on_written) {
       try {
@@ -324,6 +329,8 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
   // the uncork): TLS hands the socket one record of 16 KiB per system call, and without the cork
   // each would travel as its own packet, with its own wake-up of the reader.
   void cork(bool on) {
+    if (corked_ == on) return;
+    corked_ = on;
     if constexpr (std::is_same_v<Stream, TlsStream>) {
       const int value = on ? 1 : 0;
       (void)::setsockopt(beast::get_lowest_layer(ws_).socket().native_handle(), IPPROTO_TCP, TCP_CORK, &value,
@@ -361,6 +368,8 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
   beast::flat_buffer buffer_;
   std::deque<std::pair<std::string, bool>> queue_;
   std::atomic<std::size_t> queued_bytes_{0};  // sent by the application, not yet written
+  std::atomic<std::size_t> queued_messages_{0};
+  bool corked_ = false;
   bool writing_ = false;
   bool closing_ = false;
   bool reading_ = false;

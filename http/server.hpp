@@ -54,6 +54,9 @@ class WebSocket {
   // Bytes sent and not yet written to the connection: a sender that must not outrun the peer
   // waits for on_written while this is high.
   [[nodiscard]] virtual std::size_t queued_bytes() const = 0;
+  // Messages sent and not yet written: a sender of many small messages keeps this well under
+  // max_queued_messages.
+  [[nodiscard]] virtual std::size_t queued_messages() const = 0;
   // Stops reading from the peer after the message being read (TCP then holds the peer back), or
   // reads on; from any thread. For a receiver that cannot keep up with on_message.
   virtual void pause_reading(bool paused) = 0;

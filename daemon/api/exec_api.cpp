@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -24,6 +25,8 @@ using lxd::ErrorKind;
 constexpr auto connect_timeout = std::chrono::seconds{5};          // as LXD waits for the channels
 constexpr std::uintmax_t max_recorded = std::uintmax_t{64} << 20;  // per stream; the rest is dropped
 constexpr std::uintmax_t max_served_log = std::uintmax_t{256} << 20;
+// Output queued for a client beyond which the command is held back.
+constexpr std::size_t output_window = std::size_t{4} << 20;
 const char* const control_fd = "control";
 
 std::string instance_url(const std::string& name) {
@@ -152,7 +155,14 @@ class Session : public std::enable_shared_from_this<Session> {
         const auto it = sockets_.find(request_.interactive ? "0" : std::to_string(fd));
         if (it != sockets_.end()) ws = it->second;
       }
-      if (ws) ws->send_binary(std::string(bytes));
+      if (!ws) return;
+      // A command that writes faster than the client reads is held back (its pipe fills and it
+      // waits), rather than its output queued until the socket gives up on the client.
+      while (ws->is_open() && (ws->queued_messages() >= http::WebSocket::max_queued_messages / 4 ||
+                               ws->queued_bytes() >= output_window)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds{2});
+      }
+      ws->send_binary(std::string(bytes));
     });
     {
       const std::lock_guard guard(mu_);

@@ -49,6 +49,11 @@ assert_eq "$(md5sum <"$WORK/big" | cut -d' ' -f1)" \
 run l exec b:c1 -- sh -c 'i=0; while [ $i -lt 20000 ]; do echo line-$i; i=$((i+1)); done'
 assert_eq 20000 "$(printf '%s\n' "$OUT" | wc -l)" "20000 lines of output, all of them"
 assert_eq line-19999 "$(printf '%s\n' "$OUT" | tail -1)" "in order"
+# A client that reads slowly (its output goes to a pipe nobody reads for 2 s): the command is held
+# back, and every line still arrives (berthd once queued the output until it gave up on the client).
+SLOW=$(lxc exec b:c1 -- sh -c 'i=0; while [ $i -lt 100000 ]; do echo line-$i; i=$((i+1)); done' </dev/null |
+    (sleep 2; wc -l))
+assert_eq 100000 "$SLOW" "a slow reader gets all 100000 lines"
 run l exec b:c1 --env FOO=bar -- sh -c 'echo "$FOO|$PATH|$HOME|$USER|$LANG"'
 assert_eq "bar|/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin|/root|root|C.UTF-8" "$OUT" \
     "--env, and LXD's default environment"

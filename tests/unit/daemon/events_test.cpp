@@ -16,6 +16,7 @@ class RecordingSocket final : public http::WebSocket {
   void close() override { open = false; }
   [[nodiscard]] bool is_open() const override { return open; }
   [[nodiscard]] std::size_t queued_bytes() const override { return 0; }
+  [[nodiscard]] std::size_t queued_messages() const override { return 0; }
   void pause_reading(bool) override {}
   std::vector<std::string> sent;
   bool open = true;
