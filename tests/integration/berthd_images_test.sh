@@ -102,7 +102,10 @@ secret=$(jq -r .metadata.metadata.secret <<<"$op")
 add_secret "$secret"
 assert_eq 64 "${#secret}" "POST /1.0/images/FP/secret gives a 64-character secret"
 assert_eq "/1.0/images/$FP" "$(jq -r '.metadata.resources.images[0]' <<<"$op")" "for that image"
-assert_eq 404 "$(ucurl "$TB_HOST1_URL/1.0/images/${FP:0:12}0/export?secret=$secret")" "not for another image"
+# Another image: FP's first 12 characters and a 13th that differs from FP's (the same one would be
+# a prefix of FP, which names the image itself).
+other_fp=${FP:0:12}$([[ "${FP:12:1}" == 0 ]] && echo 1 || echo 0)
+assert_eq 404 "$(ucurl "$TB_HOST1_URL/1.0/images/$other_fp/export?secret=$secret")" "not for another image"
 assert_eq 404 "$(ucurl "$TB_HOST1_URL/1.0/images/$FP?secret=x$secret")" "a wrong secret: 404"
 assert_eq 200 "$(ucurl "$TB_HOST1_URL/1.0/images/$FP?secret=$secret")" "the image with its secret"
 assert_eq "$FP" "$(jq -r .metadata.fingerprint "$WORK/body")" "is the image"
