@@ -152,6 +152,19 @@ class Spawned {
   int status_ = 0;
 };
 
+// Appends `n` bytes of rsync's stderr to `text`, which keeps only its last stderr_kept bytes.
+void keep_tail(std::string& text, const char* data, std::size_t n) {
+  text.append(data, n);
+  if (text.size() > stderr_kept) text.erase(0, text.size() - stderr_kept);
+}
+
+// `why`, with rsync's stderr (trailing blanks and newlines dropped) in parentheses when it said something.
+std::string with_stderr(std::string why, std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  if (!text.empty()) why += " (" + text + ")";
+  return why;
+}
+
 // Reads what is left on rsync's stderr (it has been killed) for an error message.
 std::string drain(int fd) {
   std::string text;
@@ -162,8 +175,7 @@ std::string drain(int fd) {
     const ssize_t n = ::read(fd, buf.data(), buf.size());
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
-    text.append(buf.data(), static_cast<std::size_t>(n));
-    if (text.size() > stderr_kept) text.erase(0, text.size() - stderr_kept);
+    keep_tail(text, buf.data(), static_cast<std::size_t>(n));
   }
   return text;
 }
@@ -256,9 +268,7 @@ Result<void> run(const std::filesystem::path& dir, const std::vector<std::string
     if (!why.empty()) {
       rsync.kill_all();
       rsync.wait(true);
-      std::string text = drain(err_read.get());
-      while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-      return failed(text.empty() ? why : why + " (" + text + ")");
+      return failed(with_stderr(why, drain(err_read.get())));
     }
   }
   const int output = sender ? from_rsync.get() : ours.get();
@@ -350,8 +360,7 @@ Result<void> run(const std::filesystem::path& dir, const std::vector<std::string
       std::array<char, 4096> buf{};
       const ssize_t n = ::read(err_read.get(), buf.data(), buf.size());
       if (n > 0) {
-        stderr_text.append(buf.data(), static_cast<std::size_t>(n));
-        if (stderr_text.size() > stderr_kept) stderr_text.erase(0, stderr_text.size() - stderr_kept);
+        keep_tail(stderr_text, buf.data(), static_cast<std::size_t>(n));
       } else if (n == 0 || errno != EINTR) {
         err_open = false;
       }
@@ -381,16 +390,12 @@ Result<void> run(const std::filesystem::path& dir, const std::vector<std::string
   out.join();
   if (session.progress) session.progress(moved);
 
-  while (!stderr_text.empty() && (stderr_text.back() == '\n' || stderr_text.back() == ' ')) stderr_text.pop_back();
-  const auto with_stderr = [&](std::string why) {
-    if (!stderr_text.empty()) why += " (" + stderr_text + ")";
-    return why;
-  };
   if (session.cancelled != nullptr && *session.cancelled) return failed("cancelled");
   if (idle) return failed("nothing came from the other side for " + std::to_string(idle_limit.count()) + " minutes");
   if (!rsync.succeeded()) {
     return failed(with_stderr(channel_failed ? "the connection to the other side ended; rsync " + rsync.outcome()
-                                             : "rsync " + rsync.outcome()));
+                                             : "rsync " + rsync.outcome(),
+                              stderr_text));
   }
   if (channel_failed || !barrier_seen) return failed("the connection to the other side ended before the stream did");
   return {};
