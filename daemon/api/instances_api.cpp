@@ -474,12 +474,15 @@ class InstanceRoutes {
 const std::vector<std::string>& instance_extensions() {
   // container_only_migration: `instance_only` of a copy (lxc copy --instance-only), here on one host.
   // snapshot_expiry_creation: `expires_at` of a new snapshot (lxc snapshot --no-expiry sends it).
+  // container_push, container_push_target: migrations in push and relay mode (lxc copy --mode).
   static const std::vector<std::string> list = {"storage",
                                                 "instances",
                                                 "container_full",
                                                 "api_filtering",
                                                 "instance_get_full",
                                                 "container_only_migration",
+                                                "container_push",
+                                                "container_push_target",
                                                 "snapshot_expiry_creation"};
   return list;
 }

@@ -184,20 +184,29 @@ void Migrations::stop() {
   for (auto& t : threads) t.join();
 }
 
-http::Response Migrations::source(const std::string& name, const std::string& snapshot,
-                                  const MigrationSourceRequest& request) {
-  if (auto found = instances_.writable(name); !found) return error_response(found.error());
-  if (!snapshot.empty()) {
-    if (auto found = instances_.render_snapshot(name, snapshot); !found) return error_response(found.error());
+void Migrations::spawn(const std::string& op_id, std::function<Result<void>()> work) {
+  const std::lock_guard lock(mu_);
+  if (stopping_) {
+    operations_.finish(op_id, make_error(ErrorKind::io, "berthd is stopping"));
+    return;
   }
-  // lxc asks for a live migration of every running container unless --stateless.
-  if (request.live && snapshot.empty() && instances_.active(name)) return error_response(400, live_refused);
+  threads_.emplace_back([this, op_id, work = std::move(work)] {
+    auto done = work();
+    operations_.finish(op_id, done ? Result<nlohmann::json>(nlohmann::json::object()) : done.error());
+  });
+}
+
+nlohmann::json Migrations::accept_channels(const std::string& description, const std::string& name,
+                                           const std::shared_ptr<Transfer>& transfer) {
   const std::string control_secret = random_secret();
   const std::string fs_secret = random_secret();
-  auto transfer = track();
-  auto op = operations_.add_websocket("Migrating instance", resources_of(name),
-                                      {{"control", control_secret}, {"fs", fs_secret}}, /*may_cancel=*/true);
+  auto op = operations_.add_websocket(description, resources_of(name), {{"control", control_secret}, {"fs", fs_secret}},
+                                      /*may_cancel=*/true);
   const std::string id = op.value("id", "");
+  {
+    const std::lock_guard lock(transfer->mu);
+    transfer->op_id = id;
+  }
   const auto accept = [transfer](std::shared_ptr<http::MessageChannel> Transfer::*slot) {
     return [transfer, slot](std::shared_ptr<http::WebSocket> ws) {
       const std::lock_guard lock(transfer->mu);
@@ -209,38 +218,97 @@ http::Response Migrations::source(const std::string& name, const std::string& sn
   // A DELETE of the operation (the client gave up) ends the transfer; so does its own end.
   operations_.when_finished(
       id, [transfer](const nlohmann::json&) { transfer->cancel(); }, /*internal=*/true);
-  {
-    const std::lock_guard lock(mu_);
-    if (stopping_) {
-      operations_.finish(id, make_error(ErrorKind::io, "berthd is stopping"));
-    } else {
-      threads_.emplace_back(
-          [this, id, name, snapshot, request, transfer] { run_source(id, name, snapshot, request, transfer); });
+  return op;
+}
+
+Result<void> Migrations::await_channels(const std::shared_ptr<Transfer>& transfer) {
+  std::unique_lock lock(transfer->mu);
+  const bool all = transfer->connected.wait_for(
+      lock, connect_timeout, [&] { return transfer->cancelled || (transfer->control && transfer->fs); });
+  if (all && !transfer->cancelled) return {};
+  lock.unlock();
+  transfer->close_channels();
+  if (transfer->cancelled) return make_error(ErrorKind::io, "The migration was cancelled");
+  return make_error(ErrorKind::timeout, "Timed out waiting for migration connections");
+}
+
+Result<void> Migrations::dial_channels(const MigrationTarget& peer, const std::shared_ptr<Transfer>& transfer) {
+  lxd::TlsOptions tls;
+  if (auto fp = lxd::fingerprint_of_pem(peer.certificate)) tls.pinned_fingerprint = *fp;
+  lxd::Timeouts timeouts;
+  timeouts.connect = connect_timeout;
+  const auto dial = [&](const char* channel) -> Result<std::shared_ptr<http::MessageChannel>> {
+    auto ws = lxd::dial_websocket(peer.operation + "/websocket?secret=" + peer.secrets.at(channel), tls, timeouts);
+    if (!ws) {
+      auto e = ws.error();
+      e.message = std::string("cannot connect to the other host's ") + channel + " channel: " + e.message;
+      return e;
     }
+    return ws;
+  };
+  // In LXD's order: control, then fs.
+  auto control = dial("control");
+  if (!control) return control.error();
+  {
+    const std::lock_guard lock(transfer->mu);
+    transfer->control = *control;
   }
+  auto fs = dial("fs");
+  if (!fs) {
+    (*control)->send(mig::encode_control({false, fs.error().message}), false);
+    transfer->close_channels();
+    return fs.error();
+  }
+  const std::lock_guard lock(transfer->mu);
+  transfer->fs = *fs;
+  return {};
+}
+
+http::Response Migrations::source(const std::string& name, const std::string& snapshot,
+                                  const MigrationSourceRequest& request) {
+  if (auto found = instances_.writable(name); !found) return error_response(found.error());
+  if (!snapshot.empty()) {
+    if (auto found = instances_.render_snapshot(name, snapshot); !found) return error_response(found.error());
+  }
+  // lxc asks for a live migration of every running container unless --stateless.
+  if (request.live && snapshot.empty() && instances_.active(name)) return error_response(400, live_refused);
+  auto transfer = track();
+  if (request.target) {
+    // Push: the target's channels are dialled before the answer, as LXD does (the client learns
+    // at once that this host cannot reach the target, and tries the target's next address).
+    if (auto dialled = dial_channels(*request.target, transfer); !dialled) return error_response(dialled.error());
+    auto op = operations_.add_task("Migrating instance", resources_of(name),
+                                   [this, name, snapshot, request, transfer]() -> Result<nlohmann::json> {
+                                     if (auto sent = send_instance(name, snapshot, request, transfer); !sent) {
+                                       return sent.error();
+                                     }
+                                     return nlohmann::json::object();
+                                   });
+    {
+      const std::lock_guard lock(transfer->mu);
+      transfer->op_id = op.value("id", "");
+    }
+    return async_response(op);
+  }
+  auto op = accept_channels("Migrating instance", name, transfer);
+  spawn(op.value("id", ""), [this, name, snapshot, request, transfer]() -> Result<void> {
+    if (auto connected = await_channels(transfer); !connected) return connected.error();
+    return send_instance(name, snapshot, request, transfer);
+  });
   return async_response(op);
 }
 
-void Migrations::run_source(const std::string& op_id, const std::string& name, const std::string& snapshot,
-                            const MigrationSourceRequest& request, const std::shared_ptr<Transfer>& transfer) {
+Result<void> Migrations::send_instance(const std::string& name, const std::string& snapshot,
+                                       const MigrationSourceRequest& request,
+                                       const std::shared_ptr<Transfer>& transfer) {
   std::shared_ptr<http::MessageChannel> control;
   std::shared_ptr<http::MessageChannel> fs;
   {
-    std::unique_lock lock(transfer->mu);
-    const bool all = transfer->connected.wait_for(
-        lock, connect_timeout, [&] { return transfer->cancelled || (transfer->control && transfer->fs); });
+    const std::lock_guard lock(transfer->mu);
     control = transfer->control;
     fs = transfer->fs;
-    if (!all || transfer->cancelled) {
-      lock.unlock();
-      transfer->close_channels();
-      operations_.finish(op_id, make_error(transfer->cancelled ? ErrorKind::io : ErrorKind::timeout,
-                                           transfer->cancelled ? "The migration was cancelled"
-                                                               : "Timed out waiting for migration connections"));
-      return;
-    }
   }
-  spdlog::info("migration: sending {} (operation {})", name, op_id);
+  spdlog::info("migration: sending {} (operation {})", name, transfer->operation());
   auto sent = instances_.send(name, snapshot, request.instance_only, [&](const Outgoing& out) -> Result<void> {
     auto disk_map = idmap_from_json(out.disk_idmap);
     if (!disk_map) return disk_map.error();
@@ -262,7 +330,7 @@ void Migrations::run_source(const std::string& op_id, const std::string& name, c
       s.netcat = netcat_;
       s.name = what;
       s.progress = progress_to(
-          operations_, [op_id] { return op_id; }, what);
+          operations_, [transfer] { return transfer->operation(); }, what);
       s.cancelled = &transfer->cancelled;
       return s;
     };
@@ -313,11 +381,8 @@ void Migrations::run_source(const std::string& op_id, const std::string& name, c
     spdlog::info("migration: {} sent", name);
   }
   transfer->close_channels();
-  if (transfer->cancelled && !sent) {
-    operations_.finish(op_id, make_error(ErrorKind::io, "The migration was cancelled"));
-    return;
-  }
-  operations_.finish(op_id, sent ? Result<nlohmann::json>(nlohmann::json::object()) : sent.error());
+  if (transfer->cancelled && !sent) return make_error(ErrorKind::io, "The migration was cancelled");
+  return sent;
 }
 
 http::Response Migrations::target(CreateRequest request, const nlohmann::json& body) {
@@ -326,6 +391,9 @@ http::Response Migrations::target(CreateRequest request, const nlohmann::json& b
     return error_response(400,
                           "Live migration needs CRIU, which berthd lacks: copy or move the instance stopped, or "
                           "running with --stateless");
+  }
+  if (migration.refresh) {
+    return error_response(400, "berthd cannot refresh an instance from another host yet (lxc copy --refresh)");
   }
   std::string architecture = body.contains("architecture") && body["architecture"].is_string()
                                  ? body["architecture"].get<std::string>()
@@ -336,19 +404,34 @@ http::Response Migrations::target(CreateRequest request, const nlohmann::json& b
     architecture = *mig::architecture_name(*id);
   }
   if (auto ok = instances_.check_arrival(request.name, request.profiles); !ok) return error_response(ok.error());
-  if (auto fp = lxd::fingerprint_of_pem(migration.certificate); !fp) {
-    return error_response(400, "source.certificate is not a certificate: " + fp.error().message);
+  if (!migration.push) {
+    if (auto fp = lxd::fingerprint_of_pem(migration.certificate); !fp) {
+      return error_response(400, "source.certificate is not a certificate: " + fp.error().message);
+    }
   }
   auto transfer = track();
   const auto name = request.name;
-  auto op =
-      operations_.add_task("Creating instance", resources_of(name),
-                           [this, request = std::move(request), architecture, transfer]() -> Result<nlohmann::json> {
-                             if (auto done = run_target(request, architecture, transfer); !done) {
-                               return done.error();
-                             }
-                             return nlohmann::json::object();
-                           });
+  if (migration.push) {
+    // Push: the source, or a client relaying for it, connects to this operation's channels.
+    auto op = accept_channels("Creating instance", name, transfer);
+    spawn(op.value("id", ""), [this, request = std::move(request), architecture, transfer]() -> Result<void> {
+      if (auto connected = await_channels(transfer); !connected) return connected.error();
+      return receive_instance(request, architecture, transfer);
+    });
+    return async_response(op);
+  }
+  auto op = operations_.add_task(
+      "Creating instance", resources_of(name),
+      [this, request = std::move(request), architecture, transfer]() -> Result<nlohmann::json> {
+        const auto& m = *request.migration;
+        if (auto dialled = dial_channels({m.operation, m.secrets, m.certificate}, transfer); !dialled) {
+          return dialled.error();
+        }
+        if (auto done = receive_instance(request, architecture, transfer); !done) {
+          return done.error();
+        }
+        return nlohmann::json::object();
+      });
   {
     const std::lock_guard lock(transfer->mu);
     transfer->op_id = op.value("id", "");
@@ -356,54 +439,30 @@ http::Response Migrations::target(CreateRequest request, const nlohmann::json& b
   return async_response(op);
 }
 
-Result<void> Migrations::run_target(const CreateRequest& request, const std::string& architecture,
-                                    const std::shared_ptr<Transfer>& transfer) {
+Result<void> Migrations::receive_instance(const CreateRequest& request, const std::string& architecture,
+                                          const std::shared_ptr<Transfer>& transfer) {
   const auto& migration = *request.migration;
-  lxd::TlsOptions tls;
-  if (auto fp = lxd::fingerprint_of_pem(migration.certificate)) tls.pinned_fingerprint = *fp;
-  lxd::Timeouts timeouts;
-  timeouts.connect = connect_timeout;
-  const auto dial = [&](const char* channel) -> Result<std::shared_ptr<http::MessageChannel>> {
-    auto ws =
-        lxd::dial_websocket(migration.operation + "/websocket?secret=" + migration.secrets.at(channel), tls, timeouts);
-    if (!ws) {
-      auto e = ws.error();
-      e.message = std::string("cannot connect to the source's ") + channel + " channel: " + e.message;
-      return e;
-    }
-    return ws;
-  };
-  // In LXD's order: control, then fs.
-  auto control = dial("control");
-  if (!control) return control.error();
+  std::shared_ptr<http::MessageChannel> control;
+  std::shared_ptr<http::MessageChannel> fs;
   {
     const std::lock_guard lock(transfer->mu);
-    transfer->control = *control;
-  }
-  auto fs = dial("fs");
-  if (!fs) {
-    (*control)->send(mig::encode_control({false, fs.error().message}), false);
-    transfer->close_channels();
-    return fs.error();
-  }
-  {
-    const std::lock_guard lock(transfer->mu);
-    transfer->fs = *fs;
+    control = transfer->control;
+    fs = transfer->fs;
   }
   const auto fail = [&](lxd::Error e, bool tell) -> Result<void> {
-    if (tell) (*control)->send(mig::encode_control({false, e.message}), false);
+    if (tell) control->send(mig::encode_control({false, e.message}), false);
     transfer->close_channels();
     spdlog::warn("migration: receiving {} failed: {}", request.name, e.message);
     return e;
   };
-  auto offer_bytes = receive_control(**control, answer_timeout, "the source's offer");
+  auto offer_bytes = receive_control(*control, answer_timeout, "the source's offer");
   if (!offer_bytes) return fail(offer_bytes.error(), false);
   auto offer = mig::decode_header(*offer_bytes);
   if (!offer) return fail(offer.error(), true);
   // An offer berthd cannot take closes the channels without a word, as LXD's sink does.
   auto answer = mig::answer_offer(*offer, migration.live);
   if (!answer) return fail(answer.error(), false);
-  if (!(*control)->send(mig::encode_header(answer->response), false)) {
+  if (!control->send(mig::encode_header(answer->response), false)) {
     return fail(make_error(ErrorKind::connect, "the source closed the connection before the answer"), false);
   }
 
@@ -424,26 +483,27 @@ Result<void> Migrations::run_target(const CreateRequest& request, const std::str
     s.cancelled = &transfer->cancelled;
     return s;
   };
-  spdlog::info("migration: receiving {} from {}", request.name, migration.operation);
+  spdlog::info("migration: receiving {} ({})", request.name,
+               migration.push ? "pushed to operation " + transfer->operation() : "from " + migration.operation);
   auto received = instances_.receive(arrival, [&](const std::filesystem::path& volume, std::size_t i) -> Result<void> {
     const bool main = i == agreed.snapshots.size();
     const auto what = main ? request.name : request.name + "/" + agreed.snapshots[i].name;
-    if (auto done = mig::receive_tree(volume, agreed.features, **fs, session(what)); !done) {
-      return explained(**control, done.error());
+    if (auto done = mig::receive_tree(volume, agreed.features, *fs, session(what)); !done) {
+      return explained(*control, done.error());
     }
     if (main && agreed.final_sync) {
-      if (auto done = mig::receive_tree(volume, agreed.features, **fs, session(what)); !done) {
-        return explained(**control, done.error());
+      if (auto done = mig::receive_tree(volume, agreed.features, *fs, session(what)); !done) {
+        return explained(*control, done.error());
       }
     }
     return {};
   });
   if (!received) return fail(received.error(), true);
-  (*control)->send(mig::encode_control({true, ""}), false);
+  control->send(mig::encode_control({true, ""}), false);
   // The close frame follows the success message; its answer says both arrived.
-  (*control)->close();
+  control->close();
   for (auto until = Clock::now() + std::chrono::seconds{5}; Clock::now() < until;) {
-    const auto m = (*control)->receive(until);
+    const auto m = control->receive(until);
     if (m.kind == Kind::closed || m.kind == Kind::timeout) break;
   }
   transfer->close_channels();

@@ -1,22 +1,30 @@
 #pragma once
-// Both ends of LXD 5.0.2's pull-mode instance migration (lxd-protocol.md §4, docs/migration.md),
-// which `lxc copy`, `lxc move` and berth drive between hosts:
+// Both ends of LXD 5.0.2's instance migration (lxd-protocol.md §4, docs/migration.md), which
+// `lxc copy`, `lxc move` and berth drive between hosts. Two channels join the source and the
+// target, control and fs; who connects them is the mode:
 //
-// - source: POST /1.0/instances/NAME {migration: true} makes a websocket operation whose metadata
-//   holds one secret per channel (control, fs). The target connects both, authenticated by the
-//   secret alone, within 10 s; berthd then offers the instance (MigrationHeader), reads the answer,
-//   sends each snapshot and then the volume with rsync over fs (twice when it runs: the second
-//   pass frozen), and waits for the target's MigrationControl. The operation ends with it; a
-//   DELETE cancels it. Nothing on this host changes: the client deletes the source after a move.
-// - target: POST /1.0/instances {source: {type: migration, mode: pull, ...}} makes a task that
-//   dials the source's channels pinned to source.certificate, answers its offer, receives into a
-//   journalled volume (pre-filled from source.base-image when this host holds it) and reports
-//   success on control. A failure or a crash leaves nothing behind (Instances::receive).
+// - pull (the default): the source's POST /1.0/instances/NAME {migration: true} makes a websocket
+//   operation whose metadata holds one secret per channel; the target's POST /1.0/instances
+//   {source: {type: migration, mode: pull, operation, secrets, certificate}} makes a task that
+//   dials them, pinned to the source's certificate.
+// - push: the target's POST {source: {type: migration, mode: push}} makes the websocket
+//   operation; the source's POST {migration: true, target: {operation, secrets, certificate}}
+//   dials it before it answers, and its task sends.
+// - relay: both make websocket operations (pull's source, push's target), and the client
+//   connects to both and copies the frames between them.
+// Whoever waits for the channels waits 10 s, as LXD does. Then the source offers the instance
+// (MigrationHeader), reads the answer, sends each snapshot and then the volume with rsync over fs
+// (twice when it runs: the second pass frozen), and waits for the target's MigrationControl. The
+// target receives into a journalled volume (pre-filled from source.base-image when this host
+// holds it) and reports success on control; a failure or a crash leaves nothing behind
+// (Instances::receive). Nothing on the source changes: the client deletes it after a move. A
+// DELETE of a websocket operation cancels its transfer.
 //
 // Live migration (CRIU) is refused on both ends, clearly and at once.
 //
-// Thread contract: the routes run on the API's threads; a source's transfer on a thread of its
-// own, a target's on an operations worker. stop() ends them all (rsync killed, channels closed).
+// Thread contract: the routes run on the API's threads (a push source dials from there); a
+// transfer behind a websocket operation runs on a thread of its own, one behind a task on an
+// operations worker. stop() ends them all (rsync killed, channels closed).
 
 #include <atomic>
 #include <filesystem>
@@ -54,10 +62,20 @@ class Migrations {
 
  private:
   struct Transfer;
-  void run_source(const std::string& op_id, const std::string& name, const std::string& snapshot,
-                  const MigrationSourceRequest& request, const std::shared_ptr<Transfer>& transfer);
-  Result<void> run_target(const CreateRequest& request, const std::string& architecture,
-                          const std::shared_ptr<Transfer>& transfer);
+  // A websocket operation whose two channels (control, fs), connected by secret, fill `transfer`.
+  nlohmann::json accept_channels(const std::string& description, const std::string& name,
+                                 const std::shared_ptr<Transfer>& transfer);
+  // Waits (as LXD: 10 s) until both channels of such an operation are connected.
+  Result<void> await_channels(const std::shared_ptr<Transfer>& transfer);
+  // Connects to the other host's operation's channels, pinned to its certificate.
+  Result<void> dial_channels(const MigrationTarget& peer, const std::shared_ptr<Transfer>& transfer);
+  // Runs `work` on a thread of its own; the operation `op_id` ends with its outcome.
+  void spawn(const std::string& op_id, std::function<Result<void>()> work);
+  // The two roles, once the channels are there.
+  Result<void> send_instance(const std::string& name, const std::string& snapshot,
+                             const MigrationSourceRequest& request, const std::shared_ptr<Transfer>& transfer);
+  Result<void> receive_instance(const CreateRequest& request, const std::string& architecture,
+                                const std::shared_ptr<Transfer>& transfer);
   std::shared_ptr<Transfer> track();
 
   Instances& instances_;

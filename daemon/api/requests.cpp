@@ -120,41 +120,56 @@ CertificateAdd parse_certificate_add(const nlohmann::json& body) {
 
 namespace {
 
-// A migration target's `source` object (lxd-protocol.md §4.1 B).
-Result<CreateRequest::Migration> parse_migration_pull(const nlohmann::json& from) {
-  CreateRequest::Migration m;
-  auto mode = text_of(from, "mode");
-  if (!mode) return mode.error();
-  if (*mode != "pull") {
-    return invalid("Migration mode \"" + *mode +
-                   "\" is not supported: berthd pulls (lxc copy --mode pull, the default)");
-  }
+// The other side of a migration, as a request names it: its operation's URL, one secret per
+// channel (control and fs at least) and its certificate, which the connection is pinned to.
+// `where` prefixes the keys in errors ("source." or "target.").
+Result<MigrationTarget> parse_peer(const nlohmann::json& from, const std::string& where) {
+  MigrationTarget peer;
   auto operation = text_of(from, "operation");
   if (!operation) return operation.error();
   if (!operation->starts_with("https://") || operation->find("/1.0/operations/") == std::string::npos ||
       operation->find_first_of("?# \r\n") != std::string::npos) {
-    return invalid("source.operation must be the source's https://HOST:PORT/1.0/operations/ID");
+    return invalid(where + "operation must be the other host's https://HOST:PORT/1.0/operations/ID");
   }
-  m.operation = std::move(*operation);
+  peer.operation = std::move(*operation);
   const auto& secrets = member(from, "secrets");
-  if (!secrets.is_object()) return invalid("source.secrets must be an object of the channels' secrets");
+  if (!secrets.is_object()) return invalid(where + "secrets must be an object of the channels' secrets");
   for (const auto& [channel, secret] : secrets.items()) {
-    if (!secret.is_string()) return invalid("source.secrets." + channel + " must be a string");
+    if (!secret.is_string()) return invalid(where + "secrets." + channel + " must be a string");
     const auto& text = secret.get_ref<const std::string&>();
     if (text.empty() || text.size() > 256 || text.find_first_of("&?#% \r\n") != std::string::npos) {
-      return invalid("source.secrets." + channel + " is not a secret");
+      return invalid(where + "secrets." + channel + " is not a secret");
     }
-    m.secrets[channel] = text;
+    peer.secrets[channel] = text;
   }
-  if (m.secrets.count("control") == 0 || m.secrets.count("fs") == 0) {
-    return invalid("source.secrets must hold the control and fs channels' secrets");
+  if (peer.secrets.count("control") == 0 || peer.secrets.count("fs") == 0) {
+    return invalid(where + "secrets must hold the control and fs channels' secrets");
   }
   auto certificate = text_of(from, "certificate");
   if (!certificate) return certificate.error();
   if (certificate->find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
-    return invalid("source.certificate must be the source's certificate (PEM): berthd pins it");
+    return invalid(where + "certificate must be the other host's certificate (PEM): berthd pins it");
   }
-  m.certificate = std::move(*certificate);
+  peer.certificate = std::move(*certificate);
+  return peer;
+}
+
+// A migration target's `source` object (lxd-protocol.md §4.1 B).
+Result<CreateRequest::Migration> parse_migration(const nlohmann::json& from) {
+  CreateRequest::Migration m;
+  auto mode = text_of(from, "mode");
+  if (!mode) return mode.error();
+  if (*mode != "pull" && *mode != "push") {
+    return invalid("Unknown migration mode \"" + *mode + "\" (pull or push)");
+  }
+  m.push = *mode == "push";
+  if (!m.push) {
+    auto peer = parse_peer(from, "source.");
+    if (!peer) return peer.error();
+    m.operation = std::move(peer->operation);
+    m.secrets = std::move(peer->secrets);
+    m.certificate = std::move(peer->certificate);
+  }
   auto live = flag_of(from, "live");
   if (!live) return live.error();
   // A criu channel means the source runs a live migration too.
@@ -166,7 +181,7 @@ Result<CreateRequest::Migration> parse_migration_pull(const nlohmann::json& from
   }
   auto refresh = flag_of(from, "refresh");
   if (!refresh) return refresh.error();
-  if (*refresh) return invalid("berthd cannot refresh an instance from another host yet (lxc copy --refresh)");
+  m.refresh = *refresh;
   return m;
 }
 
@@ -244,7 +259,7 @@ Result<CreateRequest> parse_instance_create(const nlohmann::json& body) {
     if (!instance_only) return instance_only.error();
     r.instance_only = *instance_only;
   } else if (*type == "migration") {
-    auto migration = parse_migration_pull(from);
+    auto migration = parse_migration(from);
     if (!migration) return migration.error();
     r.migration = std::move(*migration);
     auto base = text_of(from, "base-image");
@@ -316,7 +331,11 @@ Result<MigrationSourceRequest> parse_migration_source(const nlohmann::json& body
     r.instance_only = r.instance_only || *only;
   }
   if (const auto& target = member(body, "target"); !target.is_null()) {
-    return invalid("berthd sends in pull mode only: push and relay need container_push, which it does not offer");
+    if (!target.is_object())
+      return invalid("target must be an object (the target's operation, secrets and certificate)");
+    auto peer = parse_peer(target, "target.");
+    if (!peer) return peer.error();
+    r.target = std::move(*peer);
   }
   for (const char* key : {"pool", "project"}) {
     auto value = text_of(body, key);

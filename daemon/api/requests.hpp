@@ -63,8 +63,8 @@ struct CertificateAdd {
 // POST /1.0/instances: the request, before it is checked against what exists. `image` holds the
 // fingerprint or, when there is none, the alias the source names (a migration's base-image);
 // `profiles` is {"default"} when the request gives none (null). A migration (source type
-// "migration") must be in pull mode, name the source's operation, its control and fs secrets and
-// its certificate, and ask for no refresh; `migration` holds them.
+// "migration") in pull mode names the source's operation, its control and fs secrets and its
+// certificate; in push mode none of them; `migration` holds them.
 [[nodiscard]] Result<CreateRequest> parse_instance_create(const nlohmann::json& body);
 
 // PUT and PATCH /1.0/instances/NAME.
@@ -84,12 +84,19 @@ struct InstancePut {
 // refused): the new name, not empty.
 [[nodiscard]] Result<std::string> parse_rename(const nlohmann::json& body);
 
-// POST /1.0/instances/NAME with migration true: a pull-mode migration source (lxd-protocol.md
-// §4.1 A). An absent `live` means true, as LXD reads it. Push mode (a target), and a move to
-// another pool or project on this host, are refused.
+// POST /1.0/instances/NAME with migration true: a migration source (lxd-protocol.md §4.1 A). An
+// absent `live` means true, as LXD reads it. With `target` (push mode) this host dials the
+// target's operation, pinned to its certificate; without, the target (or a relaying client)
+// connects to this host's. A move to another pool or project on this host is refused.
+struct MigrationTarget {
+  std::string operation;  // https://HOST:PORT/1.0/operations/ID
+  std::map<std::string, std::string> secrets;
+  std::string certificate;  // PEM
+};
 struct MigrationSourceRequest {
   bool live = true;
   bool instance_only = false;
+  std::optional<MigrationTarget> target;
 };
 // Whether the body asks for a migration (migration: true); errors: migration not a boolean.
 [[nodiscard]] Result<bool> is_migration(const nlohmann::json& body);

@@ -60,15 +60,20 @@ struct CreateRequest {
   std::string copy_of;
   std::string copy_snapshot;
   bool instance_only = false;
-  // From a migration (source type "migration", mode "pull"): the source's operation and its
-  // channels' secrets, and the certificate it must present. `image` is then the base image
-  // (source.base-image), which pre-fills the volume when this host holds it.
+  // From a migration (source type "migration"). Mode "pull": this host dials the source's
+  // operation with its channels' secrets, pinned to the certificate the source must present. Mode
+  // "push" (`push`): the source, or a client relaying for it, connects to this host's operation
+  // instead, and none of the three is given. `image` is then the base image (source.base-image),
+  // which pre-fills the volume when this host holds it. `refresh`: an instance of that name that
+  // exists here is brought up to date instead of created (lxc copy --refresh).
   struct Migration {
+    bool push = false;
     std::string operation;  // https://HOST:PORT/1.0/operations/ID
     std::map<std::string, std::string> secrets;
     std::string certificate;  // PEM
     bool live = false;
     bool instance_only = false;
+    bool refresh = false;
   };
   std::optional<Migration> migration;
 };

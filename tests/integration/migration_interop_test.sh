@@ -3,8 +3,8 @@
 # berthd host (h2) by the stock lxc client, both directions (lxd-protocol.md §4): a container with
 # two snapshots and a marker file owned by 1000:1000 arrives whole, with the right owners inside
 # it, its snapshots' content, and starts on the target; after a move the source is gone; a running
-# container copies with --stateless both ways. (berth's moves on such a bed: move_test, run on a
-# mixed bed as integration.mixed.move_test.)
+# container copies with --stateless both ways; moves in push and relay mode, both ways. (berth's
+# moves on such a bed: move_test, run on a mixed bed as integration.mixed.move_test.)
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -86,5 +86,17 @@ run l start h1:m4
 run l exec h1:m4 -- sh -c 'cat /root/marker; stat -c %u:%g /root/marker'
 assert_eq "one
 1000:1000" "$OUT" "the copy on LXD starts with the content and owners"
+
+# --- push and relay, both ways: whoever makes the websocket operation, the transfer is the same
+for mode in push relay; do
+    made_on h1 "l$mode"
+    run l move "h1:l$mode" "h2:l$mode" --mode "$mode"
+    assert_exit 0 "lxc move --mode $mode, LXD to berthd"
+    arrived 1 2 "l$mode"
+    run l stop "h2:l$mode" --force
+    run l move "h2:l$mode" "h1:l$mode" --mode "$mode"
+    assert_exit 0 "lxc move --mode $mode, berthd to LXD"
+    arrived 2 1 "l$mode"
+done
 
 finish
