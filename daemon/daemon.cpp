@@ -443,8 +443,8 @@ std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions o
   Impl* raw = impl.get();
   api::ServerIdentity identity{host_name(), *cert_pem, *fingerprint, [raw] { return raw->current_addresses(); }};
   impl->api = std::make_unique<api::Api>(*impl->db, impl->operations, impl->events, std::move(identity));
-  impl->migrations =
-      std::make_unique<api::Migrations>(*impl->instances, impl->operations, impl->api->sockets(), options.start_helper);
+  impl->migrations = std::make_unique<api::Migrations>(*impl->instances, *impl->pool, impl->operations,
+                                                       impl->api->sockets(), options.start_helper);
   impl->api->add_routes(
       [raw](api::Router& router) {
         api::add_instance_routes(

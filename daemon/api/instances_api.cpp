@@ -475,6 +475,7 @@ const std::vector<std::string>& instance_extensions() {
   // container_only_migration: `instance_only` of a copy (lxc copy --instance-only), here on one host.
   // snapshot_expiry_creation: `expires_at` of a new snapshot (lxc snapshot --no-expiry sends it).
   // container_push, container_push_target: migrations in push and relay mode (lxc copy --mode).
+  // container_incremental_copy: lxc copy --refresh.
   static const std::vector<std::string> list = {"storage",
                                                 "instances",
                                                 "container_full",
@@ -483,6 +484,7 @@ const std::vector<std::string>& instance_extensions() {
                                                 "container_only_migration",
                                                 "container_push",
                                                 "container_push_target",
+                                                "container_incremental_copy",
                                                 "snapshot_expiry_creation"};
   return list;
 }

@@ -1,13 +1,19 @@
 #include "daemon/api/migration_api.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
+#include <optional>
 #include <utility>
 
 #include <spdlog/spdlog.h>
 
 #include "daemon/api/response.hpp"
+#include "daemon/migration/btrfs_header.hpp"
+#include "daemon/migration/btrfs_transfer.hpp"
 #include "daemon/migration/protocol.hpp"
 #include "daemon/migration/transfer.hpp"
 #include "engine/util/time.hpp"
@@ -52,6 +58,8 @@ namespace {
 
 constexpr auto connect_timeout = std::chrono::seconds{10};  // as LXD waits for its channels
 constexpr auto answer_timeout = std::chrono::seconds{60};
+// A btrfs migration header: a few hundred bytes per snapshot.
+constexpr std::size_t header_limit = 16 * 1024 * 1024;
 // The last word after the last byte: the target stores the instance before it answers.
 constexpr auto outcome_timeout = std::chrono::minutes{10};
 constexpr const char* live_refused =
@@ -155,9 +163,9 @@ std::function<void(std::uint64_t)> progress_to(Operations& operations, std::func
 
 }  // namespace
 
-Migrations::Migrations(Instances& instances, Operations& operations, OperationSockets& sockets,
+Migrations::Migrations(Instances& instances, StoragePool& pool, Operations& operations, OperationSockets& sockets,
                        std::filesystem::path netcat)
-    : instances_(instances), operations_(operations), sockets_(sockets), netcat_(std::move(netcat)) {}
+    : instances_(instances), pool_(pool), operations_(operations), sockets_(sockets), netcat_(std::move(netcat)) {}
 
 std::shared_ptr<Migrations::Transfer> Migrations::track() {
   auto transfer = std::make_shared<Transfer>();
@@ -312,7 +320,17 @@ Result<void> Migrations::send_instance(const std::string& name, const std::strin
   auto sent = instances_.send(name, snapshot, request.instance_only, [&](const Outgoing& out) -> Result<void> {
     auto disk_map = idmap_from_json(out.disk_idmap);
     if (!disk_map) return disk_map.error();
-    mig::OfferInput input{out.running, mig::local_rsync_negotiates(), *disk_map, {}};
+    mig::OfferInput input;
+    input.running = out.running;
+    input.rsync_negotiates = mig::local_rsync_negotiates();
+    input.idmap = *disk_map;
+    // btrfs send/receive when the volume is all in one subvolume (one that holds others goes by
+    // rsync, which sees their files); a snapshot sent as an instance is one.
+    if (pool_.driver() == "btrfs") {
+      auto nested = snapshot.empty() ? pool_.has_nested_subvolumes(name) : Result<bool>(false);
+      if (!nested) spdlog::warn("migration: {} goes by rsync: {}", name, nested.error().message);
+      input.btrfs = nested && !*nested;
+    }
     for (const auto& snap : out.snapshots) input.snapshots.push_back(snapshot_info(snap));
     const auto offer = mig::make_offer(input);
     if (!control->send(mig::encode_header(offer), false)) {
@@ -334,7 +352,12 @@ Result<void> Migrations::send_instance(const std::string& name, const std::strin
       s.cancelled = &transfer->cancelled;
       return s;
     };
-    for (const auto& snap : agreed->snapshots) {
+    if (agreed->fs == mig::FsType::btrfs) {
+      if (auto streamed = send_btrfs(name, out, *agreed, *fs, session); !streamed) {
+        return explained(*control, streamed.error());
+      }
+    }
+    for (const auto& snap : agreed->fs == mig::FsType::btrfs ? std::vector<mig::SnapshotInfo>{} : agreed->snapshots) {
       const auto it = std::find_if(out.snapshots.begin(), out.snapshots.end(),
                                    [&](const Outgoing::Snapshot& s) { return s.name == snap.name; });
       if (it == out.snapshots.end()) {
@@ -345,8 +368,10 @@ Result<void> Migrations::send_instance(const std::string& name, const std::strin
         return explained(*control, done.error());
       }
     }
-    if (auto done = mig::send_tree(out.volume, agreed->features, *fs, session(name)); !done) {
-      return explained(*control, done.error());
+    if (agreed->fs == mig::FsType::rsync) {
+      if (auto done = mig::send_tree(out.volume, agreed->features, *fs, session(name)); !done) {
+        return explained(*control, done.error());
+      }
     }
     if (agreed->final_sync) {
       // The container ran during the first pass: the last one sees it frozen, so the target gets
@@ -392,9 +417,6 @@ http::Response Migrations::target(CreateRequest request, const nlohmann::json& b
                           "Live migration needs CRIU, which berthd lacks: copy or move the instance stopped, or "
                           "running with --stateless");
   }
-  if (migration.refresh) {
-    return error_response(400, "berthd cannot refresh an instance from another host yet (lxc copy --refresh)");
-  }
   std::string architecture = body.contains("architecture") && body["architecture"].is_string()
                                  ? body["architecture"].get<std::string>()
                                  : std::string{};
@@ -403,7 +425,16 @@ http::Response Migrations::target(CreateRequest request, const nlohmann::json& b
     if (!id) return error_response(400, "Unknown architecture: " + architecture);
     architecture = *mig::architecture_name(*id);
   }
-  if (auto ok = instances_.check_arrival(request.name, request.profiles); !ok) return error_response(ok.error());
+  if (migration.refresh && instances_.writable(request.name)) {
+    // Its files are rewritten as they arrive, owned as the source's: a running container would see
+    // them under the wrong owners until it restarts.
+    if (instances_.active(request.name)) {
+      return error_response(400, "Instance \"" + request.name +
+                                     "\" is running: stop it before refreshing it (lxc stop), then copy again");
+    }
+  } else if (auto ok = instances_.check_arrival(request.name, request.profiles); !ok) {
+    return error_response(ok.error());
+  }
   if (!migration.push) {
     if (auto fp = lxd::fingerprint_of_pem(migration.certificate); !fp) {
       return error_response(400, "source.certificate is not a certificate: " + fp.error().message);
@@ -459,9 +490,26 @@ Result<void> Migrations::receive_instance(const CreateRequest& request, const st
   if (!offer_bytes) return fail(offer_bytes.error(), false);
   auto offer = mig::decode_header(*offer_bytes);
   if (!offer) return fail(offer.error(), true);
+
+  // A refresh of an instance this host has (else, as LXD, a plain copy).
+  const bool refresh = migration.refresh && static_cast<bool>(instances_.writable(request.name));
+  mig::SinkInput input;
+  input.live = migration.live;
+  // A refresh goes by rsync, which compares each file with what is here: only what changed since
+  // the last copy crosses. A btrfs stream would be incremental against the newest snapshot both
+  // have, and carry every change since that snapshot (all of the volume when there is none).
+  input.btrfs = pool_.driver() == "btrfs" && !refresh;
+  if (refresh) {
+    auto local = local_snapshots(request.name);
+    if (!local) return fail(local.error(), true);
+    input.refresh = std::move(*local);
+  }
   // An offer berthd cannot take closes the channels without a word, as LXD's sink does.
-  auto answer = mig::answer_offer(*offer, migration.live);
+  auto answer = mig::answer_offer(*offer, input);
   if (!answer) return fail(answer.error(), false);
+  for (const auto& snap : answer->drop) {
+    if (auto dropped = instances_.remove_snapshot(request.name, snap); !dropped) return fail(dropped.error(), true);
+  }
   if (!control->send(mig::encode_header(answer->response), false)) {
     return fail(make_error(ErrorKind::connect, "the source closed the connection before the answer"), false);
   }
@@ -483,9 +531,19 @@ Result<void> Migrations::receive_instance(const CreateRequest& request, const st
     s.cancelled = &transfer->cancelled;
     return s;
   };
-  spdlog::info("migration: receiving {} ({})", request.name,
-               migration.push ? "pushed to operation " + transfer->operation() : "from " + migration.operation);
-  auto received = instances_.receive(arrival, [&](const std::filesystem::path& volume, std::size_t i) -> Result<void> {
+  spdlog::info("migration: {} {} ({}, by {})", refresh ? "refreshing" : "receiving", request.name,
+               migration.push ? "pushed to operation " + transfer->operation() : "from " + migration.operation,
+               agreed.fs == mig::FsType::btrfs ? "btrfs send/receive" : "rsync");
+  std::optional<StoragePool::Staging> staging;
+  if (agreed.fs == mig::FsType::btrfs) {
+    auto made = pool_.staging();
+    if (!made) return fail(made.error(), true);
+    staging.emplace(std::move(*made));
+    auto received = receive_btrfs(arrival, *offer, agreed, *staging, *fs, session);
+    if (!received) return fail(explained(*control, received.error()), true);
+    arrival.received = std::move(*received);
+  }
+  const auto fill = [&](const std::filesystem::path& volume, std::size_t i) -> Result<void> {
     const bool main = i == agreed.snapshots.size();
     const auto what = main ? request.name : request.name + "/" + agreed.snapshots[i].name;
     if (auto done = mig::receive_tree(volume, agreed.features, *fs, session(what)); !done) {
@@ -497,7 +555,8 @@ Result<void> Migrations::receive_instance(const CreateRequest& request, const st
       }
     }
     return {};
-  });
+  };
+  auto received = refresh ? instances_.refresh(arrival, fill) : instances_.receive(arrival, fill);
   if (!received) return fail(received.error(), true);
   control->send(mig::encode_control({true, ""}), false);
   // The close frame follows the success message; its answer says both arrived.
@@ -507,8 +566,128 @@ Result<void> Migrations::receive_instance(const CreateRequest& request, const st
     if (m.kind == Kind::closed || m.kind == Kind::timeout) break;
   }
   transfer->close_channels();
-  spdlog::info("migration: {} received", request.name);
+  spdlog::info("migration: {} {}", request.name, refresh ? "refreshed" : "received");
   return {};
+}
+
+Result<std::vector<mig::SinkInput::Local>> Migrations::local_snapshots(const std::string& name) const {
+  auto names = instances_.snapshot_names(name);
+  if (!names) return names.error();
+  std::vector<mig::SinkInput::Local> out;
+  for (const auto& snap : *names) {
+    auto doc = instances_.render_snapshot(name, snap);
+    if (!doc) return doc.error();
+    out.push_back({snap, unix_seconds(*doc, "created_at")});
+  }
+  return out;
+}
+
+Result<void> Migrations::send_btrfs(const std::string& name, const Outgoing& out, const mig::Agreement& agreed,
+                                    http::MessageChannel& fs,
+                                    const std::function<mig::Session(const std::string&)>& session) {
+  // The header: each snapshot by the identity the sink knows it by, then the volume.
+  std::vector<mig::BtrfsSubvolume> header;
+  std::vector<std::string> all;
+  for (const auto& snap : out.snapshots) {
+    auto info = pool_.subvolume_info(snap.path);
+    if (!info) return info.error();
+    header.push_back({"/", snap.name, true, info->identity()});
+    all.push_back(snap.name);
+  }
+  auto volume_info = pool_.subvolume_info(out.volume);
+  if (!volume_info) return volume_info.error();
+  header.push_back({"/", "", false, volume_info->identity()});
+  if (agreed.btrfs.migration_header) {
+    if (auto sent = mig::send_document(mig::encode_btrfs_header(header), fs); !sent) return sent;
+  }
+  std::vector<std::string> sent_names;
+  for (const auto& s : agreed.snapshots) sent_names.push_back(s.name);
+  if (agreed.refresh && agreed.btrfs.header_subvolume_uuids) {
+    // The sink names the subvolumes it lacks.
+    auto text = mig::receive_document(fs, header_limit, answer_timeout);
+    if (!text) return text.error();
+    auto wanted = mig::decode_btrfs_header(*text);
+    if (!wanted) return wanted.error();
+    sent_names.clear();
+    for (const auto& w : *wanted) {
+      if (w.snapshot.empty()) continue;
+      if (std::find(all.begin(), all.end(), w.snapshot) == all.end()) {
+        return make_error(ErrorKind::protocol,
+                          "the target asks for snapshot " + w.snapshot + ", which " + name + " does not have");
+      }
+      sent_names.push_back(w.snapshot);
+    }
+  }
+  auto staging = pool_.staging();
+  if (!staging) return staging.error();
+  // btrfs send reads a read-only subvolume: the volume's, taken now (one sent as an instance is
+  // a snapshot already).
+  std::filesystem::path volume = out.volume;
+  if (!volume_info->readonly) {
+    volume = staging->path() / "volume";
+    if (auto copied = pool_.readonly_copy(name, volume); !copied) return copied;
+  }
+  const auto path_of = [&](const std::string& snap) -> std::filesystem::path {
+    if (snap.empty()) return {};
+    const auto it = std::find_if(out.snapshots.begin(), out.snapshots.end(),
+                                 [&](const Outgoing::Snapshot& s) { return s.name == snap; });
+    return it == out.snapshots.end() ? std::filesystem::path{} : it->path;
+  };
+  for (const auto& step : mig::btrfs_send_plan(all, sent_names, agreed.refresh)) {
+    const auto what = step.snapshot.empty() ? name : name + "/" + step.snapshot;
+    const auto source = step.snapshot.empty() ? volume : path_of(step.snapshot);
+    if (auto sent = mig::send_subvolume(source, path_of(step.parent), fs, session(what)); !sent) return sent;
+  }
+  return {};
+}
+
+Result<std::vector<std::filesystem::path>> Migrations::receive_btrfs(
+    Arrival& arrival, const mig::Header& offer, const mig::Agreement& agreed, const StoragePool::Staging& staging,
+    http::MessageChannel& fs, const std::function<mig::Session(const std::string&)>& session) {
+  const auto& name = arrival.request.name;
+  std::vector<mig::BtrfsSubvolume> header;
+  if (agreed.btrfs.migration_header) {
+    auto text = mig::receive_document(fs, header_limit, answer_timeout);
+    if (!text) return text.error();
+    auto decoded = mig::decode_btrfs_header(*text);
+    if (!decoded) return decoded.error();
+    header = std::move(*decoded);
+  } else {
+    // An LXD without the header: each snapshot's subvolume, then the volume's.
+    for (const auto& s : agreed.snapshots) header.push_back({"/", s.name, true, ""});
+    header.push_back({"/", "", false, ""});
+  }
+  // The snapshots that come, in the header's order: those agreed.
+  std::vector<std::string> coming;
+  for (const auto& h : header) {
+    if (h.snapshot.empty()) continue;
+    const bool agreed_one = std::any_of(agreed.snapshots.begin(), agreed.snapshots.end(),
+                                        [&](const mig::SnapshotInfo& s) { return s.name == h.snapshot; });
+    if (agreed_one) coming.push_back(h.snapshot);
+  }
+  // Their documents, from the offer.
+  arrival.snapshots.clear();
+  for (const auto& snap : coming) {
+    const auto it = std::find_if(offer.snapshots.begin(), offer.snapshots.end(),
+                                 [&](const mig::SnapshotInfo& s) { return s.name == snap; });
+    if (it == offer.snapshots.end()) {
+      return make_error(ErrorKind::protocol,
+                        "the source's btrfs header names snapshot " + snap + ", which it did not offer");
+    }
+    arrival.snapshots.emplace_back(snap, snapshot_doc(*it, arrival.request, arrival.architecture));
+  }
+  std::vector<std::filesystem::path> received;
+  for (std::size_t i = 0; i <= coming.size(); ++i) {
+    const bool main = i == coming.size();
+    const auto dir = staging.path() / std::to_string(i);
+    if (::mkdir(dir.c_str(), 0700) != 0) {
+      return make_error(ErrorKind::io, "cannot create " + dir.string() + ": " + std::strerror(errno));
+    }
+    auto subvolume = mig::receive_subvolume(dir, fs, session(main ? name : name + "/" + coming[i]));
+    if (!subvolume) return subvolume.error();
+    received.push_back(std::move(*subvolume));
+  }
+  return received;
 }
 
 }  // namespace berth::daemon::api

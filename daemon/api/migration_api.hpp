@@ -37,7 +37,10 @@
 #include "daemon/api/operation_sockets.hpp"
 #include "daemon/api/requests.hpp"
 #include "daemon/instances/instances.hpp"
+#include "daemon/migration/protocol.hpp"
+#include "daemon/migration/transfer.hpp"
 #include "daemon/operations/operations.hpp"
+#include "daemon/storage/pool.hpp"
 #include "http/server.hpp"
 
 namespace berth::daemon::api {
@@ -45,7 +48,8 @@ namespace berth::daemon::api {
 class Migrations {
  public:
   // `netcat`: the executable that answers "netcat FD" (berthd-helper or berthd).
-  Migrations(Instances& instances, Operations& operations, OperationSockets& sockets, std::filesystem::path netcat);
+  Migrations(Instances& instances, StoragePool& pool, Operations& operations, OperationSockets& sockets,
+             std::filesystem::path netcat);
   ~Migrations() { stop(); }
   Migrations(const Migrations&) = delete;
   Migrations& operator=(const Migrations&) = delete;
@@ -76,9 +80,20 @@ class Migrations {
                              const MigrationSourceRequest& request, const std::shared_ptr<Transfer>& transfer);
   Result<void> receive_instance(const CreateRequest& request, const std::string& architecture,
                                 const std::shared_ptr<Transfer>& transfer);
+  // A refreshed instance's snapshots, with their creation times.
+  Result<std::vector<migration::SinkInput::Local>> local_snapshots(const std::string& name) const;
+  // The btrfs streams of each end (after the answer agreed to them).
+  Result<void> send_btrfs(const std::string& name, const Outgoing& out, const migration::Agreement& agreed,
+                          http::MessageChannel& fs,
+                          const std::function<migration::Session(const std::string&)>& session);
+  Result<std::vector<std::filesystem::path>> receive_btrfs(
+      Arrival& arrival, const migration::Header& offer, const migration::Agreement& agreed,
+      const StoragePool::Staging& staging, http::MessageChannel& fs,
+      const std::function<migration::Session(const std::string&)>& session);
   std::shared_ptr<Transfer> track();
 
   Instances& instances_;
+  StoragePool& pool_;
   Operations& operations_;
   OperationSockets& sockets_;
   std::filesystem::path netcat_;

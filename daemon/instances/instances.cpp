@@ -456,9 +456,13 @@ Result<CreateRequest> Instances::check_create(const nlohmann::json& body) const 
       body["type"] != "container") {
     return make_error(ErrorKind::invalid_argument, "Instance type not supported: " + body["type"].get<std::string>());
   }
+  // A refresh (source.refresh, lxc copy --refresh) brings one that exists up to date.
+  const auto& source_doc = body.contains("source") ? body["source"] : nlohmann::json();
+  const bool refresh = source_doc.is_object() && source_doc.value("type", nlohmann::json()) == "migration" &&
+                       source_doc.value("refresh", nlohmann::json()) == true;
   if (auto existing = db_.document(DocumentKind::instance, r.name); !existing) {
     return existing.error();
-  } else if (existing->has_value()) {
+  } else if (existing->has_value() && !refresh) {
     return make_error(ErrorKind::conflict, "Instance \"" + r.name + "\" already exists");
   }
   auto config = read_string_map(body.value("config", nlohmann::json(nullptr)), "config");
@@ -967,16 +971,26 @@ Result<void> Instances::receive(const Arrival& arrival,
   for (const auto& [snap, doc] : arrival.snapshots) {
     if (auto ok = check_snapshot_name(snap); !ok) return ok;
   }
+  const bool adopting = !arrival.received.empty();
+  if (adopting && arrival.received.size() != arrival.snapshots.size() + 1) {
+    return make_error(ErrorKind::protocol, "a migration received " + std::to_string(arrival.received.size()) +
+                                               " subvolumes for " + std::to_string(arrival.snapshots.size()) +
+                                               " snapshots and a volume");
+  }
   if (auto noted = note_pending(request.name, "create"); !noted) return noted;
   Reverter revert;
   revert.add([&] { log_undo(db_.change({{Op::remove, DocumentKind::pending, request.name, {}, {}}}), "the journal"); });
-  if (auto made = pool_.create_volume(request.name); !made) return made.error();
+  if (auto made =
+          adopting ? pool_.adopt_volume(request.name, arrival.received.back()) : pool_.create_volume(request.name);
+      !made) {
+    return made.error();
+  }
   revert.add([&] { log_undo(pool_.delete_volume(request.name), "the arriving volume"); });
   const auto volume = pool_.volume_path(request.name);
 
   // The base image first, owned as the files will arrive, so that rsync sends only what differs.
   bool prefilled = false;
-  if (!request.image.empty()) {
+  if (!request.image.empty() && !adopting) {
     auto image = db_.document(DocumentKind::image, request.image);
     if (image && image->has_value()) {
       ImageStore::IdShift shift;
@@ -1001,28 +1015,8 @@ Result<void> Instances::receive(const Arrival& arrival,
   }
   spdlog::info("instances: receiving {} ({} snapshots{})", request.name, arrival.snapshots.size(),
                prefilled ? ", pre-filled from its base image" : "");
-  // Whatever the source's volume directory was, this one is berthd's (root's, 0711).
-  const auto own_volume = [&]() -> Result<void> {
-    std::error_code ec;
-    std::filesystem::permissions(volume, static_cast<std::filesystem::perms>(0711), ec);
-    if (ec || ::chown(volume.c_str(), 0, 0) != 0) {
-      return make_error(ErrorKind::io, "cannot set the owner and mode of " + volume.string());
-    }
-    return {};
-  };
-
   std::vector<DocumentChange> changes;
-  for (std::size_t i = 0; i < arrival.snapshots.size(); ++i) {
-    const auto& [snap, snap_doc] = arrival.snapshots[i];
-    if (auto filled = fill(volume, i); !filled) return filled;
-    if (auto owned = own_volume(); !owned) return owned;
-    if (auto made = pool_.create_snapshot(request.name, snap); !made) return made;
-    auto doc = snap_doc;
-    doc["config"]["volatile.last_state.idmap"] = arrival.disk_idmap;  // how its files are owned
-    changes.push_back({Op::insert, DocumentKind::snapshot, request.name + "/" + snap, doc, {}});
-  }
-  if (auto filled = fill(volume, arrival.snapshots.size()); !filled) return filled;
-  if (auto owned = own_volume(); !owned) return owned;
+  if (auto made = arrive_snapshots(arrival, fill, changes); !made) return made;
 
   StringMap config = request.config;
   const bool privileged = config_true(config, "security.privileged");
@@ -1045,6 +1039,75 @@ Result<void> Instances::receive(const Arrival& arrival,
   changes.insert(changes.begin(), {{Op::insert, DocumentKind::instance, request.name, doc, {}},
                                    {Op::remove, DocumentKind::pending, request.name, {}, {}}});
   if (auto done = define_and_store(request.name, doc, changes); !done) return done;
+  revert.success();
+  return {};
+}
+
+Result<void> Instances::arrive_snapshots(
+    const Arrival& arrival, const std::function<Result<void>(const std::filesystem::path&, std::size_t)>& fill,
+    std::vector<DocumentChange>& changes) {
+  const auto& name = arrival.request.name;
+  const auto volume = pool_.volume_path(name);
+  // Whatever the source's volume directory was, this one is berthd's (root's, 0711).
+  const auto own_volume = [&]() -> Result<void> {
+    std::error_code ec;
+    std::filesystem::permissions(volume, static_cast<std::filesystem::perms>(0711), ec);
+    if (ec || ::chown(volume.c_str(), 0, 0) != 0) {
+      return make_error(ErrorKind::io, "cannot set the owner and mode of " + volume.string());
+    }
+    return {};
+  };
+  const bool adopting = !arrival.received.empty();
+  for (std::size_t i = 0; i < arrival.snapshots.size(); ++i) {
+    const auto& [snap, snap_doc] = arrival.snapshots[i];
+    if (adopting) {
+      if (auto made = pool_.adopt_snapshot(name, snap, arrival.received[i]); !made) return made;
+    } else {
+      if (auto filled = fill(volume, i); !filled) return filled;
+      if (auto owned = own_volume(); !owned) return owned;
+      if (auto made = pool_.create_snapshot(name, snap); !made) return made;
+    }
+    auto doc = snap_doc;
+    doc["config"]["volatile.last_state.idmap"] = arrival.disk_idmap;  // how its files are owned
+    changes.push_back({Op::insert, DocumentKind::snapshot, name + "/" + snap, doc, {}});
+  }
+  if (adopting) return {};
+  if (auto filled = fill(volume, arrival.snapshots.size()); !filled) return filled;
+  return own_volume();
+}
+
+Result<void> Instances::refresh(const Arrival& arrival,
+                                const std::function<Result<void>(const std::filesystem::path&, std::size_t)>& fill) {
+  const auto& name = arrival.request.name;
+  auto guard = lock(name);
+  auto doc = load(name);
+  if (!doc) return doc.error();
+  if (auto disk_map = idmap_from_json(arrival.disk_idmap); !disk_map) return disk_map.error();
+  if (!arrival.received.empty()) {
+    return make_error(ErrorKind::protocol, "a refresh is written in place: it takes no received subvolumes");
+  }
+  for (const auto& [snap, snap_doc] : arrival.snapshots) {
+    if (auto ok = check_snapshot_name(snap); !ok) return ok;
+    auto existing = db_.document(DocumentKind::snapshot, name + "/" + snap);
+    if (!existing) return existing.error();
+    if (existing->has_value()) {
+      return make_error(ErrorKind::conflict, "Snapshot \"" + name + "/" + snap + "\" already exists");
+    }
+  }
+  spdlog::info("instances: refreshing {} ({} snapshots arrive)", name, arrival.snapshots.size());
+  Reverter revert;
+  revert.add([&] {
+    for (const auto& [snap, snap_doc] : arrival.snapshots) {
+      const auto gone = pool_.delete_snapshot(name, snap);
+      if (!gone && gone.error().kind != ErrorKind::not_found) log_undo(gone, "an arriving snapshot");
+    }
+  });
+  std::vector<DocumentChange> changes;
+  if (auto made = arrive_snapshots(arrival, fill, changes); !made) return made;
+  auto next = *doc;
+  next["config"]["volatile.last_state.idmap"] = arrival.disk_idmap;  // the next start shifts from there
+  changes.insert(changes.begin(), {Op::replace, DocumentKind::instance, name, next, {}});
+  if (auto stored = db_.change(changes); !stored) return stored;
   revert.success();
   return {};
 }

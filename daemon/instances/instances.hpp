@@ -114,6 +114,9 @@ struct Arrival {
   // Oldest first, each with its document's fields (config, devices, profiles, ephemeral, stateful,
   // description, created_at, last_used_at, expires_at).
   std::vector<std::pair<std::string, nlohmann::json>> snapshots;
+  // What btrfs receive made (StoragePool::Staging): one subvolume per snapshot, in order, then the
+  // volume. Empty: the volume is written in place (`fill`).
+  std::vector<std::filesystem::path> received;
 };
 
 class Instances {
@@ -140,6 +143,8 @@ class Instances {
   [[nodiscard]] Result<nlohmann::json> writable(const std::string& name) const;
 
   // ---- checks made before an operation starts (so the client gets a 400/404/409 at once) ----
+  // 409 when the instance exists, unless the body asks for a refresh (a migration source with
+  // refresh: true, lxc copy --refresh).
   [[nodiscard]] Result<CreateRequest> check_create(const nlohmann::json& body) const;
   [[nodiscard]] Result<StateChange> check_state_change(const std::string& name, const nlohmann::json& body) const;
 
@@ -177,6 +182,13 @@ class Instances {
   // the instance itself. It is journalled like a create: a failure, or a crash of berthd, leaves
   // no volume, snapshot, config or record behind.
   [[nodiscard]] Result<void> receive(
+      const Arrival& arrival, const std::function<Result<void>(const std::filesystem::path&, std::size_t)>& fill);
+  // Brings the existing instance `arrival` names up to date (lxc copy --refresh): `fill` writes
+  // each arriving snapshot into the volume, which then becomes that snapshot, as receive() does,
+  // then the volume; its files are then owned as arrival.disk_idmap says, which its config records. Its own config is
+  // left to the client (lxc sends a PUT after). A failure removes the snapshots it made; the volume keeps what rsync
+  // wrote (each file whole, old or new: a second refresh finishes it).
+  [[nodiscard]] Result<void> refresh(
       const Arrival& arrival, const std::function<Result<void>(const std::filesystem::path&, std::size_t)>& fill);
   // Whether an instance of that name can arrive: 409 when one exists, 404 for an unknown profile.
   [[nodiscard]] Result<void> check_arrival(const std::string& name, const std::vector<std::string>& profiles) const;
@@ -229,6 +241,11 @@ class Instances {
   [[nodiscard]] Result<std::string> next_snapshot_name(const std::string& name) const;
 
  private:
+  // The arriving snapshots (written by `fill` and snapshotted, or adopted from what btrfs
+  // received) and, for `fill`, the volume; their documents are added to `changes`.
+  [[nodiscard]] Result<void> arrive_snapshots(
+      const Arrival& arrival, const std::function<Result<void>(const std::filesystem::path&, std::size_t)>& fill,
+      std::vector<DocumentChange>& changes);
   [[nodiscard]] Result<nlohmann::json> load(const std::string& name) const;
   [[nodiscard]] nlohmann::json writable_of(const nlohmann::json& doc) const;
   using Profiles = std::map<std::string, nlohmann::json>;  // profile name -> its stored document

@@ -1,5 +1,6 @@
 #include "daemon/migration/protocol.hpp"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <limits>
@@ -72,6 +73,19 @@ void put_features(const RsyncFeatures& f, wire::rsyncFeatures* out) {
   out->set_compress(f.compress);
   if (f.negotiation) out->set_berthd_negotiation(true);
   out->set_bidirectional(f.bidirectional);
+}
+
+void put_btrfs_features(const BtrfsFeatures& f, wire::btrfsFeatures* out) {
+  out->set_migration_header(f.migration_header);
+  out->set_header_subvolumes(f.header_subvolumes);
+  out->set_header_subvolume_uuids(f.header_subvolume_uuids);
+}
+
+// The btrfs features both sides have.
+BtrfsFeatures common_btrfs(const BtrfsFeatures& theirs) {
+  return {theirs.migration_header && berthd_btrfs_features.migration_header,
+          theirs.header_subvolumes && berthd_btrfs_features.header_subvolumes,
+          theirs.header_subvolume_uuids && berthd_btrfs_features.header_subvolume_uuids};
 }
 
 // The features a side goes by, from what the other side sent (MatchTypes): a peer without
@@ -150,6 +164,7 @@ std::string encode_header(const Header& h) {
   }
   if (h.predump) m.set_predump(true);
   if (h.rsync_features) put_features(*h.rsync_features, m.mutable_rsyncfeatures());
+  if (h.btrfs_features) put_btrfs_features(*h.btrfs_features, m.mutable_btrfsfeatures());
   m.set_refresh(h.refresh);
   m.set_indexheaderversion(h.index_header_version);
   return m.SerializeAsString();
@@ -199,6 +214,10 @@ Result<Header> decode_header(std::string_view bytes) {
     const auto& f = m.rsyncfeatures();
     h.rsync_features = RsyncFeatures{f.xattrs(), f.delete_(), f.compress(), f.bidirectional(), f.berthd_negotiation()};
   }
+  if (m.has_btrfsfeatures()) {
+    const auto& f = m.btrfsfeatures();
+    h.btrfs_features = BtrfsFeatures{f.migration_header(), f.header_subvolumes(), f.header_subvolume_uuids()};
+  }
   h.predump = m.predump();
   h.refresh = m.refresh();
   h.index_header_version = m.indexheaderversion();
@@ -223,18 +242,19 @@ Result<Control> decode_control(std::string_view bytes) {
 
 Header make_offer(const OfferInput& input) {
   Header h;
-  h.fs = FsType::rsync;
+  h.fs = input.btrfs ? FsType::btrfs : FsType::rsync;
   if (input.running) h.criu = Criu::none;
   h.idmap = input.idmap;
   h.snapshots = input.snapshots;
   h.rsync_features = berthd_rsync_features;
   h.rsync_features->negotiation = input.rsync_negotiates;
+  if (input.btrfs) h.btrfs_features = berthd_btrfs_features;
   h.index_header_version = 0;
   return h;
 }
 
-Result<SinkAnswer> answer_offer(const Header& offer, bool live) {
-  if (live || (offer.criu && *offer.criu != Criu::none)) {
+Result<SinkAnswer> answer_offer(const Header& offer, const SinkInput& input) {
+  if (input.live || (offer.criu && *offer.criu != Criu::none)) {
     return invalid(
         "live migration is not supported: berthd has no CRIU (move the container stopped, or with "
         "--stateless)");
@@ -242,38 +262,67 @@ Result<SinkAnswer> answer_offer(const Header& offer, bool live) {
   if (offer.fs == FsType::block_and_rsync) {
     return invalid("the source offers a virtual machine's block volume; berthd runs containers only");
   }
-  // Whatever the offered type, rsync is its fallback for a container's filesystem volume (§4.3).
-  if (!offer.rsync_features) {
-    return invalid("no matching migration types found: the source offers " + fs_name(offer.fs) +
-                   " without rsync, and berthd moves containers with rsync");
-  }
   SinkAnswer out;
-  out.agreement.features = agreed_features(*offer.rsync_features);
-  out.agreement.snapshots = offer.snapshots;
-  out.agreement.final_sync = offer.criu == Criu::none;
+  Agreement& a = out.agreement;
+  // btrfs when both have it (and, for a refresh, both compare UUIDs: LXD's MatchTypes skips it
+  // otherwise); else rsync, every type's fallback for a container's filesystem volume (§4.3).
+  if (offer.fs == FsType::btrfs && input.btrfs) {
+    a.btrfs = common_btrfs(offer.btrfs_features.value_or(BtrfsFeatures{}));
+    if (!input.refresh || a.btrfs.header_subvolume_uuids) a.fs = FsType::btrfs;
+  }
+  if (a.fs == FsType::rsync && !offer.rsync_features) {
+    return invalid("no matching migration types found: the source offers " + fs_name(offer.fs) +
+                   " without rsync, and berthd " + (input.btrfs ? "cannot take it" : "moves containers with rsync"));
+  }
+  a.features = agreed_features(offer.rsync_features.value_or(RsyncFeatures{}));
+  a.final_sync = a.fs == FsType::rsync && offer.criu == Criu::none;
+  a.refresh = input.refresh.has_value();
+  a.snapshots = offer.snapshots;
+  if (input.refresh) {
+    // LXD's CompareSnapshots: a snapshot is the same on both sides when its name and creation
+    // time are.
+    const auto same = [](const std::optional<std::int64_t>& x, const std::optional<std::int64_t>& y) {
+      return x.value_or(0) == y.value_or(0);
+    };
+    std::vector<SnapshotInfo> wanted;
+    for (const auto& s : offer.snapshots) {
+      const auto it = std::find_if(input.refresh->begin(), input.refresh->end(),
+                                   [&](const SinkInput::Local& l) { return l.name == s.name; });
+      if (it == input.refresh->end() || !same(it->created, s.created)) wanted.push_back(s);
+    }
+    for (const auto& l : *input.refresh) {
+      const auto it = std::find_if(offer.snapshots.begin(), offer.snapshots.end(),
+                                   [&](const SnapshotInfo& s) { return s.name == l.name; });
+      if (it == offer.snapshots.end() || !same(it->created, l.created)) out.drop.push_back(l.name);
+    }
+    a.snapshots = std::move(wanted);
+  }
   Header& r = out.response;
-  r.fs = FsType::rsync;
+  r.fs = a.fs;
   r.criu = offer.criu;  // none when offered, else unset
-  r.snapshots = offer.snapshots;
+  r.snapshots = a.snapshots;
   // The answer carries what this side has: all four, bidirectional saying it is no LXD 3.7.
-  r.rsync_features = out.agreement.features;
+  r.rsync_features = a.features;
   r.rsync_features->bidirectional = true;
+  if (a.fs == FsType::btrfs) r.btrfs_features = a.btrfs;
   r.predump = offer.predump;
-  r.refresh = false;
+  r.refresh = a.refresh;
   r.index_header_version = 0;  // no index header (LXD honours 0 in both directions)
   return out;
 }
 
 Result<Agreement> read_answer(const Header& offer, const Header& response) {
-  if (response.fs != FsType::rsync) {
-    return invalid("the target answered with the " + fs_name(response.fs) +
-                   " transfer, which was not offered (berthd offers rsync)");
+  if (response.fs != FsType::rsync && response.fs != offer.fs) {
+    return invalid("the target answered with the " + fs_name(response.fs) + " transfer, which was not offered (" +
+                   fs_name(offer.fs) + " and rsync were)");
   }
   if (response.criu && *response.criu != Criu::none) {
     return invalid("the target asks for a live migration; berthd has no CRIU");
   }
   Agreement a;
+  a.fs = response.fs;
   a.features = agreed_features(response.rsync_features.value_or(RsyncFeatures{}));
+  if (a.fs == FsType::btrfs) a.btrfs = common_btrfs(response.btrfs_features.value_or(BtrfsFeatures{}));
   // The snapshots the answer names, in its order, as the source holds them (a refresh asks for fewer).
   for (const auto& wanted : response.snapshots) {
     bool found = false;
@@ -285,7 +334,8 @@ Result<Agreement> read_answer(const Header& offer, const Header& response) {
     }
     if (!found) return invalid("the target asks for snapshot " + wanted.name + ", which was not offered");
   }
-  a.final_sync = offer.criu == Criu::none && response.criu == Criu::none;
+  a.final_sync = a.fs == FsType::rsync && offer.criu == Criu::none && response.criu == Criu::none;
+  a.refresh = response.refresh;
   return a;
 }
 

@@ -4,9 +4,9 @@
 // and the rsync command lines of the fs channel (§4.4 c). Pure: no I/O; the protobuf encoding
 // (daemon/migration/migrate.proto) stays inside protocol.cpp.
 //
-// berthd moves containers with rsync only (dir and btrfs pools alike; btrfs send/receive comes
-// later), never live (no CRIU), and without the index header (it offers and answers version 0,
-// which LXD honours in both directions).
+// berthd moves containers with rsync, or with btrfs send/receive when both pools are btrfs
+// (docs/migration.md), never live (no CRIU), and without the index header (it offers and
+// answers version 0, which LXD honours in both directions).
 
 #include <cstdint>
 #include <filesystem>
@@ -51,6 +51,19 @@ inline constexpr RsyncFeatures lxd_rsync_features{true, true, true, true, false}
 // `negotiation` is set in an offer only when the local rsync can (OfferInput).
 inline constexpr RsyncFeatures berthd_rsync_features{true, true, false, true, true};
 
+// btrfsFeatures, as LXD names them: the source sends a JSON header of the subvolumes before the
+// streams (migration_header); the volume's nested subvolumes travel too (header_subvolumes); the
+// header carries each subvolume's UUID, which a refresh compares (header_subvolume_uuids).
+struct BtrfsFeatures {
+  bool migration_header = false;
+  bool header_subvolumes = false;
+  bool header_subvolume_uuids = false;
+
+  friend bool operator==(const BtrfsFeatures&, const BtrfsFeatures&) = default;
+};
+// What berthd offers and accepts: not nested subvolumes (a volume that holds some goes by rsync).
+inline constexpr BtrfsFeatures berthd_btrfs_features{true, false, true};
+
 // One snapshot as the header carries it: its own (not expanded) config, devices and profiles.
 struct SnapshotInfo {
   std::string name;
@@ -77,6 +90,7 @@ struct Header {
   // names only: each snapshot then has just its name here.
   std::vector<SnapshotInfo> snapshots;
   std::optional<RsyncFeatures> rsync_features;
+  std::optional<BtrfsFeatures> btrfs_features;
   bool predump = false;
   bool refresh = false;
   std::uint32_t index_header_version = 0;
@@ -98,13 +112,16 @@ struct Control {
 [[nodiscard]] std::string encode_control(const Control& control);
 [[nodiscard]] Result<Control> decode_control(std::string_view bytes);
 
-// The source's offer for a container: RSYNC with berthd's features, no index header; `criu` none when
-// it runs (moved stateless: a final sync follows), unset when stopped; no snapshots when the
-// request was instance-only.
+// The source's offer for a container: btrfs when its volume can go so (the rsync features as the
+// fallback), else rsync, with berthd's features and no index header; `criu` none when it runs
+// (moved stateless: an rsync transfer then syncs the volume a second time), unset when stopped;
+// no snapshots when the request was instance-only.
 struct OfferInput {
   bool running = false;
   // The local rsync negotiates (rsync_negotiates): the offer says so.
   bool rsync_negotiates = false;
+  // The volume and its snapshots are btrfs subvolumes without nested ones.
+  bool btrfs = false;
   Idmap idmap;
   std::vector<SnapshotInfo> snapshots;
 };
@@ -112,22 +129,44 @@ struct OfferInput {
 
 // What both sides go by once the sink has answered.
 struct Agreement {
+  FsType fs = FsType::rsync;  // rsync or btrfs
   RsyncFeatures features;
-  // The snapshots that travel, in this order (one rsync session each), before the volume.
+  BtrfsFeatures btrfs;  // when fs is btrfs
+  // The snapshots that travel, in this order (one rsync session or btrfs stream each), before the
+  // volume. A btrfs refresh narrows them once more by UUID (btrfs_header.hpp).
   std::vector<SnapshotInfo> snapshots;
-  // The volume travels twice: the source ran while it was sent (the offer's and answer's criu are none).
+  // The volume travels twice: the source ran while it was sent (the offer's and answer's criu are
+  // none) and it goes by rsync (a btrfs stream is of a read-only snapshot: once is enough).
   bool final_sync = false;
+  // The sink brings an instance it has up to date (lxc copy --refresh).
+  bool refresh = false;
 };
 
-// The sink's answer to an offer (`response`) and what it agrees to. An offer it cannot take is an
-// error saying why: a live migration (criu other than none: berthd has no CRIU; `live` is the
-// sink's own request asking for one), a VM's block volume, no rsync features where rsync is the
-// only way berthd has.
+// What the sink knows of itself.
+struct SinkInput {
+  bool live = false;   // its request asks for a live migration
+  bool btrfs = false;  // it can take btrfs streams (a btrfs pool; for a refresh, a stopped instance)
+  // A refresh of an instance it has: that instance's snapshots, oldest first, with their
+  // creation times (Unix seconds). nullopt: a new instance.
+  struct Local {
+    std::string name;
+    std::optional<std::int64_t> created;
+  };
+  std::optional<std::vector<Local>> refresh;
+};
+
+// The sink's answer to an offer (`response`), what it agrees to, and for a refresh its own
+// snapshots that go first (`drop`: the source has none of that name, or one made at another time;
+// as LXD's CompareSnapshots). The snapshots then asked for are the source's that the sink lacks
+// after the drop. An offer it cannot take is an error saying why: a live migration (criu other
+// than none: berthd has no CRIU), a VM's block volume, no rsync features where rsync is the only
+// way left.
 struct SinkAnswer {
   Header response;
   Agreement agreement;
+  std::vector<std::string> drop;
 };
-[[nodiscard]] Result<SinkAnswer> answer_offer(const Header& offer, bool live);
+[[nodiscard]] Result<SinkAnswer> answer_offer(const Header& offer, const SinkInput& input);
 
 // The source's reading of the sink's answer to its offer.
 [[nodiscard]] Result<Agreement> read_answer(const Header& offer, const Header& response);

@@ -2,11 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
@@ -18,9 +14,10 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/migration/netcat.hpp"
+#include <spdlog/spdlog.h>
 
-extern char** environ;
+#include "daemon/migration/netcat.hpp"
+#include "daemon/migration/process.hpp"
 
 namespace berth::daemon::migration {
 namespace {
@@ -36,149 +33,6 @@ constexpr auto barrier_grace = std::chrono::seconds{30};
 // Nothing from the peer for this long while rsync runs: the session is given up.
 constexpr auto idle_limit = std::chrono::minutes{10};
 constexpr auto tick = std::chrono::milliseconds{250};
-constexpr std::size_t stderr_kept = 4096;
-
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  [[nodiscard]] int get() const { return fd_; }
-  void reset(int fd = -1) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_ = -1;
-};
-
-std::string errno_text(const char* what) {
-  return std::string(what) + ": " + std::strerror(errno);
-}
-
-class Spawned {
- public:
-  Spawned() = default;
-  Spawned(const Spawned&) = delete;
-  Spawned& operator=(const Spawned&) = delete;
-  ~Spawned() {
-    if (pid_ > 0 && !exited_) {
-      kill_all();
-      wait(true);
-    }
-  }
-
-  // rsync `args`, in a process group of its own, with `stdio` as its stdin and stdout (the
-  // receiver) or as fd 3 (the sender, for its remote shell), and `err` as its stderr.
-  Result<void> start(const std::vector<std::string>& args, int socket, bool sender, int err) {
-    posix_spawn_file_actions_t actions;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawnattr_init(&attr);
-    if (sender) {
-      posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-      posix_spawn_file_actions_adddup2(&actions, err, 1);
-      posix_spawn_file_actions_adddup2(&actions, socket, 3);  // socket > 3: the copy keeps no CLOEXEC
-    } else {
-      posix_spawn_file_actions_adddup2(&actions, socket, 0);
-      posix_spawn_file_actions_adddup2(&actions, socket, 1);
-    }
-    posix_spawn_file_actions_adddup2(&actions, err, 2);
-    sigset_t none;
-    sigemptyset(&none);
-    sigset_t defaults;
-    sigemptyset(&defaults);
-    sigaddset(&defaults, SIGPIPE);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &defaults);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
-    std::vector<char*> argv;
-    std::string program = "rsync";
-    argv.push_back(program.data());
-    std::vector<std::string> copies = args;
-    for (auto& a : copies) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const int rc = posix_spawnp(&pid_, "rsync", &actions, &attr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) {
-      pid_ = -1;
-      return make_error(ErrorKind::io, std::string("cannot run rsync: ") + std::strerror(rc));
-    }
-    // Readable once rsync exited, so that its end is seen when it happens (its stderr closes a
-    // moment before it can be reaped). -1 on a kernel without pidfds: then exit_fd() is polled for nothing
-    // and the wait loop looks every few milliseconds instead.
-    // (The syscall: glibc 2.36 declares pidfd_open without C linkage.)
-    exit_fd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
-    return {};
-  }
-
-  [[nodiscard]] int exit_fd() const { return exit_fd_.get(); }
-
-  // Whether it exited (reaped); `block` waits for it.
-  bool wait(bool block) {
-    if (exited_) return true;
-    int status = 0;
-    pid_t r = 0;
-    do {
-      r = ::waitpid(pid_, &status, block ? 0 : WNOHANG);
-    } while (r < 0 && errno == EINTR);
-    if (r != pid_) return false;
-    exited_ = true;
-    status_ = status;
-    return true;
-  }
-
-  // rsync and what it started (the remote shell).
-  void kill_all() const {
-    if (pid_ > 0) ::kill(-pid_, SIGKILL);
-  }
-
-  [[nodiscard]] std::string outcome() const {
-    if (WIFEXITED(status_)) return "exit status " + std::to_string(WEXITSTATUS(status_));
-    if (WIFSIGNALED(status_)) return std::string("killed by ") + ::strsignal(WTERMSIG(status_));
-    return "ended";
-  }
-  [[nodiscard]] bool succeeded() const { return exited_ && WIFEXITED(status_) && WEXITSTATUS(status_) == 0; }
-
- private:
-  pid_t pid_ = -1;
-  Fd exit_fd_;
-  bool exited_ = false;
-  int status_ = 0;
-};
-
-// Appends `n` bytes of rsync's stderr to `text`, which keeps only its last stderr_kept bytes.
-void keep_tail(std::string& text, const char* data, std::size_t n) {
-  text.append(data, n);
-  if (text.size() > stderr_kept) text.erase(0, text.size() - stderr_kept);
-}
-
-// `why`, with rsync's stderr (trailing blanks and newlines dropped) in parentheses when it said something.
-std::string with_stderr(std::string why, std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  if (!text.empty()) why += " (" + text + ")";
-  return why;
-}
-
-// Reads what is left on rsync's stderr (it has been killed) for an error message.
-std::string drain(int fd) {
-  std::string text;
-  std::array<char, 4096> buf{};
-  for (;;) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 1000) <= 0) break;
-    const ssize_t n = ::read(fd, buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    keep_tail(text, buf.data(), static_cast<std::size_t>(n));
-  }
-  return text;
-}
 
 // The sender's remote shell hands over the two sockets rsync talks to it through (netcat.hpp):
 // its stdin, which carries rsync's output, and its stdout, rsync's input. Waits while rsync runs
@@ -252,7 +106,11 @@ Result<void> run(const std::filesystem::path& dir, const std::vector<std::string
   Fd err_write(errs[1]);
 
   Spawned rsync;
-  if (auto started = rsync.start(args, theirs.get(), sender, err_write.get()); !started) {
+  // The receiver talks on its stdin and stdout; the sender through its remote shell, which gets
+  // the socket as fd 3 (and rsync's stdout, which rsync does not use, goes to stderr).
+  const Spawned::Stdio stdio = sender ? Spawned::Stdio{-1, err_write.get(), err_write.get(), theirs.get()}
+                                      : Spawned::Stdio{theirs.get(), theirs.get(), err_write.get(), -1};
+  if (auto started = rsync.start("rsync", args, stdio); !started) {
     return failed(started.error().message);
   }
   theirs.reset();
@@ -389,6 +247,7 @@ Result<void> run(const std::filesystem::path& dir, const std::vector<std::string
   ::shutdown(output, SHUT_RDWR);  // the out thread's read ends, whatever still holds the socket
   out.join();
   if (session.progress) session.progress(moved);
+  spdlog::info("migration: {}: {} bytes {} by rsync", session.name, moved.load(), sender ? "sent" : "received");
 
   if (session.cancelled != nullptr && *session.cancelled) return failed("cancelled");
   if (idle) return failed("nothing came from the other side for " + std::to_string(idle_limit.count()) + " minutes");

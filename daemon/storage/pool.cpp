@@ -2,7 +2,10 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/btrfs.h>
+#include <linux/btrfs_tree.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
@@ -16,6 +19,7 @@
 #include <array>
 #include <cerrno>
 #include <condition_variable>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -329,7 +333,7 @@ Result<std::unique_ptr<StoragePool>> StoragePool::open(std::string name, fs::pat
   std::error_code ec;
   fs::create_directories(path, ec);
   if (ec) return make_error(ErrorKind::io, where + ": create: " + ec.message());
-  for (const char* sub : {"containers", "containers-snapshots", "deleted"}) {
+  for (const char* sub : {"containers", "containers-snapshots", "deleted", "migration"}) {
     if (::mkdir((path / sub).c_str(), volume_mode) != 0 && errno != EEXIST) {
       return io_error(where + ": create " + sub, errno);
     }
@@ -339,6 +343,12 @@ Result<std::unique_ptr<StoragePool>> StoragePool::open(std::string name, fs::pat
   const bool on_btrfs = static_cast<unsigned long>(sfs.f_type) == btrfs_super_magic;
   std::unique_ptr<StoragePool> pool(new StoragePool(std::move(name), std::move(path), on_btrfs ? "btrfs" : "dir"));
   pool->reaper_ = std::make_unique<Reaper>(*pool);
+  // What a migration that a stop or a crash cut short left: the reaper removes it.
+  std::vector<fs::path> left;
+  for (const auto& entry : fs::directory_iterator(pool->path_ / "migration", ec)) left.push_back(entry.path());
+  if (!left.empty()) {
+    if (auto moved = pool->discard(left); !moved) spdlog::warn("{}", moved.error().message);
+  }
   return pool;
 }
 
@@ -508,6 +518,162 @@ Result<void> StoragePool::snapshot_into(const fs::path& src, const std::string& 
   if (!btrfs()) return clone(src, dst);
   auto r = run_btrfs({"subvolume", "snapshot", "-r", src.string(), dst.string()});
   return r ? r : make_error(r.error().kind, where(r.error().message));
+}
+
+namespace {
+
+std::string uuid_text(const __u8 (&u)[BTRFS_UUID_SIZE]) {
+  if (std::all_of(std::begin(u), std::end(u), [](__u8 b) { return b == 0; })) return {};
+  std::string out;
+  static constexpr char digits[] = "0123456789abcdef";
+  for (std::size_t i = 0; i < BTRFS_UUID_SIZE; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+    out += digits[u[i] >> 4];
+    out += digits[u[i] & 0xf];
+  }
+  return out;
+}
+
+// A subvolume's root, opened for its ioctls.
+Result<int> open_subvolume(const fs::path& p) {
+  const int fd = ::open(p.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return io_error("open " + p.string(), errno);
+  return fd;
+}
+
+Result<void> set_readonly(const fs::path& p, bool readonly) {
+  auto fd = open_subvolume(p);
+  if (!fd) return fd.error();
+  const Fd held(*fd);
+  __u64 flags = 0;
+  if (::ioctl(held.get(), BTRFS_IOC_SUBVOL_GETFLAGS, &flags) < 0)
+    return io_error("read the flags of " + p.string(), errno);
+  flags = readonly ? (flags | BTRFS_SUBVOL_RDONLY) : (flags & ~static_cast<__u64>(BTRFS_SUBVOL_RDONLY));
+  if (::ioctl(held.get(), BTRFS_IOC_SUBVOL_SETFLAGS, &flags) < 0) {
+    return io_error(std::string("make ") + p.string() + (readonly ? " read-only" : " writable"), errno);
+  }
+  return {};
+}
+
+// Sets (or, with an empty `uuid`, clears) the received UUID of a writable subvolume.
+Result<void> set_received(const fs::path& p, const std::string& uuid, std::uint64_t stransid) {
+  btrfs_ioctl_received_subvol_args args{};
+  if (!uuid.empty()) {
+    std::string hex;
+    for (const char c : uuid) {
+      if (c != '-') hex += c;
+    }
+    if (hex.size() != 2 * BTRFS_UUID_SIZE) return make_error(ErrorKind::invalid_argument, "not a UUID: " + uuid);
+    for (std::size_t i = 0; i < BTRFS_UUID_SIZE; ++i) {
+      args.uuid[i] = static_cast<char>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
+    }
+    args.stransid = stransid;
+  }
+  auto fd = open_subvolume(p);
+  if (!fd) return fd.error();
+  const Fd held(*fd);
+  if (::ioctl(held.get(), BTRFS_IOC_SET_RECEIVED_SUBVOL, &args) < 0) {
+    return io_error("set the received UUID of " + p.string(), errno);
+  }
+  return {};
+}
+
+}  // namespace
+
+StoragePool::Staging::~Staging() {
+  if (pool_ == nullptr) return;
+  if (auto gone = pool_->discard({path_}); !gone) spdlog::warn("{}", gone.error().message);
+}
+
+Result<StoragePool::Staging> StoragePool::staging() {
+  std::string dir = (path_ / "migration" / "entry.XXXXXX").string();
+  if (::mkdtemp(dir.data()) == nullptr) return io_error(where("create a directory under migration/"), errno);
+  return Staging(*this, dir);
+}
+
+Result<StoragePool::SubvolumeInfo> StoragePool::subvolume_info(const fs::path& subvolume) const {
+  auto fd = open_subvolume(subvolume);
+  if (!fd) return make_error(fd.error().kind, where(fd.error().message));
+  const Fd held(*fd);
+  btrfs_ioctl_get_subvol_info_args info{};
+  if (::ioctl(held.get(), BTRFS_IOC_GET_SUBVOL_INFO, &info) < 0) {
+    return io_error(where("read the subvolume information of " + subvolume.string()), errno);
+  }
+  SubvolumeInfo out;
+  out.uuid = uuid_text(info.uuid);
+  out.received_uuid = uuid_text(info.received_uuid);
+  out.stransid = info.stransid;
+  out.readonly = (info.flags & BTRFS_SUBVOL_RDONLY) != 0;
+  return out;
+}
+
+Result<bool> StoragePool::has_nested_subvolumes(const std::string& instance) const {
+  if (auto r = check_name("instance", instance); !r) return r.error();
+  const fs::path root = volume_path(instance);
+  auto fd = open_subvolume(root);
+  if (!fd) return make_error(fd.error().kind, where(fd.error().message));
+  const Fd held(*fd);
+  btrfs_ioctl_get_subvol_info_args info{};
+  if (::ioctl(held.get(), BTRFS_IOC_GET_SUBVOL_INFO, &info) < 0) {
+    return io_error(where("read the subvolume information of " + root.string()), errno);
+  }
+  // A subvolume inside another is a ROOT_REF item (parent's tree id, ROOT_REF, child's) in the
+  // root tree: one search, however many files the volume has.
+  btrfs_ioctl_search_args search{};
+  search.key.tree_id = BTRFS_ROOT_TREE_OBJECTID;
+  search.key.min_objectid = info.treeid;
+  search.key.max_objectid = info.treeid;
+  search.key.min_type = BTRFS_ROOT_REF_KEY;
+  search.key.max_type = BTRFS_ROOT_REF_KEY;
+  search.key.max_offset = std::numeric_limits<__u64>::max();
+  search.key.max_transid = std::numeric_limits<__u64>::max();
+  search.key.nr_items = 1;
+  if (::ioctl(held.get(), BTRFS_IOC_TREE_SEARCH, &search) < 0) {
+    return io_error(where("look for subvolumes inside " + root.string()), errno);
+  }
+  return search.key.nr_items > 0;
+}
+
+Result<void> StoragePool::readonly_copy(const std::string& instance, const fs::path& to) const {
+  if (auto r = check_name("instance", instance); !r) return r;
+  auto r = run_btrfs({"subvolume", "snapshot", "-r", volume_path(instance).string(), to.string()});
+  return r ? r : make_error(r.error().kind, where(r.error().message));
+}
+
+Result<void> StoragePool::adopt_snapshot(const std::string& instance, const std::string& snap,
+                                         const fs::path& received) {
+  if (auto r = check_name("instance", instance); !r) return r;
+  if (auto r = check_name("snapshot", snap); !r) return r;
+  const fs::path dst = snapshot_path(instance, snap);
+  if (path_exists(dst)) return make_error(ErrorKind::conflict, where("snapshot " + instance + "/" + snap + " exists"));
+  if (::mkdir(snapshots_dir(instance).c_str(), 0700) != 0 && errno != EEXIST) {
+    return io_error(where("create " + snapshots_dir(instance).string()), errno);
+  }
+  auto info = subvolume_info(received);
+  if (!info) return info.error();
+  // A read-only subvolume cannot move (EROFS), and only a writable one takes a received UUID:
+  // writable, moved, its received UUID set again, read-only (as LXD's sink does).
+  const auto step = [&](Result<void> r) { return r ? r : make_error(r.error().kind, where(r.error().message)); };
+  if (auto r = step(set_readonly(received, false)); !r) return r;
+  if (::rename(received.c_str(), dst.c_str()) != 0) return io_error(where("move " + received.string()), errno);
+  if (auto r = step(set_received(dst, info->received_uuid, info->stransid)); !r) return r;
+  return step(set_readonly(dst, true));
+}
+
+Result<void> StoragePool::adopt_volume(const std::string& instance, const fs::path& received) {
+  if (auto r = check_name("instance", instance); !r) return r;
+  const fs::path dst = volume_path(instance);
+  if (path_exists(dst)) return make_error(ErrorKind::conflict, where("volume " + instance + " exists"));
+  const auto step = [&](Result<void> r) { return r ? r : make_error(r.error().kind, where(r.error().message)); };
+  if (auto r = step(set_readonly(received, false)); !r) return r;
+  // Writable from now on, it is no longer the stream it came from: a read-only snapshot of it
+  // would otherwise inherit the received UUID, and two different snapshots share it.
+  if (auto r = step(set_received(received, "", 0)); !r) return r;
+  if (::chmod(received.c_str(), volume_mode) != 0 || ::chown(received.c_str(), 0, 0) != 0) {
+    return io_error(where("set the owner and mode of " + received.string()), errno);
+  }
+  if (::rename(received.c_str(), dst.c_str()) != 0) return io_error(where("move " + received.string()), errno);
+  return {};
 }
 
 Result<void> StoragePool::delete_snapshot(const std::string& instance, const std::string& snap) {

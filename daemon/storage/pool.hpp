@@ -8,6 +8,7 @@
 // is a full copy keeping owners, modes, xattrs, hardlinks, device nodes and times).
 //
 //   POOL/deleted/ENTRY                   what was deleted, until the pool's reaper removed it
+//   POOL/migration/ENTRY                 what a btrfs migration sends or receives, while it runs
 // A delete moves the volume and its snapshots aside in one rename each and returns: a thread of
 // the pool's own removes them (a large volume takes seconds to remove, and nobody needs to wait
 // for it); what a stop or a crash left there is removed after the next open.
@@ -23,6 +24,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "providers/lxd/result.hpp"
@@ -72,6 +74,48 @@ class StoragePool {
   // `instance`'s snapshot `snap` as snapshot `snap` of volume `to` (which must exist): what a copy
   // of an instance with its snapshots makes. ErrorKind::conflict when that snapshot exists.
   [[nodiscard]] Result<void> copy_snapshot(const std::string& instance, const std::string& snap, const std::string& to);
+
+  // ---- btrfs send/receive (migration; btrfs pools only) ----
+  // A subvolume's identity: its UUID, the UUID of the stream it was received from (empty when it
+  // was made here), and its read-only flag. What a peer knows it as is received_uuid when set
+  // (btrfs send names it so), else uuid.
+  struct SubvolumeInfo {
+    std::string uuid;
+    std::string received_uuid;
+    std::uint64_t stransid = 0;
+    bool readonly = false;
+    [[nodiscard]] const std::string& identity() const { return received_uuid.empty() ? uuid : received_uuid; }
+  };
+  [[nodiscard]] Result<SubvolumeInfo> subvolume_info(const std::filesystem::path& subvolume) const;
+  // Whether the volume holds subvolumes of its own, which btrfs send leaves out.
+  [[nodiscard]] Result<bool> has_nested_subvolumes(const std::string& instance) const;
+  // A directory of its own under POOL/migration/, for what a migration receives or sends; it and
+  // what it holds are deleted when the handle goes (and after a crash, at the next open).
+  class Staging {
+   public:
+    Staging(StoragePool& pool, std::filesystem::path path) : pool_(&pool), path_(std::move(path)) {}
+    ~Staging();
+    Staging(Staging&& other) noexcept : pool_(std::exchange(other.pool_, nullptr)), path_(std::move(other.path_)) {}
+    Staging(const Staging&) = delete;
+    Staging& operator=(const Staging&) = delete;
+    Staging& operator=(Staging&&) = delete;
+    [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+
+   private:
+    StoragePool* pool_;
+    std::filesystem::path path_;
+  };
+  [[nodiscard]] Result<Staging> staging();
+  // A read-only snapshot of the volume at `to` (in a staging directory): what btrfs send reads of
+  // a volume that may be in use.
+  [[nodiscard]] Result<void> readonly_copy(const std::string& instance, const std::filesystem::path& to) const;
+  // A subvolume btrfs receive made (read-only) becomes `instance`'s snapshot `snap`, read-only and
+  // keeping its received UUID (what the next incremental stream names as its parent); conflict
+  // when that snapshot exists.
+  [[nodiscard]] Result<void> adopt_snapshot(const std::string& instance, const std::string& snap,
+                                            const std::filesystem::path& received);
+  // One becomes the volume (none may exist), writable and no longer marked received (it will change).
+  [[nodiscard]] Result<void> adopt_volume(const std::string& instance, const std::filesystem::path& received);
 
   // At start: finishes or undoes a restore_snapshot that a crash cut short, so that each volume
   // holds either its old content or the snapshot's, never neither. Says what it did, one line each.

@@ -97,7 +97,7 @@ TEST(MigrationProtocol, TheSinkTakesRsyncAndRefusesWhatItCannotDo) {
   OfferInput input;
   input.running = true;
   input.snapshots = {snapshot("a", 1), snapshot("b", 2)};
-  const auto answer = answer_offer(make_offer(input), false);
+  const auto answer = answer_offer(make_offer(input), {});
   ASSERT_TRUE(answer) << answer.error().message;
   EXPECT_EQ(answer->response.fs, FsType::rsync);
   EXPECT_EQ(answer->response.criu, Criu::none);
@@ -112,14 +112,14 @@ TEST(MigrationProtocol, TheSinkTakesRsyncAndRefusesWhatItCannotDo) {
   // An LXD source offers compress too: berthd agrees to what both have, without it.
   Header lxd_offer = make_offer(input);
   lxd_offer.rsync_features = lxd_rsync_features;
-  const auto from_lxd = answer_offer(lxd_offer, false);
+  const auto from_lxd = answer_offer(lxd_offer, {});
   ASSERT_TRUE(from_lxd);
   EXPECT_EQ(from_lxd->response.rsync_features, without_negotiation);
   EXPECT_EQ(from_lxd->agreement.features, from_lxd->response.rsync_features);
 
   Header btrfs = make_offer({});
   btrfs.fs = FsType::btrfs;  // btrfs with rsync as the fallback: rsync it is
-  const auto fallback = answer_offer(btrfs, false);
+  const auto fallback = answer_offer(btrfs, {});
   ASSERT_TRUE(fallback);
   EXPECT_EQ(fallback->response.fs, FsType::rsync);
   EXPECT_FALSE(fallback->response.criu);
@@ -127,21 +127,21 @@ TEST(MigrationProtocol, TheSinkTakesRsyncAndRefusesWhatItCannotDo) {
 
   Header old = make_offer({});
   old.rsync_features = RsyncFeatures{true, false, false, false};  // no bidirectional: LXD 3.7
-  EXPECT_EQ(answer_offer(old, false)->agreement.features, (RsyncFeatures{true, true, true, false}));
+  EXPECT_EQ(answer_offer(old, {})->agreement.features, (RsyncFeatures{true, true, true, false}));
 
   Header live = make_offer({});
   live.criu = Criu::rsync;
-  const auto refused = answer_offer(live, false);
+  const auto refused = answer_offer(live, {});
   ASSERT_FALSE(refused);
   EXPECT_NE(refused.error().message.find("CRIU"), std::string::npos);
-  EXPECT_FALSE(answer_offer(make_offer({}), true));
+  EXPECT_FALSE(answer_offer(make_offer({}), {.live = true}));
   Header vm = make_offer({});
   vm.fs = FsType::block_and_rsync;
-  EXPECT_FALSE(answer_offer(vm, false));
+  EXPECT_FALSE(answer_offer(vm, {}));
   Header no_rsync = make_offer({});
   no_rsync.fs = FsType::zfs;
   no_rsync.rsync_features.reset();
-  EXPECT_FALSE(answer_offer(no_rsync, false));
+  EXPECT_FALSE(answer_offer(no_rsync, {}));
 }
 
 TEST(MigrationProtocol, TwoBerthdsAgreeToNegotiateAndLxdNeverSeesIt) {
@@ -153,7 +153,7 @@ TEST(MigrationProtocol, TwoBerthdsAgreeToNegotiateAndLxdNeverSeesIt) {
   const auto back = decode_header(encode_header(offer));
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(*back, offer);
-  const auto answer = answer_offer(*back, false);
+  const auto answer = answer_offer(*back, {});
   ASSERT_TRUE(answer);
   EXPECT_TRUE(answer->agreement.features.negotiation);
   EXPECT_TRUE(read_answer(offer, answer->response)->features.negotiation);
@@ -165,7 +165,7 @@ TEST(MigrationProtocol, TwoBerthdsAgreeToNegotiateAndLxdNeverSeesIt) {
   EXPECT_EQ(encode_header(make_offer({})).find(field_1000), std::string::npos);
   Header lxd_offer = make_offer({});
   lxd_offer.rsync_features = lxd_rsync_features;
-  const auto to_lxd = answer_offer(lxd_offer, false);
+  const auto to_lxd = answer_offer(lxd_offer, {});
   ASSERT_TRUE(to_lxd);
   EXPECT_FALSE(to_lxd->agreement.features.negotiation);
   EXPECT_EQ(encode_header(to_lxd->response).find(field_1000), std::string::npos);
@@ -176,7 +176,7 @@ TEST(MigrationProtocol, TheSourceSendsWhatTheAnswerAsksFor) {
   input.running = true;
   input.snapshots = {snapshot("a", 1), snapshot("b", 2), snapshot("c", 3)};
   const Header offer = make_offer(input);
-  Header response = answer_offer(offer, false)->response;
+  Header response = answer_offer(offer, {})->response;
   response.snapshots = {snapshot("a", 1), snapshot("c", 3)};  // a refresh that has b already
   const auto agreed = read_answer(offer, response);
   ASSERT_TRUE(agreed) << agreed.error().message;
