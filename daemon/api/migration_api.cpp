@@ -342,6 +342,7 @@ Result<void> Migrations::send_instance(const std::string& name, const std::strin
     if (!answer) return answer.error();
     auto agreed = mig::read_answer(offer, *answer);
     if (!agreed) return agreed.error();
+    spdlog::info("migration: {} goes by {}", name, agreed->fs == mig::FsType::btrfs ? "btrfs send/receive" : "rsync");
 
     const auto session = [&](const std::string& what) {
       mig::Session s;
