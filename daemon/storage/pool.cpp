@@ -603,7 +603,7 @@ Result<StoragePool::SubvolumeInfo> StoragePool::subvolume_info(const fs::path& s
   out.uuid = uuid_text(info.uuid);
   out.received_uuid = uuid_text(info.received_uuid);
   out.stransid = info.stransid;
-  out.readonly = (info.flags & BTRFS_SUBVOL_RDONLY) != 0;
+  out.readonly = (info.flags & BTRFS_ROOT_SUBVOL_RDONLY) != 0;  // the root item's flags
   return out;
 }
 

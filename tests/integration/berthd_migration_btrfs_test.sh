@@ -2,7 +2,8 @@
 # berthd_migration_btrfs_test.sh — migrations between berthd hosts on btrfs pools (loop files the
 # test makes, mounts and removes) and on a dir pool, driven by the stock lxc client:
 # - btrfs to btrfs goes by btrfs send/receive: the container and its two snapshots arrive whole,
-#   as subvolumes (the snapshots read-only), and start; a copy back the other way too;
+#   as subvolumes (the snapshots read-only), and start; a copy back the other way too, and of a
+#   snapshot as an instance of its own;
 # - btrfs to dir and dir to btrfs fall back to rsync, and arrive whole;
 # - lxc copy --refresh (by rsync, to a btrfs pool and to a dir pool): after one file changed,
 #   about that file crosses the wire (the target's log counts the bytes of each stream), a new
@@ -97,6 +98,11 @@ run l copy b:c1 a:c2
 assert_exit 0 "lxc copy b:c1 a:c2 (btrfs to btrfs, back)"
 assert_eq "by btrfs send/receive" "$(how a)" "it went by btrfs send/receive"
 whole a c2
+run l copy b:c1/s1 a:fromsnap
+assert_exit 0 "lxc copy b:c1/s1 a:fromsnap (a snapshot as an instance, btrfs to btrfs)"
+assert_eq "by btrfs send/receive" "$(how a)" "it went by btrfs send/receive"
+assert_eq one "$(cat "$WORK/a-pool/containers/fromsnap/rootfs/root/marker")" "a:fromsnap holds the snapshot's content"
+assert_eq false "$(ro "$WORK/a-pool/containers/fromsnap")" "and is writable"
 
 log "--- btrfs to dir and back: rsync"
 run l copy b:c1 c:c1

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "daemon/migration/btrfs_header.hpp"
 #include "daemon/migration/protocol.hpp"
 
 namespace berth::daemon::migration {
@@ -232,6 +233,128 @@ TEST(MigrationProtocol, RsyncVersionsAndArchitectures) {
   EXPECT_FALSE(architecture_id("sparc"));
   EXPECT_EQ(architecture_name(7), "ppc64le");
   EXPECT_FALSE(architecture_name(0));
+}
+
+}  // namespace
+}  // namespace berth::daemon::migration
+
+namespace berth::daemon::migration {
+namespace {
+
+TEST(MigrationBtrfs, ASourceOnBtrfsOffersItWithRsyncAsTheFallback) {
+  OfferInput input;
+  input.btrfs = true;
+  input.running = true;
+  const auto offer = decode_header(encode_header(make_offer(input)));
+  ASSERT_TRUE(offer);
+  EXPECT_EQ(offer->fs, FsType::btrfs);
+  ASSERT_TRUE(offer->btrfs_features);
+  EXPECT_EQ(*offer->btrfs_features, berthd_btrfs_features);
+  EXPECT_FALSE(offer->btrfs_features->header_subvolumes);  // nested subvolumes go by rsync
+  ASSERT_TRUE(offer->rsync_features);
+  EXPECT_TRUE(offer->rsync_features->bidirectional);
+  EXPECT_FALSE(decode_header(encode_header(make_offer({})))->btrfs_features);
+}
+
+TEST(MigrationBtrfs, ABtrfsSinkTakesBtrfsWithoutASecondPassAndADirSinkRsync) {
+  OfferInput input;
+  input.btrfs = true;
+  input.running = true;  // stateless: rsync would sync twice, a btrfs stream of a snapshot once
+  input.snapshots = {snapshot("s1", 1), snapshot("s2", 2)};
+  const auto offer = make_offer(input);
+  const auto btrfs = answer_offer(offer, {.btrfs = true});
+  ASSERT_TRUE(btrfs);
+  EXPECT_EQ(btrfs->agreement.fs, FsType::btrfs);
+  EXPECT_FALSE(btrfs->agreement.final_sync);
+  EXPECT_EQ(btrfs->response.fs, FsType::btrfs);
+  ASSERT_TRUE(btrfs->response.btrfs_features);
+  EXPECT_TRUE(btrfs->response.btrfs_features->migration_header);
+  EXPECT_EQ(btrfs->agreement.snapshots.size(), 2U);
+  const auto read = read_answer(offer, btrfs->response);
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->fs, FsType::btrfs);
+  EXPECT_TRUE(read->btrfs.header_subvolume_uuids);
+  EXPECT_FALSE(read->final_sync);
+
+  const auto dir = answer_offer(offer, {});
+  ASSERT_TRUE(dir);
+  EXPECT_EQ(dir->agreement.fs, FsType::rsync);
+  EXPECT_TRUE(dir->agreement.final_sync);
+  EXPECT_FALSE(dir->response.btrfs_features);
+  EXPECT_EQ(read_answer(offer, dir->response)->fs, FsType::rsync);
+
+  // LXD's btrfs offer carries header_subvolumes too; berthd agrees to the rest.
+  Header lxd = offer;
+  lxd.btrfs_features = BtrfsFeatures{true, true, true};
+  EXPECT_EQ(answer_offer(lxd, {.btrfs = true})->agreement.btrfs, (BtrfsFeatures{true, false, true}));
+  // A btrfs answer to an rsync offer is refused.
+  EXPECT_FALSE(read_answer(make_offer({}), btrfs->response));
+}
+
+TEST(MigrationBtrfs, ARefreshAsksForTheSnapshotsItLacksAndDropsTheOnesTheSourceLacks) {
+  OfferInput input;
+  input.snapshots = {snapshot("s1", 100), snapshot("s2", 200), snapshot("s3", 300)};
+  const auto offer = make_offer(input);
+  SinkInput sink;
+  // s1 the same; s2 made at another time; s9 gone from the source; s3 new.
+  sink.refresh = std::vector<SinkInput::Local>{{"s1", 100}, {"s2", 150}, {"s9", 50}};
+  const auto answer = answer_offer(offer, sink);
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->drop, (std::vector<std::string>{"s2", "s9"}));
+  ASSERT_EQ(answer->agreement.snapshots.size(), 2U);
+  EXPECT_EQ(answer->agreement.snapshots[0].name, "s2");
+  EXPECT_EQ(answer->agreement.snapshots[1].name, "s3");
+  EXPECT_TRUE(answer->response.refresh);
+  EXPECT_TRUE(answer->agreement.refresh);
+  const auto read = read_answer(offer, answer->response);
+  ASSERT_TRUE(read);
+  EXPECT_TRUE(read->refresh);
+  EXPECT_EQ(read->snapshots.size(), 2U);
+
+  // A btrfs refresh needs the UUIDs in the header; without them it goes by rsync (LXD's MatchTypes).
+  OfferInput on_btrfs = input;
+  on_btrfs.btrfs = true;
+  Header old = make_offer(on_btrfs);
+  old.btrfs_features = BtrfsFeatures{true, true, false};
+  SinkInput btrfs_sink = sink;
+  btrfs_sink.btrfs = true;
+  EXPECT_EQ(answer_offer(old, btrfs_sink)->agreement.fs, FsType::rsync);
+  EXPECT_EQ(answer_offer(make_offer(on_btrfs), btrfs_sink)->agreement.fs, FsType::btrfs);
+}
+
+TEST(MigrationBtrfs, TheHeaderIsLxdsJson) {
+  const std::vector<BtrfsSubvolume> subvolumes{{"/", "s1", true, "3c2b-1"}, {"/", "", false, "9f9f-2"}};
+  const auto text = encode_btrfs_header(subvolumes);
+  EXPECT_EQ(text, R"({"subvolumes":[{"path":"/","readonly":true,"snapshot":"s1","uuid":"3c2b-1"},)"
+                  R"({"path":"/","readonly":false,"snapshot":"","uuid":"9f9f-2"}]})");
+  EXPECT_EQ(*decode_btrfs_header(text), subvolumes);
+  // Go writes a nil list as null; fields left out read as their zero values.
+  EXPECT_TRUE(decode_btrfs_header(R"({"subvolumes":null})")->empty());
+  EXPECT_EQ(decode_btrfs_header(R"({"subvolumes":[{"snapshot":"s1"}]})")->front().path, "/");
+
+  const auto nested = decode_btrfs_header(R"({"subvolumes":[{"path":"/var/lib/docker","snapshot":""}]})");
+  ASSERT_FALSE(nested);
+  EXPECT_NE(nested.error().message.find("/var/lib/docker"), std::string::npos);
+  EXPECT_FALSE(decode_btrfs_header(R"({"subvolumes":[{"path":"/","snapshot":"s1"},{"path":"/","snapshot":"s1"}]})"));
+  EXPECT_FALSE(decode_btrfs_header("not json"));
+  EXPECT_FALSE(decode_btrfs_header(R"([1,2])"));
+  EXPECT_FALSE(decode_btrfs_header(R"({"subvolumes":[{"path":1}]})"));
+  EXPECT_FALSE(decode_btrfs_header(R"({"subvolumes":[{"readonly":"yes"}]})"));
+}
+
+TEST(MigrationBtrfs, EachStreamIsIncrementalAgainstWhatTheSinkAlreadyHas) {
+  using Plan = std::vector<BtrfsSendStep>;
+  // A new copy: the first snapshot whole, each next against the one before, the volume last.
+  EXPECT_EQ(btrfs_send_plan({"s1", "s2"}, {"s1", "s2"}, false), (Plan{{"s1", ""}, {"s2", "s1"}, {"", "s2"}}));
+  EXPECT_EQ(btrfs_send_plan({}, {}, false), (Plan{{"", ""}}));
+  // Instance only: no snapshot travels, so none can be the parent.
+  EXPECT_EQ(btrfs_send_plan({"s1"}, {}, false), (Plan{{"", ""}}));
+  // A refresh: the sink kept s1 and s2; s3 against s2, the volume against s3.
+  EXPECT_EQ(btrfs_send_plan({"s1", "s2", "s3"}, {"s3"}, true), (Plan{{"s3", "s2"}, {"", "s3"}}));
+  // Nothing new: the volume against the newest snapshot.
+  EXPECT_EQ(btrfs_send_plan({"s1", "s2"}, {}, true), (Plan{{"", "s2"}}));
+  // The first snapshot itself is new: it goes whole.
+  EXPECT_EQ(btrfs_send_plan({"s1", "s2"}, {"s1", "s2"}, true), (Plan{{"s1", ""}, {"s2", "s1"}, {"", "s2"}}));
 }
 
 }  // namespace

@@ -17,6 +17,8 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include "../lxd/temp_dir.hpp"
 #include "daemon/storage/pool.hpp"
 
@@ -378,6 +380,96 @@ TEST_P(StoragePoolTest, ARestoreLeavesNoOldContentBehind) {
   pool_->wait_for_reaper();
   EXPECT_EQ(entries_of(pool_->path() / "containers"), (std::vector<std::string>{"c1"}));
   EXPECT_TRUE(entries_of(pool_->path() / "deleted").empty());
+}
+
+// What a btrfs migration does with the pool: a read-only copy of the volume to send, a staging
+// directory, received subvolumes adopted as snapshots (read-only, keeping the UUID they were
+// received from) and as the volume (writable, no longer marked received).
+TEST_P(StoragePoolTest, ReceivedSubvolumesAreAdoptedWithTheirIdentity) {
+  if (GetParam() != "btrfs") GTEST_SKIP() << "btrfs send/receive needs a btrfs pool";
+  ASSERT_TRUE(pool_->create_volume("c1").ok());
+  write(pool_->volume_path("c1") / "f", "one");
+  ASSERT_TRUE(pool_->create_snapshot("c1", "s1").ok());
+  auto nested = pool_->has_nested_subvolumes("c1");
+  ASSERT_TRUE(nested.ok()) << nested.error().message;
+  EXPECT_FALSE(*nested);
+
+  std::optional<fs::path> staged;
+  {
+    auto staging = pool_->staging();
+    ASSERT_TRUE(staging.ok()) << staging.error().message;
+    staged = staging->path();
+    EXPECT_TRUE(fs::is_directory(*staged));
+    const auto copy = staging->path() / "volume";
+    ASSERT_TRUE(pool_->readonly_copy("c1", copy).ok());
+    auto info = pool_->subvolume_info(copy);
+    ASSERT_TRUE(info.ok()) << info.error().message;
+    EXPECT_TRUE(info->readonly);
+    EXPECT_EQ(info->uuid.size(), 36U);
+    EXPECT_TRUE(info->received_uuid.empty());
+    const auto snap = pool_->subvolume_info(pool_->snapshot_path("c1", "s1"));
+    ASSERT_TRUE(snap.ok());
+    EXPECT_EQ(snap->identity(), snap->uuid);
+
+    // Through btrfs send and receive, as a migration's two ends do, then adopted.
+    fs::create_directories(staging->path() / "0");
+    fs::create_directories(staging->path() / "1");
+    const std::string send_s1 = "btrfs send -q " + pool_->snapshot_path("c1", "s1").string() + " | btrfs receive -e " +
+                                (staging->path() / "0").string() + " 2>/dev/null";
+    const std::string send_volume = "btrfs send -q -p " + pool_->snapshot_path("c1", "s1").string() + " " +
+                                    copy.string() + " | btrfs receive -e " + (staging->path() / "1").string() +
+                                    " 2>/dev/null";
+    ASSERT_EQ(std::system(send_s1.c_str()), 0);
+    ASSERT_EQ(std::system(send_volume.c_str()), 0);
+    ASSERT_TRUE(pool_->adopt_volume("c2", staging->path() / "1" / "volume").ok());
+    ASSERT_TRUE(pool_->adopt_snapshot("c2", "s1", staging->path() / "0" / "s1").ok());
+    auto taken = pool_->adopt_snapshot("c2", "s1", staging->path() / "0" / "s1");
+    ASSERT_FALSE(taken.ok());
+    EXPECT_EQ(taken.error().kind, ErrorKind::conflict);
+
+    const auto adopted_snap = pool_->subvolume_info(pool_->snapshot_path("c2", "s1"));
+    ASSERT_TRUE(adopted_snap.ok()) << adopted_snap.error().message;
+    EXPECT_TRUE(adopted_snap->readonly);
+    EXPECT_EQ(adopted_snap->received_uuid, snap->uuid);  // what the next incremental stream names
+    EXPECT_EQ(adopted_snap->identity(), snap->uuid);
+    const auto adopted_volume = pool_->subvolume_info(pool_->volume_path("c2"));
+    ASSERT_TRUE(adopted_volume.ok());
+    EXPECT_FALSE(adopted_volume->readonly);
+    EXPECT_TRUE(adopted_volume->received_uuid.empty());
+    EXPECT_EQ(stat_of(pool_->volume_path("c2")).st_mode & 07777, 0711U);
+    EXPECT_EQ(read(pool_->volume_path("c2") / "f"), "one");
+    write(pool_->volume_path("c2") / "f", "two");  // writable
+    EXPECT_EQ(read(pool_->snapshot_path("c2", "s1") / "f"), "one");
+    auto again = pool_->adopt_volume("c2", copy);
+    ASSERT_FALSE(again.ok());
+    EXPECT_EQ(again.error().kind, ErrorKind::conflict);
+  }
+  pool_->wait_for_reaper();
+  EXPECT_FALSE(fs::exists(*staged)) << "the staging directory goes with its handle";
+  EXPECT_TRUE(entries_of(pool_->path() / "deleted").empty());
+
+  // A subvolume inside the volume: it would be left out of a stream.
+  ASSERT_EQ(std::system(("btrfs subvolume create -q " + (pool_->volume_path("c1") / "inner").string() +
+                         " >/dev/null 2>&1 || btrfs subvolume create " + (pool_->volume_path("c1") / "inner").string() +
+                         " >/dev/null")
+                            .c_str()),
+            0);
+  nested = pool_->has_nested_subvolumes("c1");
+  ASSERT_TRUE(nested.ok());
+  EXPECT_TRUE(*nested);
+}
+
+TEST_P(StoragePoolTest, WhatAMigrationLeftIsRemovedAtTheNextOpen) {
+  const fs::path where = pool_->path();
+  fs::create_directories(where / "migration" / "entry.x" / "0");
+  write(where / "migration" / "entry.x" / "0" / "f", "left");
+  pool_.reset();
+  auto reopened = StoragePool::open("default", where);
+  ASSERT_TRUE(reopened.ok());
+  pool_ = std::move(*reopened);
+  pool_->wait_for_reaper();
+  EXPECT_TRUE(entries_of(where / "migration").empty());
+  EXPECT_TRUE(entries_of(where / "deleted").empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(Drivers, StoragePoolTest, ::testing::Values("dir", "btrfs"),

@@ -53,6 +53,62 @@ TEST(InstanceCreateBody, WrongTypesAre400NotExceptions) {
              "names no instance");
 }
 
+TEST(MigrationBodies, PullPushAndRelayAsLxcSendsThem) {
+  const std::string cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+  // The target of a pull: the source's operation, secrets and certificate.
+  auto pull = parse_instance_create(json{{"name", "c1"},
+                                         {"source",
+                                          {{"type", "migration"},
+                                           {"mode", "pull"},
+                                           {"operation", "https://10.0.0.1:8443/1.0/operations/x"},
+                                           {"secrets", {{"control", "a1"}, {"fs", "b2"}}},
+                                           {"certificate", cert},
+                                           {"refresh", true}}}});
+  ASSERT_TRUE(pull) << pull.error().message;
+  ASSERT_TRUE(pull->migration);
+  EXPECT_FALSE(pull->migration->push);
+  EXPECT_TRUE(pull->migration->refresh);
+  EXPECT_EQ(pull->migration->secrets.at("fs"), "b2");
+  expect_400(parse_instance_create(json{{"name", "c1"}, {"source", {{"type", "migration"}, {"mode", "pull"}}}}),
+             "source.operation");
+  // The target of a push (or relay): none of them; the source or the client connects.
+  auto push = parse_instance_create(
+      json{{"name", "c1"}, {"source", {{"type", "migration"}, {"mode", "push"}, {"certificate", ""}}}});
+  ASSERT_TRUE(push) << push.error().message;
+  EXPECT_TRUE(push->migration->push);
+  EXPECT_FALSE(push->migration->refresh);
+  expect_400(parse_instance_create(json{{"name", "c1"}, {"source", {{"type", "migration"}, {"mode", "fly"}}}}),
+             "Unknown migration mode");
+
+  // The source of a push names the target's operation.
+  auto source = parse_migration_source(json{{"name", ""},
+                                            {"migration", true},
+                                            {"live", false},
+                                            {"target",
+                                             {{"operation", "https://10.0.0.2:8443/1.0/operations/y"},
+                                              {"secrets", {{"control", "c3"}, {"fs", "d4"}}},
+                                              {"certificate", cert}}}});
+  ASSERT_TRUE(source) << source.error().message;
+  ASSERT_TRUE(source->target);
+  EXPECT_EQ(source->target->operation, "https://10.0.0.2:8443/1.0/operations/y");
+  EXPECT_EQ(source->target->secrets.at("control"), "c3");
+  EXPECT_FALSE(source->live);
+  EXPECT_FALSE(parse_migration_source(json{{"migration", true}, {"target", nullptr}})->target);
+  expect_400(parse_migration_source(json{{"migration", true}, {"target", "x"}}), "target must be an object");
+  expect_400(
+      parse_migration_source(json{
+          {"migration", true},
+          {"target",
+           {{"operation", "https://h/1.0/operations/y"}, {"secrets", {{"control", "c3"}}}, {"certificate", cert}}}}),
+      "target.secrets");
+  expect_400(parse_migration_source(json{{"migration", true},
+                                         {"target",
+                                          {{"operation", "https://h/1.0/operations/y?x=1"},
+                                           {"secrets", {{"control", "c3"}, {"fs", "d4"}}},
+                                           {"certificate", cert}}}}),
+             "target.operation");
+}
+
 TEST(StateChangeBody, ReadsLxcActionsAndRefusesOddOnes) {
   const auto start =
       parse_state_change(json::parse(R"({"action":"start","timeout":-1,"force":false,"stateful":false})"));
