@@ -84,6 +84,14 @@ class SocketChannel final : public MessageChannel {
   }
 
   void close() override { socket_->close(); }
+  void abort() override {
+    {
+      const std::lock_guard lock(inbox_->mu);
+      inbox_->ended = true;
+      inbox_->changed.notify_all();
+    }
+    socket_->abort();
+  }
 
  private:
   std::shared_ptr<WebSocket> socket_;

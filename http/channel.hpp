@@ -36,6 +36,9 @@ class MessageChannel {
   virtual Message receive(std::chrono::steady_clock::time_point deadline) = 0;
   // A close frame after what is queued.
   virtual void close() = 0;
+  // Ends it now, dropping what is queued: a send blocked on a peer that stopped reading returns
+  // false, and receive says closed.
+  virtual void abort() = 0;
 };
 
 // The channel over a websocket the server accepted: call it from Response::accept_websocket's

@@ -239,6 +239,9 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
       if (!self->writing_) self->do_close();
     });
   }
+  void abort() override {
+    gate_->post([self = this->shared_from_this()] { self->stop(); });
+  }
   [[nodiscard]] bool is_open() const override { return open_; }
   [[nodiscard]] std::size_t queued_bytes() const override { return queued_bytes_; }
   [[nodiscard]] std::size_t queued_messages() const override { return queued_messages_; }

@@ -49,6 +49,9 @@ class WebSocket {
   virtual void send_binary(std::string message) = 0;
   // A close frame after what is queued.
   virtual void close() = 0;
+  // Ends it now: what is queued is dropped and the connection closed (a peer that stopped reading
+  // cannot hold it). on_close follows.
+  virtual void abort() = 0;
   // False once the socket ended, however it ended.
   [[nodiscard]] virtual bool is_open() const = 0;
   // Bytes sent and not yet written to the connection: a sender that must not outrun the peer

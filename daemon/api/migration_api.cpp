@@ -52,6 +52,13 @@ struct Migrations::Transfer {
     if (control) control->close();
     if (fs) fs->close();
   }
+  // Ends the channels now (what is queued is dropped): a side blocked on a peer that stopped
+  // reading returns.
+  void abort_channels() {
+    const std::lock_guard lock(mu);
+    if (control) control->abort();
+    if (fs) fs->abort();
+  }
 };
 
 namespace {
@@ -184,10 +191,11 @@ void Migrations::stop() {
     for (auto& weak : transfers_) {
       if (auto t = weak.lock()) {
         t->cancel();
-        t->close_channels();
+        t->abort_channels();
       }
     }
-    threads.swap(threads_);
+    for (auto& w : workers_) threads.push_back(std::move(w.thread));
+    workers_.clear();
   }
   for (auto& t : threads) t.join();
 }
@@ -198,10 +206,19 @@ void Migrations::spawn(const std::string& op_id, std::function<Result<void>()> w
     operations_.finish(op_id, make_error(ErrorKind::io, "berthd is stopping"));
     return;
   }
-  threads_.emplace_back([this, op_id, work = std::move(work)] {
-    auto done = work();
-    operations_.finish(op_id, done ? Result<nlohmann::json>(nlohmann::json::object()) : done.error());
+  // The threads of transfers that ended are joined here, so that a long-running berthd keeps none.
+  std::erase_if(workers_, [](Worker& w) {
+    if (!*w.done) return false;
+    w.thread.join();
+    return true;
   });
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  std::thread thread([this, op_id, work = std::move(work), done] {
+    auto outcome = work();
+    operations_.finish(op_id, outcome ? Result<nlohmann::json>(nlohmann::json::object()) : outcome.error());
+    *done = true;
+  });
+  workers_.push_back({std::move(thread), std::move(done)});
 }
 
 nlohmann::json Migrations::accept_channels(const std::string& description, const std::string& name,
@@ -223,9 +240,14 @@ nlohmann::json Migrations::accept_channels(const std::string& description, const
     };
   };
   sockets_.add(id, {{control_secret, accept(&Transfer::control)}, {fs_secret, accept(&Transfer::fs)}});
-  // A DELETE of the operation (the client gave up) ends the transfer; so does its own end.
+  // A DELETE of the operation (the client gave up) ends the transfer at once; so does its own end.
   operations_.when_finished(
-      id, [transfer](const nlohmann::json&) { transfer->cancel(); }, /*internal=*/true);
+      id,
+      [transfer](const nlohmann::json& finished) {
+        transfer->cancel();
+        if (finished.value("status_code", 0) == 401) transfer->abort_channels();  // Cancelled
+      },
+      /*internal=*/true);
   return op;
 }
 
@@ -642,7 +664,7 @@ Result<void> Migrations::send_btrfs(const std::string& name, const Outgoing& out
   return {};
 }
 
-Result<std::vector<std::filesystem::path>> Migrations::receive_btrfs(
+Result<std::vector<StoragePool::Received>> Migrations::receive_btrfs(
     Arrival& arrival, const mig::Header& offer, const mig::Agreement& agreed, const StoragePool::Staging& staging,
     http::MessageChannel& fs, const std::function<mig::Session(const std::string&)>& session) {
   const auto& name = arrival.request.name;
@@ -658,35 +680,49 @@ Result<std::vector<std::filesystem::path>> Migrations::receive_btrfs(
     for (const auto& s : agreed.snapshots) header.push_back({"/", s.name, true, ""});
     header.push_back({"/", "", false, ""});
   }
-  // The snapshots that come, in the header's order: those agreed.
-  std::vector<std::string> coming;
-  for (const auto& h : header) {
-    if (h.snapshot.empty()) continue;
-    const bool agreed_one = std::any_of(agreed.snapshots.begin(), agreed.snapshots.end(),
-                                        [&](const mig::SnapshotInfo& s) { return s.name == h.snapshot; });
-    if (agreed_one) coming.push_back(h.snapshot);
+  // The streams come in the agreed order of the snapshots (LXD's source sends them so; its header
+  // lists them in subvolume order), then the volume; for each, its subvolume and then those nested
+  // in it, in the header's order.
+  std::vector<std::string> volumes;
+  for (const auto& s : agreed.snapshots) volumes.push_back(s.name);
+  volumes.emplace_back();
+  std::vector<StoragePool::Received> received;
+  std::size_t index = 0;
+  for (const auto& volume : volumes) {
+    const auto what = volume.empty() ? name : name + "/" + volume;
+    std::vector<const mig::BtrfsSubvolume*> parts;
+    for (const auto& h : header) {
+      if (h.snapshot == volume) parts.push_back(&h);
+    }
+    if (parts.empty() || parts.front()->path != "/") {
+      return make_error(ErrorKind::protocol, "the source's btrfs header has no subvolume for " + what);
+    }
+    StoragePool::Received r;
+    for (const auto* part : parts) {
+      const auto dir = staging.path() / std::to_string(index++);
+      if (::mkdir(dir.c_str(), 0700) != 0) {
+        return make_error(ErrorKind::io, "cannot create " + dir.string() + ": " + std::strerror(errno));
+      }
+      const bool nested = part->path != "/";
+      auto subvolume = mig::receive_subvolume(dir, fs, session(nested ? what + ":" + part->path : what));
+      if (!subvolume) return subvolume.error();
+      if (nested) {
+        r.nested.emplace_back(part->path, std::move(*subvolume));
+      } else {
+        r.subvolume = std::move(*subvolume);
+      }
+    }
+    received.push_back(std::move(r));
   }
   // Their documents, from the offer.
   arrival.snapshots.clear();
-  for (const auto& snap : coming) {
+  for (const auto& snap : agreed.snapshots) {
     const auto it = std::find_if(offer.snapshots.begin(), offer.snapshots.end(),
-                                 [&](const mig::SnapshotInfo& s) { return s.name == snap; });
+                                 [&](const mig::SnapshotInfo& s) { return s.name == snap.name; });
     if (it == offer.snapshots.end()) {
-      return make_error(ErrorKind::protocol,
-                        "the source's btrfs header names snapshot " + snap + ", which it did not offer");
+      return make_error(ErrorKind::protocol, "the answer names snapshot " + snap.name + ", which was not offered");
     }
-    arrival.snapshots.emplace_back(snap, snapshot_doc(*it, arrival.request, arrival.architecture));
-  }
-  std::vector<std::filesystem::path> received;
-  for (std::size_t i = 0; i <= coming.size(); ++i) {
-    const bool main = i == coming.size();
-    const auto dir = staging.path() / std::to_string(i);
-    if (::mkdir(dir.c_str(), 0700) != 0) {
-      return make_error(ErrorKind::io, "cannot create " + dir.string() + ": " + std::strerror(errno));
-    }
-    auto subvolume = mig::receive_subvolume(dir, fs, session(main ? name : name + "/" + coming[i]));
-    if (!subvolume) return subvolume.error();
-    received.push_back(std::move(*subvolume));
+    arrival.snapshots.emplace_back(snap.name, snapshot_doc(*it, arrival.request, arrival.architecture));
   }
   return received;
 }

@@ -86,7 +86,7 @@ class Migrations {
   Result<void> send_btrfs(const std::string& name, const Outgoing& out, const migration::Agreement& agreed,
                           http::MessageChannel& fs,
                           const std::function<migration::Session(const std::string&)>& session);
-  Result<std::vector<std::filesystem::path>> receive_btrfs(
+  Result<std::vector<StoragePool::Received>> receive_btrfs(
       Arrival& arrival, const migration::Header& offer, const migration::Agreement& agreed,
       const StoragePool::Staging& staging, http::MessageChannel& fs,
       const std::function<migration::Session(const std::string&)>& session);
@@ -101,7 +101,11 @@ class Migrations {
   std::mutex mu_;
   bool stopping_ = false;
   std::vector<std::weak_ptr<Transfer>> transfers_;
-  std::vector<std::thread> threads_;
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;  // set as its last step: joining it then is quick
+  };
+  std::vector<Worker> workers_;
 };
 
 }  // namespace berth::daemon::api

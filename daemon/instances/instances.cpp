@@ -1094,19 +1094,33 @@ Result<void> Instances::refresh(const Arrival& arrival,
       return make_error(ErrorKind::conflict, "Snapshot \"" + name + "/" + snap + "\" already exists");
     }
   }
+  // Checked again under the lock: it may have been started since the request came.
+  if (active(name)) {
+    return make_error(ErrorKind::invalid_argument,
+                      "Instance \"" + name + "\" is running: stop it before refreshing it (lxc stop)");
+  }
   spdlog::info("instances: refreshing {} ({} snapshots arrive)", name, arrival.snapshots.size());
+  // Journalled as snapshots are: one a crash leaves half-made goes at the next start.
+  std::vector<DocumentChange> journal;
+  for (const auto& [snap, snap_doc] : arrival.snapshots) {
+    const auto key = name + "/" + snap;
+    if (auto noted = note_pending(key, "snapshot"); !noted) return noted;
+    journal.push_back({Op::remove, DocumentKind::pending, key, {}, {}});
+  }
   Reverter revert;
   revert.add([&] {
     for (const auto& [snap, snap_doc] : arrival.snapshots) {
       const auto gone = pool_.delete_snapshot(name, snap);
       if (!gone && gone.error().kind != ErrorKind::not_found) log_undo(gone, "an arriving snapshot");
     }
+    log_undo(db_.change(journal), "the journal");
   });
   std::vector<DocumentChange> changes;
   if (auto made = arrive_snapshots(arrival, fill, changes); !made) return made;
   auto next = *doc;
   next["config"]["volatile.last_state.idmap"] = arrival.disk_idmap;  // the next start shifts from there
   changes.insert(changes.begin(), {Op::replace, DocumentKind::instance, name, next, {}});
+  changes.insert(changes.end(), journal.begin(), journal.end());
   if (auto stored = db_.change(changes); !stored) return stored;
   revert.success();
   return {};

@@ -114,9 +114,9 @@ struct Arrival {
   // Oldest first, each with its document's fields (config, devices, profiles, ephemeral, stateful,
   // description, created_at, last_used_at, expires_at).
   std::vector<std::pair<std::string, nlohmann::json>> snapshots;
-  // What btrfs receive made (StoragePool::Staging): one subvolume per snapshot, in order, then the
-  // volume. Empty: the volume is written in place (`fill`).
-  std::vector<std::filesystem::path> received;
+  // What btrfs receive made (StoragePool::Staging): one per snapshot, in order, then the volume.
+  // Empty: the volume is written in place (`fill`).
+  std::vector<StoragePool::Received> received;
 };
 
 class Instances {

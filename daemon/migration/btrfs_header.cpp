@@ -12,6 +12,20 @@ lxd::Error invalid(const std::string& why) {
   return lxd::make_error(lxd::ErrorKind::invalid_argument, "the btrfs migration header " + why);
 }
 
+// "/", or "/a/b" without empty, "." or ".." parts (where a nested subvolume sits in its volume).
+bool nested_path_ok(const std::string& path) {
+  if (path == "/") return true;
+  if (path.empty() || path.front() != '/' || path.back() == '/' || path.find('\0') != std::string::npos) return false;
+  std::size_t start = 1;
+  while (start <= path.size()) {
+    const auto end = std::min(path.find('/', start), path.size());
+    const auto part = path.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..") return false;
+    start = end + 1;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string encode_btrfs_header(const std::vector<BtrfsSubvolume>& subvolumes) {
@@ -48,13 +62,10 @@ Result<std::vector<BtrfsSubvolume>> decode_btrfs_header(std::string_view json) {
       if (!r->is_boolean()) return invalid("has a subvolume whose readonly is not true or false");
       s.readonly = r->get<bool>();
     }
-    if (s.path != "/") {
-      return invalid("names the nested subvolume " + s.path + " of " +
-                     (s.snapshot.empty() ? "the volume" : s.snapshot) +
-                     ", which berthd does not take (header_subvolumes was not agreed)");
-    }
-    if (!seen.insert(s.snapshot).second) {
-      return invalid("names " + (s.snapshot.empty() ? std::string("the volume") : "snapshot " + s.snapshot) + " twice");
+    if (!nested_path_ok(s.path)) return invalid("names a subvolume at " + s.path + ", which is not a path in a volume");
+    if (!seen.insert(s.snapshot + '\0' + s.path).second) {
+      return invalid("names " + s.path + " of " +
+                     (s.snapshot.empty() ? std::string("the volume") : "snapshot " + s.snapshot) + " twice");
     }
     out.push_back(std::move(s));
   }

@@ -10,8 +10,10 @@
 //   (LXD's sink; berthd's takes a refresh by rsync);
 // - then one btrfs send stream per subvolume, in the header's order: each snapshot incremental
 //   against the one before it, the volume against the last snapshot.
-// berthd neither sends nor takes nested subvolumes (a path other than "/"): a volume that holds
-// some goes by rsync.
+// A volume's nested subvolumes (header_subvolumes) are entries of its snapshot name with another
+// path ("/var/lib/docker"), each with a stream of its own after the volume's. berthd takes them
+// (their content becomes plain directories) but never sends them: a volume that holds some goes
+// by rsync.
 
 #include <string>
 #include <string_view>
@@ -33,8 +35,8 @@ struct BtrfsSubvolume {
 };
 
 [[nodiscard]] std::string encode_btrfs_header(const std::vector<BtrfsSubvolume>& subvolumes);
-// invalid_argument (saying what) for anything but such a document, for a path other than "/"
-// (nested subvolumes, which berthd did not agree to) and for a snapshot named twice.
+// invalid_argument (saying what) for anything but such a document, for a path that is not "/"
+// or "/a/b" (no empty, "." or ".." part) and for a subvolume named twice.
 [[nodiscard]] Result<std::vector<BtrfsSubvolume>> decode_btrfs_header(std::string_view json);
 
 // One btrfs send of the source: `snapshot` ("" for the volume), incremental against the snapshot

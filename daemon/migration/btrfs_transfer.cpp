@@ -179,7 +179,6 @@ Result<std::filesystem::path> receive_subvolume(const std::filesystem::path& dir
   };
 
   Progress progress(session);
-  bool writable = true;
   auto last = Clock::now();
   for (;;) {
     if (cancelled(session)) {
@@ -201,8 +200,11 @@ Result<std::filesystem::path> receive_subvolume(const std::filesystem::path& dir
     }
     if (m.kind == Kind::text) break;
     progress.add(m.data.size());
-    // What btrfs receive no longer takes (it failed) is read to the barrier, then its error told.
-    if (writable && !write_all(ours.get(), m.data.data(), m.data.size())) writable = false;
+    if (!write_all(ours.get(), m.data.data(), m.data.size())) {
+      // btrfs receive stopped taking its input: it failed (the caller ends the channels).
+      finish(true);
+      return failed(with_stderr("btrfs receive " + btrfs.outcome(), stderr_text));
+    }
   }
   progress.done("received");
   finish(false);

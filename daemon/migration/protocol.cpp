@@ -336,6 +336,10 @@ Result<Agreement> read_answer(const Header& offer, const Header& response) {
   }
   a.final_sync = a.fs == FsType::rsync && offer.criu == Criu::none && response.criu == Criu::none;
   a.refresh = response.refresh;
+  if (a.fs == FsType::btrfs && a.refresh && (!a.btrfs.migration_header || !a.btrfs.header_subvolume_uuids)) {
+    // Without the UUIDs the source cannot know which snapshots the target has to build on.
+    return invalid("the target answered a refresh by btrfs without the header's subvolume UUIDs");
+  }
   return a;
 }
 

@@ -61,8 +61,10 @@ struct BtrfsFeatures {
 
   friend bool operator==(const BtrfsFeatures&, const BtrfsFeatures&) = default;
 };
-// What berthd offers and accepts: not nested subvolumes (a volume that holds some goes by rsync).
-inline constexpr BtrfsFeatures berthd_btrfs_features{true, false, true};
+// What berthd offers and accepts: all three. It takes nested subvolumes (LXD would refuse to send
+// a volume that holds some otherwise, and not fall back to rsync), but never sends any: a volume
+// that holds some goes by rsync.
+inline constexpr BtrfsFeatures berthd_btrfs_features{true, true, true};
 
 // One snapshot as the header carries it: its own (not expanded) config, devices and profiles.
 struct SnapshotInfo {

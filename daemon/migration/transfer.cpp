@@ -203,7 +203,7 @@ Result<void> run(const std::filesystem::path& dir, const std::vector<std::string
     rsync.kill_all();
     ::shutdown(output, SHUT_RDWR);
     ::shutdown(input, SHUT_RDWR);
-    fs.close();
+    fs.abort();
   };
   for (;;) {
     // rsync's stderr and its end, or (once it is gone) the peer's barrier, awaited: looked for

@@ -640,8 +640,22 @@ Result<void> StoragePool::readonly_copy(const std::string& instance, const fs::p
   return r ? r : make_error(r.error().kind, where(r.error().message));
 }
 
+Result<void> StoragePool::flatten(const fs::path& root, const Received& received) const {
+  for (const auto& [at, subvolume] : received.nested) {
+    // `at` was checked when the header was read ("/a/b": no "..", no empty part).
+    const fs::path place = root / fs::path(at).relative_path();
+    if (::rmdir(place.c_str()) != 0 && errno != ENOENT) {
+      return io_error(where("make room for the nested subvolume " + at + " at " + place.string()), errno);
+    }
+    if (auto copied = copy_tree(subvolume, place); !copied) {
+      return make_error(copied.error().kind, where(copied.error().message));
+    }
+  }
+  return {};
+}
+
 Result<void> StoragePool::adopt_snapshot(const std::string& instance, const std::string& snap,
-                                         const fs::path& received) {
+                                         const Received& received) {
   if (auto r = check_name("instance", instance); !r) return r;
   if (auto r = check_name("snapshot", snap); !r) return r;
   const fs::path dst = snapshot_path(instance, snap);
@@ -649,31 +663,35 @@ Result<void> StoragePool::adopt_snapshot(const std::string& instance, const std:
   if (::mkdir(snapshots_dir(instance).c_str(), 0700) != 0 && errno != EEXIST) {
     return io_error(where("create " + snapshots_dir(instance).string()), errno);
   }
-  auto info = subvolume_info(received);
+  auto info = subvolume_info(received.subvolume);
   if (!info) return info.error();
   // A read-only subvolume cannot move (EROFS), and only a writable one takes a received UUID:
   // writable, moved, its received UUID set again, read-only (as LXD's sink does).
   const auto step = [&](Result<void> r) { return r ? r : make_error(r.error().kind, where(r.error().message)); };
-  if (auto r = step(set_readonly(received, false)); !r) return r;
-  if (::rename(received.c_str(), dst.c_str()) != 0) return io_error(where("move " + received.string()), errno);
+  if (auto r = step(set_readonly(received.subvolume, false)); !r) return r;
+  if (::rename(received.subvolume.c_str(), dst.c_str()) != 0) {
+    return io_error(where("move " + received.subvolume.string()), errno);
+  }
+  if (auto r = flatten(dst, received); !r) return r;
   if (auto r = step(set_received(dst, info->received_uuid, info->stransid)); !r) return r;
   return step(set_readonly(dst, true));
 }
 
-Result<void> StoragePool::adopt_volume(const std::string& instance, const fs::path& received) {
+Result<void> StoragePool::adopt_volume(const std::string& instance, const Received& received) {
   if (auto r = check_name("instance", instance); !r) return r;
   const fs::path dst = volume_path(instance);
   if (path_exists(dst)) return make_error(ErrorKind::conflict, where("volume " + instance + " exists"));
+  const auto& from = received.subvolume;
   const auto step = [&](Result<void> r) { return r ? r : make_error(r.error().kind, where(r.error().message)); };
-  if (auto r = step(set_readonly(received, false)); !r) return r;
+  if (auto r = step(set_readonly(from, false)); !r) return r;
   // Writable from now on, it is no longer the stream it came from: a read-only snapshot of it
   // would otherwise inherit the received UUID, and two different snapshots share it.
-  if (auto r = step(set_received(received, "", 0)); !r) return r;
-  if (::chmod(received.c_str(), volume_mode) != 0 || ::chown(received.c_str(), 0, 0) != 0) {
-    return io_error(where("set the owner and mode of " + received.string()), errno);
+  if (auto r = step(set_received(from, "", 0)); !r) return r;
+  if (::chmod(from.c_str(), volume_mode) != 0 || ::chown(from.c_str(), 0, 0) != 0) {
+    return io_error(where("set the owner and mode of " + from.string()), errno);
   }
-  if (::rename(received.c_str(), dst.c_str()) != 0) return io_error(where("move " + received.string()), errno);
-  return {};
+  if (::rename(from.c_str(), dst.c_str()) != 0) return io_error(where("move " + from.string()), errno);
+  return flatten(dst, received);
 }
 
 Result<void> StoragePool::delete_snapshot(const std::string& instance, const std::string& snap) {

@@ -109,13 +109,21 @@ class StoragePool {
   // A read-only snapshot of the volume at `to` (in a staging directory): what btrfs send reads of
   // a volume that may be in use.
   [[nodiscard]] Result<void> readonly_copy(const std::string& instance, const std::filesystem::path& to) const;
-  // A subvolume btrfs receive made (read-only) becomes `instance`'s snapshot `snap`, read-only and
-  // keeping its received UUID (what the next incremental stream names as its parent); conflict
-  // when that snapshot exists.
+  // What btrfs receive made for one volume or snapshot: its subvolume (read-only, as btrfs
+  // receive leaves it) and those that were nested in it on the source, each with where it was
+  // ("/var/lib/docker"), a parent before what it holds. berthd's volumes hold no nested
+  // subvolume: their content is copied into the places btrfs send left empty, as plain
+  // directories (what an rsync transfer would make of them).
+  struct Received {
+    std::filesystem::path subvolume;
+    std::vector<std::pair<std::string, std::filesystem::path>> nested;
+  };
+  // It becomes `instance`'s snapshot `snap`, read-only and keeping its received UUID (what the
+  // next incremental stream names as its parent); conflict when that snapshot exists.
   [[nodiscard]] Result<void> adopt_snapshot(const std::string& instance, const std::string& snap,
-                                            const std::filesystem::path& received);
-  // One becomes the volume (none may exist), writable and no longer marked received (it will change).
-  [[nodiscard]] Result<void> adopt_volume(const std::string& instance, const std::filesystem::path& received);
+                                            const Received& received);
+  // It becomes the volume (none may exist), writable and no longer marked received (it will change).
+  [[nodiscard]] Result<void> adopt_volume(const std::string& instance, const Received& received);
 
   // At start: finishes or undoes a restore_snapshot that a crash cut short, so that each volume
   // holds either its old content or the snapshot's, never neither. Says what it did, one line each.
@@ -154,6 +162,8 @@ class StoragePool {
   // deleted either way) and what did not stays in place.
   [[nodiscard]] Result<void> discard(const std::vector<std::filesystem::path>& paths);
   [[nodiscard]] std::string where(const std::string& what) const;
+  // Copies each nested subvolume's content into its place under `root` (writable by now).
+  [[nodiscard]] Result<void> flatten(const std::filesystem::path& root, const Received& received) const;
 
   class Reaper;
 

@@ -197,6 +197,14 @@ class DialledChannel final : public http::MessageChannel {
     });
   }
 
+  void abort() override {
+    end();
+    net::post(ioc_, [this] {
+      error_code ignored;
+      if (ws_) beast::get_lowest_layer(*ws_).socket().close(ignored);
+    });
+  }
+
  private:
   // On the io thread from here on.
   void read() {

@@ -5,8 +5,9 @@
 # ways: a container with two snapshots moves LXD -> berthd and back, arrives whole (snapshots'
 # content, owners inside, read-only snapshot subvolumes) and starts; both hosts say the move went
 # by btrfs; a refresh from LXD into berthd goes by rsync (berthd's choice) and one from berthd into
-# LXD by btrfs (LXD's), each bringing the changed file and a new snapshot; a move from LXD's btrfs
-# pool to a berthd dir pool falls back to rsync.
+# LXD by btrfs (LXD's), each bringing the changed file and a new snapshot; a nested subvolume in
+# an LXD container arrives as a plain directory; a move from LXD's btrfs pool to a berthd dir pool
+# falls back to rsync.
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -119,6 +120,25 @@ assert_exit 0 "h1:r2 starts"
 run l exec h1:r2 -- cat /root/marker
 assert_eq five "$OUT" "inside h1:r2 the changed file"
 tb_lxc_q stop h1:r2 --force
+
+log "--- a nested subvolume (Docker's storage inside a container, say): LXD sends it, berthd keeps its files"
+tb_lxc_q init h1:bb h1:n1 -s bt
+btrfs subvolume create "$WORK/lxd-pool/containers/n1/rootfs/root/inner" >/dev/null
+echo nested >"$WORK/lxd-pool/containers/n1/rootfs/root/inner/file"
+chown 1001000:1001000 "$WORK/lxd-pool/containers/n1/rootfs/root/inner/file"
+tb_lxc_q snapshot h1:n1 s1
+run l copy h1:n1 b:n1
+assert_exit 0 "lxc copy h1:n1 b:n1 (LXD sends the nested subvolume)"
+assert_eq "by btrfs send/receive" "$(how b)" "by btrfs send/receive"
+assert_eq nested "$(cat "$WORK/b-pool/containers/n1/rootfs/root/inner/file" 2>/dev/null)" "b:n1 has the nested subvolume's file"
+assert_eq "1001000:1001000" "$(stat -c %u:%g "$WORK/b-pool/containers/n1/rootfs/root/inner/file" 2>/dev/null)" \
+    "owned as on the source's disk"
+check "as a plain directory, not a subvolume" test "$(stat -c %i "$WORK/b-pool/containers/n1/rootfs/root/inner")" != 256
+assert_eq nested "$(cat "$WORK/b-pool/containers-snapshots/n1/s1/rootfs/root/inner/file" 2>/dev/null)" \
+    "b:n1/s1 has it too"
+run l delete b:n1
+assert_exit 0 "b:n1 deletes"
+tb_lxc_q delete h1:n1
 
 log "--- LXD (btrfs) -> berthd (dir): rsync"
 run l copy h1:m1 d:m1

@@ -14,6 +14,7 @@ class RecordingSocket final : public http::WebSocket {
   void send_text(std::string message) override { sent.push_back(std::move(message)); }
   void send_binary(std::string message) override { sent.push_back(std::move(message)); }
   void close() override { open = false; }
+  void abort() override { open = false; }
   [[nodiscard]] bool is_open() const override { return open; }
   [[nodiscard]] std::size_t queued_bytes() const override { return 0; }
   [[nodiscard]] std::size_t queued_messages() const override { return 0; }

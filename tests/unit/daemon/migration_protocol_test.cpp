@@ -250,7 +250,8 @@ TEST(MigrationBtrfs, ASourceOnBtrfsOffersItWithRsyncAsTheFallback) {
   EXPECT_EQ(offer->fs, FsType::btrfs);
   ASSERT_TRUE(offer->btrfs_features);
   EXPECT_EQ(*offer->btrfs_features, berthd_btrfs_features);
-  EXPECT_FALSE(offer->btrfs_features->header_subvolumes);  // nested subvolumes go by rsync
+  // Nested subvolumes: taken (LXD refuses to send them otherwise), never sent (they go by rsync).
+  EXPECT_TRUE(offer->btrfs_features->header_subvolumes);
   ASSERT_TRUE(offer->rsync_features);
   EXPECT_TRUE(offer->rsync_features->bidirectional);
   EXPECT_FALSE(decode_header(encode_header(make_offer({})))->btrfs_features);
@@ -283,10 +284,10 @@ TEST(MigrationBtrfs, ABtrfsSinkTakesBtrfsWithoutASecondPassAndADirSinkRsync) {
   EXPECT_FALSE(dir->response.btrfs_features);
   EXPECT_EQ(read_answer(offer, dir->response)->fs, FsType::rsync);
 
-  // LXD's btrfs offer carries header_subvolumes too; berthd agrees to the rest.
-  Header lxd = offer;
-  lxd.btrfs_features = BtrfsFeatures{true, true, true};
-  EXPECT_EQ(answer_offer(lxd, {.btrfs = true})->agreement.btrfs, (BtrfsFeatures{true, false, true}));
+  // An older peer without the UUIDs: what both have.
+  Header older = offer;
+  older.btrfs_features = BtrfsFeatures{true, true, false};
+  EXPECT_EQ(answer_offer(older, {.btrfs = true})->agreement.btrfs, (BtrfsFeatures{true, true, false}));
   // A btrfs answer to an rsync offer is refused.
   EXPECT_FALSE(read_answer(make_offer({}), btrfs->response));
 }
@@ -332,9 +333,15 @@ TEST(MigrationBtrfs, TheHeaderIsLxdsJson) {
   EXPECT_TRUE(decode_btrfs_header(R"({"subvolumes":null})")->empty());
   EXPECT_EQ(decode_btrfs_header(R"({"subvolumes":[{"snapshot":"s1"}]})")->front().path, "/");
 
-  const auto nested = decode_btrfs_header(R"({"subvolumes":[{"path":"/var/lib/docker","snapshot":""}]})");
-  ASSERT_FALSE(nested);
-  EXPECT_NE(nested.error().message.find("/var/lib/docker"), std::string::npos);
+  // Nested subvolumes (header_subvolumes): paths inside the volume.
+  const auto nested = decode_btrfs_header(R"({"subvolumes":[{"path":"/","snapshot":""},{"path":"/var/lib/docker"}]})");
+  ASSERT_TRUE(nested);
+  EXPECT_EQ((*nested)[1].path, "/var/lib/docker");
+  for (const char* bad : {"", "a", "/a/", "/a//b", "/../x", "/a/./b", "/a/.."}) {
+    const auto refused = decode_btrfs_header(R"({"subvolumes":[{"path":")" + std::string(bad) + R"("}]})");
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_NE(refused.error().message.find("not a path in a volume"), std::string::npos) << refused.error().message;
+  }
   EXPECT_FALSE(decode_btrfs_header(R"({"subvolumes":[{"path":"/","snapshot":"s1"},{"path":"/","snapshot":"s1"}]})"));
   EXPECT_FALSE(decode_btrfs_header("not json"));
   EXPECT_FALSE(decode_btrfs_header(R"([1,2])"));

@@ -401,6 +401,7 @@ TEST_P(StoragePoolTest, ReceivedSubvolumesAreAdoptedWithTheirIdentity) {
     staged = staging->path();
     EXPECT_TRUE(fs::is_directory(*staged));
     const auto copy = staging->path() / "volume";
+    fs::create_directories(pool_->volume_path("c1") / "inner");  // where a nested subvolume was
     ASSERT_TRUE(pool_->readonly_copy("c1", copy).ok());
     auto info = pool_->subvolume_info(copy);
     ASSERT_TRUE(info.ok()) << info.error().message;
@@ -421,9 +422,22 @@ TEST_P(StoragePoolTest, ReceivedSubvolumesAreAdoptedWithTheirIdentity) {
                                     " 2>/dev/null";
     ASSERT_EQ(std::system(send_s1.c_str()), 0);
     ASSERT_EQ(std::system(send_volume.c_str()), 0);
-    ASSERT_TRUE(pool_->adopt_volume("c2", staging->path() / "1" / "volume").ok());
-    ASSERT_TRUE(pool_->adopt_snapshot("c2", "s1", staging->path() / "0" / "s1").ok());
-    auto taken = pool_->adopt_snapshot("c2", "s1", staging->path() / "0" / "s1");
+    // A nested subvolume's stream: its content lands in the place its parent's stream left empty.
+    const auto inner = staging->path() / "inner-src";
+    ASSERT_EQ(std::system(("btrfs subvolume create " + inner.string() + " >/dev/null").c_str()), 0);
+    fs::create_directories(inner / "d");
+    write(inner / "d" / "g", "nested");
+    ASSERT_EQ(::chown((inner / "d" / "g").c_str(), 1000123, 1000123), 0);
+    fs::create_directories(staging->path() / "2");
+    const std::string send_inner = "btrfs property set -ts " + inner.string() + " ro true && btrfs send -q " +
+                                   inner.string() + " | btrfs receive -e " + (staging->path() / "2").string() +
+                                   " 2>/dev/null";
+    ASSERT_EQ(std::system(send_inner.c_str()), 0);
+    ASSERT_TRUE(
+        pool_->adopt_volume("c2", {staging->path() / "1" / "volume", {{"/inner", staging->path() / "2" / "inner-src"}}})
+            .ok());
+    ASSERT_TRUE(pool_->adopt_snapshot("c2", "s1", {staging->path() / "0" / "s1", {}}).ok());
+    auto taken = pool_->adopt_snapshot("c2", "s1", {staging->path() / "0" / "s1", {}});
     ASSERT_FALSE(taken.ok());
     EXPECT_EQ(taken.error().kind, ErrorKind::conflict);
 
@@ -440,7 +454,14 @@ TEST_P(StoragePoolTest, ReceivedSubvolumesAreAdoptedWithTheirIdentity) {
     EXPECT_EQ(read(pool_->volume_path("c2") / "f"), "one");
     write(pool_->volume_path("c2") / "f", "two");  // writable
     EXPECT_EQ(read(pool_->snapshot_path("c2", "s1") / "f"), "one");
-    auto again = pool_->adopt_volume("c2", copy);
+    const auto flat = pool_->volume_path("c2") / "inner";
+    EXPECT_EQ(read(flat / "d" / "g"), "nested");
+    EXPECT_EQ(stat_of(flat / "d" / "g").st_uid, 1000123U);
+    EXPECT_NE(stat_of(flat).st_ino, 256U) << "a plain directory now, not a subvolume";
+    nested = pool_->has_nested_subvolumes("c2");
+    ASSERT_TRUE(nested.ok());
+    EXPECT_FALSE(*nested);
+    auto again = pool_->adopt_volume("c2", {copy, {}});
     ASSERT_FALSE(again.ok());
     EXPECT_EQ(again.error().kind, ErrorKind::conflict);
   }
@@ -449,11 +470,8 @@ TEST_P(StoragePoolTest, ReceivedSubvolumesAreAdoptedWithTheirIdentity) {
   EXPECT_TRUE(entries_of(pool_->path() / "deleted").empty());
 
   // A subvolume inside the volume: it would be left out of a stream.
-  ASSERT_EQ(std::system(("btrfs subvolume create -q " + (pool_->volume_path("c1") / "inner").string() +
-                         " >/dev/null 2>&1 || btrfs subvolume create " + (pool_->volume_path("c1") / "inner").string() +
-                         " >/dev/null")
-                            .c_str()),
-            0);
+  const std::string inner2 = (pool_->volume_path("c1") / "inner2").string();
+  ASSERT_EQ(std::system(("btrfs subvolume create " + inner2 + " >/dev/null").c_str()), 0);
   nested = pool_->has_nested_subvolumes("c1");
   ASSERT_TRUE(nested.ok());
   EXPECT_TRUE(*nested);
