@@ -25,9 +25,10 @@ class UniqueFd {
   [[nodiscard]] int get() const { return fd_; }
   // Gives the descriptor up (the caller closes it).
   [[nodiscard]] int release() { return std::exchange(fd_, -1); }
-  void reset() {
+  // Closes the one it holds and takes `fd`.
+  void reset(int fd = -1) {
     if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
+    fd_ = fd;
   }
 
  private:

@@ -22,11 +22,6 @@ using lxd::make_error;
 using Clock = std::chrono::steady_clock;
 using Kind = http::MessageChannel::Message::Kind;
 
-constexpr std::size_t chunk_size = 256 * 1024;
-constexpr auto tick = std::chrono::milliseconds{250};
-// Nothing from the peer for this long while a stream is open: it is given up.
-constexpr auto idle_limit = std::chrono::minutes{10};
-
 // A pipe the size of a chunk, so that btrfs and berthd each move a chunk per wake-up (the default
 // 64 KiB costs four times the switches); best effort.
 void widen(int pipe) {

@@ -21,11 +21,6 @@ constexpr std::size_t stderr_kept = 4096;
 
 }  // namespace
 
-void Fd::reset(int fd) {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = fd;
-}
-
 std::string errno_text(const char* what) {
   return std::string(what) + ": " + std::strerror(errno);
 }

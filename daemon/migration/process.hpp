@@ -1,34 +1,30 @@
 #pragma once
 // The programs a migration runs (rsync, btrfs send and receive): started in a process group of
 // their own with the descriptors the caller gives, watched through a pidfd, killed with
-// everything they started. Internal to daemon/migration.
+// everything they started; and what the streams they feed share. Internal to daemon/migration.
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 #include <vector>
 
+#include "daemon/instances/unique_fd.hpp"
 #include "providers/lxd/result.hpp"
 
 namespace berth::daemon::migration {
 
 using lxd::Result;
 
-// An owned file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  [[nodiscard]] int get() const { return fd_; }
-  void reset(int fd = -1);
+using Fd = UniqueFd;
 
- private:
-  int fd_ = -1;
-};
+// What both kinds of stream on the fs channel (rsync sessions, btrfs streams) go by: the largest
+// message, how often one that waits looks whether it was cancelled, and how long the peer may be
+// silent before the stream is given up.
+inline constexpr std::size_t chunk_size = 256 * 1024;
+inline constexpr auto tick = std::chrono::milliseconds{250};
+inline constexpr auto idle_limit = std::chrono::minutes{10};
 
 // "what: strerror(errno)".
 [[nodiscard]] std::string errno_text(const char* what);

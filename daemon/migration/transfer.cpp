@@ -27,12 +27,8 @@ using lxd::make_error;
 using Clock = std::chrono::steady_clock;
 using Kind = http::MessageChannel::Message::Kind;
 
-constexpr std::size_t chunk_size = 256 * 1024;
 // After the local rsync exited, how long the peer's barrier may take.
 constexpr auto barrier_grace = std::chrono::seconds{30};
-// Nothing from the peer for this long while rsync runs: the session is given up.
-constexpr auto idle_limit = std::chrono::minutes{10};
-constexpr auto tick = std::chrono::milliseconds{250};
 
 // The sender's remote shell hands over the two sockets rsync talks to it through (netcat.hpp):
 // its stdin, which carries rsync's output, and its stdout, rsync's input. Waits while rsync runs
