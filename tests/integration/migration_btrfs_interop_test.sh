@@ -4,10 +4,10 @@
 # LXD's stream format (the JSON header of subvolume UUIDs, then one stream per subvolume) both
 # ways: a container with two snapshots moves LXD -> berthd and back, arrives whole (snapshots'
 # content, owners inside, read-only snapshot subvolumes) and starts; both hosts say the move went
-# by btrfs; a refresh from LXD into berthd goes by rsync (berthd's choice) and one from berthd into
-# LXD by btrfs (LXD's), each bringing the changed file and a new snapshot; a nested subvolume in
-# an LXD container arrives as a plain directory; a move from LXD's btrfs pool to a berthd dir pool
-# falls back to rsync.
+# by btrfs; running containers copy with --stateless both ways; a refresh from LXD into berthd
+# goes by rsync (berthd's choice) and one from berthd into LXD by btrfs (LXD's), each bringing the
+# changed file and a new snapshot; a nested subvolume in an LXD container arrives as a plain
+# directory; a move from LXD's btrfs pool to a berthd dir pool falls back to rsync.
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -94,6 +94,26 @@ assert_eq "three
 run l restore h1:m1 s1
 assert_exit 0 "LXD restores a snapshot that came from berthd by btrfs"
 tb_lxc_q stop h1:m1 --force
+
+log "--- running containers, --stateless, both ways: one btrfs stream of a snapshot, no second pass"
+tb_lxc_q start h1:m1
+run l copy h1:m1 b:run1 --stateless
+assert_exit 0 "lxc copy --stateless of a running container, LXD btrfs to berthd btrfs"
+assert_eq "by btrfs send/receive" "$(how b)" "by btrfs send/receive"
+assert_eq one "$(cat "$WORK/b-pool/containers/run1/rootfs/root/marker" 2>/dev/null)" "b:run1 has the restored content"
+tb_lxc_q start b:run1
+run l copy b:run1 h1:run2 --stateless -s bt
+assert_exit 0 "lxc copy --stateless of a running container, berthd btrfs to LXD btrfs"
+assert_eq "by btrfs send/receive" "$(how b)" "by btrfs send/receive"
+run l list b: --format csv -c ns
+assert_contains "$OUT" "run1,RUNNING" "the berthd source still runs"
+run l start h1:run2
+assert_exit 0 "h1:run2 starts"
+run l exec h1:run2 -- cat /root/marker
+assert_eq one "$OUT" "inside h1:run2 the content"
+tb_lxc_q stop h1:m1 --force
+tb_lxc_q delete h1:run2 --force
+tb_lxc_q delete b:run1 --force
 
 log "--- refresh both ways"
 run l copy h1:m1 b:r1
