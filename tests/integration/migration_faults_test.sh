@@ -7,7 +7,9 @@
 #   source is intact and starts, the target (which saw its channels end) kept nothing; the next
 #   apply converges;
 # - the connection cut by a TCP proxy the test places between the hosts (the target dials the
-#   source through it) and kills mid-transfer: the source is intact, the target kept nothing.
+#   source through it) and kills mid-transfer: the source is intact, the target kept nothing;
+# - kill -9 of the target in the middle of lxc copy --refresh, after it made one of the arriving
+#   snapshots: its restart removes that snapshot (journalled), and the next refresh succeeds.
 # The container holds 200 MB of random data, so that each transfer lasts long enough to be cut.
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -145,5 +147,37 @@ nothing_on b
 intact a
 run berth plan -f "$FLEET" --state "$STATE" --detailed-exitcode
 assert_exit 0 "berth plan has nothing to do"
+
+# --- kill -9 the target in the middle of a refresh
+run l copy a:big b:big
+assert_exit 0 "a copy a:big b:big to refresh"
+tb_lxc_q snapshot a:big s1
+head -c 300M /dev/urandom >"$ROOTFS_A/data/blob5"
+tb_lxc_q snapshot a:big s2
+l copy a:big b:big --refresh >"$WORK/refresh.log" 2>&1 &
+REFRESH=$!
+# shellcheck disable=SC2317 # called through `check`
+s2_arriving() {
+    local vol=$WORK/b/storage/containers/big i
+    for ((i = 0; i < 600; i++)); do
+        if grep -q "migration: big/s1: [0-9]* bytes received" "$WORK/b.log" &&
+            (($(du -sm "$vol" 2>/dev/null | cut -f1) >= 620)); then return 0; fi
+        sleep 0.05
+    done
+    return 1
+}
+check "the refresh made s1 on b and is bringing s2" s2_arriving
+kill -9 "$B_PID"
+if wait "$REFRESH"; then _fail "lxc copy --refresh should fail when the target dies"; else _pass "lxc copy --refresh fails when the target dies"; fi
+start_b
+assert_contains "$(cat "$WORK/b.log")" "removed snapshot big/s1" "b's restart removed the snapshot the refresh left unrecorded"
+check "b holds no snapshot of big on disk" test -z "$(ls -A "$WORK/b/storage/containers-snapshots/big" 2>/dev/null)"
+run l copy a:big b:big --refresh
+assert_exit 0 "the next refresh succeeds"
+run l info b:big
+assert_contains "$OUT" "s2" "b:big has s2"
+assert_eq "$(sha256sum <"$ROOTFS_A/data/blob5")" \
+    "$(sha256sum <"$WORK/b/storage/containers-snapshots/big/s2/rootfs/data/blob5" 2>/dev/null)" \
+    "b:big/s2 holds the new data"
 
 finish
