@@ -641,12 +641,14 @@ Result<void> Migrations::send_btrfs(const std::string& name, const Outgoing& out
       sent_names.push_back(w.snapshot);
     }
   }
-  auto staging = pool_.staging();
-  if (!staging) return staging.error();
   // btrfs send reads a read-only subvolume: the volume's, taken now (one sent as an instance is
   // a snapshot already).
+  std::optional<StoragePool::Staging> staging;
   std::filesystem::path volume = out.volume;
   if (!volume_info->readonly) {
+    auto made = pool_.staging();
+    if (!made) return made.error();
+    staging.emplace(std::move(*made));
     volume = staging->path() / "volume";
     if (auto copied = pool_.readonly_copy(name, volume); !copied) return copied;
   }

@@ -541,6 +541,16 @@ Result<int> open_subvolume(const fs::path& p) {
   return fd;
 }
 
+// GET_SUBVOL_INFO of the subvolume open at `fd` (`shown` names it in an error). It answers 1, not
+// 0, on success: only a negative answer is a failure.
+Result<btrfs_ioctl_get_subvol_info_args> subvolume_info_of(int fd, const fs::path& shown) {
+  btrfs_ioctl_get_subvol_info_args info{};
+  if (::ioctl(fd, BTRFS_IOC_GET_SUBVOL_INFO, &info) < 0) {
+    return io_error("read the subvolume information of " + shown.string(), errno);
+  }
+  return info;
+}
+
 Result<void> set_readonly(const fs::path& p, bool readonly) {
   auto fd = open_subvolume(p);
   if (!fd) return fd.error();
@@ -595,10 +605,9 @@ Result<StoragePool::SubvolumeInfo> StoragePool::subvolume_info(const fs::path& s
   auto fd = open_subvolume(subvolume);
   if (!fd) return make_error(fd.error().kind, where(fd.error().message));
   const Fd held(*fd);
-  btrfs_ioctl_get_subvol_info_args info{};
-  if (::ioctl(held.get(), BTRFS_IOC_GET_SUBVOL_INFO, &info) < 0) {
-    return io_error(where("read the subvolume information of " + subvolume.string()), errno);
-  }
+  auto read = subvolume_info_of(held.get(), subvolume);
+  if (!read) return make_error(read.error().kind, where(read.error().message));
+  const auto& info = *read;
   SubvolumeInfo out;
   out.uuid = uuid_text(info.uuid);
   out.received_uuid = uuid_text(info.received_uuid);
@@ -613,16 +622,14 @@ Result<bool> StoragePool::has_nested_subvolumes(const std::string& instance) con
   auto fd = open_subvolume(root);
   if (!fd) return make_error(fd.error().kind, where(fd.error().message));
   const Fd held(*fd);
-  btrfs_ioctl_get_subvol_info_args info{};
-  if (::ioctl(held.get(), BTRFS_IOC_GET_SUBVOL_INFO, &info) < 0) {
-    return io_error(where("read the subvolume information of " + root.string()), errno);
-  }
+  auto info = subvolume_info_of(held.get(), root);
+  if (!info) return make_error(info.error().kind, where(info.error().message));
   // A subvolume inside another is a ROOT_REF item (parent's tree id, ROOT_REF, child's) in the
   // root tree: one search, however many files the volume has.
   btrfs_ioctl_search_args search{};
   search.key.tree_id = BTRFS_ROOT_TREE_OBJECTID;
-  search.key.min_objectid = info.treeid;
-  search.key.max_objectid = info.treeid;
+  search.key.min_objectid = info->treeid;
+  search.key.max_objectid = info->treeid;
   search.key.min_type = BTRFS_ROOT_REF_KEY;
   search.key.max_type = BTRFS_ROOT_REF_KEY;
   search.key.max_offset = std::numeric_limits<__u64>::max();

@@ -15,27 +15,17 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 command -v mkfs.btrfs >/dev/null || bail "mkfs.btrfs is missing (Debian package btrfs-progs)" ""
 chmod 711 "$WORK" # containers' mapped root must reach their rootfs
 PASSWORD="pw-$(head -c 12 /dev/urandom | base64 | tr -dc 'a-zA-Z0-9')"
-MOUNTS=()
-# btrfs_pool NAME: a 1 GiB btrfs filesystem in a loop file, mounted at $WORK/NAME-pool.
-btrfs_pool() {
-    mkdir -p "$WORK/$1-pool"
-    truncate -s 1G "$WORK/$1-pool.img"
-    mkfs.btrfs -q "$WORK/$1-pool.img" >/dev/null
-    mount -o loop "$WORK/$1-pool.img" "$WORK/$1-pool"
-    MOUNTS+=("$WORK/$1-pool")
-}
 # shellcheck disable=SC2317 # called from the EXIT trap
 cleanup_pools() {
-    local h m
+    local h
     for h in a b c; do kill_containers "$WORK/$h/containers"; done
-    for pid in ${BERTHD_PIDS[@]+"${BERTHD_PIDS[@]}"}; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in ${BERTHD_PIDS[@]+"${BERTHD_PIDS[@]}"}; do wait "$pid" 2>/dev/null || true; done
-    for m in ${MOUNTS[@]+"${MOUNTS[@]}"}; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+    berthd_stop_all
+    btrfs_unmount_all
 }
 trap 'rc=$?; set +e; cleanup_pools; (exit $rc); _cleanup' EXIT
 
-btrfs_pool a
-btrfs_pool b
+btrfs_loop a-pool
+btrfs_loop b-pool
 berthd_start "$WORK/a" "$PASSWORD" --storage-pool "$WORK/a-pool"
 A_URL=$BERTHD_URL
 berthd_start "$WORK/b" "$PASSWORD" --storage-pool "$WORK/b-pool"

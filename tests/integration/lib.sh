@@ -124,6 +124,27 @@ bb_image() {
     tar -C "$img" -czf "$1" metadata.yaml rootfs
 }
 
+# btrfs_loop NAME: a 1 GiB btrfs filesystem in a loop file, mounted at $WORK/NAME (a storage pool
+# the test makes); btrfs_unmount_all unmounts every one (after whatever uses them has stopped).
+BTRFS_MOUNTS=()
+btrfs_loop() {
+    mkdir -p "$WORK/$1"
+    truncate -s 1G "$WORK/$1.img"
+    mkfs.btrfs -q "$WORK/$1.img" >/dev/null
+    mount -o loop "$WORK/$1.img" "$WORK/$1"
+    BTRFS_MOUNTS+=("$WORK/$1")
+}
+# berthd_stop_all: SIGTERM to every berthd the test started, and wait for each.
+berthd_stop_all() {
+    local pid
+    for pid in ${BERTHD_PIDS[@]+"${BERTHD_PIDS[@]}"}; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in ${BERTHD_PIDS[@]+"${BERTHD_PIDS[@]}"}; do wait "$pid" 2>/dev/null || true; done
+}
+btrfs_unmount_all() {
+    local m
+    for m in ${BTRFS_MOUNTS[@]+"${BTRFS_MOUNTS[@]}"}; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+}
+
 # kill_containers LXCPATH: stop, at once, every container liblxc runs under LXCPATH (the
 # clean-up of a test that started berthd: its containers outlive it by design).
 kill_containers() {

@@ -18,28 +18,18 @@ l() { timeout -k 5 180 lxc "$@" </dev/null; }
 
 tb_start 1 lxd
 chmod 711 "$WORK"
-MOUNTS=()
-btrfs_fs() {
-    mkdir -p "$WORK/$1"
-    truncate -s 1G "$WORK/$1.img"
-    mkfs.btrfs -q "$WORK/$1.img" >/dev/null
-    mount -o loop "$WORK/$1.img" "$WORK/$1"
-    MOUNTS+=("$WORK/$1")
-}
 # shellcheck disable=SC2317 # called from the EXIT trap
 cleanup_pools() {
-    local m
     tb_lxc storage delete h1:bt >/dev/null 2>&1 || true
     kill_containers "$WORK/b/containers"
     kill_containers "$WORK/d/containers"
-    for pid in ${BERTHD_PIDS[@]+"${BERTHD_PIDS[@]}"}; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in ${BERTHD_PIDS[@]+"${BERTHD_PIDS[@]}"}; do wait "$pid" 2>/dev/null || true; done
-    for m in ${MOUNTS[@]+"${MOUNTS[@]}"}; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+    berthd_stop_all
+    btrfs_unmount_all
 }
 trap 'rc=$?; set +e; cleanup_pools; (exit $rc); _cleanup' EXIT
 
-btrfs_fs lxd-pool
-btrfs_fs b-pool
+btrfs_loop lxd-pool
+btrfs_loop b-pool
 PASSWORD="pw-$(head -c 12 /dev/urandom | base64 | tr -dc 'a-zA-Z0-9')"
 berthd_start "$WORK/b" "$PASSWORD" --storage-pool "$WORK/b-pool"
 B_URL=$BERTHD_URL
