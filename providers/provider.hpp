@@ -33,6 +33,8 @@ struct ReadStateRequest {
   // Projects other than remote.project whose image aliases are read too (LiveRemote::
   // project_image_aliases): those of containers here that launch from an image on this remote.
   std::set<std::string> alias_projects;
+  // Read GET /1.0/resources (LiveRemote::resources): a placement may need what the host has.
+  bool read_resources = false;
 };
 
 struct ReadStateResponse {

@@ -39,6 +39,14 @@ enum class DriftPolicy { correct, report, ignore };
 // and model::instance_key.
 inline constexpr std::string_view default_project = "default";
 
+// What a host offers to placement (a remote's capacity:). A dimension left unset is what the host
+// reports (GET /1.0/resources): its CPU threads, its memory.
+struct Capacity {
+  std::optional<std::int64_t> cpu;      // CPUs
+  std::optional<std::uint64_t> memory;  // bytes
+  friend bool operator==(const Capacity&, const Capacity&) = default;
+};
+
 struct RemoteSpec {
   std::string name;
   std::string url;                         // https://host:port or unix:///path
@@ -46,6 +54,28 @@ struct RemoteSpec {
   int parallelism = 4;                     // per-remote bound on concurrent actions (apply)
   diag::SourceLocation where;
   std::string project{default_project};  // project: the default of its containers
+  std::map<std::string, std::string> labels;  // labels: what placement selects candidates by
+  Capacity capacity;                          // capacity:
+  bool drain = false;                         // drain: true: placed containers move off it
+};
+
+// How a placement policy chooses among the candidates that fit: `spread` takes the one with the
+// fewest containers of this fleet, `pack` the one with the most; ties go to the first by name.
+enum class Strategy { spread, pack };
+
+[[nodiscard]] std::string_view to_string(Strategy s);
+[[nodiscard]] std::optional<Strategy> strategy_from_string(std::string_view s);
+
+// A placement policy: a named entry under placements:, or a container's inline placement: {...}.
+// The plan chooses the container's remote within it (engine/plan/placement.hpp).
+struct PlacementPolicy {
+  std::string name;                     // its key under placements:; empty for an inline policy
+  std::vector<std::string> candidates;  // remote names, sorted: the list, or the remotes the selector picks
+  std::map<std::string, std::string> selector;  // candidates: {labels: {...}}: the labels (empty for a list)
+  Strategy strategy = Strategy::spread;
+  std::optional<int> max_per_remote;          // at most this many of the policy's containers per remote
+  std::optional<std::string> anti_affinity;   // no two containers with the same anti_affinity on one remote
+  diag::SourceLocation where;
 };
 
 // How an image server is read: a static simplestreams tree, or a public LXD server.
@@ -65,7 +95,9 @@ struct ImageServer {
 
 // An image as a container needs it: an alias on some remote, or on an image server.
 struct ImageRef {
-  // Where the alias lives (may differ from the container's remote: the target pulls); empty with server.
+  // Where the alias lives (may differ from the container's remote: the target pulls); empty with
+  // server. A placed container's image without a remote of its own is on the remote the plan
+  // chooses: empty until then.
   std::string remote;
   std::string alias;
   std::optional<ImageServer> server;       // set: the alias is on this image server, not on a remote
@@ -128,7 +160,10 @@ struct ExecSpec {
 
 struct ContainerSpec {
   std::string name;
-  std::string remote;                    // placement
+  // Where it runs: remote:, or for placement: the remote the plan chooses (empty until then, and
+  // when none could be chosen).
+  std::string remote;
+  std::optional<PlacementPolicy> placement;  // placement: (then no remote:)
   std::string project{default_project};  // resolved: its own project:, else its remote's
   std::optional<ImageRef> image;         // resolved; set unless copy_of is
   std::optional<CopySource> copy_of;
@@ -168,6 +203,7 @@ struct Fleet {
   bool suspend = false;          // suspend: true: `berth watch` changes nothing
   std::map<std::string, RemoteSpec> remotes;
   std::map<std::string, ImageSpec> images;
+  std::map<std::string, PlacementPolicy> placements;  // named policies (placements:)
   std::map<std::string, ContainerSpec> containers;
   std::vector<Secret> secrets;  // every value from the environment or marked sensitive
   std::string path;             // the file it came from, as given

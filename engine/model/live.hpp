@@ -1,6 +1,7 @@
 #pragma once
 // Live state: what a remote's daemon reported, in one bulk read per remote.
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -33,6 +34,9 @@ struct LiveInstance {
   int status_code = 0;
   LivePower power = LivePower::other;
   ConfigMap config;   // local config (not expanded)
+  // limits.cpu and limits.memory of the expanded config (a profile's included), as placement counts
+  // what the instance takes of its host; absent keys: no limit.
+  ConfigMap limits;
   DeviceMap devices;  // local devices (not expanded)
   std::vector<std::string> profiles;
   std::vector<LiveSnapshot> snapshots;  // by name from the bulk read (LXD 5.0 lists no creation times there)
@@ -46,6 +50,13 @@ struct LiveInstance {
 
 enum class RemoteStatus { ok, unknown };
 
+// What a host has, as it reports it (GET /1.0/resources): CPU threads and memory in bytes.
+struct HostResources {
+  std::int64_t cpu = 0;
+  std::uint64_t memory = 0;
+  friend bool operator==(const HostResources&, const HostResources&) = default;
+};
+
 // Image alias name -> the fingerprint it points at now.
 using ImageAliases = std::map<std::string, std::string>;
 
@@ -58,6 +69,10 @@ struct LiveRemote {
   // The same, in each other project whose containers launch from an image that lives on this remote
   // (a project with features.images has its own aliases).
   std::map<std::string, ImageAliases> project_image_aliases;
+  // Read when placement may need it (a candidate of a policy without a declared capacity):
+  // unset with `resources_error` when the read failed, unset and empty when it was not read.
+  std::optional<HostResources> resources;
+  std::string resources_error;
 };
 
 // An alias on an image server, as asked at plan time.

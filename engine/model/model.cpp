@@ -36,6 +36,16 @@ std::string_view to_string(DriftPolicy p) {
   return "?";
 }
 
+std::string_view to_string(Strategy s) {
+  return s == Strategy::pack ? "pack" : "spread";
+}
+
+std::optional<Strategy> strategy_from_string(std::string_view s) {
+  if (s == "spread") return Strategy::spread;
+  if (s == "pack") return Strategy::pack;
+  return std::nullopt;
+}
+
 std::string_view to_string(ImageProtocol p) {
   switch (p) {
     case ImageProtocol::simplestreams: return "simplestreams";

@@ -139,6 +139,19 @@ struct RemoteSummary {
   std::size_t instances = 0;
 };
 
+// Where a placed container (placement:) goes, and why: every placed container has one, whether
+// it stays, is created, moves, or could not be placed.
+struct Placement {
+  std::string container;
+  std::string project{model::default_project};
+  std::string policy;  // its name under placements:, empty for an inline policy
+  std::string remote;  // where it is placed; empty: nowhere (the container gets no action)
+  std::string from;    // where it lives now when the plan moves it; else empty
+  std::string explanation;            // one line: "placed on b: spread, 2 of 3 candidates fit, fewest containers (1)"
+  std::vector<std::string> rejected;  // each candidate that did not fit, and why: "a: draining"
+  friend bool operator==(const Placement&, const Placement&) = default;
+};
+
 struct Plan {
   std::string fleet_path;
   std::string fleet_digest;
@@ -155,6 +168,8 @@ struct Plan {
   std::map<std::string, std::string> not_planned;
   bool destroy = false;              // made by `berth destroy` / `berth plan --destroy`
   std::vector<std::string> targets;  // --target addresses the plan was limited to, as given
+  std::vector<Placement> placements;  // by container name
+  std::vector<std::string> drain;     // remotes drained (drain: true, --drain), sorted
 
   [[nodiscard]] bool complete() const;  // every remote was read and every declared container planned
   [[nodiscard]] bool has_changes() const { return !actions.empty(); }
@@ -185,6 +200,8 @@ struct PlanOptions {
   // Containers an interrupted run left in a state recovery could not settle: no actions are
   // planned for them (by name, on every remote); the value says why, for the warning.
   std::map<std::string, std::string> held;
+  // --drain: remotes to drain in this plan, as if they said drain: true.
+  std::set<std::string> drain;
 };
 
 // Pure: desired + live -> plan. Never contacts anything.
