@@ -206,7 +206,8 @@ int execute(const GlobalOptions& global, const ApplyOptions& options, const mode
   apply::Selection selection;
   if (saved == nullptr) {
     auto selected =
-        select(fleet, options.targets, options.replace, goal == apply::Goal::destroy || options.prune || fleet.prune);
+        select(fleet, options.targets, options.replace, options.drain,
+               goal == apply::Goal::destroy || options.prune || fleet.prune);
     if (!selected) return exit_error;
     selection = std::move(*selected);
   }
@@ -309,8 +310,9 @@ int run_apply(const GlobalOptions& global, const ApplyOptions& options) {
   }
   if (!options.plan_file.empty()) {
     if (options.allow_restart || options.allow_move || options.allow_recreate || options.prune ||
-        !options.targets.empty() || !options.replace.empty()) {
-      std::cerr << "berth: --allow-restart, --allow-move, --allow-recreate, --prune, --target and --replace cannot be "
+        !options.targets.empty() || !options.replace.empty() || !options.drain.empty()) {
+      std::cerr << "berth: --allow-restart, --allow-move, --allow-recreate, --prune, --target, --replace and --drain "
+                   "cannot be "
                    "given with a saved plan: the plan "
                 << util::printable(options.plan_file)
                 << " already records what it does and consents to; make it again with those flags on `berth plan "

@@ -46,6 +46,7 @@ struct PlanCommandOptions {
   bool destroy = false;              // the plan of `berth destroy`
   std::vector<std::string> targets;  // --target
   std::vector<std::string> replace;  // --replace
+  std::vector<std::string> drain;    // --drain
   std::filesystem::path state_path;  // open journal intents to settle (read, never created)
   int read_parallelism = 32;         // remotes read at once
   util::InputLimits limits;          // --max-file-size, --max-response-size
@@ -86,6 +87,7 @@ struct ApplyOptions {
   bool prune = false;
   std::vector<std::string> targets;  // --target
   std::vector<std::string> replace;  // --replace
+  std::vector<std::string> drain;    // --drain
   std::filesystem::path state_path;
   std::chrono::milliseconds lock_timeout{0};
   util::InputLimits limits;  // --max-file-size, --max-response-size

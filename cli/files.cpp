@@ -170,10 +170,22 @@ std::optional<plan::PlanFile> read_plan_file(const std::string& path, const util
 }
 
 std::optional<apply::Selection> select(const model::Fleet& fleet, const std::vector<std::string>& targets,
-                                       const std::vector<std::string>& replace, bool undeclared_targets) {
+                                       const std::vector<std::string>& replace, const std::vector<std::string>& drain,
+                                       bool undeclared_targets) {
   apply::Selection selection;
   auto problems = plan::parse_targets(targets, fleet, undeclared_targets, selection.targets);
   for (auto& p : plan::parse_targets(replace, fleet, false, selection.replace)) problems.push_back(std::move(p));
+  for (const auto& remote : drain) {
+    if (fleet.remotes.count(remote) != 0) {
+      selection.drain.insert(remote);
+      continue;
+    }
+    std::string known;
+    for (const auto& [name, spec] : fleet.remotes) known += (known.empty() ? "" : ", ") + name;
+    std::cerr << "berth: --drain " << util::printable(remote) << ": the fleet file declares no remote of that name ("
+              << (known.empty() ? std::string{"it declares none"} : "known remotes: " + known) << ")\n";
+    return std::nullopt;
+  }
   if (problems.empty()) return selection;
   for (const auto& p : problems) std::cerr << "berth: " << p << '\n';
   std::cerr << "  addresses are written as the plan prints them (remote:container), or as a container's name\n";

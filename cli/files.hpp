@@ -39,10 +39,12 @@ void attach_digest_key(model::Fleet& fleet, const std::filesystem::path& config_
 // what is wrong on stderr.
 [[nodiscard]] std::optional<plan::PlanFile> read_plan_file(const std::string& path, const util::InputLimits& limits);
 
-// --target and --replace addresses checked against the fleet (printing each problem on stderr);
+// --target and --replace addresses and --drain remotes checked against the fleet (printing each
+// problem on stderr);
 // nullopt if any is wrong. `undeclared_targets`: --target may name containers the file no longer
 // declares (destroy, pruning).
 [[nodiscard]] std::optional<apply::Selection> select(const model::Fleet& fleet, const std::vector<std::string>& targets,
-                                                     const std::vector<std::string>& replace, bool undeclared_targets);
+                                                     const std::vector<std::string>& replace,
+                                                     const std::vector<std::string>& drain, bool undeclared_targets);
 
 }  // namespace berth::cli

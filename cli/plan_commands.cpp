@@ -44,13 +44,13 @@ int run_plan(const GlobalOptions& global, const PlanCommandOptions& options) {
   if (!fleet) return exit_error;
 
   if (options.destroy && (options.prune || options.allow_restart || options.allow_move || options.allow_recreate ||
-                          !options.replace.empty())) {
-    std::cerr << "berth: --destroy plans the deletion of every container the fleet owns; --prune, --replace and the "
+                          !options.replace.empty() || !options.drain.empty())) {
+    std::cerr << "berth: --destroy plans the deletion of every container the fleet owns; --prune, --replace, --drain and the "
                  "--allow-* flags do not apply to it\n";
     return exit_error;
   }
   const auto selection =
-      select(*fleet, options.targets, options.replace, options.destroy || options.prune || fleet->prune);
+      select(*fleet, options.targets, options.replace, options.drain, options.destroy || options.prune || fleet->prune);
   if (!selection) return exit_error;
 
   auto opened = open_state(options.state_path, /*only_existing=*/true);

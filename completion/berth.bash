@@ -11,13 +11,13 @@
 # --from`), the remote and container names a fleet file declares (the file -f
 # names on the line, else berth.yaml; none for `-f -`), addresses (`remote:container`,
 # `remote:project/container` and `project/container` outside the default project, or a bare
-# container name) for --target and --replace, and for `berth remote remove` the remotes `berth
+# container name) for --target and --replace, the file's remotes for --drain, and for `berth remote remove` the remotes `berth
 # remote list --json` prints. Its lists of options are checked against `berth COMMAND --help` by
 # tests/shell/completion_test.sh.
 
 # Options that take a value, on any command (so that a value is never taken for a command).
 _berth_options_with_value=" -f --file --out --state --read-parallelism --parallelism --lock-timeout"
-_berth_options_with_value+=" --max-file-size --max-response-size --password --token --target --replace"
+_berth_options_with_value+=" --max-file-size --max-response-size --password --token --target --replace --drain"
 _berth_options_with_value+=" --from --config-dir --client-cert --client-key --log-level --interval --jitter --mode"
 _berth_options_with_value+=" --listen --listen-token-file"
 _berth_options_with_value+=" --max-retries --shutdown-timeout --events --keep-runs --limit --format "
@@ -230,6 +230,12 @@ _berth_value() {
         done <<<"$lines"
         _berth_reply "$prefix$word" "${candidates[@]}"
         ;;
+    --drain)
+        while read -r kind name _; do
+            [[ $kind == remote ]] && candidates+=("$prefix$name")
+        done < <(_berth_fleet_names "$(_berth_fleet_file)")
+        _berth_reply "$prefix$word" "${candidates[@]}"
+        ;;
     *) COMPREPLY=() ;; # a number, a size, a duration, a share, an address or a secret
     esac
 }
@@ -287,11 +293,11 @@ _berth() {
         takes="command" ;;
     validate) options+=" -f --file --json --format --max-file-size" ;;
     plan) options+=" -f --file --json --format --out --detailed-exitcode --prune --read-parallelism --allow-restart --allow-move
-        --allow-recreate --destroy --target --replace --state --max-file-size --max-response-size" ;;
+        --allow-recreate --destroy --target --replace --drain --state --max-file-size --max-response-size" ;;
     show) options+=" --json --format --max-file-size"
         ((positional == 0)) && takes="file" ;;
     apply) options+=" -f --file --auto-approve --parallelism --read-parallelism --json --format --state --lock-timeout
-        --max-file-size --max-response-size --allow-restart --allow-move --allow-recreate --prune --target --replace"
+        --max-file-size --max-response-size --allow-restart --allow-move --allow-recreate --prune --target --replace --drain"
         ((positional == 0)) && takes="file" ;;
     destroy) options+=" -f --file --auto-approve --parallelism --read-parallelism --json --format --state --lock-timeout
         --max-file-size --max-response-size --target" ;;

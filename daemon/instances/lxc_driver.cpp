@@ -1,6 +1,7 @@
 #include "daemon/instances/lxc_driver.hpp"
 
 #include "daemon/instances/lxc_plumbing.hpp"
+#include "engine/util/quantity.hpp"
 
 #include <fcntl.h>
 #include <lxc/lxccontainer.h>
@@ -80,39 +81,6 @@ std::optional<bool> parse_bool(std::string_view value) {
   return std::nullopt;
 }
 
-// LXD's units.ParseByteSizeString: digits then an optional decimal (kB, MB...) or binary (KiB,
-// MiB...) suffix.
-std::optional<std::int64_t> parse_byte_size(std::string_view s) {
-  std::size_t digits = 0;
-  while (digits < s.size() && std::isdigit(static_cast<unsigned char>(s[digits])) != 0) ++digits;
-  const auto number = parse_int(s.substr(0, digits));
-  if (!number) return std::nullopt;
-  static const std::array<std::pair<std::string_view, std::int64_t>, 15> suffixes = {{
-      {"", 1},
-      {"B", 1},
-      {" bytes", 1},
-      {"kB", 1000LL},
-      {"MB", 1000LL * 1000},
-      {"GB", 1000LL * 1000 * 1000},
-      {"TB", 1000LL * 1000 * 1000 * 1000},
-      {"PB", 1000LL * 1000 * 1000 * 1000 * 1000},
-      {"EB", 1000LL * 1000 * 1000 * 1000 * 1000 * 1000},
-      {"KiB", 1LL << 10},
-      {"MiB", 1LL << 20},
-      {"GiB", 1LL << 30},
-      {"TiB", 1LL << 40},
-      {"PiB", 1LL << 50},
-      {"EiB", 1LL << 60},
-  }};
-  const std::string_view suffix = s.substr(digits);
-  for (const auto& [name, factor] : suffixes) {
-    if (name != suffix) continue;
-    if (*number > std::numeric_limits<std::int64_t>::max() / factor) return std::nullopt;
-    return *number * factor;
-  }
-  return std::nullopt;
-}
-
 // "0-1,3" → {0,1,3}; nullopt when malformed.
 std::optional<std::vector<int>> parse_cpu_list(std::string_view s) {
   std::vector<int> cpus;
@@ -154,8 +122,8 @@ Result<void> validate_value(const std::string& key, const std::string& value) {
       if (!percent || *percent <= 0 || *percent > 100) return bad("a percentage from 1% to 100%");
       return {};
     }
-    const auto bytes = parse_byte_size(value);
-    if (!bytes || *bytes <= 0) return bad("a memory size (for example 256MB, 1GiB or 50%)");
+    const auto bytes = util::parse_byte_size(value);
+    if (!bytes || *bytes == 0) return bad("a memory size (for example 256MB, 1GiB or 50%)");
     return {};
   }
   if (key == "limits.cpu") {
@@ -505,7 +473,7 @@ std::vector<CgroupSetting> limit_settings(const std::map<std::string, std::strin
       const auto percent = parse_int(std::string_view(memory).substr(0, memory.size() - 1)).value_or(100);
       bytes = std::to_string(host.memory_total / 100 * static_cast<std::uint64_t>(percent));
     } else {
-      bytes = std::to_string(parse_byte_size(memory).value_or(0));
+      bytes = std::to_string(util::parse_byte_size(memory).value_or(0));
     }
     out.push_back({host.memory == CgroupVersion::v1 ? "memory.limit_in_bytes" : "memory.max", bytes, host.memory});
   }

@@ -50,6 +50,7 @@ plan::Plan plan_rest(const model::Fleet& fleet, const LiveRead& read, const Sett
   options.prune = prune;
   options.held = settlement.held;
   options.replace = selection.replace;
+  options.drain = selection.drain;
   plan::Plan plan = goal == Goal::destroy ? plan::compute_destroy_plan(fleet, projected)
                                           : plan::compute_plan(fleet, projected, options);
   if (goal == Goal::destroy) {

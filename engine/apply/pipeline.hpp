@@ -18,6 +18,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,7 @@ enum class Goal { apply, destroy };
 struct Selection {
   std::vector<plan::Target> replace;
   std::vector<plan::Target> targets;
+  std::set<std::string> drain;  // --drain: remotes drained in this plan, as with drain: true
 };
 
 struct PipelineOptions {

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <exception>
+#include <map>
 #include <set>
 #include <thread>
 #include <vector>
@@ -15,7 +16,13 @@ namespace berth::apply {
 LiveRead read_live_state(const model::Fleet& fleet, providers::StateReader& reader, int parallelism) {
   std::set<std::string> image_remotes;
   for (const auto& [name, c] : fleet.containers) {
-    if (c.image && !c.image->server) image_remotes.insert(c.image->remote);
+    if (c.image && !c.image->server && !c.image->remote.empty()) image_remotes.insert(c.image->remote);
+  }
+  // A placed container may end up on any of its candidates: each is read as its remote could be.
+  std::map<std::string, std::vector<const model::ContainerSpec*>> placed_on;  // candidate -> containers
+  for (const auto& [name, c] : fleet.containers) {
+    if (!c.placement) continue;
+    for (const auto& candidate : c.placement->candidates) placed_on[candidate].push_back(&c);
   }
   // Aliases on image servers, each asked once however many containers use it. A pinned image
   // needs no read: drift compares with its fingerprint.
@@ -33,6 +40,22 @@ LiveRead read_live_state(const model::Fleet& fleet, providers::StateReader& read
       request.projects.insert(c.project);
       if (c.image && c.image->remote == name && c.project != spec.project) request.alias_projects.insert(c.project);
     }
+    if (const auto placed = placed_on.find(name); placed != placed_on.end()) {
+      // Placement counts what the host has where the fleet file does not say.
+      request.read_resources = !spec.capacity.cpu || !spec.capacity.memory;
+      for (const auto* c : placed->second) {
+        // An image without a remote of its own lives on the remote the container is placed on, and
+        // one on this remote is looked up in the container's project should it be placed here (as
+        // for a declared container).
+        if (!c->image || c->image->server) continue;
+        if (c->image->remote.empty()) request.read_image_aliases = true;
+        if ((c->image->remote.empty() || c->image->remote == name) && c->project != spec.project) {
+          request.alias_projects.insert(c->project);
+        }
+      }
+    }
+    // The projects of containers declared elsewhere, and of placed ones: neither need exist here
+    // (a candidate without a placed container's project is no reason to make the remote unknown).
     for (const auto& project : fleet_projects) {
       if (request.projects.count(project) == 0) request.other_projects.insert(project);
     }

@@ -82,6 +82,16 @@ std::optional<std::string> local_name_problem(std::string_view name) {
   return std::nullopt;
 }
 
+std::optional<std::string> label_name_problem(std::string_view name) {
+  if (auto p = length_problem(name, 63)) return p;
+  if (!is_ascii_alnum(name.front())) return std::string{"must start with an ASCII letter or digit"};
+  if (!std::all_of(name.begin(), name.end(),
+                   [](char c) { return is_ascii_alnum(c) || c == '.' || c == '_' || c == '/' || c == '-'; })) {
+    return std::string{"may contain only ASCII letters, digits, '.', '_', '/' and '-'"};
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string> alias_problem(std::string_view alias) {
   if (auto p = length_problem(alias, 255)) return p;
   if (has_space(alias)) return std::string{"must not contain whitespace"};

@@ -37,8 +37,13 @@ namespace berth::config {
 // letters, digits, '.' and '-', not starting with '.' or '-'.
 [[nodiscard]] std::optional<std::string> project_name_problem(std::string_view name);
 
-// Names berth gives things (images): 1-63 ASCII letters, digits, '-' and '_'.
+// Names berth gives things (images, placement policies, anti-affinity groups): 1-63 ASCII letters,
+// digits, '-' and '_'.
 [[nodiscard]] std::optional<std::string> local_name_problem(std::string_view name);
+
+// Label names (a remote's labels:, a placement's label selector): 1-63 ASCII letters, digits, '.',
+// '_', '/' and '-', starting with a letter or a digit, so that "example.com/tier" is a name.
+[[nodiscard]] std::optional<std::string> label_name_problem(std::string_view name);
 
 // Image aliases: 1-255 characters, no whitespace, no ':' (it separates REMOTE:ALIAS).
 [[nodiscard]] std::optional<std::string> alias_problem(std::string_view alias);

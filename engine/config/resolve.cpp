@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <climits>
 #include <filesystem>
 #include <string_view>
 #include <tuple>
@@ -13,6 +14,8 @@
 #include "engine/config/schema_check.hpp"
 #include "engine/config/url.hpp"
 #include "engine/util/limits.hpp"
+#include "engine/util/printable.hpp"
+#include "engine/util/quantity.hpp"
 #include "engine/util/read_file.hpp"
 
 namespace berth::config {
@@ -40,6 +43,21 @@ std::string known(std::string_view what, const std::vector<std::string>& names) 
   return "known " + std::string{what} + ": " + name_list(names);
 }
 
+// "rack=2, zone=east": labels as messages show them (values as shown_scalar made them).
+std::string labels_text(const std::map<std::string, std::string>& shown) {
+  std::string out;
+  for (const auto& [name, value] : shown) out += (out.empty() ? "" : ", ") + name + "=" + value;
+  return out;
+}
+
+// Whether `labels` carries every pair of `selector`.
+bool carries(const std::map<std::string, std::string>& labels, const std::map<std::string, std::string>& selector) {
+  return std::all_of(selector.begin(), selector.end(), [&](const auto& pair) {
+    const auto it = labels.find(pair.first);
+    return it != labels.end() && it->second == pair.second;
+  });
+}
+
 class Resolver {
  public:
   Resolver(const Document& doc, const std::set<KeyPath>& flagged, diag::Diagnostics& out)
@@ -62,9 +80,16 @@ class Resolver {
     for (const auto& name : remote_names_) {
       const auto& spec = fleet.remotes.emplace(name, remote(name)).first->second;
       remote_projects_.emplace(name, spec.project);
+      remote_labels_.emplace(name, spec.labels);
     }
     for (const auto& name : image_names_) fleet.images.emplace(name, image(name));
-    for (const auto& name : container_names_) fleet.containers.emplace(name, container(name, fleet.images));
+    placement_names_ = keys_of(doc_.find({"placements"}));
+    for (const auto& name : placement_names_) {
+      fleet.placements.emplace(name, placement_policy({"placements", name}, name));
+    }
+    for (const auto& name : container_names_) {
+      fleet.containers.emplace(name, container(name, fleet.images, fleet.placements));
+    }
     for (const auto& name : container_names_) check_copy_source(name, fleet.containers);
     check_copy_cycles(fleet.containers);
     fleet.secrets = secrets(fleet);
@@ -105,6 +130,15 @@ class Resolver {
   [[nodiscard]] bool from_env(const KeyPath& path) const {
     const auto* o = doc_.origin(path);
     return o != nullptr && !o->env_vars.empty();
+  }
+
+  // A scalar as a message may show it: escaped, or the variables it came from (a label's value).
+  [[nodiscard]] std::string shown_scalar(const KeyPath& path, const std::string& text) const {
+    const auto* o = doc_.origin(path);
+    if (o == nullptr || o->env_vars.empty()) return util::printable(text);
+    std::string shown;
+    for (const auto& v : o->env_vars) shown += "${env:" + v + "}";
+    return shown;
   }
 
  private:
@@ -181,7 +215,113 @@ class Resolver {
       spec.parallelism = p->get<int>();
     }
     if (auto project = string_at(child(path, "project"))) spec.project = *project;
+    if (const auto* labels = usable(child(path, "labels")); labels != nullptr && labels->is_object()) {
+      for (const auto& [label, value] : labels->items()) {
+        const KeyPath at = child(child(path, "labels"), label);
+        if (auto text = scalar_text(at)) {
+          spec.labels[label] = *text;
+          remote_labels_shown_[name][label] = shown_scalar(at, *text);
+        }
+      }
+    }
+    spec.capacity = capacity(child(path, "capacity"));
+    if (const auto* v = usable(child(path, "drain")); v != nullptr && v->is_boolean()) spec.drain = v->get<bool>();
     return spec;
+  }
+
+  // capacity: {cpu: N, memory: SIZE}; the schema has checked the types and that each is at least 1.
+  model::Capacity capacity(const KeyPath& path) {
+    model::Capacity out;
+    if (const auto* cpu = usable(child(path, "cpu")); cpu != nullptr && cpu->is_number_integer()) {
+      out.cpu = cpu->get<std::int64_t>();
+    }
+    const KeyPath at = child(path, "memory");
+    const auto* memory = usable(at);
+    if (memory == nullptr) return out;
+    if (memory->is_number_integer()) {
+      if (memory->get<std::int64_t>() > 0) out.memory = static_cast<std::uint64_t>(memory->get<std::int64_t>());
+    } else if (memory->is_string()) {
+      const auto bytes = util::parse_byte_size(memory->get<std::string>());
+      if (!bytes) {
+        error(at, doc_.value_where(at), "invalid size " + doc_.quoted(at),
+              "expected a size such as 16GiB, 512MiB or a number of bytes (units: kB, MB, GB, TB as powers of "
+              "1000; KiB, MiB, GiB, TiB as powers of 1024; less than 8EiB)");
+      } else if (*bytes == 0) {
+        error(at, doc_.value_where(at), "the memory capacity must be at least 1 byte (got " + doc_.quoted(at) + ")",
+              "give what placement may hand out on this remote, such as 16GiB; or leave memory: out to use what the "
+              "host reports");
+      } else {
+        out.memory = *bytes;
+      }
+    }
+    return out;
+  }
+
+  // A placement policy at `path`: an entry under placements: (`name` its key), or a container's
+  // inline placement: (`name` empty). The schema has checked its shape.
+  model::PlacementPolicy placement_policy(const KeyPath& path, const std::string& name) {
+    model::PlacementPolicy policy;
+    policy.name = name;
+    policy.where = doc_.key_where(path);
+    const KeyPath cpath = child(path, "candidates");
+    if (const auto* candidates = usable(cpath); candidates != nullptr && candidates->is_array()) {
+      check_listed_once(cpath, *candidates);
+      for (std::size_t i = 0; i < candidates->size(); ++i) {
+        const auto remote = string_at(child(cpath, std::to_string(i)));
+        if (!remote) continue;
+        check_remote_reference(child(cpath, std::to_string(i)), *remote);
+        if (is_remote(*remote)) policy.candidates.push_back(*remote);
+      }
+    } else if (candidates != nullptr && candidates->is_object()) {
+      select(child(cpath, "labels"), policy);
+    }
+    std::sort(policy.candidates.begin(), policy.candidates.end());
+    policy.candidates.erase(std::unique(policy.candidates.begin(), policy.candidates.end()), policy.candidates.end());
+    if (auto strategy = string_at(child(path, "strategy"))) {
+      policy.strategy = model::strategy_from_string(*strategy).value_or(model::Strategy::spread);
+    }
+    if (const auto* most = usable(child(path, "max_per_remote")); most != nullptr && most->is_number_integer()) {
+      // A bound beyond INT_MAX containers is no bound at all.
+      policy.max_per_remote = static_cast<int>(std::min<std::int64_t>(most->get<std::int64_t>(), INT_MAX));
+    }
+    if (auto group = string_at(child(path, "anti_affinity"))) policy.anti_affinity = *group;
+    return policy;
+  }
+
+  // A label selector (candidates: {labels: {...}}, at `path`): its labels, each value as written,
+  // and the candidates it picks: every remote that carries all of them.
+  void select(const KeyPath& path, model::PlacementPolicy& policy) {
+    const auto* body = usable(path);
+    if (body == nullptr || !body->is_object() || !clean_under(path)) return;
+    std::map<std::string, std::string> shown;
+    for (const auto& [label, value] : body->items()) {
+      if (auto text = scalar_text(child(path, label))) {
+        policy.selector[label] = *text;
+        shown[label] = shown_scalar(child(path, label), *text);
+      }
+    }
+    if (policy.selector.empty()) return;
+    for (const auto& [remote, labels] : remote_labels_) {
+      if (carries(labels, policy.selector)) policy.candidates.push_back(remote);
+    }
+    // A remote whose labels are wrong may be the one meant: that is reported already.
+    if (!policy.candidates.empty() || !clean_under({"remotes"})) return;
+    constexpr std::size_t listed = 10;
+    std::string declared;
+    std::size_t count = 0;
+    for (const auto& remote : remote_names_) {
+      if (++count > listed) {
+        declared += "; and " + std::to_string(remote_names_.size() - listed) + " more";
+        break;
+      }
+      const auto it = remote_labels_shown_.find(remote);
+      declared += (declared.empty() ? "" : "; ") + remote + ": " +
+                  (it == remote_labels_shown_.end() ? std::string{"no labels"} : labels_text(it->second));
+    }
+    if (declared.empty()) declared = "no remotes are declared";
+    error(path, doc_.key_where(path), "no remote has labels " + labels_text(shown),
+          "a remote is a candidate when its labels: include every one of these; label a remote, or select others (" +
+              declared + ")");
   }
 
   model::ImageSpec image(const std::string& name) {
@@ -329,7 +469,8 @@ class Resolver {
     }
   }
 
-  model::ContainerSpec container(const std::string& name, const std::map<std::string, model::ImageSpec>& images) {
+  model::ContainerSpec container(const std::string& name, const std::map<std::string, model::ImageSpec>& images,
+                                 const std::map<std::string, model::PlacementPolicy>& placements) {
     const KeyPath path{"containers", name};
     model::ContainerSpec spec;
     spec.name = name;
@@ -341,11 +482,14 @@ class Resolver {
       spec.remote = *remote;
       check_remote_reference(child(path, "remote"), *remote);
     }
+    placement(path, *body, placements, spec);
     if (auto state = string_at(child(path, "state"))) {
       spec.state = model::desired_state_from_string(*state).value_or(model::DesiredState::running);
     }
     if (auto project = string_at(child(path, "project"))) {
       spec.project = *project;
+    } else if (spec.placement) {
+      if (auto shared = candidates_project(path, *spec.placement)) spec.project = *shared;
     } else if (const auto r = remote_projects_.find(spec.remote); r != remote_projects_.end()) {
       spec.project = r->second;
     }
@@ -444,6 +588,61 @@ class Resolver {
     files(path, spec);
     commands(path, spec, state_known);
     return spec;
+  }
+
+  // Where the container runs: exactly one of remote: and placement:, even when it is declared
+  // absent (berth must know where to look for it). A named policy is copied into the container.
+  void placement(const KeyPath& path, const nlohmann::json& body,
+                 const std::map<std::string, model::PlacementPolicy>& placements, model::ContainerSpec& spec) {
+    const KeyPath at = child(path, "placement");
+    const bool has_remote = body.contains("remote");
+    const bool has_placement = body.contains("placement");
+    if (has_remote && has_placement) {
+      error(path, doc_.key_where(at), "remote and placement are mutually exclusive",
+            "a container either runs on the remote named by remote:, or on the one its placement: chooses: remove one "
+            "of them");
+      return;
+    }
+    if (!has_remote && !has_placement) {
+      error(path, doc_.key_where(path), "needs remote: or placement:",
+            "say where it runs: remote: NAME for one remote, or placement: POLICY (a name under placements:, or "
+            "{candidates: [...]} written here) to let the plan choose among several");
+      return;
+    }
+    const auto* value = usable(at);
+    if (value == nullptr) return;
+    if (value->is_string()) {
+      const auto& name = value->get_ref<const std::string&>();
+      const auto it = placements.find(name);
+      if (it == placements.end()) {
+        error(at, doc_.value_where(at), "unknown placement " + doc_.quoted(at),
+              "declare it under placements:, or write the policy here as {candidates: [...]} (" +
+                  known("placements", placement_names_) + ")");
+        return;
+      }
+      spec.placement = it->second;
+    } else if (value->is_object()) {
+      spec.placement = placement_policy(at, {});
+    }
+  }
+
+  // The project of a placed container without project: of its own: the one all its candidates'
+  // remotes share. When they differ, which one it is would depend on the remote placement chooses.
+  std::optional<std::string> candidates_project(const KeyPath& path, const model::PlacementPolicy& policy) {
+    if (policy.candidates.empty()) return std::nullopt;
+    const std::string& first = policy.candidates.front();
+    const std::string& project = remote_projects_.at(first);
+    for (const auto& other : policy.candidates) {
+      const std::string& theirs = remote_projects_.at(other);
+      if (theirs == project) continue;
+      const KeyPath at = child(path, "placement");
+      error(at, doc_.key_where(at),
+            "the candidates are in different projects: remote " + quote(first) + " uses project " + quote(project) +
+                ", remote " + quote(other) + " uses " + quote(theirs),
+            "declare project: on the container: it lives in that project on whichever remote placement chooses");
+      return std::nullopt;
+    }
+    return project;
   }
 
   // files: path -> {content | source, mode, uid, gid}. A source is read now, relative to the fleet
@@ -699,6 +898,9 @@ class Resolver {
   std::vector<std::string> remote_names_;
   std::set<std::string> remote_set_;                    // remote_names_, for lookups
   std::map<std::string, std::string> remote_projects_;  // remote -> its project: (its containers' default)
+  std::map<std::string, std::map<std::string, std::string>> remote_labels_;        // remote -> its labels:
+  std::map<std::string, std::map<std::string, std::string>> remote_labels_shown_;  // as messages show them
+  std::vector<std::string> placement_names_;
   std::vector<std::string> image_names_;
   std::vector<std::string> container_names_;
   std::set<std::string> sensitive_keys_;                                  // the file's sensitive: list

@@ -1,7 +1,8 @@
 #pragma once
-// What the schema cannot say: references between entries (remotes, images, copy sources and
-// their snapshots), copy_of cycles, URLs, image-or-copy_of. Builds the desired model from a
-// document that passed the schema. Internal to engine/config.
+// What the schema cannot say: references between entries (remotes, images, placements, copy
+// sources and their snapshots), copy_of cycles, URLs, image-or-copy_of, remote-or-placement, label
+// selectors, sizes. Builds the desired model from a document that passed the schema. Internal to
+// engine/config.
 
 #include <set>
 

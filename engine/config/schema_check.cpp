@@ -231,6 +231,19 @@ std::optional<NameRule> name_rule(std::string_view definition) {
   if (definition == "imageName") {
     return NameRule{"image name", local_name_problem, "image names are 1-63 ASCII letters, digits, '-' and '_'"};
   }
+  if (definition == "placementName") {
+    return NameRule{"placement name", local_name_problem,
+                    "placement names are 1-63 ASCII letters, digits, '-' and '_'"};
+  }
+  if (definition == "groupName") {
+    return NameRule{"anti-affinity group", local_name_problem,
+                    "anti-affinity groups are 1-63 ASCII letters, digits, '-' and '_'"};
+  }
+  if (definition == "labelName") {
+    return NameRule{"label name", label_name_problem,
+                    "label names are 1-63 ASCII letters, digits, '.', '_', '/' and '-', starting with a letter or a "
+                    "digit"};
+  }
   if (definition == "snapshotName") {
     return NameRule{"snapshot name", snapshot_name_problem,
                     "LXD snapshot names are 1-63 characters without whitespace or '/', and not '.' or '..'"};
@@ -332,12 +345,12 @@ std::string type_detail(const std::vector<std::string>& expected, const nlohmann
 
 // ---- valijson's errors ----
 
-enum class Kind { wrapper, type, unknown_key, required, pattern, enum_value, const_value, range, other };
+enum class Kind { wrapper, type, unknown_key, required, pattern, enum_value, const_value, range, too_few, other };
 
 struct RawError {
   KeyPath path;
   Kind kind = Kind::other;
-  std::string argument;  // the missing key
+  std::string argument;  // the missing key; the least count, for too_few
   std::string text;      // valijson's description, for the kinds berth does not reword
 };
 
@@ -374,6 +387,10 @@ RawError classify(const valijson::ValidationResults::Error& e) {
     r.kind = Kind::const_value;
   } else if (d.starts_with("Expected number")) {
     r.kind = Kind::range;
+  } else if (d.starts_with("Array should contain no fewer than") || d.starts_with("Object should have no fewer than") ||
+             d.starts_with("String should be no fewer than")) {
+    r.kind = Kind::too_few;
+    r.argument = between("no fewer than ", " ");
   }
   return r;
 }
@@ -398,6 +415,7 @@ class Reporter {
       case Kind::enum_value: return enum_error(e.path);
       case Kind::const_value: return const_error(e.path);
       case Kind::range: return range_error(e.path);
+      case Kind::too_few: return too_few_error(e.path, e.argument);
       case Kind::other:
         flagged_.insert(e.path);
         out_.error(e.text, doc_.display(e.path), doc_.value_where(e.path));
@@ -551,6 +569,37 @@ class Reporter {
     error(path, doc_.value_where(path), {bound + " (got " + written(doc_, path) + ")", {}});
   }
 
+  // minItems, minProperties, minLength: an empty list, map or string where the schema wants one
+  // with something in it.
+  void too_few_error(const KeyPath& path, const std::string& least) {
+    const nlohmann::json* value = doc_.find(path);
+    if (value == nullptr) return;
+    std::string detail;
+    if (!path.empty()) {
+      const KeyPath parent{path.begin(), path.end() - 1};
+      detail = property_description(schemas_at(doc_, parent), path.back());
+    }
+    const bool one = least == "1";
+    std::string summary;
+    if (value->is_array()) {
+      summary = value->empty() || one
+                    ? "must not be an empty list"
+                    : "must list at least " + least + " items (got " + std::to_string(value->size()) + ")";
+    } else if (value->is_object()) {
+      const std::vector<std::string> keys = allowed_keys(schemas_at(doc_, path));
+      if (one && !keys.empty()) {
+        summary = "needs at least one of: " + join(keys);
+      } else {
+        summary = value->empty() || one
+                      ? "must not be an empty map"
+                      : "must have at least " + least + " entries (got " + std::to_string(value->size()) + ")";
+      }
+    } else {
+      summary = one ? "must not be empty" : "must be at least " + least + " characters long";
+    }
+    error(path, doc_.value_where(path), {summary, detail});
+  }
+
   const Document& doc_;
   diag::Diagnostics& out_;
   std::set<KeyPath>& flagged_;
@@ -627,7 +676,8 @@ void check_schema(const Document& doc, diag::Diagnostics& out, std::set<KeyPath>
   // Errors that only arise when the value has the type their constraint applies to (a pattern on a
   // string, a range on a number, keys of a map, items of a list): a branch with the right type.
   auto implies_right_type = [](Kind k) {
-    return k == Kind::pattern || k == Kind::range || k == Kind::required || k == Kind::unknown_key;
+    return k == Kind::pattern || k == Kind::range || k == Kind::required || k == Kind::unknown_key ||
+           k == Kind::too_few;
   };
   // Indexed by path, so that a file with thousands of bad values is sorted out in n log n.
   std::set<KeyPath> type_error_at;

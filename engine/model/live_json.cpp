@@ -20,12 +20,15 @@ nlohmann::json to_json(const LiveState& live) {
       if (inst.project != default_project) ji["project"] = inst.project;
       if (inst.ephemeral) ji["ephemeral"] = true;
       if (!inst.description.empty()) ji["description"] = inst.description;
+      if (!inst.limits.empty()) ji["limits"] = inst.limits;
       instances.push_back(std::move(ji));
     }
     remotes[name] = {
         {"status", r.status == RemoteStatus::ok ? "ok" : "unknown"}, {"error", r.error}, {"instances", instances}};
     if (r.image_aliases) remotes[name]["image_aliases"] = *r.image_aliases;
     if (!r.project_image_aliases.empty()) remotes[name]["project_image_aliases"] = r.project_image_aliases;
+    if (r.resources) remotes[name]["resources"] = {{"cpu", r.resources->cpu}, {"memory", r.resources->memory}};
+    if (!r.resources_error.empty()) remotes[name]["resources_error"] = r.resources_error;
   }
   nlohmann::json out = {{"remotes", remotes}};
   for (const auto& [query, image] : live.server_images) {
@@ -59,6 +62,11 @@ LiveState live_state_from_json(const nlohmann::json& j) {
     if (const auto aliases = r.find("project_image_aliases"); aliases != r.end()) {
       remote.project_image_aliases = aliases->get<std::map<std::string, ImageAliases>>();
     }
+    if (const auto resources = r.find("resources"); resources != r.end()) {
+      remote.resources =
+          HostResources{resources->at("cpu").get<std::int64_t>(), resources->at("memory").get<std::uint64_t>()};
+    }
+    remote.resources_error = r.value("resources_error", "");
     for (const auto& ji : r.value("instances", nlohmann::json::array())) {
       LiveInstance inst;
       inst.name = ji.at("name").get<std::string>();
@@ -71,6 +79,7 @@ LiveState live_state_from_json(const nlohmann::json& j) {
       inst.status = ji.value("status", std::string{to_string(inst.power)});
       inst.config = ji.value("config", ConfigMap{});
       inst.devices = ji.value("devices", DeviceMap{});
+      inst.limits = ji.value("limits", ConfigMap{});
       inst.profiles = ji.value("profiles", std::vector<std::string>{"default"});
       for (const auto& s : ji.value("snapshots", nlohmann::json::array())) {
         if (s.is_string())

@@ -21,6 +21,7 @@
 #include "engine/model/managed.hpp"
 #include "engine/model/provision.hpp"
 #include "engine/plan/order.hpp"
+#include "engine/plan/placement.hpp"
 #include "engine/plan/plan.hpp"
 #include "engine/util/printable.hpp"
 
@@ -203,6 +204,18 @@ class Planner {
         held_(options.held),
         digest_key_(fleet.digest_key) {}
 
+  // What placement decided (placed containers have their remote in `fleet`); its not-placed
+  // containers, warnings and explanations go into the plan.
+  void take_placement(Placed placed) {
+    for (const auto& p : placed.placements) {
+      if (!p.remote.empty()) placement_of_.emplace(p.container, p.explanation);
+    }
+    plan_.placements = std::move(placed.placements);
+    plan_.drain = std::move(placed.drain);
+    plan_.not_planned.merge(placed.not_planned);
+    plan_.diagnostics.append(placed.diagnostics);
+  }
+
   Plan run() {
     summarise_remotes(fleet_, live_, plan_);
     for (const auto& [name, spec] : fleet_.containers) plan_container(spec);
@@ -238,6 +251,7 @@ class Planner {
                                 "`berth state drop-intent ID` lets berth plan it again");
       return;
     }
+    if (c.remote.empty()) return;  // not placed: placement said why
     const auto* remote = known_remote(c.remote);
     if (remote == nullptr) return;  // Unknown: no actions; the remote summary says why.
 
@@ -310,13 +324,24 @@ class Planner {
     }
     if (resolve_image(c).missing) return;
     auto& launch = add(ActionKind::launch, here_addr,
-                       "declared, does not exist; from " + model::to_string(*c.image) + ", then " + first_state(c));
+                       "declared, does not exist; from " + model::to_string(*c.image) + ", then " + first_state(c) +
+                           placed_because(c));
     launch.image = c.image;
     set_spec(launch, c);
     const std::string launch_id = launch.id;  // `launch` dangles once more actions are added
     created_by_[c.name] = launch_id;
     provision_new(c, launch_id);
     plan_new_snapshots(c, created_by_[c.name]);  // of the container as provisioned
+  }
+
+  // "; placed on b: spread, ..." for a container placement puts where it is created; else "".
+  std::string placed_because(const ContainerSpec& c) const {
+    const auto it = placement_of_.find(c.name);
+    return it == placement_of_.end() ? std::string{} : "; " + it->second;
+  }
+
+  static std::string policy_text(const ContainerSpec& c) {
+    return c.placement && !c.placement->name.empty() ? "placement " + c.placement->name : "placement";
   }
 
   // --- files and commands ------------------------------------------------------------------------
@@ -665,7 +690,10 @@ class Planner {
       stop.consented = c.move == model::Consent::allowed;
       stop_id = stop.id;
     }
-    auto& move = add(ActionKind::move, target, "declared on '" + c.remote + "', lives on '" + from + "'");
+    const auto placed = placement_of_.find(c.name);
+    auto& move = add(ActionKind::move, target,
+                     placed != placement_of_.end() ? policy_text(c) + ": " + placed->second
+                                                   : "declared on '" + c.remote + "', lives on '" + from + "'");
     move.source = source;
     move.disruption = Disruption::move;
     move.consented = c.move == model::Consent::allowed;
@@ -972,6 +1000,12 @@ class Planner {
     const Address target = address_of(c);
     const auto& src_spec = fleet_.containers.at(c.copy_of->container);
     const Address source = address_of(src_spec, c.copy_of->snapshot);
+    if (src_spec.remote.empty()) {
+      const std::string why = "its copy source " + src_spec.name + " is not placed";
+      plan_.not_planned[instance_address(target)] = why;
+      plan_.diagnostics.warning(why + "; not planned", to_string(target), c.where);
+      return;
+    }
     if (known_remote(src_spec.remote) == nullptr) {
       plan_.diagnostics.warning("its copy source is on unknown remote '" + src_spec.remote + "'; not planned",
                                 to_string(target), std::nullopt);
@@ -1052,12 +1086,21 @@ class Planner {
   std::map<std::string, std::string> created_by_;   // container -> id of the launch/copy/move that makes it
   std::map<std::string, std::string> snapshot_by_;  // "c/snap" -> id of the snapshot action
   std::vector<const ContainerSpec*> pending_copies_;
+  std::map<std::string, std::string> placement_of_;  // placed container -> its explanation
 };
 
 }  // namespace
 
 Plan compute_plan(const model::Fleet& fleet, const model::LiveState& live, const PlanOptions& options) {
-  return Planner(fleet, live, options).run();
+  if (!has_placements(fleet) && options.drain.empty() &&
+      std::none_of(fleet.remotes.begin(), fleet.remotes.end(), [](const auto& r) { return r.second.drain; })) {
+    return Planner(fleet, live, options).run();
+  }
+  Placed placed = place(fleet, live, options.drain);
+  const model::Fleet placed_fleet = std::move(placed.fleet);  // the planner refers to it while it runs
+  Planner planner(placed_fleet, live, options);
+  planner.take_placement(std::move(placed));
+  return planner.run();
 }
 
 }  // namespace berth::plan

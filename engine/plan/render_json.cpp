@@ -211,7 +211,7 @@ json to_json(const Plan& plan) {
   summary["total"] = plan.actions.size();
   json diagnostics = json::array();
   for (const auto& d : plan.diagnostics.items()) diagnostics.push_back(diagnostic_json(d));
-  return {{"format_version", plan_json_format_version},
+  json out = {{"format_version", plan_json_format_version},
           {"fleet", {{"path", plan.fleet_path}, {"digest", plan.fleet_digest}}},
           {"complete", plan.complete()},
           {"remotes", remotes},
@@ -224,6 +224,22 @@ json to_json(const Plan& plan) {
           {"not_planned", plan.not_planned},
           {"destroy", plan.destroy},
           {"targets", plan.targets}};
+  // Only a plan with placed containers (or a drain) has these: other plans read as before.
+  if (!plan.placements.empty()) {
+    json placements = json::array();
+    for (const auto& p : plan.placements) {
+      placements.push_back({{"container", p.container},
+                            {"project", p.project},
+                            {"policy", p.policy},
+                            {"remote", p.remote},
+                            {"from", p.from},
+                            {"explanation", p.explanation},
+                            {"rejected", p.rejected}});
+    }
+    out["placements"] = std::move(placements);
+  }
+  if (!plan.drain.empty()) out["drain"] = plan.drain;
+  return out;
 }
 
 ParsedPlan plan_from_json(const json& j, const std::string& origin) {
@@ -383,6 +399,20 @@ ParsedPlan plan_from_json(const json& j, const std::string& origin) {
     plan.not_planned = j.at("not_planned").get<std::map<std::string, std::string>>();
     plan.destroy = j.at("destroy").get<bool>();
     plan.targets = j.at("targets").get<std::vector<std::string>>();
+    if (const auto placements = j.find("placements"); placements != j.end()) {
+      for (const auto& jp : placements->get_ref<const json::array_t&>()) {
+        Placement p;
+        p.container = jp.at("container").get<std::string>();
+        p.project = jp.at("project").get<std::string>();
+        p.policy = jp.at("policy").get<std::string>();
+        p.remote = jp.at("remote").get<std::string>();
+        p.from = jp.at("from").get<std::string>();
+        p.explanation = jp.at("explanation").get<std::string>();
+        p.rejected = jp.at("rejected").get<std::vector<std::string>>();
+        plan.placements.push_back(std::move(p));
+      }
+    }
+    if (const auto drain = j.find("drain"); drain != j.end()) plan.drain = drain->get<std::vector<std::string>>();
     result.plan = std::move(plan);
   } catch (const json::exception& e) {
     return fail(std::string{"malformed plan: "} + e.what());

@@ -275,6 +275,36 @@ std::string render_markdown(const Plan& plan, const MarkdownStyle& style) {
 
   for (const auto& name : remote_order(plan)) write_remote(out, plan, name);
 
+  if (!plan.placements.empty() || !plan.drain.empty()) {
+    out += "#### Placement\n\n";
+    if (!plan.drain.empty()) {
+      out += "Draining:";
+      for (const auto& r : plan.drain) {
+        out += ' ';
+        out += code(r, Where::prose);
+      }
+      out += "\n\n";
+    }
+    for (const auto& p : plan.placements) {
+      out += "- ";
+      out += code(p.container, Where::prose);
+      if (!p.policy.empty()) {
+        out += " (";
+        out += text(p.policy);
+        out += ')';
+      }
+      out += ": ";
+      out += text(p.explanation);
+      out += '\n';
+      for (const auto& r : p.rejected) {
+        out += "  - ";
+        out += text(r);
+        out += '\n';
+      }
+    }
+    out += '\n';
+  }
+
   if (!plan.not_planned.empty()) {
     out += "#### Not planned\n\n";
     for (const auto& [address, why] : plan.not_planned) {

@@ -108,6 +108,20 @@ std::string render_text(const Plan& plan, const TextStyle& style) {
         .text("\n");
   }
 
+  if (!plan.drain.empty()) {
+    std::string list;
+    for (const auto& r : plan.drain) list += (list.empty() ? "" : ", ") + util::printable(r);
+    w.paint(bold, "draining: ").text(list).text("\n");
+  }
+  for (const auto& p : plan.placements) {
+    w.paint(bold, {"placement ", util::printable(p.container)})
+        .text(p.policy.empty() ? std::string{} : " (" + util::printable(p.policy) + ")")
+        .text(": ")
+        .text(util::printable(p.explanation))
+        .text("\n");
+    for (const auto& r : p.rejected) w.text("    ").paint(dim, util::printable(r)).text("\n");
+  }
+
   // In the order apply runs them: whatever an action depends on is printed before it.
   if (!plan.actions.empty()) w.text("\n");
   for (const auto& a : plan.actions) write_action(w, a);

@@ -1,5 +1,6 @@
 #include "engine/watch/report.hpp"
 
+#include "engine/plan/placement.hpp"
 #include "engine/watch/status.hpp"
 
 namespace berth::watch {
@@ -32,8 +33,9 @@ nlohmann::json drift_json(const plan::Plan& plan, const std::vector<Decision>& d
   return out;
 }
 
-nlohmann::json containers_json(const model::Fleet& fleet, const model::LiveState& live, const plan::Plan& plan,
+nlohmann::json containers_json(const model::Fleet& declared, const model::LiveState& live, const plan::Plan& plan,
                                const PolicyInput& input, const std::set<std::string>& corrected) {
+  const model::Fleet fleet = plan::placed_fleet(declared, plan);  // placed containers where the plan put them
   nlohmann::json out = nlohmann::json::array();
   for (const auto& s : container_status(fleet, live, plan, corrected)) {
     // container_status keeps the fleet's order: the spec with the same address.

@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include "engine/plan/placement.hpp"
+
 namespace berth::watch {
 namespace {
 
@@ -39,8 +41,10 @@ std::string_view to_string(Health h) {
   return "?";
 }
 
-std::vector<ContainerStatus> container_status(const model::Fleet& fleet, const model::LiveState& live,
+std::vector<ContainerStatus> container_status(const model::Fleet& declared, const model::LiveState& live,
                                               const plan::Plan& plan, const std::set<std::string>& corrected) {
+  // Placed containers are where the plan placed them.
+  const model::Fleet fleet = plan::placed_fleet(declared, plan);
   // What the plan does, by container (as target or source): its drift.
   std::map<std::string, std::vector<std::string>> drift;  // instance key on its declared remote -> items
   std::set<std::string> converged;                        // containers with a corrected action
@@ -64,6 +68,13 @@ std::vector<ContainerStatus> container_status(const model::Fleet& fleet, const m
   for (const auto& [name, c] : fleet.containers) {
     ContainerStatus s;
     const std::string key = model::instance_key(c.project, name);
+    if (c.remote.empty()) {  // placement found no remote for it: the plan says why
+      s.address = key;
+      const auto np = plan.not_planned.find(key);
+      s.why = np != plan.not_planned.end() ? np->second : "not placed";
+      out.push_back(std::move(s));
+      continue;
+    }
     s.address = c.remote + ":" + key;
     const auto remote = live.remotes.find(c.remote);
     if (remote == live.remotes.end() || remote->second.status != model::RemoteStatus::ok) {

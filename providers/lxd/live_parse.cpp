@@ -1,6 +1,7 @@
 #include "providers/lxd/live_parse.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include "providers/lxd/wire.hpp"
 
@@ -23,6 +24,9 @@ std::string time_sort_key(const std::string& t) {
   return t.substr(0, sec_end) + "." + frac + t.substr(i);
 }
 
+// The keys of LiveInstance::limits: what placement counts of an instance.
+constexpr const char* limit_keys[] = {"limits.cpu", "limits.memory"};
+
 }  // namespace
 
 Result<LiveInstances> parse_instances(const nlohmann::json& metadata) {
@@ -37,6 +41,11 @@ Result<LiveInstances> parse_instances(const nlohmann::json& metadata) {
     inst.status = std::move(w.status);
     inst.status_code = w.status_code;
     inst.power = model::live_power_from_status_code(inst.status_code);
+    const model::ConfigMap& expanded = w.expanded_config ? *w.expanded_config : w.config;
+    for (const char* key : limit_keys) {
+      // An empty value is LXD's "no limit", as an absent key is.
+      if (const auto it = expanded.find(key); it != expanded.end() && !it->second.empty()) inst.limits.insert(*it);
+    }
     inst.config = std::move(w.config);
     inst.devices = std::move(w.devices);
     inst.profiles = std::move(w.profiles).value_or(std::vector<std::string>{});
@@ -91,6 +100,17 @@ void finish_instances(LiveInstances& instances) {
                      });
     inst.digest = model::digest_of(inst);
   }
+}
+
+Result<model::HostResources> parse_host_resources(const nlohmann::json& metadata) {
+  auto parsed = wire::parse_resources(metadata);
+  if (!parsed) return parsed.error();
+  if (parsed->cpu_total == 0) return make_error(ErrorKind::protocol, "cpu.total is missing or 0");
+  if (parsed->memory_total == 0) return make_error(ErrorKind::protocol, "memory.total is missing or 0");
+  if (parsed->cpu_total > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    return make_error(ErrorKind::protocol, "cpu.total is out of range");
+  }
+  return model::HostResources{static_cast<std::int64_t>(parsed->cpu_total), parsed->memory_total};
 }
 
 Result<model::ImageAliases> parse_image_aliases(const nlohmann::json& metadata) {

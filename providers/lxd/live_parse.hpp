@@ -15,7 +15,8 @@ namespace berth::lxd {
 using LiveInstances = std::map<std::string, model::LiveInstance>;
 
 // `GET /1.0/instances?recursion=1` metadata: an array of Instance objects (wire.hpp checks every
-// field). Snapshots are left empty and digests unset.
+// field). Snapshots are left empty and digests unset. Limits come from the expanded config (the
+// local config when a daemon sends none).
 [[nodiscard]] Result<LiveInstances> parse_instances(const nlohmann::json& metadata);
 
 // `GET /1.0/storage-pools/<pool>/volumes?recursion=1` metadata: adds each instance snapshot volume
@@ -31,6 +32,11 @@ using LiveInstances = std::map<std::string, model::LiveInstance>;
 // Oldest first when every snapshot has a creation time, else by name (see state_reader.cpp: LXD 5.0's
 // volume listing carries no creation time for instance snapshots). Then sets each digest.
 void finish_instances(LiveInstances& instances);
+
+// `GET /1.0/resources` metadata -> what the host has. An error, naming the field, when a total is of
+// the wrong type, missing or 0 (no host has no CPU or no memory: the answer is broken), or out of
+// range.
+[[nodiscard]] Result<model::HostResources> parse_host_resources(const nlohmann::json& metadata);
 
 // `GET /1.0/images/aliases?recursion=1` metadata -> alias name -> the fingerprint it points at
 // (empty when the listing gave names only).

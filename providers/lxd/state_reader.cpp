@@ -59,6 +59,8 @@ struct SideRead {
   std::optional<model::ImageAliases> image_aliases;
   std::map<std::string, model::ImageAliases> project_image_aliases;
   std::string aliases_problem;
+  std::optional<model::HostResources> resources;
+  std::string resources_problem;
 };
 
 bool is_forbidden(const Error& e) {
@@ -86,8 +88,8 @@ ProjectsToRead projects_of(const providers::ReadStateRequest& request) {
   return out;
 }
 
-void read_side(Client& client, const std::vector<std::string>& projects, bool read_aliases,
-               const std::string& alias_project, const std::set<std::string>& other_alias_projects, SideRead& out) {
+void read_side(Client& client, const providers::ReadStateRequest& request, const std::vector<std::string>& projects,
+               SideRead& out) {
   // No GET /1.0 first: a server that does not trust us answers the first request below with 403,
   // which says the same one round trip sooner (plan time is dominated by round trips).
   out.auth = "trusted";
@@ -122,8 +124,8 @@ void read_side(Client& client, const std::vector<std::string>& projects, bool re
       if (!out.snapshots_known) break;
     }
   }
-  if (read_aliases) {
-    auto aliases = client.get(with_project("/1.0/images/aliases?recursion=1", alias_project));
+  if (request.read_image_aliases) {
+    auto aliases = client.get(with_project("/1.0/images/aliases?recursion=1", request.remote.project));
     auto names = aliases ? parse_image_aliases(aliases->metadata) : Result<model::ImageAliases>{aliases.error()};
     if (names) {
       out.image_aliases = std::move(*names);
@@ -131,11 +133,21 @@ void read_side(Client& client, const std::vector<std::string>& projects, bool re
       out.aliases_problem = aliases ? "GET /1.0/images/aliases: " + names.error().message : names.error().message;
     }
   }
-  for (const auto& project : other_alias_projects) {
+  for (const auto& project : request.alias_projects) {
     auto aliases = client.get(with_project("/1.0/images/aliases?recursion=1", project));
     auto names = aliases ? parse_image_aliases(aliases->metadata) : Result<model::ImageAliases>{aliases.error()};
     if (names) out.project_image_aliases.emplace(project, std::move(*names));
     // Else not checked in that project: the launch looks the alias up itself.
+  }
+  if (request.read_resources) {
+    // Host-wide, in no project. A failure leaves the remote readable: only placement onto it waits.
+    auto resources = client.get("/1.0/resources");
+    auto host = resources ? parse_host_resources(resources->metadata) : Result<model::HostResources>{resources.error()};
+    if (host) {
+      out.resources = *host;
+    } else {
+      out.resources_problem = resources ? "GET /1.0/resources: " + host.error().message : host.error().message;
+    }
   }
 }
 
@@ -195,7 +207,7 @@ providers::ReadStateResponse LxdStateReader::read_state(const providers::ReadSta
           side.error = second.error();
           return;
         }
-        read_side(*second, projects.all, request.read_image_aliases, spec.project, request.alias_projects, side);
+        read_side(*second, request, projects.all, side);
       } catch (const std::exception& e) {
         // Nothing may leave a thread: std::terminate would end the process.
         side.error = make_error(ErrorKind::protocol, std::string{"internal error: "} + e.what());
@@ -208,7 +220,7 @@ providers::ReadStateResponse LxdStateReader::read_state(const providers::ReadSta
     }
     side_thread.join();  // before anything can leave this scope
   } else {
-    read_side(*main, projects.all, request.read_image_aliases, spec.project, request.alias_projects, side);
+    read_side(*main, request, projects.all, side);
     if (!side.error && side.auth == "trusted") read_instances(*main);
   }
 
@@ -301,6 +313,10 @@ providers::ReadStateResponse LxdStateReader::read_state(const providers::ReadSta
   }
   live.instances = std::move(*instances);
   live.project_image_aliases = std::move(side.project_image_aliases);
+  if (request.read_resources) {
+    live.resources = side.resources;
+    if (!side.resources) live.resources_error = "remote " + spec.name + ": " + side.resources_problem;
+  }
   live.status = model::RemoteStatus::ok;
   live.error.clear();
   spdlog::debug("read_state {}: {} instances in {} ms", spec.name, live.instances.size(),

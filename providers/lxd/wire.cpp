@@ -60,6 +60,17 @@ class Fields {
                                    : static_cast<int>(v->get<std::int64_t>());
   }
 
+  // A count or a size: an integer from 0 to 2^64-1.
+  std::uint64_t count(std::string_view key) {
+    const auto* v = find(key);
+    if (v == nullptr) return 0;
+    if (!v->is_number_integer()) return wrong(key, *v, "an integer"), 0;
+    if (v->is_number_unsigned()) return v->get<std::uint64_t>();
+    const auto n = v->get<std::int64_t>();
+    if (n < 0) return fail(what_ + ": " + std::string{key} + " is negative"), 0;
+    return static_cast<std::uint64_t>(n);
+  }
+
   model::ConfigMap strings(std::string_view key) { return string_map(find(key), std::string{key}); }
 
   model::DeviceMap devices(std::string_view key) {
@@ -188,6 +199,7 @@ Result<Instance> instance_at(const nlohmann::json& j, const std::string& what) {
   if (auto t = f.text("type"); !t.empty()) out.type = std::move(t);
   out.architecture = f.text("architecture");
   out.config = f.strings("config");
+  if (f.find("expanded_config") != nullptr) out.expanded_config = f.strings("expanded_config");
   out.devices = f.devices("devices");
   out.ephemeral = f.boolean("ephemeral");
   out.profiles = f.list("profiles");
@@ -378,6 +390,24 @@ Result<Server> parse_server(const nlohmann::json& metadata) {
   }
   if (f.error()) return *f.error();
   return s;
+}
+
+Result<Resources> parse_resources(const nlohmann::json& metadata) {
+  Fields f{metadata, "the answer"};
+  Resources out;
+  // One section: its total, and the first problem of either.
+  const auto total_of = [&f](std::string_view section) -> std::uint64_t {
+    const auto* v = f.find(section);
+    if (v == nullptr) return 0;
+    Fields s{*v, std::string{section}};
+    const auto total = s.count("total");
+    if (s.error()) f.fail(s.error()->message);
+    return total;
+  };
+  out.cpu_total = total_of("cpu");
+  out.memory_total = total_of("memory");
+  if (f.error()) return *f.error();
+  return out;
 }
 
 Result<Operation> parse_operation(const nlohmann::json& metadata) {

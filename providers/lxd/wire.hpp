@@ -45,6 +45,8 @@ struct Instance : InstancePut {
   std::string created_at;  // RFC 3339; empty for Go's zero time
   std::string location;
   bool stateful = false;
+  // The config with its profiles' config applied (LXD sends it in every listing); unset when not sent.
+  std::optional<model::ConfigMap> expanded_config;
   // Writable fields the answer did not carry at all (null counts as carried). Sending such an
   // instance back in a PUT would reset them, so a PUT base must have none (LXD always sends them).
   std::vector<std::string> missing;
@@ -87,6 +89,12 @@ struct Server {
   std::optional<Environment> environment;
 };
 
+// GET /1.0/resources (api.Resources), as far as placement reads it. Absent fields read as 0.
+struct Resources {
+  std::uint64_t cpu_total = 0;     // cpu.total: CPU threads of all sockets
+  std::uint64_t memory_total = 0;  // memory.total: bytes
+};
+
 // An operation (api.Operation).
 struct Operation {
   std::string id;
@@ -124,6 +132,7 @@ struct Operation {
 // Either form: objects (recursion=1) or "/1.0/images/aliases/<name>" URLs (recursion=0).
 [[nodiscard]] Result<std::vector<ImageAlias>> parse_image_aliases(const nlohmann::json& metadata);
 [[nodiscard]] Result<Server> parse_server(const nlohmann::json& metadata);
+[[nodiscard]] Result<Resources> parse_resources(const nlohmann::json& metadata);
 [[nodiscard]] Result<Operation> parse_operation(const nlohmann::json& metadata);
 // GET /1.0/operations?recursion=1: {"running": [...], "success": [...], ...}, every group.
 [[nodiscard]] Result<std::vector<Operation>> parse_operations(const nlohmann::json& metadata);

@@ -2,6 +2,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -132,6 +136,110 @@ TEST(ReadLive, EachServerAliasIsReadOnceAndPinnedImagesNotAtAll) {
   EXPECT_EQ(boom.error, "image server https://images.example.net: internal error: bug");
   // A server image is no reason to read a remote's aliases.
   EXPECT_FALSE(read.live.remotes.at("r0").image_aliases);
+}
+
+// Records each remote's request; every remote answers with no instances.
+class Recording final : public providers::StateReader {
+ public:
+  providers::ReadStateResponse read_state(const providers::ReadStateRequest& request) override {
+    {
+      const std::lock_guard lock(mu_);
+      requests_[request.remote.name] = request;
+    }
+    providers::ReadStateResponse r;
+    r.live.status = model::RemoteStatus::ok;
+    return r;
+  }
+  providers::ReadStateRequest at(const std::string& remote) {
+    const std::lock_guard lock(mu_);
+    return requests_.at(remote);
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, providers::ReadStateRequest> requests_;
+};
+
+model::ContainerSpec placed(const std::string& name, std::vector<std::string> candidates, std::string project,
+                            std::optional<model::ImageRef> image) {
+  model::ContainerSpec c;
+  c.name = name;
+  c.placement = model::PlacementPolicy{};
+  c.placement->candidates = std::move(candidates);
+  c.project = std::move(project);
+  c.image = std::move(image);
+  return c;
+}
+
+// A placed container has no remote yet: every candidate is read as its remote could be. Its
+// project is read there without having to exist, its image (on the remote it is placed on) is
+// looked up in that project, and a candidate whose capacity the fleet file leaves open is asked
+// what it has.
+TEST(ReadLive, PlacedContainersAreReadOnEveryCandidate) {
+  auto fleet = fleet_of(4);
+  fleet.remotes.at("r1").capacity = {8, 16ULL << 30};  // declared whole: nothing to read
+  fleet.remotes.at("r2").capacity.cpu = 8;             // memory left open
+  fleet.remotes.at("r2").project = "p";
+  fleet.containers.emplace("web", placed("web", {"r0", "r1", "r2"}, "p", model::ImageRef{"", "debian", {}, {}}));
+  model::ContainerSpec db;
+  db.name = "db";
+  db.remote = "r3";
+  db.image = model::ImageRef{"r3", "pg", {}, {}};
+  fleet.containers.emplace("db", db);
+  Recording reader;
+  const auto read = read_live_state(fleet, reader, 2);
+  ASSERT_EQ(read.live.remotes.size(), 4U);
+
+  const auto r0 = reader.at("r0");
+  EXPECT_TRUE(r0.read_resources);
+  EXPECT_TRUE(r0.read_image_aliases);
+  EXPECT_EQ(r0.alias_projects, std::set<std::string>{"p"});
+  EXPECT_EQ(r0.projects, std::set<std::string>{"default"}) << "a placed container's project need not exist";
+  EXPECT_EQ(r0.other_projects, std::set<std::string>{"p"});
+
+  const auto r1 = reader.at("r1");
+  EXPECT_FALSE(r1.read_resources);
+  EXPECT_TRUE(r1.read_image_aliases);
+  EXPECT_EQ(r1.alias_projects, std::set<std::string>{"p"});
+
+  const auto r2 = reader.at("r2");
+  EXPECT_TRUE(r2.read_resources);
+  EXPECT_TRUE(r2.read_image_aliases);
+  EXPECT_TRUE(r2.alias_projects.empty()) << "p is r2's own project: its aliases are the ones read";
+  EXPECT_EQ(r2.projects, std::set<std::string>{"p"});
+  EXPECT_EQ(r2.other_projects, std::set<std::string>{"default"});
+
+  const auto r3 = reader.at("r3");  // no candidate: read as before
+  EXPECT_FALSE(r3.read_resources);
+  EXPECT_TRUE(r3.read_image_aliases);
+  EXPECT_TRUE(r3.alias_projects.empty());
+  EXPECT_EQ(r3.projects, std::set<std::string>{"default"});
+  EXPECT_EQ(r3.other_projects, std::set<std::string>{"p"});
+}
+
+TEST(ReadLive, APlacedContainersImageElsewhereIsReadWhereItLives) {
+  auto fleet = fleet_of(3);
+  const model::ImageServer server{"https://images.example.net", model::ImageProtocol::simplestreams, ""};
+  // On r2, which is no candidate: read there, in r2's project, as for any container.
+  fleet.containers.emplace("a", placed("a", {"r0", "r1"}, "p", model::ImageRef{"r2", "debian", {}, {}}));
+  // On an image server: no remote's aliases.
+  fleet.containers.emplace("b", placed("b", {"r0", "r1"}, "q", model::ImageRef{{}, "debian", server, {}}));
+  // On r1, a candidate: looked up in the container's project should it be placed there.
+  fleet.containers.emplace("c", placed("c", {"r0", "r1"}, "s", model::ImageRef{"r1", "alpine", {}, {}}));
+  Recording reader;
+  static_cast<void>(read_live_state(fleet, reader, 2));
+  const auto r0 = reader.at("r0");
+  EXPECT_FALSE(r0.read_image_aliases);
+  EXPECT_TRUE(r0.alias_projects.empty());
+  EXPECT_TRUE(r0.read_resources);
+  EXPECT_EQ(r0.other_projects, (std::set<std::string>{"p", "q", "s"}));
+  const auto r1 = reader.at("r1");
+  EXPECT_TRUE(r1.read_image_aliases);
+  EXPECT_EQ(r1.alias_projects, std::set<std::string>{"s"});
+  const auto r2 = reader.at("r2");
+  EXPECT_TRUE(r2.read_image_aliases);
+  EXPECT_TRUE(r2.alias_projects.empty());
+  EXPECT_FALSE(r2.read_resources) << "not a candidate";
 }
 
 }  // namespace

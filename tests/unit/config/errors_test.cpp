@@ -105,7 +105,8 @@ TEST(ConfigErrors, UnknownTopLevelKey) {
   const auto r = load("version: 1\ncontainres: {}\n");
   const auto* d = expect_error(r, 2, 1, "containres", "unknown key 'containres'");
   ASSERT_NE(d, nullptr);
-  EXPECT_NE(d->summary.find("expected one of: version, name, prune, suspend, remotes, images, sensitive, containers"),
+  EXPECT_NE(d->summary.find("expected one of: version, name, prune, suspend, remotes, images, placements, sensitive, "
+                            "containers"),
             std::string::npos)
       << d->summary;
   EXPECT_EQ(d->detail, "did you mean 'containers'?");
@@ -114,7 +115,7 @@ TEST(ConfigErrors, UnknownTopLevelKey) {
 TEST(ConfigErrors, UnknownContainerKeyWithSuggestion) {
   const auto r = load_containers("  web:\n    remote: a\n    imgae: bb\n");
   const auto* d = expect_error(r, 10, 5, "containers.web.imgae",
-                               "unknown key 'imgae' (expected one of: remote, image, copy_of, state");
+                               "unknown key 'imgae' (expected one of: remote, placement, image, copy_of, state");
   ASSERT_NE(d, nullptr);
   EXPECT_EQ(d->detail, "did you mean 'image'?");
   // The container then lacks an image: reported too, at the container's key.
@@ -123,8 +124,9 @@ TEST(ConfigErrors, UnknownContainerKeyWithSuggestion) {
 
 TEST(ConfigErrors, EveryUnknownKeyOfOneMapIsReported) {
   const auto r = load("version: 1\nremotes:\n  a: {url: \"unix:///s\", colour: red, size: 3}\n");
-  expect_error(r, 3, 25, "remotes.a.colour",
-               "unknown key 'colour' (expected one of: url, fingerprint, parallelism, project)");
+  expect_error(
+      r, 3, 25, "remotes.a.colour",
+      "unknown key 'colour' (expected one of: url, fingerprint, parallelism, project, labels, capacity, drain)");
   expect_error(r, 3, 38, "remotes.a.size", "unknown key 'size'");
   EXPECT_EQ(error_count(r), 2U) << all(r);
 }
@@ -196,7 +198,7 @@ TEST(ConfigErrors, RequiredKeys) {
   ASSERT_NE(url, nullptr);
   EXPECT_NE(url->detail.find("url: "), std::string::npos);
   expect_error(r, 5, 3, "images.bb", "missing required key 'alias'");
-  expect_error(r, 7, 3, "containers.web", "missing required key 'remote'");
+  expect_error(r, 7, 3, "containers.web", "needs remote: or placement:");
 }
 
 TEST(ConfigErrors, DeviceNeedsType) {

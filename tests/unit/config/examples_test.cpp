@@ -123,21 +123,24 @@ TEST(ConfigSchema, DescribesEveryKeyOfTheModel) {
   }
   // The model's keys, as the fleet file spells them.
   const auto& top = schema.at("properties");
-  for (const char* key : {"version", "name", "prune", "remotes", "images", "containers"}) {
+  for (const char* key : {"version", "name", "prune", "remotes", "images", "placements", "containers"}) {
     EXPECT_TRUE(top.contains(key)) << key;
   }
   const auto& defs = schema.at("definitions");
-  for (const char* key : {"url", "fingerprint", "parallelism"}) {
+  for (const char* key : {"url", "fingerprint", "parallelism", "project", "labels", "capacity", "drain"}) {
     EXPECT_TRUE(defs.at("remote").at("properties").contains(key)) << "remote." << key;
   }
   for (const char* key : {"alias", "remote"}) {
     EXPECT_TRUE(defs.at("image").at("properties").contains(key)) << "image." << key;
   }
-  for (const char* key :
-       {"remote", "image", "copy_of", "state", "config", "devices", "profiles", "snapshots", "restart", "move"}) {
+  for (const char* key : {"remote", "placement", "image", "copy_of", "state", "config", "devices", "profiles",
+                          "snapshots", "restart", "move"}) {
     EXPECT_TRUE(defs.at("container").at("properties").contains(key)) << "container." << key;
   }
-  for (const char* closed : {"remote", "image", "container"}) {
+  for (const char* key : {"candidates", "strategy", "max_per_remote", "anti_affinity"}) {
+    EXPECT_TRUE(defs.at("placementPolicy").at("properties").contains(key)) << "placementPolicy." << key;
+  }
+  for (const char* closed : {"remote", "image", "container", "placementPolicy"}) {
     EXPECT_EQ(defs.at(closed).at("additionalProperties"), false) << closed;
   }
 }

@@ -108,9 +108,25 @@ TEST(ConfigNames, ProjectNames) {
   EXPECT_TRUE(project_name_problem(std::string(64, 'p')));
 }
 
+TEST(ConfigNames, LabelNames) {
+  EXPECT_FALSE(label_name_problem("zone"));
+  EXPECT_FALSE(label_name_problem("9"));
+  EXPECT_FALSE(label_name_problem("example.com/tier"));
+  EXPECT_FALSE(label_name_problem("rack_2-a"));
+  EXPECT_EQ(label_name_problem(""), "must not be empty");
+  EXPECT_EQ(label_name_problem("-x"), "must start with an ASCII letter or digit");
+  EXPECT_EQ(label_name_problem("/x"), "must start with an ASCII letter or digit");
+  EXPECT_EQ(label_name_problem("a b"), "may contain only ASCII letters, digits, '.', '_', '/' and '-'");
+  EXPECT_EQ(label_name_problem("zone:"), "may contain only ASCII letters, digits, '.', '_', '/' and '-'");
+  EXPECT_EQ(label_name_problem(std::string(64, 'l')), "must be at most 63 characters long");
+}
+
 TEST(ConfigNames, OtherNamesAgreeWithTheSchema) {
   expect_agreement("remoteName", remote_name_problem, samples);
   expect_agreement("imageName", local_name_problem, samples);
+  expect_agreement("placementName", local_name_problem, samples);
+  expect_agreement("groupName", local_name_problem, samples);
+  expect_agreement("labelName", label_name_problem, samples);
   expect_agreement("projectName", project_name_problem, samples);
   expect_agreement("alias", alias_problem, samples);
   expect_agreement("configKey", config_key_problem, samples);

@@ -1,6 +1,6 @@
 #pragma once
 // A fake LXD daemon built on FakeServer: a trust store keyed by client certificate fingerprint,
-// a trust password, certificate add tokens, and canned instance and volume listings.
+// a trust password, certificate add tokens, canned instance and volume listings and host resources.
 
 #include <mutex>
 #include <set>
@@ -23,6 +23,7 @@ class FakeLxd {
   bool unix_socket = false;  // everything is trusted over the socket, as in LXD
   nlohmann::json instances = instances_fixture();
   nlohmann::json volumes = volumes_fixture();
+  nlohmann::json resources = resources_fixture();
 
   FakeResponse handle(const FakeRequest& r) {
     std::lock_guard lock(mu_);
@@ -52,6 +53,7 @@ class FakeLxd {
     if (r.target == "/1.0/storage-pools")
       return {200, sync_body(nlohmann::json::array({"/1.0/storage-pools/default"}))};
     if (r.target == "/1.0/storage-pools/default/volumes?recursion=1") return {200, sync_body(volumes)};
+    if (r.target == "/1.0/resources") return {200, sync_body(resources)};
     if (r.target == "/1.0/images/aliases?recursion=1") {
       return {200, sync_body(nlohmann::json::array({{{"name", "bb"}, {"target", "abc"}}}))};
     }

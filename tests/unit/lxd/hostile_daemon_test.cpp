@@ -75,8 +75,16 @@ class HostDaemon {
     }
     if (path == "/1.0/instances" && r.method == "GET") {
       Json list = Json::array();
-      for (const auto& [name, inst] : instances_) list.push_back(inst);
+      for (const auto& [name, inst] : instances_) {
+        list.push_back(inst);
+        // As LXD lists them: with the config their profiles expand to (a limit from "default").
+        list.back()["expanded_config"] = inst.value("config", Json::object());
+        list.back()["expanded_config"]["limits.memory"] = "1GiB";
+      }
       return {200, sync_body(list)};
+    }
+    if (path == "/1.0/resources") {
+      return {200, sync_body({{"cpu", {{"sockets", Json::array()}, {"total", 8}}}, {"memory", {{"total", 1 << 30}}}})};
     }
     if (path == "/1.0/instances" && r.method == "POST") return create(body);
     if (path == "/1.0/storage-pools") return {200, sync_body({"/1.0/storage-pools/default"})};
@@ -383,6 +391,7 @@ class Hosts {
     providers::ReadStateRequest req;
     req.remote = fleet_.remotes.at(remote);
     req.read_image_aliases = true;
+    req.read_resources = true;
     return reader.read_state(req);
   }
 
@@ -651,6 +660,8 @@ TEST(HostileDaemon, EverySabotagedAnswerToTheStateReaderLeavesTheRemoteUnknownOr
     const auto res = hosts.read("h1");
     ASSERT_EQ(res.live.status, model::RemoteStatus::ok) << res.live.error;
     ASSERT_TRUE(res.diagnostics.empty());
+    ASSERT_TRUE(res.live.resources.has_value()) << res.live.resources_error;
+    ASSERT_EQ(res.live.instances.at("c1").limits.at("limits.memory"), "1GiB");
     baseline = hosts.seen;
   }
   std::size_t noticed = 0;
@@ -666,8 +677,12 @@ TEST(HostileDaemon, EverySabotagedAnswerToTheStateReaderLeavesTheRemoteUnknownOr
       if (res.live.status == model::RemoteStatus::unknown) {
         ++noticed;
         EXPECT_EQ(res.live.error.rfind("remote h1: ", 0), 0U) << res.live.error;
-      } else if (!res.diagnostics.empty()) {
+      } else if (!res.diagnostics.empty() || !res.live.resources) {
         ++noticed;
+      }
+      if (res.live.status == model::RemoteStatus::ok && !res.live.resources) {
+        // What the host has is not needed for the rest of the read: its failure is said, naming the remote.
+        EXPECT_EQ(res.live.resources_error.rfind("remote h1: GET /1.0/resources", 0), 0U) << res.live.resources_error;
       }
     }
   }

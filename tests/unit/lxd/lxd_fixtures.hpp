@@ -50,6 +50,22 @@ inline nlohmann::json instances_fixture() {
        instance_json("c3", 110)});
 }
 
+// GET /1.0/resources of a small host (most of it left out): 4 threads, 8 GiB.
+inline nlohmann::json resources_fixture() {
+  return {{"cpu",
+           {{"architecture", "x86_64"},
+            {"sockets", nlohmann::json::array({{{"socket", 0}, {"cores", nlohmann::json::array()}}})},
+            {"total", 4}}},
+          {"memory",
+           {{"hugepages_total", 0},
+            {"hugepages_used", 0},
+            {"hugepages_size", 2097152},
+            {"used", 1073741824},
+            {"total", 8589934592}}},
+          {"gpu", {{"cards", nullptr}, {"total", 0}}},
+          {"system", {{"type", "physical"}}}};
+}
+
 inline nlohmann::json volumes_fixture() {
   return nlohmann::json::array({volume_json("c1"), volume_json("c1/snap1"), volume_json("c1/snap0"), volume_json("c2"),
                                 volume_json("c2/zz"), volume_json("c2/aa"), volume_json("c3"),

@@ -1,5 +1,9 @@
 #include "providers/lxd/state_reader.hpp"
 
+#include <optional>
+#include <utility>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 #include "fake_lxd.hpp"
@@ -76,7 +80,128 @@ TEST_P(StateReaderUnix, CreationTimesOnRequest) {
   EXPECT_EQ(count_targets(server_, "/1.0/instances/"), 2);  // only instances that have snapshots
 }
 
+// What the host has is read only when asked for: one request more, on either connection.
+TEST_P(StateReaderUnix, ResourcesWhenAskedFor) {
+  StateReaderOptions options;
+  options.connections = GetParam() ? Connections::two : Connections::one;
+  providers::ReadStateRequest req;
+  req.remote.name = "local";
+  req.remote.url = server_.url();
+  const auto unasked = make_state_reader(config_, options)->read_state(req);
+  ASSERT_EQ(unasked.live.status, model::RemoteStatus::ok) << unasked.live.error;
+  EXPECT_FALSE(unasked.live.resources.has_value());
+  EXPECT_TRUE(unasked.live.resources_error.empty());
+  EXPECT_EQ(count_targets(server_, "/1.0/resources"), 0);
+
+  req.read_resources = true;
+  const auto resp = make_state_reader(config_, options)->read_state(req);
+  ASSERT_EQ(resp.live.status, model::RemoteStatus::ok) << resp.live.error;
+  ASSERT_TRUE(resp.live.resources.has_value()) << resp.live.resources_error;
+  EXPECT_EQ(*resp.live.resources, (model::HostResources{4, 8ULL << 30}));
+  EXPECT_TRUE(resp.live.resources_error.empty());
+  EXPECT_TRUE(resp.diagnostics.empty());
+  EXPECT_EQ(resp.live.instances.size(), 3U);
+  EXPECT_EQ(count_targets(server_, "/1.0/resources"), 1);
+}
+
 INSTANTIATE_TEST_SUITE_P(Connections, StateReaderUnix, ::testing::Bool());
+
+// A host whose resources cannot be read stays readable: its instances are known, only placement
+// onto it lacks what it has, and the error says which remote and what failed.
+TEST(StateReaderResources, AFailedReadNamesTheRemoteAndLeavesItReadable) {
+  testing::TempDir tmp;
+  FakeLxd lxd;
+  lxd.unix_socket = true;
+  std::optional<testing::FakeResponse> answer;
+  FakeServer server{[&](const testing::FakeRequest& r) {
+                      if (r.target == "/1.0/resources" && answer) return *answer;
+                      return lxd.handle(r);
+                    },
+                    (tmp.path() / "unix.socket").string()};
+  providers::ReadStateRequest req;
+  req.remote.name = "h1";
+  req.remote.url = server.url();
+  req.read_resources = true;
+  const auto metadata = [](nlohmann::json md) { return testing::FakeResponse{200, testing::sync_body(md)}; };
+  const auto without = [](const std::string& section) {
+    auto md = testing::resources_fixture();
+    md.erase(section);
+    return md;
+  };
+  const auto with = [](const std::string& section, const std::string& key, nlohmann::json value) {
+    auto md = testing::resources_fixture();
+    md[section][key] = std::move(value);
+    return md;
+  };
+  const std::vector<std::pair<testing::FakeResponse, std::string>> cases = {
+      {testing::error_response(404, "not found"), "GET /1.0/resources failed: not found (HTTP 404)"},
+      {testing::error_response(403, "not authorized"), "GET /1.0/resources failed: not authorized (HTTP 403)"},
+      {{200, "garbage"}, "GET /1.0/resources: the response is not an LXD JSON envelope (HTTP 200)"},
+      {{500, "<html>"}, "GET /1.0/resources failed: HTTP 500"},
+      {metadata(nullptr), "GET /1.0/resources: the answer is null, not an object"},
+      {metadata(nlohmann::json::array()), "GET /1.0/resources: the answer is a list, not an object"},
+      {metadata(without("cpu")), "GET /1.0/resources: cpu.total is missing or 0"},
+      {metadata(without("memory")), "GET /1.0/resources: memory.total is missing or 0"},
+      {metadata(with("cpu", "total", 0)), "GET /1.0/resources: cpu.total is missing or 0"},
+      {metadata(with("memory", "total", nullptr)), "GET /1.0/resources: memory.total is missing or 0"},
+      {metadata(with("cpu", "total", "4")), "GET /1.0/resources: cpu: total is a string, not an integer"},
+      {metadata(with("cpu", "total", 4.5)), "GET /1.0/resources: cpu: total is a number, not an integer"},
+      {metadata(with("memory", "total", -1)), "GET /1.0/resources: memory: total is negative"},
+      {metadata(with("cpu", "total", std::uint64_t{1} << 63)), "GET /1.0/resources: cpu.total is out of range"},
+      {metadata({{"cpu", "many"}, {"memory", {{"total", 1}}}}), "GET /1.0/resources: cpu is a string, not an object"},
+  };
+  for (const auto& [response, why] : cases) {
+    answer = response;
+    const auto read = make_state_reader(ClientConfig{tmp.path() / "cfg"})->read_state(req);
+    ASSERT_EQ(read.live.status, model::RemoteStatus::ok) << why << ": " << read.live.error;
+    EXPECT_EQ(read.live.instances.size(), 3U) << why;
+    EXPECT_FALSE(read.live.resources.has_value()) << why;
+    EXPECT_EQ(read.live.resources_error, "remote h1: " + why);
+  }
+}
+
+// What placement counts of an instance: limits.cpu and limits.memory of its expanded config (a
+// profile's count), else of its own config when a daemon sends no expanded config.
+TEST(StateReaderInstances, LimitsFromTheExpandedConfigElseTheConfig) {
+  testing::TempDir tmp;
+  FakeLxd lxd;
+  lxd.unix_socket = true;
+  auto from_profile = testing::instance_json("c1", 103, {{"user.a", "1"}});
+  from_profile["expanded_config"] = {{"user.a", "1"}, {"limits.cpu", "2"}, {"limits.memory", "1GiB"}, {"x", "y"}};
+  auto old_daemon = testing::instance_json("c2", 102, {{"limits.memory", "512MiB"}});
+  old_daemon.erase("expanded_config");
+  auto unlimited = testing::instance_json("c3", 102, {{"limits.cpu", "4"}});
+  unlimited["expanded_config"] = {{"limits.cpu", ""}};  // "": no limit (as LXD reads it)
+  lxd.instances = nlohmann::json::array({from_profile, old_daemon, unlimited});
+  FakeServer server{[&](const testing::FakeRequest& r) { return lxd.handle(r); },
+                    (tmp.path() / "unix.socket").string()};
+  providers::ReadStateRequest req;
+  req.remote.name = "h1";
+  req.remote.url = server.url();
+  const auto read = make_state_reader(ClientConfig{tmp.path() / "cfg"})->read_state(req);
+  ASSERT_EQ(read.live.status, model::RemoteStatus::ok) << read.live.error;
+  const auto& c1 = read.live.instances.at("c1");
+  EXPECT_EQ(c1.limits, (model::ConfigMap{{"limits.cpu", "2"}, {"limits.memory", "1GiB"}}));
+  EXPECT_EQ(c1.config, (model::ConfigMap{{"user.a", "1"}})) << "the compared config stays the local one";
+  EXPECT_EQ(read.live.instances.at("c2").limits, (model::ConfigMap{{"limits.memory", "512MiB"}}));
+  EXPECT_TRUE(read.live.instances.at("c3").limits.empty());
+
+  // A wrong type is an error that names the field, as for the config: the remote is unknown.
+  lxd.instances[0]["expanded_config"] = "limits.cpu=2";
+  const auto odd = make_state_reader(ClientConfig{tmp.path() / "cfg"})->read_state(req);
+  EXPECT_EQ(odd.live.status, model::RemoteStatus::unknown);
+  EXPECT_EQ(odd.live.error,
+            "remote h1: GET /1.0/instances?recursion=1: instance c1: expanded_config is a string, not an object");
+  lxd.instances[0]["expanded_config"] = {{"limits.cpu", nlohmann::json::array()}};
+  const auto odd_value = make_state_reader(ClientConfig{tmp.path() / "cfg"})->read_state(req);
+  EXPECT_EQ(odd_value.live.error,
+            "remote h1: GET /1.0/instances?recursion=1: instance c1: "
+            "expanded_config.limits.cpu is a list, not a string");
+  lxd.instances[0]["expanded_config"] = {{"limits.cpu", 2}};  // a number reads as its text, as in config
+  const auto number = make_state_reader(ClientConfig{tmp.path() / "cfg"})->read_state(req);
+  ASSERT_EQ(number.live.status, model::RemoteStatus::ok) << number.live.error;
+  EXPECT_EQ(number.live.instances.at("c1").limits, (model::ConfigMap{{"limits.cpu", "2"}}));
+}
 
 TEST(StateReaderDefaults, TwoConnectionsOverUnixOneOverHttps) {
   testing::TempDir tmp;

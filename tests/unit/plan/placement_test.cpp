@@ -1,0 +1,311 @@
+// Placement (engine/plan/placement.hpp): spread and pack, ties by name, stickiness, anti_affinity,
+// max_per_remote, the fit on limits against declared or reported capacity, nothing fitting, an
+// Unknown candidate, and draining; and how compute_plan carries each decision out.
+
+#include <gtest/gtest.h>
+
+#include "engine/config/load.hpp"
+#include "engine/plan/placement.hpp"
+#include "engine/plan/plan.hpp"
+#include "engine/plan/render.hpp"
+
+namespace berth::plan {
+namespace {
+
+constexpr const char* remotes3 = R"(version: 1
+remotes:
+  a: {url: "unix:///a", capacity: {cpu: 4, memory: 1GiB}}
+  b: {url: "unix:///b", capacity: {cpu: 4, memory: 1GiB}}
+  c: {url: "unix:///c", capacity: {cpu: 4, memory: 1GiB}}
+)";
+
+model::Fleet load(const std::string& text) {
+  auto loaded = config::load_fleet_text(text, "fleet.yaml", [](std::string_view) { return std::nullopt; });
+  if (!loaded.fleet) throw std::runtime_error(diag::format(loaded.diagnostics));
+  return std::move(*loaded.fleet);
+}
+
+// Every remote of the fleet readable and empty.
+model::LiveState empty_live(const model::Fleet& fleet) {
+  model::LiveState live;
+  for (const auto& [name, spec] : fleet.remotes) {
+    model::LiveRemote r;
+    r.name = name;
+    r.status = model::RemoteStatus::ok;
+    live.remotes.emplace(name, std::move(r));
+  }
+  return live;
+}
+
+model::LiveInstance& put(model::LiveState& live, const std::string& remote, const std::string& name,
+                         model::ConfigMap limits = {}, bool owned = true) {
+  model::LiveInstance inst;
+  inst.name = name;
+  inst.status = "Running";
+  inst.status_code = 103;
+  inst.power = model::LivePower::running;
+  inst.architecture = "x86_64";
+  if (owned) {
+    // berth's record says it set the limits: as a container it launched with them.
+    std::string keys;
+    for (const auto& [k, v] : limits) keys += (keys.empty() ? "\"" : ",\"") + k + "\"";
+    inst.config["user.berth.fleet"] = "default";
+    inst.config["user.berth.managed"] = R"({"config":[)" + keys + R"(],"devices":[],"profiles":[]})";
+  }
+  for (const auto& [k, v] : limits) inst.config[k] = v;
+  inst.limits = std::move(limits);
+  return live.remotes.at(remote).instances.emplace(name, std::move(inst)).first->second;
+}
+
+const Placement& placement(const Placed& placed, const std::string& container) {
+  for (const auto& p : placed.placements) {
+    if (p.container == container) return p;
+  }
+  throw std::runtime_error("no placement for " + container);
+}
+
+std::string where(const Placed& placed, const std::string& container) {
+  return placement(placed, container).remote;
+}
+
+TEST(Placement, SpreadAndPackChooseDifferentlyTiesByName) {
+  const std::string body = R"(placements:
+  p: {candidates: [c, b, a], strategy: STRATEGY}
+containers:
+  x1: {placement: p, image: "a:bb"}
+  x2: {placement: p, image: "a:bb"}
+  x3: {placement: p, image: "a:bb"}
+  pinned: {remote: a, image: "a:bb"}
+)";
+  auto with = [&](const std::string& strategy) {
+    std::string text = body;
+    text.replace(text.find("STRATEGY"), 8, strategy);
+    const auto fleet = load(remotes3 + text);
+    return place(fleet, empty_live(fleet), {});
+  };
+  const Placed spread = with("spread");
+  // pinned counts on a: x1 goes to b (tie with c, by name), x2 to c, x3 to the first of the three with one.
+  EXPECT_EQ(where(spread, "x1"), "b");
+  EXPECT_EQ(where(spread, "x2"), "c");
+  EXPECT_EQ(where(spread, "x3"), "a");
+  EXPECT_EQ(placement(spread, "x2").explanation, "placed on c: spread, 3 of 3 candidates fit, fewest containers (0)");
+  const Placed pack = with("pack");
+  EXPECT_EQ(where(pack, "x1"), "a");
+  EXPECT_EQ(where(pack, "x2"), "a");
+  EXPECT_EQ(where(pack, "x3"), "a");
+  EXPECT_EQ(placement(pack, "x3").explanation, "placed on a: pack, 3 of 3 candidates fit, most containers (3)");
+}
+
+TEST(Placement, StaysWhileItsHostSatisfiesThePolicy) {
+  const auto fleet = load(std::string{remotes3} + R"(containers:
+  x1: {placement: {candidates: [a, b, c]}, image: "a:bb"}
+  pinned1: {remote: c, image: "a:bb"}
+  pinned2: {remote: c, image: "a:bb"}
+)");
+  auto live = empty_live(fleet);
+  put(live, "c", "x1");  // spread would put a new one on a: it stays on c
+  const Placed placed = place(fleet, live, {});
+  EXPECT_EQ(where(placed, "x1"), "c");
+  EXPECT_EQ(placement(placed, "x1").explanation, "stays on c: it still satisfies placement");
+  EXPECT_EQ(placed.fleet.containers.at("x1").remote, "c");
+}
+
+TEST(Placement, MovesWhenItsHostNoLongerSatisfiesThePolicyAndSaysWhy) {
+  const auto fleet = load(std::string{remotes3} + R"(placements:
+  p: {candidates: [a, b]}
+containers:
+  x1: {placement: p, image: "a:bb", move: allowed}
+)");
+  auto live = empty_live(fleet);
+  put(live, "c", "x1");
+  const Placed placed = place(fleet, live, {});
+  const auto& p = placement(placed, "x1");
+  EXPECT_EQ(p.remote, "a");
+  EXPECT_EQ(p.from, "c");
+  EXPECT_EQ(p.explanation,
+            "moves off c (not a candidate); placed on a: spread, 2 of 2 candidates fit, fewest containers (0)");
+
+  const Plan plan = compute_plan(fleet, live, {});
+  std::vector<std::string> ids;
+  for (const auto& a : plan.actions) ids.push_back(a.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"stop c:x1", "move a:x1", "start a:x1"}));
+  EXPECT_NE(plan.actions[1].reason.find("placement p: moves off c (not a candidate)"), std::string::npos)
+      << plan.actions[1].reason;
+  ASSERT_EQ(plan.placements.size(), 1U);
+  EXPECT_TRUE(plan.complete());
+}
+
+TEST(Placement, AntiAffinityAndMaxPerRemote) {
+  const auto fleet = load(std::string{remotes3} + R"(placements:
+  web: {candidates: [a, b], anti_affinity: web}
+  two: {candidates: [a, b, c], strategy: pack, max_per_remote: 2}
+containers:
+  w1: {placement: web, image: "a:bb"}
+  w2: {placement: web, image: "a:bb"}
+  w3: {placement: web, image: "a:bb"}
+  y1: {placement: two, image: "a:bb"}
+  y2: {placement: two, image: "a:bb"}
+  y3: {placement: two, image: "a:bb"}
+)");
+  const Placed placed = place(fleet, empty_live(fleet), {});
+  EXPECT_EQ(where(placed, "w1"), "a");
+  EXPECT_EQ(where(placed, "w2"), "b");
+  EXPECT_EQ(where(placed, "w3"), "");
+  EXPECT_EQ(placement(placed, "w3").rejected,
+            (std::vector<std::string>{"a: holds w1 (anti_affinity web)", "b: holds w2 (anti_affinity web)"}));
+  EXPECT_EQ(placed.not_planned.count("w3"), 1U);
+  // pack with at most two per remote: a holds w1 (3 with two y's), then b.
+  EXPECT_EQ(where(placed, "y1"), "a");
+  EXPECT_EQ(where(placed, "y2"), "a");
+  EXPECT_EQ(where(placed, "y3"), "b");
+  EXPECT_EQ(placement(placed, "y3").rejected,
+            (std::vector<std::string>{"a: holds 2 of its containers already (max_per_remote 2)"}));
+}
+
+TEST(Placement, FitCountsEveryInstanceOnTheHostDeclaredOrNot) {
+  const auto fleet = load(std::string{remotes3} + R"(containers:
+  big: {placement: {candidates: [a, b, c]}, image: "a:bb", config: {limits.memory: 600MiB, limits.cpu: "0-1"}}
+  pinned: {remote: b, image: "a:bb", config: {limits.cpu: "3"}}
+)");
+  auto live = empty_live(fleet);
+  put(live, "a", "stranger", {{"limits.memory", "50%"}}, false);  // half of a's 1GiB
+  const Placed placed = place(fleet, live, {});
+  // a: 512MiB free; b: pinned (not launched yet) takes 3 of 4 CPUs; c fits.
+  EXPECT_EQ(where(placed, "big"), "c");
+  EXPECT_EQ(placement(placed, "big").rejected,
+            (std::vector<std::string>{"a: limits.memory 600MiB does not fit: 512MiB of 1GiB free",
+                                      "b: limits.cpu 0-1 does not fit: 1 of 4 CPUs free"}));
+}
+
+TEST(Placement, CapacityFromTheHostWhenNotDeclaredAndUnknownCapacity) {
+  const auto fleet = load(R"(version: 1
+remotes:
+  a: {url: "unix:///a"}
+  b: {url: "unix:///b", capacity: {cpu: 2}}
+containers:
+  m: {placement: {candidates: [a, b]}, image: "a:bb", config: {limits.memory: 1GiB}}
+  stay: {placement: {candidates: [b]}, image: "a:bb", config: {limits.memory: 1GiB}}
+)");
+  auto live = empty_live(fleet);
+  live.remotes.at("a").resources = model::HostResources{8, 512ULL << 20};
+  live.remotes.at("b").resources_error = "GET /1.0/resources: 500";
+  put(live, "b", "stay", {{"limits.memory", "1GiB"}});
+  const Placed placed = place(fleet, live, {});
+  EXPECT_EQ(where(placed, "m"), "");
+  EXPECT_EQ(placement(placed, "m").rejected,
+            (std::vector<std::string>{"a: limits.memory 1GiB does not fit: 512MiB of 512MiB free",
+                                      "b: limits.memory 1GiB: memory capacity unknown, its resources could not be read "
+                                      "(GET /1.0/resources: 500)"}));
+  // A capacity that is not known never moves a container that is there.
+  EXPECT_EQ(where(placed, "stay"), "b");
+}
+
+TEST(Placement, NothingFitsMeansNoActionAndAnIncompletePlan) {
+  const auto fleet = load(std::string{remotes3} + R"(containers:
+  huge: {placement: {candidates: [a, b]}, image: "a:bb", config: {limits.cpu: "8"}}
+  ok: {remote: c, image: "a:bb"}
+)");
+  const Plan plan = compute_plan(fleet, empty_live(fleet), {});
+  EXPECT_FALSE(plan.complete());
+  ASSERT_EQ(plan.not_planned.count("huge"), 1U);
+  EXPECT_EQ(plan.not_planned.at("huge"),
+            "not placed: no candidate of its placement fits (a: limits.cpu 8 does not fit: 4 of 4 CPUs free; b: "
+            "limits.cpu 8 does not fit: 4 of 4 CPUs free)");
+  for (const auto& a : plan.actions) EXPECT_NE(a.address.container, "huge") << a.id;
+  EXPECT_EQ(plan.actions.size(), 1U);  // ok's launch
+  EXPECT_NE(render_text(plan, {}).find("huge not planned: not placed"), std::string::npos);
+}
+
+TEST(Placement, AnUnknownCandidateStopsANewPlacementNotAStay) {
+  const auto fleet = load(std::string{remotes3} + R"(containers:
+  fresh: {placement: {candidates: [a, b]}, image: "a:bb"}
+  there: {placement: {candidates: [a, b]}, image: "a:bb"}
+)");
+  auto live = empty_live(fleet);
+  live.remotes.at("b").status = model::RemoteStatus::unknown;
+  live.remotes.at("b").error = "connection refused";
+  put(live, "a", "there");
+  const Plan plan = compute_plan(fleet, live, {});
+  EXPECT_EQ(plan.not_planned.at("fresh"),
+            "not placed: not found on any readable candidate, and candidate b is unknown: it may live there");
+  for (const auto& a : plan.actions) EXPECT_NE(a.address.container, "fresh") << a.id;
+  ASSERT_EQ(plan.placements.size(), 2U);
+  EXPECT_EQ(plan.placements[1].remote, "a");  // there stays
+}
+
+TEST(Placement, DrainMovesWhatCanMoveAndWarnsAboutWhatCannot) {
+  const auto fleet = load(R"(version: 1
+remotes:
+  a: {url: "unix:///a", drain: true}
+  b: {url: "unix:///b", capacity: {memory: 1GiB}}
+containers:
+  mobile: {placement: {candidates: [a, b]}, image: "a:bb"}
+  stuck: {placement: {candidates: [a, b]}, image: "a:bb", config: {limits.memory: 2GiB}}
+  pinned: {remote: a, image: "a:bb"}
+)");
+  auto live = empty_live(fleet);
+  put(live, "a", "mobile");
+  put(live, "a", "stuck", {{"limits.memory", "2GiB"}});
+  put(live, "a", "pinned");
+  const Plan plan = compute_plan(fleet, live, {});
+  ASSERT_EQ(plan.placements.size(), 2U);
+  EXPECT_EQ(plan.placements[0].container, "mobile");
+  EXPECT_EQ(plan.placements[0].remote, "b");
+  EXPECT_EQ(plan.placements[1].remote, "a");
+  EXPECT_EQ(plan.placements[1].explanation, "stays on a, which is draining: no other candidate fits");
+  EXPECT_EQ(plan.drain, (std::vector<std::string>{"a"}));
+  std::vector<std::string> warnings;
+  for (const auto& d : plan.diagnostics.items()) warnings.push_back(d.path + ": " + d.summary);
+  EXPECT_NE(
+      std::find(warnings.begin(), warnings.end(), "a:pinned: pinned to 'a' by remote:, so it blocks the drain of 'a'"),
+      warnings.end())
+      << ::testing::PrintToString(warnings);
+  EXPECT_FALSE(plan.diagnostics.has_errors());
+  EXPECT_TRUE(plan.complete());
+  std::vector<std::string> ids;
+  for (const auto& a : plan.actions) ids.push_back(a.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"stop a:mobile", "move b:mobile", "start b:mobile"}));
+  EXPECT_FALSE(plan.actions[1].consented);  // a drain's move needs consent like any other
+
+  // --drain does what drain: true does; without either nothing moves back (sticky).
+  auto undrained = fleet;
+  undrained.remotes.at("a").drain = false;
+  auto moved = empty_live(fleet);
+  put(moved, "b", "mobile");
+  put(moved, "a", "stuck", {{"limits.memory", "2GiB"}});
+  put(moved, "a", "pinned");
+  EXPECT_TRUE(compute_plan(undrained, moved, {}).actions.empty());
+  PlanOptions options;
+  options.drain = {"b"};
+  const Plan back = compute_plan(undrained, moved, options);
+  ASSERT_EQ(back.actions.size(), 3U);
+  EXPECT_EQ(back.actions[1].id, "move a:mobile");
+  EXPECT_EQ(back.drain, (std::vector<std::string>{"b"}));
+}
+
+TEST(Placement, LaunchGoesWhereItIsPlacedWithTheImageThere) {
+  const auto fleet = load(std::string{remotes3} + R"(images:
+  bb: {alias: bb}
+containers:
+  x: {placement: {candidates: [b]}, image: bb}
+)");
+  const Plan plan = compute_plan(fleet, empty_live(fleet), {});
+  ASSERT_EQ(plan.actions.size(), 1U);
+  EXPECT_EQ(plan.actions[0].id, "launch b:x");
+  ASSERT_TRUE(plan.actions[0].image);
+  EXPECT_EQ(plan.actions[0].image->remote, "b");
+  EXPECT_NE(plan.actions[0].reason.find("then running; placed on b: spread, 1 of 1 candidate fits"), std::string::npos)
+      << plan.actions[0].reason;
+}
+
+TEST(Placement, PlacedFleetFollowsThePlan) {
+  const auto fleet = load(std::string{remotes3} + R"(containers:
+  x: {placement: {candidates: [c]}, image: "a:bb"}
+)");
+  const Plan plan = compute_plan(fleet, empty_live(fleet), {});
+  EXPECT_EQ(placed_fleet(fleet, plan).containers.at("x").remote, "c");
+  EXPECT_EQ(fleet.containers.at("x").remote, "");
+}
+
+}  // namespace
+}  // namespace berth::plan
