@@ -232,20 +232,43 @@ class Resolver {
   // capacity: {cpu: N, memory: SIZE}; the schema has checked the types and that each is at least 1.
   model::Capacity capacity(const KeyPath& path) {
     model::Capacity out;
-    if (const auto* cpu = usable(child(path, "cpu")); cpu != nullptr && cpu->is_number_integer()) {
-      out.cpu = cpu->get<std::int64_t>();
+    // Beyond these, sums of limits against the capacity could overflow: no host comes near them.
+    constexpr std::uint64_t max_cpus = 1U << 20;
+    constexpr std::uint64_t max_bytes = std::uint64_t{1} << 62;
+    // A whole number as read, negative ones as 0 (the schema refused them).
+    const auto whole = [](const nlohmann::json& v) -> std::uint64_t {
+      if (v.is_number_unsigned()) return v.get<std::uint64_t>();
+      return v.get<std::int64_t>() < 0 ? 0 : static_cast<std::uint64_t>(v.get<std::int64_t>());
+    };
+    const KeyPath cpu_at = child(path, "cpu");
+    if (const auto* cpu = usable(cpu_at); cpu != nullptr && cpu->is_number_integer()) {
+      if (whole(*cpu) > max_cpus) {
+        error(cpu_at, doc_.value_where(cpu_at), "the CPU capacity " + doc_.quoted(cpu_at) + " is too large",
+              "give the number of CPUs placement may hand out on this remote (at most " + std::to_string(max_cpus) +
+                  ")");
+      } else {
+        out.cpu = cpu->get<std::int64_t>();
+      }
     }
     const KeyPath at = child(path, "memory");
     const auto* memory = usable(at);
     if (memory == nullptr) return out;
     if (memory->is_number_integer()) {
-      if (memory->get<std::int64_t>() > 0) out.memory = static_cast<std::uint64_t>(memory->get<std::int64_t>());
+      if (whole(*memory) > max_bytes) {
+        error(at, doc_.value_where(at), "the memory capacity " + doc_.quoted(at) + " is too large",
+              "give the memory placement may hand out on this remote, such as 16GiB (at most 4EiB)");
+      } else if (memory->get<std::int64_t>() > 0) {
+        out.memory = static_cast<std::uint64_t>(memory->get<std::int64_t>());
+      }
     } else if (memory->is_string()) {
       const auto bytes = util::parse_byte_size(memory->get<std::string>());
       if (!bytes) {
         error(at, doc_.value_where(at), "invalid size " + doc_.quoted(at),
               "expected a size such as 16GiB, 512MiB or a number of bytes (units: kB, MB, GB, TB as powers of "
               "1000; KiB, MiB, GiB, TiB as powers of 1024; less than 8EiB)");
+      } else if (*bytes > max_bytes) {
+        error(at, doc_.value_where(at), "the memory capacity " + doc_.quoted(at) + " is too large",
+              "give the memory placement may hand out on this remote, such as 16GiB (at most 4EiB)");
       } else if (*bytes == 0) {
         error(at, doc_.value_where(at), "the memory capacity must be at least 1 byte (got " + doc_.quoted(at) + ")",
               "give what placement may hand out on this remote, such as 16GiB; or leave memory: out to use what the "

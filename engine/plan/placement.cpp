@@ -1,6 +1,7 @@
 #include "engine/plan/placement.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <optional>
 
 #include "engine/util/quantity.hpp"
@@ -17,7 +18,13 @@ using model::RemoteStatus;
 struct Demand {
   std::optional<std::string> cpu;
   std::optional<std::string> memory;
-  [[nodiscard]] bool empty() const { return !cpu && !memory; }
+  bool cpu_secret = false;  // declared sensitive: shown as (sensitive)
+  bool memory_secret = false;
+
+  [[nodiscard]] std::string cpu_shown() const { return cpu_secret ? std::string{sensitive_text} : cpu.value_or(""); }
+  [[nodiscard]] std::string memory_shown() const {
+    return memory_secret ? std::string{sensitive_text} : memory.value_or("");
+  }
 };
 
 std::optional<std::string> value_of(const model::ConfigMap& map, const char* key) {
@@ -39,6 +46,8 @@ Demand declared_demand(const ContainerSpec& c, const model::LiveInstance* inst) 
     if (c.config.count("limits.cpu") == 0) d.cpu = live.cpu;
     if (c.config.count("limits.memory") == 0) d.memory = live.memory;
   }
+  d.cpu_secret = c.sensitive.count("config.limits.cpu") != 0;
+  d.memory_secret = c.sensitive.count("config.limits.memory") != 0;
   return d;
 }
 
@@ -52,8 +61,24 @@ std::string policy_shown(const model::PlacementPolicy& p) {
   return p.name.empty() ? "placement" : "placement " + p.name;
 }
 
+std::string listed(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
 // Any host's memory: for whether a limit is one placement can count at all ("50%" is).
 constexpr std::uint64_t any_memory = std::uint64_t{1} << 40;
+
+// Sums that saturate: limits come from daemons and files, and must not wrap into a fit.
+std::int64_t plus(std::int64_t a, std::int64_t b) {
+  std::int64_t out = 0;
+  return __builtin_add_overflow(a, b, &out) ? std::numeric_limits<std::int64_t>::max() : out;
+}
+std::uint64_t plus(std::uint64_t a, std::uint64_t b) {
+  std::uint64_t out = 0;
+  return __builtin_add_overflow(a, b, &out) ? std::numeric_limits<std::uint64_t>::max() : out;
+}
 
 // One remote as placement sees it while it places containers one after another.
 struct Host {
@@ -65,11 +90,14 @@ struct Host {
   std::optional<std::uint64_t> memory_capacity;
   std::string cpu_unknown_why;
   std::string memory_unknown_why;
+  // What the instances on it take, and what the plan puts there. A placed container that lives
+  // here and does not stay is counted until it is gone (its move may be refused, or fail).
   std::int64_t cpu_used = 0;
   std::uint64_t memory_used = 0;
-  int containers = 0;                             // this fleet's declared containers that will be here
-  std::map<std::string, int> per_policy;          // policy key -> containers placed here
-  std::map<std::string, std::string> affinities;  // anti_affinity -> the container that holds it here
+  int containers = 0;  // this fleet's declared containers that will be here (spread, pack)
+  std::map<std::string, const ContainerSpec*> placed;     // placed here by this plan (stays included)
+  std::map<std::string, const ContainerSpec*> residents;  // placed containers that live here now
+  std::map<std::string, Demand> resident_demand;          // by name: what each resident takes now
 
   [[nodiscard]] std::optional<std::int64_t> cpus(const Demand& d) const {
     return d.cpu ? util::parse_cpu_count(*d.cpu) : std::nullopt;
@@ -79,8 +107,12 @@ struct Host {
   }
 
   void add(const Demand& d) {
-    if (const auto c = cpus(d)) cpu_used += *c;
-    if (const auto m = bytes(d)) memory_used += *m;
+    if (const auto c = cpus(d)) cpu_used = plus(cpu_used, *c);
+    if (const auto m = bytes(d)) memory_used = plus(memory_used, *m);
+  }
+  void remove(const Demand& d) {
+    if (const auto c = cpus(d)) cpu_used = cpu_used > *c ? cpu_used - *c : 0;
+    if (const auto m = bytes(d)) memory_used = memory_used > *m ? memory_used - *m : 0;
   }
 };
 
@@ -104,6 +136,14 @@ class Placer {
       if (!c.placement) continue;
       if (c.state == DesiredState::absent) {
         place_absent(c);
+        continue;
+      }
+      const auto lives = lives_on(c);
+      if (lives.size() > 1) {
+        // Which one is the container? Neither is moved, pruned or changed.
+        not_placed(c, record(c),
+                   "it lives on " + listed(lives) +
+                       ": berth cannot tell which one is the container; delete the extra one by hand");
       } else if (!stay(c)) {
         pending.push_back(name);
       }
@@ -158,16 +198,28 @@ class Placer {
       if (!h.memory_capacity) h.memory_unknown_why = unread;
       hosts_.emplace(name, std::move(h));
     }
-    // What will be on each host besides the placed containers: its undeclared instances as they
-    // are, and the containers pinned to it as declared.
+    // What is on each host now, every instance by its limits; except a container pinned to the
+    // host it is on, which counts as declared (below). A placed container is a resident of the
+    // host it lives on: counted there until it is gone, or as declared once it stays.
     for (auto& [name, h] : hosts_) {
       if (h.live == nullptr) continue;
       for (const auto& [key, inst] : h.live->instances) {
-        const auto spec = fleet_.containers.find(inst.name);
-        if (spec != fleet_.containers.end() && spec->second.project == inst.project) continue;
-        h.add(demand_of(inst.limits));
+        const auto spec = out_.fleet.containers.find(inst.name);
+        const ContainerSpec* declared =
+            spec != out_.fleet.containers.end() && spec->second.project == inst.project ? &spec->second : nullptr;
+        if (declared != nullptr && !declared->placement && declared->state != DesiredState::absent &&
+            declared->remote == name) {
+          continue;
+        }
+        const Demand now = demand_of(inst.limits);
+        h.add(now);
+        if (declared != nullptr && declared->placement && declared->state != DesiredState::absent) {
+          h.residents.emplace(inst.name, declared);
+          h.resident_demand.emplace(inst.name, now);
+        }
       }
     }
+    // Containers pinned to a host, as declared, whether they exist yet or not.
     for (const auto& [name, c] : fleet_.containers) {
       if (c.placement || c.state == DesiredState::absent) continue;
       const auto h = hosts_.find(c.remote);
@@ -189,7 +241,8 @@ class Placer {
   }
 
   // Why `host` does not take the container now; nullopt when it does. `staying`: the container
-  // is there already, and a capacity that is not known does not move it.
+  // is there already: only what this plan placed there counts against it (not other residents,
+  // which are placed after it), and a capacity that is not known does not move it.
   [[nodiscard]] std::optional<std::string> refusal(const ContainerSpec& c, const Host& host, const Demand& demand,
                                                    bool staying) const {
     const auto& policy = *c.placement;
@@ -198,26 +251,42 @@ class Placer {
       return std::string{"not a candidate"};
     }
     if (host.draining) return std::string{"draining"};
+    // The containers there that count: placed there, and (for a container coming in) those that
+    // live there still.
+    std::vector<const ContainerSpec*> there;
+    for (const auto& [name, spec] : host.placed) {
+      if (name != c.name) there.push_back(spec);
+    }
+    if (!staying) {
+      for (const auto& [name, spec] : host.residents) {
+        if (name != c.name && host.placed.count(name) == 0) there.push_back(spec);
+      }
+    }
     if (policy.max_per_remote) {
-      const auto n = host.per_policy.find(policy_key(c));
-      if (n != host.per_policy.end() && n->second >= *policy.max_per_remote) {
-        return "holds " + std::to_string(n->second) + " of its containers already (max_per_remote " +
+      const std::string key = policy_key(c);
+      const auto n =
+          std::count_if(there.begin(), there.end(), [&](const ContainerSpec* o) { return policy_key(*o) == key; });
+      if (n >= *policy.max_per_remote) {
+        return "holds " + std::to_string(n) + " of its containers already (max_per_remote " +
                std::to_string(*policy.max_per_remote) + ")";
       }
     }
     if (policy.anti_affinity) {
-      if (const auto held = host.affinities.find(*policy.anti_affinity); held != host.affinities.end()) {
-        return "holds " + held->second + " (anti_affinity " + *policy.anti_affinity + ")";
+      std::vector<std::string> holders;
+      for (const auto* o : there) {
+        if (o->placement->anti_affinity == policy.anti_affinity) holders.push_back(o->name);
       }
+      std::sort(holders.begin(), holders.end());
+      if (!holders.empty()) return "holds " + holders.front() + " (anti_affinity " + *policy.anti_affinity + ")";
     }
     // A limit placement cannot count (check_demand warned) is left out of the fit.
     if (const auto need = host.cpus(demand)) {
       if (!host.cpu_capacity) {
-        if (!staying) return "limits.cpu " + *demand.cpu + ": CPU capacity unknown, " + host.cpu_unknown_why;
+        if (!staying) return "limits.cpu " + demand.cpu_shown() + ": CPU capacity unknown, " + host.cpu_unknown_why;
       } else {
         const std::int64_t free = std::max<std::int64_t>(*host.cpu_capacity - host.cpu_used, 0);
         if (*need > free) {
-          return "limits.cpu " + *demand.cpu + " does not fit: " + std::to_string(free) + " of " +
+          return "limits.cpu " + demand.cpu_shown() + " does not fit: " + std::to_string(free) + " of " +
                  std::to_string(*host.cpu_capacity) + " CPUs free";
         }
       }
@@ -225,13 +294,14 @@ class Placer {
     if (demand.memory && util::parse_memory_limit(*demand.memory, any_memory)) {
       const auto need = host.bytes(demand);
       if (!host.memory_capacity) {
-        if (!staying)
-          return "limits.memory " + *demand.memory + ": memory capacity unknown, " + host.memory_unknown_why;
+        if (!staying) {
+          return "limits.memory " + demand.memory_shown() + ": memory capacity unknown, " + host.memory_unknown_why;
+        }
       } else if (need) {
         const std::uint64_t free =
             *host.memory_capacity > host.memory_used ? *host.memory_capacity - host.memory_used : 0;
         if (*need > free) {
-          return "limits.memory " + *demand.memory + " does not fit: " + util::format_bytes(free) + " of " +
+          return "limits.memory " + demand.memory_shown() + " does not fit: " + util::format_bytes(free) + " of " +
                  util::format_bytes(*host.memory_capacity) + " free";
         }
       }
@@ -242,8 +312,7 @@ class Placer {
   void assign(ContainerSpec& c, Host& host, const Demand& demand) {
     host.add(demand);
     ++host.containers;
-    ++host.per_policy[policy_key(c)];
-    if (c.placement->anti_affinity) host.affinities.emplace(*c.placement->anti_affinity, c.name);
+    host.placed.emplace(c.name, &c);
     c.remote = host.name;
     if (c.image && !c.image->server && c.image->remote.empty()) c.image->remote = host.name;
   }
@@ -259,34 +328,38 @@ class Placer {
   // A limit the plan cannot count is left out of the fit, with a warning.
   void check_demand(const ContainerSpec& c, const Demand& d) {
     if (d.cpu && !util::parse_cpu_count(*d.cpu)) {
-      out_.diagnostics.warning("limits.cpu '" + *d.cpu +
-                                   "' is neither a count of CPUs nor a set of them; placement "
-                                   "does not count it",
+      out_.diagnostics.warning("limits.cpu '" + d.cpu_shown() +
+                                   "' is neither a count of CPUs nor a set of them; placement does not count it",
                                key_of(c), c.where, "write a count (2) or a set of CPUs (0-3, 1,3)");
     }
     if (d.memory && !util::parse_memory_limit(*d.memory, any_memory)) {
-      out_.diagnostics.warning("limits.memory '" + *d.memory + "' is not a size; placement does not count it",
+      out_.diagnostics.warning("limits.memory '" + d.memory_shown() + "' is not a size; placement does not count it",
                                key_of(c), c.where, "write a size (512MiB, 2GiB) or a share of the host (50%)");
     }
   }
 
-  // Stays where it lives while that remote satisfies the policy. False: placed anew afterwards.
+  // Stays where it lives while that remote satisfies the policy, counted there as declared
+  // instead of as it is. False: placed anew afterwards, and `stay_refusal_` says why not.
   bool stay(ContainerSpec& c) {
     const auto lives = lives_on(c);
-    if (lives.empty()) return false;
-    for (const auto& name : lives) {
-      Host& host = hosts_.at(name);
-      const Demand demand = declared_demand(c, instance_on(c, name));
-      if (refusal(c, host, demand, true)) continue;
-      check_demand(c, demand);
-      assign(c, host, demand);
-      Placement p = record(c);
-      p.remote = name;
-      p.explanation = "stays on " + name + ": it still satisfies " + policy_shown(*c.placement);
-      out_.placements.push_back(std::move(p));
-      return true;
+    if (lives.size() != 1) return false;
+    const std::string& name = lives.front();
+    Host& host = hosts_.at(name);
+    const Demand now = host.resident_demand.at(c.name);
+    const Demand demand = declared_demand(c, instance_on(c, name));
+    host.remove(now);
+    if (auto why = refusal(c, host, demand, true)) {
+      host.add(now);
+      stay_refusal_[c.name] = std::move(*why);
+      return false;
     }
-    return false;
+    check_demand(c, demand);
+    assign(c, host, demand);
+    Placement p = record(c);
+    p.remote = name;
+    p.explanation = "stays on " + name + ": it still satisfies " + policy_shown(*c.placement);
+    out_.placements.push_back(std::move(p));
+    return true;
   }
 
   // Declared absent: wherever it lives (the first readable remote by name); nowhere, when it does
@@ -319,23 +392,27 @@ class Placer {
     Placement p = record(c);
     p.from = from;
 
-    std::vector<std::string> unknown;
-    for (const auto& name : policy.candidates) {
-      if (hosts_.at(name).live == nullptr) unknown.push_back(name);
-    }
-    if (from.empty() && !unknown.empty()) {
-      std::string list;
-      for (const auto& u : unknown) list += (list.empty() ? "" : ", ") + u;
-      return not_placed(c, std::move(p),
-                        "not found on any readable candidate, and " +
-                            std::string{unknown.size() == 1 ? "candidate " : "candidates "} + list +
-                            (unknown.size() == 1 ? " is" : " are") + " unknown: it may live there");
+    if (from.empty()) {
+      // It may live on a remote that could not be read (a candidate, or one that was): launching
+      // it would make a second one, and pruning could then delete the first.
+      std::vector<std::string> unknown;
+      for (const auto& [name, host] : hosts_) {
+        if (host.live == nullptr) unknown.push_back(name);
+      }
+      if (!unknown.empty()) {
+        return not_placed(c, std::move(p),
+                          "not found on any readable remote, and " +
+                              std::string{unknown.size() == 1 ? "remote " : "remotes "} + listed(unknown) +
+                              (unknown.size() == 1 ? " is" : " are") + " unknown: it may live there");
+      }
     }
 
     const Demand demand = declared_demand(c, from.empty() ? nullptr : instance_on(c, from));
     check_demand(c, demand);
     std::optional<std::string> from_refusal;
-    if (!from.empty()) from_refusal = refusal(c, hosts_.at(from), demand, true);
+    if (const auto it = stay_refusal_.find(c.name); !from.empty() && it != stay_refusal_.end()) {
+      from_refusal = it->second;
+    }
     std::vector<Host*> fits;
     for (const auto& name : policy.candidates) {
       Host& host = hosts_.at(name);
@@ -354,7 +431,9 @@ class Placer {
       for (const auto& r : p.rejected) failed += (failed.empty() ? "" : "; ") + r;
       if (!from.empty() && from_refusal == "draining") {
         // Nowhere else to go: it stays, and the drain is not complete.
-        assign(c, hosts_.at(from), demand);
+        Host& host = hosts_.at(from);
+        host.remove(host.resident_demand.at(c.name));
+        assign(c, host, demand);
         p.from.clear();
         p.remote = from;
         p.explanation = "stays on " + from + ", which is draining: no other candidate fits";
@@ -382,6 +461,7 @@ class Placer {
     p.remote = best->name;
     p.explanation = from.empty() ? "placed on " + best->name + ": " + how
                                  : "moves off " + from_why + "; placed on " + best->name + ": " + how;
+    // It stays a resident of `from` (counted there) until the move is done.
     assign(c, *best, demand);
     out_.placements.push_back(std::move(p));
   }
@@ -390,6 +470,7 @@ class Placer {
   const model::LiveState& live_;
   Placed out_;
   std::map<std::string, Host> hosts_;
+  std::map<std::string, std::string> stay_refusal_;  // container -> why it cannot stay where it lives
 };
 
 }  // namespace

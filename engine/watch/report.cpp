@@ -41,7 +41,9 @@ nlohmann::json containers_json(const model::Fleet& declared, const model::LiveSt
     // container_status keeps the fleet's order: the spec with the same address.
     const model::ContainerSpec* spec = nullptr;
     for (const auto& [name, c] : fleet.containers) {
-      if (c.remote + ":" + model::instance_key(c.project, c.name) == s.address) spec = &c;
+      // A container placement gave no remote is addressed by its key alone (container_status).
+      const std::string key = model::instance_key(c.project, c.name);
+      if ((c.remote.empty() ? key : c.remote + ":" + key) == s.address) spec = &c;
     }
     const Policy policy = spec != nullptr ? container_policy(*spec, fleet, input) : Policy::correct;
     nlohmann::json drift = nlohmann::json::array();

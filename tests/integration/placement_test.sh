@@ -225,7 +225,7 @@ test_candidate_down() {
     assert_exit 1 "a down candidate makes the plan exit 1"
     assert_jq "$OUT" '.remotes.h3.status' unknown "h3 is unknown"
     assert_eq "" "$(placement_of "$OUT" fresh)" "fresh is not placed"
-    assert_contains "$(explanation_of "$OUT" fresh)" "candidate h3 is unknown: it may live there" "the plan says why"
+    assert_contains "$(explanation_of "$OUT" fresh)" "remote h3 is unknown: it may live there" "the plan says why"
     assert_jq "$OUT" '[.actions[] | select(.container == "fresh")] | length' 0 "fresh is not launched anywhere"
     assert_contains "$(explanation_of "$OUT" web1)" "stays on h2" "web1 stays where it is"
     run berth_t apply -f "$FLEET" --auto-approve

@@ -273,6 +273,8 @@ remotes:
   d: {url: "unix:///d", capacity: {}}
   e: {url: "unix:///e", capacity: {memory: 99999999999999999999}}
   f: {url: "unix:///f", capacity: {memory: 0, cpu: 2.5, disk: 1}}
+  g: {url: "unix:///g", capacity: {memory: 4611686018427387905, cpu: 2000000}}
+  h: {url: "unix:///h", capacity: {memory: 7EiB}}
 )");
   const auto* d = expect_error(r, 3, 44, "remotes.a.capacity.memory", "invalid size '16 GB'");
   ASSERT_NE(d, nullptr);
@@ -285,7 +287,11 @@ remotes:
   expect_error(r, 8, 44, "remotes.f.capacity.memory", "must be at least 1 (got 0)");
   expect_error(r, 8, 52, "remotes.f.capacity.cpu", "expected an integer, got a fractional number");
   expect_error(r, 8, 57, "remotes.f.capacity.disk", "unknown key 'disk' (expected one of: cpu, memory)");
-  EXPECT_EQ(error_count(r), 9U) << all(r);
+  // Sums of limits against a capacity must not overflow: no host comes near these.
+  expect_error(r, 9, 44, "remotes.g.capacity.memory", "the memory capacity '4611686018427387905' is too large");
+  expect_error(r, 9, 70, "remotes.g.capacity.cpu", "the CPU capacity '2000000' is too large");
+  expect_error(r, 10, 44, "remotes.h.capacity.memory", "the memory capacity '7EiB' is too large");
+  EXPECT_EQ(error_count(r), 12U) << all(r);
 }
 
 TEST(ConfigPlacementErrors, LabelsAndDrain) {

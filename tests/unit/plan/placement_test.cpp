@@ -227,7 +227,7 @@ TEST(Placement, AnUnknownCandidateStopsANewPlacementNotAStay) {
   put(live, "a", "there");
   const Plan plan = compute_plan(fleet, live, {});
   EXPECT_EQ(plan.not_planned.at("fresh"),
-            "not placed: not found on any readable candidate, and candidate b is unknown: it may live there");
+            "not placed: not found on any readable remote, and remote b is unknown: it may live there");
   for (const auto& a : plan.actions) EXPECT_NE(a.address.container, "fresh") << a.id;
   ASSERT_EQ(plan.placements.size(), 2U);
   EXPECT_EQ(plan.placements[1].remote, "a");  // there stays
@@ -305,6 +305,81 @@ TEST(Placement, PlacedFleetFollowsThePlan) {
   const Plan plan = compute_plan(fleet, empty_live(fleet), {});
   EXPECT_EQ(placed_fleet(fleet, plan).containers.at("x").remote, "c");
   EXPECT_EQ(fleet.containers.at("x").remote, "");
+}
+
+}  // namespace
+}  // namespace berth::plan
+
+namespace berth::plan {
+namespace {
+
+// A container taken off a remote that is down (no longer a candidate) is not launched anew: with
+// pruning, the original would be deleted once its remote answered again.
+TEST(Placement, AnyUnknownRemoteStopsANewPlacement) {
+  const auto fleet = load(std::string{remotes3} + R"(prune: true
+containers:
+  x: {placement: {candidates: [a, b]}, image: "a:bb"}
+)");
+  auto live = empty_live(fleet);
+  live.remotes.at("c").status = model::RemoteStatus::unknown;
+  const Plan plan = compute_plan(fleet, live, {});
+  EXPECT_EQ(plan.not_planned.at("x"),
+            "not placed: not found on any readable remote, and remote c is unknown: it may live there");
+  EXPECT_TRUE(plan.actions.empty());
+}
+
+TEST(Placement, LivingOnTwoRemotesIsNeitherMovedNorPruned) {
+  const auto fleet = load(std::string{remotes3} + R"(prune: true
+containers:
+  x: {placement: {candidates: [a, b]}, image: "a:bb"}
+)");
+  auto live = empty_live(fleet);
+  put(live, "a", "x");
+  put(live, "c", "x");
+  const Plan plan = compute_plan(fleet, live, {});
+  EXPECT_TRUE(plan.actions.empty()) << plan.actions.front().id;
+  EXPECT_EQ(plan.not_planned.at("x"),
+            "not placed: it lives on a, c: berth cannot tell which one is the container; delete the extra one by hand");
+}
+
+// A container that must move is counted where it lives until it is gone: its move may be
+// refused (here it has no consent), and a newcomer must not fill its place meanwhile.
+TEST(Placement, AContainerThatMustMoveStillCountsWhereItIs) {
+  const auto fleet = load(std::string{remotes3} + R"(placements:
+  web: {candidates: [a, b], anti_affinity: web}
+containers:
+  old: {placement: {candidates: [b, c]}, image: "a:bb", config: {limits.cpu: "4"}}
+  new: {placement: {candidates: [a]}, image: "a:bb", config: {limits.cpu: "1"}}
+  w1: {placement: {candidates: [b], anti_affinity: web}, image: "a:bb"}
+  w2: {placement: web, image: "a:bb"}
+)");
+  auto live = empty_live(fleet);
+  put(live, "a", "old", {{"limits.cpu", "4"}});  // a is no longer its candidate
+  put(live, "a", "w1");                          // w1 must go to b
+  const Placed placed = place(fleet, live, {});
+  EXPECT_EQ(where(placed, "old"), "b");
+  EXPECT_EQ(where(placed, "new"), "");
+  EXPECT_EQ(placement(placed, "new").rejected,
+            (std::vector<std::string>{"a: limits.cpu 1 does not fit: 0 of 4 CPUs free"}));
+  EXPECT_EQ(where(placed, "w1"), "b");
+  // w1 is still on a, and placed on b: w2 fits neither.
+  EXPECT_EQ(where(placed, "w2"), "");
+  EXPECT_EQ(placement(placed, "w2").rejected,
+            (std::vector<std::string>{"a: holds w1 (anti_affinity web)", "b: holds w1 (anti_affinity web)"}));
+}
+
+TEST(Placement, HugeLimitsSaturateAndSensitiveOnesAreNotShown) {
+  const auto fleet = load(std::string{remotes3} + R"(containers:
+  x: {placement: {candidates: [a]}, image: "a:bb", config: {limits.memory: 1GiB}, sensitive: [limits.memory]}
+)");
+  auto live = empty_live(fleet);
+  for (const char* name : {"s1", "s2", "s3"}) {
+    put(live, "a", name, {{"limits.cpu", "9223372036854775807"}, {"limits.memory", "7EiB"}}, false);
+  }
+  const Placed placed = place(fleet, live, {});
+  EXPECT_EQ(where(placed, "x"), "");
+  EXPECT_EQ(placement(placed, "x").rejected,
+            (std::vector<std::string>{"a: limits.memory (sensitive) does not fit: 0B of 1GiB free"}));
 }
 
 }  // namespace
