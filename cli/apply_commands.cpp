@@ -205,9 +205,8 @@ int execute(const GlobalOptions& global, const ApplyOptions& options, const mode
             const plan::Plan* saved, apply::Goal goal, std::string_view verb) {
   apply::Selection selection;
   if (saved == nullptr) {
-    auto selected =
-        select(fleet, options.targets, options.replace, options.drain,
-               goal == apply::Goal::destroy || options.prune || fleet.prune);
+    auto selected = select(fleet, options.targets, options.replace, options.drain,
+                           goal == apply::Goal::destroy || options.prune || fleet.prune);
     if (!selected) return exit_error;
     selection = std::move(*selected);
   }

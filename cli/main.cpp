@@ -255,7 +255,8 @@ int main(int argc, char** argv) {
       ->type_name("ADDRESS");
   plan_cmd->add_option("--replace", plan.replace, "Recreate this container from its image (repeatable)")
       ->type_name("ADDRESS");
-  plan_cmd->add_option("--drain", plan.drain, "Move placed containers off this remote, as drain: true does (repeatable)")
+  plan_cmd
+      ->add_option("--drain", plan.drain, "Move placed containers off this remote, as drain: true does (repeatable)")
       ->type_name("REMOTE");
   std::string state_path = berth::state::default_state_path().string();
   plan_cmd->add_option("--state", state_path, "State file whose interrupted runs the plan settles (env BERTH_STATE)")
@@ -298,7 +299,8 @@ int main(int argc, char** argv) {
                       "Consent to recreating containers from their image (their data and snapshots are not kept)");
   apply_cmd->add_option("--replace", apply.replace, "Recreate this container from its image (repeatable)")
       ->type_name("ADDRESS");
-  apply_cmd->add_option("--drain", apply.drain, "Move placed containers off this remote, as drain: true does (repeatable)")
+  apply_cmd
+      ->add_option("--drain", apply.drain, "Move placed containers off this remote, as drain: true does (repeatable)")
       ->type_name("REMOTE");
   apply_cmd->add_flag("--prune", apply.prune, "Delete containers this fleet owns that are no longer declared");
   auto* destroy_cmd = app.add_subcommand("destroy", "Delete every container the fleet file owns");

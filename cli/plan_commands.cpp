@@ -45,8 +45,9 @@ int run_plan(const GlobalOptions& global, const PlanCommandOptions& options) {
 
   if (options.destroy && (options.prune || options.allow_restart || options.allow_move || options.allow_recreate ||
                           !options.replace.empty() || !options.drain.empty())) {
-    std::cerr << "berth: --destroy plans the deletion of every container the fleet owns; --prune, --replace, --drain and the "
-                 "--allow-* flags do not apply to it\n";
+    std::cerr
+        << "berth: --destroy plans the deletion of every container the fleet owns; --prune, --replace, --drain and the "
+           "--allow-* flags do not apply to it\n";
     return exit_error;
   }
   const auto selection =

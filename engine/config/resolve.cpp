@@ -243,9 +243,9 @@ class Resolver {
     const KeyPath cpu_at = child(path, "cpu");
     if (const auto* cpu = usable(cpu_at); cpu != nullptr && cpu->is_number_integer()) {
       if (whole(*cpu) > max_cpus) {
-        error(cpu_at, doc_.value_where(cpu_at), "the CPU capacity " + doc_.quoted(cpu_at) + " is too large",
-              "give the number of CPUs placement may hand out on this remote (at most " + std::to_string(max_cpus) +
-                  ")");
+        error(
+            cpu_at, doc_.value_where(cpu_at), "the CPU capacity " + doc_.quoted(cpu_at) + " is too large",
+            "give the number of CPUs placement may hand out on this remote (at most " + std::to_string(max_cpus) + ")");
       } else {
         out.cpu = cpu->get<std::int64_t>();
       }

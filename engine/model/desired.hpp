@@ -53,7 +53,7 @@ struct RemoteSpec {
   std::optional<std::string> fingerprint;  // sha256 hex (lowercase, no colons) of the server certificate DER
   int parallelism = 4;                     // per-remote bound on concurrent actions (apply)
   diag::SourceLocation where;
-  std::string project{default_project};  // project: the default of its containers
+  std::string project{default_project};       // project: the default of its containers
   std::map<std::string, std::string> labels;  // labels: what placement selects candidates by
   Capacity capacity;                          // capacity:
   bool drain = false;                         // drain: true: placed containers move off it
@@ -69,12 +69,12 @@ enum class Strategy { spread, pack };
 // A placement policy: a named entry under placements:, or a container's inline placement: {...}.
 // The plan chooses the container's remote within it (engine/plan/placement.hpp).
 struct PlacementPolicy {
-  std::string name;                     // its key under placements:; empty for an inline policy
-  std::vector<std::string> candidates;  // remote names, sorted: the list, or the remotes the selector picks
+  std::string name;                             // its key under placements:; empty for an inline policy
+  std::vector<std::string> candidates;          // remote names, sorted: the list, or the remotes the selector picks
   std::map<std::string, std::string> selector;  // candidates: {labels: {...}}: the labels (empty for a list)
   Strategy strategy = Strategy::spread;
-  std::optional<int> max_per_remote;          // at most this many of the policy's containers per remote
-  std::optional<std::string> anti_affinity;   // no two containers with the same anti_affinity on one remote
+  std::optional<int> max_per_remote;         // at most this many of the policy's containers per remote
+  std::optional<std::string> anti_affinity;  // no two containers with the same anti_affinity on one remote
   diag::SourceLocation where;
 };
 
@@ -164,8 +164,8 @@ struct ContainerSpec {
   // when none could be chosen).
   std::string remote;
   std::optional<PlacementPolicy> placement;  // placement: (then no remote:)
-  std::string project{default_project};  // resolved: its own project:, else its remote's
-  std::optional<ImageRef> image;         // resolved; set unless copy_of is
+  std::string project{default_project};      // resolved: its own project:, else its remote's
+  std::optional<ImageRef> image;             // resolved; set unless copy_of is
   std::optional<CopySource> copy_of;
   DesiredState state = DesiredState::running;
   ConfigMap config;                                  // only these keys are compared

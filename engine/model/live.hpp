@@ -33,7 +33,7 @@ struct LiveInstance {
   std::string status;  // "Running", as reported
   int status_code = 0;
   LivePower power = LivePower::other;
-  ConfigMap config;   // local config (not expanded)
+  ConfigMap config;  // local config (not expanded)
   // limits.cpu and limits.memory of the expanded config (a profile's included), as placement counts
   // what the instance takes of its host; absent keys: no limit.
   ConfigMap limits;

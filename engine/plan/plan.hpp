@@ -144,9 +144,9 @@ struct RemoteSummary {
 struct Placement {
   std::string container;
   std::string project{model::default_project};
-  std::string policy;  // its name under placements:, empty for an inline policy
-  std::string remote;  // where it is placed; empty: nowhere (the container gets no action)
-  std::string from;    // where it lives now when the plan moves it; else empty
+  std::string policy;                 // its name under placements:, empty for an inline policy
+  std::string remote;                 // where it is placed; empty: nowhere (the container gets no action)
+  std::string from;                   // where it lives now when the plan moves it; else empty
   std::string explanation;            // one line: "placed on b: spread, 2 of 3 candidates fit, fewest containers (1)"
   std::vector<std::string> rejected;  // each candidate that did not fit, and why: "a: draining"
   friend bool operator==(const Placement&, const Placement&) = default;
@@ -166,8 +166,8 @@ struct Plan {
   // (an image alias that does not exist): address -> why. Like an unknown remote, each makes the
   // plan incomplete; the rest of the plan is still applied.
   std::map<std::string, std::string> not_planned;
-  bool destroy = false;              // made by `berth destroy` / `berth plan --destroy`
-  std::vector<std::string> targets;  // --target addresses the plan was limited to, as given
+  bool destroy = false;               // made by `berth destroy` / `berth plan --destroy`
+  std::vector<std::string> targets;   // --target addresses the plan was limited to, as given
   std::vector<Placement> placements;  // by container name
   std::vector<std::string> drain;     // remotes drained (drain: true, --drain), sorted
 

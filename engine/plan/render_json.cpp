@@ -212,18 +212,18 @@ json to_json(const Plan& plan) {
   json diagnostics = json::array();
   for (const auto& d : plan.diagnostics.items()) diagnostics.push_back(diagnostic_json(d));
   json out = {{"format_version", plan_json_format_version},
-          {"fleet", {{"path", plan.fleet_path}, {"digest", plan.fleet_digest}}},
-          {"complete", plan.complete()},
-          {"remotes", remotes},
-          {"actions", actions},
-          {"summary", summary},
-          {"diagnostics", diagnostics},
-          {"basis", plan.basis},
-          {"consent",
-           {{"restart", plan.consent.restart}, {"move", plan.consent.move}, {"recreate", plan.consent.recreate}}},
-          {"not_planned", plan.not_planned},
-          {"destroy", plan.destroy},
-          {"targets", plan.targets}};
+              {"fleet", {{"path", plan.fleet_path}, {"digest", plan.fleet_digest}}},
+              {"complete", plan.complete()},
+              {"remotes", remotes},
+              {"actions", actions},
+              {"summary", summary},
+              {"diagnostics", diagnostics},
+              {"basis", plan.basis},
+              {"consent",
+               {{"restart", plan.consent.restart}, {"move", plan.consent.move}, {"recreate", plan.consent.recreate}}},
+              {"not_planned", plan.not_planned},
+              {"destroy", plan.destroy},
+              {"targets", plan.targets}};
   // Only a plan with placed containers (or a drain) has these: other plans read as before.
   if (!plan.placements.empty()) {
     json placements = json::array();
