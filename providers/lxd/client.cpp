@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <algorithm>
 #include <cctype>
+#include <vector>
 
 // GCC 12 at -O2 reports a null dereference inside Asio's scheduler (a false positive after inlining);
 // silenced for these headers only, so that Release builds with -Werror work.
@@ -10,6 +11,7 @@
 #pragma GCC diagnostic ignored "-Wnull-dereference"
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/ssl.hpp>
@@ -244,24 +246,32 @@ class TlsTransport final : public Transport {
                             (timed_out ? "timed out after " + seconds_text(timeouts_.connect) : ec.message()));
     };
 
-    // Name resolution has no stream to carry a deadline, so a timer cancels it.
-    net::ip::tcp::resolver resolver(ioc_);
-    net::ip::tcp::resolver::results_type endpoints;
-    net::steady_timer timer(ioc_);
-    timer.expires_after(timeouts_.connect);
-    timer.async_wait([&resolver](error_code ec) {
-      if (!ec) resolver.cancel();
-    });
-    error_code ec = net::error::would_block;
-    resolver.async_resolve(endpoint_.host, std::to_string(endpoint_.port),
-                           [&](error_code e, net::ip::tcp::resolver::results_type r) {
-                             ec = e;
-                             endpoints = std::move(r);
-                             timer.cancel();
-                           });
-    ioc_.restart();
-    ioc_.run();
-    if (ec) return connect_error(ec);
+    std::vector<net::ip::tcp::endpoint> endpoints;
+    error_code ec;
+    if (endpoint_.host_is_ip()) {
+      // An address needs no resolver (whose first use starts a thread of asio's own).
+      const auto address = net::ip::make_address(endpoint_.host, ec);
+      if (!ec) endpoints.emplace_back(address, endpoint_.port);
+    }
+    if (endpoints.empty()) {
+      // Name resolution has no stream to carry a deadline, so a timer cancels it.
+      net::ip::tcp::resolver resolver(ioc_);
+      net::steady_timer timer(ioc_);
+      timer.expires_after(timeouts_.connect);
+      timer.async_wait([&resolver](error_code e) {
+        if (!e) resolver.cancel();
+      });
+      ec = net::error::would_block;
+      resolver.async_resolve(endpoint_.host, std::to_string(endpoint_.port),
+                             [&](error_code e, const net::ip::tcp::resolver::results_type& r) {
+                               ec = e;
+                               for (const auto& entry : r) endpoints.push_back(entry.endpoint());
+                               timer.cancel();
+                             });
+      ioc_.restart();
+      ioc_.run();
+      if (ec) return connect_error(ec);
+    }
 
     stream_.emplace(ioc_, ctx_);
     auto& tcp = beast::get_lowest_layer(*stream_);
