@@ -67,6 +67,12 @@ std::string listed(const std::vector<std::string>& names) {
   return out;
 }
 
+// Puts a placed container on `remote`, with an image that has no remote of its own.
+void put_on(ContainerSpec& c, const std::string& remote) {
+  c.remote = remote;
+  if (c.image && !c.image->server && c.image->remote.empty()) c.image->remote = remote;
+}
+
 // Any host's memory: for whether a limit is one placement can count at all ("50%" is).
 constexpr std::uint64_t any_memory = std::uint64_t{1} << 40;
 
@@ -313,8 +319,7 @@ class Placer {
     host.add(demand);
     ++host.containers;
     host.placed.emplace(c.name, &c);
-    c.remote = host.name;
-    if (c.image && !c.image->server && c.image->remote.empty()) c.image->remote = host.name;
+    put_on(c, host.name);
   }
 
   Placement record(const ContainerSpec& c) const {
@@ -487,14 +492,16 @@ Placed place(const model::Fleet& fleet, const model::LiveState& live, const std:
   return placed;
 }
 
+const model::Fleet& placed_fleet(const model::Fleet& fleet, const Plan& plan, std::optional<model::Fleet>& storage) {
+  if (plan.placements.empty()) return fleet;
+  return storage.emplace(placed_fleet(fleet, plan));
+}
+
 model::Fleet placed_fleet(const model::Fleet& fleet, const Plan& plan) {
   model::Fleet out = fleet;
   for (const auto& p : plan.placements) {
     const auto it = out.containers.find(p.container);
-    if (it == out.containers.end() || !it->second.placement) continue;
-    it->second.remote = p.remote;
-    auto& image = it->second.image;
-    if (image && !image->server && image->remote.empty()) image->remote = p.remote;
+    if (it != out.containers.end() && it->second.placement) put_on(it->second, p.remote);
   }
   return out;
 }

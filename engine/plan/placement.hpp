@@ -22,6 +22,7 @@
 //   may live there, so it is never launched elsewhere, moved or duplicated.
 
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -52,5 +53,10 @@ struct Placed {
 // The fleet as the plan placed it: each placed container's remote as `plan.placements` says
 // (empty when it was not placed). For whoever reads a plan beside its fleet (berth watch).
 [[nodiscard]] model::Fleet placed_fleet(const model::Fleet& fleet, const Plan& plan);
+
+// `fleet` itself when the plan placed nothing, else its placed copy, made in `storage`: a fleet
+// without placement is not copied on every read of a plan.
+[[nodiscard]] const model::Fleet& placed_fleet(const model::Fleet& fleet, const Plan& plan,
+                                               std::optional<model::Fleet>& storage);
 
 }  // namespace berth::plan

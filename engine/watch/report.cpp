@@ -35,7 +35,8 @@ nlohmann::json drift_json(const plan::Plan& plan, const std::vector<Decision>& d
 
 nlohmann::json containers_json(const model::Fleet& declared, const model::LiveState& live, const plan::Plan& plan,
                                const PolicyInput& input, const std::set<std::string>& corrected) {
-  const model::Fleet fleet = plan::placed_fleet(declared, plan);  // placed containers where the plan put them
+  std::optional<model::Fleet> placed;  // placed containers where the plan put them
+  const model::Fleet& fleet = plan::placed_fleet(declared, plan, placed);
   nlohmann::json out = nlohmann::json::array();
   for (const auto& s : container_status(fleet, live, plan, corrected)) {
     // container_status keeps the fleet's order: the spec with the same address.

@@ -44,7 +44,8 @@ std::string_view to_string(Health h) {
 std::vector<ContainerStatus> container_status(const model::Fleet& declared, const model::LiveState& live,
                                               const plan::Plan& plan, const std::set<std::string>& corrected) {
   // Placed containers are where the plan placed them.
-  const model::Fleet fleet = plan::placed_fleet(declared, plan);
+  std::optional<model::Fleet> placed;
+  const model::Fleet& fleet = plan::placed_fleet(declared, plan, placed);
   // What the plan does, by container (as target or source): its drift.
   std::map<std::string, std::vector<std::string>> drift;  // instance key on its declared remote -> items
   std::set<std::string> converged;                        // containers with a corrected action
