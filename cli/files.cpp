@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "cli/output.hpp"
+#include "engine/config/names.hpp"
 #include "engine/util/printable.hpp"
 #include "engine/util/random.hpp"
 #include "engine/util/read_file.hpp"
@@ -175,14 +176,19 @@ std::optional<apply::Selection> select(const model::Fleet& fleet, const std::vec
   apply::Selection selection;
   auto problems = plan::parse_targets(targets, fleet, undeclared_targets, selection.targets);
   for (auto& p : plan::parse_targets(replace, fleet, false, selection.replace)) problems.push_back(std::move(p));
-  for (const auto& remote : drain) {
-    if (fleet.remotes.count(remote) != 0) {
-      selection.drain.insert(remote);
+  for (const auto& site : drain) {
+    // REMOTE, or a member of a cluster: REMOTE/MEMBER (whether it has one is known once it is read).
+    const model::SiteRef ref = model::parse_site(site);
+    const bool member_ok = ref.member.empty() || (ref.member != "*" && !config::remote_name_problem(ref.member));
+    if (fleet.remotes.count(ref.remote) != 0 && member_ok) {
+      selection.drain.insert(site);
       continue;
     }
     std::string known;
     for (const auto& [name, spec] : fleet.remotes) known += (known.empty() ? "" : ", ") + name;
-    std::cerr << "berth: --drain " << util::printable(remote) << ": the fleet file declares no remote of that name ("
+    std::cerr << "berth: --drain " << util::printable(site) << ": "
+              << (member_ok ? "the fleet file declares no remote of that name ("
+                            : "not REMOTE or REMOTE/MEMBER (a member of an LXD cluster) (")
               << (known.empty() ? std::string{"it declares none"} : "known remotes: " + known) << ")\n";
     return std::nullopt;
   }

@@ -256,7 +256,9 @@ int main(int argc, char** argv) {
   plan_cmd->add_option("--replace", plan.replace, "Recreate this container from its image (repeatable)")
       ->type_name("ADDRESS");
   plan_cmd
-      ->add_option("--drain", plan.drain, "Move placed containers off this remote, as drain: true does (repeatable)")
+      ->add_option("--drain", plan.drain,
+                   "Move placed containers off this remote (or REMOTE/MEMBER of a cluster), as drain: true does "
+                   "(repeatable)")
       ->type_name("REMOTE");
   std::string state_path = berth::state::default_state_path().string();
   plan_cmd->add_option("--state", state_path, "State file whose interrupted runs the plan settles (env BERTH_STATE)")
@@ -300,7 +302,9 @@ int main(int argc, char** argv) {
   apply_cmd->add_option("--replace", apply.replace, "Recreate this container from its image (repeatable)")
       ->type_name("ADDRESS");
   apply_cmd
-      ->add_option("--drain", apply.drain, "Move placed containers off this remote, as drain: true does (repeatable)")
+      ->add_option("--drain", apply.drain,
+                   "Move placed containers off this remote (or REMOTE/MEMBER of a cluster), as drain: true does "
+                   "(repeatable)")
       ->type_name("REMOTE");
   apply_cmd->add_flag("--prune", apply.prune, "Delete containers this fleet owns that are no longer declared");
   auto* destroy_cmd = app.add_subcommand("destroy", "Delete every container the fleet file owns");

@@ -58,6 +58,7 @@ void read_as_everything(const nlohmann::json& metadata) {
   static_cast<void>(lxd::parse_image_aliases(metadata));
   static_cast<void>(wire::parse_server(metadata));
   static_cast<void>(lxd::parse_host_resources(metadata));
+  static_cast<void>(lxd::parse_members(metadata));
   static_cast<void>(wire::parse_operations(metadata));
   static_cast<void>(wire::parse_names(metadata));
   if (auto op = wire::parse_operation(metadata)) {

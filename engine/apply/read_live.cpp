@@ -19,10 +19,12 @@ LiveRead read_live_state(const model::Fleet& fleet, providers::StateReader& read
     if (c.image && !c.image->server && !c.image->remote.empty()) image_remotes.insert(c.image->remote);
   }
   // A placed container may end up on any of its candidates: each is read as its remote could be.
-  std::map<std::string, std::vector<const model::ContainerSpec*>> placed_on;  // candidate -> containers
+  std::map<std::string, std::vector<const model::ContainerSpec*>> placed_on;  // remote -> containers
   for (const auto& [name, c] : fleet.containers) {
     if (!c.placement) continue;
-    for (const auto& candidate : c.placement->candidates) placed_on[candidate].push_back(&c);
+    std::set<std::string> remotes;  // "prod/m1" and "prod/m2" are both read as prod
+    for (const auto& candidate : c.placement->candidates) remotes.insert(model::parse_site(candidate).remote);
+    for (const auto& remote : remotes) placed_on[remote].push_back(&c);
   }
   // Aliases on image servers, each asked once however many containers use it. A pinned image
   // needs no read: drift compares with its fingerprint.

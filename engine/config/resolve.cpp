@@ -199,10 +199,31 @@ class Resolver {
     spec.where = doc_.key_where(path);
     if (auto url = string_at(child(path, "url"))) {
       spec.url = *url;
+      spec.urls = {*url};
       if (url_problem(*url)) {
         auto [summary, detail] = bad_url_message(doc_, child(path, "url"), *url);
         error(child(path, "url"), doc_.value_where(child(path, "url")), std::move(summary), std::move(detail));
       }
+    }
+    // urls: an LXD cluster's members (any of them answers for the whole cluster), tried in order.
+    const KeyPath upath = child(path, "urls");
+    if (const auto* urls = usable(upath); urls != nullptr && urls->is_array()) {
+      if (doc_.find(child(path, "url")) != nullptr) {
+        error(upath, doc_.key_where(upath), "url and urls are mutually exclusive",
+              "give one address with url:, or several (the members of an LXD cluster) with urls:");
+      }
+      check_listed_once(upath, *urls);
+      for (std::size_t i = 0; i < urls->size(); ++i) {
+        const KeyPath at = child(upath, std::to_string(i));
+        const auto url = string_at(at);
+        if (!url) continue;
+        if (url_problem(*url)) {
+          auto [summary, detail] = bad_url_message(doc_, at, *url);
+          error(at, doc_.value_where(at), std::move(summary), std::move(detail));
+        }
+        if (std::find(spec.urls.begin(), spec.urls.end(), *url) == spec.urls.end()) spec.urls.push_back(*url);
+      }
+      if (!spec.urls.empty() && spec.url.empty()) spec.url = spec.urls.front();
     }
     if (auto fingerprint = string_at(child(path, "fingerprint"))) {
       spec.fingerprint = normalize_fingerprint(*fingerprint);
@@ -290,10 +311,12 @@ class Resolver {
     if (const auto* candidates = usable(cpath); candidates != nullptr && candidates->is_array()) {
       check_listed_once(cpath, *candidates);
       for (std::size_t i = 0; i < candidates->size(); ++i) {
-        const auto remote = string_at(child(cpath, std::to_string(i)));
-        if (!remote) continue;
-        check_remote_reference(child(cpath, std::to_string(i)), *remote);
-        if (is_remote(*remote)) policy.candidates.push_back(*remote);
+        const auto text = string_at(child(cpath, std::to_string(i)));
+        if (!text) continue;
+        // REMOTE, or on an LXD cluster REMOTE/MEMBER or REMOTE/* (which members there are is read).
+        const model::SiteRef site = model::parse_site(*text);
+        check_remote_reference(child(cpath, std::to_string(i)), site.remote);
+        if (is_remote(site.remote)) policy.candidates.push_back(site.member.empty() ? site.remote : *text);
       }
     } else if (candidates != nullptr && candidates->is_object()) {
       select(child(cpath, "labels"), policy);
@@ -506,6 +529,17 @@ class Resolver {
       check_remote_reference(child(path, "remote"), *remote);
     }
     placement(path, *body, placements, spec);
+    // target: a member of the LXD cluster its remote is, or "@group"; whether the remote is a
+    // cluster with such a member is known only when it is read (the plan says).
+    if (auto target = string_at(child(path, "target"))) {
+      spec.target = *target;
+      if (spec.placement) {
+        const KeyPath at = child(path, "target");
+        error(at, doc_.key_where(at), "target and placement are mutually exclusive",
+              "placement chooses the member itself: name members as candidates (REMOTE/MEMBER, REMOTE/*), or "
+              "use remote: with target:");
+      }
+    }
     if (auto state = string_at(child(path, "state"))) {
       spec.state = model::desired_state_from_string(*state).value_or(model::DesiredState::running);
     }
@@ -653,9 +687,10 @@ class Resolver {
   // remotes share. When they differ, which one it is would depend on the remote placement chooses.
   std::optional<std::string> candidates_project(const KeyPath& path, const model::PlacementPolicy& policy) {
     if (policy.candidates.empty()) return std::nullopt;
-    const std::string& first = policy.candidates.front();
+    const std::string first = model::parse_site(policy.candidates.front()).remote;
     const std::string& project = remote_projects_.at(first);
-    for (const auto& other : policy.candidates) {
+    for (const auto& candidate : policy.candidates) {
+      const std::string other = model::parse_site(candidate).remote;
       const std::string& theirs = remote_projects_.at(other);
       if (theirs == project) continue;
       const KeyPath at = child(path, "placement");

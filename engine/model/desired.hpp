@@ -49,7 +49,7 @@ struct Capacity {
 
 struct RemoteSpec {
   std::string name;
-  std::string url;                         // https://host:port or unix:///path
+  std::string url;                         // https://host:port or unix:///path (urls: the first)
   std::optional<std::string> fingerprint;  // sha256 hex (lowercase, no colons) of the server certificate DER
   int parallelism = 4;                     // per-remote bound on concurrent actions (apply)
   diag::SourceLocation where;
@@ -57,6 +57,9 @@ struct RemoteSpec {
   std::map<std::string, std::string> labels;  // labels: what placement selects candidates by
   Capacity capacity;                          // capacity:
   bool drain = false;                         // drain: true: placed containers move off it
+  // urls: (an LXD cluster's members), tried in order until one answers; `url` is the first. Empty
+  // or one entry: `url` alone.
+  std::vector<std::string> urls;
 };
 
 // How a placement policy chooses among the candidates that fit: `spread` takes the one with the
@@ -66,11 +69,21 @@ enum class Strategy { spread, pack };
 [[nodiscard]] std::string_view to_string(Strategy s);
 [[nodiscard]] std::optional<Strategy> strategy_from_string(std::string_view s);
 
+// A placement candidate or a drained site, "REMOTE" or "REMOTE/MEMBER" (MEMBER "*": every member
+// of the cluster): its remote's name and the member part (empty without one).
+struct SiteRef {
+  std::string remote;
+  std::string member;
+};
+[[nodiscard]] SiteRef parse_site(std::string_view text);
+
 // A placement policy: a named entry under placements:, or a container's inline placement: {...}.
 // The plan chooses the container's remote within it (engine/plan/placement.hpp).
 struct PlacementPolicy {
-  std::string name;                             // its key under placements:; empty for an inline policy
-  std::vector<std::string> candidates;          // remote names, sorted: the list, or the remotes the selector picks
+  std::string name;  // its key under placements:; empty for an inline policy
+  // Sorted: the list, or the remotes the selector picks. Each is a remote's name ("prod"), or on an
+  // LXD cluster one member ("prod/m1") or every member ("prod/*", the same as "prod").
+  std::vector<std::string> candidates;
   std::map<std::string, std::string> selector;  // candidates: {labels: {...}}: the labels (empty for a list)
   Strategy strategy = Strategy::spread;
   std::optional<int> max_per_remote;         // at most this many of the policy's containers per remote
@@ -164,8 +177,12 @@ struct ContainerSpec {
   // when none could be chosen).
   std::string remote;
   std::optional<PlacementPolicy> placement;  // placement: (then no remote:)
-  std::string project{default_project};      // resolved: its own project:, else its remote's
-  std::optional<ImageRef> image;             // resolved; set unless copy_of is
+  // On an LXD cluster: the member it runs on (target: m2), or a cluster group ("@group": any of
+  // its members). Placement sets the member it chooses. Unset: wherever it is, or where LXD
+  // puts it when it is created.
+  std::optional<std::string> target;
+  std::string project{default_project};  // resolved: its own project:, else its remote's
+  std::optional<ImageRef> image;         // resolved; set unless copy_of is
   std::optional<CopySource> copy_of;
   DesiredState state = DesiredState::running;
   ConfigMap config;                                  // only these keys are compared

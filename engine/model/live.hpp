@@ -43,12 +43,27 @@ struct LiveInstance {
   bool snapshots_known = true;          // false if the read could not list them
   std::string created_at;
   std::string digest;  // "sha256:<hex>" over what the plan compares; set by digest_of()
+  // On an LXD cluster: the member it lives on (LXD's `location`); empty on a standalone host.
+  std::string location;
+  // What LXD 5.0 lists for an instance on a member it cannot reach (status code 112, no type and
+  // no config): it exists, but nothing else about it is known. Never changed, moved or deleted.
+  bool placeholder = false;
 
   [[nodiscard]] bool owned_by(std::string_view fleet_name) const;
   [[nodiscard]] bool has_snapshot(std::string_view snap) const;
 };
 
 enum class RemoteStatus { ok, unknown };
+
+// A member of an LXD cluster (GET /1.0/cluster/members).
+struct ClusterMember {
+  std::string name;
+  std::string status;  // as reported: Online, Offline, Evacuated, ...
+  std::string message;
+  std::vector<std::string> groups;  // its cluster groups
+  [[nodiscard]] bool online() const { return status == "Online"; }
+  friend bool operator==(const ClusterMember&, const ClusterMember&) = default;
+};
 
 // What a host has, as it reports it (GET /1.0/resources): CPU threads and memory in bytes.
 struct HostResources {
@@ -73,6 +88,11 @@ struct LiveRemote {
   // unset with `resources_error` when the read failed, unset and empty when it was not read.
   std::optional<HostResources> resources;
   std::string resources_error;
+  // Set when the remote is an LXD cluster (GET /1.0: environment.server_clustered): its members,
+  // by name. Then `resources` is unset and each member's are in `member_resources` (by name; a
+  // member whose read failed is missing, with the reason in `resources_error`).
+  std::optional<std::map<std::string, ClusterMember>> members;
+  std::map<std::string, HostResources> member_resources;
 };
 
 // An alias on an image server, as asked at plan time.

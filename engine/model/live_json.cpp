@@ -21,6 +21,8 @@ nlohmann::json to_json(const LiveState& live) {
       if (inst.ephemeral) ji["ephemeral"] = true;
       if (!inst.description.empty()) ji["description"] = inst.description;
       if (!inst.limits.empty()) ji["limits"] = inst.limits;
+      if (!inst.location.empty()) ji["location"] = inst.location;
+      if (inst.placeholder) ji["placeholder"] = true;
       instances.push_back(std::move(ji));
     }
     remotes[name] = {
@@ -29,6 +31,16 @@ nlohmann::json to_json(const LiveState& live) {
     if (!r.project_image_aliases.empty()) remotes[name]["project_image_aliases"] = r.project_image_aliases;
     if (r.resources) remotes[name]["resources"] = {{"cpu", r.resources->cpu}, {"memory", r.resources->memory}};
     if (!r.resources_error.empty()) remotes[name]["resources_error"] = r.resources_error;
+    if (r.members) {
+      nlohmann::json members = nlohmann::json::object();
+      for (const auto& [mname, m] : *r.members) {
+        members[mname] = {{"status", m.status}, {"message", m.message}, {"groups", m.groups}};
+        if (const auto res = r.member_resources.find(mname); res != r.member_resources.end()) {
+          members[mname]["resources"] = {{"cpu", res->second.cpu}, {"memory", res->second.memory}};
+        }
+      }
+      remotes[name]["members"] = std::move(members);
+    }
   }
   nlohmann::json out = {{"remotes", remotes}};
   for (const auto& [query, image] : live.server_images) {
@@ -67,6 +79,17 @@ LiveState live_state_from_json(const nlohmann::json& j) {
           HostResources{resources->at("cpu").get<std::int64_t>(), resources->at("memory").get<std::uint64_t>()};
     }
     remote.resources_error = r.value("resources_error", "");
+    if (const auto members = r.find("members"); members != r.end()) {
+      remote.members.emplace();
+      for (const auto& [mname, m] : members->items()) {
+        remote.members->emplace(mname, ClusterMember{mname, m.value("status", "Online"), m.value("message", ""),
+                                                     m.value("groups", std::vector<std::string>{})});
+        if (const auto res = m.find("resources"); res != m.end()) {
+          remote.member_resources.emplace(
+              mname, HostResources{res->at("cpu").get<std::int64_t>(), res->at("memory").get<std::uint64_t>()});
+        }
+      }
+    }
     for (const auto& ji : r.value("instances", nlohmann::json::array())) {
       LiveInstance inst;
       inst.name = ji.at("name").get<std::string>();
@@ -81,6 +104,8 @@ LiveState live_state_from_json(const nlohmann::json& j) {
       inst.devices = ji.value("devices", DeviceMap{});
       inst.limits = ji.value("limits", ConfigMap{});
       inst.profiles = ji.value("profiles", std::vector<std::string>{"default"});
+      inst.location = ji.value("location", std::string{});
+      inst.placeholder = ji.value("placeholder", false);
       for (const auto& s : ji.value("snapshots", nlohmann::json::array())) {
         if (s.is_string())
           inst.snapshots.push_back({s.get<std::string>(), ""});

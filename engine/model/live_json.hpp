@@ -9,6 +9,9 @@
 // Optional: an instance's "limits" (the limits.cpu and limits.memory placement counts, as the
 // expanded config has them; absent: none, whatever "config" says), a remote's "resources" (what
 // the host has: CPU threads, memory in bytes) and "resources_error" (why they could not be read).
+// On an LXD cluster: an instance's "location" (its member) and "placeholder": true (on a member
+// that cannot be reached), and the remote's "members": {"m1": {"status": "Online", "message": ..,
+// "groups": [..], "resources": {..}}}.
 // to_json writes each only when it is set.
 
 #include <string>

@@ -46,6 +46,12 @@ std::optional<Strategy> strategy_from_string(std::string_view s) {
   return std::nullopt;
 }
 
+SiteRef parse_site(std::string_view text) {
+  const auto slash = text.find('/');
+  if (slash == std::string_view::npos) return {std::string{text}, {}};
+  return {std::string{text.substr(0, slash)}, std::string{text.substr(slash + 1)}};
+}
+
 std::string_view to_string(ImageProtocol p) {
   switch (p) {
     case ImageProtocol::simplestreams: return "simplestreams";
@@ -141,6 +147,9 @@ std::string digest_of(const LiveInstance& instance) {
   // plan saved before berth compared them is not stale for nothing.
   if (instance.ephemeral) basis["ephemeral"] = true;
   if (!instance.description.empty()) basis["description"] = instance.description;
+  // On a cluster, where it lives: a saved plan is stale once it moved to another member.
+  if (!instance.location.empty()) basis["location"] = instance.location;
+  if (instance.placeholder) basis["placeholder"] = true;
   return "sha256:" + util::sha256_hex(util::json_text(basis));
 }
 

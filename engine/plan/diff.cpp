@@ -10,6 +10,8 @@
 //   (user.berth.managed) says berth set it; what berth never set is never touched.
 // - A declared container that exists but no fleet owns is adopted (an explicit action); one that
 //   another fleet owns is left alone.
+// - On an LXD cluster, target: is placement too: a container on another member is moved between
+//   the members. One on a member the cluster cannot reach (a placeholder) gets no action at all.
 
 #include <algorithm>
 #include <array>
@@ -186,6 +188,9 @@ void summarise_remotes(const model::Fleet& fleet, const model::LiveState& live, 
       summary.status = it->second.status;
       summary.error = it->second.error;
       summary.instances = it->second.instances.size();
+      if (it->second.members) {
+        for (const auto& [mname, m] : *it->second.members) summary.members.emplace(mname, m.status);
+      }
       if (it->second.status == RemoteStatus::ok) {
         for (const auto& [iname, inst] : it->second.instances) plan.basis[name + ":" + iname] = inst.digest;
       }
@@ -257,6 +262,11 @@ class Planner {
 
     const std::string key = key_of(c);
     const auto here = remote->instances.find(key);
+    if (here != remote->instances.end() && here->second.placeholder) {
+      plan_.not_planned[instance_address(here_addr)] = unreachable_why(here->second);
+      return;
+    }
+    if (!target_met_by(c, *remote)) return;
     std::vector<std::string> elsewhere;  // other remotes where it lives in its declared project
     for (const auto& [rname, lr] : live_.remotes) {
       if (rname != c.remote && lr.status == RemoteStatus::ok && lr.instances.count(key) != 0) {
@@ -312,6 +322,12 @@ class Planner {
     }
 
     if (elsewhere.size() == 1) {
+      const LiveInstance& there = live_.remotes.at(elsewhere.front()).instances.at(key);
+      if (there.placeholder) {
+        plan_.not_planned[instance_address(here_addr)] =
+            unreachable_why(there) + " (on remote " + elsewhere.front() + ")";
+        return;
+      }
       plan_move(c, elsewhere.front());
       return;
     }
@@ -322,16 +338,82 @@ class Planner {
       pending_copies_.push_back(&c);  // planned once every source's own actions exist
       return;
     }
+    if (const auto why = target_offline(c)) {
+      plan_.not_planned[instance_address(here_addr)] = *why + ": not created there";
+      return;
+    }
     if (resolve_image(c).missing) return;
     auto& launch = add(ActionKind::launch, here_addr,
                        "declared, does not exist; from " + model::to_string(*c.image) + ", then " + first_state(c) +
                            placed_because(c));
     launch.image = c.image;
     set_spec(launch, c);
+    if (c.target) launch.member = *c.target;
     const std::string launch_id = launch.id;  // `launch` dangles once more actions are added
     created_by_[c.name] = launch_id;
     provision_new(c, launch_id);
     plan_new_snapshots(c, created_by_[c.name]);  // of the container as provisioned
+  }
+
+  static std::string unreachable_why(const LiveInstance& inst) {
+    return "lives on member " + util::printable(inst.location) +
+           ", which the cluster cannot reach: its state is unknown; nothing is planned for it until the member is back";
+  }
+
+  // Whether the remote can hold the container where its target: says (a member, or a group with a
+  // member), which needs the remote to be an LXD cluster; an error when it cannot.
+  bool target_met_by(const ContainerSpec& c, const model::LiveRemote& remote) {
+    if (!c.target) return true;
+    const std::string& target = *c.target;
+    const std::string where = to_string(address_of(c));
+    if (!remote.members) {
+      plan_.diagnostics.error(
+          "target: " + target + " needs an LXD cluster, but remote '" + c.remote + "' is a standalone host", where,
+          c.where, "remove target:, or point remote: at a cluster");
+      return false;
+    }
+    if (target.starts_with("@")) {
+      const std::string group = target.substr(1);
+      const bool any = std::any_of(remote.members->begin(), remote.members->end(), [&](const auto& m) {
+        return std::find(m.second.groups.begin(), m.second.groups.end(), group) != m.second.groups.end();
+      });
+      if (!any) {
+        plan_.diagnostics.error(
+            "target: " + target + ": no member of cluster '" + c.remote + "' is in group '" + group + "'", where,
+            c.where, "assign members to it (lxc cluster group assign), or name another group or member");
+        return false;
+      }
+      return true;
+    }
+    if (remote.members->count(target) == 0) {
+      std::string names;
+      for (const auto& [name, m] : *remote.members) names += (names.empty() ? "" : ", ") + util::printable(name);
+      plan_.diagnostics.error("target: cluster '" + c.remote + "' has no member '" + target + "'", where, c.where,
+                              "name one of its members (" + names + ") or a group (@GROUP)");
+      return false;
+    }
+    return true;
+  }
+
+  // Why the member the container's target: names cannot take it now; nullopt when it can (or the
+  // target is a group: LXD chooses among its members).
+  std::optional<std::string> target_offline(const ContainerSpec& c) const {
+    if (!c.target || c.target->starts_with("@")) return std::nullopt;
+    const auto remote = live_.remotes.find(c.remote);
+    if (remote == live_.remotes.end() || !remote->second.members) return std::nullopt;
+    const auto m = remote->second.members->find(*c.target);
+    if (m == remote->second.members->end() || m->second.online()) return std::nullopt;
+    return "its target member " + *c.target + " is " + util::printable(m->second.status);
+  }
+
+  // Whether an instance on a cluster is where the container's target: wants it.
+  static bool on_target(const ContainerSpec& c, const model::LiveRemote& remote, const LiveInstance& inst) {
+    if (!c.target || !remote.members) return true;
+    if (!c.target->starts_with("@")) return inst.location == *c.target;
+    const auto member = remote.members->find(inst.location);
+    if (member == remote.members->end()) return false;
+    const auto& groups = member->second.groups;
+    return std::find(groups.begin(), groups.end(), c.target->substr(1)) != groups.end();
   }
 
   // "; placed on b: spread, ..." for a container placement puts where it is created; else "".
@@ -604,6 +686,11 @@ class Planner {
 
   void plan_existing(const ContainerSpec& c, const LiveInstance& inst) {
     const Address addr = address_of(c);
+    const model::LiveRemote& remote = live_.remotes.at(c.remote);
+    if (!on_target(c, remote, inst)) {
+      plan_move(c, c.remote);  // between the cluster's members
+      return;
+    }
     const auto adopting = adoptable(c, inst, addr);
     if (!adopting) return;
     const ResolvedImage image = resolve_image(c, inst.architecture);
@@ -663,13 +750,19 @@ class Planner {
   }
 
   // A move keeps the container's project: it lives in its declared project on `from`, and arrives
-  // in the same project on its declared remote.
+  // in the same project on its declared remote. `from` its declared remote itself: an LXD
+  // cluster's move from the member it lives on to the one its target: names.
   void plan_move(const ContainerSpec& c, const std::string& from) {
     const LiveInstance& inst = live_.remotes.at(from).instances.at(key_of(c));
     const Address source{from, c.name, std::nullopt, c.project};
     const Address target = address_of(c);
+    const bool between_members = from == c.remote;
     const auto adopting = adoptable(c, inst, source);
     if (!adopting) return;
+    if (const auto why = target_offline(c)) {
+      plan_.not_planned[instance_address(target)] = *why + ": not moved there";
+      return;
+    }
     if (inst.ephemeral) {
       plan_.diagnostics.error("is ephemeral and lives on '" + from +
                                   "': an offline move stops it, and LXD deletes an ephemeral container when it "
@@ -691,14 +784,21 @@ class Planner {
       stop_id = stop.id;
     }
     const auto placed = placement_of_.find(c.name);
+    const std::string declared = between_members ? "declared on member " + c.target.value_or("") +
+                                                       " (target:), lives on member " + util::printable(inst.location)
+                                                 : "declared on '" + c.remote + "', lives on '" + from + "'";
     auto& move = add(ActionKind::move, target,
-                     placed != placement_of_.end() ? policy_text(c) + ": " + placed->second
-                                                   : "declared on '" + c.remote + "', lives on '" + from + "'");
+                     placed != placement_of_.end() ? policy_text(c) + ": " + placed->second : declared);
     move.source = source;
     move.disruption = Disruption::move;
     move.consented = c.move == model::Consent::allowed;
     move.before = {{"remote", from}, {"state", model::to_string(inst.power)}};
     move.after = {{"remote", c.remote}, {"state", "stopped"}};
+    if (!inst.location.empty()) move.before["member"] = inst.location;
+    if (c.target) {
+      move.member = *c.target;
+      move.after["member"] = *c.target;
+    }
     if (!stop_id.empty()) move.depends_on.push_back(stop_id);
     created_by_[c.name] = move.id;
     // After the move the container is on its declared remote with its own config and snapshots, stopped.
@@ -1033,6 +1133,7 @@ class Planner {
                          ", does not exist; then " + std::string{model::to_string(c.state)});
     copy.source = source;
     set_spec(copy, c);
+    if (c.target) copy.member = *c.target;
     copy.after["source"] = to_string(source);
     if (const auto it = created_by_.find(src_spec.name); it != created_by_.end()) copy.depends_on.push_back(it->second);
     if (c.copy_of->snapshot) {
@@ -1061,6 +1162,7 @@ class Planner {
             spec != fleet_.containers.end() && spec->second.project == inst.project) {
           continue;
         }
+        if (inst.placeholder) continue;             // on a member the cluster cannot reach: unknown
         if (!inst.owned_by(fleet_.name)) continue;  // never touch what this fleet does not own
         if (held_.count(inst.name) != 0) continue;  // an interrupted run's leftover: not pruned
         const Address addr{rname, inst.name, std::nullopt, inst.project};

@@ -67,10 +67,22 @@ std::string listed(const std::vector<std::string>& names) {
   return out;
 }
 
-// Puts a placed container on `remote`, with an image that has no remote of its own.
-void put_on(ContainerSpec& c, const std::string& remote) {
+// Puts a placed container on `remote` (and on an LXD cluster `member`), with an image that has
+// no remote of its own.
+void put_on(ContainerSpec& c, const std::string& remote, const std::string& member) {
   c.remote = remote;
+  if (member.empty()) {
+    c.target.reset();
+  } else {
+    c.target = member;
+  }
   if (c.image && !c.image->server && c.image->remote.empty()) c.image->remote = remote;
+}
+
+// Where an instance of a readable remote is, as placement names hosts: the remote, or on an LXD
+// cluster "REMOTE/MEMBER".
+std::string site_of(const std::string& remote, const model::LiveInstance& inst) {
+  return inst.location.empty() ? remote : remote + "/" + inst.location;
 }
 
 // Any host's memory: for whether a limit is one placement can count at all ("50%" is).
@@ -86,11 +98,17 @@ std::uint64_t plus(std::uint64_t a, std::uint64_t b) {
   return __builtin_add_overflow(a, b, &out) ? std::numeric_limits<std::uint64_t>::max() : out;
 }
 
-// One remote as placement sees it while it places containers one after another.
+// One remote, or one member of a remote that is an LXD cluster, as placement sees it while it
+// places containers one after another.
 struct Host {
-  std::string name;
+  std::string name;                         // the remote's name, or "REMOTE/MEMBER"
+  std::string remote;                       // the remote's name
+  std::string member;                       // on a cluster: the member; else empty
   const model::LiveRemote* live = nullptr;  // null: Unknown
   std::string unknown_why;
+  // A member that is not online (or whose instances the cluster cannot reach): nothing is placed
+  // on it, but what lives there is known to exist (LXD lists it), so it is not Unknown.
+  std::string offline_why;
   bool draining = false;
   std::optional<std::int64_t> cpu_capacity;
   std::optional<std::uint64_t> memory_capacity;
@@ -128,13 +146,18 @@ class Placer {
       : fleet_(fleet), live_(live) {
     out_.fleet = fleet;
     for (const auto& [name, spec] : fleet.remotes) {
-      if (spec.drain || drain.count(name) != 0) out_.drain.push_back(name);
+      if (spec.drain) out_.drain.push_back(name);
     }
+    for (const auto& site : drain) {
+      if (std::find(out_.drain.begin(), out_.drain.end(), site) == out_.drain.end()) out_.drain.push_back(site);
+    }
+    std::sort(out_.drain.begin(), out_.drain.end());
     make_hosts();
   }
 
   Placed run() {
     warn_pinned_on_draining();
+    warn_unknown_drains();
     // Sticky first: every container that may stay where it is takes its place before any is
     // placed anew, so that a new one never pushes out one that was there.
     std::vector<std::string> pending;
@@ -145,7 +168,13 @@ class Placer {
         continue;
       }
       const auto lives = lives_on(c);
-      if (lives.size() > 1) {
+      const auto* unreachable = lives.size() == 1 ? instance_on(c, lives.front()) : nullptr;
+      if (unreachable != nullptr && unreachable->placeholder) {
+        // It exists, on a member the cluster cannot reach: nothing else is known of it.
+        not_placed(c, record(c),
+                   "it lives on " + lives.front() +
+                       ", which cannot be reached: its state is unknown until the member is back");
+      } else if (lives.size() > 1) {
         // Which one is the container? Neither is moved, pruned or changed.
         not_placed(c, record(c),
                    "it lives on " + listed(lives) +
@@ -161,28 +190,49 @@ class Placer {
  private:
   [[nodiscard]] std::string key_of(const ContainerSpec& c) const { return model::instance_key(c.project, c.name); }
 
-  // The readable remotes where the container lives (in its project), by name.
+  // Where the container lives (in its project) on readable remotes: each host's name.
   [[nodiscard]] std::vector<std::string> lives_on(const ContainerSpec& c) const {
     std::vector<std::string> out;
     const std::string key = key_of(c);
     for (const auto& [name, lr] : live_.remotes) {
-      if (lr.status == RemoteStatus::ok && lr.instances.count(key) != 0) out.push_back(name);
+      if (lr.status != RemoteStatus::ok) continue;
+      if (const auto it = lr.instances.find(key); it != lr.instances.end()) out.push_back(site_of(name, it->second));
     }
     return out;
   }
 
-  [[nodiscard]] const model::LiveInstance* instance_on(const ContainerSpec& c, const std::string& remote) const {
-    const auto r = live_.remotes.find(remote);
+  [[nodiscard]] const model::LiveInstance* instance_on(const ContainerSpec& c, const std::string& site) const {
+    const auto r = live_.remotes.find(model::parse_site(site).remote);
     if (r == live_.remotes.end() || r->second.status != RemoteStatus::ok) return nullptr;
     const auto it = r->second.instances.find(key_of(c));
     return it == r->second.instances.end() ? nullptr : &it->second;
+  }
+
+  [[nodiscard]] Host* host(const std::string& site) {
+    const auto it = hosts_.find(site);
+    return it == hosts_.end() ? nullptr : &it->second;
+  }
+
+  // The host a container pinned with remote: counts on: its remote; on a cluster the member its
+  // target: names (where it will be), else the one it lives on (a group, or no target: LXD
+  // chooses, so none before it exists).
+  [[nodiscard]] Host* pinned_host(const ContainerSpec& c) {
+    if (Host* whole = host(c.remote)) return whole;
+    if (c.target && !c.target->starts_with("@")) return host(c.remote + "/" + *c.target);
+    if (const auto* inst = instance_on(c, c.remote)) return host(site_of(c.remote, *inst));
+    return nullptr;
+  }
+
+  [[nodiscard]] bool draining(const std::string& remote, const std::string& site) const {
+    return std::binary_search(out_.drain.begin(), out_.drain.end(), site) ||
+           std::binary_search(out_.drain.begin(), out_.drain.end(), remote);
   }
 
   void make_hosts() {
     for (const auto& [name, spec] : fleet_.remotes) {
       Host h;
       h.name = name;
-      h.draining = std::binary_search(out_.drain.begin(), out_.drain.end(), name);
+      h.remote = name;
       const auto lr = live_.remotes.find(name);
       if (lr == live_.remotes.end()) {
         h.unknown_why = "not read";
@@ -191,30 +241,55 @@ class Placer {
       } else {
         h.live = &lr->second;
       }
+      h.cpu_capacity = spec.capacity.cpu;
+      h.memory_capacity = spec.capacity.memory;
       const std::string unread = h.live != nullptr && !h.live->resources_error.empty()
                                      ? "its resources could not be read (" + h.live->resources_error + ")"
                                      : "no capacity: declared, and its resources were not read";
-      h.cpu_capacity = spec.capacity.cpu;
-      h.memory_capacity = spec.capacity.memory;
+      if (h.live != nullptr && h.live->members) {
+        // An LXD cluster: one host per member, each with the remote's declared capacity, else its own.
+        for (const auto& [member, m] : *h.live->members) {
+          Host mh = h;
+          mh.member = member;
+          mh.name = name + "/" + member;
+          if (!m.online()) mh.offline_why = "member " + member + " is " + (m.status.empty() ? "not online" : m.status);
+          if (const auto res = h.live->member_resources.find(member); res != h.live->member_resources.end()) {
+            if (!mh.cpu_capacity) mh.cpu_capacity = res->second.cpu;
+            if (!mh.memory_capacity) mh.memory_capacity = res->second.memory;
+          }
+          if (!mh.cpu_capacity) mh.cpu_unknown_why = unread;
+          if (!mh.memory_capacity) mh.memory_unknown_why = unread;
+          mh.draining = draining(name, mh.name);
+          hosts_.emplace(mh.name, std::move(mh));
+        }
+        continue;
+      }
       if (h.live != nullptr && h.live->resources) {
         if (!h.cpu_capacity) h.cpu_capacity = h.live->resources->cpu;
         if (!h.memory_capacity) h.memory_capacity = h.live->resources->memory;
       }
       if (!h.cpu_capacity) h.cpu_unknown_why = unread;
       if (!h.memory_capacity) h.memory_unknown_why = unread;
+      h.draining = draining(name, name);
       hosts_.emplace(name, std::move(h));
     }
     // What is on each host now, every instance by its limits; except a container pinned to the
     // host it is on, which counts as declared (below). A placed container is a resident of the
     // host it lives on: counted there until it is gone, or as declared once it stays.
-    for (auto& [name, h] : hosts_) {
-      if (h.live == nullptr) continue;
-      for (const auto& [key, inst] : h.live->instances) {
+    for (const auto& [rname, lr] : live_.remotes) {
+      if (lr.status != RemoteStatus::ok) continue;
+      for (const auto& [key, inst] : lr.instances) {
+        Host* here = host(site_of(rname, inst));
+        if (here == nullptr) continue;  // a member the member list did not name
+        Host& h = *here;
+        if (inst.placeholder && h.offline_why.empty()) {
+          h.offline_why = "member " + h.member + " cannot be reached (its instances are unknown)";
+        }
         const auto spec = out_.fleet.containers.find(inst.name);
         const ContainerSpec* declared =
             spec != out_.fleet.containers.end() && spec->second.project == inst.project ? &spec->second : nullptr;
         if (declared != nullptr && !declared->placement && declared->state != DesiredState::absent &&
-            declared->remote == name) {
+            declared->remote == rname) {
           continue;
         }
         const Demand now = demand_of(inst.limits);
@@ -228,22 +303,89 @@ class Placer {
     // Containers pinned to a host, as declared, whether they exist yet or not.
     for (const auto& [name, c] : fleet_.containers) {
       if (c.placement || c.state == DesiredState::absent) continue;
-      const auto h = hosts_.find(c.remote);
-      if (h == hosts_.end()) continue;
-      h->second.add(declared_demand(c, instance_on(c, c.remote)));
-      ++h->second.containers;
+      Host* h = pinned_host(c);
+      if (h == nullptr) continue;
+      h->add(declared_demand(c, instance_on(c, c.remote)));
+      ++h->containers;
     }
   }
 
   void warn_pinned_on_draining() {
     for (const auto& [name, c] : fleet_.containers) {
       if (c.placement || c.state == DesiredState::absent) continue;
-      const auto h = hosts_.find(c.remote);
-      if (h == hosts_.end() || !h->second.draining) continue;
-      out_.diagnostics.warning("pinned to '" + c.remote + "' by remote:, so it blocks the drain of '" + c.remote + "'",
+      const Host* h = pinned_host(c);
+      if (h == nullptr || !h->draining) continue;
+      const std::string by = h->member.empty() ? "remote:"
+                             : c.target        ? "remote: and target:"
+                                               : "remote: (LXD chose the member)";
+      out_.diagnostics.warning("pinned to '" + h->name + "' by " + by + ", so it blocks the drain of '" + h->name + "'",
                                c.remote + ":" + key_of(c), c.where,
-                               "give it a placement: policy, or name another remote: for it, to move it off");
+                               h->member.empty()
+                                   ? "give it a placement: policy, or name another remote: for it, to move it off"
+                                   : "give it a placement: policy (candidates: [" + h->remote +
+                                         "/*]), or name another member with target:, to move it off");
     }
+  }
+
+  // A drained REMOTE/MEMBER the remote does not have (or a remote that is no cluster) drains nothing.
+  void warn_unknown_drains() {
+    for (const auto& site : out_.drain) {
+      const model::SiteRef ref = model::parse_site(site);
+      if (ref.member.empty() || host(site) != nullptr) continue;
+      const Host* whole = host(ref.remote);
+      if (whole != nullptr && whole->live == nullptr) continue;  // Unknown: whether it has the member is unknown
+      out_.diagnostics.warning(whole != nullptr
+                                   ? "drain " + site + ": remote " + ref.remote + " is not an LXD cluster"
+                                   : "drain " + site + ": cluster " + ref.remote + " has no member " + ref.member,
+                               site, std::nullopt, "drain a member it has (REMOTE/MEMBER), or the whole remote");
+    }
+  }
+
+  // Whether the policy names this host: the remote, every member (REMOTE, REMOTE/*), or this member.
+  [[nodiscard]] static bool is_candidate(const model::PlacementPolicy& policy, const Host& host) {
+    return std::any_of(policy.candidates.begin(), policy.candidates.end(), [&](const std::string& text) {
+      const model::SiteRef site = model::parse_site(text);
+      if (site.remote != host.remote) return false;
+      if (site.member.empty() || site.member == "*") return true;
+      return site.member == host.member;
+    });
+  }
+
+  // The hosts the policy's candidates name, in order, each once; a candidate that names no host
+  // (a member the cluster does not have, a member of a remote that is no cluster) with why.
+  struct Candidate {
+    std::string name;
+    Host* host = nullptr;
+    std::string missing_why;
+  };
+  std::vector<Candidate> candidates_of(const model::PlacementPolicy& policy) {
+    std::vector<Candidate> out;
+    std::set<std::string> seen;
+    const auto add = [&](Candidate c) {
+      if (seen.insert(c.name).second) out.push_back(std::move(c));
+    };
+    for (const auto& text : policy.candidates) {
+      const model::SiteRef site = model::parse_site(text);
+      if (Host* whole = host(site.remote)) {
+        // A standalone host (or an Unknown remote): the remote itself.
+        if (site.member.empty() || site.member == "*" || whole->live == nullptr) {
+          add({whole->name, whole, {}});
+        } else {
+          add({text, nullptr, "remote " + site.remote + " is not an LXD cluster"});
+        }
+        continue;
+      }
+      bool any = false;
+      for (auto& [name, h] : hosts_) {
+        if (h.remote != site.remote) continue;
+        if (!site.member.empty() && site.member != "*" && site.member != h.member) continue;
+        any = true;
+        add({name, &h, {}});
+      }
+      if (!any) add({text, nullptr, "cluster " + site.remote + " has no member " + site.member});
+    }
+    std::sort(out.begin(), out.end(), [](const Candidate& a, const Candidate& b) { return a.name < b.name; });
+    return out;
   }
 
   // Why `host` does not take the container now; nullopt when it does. `staying`: the container
@@ -253,9 +395,8 @@ class Placer {
                                                    bool staying) const {
     const auto& policy = *c.placement;
     if (host.live == nullptr) return "unknown (" + host.unknown_why + ")";
-    if (!std::binary_search(policy.candidates.begin(), policy.candidates.end(), host.name)) {
-      return std::string{"not a candidate"};
-    }
+    if (!is_candidate(policy, host)) return std::string{"not a candidate"};
+    if (!host.offline_why.empty()) return host.offline_why;
     if (host.draining) return std::string{"draining"};
     // The containers there that count: placed there, and (for a container coming in) those that
     // live there still.
@@ -319,7 +460,7 @@ class Placer {
     host.add(demand);
     ++host.containers;
     host.placed.emplace(c.name, &c);
-    put_on(c, host.name);
+    put_on(c, host.remote, host.member);
   }
 
   Placement record(const ContainerSpec& c) const {
@@ -349,7 +490,12 @@ class Placer {
     const auto lives = lives_on(c);
     if (lives.size() != 1) return false;
     const std::string& name = lives.front();
-    Host& host = hosts_.at(name);
+    Host* found = host(name);
+    if (found == nullptr) {
+      stay_refusal_[c.name] = "not a member the cluster lists";
+      return false;
+    }
+    Host& host = *found;
     const Demand now = host.resident_demand.at(c.name);
     const Demand demand = declared_demand(c, instance_on(c, name));
     host.remove(now);
@@ -361,7 +507,8 @@ class Placer {
     check_demand(c, demand);
     assign(c, host, demand);
     Placement p = record(c);
-    p.remote = name;
+    p.remote = host.remote;
+    p.member = host.member;
     p.explanation = "stays on " + name + ": it still satisfies " + policy_shown(*c.placement);
     out_.placements.push_back(std::move(p));
     return true;
@@ -373,8 +520,10 @@ class Placer {
     const auto lives = lives_on(c);
     Placement p = record(c);
     if (!lives.empty()) {
-      c.remote = lives.front();
-      p.remote = lives.front();
+      const model::SiteRef site = model::parse_site(lives.front());
+      c.remote = site.remote;
+      p.remote = site.remote;
+      p.member = site.member;
       p.explanation = "declared absent; lives on " + lives.front();
     } else {
       p.explanation = "declared absent; not found on any readable remote";
@@ -419,13 +568,17 @@ class Placer {
       from_refusal = it->second;
     }
     std::vector<Host*> fits;
-    for (const auto& name : policy.candidates) {
-      Host& host = hosts_.at(name);
-      const auto why = name == from ? from_refusal : refusal(c, host, demand, false);
+    const auto candidates = candidates_of(policy);
+    for (const auto& candidate : candidates) {
+      if (candidate.host == nullptr) {
+        p.rejected.push_back(candidate.name + ": " + candidate.missing_why);
+        continue;
+      }
+      const auto why = candidate.name == from ? from_refusal : refusal(c, *candidate.host, demand, false);
       if (why) {
-        p.rejected.push_back(name + ": " + *why);
+        p.rejected.push_back(candidate.name + ": " + *why);
       } else {
-        fits.push_back(&host);
+        fits.push_back(candidate.host);
       }
     }
 
@@ -434,13 +587,14 @@ class Placer {
     if (fits.empty()) {
       std::string failed;
       for (const auto& r : p.rejected) failed += (failed.empty() ? "" : "; ") + r;
-      if (!from.empty() && from_refusal == "draining") {
+      if (!from.empty() && from_refusal == "draining" && host(from) != nullptr) {
         // Nowhere else to go: it stays, and the drain is not complete.
-        Host& host = hosts_.at(from);
-        host.remove(host.resident_demand.at(c.name));
-        assign(c, host, demand);
+        Host& there = *host(from);
+        there.remove(there.resident_demand.at(c.name));
+        assign(c, there, demand);
         p.from.clear();
-        p.remote = from;
+        p.remote = there.remote;
+        p.member = there.member;
         p.explanation = "stays on " + from + ", which is draining: no other candidate fits";
         out_.diagnostics.warning("blocks the drain of '" + from + "': no other candidate of its " +
                                      policy_shown(policy) + " fits (" + failed + ")",
@@ -459,11 +613,12 @@ class Placer {
     for (Host* h : fits) {
       if (pack ? h->containers > best->containers : h->containers < best->containers) best = h;
     }
-    const std::size_t candidates = policy.candidates.size();
+    const std::size_t count = candidates.size();
     std::string how = std::string{model::to_string(policy.strategy)} + ", " + std::to_string(fits.size()) + " of " +
-                      std::to_string(candidates) + (candidates == 1 ? " candidate fits" : " candidates fit") + ", " +
+                      std::to_string(count) + (count == 1 ? " candidate fits" : " candidates fit") + ", " +
                       (pack ? "most" : "fewest") + " containers (" + std::to_string(best->containers) + ")";
-    p.remote = best->name;
+    p.remote = best->remote;
+    p.member = best->member;
     p.explanation = from.empty() ? "placed on " + best->name + ": " + how
                                  : "moves off " + from_why + "; placed on " + best->name + ": " + how;
     // It stays a resident of `from` (counted there) until the move is done.
@@ -501,7 +656,7 @@ model::Fleet placed_fleet(const model::Fleet& fleet, const Plan& plan) {
   model::Fleet out = fleet;
   for (const auto& p : plan.placements) {
     const auto it = out.containers.find(p.container);
-    if (it != out.containers.end() && it->second.placement) put_on(it->second, p.remote);
+    if (it != out.containers.end() && it->second.placement) put_on(it->second, p.remote, p.member);
   }
   return out;
 }

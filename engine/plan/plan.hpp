@@ -104,6 +104,10 @@ struct Action {
   std::optional<bool> ephemeral;           // unset: LXD's default (launch), the source's (copy)
   std::optional<std::string> description;  // likewise
   std::optional<model::DesiredState> target_state;
+  // On an LXD cluster (launch, copy, move): the member it goes to (LXD's ?target=), a member's
+  // name or "@group"; empty: where LXD puts it. A move whose source is on the same remote is a
+  // move between the cluster's members.
+  std::string member;
   // Paths of `config`/`devices` (and of `changes`) whose values are secrets ("config.KEY",
   // "devices.NAME"): rendered as (sensitive); a saved plan keeps a salted scrypt digest of each
   // (`secret_digests`, filled when it is written or read) and applying it takes the values from
@@ -137,6 +141,8 @@ struct RemoteSummary {
   model::RemoteStatus status = model::RemoteStatus::unknown;
   std::string error;
   std::size_t instances = 0;
+  // An LXD cluster: each member's status ("Online", "Offline", ...) by name; empty otherwise.
+  std::map<std::string, std::string> members;
 };
 
 // Where a placed container (placement:) goes, and why: every placed container has one, whether
@@ -146,6 +152,7 @@ struct Placement {
   std::string project{model::default_project};
   std::string policy;                 // its name under placements:, empty for an inline policy
   std::string remote;                 // where it is placed; empty: nowhere (the container gets no action)
+  std::string member;                 // on an LXD cluster: the member it is placed on
   std::string from;                   // where it lives now when the plan moves it; else empty
   std::string explanation;            // one line: "placed on b: spread, 2 of 3 candidates fit, fewest containers (1)"
   std::vector<std::string> rejected;  // each candidate that did not fit, and why: "a: draining"

@@ -84,6 +84,7 @@ json action_json(const Action& a) {
   if (a.ephemeral) spec["ephemeral"] = *a.ephemeral;
   if (a.description) spec["description"] = *a.description;
   if (a.target_state) spec["state"] = model::to_string(*a.target_state);
+  if (!a.member.empty()) spec["member"] = a.member;
   if (!a.files.empty()) {
     // No content: applying a saved plan takes it from the fleet file again (restore_contents).
     json files = json::array();
@@ -199,6 +200,7 @@ json to_json(const Plan& plan) {
                      {"status", r.status == model::RemoteStatus::ok ? "ok" : "unknown"},
                      {"error", r.error},
                      {"instances", r.instances}};
+    if (!r.members.empty()) remotes[name]["members"] = r.members;  // an LXD cluster
   }
   json actions = json::array();
   std::map<std::string, int> counts;
@@ -228,13 +230,11 @@ json to_json(const Plan& plan) {
   if (!plan.placements.empty()) {
     json placements = json::array();
     for (const auto& p : plan.placements) {
-      placements.push_back({{"container", p.container},
-                            {"project", p.project},
-                            {"policy", p.policy},
-                            {"remote", p.remote},
-                            {"from", p.from},
-                            {"explanation", p.explanation},
-                            {"rejected", p.rejected}});
+      json entry = {{"container", p.container}, {"project", p.project}, {"policy", p.policy},
+                    {"remote", p.remote},       {"from", p.from},       {"explanation", p.explanation},
+                    {"rejected", p.rejected}};
+      if (!p.member.empty()) entry["member"] = p.member;  // on an LXD cluster only
+      placements.push_back(std::move(entry));
     }
     out["placements"] = std::move(placements);
   }
@@ -267,6 +267,9 @@ ParsedPlan plan_from_json(const json& j, const std::string& origin) {
       const auto instances = whole_number<std::size_t>(r.at("instances"));
       if (!instances) return fail("malformed instances of remote '" + name + "'");
       s.instances = *instances;
+      if (const auto members = r.find("members"); members != r.end()) {
+        s.members = members->get<std::map<std::string, std::string>>();
+      }
       plan.remotes.emplace(name, std::move(s));
     }
     for (const auto& ja : j.at("actions")) {
@@ -323,6 +326,7 @@ ParsedPlan plan_from_json(const json& j, const std::string& origin) {
       if (spec.contains("description")) a.description = spec["description"].get<std::string>();
       if (spec.contains("sensitive")) a.sensitive = spec["sensitive"].get<std::set<std::string>>();
       if (spec.contains("secrets")) a.secret_digests = spec["secrets"].get<std::map<std::string, std::string>>();
+      if (spec.contains("member")) a.member = spec["member"].get<std::string>();
       if (spec.contains("state")) {
         a.target_state = model::desired_state_from_string(spec["state"].get<std::string>());
         if (!a.target_state) return fail("malformed state in action '" + a.id + "'");
@@ -407,6 +411,7 @@ ParsedPlan plan_from_json(const json& j, const std::string& origin) {
         p.policy = jp.at("policy").get<std::string>();
         p.remote = jp.at("remote").get<std::string>();
         p.from = jp.at("from").get<std::string>();
+        p.member = jp.value("member", std::string{});
         p.explanation = jp.at("explanation").get<std::string>();
         p.rejected = jp.at("rejected").get<std::vector<std::string>>();
         plan.placements.push_back(std::move(p));

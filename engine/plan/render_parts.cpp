@@ -136,7 +136,15 @@ std::string subject(const Action& a) {
     subject += ' ';
     subject += util::printable(a.exec->name);
   }
-  if (a.source && a.kind != ActionKind::stop) subject = util::printable(to_string(*a.source)) + " -> " + subject;
+  // On an LXD cluster: "prod:web on m1 -> prod:web on m3".
+  if (!a.member.empty()) subject += " on " + util::printable(a.member);
+  if (a.source && a.kind != ActionKind::stop) {
+    std::string from = util::printable(to_string(*a.source));
+    if (const auto m = a.before.find("member"); a.before.is_object() && m != a.before.end() && m->is_string()) {
+      from += " on " + util::printable(m->get<std::string>());
+    }
+    subject = from + " -> " + subject;
+  }
   return subject;
 }
 

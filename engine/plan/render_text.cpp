@@ -97,6 +97,15 @@ std::string render_text(const Plan& plan, const TextStyle& style) {
       continue;
     }
     const std::size_t n = per_remote[name];
+    if (!remote.members.empty()) {
+      std::string down;
+      for (const auto& [member, status] : remote.members) {
+        if (status != "Online")
+          down += (down.empty() ? "" : ", ") + util::printable(member) + " " + util::printable(status);
+      }
+      w.text(": LXD cluster of " + std::to_string(remote.members.size()) + " member" +
+             (remote.members.size() == 1 ? "" : "s") + (down.empty() ? "" : " (" + down + ")"));
+    }
     w.text(": " + std::to_string(remote.instances) + " instance" + (remote.instances == 1 ? "" : "s") + ", " +
            (n == 0 ? std::string{"no changes"} : std::to_string(n) + " action" + (n == 1 ? "" : "s")) + "\n");
   }

@@ -156,6 +156,12 @@ class Run {
 
   Result<RemoteHandle*> remote(const plan::Address& a) { return remote(a.remote, a.project); }
 
+  // Where an instance is created: on an LXD cluster, on the action's member (?target=).
+  std::string instances_target() const {
+    if (action_.member.empty()) return "/1.0/instances";
+    return "/1.0/instances?target=" + path_segment(action_.member);
+  }
+
   // The project an image is looked up in: the container's, when the image lives on the container's
   // own remote (a project with features.images has its own images); else the image remote's.
   std::string image_project(const model::ImageRef& image) const {
@@ -380,21 +386,21 @@ class Run {
                                    {"certificate", image.server->certificate}};
     const nlohmann::json body = create_body(source);
     report("creating " + name + " from " + model::to_string(image));
-    auto created =
-        journal_.step("create",
-                      {{"remote", action_.address.remote},
-                       {"instance", name},
-                       {"project", action_.address.project},
-                       {"image",
-                        {{"server", image.server->url},
-                         {"protocol", model::to_string(image.server->protocol)},
-                         {"alias", image.alias},
-                         {"fingerprint", fingerprint}}}},
-                      [&]() -> Result<void> {
-                        auto op = call_and_wait(**dst, Method::post, "/1.0/instances", body, wait("creating " + name));
-                        if (!op) return op.error();
-                        return {};
-                      });
+    auto created = journal_.step("create",
+                                 {{"remote", action_.address.remote},
+                                  {"instance", name},
+                                  {"project", action_.address.project},
+                                  {"image",
+                                   {{"server", image.server->url},
+                                    {"protocol", model::to_string(image.server->protocol)},
+                                    {"alias", image.alias},
+                                    {"fingerprint", fingerprint}}}},
+                                 [&]() -> Result<void> {
+                                   auto op = call_and_wait(**dst, Method::post, instances_target(), body,
+                                                           wait("creating " + name));
+                                   if (!op) return op.error();
+                                   return {};
+                                 });
     if (!created) return created;
     if (action_.target_state) return reach_state(**dst, name, *action_.target_state);
     return {};
@@ -452,17 +458,17 @@ class Run {
 
     const nlohmann::json body = create_body(source);
     report("creating " + name + " from " + image.remote + ":" + image.alias);
-    auto created =
-        journal_.step("create",
-                      {{"remote", action_.address.remote},
-                       {"instance", name},
-                       {"project", action_.address.project},
-                       {"image", {{"remote", image.remote}, {"alias", image.alias}, {"fingerprint", fingerprint}}}},
-                      [&]() -> Result<void> {
-                        auto op = call_and_wait(**dst, Method::post, "/1.0/instances", body, wait("creating " + name));
-                        if (!op) return op.error();
-                        return {};
-                      });
+    auto created = journal_.step(
+        "create",
+        {{"remote", action_.address.remote},
+         {"instance", name},
+         {"project", action_.address.project},
+         {"image", {{"remote", image.remote}, {"alias", image.alias}, {"fingerprint", fingerprint}}}},
+        [&]() -> Result<void> {
+          auto op = call_and_wait(**dst, Method::post, instances_target(), body, wait("creating " + name));
+          if (!op) return op.error();
+          return {};
+        });
     if (!secret_op.empty() && secret_op_remote != nullptr) {
       (void)journal_.step("image-secret-revoke", {{"remote", image.remote}, {"fingerprint", fingerprint}},
                           [&]() -> Result<void> {
@@ -996,7 +1002,7 @@ class Run {
       detail["source"] = address_json(from);
       report("copying " + source_name + " to " + name);
       auto created = journal_.step("create", detail, [&]() -> Result<void> {
-        auto op = call_and_wait(**dst, Method::post, "/1.0/instances", body, wait("copying " + source_name));
+        auto op = call_and_wait(**dst, Method::post, instances_target(), body, wait("copying " + source_name));
         if (!op) return op.error();
         return {};
       });
@@ -1023,7 +1029,10 @@ class Run {
     const plan::Address& from = *action_.source;
     const std::string& name = action_.address.container;
     if (from.remote == action_.address.remote) {
-      return make_error(ErrorKind::invalid_argument, action_.id + ": source and target are the same remote");
+      if (action_.member.empty()) {
+        return make_error(ErrorKind::invalid_argument, action_.id + ": source and target are the same remote");
+      }
+      return move_between_members();
     }
     auto src = remote(from);
     if (!src) return src.error();
@@ -1056,6 +1065,47 @@ class Run {
     });
     if (!moved_whole) return moved_whole;
     if (action_.target_state) return reach_state(**dst, name, *action_.target_state);
+    return {};
+  }
+
+  // A move between an LXD cluster's members: the cluster migrates it itself (POST
+  // /1.0/instances/NAME?target=MEMBER with migration: true: it copies the instance to the member
+  // under a temporary name, deletes the original and renames the copy), as `lxc move --target`.
+  Result<void> move_between_members() {
+    const std::string& name = action_.address.container;
+    auto r = remote(action_.address);
+    if (!r) return r.error();
+    auto found = get_instance(**r, name);
+    if (!found) return found.error();
+    if (!*found) return (*r)->error(make_error(ErrorKind::not_found, name + " does not exist; plan again"));
+    const wire::Instance& inst = (*found)->instance;
+    const bool group = action_.member.starts_with("@");
+    if (!group && inst.location == action_.member) {
+      // Already there (a re-run after the move): only the power state is left.
+      return action_.target_state ? reach_state(**r, name, *action_.target_state) : Result<void>{};
+    }
+    if (model::live_power_from_status_code(inst.status_code) != LivePower::stopped) {
+      return (*r)->error(
+          make_error(ErrorKind::conflict, name + " is " + status_text(inst) + "; an offline move needs it stopped"));
+    }
+    report("moving " + name + " from member " + inst.location + " to " + action_.member);
+    auto moved = journal_.step("cluster-move",
+                               {{"remote", action_.address.remote},
+                                {"instance", name},
+                                {"project", action_.address.project},
+                                {"from_member", inst.location},
+                                {"to_member", action_.member}},
+                               [&]() -> Result<void> {
+                                 const nlohmann::json body = {{"name", name}, {"migration", true}, {"live", false}};
+                                 auto op = call_and_wait(
+                                     **r, Method::post,
+                                     "/1.0/instances/" + path_segment(name) + "?target=" + path_segment(action_.member),
+                                     body, wait("moving " + name + " to member " + action_.member));
+                                 if (!op) return op.error();
+                                 return {};
+                               });
+    if (!moved) return moved;
+    if (action_.target_state) return reach_state(**r, name, *action_.target_state);
     return {};
   }
 
@@ -1170,7 +1220,7 @@ class Run {
     auto moved = journal_.step(
         "migrate", detail,
         [&]() -> Result<void> {
-          auto res = dst.client.request(Method::post, "/1.0/instances", body);
+          auto res = dst.client.request(Method::post, instances_target(), body);
           if (!res) return dst.error(res.error());
           target_op = res->operation;
           target_created = true;

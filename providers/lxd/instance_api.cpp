@@ -18,7 +18,10 @@ Error RemoteHandle::error(const Error& e) const {
 Result<RemoteHandle> open_remote(const ClientConfig& config, const model::RemoteSpec& spec, const Timeouts& timeouts) {
   auto client = connect_remote(config, spec, timeouts);
   if (!client) return client.error();  // already names the remote
-  return RemoteHandle{spec, std::move(*client)};
+  RemoteHandle handle{spec, std::move(*client)};
+  // urls: the one that answered is where other hosts reach it too (a migration's source).
+  if (spec.urls.size() > 1) handle.spec.url = handle.client.url();
+  return handle;
 }
 
 Result<std::optional<InstanceRead>> get_instance(RemoteHandle& r, const std::string& name) {

@@ -52,6 +52,11 @@ Result<LiveInstances> parse_instances(const nlohmann::json& metadata) {
     inst.ephemeral = w.ephemeral;
     inst.description = std::move(w.description);
     inst.created_at = std::move(w.created_at);
+    inst.location = w.location == "none" ? std::string{} : std::move(w.location);  // "none": standalone
+    // LXD 5.0.2 (lxd/instances_get.go) lists an instance on a member it cannot reach as a bare
+    // entry: name, project, location, status Error (112), nothing else. A real instance always
+    // has its architecture.
+    inst.placeholder = inst.status_code == 112 && inst.architecture.empty();
     const std::string name = inst.name;
     if (!out.emplace(name, std::move(inst)).second) {
       return make_error(ErrorKind::protocol, "GET /1.0/instances?recursion=1: instance " + name + " is listed twice");
@@ -100,6 +105,23 @@ void finish_instances(LiveInstances& instances) {
                      });
     inst.digest = model::digest_of(inst);
   }
+}
+
+Result<std::map<std::string, model::ClusterMember>> parse_members(const nlohmann::json& metadata) {
+  auto parsed = wire::parse_cluster_members(metadata);
+  if (!parsed) return parsed.error();
+  std::map<std::string, model::ClusterMember> out;
+  for (auto& w : *parsed) {
+    if (w.server_name.find('/') != std::string::npos || w.server_name.front() == '@') {
+      return make_error(ErrorKind::protocol, "cluster member '" + w.server_name + "' is not a member name");
+    }
+    const std::string name = w.server_name;
+    model::ClusterMember m{name, std::move(w.status), std::move(w.message), std::move(w.groups)};
+    if (!out.emplace(name, std::move(m)).second) {
+      return make_error(ErrorKind::protocol, "cluster member " + name + " is listed twice");
+    }
+  }
+  return out;
 }
 
 Result<model::HostResources> parse_host_resources(const nlohmann::json& metadata) {

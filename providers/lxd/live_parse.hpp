@@ -38,6 +38,10 @@ void finish_instances(LiveInstances& instances);
 // range.
 [[nodiscard]] Result<model::HostResources> parse_host_resources(const nlohmann::json& metadata);
 
+// `GET /1.0/cluster/members?recursion=1` metadata -> the members by name. An error when a member
+// is malformed, has a name that is not one, or is listed twice.
+[[nodiscard]] Result<std::map<std::string, model::ClusterMember>> parse_members(const nlohmann::json& metadata);
+
 // `GET /1.0/images/aliases?recursion=1` metadata -> alias name -> the fingerprint it points at
 // (empty when the listing gave names only).
 [[nodiscard]] Result<model::ImageAliases> parse_image_aliases(const nlohmann::json& metadata);

@@ -26,6 +26,9 @@ std::string_view trim(std::string_view s) {
 }  // namespace
 
 std::string operation_id(std::string_view path) {
+  // An LXD cluster member that forwarded the request names the operation with a query
+  // ("/1.0/operations/ID?project=default"): the id is the path's last segment.
+  if (const auto query = path.find('?'); query != std::string_view::npos) path = path.substr(0, query);
   while (!path.empty() && path.back() == '/') path.remove_suffix(1);
   const auto slash = path.rfind('/');
   return std::string{slash == std::string_view::npos ? path : path.substr(slash + 1)};

@@ -69,19 +69,45 @@ Result<TlsOptions> tls_options_for(const ClientConfig& config, const model::Remo
   return tls;
 }
 
+namespace {
+
+// Worth trying the next URL: this one did not answer (a member that is down), as opposed to one
+// that answered wrongly (another certificate, a refused client), which the next would not mend.
+bool unreachable(const Error& e) {
+  return e.kind == ErrorKind::connect || e.kind == ErrorKind::timeout;
+}
+
+}  // namespace
+
 Result<Client> connect_remote(const ClientConfig& config, const model::RemoteSpec& remote, const Timeouts& timeouts) {
-  auto ep = parse_url(remote.url);
-  if (!ep) return ep.error().for_remote(remote.name);
-  if (ep->scheme == Scheme::unix_socket) {
-    auto c = connect_unix(ep->socket_path, timeouts);
-    if (!c) return c.error().for_remote(remote.name);
-    return c;
+  const std::vector<std::string> single{remote.url};
+  const auto& urls = remote.urls.size() > 1 ? remote.urls : single;
+  std::optional<TlsOptions> tls;  // the same pin and identity for every URL: made once
+  std::string tried;
+  std::optional<Error> last;
+  for (const auto& url : urls) {
+    auto ep = parse_url(url);
+    if (!ep) return ep.error().for_remote(remote.name);
+    Result<Client> c = make_error(ErrorKind::connect, "not tried");
+    if (ep->scheme == Scheme::unix_socket) {
+      c = connect_unix(ep->socket_path, timeouts);
+    } else {
+      if (!tls) {
+        auto made = tls_options_for(config, remote);
+        if (!made) return made.error();  // names the remote already
+        tls = std::move(*made);
+      }
+      c = connect_https(url, *tls, timeouts);
+    }
+    if (c) return c;
+    if (urls.size() == 1 || !unreachable(c.error())) return c.error().for_remote(remote.name);
+    // urls: the next one; the error names every one that did not answer.
+    tried += (tried.empty() ? "" : "; ") + url + ": " + c.error().message;
+    last = c.error();
   }
-  auto tls = tls_options_for(config, remote);
-  if (!tls) return tls.error();
-  auto c = connect_https(remote.url, *tls, timeouts);
-  if (!c) return c.error().for_remote(remote.name);
-  return c;
+  Error e = *last;
+  e.message = "none of its " + std::to_string(urls.size()) + " URLs answered (" + tried + ")";
+  return e.for_remote(remote.name);
 }
 
 Error untrusted_error(const ClientConfig& config, const model::RemoteSpec& remote) {

@@ -61,6 +61,9 @@ struct SideRead {
   std::string aliases_problem;
   std::optional<model::HostResources> resources;
   std::string resources_problem;
+  // An LXD cluster: its members, and each online member's resources when asked for.
+  std::optional<std::map<std::string, model::ClusterMember>> members;
+  std::map<std::string, model::HostResources> member_resources;
 };
 
 bool is_forbidden(const Error& e) {
@@ -90,9 +93,31 @@ ProjectsToRead projects_of(const providers::ReadStateRequest& request) {
 
 void read_side(Client& client, const providers::ReadStateRequest& request, const std::vector<std::string>& projects,
                SideRead& out) {
-  // No GET /1.0 first: a server that does not trust us answers the first request below with 403,
-  // which says the same one round trip sooner (plan time is dominated by round trips).
-  out.auth = "trusted";
+  // GET /1.0 says whether the server trusts us, and whether it is an LXD cluster.
+  auto info = client.get("/1.0");
+  if (!info) {
+    out.error = info.error();  // the connection failed: the remote is unknown
+    return;
+  }
+  auto server = wire::parse_server(info->metadata);
+  if (!server) {
+    out.error = make_error(ErrorKind::protocol, "GET /1.0: " + server.error().message);
+    return;
+  }
+  out.auth = server->auth;
+  if (out.auth != "trusted") return;
+  if (server->environment && server->environment->server_clustered) {
+    // Every member, and (below) every instance with the member it lives on: one read each.
+    auto listed = client.get("/1.0/cluster/members?recursion=1");
+    auto members =
+        listed ? parse_members(listed->metadata) : Result<std::map<std::string, model::ClusterMember>>{listed.error()};
+    if (!members) {
+      out.error = listed ? make_error(ErrorKind::protocol, "GET /1.0/cluster/members: " + members.error().message)
+                         : listed.error();
+      return;
+    }
+    out.members = std::move(*members);
+  }
 
   // Instance snapshots live on the pool of their instance's root disk, so every pool is listed.
   auto pools = client.get("/1.0/storage-pools");
@@ -139,7 +164,21 @@ void read_side(Client& client, const providers::ReadStateRequest& request, const
     if (names) out.project_image_aliases.emplace(project, std::move(*names));
     // Else not checked in that project: the launch looks the alias up itself.
   }
-  if (request.read_resources) {
+  if (request.read_resources && out.members) {
+    // A cluster's resources are its members': one read per online member (?target=).
+    for (const auto& [name, member] : *out.members) {
+      if (!member.online()) continue;
+      auto resources = client.get("/1.0/resources?target=" + path_segment(name));
+      auto host =
+          resources ? parse_host_resources(resources->metadata) : Result<model::HostResources>{resources.error()};
+      if (host) {
+        out.member_resources.emplace(name, *host);
+      } else if (out.resources_problem.empty()) {
+        out.resources_problem =
+            "GET /1.0/resources?target=" + name + ": " + (resources ? host.error().message : resources.error().message);
+      }
+    }
+  } else if (request.read_resources) {
     // Host-wide, in no project. A failure leaves the remote readable: only placement onto it waits.
     auto resources = client.get("/1.0/resources");
     auto host = resources ? parse_host_resources(resources->metadata) : Result<model::HostResources>{resources.error()};
@@ -315,8 +354,12 @@ providers::ReadStateResponse LxdStateReader::read_state(const providers::ReadSta
   live.project_image_aliases = std::move(side.project_image_aliases);
   if (request.read_resources) {
     live.resources = side.resources;
-    if (!side.resources) live.resources_error = "remote " + spec.name + ": " + side.resources_problem;
+    if (!side.resources && !side.resources_problem.empty()) {
+      live.resources_error = "remote " + spec.name + ": " + side.resources_problem;
+    }
   }
+  live.members = std::move(side.members);
+  live.member_resources = std::move(side.member_resources);
   live.status = model::RemoteStatus::ok;
   live.error.clear();
   spdlog::debug("read_state {}: {} instances in {} ms", spec.name, live.instances.size(),

@@ -410,6 +410,22 @@ Result<Resources> parse_resources(const nlohmann::json& metadata) {
   return out;
 }
 
+Result<std::vector<ClusterMember>> parse_cluster_members(const nlohmann::json& metadata) {
+  return parse_list<ClusterMember>(
+      metadata, "cluster members", [](const nlohmann::json& j, std::size_t i) -> Result<ClusterMember> {
+        Fields f{j, entry_what("cluster member", j, i)};
+        ClusterMember m;
+        m.server_name = f.required_text("server_name");
+        m.status = f.text("status");
+        m.message = f.text("message");
+        m.groups = f.list("groups").value_or(std::vector<std::string>{});
+        if (f.error()) return *f.error();
+        if (m.server_name.empty())
+          return make_error(ErrorKind::protocol, entry_what("cluster member", j, i) + " has an empty server_name");
+        return m;
+      });
+}
+
 Result<Operation> parse_operation(const nlohmann::json& metadata) {
   return operation_at(metadata, "the operation");
 }

@@ -89,6 +89,14 @@ struct Server {
   std::optional<Environment> environment;
 };
 
+// A member of an LXD cluster (api.ClusterMember, GET /1.0/cluster/members?recursion=1).
+struct ClusterMember {
+  std::string server_name;
+  std::string status;  // Online, Offline, Evacuated, ...
+  std::string message;
+  std::vector<std::string> groups;
+};
+
 // GET /1.0/resources (api.Resources), as far as placement reads it. Absent fields read as 0.
 struct Resources {
   std::uint64_t cpu_total = 0;     // cpu.total: CPU threads of all sockets
@@ -133,6 +141,7 @@ struct Operation {
 [[nodiscard]] Result<std::vector<ImageAlias>> parse_image_aliases(const nlohmann::json& metadata);
 [[nodiscard]] Result<Server> parse_server(const nlohmann::json& metadata);
 [[nodiscard]] Result<Resources> parse_resources(const nlohmann::json& metadata);
+[[nodiscard]] Result<std::vector<ClusterMember>> parse_cluster_members(const nlohmann::json& metadata);
 [[nodiscard]] Result<Operation> parse_operation(const nlohmann::json& metadata);
 // GET /1.0/operations?recursion=1: {"running": [...], "success": [...], ...}, every group.
 [[nodiscard]] Result<std::vector<Operation>> parse_operations(const nlohmann::json& metadata);

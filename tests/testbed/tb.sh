@@ -8,10 +8,12 @@
 # service. See docs/testbed.md.
 #
 # Usage:
-#   tb.sh start N DIR [--kinds K1,K2,...]
+#   tb.sh start N DIR [--kinds K1,K2,...] [--cluster]
 #                              start N hosts in DIR (DIR must not exist or be empty);
 #                              each K is lxd or berthd, host by host (default lxd,
-#                              or env TB_KINDS); a single K applies to every host
+#                              or env TB_KINDS); a single K applies to every host;
+#                              --cluster: the N hosts (all lxd) are the members m1..mN
+#                              of one LXD cluster (host1 bootstraps it, the others join)
 #   tb.sh image DIR [i...]     build the busybox image once, import it as `bb`
 #   tb.sh stop DIR             stop everything, unmount, remove DIR (idempotent)
 #   tb.sh stop-host DIR i      stop host i's daemon
@@ -76,6 +78,8 @@ bed_slot() { cat "$1/slot"; }
 host_addr() { printf '127.%s.0.%s\n' "$(bed_slot "$1")" "$2"; }
 host_dir() { printf '%s/host%s\n' "$1" "$2"; }
 host_pid() { cat "$1/host$2.pid" 2>/dev/null || true; }
+# Are the bed's hosts the members of one LXD cluster (start --cluster)?
+is_cluster() { [[ -f "$1/cluster" ]]; }
 # lxd or berthd; a bed started before kinds existed has only lxd hosts.
 host_kind() { cat "$1/host$2.kind" 2>/dev/null || echo lxd; }
 # berthd keeps its containers in liblxc's lxcpath DIR/containers (daemon/daemon.cpp).
@@ -310,6 +314,11 @@ init_host() {
         touch "$dir/host$i.initialized"
         return 0
     fi
+    if is_cluster "$dir"; then
+        init_member "$dir" "$i"
+        touch "$dir/host$i.initialized"
+        return 0
+    fi
     # The password goes through stdin, never on a command line.
     lxd_local "$dir" "$i" lxd init --preseed <<EOF
 config:
@@ -328,6 +337,47 @@ profiles:
       type: disk
 EOF
     touch "$dir/host$i.initialized"
+}
+
+# Host i of a cluster bed is member m<i>: host1 bootstraps the cluster (its trust password is
+# the cluster's, so every member's password file holds the same), each other host joins with a
+# token from host1 (testbed.md). Joins run one after another: init_host is called in order.
+init_member() {
+    local dir=$1 i=$2 addr token
+    addr=$(host_addr "$dir" "$i")
+    if ((i == 1)); then
+        lxd_local "$dir" 1 lxd init --preseed <<EOF
+config:
+  core.https_address: "$addr:$TB_PORT"
+  cluster.https_address: "$addr:$TB_PORT"
+  core.trust_password: "$(cat "$dir/host1.password")"
+  images.auto_update_interval: "0"
+cluster:
+  server_name: m1
+  enabled: true
+storage_pools:
+- name: default
+  driver: dir
+profiles:
+- name: default
+  devices:
+    root:
+      path: /
+      pool: default
+      type: disk
+EOF
+        return 0
+    fi
+    cp "$dir/host1.password" "$dir/host$i.password"
+    token=$(lxd_local "$dir" 1 lxc cluster add "m$i" --quiet </dev/null) || die "no join token for m$i from host1"
+    lxd_local "$dir" "$i" lxd init --preseed <<EOF
+cluster:
+  enabled: true
+  server_address: "$addr:$TB_PORT"
+  cluster_token: "$token"
+  member_config:
+  - {entity: storage-pool, name: default, key: source, value: ""}
+EOF
 }
 
 # Wait until host i accepts TCP connections on its https address.
@@ -491,9 +541,10 @@ add_lxc_remote() {
 # ---------------------------------------------------------------- commands
 
 cmd_start() {
-    local args=() spec=${TB_KINDS:-} n dir i slot list
+    local args=() spec=${TB_KINDS:-} n dir i slot list cluster=0
     while (($# > 0)); do
         case "$1" in
+            --cluster) cluster=1; shift ;;
             --kinds) (($# >= 2)) || usage; spec=$2; shift 2 ;;
             --kinds=*) spec=${1#--kinds=}; shift ;;
             -*) note "unknown option '$1'"; usage ;;
@@ -508,6 +559,9 @@ cmd_start() {
     dir=$(abs_dir "${args[1]}")
     parse_kinds "$n" "$spec"
     list=$(IFS=, && printf '%s' "${KINDS[*]}")
+    if ((cluster)) && [[ ",$list," == *,berthd,* ]]; then
+        die "--cluster makes an LXD cluster: every host must be lxd, got '$list'"
+    fi
     need_cmd lxc ss setsid realpath flock od
     if [[ ",$list," == *,lxd,* ]]; then need_cmd lxd; fi
     if [[ ",$list," == *,berthd,* ]]; then
@@ -526,6 +580,10 @@ cmd_start() {
     check_traversable "$dir"
     touch "$dir/$TB_MARKER"
     printf '%s\n' "$n" >"$dir/n"
+    if ((cluster)); then
+        touch "$dir/cluster"
+        list+=", one cluster"
+    fi
     slot=$(claim_slot "$dir")
     printf '%s\n' "$slot" >"$dir/slot"
     for ((i = 1; i <= n; i++)); do printf '%s\n' "${KINDS[i - 1]}" >"$dir/host$i.kind"; done
@@ -578,12 +636,17 @@ cmd_stop() {
     fi
     n=$(cat "$dir/n" 2>/dev/null || echo 0)
     slot=$(cat "$dir/slot" 2>/dev/null || true)
-    # Stop the hosts in parallel.
-    for ((i = 1; i <= n; i++)); do
-        halt_daemon "$dir" "$i" force &
-        pids+=("$!")
-    done
-    ((${#pids[@]} == 0)) || wait "${pids[@]}" || true
+    if [[ -f "$dir/cluster" ]]; then
+        # A cluster's members stop one after another, the last joined first (testbed.md).
+        for ((i = n; i >= 1; i--)); do halt_daemon "$dir" "$i" force || true; done
+    else
+        # Stop the hosts in parallel.
+        for ((i = 1; i <= n; i++)); do
+            halt_daemon "$dir" "$i" force &
+            pids+=("$!")
+        done
+        ((${#pids[@]} == 0)) || wait "${pids[@]}" || true
+    fi
     unmount_under "$dir"
     if awk -v d="$dir/" 'index($5, d) == 1 {f=1} END {exit !f}' /proc/self/mountinfo; then
         die "mounts remain under $dir; not removing it"

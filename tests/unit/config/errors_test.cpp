@@ -114,8 +114,9 @@ TEST(ConfigErrors, UnknownTopLevelKey) {
 
 TEST(ConfigErrors, UnknownContainerKeyWithSuggestion) {
   const auto r = load_containers("  web:\n    remote: a\n    imgae: bb\n");
-  const auto* d = expect_error(r, 10, 5, "containers.web.imgae",
-                               "unknown key 'imgae' (expected one of: remote, placement, image, copy_of, state");
+  const auto* d =
+      expect_error(r, 10, 5, "containers.web.imgae",
+                   "unknown key 'imgae' (expected one of: remote, target, placement, image, copy_of, state");
   ASSERT_NE(d, nullptr);
   EXPECT_EQ(d->detail, "did you mean 'image'?");
   // The container then lacks an image: reported too, at the container's key.
@@ -126,7 +127,7 @@ TEST(ConfigErrors, EveryUnknownKeyOfOneMapIsReported) {
   const auto r = load("version: 1\nremotes:\n  a: {url: \"unix:///s\", colour: red, size: 3}\n");
   expect_error(
       r, 3, 25, "remotes.a.colour",
-      "unknown key 'colour' (expected one of: url, fingerprint, parallelism, project, labels, capacity, drain)");
+      "unknown key 'colour' (expected one of: url, urls, fingerprint, parallelism, project, labels, capacity, drain)");
   expect_error(r, 3, 38, "remotes.a.size", "unknown key 'size'");
   EXPECT_EQ(error_count(r), 2U) << all(r);
 }

@@ -338,5 +338,40 @@ containers:
   EXPECT_EQ(error_count(r), 13U) << all(r);
 }
 
+TEST(ConfigCluster, UrlsTargetAndMemberCandidates) {
+  const auto r = load(R"(version: 1
+remotes:
+  prod: {urls: ["https://10.0.0.1:8443", "https://10.0.0.2:8443"]}
+  one: {url: "https://10.0.0.9:8443"}
+containers:
+  a: {remote: prod, image: "prod:bb", target: m2}
+  b: {remote: prod, image: "prod:bb", target: "@fast"}
+  c: {placement: {candidates: ["prod/m1", "prod/*", one]}, image: "prod:bb"}
+)");
+  ASSERT_TRUE(r.fleet) << all(r);
+  const auto& prod = r.fleet->remotes.at("prod");
+  EXPECT_EQ(prod.url, "https://10.0.0.1:8443");
+  EXPECT_EQ(prod.urls, (std::vector<std::string>{"https://10.0.0.1:8443", "https://10.0.0.2:8443"}));
+  EXPECT_EQ(r.fleet->remotes.at("one").urls, (std::vector<std::string>{"https://10.0.0.9:8443"}));
+  EXPECT_EQ(r.fleet->containers.at("a").target, "m2");
+  EXPECT_EQ(r.fleet->containers.at("b").target, "@fast");
+  EXPECT_EQ(r.fleet->containers.at("c").placement->candidates, (std::vector<std::string>{"one", "prod/*", "prod/m1"}));
+}
+
+TEST(ConfigClusterErrors, UrlAndUrlsTargetAndPlacementUnknownClusterRemote) {
+  const auto r = load(R"(version: 1
+remotes:
+  prod: {url: "https://10.0.0.1:8443", urls: ["https://10.0.0.2:8443"]}
+containers:
+  a: {placement: {candidates: ["prod/m1"]}, image: "prod:bb", target: m2}
+  b: {placement: {candidates: ["nope/m1"]}, image: "prod:bb"}
+)");
+  EXPECT_FALSE(r.fleet);
+  const std::string text = all(r);
+  EXPECT_NE(text.find("url and urls are mutually exclusive"), std::string::npos) << text;
+  EXPECT_NE(text.find("target and placement are mutually exclusive"), std::string::npos) << text;
+  EXPECT_NE(text.find("unknown remote 'nope'"), std::string::npos) << text;
+}
+
 }  // namespace
 }  // namespace berth::config

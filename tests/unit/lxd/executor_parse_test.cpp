@@ -67,6 +67,9 @@ TEST(ExecutorOperations, ParsesAnOperationAndItsId) {
   EXPECT_FALSE(wire::parse_operation(nlohmann::json{{"id", "x"}}));
   EXPECT_EQ(operation_id("/1.0/operations/1234-5"), "1234-5");
   EXPECT_EQ(operation_id("https://h:8443/1.0/operations/uuid"), "uuid");
+  // A cluster member that forwarded the request adds a query.
+  EXPECT_EQ(operation_id("/1.0/operations/uuid?project=default"), "uuid");
+  EXPECT_EQ(operation_id("/1.0/operations/uuid/?target=m2"), "uuid");
   EXPECT_TRUE(is_cancelled(cancelled_error("waiting")));
   EXPECT_FALSE(is_cancelled(make_error(ErrorKind::rejected, "no")));
 }

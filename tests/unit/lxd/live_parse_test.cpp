@@ -88,5 +88,46 @@ TEST(ImageAliases, BothRecursionForms) {
   EXPECT_FALSE(parse_image_aliases(nlohmann::json::array({{{"target", "abc"}}})).ok()) << "an alias without a name";
 }
 
+// What LXD 5.0.2 answers on a cluster (captured from a 3-member cluster with m3 offline).
+TEST(ParseInstances, ClusterLocationsAndPlaceholders) {
+  const auto listing = nlohmann::json::parse(R"([
+    {"name": "c1", "type": "container", "architecture": "x86_64", "status": "Running", "status_code": 103,
+     "location": "m2", "config": {}, "devices": {}, "profiles": ["default"], "ephemeral": false},
+    {"name": "c3", "type": "", "architecture": "", "status": "Error", "status_code": 112, "location": "m3",
+     "config": null, "devices": null, "profiles": null, "ephemeral": false, "project": "default"},
+    {"name": "broken", "type": "container", "architecture": "x86_64", "status": "Error", "status_code": 112,
+     "location": "m1", "config": {}, "devices": {}, "profiles": [], "ephemeral": false},
+    {"name": "alone", "type": "container", "architecture": "x86_64", "status": "Stopped", "status_code": 102,
+     "location": "none", "config": {}, "devices": {}, "profiles": [], "ephemeral": false}
+  ])");
+  auto parsed = parse_instances(listing);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_EQ(parsed->at("c1").location, "m2");
+  EXPECT_FALSE(parsed->at("c1").placeholder);
+  EXPECT_EQ(parsed->at("c3").location, "m3");
+  EXPECT_TRUE(parsed->at("c3").placeholder);
+  EXPECT_FALSE(parsed->at("broken").placeholder);  // a real instance in error: it has its architecture
+  EXPECT_EQ(parsed->at("alone").location, "");     // "none": a standalone host
+}
+
+TEST(ParseMembers, ByNameWithStatusAndGroups) {
+  auto members = parse_members(nlohmann::json::parse(R"([
+    {"server_name": "m1", "status": "Online", "message": "Fully operational", "groups": ["default"]},
+    {"server_name": "m3", "status": "Offline", "message": "No heartbeat", "groups": ["default", "fast"]}
+  ])"));
+  ASSERT_TRUE(members.ok()) << members.error().message;
+  ASSERT_EQ(members->size(), 2U);
+  EXPECT_TRUE(members->at("m1").online());
+  EXPECT_FALSE(members->at("m3").online());
+  EXPECT_EQ(members->at("m3").groups, (std::vector<std::string>{"default", "fast"}));
+  // Hostile answers: an error, never a crash.
+  EXPECT_FALSE(parse_members(nlohmann::json::object()).ok());
+  EXPECT_FALSE(parse_members(nlohmann::json::parse(R"([{"status": "Online"}])")).ok());
+  EXPECT_FALSE(parse_members(nlohmann::json::parse(R"([{"server_name": ""}])")).ok());
+  EXPECT_FALSE(parse_members(nlohmann::json::parse(R"([{"server_name": "a/b"}])")).ok());
+  EXPECT_FALSE(parse_members(nlohmann::json::parse(R"([{"server_name": "m1"}, {"server_name": "m1"}])")).ok());
+  EXPECT_FALSE(parse_members(nlohmann::json::parse(R"([{"server_name": "m1", "groups": "x"}])")).ok());
+}
+
 }  // namespace
 }  // namespace berth::lxd

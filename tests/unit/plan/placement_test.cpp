@@ -382,5 +382,158 @@ TEST(Placement, HugeLimitsSaturateAndSensitiveOnesAreNotShown) {
             (std::vector<std::string>{"a: limits.memory (sensitive) does not fit: 0B of 1GiB free"}));
 }
 
+// ---- LXD clusters: one remote, one host per member.
+
+constexpr const char* cluster_fleet = R"(version: 1
+remotes:
+  prod: {urls: ["https://127.0.0.1:1", "https://127.0.0.2:1"], fingerprint: "sha256:0000000000000000000000000000000000000000000000000000000000000000"}
+)";
+
+// `prod` read as a cluster of m1, m2, m3 (all online; m3 in group fast).
+model::LiveState cluster_live(const model::Fleet& fleet) {
+  auto live = empty_live(fleet);
+  auto& members = live.remotes.at("prod").members.emplace();
+  for (const char* m : {"m1", "m2", "m3"}) members.emplace(m, model::ClusterMember{m, "Online", "", {"default"}});
+  members.at("m3").groups.push_back("fast");
+  return live;
+}
+
+model::LiveInstance& put_on_member(model::LiveState& live, const std::string& name, const std::string& member) {
+  auto& inst = put(live, "prod", name);
+  inst.location = member;
+  return inst;
+}
+
+TEST(PlacementCluster, MembersAreHostsAndTheWholeClusterIsEveryMember) {
+  const auto fleet = load(std::string{cluster_fleet} + R"(placements:
+  web: {candidates: ["prod/*"], anti_affinity: web}
+containers:
+  c1: {remote: prod, image: "prod:bb", target: m2}
+  w1: {placement: web, image: "prod:bb"}
+  w2: {placement: web, image: "prod:bb"}
+  w3: {placement: {candidates: [prod]}, image: "prod:bb"}
+  w4: {placement: {candidates: ["prod/m3", "prod/m9"]}, image: "prod:bb"}
+)");
+  const Placed placed = place(fleet, cluster_live(fleet), {});
+  // c1 (target: m2) counts on m2: w1 goes to m1, w2 (anti_affinity) to m3; w3 to m2 or m3 by name
+  // after w1: m2 has c1, m3 has w2, m1 has w1: a tie of one each, m1 first.
+  EXPECT_EQ(placement(placed, "w1").member, "m1");
+  EXPECT_EQ(placement(placed, "w2").member, "m3");
+  EXPECT_EQ(placement(placed, "w3").member, "m1");
+  EXPECT_EQ(placement(placed, "w1").remote, "prod");
+  EXPECT_EQ(placement(placed, "w1").explanation,
+            "placed on prod/m1: spread, 3 of 3 candidates fit, fewest containers (0)");
+  // A member the cluster does not have is refused by name; the other one takes it.
+  EXPECT_EQ(placement(placed, "w4").member, "m3");
+  EXPECT_EQ(placement(placed, "w4").rejected, (std::vector<std::string>{"prod/m9: cluster prod has no member m9"}));
+  EXPECT_EQ(placed.fleet.containers.at("w1").target, "m1");
+
+  // The plan launches each on its member.
+  const Plan plan = compute_plan(fleet, cluster_live(fleet), {});
+  std::map<std::string, std::string> members;
+  for (const auto& a : plan.actions) {
+    if (a.kind == ActionKind::launch) members[a.address.container] = a.member;
+  }
+  EXPECT_EQ(members,
+            (std::map<std::string, std::string>{{"c1", "m2"}, {"w1", "m1"}, {"w2", "m3"}, {"w3", "m1"}, {"w4", "m3"}}));
+}
+
+TEST(PlacementCluster, StaysOnItsMemberMovesBetweenMembersAndDrainsOne) {
+  const auto fleet = load(std::string{cluster_fleet} + R"(containers:
+  w1: {placement: {candidates: ["prod/m1", "prod/m2"]}, image: "prod:bb", move: allowed}
+  w2: {placement: {candidates: ["prod/*"]}, image: "prod:bb", move: allowed}
+  p1: {remote: prod, image: "prod:bb", target: m3}
+)");
+  auto live = cluster_live(fleet);
+  put_on_member(live, "w1", "m3");  // not a candidate member any more: moves
+  put_on_member(live, "w2", "m2");  // stays
+  put_on_member(live, "p1", "m3");
+  const Placed placed = place(fleet, live, {});
+  EXPECT_EQ(placement(placed, "w2").explanation, "stays on prod/m2: it still satisfies placement");
+  EXPECT_EQ(placement(placed, "w1").from, "prod/m3");
+  EXPECT_EQ(placement(placed, "w1").member, "m1");
+
+  const Plan plan = compute_plan(fleet, live, {});
+  std::vector<std::string> ids;
+  for (const auto& a : plan.actions) ids.push_back(a.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"stop prod:w1", "move prod:w1", "start prod:w1"}));
+  const Action& move = plan.actions[1];
+  ASSERT_TRUE(move.source);
+  EXPECT_EQ(move.source->remote, "prod");
+  EXPECT_EQ(move.member, "m1");
+  EXPECT_EQ(move.before["member"], "m3");
+  EXPECT_NE(render_text(plan, {}).find("prod:w1 on m3 -> prod:w1 on m1"), std::string::npos) << render_text(plan, {});
+
+  // Draining m2 moves w2 off it; draining m3 names p1 (pinned by target:) as blocking.
+  const Placed drained = place(fleet, live, {"prod/m2", "prod/m3"});
+  EXPECT_EQ(drained.drain, (std::vector<std::string>{"prod/m2", "prod/m3"}));
+  EXPECT_EQ(placement(drained, "w2").member, "m1");
+  EXPECT_EQ(placement(drained, "w2").from, "prod/m2");
+  ASSERT_FALSE(drained.diagnostics.items().empty());
+  EXPECT_NE(drained.diagnostics.items().front().summary.find("blocks the drain of 'prod/m3'"), std::string::npos)
+      << drained.diagnostics.items().front().summary;
+}
+
+TEST(PlacementCluster, AnOfflineMembersContainersAreUnknownNeverMovedOrPrunedOrLaunchedAgain) {
+  const auto fleet = load(std::string{cluster_fleet} + R"(prune: true
+containers:
+  w1: {placement: {candidates: ["prod/*"]}, image: "prod:bb", move: allowed, config: {user.x: "1"}}
+  c1: {remote: prod, image: "prod:bb", target: m3, config: {user.x: "1"}}
+  new1: {placement: {candidates: ["prod/*"]}, image: "prod:bb"}
+  new2: {remote: prod, image: "prod:bb", target: m3}
+)");
+  auto live = cluster_live(fleet);
+  live.remotes.at("prod").members->at("m3").status = "Offline";
+  // What LXD 5.0.2 lists for the instances of a member it cannot reach.
+  for (const char* name : {"w1", "c1", "old"}) {
+    model::LiveInstance inst;
+    inst.name = name;
+    inst.status = "Error";
+    inst.status_code = 112;
+    inst.location = "m3";
+    inst.placeholder = true;
+    live.remotes.at("prod").instances.emplace(name, std::move(inst));
+  }
+  const Plan plan = compute_plan(fleet, live, {});
+  EXPECT_FALSE(plan.complete());
+  for (const auto& a : plan.actions) {
+    EXPECT_TRUE(a.address.container == "new1") << a.id;  // nothing for w1, c1, old; new2's member is offline
+  }
+  ASSERT_TRUE(plan.not_planned.count("prod:c1"));
+  EXPECT_NE(plan.not_planned.at("prod:c1").find("cannot reach"), std::string::npos) << plan.not_planned.at("prod:c1");
+  ASSERT_TRUE(plan.not_planned.count("w1"));
+  EXPECT_NE(plan.not_planned.at("w1").find("lives on prod/m3, which cannot be reached"), std::string::npos);
+  ASSERT_TRUE(plan.not_planned.count("prod:new2"));
+  EXPECT_EQ(plan.not_planned.at("prod:new2"), "its target member m3 is Offline: not created there");
+  const auto p = std::find_if(plan.placements.begin(), plan.placements.end(),
+                              [](const Placement& x) { return x.container == "new1"; });
+  ASSERT_NE(p, plan.placements.end());
+  EXPECT_EQ(p->member, "m1");
+  EXPECT_NE(std::find(p->rejected.begin(), p->rejected.end(), "prod/m3: member m3 is Offline"), p->rejected.end());
+}
+
+TEST(PlacementCluster, TargetNeedsAClusterAndAMemberOrGroupItHas) {
+  const auto fleet = load(std::string{cluster_fleet} + R"(containers:
+  g1: {remote: prod, image: "prod:bb", target: "@fast"}
+  g2: {remote: prod, image: "prod:bb", target: "@slow"}
+  m9: {remote: prod, image: "prod:bb", target: m9}
+)");
+  auto live = cluster_live(fleet);
+  put_on_member(live, "g1", "m3");  // in group fast: stays
+  const Plan plan = compute_plan(fleet, live, {});
+  EXPECT_TRUE(plan.actions.empty());
+  std::string errors;
+  for (const auto& d : plan.diagnostics.items()) errors += d.summary + "\n";
+  EXPECT_NE(errors.find("target: @slow: no member of cluster 'prod' is in group 'slow'"), std::string::npos) << errors;
+  EXPECT_NE(errors.find("target: cluster 'prod' has no member 'm9'"), std::string::npos) << errors;
+
+  // The same on a standalone host.
+  auto standalone = empty_live(fleet);
+  const Plan plain = compute_plan(fleet, standalone, {});
+  std::string text;
+  for (const auto& d : plain.diagnostics.items()) text += d.summary + "\n";
+  EXPECT_NE(text.find("needs an LXD cluster, but remote 'prod' is a standalone host"), std::string::npos) << text;
+}
+
 }  // namespace
 }  // namespace berth::plan
