@@ -314,17 +314,26 @@ init_host() {
         touch "$dir/host$i.initialized"
         return 0
     fi
-    if is_cluster "$dir"; then
-        init_member "$dir" "$i"
+    if is_cluster "$dir" && ((i > 1)); then
+        join_member "$dir" "$i"
         touch "$dir/host$i.initialized"
         return 0
+    fi
+    # Host1 of a cluster bed bootstraps the cluster as member m1 (its trust password is the
+    # cluster's); the others join it (join_member).
+    local cluster_address='' cluster_section=''
+    if is_cluster "$dir"; then
+        cluster_address="  cluster.https_address: \"$addr:$TB_PORT\""
+        cluster_section=$'cluster:\n  server_name: m1\n  enabled: true'
     fi
     # The password goes through stdin, never on a command line.
     lxd_local "$dir" "$i" lxd init --preseed <<EOF
 config:
   core.https_address: "$addr:$TB_PORT"
+$cluster_address
   core.trust_password: "$(cat "$dir/host$i.password")"
   images.auto_update_interval: "0"
+$cluster_section
 storage_pools:
 - name: default
   driver: dir
@@ -339,35 +348,12 @@ EOF
     touch "$dir/host$i.initialized"
 }
 
-# Host i of a cluster bed is member m<i>: host1 bootstraps the cluster (its trust password is
-# the cluster's, so every member's password file holds the same), each other host joins with a
-# token from host1 (testbed.md). Joins run one after another: init_host is called in order.
-init_member() {
+# Host i (2..N) of a cluster bed joins the cluster host1 made as member m<i>, with a join token
+# from host1 (testbed.md); every member's password file holds the cluster's. Joins run one after
+# another: init_host is called in order.
+join_member() {
     local dir=$1 i=$2 addr token
     addr=$(host_addr "$dir" "$i")
-    if ((i == 1)); then
-        lxd_local "$dir" 1 lxd init --preseed <<EOF
-config:
-  core.https_address: "$addr:$TB_PORT"
-  cluster.https_address: "$addr:$TB_PORT"
-  core.trust_password: "$(cat "$dir/host1.password")"
-  images.auto_update_interval: "0"
-cluster:
-  server_name: m1
-  enabled: true
-storage_pools:
-- name: default
-  driver: dir
-profiles:
-- name: default
-  devices:
-    root:
-      path: /
-      pool: default
-      type: disk
-EOF
-        return 0
-    fi
     cp "$dir/host1.password" "$dir/host$i.password"
     token=$(lxd_local "$dir" 1 lxc cluster add "m$i" --quiet </dev/null) || die "no join token for m$i from host1"
     lxd_local "$dir" "$i" lxd init --preseed <<EOF
