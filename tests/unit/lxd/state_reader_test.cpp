@@ -1,5 +1,6 @@
 #include "providers/lxd/state_reader.hpp"
 
+#include <mutex>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -433,6 +434,90 @@ TEST(StateReaderProjects, ReadsEachProjectAndNamesOneThatDoesNotExist) {
   EXPECT_EQ(missing.live.status, model::RemoteStatus::unknown);
   EXPECT_NE(missing.live.error.find("remote local: project 'nope' does not exist"), std::string::npos)
       << missing.live.error;
+}
+
+// An LXD cluster: GET /1.0 says so, the members are read, each instance keeps its member, a
+// placeholder is marked, and each online member's resources are read with ?target=. A member
+// list the reader cannot use makes the remote Unknown, naming the request.
+TEST(StateReaderCluster, MembersLocationsPlaceholdersAndPerMemberResources) {
+  testing::TempDir tmp;
+  FakeLxd lxd;
+  lxd.unix_socket = true;
+  auto c1 = testing::instance_json("c1", 103, {});
+  c1["location"] = "m1";
+  const nlohmann::json placeholder = {{"name", "c9"},       {"type", ""},          {"architecture", ""},
+                                      {"status", "Error"},  {"status_code", 112},  {"location", "m2"},
+                                      {"config", nullptr},  {"devices", nullptr},  {"profiles", nullptr},
+                                      {"ephemeral", false}, {"project", "default"}};
+  lxd.instances = nlohmann::json::array({c1, placeholder});
+  nlohmann::json members = nlohmann::json::array(
+      {{{"server_name", "m1"}, {"status", "Online"}, {"groups", {"default"}}},
+       {{"server_name", "m2"}, {"status", "Offline"}, {"message", "No heartbeat"}, {"groups", {"default"}}}});
+  std::vector<std::string> resource_targets;
+  std::mutex mu;
+  FakeServer server{[&](const testing::FakeRequest& r) {
+                      if (r.target == "/1.0") {
+                        auto answer = lxd.handle(r);
+                        auto body = nlohmann::json::parse(answer.body);
+                        body["metadata"]["environment"]["server_clustered"] = true;
+                        return testing::FakeResponse{200, body.dump()};
+                      }
+                      if (r.target == "/1.0/cluster/members?recursion=1") {
+                        return testing::FakeResponse{200, testing::sync_body(members)};
+                      }
+                      if (r.target.starts_with("/1.0/resources?target=")) {
+                        std::lock_guard lock(mu);
+                        resource_targets.push_back(r.target);
+                        return testing::FakeResponse{200, testing::sync_body(testing::resources_fixture())};
+                      }
+                      return lxd.handle(r);
+                    },
+                    (tmp.path() / "unix.socket").string()};
+  providers::ReadStateRequest req;
+  req.remote.name = "prod";
+  req.remote.url = server.url();
+  req.read_resources = true;
+  auto read = make_state_reader(ClientConfig{tmp.path() / "cfg"})->read_state(req);
+  ASSERT_EQ(read.live.status, model::RemoteStatus::ok) << read.live.error;
+  ASSERT_TRUE(read.live.members);
+  EXPECT_EQ(read.live.members->size(), 2U);
+  EXPECT_FALSE(read.live.members->at("m2").online());
+  EXPECT_EQ(read.live.instances.at("c1").location, "m1");
+  EXPECT_FALSE(read.live.instances.at("c1").placeholder);
+  EXPECT_TRUE(read.live.instances.at("c9").placeholder);
+  EXPECT_EQ(resource_targets, (std::vector<std::string>{"/1.0/resources?target=m1"}));  // online members only
+  EXPECT_EQ(read.live.member_resources.count("m1"), 1U);
+  EXPECT_FALSE(read.live.resources.has_value());
+
+  members = nlohmann::json::array({{{"server_name", "m1"}}, {{"server_name", "m1"}}});
+  read = make_state_reader(ClientConfig{tmp.path() / "cfg"})->read_state(req);
+  EXPECT_EQ(read.live.status, model::RemoteStatus::unknown);
+  EXPECT_EQ(read.live.error, "remote prod: GET /1.0/cluster/members: cluster member m1 is listed twice");
+}
+
+// urls: tried in order: one that does not answer is passed over, and when none answers the error
+// names each.
+TEST(StateReaderUrls, TriedInOrderUntilOneAnswers) {
+  testing::TempDir tmp;
+  FakeLxd lxd;
+  lxd.unix_socket = true;
+  FakeServer server{[&](const testing::FakeRequest& r) { return lxd.handle(r); },
+                    (tmp.path() / "unix.socket").string()};
+  const std::string nowhere = "unix://" + (tmp.path() / "nobody.socket").string();
+  providers::ReadStateRequest req;
+  req.remote.name = "prod";
+  req.remote.urls = {nowhere, server.url()};
+  req.remote.url = nowhere;
+  auto read = make_state_reader(ClientConfig{tmp.path() / "cfg"})->read_state(req);
+  EXPECT_EQ(read.live.status, model::RemoteStatus::ok) << read.live.error;
+  EXPECT_EQ(read.live.instances.size(), 3U);
+
+  req.remote.urls = {nowhere, nowhere + "2"};
+  read = make_state_reader(ClientConfig{tmp.path() / "cfg"})->read_state(req);
+  EXPECT_EQ(read.live.status, model::RemoteStatus::unknown);
+  EXPECT_TRUE(read.live.error.starts_with("remote prod: none of its 2 URLs answered (" + nowhere + ": "))
+      << read.live.error;
+  EXPECT_NE(read.live.error.find("; " + nowhere + "2: "), std::string::npos) << read.live.error;
 }
 
 }  // namespace
