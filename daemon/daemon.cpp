@@ -18,6 +18,7 @@
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -215,6 +216,7 @@ struct Daemon::Impl {
     if (lock_fd >= 0) ::close(lock_fd);
   }
   int lock_fd = -1;  // flock'ed while this berthd runs
+  bool stopped = false;
   std::unique_ptr<Database> db;
   // What instances are made of; declared before the operations, whose tasks use them.
   std::unique_ptr<StoragePool> pool;
@@ -324,18 +326,27 @@ Daemon::~Daemon() {
 }
 
 void Daemon::stop() {
+  if (std::exchange(impl_->stopped, true)) return;
+  // Each step is logged: a stop that never ends (main gives up on it) shows where it waits.
+  const auto step = [](const char* what) { spdlog::debug("berthd: stopping: {}", what); };
+  step("background jobs");
   if (impl_->housekeeping) impl_->housekeeping->stop();
   if (impl_->listener) impl_->listener->stop();
+  step("commands running in containers");
   impl_->exec_sessions.stop();
+  step("migrations");
   if (impl_->migrations) impl_->migrations->stop();
   // Running tasks finish first (their clients still see the end through events and /wait); queued
   // ones and any asked for from now on are cancelled.
+  step("tasks");
   if (!impl_->operations.shutdown(std::chrono::steady_clock::now() + std::chrono::seconds{60})) {
     spdlog::warn("berthd: tasks still running after 60 s; stopping anyway");
   }
+  step("listeners");
   if (impl_->https_server) impl_->https_server->stop();
   impl_->stop_retired();
   if (impl_->unix_server) impl_->unix_server->stop();
+  step("done");
 }
 
 std::variant<std::unique_ptr<Daemon>, std::string> Daemon::start(DaemonOptions options) {

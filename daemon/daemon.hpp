@@ -29,7 +29,8 @@ class Daemon {
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
 
-  // Stops accepting and closes every connection; the database closes with the object.
+  // Stops accepting and closes every connection; the database closes with the object. Once: later
+  // calls (the destructor's) do nothing.
   void stop();
 
  private:

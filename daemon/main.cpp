@@ -5,14 +5,18 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -24,6 +28,15 @@
 #include "daemon/migration/netcat.hpp"
 
 namespace {
+
+// How long berthd may take to stop after the signal: running tasks get 60 s (Daemon::stop), the
+// rest is closing connections and joining threads, seconds at most. Past it berthd aborts, its
+// clean-up unfinished (a core file, where they are kept, shows what each thread waited for),
+// rather than let a thread that never returns (a bug) keep it, and whoever waits for it (systemd,
+// a test), waiting forever. Nothing is lost that a crash would not lose: containers run on, the
+// database holds its last transaction, and tasks that were still running are reported failed at
+// the next start.
+constexpr auto stop_limit = std::chrono::seconds{80};
 
 // The password from a file (its first line) or the environment; never from the command line.
 std::optional<std::string> trust_password(const std::string& file, std::string& error) {
@@ -142,7 +155,28 @@ int main(int argc, char** argv) {
   int signal = 0;
   sigwait(&signals, &signal);
   spdlog::info("berthd: {} received, stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  // A watchdog ends berthd when the stop outlasts stop_limit.
+  std::mutex stop_mu;
+  std::condition_variable stop_cv;
+  bool stopped = false;
+  std::thread watchdog([&] {
+    std::unique_lock lock(stop_mu);
+    if (stop_cv.wait_for(lock, stop_limit, [&] { return stopped; })) return;
+    spdlog::error(
+        "berthd: still stopping {} s after the signal; aborting, the rest of the clean-up undone (with "
+        "--log-level debug, the last \"berthd: stopping:\" line names the step that did not end)",
+        stop_limit.count());
+    spdlog::default_logger()->flush();
+    std::abort();
+  });
   daemon->stop();
   daemon.reset();
+  {
+    const std::lock_guard lock(stop_mu);
+    stopped = true;
+  }
+  stop_cv.notify_one();
+  watchdog.join();
+  spdlog::info("berthd: stopped");
   return 0;
 }

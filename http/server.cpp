@@ -14,6 +14,7 @@
 #include <thread>
 #include <type_traits>
 #include <unordered_set>
+#include <utility>
 
 // GCC 12 at -O2 reports a null dereference inside Asio's scheduler (a false positive after inlining);
 // silenced for these headers only, as in providers/lxd/client.cpp.
@@ -341,7 +342,11 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
     }
   }
 
+  // Once: a websocket takes one close handshake, and Beast never completes a second async_close
+  // started while the first one runs (it waits for a write lock the first gives back without
+  // waking it), which would keep this session and the io_context, and so stop(), forever.
   void do_close() {
+    if (std::exchange(close_started_, true)) return;
     ws_.async_close(websocket::close_code::normal, [self = this->shared_from_this()](error_code) {});
   }
 
@@ -375,6 +380,7 @@ class WsSession final : public SessionBase, public WebSocket, public std::enable
   bool corked_ = false;
   bool writing_ = false;
   bool closing_ = false;
+  bool close_started_ = false;
   bool reading_ = false;
   bool read_paused_ = false;
   std::atomic<bool> open_{false};

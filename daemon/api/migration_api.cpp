@@ -14,6 +14,7 @@
 #include "daemon/api/response.hpp"
 #include "daemon/migration/btrfs_header.hpp"
 #include "daemon/migration/btrfs_transfer.hpp"
+#include "daemon/migration/channel.hpp"
 #include "daemon/migration/protocol.hpp"
 #include "daemon/migration/transfer.hpp"
 #include "engine/util/time.hpp"
@@ -29,7 +30,8 @@ using Clock = std::chrono::steady_clock;
 using Kind = http::MessageChannel::Message::Kind;
 
 // One migration's shared state: its channels (the source's, as the target connects them) and the
-// flag that ends its transfer.
+// flag that ends its transfer. Each channel is closed once however many steps close it
+// (migration::closed_once): a second close handshake on a websocket would hang berthd's stop.
 struct Migrations::Transfer {
   std::mutex mu;
   std::condition_variable connected;
@@ -235,7 +237,7 @@ nlohmann::json Migrations::accept_channels(const std::string& description, const
   const auto accept = [transfer](std::shared_ptr<http::MessageChannel> Transfer::*slot) {
     return [transfer, slot](std::shared_ptr<http::WebSocket> ws) {
       const std::lock_guard lock(transfer->mu);
-      (*transfer).*slot = http::channel_of(ws);
+      (*transfer).*slot = mig::closed_once(http::channel_of(ws));
       transfer->connected.notify_all();
     };
   };
@@ -274,7 +276,7 @@ Result<void> Migrations::dial_channels(const MigrationTarget& peer, const std::s
       e.message = std::string("cannot connect to the other host's ") + channel + " channel: " + e.message;
       return e;
     }
-    return ws;
+    return mig::closed_once(std::move(*ws));
   };
   // In LXD's order: control, then fs.
   auto control = dial("control");

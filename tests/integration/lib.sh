@@ -43,13 +43,14 @@ _cleanup() {
         log "keeping test bed $TB_DIR and work dir $WORK (BERTH_TEST_KEEP=1)"
         return "$rc"
     fi
-    local pid
-    for pid in ${BERTHD_PIDS[@]+"${BERTHD_PIDS[@]}"}; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in ${BERTHD_PIDS[@]+"${BERTHD_PIDS[@]}"}; do wait "$pid" 2>/dev/null || true; done
+    _berthd_stop_all || true
     if [[ -n "$TB_DIR" ]]; then
         "$TB_SH" stop "$TB_DIR" || log "stopping test bed $TB_DIR failed"
     fi
     rm -rf "$WORK"
+    # A berthd that did not stop fails the test, whatever its checks said (exit: the status an EXIT
+    # trap leaves is the one the script exited with, not the trap's).
+    if [[ "${BERTHD_STOP_FAILED:-0}" == 1 && "$rc" == 0 ]]; then exit 1; fi
     return "$rc"
 }
 trap _cleanup EXIT
@@ -89,6 +90,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # its log is DIR.log.
 # Sets BERTHD_PID and BERTHD_URL; stopped (SIGTERM) when the test ends.
 BERTHD_PIDS=()
+BERTHD_LOGS=() # BERTHD_LOGS[i] is the log of BERTHD_PIDS[i]
 berthd_start() {
     local dir=$1 password=$2 port i
     shift 2
@@ -100,6 +102,7 @@ berthd_start() {
         --log-level debug "$@" >"$dir.log" 2>&1 &
     BERTHD_PID=$!
     BERTHD_PIDS+=("$BERTHD_PID")
+    BERTHD_LOGS+=("$dir.log")
     BERTHD_URL="https://127.0.0.1:$port"
     for ((i = 0; i < 100; i++)); do
         curl -skf --max-time 2 "$BERTHD_URL/1.0" >/dev/null 2>&1 && return 0
@@ -134,12 +137,76 @@ btrfs_loop() {
     mount -o loop "$WORK/$1.img" "$WORK/$1"
     BTRFS_MOUNTS+=("$WORK/$1")
 }
-# berthd_stop_all: SIGTERM to every berthd the test started, and wait for each.
-berthd_stop_all() {
-    local pid
-    for pid in ${BERTHD_PIDS[@]+"${BERTHD_PIDS[@]}"}; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in ${BERTHD_PIDS[@]+"${BERTHD_PIDS[@]}"}; do wait "$pid" 2>/dev/null || true; done
+# berthd_stop_all: SIGTERM to every berthd the test started, and wait for each (at most
+# BERTHD_STOP_TIMEOUT s; one still running then is shown, killed and fails the test).
+berthd_stop_all() { _berthd_stop_all || true; }
+
+BERTHD_STOP_TIMEOUT=90
+BERTHD_STOP_FAILED=0 # 1 once a berthd did not stop on SIGTERM: _cleanup fails the test
+
+# Whether process PID runs (a zombie, dead and not yet waited for, does not).
+_running() {
+    local stat
+    [[ -r "/proc/$1/stat" ]] && read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+    stat=${stat##*) } # after the command name, which may hold spaces and parentheses
+    [[ "${stat%% *}" != Z ]]
 }
+
+# _berthd_stop_all: SIGTERM to every berthd still running, then waits for each at most
+# BERTHD_STOP_TIMEOUT s. One that is still running then, or that gave up stopping by itself (its
+# watchdog), is shown on stderr: the end of its log and, when gdb is there, its threads' stacks;
+# it is killed and BERTHD_STOP_FAILED set. False when one did not stop.
+_berthd_stop_all() {
+    local i pid log deadline failed=0
+    local -a signalled=()
+    for i in ${BERTHD_PIDS[@]+"${!BERTHD_PIDS[@]}"}; do
+        pid=${BERTHD_PIDS[i]}
+        if _running "$pid" && kill -TERM "$pid" 2>/dev/null; then
+            signalled+=("$i")
+        else
+            wait "$pid" 2>/dev/null || true # gone already (the test killed it): reaped, no more
+        fi
+    done
+    deadline=$((SECONDS + ${BERTHD_STOP_TIMEOUT:-90}))
+    for i in ${signalled[@]+"${signalled[@]}"}; do
+        pid=${BERTHD_PIDS[i]}
+        log=${BERTHD_LOGS[i]:-}
+        while _running "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
+        if _running "$pid"; then
+            {
+                echo "berthd $pid did not stop within ${BERTHD_STOP_TIMEOUT:-90} s"
+                _berthd_show "$pid" "$log"
+                if command -v gdb >/dev/null; then
+                    echo "--- its threads"
+                    timeout 60 gdb -p "$pid" -batch -ex 'thread apply all bt' 2>&1 | grep -v '^\[' || true
+                fi
+            } >&2
+            kill -KILL "$pid" 2>/dev/null || true
+            failed=1
+        elif [[ -n "$log" ]] && grep -q 'berthd: still stopping' "$log" 2>/dev/null; then
+            {
+                echo "berthd $pid gave up stopping (its stop outlasted its own limit)"
+                _berthd_show "$pid" "$log"
+            } >&2
+            failed=1
+        fi
+        wait "$pid" 2>/dev/null || true
+    done
+    if ((failed != 0)); then BERTHD_STOP_FAILED=1; fi
+    return "$failed"
+}
+
+# The last 40 lines of a berthd's log (LOG, which may be unknown).
+_berthd_show() {
+    local pid=$1 log=$2
+    if [[ -n "$log" && -r "$log" ]]; then
+        echo "--- the last 40 lines of its log, $log"
+        _mask "$(tail -n 40 "$log")"
+    else
+        echo "--- (no log known for berthd $pid)"
+    fi
+}
+
 btrfs_unmount_all() {
     local m
     for m in ${BTRFS_MOUNTS[@]+"${BTRFS_MOUNTS[@]}"}; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
