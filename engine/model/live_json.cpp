@@ -82,7 +82,7 @@ LiveState live_state_from_json(const nlohmann::json& j) {
     if (const auto members = r.find("members"); members != r.end()) {
       remote.members.emplace();
       for (const auto& [mname, m] : members->items()) {
-        remote.members->emplace(mname, ClusterMember{mname, m.value("status", "Online"), m.value("message", ""),
+        remote.members->emplace(mname, ClusterMember{mname, m.value("status", "Unknown"), m.value("message", ""),
                                                      m.value("groups", std::vector<std::string>{})});
         if (const auto res = m.find("resources"); res != m.end()) {
           remote.member_resources.emplace(

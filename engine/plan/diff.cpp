@@ -334,12 +334,12 @@ class Planner {
 
     if (in_another_project(c)) return;
     warn_if_maybe_on_unknown_remote(c);
-    if (c.copy_of) {
-      pending_copies_.push_back(&c);  // planned once every source's own actions exist
-      return;
-    }
     if (const auto why = target_offline(c)) {
       plan_.not_planned[instance_address(here_addr)] = *why + ": not created there";
+      return;
+    }
+    if (c.copy_of) {
+      pending_copies_.push_back(&c);  // planned once every source's own actions exist
       return;
     }
     if (resolve_image(c).missing) return;
@@ -356,6 +356,10 @@ class Planner {
   }
 
   static std::string unreachable_why(const LiveInstance& inst) {
+    if (inst.location.empty()) {
+      return "the host lists it without its state (status " + util::printable(inst.status) +
+             "): its state is unknown; nothing is planned for it";
+    }
     return "lives on member " + util::printable(inst.location) +
            ", which the cluster cannot reach: its state is unknown; nothing is planned for it until the member is back";
   }
@@ -398,9 +402,21 @@ class Planner {
   // Why the member the container's target: names cannot take it now; nullopt when it can (or the
   // target is a group: LXD chooses among its members).
   std::optional<std::string> target_offline(const ContainerSpec& c) const {
-    if (!c.target || c.target->starts_with("@")) return std::nullopt;
+    if (!c.target) return std::nullopt;
     const auto remote = live_.remotes.find(c.remote);
     if (remote == live_.remotes.end() || !remote->second.members) return std::nullopt;
+    if (c.target->starts_with("@")) {
+      // A group: LXD chooses among its members; none of them online is as good as none.
+      const std::string group = c.target->substr(1);
+      bool in_group = false;
+      for (const auto& [name, m] : *remote->second.members) {
+        if (std::find(m.groups.begin(), m.groups.end(), group) == m.groups.end()) continue;
+        in_group = true;
+        if (m.online()) return std::nullopt;
+      }
+      if (!in_group) return std::nullopt;  // target_met_by says so
+      return "no member of its target group " + util::printable(group) + " is online";
+    }
     const auto m = remote->second.members->find(*c.target);
     if (m == remote->second.members->end() || m->second.online()) return std::nullopt;
     return "its target member " + *c.target + " is " + util::printable(m->second.status);
@@ -740,6 +756,8 @@ class Planner {
     re.consented = c.recreate == model::Consent::allowed;
     re.image = c.image;
     set_spec(re, c);
+    // On a cluster, launched again where it is declared to be, else where it was.
+    re.member = c.target.value_or(inst.location);
     nlohmann::json before = {{"state", model::to_string(inst.power)}, {"snapshots", inst.snapshots.size()}};
     if (const auto base = config_value(inst, "volatile.base_image")) before["image"] = *base;
     re.before = std::move(before);
@@ -1149,7 +1167,9 @@ class Planner {
 
   bool source_is_live(const ContainerSpec& src) const {
     const auto* remote = known_remote(src.remote);
-    return remote != nullptr && remote->instances.count(key_of(src)) != 0;
+    if (remote == nullptr) return false;
+    const auto it = remote->instances.find(key_of(src));
+    return it != remote->instances.end() && !it->second.placeholder;  // a placeholder cannot be copied
   }
 
   void plan_prunes() {

@@ -170,10 +170,13 @@ class Placer {
       const auto lives = lives_on(c);
       const auto* unreachable = lives.size() == 1 ? instance_on(c, lives.front()) : nullptr;
       if (unreachable != nullptr && unreachable->placeholder) {
-        // It exists, on a member the cluster cannot reach: nothing else is known of it.
+        // It exists (on a member the cluster cannot reach, or listed without its state): nothing
+        // else is known of it.
         not_placed(c, record(c),
                    "it lives on " + lives.front() +
-                       ", which cannot be reached: its state is unknown until the member is back");
+                       (unreachable->location.empty()
+                            ? std::string{", which lists it without its state: its state is unknown"}
+                            : ", which the cluster cannot reach: its state is unknown until the member is back"));
       } else if (lives.size() > 1) {
         // Which one is the container? Neither is moved, pruned or changed.
         not_placed(c, record(c),
@@ -276,20 +279,25 @@ class Placer {
     // What is on each host now, every instance by its limits; except a container pinned to the
     // host it is on, which counts as declared (below). A placed container is a resident of the
     // host it lives on: counted there until it is gone, or as declared once it stays.
+    std::map<Host*, std::pair<int, int>> listed;  // member host -> (placeholders, instances)
     for (const auto& [rname, lr] : live_.remotes) {
       if (lr.status != RemoteStatus::ok) continue;
       for (const auto& [key, inst] : lr.instances) {
         Host* here = host(site_of(rname, inst));
         if (here == nullptr) continue;  // a member the member list did not name
         Host& h = *here;
-        if (inst.placeholder && h.offline_why.empty()) {
-          h.offline_why = "member " + h.member + " cannot be reached (its instances are unknown)";
+        if (!h.member.empty()) {
+          auto& [placeholders, instances] = listed[here];
+          placeholders += inst.placeholder ? 1 : 0;
+          ++instances;
         }
         const auto spec = out_.fleet.containers.find(inst.name);
         const ContainerSpec* declared =
             spec != out_.fleet.containers.end() && spec->second.project == inst.project ? &spec->second : nullptr;
+        // A pinned container is counted where it is declared (below); where it lives too while
+        // that is elsewhere (a move between members that may be refused, or fail).
         if (declared != nullptr && !declared->placement && declared->state != DesiredState::absent &&
-            declared->remote == rname) {
+            declared->remote == rname && pinned_host(*declared) == here) {
           continue;
         }
         const Demand now = demand_of(inst.limits);
@@ -298,6 +306,13 @@ class Placer {
           h.residents.emplace(inst.name, declared);
           h.resident_demand.emplace(inst.name, now);
         }
+      }
+    }
+    // A member that lists only placeholders is one the cluster cannot reach yet (LXD still calls
+    // it Online until cluster.offline_threshold passes). One broken instance is not that.
+    for (auto& [h, counts] : listed) {
+      if (counts.first == counts.second && h->offline_why.empty()) {
+        h->offline_why = "member " + h->member + " cannot be reached (it lists its instances without their state)";
       }
     }
     // Containers pinned to a host, as declared, whether they exist yet or not.

@@ -71,10 +71,11 @@ Result<TlsOptions> tls_options_for(const ClientConfig& config, const model::Remo
 
 namespace {
 
-// Worth trying the next URL: this one did not answer (a member that is down), as opposed to one
-// that answered wrongly (another certificate, a refused client), which the next would not mend.
+// Worth trying the next URL: this one did not answer (a member that is down, or one shutting down
+// that drops the handshake), as opposed to one that answered wrongly (another certificate, a
+// refused client), which the next would not mend.
 bool unreachable(const Error& e) {
-  return e.kind == ErrorKind::connect || e.kind == ErrorKind::timeout;
+  return e.kind == ErrorKind::connect || e.kind == ErrorKind::timeout || e.kind == ErrorKind::tls;
 }
 
 }  // namespace

@@ -317,7 +317,7 @@ providers::ReadStateResponse LxdStateReader::read_state(const providers::ReadSta
   if (side.snapshots_known && options_.snapshots == SnapshotRead::with_creation_times) {
     for (auto& [project, instances] : by_project) {
       for (auto& [name, inst] : instances) {
-        if (inst.snapshots.empty()) continue;
+        if (inst.snapshots.empty() || inst.placeholder) continue;  // a placeholder's member cannot answer
         auto snaps =
             main->get(with_project("/1.0/instances/" + path_segment(name) + "/snapshots?recursion=1", project));
         if (!snaps || !set_instance_snapshots(snaps->metadata, inst).ok()) {
@@ -357,6 +357,10 @@ providers::ReadStateResponse LxdStateReader::read_state(const providers::ReadSta
     if (!side.resources && !side.resources_problem.empty()) {
       live.resources_error = "remote " + spec.name + ": " + side.resources_problem;
     }
+  }
+  if (!side.members) {
+    // A standalone host: a location other than "none" means nothing (and must not name a member).
+    for (auto& [key, inst] : live.instances) inst.location.clear();
   }
   live.members = std::move(side.members);
   live.member_resources = std::move(side.member_resources);

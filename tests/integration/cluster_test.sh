@@ -11,9 +11,10 @@
 #  - a container moves from the cluster to a standalone LXD host and back onto a chosen member
 #    (the pull migration, as between standalone hosts);
 #  - --drain prod/m1 moves the placed container off m1; one pinned there by target: blocks the drain;
-#  - a member goes offline: its containers are placeholders (not planned, the plan incomplete),
-#    never changed, moved, deleted by pruning or launched again elsewhere; a new placed container
-#    goes to an online member; once the member is back, the plan converges.
+#  - a member goes offline: its containers (with a target:, a group, none, placed, undeclared) are
+#    placeholders: not planned (the plan incomplete), never changed, moved, deleted by pruning or
+#    launched again elsewhere; a new placed container goes to an online member; once the member is
+#    back, the plan converges.
 # shellcheck disable=SC2016 # jq filters use jq's $variables
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -170,12 +171,21 @@ assert_eq "m3 Running" "$(member_of w1) $(lxc_status h1 w1)" "w1 runs on m3 now"
 assert_eq "m1" "$(member_of p1)" "p1 stays on m1"
 
 log "--- a member offline"
+# Two more on m3 before it goes: f1 (declared below without target:, so LXD chose its member as
+# far as the file says) and old1 (dropped from the file below: pruning would delete it).
+fleet "$DRAIN
+  f1: {remote: prod, image: bb, target: m3, state: stopped}
+  old1: {remote: prod, image: bb, target: m3, state: stopped}"
+run berth apply -f "$FLEET" --auto-approve
+assert_exit 0 "f1 and old1 launched on m3"
 "$TB_SH" stop-host "$TB_DIR" 3
 if wait_member m3 Offline; then _pass "m3 is reported offline"; else _fail "m3 is reported offline" "it never was"; fi
-# c1 and w1 live on m3: changing c1 and dropping w1 (pruning is on) must touch neither.
+# On m3 now: c1 and f1 (declared, c1 changed), c2 (@fast), w1 (placed), old1 (undeclared and owned).
 fleet '  c1: {remote: prod, image: bb, target: m3, config: {user.note: changed}}
+  f1: {remote: prod, image: bb, state: stopped, config: {user.note: changed}}
   x1: {remote: prod, image: bb, target: m1}
   c2: {remote: prod, image: bb, target: "@fast", state: stopped}
+  w1: {placement: web, image: bb}
   w2: {placement: web, image: bb}
   w3: {placement: web, image: bb, state: stopped}
   p1: {remote: prod, image: bb, target: m1, state: stopped}'
@@ -183,24 +193,38 @@ run berth plan -f "$FLEET" --json
 assert_exit 1 "the plan is incomplete (exit 1)"
 assert_jq "$OUT" '.remotes.prod.members.m3' "Offline" "m3 is Offline in the plan"
 assert_jq "$OUT" '.not_planned["prod:c1"] | test("cannot reach")' "true" "c1 (on m3) is not planned: its state is unknown"
-assert_jq "$OUT" '.not_planned["prod:c2"] | test("cannot reach")' "true" "c2 (on m3) likewise"
-assert_jq "$OUT" '[.actions[] | select(.address | test("prod:(c1|c2|w1)$"))] | length' "0" \
-    "no action touches c1, c2 or w1 (w1 is undeclared and owned, but unknown: never pruned)"
+assert_jq "$OUT" '.not_planned["prod:c2"] | test("cannot reach")' "true" "c2 (on m3, target @fast) likewise"
+assert_jq "$OUT" '.not_planned["prod:f1"] | test("cannot reach")' "true" "f1 (on m3, no target:) likewise"
+assert_jq "$OUT" '.not_planned["w1"] | test("lives on prod/m3")' "true" "w1 (placed, on m3) is not placed again"
+assert_jq "$OUT" '[.actions[] | select(.address | test("prod:(c1|c2|f1|w1|old1)$"))] | length' "0" \
+    "no action touches c1, c2, f1, w1 or old1 (undeclared and owned, but unknown: never pruned)"
 assert_jq "$OUT" '[.placements[] | select(.container == "w3") | .member] | join("")' "m1" \
     "w3 is placed on an online member (m1: m2 holds w2), never on m3"
-assert_jq "$OUT" '[.actions[] | select(.action == "launch") | .address] | join(",")' "prod:w3" "only w3 is launched"
+assert_jq "$OUT" '[.actions[] | select(.action == "launch") | .address] | join(",")' "prod:w3" \
+    "only w3 is launched: nothing of m3 is launched again elsewhere"
 run berth apply -f "$FLEET" --auto-approve
 assert_exit 1 "apply does what it can and says the plan was incomplete"
 assert_eq "m1" "$(member_of w3)" "w3 was launched on m1"
+# The cluster's list (a single instance of an unreachable member cannot be read).
+LISTED=$(tb_lxc query "h1:/1.0/instances?recursion=1" | jq -r '[.[] | select(.name | test("^(c1|w1|old1)$")) | "\(.name)@\(.location)"] | sort | join(",")')
+assert_eq "c1@m3,old1@m3,w1@m3" "$LISTED" "c1, w1 and old1 are still listed on m3"
 
 log "--- the member is back"
 "$TB_SH" start-host "$TB_DIR" 3
 if wait_member m3 Online; then _pass "m3 is online again"; else _fail "m3 is online again" "it never was"; fi
+# LXD starts again what ran on m3 when it stopped: wait for that rather than race it.
+for ((t = 0; t < 60; t++)); do
+    [[ "$(lxc_status h1 c1) $(lxc_status h1 w1)" == "Running Running" ]] && break
+    sleep 0.5
+done
 run berth plan -f "$FLEET" --json
 assert_jq "$OUT" '[.actions[] | select(.action == "update" or .action == "delete") | "\(.action) \(.address)"] | sort | join(",")' \
-    "delete prod:w1,update prod:c1" "now c1's change and w1's pruning are planned"
+    "delete prod:old1,update prod:c1,update prod:f1" "now c1's and f1's changes and old1's pruning are planned"
+assert_jq "$OUT" '[.placements[] | select(.container == "w1") | .explanation] | join("")' \
+    "stays on prod/m3: it still satisfies placement web" "w1 stays on m3"
 run berth apply -f "$FLEET" --auto-approve
 assert_exit 0 "and applied"
-assert_eq "changed absent" "$(lxc_config h1 c1 user.note) $(lxc_status h1 w1)" "c1 changed, w1 pruned"
+assert_eq "changed changed absent" "$(lxc_config h1 c1 user.note) $(lxc_config h1 f1 user.note) $(lxc_status h1 old1)" \
+    "c1 and f1 changed, old1 pruned"
 
 finish

@@ -623,8 +623,19 @@ cmd_stop() {
     n=$(cat "$dir/n" 2>/dev/null || echo 0)
     slot=$(cat "$dir/slot" 2>/dev/null || true)
     if [[ -f "$dir/cluster" ]]; then
-        # A cluster's members stop one after another, the last joined first (testbed.md).
-        for ((i = n; i >= 1; i--)); do halt_daemon "$dir" "$i" force || true; done
+        # A cluster: every container at once through a member that runs, while the cluster still
+        # has its quorum; then all members together (one left alone waits for a quorum it lost).
+        for ((i = 1; i <= n; i++)); do
+            pid_alive "$(host_pid "$dir" "$i")" || continue
+            timeout 60 env LXD_DIR="$(host_dir "$dir" "$i")" LXD_CONF="$dir/lxc-conf" \
+                lxc stop --all --force -q </dev/null >/dev/null 2>&1 || true
+            break
+        done
+        for ((i = 1; i <= n; i++)); do
+            halt_daemon "$dir" "$i" &
+            pids+=("$!")
+        done
+        wait "${pids[@]}" || true
     else
         # Stop the hosts in parallel.
         for ((i = 1; i <= n; i++)); do

@@ -398,8 +398,9 @@ model::LiveState cluster_live(const model::Fleet& fleet) {
   return live;
 }
 
-model::LiveInstance& put_on_member(model::LiveState& live, const std::string& name, const std::string& member) {
-  auto& inst = put(live, "prod", name);
+model::LiveInstance& put_on_member(model::LiveState& live, const std::string& name, const std::string& member,
+                                   model::ConfigMap limits = {}) {
+  auto& inst = put(live, "prod", name, std::move(limits));
   inst.location = member;
   return inst;
 }
@@ -502,7 +503,7 @@ containers:
   ASSERT_TRUE(plan.not_planned.count("prod:c1"));
   EXPECT_NE(plan.not_planned.at("prod:c1").find("cannot reach"), std::string::npos) << plan.not_planned.at("prod:c1");
   ASSERT_TRUE(plan.not_planned.count("w1"));
-  EXPECT_NE(plan.not_planned.at("w1").find("lives on prod/m3, which cannot be reached"), std::string::npos);
+  EXPECT_NE(plan.not_planned.at("w1").find("lives on prod/m3, which the cluster cannot reach"), std::string::npos);
   ASSERT_TRUE(plan.not_planned.count("prod:new2"));
   EXPECT_EQ(plan.not_planned.at("prod:new2"), "its target member m3 is Offline: not created there");
   const auto p = std::find_if(plan.placements.begin(), plan.placements.end(),
@@ -533,6 +534,86 @@ TEST(PlacementCluster, TargetNeedsAClusterAndAMemberOrGroupItHas) {
   std::string text;
   for (const auto& d : plain.diagnostics.items()) text += d.summary + "\n";
   EXPECT_NE(text.find("needs an LXD cluster, but remote 'prod' is a standalone host"), std::string::npos) << text;
+}
+
+// What the review of the cluster change found, each as it was.
+TEST(PlacementCluster, OneBrokenInstanceDoesNotTakeAHostOrMemberOut) {
+  // A standalone host lists an instance it cannot render like an unreachable member's.
+  const auto fleet = load(std::string{remotes3} + R"(containers:
+  w1: {placement: {candidates: [a, b]}, image: "a:bb"}
+  w2: {placement: {candidates: [a]}, image: "a:bb"}
+)");
+  auto live = empty_live(fleet);
+  put(live, "a", "w1");
+  auto& broken = put(live, "a", "broken", {}, false);
+  broken.status_code = 112;
+  broken.architecture.clear();
+  broken.placeholder = true;
+  const Placed placed = place(fleet, live, {});
+  EXPECT_EQ(placement(placed, "w1").explanation, "stays on a: it still satisfies placement");
+  EXPECT_EQ(where(placed, "w2"), "a");
+
+  // A cluster member with one broken instance beside a good one is still a member to place on.
+  const auto cfleet = load(std::string{cluster_fleet} + R"(containers:
+  w1: {placement: {candidates: ["prod/m1"]}, image: "prod:bb"}
+)");
+  auto clive = cluster_live(cfleet);
+  put_on_member(clive, "good", "m1");
+  auto& bad = put_on_member(clive, "bad", "m1");
+  bad.placeholder = true;
+  EXPECT_EQ(placement(place(cfleet, clive, {}), "w1").member, "m1");
+  // Only placeholders (LXD still calls the member Online until its offline threshold): not m1.
+  clive.remotes.at("prod").instances.erase("good");
+  const Placed unreachable = place(cfleet, clive, {});
+  const auto& p = placement(unreachable, "w1");
+  EXPECT_EQ(p.remote, "");
+  EXPECT_EQ(
+      p.rejected,
+      (std::vector<std::string>{"prod/m1: member m1 cannot be reached (it lists its instances without their state)"}));
+}
+
+TEST(PlacementCluster, APinnedContainerMovingBetweenMembersCountsOnBoth) {
+  const auto fleet = load(R"(version: 1
+remotes:
+  prod: {urls: ["https://127.0.0.1:1"], fingerprint: "sha256:0000000000000000000000000000000000000000000000000000000000000000", capacity: {cpu: 4}}
+containers:
+  p1: {remote: prod, image: "prod:bb", target: m2, config: {limits.cpu: "4"}}
+  w1: {placement: {candidates: ["prod/m1"]}, image: "prod:bb", config: {limits.cpu: "4"}}
+)");
+  auto live = cluster_live(fleet);
+  put_on_member(live, "p1", "m1", {{"limits.cpu", "4"}});  // its move to m2 needs consent it lacks
+  const Placed placed = place(fleet, live, {});
+  const auto& p = placement(placed, "w1");
+  EXPECT_EQ(p.remote, "");
+  EXPECT_EQ(p.rejected, (std::vector<std::string>{"prod/m1: limits.cpu 4 does not fit: 0 of 4 CPUs free"}));
+}
+
+TEST(PlacementCluster, RecreateAndCopyKeepTheirMemberAndWaitForAnOfflineOne) {
+  const auto fleet = load(std::string{cluster_fleet} + R"(containers:
+  r1: {remote: prod, image: "prod:bb", recreate: allowed}
+  src: {remote: prod, image: "prod:bb", target: m3}
+  cp1: {remote: prod, copy_of: r1, target: m3}
+  cp2: {remote: prod, copy_of: src, target: m1}
+  g1: {remote: prod, image: "prod:bb", target: "@fast"}
+)");
+  auto live = cluster_live(fleet);
+  put_on_member(live, "r1", "m2");
+  auto& src = put_on_member(live, "src", "m3");
+  src.placeholder = true;
+  live.remotes.at("prod").members->at("m3").status = "Offline";  // m3 is the only member of fast
+  PlanOptions options;
+  options.replace.push_back(Target{std::string{"prod"}, "r1", std::nullopt});
+  const Plan plan = compute_plan(fleet, live, options);
+  std::vector<std::string> ids;
+  for (const auto& a : plan.actions) {
+    ids.push_back(a.id);
+    if (a.kind == ActionKind::recreate) EXPECT_EQ(a.member, "m2") << "launched again where it was";
+  }
+  EXPECT_EQ(ids, (std::vector<std::string>{"recreate prod:r1"}));
+  EXPECT_EQ(plan.not_planned.at("prod:cp1"), "its target member m3 is Offline: not created there");
+  EXPECT_NE(plan.not_planned.at("prod:cp2").find("its copy source prod:src is not planned"), std::string::npos)
+      << plan.not_planned.at("prod:cp2");
+  EXPECT_EQ(plan.not_planned.at("prod:g1"), "no member of its target group fast is online: not created there");
 }
 
 }  // namespace
