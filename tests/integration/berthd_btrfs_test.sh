@@ -16,10 +16,11 @@ mkfs.btrfs -q "$WORK/pool.img" >/dev/null
 mount -o loop "$WORK/pool.img" "$POOL"
 DIR=$WORK/berthd
 LXCPATH=$DIR/containers
+# shellcheck disable=SC2317 # called from the EXIT trap
 cleanup_pool() {
     kill_containers "$LXCPATH"
-    for pid in ${BERTHD_PIDS[@]+"${BERTHD_PIDS[@]}"}; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in ${BERTHD_PIDS[@]+"${BERTHD_PIDS[@]}"}; do wait "$pid" 2>/dev/null || true; done
+    # berthd first (the pool is busy while it runs), each waited for at most BERTHD_STOP_TIMEOUT s.
+    _berthd_stop_all || true
     umount "$POOL" 2>/dev/null || umount -l "$POOL" 2>/dev/null || true
 }
 # Then lib.sh's own clean-up (berthd stopped, the work dir removed), with the test's exit status.
@@ -30,6 +31,7 @@ export BERTHD_PORT
 berthd_start "$DIR" "$PASSWORD" --storage-pool "$POOL"
 export LXD_CONF=$WORK/lxc
 mkdir -p "$LXD_CONF"
+# shellcheck disable=SC2317 # called through `run`
 l() { lxc "$@" </dev/null; }
 is_subvolume() { [[ $(stat -c %i "$1" 2>/dev/null) == 256 ]] && echo yes || echo no; }
 
