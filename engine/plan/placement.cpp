@@ -106,9 +106,11 @@ struct Host {
   std::string member;                       // on a cluster: the member; else empty
   const model::LiveRemote* live = nullptr;  // null: Unknown
   std::string unknown_why;
-  // A member that is not online (or whose instances the cluster cannot reach): nothing is placed
-  // on it, but what lives there is known to exist (LXD lists it), so it is not Unknown.
+  // A member that is not online (or that lists only placeholders): nothing is placed on it, but
+  // what lives there is known to exist (LXD lists it), so it is not Unknown.
   std::string offline_why;
+  int listed = 0;        // instances the cluster lists on this member
+  int placeholders = 0;  // of which listed without their state
   bool draining = false;
   std::optional<std::int64_t> cpu_capacity;
   std::optional<std::uint64_t> memory_capacity;
@@ -128,6 +130,14 @@ struct Host {
   }
   [[nodiscard]] std::optional<std::uint64_t> bytes(const Demand& d) const {
     return d.memory ? util::parse_memory_limit(*d.memory, memory_capacity) : std::nullopt;
+  }
+
+  // What the fleet file leaves open of the capacity is what the host reports, if it was read.
+  void fill_capacity(const std::optional<model::HostResources>& reported, const std::string& unread) {
+    if (reported && !cpu_capacity) cpu_capacity = reported->cpu;
+    if (reported && !memory_capacity) memory_capacity = reported->memory;
+    if (!cpu_capacity) cpu_unknown_why = unread;
+    if (!memory_capacity) memory_unknown_why = unread;
   }
 
   void add(const Demand& d) {
@@ -256,41 +266,30 @@ class Placer {
           mh.member = member;
           mh.name = name + "/" + member;
           if (!m.online()) mh.offline_why = "member " + member + " is " + (m.status.empty() ? "not online" : m.status);
-          if (const auto res = h.live->member_resources.find(member); res != h.live->member_resources.end()) {
-            if (!mh.cpu_capacity) mh.cpu_capacity = res->second.cpu;
-            if (!mh.memory_capacity) mh.memory_capacity = res->second.memory;
-          }
-          if (!mh.cpu_capacity) mh.cpu_unknown_why = unread;
-          if (!mh.memory_capacity) mh.memory_unknown_why = unread;
+          const auto res = h.live->member_resources.find(member);
+          mh.fill_capacity(
+              res == h.live->member_resources.end() ? std::nullopt : std::optional<model::HostResources>{res->second},
+              unread);
           mh.draining = draining(name, mh.name);
           hosts_.emplace(mh.name, std::move(mh));
         }
         continue;
       }
-      if (h.live != nullptr && h.live->resources) {
-        if (!h.cpu_capacity) h.cpu_capacity = h.live->resources->cpu;
-        if (!h.memory_capacity) h.memory_capacity = h.live->resources->memory;
-      }
-      if (!h.cpu_capacity) h.cpu_unknown_why = unread;
-      if (!h.memory_capacity) h.memory_unknown_why = unread;
+      h.fill_capacity(h.live != nullptr ? h.live->resources : std::nullopt, unread);
       h.draining = draining(name, name);
       hosts_.emplace(name, std::move(h));
     }
     // What is on each host now, every instance by its limits; except a container pinned to the
     // host it is on, which counts as declared (below). A placed container is a resident of the
     // host it lives on: counted there until it is gone, or as declared once it stays.
-    std::map<Host*, std::pair<int, int>> listed;  // member host -> (placeholders, instances)
     for (const auto& [rname, lr] : live_.remotes) {
       if (lr.status != RemoteStatus::ok) continue;
       for (const auto& [key, inst] : lr.instances) {
         Host* here = host(site_of(rname, inst));
         if (here == nullptr) continue;  // a member the member list did not name
         Host& h = *here;
-        if (!h.member.empty()) {
-          auto& [placeholders, instances] = listed[here];
-          placeholders += inst.placeholder ? 1 : 0;
-          ++instances;
-        }
+        ++h.listed;
+        if (inst.placeholder) ++h.placeholders;
         const auto spec = out_.fleet.containers.find(inst.name);
         const ContainerSpec* declared =
             spec != out_.fleet.containers.end() && spec->second.project == inst.project ? &spec->second : nullptr;
@@ -310,9 +309,9 @@ class Placer {
     }
     // A member that lists only placeholders is one the cluster cannot reach yet (LXD still calls
     // it Online until cluster.offline_threshold passes). One broken instance is not that.
-    for (auto& [h, counts] : listed) {
-      if (counts.first == counts.second && h->offline_why.empty()) {
-        h->offline_why = "member " + h->member + " cannot be reached (it lists its instances without their state)";
+    for (auto& [name, h] : hosts_) {
+      if (!h.member.empty() && h.listed > 0 && h.placeholders == h.listed && h.offline_why.empty()) {
+        h.offline_why = "member " + h.member + " cannot be reached (it lists its instances without their state)";
       }
     }
     // Containers pinned to a host, as declared, whether they exist yet or not.

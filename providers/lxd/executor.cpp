@@ -1075,10 +1075,9 @@ class Run {
     const std::string& name = action_.address.container;
     auto r = remote(action_.address);
     if (!r) return r.error();
-    auto found = get_instance(**r, name);
+    auto found = must_exist(**r, name);
     if (!found) return found.error();
-    if (!*found) return (*r)->error(make_error(ErrorKind::not_found, name + " does not exist; plan again"));
-    const wire::Instance& inst = (*found)->instance;
+    const wire::Instance& inst = found->instance;
     const bool group = action_.member.starts_with("@");
     if (!group && inst.location == action_.member) {
       // Already there (a re-run after the move): only the power state is left.
